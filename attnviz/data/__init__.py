@@ -1,0 +1,1 @@
+"""Data: CamVid, training augmentation, and decoding / checking user images."""

@@ -1,0 +1,37 @@
+"""Named model variants, in the manner of timm's registry.
+
+A name is "<head>-<attention>", e.g. "danet-eca", "fcn-se". `list_models()`
+lists them; `build_model(name)` builds one (random weights) with the shipped
+configuration; keyword overrides change any ModelConfig field.
+
+The shipped configuration is the one trained on a 2-core CPU (see the model
+cards in checkpoints/): ResNet-18 layout at width 0.25, output stride 8,
+input_scale 0.5 (a 360x480 photo runs through the network at 180x240).
+"""
+from __future__ import annotations
+
+from attnviz.models.segmentation import HEADS, ModelConfig, SegmentationModel
+from attnviz.modules import ATTENTION_KINDS
+
+__all__ = ["list_models", "build_model", "model_config", "SHIPPED_DEFAULTS", "SHIPPED_MODELS"]
+
+SHIPPED_DEFAULTS = dict(width=0.25, blocks=(2, 2, 2, 2), output_stride=8, input_scale=0.5)
+
+SHIPPED_MODELS = ("fcn-none", "fcn-se", "fcn-eca", "fcn-flexible", "fcn-cbam", "fcn-ca",
+                  "danet-none", "danet-eca")
+
+
+def list_models() -> list[str]:
+    """Every registered name: each head with each attention kind."""
+    return [f"{head}-{attention}" for head in HEADS for attention in ATTENTION_KINDS]
+
+
+def model_config(name: str, **overrides) -> ModelConfig:
+    if name not in list_models():
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    head, attention = name.split("-", 1)
+    return ModelConfig(**{**SHIPPED_DEFAULTS, "head": head, "attention": attention, **overrides})
+
+
+def build_model(name: str, **overrides) -> SegmentationModel:
+    return SegmentationModel(model_config(name, **overrides))
