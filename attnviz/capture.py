@@ -36,6 +36,7 @@ __all__ = [
     "capture",
     "record",
     "is_recording",
+    "wants_features",
     "Recorder",
     "ChannelAttentionRecord",
     "SpatialAttentionRecord",
@@ -66,6 +67,7 @@ class ChannelAttentionRecord:
     weights: torch.Tensor  # (B, C)
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
     kernel: torch.Tensor | None = None
+    features: torch.Tensor | None = None  # the module's input (B, C, H, W), if asked for
 
     @property
     def channels(self) -> int:
@@ -149,6 +151,7 @@ class ChannelMapRecord:
     attention: torch.Tensor  # (B, C, C)
     form: str  # "official" (softmax(rowmax - energy)) or "paper" (softmax(energy))
     beta: float
+    features: torch.Tensor | None = None  # the module's input A (B, C, H, W), if asked for
 
 
 Record = (
@@ -169,8 +172,9 @@ class Recorder(Mapping):
     A module called twice in one forward gets keys "name" and "name#1".
     """
 
-    def __init__(self, model: nn.Module | None = None):
+    def __init__(self, model: nn.Module | None = None, keep_features: bool = False):
         self._model = model
+        self.keep_features = keep_features
         self._names: dict[int, str] | None = None
         self._records: dict[str, Record] = {}
 
@@ -202,6 +206,10 @@ class Recorder(Mapping):
     def __len__(self) -> int:
         return len(self._records)
 
+    def records(self) -> dict[str, Record]:
+        """A plain dict of the records (holds no reference to the model)."""
+        return dict(self._records)
+
     def of_type(self, record_type: type) -> dict[str, Record]:
         """The records of one type, in call order."""
         return {k: v for k, v in self._records.items() if isinstance(v, record_type)}
@@ -212,6 +220,12 @@ def is_recording() -> bool:
     return _current_recorder.get() is not None
 
 
+def wants_features() -> bool:
+    """True when the current recorder keeps each module's input feature map."""
+    recorder = _current_recorder.get()
+    return recorder is not None and recorder.keep_features
+
+
 def record(module: nn.Module, rec: Record) -> None:
     """Give `rec` to the current call's recorder, if there is one."""
     recorder = _current_recorder.get()
@@ -220,11 +234,15 @@ def record(module: nn.Module, rec: Record) -> None:
 
 
 @contextmanager
-def capture(model: nn.Module | None = None) -> Iterator[Recorder]:
-    """Record every attention tensor computed by `model` inside the block."""
+def capture(model: nn.Module | None = None, keep_features: bool = False) -> Iterator[Recorder]:
+    """Record every attention tensor computed by `model` inside the block.
+
+    keep_features: also keep each channel-attention module's input feature
+    map (B, C, H, W), for showing the channels it weights.
+    """
     if model is not None:
         install_third_party_hooks(model)
-    recorder = Recorder(model)
+    recorder = Recorder(model, keep_features)
     token = _current_recorder.set(recorder)
     try:
         yield recorder
@@ -263,8 +281,10 @@ def _hook_timm_se(module, inputs, output):
 def _hook_timm_cbam_channel(module, inputs, output):
     x = inputs[0]
 
+    norm = getattr(module, "bn", None) or nn.Identity()
+
     def mlp(s):
-        return module.fc2(module.act(module.bn(module.fc1(s))))
+        return module.fc2(module.act(norm(module.fc1(s))))
 
     avg = mlp(x.mean((2, 3), keepdim=True)).flatten(1)
     mx = mlp(x.amax((2, 3), keepdim=True)).flatten(1)

@@ -42,7 +42,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from attnviz.capture import ChannelMapRecord, PositionAttentionRecord, is_recording, record
+from attnviz.capture import ChannelMapRecord, PositionAttentionRecord, is_recording, record, wants_features
 
 __all__ = [
     "PositionAttention",
@@ -153,7 +153,8 @@ class ChannelAttention(nn.Module):
             attention = channel_attention_map(xf, self.form)
             out = (attention @ xf.flatten(2)).view(batch, channels, height, width)
         if is_recording():
-            record(self, ChannelMapRecord("cam", attention.detach(), self.form, float(self.beta.detach())))
+            record(self, ChannelMapRecord("cam", attention.detach(), self.form, float(self.beta.detach()),
+                                          features=x.detach() if wants_features() else None))
         return self.beta * out.to(x.dtype) + x
 
     def extra_repr(self) -> str:

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from attnviz.capture import ChannelAttentionRecord, is_recording, record
+from attnviz.capture import ChannelAttentionRecord, is_recording, record, wants_features
 
 __all__ = [
     "ECA",
@@ -108,7 +108,8 @@ class ECA(nn.Module):
         if is_recording():
             record(self, ChannelAttentionRecord(
                 "eca", weights.detach(), {"pooled": pooled.detach()},
-                kernel=self.conv.weight.detach().flatten()))
+                kernel=self.conv.weight.detach().flatten(),
+                features=x.detach() if wants_features() else None))
         return x * weights[:, :, None, None]
 
     def extra_repr(self) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnviz.capture import ChannelAttentionRecord, is_recording, record
+from attnviz.capture import ChannelAttentionRecord, is_recording, record, wants_features
 from attnviz.modules.se import hidden_width
 
 __all__ = ["FlexibleChannelAttention"]
@@ -45,5 +45,6 @@ class FlexibleChannelAttention(nn.Module):
         if is_recording():
             record(self, ChannelAttentionRecord(
                 "flexible", weights.detach(),
-                {"avg_branch": avg_branch.detach(), "max_branch": max_branch.detach()}))
+                {"avg_branch": avg_branch.detach(), "max_branch": max_branch.detach()},
+                features=x.detach() if wants_features() else None))
         return x * weights[:, :, None, None]

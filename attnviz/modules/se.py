@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnviz.capture import ChannelAttentionRecord, is_recording, record
+from attnviz.capture import ChannelAttentionRecord, is_recording, record, wants_features
 
 __all__ = ["SqueezeExcitation", "hidden_width"]
 
@@ -35,5 +35,6 @@ class SqueezeExcitation(nn.Module):
         squeezed = x.mean((2, 3))
         weights = torch.sigmoid(self.fc2(torch.relu(self.fc1(squeezed))))
         if is_recording():
-            record(self, ChannelAttentionRecord("se", weights.detach(), {"pooled": squeezed.detach()}))
+            record(self, ChannelAttentionRecord("se", weights.detach(), {"pooled": squeezed.detach()},
+                                                features=x.detach() if wants_features() else None))
         return x * weights[:, :, None, None]

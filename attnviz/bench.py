@@ -1,0 +1,204 @@
+"""Speed and memory figures: python -m attnviz.bench [--only pam click capture] [--out FILE]
+
+Writes JSON (default results/bench.json) with the machine it ran on. Each
+case runs in a fresh subprocess so that its peak memory (ru_maxrss growth
+over the process's state just before the case) is its own.
+
+Cases:
+- pam:     DANet position attention, naive (builds S) vs chunked, C = 512,
+           N up to 32768 (a 1/8 feature map of a 1024x2048 image).
+- click:   what a click on the position page costs: one row / column of S
+           from a cached capture of a shipped DANet model, vs a full forward.
+- capture: forward time of a shipped model with and without capture.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["main", "machine_info"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine_info() -> dict:
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return info
+
+
+def _timeit(fn, repeats: int, warmup: int = 1) -> dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
+
+
+# ----------------------------------------------------------------------------- cases (run in a child)
+
+
+def _case_pam(mode: str, num_pixels: int, channels: int, chunk: int, device: str) -> dict:
+    import resource
+
+    from attnviz.modules.danet import position_attention, position_attention_reference
+
+    torch.manual_seed(0)
+    qk = channels // 8
+    q = torch.randn(1, num_pixels, qk, device=device)
+    k = torch.randn(1, num_pixels, qk, device=device)
+    v = torch.randn(1, channels, num_pixels, device=device)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    def run():
+        with torch.no_grad():
+            if mode == "naive":
+                position_attention_reference(q, k, v)
+            else:
+                position_attention(q, k, v, chunk=chunk)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    repeats = 3 if num_pixels <= 16384 else 1
+    timing = _timeit(run, repeats, warmup=1 if num_pixels <= 4096 else 0)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = {"mode": mode, "num_pixels": num_pixels, "channels": channels, "chunk": chunk if mode != "naive" else None,
+              "device": device, **timing, "peak_extra_mib": round((after - before) / 1024, 1),
+              "s_matrix_mib": round(num_pixels ** 2 * 4 / 2 ** 20, 1)}
+    if device == "cuda":
+        result["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    return result
+
+
+def _shipped_danet():
+    from attnviz.models import list_checkpoints, load_checkpoint
+
+    names = [n for n in list_checkpoints() if n.startswith("danet")]
+    if not names:
+        raise SystemExit("no shipped DANet checkpoint in checkpoints/")
+    return names[0]
+
+
+def _case_click(name: str, device: str) -> dict:
+    from attnviz.capture import PositionAttentionRecord, capture
+    from attnviz.data.samples import list_samples, load_sample
+    from attnviz.models import load_checkpoint
+
+    model, _ = load_checkpoint(name, device=device)
+    image = load_sample(list_samples()[0]).image
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(device)
+
+    def forward():
+        with torch.no_grad(), capture(model) as rec:
+            model(x)
+        return rec
+
+    forward_timing = _timeit(forward, 5)
+    rec = forward()
+    record = next(iter(rec.of_type(PositionAttentionRecord).values()))
+    pixels = record.num_pixels
+    rows = _timeit(lambda: [record.row(i) for i in range(0, pixels, max(1, pixels // 50))], 5)
+    cols = _timeit(lambda: [record.column(i) for i in range(0, pixels, max(1, pixels // 50))], 5)
+    per = len(range(0, pixels, max(1, pixels // 50)))
+    return {"model": name, "device": device, "image": list(image.shape), "feature_map": [record.height, record.width],
+            "forward_with_capture_s": forward_timing["median_s"],
+            "row_ms": 1000 * rows["median_s"] / per, "column_ms": 1000 * cols["median_s"] / per}
+
+
+def _case_capture(name: str, device: str) -> dict:
+    from attnviz.capture import capture
+    from attnviz.models import load_checkpoint
+
+    model, _ = load_checkpoint(name, device=device)
+    x = torch.rand(1, 3, 360, 480, device=device)
+
+    def plain():
+        with torch.no_grad():
+            model(x)
+
+    def captured():
+        with torch.no_grad(), capture(model):
+            model(x)
+
+    a, b = _timeit(plain, 7), _timeit(captured, 7)
+    return {"model": name, "device": device, "plain_s": a["median_s"], "captured_s": b["median_s"],
+            "overhead_pct": 100 * (b["median_s"] / a["median_s"] - 1)}
+
+
+_CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture}
+
+
+def _run_child(case: str, **kwargs) -> dict:
+    code = ("import json, sys, torch; from attnviz import bench; "
+            f"torch.set_num_threads({torch.get_num_threads()}); "
+            f"print('RESULT' + json.dumps(bench._CASES[{case!r}](**json.loads(sys.argv[1]))))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True,
+                          cwd=ROOT)
+    if proc.returncode != 0:
+        return {"case": case, **kwargs, "error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m attnviz.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=sorted(_CASES), default=sorted(_CASES))
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench.json")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--pam-sizes", type=int, nargs="+", default=[1024, 4096, 16384, 32768])
+    parser.add_argument("--naive-max", type=int, default=16384, help="largest N for the naive PAM")
+    args = parser.parse_args(argv)
+
+    existing = json.loads(args.out.read_text()) if args.out.exists() else {}
+    report = {**existing, "machine": machine_info(), "command": "python -m attnviz.bench " + " ".join(argv or sys.argv[1:])}
+    if "pam" in args.only:
+        rows = []
+        for n in args.pam_sizes:
+            for mode in ("naive", "chunked"):
+                if mode == "naive" and n > args.naive_max:
+                    continue
+                row = _run_child("pam", mode=mode, num_pixels=n, channels=512, chunk=1024, device=args.device)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+        report["pam"] = rows
+    if "click" in args.only:
+        report["click"] = _run_child("click", name=_shipped_danet(), device=args.device)
+        print(json.dumps(report["click"]), flush=True)
+    if "capture" in args.only:
+        report["capture"] = _run_child("capture", name=_shipped_danet(), device=args.device)
+        print(json.dumps(report["capture"]), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

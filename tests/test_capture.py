@@ -1,0 +1,113 @@
+import threading
+
+import timm
+import torch
+from torch import nn
+from torchvision.models import mobilenet_v3_small
+
+from attnviz.capture import ChannelAttentionRecord, PositionAttentionRecord, capture, is_recording
+from attnviz.modules.danet import DANetHead
+from attnviz.modules.eca import ECA
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 32, 3, padding=1)
+        self.eca = ECA(32)
+        self.head = DANetHead(32, 5)
+
+    def forward(self, x):
+        return self.head(self.eca(self.conv(x))).logits
+
+
+def test_nothing_recorded_outside_capture():
+    model = Tiny().eval()
+    assert not is_recording()
+    with torch.no_grad():
+        model(torch.rand(1, 3, 8, 8))  # no recorder: must not fail or keep state
+    assert not any("rec" in k.lower() for k in vars(model.eca))
+    with capture(model) as rec:
+        assert is_recording()
+        with torch.no_grad():
+            model(torch.rand(1, 3, 8, 8))
+    assert not is_recording()
+    assert list(rec) == ["eca", "head.pam", "head.cam"]
+    assert isinstance(rec["eca"], ChannelAttentionRecord)
+    assert isinstance(rec["head.pam"], PositionAttentionRecord)
+    assert len(rec.of_type(PositionAttentionRecord)) == 1
+
+
+def test_module_called_twice_gets_two_records():
+    eca = ECA(8)
+    with torch.no_grad(), capture(eca) as rec:
+        eca(torch.rand(1, 8, 2, 2))
+        eca(torch.rand(1, 8, 2, 2))
+    assert list(rec) == ["ECA", "ECA#1"]
+
+
+def test_threads_share_one_model_without_cross_talk():
+    torch.manual_seed(0)
+    model = Tiny().eval()
+    with torch.no_grad():
+        model.head.pam.alpha.fill_(0.5)
+    images = [torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(8)]
+    # single-threaded references
+    expected = []
+    for image in images:
+        with torch.no_grad(), capture(model) as rec:
+            model(image)
+        expected.append((rec["eca"].weights.clone(), rec["head.pam"].row(5).clone(), rec["head.cam"].attention.clone()))
+
+    results: dict[int, tuple] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(images))
+
+    def work(index):
+        try:
+            barrier.wait()
+            for _ in range(5):
+                with torch.no_grad(), capture(model) as rec:
+                    model(images[index])
+                assert len(rec) == 3, list(rec)
+                results[index] = (rec["eca"].weights, rec["head.pam"].row(5), rec["head.cam"].attention)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(images))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for index in range(len(images)):
+        weights, row, cam = results[index]
+        torch.testing.assert_close(weights, expected[index][0])
+        torch.testing.assert_close(row, expected[index][1])
+        torch.testing.assert_close(cam, expected[index][2])
+    # the images differ, so their records must too
+    assert not torch.allclose(results[0][0], results[1][0])
+
+
+def test_timm_model_hooks_registered_once_and_routed():
+    model = timm.create_model("ecaresnet26t", pretrained=False, num_classes=10).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad(), capture(model) as first:
+        model(x)
+    with torch.no_grad(), capture(model) as second:
+        model(x)
+    eca_layers = [n for n, m in model.named_modules() if type(m).__name__ == "EcaModule"]
+    assert eca_layers and list(first) == eca_layers == list(second)  # once each, not doubled
+    name = eca_layers[-1]
+    torch.testing.assert_close(first[name].weights, second[name].weights)
+    assert ((first[name].weights > 0) & (first[name].weights < 1)).all()
+
+
+def test_torchvision_squeeze_excitation_hooked():
+    model = mobilenet_v3_small(weights=None).eval()
+    with torch.no_grad(), capture(model) as rec:
+        model(torch.rand(1, 3, 64, 64))
+    se_names = [n for n, m in model.named_modules() if type(m).__name__ == "SqueezeExcitation"]
+    assert list(rec) == se_names
+    first = model.get_submodule(se_names[0])
+    assert rec[se_names[0]].weights.shape == (1, first.fc2.out_channels)
