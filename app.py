@@ -1,6 +1,25 @@
-"""attnviz: interactive attention visualisation. Run: streamlit run app.py"""
+"""attnviz: see what the attention modules of a CNN compute. Run: streamlit run app.py"""
 import streamlit as st
 
-st.set_page_config(page_title="attnviz", layout="wide")
-st.title("attnviz")
-st.write("Pages for ECA, DANet position and channel attention, flexible attention and a comparison are coming.")
+from attnviz.appstate import sidebar
+
+st.set_page_config(page_title="attnviz: attention in CNNs", layout="wide")
+
+PAGES = {
+    "Start": [st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True)],
+    "Channel attention": [
+        st.Page("pages/eca.py", title="ECA channel weights", icon=":material/tune:"),
+        st.Page("pages/eca_kernel.py", title="ECA kernel size k(C)", icon=":material/straighten:"),
+        st.Page("pages/flexible.py", title="Flexible attention", icon=":material/call_split:"),
+    ],
+    "DANet": [
+        st.Page("pages/position.py", title="Position attention (S)", icon=":material/ads_click:"),
+        st.Page("pages/channel_map.py", title="Channel attention (X)", icon=":material/grid_on:"),
+    ],
+    "Compare": [st.Page("pages/compare.py", title="Compare modules", icon=":material/compare:")],
+}
+
+page = st.navigation(PAGES)
+sidebar()
+st.session_state["_entrypoint_ran"] = True
+page.run()

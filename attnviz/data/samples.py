@@ -29,7 +29,7 @@ def load_sample(name: str) -> Sample:
     path = SAMPLE_DIR / f"{name}.png"
     if not path.exists():
         raise FileNotFoundError(f"no sample {name!r}; samples: {', '.join(list_samples())}")
-    image = np.asarray(Image.open(path).convert("RGB"))
+    image = np.array(Image.open(path).convert("RGB"))
     label_path = SAMPLE_DIR / f"{name}_label.png"
-    label = np.asarray(Image.open(label_path)) if label_path.exists() else None
+    label = np.array(Image.open(label_path)) if label_path.exists() else None
     return Sample(name, image, label)

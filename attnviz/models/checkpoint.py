@@ -7,6 +7,7 @@ card gets an error that names them.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from attnviz.models.segmentation import ModelConfig, SegmentationModel
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_card", "list_checkpoints",
            "load_state_dict_checked", "DEFAULT_CHECKPOINT_DIR"]
 
-DEFAULT_CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
+DEFAULT_CHECKPOINT_DIR = Path(os.environ.get("ATTNVIZ_CHECKPOINTS") or Path(__file__).resolve().parents[2] / "checkpoints")
 
 
 class CheckpointError(RuntimeError):

@@ -1,0 +1,130 @@
+"""Run a model once on a photo and keep what the pages need; helpers on the result.
+
+No Streamlit here: the app caches `analyse(...)` per (image, model), and a
+click only calls the cheap helpers (one row or column of S, one pixel lookup).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, PositionAttentionRecord, Record,
+                             capture)
+from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
+
+__all__ = ["Analysis", "analyse", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
+           "class_fractions", "attention_share_on_class", "top_locations", "count_parameters"]
+
+
+def pick_device(prefer_gpu: bool = True) -> torch.device:
+    return torch.device("cuda" if prefer_gpu and torch.cuda.is_available() else "cpu")
+
+
+def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0).to(device)
+
+
+@dataclass
+class Analysis:
+    model_name: str
+    device: str
+    image: np.ndarray          # (H, W, 3) uint8
+    prediction: np.ndarray     # (H, W) uint8 class indices
+    records: dict[str, Record]
+    forward_s: float
+
+    def of_type(self, record_type) -> dict[str, Record]:
+        return {k: v for k, v in self.records.items() if isinstance(v, record_type)}
+
+    def channel_layers(self, kinds: tuple[str, ...] | None = None) -> dict[str, ChannelAttentionRecord]:
+        return {k: v for k, v in self.of_type(ChannelAttentionRecord).items() if kinds is None or v.kind in kinds}
+
+    @property
+    def position(self) -> tuple[str, PositionAttentionRecord] | None:
+        found = self.of_type(PositionAttentionRecord)
+        return next(iter(found.items())) if found else None
+
+    @property
+    def channel_map(self) -> tuple[str, ChannelMapRecord] | None:
+        found = self.of_type(ChannelMapRecord)
+        return next(iter(found.items())) if found else None
+
+
+@torch.no_grad()
+def analyse(model: torch.nn.Module, image: np.ndarray, model_name: str = "", keep_features: bool = True) -> Analysis:
+    """One forward pass with capture: prediction and every attention record, moved to the CPU."""
+    device = next(model.parameters()).device
+    x = image_to_tensor(image, device)
+    started = time.perf_counter()
+    with capture(model, keep_features=keep_features) as rec:
+        logits = model(x)
+    prediction = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    records = {name: _to_cpu(r) for name, r in rec.records().items()}
+    return Analysis(model_name, str(device), image, prediction, records, elapsed)
+
+
+def _to_cpu(record):
+    changes = {}
+    for field_name, value in vars(record).items():
+        if isinstance(value, torch.Tensor):
+            changes[field_name] = value.float().cpu()
+        elif isinstance(value, dict):
+            changes[field_name] = {k: v.float().cpu() for k, v in value.items()}
+    return type(record)(**{**vars(record), **changes})
+
+
+def feature_index(x: float, y: float, image_hw: tuple[int, int], feature_hw: tuple[int, int]) -> int:
+    """Flat index i of the feature pixel under image point (x, y)."""
+    height, width = image_hw
+    fh, fw = feature_hw
+    row = int(np.clip(np.floor(y * fh / height), 0, fh - 1))
+    col = int(np.clip(np.floor(x * fw / width), 0, fw - 1))
+    return row * fw + col
+
+
+def feature_centre(index: int, image_hw: tuple[int, int], feature_hw: tuple[int, int]) -> tuple[float, float]:
+    """Image point (x, y) at the centre of feature pixel `index`."""
+    height, width = image_hw
+    fh, fw = feature_hw
+    row, col = divmod(int(index), fw)
+    return (col + 0.5) * width / fw, (row + 0.5) * height / fh
+
+
+def class_fractions(label: np.ndarray, feature_hw: tuple[int, int]) -> np.ndarray:
+    """(NUM_CLASSES + 1, h, w): share of each feature cell's image pixels in each class (last: unlabelled)."""
+    fh, fw = feature_hw
+    # INTER_AREA averages the image pixels each cell covers (with fractional weights at cell borders)
+    return np.stack([cv2.resize((label == c).astype(np.float32), (fw, fh), interpolation=cv2.INTER_AREA)
+                     for c in range(NUM_CLASSES + 1)])
+
+
+def attention_share_on_class(attention: np.ndarray, label: np.ndarray, class_id: int) -> tuple[float, float]:
+    """(share of the attention that falls on labelled pixels of `class_id`, share of the labelled image
+    that is `class_id`). attention: (h, w), one row of S; the second value is the chance level."""
+    fractions = class_fractions(label, attention.shape)
+    labelled = 1.0 - fractions[IGNORE_INDEX]
+    on_labelled = float((attention * labelled).sum())
+    share = float((attention * fractions[class_id]).sum()) / on_labelled if on_labelled > 0 else float("nan")
+    labelled_pixels = (label != IGNORE_INDEX).sum()
+    chance = float((label == class_id).sum() / labelled_pixels) if labelled_pixels else float("nan")
+    return share, chance
+
+
+def top_locations(values: np.ndarray, k: int = 5) -> list[int]:
+    """Flat indices of the k largest values, largest first."""
+    flat = values.reshape(-1)
+    k = min(k, flat.size)
+    top = np.argpartition(-flat, k - 1)[:k]
+    return top[np.argsort(-flat[top])].tolist()
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,233 @@
+"""Plotly figures: pure functions from arrays to `go.Figure` (no Streamlit inside)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from attnviz.data.camvid import CLASS_COLOURS, CLASS_NAMES
+
+__all__ = [
+    "photo_figure", "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
+    "feature_grid_figure", "kernel_rule_figure", "attention_map_figure", "channel_map_figure",
+    "branches_figure", "coordinate_attention_figure", "training_curve_figure", "row_comparison_figure",
+]
+
+_MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def photo_figure(image: np.ndarray, title: str = "") -> go.Figure:
+    fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
+    fig.update_layout(title=title, margin=_MARGIN, height=int(380 * image.shape[0] / max(image.shape[1], 1)) + 60)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def class_legend_figure(class_ids: Sequence[int] | None = None) -> go.Figure:
+    """One coloured swatch per class, named."""
+    ids = list(range(len(CLASS_NAMES))) if class_ids is None else sorted(set(int(c) for c in class_ids if c < len(CLASS_NAMES)))
+    fig = go.Figure()
+    for position, class_id in enumerate(ids):
+        r, g, b = CLASS_COLOURS[class_id]
+        fig.add_trace(go.Scatter(x=[position], y=[0], mode="markers+text", text=[CLASS_NAMES[class_id]],
+                                 textposition="bottom center", hoverinfo="text",
+                                 marker=dict(size=18, symbol="square", color=f"rgb({r},{g},{b})",
+                                             line=dict(color="black", width=1)), showlegend=False))
+    fig.update_layout(height=80, margin=dict(l=10, r=10, t=5, b=5))
+    fig.update_xaxes(visible=False, range=[-0.7, max(len(ids), 1) - 0.3])
+    fig.update_yaxes(visible=False, range=[-1.2, 0.5])
+    return fig
+
+
+def layer_weights_heatmap(layer_names: Sequence[str], weights: Sequence[np.ndarray], selected: str | None = None) -> go.Figure:
+    """Layers x channels: each row one layer's channel weights (rows of different widths padded with gaps)."""
+    width = max(len(w) for w in weights)
+    grid = np.full((len(weights), width), np.nan, dtype=np.float32)
+    for row, w in enumerate(weights):
+        grid[row, :len(w)] = w
+    labels = [f"{name} (C={len(w)})" for name, w in zip(layer_names, weights)]
+    fig = go.Figure(go.Heatmap(
+        z=grid, y=labels, x=list(range(width)), colorscale="Viridis", zmin=0, zmax=1,
+        colorbar=dict(title="weight"), hovertemplate="%{y}<br>channel %{x}: w = %{z:.3f}<extra></extra>"))
+    if selected in layer_names:
+        row = list(layer_names).index(selected)
+        fig.add_shape(type="rect", x0=-0.5, x1=len(weights[row]) - 0.5, y0=row - 0.5, y1=row + 0.5,
+                      line=dict(color="red", width=2))
+    fig.update_layout(title="Channel weights of every layer (rows) for this photo", margin=_MARGIN,
+                      height=max(260, 28 * len(weights) + 90), xaxis_title="channel", yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def sorted_weights_figure(weights: np.ndarray, title: str) -> go.Figure:
+    order = np.argsort(-weights)
+    fig = go.Figure(go.Bar(
+        x=list(range(len(weights))), y=weights[order], customdata=order, marker_color=weights[order],
+        marker_colorscale="Viridis", marker_cmin=0, marker_cmax=1,
+        hovertemplate="rank %{x}: channel %{customdata}<br>w = %{y:.4f}<extra></extra>"))
+    fig.update_layout(title=title, margin=_MARGIN, height=320, xaxis_title="channels, sorted by weight",
+                      yaxis_title="weight w_c", yaxis_range=[0, 1])
+    return fig
+
+
+def kernel_figure(kernel: np.ndarray) -> go.Figure:
+    k = len(kernel)
+    offsets = list(range(-(k // 2), k // 2 + 1))
+    fig = go.Figure(go.Bar(x=offsets, y=kernel, marker_color=["#d62728" if v < 0 else "#1f77b4" for v in kernel],
+                           hovertemplate="offset %{x}: %{y:.4f}<extra></extra>"))
+    fig.update_layout(title=f"Learned 1D kernel (k = {k})", margin=_MARGIN, height=280,
+                      xaxis=dict(title="channel offset j (weight on channel c + j)", dtick=1), yaxis_title="weight")
+    return fig
+
+
+def feature_grid_figure(maps: Sequence[np.ndarray], titles: Sequence[str], columns: int = 4,
+                        colorscale: str = "Gray") -> go.Figure:
+    """Small multiples of 2D maps (e.g. feature channels), each with its own colour range."""
+    rows = max(1, math.ceil(len(maps) / columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.02,
+                        vertical_spacing=0.12)
+    for i, m in enumerate(maps):
+        fig.add_trace(go.Heatmap(z=m, colorscale=colorscale, showscale=False,
+                                 hovertemplate="y %{y}, x %{x}: %{z:.3f}<extra></extra>"),
+                      row=i // columns + 1, col=i % columns + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    aspect = maps[0].shape[0] / maps[0].shape[1] if maps else 0.75
+    fig.update_layout(margin=dict(l=5, r=5, t=40, b=5), height=int(rows * (900 / columns) * aspect) + 60)
+    return fig
+
+
+def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: float,
+                       released: dict[str, list[tuple[int, int]]],
+                       model_layers: Sequence[tuple[str, int, int]] = (),
+                       c_min: int = 8, c_max: int = 4096) -> go.Figure:
+    """k against C (log2 axis) for each rule at (gamma, b); released per-stage lists; the model's own layers."""
+    channels = np.unique(np.round(np.logspace(np.log2(c_min), np.log2(c_max), 400, base=2)).astype(int))
+    fig = go.Figure()
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    for (name, rule), dash in zip(rules.items(), dashes):
+        ks = [rule(int(c), gamma, b) for c in channels]
+        fig.add_trace(go.Scatter(x=channels, y=ks, name=name, mode="lines", line=dict(shape="hv", dash=dash, width=3),
+                                 hovertemplate="C = %{x}<br>k = %{y}<extra>" + name + "</extra>"))
+    t = [abs((math.log2(c) + b) / gamma) for c in channels]
+    fig.add_trace(go.Scatter(x=channels, y=t, name="t = (log2 C + b) / γ (before rounding)", mode="lines",
+                             line=dict(color="grey", width=1), hovertemplate="C = %{x}<br>t = %{y:.3f}<extra></extra>"))
+    symbols = ["diamond", "square", "triangle-up"]
+    for (name, stages), symbol in zip(released.items(), symbols):
+        fig.add_trace(go.Scatter(x=[c for c, _ in stages], y=[k for _, k in stages], name=f"released {name}",
+                                 mode="markers", marker=dict(size=13, symbol=symbol, line=dict(width=1, color="black")),
+                                 hovertemplate="C = %{x}<br>k = %{y}<extra>" + name + "</extra>"))
+    if model_layers:
+        fig.add_trace(go.Scatter(
+            x=[c for _, c, _ in model_layers], y=[k for _, _, k in model_layers], name="this model's ECA layers",
+            mode="markers", marker=dict(size=11, color="red", symbol="x"), text=[n for n, _, _ in model_layers],
+            hovertemplate="%{text}<br>C = %{x}, k = %{y}<extra></extra>"))
+    fig.update_layout(title=f"Kernel size k against channels C (γ = {gamma:g}, b = {b:g})", margin=_MARGIN, height=460,
+                      xaxis=dict(type="log", title="channels C (log2 axis)", tickvals=[2 ** i for i in range(3, 13)],
+                                 ticktext=[str(2 ** i) for i in range(3, 13)]),
+                      yaxis=dict(title="k", dtick=2), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int] | None = None,
+                         top: Sequence[tuple[int, int]] = ()) -> go.Figure:
+    """A feature-resolution map (h, w) with exact values on hover; marker / top as (row, col)."""
+    fig = go.Figure(go.Heatmap(z=values, colorscale="Inferno", colorbar=dict(title="S"),
+                               hovertemplate="row %{y}, col %{x}<br>%{z:.5f}<extra></extra>"))
+    if top:
+        fig.add_trace(go.Scatter(x=[c for _, c in top], y=[r for r, _ in top], mode="markers+text",
+                                 text=[str(i + 1) for i in range(len(top))], textposition="top center",
+                                 textfont=dict(color="cyan"), name="top attended",
+                                 marker=dict(size=10, color="rgba(0,0,0,0)", line=dict(color="cyan", width=2))))
+    if marker is not None:
+        fig.add_trace(go.Scatter(x=[marker[1]], y=[marker[0]], mode="markers", name="clicked pixel",
+                                 marker=dict(size=14, symbol="x", color="lime", line=dict(color="black", width=1))))
+    fig.update_layout(title=title, margin=_MARGIN, height=360, showlegend=False)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_xaxes(constrain="domain")
+    return fig
+
+
+def channel_map_figure(attention: np.ndarray, selected: int | None = None, title: str = "") -> go.Figure:
+    """X (C x C) as a heatmap, with one invisible marker per cell so a click selects it.
+
+    A plain go.Heatmap sends no selection events to Streamlit; the scatter
+    overlay (selection_mode="points") does. Each point's customdata is [row, col].
+    """
+    channels = attention.shape[0]
+    rows, cols = np.divmod(np.arange(channels * channels), channels)
+    fig = go.Figure(go.Heatmap(z=attention, colorscale="Viridis", colorbar=dict(title="X"),
+                               hoverinfo="skip"))
+    fig.add_trace(go.Scatter(
+        x=cols, y=rows, mode="markers", customdata=np.stack([rows, cols], 1),
+        marker=dict(size=max(3, 420 // channels), color="rgba(0,0,0,0)", symbol="square"),
+        text=[f"{v:.4f}" for v in attention.reshape(-1)], showlegend=False,
+        hovertemplate="row (output) channel %{y}<br>column (mixed-in) channel %{x}<br>X = %{text}<extra></extra>",
+        selected=dict(marker=dict(color="rgba(255,0,0,0.0)")), unselected=dict(marker=dict(opacity=0))))
+    if selected is not None:
+        fig.add_shape(type="rect", x0=-0.5, x1=channels - 0.5, y0=selected - 0.5, y1=selected + 0.5,
+                      line=dict(color="red", width=2))
+    fig.update_layout(title=title, margin=_MARGIN, height=560, clickmode="event+select", dragmode=False,
+                      xaxis_title="channel j (mixed in)", yaxis_title="channel c (output)")
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_xaxes(constrain="domain")
+    return fig
+
+
+def branches_figure(avg_branch: np.ndarray, max_branch: np.ndarray, weights: np.ndarray, title: str) -> go.Figure:
+    """Per channel (sorted by final weight): MLP(avg) and MLP(max) logits, and w = sigmoid(sum)."""
+    order = np.argsort(-weights)
+    x = list(range(len(weights)))
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=x, y=avg_branch[order], name="MLP(AvgPool F)", customdata=order, marker_color="#1f77b4",
+                         hovertemplate="channel %{customdata}<br>avg branch %{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Bar(x=x, y=max_branch[order], name="MLP(MaxPool F)", customdata=order, marker_color="#ff7f0e",
+                         hovertemplate="channel %{customdata}<br>max branch %{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=x, y=weights[order], name="w = σ(avg + max)", mode="lines", customdata=order,
+                             line=dict(color="black", width=2),
+                             hovertemplate="channel %{customdata}<br>w = %{y:.4f}<extra></extra>"), secondary_y=True)
+    fig.update_layout(title=title, barmode="relative", margin=_MARGIN, height=380,
+                      xaxis_title="channels, sorted by weight", legend=dict(orientation="h", y=-0.25))
+    fig.update_yaxes(title_text="branch logit", secondary_y=False)
+    fig.update_yaxes(title_text="weight w", range=[0, 1], secondary_y=True)
+    return fig
+
+
+def coordinate_attention_figure(height_weights: np.ndarray, width_weights: np.ndarray, title: str) -> go.Figure:
+    """Coordinate attention: a_h (C x H) and a_w (C x W) side by side."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["a_h: channel x row", "a_w: channel x column"],
+                        horizontal_spacing=0.08)
+    fig.add_trace(go.Heatmap(z=height_weights, colorscale="Viridis", zmin=0, zmax=1, showscale=False,
+                             hovertemplate="channel %{y}, row %{x}: %{z:.3f}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Heatmap(z=width_weights, colorscale="Viridis", zmin=0, zmax=1,
+                             hovertemplate="channel %{y}, column %{x}: %{z:.3f}<extra></extra>"), row=1, col=2)
+    fig.update_layout(title=title, margin=_MARGIN, height=320)
+    return fig
+
+
+def training_curve_figure(history: Sequence[dict], title: str = "Training") -> go.Figure:
+    epochs = [h["epoch"] for h in history]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=epochs, y=[h["loss"] for h in history], name="train loss", mode="lines"))
+    val = [(h["epoch"], h["val_miou"]) for h in history if "val_miou" in h]
+    if val:
+        fig.add_trace(go.Scatter(x=[e for e, _ in val], y=[v for _, v in val], name="val mIoU", mode="lines+markers"),
+                      secondary_y=True)
+    fig.update_layout(title=title, margin=_MARGIN, height=300, xaxis_title="epoch")
+    fig.update_yaxes(title_text="loss", secondary_y=False)
+    fig.update_yaxes(title_text="mIoU", range=[0, 1], secondary_y=True)
+    return fig
+
+
+def row_comparison_figure(rows: dict[str, np.ndarray], title: str) -> go.Figure:
+    """Several rows of a channel map over the same channel axis, as grouped bars."""
+    fig = go.Figure()
+    for name, values in rows.items():
+        fig.add_trace(go.Bar(x=list(range(len(values))), y=values, name=name,
+                             hovertemplate="channel %{x}: %{y:.4f}<extra>" + name + "</extra>"))
+    fig.update_layout(title=title, barmode="group", margin=_MARGIN, height=320, xaxis_title="channel j",
+                      yaxis_title="X[c, j]", legend=dict(orientation="h", y=-0.25))
+    return fig

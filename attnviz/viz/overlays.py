@@ -1,0 +1,65 @@
+"""Pure image compositing: arrays in, RGB uint8 arrays out (no Streamlit, no Plotly).
+
+Used for the clickable photo of the position page (streamlit-image-coordinates
+shows a plain image) and for prediction / label overlays.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from attnviz.data.camvid import colourise
+
+__all__ = ["heat_colours", "blend_heatmap", "blend_labels", "draw_markers", "upsample_map", "feature_to_image"]
+
+
+def upsample_map(values: np.ndarray, height: int, width: int, smooth: bool = False) -> np.ndarray:
+    """(h, w) -> (height, width). Nearest by default, so every feature pixel stays a visible block."""
+    interpolation = cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST
+    return cv2.resize(values.astype(np.float32), (width, height), interpolation=interpolation)
+
+
+def heat_colours(values: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """(H, W) floats -> (H, W, 3) uint8 RGB in the inferno colour map, scaled to [vmin, vmax]."""
+    low = float(np.nanmin(values)) if vmin is None else vmin
+    high = float(np.nanmax(values)) if vmax is None else vmax
+    scaled = np.zeros_like(values, dtype=np.float32) if high <= low else (values - low) / (high - low)
+    grey = np.clip(np.nan_to_num(scaled) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
+def blend_heatmap(image: np.ndarray, values: np.ndarray, opacity: float = 0.6,
+                  vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """The photo (H, W, 3) with a feature-resolution map (h, w) laid over it."""
+    height, width = image.shape[:2]
+    heat = heat_colours(upsample_map(values, height, width), vmin, vmax)
+    return (image.astype(np.float32) * (1 - opacity) + heat.astype(np.float32) * opacity).round().astype(np.uint8)
+
+
+def blend_labels(image: np.ndarray, label: np.ndarray, opacity: float = 0.55) -> np.ndarray:
+    """The photo with class colours (CamVid palette) laid over it; unlabelled pixels left as they are."""
+    colours = colourise(label).astype(np.float32)
+    out = image.astype(np.float32)
+    mask = (label < 11)[..., None]
+    out = np.where(mask, out * (1 - opacity) + colours * opacity, out)
+    return out.round().astype(np.uint8)
+
+
+def draw_markers(image: np.ndarray, points: list[tuple[int, int]], colour=(0, 255, 255), radius: int = 7,
+                 cross: bool = False) -> np.ndarray:
+    """Circles (or a cross) at (x, y) image points; returns a new array."""
+    out = np.ascontiguousarray(image.copy())
+    for x, y in points:
+        if cross:
+            cv2.drawMarker(out, (int(x), int(y)), (0, 0, 0), cv2.MARKER_CROSS, radius * 3, 5)
+            cv2.drawMarker(out, (int(x), int(y)), colour, cv2.MARKER_CROSS, radius * 3, 2)
+        else:
+            cv2.circle(out, (int(x), int(y)), radius, (0, 0, 0), 3)
+            cv2.circle(out, (int(x), int(y)), radius, colour, 2)
+    return out
+
+
+def feature_to_image(feature: np.ndarray) -> np.ndarray:
+    """One channel (h, w) -> normalised floats in [0, 1] for display (constant maps give 0)."""
+    low, high = float(feature.min()), float(feature.max())
+    return np.zeros_like(feature, dtype=np.float32) if high <= low else ((feature - low) / (high - low)).astype(np.float32)

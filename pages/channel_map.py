@@ -1,0 +1,72 @@
+"""DANet channel attention: the C x C map X, clickable."""
+import numpy as np
+import streamlit as st
+import torch
+
+from attnviz import appstate
+from attnviz.modules.danet import channel_attention_map
+from attnviz.viz.figures import channel_map_figure, feature_grid_figure, row_comparison_figure
+from attnviz.viz.overlays import feature_to_image
+
+st.title("DANet channel attention: how channels mix")
+st.markdown(
+    r"""DANet's channel attention module (Fu et al., CVPR 2019) reshapes the feature map $A$ to $C \times N$ and
+builds a $C \times C$ map from channel similarities, with no convolution at all:
+
+$$\text{energy} = A A^\top,\qquad X = \mathrm{softmax}(\cdot),\qquad E = \beta\,(X A) + A .$$
+
+Row $c$ of $X$ says which channels $j$ are mixed into output channel $c$. **Two forms exist**: the paper's
+$X = \mathrm{softmax}(\text{energy})$ favours *similar* channels; the official code's
+$X = \mathrm{softmax}(\mathrm{rowmax}(\text{energy}) - \text{energy})$ equals $\mathrm{softmax}(-\text{energy})$
+(softmax ignores a per-row constant) and so favours the *least similar* channels.
+Click a cell (or pick a channel below) to choose row $c$.""")
+selection = appstate.current()
+if selection is None or not appstate.require_models(selection, prefixes=("danet",), what="channel attention module"):
+    st.stop()
+analysis = appstate.analysis_for(selection)
+if analysis is None or analysis.channel_map is None:
+    st.stop()
+module_name, record = analysis.channel_map
+attention = record.attention[0].numpy()
+channels = attention.shape[0]
+
+# a click on the map selects a row: apply it before the number input is drawn
+event = st.session_state.get("cam_chart")
+points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
+if points:
+    clicked = (int(points[0]["y"]), int(points[0]["x"]))
+    if clicked != st.session_state.get("cam_last_click"):
+        st.session_state["cam_last_click"] = clicked
+        st.session_state["cam_channel"] = clicked[0]
+if "cam_channel" not in st.session_state or st.session_state["cam_channel"] >= channels:
+    st.session_state["cam_channel"] = int(np.argmax(attention.max(1)))
+channel = st.number_input("Channel c (row of X)", 0, channels - 1, key="cam_channel", step=1)
+
+st.markdown(f"**Form used by this model: `{record.form}`**; β = **{record.beta:.4f}** (learned; starts at 0).")
+st.plotly_chart(channel_map_figure(attention, channel, f"X of {module_name} ({channels} x {channels}); "
+                                                         f"click a cell to pick its row"),
+                key="cam_chart", on_select="rerun", selection_mode="points")
+last = st.session_state.get("cam_last_click")
+if last is not None:
+    st.markdown(f"**Clicked cell:** row {last[0]}, column {last[1]}: X = {attention[last[0], last[1]]:.5f}")
+
+row = attention[channel]
+related = np.argsort(-row)[:6]
+st.markdown(f"**Row c = {channel}** sums to {row.sum():.6f}; uniform would be 1/C = {1 / channels:.4f}. "
+            "Most mixed-in channels: " + ", ".join(f"{j} ({row[j]:.3f})" for j in related))
+if record.features is not None:
+    features = record.features[0]
+    other_form = "paper" if record.form == "official" else "official"
+    other = channel_attention_map(features[None], other_form)[0, channel].numpy()
+    flat = features.flatten(1)
+    similarity = (flat @ flat[channel]).numpy()
+    st.plotly_chart(row_comparison_figure({f"{record.form} form (this model)": row,
+                                           f"{other_form} form, same features": other},
+                                          f"Row {channel} of X in both forms"), key="cam_forms")
+    st.caption(f"Most similar channel to {channel} by energy A·Aᵀ (itself excluded): "
+               f"{int(np.argsort(-similarity)[1])}; least similar: {int(np.argmin(similarity))}. "
+               f"Under the official form the least similar gets the largest weight.")
+    maps = [feature_to_image(features[channel].numpy())] + [feature_to_image(features[j].numpy()) for j in related[:5]]
+    titles = [f"c = {channel} (output)"] + [f"#{j}: X={row[j]:.3f}" for j in related[:5]]
+    st.markdown("**Feature maps**: channel c and the channels mixed into it most (input A of the module):")
+    st.plotly_chart(feature_grid_figure(maps, titles, columns=6), key="cam_features")

@@ -1,0 +1,88 @@
+"""Compare 2 to 4 models on the same photo: predictions, attention, accuracy, size and speed."""
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from attnviz import appstate
+from attnviz.analysis import feature_index
+from attnviz.capture import CoordinateAttentionRecord
+from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
+from attnviz.metrics import confusion_matrix, summarise_confusion
+from attnviz.models import list_checkpoints
+from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
+from attnviz.viz.figures import coordinate_attention_figure, layer_weights_heatmap
+from attnviz.viz.overlays import blend_heatmap, blend_labels
+
+st.title("Compare attention modules on one photo")
+st.markdown("The same backbone and training recipe with a different attention module in every residual block "
+            "(or none), or a DANet head. Pick 2 to 4 models.")
+selection = appstate.current()
+if selection is None:
+    st.stop()
+names = list_checkpoints()
+default = [n for n in ("fcn-none", "fcn-se", "fcn-eca", "fcn-cbam") if n in names][:4] or names[:2]
+chosen = st.multiselect("Models", names, default=default, max_selections=4, key="compare_models")
+if len(chosen) < 2:
+    st.info("Pick at least two models to compare.")
+    st.stop()
+
+columns = st.columns(len(chosen))
+for column, name in zip(columns, chosen):
+    analysis = appstate.analysis_for(selection, name)
+    if analysis is None:
+        continue
+    with column:
+        st.subheader(name)
+        st.image(blend_labels(selection.image, analysis.prediction), caption="prediction")
+        if selection.label is not None:
+            scores = summarise_confusion(confusion_matrix(torch.from_numpy(analysis.prediction.astype(np.int64)),
+                                                          torch.from_numpy(selection.label.astype(np.int64)),
+                                                          len(CLASS_NAMES), IGNORE_INDEX), CLASS_NAMES)
+            st.metric("mIoU on this photo", f"{scores['miou']:.1%}")
+        channel = analysis.channel_layers()
+        coords = analysis.of_type(CoordinateAttentionRecord)
+        if analysis.position is not None:
+            _, pam = analysis.position
+            h, w = selection.image.shape[:2]
+            centre = feature_index(w / 2, h / 2, (h, w), (pam.height, pam.width))
+            st.image(blend_heatmap(selection.image, pam.row(centre).numpy()),
+                     caption=f"PAM: where the centre pixel attends (α = {pam.alpha:.3f})")
+        if channel:
+            st.plotly_chart(layer_weights_heatmap([n.replace("backbone.", "") for n in channel],
+                                                  [r.weights[0].numpy() for r in channel.values()]),
+                            key=f"cmp_w_{name}")
+            spread = np.mean([float(r.weights[0].std()) for r in channel.values()])
+            st.caption(f"{len(channel)} channel-attention layers; mean spread (std) of weights {spread:.3f}")
+        if coords:
+            last_name, last = list(coords.items())[-1]
+            st.plotly_chart(coordinate_attention_figure(last.height_weights[0].numpy(), last.width_weights[0].numpy(),
+                                                        last_name.replace("backbone.", "")), key=f"cmp_ca_{name}")
+        if not (channel or coords or analysis.position):
+            st.caption("No attention module: the baseline.")
+        st.caption(f"forward + capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}")
+
+results_path = DEFAULT_CHECKPOINT_DIR / "results.json"
+st.subheader("Accuracy, size and speed (CamVid test split)")
+if not results_path.exists():
+    st.warning("checkpoints/results.json is missing: run python -m attnviz.evaluate")
+else:
+    results = json.loads(results_path.read_text())
+    rows = []
+    for name, r in results.get("models", {}).items():
+        rows.append({"model": name, "test mIoU": r["miou"], "pixel acc.": r["pixel_accuracy"],
+                     "parameters": r["parameters"], "attention params": r["attention_parameters"],
+                     "GMACs @360x480": r["macs"] / 1e9, "CPU latency (ms)": r["latency_ms"]})
+    table = pd.DataFrame(rows)
+    table["shown"] = table["model"].isin(chosen)
+    st.dataframe(table.sort_values("test mIoU", ascending=False), hide_index=True,
+                 column_config={"test mIoU": st.column_config.NumberColumn(format="percent"),
+                                "pixel acc.": st.column_config.NumberColumn(format="percent"),
+                                "GMACs @360x480": st.column_config.NumberColumn(format="%.3f"),
+                                "CPU latency (ms)": st.column_config.NumberColumn(format="%.1f")})
+    meta = results.get("meta", {})
+    st.caption(f"From `{meta.get('command', 'python -m attnviz.evaluate')}` on {meta.get('machine', {}).get('cpu', '?')} "
+               f"({meta.get('latency_threads', '?')} threads, median of {meta.get('latency_repeats', '?')} runs). "
+               "Per-class IoU is in checkpoints/results.json.")

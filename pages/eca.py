@@ -1,0 +1,64 @@
+"""ECA: the channel weights of every ECA layer for this photo."""
+import numpy as np
+import streamlit as st
+
+from attnviz import appstate
+from attnviz.viz.figures import feature_grid_figure, kernel_figure, layer_weights_heatmap, sorted_weights_figure
+from attnviz.viz.overlays import feature_to_image
+
+st.title("ECA: Efficient Channel Attention")
+st.markdown(
+    r"""ECA (Wang et al., CVPR 2020) gives every channel $c$ a weight from its neighbours' average activations,
+with a 1D convolution of size $k$ across the channel axis and **no dimensionality reduction**:
+
+$$y_c = \frac{1}{HW}\sum_{h,w} x_{c,h,w},\qquad \omega_c = \sigma\Big(\sum_{j=-(k-1)/2}^{(k-1)/2} \kappa_j\, y_{c+j}\Big),
+\qquad \tilde x_{c} = \omega_c\, x_{c}.$$
+
+The layer has only $k$ parameters $\kappa$ (SE has about $2C^2/r$).""")
+selection = appstate.current()
+if selection is None or not appstate.require_models(selection, attention=("eca",), what="ECA layers"):
+    st.stop()
+analysis = appstate.analysis_for(selection)
+if analysis is None:
+    st.stop()
+layers = analysis.channel_layers(("eca",))
+names = list(layers)
+weights = [layers[n].weights[0].numpy() for n in names]
+selected = st.selectbox("Layer", names, index=len(names) - 1, key="eca_layer",
+                        format_func=lambda n: f"{n}  (C = {layers[n].channels}, k = {len(layers[n].kernel)})")
+st.plotly_chart(layer_weights_heatmap(names, weights, selected), key="eca_heatmap")
+
+record = layers[selected]
+w = record.weights[0].numpy()
+left, right = st.columns([3, 2])
+left.plotly_chart(sorted_weights_figure(w, f"{selected}: weights, sorted"), key="eca_sorted")
+kernel = record.kernel.numpy()
+right.plotly_chart(kernel_figure(kernel), key="eca_kernel")
+
+pooled = record.parts["pooled"][0].numpy()
+top = int(np.argmax(w))
+k = len(kernel)
+half = k // 2
+terms = []
+total = 0.0
+for j in range(-half, half + 1):
+    src = top + j
+    value = pooled[src] if 0 <= src < len(pooled) else 0.0
+    total += kernel[j + half] * value
+    terms.append(rf"{kernel[j + half]:+.3f}\cdot{value:.3f}")
+st.markdown(f"**The formula with this photo's numbers**, for the most weighted channel c = {top} of {selected} "
+            f"(zero padding beyond the channel ends):")
+st.latex(rf"\omega_{{{top}}} = \sigma\big({' '.join(terms)}\big) = \sigma({total:.3f}) = {1 / (1 + np.exp(-total)):.4f}")
+st.caption(f"Spread of the weights in this layer: min {w.min():.3f}, median {np.median(w):.3f}, max {w.max():.3f}. "
+           "Weights near 0.5 everywhere mean the layer barely re-weights; a wide spread means it selects channels.")
+
+if record.features is not None:
+    count = st.slider("Channels to show", 2, 8, 4, key="eca_count")
+    order = np.argsort(-w)
+    features = record.features[0].numpy()
+    chosen = list(order[:count]) + list(order[-count:])
+    titles = [f"#{c} w={w[c]:.2f}" for c in chosen]
+    st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
+                "(each scaled to its own range):")
+    st.plotly_chart(feature_grid_figure([feature_to_image(features[c]) for c in chosen], titles, columns=count),
+                    key="eca_features")

@@ -1,0 +1,51 @@
+"""ECA kernel size explorer: k as a function of C."""
+import math
+
+import pandas as pd
+import streamlit as st
+
+from attnviz import appstate
+from attnviz.modules.eca import KERNEL_RULES, OFFICIAL_RELEASED_KERNELS
+from attnviz.viz.figures import kernel_rule_figure
+
+st.title("ECA: the adaptive kernel size k = ψ(C)")
+st.markdown(
+    r"""ECA picks the 1D kernel size from the channel count: wider layers get a wider cross-channel reach.
+
+$$k = \psi(C) = \left|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\right|_{odd},\qquad \gamma = 2,\ b = 1 .$$
+
+$|t|_{odd}$ is "the nearest odd number to $t$" in the paper. The implementations differ:
+
+* **official code**: `t = int(abs((log2(C) + b) / gamma)); k = t if t % 2 else t + 1` (truncate, then bump even values up);
+* **paper (nearest odd)**: the odd number nearest to $t$ (we round ties up: $t = 4 \to 5$);
+* **timm**: the official rounding, but never below 3;
+* **released checkpoints**: the authors' ImageNet models use hand-picked per-stage lists (ECA-ResNet50: 3, 5, 5, 7)
+  that the formula does not give.""")
+c1, c2 = st.columns(2)
+gamma = c1.slider("γ (gamma)", 0.5, 4.0, 2.0, 0.5, key="gamma")
+b = c2.slider("b", 0.0, 4.0, 1.0, 0.5, key="b")
+
+model_layers = []
+selection = appstate.current()
+if selection is not None and selection.model_name.endswith("-eca"):
+    analysis = appstate.analysis_for(selection)
+    if analysis is not None:
+        seen = set()
+        for name, rec in analysis.channel_layers(("eca",)).items():
+            key = (rec.channels, len(rec.kernel))
+            if key not in seen:
+                seen.add(key)
+                model_layers.append((name, rec.channels, len(rec.kernel)))
+st.plotly_chart(kernel_rule_figure(KERNEL_RULES, gamma, b, OFFICIAL_RELEASED_KERNELS, model_layers), key="k_rule")
+if model_layers:
+    st.caption(f"Red crosses: the ECA layers of {selection.model_name} (trained with γ = 2, b = 1).")
+else:
+    st.caption("Pick an ECA model in the sidebar to mark its layers on the plot.")
+
+rows = []
+for channels in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
+    row = {"C": channels, "t = (log2 C + b)/γ": round(abs((math.log2(channels) + b) / gamma), 3)}
+    for name, rule in KERNEL_RULES.items():
+        row[f"k, {name}"] = rule(channels, gamma, b)
+    rows.append(row)
+st.dataframe(pd.DataFrame(rows), hide_index=True)

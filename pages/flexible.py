@@ -1,0 +1,60 @@
+"""Flexible attention (CBAM's channel branch): weights and both pooling branches."""
+import numpy as np
+import streamlit as st
+
+from attnviz import appstate
+from attnviz.capture import SpatialAttentionRecord
+from attnviz.viz.figures import branches_figure, feature_grid_figure, layer_weights_heatmap
+from attnviz.viz.overlays import blend_heatmap, feature_to_image
+
+st.title("Flexible attention: two pools, one MLP")
+st.markdown(
+    r"""The flexible (soft) channel attention is CBAM's channel branch (Woo et al., ECCV 2018). Every channel gets a
+soft weight in (0, 1) from **two** descriptors of the feature map $F$, passed through **one shared MLP**
+($C \to C/r \to C$, ReLU between):
+
+$$\omega = \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F)) + \mathrm{MLP}(\mathrm{MaxPool}(F))\big),\qquad F' = \omega \odot F .$$
+
+Average pooling summarises the whole map; max pooling keeps the strongest response, so a channel that fires
+strongly in one small place can still get a high weight. SE uses the average branch alone.""")
+selection = appstate.current()
+if selection is None or not appstate.require_models(selection, attention=("flexible", "cbam"),
+                                                   what="flexible (CBAM channel) attention"):
+    st.stop()
+analysis = appstate.analysis_for(selection)
+if analysis is None:
+    st.stop()
+layers = analysis.channel_layers(("flexible",))
+names = list(layers)
+selected = st.selectbox("Layer", names, index=len(names) - 1, key="flex_layer",
+                        format_func=lambda n: f"{n}  (C = {layers[n].channels})")
+st.plotly_chart(layer_weights_heatmap(names, [layers[n].weights[0].numpy() for n in names], selected),
+                key="flex_heatmap")
+record = layers[selected]
+w = record.weights[0].numpy()
+avg = record.parts["avg_branch"][0].numpy()
+mx = record.parts["max_branch"][0].numpy()
+st.plotly_chart(branches_figure(avg, mx, w, f"{selected}: what each pooling branch contributes"), key="flex_branches")
+top = int(np.argmax(w))
+st.latex(rf"\omega_{{{top}}} = \sigma(\underbrace{{{avg[top]:+.3f}}}_{{\text{{avg}}}} + "
+         rf"\underbrace{{{mx[top]:+.3f}}}_{{\text{{max}}}}) = \sigma({avg[top] + mx[top]:.3f}) = {w[top]:.4f}")
+dominant = float(np.mean(np.abs(mx) > np.abs(avg)))
+st.caption(f"In this layer the max-pool branch has the larger magnitude in {dominant:.0%} of the channels. "
+           f"Correlation of the two branches across channels: {np.corrcoef(avg, mx)[0, 1]:.2f}.")
+
+spatial_name = selected.rsplit(".", 1)[0] + ".spatial"
+spatial = analysis.records.get(spatial_name)
+if isinstance(spatial, SpatialAttentionRecord):
+    st.markdown("**CBAM's spatial gate** of the same block, applied after the channel weights "
+                r"($\sigma(\mathrm{conv}_{7\times7}([\mathrm{AvgPool}_c; \mathrm{MaxPool}_c]))$):")
+    st.image(blend_heatmap(selection.image, spatial.map[0].numpy(), 0.6, 0, 1),
+             caption=f"{spatial_name}: bright = kept (scale 0 to 1)")
+
+if record.features is not None:
+    count = st.slider("Channels to show", 2, 8, 4, key="flex_count")
+    order = np.argsort(-w)
+    features = record.features[0].numpy()
+    chosen = list(order[:count]) + list(order[-count:])
+    st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels:**")
+    st.plotly_chart(feature_grid_figure([feature_to_image(features[c]) for c in chosen],
+                                        [f"#{c} w={w[c]:.2f}" for c in chosen], columns=count), key="flex_features")

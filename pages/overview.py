@@ -1,0 +1,63 @@
+"""Overview: the photo, the prediction, the ground truth, and a map of the app."""
+import numpy as np
+import streamlit as st
+
+from attnviz import appstate
+from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
+from attnviz.metrics import confusion_matrix, summarise_confusion
+from attnviz.viz.figures import class_legend_figure
+from attnviz.viz.overlays import blend_labels
+
+import torch
+
+st.title("attnviz: what do attention modules look at?")
+st.markdown(
+    "Attention modules re-weight a CNN's features: **channel attention** (SE, ECA, flexible/CBAM) multiplies "
+    "each channel by a weight in (0, 1); **spatial attention** (CBAM's spatial gate, Coordinate Attention) "
+    "weights positions; DANet's **position attention** lets every pixel gather features from every other "
+    "pixel, and its **channel attention** mixes channels. Pick a model and a photo in the sidebar, then explore.")
+selection = appstate.current()
+if selection is None:
+    st.stop()
+analysis = appstate.analysis_for(selection)
+if analysis is None:
+    st.stop()
+
+columns = st.columns(3 if selection.label is not None else 2)
+columns[0].image(selection.image, caption=f"Photo: {selection.image_title}")
+columns[1].image(blend_labels(selection.image, analysis.prediction), caption=f"Prediction of {selection.model_name}")
+if selection.label is not None:
+    columns[2].image(blend_labels(selection.image, selection.label), caption="Ground truth (CamVid)")
+    scores = summarise_confusion(confusion_matrix(torch.from_numpy(analysis.prediction.astype(np.int64)),
+                                                  torch.from_numpy(selection.label.astype(np.int64)),
+                                                  len(CLASS_NAMES), IGNORE_INDEX), CLASS_NAMES)
+    st.markdown(f"On this photo: pixel accuracy **{scores['pixel_accuracy']:.1%}**, mean IoU over the classes "
+                f"present **{scores['miou']:.1%}** (unlabelled pixels ignored).")
+present = np.unique(np.concatenate([analysis.prediction.ravel(), (selection.label if selection.label is not None
+                                                                  else analysis.prediction).ravel()]))
+st.plotly_chart(class_legend_figure(present), key="legend")
+st.caption(f"Forward pass with capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}. "
+           f"Input {selection.image.shape[1]}x{selection.image.shape[0]}.")
+
+card = selection.card
+evaluation = card.get("evaluation", {})
+training = card.get("training", {})
+with st.expander(f"Model card: {selection.model_name}", expanded=False):
+    if evaluation:
+        st.markdown(f"Test mIoU (CamVid test, 233 photos): **{evaluation.get('miou', float('nan')):.1%}**, "
+                    f"parameters {evaluation.get('parameters', 0):,}, attention parameters "
+                    f"{evaluation.get('attention_parameters', 0):,}.")
+    if training:
+        settings = training.get("settings", {})
+        st.markdown(f"Trained {training.get('epochs')} epochs on {training.get('device')} in "
+                    f"{training.get('wall_time_s', 0) / 60:.0f} min; batch {settings.get('batch_size')}, "
+                    f"crop {settings.get('crop')}, lr {settings.get('lr')}. Data: {training.get('data_licence')}.")
+    st.json(card.get("config", {}), expanded=False)
+
+st.subheader("Map of the app")
+st.page_link("pages/eca.py", label="ECA channel weights: every ECA layer's weights for this photo, the learned kernels, the channels it favours")
+st.page_link("pages/eca_kernel.py", label="ECA kernel size: k as a function of C, the rules side by side")
+st.page_link("pages/flexible.py", label="Flexible attention: the average- and max-pool branches and their weights")
+st.page_link("pages/position.py", label="DANet position attention: click a pixel, see where it attends and who attends to it")
+st.page_link("pages/channel_map.py", label="DANet channel attention: the C x C map, click a cell")
+st.page_link("pages/compare.py", label="Compare modules: 2 to 4 models on this photo, with accuracy, size and speed")

@@ -1,0 +1,114 @@
+"""AppTest: every page renders with a shipped model and a sample, and shows what matters."""
+import re
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from attnviz.analysis import analyse, feature_index
+from attnviz.data.samples import list_samples, load_sample
+from attnviz.models import list_checkpoints, load_checkpoint
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.skipif(not list_checkpoints(), reason="no checkpoints")
+
+
+def _app(model: str | None = None, page: str = "pages/overview.py") -> AppTest:
+    """The app, on `page`, with `model` picked in the sidebar.
+
+    AppTest runs app.py (st.navigation) on the first run only and the page
+    script itself afterwards; the page then draws the sidebar (see
+    appstate.current), so widgets are set after switching pages.
+    """
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page(page).run()
+    if model is not None:
+        at.selectbox(key="model").set_value(model).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
+
+
+def test_overview_shows_prediction_and_scores():
+    at = _app()
+    text = _text(at)
+    assert "pixel accuracy" in text and "mean IoU" in text
+    assert at.selectbox(key="model").value in list_checkpoints()
+    assert at.selectbox(key="sample").value == list_samples()[0]
+
+
+@pytest.mark.parametrize("page,model,expect", [
+    ("pages/eca.py", "fcn-eca", "most weighted channel"),
+    ("pages/eca.py", "danet-eca", "most weighted channel"),
+    ("pages/eca_kernel.py", "fcn-eca", "ECA layers of fcn-eca"),
+    ("pages/flexible.py", "fcn-flexible", "max-pool branch has the larger magnitude"),
+    ("pages/flexible.py", "fcn-cbam", "spatial gate"),
+    ("pages/channel_map.py", "danet-eca", "sums to 1.000000"),
+    ("pages/compare.py", "fcn-none", ""),
+])
+def test_every_page_renders(page, model, expect):
+    if model not in list_checkpoints():
+        pytest.skip(f"{model} not shipped")
+    at = _app(model, page)
+    assert expect in _text(at)
+
+
+def test_page_explains_when_model_lacks_the_module():
+    at = _app("fcn-none", "pages/position.py")
+    assert any("has no position attention module" in i.value for i in at.info)
+    names = [b.label for b in at.button]
+    assert "danet-eca" in names
+    at.button(key="switch-danet-eca").click().run()
+    assert at.selectbox(key="model").value == "danet-eca"
+    assert "Row i sums to" in _text(at)
+
+
+def test_position_click_shows_that_pixels_attention_and_it_sums_to_one():
+    at = _app("danet-eca", "pages/position.py")
+    at.session_state["pam_click"] = {"x": 50, "y": 30, "width": 240, "height": 180}  # displayed at half size
+    at.run()
+    assert not at.exception
+    text = _text(at)
+    assert "x = 100, y = 60 in the photo" in text
+    sample = load_sample(list_samples()[0])
+    model, _ = load_checkpoint("danet-eca")
+    analysis = analyse(model, sample.image)
+    _, record = analysis.position
+    index = feature_index(100, 60, sample.image.shape[:2], (record.height, record.width))
+    assert f"index i = {index} of N = {record.num_pixels}" in text
+    assert "Row i sums to **1.000000**" in text
+    top = record.row(index).numpy().ravel()
+    best = int(np.argmax(top))
+    assert f"1. row {best // record.width}, col {best % record.width}: {top[best]:.4f}" in text
+    # the column view of the same pixel
+    at.radio(key="pam_mode").set_value("who attends to it (column i of S)").run()
+    column_sum = float(record.column(index).sum())
+    assert f"Column i sums to **{column_sum:.3f}**" in _text(at)
+
+
+def test_channel_map_click_selects_row():
+    at = _app("danet-eca", "pages/channel_map.py")
+    at.session_state["cam_chart"] = {"selection": {"points": [{"x": 3, "y": 5, "curve_number": 1}]}}
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="cam_channel").value == 5
+    text = _text(at)
+    assert "Clicked cell:** row 5, column 3" in text
+    assert "**Row c = 5** sums to 1.000000" in text
+
+
+def test_compare_page_table_matches_results():
+    at = _app(None, "pages/compare.py")
+    assert len(at.multiselect(key="compare_models").value) >= 2
+    frames = at.dataframe
+    assert frames, "no results table"
+    table = frames[-1].value
+    assert set(table["model"]) == set(list_checkpoints())
+    assert (table["test mIoU"] > 0).all()
