@@ -172,8 +172,9 @@ def channel_map_figure(attention: np.ndarray, selected: int | None = None, title
                       line=dict(color="red", width=2))
     fig.update_layout(title=title, margin=_MARGIN, height=560, clickmode="event+select", dragmode=False,
                       xaxis_title="channel j (mixed in)", yaxis_title="channel c (output)")
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
-    fig.update_xaxes(constrain="domain")
+    # fixed ranges: marker padding must not shift the cells off the axes
+    fig.update_yaxes(range=[channels - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    fig.update_xaxes(range=[-0.5, channels - 0.5], constrain="domain")
     return fig
 
 
