@@ -57,6 +57,7 @@ class TrainSettings:
     eval_every: int = 5
     max_steps: int = 0  # >0: stop after this many steps (smoke tests)
     limit_images: int = 0  # >0: use only the first N training images (smoke tests)
+    pretrained: str = ""  # "torchvision" or "timm": ImageNet backbone (needs a network, width 1.0)
     model_overrides: dict = field(default_factory=dict)
 
 
@@ -110,15 +111,15 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path, state_path = run_dir / "log.jsonl", run_dir / "last.pt"
 
-    train_images, train_labels = CamVid(data_root, "train").load_all()
-    if settings.limit_images:
-        train_images, train_labels = train_images[:settings.limit_images], train_labels[:settings.limit_images]
-    val_set = CamVid(data_root, "val")
-    val_images, val_labels = val_set.load_all()
-    if settings.limit_images:
-        val_images, val_labels = val_images[:settings.limit_images], val_labels[:settings.limit_images]
+    train_images, train_labels = CamVid(data_root, "train").load_all(settings.limit_images)
+    val_images, val_labels = CamVid(data_root, "val").load_all(settings.limit_images)
 
-    model = build_model(name, **settings.model_overrides).to(device)
+    model = build_model(name, **settings.model_overrides)
+    if settings.pretrained:
+        from attnviz.models.pretrained import load_pretrained_backbone
+
+        load_pretrained_backbone(model, settings.pretrained)
+    model = model.to(device)
     class_weights = enet_class_weights(train_labels).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     steps_per_epoch = math.ceil(len(train_images) / settings.batch_size)

@@ -136,9 +136,9 @@ class CamVid:
             raise ValueError(f"image and label sizes differ for {image_name}: {image.shape[:2]} vs {label.shape}")
         return image, label
 
-    def load_all(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every pair stacked: images (N, 3, H, W) uint8, labels (N, H, W) uint8."""
-        pairs = [self[i] for i in range(len(self))]
+    def load_all(self, limit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every pair (or the first `limit`) stacked: images (N, 3, H, W) uint8, labels (N, H, W) uint8."""
+        pairs = [self[i] for i in range(min(limit, len(self)) if limit else len(self))]
         images = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2).contiguous()
         labels = torch.from_numpy(np.stack([p[1] for p in pairs]))
         return images, labels

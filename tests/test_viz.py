@@ -1,0 +1,66 @@
+import numpy as np
+import torch
+
+from attnviz.capture import capture
+from attnviz.modules.eca import KERNEL_RULES, OFFICIAL_RELEASED_KERNELS, eca_kernel_size
+from attnviz.modules.flexible import FlexibleChannelAttention
+from attnviz.viz.figures import (branches_figure, channel_map_figure, kernel_rule_figure, layer_weights_heatmap,
+                                 sorted_weights_figure)
+from attnviz.viz.overlays import blend_heatmap, blend_labels, heat_colours
+
+
+def test_kernel_rule_figure_plots_the_rules_themselves():
+    fig = kernel_rule_figure(KERNEL_RULES, 2, 1, OFFICIAL_RELEASED_KERNELS, [("layer4.1.attn", 128, 5)])
+    official = next(t for t in fig.data if t.name == "official code")
+    for c, k in zip(official.x, official.y):
+        assert k == eca_kernel_size(int(c))
+    released = next(t for t in fig.data if t.name == "released ECA-ResNet50")
+    assert list(zip(released.x, released.y)) == OFFICIAL_RELEASED_KERNELS["ECA-ResNet50"]
+    assert fig.data[-1].text == ("layer4.1.attn",)
+
+
+def test_channel_map_figure_has_one_clickable_point_per_cell():
+    x = np.random.default_rng(0).random((7, 7))
+    fig = channel_map_figure(x, selected=2)
+    scatter = fig.data[1]
+    assert len(scatter.x) == 49
+    # point (row r, col c) sits on cell (r, c) of the heatmap
+    assert scatter.y[7 * 3 + 5] == 3 and scatter.x[7 * 3 + 5] == 5
+    assert fig.layout.xaxis.range == (-0.5, 6.5)
+
+
+def test_weights_figures_sort_and_pad():
+    w = np.array([0.2, 0.9, 0.5])
+    fig = sorted_weights_figure(w, "t")
+    assert list(fig.data[0].y) == [0.9, 0.5, 0.2] and list(fig.data[0].customdata) == [1, 2, 0]
+    heat = layer_weights_heatmap(["a", "b"], [w, np.array([0.1])])
+    z = np.array(heat.data[0].z, dtype=float)
+    assert z.shape == (2, 3) and np.isnan(z[1, 1:]).all()
+
+
+def test_branches_figure_and_keep_features():
+    module = FlexibleChannelAttention(16, reduction=4)
+    x = torch.randn(1, 16, 5, 5)
+    with torch.no_grad(), capture(module, keep_features=True) as rec:
+        module(x)
+    r = rec["FlexibleChannelAttention"]
+    torch.testing.assert_close(r.features, x)
+    fig = branches_figure(r.parts["avg_branch"][0].numpy(), r.parts["max_branch"][0].numpy(), r.weights[0].numpy(), "t")
+    avg, mx, w = fig.data
+    np.testing.assert_allclose(1 / (1 + np.exp(-(np.array(avg.y) + np.array(mx.y)))), w.y, rtol=1e-5)
+    with torch.no_grad(), capture(module) as rec:
+        module(x)
+    assert rec["FlexibleChannelAttention"].features is None
+
+
+def test_overlays():
+    image = np.full((40, 60, 3), 100, np.uint8)
+    values = np.zeros((4, 6))
+    values[1, 2] = 1.0
+    out = blend_heatmap(image, values, opacity=1.0)
+    hot = heat_colours(np.array([[1.0, 0.0]]))
+    assert (out[15, 25] == hot[0, 0]).all() and (out[0, 0] == hot[0, 1]).all()
+    label = np.full((40, 60), 11, np.uint8)
+    label[:, :30] = 3
+    blended = blend_labels(image, label, opacity=1.0)
+    assert (blended[0, 0] == [128, 64, 128]).all() and (blended[0, 59] == 100).all()
