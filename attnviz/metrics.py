@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["confusion_matrix", "iou_from_confusion", "summarise_confusion"]
+__all__ = ["confusion_matrix", "iou_from_confusion", "summarise_confusion", "score_prediction"]
 
 
 def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, num_classes: int,
@@ -41,3 +41,12 @@ def summarise_confusion(confusion, class_names) -> dict:
         "pixel_accuracy": float(np.diag(confusion).sum() / max(confusion.sum(), 1)),
         "per_class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, iou)},
     }
+
+
+def score_prediction(prediction: np.ndarray, label: np.ndarray) -> dict:
+    """mIoU (over the classes present), pixel accuracy and per-class IoU of one CamVid prediction."""
+    from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
+
+    confusion = confusion_matrix(torch.from_numpy(np.asarray(prediction, dtype=np.int64)),
+                                 torch.from_numpy(np.asarray(label, dtype=np.int64)), len(CLASS_NAMES), IGNORE_INDEX)
+    return summarise_confusion(confusion, CLASS_NAMES)

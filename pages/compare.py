@@ -4,16 +4,14 @@ import json
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 from attnviz import appstate
 from attnviz.analysis import feature_index
 from attnviz.capture import CoordinateAttentionRecord
-from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
-from attnviz.metrics import confusion_matrix, summarise_confusion
+from attnviz.metrics import score_prediction
 from attnviz.models import list_checkpoints
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
-from attnviz.viz.figures import coordinate_attention_figure, layer_weights_heatmap
+from attnviz.viz.figures import coordinate_attention_figure, layer_summary_figure, short_layer_name
 from attnviz.viz.overlays import blend_heatmap, blend_labels
 
 st.title("Compare attention modules on one photo")
@@ -38,9 +36,7 @@ for column, name in zip(columns, chosen):
         st.subheader(name)
         st.image(blend_labels(selection.image, analysis.prediction), caption="prediction")
         if selection.label is not None:
-            scores = summarise_confusion(confusion_matrix(torch.from_numpy(analysis.prediction.astype(np.int64)),
-                                                          torch.from_numpy(selection.label.astype(np.int64)),
-                                                          len(CLASS_NAMES), IGNORE_INDEX), CLASS_NAMES)
+            scores = score_prediction(analysis.prediction, selection.label)
             st.metric("mIoU on this photo", f"{scores['miou']:.1%}")
         channel = analysis.channel_layers()
         coords = analysis.of_type(CoordinateAttentionRecord)
@@ -51,15 +47,14 @@ for column, name in zip(columns, chosen):
             st.image(blend_heatmap(selection.image, pam.row(centre).numpy()),
                      caption=f"PAM: where the centre pixel attends (α = {pam.alpha:.3f})")
         if channel:
-            st.plotly_chart(layer_weights_heatmap([n.replace("backbone.", "") for n in channel],
-                                                  [r.weights[0].numpy() for r in channel.values()]),
-                            key=f"cmp_w_{name}")
+            st.plotly_chart(layer_summary_figure(list(channel), [r.weights[0].numpy() for r in channel.values()],
+                                                 "channel weights per block"), key=f"cmp_w_{name}")
             spread = np.mean([float(r.weights[0].std()) for r in channel.values()])
             st.caption(f"{len(channel)} channel-attention layers; mean spread (std) of weights {spread:.3f}")
         if coords:
             last_name, last = list(coords.items())[-1]
             st.plotly_chart(coordinate_attention_figure(last.height_weights[0].numpy(), last.width_weights[0].numpy(),
-                                                        last_name.replace("backbone.", "")), key=f"cmp_ca_{name}")
+                                                        short_layer_name(last_name)), key=f"cmp_ca_{name}")
         if not (channel or coords or analysis.position):
             st.caption("No attention module: the baseline.")
         st.caption(f"forward + capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}")

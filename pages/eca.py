@@ -11,8 +11,7 @@ st.markdown(
     r"""ECA (Wang et al., CVPR 2020) gives every channel $c$ a weight from its neighbours' average activations,
 with a 1D convolution of size $k$ across the channel axis and **no dimensionality reduction**:
 
-$$y_c = \frac{1}{HW}\sum_{h,w} x_{c,h,w},\qquad \omega_c = \sigma\Big(\sum_{j=-(k-1)/2}^{(k-1)/2} \kappa_j\, y_{c+j}\Big),
-\qquad \tilde x_{c} = \omega_c\, x_{c}.$$
+$$y_c = \frac{1}{HW}\sum_{h,w} x_{c,h,w},\qquad \omega_c = \sigma\Big(\sum_{j=-(k-1)/2}^{(k-1)/2} \kappa_j\, y_{c+j}\Big),\qquad \tilde x_{c} = \omega_c\, x_{c}.$$
 
 The layer has only $k$ parameters $\kappa$ (SE has about $2C^2/r$).""")
 selection = appstate.current()

@@ -3,12 +3,9 @@ import numpy as np
 import streamlit as st
 
 from attnviz import appstate
-from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
-from attnviz.metrics import confusion_matrix, summarise_confusion
+from attnviz.metrics import score_prediction
 from attnviz.viz.figures import class_legend_figure
 from attnviz.viz.overlays import blend_labels
-
-import torch
 
 st.title("attnviz: what do attention modules look at?")
 st.markdown(
@@ -28,9 +25,7 @@ columns[0].image(selection.image, caption=f"Photo: {selection.image_title}")
 columns[1].image(blend_labels(selection.image, analysis.prediction), caption=f"Prediction of {selection.model_name}")
 if selection.label is not None:
     columns[2].image(blend_labels(selection.image, selection.label), caption="Ground truth (CamVid)")
-    scores = summarise_confusion(confusion_matrix(torch.from_numpy(analysis.prediction.astype(np.int64)),
-                                                  torch.from_numpy(selection.label.astype(np.int64)),
-                                                  len(CLASS_NAMES), IGNORE_INDEX), CLASS_NAMES)
+    scores = score_prediction(analysis.prediction, selection.label)
     st.markdown(f"On this photo: pixel accuracy **{scores['pixel_accuracy']:.1%}**, mean IoU over the classes "
                 f"present **{scores['miou']:.1%}** (unlabelled pixels ignored).")
 present = np.unique(np.concatenate([analysis.prediction.ravel(), (selection.label if selection.label is not None

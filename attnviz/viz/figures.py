@@ -14,6 +14,7 @@ __all__ = [
     "photo_figure", "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
     "feature_grid_figure", "kernel_rule_figure", "attention_map_figure", "channel_map_figure",
     "branches_figure", "coordinate_attention_figure", "training_curve_figure", "row_comparison_figure",
+    "layer_summary_figure", "short_layer_name",
 ]
 
 _MARGIN = dict(l=10, r=10, t=40, b=10)
@@ -231,4 +232,24 @@ def row_comparison_figure(rows: dict[str, np.ndarray], title: str) -> go.Figure:
                              hovertemplate="channel %{x}: %{y:.4f}<extra>" + name + "</extra>"))
     fig.update_layout(title=title, barmode="group", margin=_MARGIN, height=320, xaxis_title="channel j",
                       yaxis_title="X[c, j]", legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def short_layer_name(name: str) -> str:
+    """'backbone.layer3.1.attn.channel' -> 'L3.1'."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("layer") and i + 1 < len(parts):
+            return f"L{part[5:]}.{parts[i + 1]}"
+    return name
+
+
+def layer_summary_figure(layer_names: Sequence[str], weights: Sequence[np.ndarray], title: str = "") -> go.Figure:
+    """One box per layer: the distribution of its channel weights (compact, for side-by-side views)."""
+    fig = go.Figure()
+    for name, w in zip(layer_names, weights):
+        fig.add_trace(go.Box(y=w, name=short_layer_name(name), boxpoints=False, marker_color="#2a788e",
+                             hovertemplate=f"{name}<br>%{{y:.3f}}<extra></extra>"))
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=40, b=10), height=260, showlegend=False,
+                      yaxis=dict(title="channel weight", range=[0, 1]))
     return fig
