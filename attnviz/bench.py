@@ -9,6 +9,7 @@ Cases:
            N up to 32768 (a 1/8 feature map of a 1024x2048 image).
 - click:   what a click on the position page costs: one row / column of S
            from a cached capture of a shipped DANet model, vs a full forward.
+- page_click: the whole position-page rerun that a click causes (AppTest, server side).
 - capture: forward time of a shipped model with and without capture.
 """
 from __future__ import annotations
@@ -152,7 +153,27 @@ def _case_capture(name: str, device: str) -> dict:
             "overhead_pct": 100 * (b["median_s"] / a["median_s"] - 1)}
 
 
-_CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture}
+def _case_page_click(name: str, clicks: int = 10) -> dict:
+    """Server-side time of a click on the position page: the whole page rerun (cached analysis, one row of S,
+    the overlay image, the figures), measured with Streamlit's AppTest."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/position.py").run()
+    at.selectbox(key="model").set_value(name).run()  # first run: model load + forward (cached after)
+    times = []
+    for i in range(clicks):
+        at.session_state["pam_click"] = {"x": 40 + 40 * i, "y": 30 + 30 * i, "width": 480, "height": 360}
+        start = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - start)
+        if at.exception:
+            raise RuntimeError(at.exception[0].value)
+    return {"model": name, "clicks": clicks, "rerun_median_s": statistics.median(times), "rerun_max_s": max(times)}
+
+
+_CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture, "page_click": _case_page_click}
 
 
 def _run_child(case: str, **kwargs) -> dict:
@@ -191,6 +212,9 @@ def main(argv=None) -> int:
     if "click" in args.only:
         report["click"] = _run_child("click", name=_shipped_danet(), device=args.device)
         print(json.dumps(report["click"]), flush=True)
+    if "page_click" in args.only:
+        report["page_click"] = _run_child("page_click", name=_shipped_danet())
+        print(json.dumps(report["page_click"]), flush=True)
     if "capture" in args.only:
         report["capture"] = _run_child("capture", name=_shipped_danet(), device=args.device)
         print(json.dumps(report["capture"]), flush=True)
