@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+import torch
 
 from attnviz.analysis import Analysis, analyse, pick_device
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError, decode_image
@@ -95,8 +96,12 @@ def sidebar() -> Selection | None:
         image, label = _sample(choice)
         title = choice
     bar.caption(SAMPLE_ATTRIBUTION)
-    device = str(pick_device())
-    bar.markdown(f"**Device:** `{device}`" + ("" if device == "cuda" else " (no GPU found: running on the CPU)"))
+    if torch.cuda.is_available():
+        device = bar.radio("Device", ["cuda", "cpu"], key="device", horizontal=True,
+                           help=f"GPU: {torch.cuda.get_device_name(0)}")
+    else:
+        device = str(pick_device())
+        bar.markdown(f"**Device:** `{device}` (no GPU found: running on the CPU)")
     key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
     try:
         card = read_card(model_name)

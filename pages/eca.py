@@ -44,7 +44,8 @@ for j in range(-half, half + 1):
     src = top + j
     value = pooled[src] if 0 <= src < len(pooled) else 0.0
     total += kernel[j + half] * value
-    terms.append(rf"{kernel[j + half]:+.3f}\cdot{value:.3f}")
+    shown = f"({value:.3f})" if value < 0 else f"{value:.3f}"
+    terms.append(rf"{kernel[j + half]:+.3f}\cdot{shown}")
 st.markdown(f"**The formula with this photo's numbers**, for the most weighted channel c = {top} of {selected} "
             f"(zero padding beyond the channel ends):")
 st.latex(rf"\omega_{{{top}}} = \sigma\big({' '.join(terms)}\big) = \sigma({total:.3f}) = {1 / (1 + np.exp(-total)):.4f}")

@@ -112,3 +112,28 @@ def test_compare_page_table_matches_results():
     table = frames[-1].value
     assert set(table["model"]) == set(list_checkpoints())
     assert (table["test mIoU"] > 0).all()
+
+
+def _jpeg(width=200, height=100) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (40, 120, 200)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def test_upload_a_photo_and_a_broken_file():
+    at = _app("danet-eca", "pages/position.py")
+    at.selectbox(key="sample").set_value("Upload your own photo…").run()
+    assert any("No usable upload yet" in i.value for i in at.info)
+    at.file_uploader(key="upload").set_value(("street.jpg", _jpeg(), "image/jpeg")).run()
+    assert not at.exception and not at.error
+    text = _text(at)
+    assert "x = 100, y = 50 in the photo" in text  # the centre of the 200x100 upload
+    assert "Row i sums to **1.000000**" in text
+    at.file_uploader(key="upload").set_value(("notes.png", b"this is not a png", "image/png")).run()
+    assert not at.exception
+    assert any("notes.png" in e.value and "could not be read" in e.value for e in at.error)
+    assert "Row i sums to **1.000000**" in _text(at)  # falls back to a sample and keeps working
