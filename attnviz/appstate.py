@@ -20,7 +20,7 @@ from attnviz.data.samples import SAMPLE_ATTRIBUTION, list_samples, load_sample
 from attnviz.models import CheckpointError, list_checkpoints, load_checkpoint
 from attnviz.models.checkpoint import read_card
 
-__all__ = ["Selection", "sidebar", "current", "get_model", "get_analysis", "require_models", "model_title"]
+__all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get_analysis", "require_models", "model_title"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
 
@@ -136,6 +136,18 @@ def analysis_for(selection: Selection, name: str | None = None) -> Analysis | No
 
 def _switch_model(name: str) -> None:
     st.session_state["model"] = name
+
+
+def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (),
+                  what: str = "") -> tuple[Selection, Analysis]:
+    """The selection and its analysis for a page; stops the page (with an explanation) when there is none."""
+    selection = current()
+    if selection is None or ((prefixes or attention) and not require_models(selection, prefixes, attention, what)):
+        st.stop()
+    analysis = analysis_for(selection)
+    if analysis is None:
+        st.stop()
+    return selection, analysis
 
 
 def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (),

@@ -99,7 +99,7 @@ def _case_pam(mode: str, num_pixels: int, channels: int, chunk: int, device: str
 
 
 def _shipped_danet():
-    from attnviz.models import list_checkpoints, load_checkpoint
+    from attnviz.models import list_checkpoints
 
     names = [n for n in list_checkpoints() if n.startswith("danet")]
     if not names:

@@ -1,7 +1,6 @@
 """DANet channel attention: the C x C map X, clickable."""
 import numpy as np
 import streamlit as st
-import torch
 
 from attnviz import appstate
 from attnviz.modules.danet import channel_attention_map
@@ -20,12 +19,7 @@ $X = \mathrm{softmax}(\text{energy})$ favours *similar* channels; the official c
 $X = \mathrm{softmax}(\mathrm{rowmax}(\text{energy}) - \text{energy})$ equals $\mathrm{softmax}(-\text{energy})$
 (softmax ignores a per-row constant) and so favours the *least similar* channels.
 Click a cell (or pick a channel below) to choose row $c$.""")
-selection = appstate.current()
-if selection is None or not appstate.require_models(selection, prefixes=("danet",), what="channel attention module"):
-    st.stop()
-analysis = appstate.analysis_for(selection)
-if analysis is None or analysis.channel_map is None:
-    st.stop()
+selection, analysis = appstate.page_analysis(prefixes=("danet",), what="channel attention module")
 module_name, record = analysis.channel_map
 attention = record.attention[0].numpy()
 channels = attention.shape[0]

@@ -3,8 +3,8 @@ import numpy as np
 import streamlit as st
 
 from attnviz import appstate
-from attnviz.viz.figures import feature_grid_figure, kernel_figure, layer_weights_heatmap, sorted_weights_figure
-from attnviz.viz.overlays import feature_to_image
+from attnviz.viz.figures import (extreme_channels_figure, kernel_figure, layer_weights_heatmap,
+                                 sorted_weights_figure)
 
 st.title("ECA: Efficient Channel Attention")
 st.markdown(
@@ -14,12 +14,7 @@ with a 1D convolution of size $k$ across the channel axis and **no dimensionalit
 $$y_c = \frac{1}{HW}\sum_{h,w} x_{c,h,w},\qquad \omega_c = \sigma\Big(\sum_{j=-(k-1)/2}^{(k-1)/2} \kappa_j\, y_{c+j}\Big),\qquad \tilde x_{c} = \omega_c\, x_{c}.$$
 
 The layer has only $k$ parameters $\kappa$ (SE has about $2C^2/r$).""")
-selection = appstate.current()
-if selection is None or not appstate.require_models(selection, attention=("eca",), what="ECA layers"):
-    st.stop()
-analysis = appstate.analysis_for(selection)
-if analysis is None:
-    st.stop()
+selection, analysis = appstate.page_analysis(attention=("eca",), what="ECA layers")
 layers = analysis.channel_layers(("eca",))
 names = list(layers)
 weights = [layers[n].weights[0].numpy() for n in names]
@@ -54,11 +49,6 @@ st.caption(f"Spread of the weights in this layer: min {w.min():.3f}, median {np.
 
 if record.features is not None:
     count = st.slider("Channels to show", 2, 8, 4, key="eca_count")
-    order = np.argsort(-w)
-    features = record.features[0].numpy()
-    chosen = list(order[:count]) + list(order[-count:])
-    titles = [f"#{c} w={w[c]:.2f}" for c in chosen]
     st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
                 "(each scaled to its own range):")
-    st.plotly_chart(feature_grid_figure([feature_to_image(features[c]) for c in chosen], titles, columns=count),
-                    key="eca_features")
+    st.plotly_chart(extreme_channels_figure(record.features[0].numpy(), w, count), key="eca_features")

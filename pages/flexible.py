@@ -4,8 +4,8 @@ import streamlit as st
 
 from attnviz import appstate
 from attnviz.capture import SpatialAttentionRecord
-from attnviz.viz.figures import branches_figure, feature_grid_figure, layer_weights_heatmap
-from attnviz.viz.overlays import blend_heatmap, feature_to_image
+from attnviz.viz.figures import branches_figure, extreme_channels_figure, layer_weights_heatmap
+from attnviz.viz.overlays import blend_heatmap
 
 st.title("Flexible attention: two pools, one MLP")
 st.markdown(
@@ -17,13 +17,7 @@ $$\omega = \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F)) + \mathrm{MLP}(\mathrm{M
 
 Average pooling summarises the whole map; max pooling keeps the strongest response, so a channel that fires
 strongly in one small place can still get a high weight. SE uses the average branch alone.""")
-selection = appstate.current()
-if selection is None or not appstate.require_models(selection, attention=("flexible", "cbam"),
-                                                   what="flexible (CBAM channel) attention"):
-    st.stop()
-analysis = appstate.analysis_for(selection)
-if analysis is None:
-    st.stop()
+selection, analysis = appstate.page_analysis(attention=("flexible", "cbam"), what="flexible (CBAM channel) attention")
 layers = analysis.channel_layers(("flexible",))
 names = list(layers)
 selected = st.selectbox("Layer", names, index=len(names) - 1, key="flex_layer",
@@ -52,9 +46,6 @@ if isinstance(spatial, SpatialAttentionRecord):
 
 if record.features is not None:
     count = st.slider("Channels to show", 2, 8, 4, key="flex_count")
-    order = np.argsort(-w)
-    features = record.features[0].numpy()
-    chosen = list(order[:count]) + list(order[-count:])
-    st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels:**")
-    st.plotly_chart(feature_grid_figure([feature_to_image(features[c]) for c in chosen],
-                                        [f"#{c} w={w[c]:.2f}" for c in chosen], columns=count), key="flex_features")
+    st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
+                "(each scaled to its own range):")
+    st.plotly_chart(extreme_channels_figure(record.features[0].numpy(), w, count), key="flex_features")

@@ -13,12 +13,7 @@ st.markdown(
     "each channel by a weight in (0, 1); **spatial attention** (CBAM's spatial gate, Coordinate Attention) "
     "weights positions; DANet's **position attention** lets every pixel gather features from every other "
     "pixel, and its **channel attention** mixes channels. Pick a model and a photo in the sidebar, then explore.")
-selection = appstate.current()
-if selection is None:
-    st.stop()
-analysis = appstate.analysis_for(selection)
-if analysis is None:
-    st.stop()
+selection, analysis = appstate.page_analysis()
 
 columns = st.columns(3 if selection.label is not None else 2)
 columns[0].image(selection.image, caption=f"Photo: {selection.image_title}")

@@ -18,12 +18,7 @@ $$S = \mathrm{softmax}(B^\top C)\ \ (N \times N,\ N = H W),\qquad E = \alpha\,(D
 
 Row $i$ of $S$ says **where pixel $i$ attends** (it sums to 1); column $j$ says **who attends to pixel $j$**.
 Click the photo to choose pixel $i$.""")
-selection = appstate.current()
-if selection is None or not appstate.require_models(selection, prefixes=("danet",), what="position attention module"):
-    st.stop()
-analysis = appstate.analysis_for(selection)
-if analysis is None or analysis.position is None:
-    st.stop()
+selection, analysis = appstate.page_analysis(prefixes=("danet",), what="position attention module")
 module_name, record = analysis.position
 image = selection.image
 height, width = image.shape[:2]

@@ -1,9 +1,7 @@
 """AppTest: every page renders with a shipped model and a sample, and shows what matters."""
-import re
 
 import numpy as np
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from attnviz.analysis import analyse, feature_index

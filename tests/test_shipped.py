@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from attnviz.analysis import analyse
 from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,

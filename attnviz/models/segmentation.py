@@ -11,7 +11,7 @@ on a CPU run at the scale they were trained at, whatever the photo's size.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F

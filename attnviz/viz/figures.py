@@ -9,12 +9,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from attnviz.data.camvid import CLASS_COLOURS, CLASS_NAMES
+from attnviz.viz.overlays import feature_to_image
 
 __all__ = [
     "photo_figure", "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
     "feature_grid_figure", "kernel_rule_figure", "attention_map_figure", "channel_map_figure",
     "branches_figure", "coordinate_attention_figure", "training_curve_figure", "row_comparison_figure",
-    "layer_summary_figure", "short_layer_name",
+    "layer_summary_figure", "short_layer_name", "extreme_channels_figure",
 ]
 
 _MARGIN = dict(l=10, r=10, t=40, b=10)
@@ -253,3 +254,11 @@ def layer_summary_figure(layer_names: Sequence[str], weights: Sequence[np.ndarra
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=40, b=10), height=260, showlegend=False,
                       yaxis=dict(title="channel weight", range=[0, 1]))
     return fig
+
+
+def extreme_channels_figure(features: np.ndarray, weights: np.ndarray, count: int) -> go.Figure:
+    """Feature maps (C, h, w) of the `count` most (top row) and least (bottom row) weighted channels."""
+    order = np.argsort(-weights)
+    chosen = list(order[:count]) + list(order[-count:])
+    return feature_grid_figure([feature_to_image(features[c]) for c in chosen],
+                               [f"#{c} w={weights[c]:.2f}" for c in chosen], columns=count)
