@@ -54,6 +54,13 @@ if record.features is not None:
     other = channel_attention_map(features[None], other_form)[0, channel].numpy()
     flat = features.flatten(1)
     similarity = (flat @ flat[channel]).numpy()
+    top_j = int(related[0])
+    row_energy = similarity if record.form == "paper" else similarity.max() - similarity
+    log_z = float(np.log(np.exp(row_energy - row_energy.max()).sum()) + row_energy.max())
+    shown = (r"A_{c}\cdot A_{j}" if record.form == "paper"
+             else r"\max_m(A_{c}\cdot A_m) - A_{c}\cdot A_{j}")
+    st.latex(rf"X_{{{channel},{top_j}}} = \mathrm{{softmax}}_j\big({shown}\big) = "
+             rf"\exp({row_energy[top_j]:.1f} - {log_z:.1f}) = {np.exp(row_energy[top_j] - log_z):.4f}")
     st.plotly_chart(row_comparison_figure({f"{record.form} form (this model)": row,
                                            f"{other_form} form, same features": other},
                                           f"Row {channel} of X in both forms"), key="cam_forms")

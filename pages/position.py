@@ -64,6 +64,12 @@ with right:
         r, c = divmod(t, record.width)
         listing.append(f"{rank}. row {r}, col {c}: {values.flat[t]:.4f}")
     st.markdown("**Top locations:**  \n" + "  \n".join(listing))
+    j = top[0]
+    query_index, key_index = (index, j) if is_row else (j, index)
+    energy = float(record.query[0, query_index] @ record.key[0, key_index])
+    log_z = float(record.log_normaliser[0, query_index])
+    st.latex(rf"S_{{{query_index},{key_index}}} = \frac{{\exp(B_{{{query_index}}}^\top C_{{{key_index}}})}}"
+             rf"{{\sum_m \exp(B_{{{query_index}}}^\top C_m)}} = \exp({energy:.3f} - {log_z:.3f}) = {np.exp(energy - log_z):.4f}")
     if selection.label is not None and is_row:
         label = selection.label
         cls = int(label[int(y), int(x)])

@@ -85,6 +85,8 @@ def test_position_click_shows_that_pixels_attention_and_it_sums_to_one():
     top = record.row(index).numpy().ravel()
     best = int(np.argmax(top))
     assert f"1. row {best // record.width}, col {best % record.width}: {top[best]:.4f}" in text
+    formula = next(x.value.strip("$\n") for x in at.latex if f"S_{{{index},{best}}}" in x.value)
+    assert formula.endswith(f"= {top[best]:.4f}")
     # the column view of the same pixel
     at.radio(key="pam_mode").set_value("who attends to it (column i of S)").run()
     column_sum = float(record.column(index).sum())
@@ -100,6 +102,13 @@ def test_channel_map_click_selects_row():
     text = _text(at)
     assert "Clicked cell:** row 5, column 3" in text
     assert "**Row c = 5** sums to 1.000000" in text
+    # the formula with this photo's numbers reproduces the recorded X
+    model, _ = load_checkpoint("danet-eca")
+    _, record = analyse(model, load_sample(list_samples()[0]).image).channel_map
+    row = record.attention[0, 5].numpy()
+    top = int(np.argmax(row))
+    formula = next(x.value.strip("$\n") for x in at.latex if f"X_{{5,{top}}}" in x.value)
+    assert formula.endswith(f"= {row[top]:.4f}")
 
 
 def test_compare_page_table_matches_results():
