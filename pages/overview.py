@@ -4,7 +4,7 @@ import streamlit as st
 
 from attnviz import appstate
 from attnviz.metrics import score_prediction
-from attnviz.viz.figures import class_legend_figure
+from attnviz.viz.figures import class_legend_figure, training_curve_figure
 from attnviz.viz.overlays import blend_labels
 
 st.title("attnviz: what do attention modules look at?")
@@ -34,7 +34,8 @@ evaluation = card.get("evaluation", {})
 training = card.get("training", {})
 with st.expander(f"Model card: {selection.model_name}", expanded=False):
     if evaluation:
-        st.markdown(f"Test mIoU (CamVid test, 233 photos): **{evaluation.get('miou', float('nan')):.1%}**, "
+        st.markdown(f"mIoU on the CamVid {evaluation.get('split', 'test')} split ({evaluation.get('images', '?')} photos): "
+                    f"**{evaluation.get('miou', float('nan')):.1%}**, "
                     f"parameters {evaluation.get('parameters', 0):,}, attention parameters "
                     f"{evaluation.get('attention_parameters', 0):,}.")
     if training:
@@ -42,6 +43,9 @@ with st.expander(f"Model card: {selection.model_name}", expanded=False):
         st.markdown(f"Trained {training.get('epochs')} epochs on {training.get('device')} in "
                     f"{training.get('wall_time_s', 0) / 60:.0f} min; batch {settings.get('batch_size')}, "
                     f"crop {settings.get('crop')}, lr {settings.get('lr')}. Data: {training.get('data_licence')}.")
+        if training.get("history"):
+            st.plotly_chart(training_curve_figure(training["history"], f"Training of {selection.model_name}"),
+                            key="training_curve")
     st.json(card.get("config", {}), expanded=False)
 
 st.subheader("Map of the app")
