@@ -25,6 +25,7 @@ any row S[i, :] or column S[:, j] in O(N * C') on demand.
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -253,6 +254,7 @@ def capture(model: nn.Module | None = None, keep_features: bool = False) -> Iter
 # --------------------------------------------------------------------------- hooks
 
 _HOOKED_ATTR = "_attnviz_hooks_installed"
+_install_lock = threading.Lock()
 
 
 def _detach(t: torch.Tensor) -> torch.Tensor:
@@ -335,15 +337,18 @@ def install_third_party_hooks(model: nn.Module) -> int:
     """
     if getattr(model, _HOOKED_ATTR, False):
         return 0
-    known = _third_party_hooks()
-    count = 0
-    for sub in model.modules():
-        for module_type, hook in known:
-            # exact type: subclasses (e.g. timm's LightChannelAttn) compute differently
-            if type(sub) is module_type:
-                sub.register_forward_hook(_only_when_recording(hook))
-                count += 1
-    object.__setattr__(model, _HOOKED_ATTR, True)
+    with _install_lock:  # two sessions may open the same new model at once
+        if getattr(model, _HOOKED_ATTR, False):
+            return 0
+        known = _third_party_hooks()
+        count = 0
+        for sub in model.modules():
+            for module_type, hook in known:
+                # exact type: subclasses (e.g. timm's LightChannelAttn) compute differently
+                if type(sub) is module_type:
+                    sub.register_forward_hook(_only_when_recording(hook))
+                    count += 1
+        object.__setattr__(model, _HOOKED_ATTR, True)
     return count
 
 

@@ -111,3 +111,23 @@ def test_torchvision_squeeze_excitation_hooked():
     assert list(rec) == se_names
     first = model.get_submodule(se_names[0])
     assert rec[se_names[0]].weights.shape == (1, first.fc2.out_channels)
+
+
+def test_hooks_installed_once_when_threads_race():
+    model = timm.create_model("ecaresnet26t", pretrained=False, num_classes=10).eval()
+    eca_layers = [n for n, m in model.named_modules() if type(m).__name__ == "EcaModule"]
+    x = torch.rand(1, 3, 32, 32)
+    counts, barrier = [], threading.Barrier(6)
+
+    def work():
+        barrier.wait()
+        with torch.no_grad(), capture(model) as rec:
+            model(x)
+        counts.append(len(rec))
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counts == [len(eca_layers)] * 6
