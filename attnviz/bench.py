@@ -1,6 +1,6 @@
 """Speed and memory figures: python -m attnviz.bench [--only pam click capture] [--out FILE]
 
-Writes JSON (default results/bench.json) with the machine it ran on. Each
+Writes JSON (default checkpoints/bench.json, beside results.json) with the machine it ran on. Each
 case runs in a fresh subprocess so that its peak memory (ru_maxrss growth
 over the process's state just before the case) is its own.
 
@@ -191,7 +191,7 @@ def _run_child(case: str, **kwargs) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnviz.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=sorted(_CASES), default=sorted(_CASES))
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "checkpoints" / "bench.json")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--pam-sizes", type=int, nargs="+", default=[1024, 4096, 16384, 32768])
     parser.add_argument("--naive-max", type=int, default=16384, help="largest N for the naive PAM")
