@@ -1,0 +1,39 @@
+import json
+
+import pytest
+import torch
+
+from attnviz import bench, evaluate
+from attnviz.data.camvid import default_data_root
+from attnviz.models import build_model, save_checkpoint
+
+
+@pytest.mark.skipif(not (default_data_root() / "test").is_dir(), reason="CamVid not available")
+def test_evaluate_writes_results_and_cards(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("fcn-eca", width=0.125)
+    save_checkpoint(model, "fcn-eca", {"training": {"epochs": 0}}, tmp_path)
+    assert evaluate.main(["--checkpoints", str(tmp_path), "--limit", "2", "--repeats", "1", "--threads", "1"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    entry = results["models"]["fcn-eca"]
+    assert entry["images"] == 2 and entry["parameters"] == sum(p.numel() for p in model.parameters())
+    assert entry["attention_parameters"] == sum(m.attn.conv.kernel_size[0] for layer in
+                                                 (model.backbone.layer1, model.backbone.layer2,
+                                                  model.backbone.layer3, model.backbone.layer4) for m in layer)
+    assert 0 <= entry["miou"] <= 1 and entry["macs"] > 0
+    card = json.loads((tmp_path / "fcn-eca.json").read_text())
+    assert card["evaluation"]["miou"] == entry["miou"]
+
+
+def test_count_macs_matches_a_conv_by_hand():
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    # 8 output channels x (3 x 3 x 3) MACs per output pixel x 360 x 480 pixels
+    assert evaluate.count_macs(conv) == 8 * 27 * 360 * 480
+
+
+def test_bench_pam_rows(tmp_path):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--only", "pam", "--pam-sizes", "512", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["pam"]
+    assert {r["mode"] for r in rows} == {"naive", "chunked"}
+    assert all("error" not in r and r["median_s"] > 0 for r in rows)
