@@ -64,12 +64,6 @@ with right:
         r, c = divmod(t, record.width)
         listing.append(f"{rank}. row {r}, col {c}: {values.flat[t]:.4f}")
     st.markdown("**Top locations:**  \n" + "  \n".join(listing))
-    j = top[0]
-    query_index, key_index = (index, j) if is_row else (j, index)
-    energy = float(record.query[0, query_index] @ record.key[0, key_index])
-    log_z = float(record.log_normaliser[0, query_index])
-    st.latex(rf"S_{{{query_index},{key_index}}} = \frac{{\exp(B_{{{query_index}}}^\top C_{{{key_index}}})}}"
-             rf"{{\sum_m \exp(B_{{{query_index}}}^\top C_m)}} = \exp({energy:.3f} - {log_z:.3f}) = {np.exp(energy - log_z):.4f}")
     if selection.label is not None and is_row:
         label = selection.label
         cls = int(label[int(y), int(x)])
@@ -80,8 +74,15 @@ with right:
             st.markdown(f"The clicked pixel is **{CLASS_NAMES[cls]}**. **{share:.1%}** of its attention falls on "
                         f"{CLASS_NAMES[cls]} pixels, which cover {chance:.1%} of the labelled photo "
                         f"({share / chance if chance else float('nan'):.1f}x chance).")
+# the formula with this photo's numbers, for the largest value shown
+j = top[0]
+query_index, key_index = (index, j) if is_row else (j, index)
+energy = float(record.query[0, query_index] @ record.key[0, key_index])
+log_z = float(record.log_normaliser[0, query_index])
+st.latex(rf"S_{{{query_index},{key_index}}} = \frac{{\exp(B_{{{query_index}}}^\top C_{{{key_index}}})}}"
+         rf"{{\sum_m \exp(B_{{{query_index}}}^\top C_m)}} = \exp({energy:.3f} - {log_z:.3f}) = {np.exp(energy - log_z):.4f}")
 st.plotly_chart(attention_map_figure(values, f"{'Row' if is_row else 'Column'} {index} of S at feature resolution "
                                      f"({module_name})", marker=(row, col),
-                                     top=[divmod(t, record.width) for t in top]), key="pam_map")
+                                     top=[divmod(t, record.width) for t in top]), key="pam_map", theme=None)
 st.caption(f"S is never built: the app keeps B and C of this photo and computes one row or column per click "
            f"(O(N·C/8)); the full S would be {record.num_pixels}² = {record.num_pixels ** 2:,} numbers.")

@@ -21,6 +21,14 @@ __all__ = [
 _MARGIN = dict(l=10, r=10, t=40, b=10)
 
 
+def _rgb_scale(name: str) -> list[list]:
+    """A named Plotly colour scale as explicit rgb() stops (its hex stops were drawn wrongly near black)."""
+    import plotly.colors
+
+    return [[position, "rgb({}, {}, {})".format(*plotly.colors.hex_to_rgb(colour))]
+            for position, colour in plotly.colors.get_colorscale(name)]
+
+
 def photo_figure(image: np.ndarray, title: str = "") -> go.Figure:
     fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
     fig.update_layout(title=title, margin=_MARGIN, height=int(380 * image.shape[0] / max(image.shape[1], 1)) + 60)
@@ -137,7 +145,7 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
 def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int] | None = None,
                          top: Sequence[tuple[int, int]] = ()) -> go.Figure:
     """A feature-resolution map (h, w) with exact values on hover; marker / top as (row, col)."""
-    fig = go.Figure(go.Heatmap(z=values, colorscale="Inferno", colorbar=dict(title="S"),
+    fig = go.Figure(go.Heatmap(z=values, colorscale=_rgb_scale("Inferno"), colorbar=dict(title="S"),
                                hovertemplate="row %{y}, col %{x}<br>%{z:.5f}<extra></extra>"))
     if top:
         fig.add_trace(go.Scatter(x=[c for _, c in top], y=[r for r, _ in top], mode="markers+text",
