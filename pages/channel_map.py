@@ -64,8 +64,9 @@ if record.features is not None:
     st.plotly_chart(row_comparison_figure({f"{record.form} form (this model)": row,
                                            f"{other_form} form, same features": other},
                                           f"Row {channel} of X in both forms"), key="cam_forms")
+    others = np.delete(np.arange(channels), channel)
     st.caption(f"Most similar channel to {channel} by energy A·Aᵀ (itself excluded): "
-               f"{int(np.argsort(-similarity)[1])}; least similar: {int(np.argmin(similarity))}. "
+               f"{int(others[np.argmax(similarity[others])])}; least similar: {int(others[np.argmin(similarity[others])])}. "
                f"Under the official form the least similar gets the largest weight.")
     maps = [feature_to_image(features[channel].numpy())] + [feature_to_image(features[j].numpy()) for j in related[:5]]
     titles = [f"c = {channel} (output)"] + [f"#{j}: X={row[j]:.3f}" for j in related[:5]]

@@ -26,8 +26,9 @@ if selection.label is not None:
 present = np.unique(np.concatenate([analysis.prediction.ravel(), (selection.label if selection.label is not None
                                                                   else analysis.prediction).ravel()]))
 st.plotly_chart(class_legend_figure(present), key="legend")
-st.caption(f"Forward pass with capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}. "
-           f"Input {selection.image.shape[1]}x{selection.image.shape[0]}.")
+st.caption(f"Forward pass with capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}, measured when this "
+           f"photo ({selection.image.shape[1]}x{selection.image.shape[0]}) first ran on this model; every page reuses "
+           "that cached result. Steady-state latency is in the compare page's table.")
 
 card = selection.card
 evaluation = card.get("evaluation", {})
