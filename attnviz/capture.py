@@ -25,6 +25,7 @@ any row S[i, :] or column S[:, j] in O(N * C') on demand.
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -310,22 +311,24 @@ def _hook_torchvision_se(module, inputs, output):
 
 
 def _third_party_hooks() -> list[tuple[type, object]]:
-    """(module type, hook) for the third-party attention modules we know."""
-    hooks: list[tuple[type, object]] = []
-    try:
-        from timm.layers import cbam, eca, squeeze_excite
+    """(module type, hook) for the third-party attention modules we know.
 
-        hooks += [
-            (eca.EcaModule, _hook_timm_eca),
-            (squeeze_excite.SEModule, _hook_timm_se),
-            (cbam.ChannelAttn, _hook_timm_cbam_channel),
-            (cbam.SpatialAttn, _hook_timm_cbam_spatial),
-        ]
-    except ImportError:  # timm is optional for capture
-        pass
-    from torchvision.ops.misc import SqueezeExcitation
-
-    hooks.append((SqueezeExcitation, _hook_torchvision_se))
+    Only libraries already imported are looked at: a model cannot hold a timm
+    module unless timm's module was imported, and importing timm here would
+    cost over a second on the first capture.
+    """
+    known = [
+        ("timm.layers.eca", "EcaModule", _hook_timm_eca),
+        ("timm.layers.squeeze_excite", "SEModule", _hook_timm_se),
+        ("timm.layers.cbam", "ChannelAttn", _hook_timm_cbam_channel),
+        ("timm.layers.cbam", "SpatialAttn", _hook_timm_cbam_spatial),
+        ("torchvision.ops.misc", "SqueezeExcitation", _hook_torchvision_se),
+    ]
+    hooks = []
+    for module_name, class_name, hook in known:
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, class_name):
+            hooks.append((getattr(module, class_name), hook))
     return hooks
 
 
