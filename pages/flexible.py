@@ -30,8 +30,9 @@ avg = record.parts["avg_branch"][0].numpy()
 mx = record.parts["max_branch"][0].numpy()
 st.plotly_chart(branches_figure(avg, mx, w, f"{selected}: what each pooling branch contributes"), key="flex_branches")
 top = int(np.argmax(w))
-st.latex(rf"\omega_{{{top}}} = \sigma(\underbrace{{{avg[top]:+.3f}}}_{{\text{{avg}}}} + "
-         rf"\underbrace{{{mx[top]:+.3f}}}_{{\text{{max}}}}) = \sigma({avg[top] + mx[top]:.3f}) = {w[top]:.4f}")
+max_term = f"({mx[top]:.3f})" if mx[top] < 0 else f"{mx[top]:.3f}"
+st.latex(rf"\omega_{{{top}}} = \sigma(\underbrace{{{avg[top]:.3f}}}_{{\text{{avg}}}} + "
+         rf"\underbrace{{{max_term}}}_{{\text{{max}}}}) = \sigma({avg[top] + mx[top]:.3f}) = {w[top]:.4f}")
 dominant = float(np.mean(np.abs(mx) > np.abs(avg)))
 st.caption(f"In this layer the max-pool branch has the larger magnitude in {dominant:.0%} of the channels. "
            f"Correlation of the two branches across channels: {np.corrcoef(avg, mx)[0, 1]:.2f}.")
