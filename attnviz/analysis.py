@@ -20,8 +20,11 @@ __all__ = ["Analysis", "analyse", "image_to_tensor", "pick_device", "feature_ind
            "class_fractions", "attention_share_on_class", "top_locations", "count_parameters"]
 
 
-def pick_device(prefer_gpu: bool = True) -> torch.device:
-    return torch.device("cuda" if prefer_gpu and torch.cuda.is_available() else "cpu")
+def pick_device(name: str = "auto") -> torch.device:
+    """"auto": the GPU when there is one, else the CPU; any other name as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

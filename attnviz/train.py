@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from attnviz.analysis import pick_device
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, CamVid, default_data_root
 from attnviz.data.transforms import augment_pair, to_float_image
 from attnviz.metrics import confusion_matrix, summarise_confusion
@@ -59,12 +60,6 @@ class TrainSettings:
     limit_images: int = 0  # >0: use only the first N training images (smoke tests)
     pretrained: str = ""  # "torchvision" or "timm": ImageNet backbone (needs a network, width 1.0)
     model_overrides: dict = field(default_factory=dict)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def enet_class_weights(labels: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:

@@ -12,7 +12,7 @@ from attnviz.data.camvid import CLASS_COLOURS, CLASS_NAMES
 from attnviz.viz.overlays import feature_to_image
 
 __all__ = [
-    "photo_figure", "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
+    "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
     "feature_grid_figure", "kernel_rule_figure", "attention_map_figure", "channel_map_figure",
     "branches_figure", "coordinate_attention_figure", "training_curve_figure", "row_comparison_figure",
     "layer_summary_figure", "short_layer_name", "extreme_channels_figure",
@@ -27,14 +27,6 @@ def _rgb_scale(name: str) -> list[list]:
 
     return [[position, "rgb({}, {}, {})".format(*plotly.colors.hex_to_rgb(colour))]
             for position, colour in plotly.colors.get_colorscale(name)]
-
-
-def photo_figure(image: np.ndarray, title: str = "") -> go.Figure:
-    fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
-    fig.update_layout(title=title, margin=_MARGIN, height=int(380 * image.shape[0] / max(image.shape[1], 1)) + 60)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
 
 
 def class_legend_figure(class_ids: Sequence[int] | None = None) -> go.Figure:
