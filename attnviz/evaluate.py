@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
@@ -63,16 +64,22 @@ def cpu_latency_ms(model: torch.nn.Module, size=(360, 480), repeats: int = 10) -
 
 
 @torch.no_grad()
-def evaluate_model(model: SegmentationModel, dataset: CamVid, limit: int = 0, progress: bool = True) -> dict:
+def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bool = True) -> dict:
+    """mIoU, per-class IoU and pixel accuracy of `model` over (image (H, W, 3) uint8, label (H, W)) pairs.
+
+    `pairs` is any sequence of such pairs: a CamVid split, or pairs already in memory (training's
+    validation). The confusion matrix is accumulated over all of them before dividing.
+    """
     model.eval()
     device = next(model.parameters()).device
     confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
-    count = min(len(dataset), limit) if limit else len(dataset)
-    for index in tqdm(range(count), desc="test images", disable=not progress, leave=False):
-        image, label = dataset[index]
-        x = to_float_image(torch.from_numpy(image.copy()).permute(2, 0, 1)[None]).to(device)
+    count = min(len(pairs), limit) if limit else len(pairs)
+    for index in tqdm(range(count), desc="images", disable=not progress, leave=False):
+        image, label = pairs[index]
+        x = to_float_image(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]).to(device)
         prediction = model(x).argmax(1)[0].cpu()
-        confusion += confusion_matrix(prediction, torch.from_numpy(label.astype("int64")), NUM_CLASSES, IGNORE_INDEX)
+        confusion += confusion_matrix(prediction, torch.from_numpy(np.asarray(label, dtype=np.int64)),
+                                      NUM_CLASSES, IGNORE_INDEX)
     return {**summarise_confusion(confusion, CLASS_NAMES), "images": count}
 
 

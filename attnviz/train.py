@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from attnviz.analysis import pick_device
-from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, CamVid, default_data_root
-from attnviz.data.transforms import augment_pair, to_float_image
-from attnviz.metrics import confusion_matrix, summarise_confusion
+from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES, CamVid, default_data_root
+from attnviz.data.transforms import augment_pair
+from attnviz.evaluate import evaluate_model
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, save_checkpoint
 from attnviz.models.registry import build_model, list_models
 
@@ -76,18 +76,6 @@ def learning_rate(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-@torch.no_grad()
-def evaluate_split(model, images: torch.Tensor, labels: torch.Tensor, device, batch_size: int = 4) -> dict:
-    """mIoU etc. of `model` on uint8 images (N, 3, H, W) / labels (N, H, W)."""
-    model.eval()
-    confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
-    for start in range(0, len(images), batch_size):
-        x = to_float_image(images[start:start + batch_size]).to(device)
-        prediction = model(x).argmax(1).cpu()
-        confusion += confusion_matrix(prediction, labels[start:start + batch_size], NUM_CLASSES, IGNORE_INDEX)
-    return summarise_confusion(confusion, CLASS_NAMES)
-
-
 def _git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
@@ -107,7 +95,8 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
     log_path, state_path = run_dir / "log.jsonl", run_dir / "last.pt"
 
     train_images, train_labels = CamVid(data_root, "train").load_all(settings.limit_images)
-    val_images, val_labels = CamVid(data_root, "val").load_all(settings.limit_images)
+    val_set = CamVid(data_root, "val")
+    val_pairs = [val_set[i] for i in range(min(settings.limit_images or len(val_set), len(val_set)))]
 
     model = build_model(name, **settings.model_overrides)
     if settings.pretrained:
@@ -171,7 +160,7 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
                  "lr": optimizer.param_groups[0]["lr"], "epoch_s": round(time.time() - epoch_started, 2)}
         last = epoch + 1 == settings.epochs or step >= total_steps
         if settings.eval_every and ((epoch + 1) % settings.eval_every == 0 or last):
-            entry["val_miou"] = evaluate_split(model, val_images, val_labels, device)["miou"]
+            entry["val_miou"] = evaluate_model(model, val_pairs, progress=False)["miou"]
         history.append(entry)
         with log_path.open("a") as log:
             log.write(json.dumps(entry) + "\n")
