@@ -231,24 +231,16 @@ def main(argv=None) -> int:
 
     if args.parallel > 1 and len(args.models) > 1:
         groups = [args.models[i::args.parallel] for i in range(args.parallel)]
-        base = [a for a in (argv if argv is not None else sys.argv[1:])]
-        # strip --models and --parallel, keep the rest
-        rest, skip = [], False
-        for token in base:
-            if token in ("--models", "--parallel"):
-                skip = True
-                continue
-            if skip and not token.startswith("--"):
-                continue
-            skip = False
-            rest.append(token)
+        original = list(argv if argv is not None else sys.argv[1:])
         procs = []
         args.runs.mkdir(parents=True, exist_ok=True)
         for index, group in enumerate(groups):
             if not group:
                 continue
             log = open(args.runs / f"parallel-{index}.out", "w")
-            cmd = [sys.executable, "-m", "attnviz.train", "--models", *group, "--no-progress", *rest]
+            # argparse keeps the last value of a repeated option: the child gets its own models, no parallelism
+            cmd = [sys.executable, "-m", "attnviz.train", *original, "--models", *group, "--parallel", "1",
+                   "--no-progress"]
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()))
             print(f"started {' '.join(group)} -> {log.name}", flush=True)
         codes = [p.wait() for p in procs]

@@ -51,3 +51,15 @@ def test_enet_weights_and_schedule_by_hand():
     assert learning_rate(0, 100, 10, 1.0) == pytest.approx(0.1)
     assert learning_rate(10, 100, 10, 1.0) == pytest.approx(1.0)
     assert learning_rate(100, 100, 10, 1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_parallel_trains_each_model_in_its_own_process(tmp_path, data_root):
+    args = ["--models", "fcn-none", "fcn-eca", "--parallel", "2", "--epochs", "1", "--max-steps", "1",
+            "--limit-images", "2", "--batch-size", "2", "--crop", "120", "160", "--width", "0.125",
+            "--eval-every", "0", "--data", str(data_root), "--runs", str(tmp_path / "runs"),
+            "--checkpoints", str(tmp_path / "checkpoints")]
+    assert main(args) == 0
+    for index, name in enumerate(["fcn-none", "fcn-eca"]):
+        assert f"[{name}] epoch 1" in (tmp_path / "runs" / f"parallel-{index}.out").read_text()
+        card = json.loads((tmp_path / "checkpoints" / f"{name}.json").read_text())
+        assert card["config"]["width"] == 0.125 and card["training"]["steps"] == 1
