@@ -17,7 +17,7 @@ from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, PositionA
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 
 __all__ = ["Analysis", "analyse", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
-           "class_fractions", "attention_share_on_class", "top_locations", "count_parameters"]
+           "class_fractions", "attention_share_on_class", "top_locations"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -29,7 +29,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0).to(device)
+    # np.array copies: decoded images may be read-only, which torch.from_numpy warns about
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float().div_(255.0).to(device)
 
 
 @dataclass
@@ -127,7 +128,3 @@ def top_locations(values: np.ndarray, k: int = 5) -> list[int]:
     k = min(k, flat.size)
     top = np.argpartition(-flat, k - 1)[:k]
     return top[np.argsort(-flat[top])].tolist()
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -108,13 +108,14 @@ def _shipped_danet():
 
 
 def _case_click(name: str, device: str) -> dict:
+    from attnviz.analysis import image_to_tensor
     from attnviz.capture import PositionAttentionRecord, capture
     from attnviz.data.samples import list_samples, load_sample
     from attnviz.models import load_checkpoint
 
     model, _ = load_checkpoint(name, device=device)
     image = load_sample(list_samples()[0]).image
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(device)
+    x = image_to_tensor(image, device)
 
     def forward():
         with torch.no_grad(), capture(model) as rec:

@@ -24,9 +24,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
+from attnviz.analysis import image_to_tensor
 from attnviz.bench import machine_info
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, CamVid, default_data_root
-from attnviz.data.transforms import to_float_image
 from attnviz.metrics import confusion_matrix, summarise_confusion
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, list_checkpoints, load_checkpoint
 from attnviz.models.segmentation import SegmentationModel
@@ -76,7 +76,7 @@ def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bo
     count = min(len(pairs), limit) if limit else len(pairs)
     for index in tqdm(range(count), desc="images", disable=not progress, leave=False):
         image, label = pairs[index]
-        x = to_float_image(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]).to(device)
+        x = image_to_tensor(image, device)
         prediction = model(x).argmax(1)[0].cpu()
         confusion += confusion_matrix(prediction, torch.from_numpy(np.asarray(label, dtype=np.int64)),
                                       NUM_CLASSES, IGNORE_INDEX)
