@@ -68,10 +68,10 @@ with right:
         label = selection.label
         cls = int(label[int(y), int(x)])
         if cls == IGNORE_INDEX:
-            st.markdown("The clicked pixel is unlabelled in the ground truth.")
+            st.markdown("The chosen pixel is unlabelled in the ground truth.")
         else:
             share, chance = attention_share_on_class(values, label, cls)
-            st.markdown(f"The clicked pixel is **{CLASS_NAMES[cls]}**. **{share:.1%}** of its attention falls on "
+            st.markdown(f"The chosen pixel is **{CLASS_NAMES[cls]}**. **{share:.1%}** of its attention falls on "
                         f"{CLASS_NAMES[cls]} pixels, which cover {chance:.1%} of the labelled photo "
                         f"({share / chance if chance else float('nan'):.1f}x chance).")
 # the formula with this photo's numbers, for the largest value shown
