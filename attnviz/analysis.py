@@ -17,7 +17,8 @@ from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, PositionA
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 
 __all__ = ["Analysis", "analyse", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
-           "class_fractions", "attention_share_on_class", "top_locations"]
+           "class_fractions", "class_shares", "attention_share_on_class", "own_class_ratio",
+           "top_locations"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -110,16 +111,33 @@ def class_fractions(label: np.ndarray, feature_hw: tuple[int, int]) -> np.ndarra
                      for c in range(NUM_CLASSES + 1)])
 
 
+def class_shares(rows: np.ndarray, label: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
+    """For rows of S (R, h, w) and one class per row: (share of each row that falls on labelled pixels of
+    its class, among the labelled pixels; that class's share of the labelled photo, the chance level)."""
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, *np.shape(rows)[-2:])
+    classes = np.asarray(classes, dtype=np.int64).reshape(-1)
+    fractions = class_fractions(label, rows.shape[-2:]).reshape(NUM_CLASSES + 1, -1)
+    flat = rows.reshape(rows.shape[0], -1)
+    on_labelled = flat @ (1.0 - fractions[IGNORE_INDEX])
+    on_class = np.einsum("rn,rn->r", flat, fractions[classes])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(on_labelled > 0, on_class / on_labelled, np.nan)
+        counts = np.bincount(label.reshape(-1).astype(np.int64), minlength=NUM_CLASSES + 1)[:NUM_CLASSES]
+        chance = counts[classes] / counts.sum() if counts.sum() else np.full(classes.shape, np.nan)
+    return share, chance
+
+
 def attention_share_on_class(attention: np.ndarray, label: np.ndarray, class_id: int) -> tuple[float, float]:
     """(share of the attention that falls on labelled pixels of `class_id`, share of the labelled image
     that is `class_id`). attention: (h, w), one row of S; the second value is the chance level."""
-    fractions = class_fractions(label, attention.shape)
-    labelled = 1.0 - fractions[IGNORE_INDEX]
-    on_labelled = float((attention * labelled).sum())
-    share = float((attention * fractions[class_id]).sum()) / on_labelled if on_labelled > 0 else float("nan")
-    labelled_pixels = (label != IGNORE_INDEX).sum()
-    chance = float((label == class_id).sum() / labelled_pixels) if labelled_pixels else float("nan")
-    return share, chance
+    share, chance = class_shares(attention[None], label, [class_id])
+    return float(share[0]), float(chance[0])
+
+
+def own_class_ratio(rows: np.ndarray, label: np.ndarray, classes) -> np.ndarray:
+    """Share of each row of S on its query's class / that class's share of the photo (1.0 = chance)."""
+    share, chance = class_shares(rows, label, classes)
+    return share / chance
 
 
 def top_locations(values: np.ndarray, k: int = 5) -> list[int]:

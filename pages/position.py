@@ -6,6 +6,8 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 from attnviz import appstate
 from attnviz.analysis import attention_share_on_class, feature_centre, feature_index, top_locations
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
+from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
+from attnviz.results import model_results, pam_ratio_text, read_results
 from attnviz.viz.figures import attention_map_figure
 from attnviz.viz.overlays import blend_heatmap, draw_markers
 
@@ -73,7 +75,19 @@ with right:
             share, chance = attention_share_on_class(values, label, cls)
             st.markdown(f"The chosen pixel is **{CLASS_NAMES[cls]}**. **{share:.1%}** of its attention falls on "
                         f"{CLASS_NAMES[cls]} pixels, which cover {chance:.1%} of the labelled photo "
-                        f"({share / chance if chance else float('nan'):.1f}x chance).")
+                        f"(**{share / chance if chance else float('nan'):.1f}x chance**).")
+    model_figure = pam_ratio_text(model_results(read_results(DEFAULT_CHECKPOINT_DIR / "results.json"),
+                                                selection.model_name))
+    if model_figure:
+        st.markdown(f"**This model over the whole test split:** {model_figure}.")
+    info = appstate.catalogue().get(selection.model_name)
+    if info is not None and info.pam_affinity > 0:
+        st.info(f"**PAM supervised with class affinity** (weight {info.pam_affinity:g}): in training, an extra loss "
+                "pulled each row of S towards the pixels of the query's own class (the affinity-loss idea of "
+                "Context Prior, Yu et al., CVPR 2020). Its attention groups classes because it was taught to.")
+    else:
+        st.caption("Plain DANet: S was learned only through the segmentation loss. Trained on 367 photos, it is "
+                   "weakly tied to the classes; a model trained with `--pam-affinity` is taught to group them.")
 # the formula with this photo's numbers, for the largest value shown
 j = top[0]
 query_index, key_index = (index, j) if is_row else (j, index)

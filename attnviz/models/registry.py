@@ -4,9 +4,9 @@ A name is "<head>-<attention>", e.g. "danet-eca", "fcn-se". `list_models()`
 lists them; `build_model(name)` builds one (random weights) with the shipped
 configuration; keyword overrides change any ModelConfig field.
 
-The shipped configuration is the one trained on a 2-core CPU (see the model
-cards in checkpoints/): ResNet-18 layout at width 0.25, output stride 8,
-input_scale 0.5 (a 360x480 photo runs through the network at 180x240).
+The shipped configuration is the one trained on a GPU (see the model cards in
+checkpoints/): ResNet-18 layout at width 0.5 (32-64-128-256 channels), output
+stride 8, input_scale 1.0 (a 360x480 photo gives a 45x60 feature map).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from attnviz.modules import ATTENTION_KINDS
 
 __all__ = ["list_models", "build_model", "model_config", "SHIPPED_DEFAULTS", "SHIPPED_MODELS"]
 
-SHIPPED_DEFAULTS = dict(width=0.25, blocks=(2, 2, 2, 2), output_stride=8, input_scale=0.5)
+SHIPPED_DEFAULTS = dict(width=0.5, blocks=(2, 2, 2, 2), output_stride=8, input_scale=1.0)
 
 SHIPPED_MODELS = ("fcn-none", "fcn-se", "fcn-eca", "fcn-flexible", "fcn-cbam", "fcn-ca",
                   "danet-none", "danet-eca")

@@ -41,6 +41,21 @@ class ModelConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
+        for name in ("width", "input_scale", "dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        for name in ("output_stride", "num_classes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if (not isinstance(self.blocks, (list, tuple)) or not self.blocks
+                or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in self.blocks)):
+            raise ValueError(f"blocks must be a list of positive integers, got {self.blocks!r}")
+        if not 0 < self.width <= 4:
+            raise ValueError(f"width must be in (0, 4], got {self.width}")
+        if self.output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {self.output_stride}")
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; choose from {', '.join(HEADS)}")
         if self.attention not in ATTENTION_KINDS:
@@ -54,6 +69,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"a model config is a JSON object, got {type(data).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:
