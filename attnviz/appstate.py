@@ -18,6 +18,7 @@ from attnviz.analysis import Analysis, analyse, pick_device
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError, decode_image
 from attnviz.data.samples import SAMPLE_ATTRIBUTION, list_samples, load_sample
 from attnviz.models import CheckpointError, load_checkpoint
+from attnviz.text import markdown_literal
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 
 __all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get_analysis", "require_models", "model_title",
@@ -86,8 +87,9 @@ def sidebar() -> Selection | None:
         return None
     if st.session_state.get("model") not in names:
         st.session_state["model"] = "danet-eca" if "danet-eca" in names else names[0]
-    model_name = bar.selectbox("Model", names, key="model", format_func=lambda name: models[name].title,
+    model_name = bar.selectbox("Model", names, key="model", format_func=lambda name: models[name].label,
                                help="Trained on CamVid; see the Overview page for each model's card.")
+    bar.caption(models[model_name].title)
     samples = list_samples()
     choice = bar.selectbox("Photo", samples + [UPLOAD_CHOICE], key="sample",
                            help="CamVid test photos (with ground-truth labels) or your own photo.")
@@ -101,7 +103,7 @@ def sidebar() -> Selection | None:
                 image = _decode(upload.getvalue())
                 title = upload.name
             except ImageError as error:
-                bar.error(f"{upload.name}: {error}")
+                bar.error(f"{markdown_literal(upload.name)}: {error}")
         if image is None:
             bar.info("No usable upload yet: showing the first sample.")
             choice = samples[0]

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,28 +26,11 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["main", "machine_info"]
+from attnviz.machine import machine_info
+
+__all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def machine_info() -> dict:
-    info = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return info
 
 
 def _timeit(fn, repeats: int, warmup: int = 1) -> dict:

@@ -26,13 +26,14 @@ from tqdm import tqdm
 
 from attnviz.affinity import query_cells
 from attnviz.analysis import image_to_tensor, own_class_ratio
-from attnviz.bench import machine_info
+from attnviz.machine import machine_info
 from attnviz.capture import PositionAttentionRecord, capture
-from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, CamVid, default_data_root
+from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, SPLITS, CamVid, default_data_root
 from attnviz.metrics import confusion_matrix, summarise_confusion
-from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, list_checkpoints, load_checkpoint
+from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, load_checkpoint, scan_checkpoints
 from attnviz.models.segmentation import SegmentationModel
 from attnviz.modules.danet import PositionAttention
+from attnviz.results import read_results
 
 __all__ = ["attention_parameters", "count_macs", "cpu_latency_ms", "evaluate_model", "pam_alpha", "main"]
 
@@ -124,59 +125,94 @@ def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bo
     return result
 
 
-def main(argv=None) -> int:
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"cannot be negative, got {value}")
+    return value
+
+
+def _parse(argv):
     parser = argparse.ArgumentParser(prog="python -m attnviz.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--names", nargs="+", default=None)
+    parser.add_argument("--names", nargs="+", default=None, help="checkpoint names (default: every loadable one)")
     parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINT_DIR)
     parser.add_argument("--data", type=Path, default=None, help="CamVid folder (PNG layout)")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for the latency figure")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N images (quick checks)")
-    parser.add_argument("--pam-queries", type=int, default=40,
+    parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--threads", type=_positive, default=2, help="CPU threads for the latency figure")
+    parser.add_argument("--repeats", type=_positive, default=10)
+    parser.add_argument("--limit", type=_not_negative, default=0,
+                        help="evaluate only the first N images (quick checks)")
+    parser.add_argument("--pam-queries", type=_not_negative, default=40,
                         help="query cells per photo for pam_own_class_ratio (DANet models; 0: skip)")
     parser.add_argument("--out", type=Path, default=None, help="default: <checkpoints>/results.json")
-    args = parser.parse_args(argv)
+    return parser, parser.parse_args(argv)
+
+
+def _evaluate_checkpoint(name: str, args, dataset) -> dict:
+    """The results entry of one checkpoint; also written into its model card as "evaluation"."""
+    model, card = load_checkpoint(name, args.checkpoints)
+    entry = {
+        **evaluate_model(model, dataset, args.limit, pam_queries=args.pam_queries),
+        "split": args.split,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "attention_parameters": attention_parameters(model),
+        "macs": count_macs(model),
+        "latency_ms": round(cpu_latency_ms(model, repeats=args.repeats), 2),
+        "config": card["config"],
+    }
+    if has_position_attention(model):
+        entry["pam_alpha"] = pam_alpha(model)
+    card["evaluation"] = {k: v for k, v in entry.items() if k != "config"}
+    (args.checkpoints / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    pam = entry.get("pam_own_class_ratio", {})
+    print(f"{name}: mIoU {entry['miou']:.4f}, pixel acc {entry['pixel_accuracy']:.4f}, "
+          f"params {entry['parameters']:,} (attention {entry['attention_parameters']:,}), "
+          f"{entry['macs'] / 1e9:.3f} GMACs, {entry['latency_ms']:.1f} ms"
+          + (f", PAM own-class ratio {pam['mean']:.2f}x (median {pam['median']:.2f}x), alpha {entry['pam_alpha']:.3f}"
+             if pam.get("mean") is not None else ""), flush=True)
+    return entry
+
+
+def main(argv=None) -> int:
+    parser, args = _parse(argv)
+
+    def fail(message: str) -> int:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
+
+    usable, problems = scan_checkpoints(args.checkpoints)
+    loadable = [info.name for info in usable]
+    names = args.names or loadable
+    unknown = [n for n in names if n not in loadable]
+    if unknown:
+        reasons = "; ".join(f"{n}: {problems.get(n, 'no such checkpoint')}" for n in unknown)
+        return fail(f"cannot evaluate {reasons} (loadable in {args.checkpoints}: {', '.join(loadable) or 'none'})")
+    if not names:
+        return fail(f"no loadable checkpoints in {args.checkpoints}")
+    try:
+        dataset = CamVid(args.data or default_data_root(), args.split)
+    except (FileNotFoundError, ValueError) as error:
+        return fail(str(error))
 
     torch.set_num_threads(args.threads)
-    names = args.names or list_checkpoints(args.checkpoints)
-    if not names:
-        print(f"no checkpoints in {args.checkpoints}", file=sys.stderr)
-        return 2
-    dataset = CamVid(args.data or default_data_root(), args.split)
     out = args.out or args.checkpoints / "results.json"
-    results = json.loads(out.read_text()) if out.exists() else {}
-    models = results.get("models", {})
+    models = read_results(out).get("models") or {}
     for name in names:
-        model, card = load_checkpoint(name, args.checkpoints)
-        scores = evaluate_model(model, dataset, args.limit, pam_queries=args.pam_queries)
-        entry = {
-            **scores,
-            "split": args.split,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "attention_parameters": attention_parameters(model),
-            "macs": count_macs(model),
-            "latency_ms": round(cpu_latency_ms(model, repeats=args.repeats), 2),
-            "config": card["config"],
-        }
-        if has_position_attention(model):
-            entry["pam_alpha"] = pam_alpha(model)
-        models[name] = entry
-        card["evaluation"] = {k: v for k, v in entry.items() if k != "config"}
-        (args.checkpoints / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
-        print(f"{name}: mIoU {entry['miou']:.4f}, pixel acc {entry['pixel_accuracy']:.4f}, "
-              f"params {entry['parameters']:,} (attention {entry['attention_parameters']:,}), "
-              f"{entry['macs'] / 1e9:.3f} GMACs, {entry['latency_ms']:.1f} ms"
-              + (f", PAM own-class ratio {entry['pam_own_class_ratio']['mean']:.2f}x "
-                 f"(median {entry['pam_own_class_ratio']['median']:.2f}x), alpha {entry['pam_alpha']:.3f}"
-                 if entry.get("pam_own_class_ratio", {}).get("mean") is not None else ""), flush=True)
-    known = set(list_checkpoints(args.checkpoints))
+        models[name] = _evaluate_checkpoint(name, args, dataset)
     results = {
         "meta": {"command": "python -m attnviz.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
                  "machine": machine_info(), "split": args.split, "latency_threads": args.threads,
                  "latency_repeats": args.repeats, "input_size": [360, 480],
                  "macs_note": "torch FlopCounterMode FLOPs / 2 at 1x3x360x480"},
-        "models": {k: v for k, v in sorted(models.items()) if k in known},
+        "models": {k: v for k, v in sorted(models.items()) if k in loadable},
     }
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["read_results", "model_results", "results_rows", "pam_ratio_text"]
+__all__ = ["read_results", "model_results", "results_rows", "pam_ratio_text", "markdown_tables"]
 
 
 def read_results(path: str | Path) -> dict:
@@ -64,3 +64,33 @@ def pam_ratio_text(entry: dict) -> str | None:
     return (f"{ratio['mean']:.2f}x chance on average (median {ratio.get('median', float('nan')):.2f}x) over "
             f"{ratio.get('queries', '?'):,} query cells of the test split ({ratio.get('per_photo', '?')} per photo, "
             f"cells at least {ratio.get('purity', 0.8):.0%} one class)")
+
+
+def markdown_tables(results: dict) -> str:
+    """The README's tables (overall and per class) from a results file, best test mIoU first."""
+    models = {name: entry for name, entry in (results.get("models") or {}).items() if isinstance(entry, dict)}
+    order = sorted(models, key=lambda name: -(models[name].get("miou") or 0))
+    lines = ["| model | test mIoU | pixel acc. | PAM own-class ratio (mean / median) | PAM α | parameters "
+             "| attention params | GMACs | CPU latency |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in order:
+        entry = models[name]
+        ratio = entry.get("pam_own_class_ratio") or {}
+        pam = f"{ratio['mean']:.2f}x / {ratio['median']:.2f}x" if ratio.get("mean") is not None else "–"
+        alpha = f"{entry['pam_alpha']:.3f}" if entry.get("pam_alpha") is not None else "–"
+        lines.append(f"| {name} | {entry['miou']:.1%} | {entry['pixel_accuracy']:.1%} | {pam} | {alpha} "
+                     f"| {entry['parameters']:,} | {entry['attention_parameters']:,} | {entry['macs'] / 1e9:.3f} "
+                     f"| {entry['latency_ms']:.1f} ms |")
+    classes = list(next(iter(models.values()), {}).get("per_class_iou", {}))
+    lines += ["", "| model | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    for name in order:
+        ious = models[name].get("per_class_iou", {})
+        lines.append(f"| {name} | " + " | ".join("–" if ious.get(c) is None else f"{100 * ious[c]:.0f}"
+                                                 for c in classes) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "checkpoints" / "results.json"
+    print(markdown_tables(read_results(source)))

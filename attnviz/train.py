@@ -41,7 +41,7 @@ from attnviz.analysis import pick_device
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES, CamVid, default_data_root
 from attnviz.data.transforms import augment_pair
 from attnviz.evaluate import evaluate_model
-from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, save_checkpoint
+from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, load_checkpoint, save_checkpoint
 from attnviz.models.registry import SHIPPED_DEFAULTS, build_model, list_models, model_config
 from attnviz.modules.danet import PositionAttention
 
@@ -70,6 +70,7 @@ class TrainSettings:
     limit_images: int = 0  # >0: use only the first N training images (smoke tests)
     pretrained: str = ""  # "torchvision" or "timm": ImageNet backbone (needs a network, width 1.0)
     pam_affinity: float = 0.0  # >0: weight of the class-affinity loss on PAM's S (DANet models only)
+    init_from: str = ""  # a checkpoint (name in --checkpoints, or a path without suffix) to start from: fine-tuning
     model_overrides: dict = field(default_factory=dict)
 
 
@@ -93,6 +94,12 @@ def _git_commit() -> str | None:
                               cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def _init_dir(init_from: str, checkpoint_dir: Path | None) -> Path:
+    """The folder of --init-from: its own folder when it is a path, else the checkpoint folder."""
+    path = Path(init_from)
+    return path.parent if len(path.parts) > 1 else Path(checkpoint_dir or DEFAULT_CHECKPOINT_DIR)
 
 
 def checkpoint_name(name: str, settings: TrainSettings) -> str:
@@ -252,6 +259,12 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
         from attnviz.models.pretrained import load_pretrained_backbone
 
         load_pretrained_backbone(model, settings.pretrained)
+    if settings.init_from:
+        start_from, _ = load_checkpoint(Path(settings.init_from).name, _init_dir(settings.init_from, checkpoint_dir))
+        if start_from.config != model.config:
+            raise ValueError(f"--init-from {settings.init_from}: its architecture {start_from.config} is not "
+                             f"{model.config}")
+        model.load_state_dict(start_from.state_dict())
     model = model.to(device)
     tap = _ProjectionTap(model.head.pam) if settings.pam_affinity > 0 else None
     class_weights = enet_class_weights(train_labels.cpu()).to(device)
@@ -323,7 +336,9 @@ def _parse(argv=None):
     parser.add_argument("--no-progress", action="store_true")
     helps = {"pam_affinity": "weight of the class-affinity loss on DANet's position map S (0: off); the model "
                              "is saved as <name>-affinity",
-             "threads": "CPU threads (0: torch's default)", "device": "auto (GPU when there is one), cpu or cuda"}
+             "threads": "CPU threads (0: torch's default)",
+             "init_from": "start from this checkpoint's weights (a name in --checkpoints, or DIR/NAME): fine-tuning",
+             "device": "auto (GPU when there is one), cpu or cuda"}
     for f in TrainSettings.__dataclass_fields__.values():
         if f.name == "model_overrides":
             continue

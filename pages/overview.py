@@ -4,6 +4,7 @@ import streamlit as st
 
 from attnviz import appstate
 from attnviz.metrics import score_prediction
+from attnviz.text import markdown_literal
 from attnviz.viz.figures import class_legend_figure, training_curve_figure
 from attnviz.viz.overlays import blend_labels
 
@@ -16,7 +17,7 @@ st.markdown(
 selection, analysis = appstate.page_analysis()
 
 columns = st.columns(3 if selection.label is not None else 2)
-columns[0].image(selection.image, caption=f"Photo: {selection.image_title}")
+columns[0].image(selection.image, caption=f"Photo: {markdown_literal(selection.image_title)}")
 columns[1].image(blend_labels(selection.image, analysis.prediction), caption=f"Prediction of {selection.model_name}")
 if selection.label is not None:
     columns[2].image(blend_labels(selection.image, selection.label), caption="Ground truth (CamVid)")

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from attnviz.models import list_checkpoints
 
@@ -69,13 +70,26 @@ def browser_page():
         context.close()
 
 
+_SCRIPT_STATE = "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+
+
 def _settled(page):
-    """Wait until Streamlit has finished the current run."""
+    """Wait until Streamlit has finished the run that the last action started.
+
+    The app root carries the script state (running / notRunning / rerunRequested). A run may start a
+    moment after the action that caused it, so first give it a chance to start, then wait until it
+    has stopped, nothing shows a spinner, and the state stays put for a short while.
+    """
     page.wait_for_selector("[data-testid='stApp']")
-    time.sleep(1.0)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && !document.querySelector('[data-testid=\"stSpinner\"]')", timeout=TIMEOUT_MS)
+    try:
+        page.wait_for_function(f"() => {_SCRIPT_STATE} !== 'notRunning'", timeout=1500)
+    except PlaywrightTimeout:
+        pass  # the run was over before we looked, or none was needed
+    for _ in range(2):  # a widget written by the run itself may request one more run
+        page.wait_for_function(f"() => {_SCRIPT_STATE} === 'notRunning'"
+                               " && !document.querySelector('[data-testid=\"stSpinner\"]')", timeout=TIMEOUT_MS)
+        page.wait_for_timeout(300)
+    assert page.evaluate(f"() => {_SCRIPT_STATE}") == "notRunning"
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
         "[data-testid='stException']").first.inner_text()
 

@@ -37,3 +37,27 @@ def test_bench_pam_rows(tmp_path):
     rows = json.loads(out.read_text())["pam"]
     assert {r["mode"] for r in rows} == {"naive", "chunked"}
     assert all("error" not in r and r["median_s"] > 0 for r in rows)
+
+
+def _exit_status(main, argv) -> int:
+    """What the shell would see: main's return value, or the code argparse exits with."""
+    try:
+        return main(argv)
+    except SystemExit as exit:
+        return exit.code
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "/nonexistent"], "CamVid not found"),
+    (["--names", "nope"], "nope: no such checkpoint"),
+    (["--split", "nope"], "invalid choice"),
+    (["--threads", "0"], "must be at least 1"),
+    (["--repeats", "0"], "must be at least 1"),
+    (["--limit", "-1"], "cannot be negative"),
+])
+def test_evaluate_refuses_bad_arguments_with_a_message(tmp_path, capsys, args, message):
+    save_checkpoint(build_model("fcn-none", width=0.125), "fcn-none", {}, tmp_path)
+    assert _exit_status(evaluate.main, ["--checkpoints", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "results.json").exists()

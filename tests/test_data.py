@@ -12,6 +12,8 @@ from attnviz.data.images import ImageError, decode_image
 from attnviz.data.transforms import augment_pair
 from attnviz.metrics import confusion_matrix, iou_from_confusion, summarise_confusion
 
+from conftest import ROOT
+
 
 def _png(array, mode=None):
     buffer = io.BytesIO()
@@ -156,3 +158,62 @@ def test_decode_image_rejects_bad_input_with_a_message():
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(truncated, "PNG")
     with pytest.raises(ImageError):
         decode_image(truncated.getvalue()[:2000])
+
+
+def test_long_strips_are_refused_after_scaling_not_squashed():
+    for size in ((20000, 40), (40, 4000)):
+        strip = io.BytesIO()
+        Image.new("RGB", size).save(strip, "PNG")
+        with pytest.raises(ImageError, match="at least 32 pixels on each side after scaling"):
+            decode_image(strip.getvalue())
+    ok = io.BytesIO()
+    Image.new("RGB", (2048, 64)).save(ok, "PNG")  # 32:1 scales to 1024x32: still usable
+    assert decode_image(ok.getvalue()).shape == (32, 1024, 3)
+
+
+def test_large_png_with_exif_orientation_is_reduced_and_still_rotated():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (5000, 2500), (0, 0, 255)).save(buffer, "PNG", exif=exif.tobytes())
+    out = decode_image(buffer.getvalue())
+    assert out.shape == (1024, 512, 3) and (out[..., 2] == 255).all()
+
+
+_MEMORY_PROBE = """
+import resource, sys
+from attnviz.data.images import ImageError, decode_image
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    out = decode_image(data)
+    print("shape", out.shape)
+except ImageError as error:
+    print("refused", error)
+print("grew_mib", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.mark.parametrize("size, outcome", [((8900, 8900), "refused"), ((6000, 6000), "shape")])
+def test_a_small_file_of_a_huge_16_bit_image_costs_little_memory(tmp_path, size, outcome):
+    import subprocess
+    import sys
+
+    path = tmp_path / "deep.png"
+    gradient = (np.arange(size[0], dtype=np.uint32) * 7 % 65536).astype(np.uint16)
+    Image.fromarray(np.broadcast_to(gradient, size[::-1]).copy()).save(path, "PNG")  # 16-bit grey
+    assert path.stat().st_size < 2 * 2 ** 20
+    probe = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True,
+                           cwd=ROOT, check=True).stdout
+    assert outcome in probe, probe
+    grew = float(probe.split("grew_mib")[1])
+    assert grew < 200, probe  # the upload budget is "well under 300 MB"
+    if outcome == "refused":
+        assert "megapixels" in probe
+
+
+def test_decompression_bomb_is_refused_with_its_size():
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(bomb, "PNG")  # 400 megapixels in a few kB
+    with pytest.raises(ImageError, match="megapixels"):
+        decode_image(bomb.getvalue())

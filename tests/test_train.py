@@ -58,6 +58,16 @@ def test_affinity_training_saves_beside_the_plain_model(tmp_path, data_root):
     assert "affinity" in card["training"]["settings"]["loss"]
     info = inspect_checkpoint("danet-eca-affinity", tmp_path / "checkpoints")
     assert "PAM supervised with class affinity" in info.title
+    # fine-tuning starts from that checkpoint's weights (checked by training zero-lr steps: nothing moves)
+    settings = TrainSettings(epochs=1, max_steps=1, batch_size=2, lr=1e-30, crop=(120, 160), limit_images=2,
+                             eval_every=0, init_from=str(tmp_path / "checkpoints" / "danet-eca-affinity"),
+                             model_overrides={"width": 0.125, "input_scale": 0.5})
+    train_one("danet-eca", settings, data_root, tmp_path / "fine", tmp_path / "fine-ck", show_progress=False)
+    tuned, _ = load_checkpoint("danet-eca", tmp_path / "fine-ck")
+    torch.testing.assert_close(tuned.head.pam.query_conv.weight, model.head.pam.query_conv.weight)
+    settings.model_overrides = {"width": 0.25}
+    with pytest.raises(ValueError, match="architecture"):
+        train_one("danet-eca", settings, data_root, tmp_path / "fine", tmp_path / "fine-ck", show_progress=False)
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -117,6 +117,12 @@ class CheckpointInfo:
         return self.config.head == "danet"
 
     @property
+    def label(self) -> str:
+        """Short enough for a select box: the name, and "PAM + class affinity" where it applies."""
+        return f"{self.name} (PAM + class affinity)" if self.pam_affinity > 0 and "affinity" not in self.name \
+            else self.name
+
+    @property
     def title(self) -> str:
         """E.g. "danet-eca · DANet head · ECA (Efficient Channel Attention) in the backbone"."""
         head = "DANet head" if self.config.head == "danet" else f"{self.config.head.upper()} head"
