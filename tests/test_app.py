@@ -142,5 +142,9 @@ def test_upload_a_photo_and_a_broken_file():
     assert "Row i sums to **1.000000**" in text
     at.file_uploader(key="upload").set_value(("notes.png", b"this is not a png", "image/png")).run()
     assert not at.exception
-    assert any("notes.png" in e.value and "could not be read" in e.value for e in at.error)
+    assert any(r"notes\.png" in e.value and "could not be read" in e.value for e in at.error)
+    # a file name is user text: shown literally, never as Markdown, LaTeX or coloured text
+    at.file_uploader(key="upload").set_value(("$\\huge x$ :red[boo] [a](http://x).png", b"nope", "image/png")).run()
+    shown = next(e.value for e in at.error if "could not be read" in e.value)
+    assert shown.startswith(r"\$\\huge x\$ \:red\[boo\] \[a\]\(http\:\/\/x\)\.png:"), shown
     assert "Row i sums to **1.000000**" in _text(at)  # falls back to a sample and keeps working

@@ -217,3 +217,14 @@ def test_decompression_bomb_is_refused_with_its_size():
     Image.new("1", (20000, 20000)).save(bomb, "PNG")  # 400 megapixels in a few kB
     with pytest.raises(ImageError, match="megapixels"):
         decode_image(bomb.getvalue())
+
+
+def test_markdown_literal_escapes_every_markup_character():
+    from attnviz.text import markdown_literal
+
+    assert markdown_literal("a_b*c") == r"a\_b\*c"
+    assert markdown_literal("$x$ :red[y]") == r"\$x\$ \:red\[y\]"
+    assert markdown_literal("line\nbreak") == "line break"
+    assert markdown_literal("x" * 300, max_length=10) == "x" * 9 + "…"
+    plain = "Photo 12 of street"
+    assert markdown_literal(plain) == plain
