@@ -21,5 +21,4 @@ PAGES = {
 
 page = st.navigation(PAGES)
 sidebar()
-st.session_state["_entrypoint_ran"] = True
 page.run()

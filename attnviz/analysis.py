@@ -17,6 +17,7 @@ from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, PositionA
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 
 __all__ = ["Analysis", "analyse", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
+           "click_to_image_point", "parse_image_point",
            "class_fractions", "class_shares", "attention_share_on_class", "own_class_ratio",
            "top_locations"]
 
@@ -84,6 +85,30 @@ def _to_cpu(record):
         elif isinstance(value, dict):
             changes[field_name] = {k: v.float().cpu() for k, v in value.items()}
     return type(record)(**{**vars(record), **changes})
+
+
+def click_to_image_point(click: dict, image_hw: tuple[int, int]) -> tuple[float, float] | None:
+    """A click on the displayed photo ({"x", "y", "width", "height"} of the shown image, as
+    streamlit-image-coordinates reports it) -> (x, y) in the photo's own pixels; None if unusable."""
+    try:
+        shown_w, shown_h = float(click["width"]), float(click["height"])
+        x, y = float(click["x"]), float(click["y"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (shown_w > 0 and shown_h > 0 and np.isfinite(x) and np.isfinite(y)):
+        return None
+    height, width = image_hw
+    return float(np.clip(x * width / shown_w, 0, width - 1)), float(np.clip(y * height / shown_h, 0, height - 1))
+
+
+def parse_image_point(x: str | None, y: str | None, image_hw: tuple[int, int]) -> tuple[float, float] | None:
+    """(x, y) from text (a link's parameters) if both are numbers inside the photo, else None."""
+    try:
+        px, py = float(x), float(y)
+    except (TypeError, ValueError):
+        return None
+    height, width = image_hw
+    return (px, py) if 0 <= px < width and 0 <= py < height else None
 
 
 def feature_index(x: float, y: float, image_hw: tuple[int, int], feature_hw: tuple[int, int]) -> int:

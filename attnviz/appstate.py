@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 import torch
+from streamlit.runtime.pages_manager import PagesManager
 
 from attnviz.analysis import Analysis, analyse, pick_device
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError, decode_image
@@ -22,9 +23,10 @@ from attnviz.text import markdown_literal
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 
 __all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get_analysis", "require_models", "model_title",
-           "catalogue"]
+           "catalogue", "link_value", "link_note", "apply_link", "write_link", "chart", "download"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
+_SELECTION = "_sidebar_selection"  # what sidebar() chose in this run, for the page that app.py runs next
 
 
 @dataclass
@@ -71,6 +73,78 @@ def model_title(name: str) -> str:
     return info.title if info else name
 
 
+# ----------------------------------------------------------------------------- figures
+FIGURE_FORMATS = {"PNG": "png", "SVG": "svg"}
+
+
+def chart(where, figure, key: str, **kwargs):
+    """st.plotly_chart in `where` (st, a column, ...), its camera button saving in the sidebar's format."""
+    fmt = FIGURE_FORMATS.get(st.session_state.get("figure_format", "PNG"), "png")
+    config = {"toImageButtonOptions": {"format": fmt, "filename": f"attnviz-{key}", "scale": 2 if fmt == "png" else 1},
+              "displaylogo": False}
+    return where.plotly_chart(figure, key=key, config=config, **kwargs)
+
+
+def download(where, label: str, data, file_name: str, key: str) -> None:
+    """A download button that does not rerun the page (CSV as text/csv, PNG as image/png)."""
+    mime = "text/csv" if file_name.endswith(".csv") else "image/png"
+    where.download_button(label, data, file_name=file_name, mime=mime, key=key, on_click="ignore",
+                          icon=":material/download:")
+
+
+# ----------------------------------------------------------------------------- links
+# The URL holds the view: the page (Streamlit's own URL path), ?model=&photo= for every page, and each page's
+# own parameters (the position page's x, y and mode, the channel page's channel, a layer). A link is read once,
+# on a session's first run; afterwards every run writes the current view back into the address bar.
+_LINK = "_link_pending"
+
+
+def _read_link_once() -> dict[str, str]:
+    if _LINK not in st.session_state:
+        st.session_state[_LINK] = {key: st.query_params[key] for key in st.query_params}
+    return st.session_state[_LINK]
+
+
+def link_value(name: str) -> str | None:
+    """A parameter of the link this session was opened with, handed out once (None if absent)."""
+    return _read_link_once().pop(name, None)
+
+
+def link_note(text: str) -> None:
+    """Say that a link parameter was ignored, and why (a toast: a note, not an error)."""
+    st.toast(text, icon=":material/link_off:")
+
+
+def apply_link(name: str, session_key: str, allowed, convert=str, what: str = "") -> None:
+    """If the link has `name`, put it (converted) into st.session_state[session_key] when it is one of
+    `allowed` (a collection, or a predicate); otherwise note that it was ignored."""
+    raw = link_value(name)
+    if raw is None:
+        return
+    try:
+        value = convert(raw)
+        fits = allowed(value) if callable(allowed) else value in allowed
+    except (TypeError, ValueError, KeyError):
+        fits = False
+    if fits:
+        st.session_state[session_key] = value
+    else:
+        link_note(f"{name}={markdown_literal(raw)} ignored: {what or 'not available here'}")
+
+
+def write_link(**page_params) -> None:
+    """Put the current view into the address bar: model, photo (samples only) and the page's parameters."""
+    selection = st.session_state.get(_SELECTION)
+    params = {}
+    if selection is not None:
+        params["model"] = selection.model_name
+        if selection.image_title in list_samples():
+            params["photo"] = selection.image_title
+    params.update({k: str(v) for k, v in page_params.items() if v is not None})
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+
+
 def sidebar() -> Selection | None:
     """Draw the shared sidebar and store the selection; None if no model is available."""
     usable, problems = scan_checkpoints()
@@ -85,12 +159,15 @@ def sidebar() -> Selection | None:
     if not names:
         bar.error("No loadable checkpoints in checkpoints/. Train one: python -m attnviz.train --models danet-eca")
         return None
+    _read_link_once()
+    apply_link("model", "model", names, what="no loadable checkpoint of that name")
     if st.session_state.get("model") not in names:
         st.session_state["model"] = "danet-eca" if "danet-eca" in names else names[0]
     model_name = bar.selectbox("Model", names, key="model", format_func=lambda name: models[name].label,
                                help="Trained on CamVid; see the Overview page for each model's card.")
     bar.caption(models[model_name].title)
     samples = list_samples()
+    apply_link("photo", "sample", samples, what="no sample photo of that name")
     choice = bar.selectbox("Photo", samples + [UPLOAD_CHOICE], key="sample",
                            help="CamVid test photos (with ground-truth labels) or your own photo.")
     image, label, title = None, None, choice
@@ -110,6 +187,10 @@ def sidebar() -> Selection | None:
     if image is None:
         image, label = _sample(choice)
         title = choice
+    bar.radio("Figure download (camera icon of each chart)", list(FIGURE_FORMATS), key="figure_format",
+              horizontal=True, help="PNG for slides, SVG for papers: vector graphics that scale without blur.")
+    if title not in samples:
+        bar.caption("An uploaded photo is not part of the page's link: a link opens a sample photo.")
     bar.caption(SAMPLE_ATTRIBUTION)
     if torch.cuda.is_available():
         device = bar.radio("Device", ["cuda", "cpu"], key="device", horizontal=True,
@@ -119,20 +200,23 @@ def sidebar() -> Selection | None:
         bar.markdown(f"**Device:** `{device}` (no GPU found: running on the CPU)")
     key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
     selection = Selection(model_name, device, image, key, title, label, models[model_name].card)
-    st.session_state["_selection"] = selection
+    st.session_state[_SELECTION] = selection
+    write_link()
     return selection
 
 
 def current() -> Selection | None:
-    """The selection made in the sidebar by app.py in this run.
+    """The selection the sidebar made in this run (app.py draws the sidebar, then runs the page).
 
-    A page opened by its own URL on a freshly started server runs without
-    app.py once (Streamlit's pages/ discovery, until a session has called
-    st.navigation); then the page draws the sidebar itself.
+    app.py is the one entry. Streamlit, seeing a pages/ folder beside it, runs a page file on its own
+    (its older multipage mode) until the first st.navigation call of the server process: on a fresh
+    server opened at a page's URL, and in every AppTest run. Such a run is turned into a rerun of
+    app.py, which calls st.navigation and so ends that mode for good.
     """
-    if st.session_state.pop("_entrypoint_ran", False):
-        return st.session_state.get("_selection")
-    return sidebar()
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    return st.session_state.get(_SELECTION)
 
 
 def analysis_for(selection: Selection, name: str | None = None) -> Analysis | None:

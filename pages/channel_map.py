@@ -4,6 +4,7 @@ import streamlit as st
 import torch
 
 from attnviz import appstate
+from attnviz.exports import vector_csv
 from attnviz.viz.figures import channel_map_figure, feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
 
@@ -24,6 +25,8 @@ module_name, record = analysis.channel_map
 attention = record.attention[0].numpy()
 channels = attention.shape[0]
 
+appstate.apply_link("channel", "cam_channel", lambda c: 0 <= c < channels, convert=int,
+                    what=f"this model's X has channels 0 to {channels - 1}")
 # a click on the map selects a row: apply it before the number input is drawn
 event = st.session_state.get("cam_chart")
 points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
@@ -37,7 +40,7 @@ if "cam_channel" not in st.session_state or st.session_state["cam_channel"] >= c
 channel = st.number_input("Channel c (row of X)", 0, channels - 1, key="cam_channel", step=1)
 
 st.markdown(f"**Form used by this model: `{record.form}`**; β = **{record.beta:.4f}** (learned; starts at 0).")
-st.plotly_chart(channel_map_figure(attention, channel, f"X of {module_name} ({channels} x {channels}); "
+appstate.chart(st, channel_map_figure(attention, channel, f"X of {module_name} ({channels} x {channels}); "
                                                          f"click a cell to pick its row"),
                 key="cam_chart", on_select="rerun", selection_mode="points")
 last = st.session_state.get("cam_last_click")
@@ -46,6 +49,8 @@ if last is not None:
 
 row = attention[channel]
 related = np.argsort(-row)[:6]
+appstate.download(st, f"Row {channel} of X (CSV)", vector_csv({f"X_{channel}_j": row}, index_name="j"),
+                  f"{selection.model_name}-row{channel}-of-X.csv", key="cam_csv")
 st.markdown(f"**Row c = {channel}** sums to {row.sum():.6f}; uniform would be 1/C = {1 / channels:.4f}. "
             "Most mixed-in channels: " + ", ".join(f"{j} ({row[j]:.3f})" for j in related))
 if record.features is not None:
@@ -60,7 +65,7 @@ if record.features is not None:
              else r"\max_m(A_{c}\cdot A_m) - A_{c}\cdot A_{j}")
     st.latex(rf"X_{{{channel},{top_j}}} = \mathrm{{softmax}}_j\big({shown}\big) = "
              rf"\exp({float(argument[top_j]):.1f} - {log_z:.1f}) = {row[top_j]:.4f}")
-    st.plotly_chart(row_comparison_figure({f"{record.form} form (this model)": row,
+    appstate.chart(st, row_comparison_figure({f"{record.form} form (this model)": row,
                                            f"{other_form} form, same features": other},
                                           f"Row {channel} of X in both forms"), key="cam_forms")
     others = np.delete(np.arange(channels), channel)
@@ -70,4 +75,5 @@ if record.features is not None:
     maps = [feature_to_image(features[channel].numpy())] + [feature_to_image(features[j].numpy()) for j in related[:5]]
     titles = [f"c = {channel} (output)"] + [f"#{j}: X={row[j]:.3f}" for j in related[:5]]
     st.markdown("**Feature maps**: channel c and the channels mixed into it most (input A of the module):")
-    st.plotly_chart(feature_grid_figure(maps, titles, columns=6), key="cam_features")
+    appstate.chart(st, feature_grid_figure(maps, titles, columns=6), key="cam_features")
+appstate.write_link(channel=channel)

@@ -45,13 +45,13 @@ for column, name in zip(columns, chosen):
             st.image(blend_heatmap(selection.image, pam.row(centre).numpy()),
                      caption=f"PAM: where the centre pixel attends (α = {pam.alpha:.3f})")
         if channel:
-            st.plotly_chart(layer_summary_figure(list(channel), [r.weights[0].numpy() for r in channel.values()],
+            appstate.chart(st, layer_summary_figure(list(channel), [r.weights[0].numpy() for r in channel.values()],
                                                  "channel weights per block"), key=f"cmp_w_{name}")
             spread = np.mean([float(r.weights[0].std()) for r in channel.values()])
             st.caption(f"{len(channel)} channel-attention layers; mean spread (std) of weights {spread:.3f}")
         if coords:
             last_name, last = list(coords.items())[-1]
-            st.plotly_chart(coordinate_attention_figure(last.height_weights[0].numpy(), last.width_weights[0].numpy(),
+            appstate.chart(st, coordinate_attention_figure(last.height_weights[0].numpy(), last.width_weights[0].numpy(),
                                                         short_layer_name(last_name)), key=f"cmp_ca_{name}")
         if not (channel or coords or analysis.position):
             st.caption("No attention module: the baseline.")

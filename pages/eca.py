@@ -3,6 +3,7 @@ import numpy as np
 import streamlit as st
 
 from attnviz import appstate
+from attnviz.exports import vector_csv
 from attnviz.viz.figures import (extreme_channels_figure, kernel_figure, layer_weights_heatmap,
                                  sorted_weights_figure)
 
@@ -18,16 +19,21 @@ selection, analysis = appstate.page_analysis(attention=("eca",), what="ECA layer
 layers = analysis.channel_layers(("eca",))
 names = list(layers)
 weights = [layers[n].weights[0].numpy() for n in names]
-selected = st.selectbox("Layer", names, index=len(names) - 1, key="eca_layer",
+appstate.apply_link("layer", "eca_layer", names, what="no such layer in this model")
+if st.session_state.get("eca_layer") not in names:
+    st.session_state["eca_layer"] = names[-1]
+selected = st.selectbox("Layer", names, key="eca_layer",
                         format_func=lambda n: f"{n}  (C = {layers[n].channels}, k = {len(layers[n].kernel)})")
-st.plotly_chart(layer_weights_heatmap(names, weights, selected), key="eca_heatmap")
+appstate.chart(st, layer_weights_heatmap(names, weights, selected), key="eca_heatmap")
 
 record = layers[selected]
 w = record.weights[0].numpy()
+appstate.download(st, f"Channel weights of {selected} (CSV)", vector_csv({"weight": w}),
+                  f"{selection.model_name}-{selected}-eca-weights.csv", key="eca_csv")
 left, right = st.columns([3, 2])
-left.plotly_chart(sorted_weights_figure(w, f"{selected}: weights, sorted"), key="eca_sorted")
+appstate.chart(left, sorted_weights_figure(w, f"{selected}: weights, sorted"), key="eca_sorted")
 kernel = record.kernel.numpy()
-right.plotly_chart(kernel_figure(kernel), key="eca_kernel")
+appstate.chart(right, kernel_figure(kernel), key="eca_kernel")
 
 pooled = record.parts["pooled"][0].numpy()
 top = int(np.argmax(w))
@@ -51,4 +57,5 @@ if record.features is not None:
     count = st.slider("Channels to show", 2, 8, 4, key="eca_count")
     st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
                 "(each scaled to its own range):")
-    st.plotly_chart(extreme_channels_figure(record.features[0].numpy(), w, count), key="eca_features")
+    appstate.chart(st, extreme_channels_figure(record.features[0].numpy(), w, count), key="eca_features")
+appstate.write_link(layer=selected)

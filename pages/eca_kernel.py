@@ -36,7 +36,7 @@ if selection is not None and selection.model_name.endswith("-eca"):
             if key not in seen:
                 seen.add(key)
                 model_layers.append((name, rec.channels, len(rec.kernel)))
-st.plotly_chart(kernel_rule_figure(KERNEL_RULES, gamma, b, OFFICIAL_RELEASED_KERNELS, model_layers), key="k_rule")
+appstate.chart(st, kernel_rule_figure(KERNEL_RULES, gamma, b, OFFICIAL_RELEASED_KERNELS, model_layers), key="k_rule")
 if model_layers:
     st.caption(f"Red crosses: the ECA layers of {selection.model_name} (trained with γ = 2, b = 1).")
 else:

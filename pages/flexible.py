@@ -3,6 +3,7 @@ import numpy as np
 import streamlit as st
 
 from attnviz import appstate
+from attnviz.exports import vector_csv
 from attnviz.capture import SpatialAttentionRecord
 from attnviz.viz.figures import branches_figure, extreme_channels_figure, layer_weights_heatmap
 from attnviz.viz.overlays import blend_heatmap
@@ -20,15 +21,21 @@ strongly in one small place can still get a high weight. SE uses the average bra
 selection, analysis = appstate.page_analysis(attention=("flexible", "cbam"), what="flexible (CBAM channel) attention")
 layers = analysis.channel_layers(("flexible",))
 names = list(layers)
-selected = st.selectbox("Layer", names, index=len(names) - 1, key="flex_layer",
+appstate.apply_link("layer", "flex_layer", names, what="no such layer in this model")
+if st.session_state.get("flex_layer") not in names:
+    st.session_state["flex_layer"] = names[-1]
+selected = st.selectbox("Layer", names, key="flex_layer",
                         format_func=lambda n: f"{n}  (C = {layers[n].channels})")
-st.plotly_chart(layer_weights_heatmap(names, [layers[n].weights[0].numpy() for n in names], selected),
+appstate.chart(st, layer_weights_heatmap(names, [layers[n].weights[0].numpy() for n in names], selected),
                 key="flex_heatmap")
 record = layers[selected]
 w = record.weights[0].numpy()
 avg = record.parts["avg_branch"][0].numpy()
 mx = record.parts["max_branch"][0].numpy()
-st.plotly_chart(branches_figure(avg, mx, w, f"{selected}: what each pooling branch contributes"), key="flex_branches")
+appstate.download(st, f"Weights and branches of {selected} (CSV)",
+                  vector_csv({"weight": w, "mlp_avg_branch": avg, "mlp_max_branch": mx}),
+                  f"{selection.model_name}-{selected}-flexible-weights.csv", key="flex_csv")
+appstate.chart(st, branches_figure(avg, mx, w, f"{selected}: what each pooling branch contributes"), key="flex_branches")
 top = int(np.argmax(w))
 max_term = f"({mx[top]:.3f})" if mx[top] < 0 else f"{mx[top]:.3f}"
 st.latex(rf"\omega_{{{top}}} = \sigma(\underbrace{{{avg[top]:.3f}}}_{{\text{{avg}}}} + "
@@ -49,4 +56,5 @@ if record.features is not None:
     count = st.slider("Channels to show", 2, 8, 4, key="flex_count")
     st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
                 "(each scaled to its own range):")
-    st.plotly_chart(extreme_channels_figure(record.features[0].numpy(), w, count), key="flex_features")
+    appstate.chart(st, extreme_channels_figure(record.features[0].numpy(), w, count), key="flex_features")
+appstate.write_link(layer=selected)

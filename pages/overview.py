@@ -3,6 +3,7 @@ import numpy as np
 import streamlit as st
 
 from attnviz import appstate
+from attnviz.exports import png_bytes
 from attnviz.metrics import score_prediction
 from attnviz.text import markdown_literal
 from attnviz.viz.figures import class_legend_figure, training_curve_figure
@@ -18,7 +19,10 @@ selection, analysis = appstate.page_analysis()
 
 columns = st.columns(3 if selection.label is not None else 2)
 columns[0].image(selection.image, caption=f"Photo: {markdown_literal(selection.image_title)}")
-columns[1].image(blend_labels(selection.image, analysis.prediction), caption=f"Prediction of {selection.model_name}")
+prediction_overlay = blend_labels(selection.image, analysis.prediction)
+columns[1].image(prediction_overlay, caption=f"Prediction of {selection.model_name}")
+appstate.download(columns[1], "Prediction overlay (PNG)", png_bytes(prediction_overlay),
+                  f"{selection.model_name}-prediction.png", key="prediction_png")
 if selection.label is not None:
     columns[2].image(blend_labels(selection.image, selection.label), caption="Ground truth (CamVid)")
     scores = score_prediction(analysis.prediction, selection.label)
@@ -26,7 +30,7 @@ if selection.label is not None:
                 f"present **{scores['miou']:.1%}** (unlabelled pixels ignored).")
 present = np.unique(np.concatenate([analysis.prediction.ravel(), (selection.label if selection.label is not None
                                                                   else analysis.prediction).ravel()]))
-st.plotly_chart(class_legend_figure(present), key="legend")
+appstate.chart(st, class_legend_figure(present), key="legend")
 st.caption(f"Forward pass with capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}, measured when this "
            f"photo ({selection.image.shape[1]}x{selection.image.shape[0]}) first ran on this model; every page reuses "
            "that cached result. Steady-state latency is in the compare page's table.")
@@ -46,7 +50,7 @@ with st.expander(f"Model card: {selection.model_name}", expanded=False):
                     f"{training.get('wall_time_s', 0) / 60:.0f} min; batch {settings.get('batch_size')}, "
                     f"crop {settings.get('crop')}, lr {settings.get('lr')}. Data: {training.get('data_licence')}.")
         if training.get("history"):
-            st.plotly_chart(training_curve_figure(training["history"], f"Training of {selection.model_name}"),
+            appstate.chart(st, training_curve_figure(training["history"], f"Training of {selection.model_name}"),
                             key="training_curve")
     st.json(card.get("config", {}), expanded=False)
 

@@ -4,10 +4,13 @@ import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import appstate
-from attnviz.analysis import attention_share_on_class, feature_centre, feature_index, top_locations
+from attnviz.analysis import (attention_share_on_class, click_to_image_point, feature_centre, feature_index,
+                              parse_image_point, top_locations)
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
+from attnviz.exports import grid_csv, png_bytes
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
 from attnviz.results import model_results, pam_ratio_text, read_results
+from attnviz.text import markdown_literal
 from attnviz.viz.figures import attention_map_figure
 from attnviz.viz.overlays import blend_heatmap, draw_markers
 
@@ -26,16 +29,28 @@ image = selection.image
 height, width = image.shape[:2]
 feature_hw = (record.height, record.width)
 
-mode = st.radio("Show", ["where it attends (row i of S)", "who attends to it (column i of S)"], horizontal=True,
-                key="pam_mode")
+MODES = {"row": "where it attends (row i of S)", "column": "who attends to it (column i of S)"}
+appstate.apply_link("mode", "pam_mode", MODES.values(), convert=MODES.__getitem__, what="use row or column")
+mode = st.radio("Show", list(MODES.values()), horizontal=True, key="pam_mode")
 opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="pam_opacity")
 
+# the chosen pixel: from a link (once), then from each new click; kept while it fits the photo
+link_x, link_y = appstate.link_value("x"), appstate.link_value("y")
+if link_x is not None or link_y is not None:
+    point = parse_image_point(link_x, link_y, (height, width))
+    if point is None:
+        appstate.link_note(f"pixel x={markdown_literal(link_x)}, y={markdown_literal(link_y)} ignored: "
+                           f"not inside the {width}x{height} photo")
+    else:
+        st.session_state["pam_point"] = point
 click = st.session_state.get("pam_click")
-if click and click.get("width") and click.get("height"):
-    x = float(np.clip(click["x"] * width / click["width"], 0, width - 1))
-    y = float(np.clip(click["y"] * height / click["height"], 0, height - 1))
-else:
-    x, y = width / 2, height / 2
+if click and click != st.session_state.get("pam_last_click"):
+    st.session_state["pam_last_click"] = click
+    st.session_state["pam_point"] = click_to_image_point(click, (height, width))
+chosen = st.session_state.get("pam_point")
+if chosen is None or parse_image_point(*chosen, (height, width)) is None:
+    chosen = None
+x, y = chosen or (width / 2, height / 2)
 index = feature_index(x, y, (height, width), feature_hw)
 row, col = divmod(index, record.width)
 is_row = mode.startswith("where")
@@ -50,8 +65,14 @@ left, right = st.columns([3, 2])
 with left:
     streamlit_image_coordinates(overlay, key="pam_click", use_column_width="always", cursor="crosshair")
     st.caption("Click anywhere on the photo. Green cross: the chosen pixel; cyan circles: the 5 largest values.")
+    part = "row" if is_row else "column"
+    stem = f"{selection.model_name}-{part}{index}-of-S"
+    buttons = st.columns(2)
+    appstate.download(buttons[0], "Overlay (PNG)", png_bytes(overlay), f"{stem}.png", key="pam_png")
+    appstate.download(buttons[1], f"{part.capitalize()} {index} of S (CSV)", grid_csv(values, f"S_{part}_{index}"),
+                      f"{stem}.csv", key="pam_csv")
 with right:
-    st.markdown(f"**Chosen pixel{'' if click else ' (the centre until you click)'}:** x = {x:.0f}, y = {y:.0f} in the photo → feature pixel row {row}, column {col} "
+    st.markdown(f"**Chosen pixel{'' if chosen else ' (the centre until you click)'}:** x = {x:.0f}, y = {y:.0f} in the photo → feature pixel row {row}, column {col} "
                 f"(index i = {index} of N = {record.num_pixels}, a {record.height}x{record.width} map).")
     st.markdown(f"**α = {record.alpha:.4f}** (learned; starts at 0): the attention output enters as "
                 f"α·(D Sᵀ) + A.")
@@ -95,8 +116,9 @@ energy = float(record.query[0, query_index] @ record.key[0, key_index])
 log_z = float(record.log_normaliser[0, query_index])
 st.latex(rf"S_{{{query_index},{key_index}}} = \frac{{\exp(B_{{{query_index}}}^\top C_{{{key_index}}})}}"
          rf"{{\sum_m \exp(B_{{{query_index}}}^\top C_m)}} = \exp({energy:.3f} - {log_z:.3f}) = {np.exp(energy - log_z):.4f}")
-st.plotly_chart(attention_map_figure(values, f"{'Row' if is_row else 'Column'} {index} of S at feature resolution "
+appstate.chart(st, attention_map_figure(values, f"{'Row' if is_row else 'Column'} {index} of S at feature resolution "
                                      f"({module_name})", marker=(row, col),
                                      top=[divmod(t, record.width) for t in top]), key="pam_map", theme=None)
 st.caption(f"S is never built: the app keeps B and C of this photo and computes one row or column per click "
            f"(O(N·C/8)); the full S would be {record.num_pixels}² = {record.num_pixels ** 2:,} numbers.")
+appstate.write_link(x=round(x), y=round(y), mode="row" if is_row else "column")

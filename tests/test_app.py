@@ -16,9 +16,9 @@ pytestmark = pytest.mark.skipif(not list_checkpoints(), reason="no checkpoints")
 def _app(model: str | None = None, page: str = "pages/overview.py") -> AppTest:
     """The app, on `page`, with `model` picked in the sidebar.
 
-    AppTest runs app.py (st.navigation) on the first run only and the page
-    script itself afterwards; the page then draws the sidebar (see
-    appstate.current), so widgets are set after switching pages.
+    Every run goes through app.py (st.navigation, then the page): where
+    AppTest starts a page file on its own, appstate.current turns that run
+    into a rerun of app.py, as on a fresh server.
     """
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
@@ -148,3 +148,39 @@ def test_upload_a_photo_and_a_broken_file():
     shown = next(e.value for e in at.error if "could not be read" in e.value)
     assert shown.startswith(r"\$\\huge x\$ \:red\[boo\] \[a\]\(http\:\/\/x\)\.png:"), shown
     assert "Row i sums to **1.000000**" in _text(at)  # falls back to a sample and keeps working
+
+
+def _linked(params: dict, page: str) -> AppTest:
+    """The app opened by a link to `page` holding `params` (the first run already on that page)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params.update(params)
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_link_restores_model_photo_pixel_and_mode():
+    photo = list_samples()[1]
+    at = _linked({"model": "danet-none", "photo": photo, "x": "100", "y": "200", "mode": "column"},
+                 "pages/position.py")
+    assert at.selectbox(key="model").value == "danet-none" and at.selectbox(key="sample").value == photo
+    assert at.radio(key="pam_mode").value.startswith("who attends")
+    assert "x = 100, y = 200 in the photo" in _text(at)
+    assert not at.toast
+    # the address bar follows the view
+    assert at.query_params["model"] == ["danet-none"] or at.query_params["model"] == "danet-none"
+    assert str(at.query_params["x"]).strip("[]'") == "100"
+
+
+def test_a_link_that_does_not_fit_is_ignored_with_a_note():
+    at = _linked({"model": "no-such-model", "photo": "nope", "x": "9999", "y": "5", "mode": "sideways"},
+                 "pages/position.py")
+    notes = " ".join(t.value for t in at.toast)
+    for part in ("model=no\\-such\\-model ignored", "photo=nope ignored", "x=9999", "mode=sideways ignored"):
+        assert part in notes, notes
+    assert at.selectbox(key="model").value in list_checkpoints()
+    assert "(the centre until you click)" in _text(at)
+    at = _linked({"model": "danet-eca", "channel": "100000"}, "pages/channel_map.py")
+    assert "channel=100000 ignored" in " ".join(t.value for t in at.toast)
+    at = _linked({"model": "danet-eca", "channel": "3"}, "pages/channel_map.py")
+    assert at.number_input(key="cam_channel").value == 3

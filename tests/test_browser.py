@@ -31,8 +31,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def _start_server():
     port = _free_port()
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
     proc = subprocess.Popen(
@@ -50,6 +49,12 @@ def server():
     else:
         proc.kill()
         raise RuntimeError("streamlit did not start:\n" + Path(log.name).read_text())
+    return url, proc
+
+
+@pytest.fixture(scope="module")
+def server():
+    url, proc = _start_server()
     yield url
     proc.terminate()
     proc.wait(10)
@@ -141,3 +146,74 @@ def test_click_on_channel_map_selects_cell(server, browser_page):
     page.screenshot(path=str(Path(tempfile.gettempdir()) / "attnviz-channel-click.png"), full_page=True)
     assert found == f"Clicked cell: row {row}, column {col}", f"{found}; plot box {box}, C = {channels}"
     assert page.locator("input[type='number']").first.input_value() == str(row)
+
+
+def test_a_link_restores_the_view_and_the_csv_download_holds_the_library_numbers(server, browser_page):
+    import csv
+    import io
+
+    import numpy as np
+
+    from attnviz.analysis import analyse, feature_index
+    from attnviz.data.samples import list_samples, load_sample
+    from attnviz.models import load_checkpoint
+
+    page = browser_page
+    photo = list_samples()[1]
+    page.goto(f"{server}/position?model=danet-none&photo={photo}&x=100&y=200&mode=column")
+    _settled(page)
+    page.get_by_text(re.compile(r"x = 100, y = 200 in the photo")).wait_for()
+    _settled(page)
+    chosen = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox'] input").evaluate_all(
+        "inputs => inputs.map(i => i.value)")
+    assert chosen == ["danet-none", photo]
+    assert page.get_by_role("radio", name="who attends to it (column i of S)").is_checked()
+    assert "mode=column" in page.url and "x=100" in page.url  # the address bar keeps the view
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile(r"Column \d+ of S \(CSV\)")).click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+
+    model, _ = load_checkpoint("danet-none")
+    sample = load_sample(photo)
+    _, pam = analyse(model, sample.image).position
+    index = feature_index(100, 200, sample.image.shape[:2], (pam.height, pam.width))
+    expected = pam.column(index).numpy()
+    assert len(rows) == pam.num_pixels
+    got = np.array([float(r[f"S_column_{index}"]) for r in rows]).reshape(pam.height, pam.width)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_an_uploaded_file_name_is_shown_literally(server, browser_page, tmp_path):
+    page = browser_page
+    page.goto(server)
+    _settled(page)
+    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").nth(1).click()
+    page.get_by_role("option", name="Upload your own photo…").click()
+    _settled(page)
+    name = "$x^2$ :red[boo] _it_.png"
+    (tmp_path / "upload.png").write_bytes(b"not an image")
+    page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(
+        files=[{"name": name, "mimeType": "image/png", "buffer": b"not an image"}])
+    _settled(page)
+    error = page.locator("[data-testid='stSidebar'] [data-testid='stAlertContentError']").first
+    error.wait_for()
+    assert error.inner_text().startswith(name + ":"), error.inner_text()
+
+
+def test_a_fresh_server_opened_at_a_page_url_runs_the_app_entry(browser_page):
+    """Streamlit runs pages/*.py on their own until st.navigation was called once; the app must still
+    show its own navigation and sidebar, not the folder's file names."""
+    url, proc = _start_server()
+    try:
+        page = browser_page
+        page.goto(f"{url}/eca_kernel")
+        _settled(page)
+        page.get_by_text("ECA kernel size").first.wait_for()
+        navigation = page.locator("[data-testid='stSidebarNav']").inner_text()
+        assert "Position attention (S)" in navigation and "eca kernel" not in navigation, navigation
+        assert page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").count() == 2
+    finally:
+        proc.terminate()
+        proc.wait(10)
