@@ -7,8 +7,12 @@ only computes one row or column from the cached analysis.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -20,7 +24,9 @@ from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError, decode_image
 from attnviz.data.samples import SAMPLE_ATTRIBUTION, list_samples, load_sample
 from attnviz.models import CheckpointError, load_checkpoint
 from attnviz.text import markdown_literal
+from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR as SHIPPED_CHECKPOINT_DIR
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
+from attnviz.results import read_results
 
 __all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get_analysis", "require_models", "model_title",
            "catalogue", "link_value", "link_note", "apply_link", "write_link", "chart", "download"]
@@ -40,14 +46,28 @@ class Selection:
     card: dict
 
 
+def checkpoint_dir() -> Path:
+    """The folder the app's models come from: `streamlit run app.py -- --checkpoints DIR`, else
+    $ATTNVIZ_CHECKPOINTS, else the shipped checkpoints/."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--checkpoints", type=Path, default=None)
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    return Path(known.checkpoints or os.environ.get("ATTNVIZ_CHECKPOINTS") or SHIPPED_CHECKPOINT_DIR)
+
+
+def results() -> dict:
+    """results.json of the checkpoint folder ({} when missing or unreadable)."""
+    return read_results(checkpoint_dir() / "results.json")
+
+
 @st.cache_resource(max_entries=12, show_spinner="Loading the model…")
-def get_model(name: str, device: str):
-    return load_checkpoint(name, device=device)
+def get_model(name: str, device: str, directory: str):
+    return load_checkpoint(name, directory, device=device)
 
 
 @st.cache_resource(max_entries=48, show_spinner="Running the model on the photo…")
-def get_analysis(name: str, device: str, image_key: str, _image: np.ndarray) -> Analysis:
-    model, _ = get_model(name, device)
+def get_analysis(name: str, device: str, directory: str, image_key: str, _image: np.ndarray) -> Analysis:
+    model, _ = get_model(name, device, directory)
     return analyse(model, _image, name)
 
 
@@ -64,7 +84,7 @@ def _decode(data: bytes) -> np.ndarray:
 
 def catalogue() -> dict[str, CheckpointInfo]:
     """The loadable checkpoints by name; those that cannot load are listed in the sidebar with the reason."""
-    usable, _ = scan_checkpoints()
+    usable, _ = scan_checkpoints(checkpoint_dir())
     return {info.name: info for info in usable}
 
 
@@ -147,7 +167,8 @@ def write_link(**page_params) -> None:
 
 def sidebar() -> Selection | None:
     """Draw the shared sidebar and store the selection; None if no model is available."""
-    usable, problems = scan_checkpoints()
+    directory = checkpoint_dir()
+    usable, problems = scan_checkpoints(directory)
     models = {info.name: info for info in usable}
     names = list(models)
     bar = st.sidebar
@@ -157,7 +178,8 @@ def sidebar() -> Selection | None:
             for name, reason in problems.items():
                 st.text(f"{name}: {reason}")
     if not names:
-        bar.error("No loadable checkpoints in checkpoints/. Train one: python -m attnviz.train --models danet-eca")
+        bar.error(f"No loadable checkpoints in {directory}. Train one: python -m attnviz.train --models danet-eca "
+                  f"--checkpoints {directory}")
         return None
     _read_link_once()
     apply_link("model", "model", names, what="no loadable checkpoint of that name")
@@ -222,7 +244,7 @@ def current() -> Selection | None:
 def analysis_for(selection: Selection, name: str | None = None) -> Analysis | None:
     name = name or selection.model_name
     try:
-        return get_analysis(name, selection.device, selection.image_key, selection.image)
+        return get_analysis(name, selection.device, str(checkpoint_dir()), selection.image_key, selection.image)
     except CheckpointError as error:
         st.error(f"Model {name} could not be loaded: {error}")
         return None

@@ -7,8 +7,7 @@ from attnviz import appstate
 from attnviz.analysis import feature_index
 from attnviz.capture import CoordinateAttentionRecord
 from attnviz.metrics import score_prediction
-from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
-from attnviz.results import read_results, results_rows
+from attnviz.results import results_rows
 from attnviz.viz.figures import coordinate_attention_figure, layer_summary_figure, short_layer_name
 from attnviz.viz.overlays import blend_heatmap, blend_labels
 
@@ -57,7 +56,7 @@ for column, name in zip(columns, chosen):
             st.caption("No attention module: the baseline.")
         st.caption(f"forward + capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}")
 
-results = read_results(DEFAULT_CHECKPOINT_DIR / "results.json")
+results = appstate.results()
 st.subheader("Accuracy, attention quality, size and speed (CamVid test split)")
 rows = results_rows(results)
 if not rows:

@@ -8,8 +8,7 @@ from attnviz.analysis import (attention_share_on_class, click_to_image_point, fe
                               parse_image_point, top_locations)
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
 from attnviz.exports import grid_csv, png_bytes
-from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
-from attnviz.results import model_results, pam_ratio_text, read_results
+from attnviz.results import model_results, pam_ratio_text
 from attnviz.text import markdown_literal
 from attnviz.viz.figures import attention_map_figure
 from attnviz.viz.overlays import blend_heatmap, draw_markers
@@ -97,7 +96,7 @@ with right:
             st.markdown(f"The chosen pixel is **{CLASS_NAMES[cls]}**. **{share:.1%}** of its attention falls on "
                         f"{CLASS_NAMES[cls]} pixels, which cover {chance:.1%} of the labelled photo "
                         f"(**{share / chance if chance else float('nan'):.1f}x chance**).")
-    model_figure = pam_ratio_text(model_results(read_results(DEFAULT_CHECKPOINT_DIR / "results.json"),
+    model_figure = pam_ratio_text(model_results(appstate.results(),
                                                 selection.model_name))
     if model_figure:
         st.markdown(f"**This model over the whole test split:** {model_figure}.")

@@ -184,3 +184,44 @@ def test_a_link_that_does_not_fit_is_ignored_with_a_note():
     assert "channel=100000 ignored" in " ".join(t.value for t in at.toast)
     at = _linked({"model": "danet-eca", "channel": "3"}, "pages/channel_map.py")
     assert at.number_input(key="cam_channel").value == 3
+
+
+def test_bad_checkpoints_are_listed_with_a_reason_and_every_page_still_works(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
+
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(DEFAULT_CHECKPOINT_DIR / f"danet-eca{suffix}", tmp_path / f"my danet{suffix}")
+    card = json.loads((tmp_path / "my danet.json").read_text())
+    bad_cards = {"null-card": None, "list-card": [1, 2], "wide": {**card, "config": {**card["config"], "width": "wide"}},
+                 "escape": {**card, "weights": "../danet-eca.safetensors"}}
+    for name, bad in bad_cards.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(bad))
+        shutil.copy(tmp_path / "my danet.safetensors", tmp_path / f"{name}.safetensors")
+    monkeypatch.setenv("ATTNVIZ_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="model").options == ["my danet"], [e.value for e in at.sidebar.error] + [m.value for m in at.markdown][:3]
+    listed = "\n".join(t.value for t in at.sidebar.text)
+    assert "4 checkpoint(s) cannot be loaded" in at.sidebar.expander[0].label
+    for name, reason in (("null-card", "not a JSON object"), ("list-card", "not a JSON object"),
+                         ("wide", "width must be a number"), ("escape", "must be a file name")):
+        assert f"{name}: " in listed and reason in listed, listed
+    for page in ("pages/position.py", "pages/compare.py", "pages/eca_kernel.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+
+
+def test_the_checkpoint_folder_comes_from_the_command_line_then_the_environment(monkeypatch, tmp_path):
+    from attnviz import appstate
+
+    monkeypatch.setenv("ATTNVIZ_CHECKPOINTS", str(tmp_path / "env"))
+    monkeypatch.setattr("sys.argv", ["app.py"])
+    assert appstate.checkpoint_dir() == tmp_path / "env"
+    monkeypatch.setattr("sys.argv", ["app.py", "--checkpoints", str(tmp_path / "cli")])
+    assert appstate.checkpoint_dir() == tmp_path / "cli"
+    monkeypatch.delenv("ATTNVIZ_CHECKPOINTS")
+    monkeypatch.setattr("sys.argv", ["app.py"])
+    assert appstate.checkpoint_dir() == appstate.SHIPPED_CHECKPOINT_DIR

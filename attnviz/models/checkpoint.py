@@ -86,13 +86,17 @@ def card_config(card: dict, name: str) -> ModelConfig:
 
 
 def weights_path(card: dict, name: str, directory: str | Path) -> Path:
-    """The card's weights file: a plain file name in the card's own folder (no path, no '..')."""
+    """The card's weights file: a plain file name in the card's own folder (no path, no '..');
+    <name>.safetensors when the named file is absent (a checkpoint pair renamed together)."""
     file_name = card.get("weights", f"{name}.safetensors")
     if (not isinstance(file_name, str) or not file_name or Path(file_name).name != file_name
             or file_name in (".", "..") or "\\" in file_name):
         raise CheckpointError(f"model card {name}.json: 'weights' must be a file name in the same folder, "
                               f"got {file_name!r}")
     path = Path(directory) / file_name
+    beside = Path(directory) / f"{name}.safetensors"
+    if not path.is_file() and beside.is_file():
+        return beside  # a pair renamed together: the card still names the old file
     if not path.is_file():
         raise CheckpointError(f"weights file {file_name} of {name} is missing")
     return path
