@@ -1,11 +1,9 @@
 """ECA kernel size explorer: k as a function of C."""
-import math
-
 import pandas as pd
 import streamlit as st
 
 from attnviz import appstate
-from attnviz.modules.eca import KERNEL_RULES, OFFICIAL_RELEASED_KERNELS
+from attnviz.modules.eca import KERNEL_RULES, OFFICIAL_RELEASED_KERNELS, kernel_t
 from attnviz.viz.figures import kernel_rule_figure
 
 st.title("ECA: the adaptive kernel size k = ψ(C)")
@@ -14,13 +12,17 @@ st.markdown(
 
 $$k = \psi(C) = \left|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\right|_{odd},\qquad \gamma = 2,\ b = 1 .$$
 
-$|t|_{odd}$ is "the nearest odd number to $t$" in the paper. The implementations differ:
+$|t|_{odd}$ is "the nearest odd number to $t$". What the code does, exactly:
 
-* **official code**: `t = int(abs((log2(C) + b) / gamma)); k = t if t % 2 else t + 1` (truncate, then bump even values up);
-* **paper (nearest odd)**: the odd number nearest to $t$ (we round ties up: $t = 4 \to 5$);
-* **timm**: the official rounding, but never below 3;
-* **released checkpoints**: the authors' ImageNet models use hand-picked per-stage lists (ECA-ResNet50: 3, 5, 5, 7)
-  that the formula does not give.""")
+* **the paper's code listing, and timm**: `t = int(abs((log2(C) + b) / gamma)); k = t if t % 2 else t + 1`
+  (truncate, then bump an even value up). For $t \ge 0$ this **is** the nearest odd number with ties rounded up,
+  $2\lfloor t/2 \rfloor + 1$: for every $t$ in $[2m, 2m+2)$ both give $2m+1$. The two are one curve below.
+* **nearest odd, ties down**: the only reading that differs, and only where $t$ is an even integer
+  ($t = 4 \to 3$ instead of 5).
+* **timm**: the same rule, but never below 3.
+* **the authors' repository** never computes $k$ from $C$: its ECA layer takes $k$, and its released ImageNet
+  ResNets use hand-picked per-stage lists (ECA-ResNet50: 3, 5, 5, 7) that the formula does not give.
+""")
 c1, c2 = st.columns(2)
 gamma = c1.slider("γ (gamma)", 0.5, 4.0, 2.0, 0.5, key="gamma")
 b = c2.slider("b", 0.0, 4.0, 1.0, 0.5, key="b")
@@ -44,7 +46,7 @@ else:
 
 rows = []
 for channels in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
-    row = {"C": channels, "t = (log2 C + b)/γ": round(abs((math.log2(channels) + b) / gamma), 3)}
+    row = {"C": channels, "t = (log2 C + b)/γ": round(kernel_t(channels, gamma, b), 3)}
     for name, rule in KERNEL_RULES.items():
         row[f"k, {name}"] = rule(channels, gamma, b)
     rows.append(row)

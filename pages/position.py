@@ -21,7 +21,11 @@ from **every** other pixel. With $B$, $C$ (1x1 convs to $C/8$ channels) and $D$ 
 $$S = \mathrm{softmax}(B^\top C)\ \ (N \times N,\ N = H W),\qquad E = \alpha\,(D\,S^\top) + A .$$
 
 Row $i$ of $S$ says **where pixel $i$ attends** (it sums to 1); column $j$ says **who attends to pixel $j$**.
-Click the photo to choose pixel $i$.""")
+Click the photo to choose pixel $i$.
+
+*Notation:* the paper writes $s_{ji} = \exp(B_i \cdot C_j) / \sum_i \exp(B_i \cdot C_j)$ with $j$ the output pixel,
+i.e. $\mathrm{softmax}(C^\top B)$. Here the letters and indices are swapped so that row $i$ is the output pixel;
+it is the same matrix. As in the official code, $B$ and $C$ have $C/8$ channels (the paper keeps $C$).""")
 selection, analysis = appstate.page_analysis(prefixes=("danet",), what="position attention module")
 module_name, record = analysis.position
 image = selection.image

@@ -6,7 +6,8 @@ from timm.layers import EcaModule
 
 from attnviz.capture import capture
 from attnviz.modules.eca import (
-    ECA, OFFICIAL_RELEASED_KERNELS, eca_kernel_size, eca_kernel_size_nearest_odd, eca_kernel_size_timm)
+    ECA, OFFICIAL_RELEASED_KERNELS, eca_kernel_size, eca_kernel_size_nearest_odd, eca_kernel_size_ties_down,
+    eca_kernel_size_timm)
 
 
 def test_official_rounding_on_published_channel_counts():
@@ -25,9 +26,26 @@ def test_nearest_odd_by_hand():
     assert eca_kernel_size_nearest_odd(32, gamma=1, b=0) == 5
 
 
+def test_the_code_rule_is_the_nearest_odd_with_ties_up_everywhere():
+    # truncate-and-bump vs 2*floor(t/2)+1, for C = 1..4096 over a grid of gamma and b
+    mismatches = [(c, gamma, b) for gamma in (0.5, 1, 1.5, 2, 2.5, 3, 4) for b in (0, 0.5, 1, 2, 3)
+                  for c in range(1, 4097) if eca_kernel_size(c, gamma, b) != eca_kernel_size_nearest_odd(c, gamma, b)]
+    assert mismatches == []
+
+
+def test_ties_down_differs_only_at_even_integer_t():
+    # gamma = 2, b = 1: t = (log2 C + 1) / 2 = 4 at C = 128 -> 3 down, 5 up; t = 2 at C = 8 -> 1 down, 3 up
+    assert (eca_kernel_size_ties_down(128), eca_kernel_size(128)) == (3, 5)
+    assert (eca_kernel_size_ties_down(8), eca_kernel_size(8)) == (1, 3)
+    differ = [c for c in range(1, 4097) if eca_kernel_size_ties_down(c) != eca_kernel_size(c)]
+    assert differ == [8, 128, 2048]  # t = 2, 4, 6: the only even integers t takes for C <= 4096
+    with pytest.raises(ValueError):
+        eca_kernel_size_nearest_odd(64, ties="sideways")
+
+
 @pytest.mark.parametrize("channels", [1, 2, 3, 8, 16, 24, 64, 100, 512, 4096])
 def test_rules_always_odd_and_timm_clamps(channels):
-    for rule in (eca_kernel_size, eca_kernel_size_nearest_odd, eca_kernel_size_timm):
+    for rule in (eca_kernel_size, eca_kernel_size_nearest_odd, eca_kernel_size_ties_down, eca_kernel_size_timm):
         assert rule(channels) % 2 == 1
     assert eca_kernel_size_timm(channels) == max(3, eca_kernel_size(channels))
 

@@ -11,7 +11,7 @@ from attnviz.viz.overlays import blend_heatmap, blend_labels, heat_colours
 
 def test_kernel_rule_figure_plots_the_rules_themselves():
     fig = kernel_rule_figure(KERNEL_RULES, 2, 1, OFFICIAL_RELEASED_KERNELS, [("layer4.1.attn", 128, 5)])
-    official = next(t for t in fig.data if t.name == "official code")
+    official = next(t for t in fig.data if t.name == "paper's code = nearest odd, ties up")
     for c, k in zip(official.x, official.y):
         assert k == eca_kernel_size(int(c))
     released = next(t for t in fig.data if t.name == "released ECA-ResNet50")

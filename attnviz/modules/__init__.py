@@ -1,4 +1,4 @@
-"""Attention modules, one per file, each exact to its paper (see each docstring).
+"""Attention modules, one per file; each docstring cites its paper and says what differs from it.
 
 `make_attention(kind, channels)` builds the module for a block's attention slot.
 """

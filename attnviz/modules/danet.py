@@ -32,8 +32,18 @@ branches reduce C by 4, PAM on one and CAM on the other, each followed by a
 3x3 conv-BN-ReLU; the sum goes to dropout + 1x1 classifier, and each branch
 has its own dropout + 1x1 classifier as an auxiliary output.
 
-Differences from the paper: none in the math; the chunked evaluation of PAM
-changes only the order of floating point operations.
+Notation: the paper writes s_ji = exp(B_i . C_j) / sum_i exp(B_i . C_j), with j
+the output pixel, so its query is C and its key is B. We write S = softmax(B^T C)
+with row i the output ("where pixel i attends"), B the query (query_conv) and
+C the key (key_conv): the letters and the indices are swapped relative to the
+paper, and the matrix is the same. Nothing numerical changes.
+
+Differences from the paper, all following the official code (junfu1115/DANet):
+- B and C are 1x1 convs to C/8 channels; the paper keeps C channels.
+- CAM defaults to the official softmax(rowmax - energy) = softmax(-energy),
+  where the paper writes softmax(energy) (`form="paper"` gives the paper's).
+The chunked evaluation of PAM changes only the order of floating point
+operations.
 """
 from __future__ import annotations
 

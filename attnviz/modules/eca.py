@@ -7,12 +7,18 @@ Convolutional Neural Networks", CVPR 2020 (arXiv:1910.03151).
     w = sigmoid(Conv1d_k(y))           1D conv across channels, no bias, pad (k-1)//2
     out = x * w
 
-with the adaptive kernel size k = psi(C) = |log2(C)/gamma + b/gamma|_odd,
-gamma = 2, b = 1. "|t|_odd" is the nearest odd number to t in the paper; the
-official code rounds differently (truncate, then bump an even value up), the
-released ImageNet checkpoints use hand-picked per-stage lists, and timm clamps
-k >= 3. All four are here so the explorer can show them side by side; the
-layer uses the official rounding by default.
+with the adaptive kernel size k = psi(C) = |t|_odd, t = log2(C)/gamma + b/gamma,
+gamma = 2, b = 1, "|t|_odd" the nearest odd number to t.
+
+Rounding, exactly: the paper's code listing (and timm) computes
+`t = int(abs((log2(C) + b) / gamma)); k = t if t % 2 else t + 1`. For t >= 0
+this truncate-and-bump rule *is* the nearest odd number with ties rounded up,
+2 * floor(t / 2) + 1: both give 2m + 1 for every t in [2m, 2m + 2). Only a
+ties-down reading of "nearest odd" differs, and only where t is an even
+integer (t = 4 -> 3 instead of 5). The authors' repository never computes k
+from C: its layers take k, and its released ImageNet ResNets use hand-picked
+per-stage lists (R50: 3, 5, 5, 7) that the formula does not give; timm clamps
+k >= 3. The explorer shows these side by side; the layer uses the paper's rule.
 
 Differences from the paper: none in the layer. `x.mean((2, 3))` replaces
 AdaptiveAvgPool2d(1) (same values, faster).
@@ -30,13 +36,16 @@ __all__ = [
     "ECA",
     "eca_kernel_size",
     "eca_kernel_size_nearest_odd",
+    "eca_kernel_size_ties_down",
+    "kernel_t",
     "eca_kernel_size_timm",
     "OFFICIAL_RELEASED_KERNELS",
     "KERNEL_RULES",
 ]
 
 
-def _t(channels: int, gamma: float, b: float) -> float:
+def kernel_t(channels: int, gamma: float = 2, b: float = 1) -> float:
+    """t = |(log2 C + b) / gamma|, the value the kernel size rounds to an odd number."""
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
     if gamma <= 0:
@@ -45,22 +54,32 @@ def _t(channels: int, gamma: float, b: float) -> float:
 
 
 def eca_kernel_size(channels: int, gamma: float = 2, b: float = 1) -> int:
-    """k with the official code's rounding: t = int(|(log2 C + b) / gamma|), odd-up.
+    """k by the paper's code listing (and timm): t = int(t), then an even value bumped up.
 
-    C = 64, 128, 256, 512, 1024, 2048 -> 3, 5, 5, 5, 5, 7.
+    The same function as the nearest odd number with ties up. C = 64, 128, 256, 512, 1024, 2048 ->
+    3, 5, 5, 5, 5, 7.
     """
-    t = int(_t(channels, gamma, b))
+    t = int(kernel_t(channels, gamma, b))
     return t if t % 2 else t + 1
 
 
-def eca_kernel_size_nearest_odd(channels: int, gamma: float = 2, b: float = 1) -> int:
-    """k as the paper writes it: the odd number nearest to t (ties go up, t=4 -> 5)."""
-    t = _t(channels, gamma, b)
-    return max(1, 2 * math.floor(t / 2) + 1)
+def eca_kernel_size_nearest_odd(channels: int, gamma: float = 2, b: float = 1, ties: str = "up") -> int:
+    """The odd number nearest to t; at an even integer t (a tie) round `ties` = "up" or "down"."""
+    t = kernel_t(channels, gamma, b)
+    if ties == "up":
+        return 2 * math.floor(t / 2) + 1
+    if ties != "down":
+        raise ValueError(f"ties must be 'up' or 'down', got {ties!r}")
+    return max(1, 2 * math.ceil(t / 2) - 1)
+
+
+def eca_kernel_size_ties_down(channels: int, gamma: float = 2, b: float = 1) -> int:
+    """Nearest odd with ties rounded down (t = 4 -> 3): the one reading that differs from the code."""
+    return eca_kernel_size_nearest_odd(channels, gamma, b, ties="down")
 
 
 def eca_kernel_size_timm(channels: int, gamma: float = 2, b: float = 1) -> int:
-    """timm's EcaModule: the official rounding, clamped to k >= 3."""
+    """timm's EcaModule: the same rounding, clamped to k >= 3."""
     return max(eca_kernel_size(channels, gamma, b), 3)
 
 
@@ -75,14 +94,14 @@ OFFICIAL_RELEASED_KERNELS: dict[str, list[tuple[int, int]]] = {
 }
 
 KERNEL_RULES = {
-    "official code": eca_kernel_size,
-    "paper (nearest odd)": eca_kernel_size_nearest_odd,
+    "paper's code = nearest odd, ties up": eca_kernel_size,
+    "nearest odd, ties down": eca_kernel_size_ties_down,
     "timm (k >= 3)": eca_kernel_size_timm,
 }
 
 
 class ECA(nn.Module):
-    """ECA layer. Give `channels` (k from the official rule) or an explicit `kernel_size`."""
+    """ECA layer. Give `channels` (k from the paper's rule) or an explicit `kernel_size`."""
 
     def __init__(self, channels: int | None = None, kernel_size: int | None = None,
                  gamma: float = 2, b: float = 1):

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from attnviz.data.camvid import CLASS_COLOURS, CLASS_NAMES
+from attnviz.modules.eca import kernel_t
 from attnviz.viz.overlays import feature_to_image
 
 __all__ = [
@@ -114,7 +115,7 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
         ks = [rule(int(c), gamma, b) for c in channels]
         fig.add_trace(go.Scatter(x=channels, y=ks, name=name, mode="lines", line=dict(shape="hv", dash=dash, width=3),
                                  hovertemplate="C = %{x}<br>k = %{y}<extra>" + name + "</extra>"))
-    t = [abs((math.log2(c) + b) / gamma) for c in channels]
+    t = [kernel_t(int(c), gamma, b) for c in channels]
     fig.add_trace(go.Scatter(x=channels, y=t, name="t = (log2 C + b) / γ (before rounding)", mode="lines",
                              line=dict(color="grey", width=1), hovertemplate="C = %{x}<br>t = %{y:.3f}<extra></extra>"))
     symbols = ["diamond", "square", "triangle-up"]
