@@ -17,7 +17,7 @@ from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, PositionA
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 
 __all__ = ["Analysis", "analyse", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
-           "click_to_image_point", "parse_image_point",
+           "click_to_image_point", "parse_image_point", "mean_weight_spread", "classes_present",
            "class_fractions", "class_shares", "attention_share_on_class", "own_class_ratio",
            "top_locations"]
 
@@ -163,6 +163,17 @@ def own_class_ratio(rows: np.ndarray, label: np.ndarray, classes) -> np.ndarray:
     """Share of each row of S on its query's class / that class's share of the photo (1.0 = chance)."""
     share, chance = class_shares(rows, label, classes)
     return share / chance
+
+
+def mean_weight_spread(records) -> float:
+    """Mean over channel-attention layers of the standard deviation of their weights (first image)."""
+    spreads = [float(r.weights[0].std()) for r in records]
+    return float(np.mean(spreads)) if spreads else float("nan")
+
+
+def classes_present(*label_maps: np.ndarray | None) -> np.ndarray:
+    """Sorted class indices that occur in any of the given (H, W) maps (None entries skipped)."""
+    return np.unique(np.concatenate([np.asarray(m).ravel() for m in label_maps if m is not None]))
 
 
 def top_locations(values: np.ndarray, k: int = 5) -> list[int]:

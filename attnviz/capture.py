@@ -25,6 +25,7 @@ any row S[i, :] or column S[:, j] in O(N * C') on demand.
 from __future__ import annotations
 
 import contextvars
+import math
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -143,6 +144,13 @@ class PositionAttentionRecord:
         energy = self.query[batch].float() @ k
         return torch.exp(energy - self.log_normaliser[batch]).view(self.height, self.width)
 
+    def entry(self, i: int, j: int, batch: int = 0) -> tuple[float, float, float]:
+        """S[i, j] with its parts: (energy q_i . k_j, log-normaliser of row i, S[i, j] = exp(energy - lse))."""
+        i, j = self._check_index(i), self._check_index(j)
+        energy = float(self.query[batch, i].double() @ self.key[batch, j].double())
+        log_normaliser = float(self.log_normaliser[batch, i])
+        return energy, log_normaliser, math.exp(energy - log_normaliser)
+
     def matrix(self, batch: int = 0, max_pixels: int = 4096) -> torch.Tensor:
         """The full S (N x N). Refuses when N > max_pixels: S costs N^2 memory."""
         if self.num_pixels > max_pixels:
@@ -184,6 +192,20 @@ class ChannelMapRecord:
         if form != "paper":
             raise ValueError(f"form must be 'official' or 'paper', got {form!r}")
         return energy
+
+    def softmax_terms(self, channel: int, j: int, batch: int = 0) -> tuple[float, float]:
+        """(the softmax argument of X[channel, j], the row's log-normaliser), float64, this model's form."""
+        argument = self.softmax_argument(channel, batch=batch)
+        return float(argument[j]), float(torch.logsumexp(argument, 0))
+
+    def similar_channels(self, channel: int, batch: int = 0) -> tuple[int, int]:
+        """(most, least) similar other channel to `channel` by the energy A_c . A_j."""
+        energy = self.similarity(channel, batch).clone()
+        others = torch.ones_like(energy, dtype=torch.bool)
+        others[channel] = False
+        most = int(torch.where(others, energy, -math.inf).argmax())
+        least = int(torch.where(others, energy, math.inf).argmin())
+        return most, least
 
     def row(self, channel: int, form: str | None = None, batch: int = 0) -> torch.Tensor:
         """Row `channel` of X: the recorded one for this model's form, else recomputed (float64) from A."""

@@ -1,9 +1,8 @@
 """DANet channel attention: the C x C map X, clickable."""
-import numpy as np
 import streamlit as st
-import torch
 
 from attnviz import appstate
+from attnviz.analysis import top_locations
 from attnviz.exports import vector_csv
 from attnviz.viz.figures import channel_map_figure, feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
@@ -36,7 +35,7 @@ if points:
         st.session_state["cam_last_click"] = clicked
         st.session_state["cam_channel"] = clicked[0]
 if "cam_channel" not in st.session_state or st.session_state["cam_channel"] >= channels:
-    st.session_state["cam_channel"] = int(np.argmax(attention.max(1)))
+    st.session_state["cam_channel"] = int(attention.max(1).argmax())
 channel = st.number_input("Channel c (row of X)", 0, channels - 1, key="cam_channel", step=1)
 
 st.markdown(f"**Form used by this model: `{record.form}`**; β = **{record.beta:.4f}** (learned; starts at 0).")
@@ -48,7 +47,7 @@ if last is not None:
     st.markdown(f"**Clicked cell:** row {last[0]}, column {last[1]}: X = {attention[last[0], last[1]]:.5f}")
 
 row = attention[channel]
-related = np.argsort(-row)[:6]
+related = top_locations(row, 6)
 appstate.download(st, f"Row {channel} of X (CSV)", vector_csv({f"X_{channel}_j": row}, index_name="j"),
                   f"{selection.model_name}-row{channel}-of-X.csv", key="cam_csv")
 st.markdown(f"**Row c = {channel}** sums to {row.sum():.6f}; uniform would be 1/C = {1 / channels:.4f}. "
@@ -57,20 +56,17 @@ if record.features is not None:
     features = record.features[0]
     other_form = "paper" if record.form == "official" else "official"
     other = record.row(channel, other_form).numpy()
-    similarity = record.similarity(channel).numpy()
     top_j = int(related[0])
-    argument = record.softmax_argument(channel)
-    log_z = float(torch.logsumexp(argument, 0))
+    argument_j, log_z = record.softmax_terms(channel, top_j)
     shown = (r"A_{c}\cdot A_{j}" if record.form == "paper"
              else r"\max_m(A_{c}\cdot A_m) - A_{c}\cdot A_{j}")
     st.latex(rf"X_{{{channel},{top_j}}} = \mathrm{{softmax}}_j\big({shown}\big) = "
-             rf"\exp({float(argument[top_j]):.1f} - {log_z:.1f}) = {row[top_j]:.4f}")
+             rf"\exp({argument_j:.1f} - {log_z:.1f}) = {row[top_j]:.4f}")
     appstate.chart(st, row_comparison_figure({f"{record.form} form (this model)": row,
                                            f"{other_form} form, same features": other},
                                           f"Row {channel} of X in both forms"), key="cam_forms")
-    others = np.delete(np.arange(channels), channel)
-    st.caption(f"Most similar channel to {channel} by energy A·Aᵀ (itself excluded): "
-               f"{int(others[np.argmax(similarity[others])])}; least similar: {int(others[np.argmin(similarity[others])])}. "
+    most, least = record.similar_channels(channel)
+    st.caption(f"Most similar channel to {channel} by energy A·Aᵀ (itself excluded): {most}; least similar: {least}. "
                f"Under the official form the least similar gets the largest weight.")
     maps = [feature_to_image(features[channel].numpy())] + [feature_to_image(features[j].numpy()) for j in related[:5]]
     titles = [f"c = {channel} (output)"] + [f"#{j}: X={row[j]:.3f}" for j in related[:5]]

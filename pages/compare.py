@@ -1,10 +1,9 @@
 """Compare 2 to 4 models on the same photo: predictions, attention, accuracy, size and speed."""
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from attnviz import appstate
-from attnviz.analysis import feature_index
+from attnviz.analysis import feature_index, mean_weight_spread
 from attnviz.capture import CoordinateAttentionRecord
 from attnviz.metrics import score_prediction
 from attnviz.results import results_rows
@@ -46,7 +45,7 @@ for column, name in zip(columns, chosen):
         if channel:
             appstate.chart(st, layer_summary_figure(list(channel), [r.weights[0].numpy() for r in channel.values()],
                                                  "channel weights per block"), key=f"cmp_w_{name}")
-            spread = np.mean([float(r.weights[0].std()) for r in channel.values()])
+            spread = mean_weight_spread(channel.values())
             st.caption(f"{len(channel)} channel-attention layers; mean spread (std) of weights {spread:.3f}")
         if coords:
             last_name, last = list(coords.items())[-1]

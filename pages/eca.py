@@ -4,6 +4,7 @@ import streamlit as st
 
 from attnviz import appstate
 from attnviz.exports import vector_csv
+from attnviz.modules.eca import eca_formula_terms
 from attnviz.viz.figures import (extreme_channels_figure, kernel_figure, layer_weights_heatmap,
                                  sorted_weights_figure)
 
@@ -35,22 +36,13 @@ appstate.chart(left, sorted_weights_figure(w, f"{selected}: weights, sorted"), k
 kernel = record.kernel.numpy()
 appstate.chart(right, kernel_figure(kernel), key="eca_kernel")
 
-pooled = record.parts["pooled"][0].numpy()
-top = int(np.argmax(w))
-k = len(kernel)
-half = k // 2
-terms = []
-total = 0.0
-for j in range(-half, half + 1):
-    src = top + j
-    value = pooled[src] if 0 <= src < len(pooled) else 0.0
-    total += kernel[j + half] * value
-    shown = f"({value:.3f})" if value < 0 else f"{value:.3f}"
-    terms.append(rf"{kernel[j + half]:+.3f}\cdot{shown}")
+top = int(w.argmax())
+terms, total = eca_formula_terms(record.kernel, record.parts["pooled"][0], top)
+shown = [rf"{weight:+.3f}\cdot{f'({value:.3f})' if value < 0 else f'{value:.3f}'}" for weight, value in terms]
 st.markdown(f"**The formula with this photo's numbers**, for the most weighted channel c = {top} of {selected} "
             f"(zero padding beyond the channel ends):")
-st.latex(rf"\omega_{{{top}}} = \sigma\big({' '.join(terms)}\big) = \sigma({total:.3f}) = {1 / (1 + np.exp(-total)):.4f}")
-st.caption(f"Spread of the weights in this layer: min {w.min():.3f}, median {np.median(w):.3f}, max {w.max():.3f}. "
+st.latex(rf"\omega_{{{top}}} = \sigma\big({' '.join(shown)}\big) = \sigma({total:.3f}) = {w[top]:.4f}")
+st.caption(f"Spread of the weights in this layer: min {w.min():.3f}, median {float(np.median(w)):.3f}, max {w.max():.3f}. "
            "Weights near 0.5 everywhere mean the layer barely re-weights; a wide spread means it selects channels.")
 
 if record.features is not None:

@@ -1,9 +1,9 @@
 """Flexible attention (CBAM's channel branch): weights and both pooling branches."""
-import numpy as np
 import streamlit as st
 
 from attnviz import appstate
 from attnviz.exports import vector_csv
+from attnviz.modules.flexible import branch_statistics
 from attnviz.capture import SpatialAttentionRecord
 from attnviz.viz.figures import branches_figure, extreme_channels_figure, layer_weights_heatmap
 from attnviz.viz.overlays import blend_heatmap
@@ -36,13 +36,13 @@ appstate.download(st, f"Weights and branches of {selected} (CSV)",
                   vector_csv({"weight": w, "mlp_avg_branch": avg, "mlp_max_branch": mx}),
                   f"{selection.model_name}-{selected}-flexible-weights.csv", key="flex_csv")
 appstate.chart(st, branches_figure(avg, mx, w, f"{selected}: what each pooling branch contributes"), key="flex_branches")
-top = int(np.argmax(w))
+top = int(w.argmax())
 max_term = f"({mx[top]:.3f})" if mx[top] < 0 else f"{mx[top]:.3f}"
 st.latex(rf"\omega_{{{top}}} = \sigma(\underbrace{{{avg[top]:.3f}}}_{{\text{{avg}}}} + "
          rf"\underbrace{{{max_term}}}_{{\text{{max}}}}) = \sigma({avg[top] + mx[top]:.3f}) = {w[top]:.4f}")
-dominant = float(np.mean(np.abs(mx) > np.abs(avg)))
+dominant, correlation = branch_statistics(avg, mx)
 st.caption(f"In this layer the max-pool branch has the larger magnitude in {dominant:.0%} of the channels. "
-           f"Correlation of the two branches across channels: {np.corrcoef(avg, mx)[0, 1]:.2f}.")
+           f"Correlation of the two branches across channels: {correlation:.2f}.")
 
 spatial_name = selected.rsplit(".", 1)[0] + ".spatial"
 spatial = analysis.records.get(spatial_name)

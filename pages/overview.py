@@ -1,8 +1,8 @@
 """Overview: the photo, the prediction, the ground truth, and a map of the app."""
-import numpy as np
 import streamlit as st
 
 from attnviz import appstate
+from attnviz.analysis import classes_present
 from attnviz.exports import png_bytes
 from attnviz.metrics import score_prediction
 from attnviz.text import markdown_literal
@@ -28,9 +28,7 @@ if selection.label is not None:
     scores = score_prediction(analysis.prediction, selection.label)
     st.markdown(f"On this photo: pixel accuracy **{scores['pixel_accuracy']:.1%}**, mean IoU over the classes "
                 f"present **{scores['miou']:.1%}** (unlabelled pixels ignored).")
-present = np.unique(np.concatenate([analysis.prediction.ravel(), (selection.label if selection.label is not None
-                                                                  else analysis.prediction).ravel()]))
-appstate.chart(st, class_legend_figure(present), key="legend")
+appstate.chart(st, class_legend_figure(classes_present(analysis.prediction, selection.label)), key="legend")
 st.caption(f"Forward pass with capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}, measured when this "
            f"photo ({selection.image.shape[1]}x{selection.image.shape[0]}) first ran on this model; every page reuses "
            "that cached result. Steady-state latency is in the compare page's table.")

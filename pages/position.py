@@ -1,5 +1,4 @@
 """DANet position attention: click a pixel, see where it attends and who attends to it."""
-import numpy as np
 import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
@@ -115,10 +114,9 @@ with right:
 # the formula with this photo's numbers, for the largest value shown
 j = top[0]
 query_index, key_index = (index, j) if is_row else (j, index)
-energy = float(record.query[0, query_index] @ record.key[0, key_index])
-log_z = float(record.log_normaliser[0, query_index])
+energy, log_z, entry = record.entry(query_index, key_index)
 st.latex(rf"S_{{{query_index},{key_index}}} = \frac{{\exp(B_{{{query_index}}}^\top C_{{{key_index}}})}}"
-         rf"{{\sum_m \exp(B_{{{query_index}}}^\top C_m)}} = \exp({energy:.3f} - {log_z:.3f}) = {np.exp(energy - log_z):.4f}")
+         rf"{{\sum_m \exp(B_{{{query_index}}}^\top C_m)}} = \exp({energy:.3f} - {log_z:.3f}) = {entry:.4f}")
 appstate.chart(st, attention_map_figure(values, f"{'Row' if is_row else 'Column'} {index} of S at feature resolution "
                                      f"({module_name})", marker=(row, col),
                                      top=[divmod(t, record.width) for t in top]), key="pam_map", theme=None)

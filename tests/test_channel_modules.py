@@ -1,3 +1,5 @@
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from timm.layers.cbam import CbamModule
@@ -103,3 +105,22 @@ def test_timm_cbam_captured_by_hooks_reproduces_its_output(rng):
     x_channel = x * channel.weights[:, :, None, None]
     torch.testing.assert_close(out, x_channel * spatial.map[:, None])
     torch.testing.assert_close(channel.weights, torch.sigmoid(channel.parts["avg_branch"] + channel.parts["max_branch"]))
+
+
+def test_branch_statistics_by_hand():
+    from attnviz.modules.flexible import branch_statistics
+
+    avg = np.array([1.0, -2.0, 0.5, 0.0])
+    mx = np.array([2.0, 1.0, -3.0, 0.1])
+    dominant, correlation = branch_statistics(avg, mx)
+    assert dominant == pytest.approx(3 / 4)  # |mx| > |avg| in channels 0, 2, 3
+    assert correlation == pytest.approx(np.corrcoef(avg, mx)[0, 1])
+
+
+def test_weight_spread_and_classes_present():
+    from attnviz.analysis import classes_present, mean_weight_spread
+    from attnviz.capture import ChannelAttentionRecord
+
+    records = [ChannelAttentionRecord("se", torch.tensor([[0.0, 1.0]])), ChannelAttentionRecord("se", torch.tensor([[0.5, 0.5]]))]
+    assert mean_weight_spread(records) == pytest.approx((float(torch.tensor([0.0, 1.0]).std()) + 0.0) / 2)
+    assert classes_present(np.array([[3, 1]]), None, np.array([[1, 8]])).tolist() == [1, 3, 8]

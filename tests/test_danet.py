@@ -1,3 +1,4 @@
+import math
 import subprocess
 import sys
 import textwrap
@@ -156,3 +157,24 @@ def test_channel_map_record_rows_in_both_forms(rng):
     torch.testing.assert_close(record.row(2, "paper"), channel_attention_map(x, "paper")[0, 2])
     torch.testing.assert_close(record.row(2, "official").double(), torch.softmax(-energy[2], 0), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_record_entry_and_channel_helpers_against_the_full_matrices(rng):
+    head = DANetHead(32, 11).eval()
+    with torch.no_grad():
+        head.pam.alpha.fill_(0.3)
+    x = torch.randn(1, 32, 5, 6, generator=rng)
+    with torch.no_grad(), capture(head, keep_features=True) as rec:
+        head(x)
+    pam, cam = rec["pam"], rec["cam"]
+    s = pam.matrix()
+    energy, log_z, value = pam.entry(7, 12)
+    assert value == pytest.approx(float(s[7, 12]), rel=1e-5)
+    assert energy == pytest.approx(float(pam.query[0, 7] @ pam.key[0, 12]), rel=1e-5)
+    torch.testing.assert_close(pam.rows(torch.tensor([7, 3])), s[[7, 3]].view(2, 5, 6))
+    argument, lse = cam.softmax_terms(2, 5)
+    assert math.exp(argument - lse) == pytest.approx(float(cam.attention[0, 2, 5]), rel=1e-4)
+    flat = cam.features[0].flatten(1).double()
+    energies = (flat @ flat[2]).tolist()
+    others = [j for j in range(len(energies)) if j != 2]
+    assert cam.similar_channels(2) == (max(others, key=energies.__getitem__), min(others, key=energies.__getitem__))

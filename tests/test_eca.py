@@ -6,7 +6,8 @@ from timm.layers import EcaModule
 
 from attnviz.capture import capture
 from attnviz.modules.eca import (
-    ECA, OFFICIAL_RELEASED_KERNELS, eca_kernel_size, eca_kernel_size_nearest_odd, eca_kernel_size_ties_down,
+    ECA, OFFICIAL_RELEASED_KERNELS, eca_formula_terms, eca_kernel_size, eca_kernel_size_nearest_odd,
+    eca_kernel_size_ties_down,
     eca_kernel_size_timm)
 
 
@@ -106,3 +107,17 @@ def test_eca_matches_timm_with_same_kernel(rng):
     assert ours.kernel_size == theirs.conv.kernel_size[0] == 3
     theirs.conv.weight.data.copy_(ours.conv.weight.data)
     torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_formula_terms_give_the_recorded_weight():
+    torch.manual_seed(0)
+    layer = ECA(kernel_size=5)
+    x = torch.randn(1, 12, 4, 4)
+    with torch.no_grad(), capture(layer) as rec:
+        layer(x)
+    record = rec["ECA"]
+    for channel in (0, 1, 6, 11):  # both ends use the zero padding
+        terms, total = eca_formula_terms(record.kernel, record.parts["pooled"][0], channel)
+        assert len(terms) == 5
+        assert torch.sigmoid(torch.tensor(total)) == pytest.approx(float(record.weights[0, channel]), abs=1e-6)
+    assert [value for _, value in eca_formula_terms(record.kernel, record.parts["pooled"][0], 0)[0][:2]] == [0.0, 0.0]

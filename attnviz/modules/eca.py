@@ -38,6 +38,7 @@ __all__ = [
     "eca_kernel_size_nearest_odd",
     "eca_kernel_size_ties_down",
     "kernel_t",
+    "eca_formula_terms",
     "eca_kernel_size_timm",
     "OFFICIAL_RELEASED_KERNELS",
     "KERNEL_RULES",
@@ -98,6 +99,21 @@ KERNEL_RULES = {
     "nearest odd, ties down": eca_kernel_size_ties_down,
     "timm (k >= 3)": eca_kernel_size_timm,
 }
+
+
+def eca_formula_terms(kernel: torch.Tensor, pooled: torch.Tensor, channel: int) -> tuple[list[tuple[float, float]], float]:
+    """The terms of ECA's 1D convolution for one output channel: ([(kernel weight, pooled input)], sum).
+
+    kernel (k,), pooled (C,); zero padding beyond the channel ends, as the layer's Conv1d does. The
+    channel's weight is sigmoid(sum).
+    """
+    half = len(kernel) // 2
+    terms = []
+    for offset in range(-half, half + 1):
+        source = channel + offset
+        value = float(pooled[source]) if 0 <= source < len(pooled) else 0.0
+        terms.append((float(kernel[offset + half]), value))
+    return terms, sum(weight * value for weight, value in terms)
 
 
 class ECA(nn.Module):

@@ -24,7 +24,17 @@ from torch import nn
 from attnviz.capture import ChannelAttentionRecord, is_recording, record, wants_features
 from attnviz.modules.se import hidden_width
 
-__all__ = ["FlexibleChannelAttention"]
+__all__ = ["FlexibleChannelAttention", "branch_statistics"]
+
+
+def branch_statistics(avg_branch, max_branch) -> tuple[float, float]:
+    """(share of channels where the max-pool branch has the larger magnitude, Pearson correlation of the
+    two branches across channels) for branch outputs (C,)."""
+    avg = torch.as_tensor(avg_branch, dtype=torch.float64)
+    mx = torch.as_tensor(max_branch, dtype=torch.float64)
+    dominant = float((mx.abs() > avg.abs()).double().mean())
+    correlation = float(torch.corrcoef(torch.stack([avg, mx]))[0, 1])
+    return dominant, correlation
 
 
 class FlexibleChannelAttention(nn.Module):
