@@ -24,12 +24,14 @@ from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError, decode_image
 from attnviz.data.samples import SAMPLE_ATTRIBUTION, list_samples, load_sample
 from attnviz.models import CheckpointError, load_checkpoint
 from attnviz.text import markdown_literal
+from attnviz.viz.figures import extreme_channels_figure
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR as SHIPPED_CHECKPOINT_DIR
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 from attnviz.results import read_results
 
 __all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get_analysis", "require_models", "model_title",
-           "catalogue", "link_value", "link_note", "apply_link", "write_link", "chart", "download"]
+           "catalogue", "link_value", "link_note", "apply_link", "write_link", "chart", "download",
+           "layer_picker", "extreme_channels"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
 _SELECTION = "_sidebar_selection"  # what sidebar() chose in this run, for the page that app.py runs next
@@ -110,6 +112,24 @@ def download(where, label: str, data, file_name: str, key: str) -> None:
     mime = "text/csv" if file_name.endswith(".csv") else "image/png"
     where.download_button(label, data, file_name=file_name, mime=mime, key=key, on_click="ignore",
                           icon=":material/download:")
+
+
+def layer_picker(names: list[str], key: str, format_func) -> str:
+    """The layer select box of a channel-attention page: the link's ?layer= first, else the last layer."""
+    apply_link("layer", key, names, what="no such layer in this model")
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = names[-1]
+    return st.selectbox("Layer", names, key=key, format_func=format_func)
+
+
+def extreme_channels(features, weights, key: str) -> None:
+    """The input feature maps of a layer's most and least weighted channels (when features were kept)."""
+    if features is None:
+        return
+    count = st.slider("Channels to show", 2, 8, 4, key=f"{key}_count")
+    st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
+                "(each scaled to its own range):")
+    chart(st, extreme_channels_figure(features[0].numpy(), weights, count), key=f"{key}_features")
 
 
 # ----------------------------------------------------------------------------- links

@@ -5,7 +5,7 @@ import streamlit as st
 from attnviz import appstate
 from attnviz.exports import vector_csv
 from attnviz.modules.eca import eca_formula_terms
-from attnviz.viz.figures import (extreme_channels_figure, kernel_figure, layer_weights_heatmap,
+from attnviz.viz.figures import (kernel_figure, layer_weights_heatmap,
                                  sorted_weights_figure)
 
 st.title("ECA: Efficient Channel Attention")
@@ -20,11 +20,8 @@ selection, analysis = appstate.page_analysis(attention=("eca",), what="ECA layer
 layers = analysis.channel_layers(("eca",))
 names = list(layers)
 weights = [layers[n].weights[0].numpy() for n in names]
-appstate.apply_link("layer", "eca_layer", names, what="no such layer in this model")
-if st.session_state.get("eca_layer") not in names:
-    st.session_state["eca_layer"] = names[-1]
-selected = st.selectbox("Layer", names, key="eca_layer",
-                        format_func=lambda n: f"{n}  (C = {layers[n].channels}, k = {len(layers[n].kernel)})")
+selected = appstate.layer_picker(
+    names, "eca_layer", format_func=lambda n: f"{n}  (C = {layers[n].channels}, k = {len(layers[n].kernel)})")
 appstate.chart(st, layer_weights_heatmap(names, weights, selected), key="eca_heatmap")
 
 record = layers[selected]
@@ -45,9 +42,5 @@ st.latex(rf"\omega_{{{top}}} = \sigma\big({' '.join(shown)}\big) = \sigma({total
 st.caption(f"Spread of the weights in this layer: min {w.min():.3f}, median {float(np.median(w)):.3f}, max {w.max():.3f}. "
            "Weights near 0.5 everywhere mean the layer barely re-weights; a wide spread means it selects channels.")
 
-if record.features is not None:
-    count = st.slider("Channels to show", 2, 8, 4, key="eca_count")
-    st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
-                "(each scaled to its own range):")
-    appstate.chart(st, extreme_channels_figure(record.features[0].numpy(), w, count), key="eca_features")
+appstate.extreme_channels(record.features, w, "eca")
 appstate.write_link(layer=selected)

@@ -5,7 +5,7 @@ from attnviz import appstate
 from attnviz.exports import vector_csv
 from attnviz.modules.flexible import branch_statistics
 from attnviz.capture import SpatialAttentionRecord
-from attnviz.viz.figures import branches_figure, extreme_channels_figure, layer_weights_heatmap
+from attnviz.viz.figures import branches_figure, layer_weights_heatmap
 from attnviz.viz.overlays import blend_heatmap
 
 st.title("Flexible attention: two pools, one MLP")
@@ -21,11 +21,7 @@ strongly in one small place can still get a high weight. SE uses the average bra
 selection, analysis = appstate.page_analysis(attention=("flexible", "cbam"), what="flexible (CBAM channel) attention")
 layers = analysis.channel_layers(("flexible",))
 names = list(layers)
-appstate.apply_link("layer", "flex_layer", names, what="no such layer in this model")
-if st.session_state.get("flex_layer") not in names:
-    st.session_state["flex_layer"] = names[-1]
-selected = st.selectbox("Layer", names, key="flex_layer",
-                        format_func=lambda n: f"{n}  (C = {layers[n].channels})")
+selected = appstate.layer_picker(names, "flex_layer", format_func=lambda n: f"{n}  (C = {layers[n].channels})")
 appstate.chart(st, layer_weights_heatmap(names, [layers[n].weights[0].numpy() for n in names], selected),
                 key="flex_heatmap")
 record = layers[selected]
@@ -52,9 +48,5 @@ if isinstance(spatial, SpatialAttentionRecord):
     st.image(blend_heatmap(selection.image, spatial.map[0].numpy(), 0.6, 0, 1),
              caption=f"{spatial_name}: bright = kept (scale 0 to 1)")
 
-if record.features is not None:
-    count = st.slider("Channels to show", 2, 8, 4, key="flex_count")
-    st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
-                "(each scaled to its own range):")
-    appstate.chart(st, extreme_channels_figure(record.features[0].numpy(), w, count), key="flex_features")
+appstate.extreme_channels(record.features, w, "flex")
 appstate.write_link(layer=selected)
