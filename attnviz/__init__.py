@@ -2,11 +2,8 @@
 
 The library is importable and testable without Streamlit:
 
-    from attnviz import capture
+    from attnviz.capture import capture
     with capture(model) as rec:
         logits = model(x)
 """
-from attnviz.capture import capture
-
-__all__ = ["capture"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,5 +1,7 @@
 """AppTest: every page renders with a shipped model and a sample, and shows what matters."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -8,7 +10,7 @@ from attnviz.analysis import analyse, feature_index
 from attnviz.data.samples import list_samples, load_sample
 from attnviz.models import list_checkpoints, load_checkpoint
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]  # the project: app.py, pages/, checkpoints/
 
 pytestmark = pytest.mark.skipif(not list_checkpoints(), reason="no checkpoints")
 

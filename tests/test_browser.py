@@ -14,7 +14,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from attnviz.models import list_checkpoints
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]  # the project: app.py, pages/, checkpoints/
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [

@@ -3,6 +3,8 @@ import threading
 import timm
 import torch
 from torch import nn
+from timm.layers import EcaModule, SEModule
+from timm.layers.cbam import ChannelAttn
 from torchvision.models import mobilenet_v3_small
 
 from attnviz.capture import ChannelAttentionRecord, PositionAttentionRecord, capture, is_recording
@@ -89,18 +91,56 @@ def test_threads_share_one_model_without_cross_talk():
     assert not torch.allclose(results[0][0], results[1][0])
 
 
-def test_timm_model_hooks_registered_once_and_routed():
+def _hooks(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_timm_hooks_live_only_while_capturing_and_route_to_each_capture():
     model = timm.create_model("ecaresnet26t", pretrained=False, num_classes=10).eval()
     x = torch.rand(1, 3, 64, 64)
+    assert _hooks(model) == 0
     with torch.no_grad(), capture(model) as first:
+        assert _hooks(model) > 0
         model(x)
+    assert _hooks(model) == 0  # released: the model is left as it was
     with torch.no_grad(), capture(model) as second:
         model(x)
+    assert _hooks(model) == 0
     eca_layers = [n for n, m in model.named_modules() if type(m).__name__ == "EcaModule"]
     assert eca_layers and list(first) == eca_layers == list(second)  # once each, not doubled
     name = eca_layers[-1]
     torch.testing.assert_close(first[name].weights, second[name].weights)
     assert ((first[name].weights > 0) & (first[name].weights < 1)).all()
+    with torch.no_grad():
+        model(x)  # a forward outside capture records nothing anywhere
+    assert list(second) == eca_layers
+
+
+def test_timm_weights_are_what_the_gate_produced():
+    # the gate's own output, read by a separate hook, must equal the record: nothing is recomputed
+    for module in (EcaModule(64), EcaModule(64, use_mlp=True), SEModule(64), ChannelAttn(64)):
+        module.eval()
+        seen = []
+        handle = module.gate.register_forward_hook(lambda m, i, o: seen.append(o.detach().flatten(1)))
+        x = torch.randn(2, 64, 5, 5)
+        with torch.no_grad(), capture(module) as rec:
+            module(x)
+        handle.remove()
+        record = next(iter(rec.values()))
+        assert record.weights.shape == (2, 64), type(module).__name__
+        torch.testing.assert_close(record.weights, seen[0])
+        assert _hooks(module) == 0
+    eca = EcaModule(64)
+    with torch.no_grad(), capture(eca) as rec:
+        eca(x)
+    torch.testing.assert_close(rec["EcaModule"].parts["pooled"], x.mean((2, 3)))
+    torch.testing.assert_close(rec["EcaModule"].kernel, eca.conv.weight.flatten())
+    cbam = ChannelAttn(64)
+    with torch.no_grad(), capture(cbam) as rec:
+        cbam(x)
+    mlp = lambda pooled: cbam.fc2(cbam.act(cbam.fc1(pooled))).flatten(1)  # noqa: E731
+    torch.testing.assert_close(rec["ChannelAttn"].parts["avg_branch"], mlp(x.mean((2, 3), keepdim=True)))
+    torch.testing.assert_close(rec["ChannelAttn"].parts["max_branch"], mlp(x.amax((2, 3), keepdim=True)))
 
 
 def test_torchvision_squeeze_excitation_hooked():
@@ -111,9 +151,10 @@ def test_torchvision_squeeze_excitation_hooked():
     assert list(rec) == se_names
     first = model.get_submodule(se_names[0])
     assert rec[se_names[0]].weights.shape == (1, first.fc2.out_channels)
+    assert _hooks(model) == 0
 
 
-def test_hooks_installed_once_when_threads_race():
+def test_one_set_of_hooks_while_threads_capture_at_once():
     model = timm.create_model("ecaresnet26t", pretrained=False, num_classes=10).eval()
     eca_layers = [n for n, m in model.named_modules() if type(m).__name__ == "EcaModule"]
     x = torch.rand(1, 3, 32, 32)
@@ -131,3 +172,4 @@ def test_hooks_installed_once_when_threads_race():
     for t in threads:
         t.join()
     assert counts == [len(eca_layers)] * 6
+    assert _hooks(model) == 0

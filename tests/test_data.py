@@ -1,18 +1,24 @@
 import io
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from attnviz.analysis import attention_share_on_class, class_fractions, feature_centre, feature_index
+from attnviz.analysis import (
+    attention_share_on_class,
+    class_fractions,
+    feature_centre,
+    feature_index,
+)
 from attnviz.data.camvid import CamVid
 from attnviz.data.images import ImageError, decode_image
 from attnviz.data.transforms import augment_pair
 from attnviz.metrics import confusion_matrix, iou_from_confusion, summarise_confusion
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]  # the project: app.py, pages/, checkpoints/
 
 
 def _png(array, mode=None):
@@ -21,20 +27,8 @@ def _png(array, mode=None):
     return buffer.getvalue()
 
 
-def _make_camvid(root, n=3, size=(36, 48)):
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size[0], 0:size[1]]
-    for split in ("train", "val", "test"):
-        (root / split).mkdir(parents=True)
-        (root / f"{split}annot").mkdir()
-        for i in range(n):
-            smooth = np.stack([xx * 4 + i * 10, yy * 5, (xx + yy) * 2], -1).clip(0, 255).astype(np.uint8)
-            Image.fromarray(smooth).save(root / split / f"img{i}.png")
-            Image.fromarray(rng.integers(0, 12, size, dtype=np.uint8)).save(root / f"{split}annot" / f"img{i}.png")
-
-
-def test_camvid_reads_folder_and_tar_layouts(tmp_path):
-    _make_camvid(tmp_path / "camvid")
+def test_camvid_reads_folder_and_tar_layouts(tmp_path, make_camvid):
+    make_camvid(tmp_path / "camvid")
     folder = CamVid(tmp_path / "camvid", "train")
     assert len(folder) == 3
     image, label = folder[1]

@@ -8,15 +8,14 @@ from attnviz.models import build_model, checkpoint as checkpoint_module, load_ch
 from attnviz.models.checkpoint import inspect_checkpoint
 from attnviz.train import TrainSettings, enet_class_weights, learning_rate, main, train_one
 
-from test_data import _make_camvid
 
 
 @pytest.fixture
-def data_root(tmp_path):
+def data_root(tmp_path, make_camvid):
     root = default_data_root()
     if (root / "train").is_dir():
         return root
-    _make_camvid(tmp_path / "camvid", n=4, size=(120, 160))
+    make_camvid(tmp_path / "camvid", n=4, size=(120, 160))
     return tmp_path / "camvid"
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnviz.capture import SpatialAttentionRecord, is_recording, record
+from attnviz.recorder import is_recording, record
+from attnviz.records import SpatialAttentionRecord
 from attnviz.modules.flexible import FlexibleChannelAttention
 
 __all__ = ["CBAM", "SpatialGate"]

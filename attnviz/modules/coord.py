@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnviz.capture import CoordinateAttentionRecord, is_recording, record
+from attnviz.recorder import is_recording, record
+from attnviz.records import CoordinateAttentionRecord
 
 __all__ = ["CoordinateAttention"]
 

@@ -52,7 +52,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from attnviz.capture import ChannelMapRecord, PositionAttentionRecord, is_recording, record, wants_features
+from attnviz.recorder import is_recording, record, wants_features
+from attnviz.records import ChannelMapRecord, PositionAttentionRecord
 
 __all__ = [
     "PositionAttention",

@@ -30,7 +30,8 @@ import math
 import torch
 from torch import nn
 
-from attnviz.capture import ChannelAttentionRecord, is_recording, record, wants_features
+from attnviz.recorder import is_recording, record, wants_features
+from attnviz.records import ChannelAttentionRecord
 
 __all__ = [
     "ECA",

@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnviz.capture import ChannelAttentionRecord, is_recording, record, wants_features
+from attnviz.recorder import is_recording, record, wants_features
+from attnviz.records import ChannelAttentionRecord
 from attnviz.modules.se import hidden_width
 
 __all__ = ["FlexibleChannelAttention", "branch_statistics"]

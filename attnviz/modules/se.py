@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnviz.capture import ChannelAttentionRecord, is_recording, record, wants_features
+from attnviz.recorder import is_recording, record, wants_features
+from attnviz.records import ChannelAttentionRecord
 
 __all__ = ["SqueezeExcitation", "hidden_width"]
 

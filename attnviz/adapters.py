@@ -1,0 +1,164 @@
+"""Capture for third-party attention modules (timm, torchvision) through hooks on their own layers.
+
+Our own modules call `record(...)` themselves; a timm or torchvision module
+cannot. For those, `hooked(model)` registers forward hooks while a capture is
+open and removes them when the last capture of that model closes:
+
+- on the module's gate (the sigmoid, hard-sigmoid, ... whose output *is* the
+  channel or spatial weight): the weights are read, never recomputed, so
+  variants such as timm's `EcaModule(use_mlp=True)` are recorded as they ran;
+- on the layers that produce what the pages explain besides the weight: ECA's
+  pooled descriptor (the input of its 1D conv) and kernel, the average- and
+  max-pool branch outputs of CBAM's shared MLP (its `fc2`, called twice);
+- a pre-hook on the module itself, which starts its record (and keeps its
+  input when the capture asks for features).
+
+A module's parts are collected in the current recorder's scratch space and
+become one record when its gate fires. Hooks look up the recorder of the
+calling thread's context, so concurrent captures of one shared model stay
+apart; a reference count per model keeps one set of hooks while several
+captures are open. Only exact classes are adapted: subclasses such as timm's
+`LightChannelAttn` do not call their gate and would record nothing.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from attnviz.recorder import current_recorder
+from attnviz.records import ChannelAttentionRecord, SpatialAttentionRecord
+
+__all__ = ["Adapter", "ADAPTERS", "hooked", "adapted_modules"]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """How to read one third-party attention class: where it lives, what it is, which child is its gate."""
+
+    module_path: str
+    class_name: str
+    kind: str            # "eca", "se", "flexible" (channel weights) or "cbam-spatial" (a spatial map)
+    gate: str            # attribute holding the gate module
+    branches: str = ""   # attribute whose successive outputs are the pooling branches (CBAM's fc2)
+
+    def resolve(self) -> type | None:
+        """The class, if its library is already imported (a model cannot hold one otherwise)."""
+        module = sys.modules.get(self.module_path)
+        return getattr(module, self.class_name, None) if module is not None else None
+
+
+ADAPTERS = (
+    Adapter("timm.layers.eca", "EcaModule", "eca", "gate"),
+    Adapter("timm.layers.eca", "CecaModule", "eca", "gate"),
+    Adapter("timm.layers.squeeze_excite", "SEModule", "se", "gate"),
+    Adapter("timm.layers.squeeze_excite", "EffectiveSEModule", "se", "gate"),
+    Adapter("timm.models._efficientnet_blocks", "SqueezeExcite", "se", "gate"),
+    Adapter("timm.layers.cbam", "ChannelAttn", "flexible", "gate", branches="fc2"),
+    Adapter("timm.layers.cbam", "SpatialAttn", "cbam-spatial", "gate"),
+    Adapter("torchvision.ops.misc", "SqueezeExcitation", "se", "scale_activation"),
+)
+
+
+def adapted_modules(model: nn.Module) -> list[tuple[nn.Module, Adapter]]:
+    """Every submodule of `model` that an adapter reads (exact class match), in module order."""
+    classes = [(adapter.resolve(), adapter) for adapter in ADAPTERS]
+    classes = [(cls, adapter) for cls, adapter in classes if cls is not None]
+    found = []
+    for module in model.modules():
+        for cls, adapter in classes:
+            if type(module) is cls:
+                found.append((module, adapter))
+                break
+    return found
+
+
+def _parts(module: nn.Module) -> dict | None:
+    recorder = current_recorder()
+    return None if recorder is None else recorder.scratch.get(id(module))
+
+
+def _start(module: nn.Module, inputs) -> None:
+    recorder = current_recorder()
+    if recorder is not None:
+        recorder.scratch[id(module)] = {
+            "parts": {}, "features": inputs[0].detach() if recorder.keep_features else None}
+
+
+def _keep_pooled(owner: nn.Module):
+    def hook(conv, inputs, output):
+        parts = _parts(owner)
+        if parts is not None and conv.weight.shape[:2] == (1, 1):
+            pooled = inputs[0].detach().flatten(1)
+            parts["parts"]["pooled"] = pooled
+            parts["kernel"] = conv.weight.detach().flatten()
+    return hook
+
+
+def _keep_branch(owner: nn.Module):
+    def hook(layer, inputs, output):
+        parts = _parts(owner)
+        if parts is not None:
+            name = "avg_branch" if "avg_branch" not in parts["parts"] else "max_branch"
+            parts["parts"][name] = output.detach().flatten(1)
+    return hook
+
+
+def _finish(owner: nn.Module, adapter: Adapter):
+    def hook(gate, inputs, output):
+        recorder = current_recorder()
+        parts = None if recorder is None else recorder.scratch.pop(id(owner), None)
+        if parts is None:
+            return
+        weights = output.detach()
+        if adapter.kind == "cbam-spatial":
+            rec = SpatialAttentionRecord(adapter.kind, weights[:, 0])
+        else:
+            rec = ChannelAttentionRecord(adapter.kind, weights.flatten(1), parts["parts"],
+                                         kernel=parts.get("kernel"), features=parts["features"])
+        recorder.add(owner, rec)
+    return hook
+
+
+def _register(model: nn.Module) -> list[torch.utils.hooks.RemovableHandle]:
+    handles = []
+    for module, adapter in adapted_modules(model):
+        handles.append(module.register_forward_pre_hook(_start))
+        conv = getattr(module, "conv", None)
+        if adapter.kind == "eca" and isinstance(conv, nn.Conv1d) and getattr(module, "conv2", None) is None:
+            handles.append(conv.register_forward_hook(_keep_pooled(module)))
+        if adapter.branches:
+            handles.append(getattr(module, adapter.branches).register_forward_hook(_keep_branch(module)))
+        handles.append(getattr(module, adapter.gate).register_forward_hook(_finish(module, adapter)))
+    return handles
+
+
+_lock = threading.Lock()
+_installed: dict[int, list] = {}  # id(model) -> [open captures, hook handles]
+
+
+@contextmanager
+def hooked(model: nn.Module) -> Iterator[int]:
+    """Hooks on `model`'s third-party attention modules while the block runs; yields how many modules.
+
+    Reference-counted per model: the first open capture registers, the last one to close removes.
+    """
+    with _lock:
+        entry = _installed.get(id(model))
+        if entry is None:
+            entry = _installed[id(model)] = [0, _register(model)]
+        entry[0] += 1
+    try:
+        yield len(adapted_modules(model))
+    finally:
+        with _lock:
+            entry[0] -= 1
+            if entry[0] == 0:
+                for handle in entry[1]:
+                    handle.remove()
+                del _installed[id(model)]

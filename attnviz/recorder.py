@@ -1,0 +1,107 @@
+"""The recorder of the current forward call, kept in a ContextVar.
+
+Streamlit serves each browser session from its own thread while one cached
+model is shared by all of them, so no module keeps "the last map" in an
+attribute. The recorder of the current call lives in a `contextvars.ContextVar`;
+attention modules call `record(self, ...)`, which writes into that recorder
+when one is active and does nothing otherwise. Threads start with an empty
+context, so two threads running the same model each fill their own recorder.
+"""
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from torch import nn
+
+from attnviz.records import Record
+
+__all__ = ["Recorder", "record", "is_recording", "wants_features", "current_recorder", "recording"]
+
+_current_recorder: contextvars.ContextVar["Recorder | None"] = contextvars.ContextVar(
+    "attnviz_recorder", default=None
+)
+
+
+class Recorder(Mapping):
+    """The attention records of one forward call, keyed by module name.
+
+    A module called twice in one forward gets keys "name" and "name#1".
+    """
+
+    def __init__(self, model: nn.Module | None = None, keep_features: bool = False):
+        self._model = model
+        self.keep_features = keep_features
+        self._names: dict[int, str] | None = None
+        self._records: dict[str, Record] = {}
+        self.scratch: dict[int, dict] = {}  # per-module parts gathered by adapters' hooks during one call
+
+    def _name_of(self, module: nn.Module) -> str:
+        if self._names is None:
+            self._names = {}
+            if self._model is not None:
+                for name, sub in self._model.named_modules():
+                    self._names.setdefault(id(sub), name or type(sub).__name__)
+        return self._names.get(id(module), f"{type(module).__name__}@{id(module):x}")
+
+    def add(self, module: nn.Module, rec: Record) -> None:
+        name = self._name_of(module)
+        key, n = name, 1
+        while key in self._records:
+            key, n = f"{name}#{n}", n + 1
+        self._records[key] = rec
+
+    def __getitem__(self, key: str) -> Record:
+        try:
+            return self._records[key]
+        except KeyError:
+            known = ", ".join(self._records) or "none"
+            raise KeyError(f"no attention recorded for {key!r}; recorded: {known}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def records(self) -> dict[str, Record]:
+        """A plain dict of the records (holds no reference to the model)."""
+        return dict(self._records)
+
+    def of_type(self, record_type: type) -> dict[str, Record]:
+        """The records of one type, in call order."""
+        return {k: v for k, v in self._records.items() if isinstance(v, record_type)}
+
+
+def is_recording() -> bool:
+    """True inside `capture(...)` on this thread / context."""
+    return _current_recorder.get() is not None
+
+
+def wants_features() -> bool:
+    """True when the current recorder keeps each module's input feature map."""
+    recorder = _current_recorder.get()
+    return recorder is not None and recorder.keep_features
+
+
+def record(module: nn.Module, rec: Record) -> None:
+    """Give `rec` to the current call's recorder, if there is one."""
+    recorder = _current_recorder.get()
+    if recorder is not None:
+        recorder.add(module, rec)
+
+
+def current_recorder() -> "Recorder | None":
+    """The recorder of this context (None outside `capture`)."""
+    return _current_recorder.get()
+
+
+@contextmanager
+def recording(recorder: Recorder) -> Iterator[Recorder]:
+    """Make `recorder` the current one in this context for the block."""
+    token = _current_recorder.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _current_recorder.reset(token)
