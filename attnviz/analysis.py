@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 import torch
 
-from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, PositionAttentionRecord, Record,
-                             capture)
+from attnviz.capture import capture
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
+from attnviz.data.transforms import to_float_image
+from attnviz.records import ChannelAttentionRecord, ChannelMapRecord, PositionAttentionRecord, Record, of_type
 
 __all__ = ["Analysis", "analyse", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
            "click_to_image_point", "parse_image_point", "mean_weight_spread", "classes_present",
@@ -32,7 +33,7 @@ def pick_device(name: str = "auto") -> torch.device:
 def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
     # np.array copies: decoded images may be read-only, which torch.from_numpy warns about
-    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float().div_(255.0).to(device)
+    return to_float_image(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None]).to(device)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Analysis:
     forward_s: float
 
     def of_type(self, record_type) -> dict[str, Record]:
-        return {k: v for k, v in self.records.items() if isinstance(v, record_type)}
+        return of_type(self.records, record_type)
 
     def channel_layers(self, kinds: tuple[str, ...] | None = None) -> dict[str, ChannelAttentionRecord]:
         return {k: v for k, v in self.of_type(ChannelAttentionRecord).items() if kinds is None or v.kind in kinds}

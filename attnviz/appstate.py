@@ -185,63 +185,76 @@ def write_link(**page_params) -> None:
         st.query_params.from_dict(params)
 
 
-def sidebar() -> Selection | None:
-    """Draw the shared sidebar and store the selection; None if no model is available."""
+def _model_picker(bar) -> CheckpointInfo | None:
+    """The model select box over the loadable checkpoints; the others listed with their reasons."""
     directory = checkpoint_dir()
     usable, problems = scan_checkpoints(directory)
     models = {info.name: info for info in usable}
-    names = list(models)
-    bar = st.sidebar
-    bar.header("Model and photo")
     if problems:
         with bar.expander(f"{len(problems)} checkpoint(s) cannot be loaded"):
             for name, reason in problems.items():
                 st.text(f"{name}: {reason}")
-    if not names:
+    if not models:
         bar.error(f"No loadable checkpoints in {directory}. Train one: python -m attnviz.train --models danet-eca "
                   f"--checkpoints {directory}")
         return None
-    _read_link_once()
+    names = list(models)
     apply_link("model", "model", names, what="no loadable checkpoint of that name")
     if st.session_state.get("model") not in names:
         st.session_state["model"] = "danet-eca" if "danet-eca" in names else names[0]
-    model_name = bar.selectbox("Model", names, key="model", format_func=lambda name: models[name].label,
-                               help="Trained on CamVid; see the Overview page for each model's card.")
-    bar.caption(models[model_name].title)
+    name = bar.selectbox("Model", names, key="model", format_func=lambda n: models[n].label,
+                         help="Trained on CamVid; see the Overview page for each model's card.")
+    bar.caption(models[name].title)
+    return models[name]
+
+
+def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(image, label or None, title): a sample photo, or a usable upload."""
     samples = list_samples()
     apply_link("photo", "sample", samples, what="no sample photo of that name")
     choice = bar.selectbox("Photo", samples + [UPLOAD_CHOICE], key="sample",
                            help="CamVid test photos (with ground-truth labels) or your own photo.")
-    image, label, title = None, None, choice
     if choice == UPLOAD_CHOICE:
         upload = bar.file_uploader("JPEG, PNG, WebP or BMP", type=["jpg", "jpeg", "png", "webp", "bmp"],
-                                   key="upload", help=f"At most {MAX_UPLOAD_BYTES // 2 ** 20} MB; large photos are scaled "
-                                                      "down to 1024 pixels on the longer side.")
+                                   key="upload", help=f"At most {MAX_UPLOAD_BYTES // 2 ** 20} MB; large photos are "
+                                                      "scaled down to 1024 pixels on the longer side.")
         if upload is not None:
             try:
                 image = _decode(upload.getvalue())
-                title = upload.name
+                bar.caption("An uploaded photo is not part of the page's link: a link opens a sample photo.")
+                return image, None, upload.name
             except ImageError as error:
                 bar.error(f"{markdown_literal(upload.name)}: {error}")
-        if image is None:
-            bar.info("No usable upload yet: showing the first sample.")
-            choice = samples[0]
-    if image is None:
-        image, label = _sample(choice)
-        title = choice
+        bar.info("No usable upload yet: showing the first sample.")
+        choice = samples[0]
+    image, label = _sample(choice)
+    return image, label, choice
+
+
+def _device_picker(bar) -> str:
+    if torch.cuda.is_available():
+        return bar.radio("Device", ["cuda", "cpu"], key="device", horizontal=True,
+                         help=f"GPU: {torch.cuda.get_device_name(0)}")
+    device = str(pick_device())
+    bar.markdown(f"**Device:** `{device}` (no GPU found: running on the CPU)")
+    return device
+
+
+def sidebar() -> Selection | None:
+    """Draw the shared sidebar (model, photo, figure format, device) and keep the selection for the page."""
+    bar = st.sidebar
+    bar.header("Model and photo")
+    _read_link_once()
+    model = _model_picker(bar)
+    if model is None:
+        return None
+    image, label, title = _photo_picker(bar)
+    bar.caption(SAMPLE_ATTRIBUTION)
     bar.radio("Figure download (camera icon of each chart)", list(FIGURE_FORMATS), key="figure_format",
               horizontal=True, help="PNG for slides, SVG for papers: vector graphics that scale without blur.")
-    if title not in samples:
-        bar.caption("An uploaded photo is not part of the page's link: a link opens a sample photo.")
-    bar.caption(SAMPLE_ATTRIBUTION)
-    if torch.cuda.is_available():
-        device = bar.radio("Device", ["cuda", "cpu"], key="device", horizontal=True,
-                           help=f"GPU: {torch.cuda.get_device_name(0)}")
-    else:
-        device = str(pick_device())
-        bar.markdown(f"**Device:** `{device}` (no GPU found: running on the CPU)")
+    device = _device_picker(bar)
     key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
-    selection = Selection(model_name, device, image, key, title, label, models[model_name].card)
+    selection = Selection(model.name, device, image, key, title, label, model.card)
     st.session_state[_SELECTION] = selection
     write_link()
     return selection

@@ -9,7 +9,8 @@ Cases:
            N up to 32768 (a 1/8 feature map of a 1024x2048 image).
 - click:   what a click on the position page costs: one row / column of S
            from a cached capture of a shipped DANet model, vs a full forward.
-- page_click: the whole position-page rerun that a click causes (AppTest, server side).
+(The app's own cost of a click, the whole position-page rerun, is measured by the app layer:
+python -m attnviz.app_bench, into the same file.)
 - capture: forward time of a shipped model with and without capture.
 - train:   training steps of danet-eca (width 0.5, 360x480, batch 8): augmentation time and step time with
            the data on the host vs on the device, with and without the PAM affinity loss; GPU peak memory.
@@ -26,22 +27,11 @@ from pathlib import Path
 
 import torch
 
-from attnviz.machine import machine_info
+from attnviz.machine import machine_info, time_calls
+from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
 
 __all__ = ["main"]
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _timeit(fn, repeats: int, warmup: int = 1) -> dict:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
 
 
 # ----------------------------------------------------------------------------- cases (run in a child)
@@ -71,7 +61,7 @@ def _case_pam(mode: str, num_pixels: int, channels: int, chunk: int, device: str
             torch.cuda.synchronize()
 
     repeats = 3 if num_pixels <= 16384 else 1
-    timing = _timeit(run, repeats, warmup=1 if num_pixels <= 4096 else 0)
+    timing = time_calls(run, repeats, warmup=1 if num_pixels <= 4096 else 0)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = {"mode": mode, "num_pixels": num_pixels, "channels": channels, "chunk": chunk if mode != "naive" else None,
               "device": device, **timing, "peak_extra_mib": round((after - before) / 1024, 1),
@@ -105,12 +95,12 @@ def _case_click(name: str, device: str) -> dict:
             model(x)
         return rec
 
-    forward_timing = _timeit(forward, 5)
+    forward_timing = time_calls(forward, 5)
     rec = forward()
     record = next(iter(rec.of_type(PositionAttentionRecord).values()))
     pixels = record.num_pixels
-    rows = _timeit(lambda: [record.row(i) for i in range(0, pixels, max(1, pixels // 50))], 5)
-    cols = _timeit(lambda: [record.column(i) for i in range(0, pixels, max(1, pixels // 50))], 5)
+    rows = time_calls(lambda: [record.row(i) for i in range(0, pixels, max(1, pixels // 50))], 5)
+    cols = time_calls(lambda: [record.column(i) for i in range(0, pixels, max(1, pixels // 50))], 5)
     per = len(range(0, pixels, max(1, pixels // 50)))
     return {"model": name, "device": device, "image": list(image.shape), "feature_map": [record.height, record.width],
             "forward_with_capture_s": forward_timing["median_s"],
@@ -132,29 +122,9 @@ def _case_capture(name: str, device: str) -> dict:
         with torch.no_grad(), capture(model):
             model(x)
 
-    a, b = _timeit(plain, 7), _timeit(captured, 7)
+    a, b = time_calls(plain, 7), time_calls(captured, 7)
     return {"model": name, "device": device, "plain_s": a["median_s"], "captured_s": b["median_s"],
             "overhead_pct": 100 * (b["median_s"] / a["median_s"] - 1)}
-
-
-def _case_page_click(name: str, clicks: int = 10) -> dict:
-    """Server-side time of a click on the position page: the whole page rerun (cached analysis, one row of S,
-    the overlay image, the figures), measured with Streamlit's AppTest."""
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/position.py").run()
-    at.selectbox(key="model").set_value(name).run()  # first run: model load + forward (cached after)
-    times = []
-    for i in range(clicks):
-        at.session_state["pam_click"] = {"x": 40 + 40 * i, "y": 30 + 30 * i, "width": 480, "height": 360}
-        start = time.perf_counter()
-        at.run()
-        times.append(time.perf_counter() - start)
-        if at.exception:
-            raise RuntimeError(at.exception[0].value)
-    return {"model": name, "clicks": clicks, "rerun_median_s": statistics.median(times), "rerun_max_s": max(times)}
 
 
 def _case_train(device: str, augment_on: str, steps: int, batch_size: int = 8, width: float = 0.5,
@@ -216,16 +186,14 @@ def _case_train(device: str, augment_on: str, steps: int, batch_size: int = 8, w
     return result
 
 
-_CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture, "page_click": _case_page_click,
-          "train": _case_train}
+_CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture, "train": _case_train}
 
 
 def _run_child(case: str, **kwargs) -> dict:
     code = ("import json, sys, torch; from attnviz import bench; "
             f"torch.set_num_threads({torch.get_num_threads()}); "
             f"print('RESULT' + json.dumps(bench._CASES[{case!r}](**json.loads(sys.argv[1]))))")
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True)
     if proc.returncode != 0:
         return {"case": case, **kwargs, "error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
     line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
@@ -235,7 +203,7 @@ def _run_child(case: str, **kwargs) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnviz.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=sorted(_CASES), default=sorted(_CASES))
-    parser.add_argument("--out", type=Path, default=ROOT / "checkpoints" / "bench.json")
+    parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT_DIR / "bench.json")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--pam-sizes", type=int, nargs="+", default=[1024, 4096, 16384, 32768])
     parser.add_argument("--naive-max", type=int, default=16384, help="largest N for the naive PAM")
@@ -258,9 +226,6 @@ def main(argv=None) -> int:
     if "click" in args.only:
         report["click"] = _run_child("click", name=_shipped_danet(), device=args.device)
         print(json.dumps(report["click"]), flush=True)
-    if "page_click" in args.only:
-        report["page_click"] = _run_child("page_click", name=_shipped_danet())
-        print(json.dumps(report["page_click"]), flush=True)
     if "capture" in args.only:
         report["capture"] = _run_child("capture", name=_shipped_danet(), device=args.device)
         print(json.dumps(report["capture"]), flush=True)

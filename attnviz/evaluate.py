@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ from tqdm import tqdm
 
 from attnviz.affinity import query_cells
 from attnviz.analysis import image_to_tensor, own_class_ratio
-from attnviz.machine import machine_info
+from attnviz.machine import machine_info, time_calls
 from attnviz.capture import PositionAttentionRecord, capture
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, SPLITS, CamVid, default_data_root
 from attnviz.metrics import confusion_matrix, summarise_confusion
@@ -58,13 +56,7 @@ def count_macs(model: torch.nn.Module, size=(360, 480)) -> int:
 def cpu_latency_ms(model: torch.nn.Module, size=(360, 480), repeats: int = 10) -> float:
     x = torch.rand(1, 3, *size)
     with torch.no_grad():
-        model(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        return 1000 * time_calls(lambda: model(x), repeats)["median_s"]
 
 
 def has_position_attention(model: torch.nn.Module) -> bool:

@@ -1,13 +1,16 @@
-"""What machine a measurement ran on: written into results.json and bench.json beside the figures."""
+"""How a measurement is taken, and on what: the timing loop and the machine description that
+results.json and bench.json carry beside their figures."""
 from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
 from pathlib import Path
 
 import torch
 
-__all__ = ["machine_info"]
+__all__ = ["machine_info", "time_calls"]
 
 
 def machine_info() -> dict:
@@ -27,3 +30,15 @@ def machine_info() -> dict:
     except OSError:
         pass
     return info
+
+
+def time_calls(fn, repeats: int, warmup: int = 1) -> dict:
+    """Call `fn` `warmup` times untimed, then `repeats` times: {"median_s", "min_s", "repeats"}."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}

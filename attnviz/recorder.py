@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from torch import nn
 
-from attnviz.records import Record
+from attnviz.records import Record, of_type
 
 __all__ = ["Recorder", "record", "is_recording", "wants_features", "current_recorder", "recording"]
 
@@ -71,7 +71,7 @@ class Recorder(Mapping):
 
     def of_type(self, record_type: type) -> dict[str, Record]:
         """The records of one type, in call order."""
-        return {k: v for k, v in self._records.items() if isinstance(v, record_type)}
+        return of_type(self._records, record_type)
 
 
 def is_recording() -> bool:

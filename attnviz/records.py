@@ -11,12 +11,13 @@ DANet's X in either form.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 
 __all__ = ["ChannelAttentionRecord", "SpatialAttentionRecord", "CoordinateAttentionRecord",
-           "PositionAttentionRecord", "ChannelMapRecord", "Record"]
+           "PositionAttentionRecord", "ChannelMapRecord", "Record", "of_type"]
 
 
 @dataclass
@@ -184,3 +185,8 @@ Record = (
     | PositionAttentionRecord
     | ChannelMapRecord
 )
+
+
+def of_type(records: Mapping, record_type: type) -> dict:
+    """The records (a name -> record mapping) of one type, in call order."""
+    return {name: rec for name, rec in records.items() if isinstance(rec, record_type)}

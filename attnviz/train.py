@@ -42,7 +42,7 @@ from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES, CamVid, default_data_
 from attnviz.data.transforms import augment_pair
 from attnviz.evaluate import evaluate_model
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, load_checkpoint, save_checkpoint
-from attnviz.models.registry import SHIPPED_DEFAULTS, build_model, list_models, model_config
+from attnviz.models.registry import SHIPPED_DEFAULTS, build_model, list_models, model_config, parse_model_name
 from attnviz.modules.danet import PositionAttention
 
 __all__ = ["TrainSettings", "train_one", "main", "enet_class_weights", "check_settings", "checkpoint_name",
@@ -124,7 +124,7 @@ def check_settings(name: str, settings: TrainSettings) -> None:
         problems.append(f"scale range must be 0 < low <= high (got {settings.scale_range})")
     if settings.pam_affinity < 0:
         problems.append(f"pam affinity weight cannot be negative (got {settings.pam_affinity})")
-    if settings.pam_affinity > 0 and not name.startswith("danet"):
+    if settings.pam_affinity > 0 and parse_model_name(name)[0] != "danet":
         problems.append(f"--pam-affinity supervises DANet's position attention; {name} has none")
     if problems:
         raise ValueError("; ".join(problems))

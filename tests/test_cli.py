@@ -61,3 +61,21 @@ def test_evaluate_refuses_bad_arguments_with_a_message(tmp_path, capsys, args, m
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "results.json").exists()
+
+
+def test_bench_train_case_times_both_parts_of_a_step():
+    row = bench._case_train("cpu", "device", steps=1, batch_size=2, width=0.125, pam_affinity=1.0)
+    assert row["augment_on"] == "device" and row["pam_affinity"] == 1.0 and row["steps"] == 1
+    assert row["augment_ms"] > 0 and row["step_ms"] > 0
+    assert row["epoch_s_estimate"] == pytest.approx(184 * (row["augment_ms"] + row["step_ms"]) / 1000, rel=0.01)
+
+
+def test_app_bench_times_a_click_rerun(tmp_path):
+    from attnviz import app_bench
+
+    out = tmp_path / "bench.json"
+    out.write_text(json.dumps({"pam": ["kept"]}))
+    assert app_bench.main(["--clicks", "2", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["pam"] == ["kept"]
+    assert report["page_click"]["clicks"] == 2 and 0 < report["page_click"]["rerun_median_s"] <= report["page_click"]["rerun_max_s"]

@@ -33,7 +33,8 @@ def test_every_variant_runs_and_records_its_attention(name):
     with torch.no_grad(), capture(model) as rec:
         logits, aux = model.forward_with_aux(x)
     assert logits.shape == (1, 11, 64, 80)
-    head, attention = name.split("-", 1)
+    head, attention = model.config.head, model.config.attention
+    assert name == f"{head}-{attention}"
     assert len(aux) == (2 if head == "danet" else 0)
     kinds = {type(r) for r in rec.values()}
     expected = set(EXPECTED_RECORDS[attention])

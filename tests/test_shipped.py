@@ -32,7 +32,7 @@ def test_shipped_model_runs_on_a_test_photo_and_is_captured(name):
     labelled = sample.label != 11
     accuracy = (analysis.prediction[labelled] == sample.label[labelled]).mean()
     assert accuracy > 0.5, f"{name} gets {accuracy:.1%} of the pixels of a test photo right"
-    head, attention = name.split("-", 1)
+    head, attention = model.config.head, model.config.attention
     types = {type(r) for r in analysis.records.values()}
     if attention != "none":
         assert RECORD_TYPES[attention] in types

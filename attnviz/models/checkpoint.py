@@ -162,6 +162,17 @@ def list_checkpoints(directory: str | Path = DEFAULT_CHECKPOINT_DIR) -> list[str
                   and not p.name.startswith("."))
 
 
+def key_mismatch_report(heading: str, **groups: list[str]) -> str:
+    """A heading, then one line per non-empty group of keys ("shape_mismatch" -> "shape mismatch"),
+    each with its count and at most 8 of its keys."""
+    lines = [heading]
+    for title, keys in groups.items():
+        if keys:
+            shown = ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+            lines.append(f"  {title.replace('_', ' ')} ({len(keys)}): {shown}")
+    return "\n".join(lines)
+
+
 def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """load_state_dict that names every missing, unexpected and mis-shaped key."""
     expected = model.state_dict()
@@ -170,12 +181,8 @@ def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tenso
     mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
                   for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
     if missing or unexpected or mismatched:
-        lines = [f"{source} does not match the architecture:"]
-        for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
-            if keys:
-                shown = ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
-                lines.append(f"  {title} ({len(keys)}): {shown}")
-        raise CheckpointError("\n".join(lines))
+        raise CheckpointError(key_mismatch_report(f"{source} does not match the architecture:",
+                                                  missing=missing, unexpected=unexpected, shape_mismatch=mismatched))
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnviz.models.checkpoint import CheckpointError
+from attnviz.models.checkpoint import CheckpointError, key_mismatch_report
 
 __all__ = ["fetch_state_dict", "load_backbone_state_dict", "load_pretrained_backbone", "ARCH_FOR_BLOCKS"]
 
@@ -47,11 +47,8 @@ def load_backbone_state_dict(backbone: nn.Module, state: dict[str, torch.Tensor]
     mismatched = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
                   for k in own if k in state and state[k].shape != own[k].shape]
     if problems or mismatched or unexpected:
-        lines = [f"{source} does not fit this backbone:"]
-        for title, keys in (("missing", problems), ("shape mismatch", mismatched), ("unexpected", unexpected)):
-            if keys:
-                lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:8]) + (" ..." if len(keys) > 8 else ""))
-        raise CheckpointError("\n".join(lines))
+        raise CheckpointError(key_mismatch_report(f"{source} does not fit this backbone:", missing=problems,
+                                                  shape_mismatch=mismatched, unexpected=unexpected))
     loaded = [k for k in own if k in state]
     backbone.load_state_dict({**own, **{k: state[k].to(own[k].dtype) for k in loaded}})
     return {"loaded": loaded, "kept_initialised": kept, "ignored": ignored}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from attnviz.models.segmentation import HEADS, ModelConfig, SegmentationModel
 from attnviz.modules import ATTENTION_KINDS
 
-__all__ = ["list_models", "build_model", "model_config", "SHIPPED_DEFAULTS", "SHIPPED_MODELS"]
+__all__ = ["list_models", "build_model", "model_config", "parse_model_name", "SHIPPED_DEFAULTS", "SHIPPED_MODELS"]
 
 SHIPPED_DEFAULTS = dict(width=0.5, blocks=(2, 2, 2, 2), output_stride=8, input_scale=1.0)
 
@@ -26,10 +26,19 @@ def list_models() -> list[str]:
     return [f"{head}-{attention}" for head in HEADS for attention in ATTENTION_KINDS]
 
 
-def model_config(name: str, **overrides) -> ModelConfig:
+def parse_model_name(name: str) -> tuple[str, str]:
+    """(head, attention) of a registered name "<head>-<attention>"; ValueError for any other name.
+
+    The one parser of model names. A checkpoint's name is free: what it holds is in its card's config.
+    """
     if name not in list_models():
         raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}")
     head, attention = name.split("-", 1)
+    return head, attention
+
+
+def model_config(name: str, **overrides) -> ModelConfig:
+    head, attention = parse_model_name(name)
     return ModelConfig(**{**SHIPPED_DEFAULTS, "head": head, "attention": attention, **overrides})
 
 

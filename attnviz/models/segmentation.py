@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnviz.data.camvid import NUM_CLASSES
 from attnviz.models.backbone import ResNetBackbone
 from attnviz.modules import ATTENTION_KINDS
 from attnviz.modules.danet import DANetHead
@@ -25,7 +26,7 @@ __all__ = ["ModelConfig", "SegmentationModel", "FCNHead", "IMAGENET_MEAN", "IMAG
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-HEADS = ("fcn", "danet")
+HEADS = ("fcn", "danet")  # the builders: HEAD_BUILDERS, below the head classes
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class ModelConfig:
     width: float = 1.0
     blocks: tuple[int, ...] = (2, 2, 2, 2)
     output_stride: int = 8
-    num_classes: int = 11
+    num_classes: int = NUM_CLASSES
     cam_form: str = "official"
     input_scale: float = 1.0
     dropout: float = 0.1
@@ -94,16 +95,20 @@ class FCNHead(nn.Module):
         return self.classifier(self.block(x))
 
 
+HEAD_BUILDERS = {
+    "fcn": lambda channels, config: FCNHead(channels, config.num_classes, config.dropout),
+    "danet": lambda channels, config: DANetHead(channels, config.num_classes, config.cam_form, config.dropout),
+}
+assert tuple(HEAD_BUILDERS) == HEADS
+
+
 class SegmentationModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self.backbone = ResNetBackbone(config.blocks, config.width, config.attention, config.output_stride)
         channels = self.backbone.out_channels
-        if config.head == "fcn":
-            self.head = FCNHead(channels, config.num_classes, config.dropout)
-        else:
-            self.head = DANetHead(channels, config.num_classes, config.cam_form, config.dropout)
+        self.head = HEAD_BUILDERS[config.head](channels, config)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from attnviz.data.camvid import colourise
+from attnviz.data.camvid import IGNORE_INDEX, colourise
 
 __all__ = ["heat_colours", "blend_heatmap", "blend_labels", "draw_markers", "upsample_map", "feature_to_image"]
 
@@ -40,7 +40,7 @@ def blend_labels(image: np.ndarray, label: np.ndarray, opacity: float = 0.55) ->
     """The photo with class colours (CamVid palette) laid over it; unlabelled pixels left as they are."""
     colours = colourise(label).astype(np.float32)
     out = image.astype(np.float32)
-    mask = (label < 11)[..., None]
+    mask = (label < IGNORE_INDEX)[..., None]
     out = np.where(mask, out * (1 - opacity) + colours * opacity, out)
     return out.round().astype(np.uint8)
 
