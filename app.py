@@ -15,6 +15,7 @@ PAGES = {
     "DANet": [
         st.Page("pages/position.py", title="Position attention (S)", icon=":material/ads_click:"),
         st.Page("pages/channel_map.py", title="Channel attention (X)", icon=":material/grid_on:"),
+        st.Page("pages/attribution.py", title="Attention vs attribution", icon=":material/troubleshoot:"),
     ],
     "Compare": [st.Page("pages/compare.py", title="Compare modules", icon=":material/compare:")],
 }

@@ -8,6 +8,7 @@ only computes one row or column from the cached analysis.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import os
 import sys
@@ -19,7 +20,9 @@ import streamlit as st
 import torch
 from streamlit.runtime.pages_manager import PagesManager
 
-from attnviz.analysis import Analysis, analyse, pick_device
+from attnviz.analysis import (Analysis, analyse, click_to_image_point, image_to_tensor, parse_image_point,
+                              pick_device)
+from attnviz.attribution import grad_cam, integrated_gradients
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError, decode_image
 from attnviz.data.samples import SAMPLE_ATTRIBUTION, list_samples, load_sample
 from attnviz.models import CheckpointError, load_checkpoint
@@ -31,7 +34,8 @@ from attnviz.results import read_results
 
 __all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get_analysis", "require_models", "model_title",
            "catalogue", "link_value", "link_note", "apply_link", "write_link", "chart", "download",
-           "layer_picker", "extreme_channels"]
+           "layer_picker", "extreme_channels", "chosen_pixel",
+           "pixel_grad_cam", "pixel_integrated_gradients"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
 _SELECTION = "_sidebar_selection"  # what sidebar() chose in this run, for the page that app.py runs next
@@ -71,6 +75,28 @@ def get_model(name: str, device: str, directory: str):
 def get_analysis(name: str, device: str, directory: str, image_key: str, _image: np.ndarray) -> Analysis:
     model, _ = get_model(name, device, directory)
     return analyse(model, _image, name)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def pixel_grad_cam(name: str, device: str, directory: str, image_key: str, _image: np.ndarray,
+                   target: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM of logit (class, y, x): (at the feature grid, upsampled to the photo); cached per pixel.
+
+    Runs on a private copy of the cached model: captum hooks the model's layers while it attributes,
+    and another session's forward pass on the shared model must not pass through those hooks.
+    """
+    model, _ = get_model(name, device, directory)
+    cam, full = grad_cam(copy.deepcopy(model), image_to_tensor(_image, device), target)
+    return cam.cpu().numpy(), full.cpu().numpy()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pixel_integrated_gradients(name: str, device: str, directory: str, image_key: str, _image: np.ndarray,
+                               target: tuple[int, int, int], steps: int) -> np.ndarray:
+    """Integrated Gradients (3, H, W) of logit (class, y, x) against a black photo; cached per pixel and steps."""
+    model, _ = get_model(name, device, directory)
+    ig = integrated_gradients(copy.deepcopy(model), image_to_tensor(_image, device), target, steps=steps)
+    return ig.cpu().numpy()
 
 
 @st.cache_data(max_entries=16)
@@ -137,6 +163,7 @@ def extreme_channels(features, weights, key: str) -> None:
 # own parameters (the position page's x, y and mode, the channel page's channel, a layer). A link is read once,
 # on a session's first run; afterwards every run writes the current view back into the address bar.
 _LINK = "_link_pending"
+_PIXEL = "chosen_pixel"  # (x, y) in photo pixels, shared by the Position and Attribution pages
 
 
 def _read_link_once() -> dict[str, str]:
@@ -170,6 +197,28 @@ def apply_link(name: str, session_key: str, allowed, convert=str, what: str = ""
         st.session_state[session_key] = value
     else:
         link_note(f"{name}={markdown_literal(raw)} ignored: {what or 'not available here'}")
+
+
+def chosen_pixel(click_key: str, image_hw: tuple[int, int]) -> tuple[float, float, bool]:
+    """(x, y, chosen) of the pixel the Position and Attribution pages share: from the link (once), then
+    from each new click on the image widget `click_key`; the photo's centre (chosen False) until then."""
+    height, width = image_hw
+    link_x, link_y = link_value("x"), link_value("y")
+    if link_x is not None or link_y is not None:
+        point = parse_image_point(link_x, link_y, image_hw)
+        if point is None:
+            link_note(f"pixel x={markdown_literal(link_x)}, y={markdown_literal(link_y)} ignored: "
+                      f"not inside the {width}x{height} photo")
+        else:
+            st.session_state[_PIXEL] = point
+    click = st.session_state.get(click_key)
+    if click and click != st.session_state.get(f"{click_key}_last"):
+        st.session_state[f"{click_key}_last"] = click
+        st.session_state[_PIXEL] = click_to_image_point(click, image_hw)
+    point = st.session_state.get(_PIXEL)
+    if point is None or parse_image_point(*point, image_hw) is None:
+        return width / 2, height / 2, False
+    return point[0], point[1], True
 
 
 def write_link(**page_params) -> None:

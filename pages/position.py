@@ -3,12 +3,10 @@ import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import appstate
-from attnviz.analysis import (attention_share_on_class, click_to_image_point, feature_centre, feature_index,
-                              parse_image_point, top_locations)
+from attnviz.analysis import attention_share_on_class, feature_centre, feature_index, top_locations
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
 from attnviz.exports import grid_csv, png_bytes
 from attnviz.results import model_results, pam_ratio_text
-from attnviz.text import markdown_literal
 from attnviz.viz.figures import attention_map_figure
 from attnviz.viz.overlays import blend_heatmap, draw_markers
 
@@ -36,23 +34,7 @@ appstate.apply_link("mode", "pam_mode", MODES.values(), convert=MODES.__getitem_
 mode = st.radio("Show", list(MODES.values()), horizontal=True, key="pam_mode")
 opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="pam_opacity")
 
-# the chosen pixel: from a link (once), then from each new click; kept while it fits the photo
-link_x, link_y = appstate.link_value("x"), appstate.link_value("y")
-if link_x is not None or link_y is not None:
-    point = parse_image_point(link_x, link_y, (height, width))
-    if point is None:
-        appstate.link_note(f"pixel x={markdown_literal(link_x)}, y={markdown_literal(link_y)} ignored: "
-                           f"not inside the {width}x{height} photo")
-    else:
-        st.session_state["pam_point"] = point
-click = st.session_state.get("pam_click")
-if click and click != st.session_state.get("pam_last_click"):
-    st.session_state["pam_last_click"] = click
-    st.session_state["pam_point"] = click_to_image_point(click, (height, width))
-chosen = st.session_state.get("pam_point")
-if chosen is None or parse_image_point(*chosen, (height, width)) is None:
-    chosen = None
-x, y = chosen or (width / 2, height / 2)
+x, y, chosen = appstate.chosen_pixel("pam_click", (height, width))
 index = feature_index(x, y, (height, width), feature_hw)
 row, col = divmod(index, record.width)
 is_row = mode.startswith("where")

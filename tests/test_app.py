@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from attnviz.analysis import analyse, feature_index
@@ -15,13 +16,26 @@ ROOT = Path(__file__).resolve().parents[1]  # the project: app.py, pages/, check
 pytestmark = pytest.mark.skipif(not list_checkpoints(), reason="no checkpoints")
 
 
-def _app(model: str | None = None, page: str = "pages/overview.py") -> AppTest:
-    """The app, on `page`, with `model` picked in the sidebar.
+@pytest.fixture(autouse=True)
+def every_run_enters_through_app_py(monkeypatch):
+    """As in the served app once any session has called st.navigation: every run executes app.py.
 
-    Every run goes through app.py (st.navigation, then the page): where
-    AppTest starts a page file on its own, appstate.current turns that run
-    into a rerun of app.py, as on a fresh server.
+    AppTest builds a fresh PagesManager for each run, which sees pages/ and starts the run in Streamlit's
+    older mode (the page file alone). appstate.current turns such a run into a rerun of app.py, as on a
+    fresh server (tests/test_browser.py checks that); here every run enters through app.py directly, so
+    that one-shot widgets (buttons) keep their click.
     """
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def _app(model: str | None = None, page: str = "pages/overview.py") -> AppTest:
+    """The app, on `page`, with `model` picked in the sidebar (every run goes through app.py)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -227,3 +241,23 @@ def test_the_checkpoint_folder_comes_from_the_command_line_then_the_environment(
     monkeypatch.delenv("ATTNVIZ_CHECKPOINTS")
     monkeypatch.setattr("sys.argv", ["app.py"])
     assert appstate.checkpoint_dir() == appstate.SHIPPED_CHECKPOINT_DIR
+
+
+def test_attribution_page_for_a_click_and_on_request():
+    at = _app("danet-eca", "pages/attribution.py")
+    text = _text(at)
+    assert "(the centre until you click)" in text and "rank correlation" in text
+    at.session_state["attr_click"] = {"x": 60, "y": 120, "width": 240, "height": 180}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _text(at)
+    assert "x = 120, y = 240" in text and "Integrated Gradients" not in " ".join(
+        m.value for m in at.markdown if "rank correlation" in m.value)
+    at.select_slider(key="ig_steps").set_value(8).run()
+    at.button(key="ig_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    agreement = [m.value for m in at.markdown if "rank correlation" in m.value]
+    assert len(agreement) == 2 and "Integrated Gradients" in agreement[1]
+    # FCN: attributions, and a plain note instead of the attention row
+    at = _app("fcn-eca", "pages/attribution.py")
+    assert any("no position attention" in i.value for i in at.info)

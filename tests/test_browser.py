@@ -217,3 +217,24 @@ def test_a_fresh_server_opened_at_a_page_url_runs_the_app_entry(browser_page):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_click_on_the_attribution_page_moves_the_pixel_and_compares(server, browser_page):
+    page = browser_page
+    page.goto(f"{server}/attribution?model=danet-eca")
+    _settled(page)
+    page.get_by_text("the centre until you click").wait_for()
+    image = page.frame_locator("iframe[title*='streamlit_image_coordinates']").locator("img")
+    image.wait_for()
+    box = image.bounding_box()
+    image.click(position={"x": box["width"] * 0.75, "y": box["height"] * 0.5})
+    page.get_by_text(re.compile(r"Chosen pixel: x = \d+, y = \d+")).wait_for(timeout=TIMEOUT_MS)
+    _settled(page)
+    match = re.search(r"x = (\d+), y = (\d+);", page.inner_text("body"))
+    assert abs(int(match.group(1)) - 360) <= 3 and abs(int(match.group(2)) - 180) <= 3
+    page.get_by_role("button", name="Compute Integrated Gradients").click()
+    page.get_by_text(re.compile(r"Attention row vs Integrated Gradients")).wait_for(timeout=TIMEOUT_MS)
+    _settled(page)
+    body = page.inner_text("body")
+    assert re.search(r"Attention row vs Grad-CAM over the 45x60 feature grid: rank correlation \(Spearman\) [+-]\d", body)
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "attnviz-attribution.png"), full_page=True)

@@ -1,0 +1,132 @@
+"""Attribution for one output pixel of a segmentation model, with captum, and how it compares with attention.
+
+Attention weights say how a module mixed its inputs; an attribution says how
+much each input changed one output. The two can disagree (Jain and Wallace,
+"Attention is not Explanation", NAACL 2019; Wiegreffe and Pinter, "Attention
+is not not Explanation", EMNLP 2019): attention is one intermediate step among
+many layers, its values are mixed by what follows, and a row of S can be
+spread over pixels whose features barely change the logit. This module
+computes, for the logit of class c at image pixel (y, x):
+
+- Grad-CAM (Selvaraju et al., ICCV 2017) at a chosen layer, captum's
+  `LayerGradCam` with `relu_attributions=True`: the channel-mean gradient
+  times the activation, summed over channels, one value per cell of that
+  layer's grid;
+- Integrated Gradients (Sundararajan et al., ICML 2017), captum's
+  `IntegratedGradients` on the input image against a black baseline, with
+  `n_steps` steps evaluated `internal_batch_size` at a time (memory bounded);
+- two numbers comparing an attention row with an attribution over the
+  feature grid: Spearman's rank correlation, and the overlap of their top-k
+  cells.
+
+A segmentation model returns (B, C, H, W); captum's target (c, y, x) picks
+one logit of that output per example. `MainLogits` makes any of our models
+(FCN or DANet) a plain function of the image returning the main logits.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+from torch import nn
+
+__all__ = ["MainLogits", "grad_cam", "integrated_gradients", "cell_mass", "input_magnitude", "rank_correlation",
+           "top_overlap", "attribution_layer"]
+
+
+class MainLogits(nn.Module):
+    """model(image) -> main logits (B, C, H, W), whatever auxiliary outputs the model also has."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        out = self.model(image)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def attribution_layer(model: nn.Module) -> nn.Module:
+    """The layer whose output feeds the attention head: the backbone's last stage."""
+    return model.backbone.layer4
+
+
+def grad_cam(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int],
+             layer: nn.Module | None = None, upsample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Grad-CAM at the layer's grid (h, w), the same upsampled bilinearly to the image (H, W)).
+
+    image (1, 3, H, W); target (class, y, x) in image pixels.
+    """
+    layer = layer or attribution_layer(model)
+    explainer = LayerGradCam(MainLogits(model).eval(), layer)
+    with torch.enable_grad():
+        cam = explainer.attribute(image, target=target, relu_attributions=True).detach()
+    full = LayerAttribution.interpolate(cam, tuple(image.shape[-2:]), "bilinear") if upsample else cam
+    return cam[0, 0], full[0, 0]
+
+
+def integrated_gradients(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int], steps: int = 32,
+                         internal_batch_size: int = 4) -> torch.Tensor:
+    """Integrated Gradients of the target logit w.r.t. the input, against a black image: (3, H, W)."""
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}")
+    explainer = IntegratedGradients(MainLogits(model).eval())
+    with torch.enable_grad():
+        attributions = explainer.attribute(image, baselines=torch.zeros_like(image), target=target,
+                                           n_steps=steps, internal_batch_size=internal_batch_size)
+    return attributions.detach()[0]
+
+
+def cell_mass(attribution: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Attribution magnitude per cell of a (h, w) grid: |attribution| summed over channels, then the mean
+    over the image pixels each cell covers (area pooling), normalised to sum to 1."""
+    magnitude = attribution.abs()
+    if magnitude.ndim == 3:
+        magnitude = magnitude.sum(0)
+    pooled = F.adaptive_avg_pool2d(magnitude[None, None].double(), grid)[0, 0]
+    total = pooled.sum()
+    return pooled / total if total > 0 else pooled
+
+
+def input_magnitude(attribution, clip_percentile: float = 99.5) -> tuple[np.ndarray, float]:
+    """(|attribution| summed over channels (H, W), the value at `clip_percentile` for a colour scale that a
+    few extreme pixels do not wash out)."""
+    magnitude = np.abs(np.asarray(attribution, dtype=np.float64)).sum(0)
+    return magnitude, float(np.percentile(magnitude, clip_percentile))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=np.float64)
+    sorted_values = values[order]
+    start = 0
+    while start < len(values):  # ties share the mean of their ranks
+        stop = start
+        while stop + 1 < len(values) and sorted_values[stop + 1] == sorted_values[start]:
+            stop += 1
+        ranks[order[start:stop + 1]] = (start + stop) / 2.0
+        start = stop + 1
+    return ranks
+
+
+def rank_correlation(a, b) -> float:
+    """Spearman's rank correlation of two equally shaped maps (average ranks for ties); nan if constant."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"maps differ in size: {a.shape} vs {b.shape}")
+    ra, rb = _average_ranks(a), _average_ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return float((ra * rb).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def top_overlap(a, b, k: int = 20) -> float:
+    """Share of the k largest cells of `a` that are also among the k largest of `b` (0 to 1)."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    k = min(k, a.size)
+    top_a = set(np.argsort(-a, kind="mergesort")[:k].tolist())
+    top_b = set(np.argsort(-b, kind="mergesort")[:k].tolist())
+    return len(top_a & top_b) / k if k else float("nan")

@@ -1,0 +1,119 @@
+"""Attention vs attribution: for the chosen pixel, where DANet's PAM looks beside what drives its prediction."""
+import streamlit as st
+import torch
+from streamlit_image_coordinates import streamlit_image_coordinates
+
+from attnviz import appstate
+from attnviz.analysis import feature_centre, feature_index
+from attnviz.attribution import cell_mass, input_magnitude, rank_correlation, top_overlap
+from attnviz.data.camvid import CLASS_NAMES
+from attnviz.exports import grid_csv
+from attnviz.viz.overlays import blend_heatmap, draw_markers
+
+TOP_K = 20
+
+st.title("Attention vs attribution: is attention an explanation?")
+st.markdown(
+    r"""A row of DANet's position map $S$ says **where the chosen pixel's features are gathered from**. It does not
+say **what changes that pixel's prediction**: that is the question attribution methods answer. For the logit of
+the predicted class $c$ at the chosen pixel $(y, x)$, this page computes with
+[captum](https://captum.ai):
+
+* **Grad-CAM** (Selvaraju et al., ICCV 2017) at the backbone's last stage, the layer that feeds the attention
+  head: $\mathrm{ReLU}\big(\sum_k \alpha_k A_k\big)$ with $\alpha_k$ the mean gradient of the logit over
+  channel $k$ of that layer. One backward pass, on every click.
+* **Integrated Gradients** (Sundararajan et al., ICML 2017) on the photo itself, against a black photo:
+  $(x - x')\int_0^1 \partial f(x' + t(x - x'))/\partial x\,dt$, with as many steps as you choose, when you ask.
+
+Pick the pixel by clicking the photo (the same pixel as on the Position page).""")
+selection, analysis = appstate.page_analysis()
+image = selection.image
+height, width = image.shape[:2]
+x, y, chosen = appstate.chosen_pixel("attr_click", (height, width))
+class_id = int(analysis.prediction[int(y), int(x)])
+target = (class_id, int(y), int(x))
+directory = str(appstate.checkpoint_dir())
+with st.spinner("Grad-CAM for this pixel…"):
+    cam_grid, cam_full = appstate.pixel_grad_cam(selection.model_name, selection.device, directory,
+                                                 selection.image_key, image, target)
+position = analysis.position
+grid = (position[1].height, position[1].width) if position else cam_grid.shape
+cam_cells = cell_mass(torch.from_numpy(cam_grid), grid).numpy()
+
+opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="attr_opacity")
+marker = [(x, y)]
+left, right = st.columns([3, 2])
+with left:
+    clickable = draw_markers(blend_heatmap(image, cam_full, opacity), marker, colour=(0, 255, 0), cross=True)
+    streamlit_image_coordinates(clickable, key="attr_click", use_column_width="always", cursor="crosshair")
+    st.caption("Grad-CAM of the chosen pixel's predicted class over the photo. Click to choose another pixel "
+               "(green cross).")
+with right:
+    st.markdown(f"**Chosen pixel{'' if chosen else ' (the centre until you click)'}:** x = {x:.0f}, y = {y:.0f}; "
+                f"predicted **{CLASS_NAMES[class_id]}** (class {class_id}). Attributions explain the logit of that "
+                f"class at that pixel.")
+
+columns = st.columns(3)
+with columns[0]:
+    st.markdown("**Attention: row i of S**")
+    if position is None:
+        st.info(f"{selection.model_name} has no position attention (an FCN head): there is no attention row to "
+                "compare. Pick a DANet model to see both.")
+        attention_row = None
+    else:
+        module_name, record = position
+        index = feature_index(x, y, (height, width), grid)
+        attention_row = record.row(index).numpy()
+        centre = feature_centre(index, (height, width), grid)
+        st.image(draw_markers(blend_heatmap(image, attention_row, opacity), [centre], colour=(0, 255, 0), cross=True),
+                 caption=f"where feature pixel {index} attends ({module_name})")
+with columns[1]:
+    st.markdown("**Grad-CAM** (backbone.layer4)")
+    st.image(draw_markers(blend_heatmap(image, cam_grid, opacity), marker, colour=(0, 255, 0), cross=True),
+             caption=f"{cam_grid.shape[0]}x{cam_grid.shape[1]} grid, ReLU applied")
+    appstate.download(st, "Grad-CAM grid (CSV)", grid_csv(cam_grid, "grad_cam"),
+                      f"{selection.model_name}-gradcam-x{int(x)}-y{int(y)}.csv", key="cam_grid_csv")
+with columns[2]:
+    st.markdown("**Integrated Gradients** (input)")
+    steps = st.select_slider("Steps", [8, 16, 32, 64], value=32, key="ig_steps",
+                             help="More steps: a closer approximation of the integral, and a longer wait "
+                                  "(each step is a forward and a backward pass).")
+    request = (selection.model_name, selection.image_key, target, steps)
+    asked = st.session_state.setdefault("ig_requests", set())
+    if st.button("Compute Integrated Gradients", key="ig_run", disabled=request in asked):
+        asked.add(request)
+    ig_cells = None
+    if request in asked:
+        with st.spinner(f"Integrated Gradients, {steps} steps…"):
+            ig = appstate.pixel_integrated_gradients(selection.model_name, selection.device, directory,
+                                                     selection.image_key, image, target, steps)
+        magnitude, clip = input_magnitude(ig)
+        ig_cells = cell_mass(torch.from_numpy(ig), grid).numpy()
+        st.image(draw_markers(blend_heatmap(image, magnitude, opacity, vmin=0, vmax=clip),
+                              marker, colour=(0, 255, 0), cross=True),
+                 caption="|attribution| summed over RGB (colour scale clipped at the 99.5th percentile)")
+    else:
+        st.caption("Not computed yet for this pixel: press the button.")
+
+st.subheader("Do they agree?")
+if attention_row is None:
+    st.caption("Agreement needs an attention row: pick a DANet model.")
+else:
+    rows = [("Grad-CAM", cam_cells)] + ([("Integrated Gradients", ig_cells)] if ig_cells is not None else [])
+    for title, cells in rows:
+        st.markdown(f"Attention row vs **{title}** over the {grid[0]}x{grid[1]} feature grid: rank correlation "
+                    f"(Spearman) **{rank_correlation(attention_row, cells):+.2f}**, top-{TOP_K} cells shared "
+                    f"**{top_overlap(attention_row, cells, TOP_K):.0%}**.")
+    st.caption("Rank correlation +1: both order the cells the same way; 0: unrelated; −1: opposite. The top-20 "
+               "overlap counts how many of the 20 cells the attention row weights most are also among the 20 "
+               "cells with the most attribution (by chance: about 20/N).")
+st.markdown(
+    """**Why they can disagree.** Attention weights are one intermediate step: S mixes the *value* features of
+the pixels it attends to, the result is scaled by α and added to the input, and later layers can amplify or
+ignore it, so a large weight on a pixel whose features barely move the logit contributes little. Many different
+attention maps can also give the same prediction. Jain and Wallace ("Attention is not Explanation", NAACL 2019)
+found attention often uncorrelated with gradient-based importance; Wiegreffe and Pinter ("Attention is not not
+Explanation", EMNLP 2019) showed that whether attention explains depends on the model and the test. Attribution
+methods answer a different question, each with its own assumptions: Grad-CAM is coarse and class-specific,
+Integrated Gradients depends on its baseline (here a black photo).""")
+appstate.write_link(x=round(x), y=round(y))
