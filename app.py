@@ -10,7 +10,7 @@ PAGES = {
     "Channel attention": [
         st.Page("pages/eca.py", title="ECA channel weights", icon=":material/tune:"),
         st.Page("pages/eca_kernel.py", title="ECA kernel size k(C)", icon=":material/straighten:"),
-        st.Page("pages/flexible.py", title="Flexible attention", icon=":material/call_split:"),
+        st.Page("pages/flexible.py", title="Flexible / SE attention", icon=":material/call_split:"),
     ],
     "DANet": [
         st.Page("pages/position.py", title="Position attention (S)", icon=":material/ads_click:"),

@@ -17,7 +17,7 @@ from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.data.transforms import to_float_image
 from attnviz.records import ChannelAttentionRecord, ChannelMapRecord, PositionAttentionRecord, Record, of_type
 
-__all__ = ["Analysis", "analyse", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
+__all__ = ["Analysis", "analyse", "analyse_classifier", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
            "click_to_image_point", "parse_image_point", "mean_weight_spread", "classes_present",
            "class_fractions", "class_shares", "attention_share_on_class", "own_class_ratio",
            "top_locations"]
@@ -38,12 +38,18 @@ def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> to
 
 @dataclass
 class Analysis:
+    """One forward pass of a model on a photo: its output and every attention record (on the CPU).
+
+    A segmentation model gives `prediction` (H, W); an ImageNet classifier gives `top_classes`
+    [(index, description, probability)] instead, and its records are of the photo as timm preprocessed it.
+    """
     model_name: str
     device: str
     image: np.ndarray          # (H, W, 3) uint8
-    prediction: np.ndarray     # (H, W) uint8 class indices
+    prediction: np.ndarray | None  # (H, W) uint8 class indices (segmentation models)
     records: dict[str, Record]
     forward_s: float
+    top_classes: list[tuple[int, str, float]] | None = None  # (ImageNet classifiers)
 
     def of_type(self, record_type) -> dict[str, Record]:
         return of_type(self.records, record_type)
@@ -76,6 +82,25 @@ def analyse(model: torch.nn.Module, image: np.ndarray, model_name: str = "", kee
     elapsed = time.perf_counter() - started
     records = {name: _to_cpu(r) for name, r in rec.records().items()}
     return Analysis(model_name, str(device), image, prediction, records, elapsed)
+
+
+@torch.no_grad()
+def analyse_classifier(model: torch.nn.Module, image: np.ndarray, model_name: str = "",
+                       keep_features: bool = True) -> Analysis:
+    """One forward pass of a timm ImageNet classifier, with timm's own preprocessing: the top-5 classes
+    and every attention record (read through the modules' own gates)."""
+    from attnviz.models.imagenet import preprocess, top_classes
+
+    device = next(model.parameters()).device
+    x = preprocess(model, image).to(device)
+    started = time.perf_counter()
+    with capture(model, keep_features=keep_features) as rec:
+        logits = model(x)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    records = {name: _to_cpu(r) for name, r in rec.records().items()}
+    return Analysis(model_name, str(device), image, None, records, elapsed, top_classes(logits.cpu()))
 
 
 def _to_cpu(record):

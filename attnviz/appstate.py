@@ -20,7 +20,7 @@ import streamlit as st
 import torch
 from streamlit.runtime.pages_manager import PagesManager
 
-from attnviz.analysis import (Analysis, analyse, click_to_image_point, image_to_tensor, parse_image_point,
+from attnviz.analysis import (Analysis, analyse, analyse_classifier, click_to_image_point, image_to_tensor, parse_image_point,
                               pick_device)
 from attnviz.attribution import grad_cam, integrated_gradients
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError, decode_image
@@ -30,6 +30,7 @@ from attnviz.text import markdown_literal
 from attnviz.viz.figures import extreme_channels_figure
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR as SHIPPED_CHECKPOINT_DIR
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
+from attnviz.models.imagenet import IMAGENET_MODELS, WEIGHTS_ENV, load_imagenet_model
 from attnviz.results import read_results
 
 __all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get_analysis", "require_models", "model_title",
@@ -38,6 +39,7 @@ __all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get
            "pixel_grad_cam", "pixel_integrated_gradients"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
+SOURCES = ("CamVid segmentation (shipped)", "ImageNet classifier (timm)")
 _SELECTION = "_sidebar_selection"  # what sidebar() chose in this run, for the page that app.py runs next
 
 
@@ -50,6 +52,10 @@ class Selection:
     image_title: str
     label: np.ndarray | None
     card: dict
+    source: str = "camvid"      # "camvid" (our segmentation models) or "timm" (an ImageNet classifier)
+    head: str = "fcn"           # "fcn", "danet", or "classifier"
+    attention: str = "none"     # the attention kind in the backbone
+    weights_note: str = ""      # timm: where the weights came from
 
 
 def checkpoint_dir() -> Path:
@@ -69,6 +75,19 @@ def results() -> dict:
 @st.cache_resource(max_entries=12, show_spinner="Loading the model…")
 def get_model(name: str, device: str, directory: str):
     return load_checkpoint(name, directory, device=device)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the ImageNet model…")
+def get_classifier(arch: str, device: str, weights_folder: str):
+    model, weights = load_imagenet_model(arch, weights_folder or None)
+    return model.to(device), weights
+
+
+@st.cache_resource(max_entries=24, show_spinner="Running the classifier on the photo…")
+def get_classifier_analysis(arch: str, device: str, weights_folder: str, image_key: str,
+                            _image: np.ndarray) -> Analysis:
+    model, _ = get_classifier(arch, device, weights_folder)
+    return analyse_classifier(model, _image, arch)
 
 
 @st.cache_resource(max_entries=48, show_spinner="Running the model on the photo…")
@@ -226,6 +245,8 @@ def write_link(**page_params) -> None:
     selection = st.session_state.get(_SELECTION)
     params = {}
     if selection is not None:
+        if selection.source == "timm":
+            params["source"] = "timm"
         params["model"] = selection.model_name
         if selection.image_title in list_samples():
             params["photo"] = selection.image_title
@@ -280,6 +301,25 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
     return image, label, choice
 
 
+def _timm_picker(bar, device: str) -> tuple[str, str]:
+    """(architecture, where its weights come from) of the ImageNet classifier chosen in the sidebar."""
+    names = list(IMAGENET_MODELS)
+    apply_link("model", "timm_model", names, what="not one of the ImageNet models offered")
+    if st.session_state.get("timm_model") not in names:
+        st.session_state["timm_model"] = names[0]
+    arch = bar.selectbox("ImageNet model", names, key="timm_model",
+                         format_func=lambda a: f"{a} ({IMAGENET_MODELS[a][0].upper()})",
+                         help="timm classifiers with channel attention in every block; the ECA and "
+                              "Flexible/SE pages show their weights.")
+    _, weights = get_classifier(arch, device, os.environ.get(WEIGHTS_ENV, ""))
+    if weights.trained:
+        bar.caption(f"{IMAGENET_MODELS[arch][1]}: {weights.description}.")
+    else:
+        bar.warning(f"**{IMAGENET_MODELS[arch][1]} has {weights.description}.** Put the weights file in a folder "
+                    f"and set ${WEIGHTS_ENV} to it (see the README), or run where the hub can be reached.")
+    return arch, weights.description
+
+
 def _device_picker(bar) -> str:
     if torch.cuda.is_available():
         return bar.radio("Device", ["cuda", "cpu"], key="device", horizontal=True,
@@ -290,20 +330,35 @@ def _device_picker(bar) -> str:
 
 
 def sidebar() -> Selection | None:
-    """Draw the shared sidebar (model, photo, figure format, device) and keep the selection for the page."""
+    """Draw the shared sidebar (model source and model, photo, figure format, device) and keep the
+    selection for the page."""
     bar = st.sidebar
     bar.header("Model and photo")
     _read_link_once()
-    model = _model_picker(bar)
-    if model is None:
-        return None
+    apply_link("source", "source", {"camvid": SOURCES[0], "timm": SOURCES[1]}.values(),
+               convert={"camvid": SOURCES[0], "timm": SOURCES[1]}.__getitem__, what="use camvid or timm")
+    source = bar.radio("Model source", SOURCES, key="source",
+                       help="Our CamVid segmentation models (every page), or a real ImageNet classifier from timm "
+                            "(Overview, ECA and Flexible/SE pages).")
+    device = _device_picker(bar)
+    if source == SOURCES[1]:
+        arch, note = _timm_picker(bar, device)
+        kind = IMAGENET_MODELS[arch][0]
+        model_fields = dict(model_name=arch, card={}, source="timm", head="classifier", attention=kind,
+                            weights_note=note)
+    else:
+        model = _model_picker(bar)
+        if model is None:
+            return None
+        model_fields = dict(model_name=model.name, card=model.card, source="camvid", head=model.config.head,
+                            attention=model.config.attention)
     image, label, title = _photo_picker(bar)
     bar.caption(SAMPLE_ATTRIBUTION)
     bar.radio("Figure download (camera icon of each chart)", list(FIGURE_FORMATS), key="figure_format",
               horizontal=True, help="PNG for slides, SVG for papers: vector graphics that scale without blur.")
-    device = _device_picker(bar)
     key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
-    selection = Selection(model.name, device, image, key, title, label, model.card)
+    selection = Selection(device=device, image=image, image_key=key, image_title=title, label=label,
+                          **model_fields)
     st.session_state[_SELECTION] = selection
     write_link()
     return selection
@@ -324,6 +379,10 @@ def current() -> Selection | None:
 
 
 def analysis_for(selection: Selection, name: str | None = None) -> Analysis | None:
+    """The analysis of the selected model on the selected photo, or of CamVid checkpoint `name`."""
+    if name is None and selection.source == "timm":
+        return get_classifier_analysis(selection.model_name, selection.device, os.environ.get(WEIGHTS_ENV, ""),
+                                       selection.image_key, selection.image)
     name = name or selection.model_name
     try:
         return get_analysis(name, selection.device, str(checkpoint_dir()), selection.image_key, selection.image)
@@ -333,6 +392,7 @@ def analysis_for(selection: Selection, name: str | None = None) -> Analysis | No
 
 
 def _switch_model(name: str) -> None:
+    st.session_state["source"] = SOURCES[0]
     st.session_state["model"] = name
 
 
@@ -353,15 +413,13 @@ def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attenti
     """True if the selected model fits this page; else explain and offer buttons to switch."""
     models = catalogue()
 
-    def fits(name: str) -> bool:
-        info = models.get(name)
-        return info is not None and ((not prefixes or info.config.head in prefixes)
-                                     and (not attention or info.config.attention in attention))
+    def fits(head: str, kind: str) -> bool:
+        return (not prefixes or head in prefixes) and (not attention or kind in attention)
 
-    if fits(selection.model_name):
+    if fits(selection.head, selection.attention):
         return True
-    options = [n for n in models if fits(n)]
-    st.info(f"**{selection.model_name}** has no {what}. Switch to a model that has:")
+    options = [n for n, info in models.items() if fits(info.config.head, info.config.attention)]
+    st.info(f"**{markdown_literal(selection.model_name)}** has no {what}. Switch to a CamVid model that has:")
     if not options:
         st.warning("No shipped checkpoint has one.")
     for column, name in zip(st.columns(max(1, len(options))), options):

@@ -12,6 +12,7 @@ Cases:
 (The app's own cost of a click, the whole position-page rerun, is measured by the app layer:
 python -m attnviz.app_bench, into the same file.)
 - capture: forward time of a shipped model with and without capture.
+- attribution: Grad-CAM and Integrated Gradients (32 steps) for one pixel of a shipped DANet, CPU and GPU.
 - train:   training steps of danet-eca (width 0.5, 360x480, batch 8): augmentation time and step time with
            the data on the host vs on the device, with and without the PAM affinity loss; GPU peak memory.
 """
@@ -71,13 +72,14 @@ def _case_pam(mode: str, num_pixels: int, channels: int, chunk: int, device: str
     return result
 
 
-def _shipped_danet():
-    from attnviz.models import list_checkpoints
+def _shipped_danet() -> str:
+    """danet-eca when shipped, else the first loadable DANet checkpoint."""
+    from attnviz.models.checkpoint import scan_checkpoints
 
-    names = [n for n in list_checkpoints() if n.startswith("danet")]
+    names = [info.name for info in scan_checkpoints()[0] if info.config.head == "danet"]
     if not names:
-        raise SystemExit("no shipped DANet checkpoint in checkpoints/")
-    return names[0]
+        raise SystemExit("no DANet checkpoint in checkpoints/")
+    return "danet-eca" if "danet-eca" in names else names[0]
 
 
 def _case_click(name: str, device: str) -> dict:
@@ -186,7 +188,34 @@ def _case_train(device: str, augment_on: str, steps: int, batch_size: int = 8, w
     return result
 
 
-_CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture, "train": _case_train}
+def _case_attribution(name: str, device: str, steps: int = 32) -> dict:
+    """Attribution of one output pixel of a shipped model on a 360x480 sample photo: Grad-CAM at the layer
+    feeding the head, and Integrated Gradients with `steps` steps (4 at a time)."""
+    from attnviz.analysis import image_to_tensor
+    from attnviz.attribution import grad_cam, integrated_gradients
+    from attnviz.data.samples import list_samples, load_sample
+    from attnviz.models import load_checkpoint
+
+    model, card = load_checkpoint(name, device=device)
+    x = image_to_tensor(load_sample(list_samples()[0]).image, device)
+    target = (3, 300, 240)  # Road, low in the middle of the photo
+
+    def sync(fn):
+        def run():
+            fn()
+            if device == "cuda":
+                torch.cuda.synchronize()
+        return run
+
+    cam = time_calls(sync(lambda: grad_cam(model, x, target)), repeats=5)
+    ig = time_calls(sync(lambda: integrated_gradients(model, x, target, steps=steps)), repeats=2)
+    return {"model": name, "width": card["config"]["width"], "image": [360, 480], "device": device,
+            "grad_cam_s": cam["median_s"], "integrated_gradients_s": ig["median_s"], "ig_steps": steps,
+            "ig_internal_batch_size": 4}
+
+
+_CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture, "train": _case_train,
+          "attribution": _case_attribution}
 
 
 def _run_child(case: str, **kwargs) -> dict:
@@ -229,6 +258,11 @@ def main(argv=None) -> int:
     if "capture" in args.only:
         report["capture"] = _run_child("capture", name=_shipped_danet(), device=args.device)
         print(json.dumps(report["capture"]), flush=True)
+    if "attribution" in args.only:
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        report["attribution"] = [_run_child("attribution", name=_shipped_danet(), device=device) for device in devices]
+        for row in report["attribution"]:
+            print(json.dumps(row), flush=True)
     if "train" in args.only:
         steps = args.train_steps or (20 if args.device == "cuda" else 3)
         rows = []

@@ -26,7 +26,7 @@ the predicted class $c$ at the chosen pixel $(y, x)$, this page computes with
   $(x - x')\int_0^1 \partial f(x' + t(x - x'))/\partial x\,dt$, with as many steps as you choose, when you ask.
 
 Pick the pixel by clicking the photo (the same pixel as on the Position page).""")
-selection, analysis = appstate.page_analysis()
+selection, analysis = appstate.page_analysis(prefixes=("fcn", "danet"), what="per-pixel output to attribute")
 image = selection.image
 height, width = image.shape[:2]
 x, y, chosen = appstate.chosen_pixel("attr_click", (height, width))

@@ -16,6 +16,10 @@ st.markdown("The same backbone and training recipe with a different attention mo
 selection = appstate.current()
 if selection is None:
     st.stop()
+if selection.source == "timm":
+    st.info("The comparison below is of the CamVid models (same backbone and recipe, one attention module "
+            f"changed); the ImageNet classifier {selection.model_name} is not part of it. Its layers are on the "
+            "ECA and Flexible / SE pages.")
 names = list(appstate.catalogue())
 default = [n for n in ("fcn-none", "fcn-se", "fcn-eca", "fcn-cbam") if n in names][:4] or names[:2]
 chosen = st.multiselect("Models", names, default=default, max_selections=4, key="compare_models")

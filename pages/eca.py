@@ -17,7 +17,8 @@ $$y_c = \frac{1}{HW}\sum_{h,w} x_{c,h,w},\qquad \omega_c = \sigma\Big(\sum_{j=-(
 
 The layer has only $k$ parameters $\kappa$ (SE has about $2C^2/r$).""")
 selection, analysis = appstate.page_analysis(attention=("eca",), what="ECA layers")
-layers = analysis.channel_layers(("eca",))
+# ECA layers with a plain 1D kernel (every ECA of our models and of timm's ECA-ResNets and ECA-NFNet)
+layers = {n: r for n, r in analysis.channel_layers(("eca",)).items() if r.kernel is not None and "pooled" in r.parts}
 names = list(layers)
 weights = [layers[n].weights[0].numpy() for n in names]
 selected = appstate.layer_picker(

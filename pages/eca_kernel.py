@@ -29,11 +29,13 @@ b = c2.slider("b", 0.0, 4.0, 1.0, 0.5, key="b")
 
 model_layers = []
 selection = appstate.current()
-if selection is not None and selection.model_name.endswith("-eca"):
+if selection is not None and selection.attention == "eca":
     analysis = appstate.analysis_for(selection)
     if analysis is not None:
         seen = set()
         for name, rec in analysis.channel_layers(("eca",)).items():
+            if rec.kernel is None:
+                continue
             key = (rec.channels, len(rec.kernel))
             if key not in seen:
                 seen.add(key)

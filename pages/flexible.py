@@ -1,14 +1,14 @@
-"""Flexible attention (CBAM's channel branch): weights and both pooling branches."""
+"""Flexible attention (CBAM's channel branch) and SE: weights, and both pooling branches where there are two."""
 import streamlit as st
 
 from attnviz import appstate
 from attnviz.exports import vector_csv
-from attnviz.modules.flexible import branch_statistics
 from attnviz.capture import SpatialAttentionRecord
-from attnviz.viz.figures import branches_figure, layer_weights_heatmap
+from attnviz.modules.flexible import branch_statistics
+from attnviz.viz.figures import branches_figure, layer_weights_heatmap, sorted_weights_figure
 from attnviz.viz.overlays import blend_heatmap
 
-st.title("Flexible attention: two pools, one MLP")
+st.title("Flexible and SE attention: pooled descriptors, one MLP")
 st.markdown(
     r"""The flexible (soft) channel attention is CBAM's channel branch (Woo et al., ECCV 2018). Every channel gets a
 soft weight in (0, 1) from **two** descriptors of the feature map $F$, passed through **one shared MLP**
@@ -17,28 +17,40 @@ soft weight in (0, 1) from **two** descriptors of the feature map $F$, passed th
 $$\omega = \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F)) + \mathrm{MLP}(\mathrm{MaxPool}(F))\big),\qquad F' = \omega \odot F .$$
 
 Average pooling summarises the whole map; max pooling keeps the strongest response, so a channel that fires
-strongly in one small place can still get a high weight. SE uses the average branch alone.""")
-selection, analysis = appstate.page_analysis(attention=("flexible", "cbam"), what="flexible (CBAM channel) attention")
-layers = analysis.channel_layers(("flexible",))
+strongly in one small place can still get a high weight. **SE** (Hu et al., CVPR 2018) is the average branch
+alone, $\omega = \sigma(\mathrm{MLP}(\mathrm{AvgPool}(F)))$; EfficientNet and MobileNetV3 use SE too (MobileNetV3
+with a hard sigmoid, which can reach exactly 0 and 1).""")
+selection, analysis = appstate.page_analysis(attention=("flexible", "cbam", "se"),
+                                             what="flexible (CBAM channel) or SE attention")
+layers = analysis.channel_layers(("flexible", "se"))
 names = list(layers)
-selected = appstate.layer_picker(names, "flex_layer", format_func=lambda n: f"{n}  (C = {layers[n].channels})")
+selected = appstate.layer_picker(
+    names, "flex_layer", format_func=lambda n: f"{n}  ({'SE' if layers[n].kind == 'se' else 'flexible'}, C = {layers[n].channels})")
 appstate.chart(st, layer_weights_heatmap(names, [layers[n].weights[0].numpy() for n in names], selected),
-                key="flex_heatmap")
+               key="flex_heatmap")
 record = layers[selected]
 w = record.weights[0].numpy()
-avg = record.parts["avg_branch"][0].numpy()
-mx = record.parts["max_branch"][0].numpy()
-appstate.download(st, f"Weights and branches of {selected} (CSV)",
-                  vector_csv({"weight": w, "mlp_avg_branch": avg, "mlp_max_branch": mx}),
-                  f"{selection.model_name}-{selected}-flexible-weights.csv", key="flex_csv")
-appstate.chart(st, branches_figure(avg, mx, w, f"{selected}: what each pooling branch contributes"), key="flex_branches")
-top = int(w.argmax())
-max_term = f"({mx[top]:.3f})" if mx[top] < 0 else f"{mx[top]:.3f}"
-st.latex(rf"\omega_{{{top}}} = \sigma(\underbrace{{{avg[top]:.3f}}}_{{\text{{avg}}}} + "
-         rf"\underbrace{{{max_term}}}_{{\text{{max}}}}) = \sigma({avg[top] + mx[top]:.3f}) = {w[top]:.4f}")
-dominant, correlation = branch_statistics(avg, mx)
-st.caption(f"In this layer the max-pool branch has the larger magnitude in {dominant:.0%} of the channels. "
-           f"Correlation of the two branches across channels: {correlation:.2f}.")
+if "avg_branch" in record.parts and "max_branch" in record.parts:
+    avg = record.parts["avg_branch"][0].numpy()
+    mx = record.parts["max_branch"][0].numpy()
+    appstate.download(st, f"Weights and branches of {selected} (CSV)",
+                      vector_csv({"weight": w, "mlp_avg_branch": avg, "mlp_max_branch": mx}),
+                      f"{selection.model_name}-{selected}-flexible-weights.csv", key="flex_csv")
+    appstate.chart(st, branches_figure(avg, mx, w, f"{selected}: what each pooling branch contributes"),
+                   key="flex_branches")
+    top = int(w.argmax())
+    max_term = f"({mx[top]:.3f})" if mx[top] < 0 else f"{mx[top]:.3f}"
+    st.latex(rf"\omega_{{{top}}} = \sigma(\underbrace{{{avg[top]:.3f}}}_{{\text{{avg}}}} + "
+             rf"\underbrace{{{max_term}}}_{{\text{{max}}}}) = \sigma({avg[top] + mx[top]:.3f}) = {w[top]:.4f}")
+    dominant, correlation = branch_statistics(avg, mx)
+    st.caption(f"In this layer the max-pool branch has the larger magnitude in {dominant:.0%} of the channels. "
+               f"Correlation of the two branches across channels: {correlation:.2f}.")
+else:
+    st.markdown(f"**{selected}** is an SE layer: one (average-pool) branch, so its weights are the whole story.")
+    appstate.download(st, f"Weights of {selected} (CSV)", vector_csv({"weight": w}),
+                      f"{selection.model_name}-{selected}-se-weights.csv", key="flex_csv")
+    appstate.chart(st, sorted_weights_figure(w, f"{selected}: weights, sorted"), key="flex_sorted")
+    st.caption(f"Spread of the weights: min {w.min():.3f}, max {w.max():.3f}.")
 
 spatial_name = selected.rsplit(".", 1)[0] + ".spatial"
 spatial = analysis.records.get(spatial_name)

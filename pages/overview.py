@@ -1,4 +1,5 @@
 """Overview: the photo, the prediction, the ground truth, and a map of the app."""
+import pandas as pd
 import streamlit as st
 
 from attnviz import appstate
@@ -16,6 +17,24 @@ st.markdown(
     "weights positions; DANet's **position attention** lets every pixel gather features from every other "
     "pixel, and its **channel attention** mixes channels. Pick a model and a photo in the sidebar, then explore.")
 selection, analysis = appstate.page_analysis()
+
+if analysis.top_classes is not None:  # an ImageNet classifier from timm
+    left, right = st.columns([3, 2])
+    left.image(selection.image, caption=f"Photo: {markdown_literal(selection.image_title)}")
+    with right:
+        st.markdown(f"**Top-5 ImageNet classes of {selection.model_name}** (timm's own preprocessing for this "
+                    "model: resize, centre crop, normalisation):")
+        st.dataframe(pd.DataFrame([{"class": name, "index": index, "probability": p}
+                                   for index, name, p in analysis.top_classes]), hide_index=True,
+                     column_config={"probability": st.column_config.ProgressColumn(format="percent",
+                                                                                   min_value=0.0, max_value=1.0)})
+        st.caption(f"Weights: {selection.weights_note}. {len(analysis.channel_layers())} "
+                   f"{selection.attention.upper()} layers recorded through their own gates; forward pass "
+                   f"{analysis.forward_s * 1000:.0f} ms on {analysis.device}.")
+    st.markdown("The **ECA channel weights**, **ECA kernel size** and **Flexible / SE attention** pages show this "
+                "model's layers. The DANet pages and the comparison need a CamVid model (switch the model source "
+                "in the sidebar).")
+    st.stop()
 
 columns = st.columns(3 if selection.label is not None else 2)
 columns[0].image(selection.image, caption=f"Photo: {markdown_literal(selection.image_title)}")
@@ -55,7 +74,8 @@ with st.expander(f"Model card: {selection.model_name}", expanded=False):
 st.subheader("Map of the app")
 st.page_link("pages/eca.py", label="ECA channel weights: every ECA layer's weights for this photo, the learned kernels, the channels it favours")
 st.page_link("pages/eca_kernel.py", label="ECA kernel size: k as a function of C, the rules side by side")
-st.page_link("pages/flexible.py", label="Flexible attention: the average- and max-pool branches and their weights")
+st.page_link("pages/flexible.py", label="Flexible / SE attention: the average- and max-pool branches and their weights")
 st.page_link("pages/position.py", label="DANet position attention: click a pixel, see where it attends and who attends to it")
 st.page_link("pages/channel_map.py", label="DANet channel attention: the C x C map, click a cell")
+st.page_link("pages/attribution.py", label="Attention vs attribution: Grad-CAM and Integrated Gradients for the clicked pixel beside its row of S")
 st.page_link("pages/compare.py", label="Compare modules: 2 to 4 models on this photo, with accuracy, size and speed")

@@ -261,3 +261,29 @@ def test_attribution_page_for_a_click_and_on_request():
     # FCN: attributions, and a plain note instead of the attention row
     at = _app("fcn-eca", "pages/attribution.py")
     assert any("no position attention" in i.value for i in at.info)
+
+
+def test_an_imagenet_classifier_from_timm_on_the_overview_eca_and_se_pages(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network here: random weights, and the app must say so
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params.update({"source": "timm", "model": "ecaresnet26t"})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="source").value.startswith("ImageNet") and at.selectbox(key="timm_model").value == "ecaresnet26t"
+    assert any("random weights" in w.value for w in at.sidebar.warning)
+    table = at.dataframe[0].value
+    assert len(table) == 5 and table["probability"].is_monotonic_decreasing
+    at.switch_page("pages/eca.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="eca_layer").value == "layer4.1.se"  # timm names its ECA module 'se'
+    at.switch_page("pages/eca_kernel.py").run()
+    assert any("Red crosses: the ECA layers of ecaresnet26t" in c.value for c in at.caption)
+    at.switch_page("pages/position.py").run()
+    assert any("has no position attention module" in i.value for i in at.info)
+    at.selectbox(key="timm_model").set_value("efficientnet_b0").run()
+    at.switch_page("pages/flexible.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "is an SE layer" in _text(at)
+    at.switch_page("pages/attribution.py").run()
+    assert any("no per-pixel output to attribute" in i.value for i in at.info)
+    assert "source=timm" in str(at.query_params) or at.query_params.get("source") in ("timm", ["timm"])

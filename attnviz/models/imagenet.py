@@ -1,0 +1,133 @@
+"""Real ImageNet classifiers with channel attention, from timm, and what they predict.
+
+The ECA and SE layers people read about live in ImageNet models. These are
+built by timm (`timm.create_model`) and read by `attnviz.capture` through
+hooks on their own gates (`attnviz.adapters`):
+
+    ecaresnet26t, ecaresnet50d, ecaresnet101d, eca_nfnet_l0   ECA (Wang et al., CVPR 2020)
+    seresnet50, efficientnet_b0, mobilenetv3_large_100        SE (Hu et al., CVPR 2018); MobileNetV3 and
+                                                              EfficientNet gate with a hard / plain sigmoid
+
+Weights, in order: a local file for the architecture in the folder
+$ATTNVIZ_TIMM_WEIGHTS (`<arch>.safetensors`, `.pth` or `.bin`, or a folder
+`<arch>/` holding `model.safetensors` or `pytorch_model.bin`, as the hub
+stores them), loaded through timm's `pretrained_cfg_overlay=dict(file=...)`;
+else timm's own pretrained weights from the Hugging Face hub when it can be
+reached (checked first with a 3-second connection, so an offline machine does
+not wait for the hub client's retries); else random weights, and the app says
+so. Preprocessing is timm's own for each model (`resolve_model_data_config`,
+`create_transform`).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["IMAGENET_MODELS", "WEIGHTS_ENV", "ClassifierWeights", "find_weights_file", "hub_reachable",
+           "load_imagenet_model", "preprocess", "top_classes"]
+
+# architecture -> (the attention it uses, a short title)
+IMAGENET_MODELS: dict[str, tuple[str, str]] = {
+    "ecaresnet26t": ("eca", "ECA-ResNet-26-T"),
+    "ecaresnet50d": ("eca", "ECA-ResNet-50-D"),
+    "ecaresnet101d": ("eca", "ECA-ResNet-101-D"),
+    "eca_nfnet_l0": ("eca", "ECA-NFNet-L0"),
+    "seresnet50": ("se", "SE-ResNet-50"),
+    "efficientnet_b0": ("se", "EfficientNet-B0"),
+    "mobilenetv3_large_100": ("se", "MobileNetV3-Large 1.0"),
+}
+WEIGHTS_ENV = "ATTNVIZ_TIMM_WEIGHTS"
+_SUFFIXES = (".safetensors", ".pth", ".bin")
+_HUB = ("huggingface.co", 443)
+
+
+@dataclass(frozen=True)
+class ClassifierWeights:
+    """Where a classifier's weights came from: "file", "hub" or "random", and a sentence for the user."""
+
+    origin: str
+    description: str
+
+    @property
+    def trained(self) -> bool:
+        return self.origin != "random"
+
+
+def find_weights_file(arch: str, folder: str | Path | None) -> Path | None:
+    """The weights file for `arch` in `folder` (see the module docstring), or None."""
+    if not folder:
+        return None
+    folder = Path(folder)
+    candidates = [folder / f"{arch}{suffix}" for suffix in _SUFFIXES]
+    candidates += [folder / arch / name for name in ("model.safetensors", "pytorch_model.bin")]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+_reachable: dict[str, tuple[float, bool]] = {}
+
+
+def hub_reachable(timeout: float = 3.0, max_age_s: float = 300.0) -> bool:
+    """Whether the model hub answers a TCP connection (remembered for `max_age_s`); False when HF_HUB_OFFLINE."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    checked = _reachable.get("hub")
+    if checked and time.monotonic() - checked[0] < max_age_s:
+        return checked[1]
+    try:
+        with socket.create_connection(_HUB, timeout=timeout):
+            ok = True
+    except OSError:
+        ok = False
+    _reachable["hub"] = (time.monotonic(), ok)
+    return ok
+
+
+def load_imagenet_model(arch: str, weights_folder: str | Path | None = None,
+                        allow_download: bool = True) -> tuple[torch.nn.Module, ClassifierWeights]:
+    """(model in eval mode, where its weights came from) for one of IMAGENET_MODELS."""
+    import timm
+
+    if arch not in IMAGENET_MODELS:
+        raise ValueError(f"unknown ImageNet model {arch!r}; known: {', '.join(IMAGENET_MODELS)}")
+    folder = weights_folder if weights_folder is not None else os.environ.get(WEIGHTS_ENV)
+    path = find_weights_file(arch, folder)
+    if path is not None:
+        model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        return model.eval(), ClassifierWeights("file", f"ImageNet weights from the local file {path.name}")
+    if allow_download and hub_reachable():
+        try:
+            model = timm.create_model(arch, pretrained=True)
+            return model.eval(), ClassifierWeights("hub", "timm's ImageNet weights (downloaded from the hub)")
+        except Exception:  # noqa: BLE001 - any hub or file error falls back to random weights, said so below
+            pass
+    model = timm.create_model(arch, pretrained=False)
+    where = f"${WEIGHTS_ENV}" + (f" ({folder})" if folder else " (not set)")
+    return model.eval(), ClassifierWeights(
+        "random", f"random weights: the hub cannot be reached and {where} has no {arch} file, so the channel "
+                  "weights below are those of an untrained network")
+
+
+def preprocess(model: torch.nn.Module, image: np.ndarray) -> torch.Tensor:
+    """timm's evaluation transform for `model` applied to an RGB uint8 photo: (1, 3, S, S)."""
+    import timm.data
+
+    config = timm.data.resolve_model_data_config(model)
+    transform = timm.data.create_transform(**config, is_training=False)
+    return transform(Image.fromarray(np.asarray(image, dtype=np.uint8))).unsqueeze(0)
+
+
+def top_classes(logits: torch.Tensor, k: int = 5) -> list[tuple[int, str, float]]:
+    """The k most probable ImageNet classes of logits (1, 1000): (index, description, probability)."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    probabilities = torch.softmax(logits.float()[0], dim=0)
+    values, indices = probabilities.topk(k)
+    return [(int(i), info.index_to_description(int(i)), float(v)) for v, i in zip(values, indices)]
