@@ -8,6 +8,7 @@ only computes one row or column from the cached analysis.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import copy
 import hashlib
 import os
@@ -40,7 +41,9 @@ __all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get
 
 UPLOAD_CHOICE = "Upload your own photo…"
 SOURCES = ("CamVid segmentation (shipped)", "ImageNet classifier (timm)")
-_SELECTION = "_sidebar_selection"  # what sidebar() chose in this run, for the page that app.py runs next
+# What sidebar() chose in this run, for the page that app.py runs next. A ContextVar, not session state:
+# each session's script runs in its own thread, and the value lives exactly as long as the run needs it.
+_selection: contextvars.ContextVar["Selection | None"] = contextvars.ContextVar("attnviz_selection", default=None)
 
 
 @dataclass
@@ -242,7 +245,7 @@ def chosen_pixel(click_key: str, image_hw: tuple[int, int]) -> tuple[float, floa
 
 def write_link(**page_params) -> None:
     """Put the current view into the address bar: model, photo (samples only) and the page's parameters."""
-    selection = st.session_state.get(_SELECTION)
+    selection = _selection.get()
     params = {}
     if selection is not None:
         if selection.source == "timm":
@@ -332,6 +335,7 @@ def _device_picker(bar) -> str:
 def sidebar() -> Selection | None:
     """Draw the shared sidebar (model source and model, photo, figure format, device) and keep the
     selection for the page."""
+    _selection.set(None)
     bar = st.sidebar
     bar.header("Model and photo")
     _read_link_once()
@@ -359,7 +363,7 @@ def sidebar() -> Selection | None:
     key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
     selection = Selection(device=device, image=image, image_key=key, image_title=title, label=label,
                           **model_fields)
-    st.session_state[_SELECTION] = selection
+    _selection.set(selection)
     write_link()
     return selection
 
@@ -375,7 +379,7 @@ def current() -> Selection | None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
-    return st.session_state.get(_SELECTION)
+    return _selection.get()
 
 
 def analysis_for(selection: Selection, name: str | None = None) -> Analysis | None:
