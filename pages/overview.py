@@ -6,6 +6,7 @@ from attnviz import appstate
 from attnviz.analysis import classes_present
 from attnviz.exports import png_bytes
 from attnviz.metrics import score_prediction
+from attnviz.models.checkpoint import card_summary
 from attnviz.text import markdown_literal
 from attnviz.viz.figures import class_legend_figure, training_curve_figure
 from attnviz.viz.overlays import blend_labels
@@ -52,24 +53,17 @@ st.caption(f"Forward pass with capture: {analysis.forward_s * 1000:.0f} ms on {a
            f"photo ({selection.image.shape[1]}x{selection.image.shape[0]}) first ran on this model; every page reuses "
            "that cached result. Steady-state latency is in the compare page's table.")
 
-card = selection.card
-evaluation = card.get("evaluation", {})
-training = card.get("training", {})
+summary = card_summary(selection.card)
 with st.expander(f"Model card: {selection.model_name}", expanded=False):
-    if evaluation:
-        st.markdown(f"mIoU on the CamVid {evaluation.get('split', 'test')} split ({evaluation.get('images', '?')} photos): "
-                    f"**{evaluation.get('miou', float('nan')):.1%}**, "
-                    f"parameters {evaluation.get('parameters', 0):,}, attention parameters "
-                    f"{evaluation.get('attention_parameters', 0):,}.")
-    if training:
-        settings = training.get("settings", {})
-        st.markdown(f"Trained {training.get('epochs')} epochs on {training.get('device')} in "
-                    f"{training.get('wall_time_s', 0) / 60:.0f} min; batch {settings.get('batch_size')}, "
-                    f"crop {settings.get('crop')}, lr {settings.get('lr')}. Data: {training.get('data_licence')}.")
-        if training.get("history"):
-            appstate.chart(st, training_curve_figure(training["history"], f"Training of {selection.model_name}"),
-                            key="training_curve")
-    st.json(card.get("config", {}), expanded=False)
+    for line in (summary["evaluation"], summary["training"]):
+        if line:
+            st.markdown(line)
+    if summary["note"]:
+        st.caption(markdown_literal(summary["note"], max_length=2000))
+    if summary["history"]:
+        appstate.chart(st, training_curve_figure(summary["history"], f"Training of {selection.model_name}"),
+                       key="training_curve")
+    st.json(selection.card.get("config", {}), expanded=False)
 
 st.subheader("Map of the app")
 st.page_link("pages/eca.py", label="ECA channel weights: every ECA layer's weights for this photo, the learned kernels, the channels it favours")

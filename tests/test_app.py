@@ -211,6 +211,9 @@ def test_bad_checkpoints_are_listed_with_a_reason_and_every_page_still_works(tmp
     for suffix in (".json", ".safetensors"):
         shutil.copy(DEFAULT_CHECKPOINT_DIR / f"danet-eca{suffix}", tmp_path / f"my danet{suffix}")
     card = json.loads((tmp_path / "my danet.json").read_text())
+    # a loadable model whose card was edited by hand: odd types below the top level must not break a page
+    odd = {**card, "evaluation": {"miou": "high"}, "training": {"settings": [], "history": "lost", "epochs": None}}
+    (tmp_path / "my danet.json").write_text(json.dumps(odd))
     bad_cards = {"null-card": None, "list-card": [1, 2], "wide": {**card, "config": {**card["config"], "width": "wide"}},
                  "escape": {**card, "weights": "../danet-eca.safetensors"}}
     for name, bad in bad_cards.items():
@@ -225,7 +228,7 @@ def test_bad_checkpoints_are_listed_with_a_reason_and_every_page_still_works(tmp
     for name, reason in (("null-card", "not a JSON object"), ("list-card", "not a JSON object"),
                          ("wide", "width must be a number"), ("escape", "must be a file name")):
         assert f"{name}: " in listed and reason in listed, listed
-    for page in ("pages/position.py", "pages/compare.py", "pages/eca_kernel.py"):
+    for page in ("pages/overview.py", "pages/position.py", "pages/compare.py", "pages/eca_kernel.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
 

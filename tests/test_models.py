@@ -134,3 +134,22 @@ def test_bad_cards_are_named_with_a_reason_and_the_rest_still_load(tmp_path, car
     with pytest.raises(CheckpointError, match=reason.replace("(", r"\(")):
         load_checkpoint("odd", tmp_path)
     assert usable[1].title == "my model · FCN head · ECA (Efficient Channel Attention) in the backbone"
+
+
+def test_card_summary_reads_odd_cards_without_failing():
+    from attnviz.models.checkpoint import card_summary
+
+    odd = {"evaluation": {"miou": "high", "parameters": None}, "training": {"settings": [], "history": [
+        {"epoch": 1, "loss": 2.0, "val_miou": 0.5}, {"epoch": "two", "loss": 1.0}, "junk", {"epoch": 3}],
+        "wall_time_s": "long", "note": 7}}
+    summary = card_summary(odd)
+    assert summary["evaluation"] is None and summary["note"] is None
+    assert summary["history"] == [{"epoch": 1, "loss": 2.0, "val_miou": 0.5}]
+    assert summary["training"].startswith("Trained ? epochs on ?; batch ?")
+    good = card_summary({"evaluation": {"miou": 0.5532, "parameters": 3175411},
+                         "training": {"epochs": 6, "device": "cpu", "wall_time_s": 1673.2, "note": "fine-tuned",
+                                      "settings": {"batch_size": 8, "pam_affinity": 1.0}}})
+    assert "**55.3%**" in good["evaluation"] and "parameters 3,175,411" in good["evaluation"]
+    assert "in 28 min" in good["training"] and "PAM affinity weight 1.0" in good["training"]
+    assert good["note"] == "fine-tuned" and card_summary({}) == {"evaluation": None, "training": None,
+                                                                 "note": None, "history": []}

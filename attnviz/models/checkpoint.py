@@ -18,7 +18,7 @@ from attnviz.models.segmentation import ModelConfig, SegmentationModel
 from attnviz.modules import ATTENTION_TITLES
 
 __all__ = ["CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_card",
-           "list_checkpoints", "inspect_checkpoint", "scan_checkpoints", "load_state_dict_checked",
+           "list_checkpoints", "inspect_checkpoint", "scan_checkpoints", "card_summary", "load_state_dict_checked",
            "DEFAULT_CHECKPOINT_DIR"]
 
 DEFAULT_CHECKPOINT_DIR = Path(os.environ.get("ATTNVIZ_CHECKPOINTS") or Path(__file__).resolve().parents[2] / "checkpoints")
@@ -134,6 +134,45 @@ class CheckpointInfo:
         if self.pam_affinity > 0:
             parts.append("PAM supervised with class affinity")
         return " · ".join(parts)
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def card_summary(card: dict) -> dict:
+    """What the Overview shows of a model card, read defensively (a hand-edited card may hold anything):
+    {"evaluation": str | None, "training": str | None, "note": str | None, "history": [dict] (epoch, loss,
+    val_miou where present; entries of the wrong type dropped)}."""
+    evaluation = card.get("evaluation") if isinstance(card.get("evaluation"), dict) else {}
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}
+    summary = {"evaluation": None, "training": None, "note": None, "history": []}
+    miou = _number(evaluation.get("miou"))
+    if miou is not None:
+        parts = [f"mIoU on the CamVid {evaluation.get('split', 'test')} split: **{miou:.1%}**"]
+        for key, title in (("parameters", "parameters"), ("attention_parameters", "attention parameters")):
+            if _number(evaluation.get(key)) is not None:
+                parts.append(f"{title} {int(evaluation[key]):,}")
+        summary["evaluation"] = ", ".join(parts) + "."
+    if training:
+        minutes = _number(training.get("wall_time_s"))
+        summary["training"] = (
+            f"Trained {training.get('epochs', '?')} epochs on {training.get('device', '?')}"
+            + (f" in {minutes / 60:.0f} min" if minutes is not None else "")
+            + f"; batch {settings.get('batch_size', '?')}, crop {settings.get('crop', '?')}, lr {settings.get('lr', '?')}"
+            + (f", PAM affinity weight {settings['pam_affinity']}" if _number(settings.get("pam_affinity")) else "")
+            + f". Data: {training.get('data_licence', 'not stated')}.")
+    if isinstance(training.get("note"), str):
+        summary["note"] = training["note"]
+    history = training.get("history") if isinstance(training.get("history"), list) else []
+    for entry in history:
+        if isinstance(entry, dict) and _number(entry.get("epoch")) is not None and _number(entry.get("loss")) is not None:
+            clean = {"epoch": entry["epoch"], "loss": entry["loss"]}
+            if _number(entry.get("val_miou")) is not None:
+                clean["val_miou"] = entry["val_miou"]
+            summary["history"].append(clean)
+    return summary
 
 
 def inspect_checkpoint(name: str, directory: str | Path = DEFAULT_CHECKPOINT_DIR) -> CheckpointInfo:
