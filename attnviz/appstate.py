@@ -1,9 +1,10 @@
-"""Streamlit glue shared by app.py and the pages: the sidebar, caches and the current selection.
+"""Streamlit glue shared by app.py and the pages: the sidebar, caches, links, downloads, the selection.
 
 The only module of the package that imports Streamlit. Models are cached per
-(name, device) with st.cache_resource; the analysis of a photo (one forward
-pass with capture) per (model, device, image hash). A click on a page then
-only computes one row or column from the cached analysis.
+(name, device, folder) with st.cache_resource; the analysis of a photo (one
+forward pass with capture) per (model, device, image hash); attributions per
+(model, photo, pixel). A click on a page then only computes one row or column
+from the cached analysis.
 """
 from __future__ import annotations
 
@@ -21,23 +22,23 @@ import streamlit as st
 import torch
 from streamlit.runtime.pages_manager import PagesManager
 
-from attnviz.analysis import (Analysis, analyse, analyse_classifier, click_to_image_point, image_to_tensor, parse_image_point,
-                              pick_device)
+from attnviz.analysis import (Analysis, analyse, analyse_classifier, click_to_image_point, image_to_tensor,
+                              parse_image_point, pick_device)
 from attnviz.attribution import grad_cam, integrated_gradients
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError, decode_image
 from attnviz.data.samples import SAMPLE_ATTRIBUTION, list_samples, load_sample
 from attnviz.models import CheckpointError, load_checkpoint
-from attnviz.text import markdown_literal
-from attnviz.viz.figures import extreme_channels_figure
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR as SHIPPED_CHECKPOINT_DIR
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 from attnviz.models.imagenet import IMAGENET_MODELS, WEIGHTS_ENV, load_imagenet_model
 from attnviz.results import read_results
+from attnviz.text import markdown_literal
+from attnviz.viz.figures import extreme_channels_figure
 
-__all__ = ["Selection", "sidebar", "current", "page_analysis", "get_model", "get_analysis", "require_models", "model_title",
-           "catalogue", "link_value", "link_note", "apply_link", "write_link", "chart", "download",
-           "layer_picker", "extreme_channels", "chosen_pixel",
-           "pixel_grad_cam", "pixel_integrated_gradients"]
+__all__ = ["Selection", "sidebar", "current", "page_analysis", "analysis_for", "require_models", "catalogue",
+           "checkpoint_dir", "results", "get_model", "get_analysis", "get_classifier", "get_classifier_analysis",
+           "pixel_grad_cam", "pixel_integrated_gradients", "chart", "download", "layer_picker",
+           "extreme_channels", "chosen_pixel", "link_value", "link_note", "apply_link", "write_link"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
 SOURCES = ("CamVid segmentation (shipped)", "ImageNet classifier (timm)")
@@ -136,11 +137,6 @@ def catalogue() -> dict[str, CheckpointInfo]:
     """The loadable checkpoints by name; those that cannot load are listed in the sidebar with the reason."""
     usable, _ = scan_checkpoints(checkpoint_dir())
     return {info.name: info for info in usable}
-
-
-def model_title(name: str) -> str:
-    info = catalogue().get(name)
-    return info.title if info else name
 
 
 # ----------------------------------------------------------------------------- figures
