@@ -38,7 +38,7 @@ from attnviz.viz.figures import extreme_channels_figure
 __all__ = ["Selection", "sidebar", "current", "page_analysis", "analysis_for", "require_models", "catalogue",
            "checkpoint_dir", "results", "get_model", "get_analysis", "get_classifier", "get_classifier_analysis",
            "pixel_grad_cam", "pixel_integrated_gradients", "chart", "download", "layer_picker",
-           "extreme_channels", "chosen_pixel", "link_value", "link_note", "apply_link", "write_link"]
+           "extreme_channels", "chosen_pixel", "switch_button", "link_value", "link_note", "apply_link", "write_link"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
 SOURCES = ("CamVid segmentation (shipped)", "ImageNet classifier (timm)")
@@ -396,6 +396,11 @@ def _switch_model(name: str) -> None:
     st.session_state["model"] = name
 
 
+def switch_button(where, name: str, label: str | None = None) -> None:
+    """A button that switches the sidebar to CamVid checkpoint `name`."""
+    where.button(label or name, key=f"switch-{name}", on_click=_switch_model, args=(name,))
+
+
 def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (),
                   what: str = "") -> tuple[Selection, Analysis]:
     """The selection and its analysis for a page; stops the page (with an explanation) when there is none."""
@@ -423,5 +428,5 @@ def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attenti
     if not options:
         st.warning("No shipped checkpoint has one.")
     for column, name in zip(st.columns(max(1, len(options))), options):
-        column.button(name, key=f"switch-{name}", on_click=_switch_model, args=(name,))
+        switch_button(column, name)
     return False

@@ -93,6 +93,9 @@ with right:
     else:
         st.caption("Plain DANet: S was learned only through the segmentation loss. Trained on 367 photos, it is "
                    "weakly tied to the classes; a model trained with `--pam-affinity` is taught to group them.")
+        supervised = [n for n, i in appstate.catalogue().items() if i.pam_affinity > 0]
+        if supervised:
+            appstate.switch_button(st, supervised[0], f"Compare: the same pixel with {supervised[0]}")
 # the formula with this photo's numbers, for the largest value shown
 j = top[0]
 query_index, key_index = (index, j) if is_row else (j, index)

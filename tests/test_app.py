@@ -290,3 +290,21 @@ def test_an_imagenet_classifier_from_timm_on_the_overview_eca_and_se_pages(monke
     at.switch_page("pages/attribution.py").run()
     assert any("no per-pixel output to attribute" in i.value for i in at.info)
     assert "source=timm" in str(at.query_params) or at.query_params.get("source") in ("timm", ["timm"])
+
+
+def test_plain_danet_offers_the_affinity_model_and_keeps_the_pixel():
+    at = _app("danet-eca", "pages/position.py")
+    at.session_state["pam_click"] = {"x": 300, "y": 250, "width": 480, "height": 360}
+    at.run()
+    at.button(key="switch-danet-eca-affinity").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="model").value == "danet-eca-affinity"
+    text = _text(at)
+    assert "x = 300, y = 250 in the photo" in text and "PAM supervised with class affinity" in " ".join(
+        i.value for i in at.info)
+    import json
+
+    from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
+
+    ratio = json.loads((DEFAULT_CHECKPOINT_DIR / "results.json").read_text())["models"]["danet-eca-affinity"]
+    assert f"{ratio['pam_own_class_ratio']['mean']:.2f}x chance on average" in text  # the model's own figure
