@@ -46,6 +46,7 @@ class Adapter:
     kind: str            # "eca", "se", "flexible" (channel weights) or "cbam-spatial" (a spatial map)
     gate: str            # attribute holding the gate module
     branches: str = ""   # attribute whose successive outputs are the pooling branches (CBAM's fc2)
+    pooled: bool = False  # the input of its `conv` is the pooled descriptor (not CecaModule's: padded)
 
     def resolve(self) -> type | None:
         """The class, if its library is already imported (a model cannot hold one otherwise)."""
@@ -54,7 +55,7 @@ class Adapter:
 
 
 ADAPTERS = (
-    Adapter("timm.layers.eca", "EcaModule", "eca", "gate"),
+    Adapter("timm.layers.eca", "EcaModule", "eca", "gate", pooled=True),
     Adapter("timm.layers.eca", "CecaModule", "eca", "gate"),
     Adapter("timm.layers.squeeze_excite", "SEModule", "se", "gate"),
     Adapter("timm.layers.squeeze_excite", "EffectiveSEModule", "se", "gate"),
@@ -125,21 +126,22 @@ def _finish(owner: nn.Module, adapter: Adapter):
     return hook
 
 
-def _register(model: nn.Module) -> list[torch.utils.hooks.RemovableHandle]:
+def _register(model: nn.Module) -> tuple[list[torch.utils.hooks.RemovableHandle], int]:
+    """(hook handles, number of adapted modules)."""
     handles = []
-    for module, adapter in adapted_modules(model):
+    modules = adapted_modules(model)
+    for module, adapter in modules:
         handles.append(module.register_forward_pre_hook(_start))
-        conv = getattr(module, "conv", None)
-        if adapter.kind == "eca" and isinstance(conv, nn.Conv1d) and getattr(module, "conv2", None) is None:
-            handles.append(conv.register_forward_hook(_keep_pooled(module)))
+        if adapter.pooled and getattr(module, "conv2", None) is None:  # use_mlp=True: conv is not the kernel
+            handles.append(module.conv.register_forward_hook(_keep_pooled(module)))
         if adapter.branches:
             handles.append(getattr(module, adapter.branches).register_forward_hook(_keep_branch(module)))
         handles.append(getattr(module, adapter.gate).register_forward_hook(_finish(module, adapter)))
-    return handles
+    return handles, len(modules)
 
 
 _lock = threading.Lock()
-_installed: dict[int, list] = {}  # id(model) -> [open captures, hook handles]
+_installed: dict[int, list] = {}  # id(model) -> [open captures, hook handles, adapted modules]
 
 
 @contextmanager
@@ -151,10 +153,10 @@ def hooked(model: nn.Module) -> Iterator[int]:
     with _lock:
         entry = _installed.get(id(model))
         if entry is None:
-            entry = _installed[id(model)] = [0, _register(model)]
+            entry = _installed[id(model)] = [0, *_register(model)]
         entry[0] += 1
     try:
-        yield len(adapted_modules(model))
+        yield entry[2]
     finally:
         with _lock:
             entry[0] -= 1

@@ -69,22 +69,25 @@ class Analysis:
 
 
 @torch.no_grad()
+def _captured_forward(model: torch.nn.Module, x: torch.Tensor, keep_features: bool):
+    """(output, every attention record moved to the CPU, seconds) of one forward pass with capture."""
+    started = time.perf_counter()
+    with capture(model, keep_features=keep_features) as rec:
+        output = model(x)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    return output, {name: _to_cpu(r) for name, r in rec.records().items()}, elapsed
+
+
 def analyse(model: torch.nn.Module, image: np.ndarray, model_name: str = "", keep_features: bool = True) -> Analysis:
     """One forward pass with capture: prediction and every attention record, moved to the CPU."""
     device = next(model.parameters()).device
-    x = image_to_tensor(image, device)
-    started = time.perf_counter()
-    with capture(model, keep_features=keep_features) as rec:
-        logits = model(x)
+    logits, records, elapsed = _captured_forward(model, image_to_tensor(image, device), keep_features)
     prediction = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - started
-    records = {name: _to_cpu(r) for name, r in rec.records().items()}
     return Analysis(model_name, str(device), image, prediction, records, elapsed)
 
 
-@torch.no_grad()
 def analyse_classifier(model: torch.nn.Module, image: np.ndarray, model_name: str = "",
                        keep_features: bool = True) -> Analysis:
     """One forward pass of a timm ImageNet classifier, with timm's own preprocessing: the top-5 classes
@@ -92,14 +95,7 @@ def analyse_classifier(model: torch.nn.Module, image: np.ndarray, model_name: st
     from attnviz.models.imagenet import preprocess, top_classes
 
     device = next(model.parameters()).device
-    x = preprocess(model, image).to(device)
-    started = time.perf_counter()
-    with capture(model, keep_features=keep_features) as rec:
-        logits = model(x)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - started
-    records = {name: _to_cpu(r) for name, r in rec.records().items()}
+    logits, records, elapsed = _captured_forward(model, preprocess(model, image).to(device), keep_features)
     return Analysis(model_name, str(device), image, None, records, elapsed, top_classes(logits.cpu()))
 
 

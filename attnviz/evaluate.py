@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from attnviz.affinity import query_cells
 from attnviz.analysis import image_to_tensor, own_class_ratio
-from attnviz.machine import machine_info, time_calls
 from attnviz.capture import PositionAttentionRecord, capture
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, SPLITS, CamVid, default_data_root
+from attnviz.machine import machine_info, time_calls
 from attnviz.metrics import confusion_matrix, summarise_confusion
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, load_checkpoint, scan_checkpoints
 from attnviz.models.segmentation import SegmentationModel
@@ -59,14 +59,14 @@ def cpu_latency_ms(model: torch.nn.Module, size=(360, 480), repeats: int = 10) -
         return 1000 * time_calls(lambda: model(x), repeats)["median_s"]
 
 
-def has_position_attention(model: torch.nn.Module) -> bool:
-    return any(isinstance(m, PositionAttention) for m in model.modules())
-
-
 def pam_alpha(model: torch.nn.Module) -> float | None:
     """The learned alpha of the model's (first) position attention module, None without one."""
     found = [m for m in model.modules() if isinstance(m, PositionAttention)]
     return float(found[0].alpha.detach()) if found else None
+
+
+def has_position_attention(model: torch.nn.Module) -> bool:
+    return pam_alpha(model) is not None
 
 
 @torch.no_grad()

@@ -173,3 +173,15 @@ def test_one_set_of_hooks_while_threads_capture_at_once():
         t.join()
     assert counts == [len(eca_layers)] * 6
     assert _hooks(model) == 0
+
+
+def test_circular_eca_records_its_weights_but_no_padded_descriptor():
+    from timm.layers.eca import CecaModule
+
+    module = CecaModule(64).eval()
+    x = torch.randn(1, 64, 5, 5)
+    with torch.no_grad(), capture(module) as rec:
+        out = module(x)
+    record = rec["CecaModule"]
+    assert record.weights.shape == (1, 64) and "pooled" not in record.parts and record.kernel is None
+    torch.testing.assert_close(out, x * record.weights[:, :, None, None])

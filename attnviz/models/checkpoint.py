@@ -117,10 +117,6 @@ class CheckpointInfo:
         return float(value) if isinstance(value, (int, float)) else 0.0
 
     @property
-    def has_position_attention(self) -> bool:
-        return self.config.head == "danet"
-
-    @property
     def label(self) -> str:
         """Short enough for a select box: the name, and "PAM + class affinity" where it applies."""
         return f"{self.name} (PAM + class affinity)" if self.pam_affinity > 0 and "affinity" not in self.name \
