@@ -35,6 +35,12 @@ __all__ = ["main"]
 
 
 
+def _sync(device: str) -> None:
+    """Wait for the GPU's queued work, so that a timer measures it (nothing to wait for on the CPU)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 # ----------------------------------------------------------------------------- cases (run in a child)
 
 
@@ -58,8 +64,7 @@ def _case_pam(mode: str, num_pixels: int, channels: int, chunk: int, device: str
                 position_attention_reference(q, k, v)
             else:
                 position_attention(q, k, v, chunk=chunk)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        _sync(device)
 
     repeats = 3 if num_pixels <= 16384 else 1
     timing = time_calls(run, repeats, warmup=1 if num_pixels <= 4096 else 0)
@@ -155,23 +160,19 @@ def _case_train(device: str, augment_on: str, steps: int, batch_size: int = 8, w
     generator = torch.Generator().manual_seed(0)
     cuda = device == "cuda"
 
-    def sync():
-        if cuda:
-            torch.cuda.synchronize()
-
     data_s, step_s = [], []
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     for step in range(steps + 1):  # the first step warms up
-        sync()
+        _sync(device)
         started = time.perf_counter()
         x, y = augment_batch(images, labels, torch.randperm(len(images), generator=generator)[:batch_size],
                              settings, generator)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        sync()
+        _sync(device)
         augmented = time.perf_counter()
         _training_step(model, optimizer, x, y, weights, settings, tap, use_amp=cuda)
-        sync()
+        _sync(device)
         if step:
             data_s.append(augmented - started)
             step_s.append(time.perf_counter() - augmented)
@@ -200,15 +201,14 @@ def _case_attribution(name: str, device: str, steps: int = 32) -> dict:
     x = image_to_tensor(load_sample(list_samples()[0]).image, device)
     target = (3, 300, 240)  # Road, low in the middle of the photo
 
-    def sync(fn):
+    def synced(fn):
         def run():
             fn()
-            if device == "cuda":
-                torch.cuda.synchronize()
+            _sync(device)
         return run
 
-    cam = time_calls(sync(lambda: grad_cam(model, x, target)), repeats=5)
-    ig = time_calls(sync(lambda: integrated_gradients(model, x, target, steps=steps)), repeats=2)
+    cam = time_calls(synced(lambda: grad_cam(model, x, target)), repeats=5)
+    ig = time_calls(synced(lambda: integrated_gradients(model, x, target, steps=steps)), repeats=2)
     return {"model": name, "width": card["config"]["width"], "image": [360, 480], "device": device,
             "grad_cam_s": cam["median_s"], "integrated_gradients_s": ig["median_s"], "ig_steps": steps,
             "ig_internal_batch_size": 4}

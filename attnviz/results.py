@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["read_results", "model_results", "results_rows", "pam_ratio_text", "markdown_tables"]
+__all__ = ["as_number", "read_results", "model_results", "results_rows", "pam_ratio_text", "markdown_tables"]
 
 
 def read_results(path: str | Path) -> dict:
@@ -28,9 +28,14 @@ def model_results(results: dict, name: str) -> dict:
     return entry if isinstance(entry, dict) else {}
 
 
+def as_number(value) -> float | None:
+    """`value` as a float if it is a JSON number (not a bool, not a string), else None."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def _number(entry: dict, key: str, scale: float = 1.0):
-    value = entry.get(key)
-    return value * scale if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    value = as_number(entry.get(key))
+    return None if value is None else value * scale
 
 
 def results_rows(results: dict) -> list[dict]:

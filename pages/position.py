@@ -85,7 +85,8 @@ with right:
                                                 selection.model_name))
     if model_figure:
         st.markdown(f"**This model over the whole test split:** {model_figure}.")
-    info = appstate.catalogue().get(selection.model_name)
+    models = appstate.catalogue()
+    info = models.get(selection.model_name)
     if info is not None and info.pam_affinity > 0:
         st.info(f"**PAM supervised with class affinity** (weight {info.pam_affinity:g}): in training, an extra loss "
                 "pulled each row of S towards the pixels of the query's own class (the affinity-loss idea of "
@@ -93,7 +94,7 @@ with right:
     else:
         st.caption("Plain DANet: S was learned only through the segmentation loss. Trained on 367 photos, it is "
                    "weakly tied to the classes; a model trained with `--pam-affinity` is taught to group them.")
-        supervised = [n for n, i in appstate.catalogue().items() if i.pam_affinity > 0]
+        supervised = [n for n, i in models.items() if i.pam_affinity > 0]
         if supervised:
             appstate.switch_button(st, supervised[0], f"Compare: the same pixel with {supervised[0]}")
 # the formula with this photo's numbers, for the largest value shown

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from attnviz.models.segmentation import ModelConfig, SegmentationModel
 from attnviz.modules import ATTENTION_TITLES
+from attnviz.results import as_number
 
 __all__ = ["CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_card",
            "list_checkpoints", "inspect_checkpoint", "scan_checkpoints", "card_summary", "load_state_dict_checked",
@@ -113,8 +114,7 @@ class CheckpointInfo:
     @property
     def pam_affinity(self) -> float:
         settings = self.card.get("training", {}).get("settings", {})
-        value = settings.get("pam_affinity", 0.0) if isinstance(settings, dict) else 0.0
-        return float(value) if isinstance(value, (int, float)) else 0.0
+        return (as_number(settings.get("pam_affinity")) if isinstance(settings, dict) else None) or 0.0
 
     @property
     def label(self) -> str:
@@ -132,10 +132,6 @@ class CheckpointInfo:
         return " · ".join(parts)
 
 
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def card_summary(card: dict) -> dict:
     """What the Overview shows of a model card, read defensively (a hand-edited card may hold anything):
     {"evaluation": str | None, "training": str | None, "note": str | None, "history": [dict] (epoch, loss,
@@ -144,28 +140,28 @@ def card_summary(card: dict) -> dict:
     training = card.get("training") if isinstance(card.get("training"), dict) else {}
     settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}
     summary = {"evaluation": None, "training": None, "note": None, "history": []}
-    miou = _number(evaluation.get("miou"))
+    miou = as_number(evaluation.get("miou"))
     if miou is not None:
         parts = [f"mIoU on the CamVid {evaluation.get('split', 'test')} split: **{miou:.1%}**"]
         for key, title in (("parameters", "parameters"), ("attention_parameters", "attention parameters")):
-            if _number(evaluation.get(key)) is not None:
+            if as_number(evaluation.get(key)) is not None:
                 parts.append(f"{title} {int(evaluation[key]):,}")
         summary["evaluation"] = ", ".join(parts) + "."
     if training:
-        minutes = _number(training.get("wall_time_s"))
+        minutes = as_number(training.get("wall_time_s"))
         summary["training"] = (
             f"Trained {training.get('epochs', '?')} epochs on {training.get('device', '?')}"
             + (f" in {minutes / 60:.0f} min" if minutes is not None else "")
             + f"; batch {settings.get('batch_size', '?')}, crop {settings.get('crop', '?')}, lr {settings.get('lr', '?')}"
-            + (f", PAM affinity weight {settings['pam_affinity']}" if _number(settings.get("pam_affinity")) else "")
+            + (f", PAM affinity weight {settings['pam_affinity']}" if as_number(settings.get("pam_affinity")) else "")
             + f". Data: {training.get('data_licence', 'not stated')}.")
     if isinstance(training.get("note"), str):
         summary["note"] = training["note"]
     history = training.get("history") if isinstance(training.get("history"), list) else []
     for entry in history:
-        if isinstance(entry, dict) and _number(entry.get("epoch")) is not None and _number(entry.get("loss")) is not None:
+        if isinstance(entry, dict) and as_number(entry.get("epoch")) is not None and as_number(entry.get("loss")) is not None:
             clean = {"epoch": entry["epoch"], "loss": entry["loss"]}
-            if _number(entry.get("val_miou")) is not None:
+            if as_number(entry.get("val_miou")) is not None:
                 clean["val_miou"] = entry["val_miou"]
             summary["history"].append(clean)
     return summary
