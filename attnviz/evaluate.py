@@ -7,6 +7,13 @@ multiply-adds at 360x480 (torch's FlopCounterMode, MACs = FLOPs / 2: convs,
 linears and the attention matmuls), and CPU latency at 360x480 (median of
 --repeats forward passes after a warm-up, batch 1, --threads threads).
 
+How sure the mIoU is (`attnviz.uncertainty`): a 95% percentile-bootstrap
+interval over test photos for every model, and the paired-bootstrap interval of
+the difference for every pair of models evaluated in one run (--resamples,
+seed 0). For DANet models, how semantic the position attention is
+(`attnviz.quality`): own-class ratio, far-key own-class ratio, per class, row
+entropy and near mass, on the same seeded query cells.
+
 Writes checkpoints/results.json (the table of the compare page) and adds an
 "evaluation" section to each model card.
 """
@@ -23,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from attnviz.affinity import query_cells
-from attnviz.analysis import image_to_tensor, own_class_ratio
+from attnviz.analysis import image_to_tensor
 from attnviz.capture import PositionAttentionRecord, capture
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, SPLITS, CamVid, default_data_root
 from attnviz.machine import machine_info, time_calls
@@ -31,9 +38,12 @@ from attnviz.metrics import confusion_matrix, summarise_confusion
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, load_checkpoint, scan_checkpoints
 from attnviz.models.segmentation import SegmentationModel
 from attnviz.modules.danet import PositionAttention
+from attnviz.quality import query_measures, summarise_measures
 from attnviz.results import read_results
+from attnviz.uncertainty import DEFAULT_RESAMPLES, bootstrap_interval, paired_difference_interval
 
-__all__ = ["attention_parameters", "count_macs", "cpu_latency_ms", "evaluate_model", "pam_alpha", "main"]
+__all__ = ["attention_parameters", "count_macs", "cpu_latency_ms", "evaluate_model", "pam_alpha",
+           "paired_differences", "main"]
 
 
 def attention_parameters(model: SegmentationModel) -> int:
@@ -71,7 +81,8 @@ def has_position_attention(model: torch.nn.Module) -> bool:
 
 @torch.no_grad()
 def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bool = True,
-                   pam_queries: int = 0, pam_purity: float = 0.8, seed: int = 0) -> dict:
+                   pam_queries: int = 0, pam_purity: float = 0.8, seed: int = 0,
+                   per_photo_confusion: list | None = None) -> dict:
     """mIoU, per-class IoU and pixel accuracy of `model` over (image (H, W, 3) uint8, label (H, W)) pairs.
 
     `pairs` is any sequence of such pairs: a CamVid split, or pairs already in memory (training's
@@ -81,7 +92,10 @@ def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bo
     "pam_own_class_ratio": for up to `pam_queries` feature cells per photo that are at least
     `pam_purity` one class (drawn by one generator seeded with `seed`), the share of the cell's row of
     S that falls on its class over that class's share of the photo (`attnviz.affinity`); the mean, the
-    median and the number of queries.
+    median and the number of queries, and "pam_quality" (`attnviz.quality.summarise_measures`: far-key
+    own-class ratio, per class, row entropy, near mass) of the same rows.
+
+    `per_photo_confusion`, when given, receives each photo's (K, K) confusion matrix (for the bootstrap).
     """
     model.eval()
     device = next(model.parameters()).device
@@ -89,7 +103,7 @@ def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bo
     count = min(len(pairs), limit) if limit else len(pairs)
     measure_pam = pam_queries > 0 and has_position_attention(model)
     rng = np.random.default_rng(seed)
-    ratios = []
+    measures = []
     for index in tqdm(range(count), desc="images", disable=not progress, leave=False):
         image, label = pairs[index]
         x = image_to_tensor(image, device)
@@ -101,20 +115,32 @@ def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bo
             cells, classes = query_cells(label, (pam.height, pam.width), pam_queries, rng, pam_purity)
             if cells.size:
                 rows = pam.rows(torch.from_numpy(cells)).cpu().numpy()
-                ratios.append(own_class_ratio(rows, label, classes))
+                measures.append(query_measures(rows, label, cells, classes))
         else:
             logits = model(x)
         prediction = logits.argmax(1)[0].cpu()
-        confusion += confusion_matrix(prediction, torch.from_numpy(label), NUM_CLASSES, IGNORE_INDEX)
+        photo_confusion = confusion_matrix(prediction, torch.from_numpy(label), NUM_CLASSES, IGNORE_INDEX)
+        confusion += photo_confusion
+        if per_photo_confusion is not None:
+            per_photo_confusion.append(photo_confusion.numpy())
     result = {**summarise_confusion(confusion, CLASS_NAMES), "images": count}
     if measure_pam:
-        values = np.concatenate(ratios) if ratios else np.array([])
+        values = np.concatenate([m["own_class_ratio"] for m in measures]) if measures else np.array([])
         values = values[np.isfinite(values)]
         result["pam_own_class_ratio"] = {
             "mean": float(values.mean()) if values.size else None,
             "median": float(np.median(values)) if values.size else None,
             "queries": int(values.size), "per_photo": pam_queries, "purity": pam_purity, "seed": seed}
+        result["pam_quality"] = summarise_measures(measures, CLASS_NAMES)
     return result
+
+
+def paired_differences(per_photo_confusion: dict[str, np.ndarray], resamples: int = DEFAULT_RESAMPLES) -> dict:
+    """{"a - b": paired-bootstrap interval of mIoU(a) - mIoU(b)} for every ordered pair a < b (by name)
+    of models scored on the same photos."""
+    names = sorted(per_photo_confusion)
+    return {f"{a} - {b}": paired_difference_interval(per_photo_confusion[a], per_photo_confusion[b], resamples)
+            for i, a in enumerate(names) for b in names[i + 1:]}
 
 
 def _positive(text: str) -> int:
@@ -143,15 +169,20 @@ def _parse(argv):
                         help="evaluate only the first N images (quick checks)")
     parser.add_argument("--pam-queries", type=_not_negative, default=40,
                         help="query cells per photo for pam_own_class_ratio (DANet models; 0: skip)")
+    parser.add_argument("--resamples", type=_positive, default=DEFAULT_RESAMPLES,
+                        help="bootstrap resamples of the test photos for the mIoU intervals")
     parser.add_argument("--out", type=Path, default=None, help="default: <checkpoints>/results.json")
     return parser, parser.parse_args(argv)
 
 
-def _evaluate_checkpoint(name: str, args, dataset) -> dict:
+def _evaluate_checkpoint(name: str, args, dataset, per_photo_confusion: list) -> dict:
     """The results entry of one checkpoint; also written into its model card as "evaluation"."""
     model, card = load_checkpoint(name, args.checkpoints)
+    scores = evaluate_model(model, dataset, args.limit, pam_queries=args.pam_queries,
+                            per_photo_confusion=per_photo_confusion)
     entry = {
-        **evaluate_model(model, dataset, args.limit, pam_queries=args.pam_queries),
+        **scores,
+        "miou_interval": bootstrap_interval(np.stack(per_photo_confusion), args.resamples),
         "split": args.split,
         "parameters": sum(p.numel() for p in model.parameters()),
         "attention_parameters": attention_parameters(model),
@@ -164,7 +195,8 @@ def _evaluate_checkpoint(name: str, args, dataset) -> dict:
     card["evaluation"] = {k: v for k, v in entry.items() if k != "config"}
     (args.checkpoints / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     pam = entry.get("pam_own_class_ratio", {})
-    print(f"{name}: mIoU {entry['miou']:.4f}, pixel acc {entry['pixel_accuracy']:.4f}, "
+    interval = entry["miou_interval"]
+    print(f"{name}: mIoU {entry['miou']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}], pixel acc {entry['pixel_accuracy']:.4f}, "
           f"params {entry['parameters']:,} (attention {entry['attention_parameters']:,}), "
           f"{entry['macs'] / 1e9:.3f} GMACs, {entry['latency_ms']:.1f} ms"
           + (f", PAM own-class ratio {pam['mean']:.2f}x (median {pam['median']:.2f}x), alpha {entry['pam_alpha']:.3f}"
@@ -196,15 +228,26 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     out = args.out or args.checkpoints / "results.json"
-    models = read_results(out).get("models") or {}
+    previous = read_results(out)
+    models = previous.get("models") or {}
+    confusions = {}
     for name in names:
-        models[name] = _evaluate_checkpoint(name, args, dataset)
+        confusions[name] = []
+        models[name] = _evaluate_checkpoint(name, args, dataset, confusions[name])
+    differences = {key: value for key, value in (previous.get("paired_differences") or {}).items()
+                   if not set(key.split(" - ")) & set(names)}
+    differences.update(paired_differences({name: np.stack(c) for name, c in confusions.items()}, args.resamples))
     results = {
         "meta": {"command": "python -m attnviz.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
                  "machine": machine_info(), "split": args.split, "latency_threads": args.threads,
                  "latency_repeats": args.repeats, "input_size": [360, 480],
-                 "macs_note": "torch FlopCounterMode FLOPs / 2 at 1x3x360x480"},
+                 "macs_note": "torch FlopCounterMode FLOPs / 2 at 1x3x360x480",
+                 "interval_note": (f"95% percentile bootstrap over the test photos ({args.resamples} resamples, "
+                                   "seed 0; paired for differences). Covers test sampling only, not training "
+                                   "seeds: one seed per model.")},
         "models": {k: v for k, v in sorted(models.items()) if k in loadable},
+        "paired_differences": {key: value for key, value in sorted(differences.items())
+                               if set(key.split(" - ")) <= set(loadable)},
     }
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

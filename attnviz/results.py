@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["as_number", "read_results", "model_results", "results_rows", "pam_ratio_text", "markdown_tables"]
+__all__ = ["BASELINE", "COLUMN_HELP", "as_number", "read_results", "model_results", "miou_interval",
+           "paired_difference", "results_rows", "pam_ratio_text", "far_key_text", "class_figure", "markdown_tables"]
 
 
 def read_results(path: str | Path) -> dict:
@@ -33,30 +34,112 @@ def as_number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+BASELINE = "fcn-none"
+DASH = "–"
+
+# The compare table's columns and what each says (the tooltip of its header); a dash means "no figure".
+COLUMN_HELP = {
+    "model": "Checkpoint name: <head>-<attention module>.",
+    "test mIoU (%)": "Mean IoU over the 11 CamVid classes on the 233 test photos.",
+    "95% interval (%)": "Percentile bootstrap over the test photos (seed 0): where the mIoU would fall on other "
+                        "photos like these. It does not cover training seeds (one seed per model).",
+    f"vs {BASELINE} (points)": f"mIoU minus {BASELINE}'s (the no-attention baseline), with the 95% interval of a "
+                               "paired bootstrap over the same photos. – for the baseline itself.",
+    "beyond test noise": f"'yes' when the interval of the difference to {BASELINE} excludes 0. Differences inside "
+                         "test noise cannot rank the modules; seed noise comes on top.",
+    "pixel acc. (%)": "Share of labelled test pixels classified right.",
+    "PAM own-class (x chance)": "DANet models: share of a row of S on the query pixel's own class over that class's "
+                                "share of the photo (1.00x = chance; mean over query cells). – : no position "
+                                "attention.",
+    "PAM far-key own-class (x chance)": "The same over far keys only (the query's nearest 10% of cells dropped): a "
+                                        "local attention scores about 1, a semantic one stays high. – : no position "
+                                        "attention.",
+    "PAM α": "The learned weight of the attention output (E = α·D·Sᵀ + A; starts at 0). – : no position attention.",
+    "parameters": "All parameters of the model.",
+    "attention params": "Parameters of the attention modules alone.",
+    "GMACs @360x480": "Multiply-adds of one 360x480 forward pass, in billions.",
+    "CPU latency (ms)": "Median forward time, batch 1, 360x480, on the CPU of the machine that ran evaluate.",
+}
+
+
 def _number(entry: dict, key: str, scale: float = 1.0):
     value = as_number(entry.get(key))
     return None if value is None else value * scale
 
 
-def results_rows(results: dict) -> list[dict]:
-    """One row per model for the compare table; None where a figure is missing."""
+def _text(value, template: str) -> str:
+    return DASH if value is None else template.format(value)
+
+
+def miou_interval(entry: dict) -> tuple[float, float] | None:
+    """(low, high) of the model's bootstrap interval of test mIoU, None when results.json has none."""
+    interval = entry.get("miou_interval")
+    if not isinstance(interval, dict):
+        return None
+    low, high = as_number(interval.get("low")), as_number(interval.get("high"))
+    return None if low is None or high is None else (low, high)
+
+
+def paired_difference(results: dict, model: str, other: str = BASELINE) -> dict | None:
+    """mIoU(model) - mIoU(other) with its paired-bootstrap interval, read either way round; None if absent."""
+    pairs = results.get("paired_differences")
+    pairs = pairs if isinstance(pairs, dict) else {}
+    for key, sign in ((f"{model} - {other}", 1.0), (f"{other} - {model}", -1.0)):
+        entry = pairs.get(key)
+        if isinstance(entry, dict) and all(as_number(entry.get(k)) is not None for k in ("difference", "low", "high")):
+            low, high = sorted((sign * entry["low"], sign * entry["high"]))
+            return {"difference": sign * entry["difference"], "low": low, "high": high,
+                    "beyond_noise": bool(low > 0 or high < 0)}
+    return None
+
+
+def _difference_text(difference: dict | None) -> str:
+    if difference is None:
+        return DASH
+    return (f"{100 * difference['difference']:+.1f} [{100 * difference['low']:+.1f}, "
+            f"{100 * difference['high']:+.1f}]")
+
+
+def _pam(entry: dict, key: str) -> float | None:
+    """The mean of a PAM figure: "own" -> pam_own_class_ratio, "far" -> pam_quality.far_key_ratio."""
+    if key == "own":
+        block = entry.get("pam_own_class_ratio")
+    else:
+        quality = entry.get("pam_quality")
+        block = quality.get("far_key_ratio") if isinstance(quality, dict) else None
+    return _number(block, "mean") if isinstance(block, dict) else None
+
+
+def _models(results: dict) -> dict[str, dict]:
     models = results.get("models")
+    return {name: entry for name, entry in (models.items() if isinstance(models, dict) else [])
+            if isinstance(entry, dict)}
+
+
+def results_rows(results: dict) -> list[dict]:
+    """The compare table: one row per model, best test mIoU first, every cell text (a dash where a figure is
+    missing or does not apply); the columns are COLUMN_HELP's."""
+    models = _models(results)
+    order = sorted(models, key=lambda name: -(_number(models[name], "miou") or 0.0))
     rows = []
-    for name, entry in (models.items() if isinstance(models, dict) else []):
-        if not isinstance(entry, dict):
-            continue
-        ratio = entry.get("pam_own_class_ratio")
-        ratio = ratio if isinstance(ratio, dict) else {}
+    for name in order:
+        entry = models[name]
+        interval = miou_interval(entry)
+        difference = None if name == BASELINE else paired_difference(results, name)
         rows.append({
             "model": name,
-            "test mIoU": _number(entry, "miou"),
-            "pixel acc.": _number(entry, "pixel_accuracy"),
-            "PAM own-class ratio": _number(ratio, "mean"),
-            "PAM α": _number(entry, "pam_alpha"),
-            "parameters": _number(entry, "parameters"),
-            "attention params": _number(entry, "attention_parameters"),
-            "GMACs @360x480": _number(entry, "macs", 1e-9),
-            "CPU latency (ms)": _number(entry, "latency_ms"),
+            "test mIoU (%)": _text(_number(entry, "miou", 100), "{:.1f}"),
+            "95% interval (%)": DASH if interval is None else f"{100 * interval[0]:.1f}–{100 * interval[1]:.1f}",
+            f"vs {BASELINE} (points)": _difference_text(difference),
+            "beyond test noise": DASH if difference is None else ("yes" if difference["beyond_noise"] else "no"),
+            "pixel acc. (%)": _text(_number(entry, "pixel_accuracy", 100), "{:.1f}"),
+            "PAM own-class (x chance)": _text(_pam(entry, "own"), "{:.2f}x"),
+            "PAM far-key own-class (x chance)": _text(_pam(entry, "far"), "{:.2f}x"),
+            "PAM α": _text(_number(entry, "pam_alpha"), "{:.3f}"),
+            "parameters": _text(_number(entry, "parameters"), "{:,.0f}"),
+            "attention params": _text(_number(entry, "attention_parameters"), "{:,.0f}"),
+            "GMACs @360x480": _text(_number(entry, "macs", 1e-9), "{:.3f}"),
+            "CPU latency (ms)": _text(_number(entry, "latency_ms"), "{:.1f}"),
         })
     return rows
 
@@ -71,25 +154,64 @@ def pam_ratio_text(entry: dict) -> str | None:
             f"cells at least {ratio.get('purity', 0.8):.0%} one class)")
 
 
+def far_key_text(entry: dict) -> str | None:
+    """The model's far-key own-class figure in words, or None when results.json has none."""
+    quality = entry.get("pam_quality")
+    far = quality.get("far_key_ratio") if isinstance(quality, dict) else None
+    if not isinstance(far, dict) or as_number(far.get("mean")) is None:
+        return None
+    above = as_number(far.get("above_chance"))
+    return (f"{far['mean']:.2f}x chance over far keys only (median {as_number(far.get('median')) or float('nan'):.2f}x"
+            + (f"; above chance for {above:.0%} of queries" if above is not None else "") + ")")
+
+
+def class_figure(entry: dict, class_name: str) -> dict | None:
+    """The model's per-class PAM figures for `class_name` ({"queries", "own_class_ratio", "far_key_ratio",
+    ...}), None when results.json has none."""
+    quality = entry.get("pam_quality")
+    per_class = quality.get("per_class") if isinstance(quality, dict) else None
+    figure = per_class.get(class_name) if isinstance(per_class, dict) else None
+    return figure if isinstance(figure, dict) and as_number(figure.get("queries")) else None
+
+
 def markdown_tables(results: dict) -> str:
-    """The README's tables (overall and per class) from a results file, best test mIoU first."""
-    models = {name: entry for name, entry in (results.get("models") or {}).items() if isinstance(entry, dict)}
-    order = sorted(models, key=lambda name: -(models[name].get("miou") or 0))
-    lines = ["| model | test mIoU | pixel acc. | PAM own-class ratio (mean / median) | PAM α | parameters "
-             "| attention params | GMACs | CPU latency |", "|---|---|---|---|---|---|---|---|---|"]
-    for name in order:
-        entry = models[name]
-        ratio = entry.get("pam_own_class_ratio") or {}
-        pam = f"{ratio['mean']:.2f}x / {ratio['median']:.2f}x" if ratio.get("mean") is not None else "–"
-        alpha = f"{entry['pam_alpha']:.3f}" if entry.get("pam_alpha") is not None else "–"
-        lines.append(f"| {name} | {entry['miou']:.1%} | {entry['pixel_accuracy']:.1%} | {pam} | {alpha} "
-                     f"| {entry['parameters']:,} | {entry['attention_parameters']:,} | {entry['macs'] / 1e9:.3f} "
-                     f"| {entry['latency_ms']:.1f} ms |")
+    """The README's tables from a results file, best test mIoU first: overall (with the intervals), the
+    attention-quality figures of the DANet models, and per-class IoU."""
+    rows = results_rows(results)
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
+    models = _models(results)
+    quality = {name: models[name]["pam_quality"] for name in (r["model"] for r in rows)
+               if isinstance(models[name].get("pam_quality"), dict) and models[name]["pam_quality"]}
+    if quality:
+        lines += ["", "| model | own-class (mean / median) | far-key own-class (mean / median) | far-key > 1 "
+                      "| row entropy (log N) | mass on nearest 5% |", "|---|---|---|---|---|---|"]
+        for name, figures in quality.items():
+            own = models[name].get("pam_own_class_ratio") or {}
+            far, entropy, near = figures["far_key_ratio"], figures["row_entropy"], figures["near_mass"]
+            lines.append(f"| {name} | {own.get('mean', 0):.2f}x / {own.get('median', 0):.2f}x "
+                         f"| {far['mean']:.2f}x / {far['median']:.2f}x | {far['above_chance']:.0%} "
+                         f"| {entropy['mean']:.2f} ({entropy['log_n']:.2f}) | {near['mean']:.1%} |")
+        classes = list(next(iter(quality.values())).get("per_class", {}))
+        for figures in quality.values():
+            classes += [c for c in figures.get("per_class", {}) if c not in classes]
+        lines += ["", "| far-key own-class (x chance), queries | " + " | ".join(classes) + " |",
+                  "|---|" + "---|" * len(classes)]
+        for name, figures in quality.items():
+            cells = []
+            for c in classes:
+                figure = figures.get("per_class", {}).get(c)
+                ratio = None if figure is None else as_number(figure.get("far_key_ratio"))
+                cells.append(DASH if ratio is None else f"{ratio:.2f}x ({figure['queries']})")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     classes = list(next(iter(models.values()), {}).get("per_class_iou", {}))
     lines += ["", "| model | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
-    for name in order:
+    for name in (r["model"] for r in rows):
         ious = models[name].get("per_class_iou", {})
-        lines.append(f"| {name} | " + " | ".join("–" if ious.get(c) is None else f"{100 * ious[c]:.0f}"
+        lines.append(f"| {name} | " + " | ".join(DASH if ious.get(c) is None else f"{100 * ious[c]:.0f}"
                                                  for c in classes) + " |")
     return "\n".join(lines)
 

@@ -6,7 +6,7 @@ from attnviz import appstate
 from attnviz.analysis import feature_index, mean_weight_spread
 from attnviz.capture import CoordinateAttentionRecord
 from attnviz.metrics import score_prediction
-from attnviz.results import results_rows
+from attnviz.results import COLUMN_HELP, results_rows
 from attnviz.viz.figures import coordinate_attention_figure, layer_summary_figure, short_layer_name
 from attnviz.viz.overlays import blend_heatmap, blend_labels
 
@@ -43,7 +43,7 @@ for column, name in zip(columns, chosen):
         if analysis.position is not None:
             _, pam = analysis.position
             h, w = selection.image.shape[:2]
-            centre = feature_index(w / 2, h / 2, (h, w), (pam.height, pam.width))
+            centre = feature_index(w // 2, h // 2, (h, w), (pam.height, pam.width))
             st.image(blend_heatmap(selection.image, pam.row(centre).numpy()),
                      caption=f"PAM: where the centre pixel attends (α = {pam.alpha:.3f})")
         if channel:
@@ -66,18 +66,18 @@ if not rows:
     st.warning("checkpoints/results.json is missing or empty: run python -m attnviz.evaluate")
 else:
     table = pd.DataFrame(rows)
-    table["shown"] = table["model"].isin(chosen)
-    st.dataframe(table.sort_values("test mIoU", ascending=False), hide_index=True,
-                 column_config={"test mIoU": st.column_config.NumberColumn(format="percent"),
-                                "pixel acc.": st.column_config.NumberColumn(format="percent"),
-                                "PAM own-class ratio": st.column_config.NumberColumn(
-                                    format="%.2fx", help="DANet models: share of a row of S on the query pixel's "
-                                    "own class over that class's share of the photo (1.00x = chance)"),
-                                "PAM α": st.column_config.NumberColumn(format="%.3f"),
-                                "GMACs @360x480": st.column_config.NumberColumn(format="%.3f"),
-                                "CPU latency (ms)": st.column_config.NumberColumn(format="%.1f")})
+    table.insert(1, "shown", table["model"].isin(chosen))
+    st.dataframe(table, hide_index=True,
+                 column_config={column: st.column_config.TextColumn(column, help=text)
+                                for column, text in COLUMN_HELP.items()})
     meta = results.get("meta", {})
     st.caption(f"From `{meta.get('command', 'python -m attnviz.evaluate')}` on {meta.get('machine', {}).get('cpu', '?')} "
                f"({meta.get('latency_threads', '?')} threads, median of {meta.get('latency_repeats', '?')} runs). "
-               "One training seed per model: differences of a point or two of mIoU are within seed noise. "
-               "Per-class IoU is in checkpoints/results.json.")
+               "A dash: the figure does not apply (no position attention; the baseline itself) or is missing. "
+               "Hover a column's name for what it measures.")
+    st.markdown("**How sure are these numbers?** The intervals are 95% bootstrap intervals over the 233 test "
+                "photos: they say how much a figure would move on other photos like these. They do **not** cover "
+                "training seeds: each model was trained once, and a second seed of the same model can land a "
+                "point or so away. So only a difference marked *beyond test noise* is more than photo sampling, "
+                "and even that one may be seed noise. Per-class IoU and every pair's difference are in "
+                "checkpoints/results.json.")
