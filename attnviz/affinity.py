@@ -30,6 +30,7 @@ from torch.utils.checkpoint import checkpoint
 
 from attnviz.analysis import class_fractions
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
+from attnviz.geometry import cell_majority
 
 __all__ = ["cell_labels", "pam_affinity_loss", "query_cells"]
 
@@ -37,12 +38,11 @@ __all__ = ["cell_labels", "pam_affinity_loss", "query_cells"]
 def cell_labels(labels: torch.Tensor, feature_hw: tuple[int, int]) -> torch.Tensor:
     """(B, H, W) class indices -> (B, h * w): each feature cell's majority class.
 
-    A cell whose majority is unlabelled (IGNORE_INDEX) gets IGNORE_INDEX. The
-    cell's share of each class is the area average of the one-hot labels.
+    A cell whose majority is unlabelled (IGNORE_INDEX) gets IGNORE_INDEX. A cell's
+    pixels are exactly those that map to it (attnviz.geometry, the same cells as a
+    click on the app's photo); ties go to the smaller class index.
     """
-    one_hot = F.one_hot(labels.long().clamp(0, IGNORE_INDEX), IGNORE_INDEX + 1).permute(0, 3, 1, 2).float()
-    shares = F.adaptive_avg_pool2d(one_hot, feature_hw)
-    return shares.argmax(1).flatten(1)
+    return cell_majority(labels.long().clamp(0, IGNORE_INDEX), feature_hw, IGNORE_INDEX + 1).flatten(1)
 
 
 def _chunk_loss(query: torch.Tensor, key: torch.Tensor, targets: torch.Tensor,

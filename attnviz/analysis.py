@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
+from attnviz import geometry
 from attnviz.capture import capture
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.data.transforms import to_float_image
@@ -109,53 +109,21 @@ def _to_cpu(record):
     return type(record)(**{**vars(record), **changes})
 
 
-def click_to_image_point(click: dict, image_hw: tuple[int, int]) -> tuple[float, float] | None:
-    """A click on the displayed photo ({"x", "y", "width", "height"} of the shown image, as
-    streamlit-image-coordinates reports it) -> (x, y) in the photo's own pixels; None if unusable."""
-    try:
-        shown_w, shown_h = float(click["width"]), float(click["height"])
-        x, y = float(click["x"]), float(click["y"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not (shown_w > 0 and shown_h > 0 and np.isfinite(x) and np.isfinite(y)):
-        return None
-    height, width = image_hw
-    return float(np.clip(x * width / shown_w, 0, width - 1)), float(np.clip(y * height / shown_h, 0, height - 1))
-
-
-def parse_image_point(x: str | None, y: str | None, image_hw: tuple[int, int]) -> tuple[float, float] | None:
-    """(x, y) from text (a link's parameters) if both are numbers inside the photo, else None."""
-    try:
-        px, py = float(x), float(y)
-    except (TypeError, ValueError):
-        return None
-    height, width = image_hw
-    return (px, py) if 0 <= px < width and 0 <= py < height else None
-
-
-def feature_index(x: float, y: float, image_hw: tuple[int, int], feature_hw: tuple[int, int]) -> int:
-    """Flat index i of the feature pixel under image point (x, y)."""
-    height, width = image_hw
-    fh, fw = feature_hw
-    row = int(np.clip(np.floor(y * fh / height), 0, fh - 1))
-    col = int(np.clip(np.floor(x * fw / width), 0, fw - 1))
-    return row * fw + col
-
-
-def feature_centre(index: int, image_hw: tuple[int, int], feature_hw: tuple[int, int]) -> tuple[float, float]:
-    """Image point (x, y) at the centre of feature pixel `index`."""
-    height, width = image_hw
-    fh, fw = feature_hw
-    row, col = divmod(int(index), fw)
-    return (col + 0.5) * width / fw, (row + 0.5) * height / fh
+# the photo <-> feature grid geometry lives in attnviz.geometry; these names are kept for the pages
+click_to_image_point = geometry.click_to_pixel   # click on the shown photo -> integer pixel (x, y)
+parse_image_point = geometry.parse_pixel         # a link's x, y -> integer pixel (x, y)
+feature_index = geometry.pixel_cell              # integer pixel (x, y) -> flat cell index
+feature_centre = geometry.cell_centre            # flat cell index -> the integer pixel at its middle
 
 
 def class_fractions(label: np.ndarray, feature_hw: tuple[int, int]) -> np.ndarray:
-    """(NUM_CLASSES + 1, h, w): share of each feature cell's image pixels in each class (last: unlabelled)."""
-    fh, fw = feature_hw
-    # INTER_AREA averages the image pixels each cell covers (with fractional weights at cell borders)
-    return np.stack([cv2.resize((label == c).astype(np.float32), (fw, fh), interpolation=cv2.INTER_AREA)
-                     for c in range(NUM_CLASSES + 1)])
+    """(NUM_CLASSES + 1, h, w): share of each feature cell's image pixels in each class (last: unlabelled).
+
+    A cell's pixels are exactly those `feature_index` maps to it (attnviz.geometry); values above
+    IGNORE_INDEX (or below 0) count as unlabelled."""
+    label = np.asarray(label, dtype=np.int64)
+    label = np.where((label < 0) | (label > IGNORE_INDEX), IGNORE_INDEX, label)
+    return geometry.cell_shares(label, feature_hw, NUM_CLASSES + 1)
 
 
 def class_shares(rows: np.ndarray, label: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:

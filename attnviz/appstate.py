@@ -217,9 +217,12 @@ def apply_link(name: str, session_key: str, allowed, convert=str, what: str = ""
         link_note(f"{name}={markdown_literal(raw)} ignored: {what or 'not available here'}")
 
 
-def chosen_pixel(click_key: str, image_hw: tuple[int, int]) -> tuple[float, float, bool]:
+def chosen_pixel(click_key: str, image_hw: tuple[int, int]) -> tuple[int, int, bool]:
     """(x, y, chosen) of the pixel the Position and Attribution pages share: from the link (once), then
-    from each new click on the image widget `click_key`; the photo's centre (chosen False) until then."""
+    from each new click on the image widget `click_key`; the photo's centre (chosen False) until then.
+
+    x, y are the integer photo pixel (attnviz.geometry), snapped once where the click or link enters:
+    the text shown, the link written and the feature cell all use these same integers."""
     height, width = image_hw
     link_x, link_y = link_value("x"), link_value("y")
     if link_x is not None or link_y is not None:
@@ -234,8 +237,9 @@ def chosen_pixel(click_key: str, image_hw: tuple[int, int]) -> tuple[float, floa
         st.session_state[f"{click_key}_last"] = click
         st.session_state[_PIXEL] = click_to_image_point(click, image_hw)
     point = st.session_state.get(_PIXEL)
-    if point is None or parse_image_point(*point, image_hw) is None:
-        return width / 2, height / 2, False
+    point = None if point is None else parse_image_point(*point, image_hw)  # still inside this photo?
+    if point is None:
+        return width // 2, height // 2, False
     return point[0], point[1], True
 
 

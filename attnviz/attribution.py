@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import nn
 
-__all__ = ["MainLogits", "grad_cam", "integrated_gradients", "cell_mass", "input_magnitude", "rank_correlation",
-           "top_overlap", "attribution_layer"]
+from attnviz.geometry import cell_means, check_pixel
+
+__all__ = ["MainLogits", "pixel_target", "grad_cam", "integrated_gradients", "cell_mass", "input_magnitude",
+           "rank_correlation", "top_overlap", "attribution_layer"]
 
 
 class MainLogits(nn.Module):
@@ -52,12 +53,27 @@ def attribution_layer(model: nn.Module) -> nn.Module:
     return model.backbone.layer4
 
 
+def pixel_target(prediction, x: int, y: int) -> tuple[int, int, int]:
+    """captum's target (class, y, x) for the logit of the predicted class at integer pixel (x, y) of a
+    (H, W) prediction: the chosen pixel itself (attnviz.geometry), never a float truncated."""
+    x, y = check_pixel(x, y, tuple(np.shape(prediction)[-2:]))
+    return int(prediction[y, x]), y, x
+
+
+def _checked_target(target: tuple[int, int, int], image: torch.Tensor) -> tuple[int, int, int]:
+    class_id, y, x = target
+    x, y = check_pixel(x, y, tuple(image.shape[-2:]))
+    return int(class_id), y, x
+
+
 def grad_cam(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int],
              layer: nn.Module | None = None, upsample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(Grad-CAM at the layer's grid (h, w), the same upsampled bilinearly to the image (H, W)).
 
-    image (1, 3, H, W); target (class, y, x) in image pixels.
+    image (1, 3, H, W); target (class, y, x), an integer pixel (see `pixel_target`). The bilinear upsampling
+    (align_corners=False) puts cell c's value at (c + 0.5) W / w, the centre of that cell (attnviz.geometry).
     """
+    target = _checked_target(target, image)
     layer = layer or attribution_layer(model)
     explainer = LayerGradCam(MainLogits(model).eval(), layer)
     with torch.enable_grad():
@@ -71,6 +87,7 @@ def integrated_gradients(model: nn.Module, image: torch.Tensor, target: tuple[in
     """Integrated Gradients of the target logit w.r.t. the input, against a black image: (3, H, W)."""
     if steps < 2:
         raise ValueError(f"steps must be at least 2, got {steps}")
+    target = _checked_target(target, image)
     explainer = IntegratedGradients(MainLogits(model).eval())
     with torch.enable_grad():
         attributions = explainer.attribute(image, baselines=torch.zeros_like(image), target=target,
@@ -80,11 +97,11 @@ def integrated_gradients(model: nn.Module, image: torch.Tensor, target: tuple[in
 
 def cell_mass(attribution: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Attribution magnitude per cell of a (h, w) grid: |attribution| summed over channels, then the mean
-    over the image pixels each cell covers (area pooling), normalised to sum to 1."""
+    over the image pixels of each cell (the cells of attnviz.geometry), normalised to sum to 1."""
     magnitude = attribution.abs()
     if magnitude.ndim == 3:
         magnitude = magnitude.sum(0)
-    pooled = F.adaptive_avg_pool2d(magnitude[None, None].double(), grid)[0, 0]
+    pooled = cell_means(magnitude.double(), grid)
     total = pooled.sum()
     return pooled / total if total > 0 else pooled
 

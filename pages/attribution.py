@@ -5,7 +5,7 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import appstate
 from attnviz.analysis import feature_centre, feature_index
-from attnviz.attribution import cell_mass, input_magnitude, rank_correlation, top_overlap
+from attnviz.attribution import cell_mass, input_magnitude, pixel_target, rank_correlation, top_overlap
 from attnviz.data.camvid import CLASS_NAMES
 from attnviz.exports import grid_csv
 from attnviz.viz.overlays import blend_heatmap, draw_markers
@@ -30,8 +30,8 @@ selection, analysis = appstate.page_analysis(prefixes=("fcn", "danet"), what="pe
 image = selection.image
 height, width = image.shape[:2]
 x, y, chosen = appstate.chosen_pixel("attr_click", (height, width))
-class_id = int(analysis.prediction[int(y), int(x)])
-target = (class_id, int(y), int(x))
+target = pixel_target(analysis.prediction, x, y)  # (class, y, x): the chosen integer pixel
+class_id = target[0]
 directory = str(appstate.checkpoint_dir())
 with st.spinner("Grad-CAM for this pixel…"):
     cam_grid, cam_full = appstate.pixel_grad_cam(selection.model_name, selection.device, directory,
@@ -116,4 +116,4 @@ found attention often uncorrelated with gradient-based importance; Wiegreffe and
 Explanation", EMNLP 2019) showed that whether attention explains depends on the model and the test. Attribution
 methods answer a different question, each with its own assumptions: Grad-CAM is coarse and class-specific,
 Integrated Gradients depends on its baseline (here a black photo).""")
-appstate.write_link(x=round(x), y=round(y))
+appstate.write_link(x=x, y=y)

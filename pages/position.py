@@ -6,7 +6,8 @@ from attnviz import appstate
 from attnviz.analysis import attention_share_on_class, feature_centre, feature_index, top_locations
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
 from attnviz.exports import grid_csv, png_bytes
-from attnviz.results import model_results, pam_ratio_text
+from attnviz.quality import far_key_own_class_ratio
+from attnviz.results import as_number, class_figure, far_key_text, model_results, pam_ratio_text
 from attnviz.viz.figures import attention_map_figure
 from attnviz.viz.overlays import blend_heatmap, draw_markers
 
@@ -78,13 +79,24 @@ with right:
             st.markdown("The chosen pixel is unlabelled in the ground truth.")
         else:
             share, chance = attention_share_on_class(values, label, cls)
+            far = far_key_own_class_ratio(values[None], label, [index], [cls])[0]
             st.markdown(f"The chosen pixel is **{CLASS_NAMES[cls]}**. **{share:.1%}** of its attention falls on "
                         f"{CLASS_NAMES[cls]} pixels, which cover {chance:.1%} of the labelled photo "
-                        f"(**{share / chance if chance else float('nan'):.1f}x chance**).")
-    model_figure = pam_ratio_text(model_results(appstate.results(),
-                                                selection.model_name))
+                        f"(**{share / chance if chance else float('nan'):.1f}x chance**); over far keys only "
+                        f"(its nearest 10% of cells dropped) **{far:.1f}x chance**. A high first figure with a far "
+                        "figure near 1 means the pixel looks at its neighbourhood, not at its class.")
+    entry = model_results(appstate.results(), selection.model_name)
+    model_figure, far_figure = pam_ratio_text(entry), far_key_text(entry)
     if model_figure:
-        st.markdown(f"**This model over the whole test split:** {model_figure}.")
+        st.markdown(f"**This model over the whole test split:** {model_figure}"
+                    + (f"; {far_figure}" if far_figure else "") + ".")
+    if selection.label is not None and is_row and cls != IGNORE_INDEX:
+        figure = class_figure(entry, CLASS_NAMES[cls])
+        if figure and as_number(figure.get("far_key_ratio")) is not None:
+            caution = (" Few test queries of this class: a rough figure." if figure["queries"] < 50 else "")
+            st.markdown(f"**{CLASS_NAMES[cls]} queries of the test split** ({figure['queries']:,}): own-class "
+                        f"{figure['own_class_ratio']:.2f}x, far-key {figure['far_key_ratio']:.2f}x chance on "
+                        f"average.{caution}")
     models = appstate.catalogue()
     info = models.get(selection.model_name)
     if info is not None and info.pam_affinity > 0:
@@ -108,4 +120,4 @@ appstate.chart(st, attention_map_figure(values, f"{'Row' if is_row else 'Column'
                                      top=[divmod(t, record.width) for t in top]), key="pam_map", theme=None)
 st.caption(f"S is never built: the app keeps B and C of this photo and computes one row or column per click "
            f"(O(N·C/8)); the full S would be {record.num_pixels}² = {record.num_pixels ** 2:,} numbers.")
-appstate.write_link(x=round(x), y=round(y), mode="row" if is_row else "column")
+appstate.write_link(x=x, y=y, mode="row" if is_row else "column")

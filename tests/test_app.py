@@ -134,7 +134,9 @@ def test_compare_page_table_matches_results():
     assert frames, "no results table"
     table = frames[-1].value
     assert set(table["model"]) == set(list_checkpoints())
-    assert (table["test mIoU"] > 0).all()
+    assert table["test mIoU (%)"].astype(float).gt(0).all()
+    assert not table.isna().any().any() and not table.isin(["None", "nan"]).any().any()
+    assert (table.loc[table["model"] == "fcn-none", "vs fcn-none (points)"] == "–").all()
 
 
 def _jpeg(width=200, height=100) -> bytes:

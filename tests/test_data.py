@@ -88,7 +88,9 @@ def test_metrics_against_hand_computed_iou():
 
 def test_feature_index_and_class_share_by_hand():
     assert feature_index(0, 0, (360, 480), (23, 30)) == 0
-    assert feature_index(479.9, 359.9, (360, 480), (23, 30)) == 23 * 30 - 1
+    assert feature_index(479, 359, (360, 480), (23, 30)) == 23 * 30 - 1  # the last pixel: an integer pixel
+    with pytest.raises(TypeError):  # a fractional position is snapped once, at the click or link, not here
+        feature_index(479.9, 359.9, (360, 480), (23, 30))
     x, y = feature_centre(31, (360, 480), (23, 30))  # row 1, col 1
     assert feature_index(x, y, (360, 480), (23, 30)) == 31
     # a 4x4 label, 2x2 feature map: left half class 3, right half class 5, one unlabelled pixel

@@ -9,14 +9,17 @@ import cv2
 import numpy as np
 
 from attnviz.data.camvid import IGNORE_INDEX, colourise
+from attnviz.geometry import upsample_nearest
 
 __all__ = ["heat_colours", "blend_heatmap", "blend_labels", "draw_markers", "upsample_map", "feature_to_image"]
 
 
 def upsample_map(values: np.ndarray, height: int, width: int, smooth: bool = False) -> np.ndarray:
-    """(h, w) -> (height, width). Nearest by default, so every feature pixel stays a visible block."""
-    interpolation = cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST
-    return cv2.resize(values.astype(np.float32), (width, height), interpolation=interpolation)
+    """(h, w) -> (height, width). Nearest by default, so every feature pixel stays a visible block: the block
+    of each cell is exactly the pixels a click maps to that cell (attnviz.geometry)."""
+    if not smooth:
+        return upsample_nearest(values.astype(np.float32), (height, width))
+    return cv2.resize(values.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def heat_colours(values: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
