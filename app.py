@@ -1,7 +1,7 @@
 """attnviz: see what the attention modules of a CNN compute. Run: streamlit run app.py"""
 import streamlit as st
 
-from attnviz.appstate import sidebar
+from attnviz.app import begin_run, sidebar, write_link
 
 st.set_page_config(page_title="attnviz: attention in CNNs", layout="wide")
 
@@ -20,6 +20,8 @@ PAGES = {
     "Compare": [st.Page("pages/compare.py", title="Compare modules", icon=":material/compare:")],
 }
 
+begin_run()
 page = st.navigation(PAGES)
 sidebar()
 page.run()
+write_link()  # once per run, after the page has said its parameters (a guard that stops the page writes it)

@@ -1,11 +1,16 @@
-"""What a click costs the app's server: python -m attnviz.app_bench [--model danet-eca] [--clicks 10]
+"""What a click costs in the browser: python -m attnviz.app_bench [--model danet-eca] [--clicks 30]
 
-The app layer measures itself (the library's `python -m attnviz.bench` knows
-nothing of app.py): Streamlit's AppTest runs app.py on the Position page, a
-first run loads the model and analyses the photo (cached afterwards), then
-each injected click reruns the whole page (one row of S from the cached
-capture, the overlay image, the figures) and is timed. The figures go into
-bench.json under "page_click", beside the library's.
+The Position page of app.py in headless Chromium against a bare Streamlit app
+that holds only the same `streamlit-image-coordinates` component on a photo of
+the same size and writes the clicked point as text. Both servers run at once;
+clicks alternate between them (app, bare, app, bare, ...) so that whatever
+else the machine does falls on both alike. A click is timed from Playwright's
+click to the moment the page's text shows the new pixel (the app: its "Chosen
+pixel" line; the bare app: its one line), after the first run of each has
+loaded and cached everything. The ratio of the medians is what the app's own
+work adds to a click over Streamlit's floor (a rerun of a script with one
+component). It goes into bench.json under "page_click", beside the library's
+figures.
 """
 from __future__ import annotations
 
@@ -13,45 +18,94 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from attnviz.browser import chromium_page, settled, streamlit_server
+from attnviz.data.samples import list_samples
 from attnviz.machine import machine_info
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
 
-__all__ = ["page_click", "main"]
+__all__ = ["BARE_APP", "click_ratio", "main"]
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+ROOT = Path(__file__).resolve().parents[1]
+BARE_APP = '''
+import numpy as np
+import streamlit as st
+from streamlit_image_coordinates import streamlit_image_coordinates
+
+image = np.full((360, 480, 3), 128, dtype=np.uint8)
+value = streamlit_image_coordinates(image, key="click", use_column_width="always", cursor="crosshair")
+st.markdown(f"Clicked: {value['x'] if value else '-'}, {value['y'] if value else '-'}")
+'''
+_COMPONENT = "iframe[title*='streamlit_image_coordinates']"
 
 
-def page_click(name: str, clicks: int = 10) -> dict:
-    """Server-side seconds of a click on the Position page: the whole page rerun, median and maximum."""
-    from streamlit.testing.v1 import AppTest
+def _text_of(page, marker: str) -> str:
+    """The text of the first Markdown block that contains `marker` ('' when none)."""
+    return page.evaluate("(marker) => [...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"]')]"
+                         ".map(e => e.innerText).find(t => t.includes(marker)) || ''", marker)
 
-    at = AppTest.from_file(str(APP), default_timeout=300)
-    at.switch_page("pages/position.py").run()
-    at.selectbox(key="model").set_value(name).run()  # model load + forward, cached after
-    times = []
-    for i in range(clicks):
-        at.session_state["pam_click"] = {"x": 40 + 40 * i, "y": 30 + 30 * i, "width": 480, "height": 360}
-        start = time.perf_counter()
-        at.run()
-        times.append(time.perf_counter() - start)
-        if at.exception:
-            raise RuntimeError(at.exception[0].value)
-    return {"model": name, "clicks": clicks, "rerun_median_s": statistics.median(times), "rerun_max_s": max(times)}
+
+def _timed_click(page, marker: str, fraction: tuple[float, float]) -> float:
+    """Seconds from a click at `fraction` of the shown photo to the text with `marker` changing."""
+    page.bring_to_front()
+    image = page.frame_locator(_COMPONENT).locator("img")
+    box = image.bounding_box()
+    before = _text_of(page, marker)
+    start = time.perf_counter()
+    image.click(position={"x": box["width"] * fraction[0], "y": box["height"] * fraction[1]})
+    page.wait_for_function(
+        "([marker, before]) => { const t = [...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"]')]"
+        ".map(e => e.innerText).find(t => t.includes(marker)) || ''; return t !== '' && t !== before; }",
+        arg=[marker, before], polling="raf")
+    elapsed = time.perf_counter() - start
+    settled(page, start_wait_ms=200, quiet_ms=100)
+    return elapsed
+
+
+def click_ratio(model: str = "danet-eca", clicks: int = 30, checkpoints: Path | None = None) -> dict:
+    """Median seconds per click of the app's Position page and of the bare app, alternating, and their ratio."""
+    args = ("--checkpoints", str(checkpoints)) if checkpoints else ()
+    photo = list_samples()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        bare_script = Path(folder) / "bare.py"
+        bare_script.write_text(BARE_APP)
+        with streamlit_server(ROOT / "app.py", ROOT, args) as app_url, \
+                streamlit_server(bare_script, Path(folder)) as bare_url, \
+                chromium_page() as app_page:
+            bare_page = app_page.context.new_page()
+            app_page.goto(f"{app_url}/position?model={model}&photo={photo}")
+            settled(app_page)
+            bare_page.goto(bare_url)
+            settled(bare_page)
+            times = {"app": [], "bare": []}
+            for i in range(clicks + 1):  # the first pair warms both up and is not counted
+                fraction = (0.1 + 0.8 * ((i * 0.37) % 1), 0.1 + 0.8 * ((i * 0.61) % 1))
+                app_s = _timed_click(app_page, "Chosen pixel", fraction)
+                bare_s = _timed_click(bare_page, "Clicked:", fraction)
+                if i:
+                    times["app"].append(app_s)
+                    times["bare"].append(bare_s)
+    app_median, bare_median = statistics.median(times["app"]), statistics.median(times["bare"])
+    return {"model": model, "clicks": clicks, "app_median_s": round(app_median, 4),
+            "bare_median_s": round(bare_median, 4), "ratio": round(app_median / bare_median, 3),
+            "app_max_s": round(max(times["app"]), 4), "bare_max_s": round(max(times["bare"]), 4)}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnviz.app_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="danet-eca")
-    parser.add_argument("--clicks", type=int, default=10)
+    parser.add_argument("--clicks", type=int, default=30)
+    parser.add_argument("--checkpoints", type=Path, default=None, help="the app's checkpoint folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT_DIR / "bench.json")
     args = parser.parse_args(argv)
     if args.clicks < 1:
         parser.error("--clicks must be at least 1")
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
-    report["page_click"] = {**page_click(args.model, args.clicks), "machine": machine_info(),
+    report["page_click"] = {**click_ratio(args.model, args.clicks, args.checkpoints), "machine": machine_info(),
+                            "browser": "Debian chromium, headless, Playwright",
                             "command": "python -m attnviz.app_bench " + " ".join(argv or sys.argv[1:])}
     print(json.dumps(report["page_click"]), flush=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,9 +1,12 @@
 """Attention vs attribution: for the chosen pixel, where DANet's PAM looks beside what drives its prediction."""
+from functools import partial
+
 import streamlit as st
 import torch
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from attnviz import appstate
+from attnviz import app
+from attnviz.app import keys
 from attnviz.analysis import feature_centre, feature_index
 from attnviz.attribution import cell_mass, input_magnitude, pixel_target, rank_correlation, top_overlap
 from attnviz.data.camvid import CLASS_NAMES
@@ -26,26 +29,27 @@ the predicted class $c$ at the chosen pixel $(y, x)$, this page computes with
   $(x - x')\int_0^1 \partial f(x' + t(x - x'))/\partial x\,dt$, with as many steps as you choose, when you ask.
 
 Pick the pixel by clicking the photo (the same pixel as on the Position page).""")
-selection, analysis = appstate.page_analysis(prefixes=("fcn", "danet"), what="per-pixel output to attribute")
+selection, analysis = app.page_analysis(prefixes=("fcn", "danet"), what="per-pixel output to attribute")
 image = selection.image
 height, width = image.shape[:2]
-x, y, chosen = appstate.chosen_pixel("attr_click", (height, width))
+x, y, chosen = app.chosen_pixel("attr_click", (height, width))
 target = pixel_target(analysis.prediction, x, y)  # (class, y, x): the chosen integer pixel
 class_id = target[0]
-directory = str(appstate.checkpoint_dir())
+directory = str(app.checkpoint_dir())
 with st.spinner("Grad-CAM for this pixel…"):
-    cam_grid, cam_full = appstate.pixel_grad_cam(selection.model_name, selection.device, directory,
-                                                 selection.image_key, image, target)
+    cam_grid, cam_full = app.pixel_grad_cam(selection.model_name, selection.device, directory,
+                                            selection.image_key, image, target)
 position = analysis.position
 grid = (position[1].height, position[1].width) if position else cam_grid.shape
 cam_cells = cell_mass(torch.from_numpy(cam_grid), grid).numpy()
 
-opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="attr_opacity")
+opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key=keys.ATTR_OPACITY)
 marker = [(x, y)]
 left, right = st.columns([3, 2])
 with left:
     clickable = draw_markers(blend_heatmap(image, cam_full, opacity), marker, colour=(0, 255, 0), cross=True)
-    streamlit_image_coordinates(clickable, key="attr_click", use_column_width="always", cursor="crosshair")
+    streamlit_image_coordinates(clickable, key=keys.ATTR_CLICK, use_column_width="always", cursor="crosshair",
+                                image_format="JPEG", jpeg_quality=90)
     st.caption("Grad-CAM of the chosen pixel's predicted class over the photo. Click to choose another pixel "
                "(green cross).")
 with right:
@@ -71,22 +75,22 @@ with columns[1]:
     st.markdown("**Grad-CAM** (backbone.layer4)")
     st.image(draw_markers(blend_heatmap(image, cam_grid, opacity), marker, colour=(0, 255, 0), cross=True),
              caption=f"{cam_grid.shape[0]}x{cam_grid.shape[1]} grid, ReLU applied")
-    appstate.download(st, "Grad-CAM grid (CSV)", grid_csv(cam_grid, "grad_cam"),
-                      f"{selection.model_name}-gradcam-x{int(x)}-y{int(y)}.csv", key="cam_grid_csv")
+    app.download(st, "Grad-CAM grid (CSV)", partial(grid_csv, cam_grid, "grad_cam"),
+                 f"{selection.model_name}-gradcam-x{x}-y{y}.csv", key=keys.ATTR_CAM_CSV)
 with columns[2]:
     st.markdown("**Integrated Gradients** (input)")
-    steps = st.select_slider("Steps", [8, 16, 32, 64], value=32, key="ig_steps",
+    steps = st.select_slider("Steps", [8, 16, 32, 64], value=32, key=keys.ATTR_IG_STEPS,
                              help="More steps: a closer approximation of the integral, and a longer wait "
                                   "(each step is a forward and a backward pass).")
     request = (selection.model_name, selection.image_key, target, steps)
-    asked = st.session_state.setdefault("ig_requests", set())
-    if st.button("Compute Integrated Gradients", key="ig_run", disabled=request in asked):
+    asked = st.session_state.setdefault(keys.ATTR_IG_REQUESTS, set())
+    if st.button("Compute Integrated Gradients", key=keys.ATTR_IG_RUN, disabled=request in asked):
         asked.add(request)
     ig_cells = None
     if request in asked:
         with st.spinner(f"Integrated Gradients, {steps} steps…"):
-            ig = appstate.pixel_integrated_gradients(selection.model_name, selection.device, directory,
-                                                     selection.image_key, image, target, steps)
+            ig = app.pixel_integrated_gradients(selection.model_name, selection.device, directory,
+                                                selection.image_key, image, target, steps)
         magnitude, clip = input_magnitude(ig)
         ig_cells = cell_mass(torch.from_numpy(ig), grid).numpy()
         st.image(draw_markers(blend_heatmap(image, magnitude, opacity, vmin=0, vmax=clip),
@@ -116,4 +120,4 @@ found attention often uncorrelated with gradient-based importance; Wiegreffe and
 Explanation", EMNLP 2019) showed that whether attention explains depends on the model and the test. Attribution
 methods answer a different question, each with its own assumptions: Grad-CAM is coarse and class-specific,
 Integrated Gradients depends on its baseline (here a black photo).""")
-appstate.write_link(x=x, y=y)
+app.link_params(x=x, y=y)

@@ -1,7 +1,8 @@
 """DANet channel attention: the C x C map X, clickable."""
 import streamlit as st
 
-from attnviz import appstate
+from attnviz import app
+from attnviz.app import keys
 from attnviz.analysis import top_locations
 from attnviz.exports import vector_csv
 from attnviz.viz.figures import channel_map_figure, feature_grid_figure, row_comparison_figure
@@ -19,37 +20,37 @@ $X = \mathrm{softmax}(\text{energy})$ favours *similar* channels; the official c
 $X = \mathrm{softmax}(\mathrm{rowmax}(\text{energy}) - \text{energy})$ equals $\mathrm{softmax}(-\text{energy})$
 (softmax ignores a per-row constant) and so favours the *least similar* channels.
 Click a cell (or pick a channel below) to choose row $c$.""")
-selection, analysis = appstate.page_analysis(prefixes=("danet",), what="channel attention module")
+selection, analysis = app.page_analysis(prefixes=("danet",), what="channel attention module")
 module_name, record = analysis.channel_map
 attention = record.attention[0].numpy()
 channels = attention.shape[0]
 
-appstate.apply_link("channel", "cam_channel", lambda c: 0 <= c < channels, convert=int,
-                    what=f"this model's X has channels 0 to {channels - 1}")
+app.apply_link("channel", keys.CAM_CHANNEL, lambda c: 0 <= c < channels, convert=int,
+               what=f"this model's X has channels 0 to {channels - 1}")
 # a click on the map selects a row: apply it before the number input is drawn
-event = st.session_state.get("cam_chart")
+event = st.session_state.get(keys.CAM_CHART)
 points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
 if points:
     clicked = (int(points[0]["y"]), int(points[0]["x"]))
-    if clicked != st.session_state.get("cam_last_click"):
-        st.session_state["cam_last_click"] = clicked
-        st.session_state["cam_channel"] = clicked[0]
-if "cam_channel" not in st.session_state or st.session_state["cam_channel"] >= channels:
-    st.session_state["cam_channel"] = int(attention.max(1).argmax())
-channel = st.number_input("Channel c (row of X)", 0, channels - 1, key="cam_channel", step=1)
+    if clicked != st.session_state.get(keys.CAM_LAST_CLICK):
+        st.session_state[keys.CAM_LAST_CLICK] = clicked
+        st.session_state[keys.CAM_CHANNEL] = clicked[0]
+if keys.CAM_CHANNEL not in st.session_state or st.session_state[keys.CAM_CHANNEL] >= channels:
+    st.session_state[keys.CAM_CHANNEL] = int(attention.max(1).argmax())
+channel = st.number_input("Channel c (row of X)", 0, channels - 1, key=keys.CAM_CHANNEL, step=1)
 
 st.markdown(f"**Form used by this model: `{record.form}`**; β = **{record.beta:.4f}** (learned; starts at 0).")
-appstate.chart(st, channel_map_figure(attention, channel, f"X of {module_name} ({channels} x {channels}); "
+app.chart(st, channel_map_figure(attention, channel, f"X of {module_name} ({channels} x {channels}); "
                                                          f"click a cell to pick its row"),
-                key="cam_chart", on_select="rerun", selection_mode="points")
-last = st.session_state.get("cam_last_click")
+                key=keys.CAM_CHART, on_select="rerun", selection_mode="points")
+last = st.session_state.get(keys.CAM_LAST_CLICK)
 if last is not None:
     st.markdown(f"**Clicked cell:** row {last[0]}, column {last[1]}: X = {attention[last[0], last[1]]:.5f}")
 
 row = attention[channel]
 related = top_locations(row, 6)
-appstate.download(st, f"Row {channel} of X (CSV)", vector_csv({f"X_{channel}_j": row}, index_name="j"),
-                  f"{selection.model_name}-row{channel}-of-X.csv", key="cam_csv")
+app.download(st, f"Row {channel} of X (CSV)", vector_csv({f"X_{channel}_j": row}, index_name="j"),
+             f"{selection.model_name}-row{channel}-of-X.csv", key=keys.CAM_CSV)
 st.markdown(f"**Row c = {channel}** sums to {row.sum():.6f}; uniform would be 1/C = {1 / channels:.4f}. "
             "Most mixed-in channels: " + ", ".join(f"{j} ({row[j]:.3f})" for j in related))
 if record.features is not None:
@@ -62,14 +63,14 @@ if record.features is not None:
              else r"\max_m(A_{c}\cdot A_m) - A_{c}\cdot A_{j}")
     st.latex(rf"X_{{{channel},{top_j}}} = \mathrm{{softmax}}_j\big({shown}\big) = "
              rf"\exp({argument_j:.1f} - {log_z:.1f}) = {row[top_j]:.4f}")
-    appstate.chart(st, row_comparison_figure({f"{record.form} form (this model)": row,
+    app.chart(st, row_comparison_figure({f"{record.form} form (this model)": row,
                                            f"{other_form} form, same features": other},
-                                          f"Row {channel} of X in both forms"), key="cam_forms")
+                                          f"Row {channel} of X in both forms"), key=keys.CAM_FORMS)
     most, least = record.similar_channels(channel)
     st.caption(f"Most similar channel to {channel} by energy A·Aᵀ (itself excluded): {most}; least similar: {least}. "
                f"Under the official form the least similar gets the largest weight.")
     maps = [feature_to_image(features[channel].numpy())] + [feature_to_image(features[j].numpy()) for j in related[:5]]
     titles = [f"c = {channel} (output)"] + [f"#{j}: X={row[j]:.3f}" for j in related[:5]]
     st.markdown("**Feature maps**: channel c and the channels mixed into it most (input A of the module):")
-    appstate.chart(st, feature_grid_figure(maps, titles, columns=6), key="cam_features")
-appstate.write_link(channel=channel)
+    app.chart(st, feature_grid_figure(maps, titles, columns=6), key=keys.CAM_FEATURES)
+app.link_params(channel=channel)

@@ -2,7 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from attnviz import appstate
+from attnviz import app
+from attnviz.app import keys
 from attnviz.analysis import feature_index, mean_weight_spread
 from attnviz.capture import CoordinateAttentionRecord
 from attnviz.metrics import score_prediction
@@ -13,23 +14,21 @@ from attnviz.viz.overlays import blend_heatmap, blend_labels
 st.title("Compare attention modules on one photo")
 st.markdown("The same backbone and training recipe with a different attention module in every residual block "
             "(or none), or a DANet head. Pick 2 to 4 models.")
-selection = appstate.current()
-if selection is None:
-    st.stop()
+selection = app.page_selection()
 if selection.source == "timm":
     st.info("The comparison below is of the CamVid models (same backbone and recipe, one attention module "
             f"changed); the ImageNet classifier {selection.model_name} is not part of it. Its layers are on the "
             "ECA and Flexible / SE pages.")
-names = list(appstate.catalogue())
+names = list(app.catalogue())
 default = [n for n in ("fcn-none", "fcn-se", "fcn-eca", "fcn-cbam") if n in names][:4] or names[:2]
-chosen = st.multiselect("Models", names, default=default, max_selections=4, key="compare_models")
+chosen = st.multiselect("Models", names, default=default, max_selections=4, key=keys.COMPARE_MODELS)
 if len(chosen) < 2:
     st.info("Pick at least two models to compare.")
-    st.stop()
+    app.stop_page()
 
 columns = st.columns(len(chosen))
 for column, name in zip(columns, chosen):
-    analysis = appstate.analysis_for(selection, name)
+    analysis = app.analysis_for(selection, name)
     if analysis is None:
         continue
     with column:
@@ -47,19 +46,19 @@ for column, name in zip(columns, chosen):
             st.image(blend_heatmap(selection.image, pam.row(centre).numpy()),
                      caption=f"PAM: where the centre pixel attends (α = {pam.alpha:.3f})")
         if channel:
-            appstate.chart(st, layer_summary_figure(list(channel), [r.weights[0].numpy() for r in channel.values()],
-                                                 "channel weights per block"), key=f"cmp_w_{name}")
+            app.chart(st, layer_summary_figure(list(channel), [r.weights[0].numpy() for r in channel.values()],
+                                                 "channel weights per block"), key=keys.compare_chart("weights", name))
             spread = mean_weight_spread(channel.values())
             st.caption(f"{len(channel)} channel-attention layers; mean spread (std) of weights {spread:.3f}")
         if coords:
             last_name, last = list(coords.items())[-1]
-            appstate.chart(st, coordinate_attention_figure(last.height_weights[0].numpy(), last.width_weights[0].numpy(),
-                                                        short_layer_name(last_name)), key=f"cmp_ca_{name}")
+            app.chart(st, coordinate_attention_figure(last.height_weights[0].numpy(), last.width_weights[0].numpy(),
+                                                        short_layer_name(last_name)), key=keys.compare_chart("coords", name))
         if not (channel or coords or analysis.position):
             st.caption("No attention module: the baseline.")
         st.caption(f"forward + capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}")
 
-results = appstate.results()
+results = app.results()
 st.subheader("Accuracy, attention quality, size and speed (CamVid test split)")
 rows = results_rows(results)
 if not rows:

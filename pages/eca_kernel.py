@@ -2,7 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from attnviz import appstate
+from attnviz import app
+from attnviz.app import keys
 from attnviz.modules.eca import KERNEL_RULES, OFFICIAL_RELEASED_KERNELS, kernel_t
 from attnviz.viz.figures import kernel_rule_figure
 
@@ -24,13 +25,13 @@ $|t|_{odd}$ is "the nearest odd number to $t$". What the code does, exactly:
   ResNets use hand-picked per-stage lists (ECA-ResNet50: 3, 5, 5, 7) that the formula does not give.
 """)
 c1, c2 = st.columns(2)
-gamma = c1.slider("γ (gamma)", 0.5, 4.0, 2.0, 0.5, key="gamma")
-b = c2.slider("b", 0.0, 4.0, 1.0, 0.5, key="b")
+gamma = c1.slider("γ (gamma)", 0.5, 4.0, 2.0, 0.5, key=keys.KERNEL_GAMMA)
+b = c2.slider("b", 0.0, 4.0, 1.0, 0.5, key=keys.KERNEL_B)
 
 model_layers = []
-selection = appstate.current()
+selection = app.current()
 if selection is not None and selection.attention == "eca":
-    analysis = appstate.analysis_for(selection)
+    analysis = app.analysis_for(selection)
     if analysis is not None:
         seen = set()
         for name, rec in analysis.channel_layers(("eca",)).items():
@@ -40,7 +41,7 @@ if selection is not None and selection.attention == "eca":
             if key not in seen:
                 seen.add(key)
                 model_layers.append((name, rec.channels, len(rec.kernel)))
-appstate.chart(st, kernel_rule_figure(KERNEL_RULES, gamma, b, OFFICIAL_RELEASED_KERNELS, model_layers), key="k_rule")
+app.chart(st, kernel_rule_figure(KERNEL_RULES, gamma, b, OFFICIAL_RELEASED_KERNELS, model_layers), key=keys.KERNEL_RULE_CHART)
 if model_layers:
     st.caption(f"Red crosses: the ECA layers of {selection.model_name} (trained with γ = 2, b = 1).")
 else:

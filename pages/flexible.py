@@ -1,7 +1,8 @@
 """Flexible attention (CBAM's channel branch) and SE: weights, and both pooling branches where there are two."""
 import streamlit as st
 
-from attnviz import appstate
+from attnviz import app
+from attnviz.app import keys
 from attnviz.exports import vector_csv
 from attnviz.capture import SpatialAttentionRecord
 from attnviz.modules.flexible import branch_statistics
@@ -20,24 +21,24 @@ Average pooling summarises the whole map; max pooling keeps the strongest respon
 strongly in one small place can still get a high weight. **SE** (Hu et al., CVPR 2018) is the average branch
 alone, $\omega = \sigma(\mathrm{MLP}(\mathrm{AvgPool}(F)))$; EfficientNet and MobileNetV3 use SE too (MobileNetV3
 with a hard sigmoid, which can reach exactly 0 and 1).""")
-selection, analysis = appstate.page_analysis(attention=("flexible", "cbam", "se"),
-                                             what="flexible (CBAM channel) or SE attention")
+selection, analysis = app.page_analysis(attention=("flexible", "cbam", "se"),
+                                        what="flexible (CBAM channel) or SE attention")
 layers = analysis.channel_layers(("flexible", "se"))
 names = list(layers)
-selected = appstate.layer_picker(
-    names, "flex_layer", format_func=lambda n: f"{n}  ({'SE' if layers[n].kind == 'se' else 'flexible'}, C = {layers[n].channels})")
-appstate.chart(st, layer_weights_heatmap(names, [layers[n].weights[0].numpy() for n in names], selected),
-               key="flex_heatmap")
+selected = app.layer_picker(
+    names, keys.FLEX_LAYER, format_func=lambda n: f"{n}  ({'SE' if layers[n].kind == 'se' else 'flexible'}, C = {layers[n].channels})")
+app.chart(st, layer_weights_heatmap(names, [layers[n].weights[0].numpy() for n in names], selected),
+          key=keys.FLEX_HEATMAP)
 record = layers[selected]
 w = record.weights[0].numpy()
 if "avg_branch" in record.parts and "max_branch" in record.parts:
     avg = record.parts["avg_branch"][0].numpy()
     mx = record.parts["max_branch"][0].numpy()
-    appstate.download(st, f"Weights and branches of {selected} (CSV)",
-                      vector_csv({"weight": w, "mlp_avg_branch": avg, "mlp_max_branch": mx}),
-                      f"{selection.model_name}-{selected}-flexible-weights.csv", key="flex_csv")
-    appstate.chart(st, branches_figure(avg, mx, w, f"{selected}: what each pooling branch contributes"),
-                   key="flex_branches")
+    app.download(st, f"Weights and branches of {selected} (CSV)",
+                 vector_csv({"weight": w, "mlp_avg_branch": avg, "mlp_max_branch": mx}),
+                      f"{selection.model_name}-{selected}-flexible-weights.csv", key=keys.FLEX_CSV)
+    app.chart(st, branches_figure(avg, mx, w, f"{selected}: what each pooling branch contributes"),
+              key=keys.FLEX_BRANCHES)
     top = int(w.argmax())
     max_term = f"({mx[top]:.3f})" if mx[top] < 0 else f"{mx[top]:.3f}"
     st.latex(rf"\omega_{{{top}}} = \sigma(\underbrace{{{avg[top]:.3f}}}_{{\text{{avg}}}} + "
@@ -47,9 +48,9 @@ if "avg_branch" in record.parts and "max_branch" in record.parts:
                f"Correlation of the two branches across channels: {correlation:.2f}.")
 else:
     st.markdown(f"**{selected}** is an SE layer: one (average-pool) branch, so its weights are the whole story.")
-    appstate.download(st, f"Weights of {selected} (CSV)", vector_csv({"weight": w}),
-                      f"{selection.model_name}-{selected}-se-weights.csv", key="flex_csv")
-    appstate.chart(st, sorted_weights_figure(w, f"{selected}: weights, sorted"), key="flex_sorted")
+    app.download(st, f"Weights of {selected} (CSV)", vector_csv({"weight": w}),
+                 f"{selection.model_name}-{selected}-se-weights.csv", key=keys.FLEX_CSV)
+    app.chart(st, sorted_weights_figure(w, f"{selected}: weights, sorted"), key=keys.FLEX_SORTED)
     st.caption(f"Spread of the weights: min {w.min():.3f}, max {w.max():.3f}.")
 
 spatial_name = selected.rsplit(".", 1)[0] + ".spatial"
@@ -60,5 +61,5 @@ if isinstance(spatial, SpatialAttentionRecord):
     st.image(blend_heatmap(selection.image, spatial.map[0].numpy(), 0.6, 0, 1),
              caption=f"{spatial_name}: bright = kept (scale 0 to 1)")
 
-appstate.extreme_channels(record.features, w, "flex")
-appstate.write_link(layer=selected)
+app.extreme_channels(record.features, w, keys.FLEX_FEATURES)
+app.link_params(layer=selected)

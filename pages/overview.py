@@ -1,8 +1,11 @@
 """Overview: the photo, the prediction, the ground truth, and a map of the app."""
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
-from attnviz import appstate
+from attnviz import app
+from attnviz.app import keys
 from attnviz.analysis import classes_present
 from attnviz.exports import png_bytes
 from attnviz.metrics import score_prediction
@@ -17,7 +20,7 @@ st.markdown(
     "each channel by a weight in (0, 1); **spatial attention** (CBAM's spatial gate, Coordinate Attention) "
     "weights positions; DANet's **position attention** lets every pixel gather features from every other "
     "pixel, and its **channel attention** mixes channels. Pick a model and a photo in the sidebar, then explore.")
-selection, analysis = appstate.page_analysis()
+selection, analysis = app.page_analysis()
 
 if analysis.top_classes is not None:  # an ImageNet classifier from timm
     left, right = st.columns([3, 2])
@@ -35,20 +38,20 @@ if analysis.top_classes is not None:  # an ImageNet classifier from timm
     st.markdown("The **ECA channel weights**, **ECA kernel size** and **Flexible / SE attention** pages show this "
                 "model's layers. The DANet pages and the comparison need a CamVid model (switch the model source "
                 "in the sidebar).")
-    st.stop()
+    app.stop_page()
 
 columns = st.columns(3 if selection.label is not None else 2)
 columns[0].image(selection.image, caption=f"Photo: {markdown_literal(selection.image_title)}")
 prediction_overlay = blend_labels(selection.image, analysis.prediction)
 columns[1].image(prediction_overlay, caption=f"Prediction of {selection.model_name}")
-appstate.download(columns[1], "Prediction overlay (PNG)", png_bytes(prediction_overlay),
-                  f"{selection.model_name}-prediction.png", key="prediction_png")
+app.download(columns[1], "Prediction overlay (PNG)", partial(png_bytes, prediction_overlay),
+             f"{selection.model_name}-prediction.png", key=keys.PREDICTION_PNG)
 if selection.label is not None:
     columns[2].image(blend_labels(selection.image, selection.label), caption="Ground truth (CamVid)")
     scores = score_prediction(analysis.prediction, selection.label)
     st.markdown(f"On this photo: pixel accuracy **{scores['pixel_accuracy']:.1%}**, mean IoU over the classes "
                 f"present **{scores['miou']:.1%}** (unlabelled pixels ignored).")
-appstate.chart(st, class_legend_figure(classes_present(analysis.prediction, selection.label)), key="legend")
+app.chart(st, class_legend_figure(classes_present(analysis.prediction, selection.label)), key=keys.LEGEND)
 st.caption(f"Forward pass with capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}, measured when this "
            f"photo ({selection.image.shape[1]}x{selection.image.shape[0]}) first ran on this model; every page reuses "
            "that cached result. Steady-state latency is in the compare page's table.")
@@ -61,8 +64,8 @@ with st.expander(f"Model card: {selection.model_name}", expanded=False):
     if summary["note"]:
         st.caption(markdown_literal(summary["note"], max_length=2000))
     if summary["history"]:
-        appstate.chart(st, training_curve_figure(summary["history"], f"Training of {selection.model_name}"),
-                       key="training_curve")
+        app.chart(st, training_curve_figure(summary["history"], f"Training of {selection.model_name}"),
+                  key=keys.TRAINING_CURVE)
     st.json(selection.card.get("config", {}), expanded=False)
 
 st.subheader("Map of the app")

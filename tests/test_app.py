@@ -21,7 +21,7 @@ def every_run_enters_through_app_py(monkeypatch):
     """As in the served app once any session has called st.navigation: every run executes app.py.
 
     AppTest builds a fresh PagesManager for each run, which sees pages/ and starts the run in Streamlit's
-    older mode (the page file alone). appstate.current turns such a run into a rerun of app.py, as on a
+    older mode (the page file alone). attnviz.app.pagesmode turns such a run into a rerun of app.py, as on a
     fresh server (tests/test_browser.py checks that); here every run enters through app.py directly, so
     that one-shot widgets (buttons) keep their click.
     """
@@ -236,16 +236,17 @@ def test_bad_checkpoints_are_listed_with_a_reason_and_every_page_still_works(tmp
 
 
 def test_the_checkpoint_folder_comes_from_the_command_line_then_the_environment(monkeypatch, tmp_path):
-    from attnviz import appstate
+    from attnviz.app.settings import settings
+    from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
 
     monkeypatch.setenv("ATTNVIZ_CHECKPOINTS", str(tmp_path / "env"))
     monkeypatch.setattr("sys.argv", ["app.py"])
-    assert appstate.checkpoint_dir() == tmp_path / "env"
+    assert settings().checkpoint_dir == tmp_path / "env"
     monkeypatch.setattr("sys.argv", ["app.py", "--checkpoints", str(tmp_path / "cli")])
-    assert appstate.checkpoint_dir() == tmp_path / "cli"
+    assert settings().checkpoint_dir == tmp_path / "cli"
     monkeypatch.delenv("ATTNVIZ_CHECKPOINTS")
     monkeypatch.setattr("sys.argv", ["app.py"])
-    assert appstate.checkpoint_dir() == appstate.SHIPPED_CHECKPOINT_DIR
+    assert settings().checkpoint_dir == DEFAULT_CHECKPOINT_DIR
 
 
 def test_attribution_page_for_a_click_and_on_request():

@@ -1,0 +1,26 @@
+"""The app layer: the only Streamlit code besides app.py and pages/.
+
+    settings    the checkpoint folder and weights folder, resolved once from argv and the environment
+    resources   every cached loader (models, analyses, attributions, samples) and the catalogue
+    selection   what the sidebar chose in this run (a ContextVar), and the page's link parameters
+    sidebar     the shared sidebar that makes the selection
+    links       the address bar: read once, applied to widgets, written once per run after the page
+    widgets     charts, downloads, the layer picker, switch buttons
+    guards      what a page needs before it draws; stop_page
+    keys        every session-state key
+    pagesmode   the one touch of Streamlit internals (leaving its pages/-folder mode)
+
+Pages import what they use from here: `from attnviz import app` and `app.chart(...)`.
+"""
+from attnviz.app.guards import analysis_for, page_analysis, page_selection, require_models, stop_page
+from attnviz.app.links import apply_link, chosen_pixel, link_params, write_link
+from attnviz.app.resources import (catalogue, checkpoint_dir, pixel_grad_cam, pixel_integrated_gradients,
+                                   results)
+from attnviz.app.selection import Selection, begin_run, current
+from attnviz.app.sidebar import sidebar
+from attnviz.app.widgets import chart, download, extreme_channels, layer_picker, switch_button
+
+__all__ = ["Selection", "begin_run", "current", "sidebar", "page_selection", "page_analysis", "analysis_for",
+           "require_models", "stop_page", "catalogue", "checkpoint_dir", "results", "pixel_grad_cam",
+           "pixel_integrated_gradients", "chart", "download", "layer_picker", "extreme_channels", "switch_button",
+           "apply_link", "chosen_pixel", "link_params", "write_link"]

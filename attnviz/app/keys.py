@@ -1,0 +1,89 @@
+"""Every session-state key of the app, in one place.
+
+Streamlit keeps widget values and the app's own per-session state in one
+dictionary, `st.session_state`, keyed by strings. A typo in such a string is a
+silent bug (a widget that forgets its value, a link that never applies), so
+pages and app modules name keys only through these constants.
+"""
+from __future__ import annotations
+
+# ---- the sidebar: what is shown
+SOURCE = "source"                  # radio: CamVid models or a timm ImageNet classifier
+MODEL = "model"                    # select box: CamVid checkpoint name
+TIMM_MODEL = "timm_model"          # select box: timm architecture
+DEVICE = "device"                  # radio (only with a GPU)
+SAMPLE = "sample"                  # select box: sample photo name or the upload choice
+UPLOAD = "upload"                  # file uploader
+FIGURE_FORMAT = "figure_format"    # radio: PNG or SVG for the charts' camera button
+
+# ---- the app's own state
+LINK_PENDING = "_link_pending"     # the query parameters the session was opened with, handed out once
+PIXEL = "chosen_pixel"             # (x, y) integer photo pixel shared by the Position and Attribution pages
+
+
+def last_click(click_key: str) -> str:
+    """Where the last click of image widget `click_key` that was acted on is kept."""
+    return f"{click_key}_last"
+
+
+def switch_button(model_name: str) -> str:
+    """The key of the button that switches the sidebar to `model_name`."""
+    return f"switch-{model_name}"
+
+
+# ---- Position page
+PAM_MODE = "pam_mode"
+PAM_OPACITY = "pam_opacity"
+PAM_CLICK = "pam_click"
+PAM_PNG = "pam_png"
+PAM_CSV = "pam_csv"
+PAM_MAP = "pam_map"
+
+# ---- Channel map page
+CAM_CHANNEL = "cam_channel"
+CAM_CHART = "cam_chart"
+CAM_LAST_CLICK = "cam_last_click"
+CAM_CSV = "cam_csv"
+CAM_FEATURES = "cam_features"
+CAM_FORMS = "cam_forms"
+
+# ---- Attribution page
+ATTR_CLICK = "attr_click"
+ATTR_OPACITY = "attr_opacity"
+ATTR_CAM_CSV = "cam_grid_csv"
+ATTR_IG_STEPS = "ig_steps"
+ATTR_IG_RUN = "ig_run"
+ATTR_IG_REQUESTS = "ig_requests"   # the (pixel, steps) pairs asked for in this session
+
+# ---- ECA, ECA kernel and Flexible / SE pages
+ECA_LAYER = "eca_layer"
+ECA_CSV = "eca_csv"
+ECA_HEATMAP = "eca_heatmap"
+ECA_KERNEL_CHART = "eca_kernel"
+ECA_SORTED = "eca_sorted"
+ECA_FEATURES = "eca"               # prefix of the extreme-channels widgets
+KERNEL_GAMMA = "gamma"
+KERNEL_B = "b"
+KERNEL_RULE_CHART = "k_rule"
+FLEX_LAYER = "flex_layer"
+FLEX_BRANCHES = "flex_branches"
+FLEX_CSV = "flex_csv"
+FLEX_HEATMAP = "flex_heatmap"
+FLEX_SORTED = "flex_sorted"
+FLEX_FEATURES = "flex"
+
+# ---- Overview and Compare pages
+LEGEND = "legend"
+PREDICTION_PNG = "prediction_png"
+TRAINING_CURVE = "training_curve"
+COMPARE_MODELS = "compare_models"
+
+
+def compare_chart(kind: str, model_name: str) -> str:
+    """A chart of one model's column on the Compare page ("weights" or "coords")."""
+    return f"cmp_{'w' if kind == 'weights' else 'ca'}_{model_name}"
+
+
+def extreme_channels(prefix: str, part: str) -> str:
+    """A widget of the extreme-channels section: part "count" (the slider) or "features" (the chart)."""
+    return f"{prefix}_{part}"

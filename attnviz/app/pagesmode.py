@@ -1,0 +1,22 @@
+"""The one place that touches Streamlit internals: leaving its pages/-folder mode.
+
+app.py is the one entry. Streamlit, seeing a pages/ folder beside it, runs a
+page file on its own (its older multipage mode) until the first st.navigation
+call of the server process: on a fresh server opened at a page's URL, and in
+every AppTest run. Such a run is turned into a rerun of app.py, which calls
+st.navigation and so ends that mode for good. Tested in tests/test_app.py and,
+on a fresh server, in tests/test_browser.py.
+"""
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+__all__ = ["leave_pages_directory_mode"]
+
+
+def leave_pages_directory_mode() -> None:
+    """If this run is a page file run on its own, rerun the app's entry instead."""
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

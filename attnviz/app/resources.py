@@ -1,0 +1,135 @@
+"""Everything the app loads or computes once and keeps: models, analyses, attributions, the catalogue.
+
+Models are cached per (name, device, folder) with st.cache_resource; the
+analysis of a photo (one forward pass with capture) per (model, device, image
+hash); attributions per (model, photo, pixel). A click then only computes one
+row or column from the cached analysis.
+
+The checkpoint catalogue and results.json are read once per state of the
+folder: the cache key is each file's name, size and modification time (one
+`os.scandir`, well under a millisecond), so a model trained or evaluated while
+the app runs shows up on the next run, and a click reads no model card.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from attnviz.analysis import Analysis, analyse, analyse_classifier, image_to_tensor
+from attnviz.app.settings import settings
+from attnviz.attribution import grad_cam, integrated_gradients
+from attnviz.data.images import decode_image
+from attnviz.data.samples import load_sample
+from attnviz.models import load_checkpoint
+from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
+from attnviz.models.imagenet import load_imagenet_model
+from attnviz.results import read_results
+
+__all__ = ["checkpoint_dir", "catalogue", "catalogue_problems", "results", "get_model", "get_classifier",
+           "get_analysis", "get_classifier_analysis", "pixel_grad_cam", "pixel_integrated_gradients",
+           "sample", "decode_upload"]
+
+
+def checkpoint_dir() -> Path:
+    """The folder the app's CamVid models come from (`attnviz.app.settings`)."""
+    return settings().checkpoint_dir
+
+
+def _fingerprint(directory: Path) -> tuple:
+    try:
+        with os.scandir(directory) as entries:
+            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file()))
+    except OSError:
+        return ()
+
+
+@lru_cache(maxsize=8)
+def _scan(directory: Path, fingerprint: tuple) -> tuple[dict[str, CheckpointInfo], dict[str, str]]:
+    usable, problems = scan_checkpoints(directory)
+    return {info.name: info for info in usable}, problems
+
+
+@lru_cache(maxsize=8)
+def _results(path: Path, fingerprint: tuple) -> dict:
+    return read_results(path)
+
+
+def catalogue() -> dict[str, CheckpointInfo]:
+    """The loadable checkpoints by name (read again only when the folder's files change)."""
+    directory = checkpoint_dir()
+    return _scan(directory, _fingerprint(directory))[0]
+
+
+def catalogue_problems() -> dict[str, str]:
+    """{name: why it cannot be loaded} for the folder's other checkpoints."""
+    directory = checkpoint_dir()
+    return _scan(directory, _fingerprint(directory))[1]
+
+
+def results() -> dict:
+    """results.json of the checkpoint folder ({} when missing or unreadable); read again when it changes."""
+    directory = checkpoint_dir()
+    return _results(directory / "results.json", _fingerprint(directory))
+
+
+@st.cache_resource(max_entries=12, show_spinner="Loading the model…")
+def get_model(name: str, device: str, directory: str):
+    return load_checkpoint(name, directory, device=device)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the ImageNet model…")
+def get_classifier(arch: str, device: str, weights_folder: str):
+    model, weights = load_imagenet_model(arch, weights_folder or None)
+    return model.to(device), weights
+
+
+@st.cache_resource(max_entries=24, show_spinner="Running the classifier on the photo…")
+def get_classifier_analysis(arch: str, device: str, weights_folder: str, image_key: str,
+                            _image: np.ndarray) -> Analysis:
+    model, _ = get_classifier(arch, device, weights_folder)
+    return analyse_classifier(model, _image, arch)
+
+
+@st.cache_resource(max_entries=48, show_spinner="Running the model on the photo…")
+def get_analysis(name: str, device: str, directory: str, image_key: str, _image: np.ndarray) -> Analysis:
+    model, _ = get_model(name, device, directory)
+    return analyse(model, _image, name)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def pixel_grad_cam(name: str, device: str, directory: str, image_key: str, _image: np.ndarray,
+                   target: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM of logit (class, y, x): (at the feature grid, upsampled to the photo); cached per pixel.
+
+    Runs on a private copy of the cached model: captum hooks the model's layers while it attributes,
+    and another session's forward pass on the shared model must not pass through those hooks.
+    """
+    model, _ = get_model(name, device, directory)
+    cam, full = grad_cam(copy.deepcopy(model), image_to_tensor(_image, device), target)
+    return cam.cpu().numpy(), full.cpu().numpy()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pixel_integrated_gradients(name: str, device: str, directory: str, image_key: str, _image: np.ndarray,
+                               target: tuple[int, int, int], steps: int) -> np.ndarray:
+    """Integrated Gradients (3, H, W) of logit (class, y, x) against a black photo; cached per pixel and steps."""
+    model, _ = get_model(name, device, directory)
+    ig = integrated_gradients(copy.deepcopy(model), image_to_tensor(_image, device), target, steps=steps)
+    return ig.cpu().numpy()
+
+
+@st.cache_data(max_entries=16)
+def sample(name: str):
+    """(image, label) of a sample photo."""
+    photo = load_sample(name)
+    return photo.image, photo.label
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def decode_upload(data: bytes) -> np.ndarray:
+    return decode_image(data)

@@ -1,0 +1,65 @@
+"""What the sidebar chose in this run, handed to the page that app.py runs next.
+
+A ContextVar, not session state: each session's script runs in its own thread,
+and the value lives exactly as long as the run needs it. The page's own link
+parameters (a pixel, a layer) travel the same way, so that app.py writes the
+address bar once per run, after the page (`attnviz.app.links.write_link`).
+"""
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SOURCES", "Selection", "RunState", "begin_run", "run_state", "current"]
+
+
+# The sidebar's model sources: our CamVid segmentation models, or an ImageNet classifier from timm.
+SOURCES = ("CamVid segmentation (shipped)", "ImageNet classifier (timm)")
+
+
+@dataclass
+class Selection:
+    model_name: str
+    device: str
+    image: np.ndarray
+    image_key: str
+    image_title: str
+    label: np.ndarray | None
+    card: dict
+    source: str = "camvid"      # "camvid" (our segmentation models) or "timm" (an ImageNet classifier)
+    head: str = "fcn"           # "fcn", "danet", or "classifier"
+    attention: str = "none"     # the attention kind in the backbone
+    weights_note: str = ""      # timm: where the weights came from
+
+
+@dataclass
+class RunState:
+    """One script run: the selection (None until the sidebar made one), the page's link parameters, and
+    whether the address bar was written yet."""
+    selection: Selection | None = None
+    page_params: dict[str, str] = field(default_factory=dict)
+    link_written: bool = False
+
+
+_run: contextvars.ContextVar[RunState] = contextvars.ContextVar("attnviz_run", default=RunState())
+
+
+def begin_run() -> RunState:
+    """A fresh state for the run that is starting (app.py calls this first)."""
+    state = RunState()
+    _run.set(state)
+    return state
+
+
+def run_state() -> RunState:
+    return _run.get()
+
+
+def current() -> Selection | None:
+    """The selection the sidebar made in this run (None if it made none: no loadable model)."""
+    from attnviz.app.pagesmode import leave_pages_directory_mode
+
+    leave_pages_directory_mode()
+    return _run.get().selection

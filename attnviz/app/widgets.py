@@ -1,0 +1,62 @@
+"""The app's own widgets: charts with a download format, downloads, the layer picker, switch buttons."""
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+from attnviz.app import keys
+from attnviz.app.links import apply_link
+from attnviz.app.selection import SOURCES
+from attnviz.viz.figures import extreme_channels_figure
+
+__all__ = ["FIGURE_FORMATS", "chart", "download", "layer_picker", "extreme_channels", "switch_button"]
+
+FIGURE_FORMATS = {"PNG": "png", "SVG": "svg"}
+
+
+def chart(where, figure, key: str, **kwargs):
+    """st.plotly_chart in `where` (st, a column, ...), its camera button saving in the sidebar's format."""
+    fmt = FIGURE_FORMATS.get(st.session_state.get(keys.FIGURE_FORMAT, "PNG"), "png")
+    config = {"toImageButtonOptions": {"format": fmt, "filename": f"attnviz-{key}", "scale": 2 if fmt == "png" else 1},
+              "displaylogo": False}
+    return where.plotly_chart(figure, key=key, config=config, **kwargs)
+
+
+def download(where, label: str, data: bytes | str | Callable[[], bytes | str], file_name: str, key: str) -> None:
+    """A download button that does not rerun the page (CSV as text/csv, PNG as image/png).
+
+    `data` may be a function of no arguments: it then runs only when the button is pressed, so that a
+    rerun (a click on the photo) does not encode a PNG or write a CSV nobody asked for.
+    """
+    mime = "text/csv" if file_name.endswith(".csv") else "image/png"
+    where.download_button(label, data, file_name=file_name, mime=mime, key=key, on_click="ignore",
+                          icon=":material/download:")
+
+
+def layer_picker(names: list[str], key: str, format_func) -> str:
+    """The layer select box of a channel-attention page: the link's ?layer= first, else the last layer."""
+    apply_link("layer", key, names, what="no such layer in this model")
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = names[-1]
+    return st.selectbox("Layer", names, key=key, format_func=format_func)
+
+
+def extreme_channels(features, weights, prefix: str) -> None:
+    """The input feature maps of a layer's most and least weighted channels (when features were kept)."""
+    if features is None:
+        return
+    count = st.slider("Channels to show", 2, 8, 4, key=keys.extreme_channels(prefix, "count"))
+    st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
+                "(each scaled to its own range):")
+    chart(st, extreme_channels_figure(features[0].numpy(), weights, count), key=keys.extreme_channels(prefix, "features"))
+
+
+def _switch_model(name: str) -> None:
+    st.session_state[keys.SOURCE] = SOURCES[0]
+    st.session_state[keys.MODEL] = name
+
+
+def switch_button(where, name: str, label: str | None = None) -> None:
+    """A button that switches the sidebar to CamVid checkpoint `name`."""
+    where.button(label or name, key=keys.switch_button(name), on_click=_switch_model, args=(name,))

@@ -1,0 +1,103 @@
+"""A Streamlit server and a headless Debian Chromium, for the browser tests and `python -m attnviz.app_bench`.
+
+Chromium is Debian's (`apt-get install chromium`), driven by Playwright's
+Python API; `playwright install` is never needed (it downloads a browser). The
+flags keep a closed network quiet: no background networking, no component
+updates, no sync, a fresh profile each time.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SCRIPT_STATE", "streamlit_server", "chromium_page", "settled"]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+# The app root carries the script state of the session: running / notRunning / rerunRequested.
+SCRIPT_STATE = "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(script: Path, cwd: Path, args: tuple[str, ...] = (), env: dict | None = None,
+                     start_timeout_s: float = 90):
+    """Run `streamlit run script` on a free local port; yields its URL, stops it on exit."""
+    port = _free_port()
+    with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
+        command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+                   "--server.address", "127.0.0.1", "--server.headless", "true",
+                   "--browser.gatherUsageStats", "false"]
+        if args:
+            command += ["--", *args]
+        proc = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + start_timeout_s
+            while True:
+                try:
+                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.time() > deadline:
+                        log.seek(0)
+                        raise RuntimeError("streamlit did not start:\n" + log.read()) from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextlib.contextmanager
+def chromium_page(timeout_ms: int = 180_000, viewport=(1400, 1100)):
+    """A Playwright page in a fresh headless Chromium profile; the context closes on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True,
+            viewport={"width": viewport[0], "height": viewport[1]}, args=CHROMIUM_ARGS)
+        try:
+            page = context.new_page()
+            page.set_default_timeout(timeout_ms)
+            yield page
+        finally:
+            context.close()
+
+
+def settled(page, timeout_ms: int = 180_000, start_wait_ms: int = 1500, quiet_ms: int = 300) -> None:
+    """Wait until Streamlit has finished the run that the last action started.
+
+    A run may start a moment after the action that caused it, so first give it a chance to start
+    (`start_wait_ms`), then wait until it has stopped and nothing shows a spinner, twice (a widget
+    written by the run itself may request one more run).
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.wait_for_selector("[data-testid='stApp']")
+    try:
+        page.wait_for_function(f"() => {SCRIPT_STATE} !== 'notRunning'", timeout=start_wait_ms)
+    except PlaywrightTimeout:
+        pass  # the run was over before we looked, or none was needed
+    for _ in range(2):
+        page.wait_for_function(f"() => {SCRIPT_STATE} === 'notRunning'"
+                               " && !document.querySelector('[data-testid=\"stSpinner\"]')", timeout=timeout_ms)
+        page.wait_for_timeout(quiet_ms)

@@ -1,0 +1,66 @@
+"""The Position page's view, as a value: every number the page prints, checked against a naive S."""
+import numpy as np
+import pytest
+import torch
+
+from attnviz.capture import PositionAttentionRecord, capture
+from attnviz.modules.danet import PositionAttention
+from attnviz.views import position_view
+
+
+@pytest.fixture(scope="module")
+def record():
+    torch.manual_seed(0)
+    pam = PositionAttention(16).eval()
+    with torch.no_grad():
+        pam.alpha.fill_(0.5)
+        with capture(pam) as rec:
+            pam(torch.randn(1, 16, 6, 8))
+    return next(iter(rec.of_type(PositionAttentionRecord).values()))
+
+
+def naive_s(record):
+    q, k = record.query[0].double(), record.key[0].double()
+    return torch.softmax(q @ k.T, dim=-1).numpy()
+
+
+def test_row_view_matches_a_naive_softmax_and_ranks_its_top(record):
+    s = naive_s(record)
+    view = position_view(record, (21, 10), (48, 64), "row")          # 8x8 cells: column 2, row 1 -> index 10
+    assert view.index == 10 and view.cell == (1, 2)
+    np.testing.assert_allclose(view.values.reshape(-1), s[10], atol=1e-6)
+    assert view.total == pytest.approx(1.0, abs=1e-5)
+    assert view.top == list(np.argsort(-s[10])[:5])
+    assert [v for _, _, v in view.top_cells] == sorted((v for _, _, v in view.top_cells), reverse=True)
+    query, key, energy, log_z, entry = view.formula
+    assert (query, key) == (10, view.top[0]) and entry == pytest.approx(s[10, key], abs=1e-6)
+    assert view.class_share is None                                    # no labels
+
+
+def test_column_view_is_who_attends_to_the_pixel(record):
+    s = naive_s(record)
+    view = position_view(record, (63, 47), (48, 64), "column")
+    assert view.index == 47
+    np.testing.assert_allclose(view.values.reshape(-1), s[:, 47], atol=1e-6)
+    assert view.formula[:2] == (view.top[0], 47)
+
+
+def test_class_share_with_labels_and_an_unlabelled_pixel(record):
+    label = np.zeros((48, 64), dtype=np.int64)
+    label[:, 32:] = 3
+    label[0, 0] = 11
+    s = naive_s(record)
+    view = position_view(record, (40, 20), (48, 64), "row", label)   # class 3, cell (2, 5) = index 21
+    share = view.class_share
+    assert share.class_id == 3 and share.chance == pytest.approx((48 * 32) / (48 * 64 - 1))
+    on_class = s[21].reshape(6, 8)[:, 4:].sum()
+    labelled = s[21].sum() - s[21, 0] / 64                             # one of cell 0's 64 pixels is unlabelled
+    assert share.share == pytest.approx(on_class / labelled, rel=1e-5)
+    assert np.isfinite(share.far_key_ratio)
+    assert position_view(record, (0, 0), (48, 64), "row", label).class_share.class_id == 11
+    assert position_view(record, (40, 20), (48, 64), "column", label).class_share is None
+
+
+def test_a_bad_mode_is_refused(record):
+    with pytest.raises(ValueError, match="mode"):
+        position_view(record, (0, 0), (48, 64), "diagonal")
