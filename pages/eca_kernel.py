@@ -4,6 +4,7 @@ import streamlit as st
 
 from attnviz import app
 from attnviz.app import keys
+from attnviz.kinds import AttentionKind
 from attnviz.modules.eca import KERNEL_RULES, OFFICIAL_RELEASED_KERNELS, kernel_t
 from attnviz.viz.figures import kernel_rule_figure
 
@@ -30,11 +31,11 @@ b = c2.slider("b", 0.0, 4.0, 1.0, 0.5, key=keys.KERNEL_B)
 
 model_layers = []
 selection = app.current()
-if selection is not None and selection.attention == "eca":
+if selection is not None and selection.attention == AttentionKind.ECA:
     analysis = app.analysis_for(selection)
     if analysis is not None:
         seen = set()
-        for name, rec in analysis.channel_layers(("eca",)).items():
+        for name, rec in analysis.channel_layers((AttentionKind.ECA,)).items():
             if rec.kernel is None:
                 continue
             key = (rec.channels, len(rec.kernel))

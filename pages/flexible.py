@@ -5,6 +5,7 @@ from attnviz import app
 from attnviz.app import keys
 from attnviz.exports import vector_csv
 from attnviz.capture import SpatialAttentionRecord
+from attnviz.kinds import AttentionKind
 from attnviz.modules.flexible import branch_statistics
 from attnviz.viz.figures import branches_figure, layer_weights_heatmap, sorted_weights_figure
 from attnviz.viz.overlays import blend_heatmap
@@ -21,12 +22,12 @@ Average pooling summarises the whole map; max pooling keeps the strongest respon
 strongly in one small place can still get a high weight. **SE** (Hu et al., CVPR 2018) is the average branch
 alone, $\omega = \sigma(\mathrm{MLP}(\mathrm{AvgPool}(F)))$; EfficientNet and MobileNetV3 use SE too (MobileNetV3
 with a hard sigmoid, which can reach exactly 0 and 1).""")
-selection, analysis = app.page_analysis(attention=("flexible", "cbam", "se"),
+selection, analysis = app.page_analysis(attention=(AttentionKind.FLEXIBLE, AttentionKind.CBAM, AttentionKind.SE),
                                         what="flexible (CBAM channel) or SE attention")
-layers = analysis.channel_layers(("flexible", "se"))
+layers = analysis.channel_layers((AttentionKind.FLEXIBLE, AttentionKind.SE))
 names = list(layers)
 selected = app.layer_picker(
-    names, keys.FLEX_LAYER, format_func=lambda n: f"{n}  ({'SE' if layers[n].kind == 'se' else 'flexible'}, C = {layers[n].channels})")
+    names, keys.FLEX_LAYER, format_func=lambda n: f"{n}  ({'SE' if layers[n].kind == AttentionKind.SE else 'flexible'}, C = {layers[n].channels})")
 app.chart(st, layer_weights_heatmap(names, [layers[n].weights[0].numpy() for n in names], selected),
           key=keys.FLEX_HEATMAP)
 record = layers[selected]

@@ -164,7 +164,8 @@ def test_upload_a_photo_and_a_broken_file():
     # a file name is user text: shown literally, never as Markdown, LaTeX or coloured text
     at.file_uploader(key="upload").set_value(("$\\huge x$ :red[boo] [a](http://x).png", b"nope", "image/png")).run()
     shown = next(e.value for e in at.error if "could not be read" in e.value)
-    assert shown.startswith(r"\$\\huge x\$ \:red\[boo\] \[a\]\(http\:\/\/x\)\.png:"), shown
+    # the word joiner (invisible) after :// keeps remark-gfm from turning the URL into a link
+    assert shown.startswith(r"\$\\huge x\$ \:red\[boo\] \[a\]\(http\:\/\/" "\u2060" r"x\)\.png:"), shown
     assert "Row i sums to **1.000000**" in _text(at)  # falls back to a sample and keeps working
 
 
@@ -249,6 +250,7 @@ def test_the_checkpoint_folder_comes_from_the_command_line_then_the_environment(
     assert settings().checkpoint_dir == DEFAULT_CHECKPOINT_DIR
 
 
+@pytest.mark.slow
 def test_attribution_page_for_a_click_and_on_request():
     at = _app("danet-eca", "pages/attribution.py")
     text = _text(at)

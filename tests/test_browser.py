@@ -1,22 +1,15 @@
 """Browser tests: the real app in Debian's Chromium, driven by Playwright (never `playwright install`)."""
-import os
 import re
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from attnviz.browser import CHROMIUM, SCRIPT_STATE, chromium_page, settled, streamlit_server
 from attnviz.models import list_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]  # the project: app.py, pages/, checkpoints/
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
@@ -25,76 +18,22 @@ pytestmark = [
 TIMEOUT_MS = 180_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server():
-    port = _free_port()
-    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("streamlit did not start:\n" + Path(log.name).read_text())
-    return url, proc
-
-
 @pytest.fixture(scope="module")
 def server():
-    url, proc = _start_server()
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with streamlit_server(ROOT / "app.py", ROOT) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        context = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, viewport={"width": 1400, "height": 1100},
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
+    with chromium_page(TIMEOUT_MS) as page:
         yield page
-        context.close()
-
-
-_SCRIPT_STATE = "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
 
 
 def _settled(page):
-    """Wait until Streamlit has finished the run that the last action started.
-
-    The app root carries the script state (running / notRunning / rerunRequested). A run may start a
-    moment after the action that caused it, so first give it a chance to start, then wait until it
-    has stopped, nothing shows a spinner, and the state stays put for a short while.
-    """
-    page.wait_for_selector("[data-testid='stApp']")
-    try:
-        page.wait_for_function(f"() => {_SCRIPT_STATE} !== 'notRunning'", timeout=1500)
-    except PlaywrightTimeout:
-        pass  # the run was over before we looked, or none was needed
-    for _ in range(2):  # a widget written by the run itself may request one more run
-        page.wait_for_function(f"() => {_SCRIPT_STATE} === 'notRunning'"
-                               " && !document.querySelector('[data-testid=\"stSpinner\"]')", timeout=TIMEOUT_MS)
-        page.wait_for_timeout(300)
-    assert page.evaluate(f"() => {_SCRIPT_STATE}") == "notRunning"
+    """Wait until Streamlit has finished the run that the last action started, and it raised nothing."""
+    settled(page, TIMEOUT_MS)
+    assert page.evaluate(f"() => {SCRIPT_STATE}") == "notRunning"
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
         "[data-testid='stException']").first.inner_text()
 
@@ -205,8 +144,7 @@ def test_an_uploaded_file_name_is_shown_literally(server, browser_page, tmp_path
 def test_a_fresh_server_opened_at_a_page_url_runs_the_app_entry(browser_page):
     """Streamlit runs pages/*.py on their own until st.navigation was called once; the app must still
     show its own navigation and sidebar, not the folder's file names."""
-    url, proc = _start_server()
-    try:
+    with streamlit_server(ROOT / "app.py", ROOT) as url:
         page = browser_page
         page.goto(f"{url}/eca_kernel")
         _settled(page)
@@ -214,9 +152,6 @@ def test_a_fresh_server_opened_at_a_page_url_runs_the_app_entry(browser_page):
         navigation = page.locator("[data-testid='stSidebarNav']").inner_text()
         assert "Position attention (S)" in navigation and "eca kernel" not in navigation, navigation
         assert page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").count() == 2
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_click_on_the_attribution_page_moves_the_pixel_and_compares(server, browser_page):
@@ -238,3 +173,20 @@ def test_click_on_the_attribution_page_moves_the_pixel_and_compares(server, brow
     body = page.inner_text("body")
     assert re.search(r"Attention row vs Grad-CAM over the 45x60 feature grid: rank correlation \(Spearman\) [+-]\d", body)
     page.screenshot(path=str(Path(tempfile.gettempdir()) / "attnviz-attribution.png"), full_page=True)
+
+
+@pytest.mark.parametrize("parameter", ["photo", "model"])
+def test_a_link_with_a_bare_url_shows_it_as_plain_text_not_a_link(server, browser_page, parameter):
+    """A crafted link must not turn the app's own toast into a phishing link."""
+    from urllib.parse import quote
+
+    page = browser_page
+    lure = "Session expired, log in again at https://evil.example/login or www.evil.example"
+    page.goto(f"{server}/?{parameter}={quote(lure)}")
+    _settled(page)
+    toast = page.locator("[data-testid='stToast']").filter(has_text="evil").first
+    toast.wait_for()
+    shown = toast.inner_text().replace("\u2060", "")
+    assert "https://evil.example/login" in shown and "www.evil.example" in shown, shown
+    assert toast.locator("a").count() == 0, toast.inner_html()
+    assert page.locator("a[href*='evil']").count() == 0

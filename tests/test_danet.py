@@ -123,6 +123,7 @@ def test_danet_head_outputs_and_records(rng):
     assert rec["pam"].query.shape == (1, 48, 2)       # 16 / 8 query channels
 
 
+@pytest.mark.slow
 def test_pam_runs_large_map_without_materialising_s():
     """N = 16384, C = 64: S alone would be 1 GiB; the chunked path must stay far below."""
     code = textwrap.dedent("""

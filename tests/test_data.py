@@ -1,4 +1,5 @@
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -176,20 +177,29 @@ def test_large_png_with_exif_orientation_is_reduced_and_still_rotated():
     assert out.shape == (1024, 512, 3) and (out[..., 2] == 255).all()
 
 
+# The peak is read from VmHWM, this process's own high-water mark: ru_maxrss would start at the RSS of the
+# process that started it (pytest, with torch loaded), hiding any peak below that.
 _MEMORY_PROBE = """
-import resource, sys
+import sys
 from attnviz.data.images import ImageError, decode_image
+
+def peak_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
 data = open(sys.argv[1], "rb").read()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kib()
 try:
     out = decode_image(data)
     print("shape", out.shape)
 except ImageError as error:
     print("refused", error)
-print("grew_mib", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print("grew_mib", (peak_kib() - before) / 1024)
 """
+_LINUX_ONLY = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
 
 
+@_LINUX_ONLY
 @pytest.mark.parametrize("size, outcome", [((8900, 8900), "refused"), ((6000, 6000), "shape")])
 def test_a_small_file_of_a_huge_16_bit_image_costs_little_memory(tmp_path, size, outcome):
     import subprocess
@@ -208,6 +218,95 @@ def test_a_small_file_of_a_huge_16_bit_image_costs_little_memory(tmp_path, size,
         assert "megapixels" in probe
 
 
+def _ramp(width, height):
+    """An RGB uint8 image of smooth ramps: compresses well, so huge images still make small files."""
+    x, y = np.arange(width, dtype=np.uint32), np.arange(height, dtype=np.uint32)[:, None]
+    out = np.empty((height, width, 3), np.uint8)
+    out[..., 0], out[..., 1], out[..., 2] = x * 255 // width, y * 255 // height, (x + y) % 256
+    return out
+
+
+def _encode(array, fmt, **options):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _claiming_size(webp, width, height):
+    """A lossless WebP whose header claims width x height (its data stays the small image's)."""
+    assert webp[12:16] == b"VP8L" and webp[20] == 0x2F
+    bits = int.from_bytes(webp[21:25], "little") & ~0xFFFFFFF | (width - 1) | (height - 1) << 14
+    return webp[:21] + bits.to_bytes(4, "little") + webp[25:]
+
+
+_CAP_SIDES = (7300, 5475)  # 39.97 megapixels: just under MAX_PIXELS
+_WEBP_SIDES = (4470, 3350)  # 15 megapixels: just under DECODE_BUDGET at a WebP's 16 bytes a pixel
+_LARGE_UPLOADS = {  # name: (make the file, what the probe prints)
+    "jpeg-4000x3000": (lambda: _encode(_ramp(4000, 3000) + np.random.default_rng(0).integers(
+        0, 16, (3000, 4000, 3), dtype=np.uint8), "JPEG", quality=95), "shape (768, 1024, 3)"),
+    "rgb-png-at-pixel-cap": (lambda: _encode(_ramp(*_CAP_SIDES), "PNG", compress_level=1), "shape (768, 1024, 3)"),
+    "rgba-png-at-pixel-cap": (lambda: _encode(np.dstack([_ramp(*_CAP_SIDES), np.full(_CAP_SIDES[::-1], 128, np.uint8)]),
+                                              "PNG", compress_level=1), "shape (768, 1024, 3)"),
+    "webp-at-memory-limit": (lambda: _encode(_ramp(*_WEBP_SIDES), "WEBP", lossless=True, method=0),
+                             "shape (767, 1024, 3)"),
+    "webp-over-memory-limit": (lambda: _claiming_size(_encode(_ramp(64, 64), "WEBP", lossless=True), *_CAP_SIDES),
+                               "refused The image is 7300x5475 pixels"),
+}
+
+
+@_LINUX_ONLY
+@pytest.mark.parametrize("name", _LARGE_UPLOADS)
+def test_any_accepted_upload_costs_under_300_mb(tmp_path, name):
+    import subprocess
+    import sys
+
+    from attnviz.data.images import MAX_PIXELS, MAX_UPLOAD_BYTES
+
+    make, expected = _LARGE_UPLOADS[name]
+    path = tmp_path / "upload"
+    path.write_bytes(make())
+    assert path.stat().st_size <= MAX_UPLOAD_BYTES
+    assert _CAP_SIDES[0] * _CAP_SIDES[1] <= MAX_PIXELS < 1.01 * _CAP_SIDES[0] * _CAP_SIDES[1]
+    probe = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True,
+                           cwd=ROOT, check=True).stdout
+    assert expected in probe, probe
+    grew_mb = float(probe.split("grew_mib")[1]) * 2 ** 20 / 1e6
+    assert grew_mb < 300, probe
+    if "refused" in expected:  # refused from the header, before the canvas is allocated
+        assert "MB of memory" in probe and grew_mb < 50, probe
+
+
+def test_a_progressive_cmyk_jpeg_too_large_to_buffer_is_refused_from_its_header():
+    """Progressive scans are buffered whole: 8 bytes a pixel for CMYK, 3 for 4:2:0 RGB (plus the image)."""
+    rgb, cmyk = io.BytesIO(), io.BytesIO()
+    Image.fromarray(_ramp(64, 64)).save(rgb, "JPEG", progressive=True)
+    Image.fromarray(_ramp(64, 64)).convert("CMYK").save(cmyk, "JPEG", progressive=True)
+    claimed = []
+    for jpeg in (rgb, cmyk):
+        data = bytearray(jpeg.getvalue())
+        frame = data.index(b"\xff\xc2")  # a progressive frame: marker, length, precision, height, width
+        data[frame + 5:frame + 9] = (5000).to_bytes(2, "big") + (7000).to_bytes(2, "big")  # 35 megapixels
+        claimed.append(bytes(data))
+    try:  # about 140 MB: let through to the decoder (which may pad the missing scans or call the file truncated)
+        decode_image(claimed[0])
+    except ImageError as error:
+        assert "MB of memory" not in str(error)
+    with pytest.raises(ImageError, match="decoding a progressive JPEG that large takes about 315 MB of memory"):
+        decode_image(claimed[1])
+
+
+def test_large_palette_bilevel_and_white_16_bit_images_decode():
+    palette = Image.fromarray(_ramp(4200, 1000)).convert("P")  # reduced strip by strip: Pillow cannot reduce P
+    buffer = io.BytesIO()
+    palette.save(buffer, "PNG", transparency=palette.getpixel((0, 0)))
+    out = decode_image(buffer.getvalue())
+    assert out.shape == (244, 1024, 3) and (out[0, 0] == 255).all()  # the transparent corner shows white
+    bilevel = decode_image(_encode(_ramp(4200, 1000)[..., 2] > 127, "PNG"))
+    assert bilevel.shape == (244, 1024, 3) and bilevel.min() == 0 and bilevel.max() == 255
+    white = decode_image(_png(np.full((64, 64), 65535, np.uint16)))  # rounding 65535 + 128 must not overflow
+    assert (white == 255).all()
+
+
 def test_decompression_bomb_is_refused_with_its_size():
     bomb = io.BytesIO()
     Image.new("1", (20000, 20000)).save(bomb, "PNG")  # 400 megapixels in a few kB
@@ -224,3 +323,31 @@ def test_markdown_literal_escapes_every_markup_character():
     assert markdown_literal("x" * 300, max_length=10) == "x" * 9 + "…"
     plain = "Photo 12 of street"
     assert markdown_literal(plain) == plain
+
+
+# remark-gfm's literal autolinks (mdast-util-gfm-autolink-literal, as bundled in Streamlit's frontend): found
+# in the text after Markdown escapes are resolved. JavaScript's \w is ASCII, hence re.ASCII.
+_GFM_URL = re.compile(r"(https?://|www(?=\.))([-.\w]+)([^ \t\r\n]*)", re.IGNORECASE | re.ASCII)
+_GFM_EMAIL = re.compile(r"([-.\w+]+)@([-\w]+(?:\.[-\w]+)+)", re.ASCII)
+
+
+def _as_markdown_shows(markdown):
+    """The text of `markdown` once CommonMark has resolved its backslash escapes (of ASCII punctuation)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
+@pytest.mark.parametrize("text", [
+    "Session expired, log in again at https://evil.example/login",
+    "HTTP://EVIL.EXAMPLE/a?b=c (or www.evil.example, WWW.Evil.Example)",
+    "write to admin@evil.example or mailto:help@evil.co.uk",
+    "https://www.evil.example/x@y.z",
+])
+def test_markdown_literal_never_makes_a_link_and_shows_the_same_characters(text):
+    """A browser test checks the rendered page; AppTest does not render Markdown, so this checks the string
+    against remark-gfm's own patterns (and the escapes stop its parse-time autolinks, which read the source)."""
+    from attnviz.text import markdown_literal
+
+    assert _GFM_URL.search(text) or _GFM_EMAIL.search(text)  # as plain, escaped text it would be a link
+    shown = _as_markdown_shows(markdown_literal(text))
+    assert not _GFM_URL.search(shown) and not _GFM_EMAIL.search(shown), shown
+    assert shown.replace("\u2060", "") == text  # only invisible word joiners were added

@@ -19,6 +19,7 @@ def data_root(tmp_path, make_camvid):
     return tmp_path / "camvid"
 
 
+@pytest.mark.slow
 def test_short_training_run_lowers_the_loss_and_resumes(tmp_path, data_root):
     # 12 steps on 4 photos: enough for the loss to fall well over 10% under fp32 (CPU) and bf16 (GPU) alike
     settings = TrainSettings(epochs=6, batch_size=4, lr=1e-2, crop=(120, 160), scale_range=(0.5, 0.5), jitter=0.0,
@@ -113,6 +114,77 @@ def test_a_crash_while_saving_leaves_the_old_pair(tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+class _OpensAFile:
+    """Unpickling this calls open(path, "w"): a stand-in for code a hostile last.pt would run."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def _resume_args(data_root, runs, checkpoints):
+    return ["--models", "fcn-none", "--epochs", "1", "--max-steps", "1", "--limit-images", "2", "--batch-size", "2",
+            "--crop", "120", "160", "--width", "0.125", "--eval-every", "0", "--data", str(data_root),
+            "--runs", str(runs), "--checkpoints", str(checkpoints), "--no-progress", "--resume"]
+
+
+def _assert_one_line_refusal(err, state, what):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(state) in lines[0] and what in lines[0] and "delete it" in lines[0] and "without --resume" in lines[0]
+    assert "Traceback" not in err and "weights_only" not in err
+
+
+def test_resume_refuses_a_pickle_that_would_run_code_in_one_line(tmp_path, data_root):
+    """In a real process, so that warnings printed while loading would count as extra lines."""
+    import pickle
+    import subprocess
+    import sys
+
+    armed, marker = tmp_path / "armed", tmp_path / "marker"
+    pickle.loads(pickle.dumps(_OpensAFile(armed))).close()
+    assert armed.exists()  # the payload is live: plain unpickling runs it
+    state = tmp_path / "runs" / "fcn-none" / "last.pt"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(pickle.dumps(_OpensAFile(marker)))
+    run = subprocess.run([sys.executable, "-m", "attnviz.train", *_resume_args(data_root, tmp_path / "runs",
+                                                                                tmp_path / "checkpoints")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    _assert_one_line_refusal(run.stderr, state, "cannot be loaded safely")
+    assert not marker.exists() and not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("payload, what", [
+    ("torch.save of an object", "cannot be loaded safely"),
+    ("text", "cannot be loaded safely"),
+    ("truncated", "cannot be loaded safely"),
+    ("another model's state", "is no resume state of this model"),
+])
+def test_resume_from_an_unusable_state_exits_2_with_one_line(tmp_path, data_root, capsys, payload, what):
+    state = tmp_path / "runs" / "fcn-none" / "last.pt"
+    state.parent.mkdir(parents=True)
+    marker = tmp_path / "marker"
+    tensors = {"model": {"conv.weight": torch.zeros(3, 3)}, "optimizer": {}, "epoch": 1, "step": 1, "wall_s": 1.0}
+    if payload == "torch.save of an object":
+        torch.save(_OpensAFile(marker), state)
+        assert torch.load(state, weights_only=False).close() is None and marker.exists()  # live, unsafely loaded
+        marker.unlink()
+    elif payload == "text":
+        state.write_text("epoch 3, step 120\n")
+    else:
+        torch.save(tensors, state)
+        if payload == "truncated":
+            state.write_bytes(state.read_bytes()[:-100])
+    before = state.read_bytes()
+    assert main(_resume_args(data_root, tmp_path / "runs", tmp_path / "checkpoints")) == 2
+    _assert_one_line_refusal(capsys.readouterr().err, state, what)
+    assert not marker.exists() and state.read_bytes() == before  # left for the user to delete
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_cli_rejects_unknown_model(capsys):
     assert main(["--models", "fcn-transformer"]) == 2
     assert "unknown model" in capsys.readouterr().err
@@ -127,6 +199,7 @@ def test_enet_weights_and_schedule_by_hand():
     assert learning_rate(100, 100, 10, 1.0) == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_parallel_trains_each_model_in_its_own_process(tmp_path, data_root):
     args = ["--models", "fcn-none", "fcn-eca", "--parallel", "2", "--epochs", "1", "--max-steps", "1",
             "--limit-images", "2", "--batch-size", "2", "--crop", "120", "160", "--width", "0.125",

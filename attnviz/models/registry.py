@@ -13,12 +13,9 @@ from __future__ import annotations
 from attnviz.models.segmentation import HEADS, ModelConfig, SegmentationModel
 from attnviz.modules import ATTENTION_KINDS
 
-__all__ = ["list_models", "build_model", "model_config", "parse_model_name", "SHIPPED_DEFAULTS", "SHIPPED_MODELS"]
+__all__ = ["list_models", "build_model", "model_config", "parse_model_name", "SHIPPED_DEFAULTS"]
 
 SHIPPED_DEFAULTS = dict(width=0.5, blocks=(2, 2, 2, 2), output_stride=8, input_scale=1.0)
-
-SHIPPED_MODELS = ("fcn-none", "fcn-se", "fcn-eca", "fcn-flexible", "fcn-cbam", "fcn-ca",
-                  "danet-none", "danet-eca")
 
 
 def list_models() -> list[str]:

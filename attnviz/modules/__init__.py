@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from attnviz.kinds import AttentionKind as K
 from attnviz.modules.cbam import CBAM, SpatialGate
 from attnviz.modules.coord import CoordinateAttention
 from attnviz.modules.danet import ChannelAttention, DANetHead, PositionAttention
@@ -30,23 +31,23 @@ __all__ = [
 ]
 
 _BUILDERS = {
-    "none": lambda channels: nn.Identity(),
-    "se": SqueezeExcitation,
-    "eca": lambda channels: ECA(channels),
-    "flexible": FlexibleChannelAttention,
-    "cbam": CBAM,
-    "ca": CoordinateAttention,
+    K.NONE: lambda channels: nn.Identity(),
+    K.SE: SqueezeExcitation,
+    K.ECA: lambda channels: ECA(channels),
+    K.FLEXIBLE: FlexibleChannelAttention,
+    K.CBAM: CBAM,
+    K.CA: CoordinateAttention,
 }
 
 ATTENTION_KINDS = tuple(_BUILDERS)
 
 ATTENTION_TITLES = {
-    "none": "no attention",
-    "se": "SE (Squeeze-and-Excitation)",
-    "eca": "ECA (Efficient Channel Attention)",
-    "flexible": "Flexible (CBAM channel) attention",
-    "cbam": "CBAM (channel + spatial)",
-    "ca": "Coordinate Attention",
+    K.NONE: "no attention",
+    K.SE: "SE (Squeeze-and-Excitation)",
+    K.ECA: "ECA (Efficient Channel Attention)",
+    K.FLEXIBLE: "Flexible (CBAM channel) attention",
+    K.CBAM: "CBAM (channel + spatial)",
+    K.CA: "Coordinate Attention",
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnviz.kinds import AttentionKind
 from attnviz.recorder import is_recording, record
 from attnviz.records import SpatialAttentionRecord
 from attnviz.modules.flexible import FlexibleChannelAttention
@@ -32,7 +33,7 @@ class SpatialGate(nn.Module):
         pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
         gate = torch.sigmoid(self.conv(pooled))
         if is_recording():
-            record(self, SpatialAttentionRecord("cbam-spatial", gate.detach()[:, 0]))
+            record(self, SpatialAttentionRecord(AttentionKind.CBAM_SPATIAL, gate.detach()[:, 0]))
         return x * gate
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnviz.kinds import AttentionKind
 from attnviz.recorder import is_recording, record
 from attnviz.records import CoordinateAttentionRecord
 
@@ -43,5 +44,5 @@ class CoordinateAttention(nn.Module):
         a_h = torch.sigmoid(self.conv_h(f_h))                   # (B, C, H, 1)
         a_w = torch.sigmoid(self.conv_w(f_w)).transpose(2, 3)   # (B, C, 1, W)
         if is_recording():
-            record(self, CoordinateAttentionRecord("ca", a_h.detach()[..., 0], a_w.detach()[:, :, 0]))
+            record(self, CoordinateAttentionRecord(AttentionKind.CA, a_h.detach()[..., 0], a_w.detach()[:, :, 0]))
         return x * a_h * a_w

@@ -52,6 +52,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from attnviz.kinds import AttentionKind
 from attnviz.recorder import is_recording, record, wants_features
 from attnviz.records import ChannelMapRecord, PositionAttentionRecord
 
@@ -131,7 +132,7 @@ class PositionAttention(nn.Module):
                 query.float(), key.float(), value.float(), self.chunk, want_log_normaliser=recording)
         if recording:
             record(self, PositionAttentionRecord(
-                "pam", query.detach().float(), key.detach().float(), log_normaliser.detach(),
+                AttentionKind.PAM, query.detach().float(), key.detach().float(), log_normaliser.detach(),
                 height, width, float(self.alpha.detach())))
         return self.alpha * out.view(batch, channels, height, width).to(x.dtype) + x
 
@@ -164,7 +165,7 @@ class ChannelAttention(nn.Module):
             attention = channel_attention_map(xf, self.form)
             out = (attention @ xf.flatten(2)).view(batch, channels, height, width)
         if is_recording():
-            record(self, ChannelMapRecord("cam", attention.detach(), self.form, float(self.beta.detach()),
+            record(self, ChannelMapRecord(AttentionKind.CAM, attention.detach(), self.form, float(self.beta.detach()),
                                           features=x.detach() if wants_features() else None))
         return self.beta * out.to(x.dtype) + x
 

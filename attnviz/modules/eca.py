@@ -30,6 +30,7 @@ import math
 import torch
 from torch import nn
 
+from attnviz.kinds import AttentionKind
 from attnviz.recorder import is_recording, record, wants_features
 from attnviz.records import ChannelAttentionRecord
 
@@ -143,7 +144,7 @@ class ECA(nn.Module):
         weights, pooled = self.channel_weights(x)
         if is_recording():
             record(self, ChannelAttentionRecord(
-                "eca", weights.detach(), {"pooled": pooled.detach()},
+                AttentionKind.ECA, weights.detach(), {"pooled": pooled.detach()},
                 kernel=self.conv.weight.detach().flatten(),
                 features=x.detach() if wants_features() else None))
         return x * weights[:, :, None, None]

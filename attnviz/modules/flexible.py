@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnviz.kinds import AttentionKind
 from attnviz.recorder import is_recording, record, wants_features
 from attnviz.records import ChannelAttentionRecord
 from attnviz.modules.se import hidden_width
@@ -55,7 +56,7 @@ class FlexibleChannelAttention(nn.Module):
         weights = torch.sigmoid(avg_branch + max_branch)
         if is_recording():
             record(self, ChannelAttentionRecord(
-                "flexible", weights.detach(),
+                AttentionKind.FLEXIBLE, weights.detach(),
                 {"avg_branch": avg_branch.detach(), "max_branch": max_branch.detach()},
                 features=x.detach() if wants_features() else None))
         return x * weights[:, :, None, None]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnviz.kinds import AttentionKind
 from attnviz.recorder import is_recording, record, wants_features
 from attnviz.records import ChannelAttentionRecord
 
@@ -36,6 +37,6 @@ class SqueezeExcitation(nn.Module):
         squeezed = x.mean((2, 3))
         weights = torch.sigmoid(self.fc2(torch.relu(self.fc1(squeezed))))
         if is_recording():
-            record(self, ChannelAttentionRecord("se", weights.detach(), {"pooled": squeezed.detach()},
+            record(self, ChannelAttentionRecord(AttentionKind.SE, weights.detach(), {"pooled": squeezed.detach()},
                                                 features=x.detach() if wants_features() else None))
         return x * weights[:, :, None, None]

@@ -1,0 +1,49 @@
+"""The layers stay apart: Streamlit only in the app layer and pages; pages hold no state-key strings and no
+Streamlit internals; every module of the package is named in the README's layout."""
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "attnviz"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_only_the_app_layer_imports_streamlit():
+    offenders = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+                 if "app" not in p.relative_to(PACKAGE).parts[:1]
+                 and any(n == "streamlit" or n.startswith("streamlit.") for n in _imports(p))]
+    assert offenders == [], offenders
+
+
+def test_streamlit_internals_are_touched_in_one_module():
+    users = [str(p.relative_to(ROOT)) for p in [*PACKAGE.rglob("*.py"), *(ROOT / "pages").glob("*.py"), ROOT / "app.py"]
+             if any(n.startswith("streamlit.runtime") for n in _imports(p))]
+    assert users == ["attnviz/app/pagesmode.py"], users
+
+
+def test_pages_name_state_keys_only_through_the_keys_module():
+    literal_key = re.compile(r"""(key\s*=\s*f?["']|session_state(\.get\(|\[|\.setdefault\()\s*f?["'])""")
+    for page in (ROOT / "pages").glob("*.py"):
+        text = page.read_text()
+        assert not literal_key.search(text), (page.name, literal_key.search(text).group(0))
+        assert "st.stop()" not in text, f"{page.name}: stop through app.stop_page, which writes the link first"
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):readme.index("## The library in five lines")]
+    missing = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+               if p.name != "__init__.py" and p.parent.name not in ("modules", "models", "data", "viz")
+               and p.name not in layout]
+    assert missing == [], missing
