@@ -19,6 +19,10 @@ calling thread's context, so concurrent captures of one shared model stay
 apart; a reference count per model keeps one set of hooks while several
 captures are open. Only exact classes are adapted: subclasses such as timm's
 `LightChannelAttn` do not call their gate and would record nothing.
+
+The same `hooked` also installs (and removes) the hooks of `attnviz.families`: attention modules
+copied into users' own models (DANet PAM / CAM, SAGAN, non-local, CCNet, GCNet, ECA, SE, CBAM,
+CoordAtt), recognised by structure and verified by reconstruction; the count it yields includes them.
 """
 from __future__ import annotations
 
@@ -137,7 +141,11 @@ def _register(model: nn.Module) -> tuple[list[torch.utils.hooks.RemovableHandle]
         if adapter.branches:
             handles.append(getattr(module, adapter.branches).register_forward_hook(_keep_branch(module)))
         handles.append(getattr(module, adapter.gate).register_forward_hook(_finish(module, adapter)))
-    return handles, len(modules)
+    # user modules recognised by structure (DANet PAM, non-local, GCNet, SE, ...): attnviz.families
+    from attnviz.families import hook_model  # imported here: attnviz.families reads adapted_modules from here
+
+    family_handles, recognised = hook_model(model, exclude=[module for module, _ in modules])
+    return handles + family_handles, len(modules) + recognised
 
 
 _lock = threading.Lock()

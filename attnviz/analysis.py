@@ -15,9 +15,10 @@ from attnviz import geometry
 from attnviz.capture import capture
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.data.transforms import to_float_image
-from attnviz.records import ChannelAttentionRecord, ChannelMapRecord, PositionAttentionRecord, Record, of_type
+from attnviz.records import (ChannelAttentionRecord, ChannelMapRecord, CrissCrossAttentionRecord, GlobalContextRecord,
+                             PositionAttentionRecord, Record, of_type)
 
-__all__ = ["Analysis", "analyse", "analyse_classifier", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
+__all__ = ["Analysis", "analyse", "analyse_classifier", "analyse_user_model", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
            "click_to_image_point", "parse_image_point", "mean_weight_spread", "classes_present",
            "class_fractions", "class_shares", "attention_share_on_class", "own_class_ratio",
            "top_locations"]
@@ -49,7 +50,10 @@ class Analysis:
     prediction: np.ndarray | None  # (H, W) uint8 class indices (segmentation models)
     records: dict[str, Record]
     forward_s: float
-    top_classes: list[tuple[int, str, float]] | None = None  # (ImageNet classifiers)
+    top_classes: list[tuple[int, str, float]] | None = None  # (ImageNet classifiers, user classifiers)
+    class_names: tuple[str, ...] | None = None  # a user model's classes (None: CamVid's, or not given)
+    checks: list[dict] | None = None  # user models: every recognised module, verified or not (`attnviz.families`)
+    lookalikes: list[str] | None = None  # user models: "path (Class)" of modules that look like attention, no family
 
     def of_type(self, record_type) -> dict[str, Record]:
         return of_type(self.records, record_type)
@@ -61,6 +65,13 @@ class Analysis:
     def position(self) -> tuple[str, PositionAttentionRecord] | None:
         found = self.of_type(PositionAttentionRecord)
         return next(iter(found.items())) if found else None
+
+    @property
+    def spatial_attention(self) -> dict[str, Record]:
+        """Every spatial self-attention of the pass: DANet / SAGAN / non-local (PositionAttentionRecord),
+        criss-cross (CrissCrossAttentionRecord) and GCNet's one map (GlobalContextRecord), by module name."""
+        return {name: r for name, r in self.records.items()
+                if isinstance(r, (PositionAttentionRecord, CrissCrossAttentionRecord, GlobalContextRecord))}
 
     @property
     def channel_map(self) -> tuple[str, ChannelMapRecord] | None:
@@ -97,6 +108,60 @@ def analyse_classifier(model: torch.nn.Module, image: np.ndarray, model_name: st
     device = next(model.parameters()).device
     logits, records, elapsed = _captured_forward(model, preprocess(model, image).to(device), keep_features)
     return Analysis(model_name, str(device), image, None, records, elapsed, top_classes(logits.cpu()))
+
+
+@torch.no_grad()
+def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> Analysis:
+    """One forward pass of a user's model (`attnviz.models.user.UserModel`) with capture.
+
+    Segmentation models run on the photo at its own size (so that a photo pixel maps to a feature cell as
+    for our models), their logits resized to the photo if they come out smaller; classifiers run on the
+    photo resized to the model's input size. `checks` lists every recognised attention module with its
+    family, map size and reconstruction error, verified or not; only verified ones are in `records`.
+    """
+    from attnviz import families
+
+    x = image_to_tensor(image, user_model.device)
+    if user_model.task == "classification":
+        x = torch.nn.functional.interpolate(x, size=user_model.input_size, mode="bilinear", antialias=True,
+                                            align_corners=False)
+    started = time.perf_counter()
+    with capture(user_model.model) as rec:
+        logits = user_model.forward_logits(x)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    checks = [{**{k: v for k, v in row.items() if k != "record"}, "map": _map_size(row["record"])}
+              for row in families.verification_table(rec)]
+    lookalikes = [f"{item.path} ({item.class_name})" for item in families.unrecognised_attention(user_model.model)]
+    records = {name: _to_cpu(r) for name, r in rec.records().items()}
+    names = user_model.classes
+    if user_model.task == "classification":
+        probabilities = torch.softmax(logits.float()[0], dim=0).cpu()
+        values, indices = probabilities.topk(min(5, probabilities.numel()))
+        top = [(int(i), names[int(i)] if names else f"class {int(i)}", float(v)) for v, i in zip(values, indices)]
+        return Analysis(model_name, user_model.device, image, None, records, elapsed, top, names, checks, lookalikes)
+    if logits.shape[-2:] != x.shape[-2:]:
+        logits = torch.nn.functional.interpolate(logits.float(), size=x.shape[-2:], mode="bilinear",
+                                                 align_corners=False)
+    prediction = logits.argmax(1)[0].cpu().numpy().astype(np.int32)
+    return Analysis(model_name, user_model.device, image, prediction, records, elapsed, None, names, checks,
+                    lookalikes)
+
+
+def _map_size(record) -> str:
+    """"h x w" of a record's spatial map (keys on their own grid shown too), or "C = n" for channel gates."""
+    if record is None:
+        return ""
+    if hasattr(record, "key_grid") and tuple(record.key_grid) != (record.height, record.width):
+        return f"{record.height}x{record.width} (keys {record.key_grid[0]}x{record.key_grid[1]})"
+    if hasattr(record, "height") and hasattr(record, "width"):
+        return f"{record.height}x{record.width}"
+    if getattr(record, "map", None) is not None:
+        return "x".join(str(v) for v in record.map.shape[-2:])
+    if getattr(record, "weights", None) is not None:
+        return f"C = {record.weights.shape[-1]}"
+    return ""
 
 
 def _to_cpu(record):

@@ -13,6 +13,8 @@ Cases:
 python -m attnviz.app_bench, into the same file.)
 - capture: forward time of a shipped model with and without capture.
 - attribution: Grad-CAM and Integrated Gradients (32 steps) for one pixel of a shipped DANet, CPU and GPU.
+- families: capture with verification of a user-style DANet PAM (C = 64, N = 2048 and 8192), recognised by
+           structure (attnviz.families), vs its plain forward; the bytes the record keeps.
 - train:   training steps of danet-eca (width 0.5, 360x480, batch 8): augmentation time and step time with
            the data on the host vs on the device, with and without the PAM affinity loss; GPU peak memory.
 """
@@ -214,8 +216,15 @@ def _case_attribution(name: str, device: str, steps: int = 32) -> dict:
             "ig_internal_batch_size": 4}
 
 
+def _case_families(device: str) -> dict:
+    """attnviz.families.bench: capture + verification of a user-style PAM vs its plain forward."""
+    from attnviz.families.bench import bench_family_capture
+
+    return bench_family_capture(sizes=((32, 64), (64, 128)), channels=64, repeats=5, device=device)
+
+
 _CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture, "train": _case_train,
-          "attribution": _case_attribution}
+          "attribution": _case_attribution, "families": _case_families}
 
 
 def _run_child(case: str, **kwargs) -> dict:
@@ -263,6 +272,9 @@ def main(argv=None) -> int:
         report["attribution"] = [_run_child("attribution", name=_shipped_danet(), device=device) for device in devices]
         for row in report["attribution"]:
             print(json.dumps(row), flush=True)
+    if "families" in args.only:
+        report["families"] = _run_child("families", device=args.device)
+        print(json.dumps(report["families"]), flush=True)
     if "train" in args.only:
         steps = args.train_steps or (20 if args.device == "cuda" else 3)
         rows = []

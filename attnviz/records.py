@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import torch
 
 __all__ = ["ChannelAttentionRecord", "SpatialAttentionRecord", "CoordinateAttentionRecord",
-           "PositionAttentionRecord", "ChannelMapRecord", "Record", "of_type"]
+           "PositionAttentionRecord", "ChannelMapRecord", "CrissCrossAttentionRecord", "GlobalContextRecord",
+           "Record", "of_type"]
 
 
 @dataclass
@@ -35,6 +36,9 @@ class ChannelAttentionRecord:
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
     kernel: torch.Tensor | None = None
     features: torch.Tensor | None = None  # the module's input (B, C, H, W), if asked for
+    family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
+    verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
+    max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
 
     @property
     def channels(self) -> int:
@@ -47,6 +51,9 @@ class SpatialAttentionRecord:
 
     kind: str
     map: torch.Tensor  # (B, H, W)
+    family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
+    verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
+    max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
 
 
 @dataclass
@@ -56,6 +63,9 @@ class CoordinateAttentionRecord:
     kind: str
     height_weights: torch.Tensor  # (B, C, H)
     width_weights: torch.Tensor  # (B, C, W)
+    family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
+    verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
+    max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
 
 
 @dataclass
@@ -65,6 +75,14 @@ class PositionAttentionRecord:
     query: (B, N, C'), key: (B, N, C'), log_normaliser: (B, N) with
     log_normaliser[b, i] = logsumexp_j (q_i . k_j), so that
     S[b, i, j] = exp(q_i . k_j - log_normaliser[b, i]).
+
+    Also read from user modules by `attnviz.families` (DANet PAM, SAGAN, non-local blocks), which may set:
+    key_height / key_width: the keys lie on their own grid (a non-local block with sub-sampling max-pools
+    phi and g): key is (B, key_height * key_width, C'), row(i) is (key_height, key_width) and column(j)
+    takes a key index; None: the keys are the query grid. normalisation: "softmax" (above) or "dot"
+    (the non-local dot-product form, S = Q K^T / num_keys, no softmax: log_normaliser then holds
+    log(num_keys), the log of what every row is divided by). family / verified / max_error: see
+    `attnviz.families` (None / True / None for our own modules).
     """
 
     kind: str
@@ -74,10 +92,26 @@ class PositionAttentionRecord:
     height: int
     width: int
     alpha: float
+    key_height: int | None = field(default=None, kw_only=True)
+    key_width: int | None = field(default=None, kw_only=True)
+    normalisation: str = field(default="softmax", kw_only=True)  # "softmax" or "dot"
+    family: str | None = field(default=None, kw_only=True)
+    verified: bool = field(default=True, kw_only=True)
+    max_error: float | None = field(default=None, kw_only=True)
 
     @property
     def num_pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def key_grid(self) -> tuple[int, int]:
+        """(height, width) of the key grid: the query grid unless the keys were sub-sampled."""
+        return (self.key_height or self.height, self.key_width or self.width)
+
+    @property
+    def num_keys(self) -> int:
+        height, width = self.key_grid
+        return height * width
 
     def _check_index(self, index: int) -> int:
         index = int(index)
@@ -85,12 +119,24 @@ class PositionAttentionRecord:
             raise IndexError(f"pixel index {index} outside 0..{self.num_pixels - 1}")
         return index
 
+    def _check_key(self, index: int) -> int:
+        index = int(index)
+        if not 0 <= index < self.num_keys:
+            raise IndexError(f"key index {index} outside 0..{self.num_keys - 1}")
+        return index
+
+    def _weights(self, energy: torch.Tensor, log_normaliser: torch.Tensor) -> torch.Tensor:
+        """S entries from energies q . k and the matching rows' log-normalisers (broadcast)."""
+        if self.normalisation == "dot":
+            return energy / self.num_keys
+        return torch.exp(energy - log_normaliser)
+
     def row(self, index: int, batch: int = 0) -> torch.Tensor:
-        """S[index, :] as (H, W): where pixel `index` attends. Sums to 1."""
+        """S[index, :] as (H, W) (the key grid): where pixel `index` attends. Sums to 1 (softmax form)."""
         index = self._check_index(index)
         q = self.query[batch, index].float()
         energy = self.key[batch].float() @ q
-        return torch.exp(energy - self.log_normaliser[batch, index]).view(self.height, self.width)
+        return self._weights(energy, self.log_normaliser[batch, index]).view(*self.key_grid)
 
     def rows(self, indices: torch.Tensor, batch: int = 0) -> torch.Tensor:
         """S[indices, :] as (R, H, W) for R flat pixel indices: one matrix product for all of them."""
@@ -98,32 +144,34 @@ class PositionAttentionRecord:
         if indices.numel() and not (0 <= int(indices.min()) and int(indices.max()) < self.num_pixels):
             raise IndexError(f"pixel indices outside 0..{self.num_pixels - 1}")
         energy = self.query[batch, indices].float() @ self.key[batch].float().T
-        weights = torch.exp(energy - self.log_normaliser[batch, indices][:, None])
-        return weights.view(-1, self.height, self.width)
+        weights = self._weights(energy, self.log_normaliser[batch, indices][:, None])
+        return weights.view(-1, *self.key_grid)
 
     def column(self, index: int, batch: int = 0) -> torch.Tensor:
-        """S[:, index] as (H, W): how much every pixel attends to pixel `index`."""
-        index = self._check_index(index)
+        """S[:, index] as (H, W): how much every pixel attends to pixel (key) `index`."""
+        index = self._check_key(index)
         k = self.key[batch, index].float()
         energy = self.query[batch].float() @ k
-        return torch.exp(energy - self.log_normaliser[batch]).view(self.height, self.width)
+        return self._weights(energy, self.log_normaliser[batch]).view(self.height, self.width)
 
     def entry(self, i: int, j: int, batch: int = 0) -> tuple[float, float, float]:
         """S[i, j] with its parts: (energy q_i . k_j, log-normaliser of row i, S[i, j] = exp(energy - lse))."""
-        i, j = self._check_index(i), self._check_index(j)
+        i, j = self._check_index(i), self._check_key(j)
         energy = float(self.query[batch, i].double() @ self.key[batch, j].double())
         log_normaliser = float(self.log_normaliser[batch, i])
+        if self.normalisation == "dot":
+            return energy, log_normaliser, energy / self.num_keys
         return energy, log_normaliser, math.exp(energy - log_normaliser)
 
     def matrix(self, batch: int = 0, max_pixels: int = 4096) -> torch.Tensor:
         """The full S (N x N). Refuses when N > max_pixels: S costs N^2 memory."""
         if self.num_pixels > max_pixels:
             raise MemoryError(
-                f"S would be {self.num_pixels} x {self.num_pixels}; "
+                f"S would be {self.num_pixels} x {self.num_keys}; "
                 f"use row()/column() or raise max_pixels (now {max_pixels})"
             )
         energy = self.query[batch].float() @ self.key[batch].float().T
-        return torch.exp(energy - self.log_normaliser[batch][:, None])
+        return self._weights(energy, self.log_normaliser[batch][:, None])
 
 
 @dataclass
@@ -135,6 +183,9 @@ class ChannelMapRecord:
     form: str  # "official" (softmax(rowmax - energy)) or "paper" (softmax(energy))
     beta: float
     features: torch.Tensor | None = None  # the module's input A (B, C, H, W), if asked for
+    family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
+    verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
+    max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
 
     def _features(self, batch: int) -> torch.Tensor:
         if self.features is None:
@@ -178,12 +229,135 @@ class ChannelMapRecord:
         return torch.softmax(self.softmax_argument(channel, form, batch), dim=0).float()
 
 
+@dataclass
+class CrissCrossAttentionRecord:
+    """CCNet criss-cross attention (Huang et al., ICCV 2019), kept implicit like PositionAttentionRecord.
+
+    Pixel i = (h, w) attends only to its cross: the H pixels of its column and the W pixels of its row,
+    one softmax over the H + W - 1 distinct positions (the official code masks the self term of the
+    column branch with -inf, so the pixel itself is counted once, through the row branch).
+    query, key: (B, N, C'); log_normaliser: (B, N), the log-sum-exp of each query's H + W - 1 energies.
+    One call of the module is one record: CCNet's recurrence (R = 2) gives "name" and "name#1".
+    """
+
+    kind: str
+    query: torch.Tensor
+    key: torch.Tensor
+    log_normaliser: torch.Tensor
+    height: int
+    width: int
+    alpha: float
+    family: str | None = field(default=None, kw_only=True)
+    verified: bool = field(default=True, kw_only=True)
+    max_error: float | None = field(default=None, kw_only=True)
+
+    @property
+    def num_pixels(self) -> int:
+        return self.height * self.width
+
+    def _check_index(self, index: int) -> tuple[int, int, int]:
+        index = int(index)
+        if not 0 <= index < self.num_pixels:
+            raise IndexError(f"pixel index {index} outside 0..{self.num_pixels - 1}")
+        return (index, *divmod(index, self.width))
+
+    def _grid(self, tensor: torch.Tensor, batch: int) -> torch.Tensor:
+        return tensor[batch].float().view(self.height, self.width, -1)
+
+    def row(self, index: int, batch: int = 0) -> torch.Tensor:
+        """S[index, :] as (H, W): where pixel `index` attends; zero outside its row and column; sums to 1."""
+        index, h, w = self._check_index(index)
+        q = self.query[batch, index].float()
+        key = self._grid(self.key, batch)
+        lse = self.log_normaliser[batch, index]
+        weights = torch.zeros(self.height, self.width, device=self.query.device)
+        weights[:, w] = torch.exp(key[:, w] @ q - lse)   # column branch (its self term is masked) ...
+        weights[h, :] = torch.exp(key[h, :] @ q - lse)   # ... the row branch holds the pixel itself
+        return weights
+
+    def column(self, index: int, batch: int = 0) -> torch.Tensor:
+        """S[:, index] as (H, W): how much every pixel attends to pixel `index` (only its cross can)."""
+        index, h, w = self._check_index(index)
+        k = self.key[batch, index].float()
+        query = self._grid(self.query, batch)
+        lse = self.log_normaliser[batch].view(self.height, self.width)
+        weights = torch.zeros(self.height, self.width, device=self.query.device)
+        weights[:, w] = torch.exp(query[:, w] @ k - lse[:, w])
+        weights[h, :] = torch.exp(query[h, :] @ k - lse[h, :])
+        return weights
+
+    def entry(self, i: int, j: int, batch: int = 0) -> tuple[float, float, float]:
+        """(energy q_i . k_j, log-normaliser of row i, S[i, j]); S[i, j] = 0 when j is off i's cross."""
+        i, hi, wi = self._check_index(i)
+        j, hj, wj = self._check_index(j)
+        energy = float(self.query[batch, i].double() @ self.key[batch, j].double())
+        log_normaliser = float(self.log_normaliser[batch, i])
+        on_cross = hi == hj or wi == wj
+        return energy, log_normaliser, math.exp(energy - log_normaliser) if on_cross else 0.0
+
+    def matrix(self, batch: int = 0, max_pixels: int = 4096) -> torch.Tensor:
+        """The full S (N x N), mostly zeros. Refuses when N > max_pixels."""
+        if self.num_pixels > max_pixels:
+            raise MemoryError(f"S would be {self.num_pixels} x {self.num_pixels}; use row()/column()")
+        return torch.stack([self.row(i, batch).flatten() for i in range(self.num_pixels)])
+
+
+@dataclass
+class GlobalContextRecord:
+    """GCNet's context block (Cao et al., ICCVW 2019): ONE attention map over all positions.
+
+    map: (B, H, W) = softmax over all H*W positions of conv_mask(x); every query pixel gets the same
+    context sum_j map[j] x[:, j], so S has N identical rows: `row(i)` returns the same map for every i
+    (`shared_by_all_queries` says so) and `column(j)` is constant. context: (B, C), the pooled context
+    the transforms (channel_add_conv / channel_mul_conv) received.
+    """
+
+    kind: str
+    map: torch.Tensor
+    context: torch.Tensor | None = None
+    family: str | None = field(default=None, kw_only=True)
+    verified: bool = field(default=True, kw_only=True)
+    max_error: float | None = field(default=None, kw_only=True)
+
+    shared_by_all_queries = True  # class constant: S has identical rows
+
+    @property
+    def height(self) -> int:
+        return self.map.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.map.shape[2]
+
+    @property
+    def num_pixels(self) -> int:
+        return self.height * self.width
+
+    def _check_index(self, index: int) -> int:
+        index = int(index)
+        if not 0 <= index < self.num_pixels:
+            raise IndexError(f"pixel index {index} outside 0..{self.num_pixels - 1}")
+        return index
+
+    def row(self, index: int, batch: int = 0) -> torch.Tensor:
+        """(H, W): where pixel `index` attends, which is the one shared map for every pixel."""
+        self._check_index(index)
+        return self.map[batch].float()
+
+    def column(self, index: int, batch: int = 0) -> torch.Tensor:
+        """(H, W): how much every pixel attends to pixel `index`: the same value map[index] everywhere."""
+        index = self._check_index(index)
+        return self.map[batch].float().flatten()[index].expand(self.height, self.width).clone()
+
+
 Record = (
     ChannelAttentionRecord
     | SpatialAttentionRecord
     | CoordinateAttentionRecord
     | PositionAttentionRecord
     | ChannelMapRecord
+    | CrissCrossAttentionRecord
+    | GlobalContextRecord
 )
 
 

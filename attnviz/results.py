@@ -96,8 +96,8 @@ def paired_difference(results: dict, model: str, other: str = BASELINE) -> dict 
 def _difference_text(difference: dict | None) -> str:
     if difference is None:
         return DASH
-    return (f"{100 * difference['difference']:+.1f} [{100 * difference['low']:+.1f}, "
-            f"{100 * difference['high']:+.1f}]")
+    return (f"{100 * difference['difference']:+.2f} [{100 * difference['low']:+.2f}, "
+            f"{100 * difference['high']:+.2f}]")
 
 
 def _pam(entry: dict, key: str) -> float | None:

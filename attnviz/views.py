@@ -2,11 +2,16 @@
 
 A page asks for a view and lays it out; every number it prints is a field here.
 
-`position_view`: the Position page (DANet's PAM, Fu et al., CVPR 2019) for one
-chosen pixel: its feature cell (attnviz.geometry), row or column i of S (never
-the whole S: `PositionAttentionRecord.row`/`column`), the top locations, the
-class share of the row when the photo has labels, the far-key share
-(attnviz.quality), and the worked formula for the largest entry.
+`position_view`: the Position page for one chosen pixel: its feature cell
+(attnviz.geometry), row or column i of S (never the whole S: the record's
+`row`/`column`), the top locations, the class share of the row when the photo
+has labels, the far-key share (attnviz.quality), and the worked formula for
+the largest entry. Any spatial self-attention record with row/column works:
+DANet's PAM (Fu et al., CVPR 2019) and SAGAN / non-local blocks read from a
+user's model (keys may lie on a sub-sampled grid: then the row is on the key
+grid and there is no far-key figure), CCNet's criss-cross attention (a row is
+zero off the query's cross), and GCNet's context block (one map shared by
+every query, no per-entry formula).
 """
 from __future__ import annotations
 
@@ -17,9 +22,8 @@ import numpy as np
 from attnviz.analysis import attention_share_on_class, feature_centre, feature_index, top_locations
 from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.quality import far_key_own_class_ratio
-from attnviz.records import PositionAttentionRecord
 
-__all__ = ["ClassShare", "PositionView", "position_view"]
+__all__ = ["ClassShare", "PositionView", "position_view", "findings_rows"]
 
 MODES = ("row", "column")
 
@@ -48,8 +52,10 @@ class PositionView:
     top: list[int]                       # flat indices of the largest values, largest first
     top_centres: list[tuple[int, int]]   # their cells' centres in photo pixels
     pixel_centre: tuple[int, int]        # the chosen cell's centre in photo pixels
-    formula: tuple[int, int, float, float, float]  # (query, key, energy, log-normaliser, S entry) of top[0]
+    formula: tuple[int, int, float, float, float] | None  # (query, key, energy, log-normaliser, S entry) of
+    #                                      top[0]; None for a record without per-entry maths (GCNet's map)
     class_share: ClassShare | None       # None: no labels, or a column (shares are of rows)
+    values_hw: tuple[int, int] = (0, 0)  # the grid of `values`: the key grid for a row, else the query grid
 
     @property
     def num_pixels(self) -> int:
@@ -63,11 +69,11 @@ class PositionView:
     @property
     def top_cells(self) -> list[tuple[int, int, float]]:
         """(row, col, value) of each top location."""
-        width = self.feature_hw[1]
+        width = self.values.shape[-1]
         return [(*divmod(t, width), float(self.values.flat[t])) for t in self.top]
 
 
-def position_view(record: PositionAttentionRecord, pixel: tuple[int, int], image_hw: tuple[int, int],
+def position_view(record, pixel: tuple[int, int], image_hw: tuple[int, int],
                   mode: str = "row", label: np.ndarray | None = None, top_k: int = 5) -> PositionView:
     """Everything the Position page shows for integer photo pixel (x, y) on a photo of `image_hw`."""
     if mode not in MODES:
@@ -76,8 +82,10 @@ def position_view(record: PositionAttentionRecord, pixel: tuple[int, int], image
     feature_hw = (record.height, record.width)
     index = feature_index(x, y, image_hw, feature_hw)
     values = (record.row(index) if mode == "row" else record.column(index)).numpy()
+    values_hw = tuple(values.shape[-2:])
     top = top_locations(values, top_k)
     query, key = (index, top[0]) if mode == "row" else (top[0], index)
+    formula = (query, key, *record.entry(query, key)) if hasattr(record, "entry") else None
     class_share = None
     if label is not None and mode == "row":
         class_id = int(label[y, x])
@@ -85,10 +93,26 @@ def position_view(record: PositionAttentionRecord, pixel: tuple[int, int], image
             class_share = ClassShare(class_id)
         else:
             share, chance = attention_share_on_class(values, label, class_id)
-            far = far_key_own_class_ratio(values[None], label, [index], [class_id])[0]
+            far = (far_key_own_class_ratio(values[None], label, [index], [class_id])[0]
+                   if values_hw == feature_hw else float("nan"))
             class_share = ClassShare(class_id, share, chance, float(far))
     return PositionView(
         pixel=(x, y), index=index, cell=divmod(index, record.width), feature_hw=feature_hw, mode=mode,
-        values=values, top=top, top_centres=[feature_centre(t, image_hw, feature_hw) for t in top],
-        pixel_centre=feature_centre(index, image_hw, feature_hw), formula=(query, key, *record.entry(query, key)),
-        class_share=class_share)
+        values=values, top=top, top_centres=[feature_centre(t, image_hw, values_hw) for t in top],
+        pixel_centre=feature_centre(index, image_hw, feature_hw), formula=formula, class_share=class_share,
+        values_hw=values_hw)
+
+
+def findings_rows(checks: list[dict]) -> list[dict]:
+    """The Overview's table of what attnviz found in a user's model (`Analysis.checks`), as text cells:
+    module path, family (and form), map size, and the reconstruction check (verified, or why not)."""
+    rows = []
+    for check in checks:
+        error = check.get("max_error")
+        shown_error = "–" if error is None else f"{error:.1e}"
+        family = check["family"] + (f" ({check['form']})" if check.get("form") else "")
+        status = (f"verified (max error {shown_error})" if check["verified"]
+                  else check.get("reason") or f"recognised, not verified (max error {shown_error})")
+        rows.append({"module": check["name"], "family": family, "map": check.get("map") or "–",
+                     "check": status, "drawn": "yes" if check["verified"] else "no"})
+    return rows

@@ -29,10 +29,15 @@ the predicted class $c$ at the chosen pixel $(y, x)$, this page computes with
   $(x - x')\int_0^1 \partial f(x' + t(x - x'))/\partial x\,dt$, with as many steps as you choose, when you ask.
 
 Pick the pixel by clicking the photo (the same pixel as on the Position page).""")
+if app.page_selection().source == "user":
+    st.info("Attribution is not offered for your own models yet: it needs the layer that feeds the chosen "
+            "attention module, which attnviz does not pick for a model it did not build. The Position page shows "
+            "the attention of your model's spatial self-attention modules.")
+    app.stop_page()
 selection, analysis = app.page_analysis(prefixes=("fcn", "danet"), what="per-pixel output to attribute")
 image = selection.image
 height, width = image.shape[:2]
-x, y, chosen = app.chosen_pixel("attr_click", (height, width))
+x, y, chosen = app.chosen_pixel(keys.ATTR_CLICK, (height, width))
 target = pixel_target(analysis.prediction, x, y)  # (class, y, x): the chosen integer pixel
 class_id = target[0]
 directory = str(app.checkpoint_dir())

@@ -20,7 +20,8 @@ $X = \mathrm{softmax}(\text{energy})$ favours *similar* channels; the official c
 $X = \mathrm{softmax}(\mathrm{rowmax}(\text{energy}) - \text{energy})$ equals $\mathrm{softmax}(-\text{energy})$
 (softmax ignores a per-row constant) and so favours the *least similar* channels.
 Click a cell (or pick a channel below) to choose row $c$.""")
-selection, analysis = app.page_analysis(prefixes=("danet",), what="channel attention module")
+selection, analysis = app.page_analysis(prefixes=("danet",), what="channel attention module",
+                                        needs=lambda a: a.channel_map is not None)
 module_name, record = analysis.channel_map
 attention = record.attention[0].numpy()
 channels = attention.shape[0]

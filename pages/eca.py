@@ -18,7 +18,8 @@ with a 1D convolution of size $k$ across the channel axis and **no dimensionalit
 $$y_c = \frac{1}{HW}\sum_{h,w} x_{c,h,w},\qquad \omega_c = \sigma\Big(\sum_{j=-(k-1)/2}^{(k-1)/2} \kappa_j\, y_{c+j}\Big),\qquad \tilde x_{c} = \omega_c\, x_{c}.$$
 
 The layer has only $k$ parameters $\kappa$ (SE has about $2C^2/r$).""")
-selection, analysis = app.page_analysis(attention=(AttentionKind.ECA,), what="ECA layers")
+selection, analysis = app.page_analysis(attention=(AttentionKind.ECA,), what="ECA layers",
+                                        needs=lambda a: bool(a.channel_layers((AttentionKind.ECA,))))
 # ECA layers with a plain 1D kernel (every ECA of our models and of timm's ECA-ResNets and ECA-NFNet)
 layers = {n: r for n, r in analysis.channel_layers((AttentionKind.ECA,)).items() if r.kernel is not None and "pooled" in r.parts}
 names = list(layers)

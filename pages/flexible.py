@@ -23,7 +23,8 @@ strongly in one small place can still get a high weight. **SE** (Hu et al., CVPR
 alone, $\omega = \sigma(\mathrm{MLP}(\mathrm{AvgPool}(F)))$; EfficientNet and MobileNetV3 use SE too (MobileNetV3
 with a hard sigmoid, which can reach exactly 0 and 1).""")
 selection, analysis = app.page_analysis(attention=(AttentionKind.FLEXIBLE, AttentionKind.CBAM, AttentionKind.SE),
-                                        what="flexible (CBAM channel) or SE attention")
+                                        what="flexible (CBAM channel) or SE attention",
+                                        needs=lambda a: bool(a.channel_layers((AttentionKind.FLEXIBLE, AttentionKind.SE))))
 layers = analysis.channel_layers((AttentionKind.FLEXIBLE, AttentionKind.SE))
 names = list(layers)
 selected = app.layer_picker(

@@ -11,8 +11,9 @@ from attnviz.exports import png_bytes
 from attnviz.metrics import score_prediction
 from attnviz.models.checkpoint import card_summary
 from attnviz.text import markdown_literal
+from attnviz.views import findings_rows
 from attnviz.viz.figures import class_legend_figure, training_curve_figure
-from attnviz.viz.overlays import blend_labels
+from attnviz.viz.overlays import blend_classes, blend_labels
 
 st.title("attnviz: what do attention modules look at?")
 st.markdown(
@@ -21,6 +22,32 @@ st.markdown(
     "weights positions; DANet's **position attention** lets every pixel gather features from every other "
     "pixel, and its **channel attention** mixes channels. Pick a model and a photo in the sidebar, then explore.")
 selection, analysis = app.page_analysis()
+
+if selection.source == "user":  # a model given with --model / --models
+    left, right = st.columns([3, 2])
+    if analysis.prediction is not None:
+        classes = analysis.class_names
+        overlay = blend_classes(selection.image, analysis.prediction, len(classes) if classes else 0)
+        left.image(overlay, caption=f"Prediction of {markdown_literal(selection.model_name)} (one colour a class)")
+    else:
+        left.image(selection.image, caption=f"Photo: {markdown_literal(selection.image_title)}")
+        right.dataframe(pd.DataFrame([{"class": name, "index": index, "probability": p}
+                                      for index, name, p in analysis.top_classes]), hide_index=True)
+    right.markdown(f"**{markdown_literal(selection.model_name)}** from `{markdown_literal(selection.weights_note)}`: "
+                   f"forward pass with capture {analysis.forward_s * 1000:.0f} ms on {analysis.device}.")
+    st.subheader("Attention modules found in your model")
+    if analysis.checks:
+        st.dataframe(pd.DataFrame(findings_rows(analysis.checks)), hide_index=True)
+        st.caption("Found by structure (attribute names and shapes), read through hooks on the module's own layers, "
+                   "and verified: the module's output is rebuilt from what was recorded and compared with what it "
+                   "really produced. Only verified modules are drawn on the other pages.")
+    else:
+        st.info("No attention module of a known family was found (DANet PAM / CAM, SAGAN, non-local, criss-cross, "
+                "GCNet, ECA, SE, CBAM, Coordinate Attention).")
+    if analysis.lookalikes:
+        st.warning("Modules that look like attention but match no family (not drawn): "
+                   + ", ".join(markdown_literal(name) for name in analysis.lookalikes))
+    app.stop_page()
 
 if analysis.top_classes is not None:  # an ImageNet classifier from timm
     left, right = st.columns([3, 2])

@@ -1,4 +1,6 @@
-"""DANet position attention: click a pixel, see where it attends and who attends to it."""
+"""Position attention: click a pixel, see where it attends and who attends to it (DANet, and the spatial
+self-attention found in a user's model)."""
+import math
 from functools import partial
 
 import streamlit as st
@@ -7,6 +9,7 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 from attnviz import app
 from attnviz.app import keys
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
+from attnviz.records import CrissCrossAttentionRecord
 from attnviz.exports import grid_csv, png_bytes
 from attnviz.results import as_number, class_figure, far_key_text, model_results, pam_ratio_text
 from attnviz.views import position_view
@@ -26,10 +29,33 @@ Click the photo to choose pixel $i$.
 *Notation:* the paper writes $s_{ji} = \exp(B_i \cdot C_j) / \sum_i \exp(B_i \cdot C_j)$ with $j$ the output pixel,
 i.e. $\mathrm{softmax}(C^\top B)$. Here the letters and indices are swapped so that row $i$ is the output pixel;
 it is the same matrix. As in the official code, $B$ and $C$ have $C/8$ channels (the paper keeps $C$).""")
-selection, analysis = app.page_analysis(prefixes=("danet",), what="position attention module")
-module_name, record = analysis.position
+selection, analysis = app.page_analysis(prefixes=("danet",), what="position attention module",
+                                        needs=lambda a: bool(a.spatial_attention))
+modules = analysis.spatial_attention
+app.apply_link("module", keys.PAM_MODULE, list(modules), what="no such attention module in this model")
+if st.session_state.get(keys.PAM_MODULE) not in modules:
+    st.session_state[keys.PAM_MODULE] = next(iter(modules))
+module_name = (st.selectbox("Attention module", list(modules), key=keys.PAM_MODULE,
+                            format_func=lambda n: f"{n} ({modules[n].family or modules[n].kind})")
+               if len(modules) > 1 else next(iter(modules)))
+record = modules[module_name]
 image = selection.image
 image_hw = image.shape[:2]
+if getattr(record, "shared_by_all_queries", False):
+    st.info("**GCNet context block** (Cao et al., 2019): one attention map, softmax over all positions of a 1x1 "
+            "conv of the features, shared by every query pixel: whichever pixel you click, its row is the same "
+            "map. That is GCNet's own finding: the non-local maps of trained networks are nearly the same for "
+            "every query, so one map does the job at a fraction of the cost.")
+elif isinstance(record, CrissCrossAttentionRecord):
+    st.info("**Criss-cross attention** (CCNet, Huang et al., ICCV 2019): a pixel attends only to the pixels of "
+            "its own row and column (one softmax over those H + W - 1 positions); a second pass of the module "
+            "(recorded as a separate entry) lets information go round the corner.")
+elif getattr(record, "normalisation", "softmax") == "dot":
+    st.info("**Non-local block, dot-product form** (Wang et al., CVPR 2018): S = θᵀφ / N, no softmax, so a row "
+            "need not sum to 1 and entries can be negative.")
+if record.family:
+    st.caption(f"Found in your model by structure as **{record.family}**; verified: its output was rebuilt from the "
+               f"recorded parts to within {record.max_error:.1e} (relative).")
 
 MODES = {"row": "where it attends (row i of S)", "column": "who attends to it (column i of S)"}
 app.apply_link("mode", keys.PAM_MODE, MODES.values(), convert=MODES.__getitem__, what="use row or column")
@@ -60,8 +86,10 @@ with right:
     st.markdown(f"**Chosen pixel{'' if chosen else ' (the centre until you click)'}:** x = {x}, y = {y} in the "
                 f"photo → feature pixel row {row}, column {col} (index i = {index} of N = {view.num_pixels}, a "
                 f"{record.height}x{record.width} map).")
-    st.markdown(f"**α = {record.alpha:.4f}** (learned; starts at 0): the attention output enters as "
-                f"α·(D Sᵀ) + A.")
+    alpha = getattr(record, "alpha", None)
+    if alpha is not None and math.isfinite(alpha):
+        st.markdown(f"**α = {alpha:.4f}** (learned; starts at 0): the attention output enters as "
+                    f"α·(D Sᵀ) + A.")
     if mode == "row":
         st.markdown(f"Row i sums to **{view.total:.6f}**. Largest weight {values.max():.4f} "
                     f"= {values.max() * view.num_pixels:.1f}x the uniform 1/N.")
@@ -70,17 +98,18 @@ with right:
                     f"{view.total:.2f}x the average attention.")
     st.markdown("**Top locations:**  \n" + "  \n".join(f"{rank}. row {r}, col {c}: {v:.4f}"
                                                       for rank, (r, c, v) in enumerate(view.top_cells, 1)))
-    entry = model_results(app.results(), selection.model_name)
+    entry = model_results(app.results(), selection.model_name) if selection.source == "camvid" else {}
     shares = view.class_share
     if shares is not None and shares.class_id == IGNORE_INDEX:
         st.markdown("The chosen pixel is unlabelled in the ground truth.")
     elif shares is not None:
         name = CLASS_NAMES[shares.class_id]
+        far = (f"; over far keys only (its nearest 10% of cells dropped) **{shares.far_key_ratio:.1f}x chance**. "
+               "A high first figure with a far figure near 1 means the pixel looks at its neighbourhood, not at "
+               "its class" if math.isfinite(shares.far_key_ratio) else "")
         st.markdown(f"The chosen pixel is **{name}**. **{shares.share:.1%}** of its attention falls on {name} "
-                    f"pixels, which cover {shares.chance:.1%} of the labelled photo (**{shares.ratio:.1f}x chance**); "
-                    f"over far keys only (its nearest 10% of cells dropped) **{shares.far_key_ratio:.1f}x chance**. "
-                    "A high first figure with a far figure near 1 means the pixel looks at its neighbourhood, not "
-                    "at its class.")
+                    f"pixels, which cover {shares.chance:.1%} of the labelled photo (**{shares.ratio:.1f}x "
+                    f"chance**){far}.")
         figure = class_figure(entry, name)
         if figure and as_number(figure.get("far_key_ratio")) is not None:
             caution = " Few test queries of this class: a rough figure." if figure["queries"] < 50 else ""
@@ -91,25 +120,29 @@ with right:
     if model_figure:
         st.markdown(f"**This model over the whole test split:** {model_figure}"
                     + (f"; {far_figure}" if far_figure else "") + ".")
-    models = app.catalogue()
-    info = models.get(selection.model_name)
-    if info is not None and info.pam_affinity > 0:
-        st.info(f"**PAM supervised with class affinity** (weight {info.pam_affinity:g}): in training, an extra loss "
-                "pulled each row of S towards the pixels of the query's own class (the affinity-loss idea of "
-                "Context Prior, Yu et al., CVPR 2020). Its attention groups classes because it was taught to.")
-    else:
-        st.caption("Plain DANet: S was learned only through the segmentation loss. Trained on 367 photos, it is "
-                   "weakly tied to the classes; a model trained with `--pam-affinity` is taught to group them.")
-        supervised = [n for n, i in models.items() if i.pam_affinity > 0]
-        if supervised:
-            app.switch_button(st, supervised[0], f"Compare: the same pixel with {supervised[0]}")
+    if selection.source == "camvid":
+        models = app.catalogue()
+        info = models.get(selection.model_name)
+        if info is not None and info.pam_affinity > 0:
+            st.info(f"**PAM supervised with class affinity** (weight {info.pam_affinity:g}): in training, an extra loss "
+                    "pulled each row of S towards the pixels of the query's own class (the affinity-loss idea of "
+                    "Context Prior, Yu et al., CVPR 2020). Its attention groups classes because it was taught to.")
+        else:
+            st.caption("Plain DANet: S was learned only through the segmentation loss. Trained on 367 photos, it is "
+                       "weakly tied to the classes; a model trained with `--pam-affinity` is taught to group them.")
+            supervised = [n for n, i in models.items() if i.pam_affinity > 0]
+            if supervised:
+                app.switch_button(st, supervised[0], f"Compare: the same pixel with {supervised[0]}")
 # the formula with this photo's numbers, for the largest value shown
-query_index, key_index, energy, log_z, s_entry = view.formula
-st.latex(rf"S_{{{query_index},{key_index}}} = \frac{{\exp(B_{{{query_index}}}^\top C_{{{key_index}}})}}"
-         rf"{{\sum_m \exp(B_{{{query_index}}}^\top C_m)}} = \exp({energy:.3f} - {log_z:.3f}) = {s_entry:.4f}")
-app.chart(st, attention_map_figure(values, f"{mode.capitalize()} {index} of S at feature resolution ({module_name})",
-                                   marker=(row, col), top=[(r, c) for r, c, _ in view.top_cells]),
+if view.formula is not None and getattr(record, "normalisation", "softmax") == "softmax":
+    query_index, key_index, energy, log_z, s_entry = view.formula
+    st.latex(rf"S_{{{query_index},{key_index}}} = \frac{{\exp(B_{{{query_index}}}^\top C_{{{key_index}}})}}"
+             rf"{{\sum_m \exp(B_{{{query_index}}}^\top C_m)}} = \exp({energy:.3f} - {log_z:.3f}) = {s_entry:.4f}")
+grid = "key" if view.values_hw != view.feature_hw else "feature"
+app.chart(st, attention_map_figure(values, f"{mode.capitalize()} {index} of S at {grid} resolution ({module_name})",
+                                   marker=(row, col) if view.values_hw == view.feature_hw else None,
+                                   top=[(r, c) for r, c, _ in view.top_cells]),
           key=keys.PAM_MAP, theme=None)
 st.caption(f"S is never built: the app keeps B and C of this photo and computes one row or column per click "
            f"(O(N·C/8)); the full S would be {view.num_pixels}² = {view.num_pixels ** 2:,} numbers.")
-app.link_params(x=x, y=y, mode=mode)
+app.link_params(x=x, y=y, mode=mode, module=module_name if len(modules) > 1 else None)

@@ -313,3 +313,49 @@ def test_plain_danet_offers_the_affinity_model_and_keeps_the_pixel():
 
     ratio = json.loads((DEFAULT_CHECKPOINT_DIR / "results.json").read_text())["models"]["danet-eca-affinity"]
     assert f"{ratio['pam_own_class_ratio']['mean']:.2f}x chance on average" in text  # the model's own figure
+
+
+# ----------------------------------------------------------------------------- your model
+def _user_app(monkeypatch, *args: str, page: str = "pages/overview.py") -> AppTest:
+    monkeypatch.setattr("sys.argv", ["app.py", *args])
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_your_model_from_a_hubconf_lists_what_was_found_and_verified(monkeypatch, user_model_repo):
+    repo, weights = user_model_repo
+    at = _user_app(monkeypatch, "--model", f"{repo}:streetnet", "--weights", str(weights))
+    assert at.radio(key="source").value.startswith("Your model")
+    table = at.dataframe[0].value
+    found = dict(zip(table["module"], table["family"]))
+    assert set(found) == {"pam", "se"}, found
+    assert table["drawn"].tolist() == ["yes", "yes"] and table["check"].str.startswith("verified").all()
+
+
+def test_your_model_on_the_position_page_shows_the_clicked_row(monkeypatch, user_model_repo):
+    repo, weights = user_model_repo
+    at = _user_app(monkeypatch, "--model", f"{repo}:streetnet", "--weights", str(weights), page="pages/position.py")
+    at.session_state["pam_click"] = {"x": 100, "y": 60, "width": 480, "height": 360}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _text(at)
+    assert "x = 100, y = 60 in the photo → feature pixel row 7, column 12" in text, text
+    assert "Row i sums to **1.000000**" in text
+    assert any("verified" in c.value for c in at.caption)
+    at.switch_page("pages/flexible.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="flex_layer").value == "se"
+    at.switch_page("pages/channel_map.py").run()
+    assert any("has no channel attention module that attnviz recognised" in i.value for i in at.info)
+
+
+def test_a_spec_that_does_not_resolve_is_one_message_and_the_rest_works(monkeypatch):
+    at = _user_app(monkeypatch, "--model", "no_such_package.models:build")
+    errors = [e.value.replace("\\", "") for e in at.sidebar.error]  # as shown: Markdown escapes resolved
+    assert len(errors) == 1 and "no module 'no_such_package'" in errors[0], errors
+    at.radio(key="source").set_value(at.radio(key="source").options[0]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="model").value in list_checkpoints()

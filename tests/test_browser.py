@@ -190,3 +190,25 @@ def test_a_link_with_a_bare_url_shows_it_as_plain_text_not_a_link(server, browse
     assert "https://evil.example/login" in shown and "www.evil.example" in shown, shown
     assert toast.locator("a").count() == 0, toast.inner_html()
     assert page.locator("a[href*='evil']").count() == 0
+
+
+def test_your_model_from_a_hubconf_click_a_pixel_and_see_its_row(browser_page, user_model_repo):
+    """`streamlit run app.py -- --model REPO:entry --weights FILE`: the Position page of the user's own model."""
+    repo, weights = user_model_repo
+    with streamlit_server(ROOT / "app.py", ROOT, ("--model", f"{repo}:streetnet", "--weights", str(weights))) as url:
+        page = browser_page
+        page.goto(f"{url}/position")
+        _settled(page)
+        page.get_by_text("the centre until you click").wait_for()
+        image = page.frame_locator("iframe[title*='streamlit_image_coordinates']").locator("img")
+        image.wait_for()
+        box = image.bounding_box()
+        image.click(position={"x": box["width"] * 0.75, "y": box["height"] * 0.25})
+        _settled(page)
+        text = page.get_by_text(re.compile(r"Chosen pixel: x = \d+, y = \d+")).inner_text()
+        x, y = map(int, re.search(r"x = (\d+), y = (\d+) in the photo", text).groups())
+        assert abs(x - 360) <= 2 and abs(y - 90) <= 2, text
+        assert f"row {y * 45 // 360}, column {x * 60 // 480}" in text, text
+        page.get_by_text(re.compile(r"Row i sums to 1\.0000")).wait_for()
+        assert "verified" in page.inner_text("body")
+        page.screenshot(path=str(Path(tempfile.gettempdir()) / "attnviz-your-model-position.png"), full_page=True)

@@ -8,8 +8,9 @@ from safetensors.torch import save_file
 
 from attnviz.analysis import analyse_classifier
 from attnviz.capture import capture
-from attnviz.models import imagenet
-from attnviz.models.imagenet import IMAGENET_MODELS, find_weights_file, load_imagenet_model, top_classes
+from attnviz.models import CheckpointError, imagenet
+from attnviz.models.imagenet import (IMAGENET_MODELS, ImageNetWeightsError, find_weights_file, load_imagenet_model,
+                                     top_classes)
 
 GATED = {"EcaModule", "SEModule", "SqueezeExcite"}
 
@@ -78,3 +79,57 @@ def test_classifier_analysis_uses_timm_preprocessing_and_reports_top_5():
     probabilities = [p for _, _, p in analysis.top_classes]
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1
     assert len(analysis.channel_layers(("eca",))) == 8
+
+
+def test_local_weights_that_do_not_fit_or_do_not_read_are_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: pytest.fail("the hub must not be tried"))
+    save_file({"conv_stem.weight": torch.zeros(8, 3, 3, 3), "head.extra": torch.zeros(1)},
+              str(tmp_path / "efficientnet_b0.safetensors"))
+    with pytest.raises(ImageNetWeightsError) as error:
+        load_imagenet_model("efficientnet_b0", tmp_path)
+    lines = str(error.value).splitlines()
+    assert lines[0] == "efficientnet_b0.safetensors does not fit efficientnet_b0:"
+    assert lines[1].startswith("  missing (") and "more)" in lines[1]
+    assert lines[2:] == ["  unexpected (1): head.extra",
+                         "  shape mismatch (1): conv_stem.weight: file (8, 3, 3, 3) vs model (32, 3, 3, 3)"]
+    assert isinstance(error.value, CheckpointError) and error.value.__suppress_context__
+    # a text file under a weights name: one line, no SafetensorError or UnpicklingError out of the loader
+    for name in ("efficientnet_b0.safetensors", "mobilenetv3_large_100.pth"):
+        (tmp_path / name).write_text("not weights\n")
+        with pytest.raises(ImageNetWeightsError) as error:
+            load_imagenet_model(name.split(".")[0], tmp_path)
+        assert name in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+def test_local_weights_load_without_keeping_a_second_copy_in_the_config(tmp_path, monkeypatch):
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: pytest.fail("the hub must not be tried"))
+    reference = timm.create_model("mobilenetv3_large_100", pretrained=False)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}},
+               tmp_path / "mobilenetv3_large_100.pth")  # a DataParallel checkpoint in a wrapper
+    model, weights = load_imagenet_model("mobilenetv3_large_100", tmp_path)
+    assert weights.origin == "file"
+    assert torch.equal(model.state_dict()["conv_stem.weight"], reference.state_dict()["conv_stem.weight"])
+    assert "state_dict" not in model.pretrained_cfg or model.pretrained_cfg["state_dict"] is None
+
+
+def test_hub_probe_is_bounded_as_a_whole_name_lookup_included(monkeypatch):
+    import socket
+    import threading
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(imagenet, "_reachable", {})
+    release = threading.Event()
+
+    def slow_lookup(*args, **kwargs):
+        release.wait(30)  # a resolver that does not answer
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
+    try:
+        start = time.monotonic()
+        assert imagenet.hub_reachable(timeout=0.3) is False
+        assert time.monotonic() - start < 2
+    finally:
+        release.set()  # the probe thread ends now, not 30 s later
+    assert imagenet._reachable["hub"][1] is False

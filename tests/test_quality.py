@@ -183,7 +183,7 @@ def test_compare_rows_show_intervals_and_dashes_never_none():
     assert all(isinstance(v, str) and v not in ("None", "nan", "") for r in rows for v in r.values())
     eca, none, danet = rows
     assert eca["test mIoU (%)"] == "53.0" and eca["95% interval (%)"] == "51.0–55.0"
-    assert eca["vs fcn-none (points)"] == "+3.0 [+1.0, +5.0]" and eca["beyond test noise"] == "yes"
+    assert eca["vs fcn-none (points)"] == "+3.00 [+1.00, +5.00]" and eca["beyond test noise"] == "yes"
     assert none["vs fcn-none (points)"] == "–" and none["PAM α"] == "–"
     assert danet["test mIoU (%)"] == "–" and danet["PAM far-key own-class (x chance)"] == "1.80x"
     assert paired_difference(results, "fcn-none", "fcn-eca")["difference"] == pytest.approx(-0.03)

@@ -6,11 +6,13 @@ pages call st.stop() only through it, so a stopped page still leaves a link.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import streamlit as st
 
 from attnviz.analysis import Analysis
 from attnviz.app.links import write_link
-from attnviz.app.resources import catalogue, checkpoint_dir, get_analysis, get_classifier_analysis
+from attnviz.app.resources import catalogue, checkpoint_dir, get_analysis, get_classifier_analysis, get_user_analysis
 from attnviz.app.selection import Selection, current
 from attnviz.app.settings import settings
 from attnviz.app.widgets import switch_button
@@ -36,6 +38,13 @@ def page_selection() -> Selection:
 
 def analysis_for(selection: Selection, name: str | None = None) -> Analysis | None:
     """The analysis of the selected model on the selected photo, or of CamVid checkpoint `name`."""
+    if name is None and selection.source == "user":
+        try:
+            return get_user_analysis(selection.model_name, selection.device, selection.image_key, selection.image)
+        except Exception as error:  # noqa: BLE001 - the user's own forward pass may raise anything
+            st.error(f"Your model {markdown_literal(selection.model_name)} failed on this photo: "
+                     f"{markdown_literal(f'{type(error).__name__}: {error}', 400)}")
+            return None
     if name is None and selection.source == "timm":
         return get_classifier_analysis(selection.model_name, selection.device, settings().imagenet_weights,
                                        selection.image_key, selection.image)
@@ -47,28 +56,40 @@ def analysis_for(selection: Selection, name: str | None = None) -> Analysis | No
         return None
 
 
-def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (),
-                  what: str = "") -> tuple[Selection, Analysis]:
-    """The selection and its analysis for a page; stops the page (with an explanation) when there is none."""
+def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (), what: str = "",
+                  needs: Callable[[Analysis], bool] | None = None) -> tuple[Selection, Analysis]:
+    """The selection and its analysis for a page; stops the page (with an explanation) when there is none.
+
+    Our models fit a page by their head (`prefixes`) and attention kind (`attention`), known without
+    running them; a user's model fits when its analysis has what the page draws (`needs`): a recognised
+    and verified module of the right family.
+    """
     selection = page_selection()
-    if (prefixes or attention) and not require_models(selection, prefixes, attention, what):
+    if selection.source != "user" and (prefixes or attention) and not require_models(selection, prefixes,
+                                                                                     attention, what):
         stop_page()
     analysis = analysis_for(selection)
     if analysis is None:
+        stop_page()
+    if selection.source == "user" and needs is not None and not needs(analysis):
+        st.info(f"**{markdown_literal(selection.model_name)}** has no {what} that attnviz recognised and "
+                "verified (the Overview lists what it found). Switch to a CamVid model that has one:")
+        require_models(selection, prefixes, attention, what, explain=False)
         stop_page()
     return selection, analysis
 
 
 def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (),
-                   what: str = "") -> bool:
+                   what: str = "", explain: bool = True) -> bool:
     """True if the selected model fits this page; else explain and offer buttons to switch."""
     def fits(head: str, kind: str) -> bool:
         return (not prefixes or head in prefixes) and (not attention or kind in attention)
 
-    if fits(selection.head, selection.attention):
+    if explain and fits(selection.head, selection.attention):
         return True
     options = [n for n, info in catalogue().items() if fits(info.config.head, info.config.attention)]
-    st.info(f"**{markdown_literal(selection.model_name)}** has no {what}. Switch to a CamVid model that has:")
+    if explain:
+        st.info(f"**{markdown_literal(selection.model_name)}** has no {what}. Switch to a CamVid model that has:")
     if not options:
         st.warning("No shipped checkpoint has one.")
     for column, name in zip(st.columns(max(1, len(options))), options):

@@ -11,6 +11,7 @@ from __future__ import annotations
 SOURCE = "source"                  # radio: CamVid models or a timm ImageNet classifier
 MODEL = "model"                    # select box: CamVid checkpoint name
 TIMM_MODEL = "timm_model"          # select box: timm architecture
+USER_MODEL = "user_model"          # select box: one of the models given with --model / --models
 DEVICE = "device"                  # radio (only with a GPU)
 SAMPLE = "sample"                  # select box: sample photo name or the upload choice
 UPLOAD = "upload"                  # file uploader
@@ -33,6 +34,7 @@ def switch_button(model_name: str) -> str:
 
 # ---- Position page
 PAM_MODE = "pam_mode"
+PAM_MODULE = "pam_module"         # which spatial attention of the model (when it has several)
 PAM_OPACITY = "pam_opacity"
 PAM_CLICK = "pam_click"
 PAM_PNG = "pam_png"

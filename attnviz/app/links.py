@@ -91,10 +91,10 @@ def link_params(**page_params) -> None:
 
 def view_params(source: str | None, model_name: str | None, image_title: str | None,
                 page_params: dict[str, str]) -> dict[str, str]:
-    """The query parameters of a view: source (timm only), model, photo (samples only), the page's own."""
+    """The query parameters of a view: source (timm and user only), model, photo (samples only), the page's own."""
     params = {}
-    if source == "timm":
-        params["source"] = "timm"
+    if source in ("timm", "user"):
+        params["source"] = source
     if model_name:
         params["model"] = model_name
     if image_title in list_samples():

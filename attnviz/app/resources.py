@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from attnviz.analysis import Analysis, analyse, analyse_classifier, image_to_tensor
+from attnviz.analysis import Analysis, analyse, analyse_classifier, analyse_user_model, image_to_tensor
 from attnviz.app.settings import settings
 from attnviz.attribution import grad_cam, integrated_gradients
 from attnviz.data.images import decode_image
@@ -28,10 +28,11 @@ from attnviz.data.samples import load_sample
 from attnviz.models import load_checkpoint
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 from attnviz.models.imagenet import load_imagenet_model
+from attnviz.models.user import UserModel, UserModelError
 from attnviz.results import read_results
 
 __all__ = ["checkpoint_dir", "catalogue", "catalogue_problems", "results", "get_model", "get_classifier",
-           "get_analysis", "get_classifier_analysis", "pixel_grad_cam", "pixel_integrated_gradients",
+           "get_analysis", "get_classifier_analysis", "get_user_model", "get_user_analysis", "pixel_grad_cam", "pixel_integrated_gradients",
            "sample", "decode_upload"]
 
 
@@ -99,6 +100,20 @@ def get_classifier_analysis(arch: str, device: str, weights_folder: str, image_k
 def get_analysis(name: str, device: str, directory: str, image_key: str, _image: np.ndarray) -> Analysis:
     model, _ = get_model(name, device, directory)
     return analyse(model, _image, name)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading your model…")
+def get_user_model(name: str, device: str) -> UserModel:
+    """The user's model `name` (from --model / --models), built once per device. UserModelError: one message."""
+    spec = settings().user_model(name)
+    if spec is None:
+        raise UserModelError(f"no model named {name!r} was given with --model or --models")
+    return spec.load(device)
+
+
+@st.cache_resource(max_entries=24, show_spinner="Running your model on the photo…")
+def get_user_analysis(name: str, device: str, image_key: str, _image: np.ndarray) -> Analysis:
+    return analyse_user_model(get_user_model(name, device), _image, name)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -15,8 +15,9 @@ import numpy as np
 __all__ = ["SOURCES", "Selection", "RunState", "begin_run", "run_state", "current"]
 
 
-# The sidebar's model sources: our CamVid segmentation models, or an ImageNet classifier from timm.
-SOURCES = ("CamVid segmentation (shipped)", "ImageNet classifier (timm)")
+# The sidebar's model sources: our CamVid segmentation models, an ImageNet classifier from timm, or the
+# user's own models (offered when the app was started with --model or --models).
+SOURCES = ("CamVid segmentation (shipped)", "ImageNet classifier (timm)", "Your model (--model / --models)")
 
 
 @dataclass
@@ -28,8 +29,8 @@ class Selection:
     image_title: str
     label: np.ndarray | None
     card: dict
-    source: str = "camvid"      # "camvid" (our segmentation models) or "timm" (an ImageNet classifier)
-    head: str = "fcn"           # "fcn", "danet", or "classifier"
+    source: str = "camvid"      # "camvid" (our segmentation models), "timm" (an ImageNet classifier), "user"
+    head: str = "fcn"           # "fcn", "danet", "classifier", or a user model's task ("segmentation", ...)
     attention: str = "none"     # the attention kind in the backbone
     weights_note: str = ""      # timm: where the weights came from
 

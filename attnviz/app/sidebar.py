@@ -10,20 +10,22 @@ import torch
 from attnviz.analysis import pick_device
 from attnviz.app import keys
 from attnviz.app.links import apply_link
-from attnviz.app.resources import catalogue, catalogue_problems, checkpoint_dir, decode_upload, get_classifier, sample
+from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, get_classifier,
+                                   get_user_model, sample)
 from attnviz.app.selection import SOURCES, Selection, run_state
 from attnviz.app.settings import settings
 from attnviz.app.widgets import FIGURE_FORMATS
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError
 from attnviz.data.samples import SAMPLE_ATTRIBUTION, list_samples
-from attnviz.models.checkpoint import CheckpointInfo
+from attnviz.models.checkpoint import CheckpointError, CheckpointInfo
 from attnviz.models.imagenet import IMAGENET_MODELS, WEIGHTS_ENV
+from attnviz.models.user import UserModelError
 from attnviz.text import markdown_literal
 
 __all__ = ["UPLOAD_CHOICE", "sidebar"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
-_SOURCE_NAMES = {"camvid": SOURCES[0], "timm": SOURCES[1]}
+_SOURCE_NAMES = {"camvid": SOURCES[0], "timm": SOURCES[1], "user": SOURCES[2]}
 
 
 def _model_picker(bar) -> CheckpointInfo | None:
@@ -71,8 +73,9 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
     return image, label, choice
 
 
-def _timm_picker(bar, device: str) -> tuple[str, str]:
-    """(architecture, where its weights come from) of the ImageNet classifier chosen in the sidebar."""
+def _timm_picker(bar, device: str) -> tuple[str, str] | None:
+    """(architecture, where its weights come from) of the ImageNet classifier chosen in the sidebar; None when
+    it cannot be built (weights that do not fit: one message, the rest of the app keeps working)."""
     names = list(IMAGENET_MODELS)
     apply_link("model", keys.TIMM_MODEL, names, what="not one of the ImageNet models offered")
     if st.session_state.get(keys.TIMM_MODEL) not in names:
@@ -81,13 +84,42 @@ def _timm_picker(bar, device: str) -> tuple[str, str]:
                          format_func=lambda a: f"{a} ({IMAGENET_MODELS[a][0].upper()})",
                          help="timm classifiers with channel attention in every block; the ECA and "
                               "Flexible/SE pages show their weights.")
-    _, weights = get_classifier(arch, device, settings().imagenet_weights)
+    try:
+        _, weights = get_classifier(arch, device, settings().imagenet_weights)
+    except CheckpointError as error:
+        bar.error(f"{arch}: {markdown_literal(str(error), 400)}")
+        return None
     if weights.trained:
         bar.caption(f"{IMAGENET_MODELS[arch][1]}: {weights.description}.")
     else:
         bar.warning(f"**{IMAGENET_MODELS[arch][1]} has {weights.description}.** Put the weights file in a folder "
                     f"and set ${WEIGHTS_ENV} to it (see the README), or run where the hub can be reached.")
     return arch, weights.description
+
+
+def _user_picker(bar, device: str):
+    """The user's model chosen in the sidebar (a UserModel), or None with one message when it cannot load."""
+    config = settings()
+    if config.user_models_problem:
+        bar.error(markdown_literal(config.user_models_problem, 600))
+    names = [spec.name for spec in config.user_models]
+    if not names:
+        return None
+    apply_link("model", keys.USER_MODEL, names, what="not one of the models given with --model / --models")
+    if st.session_state.get(keys.USER_MODEL) not in names:
+        st.session_state[keys.USER_MODEL] = names[0]
+    name = bar.selectbox("Your model", names, key=keys.USER_MODEL,
+                         format_func=lambda n: f"{n} ({config.user_model(n).spec})",
+                         help="Loaded from your own code (a factory or a hubconf.py): see the README, 'Your own "
+                              "model'. Its attention modules are found by structure and verified.")
+    try:
+        model = get_user_model(name, device)
+    except UserModelError as error:
+        bar.error(f"{markdown_literal(name)}: {markdown_literal(str(error), 600)}")
+        return None
+    bar.caption(f"{model.task}, {model.num_classes} classes, output read as {model.output_rule}"
+                + (f"; weights {markdown_literal(model.weights.name)}" if model.weights else "; no weights file"))
+    return model
 
 
 def _device_picker(bar) -> str:
@@ -104,13 +136,25 @@ def sidebar() -> Selection | None:
     bar = st.sidebar
     bar.header("Model and photo")
     apply_link("source", keys.SOURCE, _SOURCE_NAMES.values(), convert=_SOURCE_NAMES.__getitem__,
-               what="use camvid or timm")
-    source = bar.radio("Model source", SOURCES, key=keys.SOURCE,
-                       help="Our CamVid segmentation models (every page), or a real ImageNet classifier from timm "
-                            "(Overview, ECA and Flexible/SE pages).")
+               what="use camvid, timm or user")
+    offered = SOURCES if (settings().user_models or settings().user_models_problem) else SOURCES[:2]
+    if st.session_state.get(keys.SOURCE) not in offered:
+        st.session_state[keys.SOURCE] = offered[-1] if len(offered) == 3 else offered[0]
+    source = bar.radio("Model source", offered, key=keys.SOURCE,
+                       help="Our CamVid segmentation models (every page), a real ImageNet classifier from timm "
+                            "(Overview, ECA and Flexible/SE pages), or your own model (every page that fits it).")
     device = _device_picker(bar)
-    if source == SOURCES[1]:
-        arch, note = _timm_picker(bar, device)
+    if source == SOURCES[2]:
+        model = _user_picker(bar, device)
+        if model is None:
+            return None
+        model_fields = dict(model_name=model.name, card={}, source="user", head=model.task, attention="user",
+                            weights_note=model.spec)
+    elif source == SOURCES[1]:
+        chosen = _timm_picker(bar, device)
+        if chosen is None:
+            return None
+        arch, note = chosen
         model_fields = dict(model_name=arch, card={}, source="timm", head="classifier",
                             attention=IMAGENET_MODELS[arch][0], weights_note=note)
     else:

@@ -11,17 +11,22 @@ hooks on their own gates (`attnviz.adapters`):
 Weights, in order: a local file for the architecture in the folder
 $ATTNVIZ_TIMM_WEIGHTS (`<arch>.safetensors`, `.pth` or `.bin`, or a folder
 `<arch>/` holding `model.safetensors` or `pytorch_model.bin`, as the hub
-stores them), loaded through timm's `pretrained_cfg_overlay=dict(file=...)`;
+stores them), read without unpickling code (`attnviz.models.user.read_state_dict`:
+safetensors, or torch.load(weights_only=True)) and loaded through timm's
+`pretrained_cfg_overlay=dict(state_dict=...)`, so timm's own key filters apply; a
+file that cannot be read or does not fit the architecture is an
+`ImageNetWeightsError` (a `CheckpointError`) with one message naming the keys;
 else timm's own pretrained weights from the Hugging Face hub when it can be
-reached (checked first with a 3-second connection, so an offline machine does
-not wait for the hub client's retries); else random weights, and the app says
-so. Preprocessing is timm's own for each model (`resolve_model_data_config`,
-`create_transform`).
+reached (checked first with a probe bounded as a whole, name lookup included, by
+3 seconds, so an offline machine does not wait for the hub client's retries);
+else random weights, and the app says so. Preprocessing is timm's own for each
+model (`resolve_model_data_config`, `create_transform`).
 """
 from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +35,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["IMAGENET_MODELS", "WEIGHTS_ENV", "ClassifierWeights", "find_weights_file", "hub_reachable",
-           "load_imagenet_model", "preprocess", "top_classes"]
+from attnviz.models.checkpoint import CheckpointError
+
+__all__ = ["IMAGENET_MODELS", "WEIGHTS_ENV", "ClassifierWeights", "ImageNetWeightsError", "find_weights_file",
+           "hub_reachable", "load_imagenet_model", "preprocess", "top_classes"]
 
 # architecture -> (the attention it uses, a short title)
 IMAGENET_MODELS: dict[str, tuple[str, str]] = {
@@ -46,6 +53,10 @@ IMAGENET_MODELS: dict[str, tuple[str, str]] = {
 WEIGHTS_ENV = "ATTNVIZ_TIMM_WEIGHTS"
 _SUFFIXES = (".safetensors", ".pth", ".bin")
 _HUB = ("huggingface.co", 443)
+
+
+class ImageNetWeightsError(CheckpointError):
+    """A local weights file for a timm classifier that cannot be read or does not fit its architecture."""
 
 
 @dataclass(frozen=True)
@@ -74,19 +85,30 @@ _reachable: dict[str, tuple[float, bool]] = {}
 
 
 def hub_reachable(timeout: float = 3.0, max_age_s: float = 300.0) -> bool:
-    """Whether the model hub answers a TCP connection (remembered for `max_age_s`); False when HF_HUB_OFFLINE."""
+    """Whether the model hub answers a TCP connection within `timeout` seconds, name lookup included
+    (remembered for `max_age_s`); False when HF_HUB_OFFLINE."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
     checked = _reachable.get("hub")
     if checked and time.monotonic() - checked[0] < max_age_s:
         return checked[1]
-    try:
-        with socket.create_connection(_HUB, timeout=timeout):
-            ok = True
-    except OSError:
-        ok = False
+    answer: list[bool] = []
+    # the name lookup (getaddrinfo) has no timeout of its own: the whole probe runs in a daemon thread,
+    # and an answer that has not come within `timeout` is a no (the thread ends on its own later)
+    probe = threading.Thread(target=_probe, args=(_HUB, timeout, answer), daemon=True, name="attnviz-hub-probe")
+    probe.start()
+    probe.join(timeout)
+    ok = bool(answer and answer[0])
     _reachable["hub"] = (time.monotonic(), ok)
     return ok
+
+
+def _probe(address: tuple[str, int], timeout: float, answer: list[bool]) -> None:
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            answer.append(True)
+    except Exception:  # noqa: BLE001 - OSError, or an odd host name (UnicodeError): not reachable
+        answer.append(False)
 
 
 def load_imagenet_model(arch: str, weights_folder: str | Path | None = None,
@@ -99,7 +121,7 @@ def load_imagenet_model(arch: str, weights_folder: str | Path | None = None,
     folder = weights_folder if weights_folder is not None else os.environ.get(WEIGHTS_ENV)
     path = find_weights_file(arch, folder)
     if path is not None:
-        model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        model = _model_from_file(timm, arch, path)
         return model.eval(), ClassifierWeights("file", f"ImageNet weights from the local file {path.name}")
     if allow_download and hub_reachable():
         try:
@@ -112,6 +134,31 @@ def load_imagenet_model(arch: str, weights_folder: str | Path | None = None,
     return model.eval(), ClassifierWeights(
         "random", f"random weights: the hub cannot be reached and {where} has no {arch} file, so the channel "
                   "weights below are those of an untrained network")
+
+
+def _model_from_file(timm, arch: str, path: Path) -> torch.nn.Module:
+    """timm's `arch` with the weights in `path`; ImageNetWeightsError, one message, when they cannot be."""
+    from attnviz.models.user import UserModelError, read_state_dict, state_dict_mismatch
+
+    where = f"{path.parent.name}/{path.name}" if path.name in ("model.safetensors", "pytorch_model.bin") else path.name
+    try:
+        state = read_state_dict(path)
+    except UserModelError as error:
+        raise ImageNetWeightsError(f"weights for {arch}: {error}".replace(f" {path.name} ", f" {where} ", 1)) \
+            from None
+    try:
+        model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(state_dict=state))
+    except Exception as error:  # noqa: BLE001 - timm's load_state_dict raises RuntimeError listing every key
+        expected = timm.create_model(arch, pretrained=False).state_dict()
+        message = state_dict_mismatch(f"{where} does not fit {arch}:", expected, state)
+        if message is None:  # the keys fit: something else in timm's loading failed
+            lines = str(error).strip().splitlines()
+            message = f"{where} could not be loaded into {arch} ({type(error).__name__}: {lines[0] if lines else ''})"
+        raise ImageNetWeightsError(message) from None
+    for config in (getattr(model, "pretrained_cfg", None), getattr(model, "default_cfg", None)):
+        if isinstance(config, dict):
+            config.pop("state_dict", None)  # the model keeps its config: not a second copy of the weights
+    return model
 
 
 def preprocess(model: torch.nn.Module, image: np.ndarray) -> torch.Tensor:

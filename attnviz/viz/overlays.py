@@ -11,7 +11,7 @@ import numpy as np
 from attnviz.data.camvid import IGNORE_INDEX, colourise
 from attnviz.geometry import upsample_nearest
 
-__all__ = ["heat_colours", "blend_heatmap", "blend_labels", "draw_markers", "upsample_map", "feature_to_image"]
+__all__ = ["heat_colours", "blend_heatmap", "blend_labels", "class_colours", "blend_classes", "draw_markers", "upsample_map", "feature_to_image"]
 
 
 def upsample_map(values: np.ndarray, height: int, width: int, smooth: bool = False) -> np.ndarray:
@@ -46,6 +46,20 @@ def blend_labels(image: np.ndarray, label: np.ndarray, opacity: float = 0.55) ->
     mask = (label < IGNORE_INDEX)[..., None]
     out = np.where(mask, out * (1 - opacity) + colours * opacity, out)
     return out.round().astype(np.uint8)
+
+
+def class_colours(num_classes: int) -> np.ndarray:
+    """(num_classes, 3) uint8: distinct colours for any number of classes (hues spaced by the golden ratio)."""
+    hues = (np.arange(num_classes) * 0.618034) % 1.0
+    hsv = np.stack([hues * 179, np.full(num_classes, 200), np.full(num_classes, 230)], 1).astype(np.uint8)
+    return cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
+
+
+def blend_classes(image: np.ndarray, prediction: np.ndarray, num_classes: int, opacity: float = 0.55) -> np.ndarray:
+    """The photo with every pixel tinted by its class (`class_colours`): for models whose classes are not
+    CamVid's."""
+    colours = class_colours(max(int(num_classes), int(prediction.max()) + 1))[prediction].astype(np.float32)
+    return (image.astype(np.float32) * (1 - opacity) + colours * opacity).round().astype(np.uint8)
 
 
 def draw_markers(image: np.ndarray, points: list[tuple[int, int]], colour=(0, 255, 255), radius: int = 7,

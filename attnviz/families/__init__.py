@@ -1,0 +1,37 @@
+"""Attention modules people copy into their own models, recognised by structure, read through hooks,
+verified by reconstruction.
+
+    from attnviz.capture import capture
+    from attnviz import families
+
+    families.find_attention(model)          # [Finding(path, class_name, family, source, record, ...)], no forward
+    families.unrecognised_attention(model)  # [Lookalike(path, class_name, reason)]: looks like attention, no family
+    with capture(model) as rec:
+        model(x)
+    rec["layer3.attn"]                      # a verified record, like any other (family, verified=True, max_error)
+    families.unverified(rec)                # {name: Unverified(family, form, reason, max_error, record)}
+    families.verification_table(rec)        # one row per recognised module, verified or not
+
+No edit to the user's code, and no class name is trusted: a module is recognised from its
+children, parameters and attributes (attnviz.families.catalogue), read through forward hooks on its
+own sub-modules that exist only while a capture of the model is open (installed and removed by
+attnviz.adapters.hooked, reference-counted per model), and its record is rebuilt into the module's
+output (attnviz.families.verify). Only a record whose reconstruction reproduces the output (max
+error <= TOLERANCE = 1e-4 relative, float32) enters the recorder; the others are listed in
+`unverified(rec)` with the reason, never drawn. Our own modules (attnviz.modules) record themselves
+and the modules attnviz.adapters reads are left to it: nothing is recorded twice.
+"""
+from attnviz.families.catalogue import FAMILIES, Family, Tap, recognise
+from attnviz.families.hooks import Unverified, family_records, register, unverified, verification_table
+from attnviz.families.survey import Finding, Lookalike, find_attention, recognised_modules, unrecognised_attention
+from attnviz.families.verify import RESOLUTION, TOLERANCE
+
+__all__ = ["FAMILIES", "Family", "Tap", "recognise", "Finding", "Lookalike", "find_attention",
+           "unrecognised_attention", "recognised_modules", "register", "Unverified", "unverified",
+           "family_records", "verification_table", "TOLERANCE", "RESOLUTION", "hook_model"]
+
+
+def hook_model(model, exclude=()) -> tuple[list, int]:
+    """(hook handles, number of recognised modules) for `model`, skipping `exclude` (adapted modules) and our own."""
+    found = recognised_modules(model, exclude)
+    return register(found), len(found)
