@@ -137,21 +137,22 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
 
 def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int] | None = None,
                          top: Sequence[tuple[int, int]] = ()) -> go.Figure:
-    """A feature-resolution map (h, w) with exact values on hover; marker / top as (row, col)."""
-    fig = go.Figure(go.Heatmap(z=values, colorscale=_rgb_scale("Inferno"), colorbar=dict(title="S"),
-                               hovertemplate="row %{y}, col %{x}<br>%{z:.5f}<extra></extra>"))
+    """A feature-resolution map (h, w) with exact values on hover; marker / top as (row, col).
+
+    Built from one dict (one validation pass, not one per update call): it is redrawn on every click."""
+    data = [dict(type="heatmap", z=values, colorscale=_rgb_scale("Inferno"), colorbar=dict(title=dict(text="S")),
+                 hovertemplate="row %{y}, col %{x}<br>%{z:.5f}<extra></extra>")]
     if top:
-        fig.add_trace(go.Scatter(x=[c for _, c in top], y=[r for r, _ in top], mode="markers+text",
-                                 text=[str(i + 1) for i in range(len(top))], textposition="top center",
-                                 textfont=dict(color="cyan"), name="top attended",
-                                 marker=dict(size=10, color="rgba(0,0,0,0)", line=dict(color="cyan", width=2))))
+        data.append(dict(type="scatter", x=[c for _, c in top], y=[r for r, _ in top], mode="markers+text",
+                         text=[str(i + 1) for i in range(len(top))], textposition="top center",
+                         textfont=dict(color="cyan"), name="top attended",
+                         marker=dict(size=10, color="rgba(0,0,0,0)", line=dict(color="cyan", width=2))))
     if marker is not None:
-        fig.add_trace(go.Scatter(x=[marker[1]], y=[marker[0]], mode="markers", name="clicked pixel",
-                                 marker=dict(size=14, symbol="x", color="lime", line=dict(color="black", width=1))))
-    fig.update_layout(title=title, margin=_MARGIN, height=360, showlegend=False)
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
-    fig.update_xaxes(constrain="domain")
-    return fig
+        data.append(dict(type="scatter", x=[marker[1]], y=[marker[0]], mode="markers", name="clicked pixel",
+                         marker=dict(size=14, symbol="x", color="lime", line=dict(color="black", width=1))))
+    layout = dict(title=dict(text=title), margin=_MARGIN, height=360, showlegend=False,
+                  yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"), xaxis=dict(constrain="domain"))
+    return go.Figure(dict(data=data, layout=layout))
 
 
 def channel_map_figure(attention: np.ndarray, selected: int | None = None, title: str = "") -> go.Figure:
