@@ -32,8 +32,21 @@ from torch import nn
 
 from attnviz.geometry import cell_means, check_pixel
 
-__all__ = ["MainLogits", "pixel_target", "grad_cam", "integrated_gradients", "cell_mass", "input_magnitude",
+__all__ = ["MainLogits", "UserLogits", "pixel_target", "grad_cam", "integrated_gradients", "cell_mass", "input_magnitude",
            "rank_correlation", "top_overlap", "attribution_layer"]
+
+
+class UserLogits(nn.Module):
+    """A user's model (`attnviz.models.user.UserModel`) as a function image in [0, 1] -> its logits, with its
+    own normalisation and output rule; the network is a child, so captum can hook its layers."""
+
+    def __init__(self, user_model):
+        super().__init__()
+        self.model = user_model.model
+        self._user = user_model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self._user.forward_logits(image)
 
 
 class MainLogits(nn.Module):
@@ -67,17 +80,21 @@ def _checked_target(target: tuple[int, int, int], image: torch.Tensor) -> tuple[
 
 
 def grad_cam(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int],
-             layer: nn.Module | None = None, upsample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+             layer: nn.Module | None = None, upsample: bool = True,
+             layer_input: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(Grad-CAM at the layer's grid (h, w), the same upsampled bilinearly to the image (H, W)).
 
     image (1, 3, H, W); target (class, y, x), an integer pixel (see `pixel_target`). The bilinear upsampling
     (align_corners=False) puts cell c's value at (c + 0.5) W / w, the centre of that cell (attnviz.geometry).
+    layer_input: attribute to the layer's input instead of its output (for a user's model: the features that
+    feed its attention module).
     """
     target = _checked_target(target, image)
     layer = layer or attribution_layer(model)
     explainer = LayerGradCam(MainLogits(model).eval(), layer)
     with torch.enable_grad():
-        cam = explainer.attribute(image, target=target, relu_attributions=True).detach()
+        cam = explainer.attribute(image, target=target, relu_attributions=True,
+                                  attribute_to_layer_input=layer_input).detach()
     full = LayerAttribution.interpolate(cam, tuple(image.shape[-2:]), "bilinear") if upsample else cam
     return cam[0, 0], full[0, 0]
 

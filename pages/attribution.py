@@ -11,6 +11,7 @@ from attnviz.analysis import feature_centre, feature_index
 from attnviz.attribution import cell_mass, input_magnitude, pixel_target, rank_correlation, top_overlap
 from attnviz.data.camvid import CLASS_NAMES
 from attnviz.exports import grid_csv
+from attnviz.text import markdown_literal
 from attnviz.viz.overlays import blend_heatmap, draw_markers
 
 TOP_K = 20
@@ -29,22 +30,27 @@ the predicted class $c$ at the chosen pixel $(y, x)$, this page computes with
   $(x - x')\int_0^1 \partial f(x' + t(x - x'))/\partial x\,dt$, with as many steps as you choose, when you ask.
 
 Pick the pixel by clicking the photo (the same pixel as on the Position page).""")
-if app.page_selection().source == "user":
-    st.info("Attribution is not offered for your own models yet: it needs the layer that feeds the chosen "
-            "attention module, which attnviz does not pick for a model it did not build. The Position page shows "
-            "the attention of your model's spatial self-attention modules.")
-    app.stop_page()
-selection, analysis = app.page_analysis(prefixes=("fcn", "danet"), what="per-pixel output to attribute")
+selection, analysis = app.page_analysis(
+    prefixes=("fcn", "danet"), what="per-pixel output and spatial attention module to attribute at",
+    needs=lambda a: a.prediction is not None and bool(a.spatial_attention))
 image = selection.image
 height, width = image.shape[:2]
 x, y, chosen = app.chosen_pixel(keys.ATTR_CLICK, (height, width))
 target = pixel_target(analysis.prediction, x, y)  # (class, y, x): the chosen integer pixel
 class_id = target[0]
+class_names = analysis.class_names or (CLASS_NAMES if selection.source == "camvid" else None)
+class_name = class_names[class_id] if class_names else f"class {class_id}"
 directory = str(app.checkpoint_dir())
+if selection.source == "user":  # Grad-CAM at the input of the attention module chosen on the Position page
+    modules = analysis.spatial_attention
+    chosen_module = st.session_state.get(keys.PAM_MODULE)
+    position = (chosen_module, modules[chosen_module]) if chosen_module in modules else next(iter(modules.items()))
+    layer_name, layer_title = position[0], f"input of {position[0]}"
+else:
+    position, layer_name, layer_title = analysis.position, "", "backbone.layer4"
 with st.spinner("Grad-CAM for this pixel…"):
-    cam_grid, cam_full = app.pixel_grad_cam(selection.model_name, selection.device, directory,
-                                            selection.image_key, image, target)
-position = analysis.position
+    cam_grid, cam_full = app.pixel_grad_cam(selection.source, selection.model_name, selection.device, directory,
+                                            selection.image_key, image, target, layer_name)
 grid = (position[1].height, position[1].width) if position else cam_grid.shape
 cam_cells = cell_mass(torch.from_numpy(cam_grid), grid).numpy()
 
@@ -59,8 +65,8 @@ with left:
                "(green cross).")
 with right:
     st.markdown(f"**Chosen pixel{'' if chosen else ' (the centre until you click)'}:** x = {x:.0f}, y = {y:.0f}; "
-                f"predicted **{CLASS_NAMES[class_id]}** (class {class_id}). Attributions explain the logit of that "
-                f"class at that pixel.")
+                f"predicted **{markdown_literal(class_name)}** (class {class_id}). Attributions explain the logit of "
+                "that class at that pixel.")
 
 columns = st.columns(3)
 with columns[0]:
@@ -77,7 +83,7 @@ with columns[0]:
         st.image(draw_markers(blend_heatmap(image, attention_row, opacity), [centre], colour=(0, 255, 0), cross=True),
                  caption=f"where feature pixel {index} attends ({module_name})")
 with columns[1]:
-    st.markdown("**Grad-CAM** (backbone.layer4)")
+    st.markdown(f"**Grad-CAM** ({layer_title})")
     st.image(draw_markers(blend_heatmap(image, cam_grid, opacity), marker, colour=(0, 255, 0), cross=True),
              caption=f"{cam_grid.shape[0]}x{cam_grid.shape[1]} grid, ReLU applied")
     app.download(st, "Grad-CAM grid (CSV)", partial(grid_csv, cam_grid, "grad_cam"),
@@ -94,7 +100,7 @@ with columns[2]:
     ig_cells = None
     if request in asked:
         with st.spinner(f"Integrated Gradients, {steps} steps…"):
-            ig = app.pixel_integrated_gradients(selection.model_name, selection.device, directory,
+            ig = app.pixel_integrated_gradients(selection.source, selection.model_name, selection.device, directory,
                                                 selection.image_key, image, target, steps)
         magnitude, clip = input_magnitude(ig)
         ig_cells = cell_mass(torch.from_numpy(ig), grid).numpy()
@@ -107,6 +113,10 @@ with columns[2]:
 st.subheader("Do they agree?")
 if attention_row is None:
     st.caption("Agreement needs an attention row: pick a DANet model.")
+elif attention_row.shape != tuple(grid):
+    st.caption(f"The attention row lies on the module's {attention_row.shape[0]}x{attention_row.shape[1]} key grid "
+               f"(sub-sampled keys), the attributions on the {grid[0]}x{grid[1]} query grid: no cell-by-cell "
+               "comparison.")
 else:
     rows = [("Grad-CAM", cam_cells)] + ([("Integrated Gradients", ig_cells)] if ig_cells is not None else [])
     for title, cells in rows:

@@ -359,3 +359,24 @@ def test_a_spec_that_does_not_resolve_is_one_message_and_the_rest_works(monkeypa
     at.radio(key="source").set_value(at.radio(key="source").options[0]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="model").value in list_checkpoints()
+
+
+def test_your_model_on_the_attribution_page_attributes_at_the_input_of_its_attention(monkeypatch, user_model_repo):
+    repo, weights = user_model_repo
+    at = _user_app(monkeypatch, "--model", f"{repo}:streetnet", "--weights", str(weights), page="pages/attribution.py")
+    at.session_state["attr_click"] = {"x": 200, "y": 100, "width": 480, "height": 360}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _text(at)
+    assert "x = 200, y = 100; predicted" in text and "class " in text, text
+    assert "**Grad-CAM** (input of pam)" in text
+    assert "rank correlation (Spearman)" in text, text
+
+
+def test_your_model_from_a_module_callable_in_the_working_folder(monkeypatch, user_model_repo):
+    repo, weights = user_model_repo
+    monkeypatch.chdir(repo)
+    at = _user_app(monkeypatch, "--model", "streetnet:StreetNet", "--weights", weights.name)
+    assert at.selectbox(key="user_model").value == "StreetNet"
+    assert set(at.dataframe[0].value["module"]) == {"pam", "se"}
+    assert any("weights streetnet.safetensors" in c.value.replace("\\", "") for c in at.sidebar.caption)

@@ -13,6 +13,7 @@ the app runs shows up on the next run, and a click reads no model card.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +23,7 @@ import streamlit as st
 
 from attnviz.analysis import Analysis, analyse, analyse_classifier, analyse_user_model, image_to_tensor
 from attnviz.app.settings import settings
-from attnviz.attribution import grad_cam, integrated_gradients
+from attnviz.attribution import UserLogits, grad_cam, integrated_gradients
 from attnviz.data.images import decode_image
 from attnviz.data.samples import load_sample
 from attnviz.models import load_checkpoint
@@ -116,25 +117,39 @@ def get_user_analysis(name: str, device: str, image_key: str, _image: np.ndarray
     return analyse_user_model(get_user_model(name, device), _image, name)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def pixel_grad_cam(name: str, device: str, directory: str, image_key: str, _image: np.ndarray,
-                   target: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Grad-CAM of logit (class, y, x): (at the feature grid, upsampled to the photo); cached per pixel.
+def _attributable(source: str, name: str, device: str, directory: str, layer_name: str = ""):
+    """(a private copy of the model as a function image -> logits, the layer to attribute at or None).
 
-    Runs on a private copy of the cached model: captum hooks the model's layers while it attributes,
-    and another session's forward pass on the shared model must not pass through those hooks.
+    A copy: captum hooks the model's layers while it attributes, and another session's forward pass on the
+    shared model must not pass through those hooks. Our models: the backbone's last stage (None here);
+    a user's model: the module `layer_name` (Grad-CAM at its input, the features that feed it).
     """
+    if source == "user":
+        user = get_user_model(name, device)
+        private = dataclasses.replace(user, model=copy.deepcopy(user.model))
+        layer = dict(private.model.named_modules()).get(layer_name.split("#")[0]) if layer_name else None
+        if layer_name and layer is None:
+            raise ValueError(f"{name} has no module {layer_name!r} to attribute at")
+        return UserLogits(private), layer
     model, _ = get_model(name, device, directory)
-    cam, full = grad_cam(copy.deepcopy(model), image_to_tensor(_image, device), target)
+    return copy.deepcopy(model), None
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def pixel_grad_cam(source: str, name: str, device: str, directory: str, image_key: str, _image: np.ndarray,
+                   target: tuple[int, int, int], layer_name: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM of logit (class, y, x): (at the layer's grid, upsampled to the photo); cached per pixel."""
+    model, layer = _attributable(source, name, device, directory, layer_name)
+    cam, full = grad_cam(model, image_to_tensor(_image, device), target, layer=layer, layer_input=layer is not None)
     return cam.cpu().numpy(), full.cpu().numpy()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def pixel_integrated_gradients(name: str, device: str, directory: str, image_key: str, _image: np.ndarray,
-                               target: tuple[int, int, int], steps: int) -> np.ndarray:
+def pixel_integrated_gradients(source: str, name: str, device: str, directory: str, image_key: str,
+                               _image: np.ndarray, target: tuple[int, int, int], steps: int) -> np.ndarray:
     """Integrated Gradients (3, H, W) of logit (class, y, x) against a black photo; cached per pixel and steps."""
-    model, _ = get_model(name, device, directory)
-    ig = integrated_gradients(copy.deepcopy(model), image_to_tensor(_image, device), target, steps=steps)
+    model, _ = _attributable(source, name, device, directory)
+    ig = integrated_gradients(model, image_to_tensor(_image, device), target, steps=steps)
     return ig.cpu().numpy()
 
 
