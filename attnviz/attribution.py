@@ -38,7 +38,9 @@ __all__ = ["MainLogits", "UserLogits", "pixel_target", "grad_cam", "integrated_g
 
 class UserLogits(nn.Module):
     """A user's model (`attnviz.models.user.UserModel`) as a function image in [0, 1] -> its logits, with its
-    own normalisation and output rule; the network is a child, so captum can hook its layers."""
+    own normalisation and output rule, resized (bilinear) to the photo when they come out smaller, as for its
+    prediction (`analysis.analyse_user_model`), so that a target (class, y, x) is in photo pixels. The
+    network is a child, so captum can hook its layers."""
 
     def __init__(self, user_model):
         super().__init__()
@@ -46,7 +48,10 @@ class UserLogits(nn.Module):
         self._user = user_model
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self._user.forward_logits(image)
+        logits = self._user.forward_logits(image)
+        if logits.dim() == 4 and logits.shape[-2:] != image.shape[-2:]:
+            logits = nn.functional.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return logits
 
 
 class MainLogits(nn.Module):

@@ -165,7 +165,7 @@ def axis_cells(pixels: int, cells: int) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=4)  # a map is H x W int64 (6 MB for a 1024x768 upload): keep only the photos in use
 def _maps(image_hw: Size, feature_hw: Size) -> tuple[np.ndarray, np.ndarray]:
     (height, width), (fh, fw) = image_hw, feature_hw
     _need_pixels(image_hw, feature_hw)
@@ -186,7 +186,7 @@ def pixel_counts(image_hw: Size, feature_hw: Size) -> np.ndarray:
     return _maps(_size(image_hw), _size(feature_hw))[1]
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)
 def _torch_map(image_hw: Size, feature_hw: Size, device):
     import torch
 

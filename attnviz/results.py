@@ -198,7 +198,7 @@ def markdown_tables(results: dict) -> str:
         classes = list(next(iter(quality.values())).get("per_class", {}))
         for figures in quality.values():
             classes += [c for c in figures.get("per_class", {}) if c not in classes]
-        lines += ["", "| far-key own-class (x chance), queries | " + " | ".join(classes) + " |",
+        lines += ["", "| far-key own-class (x chance), (query cells of the class) | " + " | ".join(classes) + " |",
                   "|---|" + "---|" * len(classes)]
         for name, figures in quality.items():
             cells = []

@@ -46,7 +46,7 @@ class PositionView:
     pixel: tuple[int, int]               # (x, y) photo pixel
     index: int                           # flat feature cell i
     cell: tuple[int, int]                # (row, col) of i on the feature grid
-    feature_hw: tuple[int, int]
+    feature_hw: tuple[int, int]          # the grid of `index`: the query grid for a row, the key grid for a column
     mode: str                            # "row" (where i attends) or "column" (who attends to i)
     values: np.ndarray                   # (h, w) row or column i of S
     top: list[int]                       # flat indices of the largest values, largest first
@@ -79,7 +79,9 @@ def position_view(record, pixel: tuple[int, int], image_hw: tuple[int, int],
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     x, y = pixel
-    feature_hw = (record.height, record.width)
+    # the clicked pixel is a query for a row, a key for a column (keys may lie on their own, sub-sampled grid)
+    query_hw = (record.height, record.width)
+    feature_hw = query_hw if mode == "row" else tuple(getattr(record, "key_grid", query_hw))
     index = feature_index(x, y, image_hw, feature_hw)
     values = (record.row(index) if mode == "row" else record.column(index)).numpy()
     values_hw = tuple(values.shape[-2:])
@@ -94,10 +96,10 @@ def position_view(record, pixel: tuple[int, int], image_hw: tuple[int, int],
         else:
             share, chance = attention_share_on_class(values, label, class_id)
             far = (far_key_own_class_ratio(values[None], label, [index], [class_id])[0]
-                   if values_hw == feature_hw else float("nan"))
+                   if values_hw == query_hw else float("nan"))
             class_share = ClassShare(class_id, share, chance, float(far))
     return PositionView(
-        pixel=(x, y), index=index, cell=divmod(index, record.width), feature_hw=feature_hw, mode=mode,
+        pixel=(x, y), index=index, cell=divmod(index, feature_hw[1]), feature_hw=feature_hw, mode=mode,
         values=values, top=top, top_centres=[feature_centre(t, image_hw, values_hw) for t in top],
         pixel_centre=feature_centre(index, image_hw, feature_hw), formula=formula, class_share=class_share,
         values_hw=values_hw)

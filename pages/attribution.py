@@ -48,9 +48,16 @@ if selection.source == "user":  # Grad-CAM at the input of the attention module 
     layer_name, layer_title = position[0], f"input of {position[0]}"
 else:
     position, layer_name, layer_title = analysis.position, "", "backbone.layer4"
+layer_title = markdown_literal(layer_title)
 with st.spinner("Grad-CAM for this pixel…"):
-    cam_grid, cam_full = app.pixel_grad_cam(selection.source, selection.model_name, selection.device, directory,
-                                            selection.image_key, image, target, layer_name)
+    try:
+        cam_grid, cam_full = app.pixel_grad_cam(selection.source, selection.model_name, selection.device, directory,
+                                                selection.image_key, image, target, layer_name)
+    except Exception as error:  # noqa: BLE001 - a user's model may fail under captum's hooks in its own ways
+        if selection.source != "user":
+            raise
+        st.error(f"Grad-CAM failed on your model: {markdown_literal(f'{type(error).__name__}: {error}', 400)}")
+        app.stop_page()
 grid = (position[1].height, position[1].width) if position else cam_grid.shape
 cam_cells = cell_mass(torch.from_numpy(cam_grid), grid).numpy()
 
@@ -81,7 +88,7 @@ with columns[0]:
         attention_row = record.row(index).numpy()
         centre = feature_centre(index, (height, width), grid)
         st.image(draw_markers(blend_heatmap(image, attention_row, opacity), [centre], colour=(0, 255, 0), cross=True),
-                 caption=f"where feature pixel {index} attends ({module_name})")
+                 caption=f"where feature pixel {index} attends ({markdown_literal(module_name)})")
 with columns[1]:
     st.markdown(f"**Grad-CAM** ({layer_title})")
     st.image(draw_markers(blend_heatmap(image, cam_grid, opacity), marker, colour=(0, 255, 0), cross=True),
@@ -100,8 +107,15 @@ with columns[2]:
     ig_cells = None
     if request in asked:
         with st.spinner(f"Integrated Gradients, {steps} steps…"):
-            ig = app.pixel_integrated_gradients(selection.source, selection.model_name, selection.device, directory,
-                                                selection.image_key, image, target, steps)
+            try:
+                ig = app.pixel_integrated_gradients(selection.source, selection.model_name, selection.device,
+                                                    directory, selection.image_key, image, target, steps)
+            except Exception as error:  # noqa: BLE001 - as for Grad-CAM
+                if selection.source != "user":
+                    raise
+                st.error(f"Integrated Gradients failed on your model: "
+                         f"{markdown_literal(f'{type(error).__name__}: {error}', 400)}")
+                app.stop_page()
         magnitude, clip = input_magnitude(ig)
         ig_cells = cell_mass(torch.from_numpy(ig), grid).numpy()
         st.image(draw_markers(blend_heatmap(image, magnitude, opacity, vmin=0, vmax=clip),

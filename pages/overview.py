@@ -33,7 +33,7 @@ if selection.source == "user":  # a model given with --model / --models
         left.image(selection.image, caption=f"Photo: {markdown_literal(selection.image_title)}")
         right.dataframe(pd.DataFrame([{"class": name, "index": index, "probability": p}
                                       for index, name, p in analysis.top_classes]), hide_index=True)
-    right.markdown(f"**{markdown_literal(selection.model_name)}** from `{markdown_literal(selection.weights_note)}`: "
+    right.markdown(f"**{markdown_literal(selection.model_name)}** from {markdown_literal(selection.weights_note)}: "
                    f"forward pass with capture {analysis.forward_s * 1000:.0f} ms on {analysis.device}.")
     st.subheader("Attention modules found in your model")
     if analysis.checks:

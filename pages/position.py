@@ -51,7 +51,7 @@ elif isinstance(record, CrissCrossAttentionRecord):
             "its own row and column (one softmax over those H + W - 1 positions); a second pass of the module "
             "(recorded as a separate entry) lets information go round the corner.")
 elif getattr(record, "normalisation", "softmax") == "dot":
-    st.info("**Non-local block, dot-product form** (Wang et al., CVPR 2018): S = θᵀφ / N, no softmax, so a row "
+    st.info("**Non-local block, dot-product form** (Wang et al., CVPR 2018): S = θᵀφ / Nₖ (Nₖ: the number of keys), no softmax, so a row "
             "need not sum to 1 and entries can be negative.")
 if record.family:
     st.caption(f"Found in your model by structure as **{record.family}**; verified: its output was rebuilt from the "
@@ -83,19 +83,23 @@ with left:
     app.download(buttons[1], f"{mode.capitalize()} {index} of S (CSV)", partial(grid_csv, values, f"S_{mode}_{index}"),
                  f"{stem}.csv", key=keys.PAM_CSV)
 with right:
+    grid_kind = "key " if view.feature_hw != (record.height, record.width) else ""
     st.markdown(f"**Chosen pixel{'' if chosen else ' (the centre until you click)'}:** x = {x}, y = {y} in the "
                 f"photo → feature pixel row {row}, column {col} (index i = {index} of N = {view.num_pixels}, a "
-                f"{record.height}x{record.width} map).")
+                f"{view.feature_hw[0]}x{view.feature_hw[1]} {grid_kind}map).")
     alpha = getattr(record, "alpha", None)
     if alpha is not None and math.isfinite(alpha):
         st.markdown(f"**α = {alpha:.4f}** (learned; starts at 0): the attention output enters as "
                     f"α·(D Sᵀ) + A.")
-    if mode == "row":
+    if getattr(record, "normalisation", "softmax") == "dot":
+        st.markdown(f"Row i sums to **{view.total:.4f}** (dot-product form: rows need not sum to 1).")
+    elif mode == "row":
         st.markdown(f"Row i sums to **{view.total:.6f}**. Largest weight {values.max():.4f} "
-                    f"= {values.max() * view.num_pixels:.1f}x the uniform 1/N.")
+                    f"= {values.max() * values.size:.1f}x the uniform 1/{values.size}.")
     else:
-        st.markdown(f"Column i sums to **{view.total:.3f}** (on average a column sums to 1): pixel i receives "
-                    f"{view.total:.2f}x the average attention.")
+        average = record.num_pixels / getattr(record, "num_keys", record.num_pixels)  # N / Nk: 1 unless sub-sampled
+        st.markdown(f"Column i sums to **{view.total:.3f}** (on average a column sums to {average:g}): pixel i "
+                    f"receives {view.total / average:.2f}x the average attention.")
     st.markdown("**Top locations:**  \n" + "  \n".join(f"{rank}. row {r}, col {c}: {v:.4f}"
                                                       for rank, (r, c, v) in enumerate(view.top_cells, 1)))
     entry = model_results(app.results(), selection.model_name) if selection.source == "camvid" else {}
@@ -144,5 +148,6 @@ app.chart(st, attention_map_figure(values, f"{mode.capitalize()} {index} of S at
                                    top=[(r, c) for r, c, _ in view.top_cells]),
           key=keys.PAM_MAP, theme=None)
 st.caption(f"S is never built: the app keeps B and C of this photo and computes one row or column per click "
-           f"(O(N·C/8)); the full S would be {view.num_pixels}² = {view.num_pixels ** 2:,} numbers.")
+           f"(O(N·C/8)); the full S would be {record.num_pixels} x {getattr(record, 'num_keys', record.num_pixels)} = "
+           f"{record.num_pixels * getattr(record, 'num_keys', record.num_pixels):,} numbers.")
 app.link_params(x=x, y=y, mode=mode, module=module_name if len(modules) > 1 else None)

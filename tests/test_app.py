@@ -293,7 +293,7 @@ def test_an_imagenet_classifier_from_timm_on_the_overview_eca_and_se_pages(monke
     assert not at.exception, [e.value for e in at.exception]
     assert "is an SE layer" in _text(at)
     at.switch_page("pages/attribution.py").run()
-    assert any("no per-pixel output to attribute" in i.value for i in at.info)
+    assert any("no per-pixel output and spatial attention module to attribute at" in i.value for i in at.info)
     assert "source=timm" in str(at.query_params) or at.query_params.get("source") in ("timm", ["timm"])
 
 

@@ -75,3 +75,22 @@ def test_rank_correlation_and_top_overlap_by_hand():
     assert top_overlap(a, b, k=3) == pytest.approx(2 / 3)
     with pytest.raises(ValueError):
         rank_correlation([1, 2], [1, 2, 3])
+
+
+def test_a_user_model_with_stride_8_logits_is_attributed_at_photo_pixels():
+    """A user's segmentation model may return logits smaller than the photo: the target is a photo pixel, so
+    UserLogits resizes them as the prediction was resized (else captum indexes out of range)."""
+    from types import SimpleNamespace
+
+    from attnviz.attribution import UserLogits, grad_cam, integrated_gradients
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=8, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))
+    user = SimpleNamespace(model=net, forward_logits=lambda x: net(x))
+    image = torch.rand(1, 3, 40, 48)
+    wrapped = UserLogits(user)
+    assert wrapped(image).shape == (1, 3, 40, 48)
+    cam, full = grad_cam(wrapped, image, (1, 30, 40), layer=net[0])
+    assert cam.shape == (5, 6) and full.shape == (40, 48) and torch.isfinite(full).all()
+    ig = integrated_gradients(wrapped, image, (2, 39, 47), steps=4)
+    assert ig.shape == (3, 40, 48) and ig.abs().sum() > 0

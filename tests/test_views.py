@@ -64,3 +64,23 @@ def test_class_share_with_labels_and_an_unlabelled_pixel(record):
 def test_a_bad_mode_is_refused(record):
     with pytest.raises(ValueError, match="mode"):
         position_view(record, (0, 0), (48, 64), "diagonal")
+
+
+def test_a_column_of_sub_sampled_keys_is_indexed_on_the_key_grid():
+    """Non-local blocks with sub-sampling: 6x8 queries, 3x4 keys. A click picks a query for a row and a key
+    for a column; both must be the cell under the pixel on their own grid."""
+    torch.manual_seed(1)
+    query, key = torch.randn(1, 48, 4), torch.randn(1, 12, 4)
+    energy = (query[0].double() @ key[0].double().T)
+    record = PositionAttentionRecord("pam", query, key, torch.logsumexp(energy, -1).float()[None], 6, 8, 0.5,
+                                     key_height=3, key_width=4)
+    s = torch.softmax(energy, -1).numpy()                                # (48 queries, 12 keys)
+    row = position_view(record, (63, 47), (48, 64), "row")              # bottom-right query 47
+    assert row.index == 47 and row.values.shape == (3, 4)
+    np.testing.assert_allclose(row.values.reshape(-1), s[47], atol=1e-6)
+    column = position_view(record, (63, 47), (48, 64), "column")        # bottom-right key 11
+    assert column.index == 11 and column.feature_hw == (3, 4) and column.cell == (2, 3)
+    np.testing.assert_allclose(column.values.reshape(-1), s[:, 11], atol=1e-6)
+    assert column.formula[:2] == (column.top[0], 11)
+    from attnviz.geometry import pixel_cell
+    assert pixel_cell(*column.pixel_centre, (48, 64), (3, 4)) == 11      # the marker sits on that key cell

@@ -44,7 +44,7 @@ class RunState:
     link_written: bool = False
 
 
-_run: contextvars.ContextVar[RunState] = contextvars.ContextVar("attnviz_run", default=RunState())
+_run: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("attnviz_run", default=None)
 
 
 def begin_run() -> RunState:
@@ -55,7 +55,9 @@ def begin_run() -> RunState:
 
 
 def run_state() -> RunState:
-    return _run.get()
+    """This run's state (a fresh one if app.py has not begun the run: a page run on its own)."""
+    state = _run.get()
+    return state if state is not None else begin_run()
 
 
 def current() -> Selection | None:
@@ -63,4 +65,4 @@ def current() -> Selection | None:
     from attnviz.app.pagesmode import leave_pages_directory_mode
 
     leave_pages_directory_mode()
-    return _run.get().selection
+    return run_state().selection

@@ -135,9 +135,9 @@ def sidebar() -> Selection | None:
     """Draw the shared sidebar and keep the selection for the page (None: no loadable model)."""
     bar = st.sidebar
     bar.header("Model and photo")
-    apply_link("source", keys.SOURCE, _SOURCE_NAMES.values(), convert=_SOURCE_NAMES.__getitem__,
-               what="use camvid, timm or user")
     offered = SOURCES if (settings().user_models or settings().user_models_problem) else SOURCES[:2]
+    apply_link("source", keys.SOURCE, offered, convert=_SOURCE_NAMES.__getitem__,
+               what="use camvid or timm (user: only when the app was started with --model or --models)")
     if st.session_state.get(keys.SOURCE) not in offered:
         st.session_state[keys.SOURCE] = offered[-1] if len(offered) == 3 else offered[0]
     source = bar.radio("Model source", offered, key=keys.SOURCE,
