@@ -132,6 +132,7 @@ def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bo
             "median": float(np.median(values)) if values.size else None,
             "queries": int(values.size), "per_photo": pam_queries, "purity": pam_purity, "seed": seed}
         result["pam_quality"] = summarise_measures(measures, CLASS_NAMES)
+        result["pam_own_class_ratio"]["interval"] = result["pam_quality"].pop("own_class_interval", None)
     return result
 
 

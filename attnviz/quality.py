@@ -118,11 +118,21 @@ def _stats(values: np.ndarray) -> dict:
             "above_chance": float((values > 1).mean()), "queries": int(values.size)}
 
 
-def summarise_measures(measures: list[dict[str, np.ndarray]], class_names) -> dict:
-    """Model-level figures from the `query_measures` of many photos (the JSON that evaluate writes)."""
+def _bounds(interval: dict | None) -> list[float] | None:
+    return None if interval is None else [interval["low"], interval["high"]]
+
+
+def summarise_measures(measures: list[dict[str, np.ndarray]], class_names, resamples: int = 2000) -> dict:
+    """Model-level figures from the `query_measures` of many photos (one dict a photo: the JSON that evaluate
+    writes). The own-class and far-key means carry a 95% bootstrap interval over photos
+    (`attnviz.uncertainty.photo_mean_interval`: the queries of one photo are not independent)."""
+    from attnviz.uncertainty import photo_mean_interval
+
     if not measures:
         return {}
     joined = {key: np.concatenate([m[key] for m in measures]) for key in measures[0]}
+    intervals = {key: photo_mean_interval([m[key] for m in measures], resamples)
+                 for key in ("own_class_ratio", "far_key_ratio")}
     per_class = {}
     for index, name in enumerate(class_names):
         chosen = joined["classes"] == index
@@ -132,7 +142,9 @@ def summarise_measures(measures: list[dict[str, np.ndarray]], class_names) -> di
                                "far_key_ratio": _stats(joined["far_key_ratio"][chosen])["mean"],
                                "far_key_above_chance": _stats(joined["far_key_ratio"][chosen])["above_chance"]}
     return {
-        "far_key_ratio": {**_stats(joined["far_key_ratio"]), "excluded_nearest": FAR_EXCLUDED},
+        "far_key_ratio": {**_stats(joined["far_key_ratio"]), "excluded_nearest": FAR_EXCLUDED,
+                          "interval": _bounds(intervals["far_key_ratio"])},
+        "own_class_interval": _bounds(intervals["own_class_ratio"]),
         "row_entropy": {"mean": float(joined["entropy"].mean()), "log_n": float(joined["log_n"].mean())},
         "near_mass": {"mean": float(joined["near_mass"].mean()), "nearest": NEAR_SHARE, "uniform": NEAR_SHARE},
         "per_class": per_class,

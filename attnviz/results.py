@@ -49,11 +49,11 @@ COLUMN_HELP = {
                          "test noise cannot rank the modules; seed noise comes on top.",
     "pixel acc. (%)": "Share of labelled test pixels classified right.",
     "PAM own-class (x chance)": "DANet models: share of a row of S on the query pixel's own class over that class's "
-                                "share of the photo (1.00x = chance; mean over query cells). – : no position "
-                                "attention.",
+                                "share of the photo (1.00x = chance; mean over query cells, with its 95% bootstrap "
+                                "interval over photos). – : no position attention.",
     "PAM far-key own-class (x chance)": "The same over far keys only (the query's nearest 10% of cells dropped): a "
-                                        "local attention scores about 1, a semantic one stays high. – : no position "
-                                        "attention.",
+                                        "local attention scores about 1, a semantic one stays high; 95% bootstrap "
+                                        "interval over photos. – : no position attention.",
     "PAM α": "The learned weight of the attention output (E = α·D·Sᵀ + A; starts at 0). – : no position attention.",
     "parameters": "All parameters of the model.",
     "attention params": "Parameters of the attention modules alone.",
@@ -100,14 +100,26 @@ def _difference_text(difference: dict | None) -> str:
             f"{100 * difference['high']:+.2f}]")
 
 
-def _pam(entry: dict, key: str) -> float | None:
-    """The mean of a PAM figure: "own" -> pam_own_class_ratio, "far" -> pam_quality.far_key_ratio."""
+def _pam_block(entry: dict, key: str) -> dict:
+    """A PAM figure's block: "own" -> pam_own_class_ratio, "far" -> pam_quality.far_key_ratio ({} if absent)."""
     if key == "own":
         block = entry.get("pam_own_class_ratio")
     else:
         quality = entry.get("pam_quality")
         block = quality.get("far_key_ratio") if isinstance(quality, dict) else None
-    return _number(block, "mean") if isinstance(block, dict) else None
+    return block if isinstance(block, dict) else {}
+
+
+def _pam_text(entry: dict, key: str) -> str:
+    """"1.48x [1.31, 1.66]": the mean with its bootstrap interval over photos when there is one; a dash if none."""
+    block = _pam_block(entry, key)
+    mean = _number(block, "mean")
+    if mean is None:
+        return DASH
+    bounds = block.get("interval")
+    if isinstance(bounds, list) and len(bounds) == 2 and all(as_number(b) is not None for b in bounds):
+        return f"{mean:.2f}x [{bounds[0]:.2f}, {bounds[1]:.2f}]"
+    return f"{mean:.2f}x"
 
 
 def _models(results: dict) -> dict[str, dict]:
@@ -133,8 +145,8 @@ def results_rows(results: dict) -> list[dict]:
             f"vs {BASELINE} (points)": _difference_text(difference),
             "beyond test noise": DASH if difference is None else ("yes" if difference["beyond_noise"] else "no"),
             "pixel acc. (%)": _text(_number(entry, "pixel_accuracy", 100), "{:.1f}"),
-            "PAM own-class (x chance)": _text(_pam(entry, "own"), "{:.2f}x"),
-            "PAM far-key own-class (x chance)": _text(_pam(entry, "far"), "{:.2f}x"),
+            "PAM own-class (x chance)": _pam_text(entry, "own"),
+            "PAM far-key own-class (x chance)": _pam_text(entry, "far"),
             "PAM α": _text(_number(entry, "pam_alpha"), "{:.3f}"),
             "parameters": _text(_number(entry, "parameters"), "{:,.0f}"),
             "attention params": _text(_number(entry, "attention_parameters"), "{:,.0f}"),
@@ -144,25 +156,33 @@ def results_rows(results: dict) -> list[dict]:
     return rows
 
 
+def _interval_words(block: dict) -> str:
+    bounds = block.get("interval")
+    if isinstance(bounds, list) and len(bounds) == 2 and all(as_number(b) is not None for b in bounds):
+        return f" (95% interval over photos {bounds[0]:.2f}-{bounds[1]:.2f}x)"
+    return ""
+
+
 def pam_ratio_text(entry: dict) -> str | None:
     """The model's PAM own-class figure in words, or None when results.json has none."""
     ratio = entry.get("pam_own_class_ratio")
-    if not isinstance(ratio, dict) or not isinstance(ratio.get("mean"), (int, float)):
+    if not isinstance(ratio, dict) or as_number(ratio.get("mean")) is None:
         return None
-    return (f"{ratio['mean']:.2f}x chance on average (median {ratio.get('median', float('nan')):.2f}x) over "
-            f"{ratio.get('queries', '?'):,} query cells of the test split ({ratio.get('per_photo', '?')} per photo, "
-            f"cells at least {ratio.get('purity', 0.8):.0%} one class)")
+    return (f"{ratio['mean']:.2f}x chance on average{_interval_words(ratio)}, median "
+            f"{as_number(ratio.get('median')) or float('nan'):.2f}x, over {ratio.get('queries', '?'):,} query cells of "
+            f"the test split ({ratio.get('per_photo', '?')} per photo, cells at least {ratio.get('purity', 0.8):.0%} "
+            "one class)")
 
 
 def far_key_text(entry: dict) -> str | None:
     """The model's far-key own-class figure in words, or None when results.json has none."""
-    quality = entry.get("pam_quality")
-    far = quality.get("far_key_ratio") if isinstance(quality, dict) else None
-    if not isinstance(far, dict) or as_number(far.get("mean")) is None:
+    far = _pam_block(entry, "far")
+    if as_number(far.get("mean")) is None:
         return None
     above = as_number(far.get("above_chance"))
-    return (f"{far['mean']:.2f}x chance over far keys only (median {as_number(far.get('median')) or float('nan'):.2f}x"
-            + (f"; above chance for {above:.0%} of queries" if above is not None else "") + ")")
+    return (f"{far['mean']:.2f}x chance over far keys only{_interval_words(far)}, median "
+            f"{as_number(far.get('median')) or float('nan'):.2f}x"
+            + (f", above chance for {above:.0%} of queries" if above is not None else ""))
 
 
 def class_figure(entry: dict, class_name: str) -> dict | None:
@@ -187,13 +207,13 @@ def markdown_tables(results: dict) -> str:
     quality = {name: models[name]["pam_quality"] for name in (r["model"] for r in rows)
                if isinstance(models[name].get("pam_quality"), dict) and models[name]["pam_quality"]}
     if quality:
-        lines += ["", "| model | own-class (mean / median) | far-key own-class (mean / median) | far-key > 1 "
-                      "| row entropy (log N) | mass on nearest 5% |", "|---|---|---|---|---|---|"]
+        lines += ["", "| model | own-class: mean [95% interval] / median | far-key own-class: mean [95% interval] "
+                      "/ median | far-key > 1 | row entropy (log N) | mass on nearest 5% |", "|---|---|---|---|---|---|"]
         for name, figures in quality.items():
             own = models[name].get("pam_own_class_ratio") or {}
             far, entropy, near = figures["far_key_ratio"], figures["row_entropy"], figures["near_mass"]
-            lines.append(f"| {name} | {own.get('mean', 0):.2f}x / {own.get('median', 0):.2f}x "
-                         f"| {far['mean']:.2f}x / {far['median']:.2f}x | {far['above_chance']:.0%} "
+            lines.append(f"| {name} | {_pam_text(models[name], 'own')} / {own.get('median', 0):.2f}x "
+                         f"| {_pam_text(models[name], 'far')} / {far['median']:.2f}x | {far['above_chance']:.0%} "
                          f"| {entropy['mean']:.2f} ({entropy['log_n']:.2f}) | {near['mean']:.1%} |")
         classes = list(next(iter(quality.values())).get("per_class", {}))
         for figures in quality.values():

@@ -22,7 +22,7 @@ import numpy as np
 from attnviz.metrics import iou_from_confusion
 
 __all__ = ["DEFAULT_RESAMPLES", "resample_counts", "resampled_miou", "bootstrap_interval",
-           "paired_difference_interval"]
+           "paired_difference_interval", "photo_mean_interval"]
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_LEVEL = 0.95
@@ -92,3 +92,23 @@ def paired_difference_interval(confusion_a: np.ndarray, confusion_b: np.ndarray,
                        - np.nanmean(iou_from_confusion(confusion_b.sum(0))))
     return {"difference": difference, "low": low, "high": high, "beyond_noise": bool(low > 0 or high < 0),
             "level": level, "resamples": resamples, "seed": seed}
+
+
+def photo_mean_interval(per_photo_values: list[np.ndarray], resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                        level: float = DEFAULT_LEVEL) -> dict | None:
+    """The mean of per-query values pooled over photos, with a bootstrap interval that resamples photos.
+
+    The queries of one photo are not independent (40 cells of one street scene), so the photo is the unit
+    that is drawn, as for mIoU; non-finite values are left out. None when no value is finite.
+    {"mean", "low", "high", "level", "resamples", "seed", "photos"}.
+    """
+    sums = np.array([float(np.nansum(np.where(np.isfinite(v), v, np.nan))) for v in per_photo_values])
+    counts = np.array([int(np.isfinite(v).sum()) for v in per_photo_values])
+    if counts.sum() == 0:
+        return None
+    draws = resample_counts(len(per_photo_values), resamples, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (draws @ sums) / (draws @ counts)
+    low, high = _interval(means[np.isfinite(means)], level)
+    return {"mean": float(sums.sum() / counts.sum()), "low": low, "high": high, "level": level,
+            "resamples": resamples, "seed": seed, "photos": int(len(per_photo_values))}

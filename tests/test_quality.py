@@ -188,3 +188,18 @@ def test_compare_rows_show_intervals_and_dashes_never_none():
     assert danet["test mIoU (%)"] == "–" and danet["PAM far-key own-class (x chance)"] == "1.80x"
     assert paired_difference(results, "fcn-none", "fcn-eca")["difference"] == pytest.approx(-0.03)
     assert paired_difference(results, "danet-eca") is None
+
+
+def test_photo_mean_interval_resamples_photos_not_queries():
+    from attnviz.uncertainty import photo_mean_interval
+
+    rng = np.random.default_rng(0)
+    # 30 photos whose queries share a photo-level offset: the interval must reflect 30 photos, not 1,200 queries
+    photos = [rng.normal(loc, 0.01, size=40) for loc in rng.normal(2.0, 0.5, size=30)]
+    result = photo_mean_interval(photos + [np.array([np.nan, np.inf])], resamples=1000)
+    pooled = np.concatenate(photos)
+    assert result["mean"] == pytest.approx(pooled.mean())
+    assert result["low"] < pooled.mean() < result["high"]
+    naive_half_width = 1.96 * pooled.std() / np.sqrt(pooled.size)   # as if the 1,200 queries were independent
+    assert (result["high"] - result["low"]) / 2 > 2 * naive_half_width
+    assert photo_mean_interval([np.array([np.nan])]) is None

@@ -126,3 +126,14 @@ def test_the_affinity_model_attends_to_its_own_class_on_photos_it_never_saw():
         model, _ = load_checkpoint(name)
         ratios[name] = evaluate_model(model, pairs, progress=False, pam_queries=40)["pam_own_class_ratio"]["mean"]
     assert ratios["danet-eca-affinity"] > 2.5 and ratios["danet-eca-affinity"] > 1.5 * ratios["danet-eca"], ratios
+
+
+def test_the_readme_tables_are_what_python_m_attnviz_results_prints():
+    """Every number of the README's result tables comes from results.json through one command."""
+    from pathlib import Path
+
+    from attnviz.results import markdown_tables, read_results
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for table in markdown_tables(read_results(DEFAULT_CHECKPOINT_DIR / "results.json")).split("\n\n"):
+        assert table in readme, table.splitlines()[0]
