@@ -5,7 +5,10 @@ click only calls the cheap helpers (one row or column of S, one pixel lookup).
 """
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,10 +188,32 @@ def class_fractions(label: np.ndarray, feature_hw: tuple[int, int]) -> np.ndarra
     """(NUM_CLASSES + 1, h, w): share of each feature cell's image pixels in each class (last: unlabelled).
 
     A cell's pixels are exactly those `feature_index` maps to it (attnviz.geometry); values above
-    IGNORE_INDEX (or below 0) count as unlabelled."""
-    label = np.asarray(label, dtype=np.int64)
-    label = np.where((label < 0) | (label > IGNORE_INDEX), IGNORE_INDEX, label)
-    return geometry.cell_shares(label, feature_hw, NUM_CLASSES + 1)
+    IGNORE_INDEX (or below 0) count as unlabelled. Read-only, and remembered for the last few label maps:
+    a click asks for the same photo's shares several times."""
+    label = np.ascontiguousarray(label)
+    digest = hashlib.blake2b(label.tobytes(), digest_size=16).digest()
+    return _class_fractions(digest, label.shape, str(label.dtype), tuple(int(v) for v in feature_hw), label)
+
+
+_fractions_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()  # (label digest, shape, dtype, grid) -> shares
+_fractions_lock = threading.Lock()  # sessions run in threads
+
+
+def _class_fractions(digest: bytes, shape: tuple, dtype: str, feature_hw: tuple[int, int],
+                     label: np.ndarray) -> np.ndarray:
+    key = (digest, shape, dtype, feature_hw)
+    with _fractions_lock:
+        cached = _fractions_cache.get(key)
+    if cached is None:
+        label = np.asarray(label, dtype=np.int64)
+        label = np.where((label < 0) | (label > IGNORE_INDEX), IGNORE_INDEX, label)
+        cached = geometry.cell_shares(label, feature_hw, NUM_CLASSES + 1)
+        cached.flags.writeable = False
+        with _fractions_lock:
+            _fractions_cache[key] = cached
+            while len(_fractions_cache) > 8:
+                _fractions_cache.popitem(last=False)
+    return cached
 
 
 def class_shares(rows: np.ndarray, label: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
