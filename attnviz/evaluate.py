@@ -237,6 +237,10 @@ def main(argv=None) -> int:
         models[name] = _evaluate_checkpoint(name, args, dataset, confusions[name])
     differences = {key: value for key, value in (previous.get("paired_differences") or {}).items()
                    if not set(key.split(" - ")) & set(names)}
+    left_out = sorted(set(loadable) - set(names))
+    if left_out:
+        print(f"note: paired differences need both models scored in one run; those of {', '.join(names)} with "
+              f"{', '.join(left_out)} are left out (run without --names to compute every pair)", file=sys.stderr)
     differences.update(paired_differences({name: np.stack(c) for name, c in confusions.items()}, args.resamples))
     results = {
         "meta": {"command": "python -m attnviz.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),

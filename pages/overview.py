@@ -11,9 +11,10 @@ from attnviz.exports import png_bytes
 from attnviz.metrics import score_prediction
 from attnviz.models.checkpoint import card_summary
 from attnviz.text import markdown_literal
+from attnviz.records import CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.views import findings_rows
-from attnviz.viz.figures import class_legend_figure, training_curve_figure
-from attnviz.viz.overlays import blend_classes, blend_labels
+from attnviz.viz.figures import class_legend_figure, coordinate_attention_figure, training_curve_figure
+from attnviz.viz.overlays import blend_classes, blend_heatmap, blend_labels
 
 st.title("attnviz: what do attention modules look at?")
 st.markdown(
@@ -47,6 +48,16 @@ if selection.source == "user":  # a model given with --model / --models
     if analysis.lookalikes:
         st.warning("Modules that look like attention but match no family (not drawn): "
                    + ", ".join(markdown_literal(name) for name in analysis.lookalikes))
+    gates = analysis.of_type(SpatialAttentionRecord)
+    coords = analysis.of_type(CoordinateAttentionRecord)
+    if gates:
+        st.markdown("**Spatial gates** (CBAM's SpatialGate: σ(conv([AvgPool_c; MaxPool_c]))), bright = kept:")
+        for column, (name, gate) in zip(st.columns(min(3, len(gates))), list(gates.items())[:3]):
+            column.image(blend_heatmap(selection.image, gate.map[0].numpy(), 0.6, 0, 1),
+                         caption=f"{markdown_literal(name)} ({gate.map.shape[-2]}x{gate.map.shape[-1]})")
+    for name, coord in list(coords.items())[:3]:
+        app.chart(st, coordinate_attention_figure(coord.height_weights[0].numpy(), coord.width_weights[0].numpy(),
+                                                  f"Coordinate attention {name}"), key=keys.user_chart(name))
     app.stop_page()
 
 if analysis.top_classes is not None:  # an ImageNet classifier from timm

@@ -380,3 +380,33 @@ def test_your_model_from_a_module_callable_in_the_working_folder(monkeypatch, us
     assert at.selectbox(key="user_model").value == "StreetNet"
     assert set(at.dataframe[0].value["module"]) == {"pam", "se"}
     assert any("weights streetnet.safetensors" in c.value.replace("\\", "") for c in at.sidebar.caption)
+
+
+def test_your_model_with_every_family_on_the_overview(monkeypatch, tmp_path):
+    """A user's net holding every copied family (the fixtures of test_families, behind a stride-8 stem): the
+    Overview lists each as verified, draws the spatial gate and the coordinate attention, names the look-alike."""
+    (tmp_path / "zoo_of_copies.py").write_text(
+        "import torch.nn.functional as F\nfrom torch import nn\n"
+        "from fixtures_attention import UserNet, randomise\n\n\n"
+        "class Strided(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.down = nn.Conv2d(3, 3, 8, stride=8)\n"
+        "        self.net = randomise(UserNet(16))\n\n"
+        "    def forward(self, x):\n"
+        "        return F.interpolate(self.net(self.down(x)), size=x.shape[-2:], mode='bilinear')\n\n\n"
+        "def build():\n"
+        "    return Strided()\n")
+    monkeypatch.chdir(tmp_path)
+    at = _user_app(monkeypatch, "--model", "zoo_of_copies:build")
+    table = at.dataframe[0].value
+    families = " ".join(table["family"])
+    for family in ("se", "eca", "cbam", "coord", "gcnet", "non-local", "pam", "cam", "criss-cross"):
+        assert family in families, (family, families)
+    assert (table["drawn"] == "yes").all(), table[["module", "check"]].to_string()
+    assert "**Spatial gates**" in _text(at)
+    assert len(at.get("plotly_chart")) == 1, "no coordinate-attention chart"
+    assert any("odd" in w.value for w in at.warning)
+    at.switch_page("pages/position.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.selectbox(key="pam_module").options) >= 5        # pam, nl, cc, cc#1, sagan, context

@@ -89,3 +89,8 @@ def compare_chart(kind: str, model_name: str) -> str:
 def extreme_channels(prefix: str, part: str) -> str:
     """A widget of the extreme-channels section: part "count" (the slider) or "features" (the chart)."""
     return f"{prefix}_{part}"
+
+
+def user_chart(module_name: str) -> str:
+    """A chart of one of a user's attention modules on the Overview."""
+    return f"user_{module_name}"
