@@ -30,22 +30,13 @@ from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
 __all__ = ["BARE_APP", "click_ratio", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
-BARE_APP = '''
-import numpy as np
-import streamlit as st
-from streamlit_image_coordinates import streamlit_image_coordinates
-
-image = np.full((360, 480, 3), 128, dtype=np.uint8)
-value = streamlit_image_coordinates(image, key="click", use_column_width="always", cursor="crosshair")
-st.markdown(f"Clicked: {value['x'] if value else '-'}, {value['y'] if value else '-'}")
-'''
+BARE_APP = ROOT / "attnviz" / "app" / "bare_click_app.py"  # a Streamlit script: the component and one line
 _COMPONENT = "iframe[title*='streamlit_image_coordinates']"
 
 
-def _text_of(page, marker: str) -> str:
-    """The text of the first Markdown block that contains `marker` ('' when none)."""
-    return page.evaluate("(marker) => [...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"]')]"
-                         ".map(e => e.innerText).find(t => t.includes(marker)) || ''", marker)
+# JavaScript: the text of the first Markdown block that contains `marker` ('' when none)
+_TEXT_WITH = ("[...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"]')]"
+              ".map(e => e.innerText).find(t => t.includes(marker)) || ''")
 
 
 def _timed_click(page, marker: str, fraction: tuple[float, float]) -> float:
@@ -53,13 +44,11 @@ def _timed_click(page, marker: str, fraction: tuple[float, float]) -> float:
     page.bring_to_front()
     image = page.frame_locator(_COMPONENT).locator("img")
     box = image.bounding_box()
-    before = _text_of(page, marker)
+    before = page.evaluate(f"(marker) => {_TEXT_WITH}", marker)
     start = time.perf_counter()
     image.click(position={"x": box["width"] * fraction[0], "y": box["height"] * fraction[1]})
-    page.wait_for_function(
-        "([marker, before]) => { const t = [...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"]')]"
-        ".map(e => e.innerText).find(t => t.includes(marker)) || ''; return t !== '' && t !== before; }",
-        arg=[marker, before], polling="raf")
+    page.wait_for_function(f"([marker, before]) => {{ const t = {_TEXT_WITH}; return t !== '' && t !== before; }}",
+                           arg=[marker, before], polling="raf")
     elapsed = time.perf_counter() - start
     settled(page, start_wait_ms=200, quiet_ms=100)
     return elapsed
@@ -70,10 +59,9 @@ def click_ratio(model: str = "danet-eca", clicks: int = 30, checkpoints: Path | 
     args = ("--checkpoints", str(checkpoints)) if checkpoints else ()
     photo = list_samples()[0]
     with tempfile.TemporaryDirectory() as folder:
-        bare_script = Path(folder) / "bare.py"
-        bare_script.write_text(BARE_APP)
+        # the bare app runs from an empty folder: no pages/ beside it, no .streamlit/config.toml
         with streamlit_server(ROOT / "app.py", ROOT, args) as app_url, \
-                streamlit_server(bare_script, Path(folder)) as bare_url, \
+                streamlit_server(BARE_APP, Path(folder)) as bare_url, \
                 chromium_page() as app_page:
             bare_page = app_page.context.new_page()
             app_page.goto(f"{app_url}/position?model={model}&photo={photo}")
