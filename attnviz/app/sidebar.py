@@ -14,7 +14,7 @@ from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir
                                    get_user_model, sample)
 from attnviz.app.selection import SOURCES, Selection, run_state
 from attnviz.app.settings import settings
-from attnviz.app.widgets import FIGURE_FORMATS
+from attnviz.app.widgets import FIGURE_FORMATS, linked_selectbox
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError
 from attnviz.data.samples import SAMPLE_ATTRIBUTION, list_samples
 from attnviz.models.checkpoint import CheckpointError, CheckpointInfo
@@ -41,11 +41,10 @@ def _model_picker(bar) -> CheckpointInfo | None:
                   f"--checkpoints {directory}")
         return None
     names = list(models)
-    apply_link("model", keys.MODEL, names, what="no loadable checkpoint of that name")
-    if st.session_state.get(keys.MODEL) not in names:
-        st.session_state[keys.MODEL] = "danet-eca" if "danet-eca" in names else names[0]
-    name = bar.selectbox("Model", names, key=keys.MODEL, format_func=lambda n: models[n].label,
-                         help="Trained on CamVid; see the Overview page for each model's card.")
+    name = linked_selectbox(bar, "Model", names, keys.MODEL, "model", "no loadable checkpoint of that name",
+                            default="danet-eca" if "danet-eca" in names else None,
+                            format_func=lambda n: models[n].label,
+                            help="Trained on CamVid; see the Overview page for each model's card.")
     bar.caption(models[name].title)
     return models[name]
 
@@ -76,14 +75,11 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
 def _timm_picker(bar, device: str) -> tuple[str, str] | None:
     """(architecture, where its weights come from) of the ImageNet classifier chosen in the sidebar; None when
     it cannot be built (weights that do not fit: one message, the rest of the app keeps working)."""
-    names = list(IMAGENET_MODELS)
-    apply_link("model", keys.TIMM_MODEL, names, what="not one of the ImageNet models offered")
-    if st.session_state.get(keys.TIMM_MODEL) not in names:
-        st.session_state[keys.TIMM_MODEL] = names[0]
-    arch = bar.selectbox("ImageNet model", names, key=keys.TIMM_MODEL,
-                         format_func=lambda a: f"{a} ({IMAGENET_MODELS[a][0].upper()})",
-                         help="timm classifiers with channel attention in every block; the ECA and "
-                              "Flexible/SE pages show their weights.")
+    arch = linked_selectbox(bar, "ImageNet model", list(IMAGENET_MODELS), keys.TIMM_MODEL, "model",
+                            "not one of the ImageNet models offered",
+                            format_func=lambda a: f"{a} ({IMAGENET_MODELS[a][0].upper()})",
+                            help="timm classifiers with channel attention in every block; the ECA and "
+                                 "Flexible/SE pages show their weights.")
     try:
         _, weights = get_classifier(arch, device, settings().imagenet_weights)
     except CheckpointError as error:
@@ -105,13 +101,11 @@ def _user_picker(bar, device: str):
     names = [spec.name for spec in config.user_models]
     if not names:
         return None
-    apply_link("model", keys.USER_MODEL, names, what="not one of the models given with --model / --models")
-    if st.session_state.get(keys.USER_MODEL) not in names:
-        st.session_state[keys.USER_MODEL] = names[0]
-    name = bar.selectbox("Your model", names, key=keys.USER_MODEL,
-                         format_func=lambda n: f"{n} ({config.user_model(n).spec})",
-                         help="Loaded from your own code (a factory or a hubconf.py): see the README, 'Your own "
-                              "model'. Its attention modules are found by structure and verified.")
+    name = linked_selectbox(bar, "Your model", names, keys.USER_MODEL, "model",
+                            "not one of the models given with --model / --models",
+                            format_func=lambda n: f"{n} ({config.user_model(n).spec})",
+                            help="Loaded from your own code (a factory or a hubconf.py): see the README, 'Your "
+                                 "own model'. Its attention modules are found by structure and verified.")
     try:
         model = get_user_model(name, device)
     except UserModelError as error:

@@ -10,7 +10,7 @@ from attnviz.app.links import apply_link
 from attnviz.app.selection import SOURCES
 from attnviz.viz.figures import extreme_channels_figure
 
-__all__ = ["FIGURE_FORMATS", "chart", "download", "layer_picker", "extreme_channels", "switch_button"]
+__all__ = ["FIGURE_FORMATS", "chart", "download", "linked_selectbox", "layer_picker", "extreme_channels", "switch_button"]
 
 FIGURE_FORMATS = {"PNG": "png", "SVG": "svg"}
 
@@ -34,12 +34,20 @@ def download(where, label: str, data: bytes | str | Callable[[], bytes | str], f
                           icon=":material/download:")
 
 
+def linked_selectbox(where, label: str, options: list, key: str, link_name: str, what: str, default=None,
+                     **kwargs):
+    """A select box whose value a link can set (?link_name=, once; a value not among `options` is noted as
+    ignored, saying `what`), kept in st.session_state[key]; `default` (else the first option) until chosen."""
+    apply_link(link_name, key, options, what=what)
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = options[0] if default is None else default
+    return where.selectbox(label, options, key=key, **kwargs)
+
+
 def layer_picker(names: list[str], key: str, format_func) -> str:
     """The layer select box of a channel-attention page: the link's ?layer= first, else the last layer."""
-    apply_link("layer", key, names, what="no such layer in this model")
-    if st.session_state.get(key) not in names:
-        st.session_state[key] = names[-1]
-    return st.selectbox("Layer", names, key=key, format_func=format_func)
+    return linked_selectbox(st, "Layer", names, key, "layer", "no such layer in this model", default=names[-1],
+                            format_func=format_func)
 
 
 def extreme_channels(features, weights, prefix: str) -> None:
