@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attnviz import geometry
+from attnviz import families, geometry
 from attnviz.capture import capture
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.data.transforms import to_float_image
@@ -122,8 +122,6 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
     photo resized to the model's input size. `checks` lists every recognised attention module with its
     family, map size and reconstruction error, verified or not; only verified ones are in `records`.
     """
-    from attnviz import families
-
     x = image_to_tensor(image, user_model.device)
     if user_model.task == "classification":
         x = torch.nn.functional.interpolate(x, size=user_model.input_size, mode="bilinear", antialias=True,

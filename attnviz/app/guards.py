@@ -19,7 +19,7 @@ from attnviz.app.widgets import switch_button
 from attnviz.models import CheckpointError
 from attnviz.text import markdown_literal
 
-__all__ = ["stop_page", "analysis_for", "page_analysis", "page_selection", "require_models"]
+__all__ = ["stop_page", "analysis_for", "page_analysis", "page_selection", "require_models", "offer_models"]
 
 
 def stop_page() -> None:
@@ -74,24 +74,30 @@ def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (
     if selection.source == "user" and needs is not None and not needs(analysis):
         st.info(f"**{markdown_literal(selection.model_name)}** has no {what} that attnviz recognised and "
                 "verified (the Overview lists what it found). Switch to a CamVid model that has one:")
-        require_models(selection, prefixes, attention, what, explain=False)
+        offer_models(prefixes, attention)
         stop_page()
     return selection, analysis
 
 
-def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (),
-                   what: str = "", explain: bool = True) -> bool:
-    """True if the selected model fits this page; else explain and offer buttons to switch."""
-    def fits(head: str, kind: str) -> bool:
-        return (not prefixes or head in prefixes) and (not attention or kind in attention)
+def _fits(prefixes: tuple[str, ...], attention: tuple[str, ...], head: str, kind: str) -> bool:
+    return (not prefixes or head in prefixes) and (not attention or kind in attention)
 
-    if explain and fits(selection.head, selection.attention):
-        return True
-    options = [n for n, info in catalogue().items() if fits(info.config.head, info.config.attention)]
-    if explain:
-        st.info(f"**{markdown_literal(selection.model_name)}** has no {what}. Switch to a CamVid model that has:")
+
+def offer_models(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = ()) -> None:
+    """Buttons to the CamVid models that fit a page (by head and attention kind), or say there is none."""
+    options = [n for n, info in catalogue().items() if _fits(prefixes, attention, info.config.head,
+                                                             info.config.attention)]
     if not options:
         st.warning("No shipped checkpoint has one.")
     for column, name in zip(st.columns(max(1, len(options))), options):
         switch_button(column, name)
+
+
+def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (),
+                   what: str = "") -> bool:
+    """True if the selected model fits this page; else explain and offer buttons to switch."""
+    if _fits(prefixes, attention, selection.head, selection.attention):
+        return True
+    st.info(f"**{markdown_literal(selection.model_name)}** has no {what}. Switch to a CamVid model that has:")
+    offer_models(prefixes, attention)
     return False

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attnviz.app.pagesmode import leave_pages_directory_mode
+
 __all__ = ["SOURCES", "Selection", "RunState", "begin_run", "run_state", "current"]
 
 
@@ -62,7 +64,5 @@ def run_state() -> RunState:
 
 def current() -> Selection | None:
     """The selection the sidebar made in this run (None if it made none: no loadable model)."""
-    from attnviz.app.pagesmode import leave_pages_directory_mode
-
     leave_pages_directory_mode()
     return run_state().selection
