@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from attnviz.modules import ATTENTION_TITLES
 from attnviz.results import as_number
 
 __all__ = ["CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_card",
-           "list_checkpoints", "inspect_checkpoint", "scan_checkpoints", "card_summary", "load_state_dict_checked",
+           "list_checkpoints", "inspect_checkpoint", "scan_checkpoints", "card_summary", "load_state_dict_checked", "state_dict_mismatch",
            "DEFAULT_CHECKPOINT_DIR"]
 
 DEFAULT_CHECKPOINT_DIR = Path(os.environ.get("ATTNVIZ_CHECKPOINTS") or Path(__file__).resolve().parents[2] / "checkpoints")
@@ -204,16 +205,25 @@ def key_mismatch_report(heading: str, **groups: list[str]) -> str:
     return "\n".join(lines)
 
 
-def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """load_state_dict that names every missing, unexpected and mis-shaped key."""
-    expected = model.state_dict()
+def state_dict_mismatch(heading: str, expected: Mapping[str, torch.Tensor],
+                        state: Mapping[str, torch.Tensor]) -> str | None:
+    """None when `state` has exactly the keys and shapes of `expected`; else `key_mismatch_report`'s message
+    (missing, unexpected and mis-shaped keys with their counts)."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
                   for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
     if missing or unexpected or mismatched:
-        raise CheckpointError(key_mismatch_report(f"{source} does not match the architecture:",
-                                                  missing=missing, unexpected=unexpected, shape_mismatch=mismatched))
+        return key_mismatch_report(heading, missing=missing, unexpected=unexpected, shape_mismatch=mismatched)
+    return None
+
+
+def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """load_state_dict that names every missing, unexpected and mis-shaped key."""
+    expected = model.state_dict()
+    problem = state_dict_mismatch(f"{source} does not match the architecture:", expected, state)
+    if problem:
+        raise CheckpointError(problem)
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
 
 

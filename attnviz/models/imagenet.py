@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from attnviz.models.checkpoint import CheckpointError
+from attnviz.models.checkpoint import CheckpointError, state_dict_mismatch
 
 __all__ = ["IMAGENET_MODELS", "WEIGHTS_ENV", "ClassifierWeights", "ImageNetWeightsError", "find_weights_file",
            "hub_reachable", "load_imagenet_model", "preprocess", "top_classes"]
@@ -138,7 +138,7 @@ def load_imagenet_model(arch: str, weights_folder: str | Path | None = None,
 
 def _model_from_file(timm, arch: str, path: Path) -> torch.nn.Module:
     """timm's `arch` with the weights in `path`; ImageNetWeightsError, one message, when they cannot be."""
-    from attnviz.models.user import UserModelError, read_state_dict, state_dict_mismatch
+    from attnviz.models.user import UserModelError, read_state_dict
 
     where = f"{path.parent.name}/{path.name}" if path.name in ("model.safetensors", "pytorch_model.bin") else path.name
     try:

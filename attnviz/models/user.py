@@ -62,10 +62,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from attnviz.models.checkpoint import key_mismatch_report
+from attnviz.models.checkpoint import state_dict_mismatch
 
 __all__ = ["UserModelError", "UserModel", "UserModelSpec", "load_user_model", "load_model_specs", "spec_from_command_line",
-           "read_state_dict", "unwrap_output", "load_weights_strict", "state_dict_mismatch", "DEFAULT_INPUT_SIZE", "WEIGHTS_SUFFIXES",
+           "read_state_dict", "unwrap_output", "load_weights_strict", "DEFAULT_INPUT_SIZE", "WEIGHTS_SUFFIXES",
            "STATE_DICT_KEYS"]
 
 DEFAULT_INPUT_SIZE = (224, 224)
@@ -176,19 +176,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     else:
         obj = _torch_load(path)
     return _strip_prefixes(_unwrap_state(obj, path.name))
-
-
-def state_dict_mismatch(heading: str, expected: Mapping[str, torch.Tensor],
-                        state: Mapping[str, torch.Tensor]) -> str | None:
-    """None when `state` has exactly the keys and shapes of `expected`; else `key_mismatch_report`'s message
-    (missing, unexpected and mis-shaped keys with their counts)."""
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-                  for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
-    if missing or unexpected or mismatched:
-        return key_mismatch_report(heading, missing=missing, unexpected=unexpected, shape_mismatch=mismatched)
-    return None
 
 
 def load_weights_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
