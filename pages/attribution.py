@@ -35,7 +35,7 @@ selection, analysis = app.page_analysis(
     needs=lambda a: a.prediction is not None and bool(a.spatial_attention))
 image = selection.image
 height, width = image.shape[:2]
-x, y, chosen = app.chosen_pixel(keys.ATTR_CLICK, (height, width))
+x, y, chosen = app.chosen_pixel(keys.ATTR_CLICK, (height, width), selection.image_key)
 target = pixel_target(analysis.prediction, x, y)  # (class, y, x): the chosen integer pixel
 class_id = target[0]
 class_names = analysis.class_names or (CLASS_NAMES if selection.source == "camvid" else None)

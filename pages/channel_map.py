@@ -1,11 +1,13 @@
 """DANet channel attention: the C x C map X, clickable."""
+from functools import partial
+
 import streamlit as st
 
 from attnviz import app
 from attnviz.app import keys
 from attnviz.analysis import top_locations
 from attnviz.exports import vector_csv
-from attnviz.viz.figures import channel_map_figure, feature_grid_figure, row_comparison_figure
+from attnviz.viz.figures import feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
 
 st.title("DANet channel attention: how channels mix")
@@ -19,7 +21,7 @@ Row $c$ of $X$ says which channels $j$ are mixed into output channel $c$. **Two 
 $X = \mathrm{softmax}(\text{energy})$ favours *similar* channels; the official code's
 $X = \mathrm{softmax}(\mathrm{rowmax}(\text{energy}) - \text{energy})$ equals $\mathrm{softmax}(-\text{energy})$
 (softmax ignores a per-row constant) and so favours the *least similar* channels.
-Click a cell (or pick a channel below) to choose row $c$.""")
+Hover a row of the map (or pick a channel below) to read row $c$.""")
 selection, analysis = app.page_analysis(prefixes=("danet",), what="channel attention module",
                                         needs=lambda a: a.channel_map is not None)
 module_name, record = analysis.channel_map
@@ -28,25 +30,17 @@ channels = attention.shape[0]
 
 app.apply_link("channel", keys.CAM_CHANNEL, lambda c: 0 <= c < channels, convert=int,
                what=f"this model's X has channels 0 to {channels - 1}")
-# a click on the map selects a row: apply it before the number input is drawn
-event = st.session_state.get(keys.CAM_CHART)
-points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
-if points:
-    clicked = (int(points[0]["y"]), int(points[0]["x"]))
-    if clicked != st.session_state.get(keys.CAM_LAST_CLICK):
-        st.session_state[keys.CAM_LAST_CLICK] = clicked
-        st.session_state[keys.CAM_CHANNEL] = clicked[0]
 if keys.CAM_CHANNEL not in st.session_state or st.session_state[keys.CAM_CHANNEL] >= channels:
     st.session_state[keys.CAM_CHANNEL] = int(attention.max(1).argmax())
+st.markdown(f"**Form used by this model: `{record.form}`**; β = **{record.beta:.4f}** (learned; starts at 0). "
+            "**Move the pointer over X** to read a row (computed in the page); click to choose it.")
+app.channel_canvas(payload=app.channel_data(selection.source, selection.model_name, selection.image_key, module_name,
+                                            record),
+                   version=f"{selection.source}|{selection.model_name}|{selection.image_key}|{module_name}",
+                   channel=st.session_state[keys.CAM_CHANNEL], on_channel=partial(st.session_state.__setitem__,
+                                                                                  keys.CAM_CHANNEL),
+                   key=keys.CAM_CANVAS)
 channel = st.number_input("Channel c (row of X)", 0, channels - 1, key=keys.CAM_CHANNEL, step=1)
-
-st.markdown(f"**Form used by this model: `{record.form}`**; β = **{record.beta:.4f}** (learned; starts at 0).")
-app.chart(st, channel_map_figure(attention, channel, f"X of {module_name} ({channels} x {channels}); "
-                                                         f"click a cell to pick its row"),
-                key=keys.CAM_CHART, on_select="rerun", selection_mode="points")
-last = st.session_state.get(keys.CAM_LAST_CLICK)
-if last is not None:
-    st.markdown(f"**Clicked cell:** row {last[0]}, column {last[1]}: X = {attention[last[0], last[1]]:.5f}")
 
 row = attention[channel]
 related = top_locations(row, 6)

@@ -12,19 +12,25 @@ from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
 from attnviz.records import CrissCrossAttentionRecord
 from attnviz.exports import grid_csv, png_bytes
 from attnviz.results import as_number, class_figure, far_key_text, model_results, pam_ratio_text
+from attnviz.app.links import MAX_PINS
+from attnviz.hover import baseline_keys
 from attnviz.views import position_view
-from attnviz.viz.figures import attention_map_figure
+from attnviz.viz.figures import attention_map_figure, pinned_maps_figure
 from attnviz.viz.overlays import blend_heatmap, draw_markers
 
 st.title("DANet position attention: where does a pixel look?")
 st.markdown(
-    r"""DANet's position attention module (Fu et al., CVPR 2019) lets every pixel of a feature map gather features
-from **every** other pixel. With $B$, $C$ (1x1 convs to $C/8$ channels) and $D$ (1x1 conv to $C$) of the feature map $A$,
+    r"""Every pixel of a feature map gathers features from **every** other pixel, weighted by a row of
+$S = \mathrm{softmax}(B^\top C)$ ($N \times N$, $N = HW$; Fu et al., CVPR 2019). **Move the pointer over the photo**:
+the map shows where the pixel under it attends (its row of $S$), computed in the page. **Click (or tap) to pin**
+up to 4 points and compare them.""")
+with st.expander("The formula and its notation"):
+    st.markdown(
+        r"""With $B$, $C$ (1x1 convs to $C/8$ channels) and $D$ (1x1 conv to $C$) of the feature map $A$,
 
 $$S = \mathrm{softmax}(B^\top C)\ \ (N \times N,\ N = H W),\qquad E = \alpha\,(D\,S^\top) + A .$$
 
 Row $i$ of $S$ says **where pixel $i$ attends** (it sums to 1); column $j$ says **who attends to pixel $j$**.
-Click the photo to choose pixel $i$.
 
 *Notation:* the paper writes $s_{ji} = \exp(B_i \cdot C_j) / \sum_i \exp(B_i \cdot C_j)$ with $j$ the output pixel,
 i.e. $\mathrm{softmax}(C^\top B)$. Here the letters and indices are swapped so that row $i$ is the output pixel;
@@ -58,31 +64,63 @@ if record.family:
                f"recorded parts to within {record.max_error:.1e} (relative).")
 
 MODES = {"row": "where it attends (row i of S)", "column": "who attends to it (column i of S)"}
+SCALES = {"own": "each map its own", "shared": "one for all maps shown"}
+controls = st.columns([3, 3, 2, 2])
 app.apply_link("mode", keys.PAM_MODE, MODES.values(), convert=MODES.__getitem__, what="use row or column")
-mode_text = st.radio("Show", list(MODES.values()), horizontal=True, key=keys.PAM_MODE)
+mode_text = controls[0].radio("Show", list(MODES.values()), key=keys.PAM_MODE)
 mode = next(m for m, text in MODES.items() if text == mode_text)
-opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key=keys.PAM_OPACITY)
+others = app.companion_panels(selection, analysis, module_name)
+app.apply_link("beside", keys.PAM_COMPARE, list(others), what="no such model or module to show beside")
+beside = controls[1].selectbox("Beside it, on the same pixel", ["(nothing)", *others], key=keys.PAM_COMPARE,
+                               help="A second model (or another attention module of your model): the pointer "
+                                    "drives both maps.")
+scale_text = controls[2].radio("Colour scale", list(SCALES.values()), key=keys.PAM_SCALE)
+scale = next(k for k, text in SCALES.items() if text == scale_text)
+opacity = controls[3].slider("Overlay opacity", 0.0, 1.0, 0.75, 0.05, key=keys.PAM_OPACITY)
 
-x, y, chosen = app.chosen_pixel(keys.PAM_CLICK, image_hw)
+pins, (x, y), chosen = app.pinned_pixels(image_hw, selection.image_key, keys.PAM_CLICK)
+panels = [(f"{selection.model_name}: {module_name}", selection.model_name, module_name, record)]
+if beside in others:
+    panels.append(others[beside]())
+payloads = [app.hover_data(selection.source, name, selection.image_key, module, image_hw, rec)
+            for _, name, module, rec in panels]
+live = all(p.data is not None for p in payloads)
+if live:
+    app.attention_canvas(
+        image=image, photo_key=selection.image_key, mode=mode, opacity=opacity, scale=scale, pixel=(x, y),
+        pins=pins, on_pin=app.take_pin, key=keys.PAM_CANVAS,
+        panels=[{**p.data, "title": title if len(panels) > 1 else "", "id": f"{selection.source}|{name}|{module}"}
+                for p, (title, name, module, _) in zip(payloads, panels)])
+    st.caption("Green cross: the pixel under the pointer (or the last pin); cyan circles: its 5 largest values; "
+               "white numbers: the pins. Colour shows only where attention is high.")
+else:
+    too_big = next(p for p in payloads if p.data is None)
+    st.info(f"This model's attention is too big to compute in the page ({too_big.reason}): click the photo and "
+            "the server computes the map.")
+    view = position_view(record, (x, y), image_hw, mode, selection.label)
+    overlay = draw_markers(blend_heatmap(image, view.values, opacity), view.top_centres, colour=(0, 255, 255))
+    overlay = draw_markers(overlay, [view.pixel_centre], colour=(0, 255, 0), cross=True)
+    streamlit_image_coordinates(overlay, key=keys.PAM_CLICK, use_column_width="always", cursor="crosshair",
+                                image_format="JPEG", jpeg_quality=90)
+
+# ---- the server's numbers: every pin, then the chosen pixel in full
+views = [[position_view(rec, pin, image_hw, mode, selection.label) for pin in pins] for *_, rec in panels]
+if pins:
+    head = st.columns([6, 1])
+    head[0].markdown(f"**Pinned points** ({len(pins)} of {MAX_PINS}; a new click replaces the oldest):")
+    head[1].button("Clear pins", key=keys.PAM_CLEAR_PINS, on_click=app.remove_pins)
+    titles = [[f"{n}. x {v.pixel[0]}, y {v.pixel[1]}" + ("" if scale == "shared" else f" (max {v.values.max():.3g})")
+               + (f"<br>{name}" if len(panels) > 1 else "") for n, v in enumerate(row, 1)]
+              for row, (_, name, _, _) in zip(views, panels)]
+    markers = [[v.cell if v.values_hw == v.feature_hw else None for v in row] for row in views]
+    app.chart(st, pinned_maps_figure([[v.values for v in row] for row in views], titles, markers,
+                                     shared_scale=scale == "shared"), key=keys.PAM_PINNED_MAPS, theme=None)
 view = position_view(record, (x, y), image_hw, mode, selection.label)
 row, col = view.cell
 index, values = view.index, view.values
 
-overlay = blend_heatmap(image, values, opacity)
-overlay = draw_markers(overlay, view.top_centres, colour=(0, 255, 255))
-overlay = draw_markers(overlay, [view.pixel_centre], colour=(0, 255, 0), cross=True)
-
-left, right = st.columns([3, 2])
+left, right = st.columns([1, 1])
 with left:
-    streamlit_image_coordinates(overlay, key=keys.PAM_CLICK, use_column_width="always", cursor="crosshair",
-                                image_format="JPEG", jpeg_quality=90)
-    st.caption("Click anywhere on the photo. Green cross: the chosen pixel; cyan circles: the 5 largest values.")
-    stem = f"{selection.model_name}-{mode}{index}-of-S"
-    buttons = st.columns(2)
-    app.download(buttons[0], "Overlay (PNG)", partial(png_bytes, overlay), f"{stem}.png", key=keys.PAM_PNG)
-    app.download(buttons[1], f"{mode.capitalize()} {index} of S (CSV)", partial(grid_csv, values, f"S_{mode}_{index}"),
-                 f"{stem}.csv", key=keys.PAM_CSV)
-with right:
     grid_kind = "key " if view.feature_hw != (record.height, record.width) else ""
     st.markdown(f"**Chosen pixel{'' if chosen else ' (the centre until you click)'}:** x = {x}, y = {y} in the "
                 f"photo → feature pixel row {row}, column {col} (index i = {index} of N = {view.num_pixels}, a "
@@ -92,10 +130,12 @@ with right:
         st.markdown(f"**α = {alpha:.4f}** (learned; starts at 0): the attention output enters as "
                     f"α·(D Sᵀ) + A.")
     if getattr(record, "normalisation", "softmax") == "dot":
-        st.markdown(f"Row i sums to **{view.total:.4f}** (dot-product form: rows need not sum to 1).")
+        st.markdown(f"{mode.capitalize()} i sums to **{view.total:.4f}** (dot-product form: rows need not sum "
+                    "to 1).")
     elif mode == "row":
+        keys_in_row = baseline_keys(record)
         st.markdown(f"Row i sums to **{view.total:.6f}**. Largest weight {values.max():.4f} "
-                    f"= {values.max() * values.size:.1f}x the uniform 1/{values.size}.")
+                    f"= {values.max() * keys_in_row:.1f}x the uniform 1/{keys_in_row}.")
     else:
         average = record.num_pixels / getattr(record, "num_keys", record.num_pixels)  # N / Nk: 1 unless sub-sampled
         st.markdown(f"Column i sums to **{view.total:.3f}** (on average a column sums to {average:g}): pixel i "
@@ -121,7 +161,7 @@ with right:
                         f"{figure['own_class_ratio']:.2f}x, far-key {figure['far_key_ratio']:.2f}x chance on "
                         f"average.{caution}")
     model_figure, far_figure = pam_ratio_text(entry), far_key_text(entry)
-    if model_figure:
+    if model_figure and mode == "row":  # figures of rows of S: not shown beside a column
         st.markdown(f"**This model over the whole test split:** {model_figure}"
                     + (f"; {far_figure}" if far_figure else "") + ".")
     if selection.source == "camvid":
@@ -136,18 +176,31 @@ with right:
                        "weakly tied to the classes; a model trained with `--pam-affinity` is taught to group them.")
             supervised = [n for n, i in models.items() if i.pam_affinity > 0]
             if supervised:
-                app.switch_button(st, supervised[0], f"Compare: the same pixel with {supervised[0]}")
+                app.switch_button(st, supervised[0], f"Switch to {supervised[0]} (the same pixel)")
+    stem = f"{selection.model_name}-{mode}{index}-of-S"
+    overlay = draw_markers(blend_heatmap(image, values, opacity), view.top_centres, colour=(0, 255, 255))
+    overlay = draw_markers(overlay, [view.pixel_centre], colour=(0, 255, 0), cross=True)
+    buttons = st.columns(2)
+    app.download(buttons[0], "Overlay (PNG)", partial(png_bytes, overlay), f"{stem}.png", key=keys.PAM_PNG)
+    app.download(buttons[1], f"{mode.capitalize()} {index} of S (CSV)", partial(grid_csv, values, f"S_{mode}_{index}"),
+                 f"{stem}.csv", key=keys.PAM_CSV)
+with right:
+    grid = "key" if view.values_hw != view.feature_hw else "feature"
+    zrange = ((min(0.0, *(float(v.values.min()) for r in views for v in r)),
+               max(float(v.values.max()) for r in views for v in r)) if scale == "shared" and pins else None)
+    app.chart(st, attention_map_figure(values, f"{mode.capitalize()} {index} of S at {grid} resolution",
+                                       marker=(row, col) if view.values_hw == view.feature_hw else None,
+                                       top=[(r, c) for r, c, _ in view.top_cells], zrange=zrange),
+              key=keys.PAM_MAP, theme=None)
 # the formula with this photo's numbers, for the largest value shown
 if view.formula is not None and getattr(record, "normalisation", "softmax") == "softmax":
     query_index, key_index, energy, log_z, s_entry = view.formula
     st.latex(rf"S_{{{query_index},{key_index}}} = \frac{{\exp(B_{{{query_index}}}^\top C_{{{key_index}}})}}"
              rf"{{\sum_m \exp(B_{{{query_index}}}^\top C_m)}} = \exp({energy:.3f} - {log_z:.3f}) = {s_entry:.4f}")
-grid = "key" if view.values_hw != view.feature_hw else "feature"
-app.chart(st, attention_map_figure(values, f"{mode.capitalize()} {index} of S at {grid} resolution ({module_name})",
-                                   marker=(row, col) if view.values_hw == view.feature_hw else None,
-                                   top=[(r, c) for r, c, _ in view.top_cells]),
-          key=keys.PAM_MAP, theme=None)
-st.caption(f"S is never built: the app keeps B and C of this photo and computes one row or column per click "
-           f"(O(N·C/8)); the full S would be {record.num_pixels} x {getattr(record, 'num_keys', record.num_pixels)} = "
-           f"{record.num_pixels * getattr(record, 'num_keys', record.num_pixels):,} numbers.")
-app.link_params(x=x, y=y, mode=mode, module=module_name if len(modules) > 1 else None)
+num_keys = getattr(record, "num_keys", record.num_pixels)
+st.caption(f"S is never built: the page keeps B and C of this photo and computes one row or column per pointer "
+           f"move (O(N·C/8)); the full S would be {record.num_pixels} x {num_keys} = "
+           f"{record.num_pixels * num_keys:,} numbers.")
+app.link_params(x=x, y=y, mode=mode,
+                pins=app.pins_text(pins) if len(pins) > 1 else None,
+                module=module_name if len(modules) > 1 else None, beside=beside if beside in others else None)

@@ -4,7 +4,7 @@ import torch
 from attnviz.capture import capture
 from attnviz.modules.eca import KERNEL_RULES, OFFICIAL_RELEASED_KERNELS, eca_kernel_size
 from attnviz.modules.flexible import FlexibleChannelAttention
-from attnviz.viz.figures import (branches_figure, channel_map_figure, kernel_rule_figure, layer_weights_heatmap,
+from attnviz.viz.figures import (branches_figure, kernel_rule_figure, layer_weights_heatmap,
                                  sorted_weights_figure)
 from attnviz.viz.overlays import blend_heatmap, blend_labels, heat_colours
 
@@ -17,16 +17,6 @@ def test_kernel_rule_figure_plots_the_rules_themselves():
     released = next(t for t in fig.data if t.name == "released ECA-ResNet50")
     assert list(zip(released.x, released.y)) == OFFICIAL_RELEASED_KERNELS["ECA-ResNet50"]
     assert fig.data[-1].text == ("layer4.1.attn",)
-
-
-def test_channel_map_figure_has_one_clickable_point_per_cell():
-    x = np.random.default_rng(0).random((7, 7))
-    fig = channel_map_figure(x, selected=2)
-    scatter = fig.data[1]
-    assert len(scatter.x) == 49
-    # point (row r, col c) sits on cell (r, c) of the heatmap
-    assert scatter.y[7 * 3 + 5] == 3 and scatter.x[7 * 3 + 5] == 5
-    assert fig.layout.xaxis.range == (-0.5, 6.5)
 
 
 def test_weights_figures_sort_and_pad():

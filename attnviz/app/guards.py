@@ -19,7 +19,8 @@ from attnviz.app.widgets import switch_button
 from attnviz.models import CheckpointError
 from attnviz.text import markdown_literal
 
-__all__ = ["stop_page", "analysis_for", "page_analysis", "page_selection", "require_models", "offer_models"]
+__all__ = ["stop_page", "analysis_for", "page_analysis", "page_selection", "require_models", "offer_models",
+           "companion_panels"]
 
 
 def stop_page() -> None:
@@ -101,3 +102,27 @@ def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attenti
     st.info(f"**{markdown_literal(selection.model_name)}** has no {what}. Switch to a CamVid model that has:")
     offer_models(prefixes, attention)
     return False
+
+
+def companion_panels(selection: Selection, analysis: Analysis, module_name: str) -> dict:
+    """What the Position page can show beside the chosen module on the same pixel: the other CamVid models
+    with position attention (each analysed on the same photo when asked), or the other spatial attention
+    modules of the same model. label -> a function returning (title, model name, module name, record)."""
+    options = {}
+    for other, record in analysis.spatial_attention.items():
+        if other != module_name:
+            options[f"module {other}"] = (lambda o=other, r=record:
+                                          (f"{selection.model_name}: {o}", selection.model_name, o, r))
+    if selection.source == "camvid":
+        for name, info in catalogue().items():
+            if name != selection.model_name and info.config.head == "danet":
+                options[name] = lambda n=name: _first_spatial(selection, n)
+    return options
+
+
+def _first_spatial(selection: Selection, name: str):
+    other = analysis_for(selection, name)
+    if other is None or not other.spatial_attention:
+        stop_page()
+    module, record = next(iter(other.spatial_attention.items()))
+    return f"{name}: {module}", name, module, record

@@ -20,6 +20,7 @@ FIGURE_FORMAT = "figure_format"    # radio: PNG or SVG for the charts' camera bu
 # ---- the app's own state
 LINK_PENDING = "_link_pending"     # the query parameters the session was opened with, handed out once
 PIXEL = "chosen_pixel"             # (x, y) integer photo pixel shared by the Position and Attribution pages
+PIXEL_PHOTO = "chosen_pixel_photo" # the photo (image key) the chosen pixel and pins were chosen on
 
 
 def last_click(click_key: str) -> str:
@@ -40,11 +41,16 @@ PAM_CLICK = "pam_click"
 PAM_PNG = "pam_png"
 PAM_CSV = "pam_csv"
 PAM_MAP = "pam_map"
+PAM_CANVAS = "pam_canvas"         # the live photo (attnviz.app.attention_canvas)
+PAM_PINS = "pam_pins"             # the pinned photo pixels [(x, y), ...], oldest first
+PAM_COMPARE = "pam_compare"       # the second model (or module) the hover drives beside the first
+PAM_SCALE = "pam_scale"           # each map its own colour range, or one for all maps shown
+PAM_PINNED_MAPS = "pam_pinned_maps"
+PAM_CLEAR_PINS = "pam_clear_pins"
 
 # ---- Channel map page
 CAM_CHANNEL = "cam_channel"
-CAM_CHART = "cam_chart"
-CAM_LAST_CLICK = "cam_last_click"
+CAM_CANVAS = "cam_canvas"         # X in the page (attnviz.app.channel_canvas)
 CAM_CSV = "cam_csv"
 CAM_FEATURES = "cam_features"
 CAM_FORMS = "cam_forms"

@@ -21,7 +21,8 @@ from attnviz.app.selection import run_state
 from attnviz.data.samples import list_samples
 from attnviz.text import markdown_literal
 
-__all__ = ["link_value", "link_note", "apply_link", "chosen_pixel", "link_params", "write_link", "view_params"]
+__all__ = ["link_value", "link_note", "apply_link", "chosen_pixel", "pinned_pixels", "take_pin", "remove_pins",
+           "pins_text", "parse_pins", "forget_pixel_on_new_photo", "link_params", "write_link", "view_params", "MAX_PINS"]
 
 
 def _read_link_once() -> dict[str, str]:
@@ -58,12 +59,17 @@ def apply_link(name: str, session_key: str, allowed, convert=str, what: str = ""
         link_note(f"{name}={markdown_literal(raw)} ignored: {what or 'not available here'}")
 
 
-def chosen_pixel(click_key: str, image_hw: tuple[int, int]) -> tuple[int, int, bool]:
-    """(x, y, chosen) of the pixel the Position and Attribution pages share: from the link (once), then
-    from each new click on the image widget `click_key`; the photo's centre (chosen False) until then.
+def forget_pixel_on_new_photo(photo_key: str) -> None:
+    """A chosen pixel and pins belong to the photo they were chosen on: a new photo starts at its centre
+    (a link may still set a pixel on it: links are applied after this)."""
+    previous = st.session_state.get(keys.PIXEL_PHOTO)
+    if previous is not None and previous != photo_key:
+        st.session_state.pop(keys.PIXEL, None)
+        st.session_state.pop(keys.PAM_PINS, None)
+    st.session_state[keys.PIXEL_PHOTO] = photo_key
 
-    x, y are the integer photo pixel (attnviz.geometry), snapped once where the click or link enters:
-    the text shown, the link written and the feature cell all use these same integers."""
+
+def _link_pixel(image_hw: tuple[int, int]) -> None:
     height, width = image_hw
     link_x, link_y = link_value("x"), link_value("y")
     if link_x is not None or link_y is not None:
@@ -73,15 +79,97 @@ def chosen_pixel(click_key: str, image_hw: tuple[int, int]) -> tuple[int, int, b
                       f"not inside the {width}x{height} photo")
         else:
             st.session_state[keys.PIXEL] = point
-    click = st.session_state.get(click_key)
-    if click and click != st.session_state.get(keys.last_click(click_key)):
-        st.session_state[keys.last_click(click_key)] = click
-        st.session_state[keys.PIXEL] = click_to_image_point(click, image_hw)
+
+
+def _current_pixel(image_hw: tuple[int, int]) -> tuple[int, int, bool]:
+    height, width = image_hw
     point = st.session_state.get(keys.PIXEL)
     point = None if point is None else parse_image_point(*point, image_hw)  # still inside this photo?
     if point is None:
         return width // 2, height // 2, False
     return point[0], point[1], True
+
+
+def chosen_pixel(click_key: str, image_hw: tuple[int, int], photo_key: str) -> tuple[int, int, bool]:
+    """(x, y, chosen) of the pixel the Position and Attribution pages share: from the link (once), then
+    from each new click on the image widget `click_key`; the photo's centre (chosen False) until then, and
+    again on a new photo (`photo_key` changed).
+
+    x, y are the integer photo pixel (attnviz.geometry), snapped once where the click or link enters:
+    the text shown, the link written and the feature cell all use these same integers."""
+    forget_pixel_on_new_photo(photo_key)
+    _link_pixel(image_hw)
+    _take_click(click_key, image_hw)
+    return _current_pixel(image_hw)
+
+
+def _take_click(click_key: str, image_hw: tuple[int, int]) -> None:
+    """A new click of image widget `click_key` becomes the chosen pixel."""
+    click = st.session_state.get(click_key)
+    if click and click != st.session_state.get(keys.last_click(click_key)):
+        st.session_state[keys.last_click(click_key)] = click
+        st.session_state[keys.PIXEL] = click_to_image_point(click, image_hw)
+
+
+MAX_PINS = 4
+
+
+def pins_text(pins) -> str:
+    """Pins for the link: "x1xy1,x2xy2" (e.g. "100x200,52x60")."""
+    return ",".join(f"{x}x{y}" for x, y in pins)
+
+
+def parse_pins(text: str, image_hw: tuple[int, int]) -> list[tuple[int, int]] | None:
+    """A link's pins -> photo pixels (at most MAX_PINS), or None when any is not a pixel of the photo."""
+    points = []
+    for part in str(text).split(","):
+        x, sep, y = part.strip().partition("x")
+        point = parse_image_point(x, y, image_hw) if sep else None
+        if point is None:
+            return None
+        points.append(tuple(point))
+    return points[-MAX_PINS:] if points else None
+
+
+def pinned_pixels(image_hw: tuple[int, int], photo_key: str,
+                  click_key: str | None = None) -> tuple[list[tuple[int, int]], tuple[int, int], bool]:
+    """The Position page's pins (oldest first), and the chosen pixel (x, y) with whether one was chosen.
+
+    Pins come from the link (?pins=, once), from clicks on the live photo (`take_pin`) and from a pixel
+    chosen elsewhere (a link's x, y, the Attribution page): the chosen pixel is always the last pin. A new
+    photo clears them. `click_key`: an image widget whose new clicks pin too (the page's fallback photo)."""
+    forget_pixel_on_new_photo(photo_key)
+    raw = link_value("pins")
+    if raw is not None:
+        points = parse_pins(raw, image_hw)
+        if points is None:
+            link_note(f"pins={markdown_literal(raw)} ignored: not x-by-y pixels (e.g. 100x200,52x60) inside "
+                      f"the {image_hw[1]}x{image_hw[0]} photo")
+        else:
+            st.session_state[keys.PAM_PINS] = points
+            st.session_state[keys.PIXEL] = points[-1]
+    _link_pixel(image_hw)
+    if click_key is not None:
+        _take_click(click_key, image_hw)
+    x, y, chosen = _current_pixel(image_hw)
+    pins = [p for p in st.session_state.get(keys.PAM_PINS, []) if parse_image_point(*p, image_hw) is not None]
+    if chosen and (not pins or pins[-1] != (x, y)):
+        pins = [p for p in pins if p != (x, y)] + [(x, y)]
+    pins = pins[-MAX_PINS:]
+    st.session_state[keys.PAM_PINS] = pins
+    return pins, (x, y), chosen
+
+
+def take_pin(x: int, y: int) -> None:
+    """A click on the live photo: (x, y) becomes the chosen pixel and the newest pin."""
+    st.session_state[keys.PIXEL] = (int(x), int(y))
+
+
+def remove_pins(keep_last: bool = False) -> None:
+    """Clear the pins (and the chosen pixel, unless `keep_last`)."""
+    st.session_state[keys.PAM_PINS] = []
+    if not keep_last:
+        st.session_state.pop(keys.PIXEL, None)
 
 
 def link_params(**page_params) -> None:

@@ -26,6 +26,7 @@ from attnviz.app.settings import settings
 from attnviz.attribution import UserLogits, grad_cam, integrated_gradients
 from attnviz.data.images import decode_image
 from attnviz.data.samples import load_sample
+from attnviz.hover import HoverPayload, channel_payload, hover_payload
 from attnviz.models import load_checkpoint
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 from attnviz.models.imagenet import load_imagenet_model
@@ -34,7 +35,7 @@ from attnviz.results import read_results
 
 __all__ = ["checkpoint_dir", "catalogue", "catalogue_problems", "results", "get_model", "get_classifier",
            "get_analysis", "get_classifier_analysis", "get_user_model", "get_user_analysis", "pixel_grad_cam", "pixel_integrated_gradients",
-           "sample", "decode_upload"]
+           "sample", "decode_upload", "hover_data", "channel_data"]
 
 
 def checkpoint_dir() -> Path:
@@ -101,6 +102,19 @@ def get_classifier_analysis(arch: str, device: str, weights_folder: str, image_k
 def get_analysis(name: str, device: str, directory: str, image_key: str, _image: np.ndarray) -> Analysis:
     model, _ = get_model(name, device, directory)
     return analyse(model, _image, name)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def hover_data(source: str, name: str, image_key: str, module: str, image_hw: tuple[int, int], _record) -> HoverPayload:
+    """What the live photo needs of one spatial record (attnviz.hover), built once per (model, photo, module)
+    and shared read-only by every session that shows it."""
+    return hover_payload(_record, image_hw)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def channel_data(source: str, name: str, image_key: str, module: str, _record) -> dict:
+    """What the page needs of DANet's channel map X (attnviz.hover.channel_payload), once per (model, photo)."""
+    return channel_payload(_record)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading your model…")

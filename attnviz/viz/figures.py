@@ -14,7 +14,8 @@ from attnviz.viz.overlays import feature_to_image
 
 __all__ = [
     "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
-    "feature_grid_figure", "kernel_rule_figure", "attention_map_figure", "channel_map_figure",
+    "feature_grid_figure", "kernel_rule_figure", "attention_map_figure", "pinned_maps_figure",
+
     "branches_figure", "coordinate_attention_figure", "training_curve_figure", "row_comparison_figure",
     "layer_summary_figure", "short_layer_name", "extreme_channels_figure",
 ]
@@ -136,49 +137,76 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
 
 
 def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int] | None = None,
-                         top: Sequence[tuple[int, int]] = ()) -> go.Figure:
+                         top: Sequence[tuple[int, int]] = (), zrange: tuple[float, float] | None = None) -> go.Figure:
     """A feature-resolution map (h, w) with exact values on hover; marker / top as (row, col).
 
+    The axes hold the whole grid (-0.5 .. n - 0.5, so a marker in row 0 or the last column is not cut),
+    the ranks are the markers' hover text (labels on the map overlapped at neighbouring cells), the
+    colour bar sits against the map, and `zrange` fixes the colour range (a scale shared with other maps).
     Built from one dict (one validation pass, not one per update call): it is redrawn on every click."""
-    data = [dict(type="heatmap", z=values, colorscale=_rgb_scale("Inferno"), colorbar=dict(title=dict(text="S")),
-                 hovertemplate="row %{y}, col %{x}<br>%{z:.5f}<extra></extra>")]
+    height, width = values.shape[-2:]
+    heat = dict(type="heatmap", z=values, colorscale=_rgb_scale("Inferno"),
+                colorbar=dict(title=dict(text="S", side="right"), thickness=14, x=1.0, xpad=4),
+                hovertemplate="row %{y}, col %{x}<br>%{z:.5f}<extra></extra>")
+    if zrange is not None:
+        heat.update(zmin=zrange[0], zmax=zrange[1])
+    data = [heat]
     if top:
-        data.append(dict(type="scatter", x=[c for _, c in top], y=[r for r, _ in top], mode="markers+text",
-                         text=[str(i + 1) for i in range(len(top))], textposition="top center",
-                         textfont=dict(color="cyan"), name="top attended",
+        data.append(dict(type="scatter", x=[c for _, c in top], y=[r for r, _ in top], mode="markers",
+                         text=[f"top {i + 1}" for i in range(len(top))], name="top attended",
+                         hovertemplate="%{text}: row %{y}, col %{x}<extra></extra>",
                          marker=dict(size=10, color="rgba(0,0,0,0)", line=dict(color="cyan", width=2))))
     if marker is not None:
-        data.append(dict(type="scatter", x=[marker[1]], y=[marker[0]], mode="markers", name="clicked pixel",
+        data.append(dict(type="scatter", x=[marker[1]], y=[marker[0]], mode="markers", name="chosen pixel",
+                         hovertemplate="chosen: row %{y}, col %{x}<extra></extra>",
                          marker=dict(size=14, symbol="x", color="lime", line=dict(color="black", width=1))))
-    layout = dict(title=dict(text=title), margin=_MARGIN, height=360, showlegend=False,
-                  yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"), xaxis=dict(constrain="domain"))
+    layout = dict(title=dict(text=title), margin=dict(l=40, r=10, t=40, b=30), height=360, showlegend=False,
+                  xaxis=dict(range=[-0.5, width - 0.5], constrain="domain", automargin=True, title="col"),
+                  yaxis=dict(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", automargin=True,
+                             title="row"))
     return go.Figure(dict(data=data, layout=layout))
 
 
-def channel_map_figure(attention: np.ndarray, selected: int | None = None, title: str = "") -> go.Figure:
-    """X (C x C) as a heatmap, with one invisible marker per cell so a click selects it.
-
-    A plain go.Heatmap sends no selection events to Streamlit; the scatter
-    overlay (selection_mode="points") does. Each point's customdata is [row, col].
-    """
-    channels = attention.shape[0]
-    rows, cols = np.divmod(np.arange(channels * channels), channels)
-    fig = go.Figure(go.Heatmap(z=attention, colorscale="Viridis", colorbar=dict(title="X"),
-                               hoverinfo="skip"))
-    fig.add_trace(go.Scatter(
-        x=cols, y=rows, mode="markers", customdata=np.stack([rows, cols], 1),
-        marker=dict(size=max(3, 420 // channels), color="rgba(0,0,0,0)", symbol="square"),
-        text=[f"{v:.4f}" for v in attention.reshape(-1)], showlegend=False,
-        hovertemplate="row (output) channel %{y}<br>column (mixed-in) channel %{x}<br>X = %{text}<extra></extra>",
-        selected=dict(marker=dict(color="rgba(255,0,0,0.0)")), unselected=dict(marker=dict(opacity=0))))
-    if selected is not None:
-        fig.add_shape(type="rect", x0=-0.5, x1=channels - 0.5, y0=selected - 0.5, y1=selected + 0.5,
-                      line=dict(color="red", width=2))
-    fig.update_layout(title=title, margin=_MARGIN, height=560, clickmode="event+select", dragmode=False,
-                      xaxis_title="channel j (mixed in)", yaxis_title="channel c (output)")
-    # fixed ranges: marker padding must not shift the cells off the axes
-    fig.update_yaxes(range=[channels - 0.5, -0.5], scaleanchor="x", constrain="domain")
-    fig.update_xaxes(range=[-0.5, channels - 0.5], constrain="domain")
+def pinned_maps_figure(maps: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]],
+                       markers: Sequence[Sequence[tuple[int, int] | None]], shared_scale: bool) -> go.Figure:
+    """Small maps of several pinned query points (columns) for one or two models (rows), like Fig. 4 of
+    DANet (Fu et al., CVPR 2019): maps[r][c] is (h, w), markers[r][c] the query's (row, col) on it (None when
+    the map lies on another grid). shared_scale: one colour range and bar for all maps (to compare them);
+    else each map its own range, written in its title."""
+    rows, cols = len(maps), max(len(m) for m in maps)
+    flat_titles = [titles[r][c] if c < len(titles[r]) else "" for r in range(rows) for c in range(cols)]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=flat_titles, horizontal_spacing=0.03,
+                        vertical_spacing=0.14 if rows > 1 else 0.05)
+    everything = [m for row in maps for m in row]
+    low = min(float(np.min(m)) for m in everything)
+    high = max(float(np.max(m)) for m in everything)
+    for r, row in enumerate(maps):
+        for c, values in enumerate(row):
+            heat = dict(z=values, colorscale=_rgb_scale("Inferno"), hovertemplate="row %{y}, col %{x}<br>%{z:.5f}"
+                        "<extra></extra>")
+            if shared_scale:
+                heat.update(coloraxis="coloraxis")
+            else:
+                heat.update(showscale=False)
+            fig.add_trace(go.Heatmap(**heat), row=r + 1, col=c + 1)
+            marker = markers[r][c]
+            if marker is not None:
+                fig.add_trace(go.Scatter(x=[marker[1]], y=[marker[0]], mode="markers", showlegend=False,
+                                         hovertemplate="query: row %{y}, col %{x}<extra></extra>",
+                                         marker=dict(size=11, symbol="x", color="lime",
+                                                     line=dict(color="black", width=1))), row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    for r in range(rows):  # each map keeps its own aspect: anchor every y axis to its own x axis
+        for c in range(cols):
+            n = r * cols + c + 1
+            fig.update_yaxes(scaleanchor=f"x{'' if n == 1 else n}", row=r + 1, col=c + 1)
+    if shared_scale:
+        fig.update_layout(coloraxis=dict(colorscale=_rgb_scale("Inferno"), cmin=low, cmax=high,
+                                         colorbar=dict(title=dict(text="S"), thickness=12, xpad=4)))
+    aspect = everything[0].shape[0] / everything[0].shape[1]
+    fig.update_layout(margin=dict(l=5, r=5, t=45, b=5), showlegend=False,
+                      height=int(rows * (1000 / max(cols, 2)) * aspect) + 70)
     return fig
 
 

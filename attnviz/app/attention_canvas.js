@@ -1,0 +1,401 @@
+// Attention under the cursor, computed in the page (attnviz.app.attention_canvas; payload: attnviz.hover).
+//
+// A row of S is exp(q_i . K - L_i) (softmax form), q_i . K / N_k (dot form), only the H + W - 1 keys of
+// the query's cross (criss-cross), or one shared map (GCNet). Every pointer move computes the hovered
+// cell's row (or column) for each panel and draws it over the photo: no message goes to the server.
+// A click (a tap on a phone) pins the point: one trigger value, which the server answers with its numbers.
+
+const INSTANCES = new WeakMap();
+const TOP_K = 5;
+
+// inferno, 9 control points (matplotlib's), interpolated to a 256-entry table
+const INFERNO = [[0, 0, 4], [31, 12, 72], [85, 15, 109], [136, 34, 106], [186, 54, 85], [227, 89, 51],
+  [249, 140, 10], [249, 201, 50], [252, 255, 164]];
+const LUT = (() => {
+  const lut = new Uint8Array(256 * 3);
+  for (let i = 0; i < 256; i++) {
+    const t = (i / 255) * (INFERNO.length - 1);
+    const a = Math.min(Math.floor(t), INFERNO.length - 2);
+    const f = t - a;
+    for (let c = 0; c < 3; c++) lut[i * 3 + c] = Math.round(INFERNO[a][c] * (1 - f) + INFERNO[a + 1][c] * f);
+  }
+  return lut;
+})();
+
+function decode(text, Type) {
+  const raw = atob(text);
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return new Type(bytes.buffer);
+}
+
+// ------------------------------------------------------------------------------------------ the maths
+
+function prepare(payload) {
+  const p = { ...payload, qg: payload.query_grid, kg: payload.key_grid };
+  p.numQueries = p.qg.rows * p.qg.cols;
+  p.numKeys = p.kg.rows * p.kg.cols;
+  p.subsampled = p.kg.rows !== p.qg.rows || p.kg.cols !== p.qg.cols;
+  if (p.form === "shared") {
+    p.map = decode(payload.map, Float32Array);
+  } else {
+    p.q = decode(payload.query, Float32Array);
+    p.k = decode(payload.key, Float32Array);
+    p.lse = decode(payload.lse, Float32Array);
+  }
+  return p;
+}
+
+function dot(a, ia, b, ib, c) {
+  let s = 0;
+  const oa = ia * c, ob = ib * c;
+  for (let d = 0; d < c; d++) s += a[oa + d] * b[ob + d];
+  return s;
+}
+
+function weight(p, energy, query) {
+  return p.form === "dot" ? energy / p.numKeys : Math.exp(energy - p.lse[query]);
+}
+
+// row i (on the key grid) or column j (on the query grid) of S, as a Float64Array
+function attention(p, mode, index) {
+  const c = p.channels;
+  if (p.form === "shared") {
+    if (mode === "row") return Float64Array.from(p.map);
+    return new Float64Array(p.numQueries).fill(p.map[index]);
+  }
+  if (p.form === "cross") {
+    const W = p.qg.cols, H = p.qg.rows, out = new Float64Array(p.numQueries);
+    const h = Math.floor(index / W), w = index % W;
+    for (let r = 0; r < H; r++) {
+      const j = r * W + w;
+      out[j] = mode === "row" ? weight(p, dot(p.q, index, p.k, j, c), index) : weight(p, dot(p.q, j, p.k, index, c), j);
+    }
+    for (let col = 0; col < W; col++) {
+      const j = h * W + col;
+      out[j] = mode === "row" ? weight(p, dot(p.q, index, p.k, j, c), index) : weight(p, dot(p.q, j, p.k, index, c), j);
+    }
+    return out;
+  }
+  if (mode === "row") {
+    const out = new Float64Array(p.numKeys);
+    for (let j = 0; j < p.numKeys; j++) out[j] = weight(p, dot(p.q, index, p.k, j, c), index);
+    return out;
+  }
+  const out = new Float64Array(p.numQueries);
+  for (let i = 0; i < p.numQueries; i++) out[i] = weight(p, dot(p.q, i, p.k, index, c), i);
+  return out;
+}
+
+function topIndices(values, k) {
+  const top = [];  // kept sorted, largest first
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (top.length === k && v <= values[top[k - 1]]) continue;
+    let at = top.length;
+    while (at > 0 && values[top[at - 1]] < v) at--;
+    top.splice(at, 0, i);
+    if (top.length > k) top.pop();
+  }
+  return top;
+}
+
+function extent(values) {
+  let lo = Infinity, hi = -Infinity, sum = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+    sum += v;
+  }
+  return { lo, hi, sum };
+}
+
+// --------------------------------------------------------------------------------------- the drawing
+
+function cellOfPixel(grid, x, y) {
+  const row = grid.row_of_y[y], col = grid.col_of_x[x];
+  return { row, col, index: row * grid.cols + col };
+}
+
+function paintOverlay(panel, values, grid, lo, hi, opacity) {
+  const small = panel.small;
+  if (small.width !== grid.cols || small.height !== grid.rows) {
+    small.width = grid.cols;
+    small.height = grid.rows;
+    panel.smallImage = panel.smallContext.createImageData(grid.cols, grid.rows);
+  }
+  const pixels = panel.smallImage.data, span = hi > lo ? hi - lo : 1;
+  for (let i = 0; i < values.length; i++) {
+    const t = Math.min(Math.max((values[i] - lo) / span, 0), 1);
+    const entry = Math.round(t * 255) * 3, o = i * 4;
+    pixels[o] = LUT[entry];
+    pixels[o + 1] = LUT[entry + 1];
+    pixels[o + 2] = LUT[entry + 2];
+    pixels[o + 3] = Math.round(255 * opacity * t);  // colour only where attention is high
+  }
+  panel.smallContext.putImageData(panel.smallImage, 0, 0);
+  const ctx = panel.overlayContext, canvas = panel.overlay;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.imageSmoothingEnabled = true;  // smooth (bilinear) upsampling of the cells to the photo
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+}
+
+function circle(ctx, x, y, radius, colour, width) {
+  ctx.beginPath();
+  ctx.arc(x + 0.5, y + 0.5, radius, 0, 2 * Math.PI);
+  ctx.lineWidth = width + 2;
+  ctx.strokeStyle = "rgba(0,0,0,0.85)";
+  ctx.stroke();
+  ctx.lineWidth = width;
+  ctx.strokeStyle = colour;
+  ctx.stroke();
+}
+
+function cross(ctx, x, y, size, colour) {
+  for (const [lineWidth, style] of [[5, "rgba(0,0,0,0.85)"], [2, colour]]) {
+    ctx.beginPath();
+    ctx.moveTo(x - size, y + 0.5); ctx.lineTo(x + size, y + 0.5);
+    ctx.moveTo(x + 0.5, y - size); ctx.lineTo(x + 0.5, y + size);
+    ctx.lineWidth = lineWidth;
+    ctx.strokeStyle = style;
+    ctx.stroke();
+  }
+}
+
+function drawMarkers(panel, top, grid, pointerCell, pointerGrid, pins, scale) {
+  const ctx = panel.overlayContext;
+  const radius = Math.max(4, 7 * scale);
+  for (const t of top) {
+    const row = Math.floor(t / grid.cols), col = t % grid.cols;
+    circle(ctx, grid.centre_x[col], grid.centre_y[row], radius, "#00ffff", Math.max(1.5, 2 * scale));
+  }
+  pins.forEach(([x, y], n) => {
+    circle(ctx, x, y, radius * 1.3, "#ffffff", Math.max(1.5, 2 * scale));
+    ctx.font = `bold ${Math.round(13 * scale)}px sans-serif`;
+    ctx.fillStyle = "#ffffff";
+    ctx.strokeStyle = "#000000";
+    ctx.lineWidth = 3;
+    ctx.strokeText(String(n + 1), x + radius * 1.5, y - radius * 1.2);
+    ctx.fillText(String(n + 1), x + radius * 1.5, y - radius * 1.2);
+  });
+  const centreX = pointerGrid.centre_x[pointerCell.col], centreY = pointerGrid.centre_y[pointerCell.row];
+  cross(ctx, centreX, centreY, radius * 1.6, "#00ff00");
+}
+
+function paintColourBar(panel, lo, hi, opacity) {
+  const bar = panel.bar, ctx = panel.barContext;
+  const h = bar.height, w = bar.width;
+  ctx.clearRect(0, 0, w, h);
+  const image = ctx.createImageData(w, h);
+  for (let y = 0; y < h; y++) {
+    const t = 1 - y / (h - 1), entry = Math.round(t * 255) * 3;
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * 4;
+      image.data[o] = LUT[entry]; image.data[o + 1] = LUT[entry + 1]; image.data[o + 2] = LUT[entry + 2];
+      image.data[o + 3] = Math.round(255 * Math.max(opacity * t, 0.15));
+    }
+  }
+  ctx.putImageData(image, 0, 0);
+  panel.barHigh.textContent = formatValue(hi);
+  panel.barLow.textContent = formatValue(lo);
+}
+
+function formatValue(v) {
+  if (!Number.isFinite(v)) return "–";
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toFixed(4);
+}
+
+// --------------------------------------------------------------------------------------- the readout
+
+function readoutText(panel, view) {
+  const { x, y, cell, grid, values, top, stats, mode } = view;
+  const p = panel.payload;
+  const n = grid.rows * grid.cols;
+  const lines = [];
+  lines.push(`x = ${x}, y = ${y} in the photo → feature row ${cell.row}, column ${cell.col} ` +
+             `(index i = ${cell.index} of N = ${n}, a ${grid.rows}x${grid.cols}${mode === "column" && p.subsampled ? " key" : ""} map)`);
+  if (mode === "row") {
+    lines.push(p.form === "dot" ? `Row i sums to ${stats.sum.toFixed(4)} (dot-product form: rows need not sum to 1).`
+      : `Row i sums to ${stats.sum.toFixed(6)}. Largest weight ${stats.hi.toFixed(4)} = ` +
+        `${(stats.hi * p.baseline).toFixed(1)}x the uniform 1/${p.baseline}.`);
+  } else {
+    const average = p.numQueries / p.numKeys;
+    lines.push(`Column i sums to ${stats.sum.toFixed(3)} (on average a column sums to ${+average.toFixed(4)}): ` +
+               `pixel i receives ${(stats.sum / average).toFixed(2)}x the average attention.`);
+  }
+  const width = mode === "row" ? p.kg.cols : p.qg.cols;
+  const list = top.map((t, r) => `${r + 1}. row ${Math.floor(t / width)}, col ${t % width}: ${values[t].toFixed(4)}`);
+  return { head: lines, list };
+}
+
+// ------------------------------------------------------------------------------------------- a panel
+
+function makePanel(root, index) {
+  const panel = { element: document.createElement("div") };
+  panel.element.className = "panel";
+  panel.element.innerHTML = `
+    <div class="panel-title"></div>
+    <div class="photo-row">
+      <div class="stack"><img class="photo" alt="photo" draggable="false"><canvas class="overlay"></canvas></div>
+      <div class="bar-box"><span class="bar-high"></span><canvas class="bar" width="12" height="200"></canvas><span class="bar-low"></span></div>
+    </div>
+    <div class="readout" data-panel="${index}"><div class="readout-head"></div><div class="readout-top-title">Top locations:</div><ol class="readout-top"></ol></div>`;
+  root.appendChild(panel.element);
+  for (const [name, selector] of [["title", ".panel-title"], ["stack", ".stack"], ["photo", ".photo"],
+    ["overlay", ".overlay"], ["bar", ".bar"], ["barHigh", ".bar-high"], ["barLow", ".bar-low"],
+    ["readout", ".readout"], ["readoutHead", ".readout-head"], ["readoutTop", ".readout-top"]]) {
+    panel[name] = panel.element.querySelector(selector);
+  }
+  panel.overlayContext = panel.overlay.getContext("2d");
+  panel.barContext = panel.bar.getContext("2d");
+  panel.small = document.createElement("canvas");
+  panel.smallContext = panel.small.getContext("2d");
+  return panel;
+}
+
+// ------------------------------------------------------------------------------------------ instance
+
+function pointerPixel(state, event, stack) {
+  const box = stack.getBoundingClientRect();
+  const [height, width] = state.imageHW;
+  if (box.width <= 0 || box.height <= 0) return null;
+  // the click -> pixel rule of attnviz.geometry.click_to_pixel: scale, floor, clip
+  const x = Math.min(Math.max(Math.floor((event.clientX - box.left) * width / box.width), 0), width - 1);
+  const y = Math.min(Math.max(Math.floor((event.clientY - box.top) * height / box.height), 0), height - 1);
+  return [x, y];
+}
+
+function render(state, x, y, source) {
+  const start = performance.now();
+  const views = state.panels.map((panel) => {
+    const p = panel.payload;
+    const grid = state.mode === "row" ? p.qg : p.kg;       // the hovered pixel: a query (row) or a key (column)
+    const valuesGrid = state.mode === "row" ? p.kg : p.qg;
+    const cell = cellOfPixel(grid, x, y);
+    const values = attention(p, state.mode, cell.index);
+    return { panel, x, y, cell, grid, valuesGrid, values, top: topIndices(values, TOP_K), stats: extent(values),
+             mode: state.mode };
+  });
+  let sharedHigh = -Infinity, sharedLow = Infinity;
+  for (const v of views) { sharedHigh = Math.max(sharedHigh, v.stats.hi); sharedLow = Math.min(sharedLow, v.stats.lo); }
+  const readouts = [];
+  for (const v of views) {
+    const lo = state.scale === "shared" ? Math.min(sharedLow, 0) : v.stats.lo;
+    const hi = state.scale === "shared" ? sharedHigh : v.stats.hi;
+    const panel = v.panel;
+    const [height, width] = state.imageHW;
+    if (panel.overlay.width !== width || panel.overlay.height !== height) {
+      panel.overlay.width = width;
+      panel.overlay.height = height;
+    }
+    paintOverlay(panel, v.values, v.valuesGrid, lo, hi, state.opacity);
+    drawMarkers(panel, v.top, v.valuesGrid, v.cell, v.grid, state.pins, Math.max(width, height) / 480);
+    paintColourBar(panel, lo, hi, state.opacity);
+    const text = readoutText(panel, v);
+    panel.readoutHead.innerHTML = "";
+    for (const line of text.head) {
+      const div = document.createElement("div");
+      div.textContent = line;
+      panel.readoutHead.appendChild(div);
+    }
+    panel.readoutTop.innerHTML = "";
+    for (const line of text.list) {
+      const li = document.createElement("li");
+      li.textContent = line.replace(/^\d+\. /, "");
+      panel.readoutTop.appendChild(li);
+    }
+    const width_ = v.valuesGrid.cols;
+    const exact = { x, y, row: v.cell.row, col: v.cell.col, index: v.cell.index, mode: v.mode, total: v.stats.sum,
+                    top: v.top.map((t) => [Math.floor(t / width_), t % width_, v.values[t]]) };
+    panel.readout.dataset.view = JSON.stringify(exact);
+    readouts.push(exact);
+  }
+  const elapsed = performance.now() - start;
+  const root = state.root;
+  root.dataset.draws = String(+(root.dataset.draws || 0) + 1);
+  root.dataset.drawMs = elapsed.toFixed(3);
+  root.dataset.source = source;
+  root.dataset.pixel = `${x},${y}`;
+  state.drawTimes.push(elapsed);
+  if (state.drawTimes.length > 1000) state.drawTimes.shift();
+  root.dataset.drawTimes = state.drawTimes.slice(-200).map((t) => t.toFixed(3)).join(" ");
+  return readouts;
+}
+
+function setup(parentElement) {
+  const root = parentElement.querySelector(".attnviz-canvas");
+  const state = { root, panels: [], version: null, drawTimes: [], pending: null, hovering: false };
+  const onMove = (event) => {
+    const stack = event.target.closest && event.target.closest(".stack");
+    if (!stack) return;
+    const pixel = pointerPixel(state, event, stack);
+    if (!pixel) return;
+    state.hovering = true;
+    // one draw per animation frame, of the latest position
+    if (state.pending === null) {
+      state.pending = requestAnimationFrame(() => {
+        state.pending = null;
+        render(state, ...state.latest, "hover");
+      });
+    }
+    state.latest = pixel;
+  };
+  const onLeave = () => {
+    state.hovering = false;
+    if (state.pending !== null) { cancelAnimationFrame(state.pending); state.pending = null; }
+    render(state, ...state.pixel, "server");
+  };
+  const onClick = (event) => {
+    const stack = event.target.closest && event.target.closest(".stack");
+    if (!stack) return;
+    const pixel = pointerPixel(state, event, stack);
+    if (!pixel) return;
+    render(state, ...pixel, "pin");
+    state.setTriggerValue("pin", { x: pixel[0], y: pixel[1] });
+  };
+  root.addEventListener("pointermove", onMove);
+  root.addEventListener("pointerleave", onLeave);
+  root.addEventListener("click", onClick);
+  state.cleanup = () => {
+    root.removeEventListener("pointermove", onMove);
+    root.removeEventListener("pointerleave", onLeave);
+    root.removeEventListener("click", onClick);
+  };
+  return state;
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  let state = INSTANCES.get(parentElement);
+  if (!state) {
+    state = setup(parentElement);
+    INSTANCES.set(parentElement, state);
+  }
+  state.setTriggerValue = setTriggerValue;
+  state.mode = data.mode;
+  state.opacity = data.opacity;
+  state.scale = data.scale;
+  state.pins = data.pins || [];
+  state.pixel = data.pixel;
+  state.imageHW = data.image_hw;
+  if (state.version !== data.version) {
+    state.version = data.version;
+    state.root.innerHTML = "";
+    state.panels = data.panels.map((payload, i) => {
+      const panel = makePanel(state.root, i);
+      panel.payload = prepare(payload);
+      panel.title.textContent = payload.title || "";
+      panel.photo.src = data.photo;
+      return panel;
+    });
+    state.root.classList.toggle("several", state.panels.length > 1);
+  }
+  state.root.dataset.ready = "1";
+  // new data (a pin, a setting): redraw where the pointer is, else at the server's pixel
+  if (state.hovering && state.latest) render(state, ...state.latest, "hover");
+  else render(state, ...state.pixel, "server");
+  return () => {};
+}

@@ -1,0 +1,157 @@
+// DANet's channel map X (C x C) in the page (attnviz.app.channel_canvas; payload: attnviz.hover.channel_payload).
+//
+// X is drawn once as an image; a pointer move over it (or over the row chart) picks row c: the row is
+// drawn as bars, its largest entries listed, and X[c, j] = exp(a_cj - L_c) written with this photo's
+// numbers (a: the softmax argument of the model's form, L: the row's log-normaliser). Nothing goes to
+// the server while hovering; a click pins row c (one trigger value).
+
+const INSTANCES = new WeakMap();
+const TOP_K = 5;
+const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 73, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137],
+  [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37]];
+
+function colour(t) {
+  const s = Math.min(Math.max(t, 0), 1) * (VIRIDIS.length - 1);
+  const a = Math.min(Math.floor(s), VIRIDIS.length - 2), f = s - a;
+  return VIRIDIS[a].map((v, c) => Math.round(v * (1 - f) + VIRIDIS[a + 1][c] * f));
+}
+
+function decode(text, Type) {
+  const raw = atob(text);
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return new Type(bytes.buffer);
+}
+
+function prepare(data) {
+  const p = { ...data, x: decode(data.x, Float32Array) };
+  if (data.argument) { p.argument = decode(data.argument, Float64Array); p.lse = decode(data.lse, Float64Array); }
+  let hi = -Infinity, lo = Infinity;
+  for (const v of p.x) { if (v > hi) hi = v; if (v < lo) lo = v; }
+  p.hi = hi; p.lo = lo;
+  return p;
+}
+
+function drawMatrix(state) {
+  const p = state.payload, C = p.channels, canvas = state.matrix, ctx = canvas.getContext("2d");
+  canvas.width = C; canvas.height = C;
+  const image = ctx.createImageData(C, C), span = p.hi > p.lo ? p.hi - p.lo : 1;
+  for (let i = 0; i < C * C; i++) {
+    const [r, g, b] = colour((p.x[i] - p.lo) / span);
+    image.data.set([r, g, b, 255], i * 4);
+  }
+  ctx.putImageData(image, 0, 0);
+  state.matrixImage = image;
+}
+
+function fmt(v, digits = 4) {
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toFixed(digits);
+}
+
+function render(state, c, source) {
+  const start = performance.now();
+  const p = state.payload, C = p.channels;
+  const row = p.x.subarray(c * C, (c + 1) * C);
+  const ctx = state.matrix.getContext("2d");
+  ctx.putImageData(state.matrixImage, 0, 0);
+  ctx.strokeStyle = "#ff2b2b"; ctx.lineWidth = Math.max(0.6, C / 256);
+  ctx.strokeRect(0, c, C, 1);
+  // the row as bars
+  const bars = state.bars, bctx = bars.getContext("2d");
+  const w = bars.width, h = bars.height;
+  bctx.clearRect(0, 0, w, h);
+  let rowHigh = 0;
+  for (const v of row) rowHigh = Math.max(rowHigh, v);
+  const top = [];
+  for (let j = 0; j < C; j++) {
+    const v = row[j];
+    if (top.length === TOP_K && v <= row[top[TOP_K - 1]]) continue;
+    let at = top.length;
+    while (at > 0 && row[top[at - 1]] < v) at--;
+    top.splice(at, 0, j);
+    if (top.length > TOP_K) top.pop();
+  }
+  const barWidth = w / C;
+  for (let j = 0; j < C; j++) {
+    const height = rowHigh > 0 ? (row[j] / rowHigh) * (h - 14) : 0;
+    bctx.fillStyle = top.includes(j) ? "#ff4b4b" : "#7f8ea3";
+    bctx.fillRect(j * barWidth, h - height, Math.max(barWidth - 0.5, 0.5), height);
+  }
+  bctx.fillStyle = getComputedStyle(state.root).color || "#333";
+  bctx.font = "11px sans-serif";
+  bctx.fillText(`row ${c} of X: max ${fmt(rowHigh)}`, 4, 11);
+  // the readout
+  let sum = 0;
+  for (const v of row) sum += v;
+  const j = top[0];
+  const lines = [`Row c = ${c} (output channel ${c}); sums to ${sum.toFixed(6)}; uniform would be 1/C = ${(1 / C).toFixed(4)}.`];
+  if (p.argument) {
+    const a = p.argument[c * C + j], L = p.lse[c];
+    const term = p.form === "official" ? `max_m(A_${c}·A_m) − A_${c}·A_${j}` : `A_${c}·A_${j}`;
+    lines.push(`X[${c}, ${j}] = softmax_j(${term}) = exp(${a.toFixed(1)} − ${L.toFixed(1)}) = ${fmt(row[j])}`);
+    lines.push(`Most similar channel to ${c} by A·Aᵀ (itself excluded): ${p.most_similar[c]}; least similar: ` +
+               `${p.least_similar[c]}.`);
+  }
+  state.head.innerHTML = "";
+  for (const line of lines) { const d = document.createElement("div"); d.textContent = line; state.head.appendChild(d); }
+  state.list.innerHTML = "";
+  for (const t of top) { const li = document.createElement("li"); li.textContent = `channel ${t}: ${fmt(row[t])}`; state.list.appendChild(li); }
+  state.readout.dataset.view = JSON.stringify({ channel: c, row: Array.from(row), top, sum });
+  const elapsed = performance.now() - start;
+  state.root.dataset.draws = String(+(state.root.dataset.draws || 0) + 1);
+  state.root.dataset.drawMs = elapsed.toFixed(3);
+  state.root.dataset.source = source;
+  state.root.dataset.channel = String(c);
+}
+
+function channelAt(state, event, element, vertical) {
+  const box = element.getBoundingClientRect();
+  const C = state.payload.channels;
+  const along = vertical ? (event.clientY - box.top) / box.height : (event.clientX - box.left) / box.width;
+  return Math.min(Math.max(Math.floor(along * C), 0), C - 1);
+}
+
+function setup(parentElement) {
+  const root = parentElement.querySelector(".attnviz-channels");
+  root.innerHTML = `
+    <div class="matrix-box"><div class="axis-y">channel c (output) ↓</div><canvas class="matrix"></canvas>
+      <div class="axis-x">channel j (mixed in) →</div></div>
+    <div class="side"><canvas class="bars" width="520" height="150"></canvas>
+      <div class="readout"><div class="readout-head"></div><div class="readout-top-title">Most mixed-in channels:</div><ol class="readout-top"></ol></div></div>`;
+  const state = { root, matrix: root.querySelector(".matrix"), bars: root.querySelector(".bars"),
+                  readout: root.querySelector(".readout"), head: root.querySelector(".readout-head"),
+                  list: root.querySelector(".readout-top"), hovering: false, pending: null };
+  const move = (event) => {
+    const target = event.target === state.matrix ? state.matrix : null;
+    if (!target) return;
+    state.latest = channelAt(state, event, target, true);
+    state.hovering = true;
+    if (state.pending === null) {
+      state.pending = requestAnimationFrame(() => { state.pending = null; render(state, state.latest, "hover"); });
+    }
+  };
+  state.matrix.addEventListener("pointermove", move);
+  state.matrix.addEventListener("pointerleave", () => { state.hovering = false; render(state, state.channel, "server"); });
+  state.matrix.addEventListener("click", (event) => {
+    const c = channelAt(state, event, state.matrix, true);
+    render(state, c, "pin");
+    state.setTriggerValue("channel", c);
+  });
+  return state;
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  let state = INSTANCES.get(parentElement);
+  if (!state) { state = setup(parentElement); INSTANCES.set(parentElement, state); }
+  state.setTriggerValue = setTriggerValue;
+  state.channel = data.channel;
+  if (state.version !== data.version) {
+    state.version = data.version;
+    state.payload = prepare(data.payload);
+    drawMatrix(state);
+  }
+  state.root.dataset.ready = "1";
+  render(state, state.hovering && state.latest !== undefined ? state.latest : state.channel, "server");
+}
