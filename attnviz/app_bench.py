@@ -1,4 +1,5 @@
-"""What a click costs in the browser: python -m attnviz.app_bench [--model danet-eca] [--clicks 30]
+"""What a click and a hover cost in the browser: python -m attnviz.app_bench [--model danet-eca] [--clicks 30]
+[--hover 120]
 
 The Position page of app.py in headless Chromium against a bare Streamlit app
 that holds only the same `streamlit-image-coordinates` component on a photo of
@@ -10,7 +11,16 @@ pixel" line; the bare app: its one line), after the first run of each has
 loaded and cached everything. The ratio of the medians is what the app's own
 work adds to a click over Streamlit's floor (a rerun of a script with one
 component). It goes into bench.json under "page_click", beside the library's
-figures.
+figures. The app's click is a pin on its live photo (attnviz.app.attention_canvas).
+
+The hover (`--hover MOVES`): the pointer moves to MOVES cells of the Position page's live photo, one at a
+time; the page records each pointermove's own time stamp and, polled each animation frame, the moment
+the overlay shows the new cell: the difference is the latency a user sees (Chromium delivers pointer
+moves aligned to frames, so about one frame, 16.7 ms, is the floor). Also: the script's own compute +
+draw time per move (its `performance.now()` around the draw), and the websocket messages the page sent
+while hovering (expected 0). Measured on the shipped model's grid in app.py, and on a synthetic record
+of N = 16384 (128 x 128 cells, C' = 64) on a 1024 x 1024 photo (attnviz/app/hover_bench_app.py). It goes
+into bench.json under "page_hover".
 """
 from __future__ import annotations
 
@@ -27,11 +37,30 @@ from attnviz.data.samples import list_samples
 from attnviz.machine import machine_info
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
 
-__all__ = ["BARE_APP", "click_ratio", "main"]
+__all__ = ["BARE_APP", "HOVER_APP", "click_ratio", "hover_latency", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 BARE_APP = ROOT / "attnviz" / "app" / "bare_click_app.py"  # a Streamlit script: the component and one line
+HOVER_APP = ROOT / "attnviz" / "app" / "hover_bench_app.py"  # the live photo alone, on a record of any size
 _COMPONENT = "iframe[title*='streamlit_image_coordinates']"
+_LIVE_PHOTO = ".attnviz-canvas .stack"
+# before any page script: count the websocket messages the page sends
+_COUNT_MESSAGES = ("window.__sent = 0; const __send = WebSocket.prototype.send; WebSocket.prototype.send = "
+                   "function (...a) { window.__sent += 1; return __send.apply(this, a); };")
+# on the component's root (in its shadow root): each pointermove's time stamp, and (polled each frame) when
+# the drawn pixel changed after it
+_PROBE = """(root) => {
+  const probe = window.__hover = {latencies: [], last: null, before: null};
+  root.addEventListener('pointermove', (e) => { probe.last = e.timeStamp; probe.before = root.dataset.pixel; }, true);
+  const poll = () => {
+    if (probe.last !== null && root.dataset.pixel !== probe.before) {
+      probe.latencies.push(performance.now() - probe.last);
+      probe.last = null;
+    }
+    requestAnimationFrame(poll);
+  };
+  requestAnimationFrame(poll);
+}"""
 
 
 # JavaScript: the text of the first Markdown block that contains `marker` ('' when none)
@@ -39,14 +68,18 @@ _TEXT_WITH = ("[...document.querySelectorAll('[data-testid=\"stMarkdownContainer
               ".map(e => e.innerText).find(t => t.includes(marker)) || ''")
 
 
-def _timed_click(page, marker: str, fraction: tuple[float, float]) -> float:
-    """Seconds from a click at `fraction` of the shown photo to the text with `marker` changing."""
+def _timed_click(page, marker: str, fraction: tuple[float, float], live: bool = False) -> float:
+    """Seconds from a click at `fraction` of the shown photo (the live photo if `live`, else the image
+    component's) to the text with `marker` changing."""
     page.bring_to_front()
-    image = page.frame_locator(_COMPONENT).locator("img")
+    image = page.locator(_LIVE_PHOTO).first if live else page.frame_locator(_COMPONENT).locator("img")
     box = image.bounding_box()
     before = page.evaluate(f"(marker) => {_TEXT_WITH}", marker)
     start = time.perf_counter()
-    image.click(position={"x": box["width"] * fraction[0], "y": box["height"] * fraction[1]})
+    if live:
+        page.mouse.click(box["x"] + box["width"] * fraction[0], box["y"] + box["height"] * fraction[1])
+    else:
+        image.click(position={"x": box["width"] * fraction[0], "y": box["height"] * fraction[1]})
     page.wait_for_function(f"([marker, before]) => {{ const t = {_TEXT_WITH}; return t !== '' && t !== before; }}",
                            arg=[marker, before], polling="raf")
     elapsed = time.perf_counter() - start
@@ -71,7 +104,7 @@ def click_ratio(model: str = "danet-eca", clicks: int = 30, checkpoints: Path | 
             times = {"app": [], "bare": []}
             for i in range(clicks + 1):  # the first pair warms both up and is not counted
                 fraction = (0.1 + 0.8 * ((i * 0.37) % 1), 0.1 + 0.8 * ((i * 0.61) % 1))
-                app_s = _timed_click(app_page, "Chosen pixel", fraction)
+                app_s = _timed_click(app_page, "Chosen pixel", fraction, live=True)
                 bare_s = _timed_click(bare_page, "Clicked:", fraction)
                 if i:
                     times["app"].append(app_s)
@@ -82,20 +115,74 @@ def click_ratio(model: str = "danet-eca", clicks: int = 30, checkpoints: Path | 
             "app_max_s": round(max(times["app"]), 4), "bare_max_s": round(max(times["bare"]), 4)}
 
 
+def _hover_moves(page, moves: int) -> dict:
+    """Move the pointer over `moves` points of the live photo; the probe's latencies, the script's draw
+    times and the messages sent while hovering."""
+    page.bring_to_front()
+    root = page.locator(".attnviz-canvas").first
+    root.evaluate(_PROBE)
+    stack = page.locator(_LIVE_PHOTO).first
+    box = stack.bounding_box()
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    page.wait_for_timeout(300)
+    sent = page.evaluate("window.__sent")
+    page.evaluate("window.__hover.latencies = []")
+    root.evaluate("(r) => { r.dataset.drawTimes = ''; }")
+    for i in range(moves):
+        fraction = (0.05 + 0.9 * ((i * 0.377) % 1), 0.05 + 0.9 * ((i * 0.613) % 1))
+        page.mouse.move(box["x"] + box["width"] * fraction[0], box["y"] + box["height"] * fraction[1])
+        page.wait_for_timeout(60)  # a few frames: each move is drawn before the next
+    page.wait_for_timeout(200)
+    latencies = page.evaluate("window.__hover.latencies")
+    draws = [float(t) for t in root.get_attribute("data-draw-times").split()]
+    return {"moves": moves, "latency_median_ms": round(statistics.median(latencies), 2),
+            "latency_p95_ms": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 2),
+            "latencies_seen": len(latencies), "draw_median_ms": round(statistics.median(draws), 3),
+            "draw_max_ms": round(max(draws), 3), "messages_sent_while_hovering": page.evaluate("window.__sent") - sent}
+
+
+def hover_latency(model: str = "danet-eca", moves: int = 120, checkpoints: Path | None = None) -> dict:
+    """The hover on the app's Position page (the shipped model's grid) and on a record of N = 16384."""
+    args = ("--checkpoints", str(checkpoints)) if checkpoints else ()
+    photo = list_samples()[0]
+    report = {}
+    with tempfile.TemporaryDirectory() as folder:
+        with streamlit_server(ROOT / "app.py", ROOT, args) as app_url, \
+                streamlit_server(HOVER_APP, Path(folder), ("128", "128", "64", "1024", "1024")) as big_url, \
+                chromium_page(viewport=(1400, 1000)) as page:
+            page.context.add_init_script(_COUNT_MESSAGES)
+            page.goto(f"{app_url}/position?model={model}&photo={photo}")
+            settled(page)
+            page.locator(_LIVE_PHOTO).first.wait_for()
+            report["app"] = {"model": model, "grid": "45x60", "num_pixels": 2700, **_hover_moves(page, moves)}
+            big = page.context.new_page()
+            big.goto(big_url)
+            settled(big)
+            big.locator(_LIVE_PHOTO).first.wait_for()
+            report["n16384"] = {"grid": "128x128", "channels": 64, "photo": "1024x1024", "num_pixels": 16384,
+                                **_hover_moves(big, moves)}
+    return report
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnviz.app_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="danet-eca")
-    parser.add_argument("--clicks", type=int, default=30)
+    parser.add_argument("--clicks", type=int, default=30, help="clicks (pins) to time; 0: none")
+    parser.add_argument("--hover", type=int, default=120, help="pointer moves to time; 0: none")
     parser.add_argument("--checkpoints", type=Path, default=None, help="the app's checkpoint folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT_DIR / "bench.json")
     args = parser.parse_args(argv)
-    if args.clicks < 1:
-        parser.error("--clicks must be at least 1")
+    if args.clicks < 0 or args.hover < 0 or not (args.clicks or args.hover):
+        parser.error("--clicks and --hover must be 0 or more, and not both 0")
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
-    report["page_click"] = {**click_ratio(args.model, args.clicks, args.checkpoints), "machine": machine_info(),
-                            "browser": "Debian chromium, headless, Playwright",
-                            "command": "python -m attnviz.app_bench " + " ".join(argv or sys.argv[1:])}
-    print(json.dumps(report["page_click"]), flush=True)
+    about = {"machine": machine_info(), "browser": "Debian chromium, headless, Playwright",
+             "command": "python -m attnviz.app_bench " + " ".join(argv or sys.argv[1:])}
+    if args.hover:
+        report["page_hover"] = {**hover_latency(args.model, args.hover, args.checkpoints), **about}
+        print(json.dumps(report["page_hover"]), flush=True)
+    if args.clicks:
+        report["page_click"] = {**click_ratio(args.model, args.clicks, args.checkpoints), **about}
+        print(json.dumps(report["page_click"]), flush=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
