@@ -11,7 +11,7 @@ import io
 import cv2
 import numpy as np
 
-__all__ = ["grid_csv", "vector_csv", "png_bytes"]
+__all__ = ["grid_csv", "vector_csv", "png_bytes", "overlay_png"]
 
 
 def _csv(header: list[str], rows) -> str:
@@ -44,3 +44,10 @@ def png_bytes(image: np.ndarray) -> bytes:
     if not ok:
         raise ValueError("the image could not be encoded as PNG")
     return encoded.tobytes()
+
+
+def overlay_png(image: np.ndarray, view, opacity: float) -> bytes:
+    """The Position page's overlay (attnviz.viz.overlays.position_overlay) as PNG bytes, made when asked."""
+    from attnviz.viz.overlays import position_overlay
+
+    return png_bytes(position_overlay(image, view, opacity))

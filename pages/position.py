@@ -10,13 +10,13 @@ from attnviz import app
 from attnviz.app import keys
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
 from attnviz.records import CrissCrossAttentionRecord
-from attnviz.exports import grid_csv, png_bytes
+from attnviz.exports import grid_csv, overlay_png
 from attnviz.results import as_number, class_figure, far_key_text, model_results, pam_ratio_text
 from attnviz.app.links import MAX_PINS
 from attnviz.hover import baseline_keys
 from attnviz.views import position_view
+from attnviz.viz.overlays import position_overlay
 from attnviz.viz.figures import attention_map_figure, pinned_maps_figure
-from attnviz.viz.overlays import blend_heatmap, draw_markers
 
 st.title("DANet position attention: where does a pixel look?")
 st.markdown(
@@ -97,10 +97,7 @@ else:
     too_big = next(p for p in payloads if p.data is None)
     st.info(f"This model's attention is too big to compute in the page ({too_big.reason}): click the photo and "
             "the server computes the map.")
-    view = position_view(record, (x, y), image_hw, mode, selection.label)
-    overlay = draw_markers(blend_heatmap(image, view.values, opacity), view.top_centres, colour=(0, 255, 255))
-    overlay = draw_markers(overlay, [view.pixel_centre], colour=(0, 255, 0), cross=True)
-    streamlit_image_coordinates(overlay, key=keys.PAM_CLICK, use_column_width="always", cursor="crosshair",
+    streamlit_image_coordinates(position_overlay(image, position_view(record, (x, y), image_hw, mode), opacity), key=keys.PAM_CLICK, use_column_width="always", cursor="crosshair",
                                 image_format="JPEG", jpeg_quality=90)
 
 # ---- the server's numbers: every pin, then the chosen pixel in full
@@ -178,10 +175,9 @@ with left:
             if supervised:
                 app.switch_button(st, supervised[0], f"Switch to {supervised[0]} (the same pixel)")
     stem = f"{selection.model_name}-{mode}{index}-of-S"
-    overlay = draw_markers(blend_heatmap(image, values, opacity), view.top_centres, colour=(0, 255, 255))
-    overlay = draw_markers(overlay, [view.pixel_centre], colour=(0, 255, 0), cross=True)
     buttons = st.columns(2)
-    app.download(buttons[0], "Overlay (PNG)", partial(png_bytes, overlay), f"{stem}.png", key=keys.PAM_PNG)
+    app.download(buttons[0], "Overlay (PNG)", partial(overlay_png, image, view, opacity), f"{stem}.png",
+                 key=keys.PAM_PNG)
     app.download(buttons[1], f"{mode.capitalize()} {index} of S (CSV)", partial(grid_csv, values, f"S_{mode}_{index}"),
                  f"{stem}.csv", key=keys.PAM_CSV)
 with right:

@@ -327,25 +327,20 @@ function render(state, x, y, source) {
 
 function setup(parentElement) {
   const root = parentElement.querySelector(".attnviz-canvas");
-  const state = { root, panels: [], version: null, drawTimes: [], pending: null, hovering: false };
+  const state = { root, panels: [], version: null, drawTimes: [], hovering: false };
   const onMove = (event) => {
     const stack = event.target.closest && event.target.closest(".stack");
     if (!stack) return;
     const pixel = pointerPixel(state, event, stack);
     if (!pixel) return;
     state.hovering = true;
-    // one draw per animation frame, of the latest position
-    if (state.pending === null) {
-      state.pending = requestAnimationFrame(() => {
-        state.pending = null;
-        render(state, ...state.latest, "hover");
-      });
-    }
     state.latest = pixel;
+    // Chromium already delivers pointer moves once per frame: draw now, in this frame (a draw deferred to
+    // requestAnimationFrame showed a frame later)
+    render(state, ...pixel, "hover");
   };
   const onLeave = () => {
     state.hovering = false;
-    if (state.pending !== null) { cancelAnimationFrame(state.pending); state.pending = null; }
     render(state, ...state.pixel, "server");
   };
   const onClick = (event) => {

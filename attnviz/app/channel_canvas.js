@@ -121,15 +121,13 @@ function setup(parentElement) {
       <div class="readout"><div class="readout-head"></div><div class="readout-top-title">Most mixed-in channels:</div><ol class="readout-top"></ol></div></div>`;
   const state = { root, matrix: root.querySelector(".matrix"), bars: root.querySelector(".bars"),
                   readout: root.querySelector(".readout"), head: root.querySelector(".readout-head"),
-                  list: root.querySelector(".readout-top"), hovering: false, pending: null };
+                  list: root.querySelector(".readout-top"), hovering: false };
   const move = (event) => {
     const target = event.target === state.matrix ? state.matrix : null;
     if (!target) return;
     state.latest = channelAt(state, event, target, true);
     state.hovering = true;
-    if (state.pending === null) {
-      state.pending = requestAnimationFrame(() => { state.pending = null; render(state, state.latest, "hover"); });
-    }
+    render(state, state.latest, "hover");  // pointer moves come once per frame: draw in this one
   };
   state.matrix.addEventListener("pointermove", move);
   state.matrix.addEventListener("pointerleave", () => { state.hovering = false; render(state, state.channel, "server"); });

@@ -11,7 +11,8 @@ import numpy as np
 from attnviz.data.camvid import IGNORE_INDEX, colourise
 from attnviz.geometry import upsample_nearest
 
-__all__ = ["heat_colours", "blend_heatmap", "blend_labels", "class_colours", "blend_classes", "draw_markers", "upsample_map", "feature_to_image"]
+__all__ = ["heat_colours", "blend_heatmap", "blend_labels", "class_colours", "blend_classes", "draw_markers", "upsample_map", "feature_to_image",
+           "position_overlay"]
 
 
 def upsample_map(values: np.ndarray, height: int, width: int, smooth: bool = False) -> np.ndarray:
@@ -80,3 +81,10 @@ def feature_to_image(feature: np.ndarray) -> np.ndarray:
     """One channel (h, w) -> normalised floats in [0, 1] for display (constant maps give 0)."""
     low, high = float(feature.min()), float(feature.max())
     return np.zeros_like(feature, dtype=np.float32) if high <= low else ((feature - low) / (high - low)).astype(np.float32)
+
+
+def position_overlay(image: np.ndarray, view, opacity: float = 0.6) -> np.ndarray:
+    """The photo with a Position-page view (attnviz.views.PositionView) laid over it: its row or column of S,
+    cyan circles at its top locations, a green cross at the chosen cell."""
+    overlay = draw_markers(blend_heatmap(image, view.values, opacity), view.top_centres, colour=(0, 255, 255))
+    return draw_markers(overlay, [view.pixel_centre], colour=(0, 255, 0), cross=True)
