@@ -79,10 +79,26 @@ def test_app_bench_times_clicks_in_chromium_against_a_bare_app(tmp_path):
 
     out = tmp_path / "bench.json"
     out.write_text(json.dumps({"pam": ["kept"]}))
-    assert app_bench.main(["--clicks", "2", "--out", str(out)]) == 0
+    assert app_bench.main(["--clicks", "2", "--hover", "0", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["pam"] == ["kept"]
     click = report["page_click"]
     assert click["clicks"] == 2 and 0 < click["app_median_s"] <= click["app_max_s"]
     assert 0 < click["bare_median_s"] <= click["bare_max_s"]
     assert click["ratio"] == pytest.approx(click["app_median_s"] / click["bare_median_s"], rel=0.01)
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
+def test_app_bench_times_the_hover_and_counts_no_server_message(tmp_path):
+    from attnviz import app_bench
+
+    out = tmp_path / "bench.json"
+    assert app_bench.main(["--clicks", "0", "--hover", "6", "--out", str(out)]) == 0
+    hover = json.loads(out.read_text())["page_hover"]
+    for case, pixels in (("app", 2700), ("n16384", 16384)):
+        row = hover[case]
+        assert row["num_pixels"] == pixels and row["moves"] == 6
+        assert row["latencies_seen"] == 6, row  # every move was drawn
+        assert 0 < row["draw_median_ms"] <= row["draw_max_ms"] and row["latency_median_ms"] > 0
+        assert row["messages_sent_while_hovering"] == 0
+    assert "page_click" not in json.loads(out.read_text())
