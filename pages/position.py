@@ -102,7 +102,7 @@ else:
 
 # ---- the server's numbers: every pin, then the chosen pixel in full
 views = [[position_view(rec, pin, image_hw, mode, selection.label) for pin in pins] for *_, rec in panels]
-if pins:
+if pins and (len(pins) > 1 or len(panels) > 1):  # one pin of one model: the chosen pixel's map below
     head = st.columns([6, 1])
     head[0].markdown(f"**Pinned points** ({len(pins)} of {MAX_PINS}; a new click replaces the oldest):")
     head[1].button("Clear pins", key=keys.PAM_CLEAR_PINS, on_click=app.remove_pins)
@@ -112,7 +112,7 @@ if pins:
     markers = [[v.cell if v.values_hw == v.feature_hw else None for v in row] for row in views]
     app.chart(st, pinned_maps_figure([[v.values for v in row] for row in views], titles, markers,
                                      shared_scale=scale == "shared"), key=keys.PAM_PINNED_MAPS, theme=None)
-view = position_view(record, (x, y), image_hw, mode, selection.label)
+view = views[0][-1] if pins and pins[-1] == (x, y) else position_view(record, (x, y), image_hw, mode, selection.label)
 row, col = view.cell
 index, values = view.index, view.values
 

@@ -84,6 +84,23 @@ def test_page_explains_when_model_lacks_the_module():
     assert "Row i sums to" in _text(at)
 
 
+def test_position_pins_are_kept_per_photo_and_a_new_photo_starts_at_its_centre():
+    at = _app("danet-eca", "pages/position.py")
+    for point in [(10, 20), (200, 100), (300, 250)]:
+        at.session_state["chosen_pixel"] = point  # what a pin on the live photo sets (a browser test clicks)
+        at.run()
+    assert not at.exception
+    assert at.session_state["pam_pins"] == [(10, 20), (200, 100), (300, 250)]
+    assert "Pinned points** (3 of 4" in _text(at)
+    for point in [(1, 2), (3, 4)]:  # a fifth pin drops the oldest
+        at.session_state["chosen_pixel"] = point
+        at.run()
+    assert at.session_state["pam_pins"] == [(200, 100), (300, 250), (1, 2), (3, 4)]
+    at.selectbox(key="sample").set_value(list_samples()[1]).run()
+    assert not at.exception
+    assert at.session_state["pam_pins"] == [] and "the centre until you click" in _text(at)
+
+
 def test_position_click_shows_that_pixels_attention_and_it_sums_to_one():
     at = _app("danet-eca", "pages/position.py")
     at.session_state["pam_click"] = {"x": 50, "y": 30, "width": 240, "height": 180}  # displayed at half size

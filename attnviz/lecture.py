@@ -1,0 +1,112 @@
+"""The guided lecture: the article's seven modules in its order, each with this photo's numbers.
+
+The article the project grew from is a Chinese lecture in two parts: SE, CBAM and Coordinate
+Attention; then ECA, DANet's position and channel attention and "flexible" attention (CBAM's channel
+branch). The lecture follows it, with flexible attention before DANet (it is one half of CBAM, and DANet
+closes the lecture): SE, CBAM, CA, ECA, flexible, PAM, CAM. Each step is shown on the shipped model that
+teaches it (`STEP_MODELS`) and names the terms of its formula with the numbers of the photo at hand
+(`step_numbers`, computed from the captured records only: the tests rebuild each number independently).
+
+What differs from the papers is what differs in the modules themselves (see attnviz/modules/); the
+numbers are read at the last layer of each kind, whose weights vary most from photo to photo.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from attnviz.kinds import AttentionKind
+from attnviz.modules.eca import eca_formula_terms
+from attnviz.records import ChannelMapRecord, CoordinateAttentionRecord, SpatialAttentionRecord
+from attnviz.views import position_view
+
+__all__ = ["STEPS", "STEP_MODELS", "StepNumbers", "step_numbers"]
+
+STEPS = ("se", "cbam", "ca", "eca", "flexible", "pam", "cam")
+STEP_MODELS = {"se": "fcn-se", "cbam": "fcn-cbam", "ca": "fcn-ca", "eca": "fcn-eca", "flexible": "fcn-flexible",
+               "pam": "danet-eca-affinity", "cam": "danet-eca"}
+
+
+@dataclass(frozen=True)
+class StepNumbers:
+    """The layer a step reads and its formula's terms by name (floats and ints, this photo's)."""
+    layer: str
+    terms: dict
+
+
+def _last(records: dict, what: str):
+    if not records:
+        raise ValueError(f"this model has no {what}")
+    return list(records.items())[-1]
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p)) if 0 < p < 1 else math.copysign(math.inf, p - 0.5)
+
+
+def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> StepNumbers:
+    """The named terms of step `step`'s formula for the analysed photo; `pixel` (x, y): the PAM step's query
+    pixel and the CA step's point (default: the photo's centre)."""
+    if step not in STEPS:
+        raise ValueError(f"step must be one of {STEPS}, got {step!r}")
+    height, width = analysis.image.shape[:2]
+    x, y = pixel if pixel is not None else (width // 2, height // 2)
+    if step in ("se", "flexible"):
+        kind = AttentionKind.SE if step == "se" else AttentionKind.FLEXIBLE
+        name, record = _last(analysis.channel_layers((kind,)), f"{kind} layer")
+        w = record.weights[0].double().numpy()
+        c = int(w.argmax())
+        terms = {"channel": c, "channels": int(w.size), "weight": float(w[c]), "logit": _logit(float(w[c])),
+                 "lowest": float(w.min()), "median": float(np.median(w)), "highest": float(w.max())}
+        if step == "se":
+            terms["pooled"] = float(record.parts["pooled"][0, c])
+        else:
+            terms["avg_branch"] = float(record.parts["avg_branch"][0, c])
+            terms["max_branch"] = float(record.parts["max_branch"][0, c])
+        return StepNumbers(name, terms)
+    if step == "cbam":
+        name, gate = _last(analysis.of_type(SpatialAttentionRecord), "CBAM spatial gate")
+        _, channel = _last(analysis.channel_layers((AttentionKind.FLEXIBLE,)), "CBAM channel gate")
+        m = gate.map[0].double().numpy()
+        w = channel.weights[0].double().numpy()
+        return StepNumbers(name, {"gate_lowest": float(m.min()), "gate_mean": float(m.mean()),
+                                  "gate_highest": float(m.max()), "channels": int(w.size),
+                                  "saturated": float(np.mean((w < 0.05) | (w > 0.95)))})
+    if step == "ca":
+        name, record = _last(analysis.of_type(CoordinateAttentionRecord), "coordinate attention layer")
+        a_h, a_w = record.height_weights[0].double().numpy(), record.width_weights[0].double().numpy()
+        product = a_h[:, :, None] * a_w[:, None, :]
+        c = int(product.reshape(product.shape[0], -1).std(1).argmax())  # the channel whose gate varies most
+        row, col = y * a_h.shape[1] // height, x * a_w.shape[1] // width
+        return StepNumbers(name, {"channel": c, "row": row, "col": col, "a_h": float(a_h[c, row]),
+                                  "a_w": float(a_w[c, col]), "product": float(a_h[c, row] * a_w[c, col]),
+                                  "product_lowest": float(product[c].min()), "product_highest": float(product[c].max())})
+    if step == "eca":
+        layers = {n: r for n, r in analysis.channel_layers((AttentionKind.ECA,)).items()
+                  if r.kernel is not None and "pooled" in r.parts}
+        name, record = _last(layers, "ECA layer")
+        w = record.weights[0].double().numpy()
+        c = int(w.argmax())
+        terms, total = eca_formula_terms(record.kernel, record.parts["pooled"][0], c)
+        return StepNumbers(name, {"channel": c, "channels": int(w.size), "k": len(terms), "sum": float(total),
+                                  "weight": float(w[c]), "kernel": [t[0] for t in terms], "inputs": [t[1] for t in terms]})
+    if step == "pam":
+        name, record = analysis.position
+        view = position_view(record, (x, y), (height, width))
+        query, key, energy, log_z, entry = view.formula
+        top_row, top_col, _ = view.top_cells[0]
+        return StepNumbers(name, {"query": query, "key": key, "energy": energy, "log_normaliser": log_z, "entry": entry,
+                                  "uniform": 1 / record.num_keys, "alpha": float(record.alpha), "row": view.cell[0],
+                                  "col": view.cell[1], "key_row": top_row, "key_col": top_col,
+                                  "num_pixels": record.num_pixels})
+    name, record = _last(analysis.of_type(ChannelMapRecord), "DANet channel attention")
+    attention = record.attention[0].double().numpy()
+    c = int(attention.max(1).argmax())
+    j = int(attention[c].argmax())
+    argument, log_z = record.softmax_terms(c, j)
+    return StepNumbers(name, {"channel": c, "partner": j, "argument": argument, "log_normaliser": log_z,
+                              "entry": float(attention[c, j]), "beta": float(record.beta), "form": record.form,
+                              "channels": int(attention.shape[0]),
+                              "one_hot_rows": float(np.mean(attention.max(1) > 0.99))})
