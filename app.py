@@ -6,7 +6,8 @@ from attnviz.app import begin_run, sidebar, write_link
 st.set_page_config(page_title="attnviz: attention in CNNs", layout="wide")
 
 PAGES = {
-    "Start": [st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True)],
+    "Start": [st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+              st.Page("pages/lecture.py", title="Lecture · 讲义", icon=":material/school:")],
     "Channel attention": [
         st.Page("pages/eca.py", title="ECA channel weights", icon=":material/tune:"),
         st.Page("pages/eca_kernel.py", title="ECA kernel size k(C)", icon=":material/straighten:"),

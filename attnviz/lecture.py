@@ -22,11 +22,25 @@ from attnviz.modules.eca import eca_formula_terms
 from attnviz.records import ChannelMapRecord, CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.views import position_view
 
-__all__ = ["STEPS", "STEP_MODELS", "StepNumbers", "step_numbers"]
+__all__ = ["STEPS", "STEP_MODELS", "FORMULAS", "StepNumbers", "step_numbers"]
 
 STEPS = ("se", "cbam", "ca", "eca", "flexible", "pam", "cam")
 STEP_MODELS = {"se": "fcn-se", "cbam": "fcn-cbam", "ca": "fcn-ca", "eca": "fcn-eca", "flexible": "fcn-flexible",
                "pam": "danet-eca-affinity", "cam": "danet-eca"}
+
+# each step's formula (LaTeX, the same in every language)
+FORMULAS = {
+    "se": r"z_c = \frac{1}{HW}\sum_{h,w} x_{c,h,w},\qquad \omega = \sigma\big(W_2\,\delta(W_1 z)\big),\qquad "
+          r"\tilde x_c = \omega_c\, x_c",
+    "cbam": r"M_c = \sigma\big(\mathrm{MLP}(\mathrm{Avg}(F)) + \mathrm{MLP}(\mathrm{Max}(F))\big),\qquad "
+            r"M_s = \sigma\big(f^{7\times 7}([\mathrm{Avg}_c(F');\ \mathrm{Max}_c(F')])\big)",
+    "ca": r"y_c(i, j) = x_c(i, j)\cdot a^h_c(i)\cdot a^w_c(j)",
+    "eca": r"\omega_c = \sigma\Big(\sum_{j=-(k-1)/2}^{(k-1)/2} \kappa_j\, y_{c+j}\Big),\qquad "
+           r"k = \Big|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\Big|_{\mathrm{odd}}",
+    "flexible": r"\omega = \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F)) + \mathrm{MLP}(\mathrm{MaxPool}(F))\big)",
+    "pam": r"S_{ij} = \frac{\exp(B_i\cdot C_j)}{\sum_m \exp(B_i\cdot C_m)},\qquad E = \alpha\, D S^\top + A",
+    "cam": r"X_{cj} = \mathrm{softmax}_j\big(\max_m (AA^\top)_{cm} - (AA^\top)_{cj}\big),\qquad E = \beta\, X A + A",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,7 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
         else:
             terms["avg_branch"] = float(record.parts["avg_branch"][0, c])
             terms["max_branch"] = float(record.parts["max_branch"][0, c])
+            terms["sum"] = terms["avg_branch"] + terms["max_branch"]  # w = sigmoid(sum)
         return StepNumbers(name, terms)
     if step == "cbam":
         name, gate = _last(analysis.of_type(SpatialAttentionRecord), "CBAM spatial gate")
@@ -98,7 +113,7 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
         query, key, energy, log_z, entry = view.formula
         top_row, top_col, _ = view.top_cells[0]
         return StepNumbers(name, {"query": query, "key": key, "energy": energy, "log_normaliser": log_z, "entry": entry,
-                                  "uniform": 1 / record.num_keys, "alpha": float(record.alpha), "row": view.cell[0],
+                                  "uniform": 1 / record.num_keys, "ratio": entry * record.num_keys, "alpha": float(record.alpha), "row": view.cell[0],
                                   "col": view.cell[1], "key_row": top_row, "key_col": top_col,
                                   "num_pixels": record.num_pixels})
     name, record = _last(analysis.of_type(ChannelMapRecord), "DANet channel attention")
@@ -109,4 +124,4 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
     return StepNumbers(name, {"channel": c, "partner": j, "argument": argument, "log_normaliser": log_z,
                               "entry": float(attention[c, j]), "beta": float(record.beta), "form": record.form,
                               "channels": int(attention.shape[0]),
-                              "one_hot_rows": float(np.mean(attention.max(1) > 0.99))})
+                              "one_hot": float(np.mean(attention.max(1) > 0.99))})

@@ -17,6 +17,8 @@ SAMPLE = "sample"                  # select box: sample photo name or the upload
 UPLOAD = "upload"                  # file uploader
 FIGURE_FORMAT = "figure_format"    # radio: PNG or SVG for the charts' camera button
 
+LANGUAGE = "language"              # radio: "en" or "zh" (attnviz.app.language)
+
 # ---- the app's own state
 LINK_PENDING = "_link_pending"     # the query parameters the session was opened with, handed out once
 PIXEL = "chosen_pixel"             # (x, y) integer photo pixel shared by the Position and Attribution pages
@@ -79,6 +81,14 @@ FLEX_CSV = "flex_csv"
 FLEX_HEATMAP = "flex_heatmap"
 FLEX_SORTED = "flex_sorted"
 FLEX_FEATURES = "flex"
+
+# ---- Lecture page
+LECTURE_STEP = "lecture_step"      # which of attnviz.lecture.STEPS is shown
+LECTURE_PRESENT = "lecture_present"  # toggle: presentation view
+LECTURE_FIGURE = "lecture_figure"
+LECTURE_PREVIOUS = "lecture_previous"
+LECTURE_NEXT = "lecture_next"
+LECTURE_CANVAS = "lecture_canvas"
 
 # ---- Overview and Compare pages
 LEGEND = "legend"

@@ -178,8 +178,9 @@ def link_params(**page_params) -> None:
 
 
 def view_params(source: str | None, model_name: str | None, image_title: str | None,
-                page_params: dict[str, str]) -> dict[str, str]:
-    """The query parameters of a view: source (timm and user only), model, photo (samples only), the page's own."""
+                page_params: dict[str, str], language: str = "en") -> dict[str, str]:
+    """The query parameters of a view: source (timm and user only), model, photo (samples only), the page's own,
+    and the language (when not English)."""
     params = {}
     if source in ("timm", "user"):
         params["source"] = source
@@ -188,6 +189,8 @@ def view_params(source: str | None, model_name: str | None, image_title: str | N
     if image_title in list_samples():
         params["photo"] = image_title
     params.update(page_params)
+    if language != "en":
+        params["lang"] = language
     return params
 
 
@@ -199,6 +202,7 @@ def write_link() -> None:
     state.link_written = True
     selection = state.selection
     params = view_params(selection.source if selection else None, selection.model_name if selection else None,
-                         selection.image_title if selection else None, state.page_params)
+                         selection.image_title if selection else None, state.page_params,
+                         st.session_state.get(keys.LANGUAGE, "en"))
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)

@@ -9,6 +9,7 @@ import torch
 
 from attnviz.analysis import pick_device
 from attnviz.app import keys
+from attnviz.app.language import language_picker
 from attnviz.app.links import apply_link
 from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, get_classifier,
                                    get_user_model, sample)
@@ -128,6 +129,7 @@ def _device_picker(bar) -> str:
 def sidebar() -> Selection | None:
     """Draw the shared sidebar and keep the selection for the page (None: no loadable model)."""
     bar = st.sidebar
+    language_picker(bar)
     bar.header("Model and photo")
     offered = SOURCES if (settings().user_models or settings().user_models_problem) else SOURCES[:2]
     apply_link("source", keys.SOURCE, offered, convert=_SOURCE_NAMES.__getitem__,

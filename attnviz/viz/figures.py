@@ -144,7 +144,8 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
 
 
 def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int] | None = None,
-                         top: Sequence[tuple[int, int]] = (), zrange: tuple[float, float] | None = None) -> go.Figure:
+                         top: Sequence[tuple[int, int]] = (), zrange: tuple[float, float] | None = None,
+                         colour_title: str = "S") -> go.Figure:
     """A feature-resolution map (h, w) with exact values on hover; marker / top as (row, col).
 
     The axes hold the whole grid (-0.5 .. n - 0.5, so a marker in row 0 or the last column is not cut),
@@ -153,7 +154,7 @@ def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int]
     Built from one dict (one validation pass, not one per update call): it is redrawn on every click."""
     height, width = values.shape[-2:]
     heat = dict(type="heatmap", z=values, colorscale=_rgb_scale("Inferno"),
-                colorbar=dict(title=dict(text="S", side="right"), thickness=14, x=1.0, xpad=4),
+                colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14, x=1.0, xpad=4),
                 hovertemplate="row %{y}, col %{x}<br>%{z:.5f}<extra></extra>")
     if zrange is not None:
         heat.update(zmin=zrange[0], zmax=zrange[1])

@@ -1,0 +1,73 @@
+"""The lecture's live figures (pages/lecture.py lays out the step; attnviz.lecture computes its numbers).
+
+Each step draws the figure that shows its module best, on the step's own shipped model and the sidebar's
+photo: SE and ECA their sorted channel weights, CBAM its spatial gate (with its colour bar, whose tiny
+range is the lesson), CA one channel's a_h·a_w, flexible attention both branches, DANet's position
+attention the live photo of attnviz.app.attention_canvas and its channel map the hovered X.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from attnviz.app import keys
+from attnviz.app.attention_canvas import attention_canvas
+from attnviz.app.channel_canvas import channel_canvas
+from attnviz.app.language import t
+from attnviz.app.resources import channel_data, hover_data
+from attnviz.app.widgets import chart
+from attnviz.records import CoordinateAttentionRecord, SpatialAttentionRecord
+from attnviz.viz.figures import attention_map_figure, branches_figure, sorted_weights_figure
+
+__all__ = ["step_figure", "presentation_style"]
+
+_PRESENTATION_CSS = Path(__file__).resolve().parent / "presentation.css"
+
+
+def presentation_style() -> None:
+    """The presentation view: larger type and no sidebar (presentation.css, beside this module)."""
+    st.html(f"<style>{_PRESENTATION_CSS.read_text(encoding='utf-8')}</style>")
+
+
+def step_figure(step: str, selection, analysis, numbers) -> None:
+    """Draw step `step`'s live figure for `analysis` (the step's model on the selection's photo)."""
+    layer = numbers.layer
+    if step in ("se", "eca"):
+        weights = analysis.records[layer].weights[0].numpy()
+        chart(st, sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer)), key=keys.LECTURE_FIGURE)
+    elif step == "flexible":
+        record = analysis.records[layer]
+        chart(st, branches_figure(record.parts["avg_branch"][0].numpy(), record.parts["max_branch"][0].numpy(),
+                                  record.weights[0].numpy(), t("lecture.flexible.figure", layer=layer)),
+              key=keys.LECTURE_FIGURE)
+    elif step == "cbam":
+        gate = analysis.records[layer]
+        assert isinstance(gate, SpatialAttentionRecord)
+        chart(st, attention_map_figure(gate.map[0].numpy(), t("lecture.cbam.figure", layer=layer),
+                                       colour_title="M_s"), key=keys.LECTURE_FIGURE, theme=None)
+    elif step == "ca":
+        record = analysis.records[layer]
+        assert isinstance(record, CoordinateAttentionRecord)
+        c = numbers.terms["channel"]
+        product = (record.height_weights[0, c][:, None] * record.width_weights[0, c][None, :]).numpy()
+        chart(st, attention_map_figure(product, t("lecture.ca.figure", channel=c, layer=layer),
+                                       marker=(numbers.terms["row"], numbers.terms["col"]), colour_title="a_h·a_w"),
+              key=keys.LECTURE_FIGURE, theme=None)
+    elif step == "pam":
+        record = analysis.records[layer]
+        image_hw = selection.image.shape[:2]
+        payload = hover_data("camvid", analysis.model_name, selection.image_key, layer, image_hw, record)
+        st.caption(t("lecture.hover_hint"))
+        attention_canvas(image=selection.image, photo_key=selection.image_key, mode="row", opacity=0.8,
+                         scale="own", pixel=(image_hw[1] // 2, image_hw[0] // 2), pins=[], on_pin=lambda x, y: None,
+                         key=f"{keys.LECTURE_CANVAS}_pam",
+                         panels=[{**payload.data, "title": "", "id": f"lecture|{analysis.model_name}|{layer}"}])
+    elif step == "cam":
+        record = analysis.records[layer]
+        st.caption(t("lecture.channel_hint"))
+        channel_canvas(payload=channel_data("camvid", analysis.model_name, selection.image_key, layer, record),
+                       version=f"lecture|{analysis.model_name}|{selection.image_key}|{layer}",
+                       channel=numbers.terms["channel"], on_channel=lambda c: None, key=f"{keys.LECTURE_CANVAS}_cam")
+    else:
+        raise ValueError(f"no figure for step {step!r}")

@@ -1,0 +1,55 @@
+"""Texts in two languages: one catalog per language (attnviz/locales/<lang>.toml), read by this module.
+
+Streamlit has no i18n of its own (streamlit#1353). A catalog is a TOML file of sections and keys; a
+text is looked up by its dotted key ("lecture.se.intuition") and filled with `str.format` placeholders
+("{weight:.4f}"). Both catalogs hold the same keys with the same placeholders (a test says so), so a key
+missing in one language is a test failure, never an English text shown to a Chinese reader. Formulas
+stay LaTeX and live with the code that fills them (attnviz.lecture).
+
+Terms follow the article the project grew from: 压缩-激励 (SE), 卷积块注意力模块 (CBAM), 坐标注意力 (CA),
+有效通道注意力 (ECA), 柔性注意力 (flexible attention), 双重注意力网络 (DANet), 位置注意力模块 (PAM),
+通道注意力模块 (CAM).
+"""
+from __future__ import annotations
+
+import string
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "catalog", "translate", "placeholders"]
+
+LANGUAGES = {"en": "English", "zh": "中文"}
+DEFAULT_LANGUAGE = "en"
+_FOLDER = Path(__file__).resolve().parent / "locales"
+
+
+def _flatten(table: dict, prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def catalog(language: str) -> dict[str, str]:
+    """Every text of `language` by dotted key (read once)."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {sorted(LANGUAGES)}, got {language!r}")
+    with open(_FOLDER / f"{language}.toml", "rb") as file:
+        return _flatten(tomllib.load(file))
+
+
+def placeholders(text: str) -> set[str]:
+    """The names of the `str.format` fields of `text`."""
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+
+
+def translate(key: str, language: str = DEFAULT_LANGUAGE, /, **values) -> str:
+    """The text `key` in `language`, its placeholders filled from `values` (KeyError for an unknown key)."""
+    text = catalog(language)[key]
+    return text.format(**values) if values or placeholders(text) else text

@@ -1,0 +1,156 @@
+"""Catalogs: the same keys and placeholders in every language; the lecture in both, with the library's numbers."""
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from attnviz.analysis import analyse
+from attnviz.data.samples import list_samples, load_sample
+from attnviz.i18n import LANGUAGES, catalog, placeholders, translate
+from attnviz.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
+from attnviz.models import list_checkpoints, load_checkpoint
+from attnviz.modules.eca import eca_formula_terms
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_every_language_has_the_same_keys_and_placeholders():
+    english = catalog("en")
+    for language in LANGUAGES:
+        texts = catalog(language)
+        assert set(texts) == set(english), (language, set(texts) ^ set(english))
+        for key, text in english.items():
+            assert placeholders(texts[key]) == placeholders(text), (language, key)
+            assert texts[key].strip(), (language, key)
+
+
+def test_a_missing_key_is_an_error_not_an_english_fallback():
+    with pytest.raises(KeyError):
+        translate("lecture.no_such_text", "zh")
+    with pytest.raises(ValueError):
+        catalog("fr")
+
+
+def test_placeholders_are_filled_with_their_formats():
+    assert translate("lecture.step_of", "en", number=2, total=7, name="CBAM") == "Step 2 of 7: CBAM"
+    assert translate("lecture.step_of", "zh", number=2, total=7, name="CBAM") == "第 2 步，共 7 步：CBAM"
+
+
+def test_the_lecture_follows_the_articles_order():
+    assert STEPS == ("se", "cbam", "ca", "eca", "flexible", "pam", "cam")
+    assert set(FORMULAS) == set(STEPS) == set(STEP_MODELS)
+
+
+needs_models = pytest.mark.skipif(not set(STEP_MODELS.values()) <= set(list_checkpoints()),
+                                  reason="needs the shipped checkpoints of every lecture step")
+
+
+@pytest.fixture(scope="module")
+def analyses():
+    image = load_sample(list_samples()[0]).image
+    return {step: analyse(load_checkpoint(name)[0], image, name) for step, name in STEP_MODELS.items()}
+
+
+@needs_models
+def test_each_steps_numbers_are_the_records_own(analyses):
+    sigmoid = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    se = step_numbers("se", analyses["se"])
+    record = analyses["se"].records[se.layer]
+    assert se.terms["channel"] == int(record.weights[0].argmax())
+    assert sigmoid(se.terms["logit"]) == pytest.approx(se.terms["weight"], rel=1e-9)
+    assert se.terms["pooled"] == pytest.approx(float(record.features[0, se.terms["channel"]].mean()), rel=1e-4, abs=1e-6)
+
+    flexible = step_numbers("flexible", analyses["flexible"])
+    assert sigmoid(flexible.terms["sum"]) == pytest.approx(flexible.terms["weight"], rel=1e-5)
+
+    eca = step_numbers("eca", analyses["eca"])
+    record = analyses["eca"].records[eca.layer]
+    pooled = record.features[0].mean((1, 2))  # the layer's input, averaged: y of the formula, independently
+    _, total = eca_formula_terms(record.kernel, pooled, eca.terms["channel"])
+    assert eca.terms["sum"] == pytest.approx(total, abs=1e-4)
+    assert sigmoid(eca.terms["sum"]) == pytest.approx(eca.terms["weight"], rel=1e-4)
+
+    cbam = step_numbers("cbam", analyses["cbam"])
+    gate = analyses["cbam"].records[cbam.layer].map[0]
+    assert cbam.terms["gate_mean"] == pytest.approx(float(gate.double().mean()))
+
+    ca = step_numbers("ca", analyses["ca"])
+    record = analyses["ca"].records[ca.layer]
+    c, row, col = ca.terms["channel"], ca.terms["row"], ca.terms["col"]
+    assert ca.terms["product"] == pytest.approx(float(record.height_weights[0, c, row] * record.width_weights[0, c, col]), rel=1e-6)
+
+    pam = step_numbers("pam", analyses["pam"])
+    _, record = analyses["pam"].position
+    row = record.row(pam.terms["query"]).flatten().double()
+    assert pam.terms["key"] == int(row.argmax())
+    assert pam.terms["entry"] == pytest.approx(float(row.max()), rel=1e-5)
+    assert math.exp(pam.terms["energy"] - pam.terms["log_normaliser"]) == pytest.approx(pam.terms["entry"], rel=1e-9)
+
+    cam = step_numbers("cam", analyses["cam"])
+    record = analyses["cam"].records[cam.layer]
+    flat = record.features[0].flatten(1).double()
+    energy = flat @ flat.T
+    argument = energy.max(1, keepdim=True).values - energy  # the official form, rebuilt from the module's input
+    x_row = torch.softmax(argument[cam.terms["channel"]], 0)
+    assert cam.terms["partner"] == int(x_row.argmax())
+    assert cam.terms["entry"] == pytest.approx(float(x_row.max()), rel=1e-4)
+
+
+# ---- the lecture page in both languages
+
+_LATIN = re.compile(r"[A-Za-z]")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+_LATIN_WORDS = re.compile(r"[A-Za-z]+")
+
+
+def _prose_letters(text: str) -> tuple[int, int]:
+    """(CJK characters, Latin letters) of `text` outside formulas ($...$), code, numbers, layer and module names
+    and the few names kept as they are (model names, SE/CBAM/ECA/DANet, a_h, MLP, ...)."""
+    text = _strip_names(text)
+    return len(_CJK.findall(text)), len(_LATIN.findall(text))
+
+
+def _strip_names(text: str) -> str:
+    text = re.sub(r"\$[^$]*\$", " ", text)
+    return re.sub(r"[\w.\-]*\d[\w.\-]*|backbone\S*|head\.\w+|\b[A-Za-z]_\w+\b|exp|softmax|sigmoid|σ|ω_c|MLP|"
+                  r"\b(SE|CBAM|CA|ECA|DANet|PAM|CAM|B_i|C_j|S_ij|X_cj|k|C|c|i|j|N|x|log2|b|γ|r|M_s)\b|fcn-\w+|danet-[\w-]+",
+                  " ", text)
+
+
+@needs_models
+@pytest.mark.parametrize("language", list(LANGUAGES))
+def test_every_lecture_step_renders_and_in_chinese_its_prose_is_chinese(language):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/lecture.py")
+    at.session_state["language"] = language
+    for step in STEPS:
+        at.session_state["lecture_step"] = step
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        page = at.main  # the page itself (the shared sidebar is not translated yet)
+        shown = [m.value for m in page.markdown] + [s.value for s in page.subheader] + [c.value for c in page.caption]
+        text = " ".join(shown)
+        assert translate(f"lecture.{step}.intuition", language) in text
+        assert any(FORMULAS[step] == x.value.strip("$\n") for x in at.latex)
+        if language == "zh":
+            cjk, latin = _prose_letters(text)
+            assert cjk / (cjk + latin) >= 0.9, (step, cjk, latin, _LATIN_WORDS.findall(_strip_names(text)))
+
+
+@needs_models
+def test_the_lecture_step_and_language_are_in_the_link():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params.update({"step": "cam", "lang": "zh"})
+    at.run()
+    at.switch_page("pages/lecture.py").run()
+    assert not at.exception
+    assert at.session_state["lecture_step"] == "cam" and at.session_state["language"] == "zh"
+    at.button(key="lecture_previous").click().run()
+    assert at.session_state["lecture_step"] == "pam"
+    assert at.query_params["step"] in ("pam", ["pam"]) and at.query_params["lang"] in ("zh", ["zh"])
