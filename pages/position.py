@@ -187,7 +187,7 @@ with right:
     app.chart(st, attention_map_figure(values, f"{mode.capitalize()} {index} of S at {grid} resolution",
                                        marker=(row, col) if view.values_hw == view.feature_hw else None,
                                        top=[(r, c) for r, c, _ in view.top_cells], zrange=zrange),
-              key=keys.PAM_MAP, theme=None)
+              key=keys.PAM_MAP, theme=None, width="content")
 # the formula with this photo's numbers, for the largest value shown
 if view.formula is not None and getattr(record, "normalisation", "softmax") == "softmax":
     query_index, key_index, energy, log_z, s_entry = view.formula

@@ -45,7 +45,7 @@ def step_figure(step: str, selection, analysis, numbers) -> None:
         gate = analysis.records[layer]
         assert isinstance(gate, SpatialAttentionRecord)
         chart(st, attention_map_figure(gate.map[0].numpy(), t("lecture.cbam.figure", layer=layer),
-                                       colour_title="M_s"), key=keys.LECTURE_FIGURE, theme=None)
+                                       colour_title="M_s"), key=keys.LECTURE_FIGURE, theme=None, width="content")
     elif step == "ca":
         record = analysis.records[layer]
         assert isinstance(record, CoordinateAttentionRecord)
@@ -53,7 +53,7 @@ def step_figure(step: str, selection, analysis, numbers) -> None:
         product = (record.height_weights[0, c][:, None] * record.width_weights[0, c][None, :]).numpy()
         chart(st, attention_map_figure(product, t("lecture.ca.figure", channel=c, layer=layer),
                                        marker=(numbers.terms["row"], numbers.terms["col"]), colour_title="a_h·a_w"),
-              key=keys.LECTURE_FIGURE, theme=None)
+              key=keys.LECTURE_FIGURE, theme=None, width="content")
     elif step == "pam":
         record = analysis.records[layer]
         image_hw = selection.image.shape[:2]

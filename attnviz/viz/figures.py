@@ -168,10 +168,13 @@ def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int]
         data.append(dict(type="scatter", x=[marker[1]], y=[marker[0]], mode="markers", name="chosen pixel",
                          hovertemplate="chosen: row %{y}, col %{x}<extra></extra>",
                          marker=dict(size=14, symbol="x", color="lime", line=dict(color="black", width=1))))
-    layout = dict(title=dict(text=title), margin=dict(l=40, r=10, t=40, b=30), height=360, showlegend=False,
-                  xaxis=dict(range=[-0.5, width - 0.5], constrain="domain", automargin=True, title="col"),
-                  yaxis=dict(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", automargin=True,
-                             title="row"))
+    # a fixed size that fits the map's aspect: the colour bar then sits against the map (a stretched figure
+    # centred the constrained map and left the bar at the far edge); shown with width="content"
+    plot_height = 290
+    layout = dict(title=dict(text=title), margin=dict(l=50, r=10, t=40, b=40), height=plot_height + 80,
+                  width=max(int(plot_height * width / height) + 150, 360), showlegend=False,
+                  xaxis=dict(range=[-0.5, width - 0.5], constrain="domain", title="col"),
+                  yaxis=dict(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", title="row"))
     return go.Figure(dict(data=data, layout=layout))
 
 
