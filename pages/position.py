@@ -8,6 +8,7 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import app
 from attnviz.app import keys
+from attnviz.app.language import language
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
 from attnviz.records import CrissCrossAttentionRecord
 from attnviz.exports import grid_csv, overlay_png
@@ -88,7 +89,7 @@ live = all(p.data is not None for p in payloads)
 if live:
     app.attention_canvas(
         image=image, photo_key=selection.image_key, mode=mode, opacity=opacity, scale=scale, pixel=(x, y),
-        pins=pins, on_pin=app.take_pin, key=keys.PAM_CANVAS,
+        pins=pins, on_pin=app.take_pin, key=keys.PAM_CANVAS, language=language(),
         panels=[{**p.data, "title": title if len(panels) > 1 else "", "id": f"{selection.source}|{name}|{module}"}
                 for p, (title, name, module, _) in zip(payloads, panels)])
     st.caption("Green cross: the pixel under the pointer (or the last pin); cyan circles: its 5 largest values; "

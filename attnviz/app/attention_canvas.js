@@ -210,24 +210,31 @@ function formatValue(v) {
 
 // --------------------------------------------------------------------------------------- the readout
 
-function readoutText(panel, view) {
+// the readout's texts come from the page's catalog (attnviz/locales, section [canvas], sent in data.labels);
+// {name} is filled here
+function fill(labels, name, values) {
+  return labels[name].replace(/\{(\w+)\}/g, (whole, key) => (key in values ? String(values[key]) : whole));
+}
+
+function readoutText(panel, view, labels) {
   const { x, y, cell, grid, values, top, stats, mode } = view;
   const p = panel.payload;
   const n = grid.rows * grid.cols;
   const lines = [];
-  lines.push(`x = ${x}, y = ${y} in the photo → feature row ${cell.row}, column ${cell.col} ` +
-             `(index i = ${cell.index} of N = ${n}, a ${grid.rows}x${grid.cols}${mode === "column" && p.subsampled ? " key" : ""} map)`);
+  const gridText = fill(labels, mode === "column" && p.subsampled ? "key_grid" : "grid", { rows: grid.rows, cols: grid.cols });
+  lines.push(fill(labels, "pixel", { x, y, row: cell.row, col: cell.col, index: cell.index, n, grid: gridText }));
   if (mode === "row") {
-    lines.push(p.form === "dot" ? `Row i sums to ${stats.sum.toFixed(4)} (dot-product form: rows need not sum to 1).`
-      : `Row i sums to ${stats.sum.toFixed(6)}. Largest weight ${stats.hi.toFixed(4)} = ` +
-        `${(stats.hi * p.baseline).toFixed(1)}x the uniform 1/${p.baseline}.`);
+    lines.push(p.form === "dot" ? fill(labels, "row_sum_dot", { sum: stats.sum.toFixed(4) })
+      : fill(labels, "row_sum", { sum: stats.sum.toFixed(6), high: stats.hi.toFixed(4),
+                                  ratio: (stats.hi * p.baseline).toFixed(1), baseline: p.baseline }));
   } else {
     const average = p.numQueries / p.numKeys;
-    lines.push(`Column i sums to ${stats.sum.toFixed(3)} (on average a column sums to ${+average.toFixed(4)}): ` +
-               `pixel i receives ${(stats.sum / average).toFixed(2)}x the average attention.`);
+    lines.push(fill(labels, "column_sum", { sum: stats.sum.toFixed(3), average: +average.toFixed(4),
+                                            ratio: (stats.sum / average).toFixed(2) }));
   }
   const width = mode === "row" ? p.kg.cols : p.qg.cols;
-  const list = top.map((t, r) => `${r + 1}. row ${Math.floor(t / width)}, col ${t % width}: ${values[t].toFixed(4)}`);
+  const list = top.map((t) => fill(labels, "top_item", { row: Math.floor(t / width), col: t % width,
+                                                         value: values[t].toFixed(4) }));
   return { head: lines, list };
 }
 
@@ -294,7 +301,7 @@ function render(state, x, y, source) {
     paintOverlay(panel, v.values, v.valuesGrid, lo, hi, state.opacity);
     drawMarkers(panel, v.top, v.valuesGrid, v.cell, v.grid, state.pins, Math.max(width, height) / 480);
     paintColourBar(panel, lo, hi, state.opacity);
-    const text = readoutText(panel, v);
+    const text = readoutText(panel, v, state.labels);
     panel.readoutHead.innerHTML = "";
     for (const line of text.head) {
       const div = document.createElement("div");
@@ -304,7 +311,7 @@ function render(state, x, y, source) {
     panel.readoutTop.innerHTML = "";
     for (const line of text.list) {
       const li = document.createElement("li");
-      li.textContent = line.replace(/^\d+\. /, "");
+      li.textContent = line;
       panel.readoutTop.appendChild(li);
     }
     const width_ = v.valuesGrid.cols;
@@ -376,6 +383,7 @@ export default function (component) {
   state.pins = data.pins || [];
   state.pixel = data.pixel;
   state.imageHW = data.image_hw;
+  state.labels = data.labels;
   if (state.version !== data.version) {
     state.version = data.version;
     state.root.innerHTML = "";
@@ -384,6 +392,7 @@ export default function (component) {
       panel.payload = prepare(payload);
       panel.title.textContent = payload.title || "";
       panel.photo.src = data.photo;
+      panel.element.querySelector(".readout-top-title").textContent = fill(data.labels, "top_title", {});
       return panel;
     });
     state.root.classList.toggle("several", state.panels.length > 1);

@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 import streamlit as st
 
+from attnviz.i18n import DEFAULT_LANGUAGE, catalog
+
 __all__ = ["attention_canvas", "photo_data_url"]
 
 _HERE = Path(__file__).resolve().parent
@@ -53,19 +55,27 @@ def _take_pin(component_key: str, image_hw: tuple[int, int], on_pin) -> None:
 
 
 def attention_canvas(*, image: np.ndarray, photo_key: str, panels: list[dict], mode: str, opacity: float,
-                     scale: str, pixel: tuple[int, int], pins: list[tuple[int, int]], on_pin, key: str) -> None:
+                     scale: str, pixel: tuple[int, int], pins: list[tuple[int, int]], on_pin, key: str,
+                     language: str = DEFAULT_LANGUAGE) -> None:
     """Draw the live photo. `panels`: each a payload of `attnviz.hover.hover_payload` plus "title" and "id" (a
     text that changes whenever the payload does: model, photo, module); `pixel`: the point shown while
     the pointer is away (the last pin, or the photo's centre); `pins`: the pinned pixels, numbered on the
     photo; `on_pin(x, y)`: called (before the next run) when the user clicks or taps; `scale`: "own" (each
-    map its own range) or "shared" (one range for all maps shown)."""
+    map its own range) or "shared" (one range for all maps shown); `language`: of the readout's texts (the
+    [canvas] section of attnviz/locales)."""
     image_hw = image.shape[:2]
     version = hashlib.sha1("|".join([photo_key, *(p["id"] for p in panels)]).encode()).hexdigest()[:16]
     data = {"version": version, "photo": _photo(photo_key, image), "image_hw": list(image_hw),
             "panels": [{k: v for k, v in p.items() if k != "id"} for p in panels], "mode": mode,
             "opacity": float(opacity), "scale": scale, "pixel": [int(pixel[0]), int(pixel[1])],
-            "pins": [list(p) for p in pins]}
+            "pins": [list(p) for p in pins], "labels": _labels(language)}
     _COMPONENT(data=data, key=key, on_pin_change=partial(_take_pin, key, image_hw, on_pin))
+
+
+def _labels(language: str) -> dict[str, str]:
+    """The readout's text templates ({name} placeholders, filled by the script)."""
+    prefix = "canvas."
+    return {k[len(prefix):]: v for k, v in catalog(language).items() if k.startswith(prefix)}
 
 
 def _photo(photo_key: str, image: np.ndarray) -> str:

@@ -14,7 +14,7 @@ import streamlit as st
 from attnviz.app import keys
 from attnviz.app.attention_canvas import attention_canvas
 from attnviz.app.channel_canvas import channel_canvas
-from attnviz.app.language import t
+from attnviz.app.language import language, t
 from attnviz.app.resources import channel_data, hover_data
 from attnviz.app.widgets import chart
 from attnviz.records import CoordinateAttentionRecord, SpatialAttentionRecord
@@ -61,7 +61,7 @@ def step_figure(step: str, selection, analysis, numbers) -> None:
         st.caption(t("lecture.hover_hint"))
         attention_canvas(image=selection.image, photo_key=selection.image_key, mode="row", opacity=0.8,
                          scale="own", pixel=(image_hw[1] // 2, image_hw[0] // 2), pins=[], on_pin=lambda x, y: None,
-                         key=f"{keys.LECTURE_CANVAS}_pam",
+                         key=f"{keys.LECTURE_CANVAS}_pam", language=language(),
                          panels=[{**payload.data, "title": "", "id": f"lecture|{analysis.model_name}|{layer}"}])
     elif step == "cam":
         record = analysis.records[layer]
