@@ -2,26 +2,35 @@
 import streamlit as st
 
 from attnviz.app import begin_run, sidebar, write_link
+from attnviz.app.language import starting_language
+from attnviz.i18n import translate
 
 st.set_page_config(page_title="attnviz: attention in CNNs", layout="wide")
 
+begin_run()
+language = starting_language()
+
+
+def title(key: str) -> str:
+    return translate(f"nav.{key}", language)
+
+
 PAGES = {
-    "Start": [st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
-              st.Page("pages/lecture.py", title="Lecture · 讲义", icon=":material/school:")],
-    "Channel attention": [
-        st.Page("pages/eca.py", title="ECA channel weights", icon=":material/tune:"),
-        st.Page("pages/eca_kernel.py", title="ECA kernel size k(C)", icon=":material/straighten:"),
-        st.Page("pages/flexible.py", title="Flexible / SE attention", icon=":material/call_split:"),
+    title("start"): [st.Page("pages/overview.py", title=title("overview"), icon=":material/home:", default=True),
+                     st.Page("pages/lecture.py", title=title("lecture"), icon=":material/school:")],
+    title("channel"): [
+        st.Page("pages/eca.py", title=title("eca"), icon=":material/tune:"),
+        st.Page("pages/eca_kernel.py", title=title("eca_kernel"), icon=":material/straighten:"),
+        st.Page("pages/flexible.py", title=title("flexible"), icon=":material/call_split:"),
     ],
-    "DANet": [
-        st.Page("pages/position.py", title="Position attention (S)", icon=":material/ads_click:"),
-        st.Page("pages/channel_map.py", title="Channel attention (X)", icon=":material/grid_on:"),
-        st.Page("pages/attribution.py", title="Attention vs attribution", icon=":material/troubleshoot:"),
+    title("danet"): [
+        st.Page("pages/position.py", title=title("position"), icon=":material/ads_click:"),
+        st.Page("pages/channel_map.py", title=title("channel_map"), icon=":material/grid_on:"),
+        st.Page("pages/attribution.py", title=title("attribution"), icon=":material/troubleshoot:"),
     ],
-    "Compare": [st.Page("pages/compare.py", title="Compare modules", icon=":material/compare:")],
+    title("compare"): [st.Page("pages/compare.py", title=title("compare_modules"), icon=":material/compare:")],
 }
 
-begin_run()
 page = st.navigation(PAGES)
 sidebar()
 page.run()

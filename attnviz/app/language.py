@@ -8,7 +8,7 @@ from attnviz.app import keys
 from attnviz.app.links import apply_link
 from attnviz.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 
-__all__ = ["language", "t", "language_picker"]
+__all__ = ["language", "t", "language_picker", "starting_language"]
 
 
 def language() -> str:
@@ -30,3 +30,10 @@ def language_picker(bar) -> str:
     bar.radio(f"{translate('language.label', 'en')} / {translate('language.label', 'zh')}", list(LANGUAGES),
               format_func=LANGUAGES.__getitem__, key=keys.LANGUAGE, horizontal=True)
     return language()
+
+
+def starting_language() -> str:
+    """The language of this run before the sidebar is drawn (the navigation's titles come first): the
+    session's choice, else the link's ?lang=, else English."""
+    chosen = st.session_state.get(keys.LANGUAGE) or st.query_params.get("lang")
+    return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE

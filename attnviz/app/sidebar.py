@@ -9,7 +9,7 @@ import torch
 
 from attnviz.analysis import pick_device
 from attnviz.app import keys
-from attnviz.app.language import language_picker
+from attnviz.app.language import language_picker, t
 from attnviz.app.links import apply_link
 from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, get_classifier,
                                    get_user_model, sample)
@@ -33,19 +33,17 @@ def _model_picker(bar) -> CheckpointInfo | None:
     """The model select box over the loadable checkpoints; the others listed with their reasons."""
     models, problems = catalogue(), catalogue_problems()
     if problems:
-        with bar.expander(f"{len(problems)} checkpoint(s) cannot be loaded"):
+        with bar.expander(t("sidebar.unloadable", count=len(problems))):
             for name, reason in problems.items():
                 st.text(f"{name}: {reason}")
     if not models:
         directory = checkpoint_dir()
-        bar.error(f"No loadable checkpoints in {directory}. Train one: python -m attnviz.train --models danet-eca "
-                  f"--checkpoints {directory}")
+        bar.error(t("sidebar.no_checkpoints", folder=directory))
         return None
     names = list(models)
-    name = linked_selectbox(bar, "Model", names, keys.MODEL, "model", "no loadable checkpoint of that name",
+    name = linked_selectbox(bar, t("sidebar.model"), names, keys.MODEL, "model", "no loadable checkpoint of that name",
                             default="danet-eca" if "danet-eca" in names else None,
-                            format_func=lambda n: models[n].label,
-                            help="Trained on CamVid; see the Overview page for each model's card.")
+                            format_func=lambda n: models[n].label, help=t("sidebar.model_help"))
     bar.caption(models[name].title)
     return models[name]
 
@@ -54,20 +52,19 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(image, label or None, title): a sample photo, or a usable upload."""
     samples = list_samples()
     apply_link("photo", keys.SAMPLE, samples, what="no sample photo of that name")
-    choice = bar.selectbox("Photo", samples + [UPLOAD_CHOICE], key=keys.SAMPLE,
-                           help="CamVid test photos (with ground-truth labels) or your own photo.")
+    choice = bar.selectbox(t("sidebar.photo"), samples + [UPLOAD_CHOICE], key=keys.SAMPLE, help=t("sidebar.photo_help"),
+                           format_func=lambda c: t("sidebar.upload_choice") if c == UPLOAD_CHOICE else c)
     if choice == UPLOAD_CHOICE:
-        upload = bar.file_uploader("JPEG, PNG, WebP or BMP", type=["jpg", "jpeg", "png", "webp", "bmp"],
-                                   key=keys.UPLOAD, help=f"At most {MAX_UPLOAD_BYTES // 2 ** 20} MB; large photos "
-                                                         "are scaled down to 1024 pixels on the longer side.")
+        upload = bar.file_uploader(t("sidebar.upload"), type=["jpg", "jpeg", "png", "webp", "bmp"],
+                                   key=keys.UPLOAD, help=t("sidebar.upload_help", megabytes=MAX_UPLOAD_BYTES // 2 ** 20))
         if upload is not None:
             try:
                 image = decode_upload(upload.getvalue())
-                bar.caption("An uploaded photo is not part of the page's link: a link opens a sample photo.")
+                bar.caption(t("sidebar.upload_not_linked"))
                 return image, None, upload.name
             except ImageError as error:
                 bar.error(f"{markdown_literal(upload.name)}: {error}")
-        bar.info("No usable upload yet: showing the first sample.")
+        bar.info(t("sidebar.no_upload"))
         choice = samples[0]
     image, label = sample(choice)
     return image, label, choice
@@ -76,11 +73,10 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
 def _timm_picker(bar, device: str) -> tuple[str, str] | None:
     """(architecture, where its weights come from) of the ImageNet classifier chosen in the sidebar; None when
     it cannot be built (weights that do not fit: one message, the rest of the app keeps working)."""
-    arch = linked_selectbox(bar, "ImageNet model", list(IMAGENET_MODELS), keys.TIMM_MODEL, "model",
+    arch = linked_selectbox(bar, t("sidebar.imagenet_model"), list(IMAGENET_MODELS), keys.TIMM_MODEL, "model",
                             "not one of the ImageNet models offered",
                             format_func=lambda a: f"{a} ({IMAGENET_MODELS[a][0].upper()})",
-                            help="timm classifiers with channel attention in every block; the ECA and "
-                                 "Flexible/SE pages show their weights.")
+                            help=t("sidebar.imagenet_help"))
     try:
         _, weights = get_classifier(arch, device, settings().imagenet_weights)
     except CheckpointError as error:
@@ -102,11 +98,9 @@ def _user_picker(bar, device: str):
     names = [spec.name for spec in config.user_models]
     if not names:
         return None
-    name = linked_selectbox(bar, "Your model", names, keys.USER_MODEL, "model",
+    name = linked_selectbox(bar, t("sidebar.user_model"), names, keys.USER_MODEL, "model",
                             "not one of the models given with --model / --models",
-                            format_func=lambda n: f"{n} ({config.user_model(n).spec})",
-                            help="Loaded from your own code (a factory or a hubconf.py): see the README, 'Your "
-                                 "own model'. Its attention modules are found by structure and verified.")
+                            format_func=lambda n: f"{n} ({config.user_model(n).spec})", help=t("sidebar.user_help"))
     try:
         model = get_user_model(name, device)
     except UserModelError as error:
@@ -119,10 +113,10 @@ def _user_picker(bar, device: str):
 
 def _device_picker(bar) -> str:
     if torch.cuda.is_available():
-        return bar.radio("Device", ["cuda", "cpu"], key=keys.DEVICE, horizontal=True,
+        return bar.radio(t("sidebar.device"), ["cuda", "cpu"], key=keys.DEVICE, horizontal=True,
                          help=f"GPU: {torch.cuda.get_device_name(0)}")
     device = str(pick_device())
-    bar.markdown(f"**Device:** `{device}` (no GPU found: running on the CPU)")
+    bar.markdown(t("sidebar.device_cpu", device=device))
     return device
 
 
@@ -130,15 +124,15 @@ def sidebar() -> Selection | None:
     """Draw the shared sidebar and keep the selection for the page (None: no loadable model)."""
     bar = st.sidebar
     language_picker(bar)
-    bar.header("Model and photo")
+    bar.header(t("sidebar.header"))
     offered = SOURCES if (settings().user_models or settings().user_models_problem) else SOURCES[:2]
     apply_link("source", keys.SOURCE, offered, convert=_SOURCE_NAMES.__getitem__,
                what="use camvid or timm (user: only when the app was started with --model or --models)")
     if st.session_state.get(keys.SOURCE) not in offered:
         st.session_state[keys.SOURCE] = offered[-1] if len(offered) == 3 else offered[0]
-    source = bar.radio("Model source", offered, key=keys.SOURCE,
-                       help="Our CamVid segmentation models (every page), a real ImageNet classifier from timm "
-                            "(Overview, ECA and Flexible/SE pages), or your own model (every page that fits it).")
+    # the options stay the English names: they are the session's and the tests' values (a translated
+    # format_func would hide them from AppTest, which cannot format them back)
+    source = bar.radio(t("sidebar.source"), offered, key=keys.SOURCE, help=t("sidebar.source_help"))
     device = _device_picker(bar)
     if source == SOURCES[2]:
         model = _user_picker(bar, device)
@@ -161,8 +155,8 @@ def sidebar() -> Selection | None:
                             attention=model.config.attention)
     image, label, title = _photo_picker(bar)
     bar.caption(SAMPLE_ATTRIBUTION)
-    bar.radio("Figure download (camera icon of each chart)", list(FIGURE_FORMATS), key=keys.FIGURE_FORMAT,
-              horizontal=True, help="PNG for slides, SVG for papers: vector graphics that scale without blur.")
+    bar.radio(t("sidebar.figure_format"), list(FIGURE_FORMATS), key=keys.FIGURE_FORMAT, horizontal=True,
+              help=t("sidebar.figure_format_help"))
     key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
     selection = Selection(device=device, image=image, image_key=key, image_title=title, label=label,
                           **model_fields)
