@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SCRIPT_STATE", "streamlit_server", "chromium_page", "settled"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SCRIPT_STATE", "streamlit_server", "chromium", "chromium_page", "settled"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -67,20 +67,30 @@ def streamlit_server(script: Path, cwd: Path, args: tuple[str, ...] = (), env: d
 
 
 @contextlib.contextmanager
-def chromium_page(timeout_ms: int = 180_000, viewport=(1400, 1100)):
-    """A Playwright page in a fresh headless Chromium profile; the context closes on exit."""
+def chromium(timeout_ms: int = 180_000, viewport=(1400, 1100)):
+    """Playwright driving Debian's Chromium: yields `open_page()`, each call a page in a fresh persistent
+    context (a new, empty profile: a fresh browser context); every context closes on exit."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        context = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True,
-            viewport={"width": viewport[0], "height": viewport[1]}, args=CHROMIUM_ARGS)
-        try:
+    with sync_playwright() as p, contextlib.ExitStack() as stack:
+        def open_page():
+            profile = stack.enter_context(tempfile.TemporaryDirectory())
+            context = p.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True,
+                viewport={"width": viewport[0], "height": viewport[1]}, args=CHROMIUM_ARGS)
+            stack.callback(context.close)
             page = context.new_page()
             page.set_default_timeout(timeout_ms)
-            yield page
-        finally:
-            context.close()
+            return page
+
+        yield open_page
+
+
+@contextlib.contextmanager
+def chromium_page(timeout_ms: int = 180_000, viewport=(1400, 1100)):
+    """A Playwright page in a fresh headless Chromium profile; the context closes on exit."""
+    with chromium(timeout_ms, viewport) as open_page:
+        yield open_page()
 
 
 def settled(page, timeout_ms: int = 180_000, start_wait_ms: int = 1500, quiet_ms: int = 300) -> None:

@@ -48,7 +48,7 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = ["feature_size", "cell_of_pixel", "pixel_cell", "cell_span", "cell_centre", "click_to_pixel",
-           "parse_pixel", "check_pixel", "axis_cells", "cell_map", "pixel_counts", "cell_counts", "cell_shares",
+           "parse_pixel", "check_pixel", "same_place", "axis_cells", "cell_map", "pixel_counts", "cell_counts", "cell_shares",
            "cell_majority", "cell_means", "upsample_nearest"]
 
 Size = tuple[int, int]
@@ -134,6 +134,14 @@ def click_to_pixel(click: dict, image_hw: Size) -> tuple[int, int] | None:
 
 def _snap(position: float, size: int) -> int:
     return min(max(math.floor(position), 0), size - 1)
+
+
+def same_place(x: int, y: int, from_hw: Size, to_hw: Size) -> tuple[int, int]:
+    """Pixel (x, y) of a (H, W) photo -> the pixel at the same place of a photo of `to_hw` (scaled, floored;
+    itself when the sizes agree): where a pointer over one photo points on another shown beside it."""
+    (height, width), (h, w) = _size(from_hw), _size(to_hw)
+    px, py = check_pixel(x, y, (height, width))
+    return px * w // width, py * h // height
 
 
 def parse_pixel(x, y, image_hw: Size) -> tuple[int, int] | None:

@@ -14,6 +14,7 @@ from attnviz.records import CrissCrossAttentionRecord
 from attnviz.exports import grid_csv, overlay_png
 from attnviz.results import as_number, class_figure, far_key_text, model_results, pam_ratio_text
 from attnviz.app.links import MAX_PINS
+from attnviz.geometry import same_place
 from attnviz.hover import baseline_keys
 from attnviz.views import position_view
 from attnviz.viz.overlays import position_overlay
@@ -80,18 +81,19 @@ scale = next(k for k, text in SCALES.items() if text == scale_text)
 opacity = controls[3].slider("Overlay opacity", 0.0, 1.0, 0.75, 0.05, key=keys.PAM_OPACITY)
 
 pins, (x, y), chosen = app.pinned_pixels(image_hw, selection.image_key, keys.PAM_CLICK)
-panels = [(f"{selection.model_name}: {module_name}", selection.model_name, module_name, record)]
+panels = [app.main_panel(selection, module_name, record)]
 if beside in others:
     panels.append(others[beside]())
-payloads = [app.hover_data(selection.source, name, selection.image_key, module, image_hw, rec)
-            for _, name, module, rec in panels]
+payloads = [app.hover_data(selection.source, p.model_name, p.image_key, p.module, p.image.shape[:2], p.record)
+            for p in panels]
 live = all(p.data is not None for p in payloads)
 if live:
     app.attention_canvas(
         image=image, photo_key=selection.image_key, mode=mode, opacity=opacity, scale=scale, pixel=(x, y),
         pins=pins, on_pin=app.take_pin, key=keys.PAM_CANVAS, language=language(),
-        panels=[{**p.data, "title": title if len(panels) > 1 else "", "id": f"{selection.source}|{name}|{module}"}
-                for p, (title, name, module, _) in zip(payloads, panels)])
+        panels=[{**payload.data, "title": p.title if len(panels) > 1 else "", "image": p.image,
+                 "image_key": p.image_key, "id": f"{selection.source}|{p.model_name}|{p.image_key}|{p.module}"}
+                for payload, p in zip(payloads, panels)])
     st.caption("Green cross: the pixel under the pointer (or the last pin); cyan circles: its 5 largest values; "
                "white numbers: the pins. Colour shows only where attention is high.")
 else:
@@ -102,14 +104,15 @@ else:
                                 image_format="JPEG", jpeg_quality=90)
 
 # ---- the server's numbers: every pin, then the chosen pixel in full
-views = [[position_view(rec, pin, image_hw, mode, selection.label) for pin in pins] for *_, rec in panels]
+views = [[position_view(p.record, same_place(*pin, image_hw, p.image.shape[:2]), p.image.shape[:2], mode, p.label)
+          for pin in pins] for p in panels]
 if pins and (len(pins) > 1 or len(panels) > 1):  # one pin of one model: the chosen pixel's map below
     head = st.columns([6, 1])
     head[0].markdown(f"**Pinned points** ({len(pins)} of {MAX_PINS}; a new click replaces the oldest):")
     head[1].button("Clear pins", key=keys.PAM_CLEAR_PINS, on_click=app.remove_pins)
     titles = [[f"{n}. x {v.pixel[0]}, y {v.pixel[1]}" + ("" if scale == "shared" else f" (max {v.values.max():.3g})")
-               + (f"<br>{name}" if len(panels) > 1 else "") for n, v in enumerate(row, 1)]
-              for row, (_, name, _, _) in zip(views, panels)]
+               + (f"<br>{p.title}" if len(panels) > 1 else "") for n, v in enumerate(row, 1)]
+              for row, p in zip(views, panels)]
     markers = [[v.cell if v.values_hw == v.feature_hw else None for v in row] for row in views]
     app.chart(st, pinned_maps_figure([[v.values for v in row] for row in views], titles, markers,
                                      shared_scale=scale == "shared"), key=keys.PAM_PINNED_MAPS, theme=None)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from attnviz.analysis import analyse
-from attnviz.browser import CHROMIUM, SCRIPT_STATE, chromium_page, settled, streamlit_server
+from attnviz.browser import CHROMIUM, chromium, settled, streamlit_server
 from attnviz.data.samples import list_samples, load_sample
 from attnviz.models import list_checkpoints, load_checkpoint
 from attnviz.views import position_view
@@ -51,10 +51,19 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def page():
-    with chromium_page(TIMEOUT_MS) as page:
-        page.context.add_init_script(WATCH)
-        yield page
+def open_page():
+    """Each call: a page in a fresh browser context (its own new profile), watched by WATCH."""
+    with chromium(TIMEOUT_MS) as open_fresh:
+        def watched():
+            page = open_fresh()
+            page.context.add_init_script(WATCH)
+            return page
+        yield watched
+
+
+@pytest.fixture(scope="module")
+def page(open_page):
+    return open_page()
 
 
 def _settled(page):
@@ -131,7 +140,7 @@ def test_hover_computes_the_librarys_rows_in_the_page_and_sends_nothing(server, 
     assert "Column i sums to" in text and "Row i sums" not in text
 
 
-def test_three_pins_show_three_maps_and_the_link_restores_them(server, page):
+def test_three_pins_show_three_maps_and_the_link_restores_them(server, page, open_page):
     photo = list_samples()[1]
     _open(page, f"{server}/position?model=danet-eca&photo={photo}")
     for fraction in POINTS[:3]:
@@ -146,14 +155,11 @@ def test_three_pins_show_three_maps_and_the_link_restores_them(server, page):
     assert "pins=" in url
     body = page.inner_text("body")
     chosen = re.search(r"Chosen pixel: x = \d+, y = \d+", body).group(0)
-    fresh = page.context.new_page()  # a new tab is a new Streamlit session: nothing but the link is shared
-    try:
-        _open(fresh, url)
-        fresh.get_by_text(re.compile(r"Pinned points \(3 of 4")).wait_for()
-        assert _pin_titles(fresh) == titles  # the same pixels with the same numbers (each map's max)
-        assert chosen in fresh.inner_text("body")
-    finally:
-        fresh.close()
+    fresh = open_page()  # a fresh browser context: nothing but the link is shared
+    _open(fresh, url)
+    fresh.get_by_text(re.compile(r"Pinned points \(3 of 4")).wait_for()
+    assert _pin_titles(fresh) == titles  # the same pixels with the same numbers (each map's max)
+    assert chosen in fresh.inner_text("body")
 
 
 def _pin_titles(page):
@@ -177,6 +183,17 @@ def test_side_by_side_hover_drives_both_models(server, page):
     first, second = _hover(page, POINTS[3], panel=1)
     _assert_view_equals_library(first, records[0], image_hw)
     _assert_view_equals_library(second, records[1], image_hw)
+
+
+def test_the_same_model_on_a_second_photo_beside_the_first(server, page):
+    photo, other = list_samples()[:2]
+    _open(page, f"{server}/position?model=danet-eca&photo={photo}&beside=photo {other}")
+    assert page.locator(".stack").count() == 2
+    records = [_records("danet-eca", p)["head.pam"] for p in (photo, other)]
+    for fraction in POINTS[:3]:
+        first, second = _hover(page, fraction)
+        _assert_view_equals_library(first, records[0], load_sample(photo).image.shape[:2])
+        _assert_view_equals_library(second, records[1], load_sample(other).image.shape[:2])
 
 
 def test_hovering_x_shows_the_row_of_the_library(server, page):

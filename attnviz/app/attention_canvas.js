@@ -22,13 +22,6 @@ const LUT = (() => {
   return lut;
 })();
 
-function decode(text, Type) {
-  const raw = atob(text);
-  const bytes = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-  return new Type(bytes.buffer);
-}
-
 // ------------------------------------------------------------------------------------------ the maths
 
 function prepare(payload) {
@@ -85,19 +78,6 @@ function attention(p, mode, index) {
   const out = new Float64Array(p.numQueries);
   for (let i = 0; i < p.numQueries; i++) out[i] = weight(p, dot(p.q, i, p.k, index, c), i);
   return out;
-}
-
-function topIndices(values, k) {
-  const top = [];  // kept sorted, largest first
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (top.length === k && v <= values[top[k - 1]]) continue;
-    let at = top.length;
-    while (at > 0 && values[top[at - 1]] < v) at--;
-    top.splice(at, 0, i);
-    if (top.length > k) top.pop();
-  }
-  return top;
 }
 
 function extent(values) {
@@ -275,10 +255,18 @@ function pointerPixel(state, event, stack) {
   return [x, y];
 }
 
-function render(state, x, y, source) {
+// (x, y) of the first panel's photo -> the same place on a panel's own photo: attnviz.geometry.same_place
+// (x * w // W, y * h // H; the same pixel when the sizes agree)
+function panelPixel(state, panel, x, y) {
+  const [height, width] = state.imageHW, [h, w] = panel.imageHW;
+  return [Math.floor(x * w / width), Math.floor(y * h / height)];
+}
+
+function render(state, x0, y0, source) {
   const start = performance.now();
   const views = state.panels.map((panel) => {
     const p = panel.payload;
+    const [x, y] = panelPixel(state, panel, x0, y0);
     const grid = state.mode === "row" ? p.qg : p.kg;       // the hovered pixel: a query (row) or a key (column)
     const valuesGrid = state.mode === "row" ? p.kg : p.qg;
     const cell = cellOfPixel(grid, x, y);
@@ -293,13 +281,14 @@ function render(state, x, y, source) {
     const lo = state.scale === "shared" ? Math.min(sharedLow, 0) : v.stats.lo;
     const hi = state.scale === "shared" ? sharedHigh : v.stats.hi;
     const panel = v.panel;
-    const [height, width] = state.imageHW;
+    const [height, width] = panel.imageHW;
     if (panel.overlay.width !== width || panel.overlay.height !== height) {
       panel.overlay.width = width;
       panel.overlay.height = height;
     }
     paintOverlay(panel, v.values, v.valuesGrid, lo, hi, state.opacity);
-    drawMarkers(panel, v.top, v.valuesGrid, v.cell, v.grid, state.pins, Math.max(width, height) / 480);
+    const pins = state.pins.map(([px, py]) => panelPixel(state, panel, px, py));
+    drawMarkers(panel, v.top, v.valuesGrid, v.cell, v.grid, pins, Math.max(width, height) / 480);
     paintColourBar(panel, lo, hi, state.opacity);
     const text = readoutText(panel, v, state.labels);
     panel.readoutHead.innerHTML = "";
@@ -315,7 +304,7 @@ function render(state, x, y, source) {
       panel.readoutTop.appendChild(li);
     }
     const width_ = v.valuesGrid.cols;
-    const exact = { x, y, row: v.cell.row, col: v.cell.col, index: v.cell.index, mode: v.mode, total: v.stats.sum,
+    const exact = { x: v.x, y: v.y, row: v.cell.row, col: v.cell.col, index: v.cell.index, mode: v.mode, total: v.stats.sum,
                     top: v.top.map((t) => [Math.floor(t / width_), t % width_, v.values[t]]) };
     panel.readout.dataset.view = JSON.stringify(exact);
     readouts.push(exact);
@@ -325,7 +314,7 @@ function render(state, x, y, source) {
   root.dataset.draws = String(+(root.dataset.draws || 0) + 1);
   root.dataset.drawMs = elapsed.toFixed(3);
   root.dataset.source = source;
-  root.dataset.pixel = `${x},${y}`;
+  root.dataset.pixel = `${x0},${y0}`;
   state.drawTimes.push(elapsed);
   if (state.drawTimes.length > 1000) state.drawTimes.shift();
   root.dataset.drawTimes = state.drawTimes.slice(-200).map((t) => t.toFixed(3)).join(" ");
@@ -391,7 +380,8 @@ export default function (component) {
       const panel = makePanel(state.root, i);
       panel.payload = prepare(payload);
       panel.title.textContent = payload.title || "";
-      panel.photo.src = data.photo;
+      panel.photo.src = payload.photo || data.photo;  // a panel may show a photo of its own
+      panel.imageHW = payload.image_hw || data.image_hw;
       panel.element.querySelector(".readout-top-title").textContent = fill(data.labels, "top_title", {});
       return panel;
     });

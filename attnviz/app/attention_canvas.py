@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 import streamlit as st
 
+from attnviz.app.page_arrays import page_script
+
 from attnviz.i18n import DEFAULT_LANGUAGE, catalog
 
 __all__ = ["attention_canvas", "photo_data_url"]
@@ -30,7 +32,7 @@ _HERE = Path(__file__).resolve().parent
 _COMPONENT = st.components.v2.component(
     "attnviz_attention_canvas", html='<div class="attnviz-canvas"></div>',
     css=(_HERE / "attention_canvas.css").read_text(encoding="utf-8"),
-    js=(_HERE / "attention_canvas.js").read_text(encoding="utf-8"))
+    js=page_script(_HERE / "attention_canvas.js"))
 
 
 def photo_data_url(image: np.ndarray, quality: int = 90) -> str:
@@ -58,7 +60,8 @@ def attention_canvas(*, image: np.ndarray, photo_key: str, panels: list[dict], m
                      scale: str, pixel: tuple[int, int], pins: list[tuple[int, int]], on_pin, key: str,
                      language: str = DEFAULT_LANGUAGE) -> None:
     """Draw the live photo. `panels`: each a payload of `attnviz.hover.hover_payload` plus "title" and "id" (a
-    text that changes whenever the payload does: model, photo, module); `pixel`: the point shown while
+    text that changes whenever the payload does: model, photo, module), and, for a panel on a photo of its
+    own, "image" and "image_key"; `pixel`: the point shown while
     the pointer is away (the last pin, or the photo's centre); `pins`: the pinned pixels, numbered on the
     photo; `on_pin(x, y)`: called (before the next run) when the user clicks or taps; `scale`: "own" (each
     map its own range) or "shared" (one range for all maps shown); `language`: of the readout's texts (the
@@ -66,10 +69,17 @@ def attention_canvas(*, image: np.ndarray, photo_key: str, panels: list[dict], m
     image_hw = image.shape[:2]
     version = hashlib.sha1("|".join([photo_key, *(p["id"] for p in panels)]).encode()).hexdigest()[:16]
     data = {"version": version, "photo": _photo(photo_key, image), "image_hw": list(image_hw),
-            "panels": [{k: v for k, v in p.items() if k != "id"} for p in panels], "mode": mode,
+            "panels": [_panel_data(p, photo_key) for p in panels], "mode": mode,
             "opacity": float(opacity), "scale": scale, "pixel": [int(pixel[0]), int(pixel[1])],
             "pins": [list(p) for p in pins], "labels": _labels(language)}
     _COMPONENT(data=data, key=key, on_pin_change=partial(_take_pin, key, image_hw, on_pin))
+
+
+def _panel_data(panel: dict, photo_key: str) -> dict:
+    data = {k: v for k, v in panel.items() if k not in ("id", "image", "image_key")}
+    if panel.get("image_key", photo_key) != photo_key:
+        data["photo"] = _photo(panel["image_key"], panel["image"])
+    return data
 
 
 def _labels(language: str) -> dict[str, str]:
@@ -79,9 +89,10 @@ def _labels(language: str) -> dict[str, str]:
 
 
 def _photo(photo_key: str, image: np.ndarray) -> str:
-    """The photo's data URL, encoded once per photo and session."""
+    """The photo's data URL, encoded once per photo and session (the last few photos are kept)."""
     cache = st.session_state.setdefault("_attention_canvas_photo", {})
     if photo_key not in cache:
-        cache.clear()
+        while len(cache) >= 3:
+            cache.pop(next(iter(cache)))
         cache[photo_key] = photo_data_url(image)
     return cache[photo_key]

@@ -16,13 +16,6 @@ function colour(t) {
   return VIRIDIS[a].map((v, c) => Math.round(v * (1 - f) + VIRIDIS[a + 1][c] * f));
 }
 
-function decode(text, Type) {
-  const raw = atob(text);
-  const bytes = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-  return new Type(bytes.buffer);
-}
-
 function prepare(data) {
   const p = { ...data, x: decode(data.x, Float32Array) };
   if (data.argument) { p.argument = decode(data.argument, Float64Array); p.lse = decode(data.lse, Float64Array); }
@@ -63,15 +56,7 @@ function render(state, c, source) {
   bctx.clearRect(0, 0, w, h);
   let rowHigh = 0;
   for (const v of row) rowHigh = Math.max(rowHigh, v);
-  const top = [];
-  for (let j = 0; j < C; j++) {
-    const v = row[j];
-    if (top.length === TOP_K && v <= row[top[TOP_K - 1]]) continue;
-    let at = top.length;
-    while (at > 0 && row[top[at - 1]] < v) at--;
-    top.splice(at, 0, j);
-    if (top.length > TOP_K) top.pop();
-  }
+  const top = topIndices(row, TOP_K);
   const barWidth = w / C;
   for (let j = 0; j < C; j++) {
     const height = rowHigh > 0 ? (row[j] / rowHigh) * (h - 14) : 0;

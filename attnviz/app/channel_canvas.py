@@ -13,13 +13,15 @@ from pathlib import Path
 
 import streamlit as st
 
+from attnviz.app.page_arrays import page_script
+
 __all__ = ["channel_canvas"]
 
 _HERE = Path(__file__).resolve().parent
 _COMPONENT = st.components.v2.component(
     "attnviz_channel_canvas", html='<div class="attnviz-channels"></div>',
     css=(_HERE / "channel_canvas.css").read_text(encoding="utf-8"),
-    js=(_HERE / "channel_canvas.js").read_text(encoding="utf-8"))
+    js=page_script(_HERE / "channel_canvas.js"))
 
 
 def _take_channel(component_key: str, channels: int, on_channel) -> None:

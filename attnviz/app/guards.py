@@ -6,21 +6,26 @@ pages call st.stop() only through it, so a stopped page still leaves a link.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
+
+import numpy as np
 
 import streamlit as st
 
 from attnviz.analysis import Analysis
 from attnviz.app.links import write_link
-from attnviz.app.resources import catalogue, checkpoint_dir, get_analysis, get_classifier_analysis, get_user_analysis
+from attnviz.app.resources import (catalogue, checkpoint_dir, get_analysis, get_classifier_analysis, get_user_analysis,
+                                   photo_key, sample)
 from attnviz.app.selection import Selection, current
 from attnviz.app.settings import settings
 from attnviz.app.widgets import switch_button
+from attnviz.data.samples import list_samples
 from attnviz.models import CheckpointError
 from attnviz.text import markdown_literal
 
 __all__ = ["stop_page", "analysis_for", "page_analysis", "page_selection", "require_models", "offer_models",
-           "companion_panels"]
+           "companion_panels", "main_panel", "Panel"]
 
 
 def stop_page() -> None:
@@ -104,25 +109,59 @@ def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attenti
     return False
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One map of the Position page: a spatial record of a model on a photo."""
+    title: str
+    model_name: str
+    module: str
+    record: object
+    image: np.ndarray
+    image_key: str
+    label: np.ndarray | None
+
+
+def main_panel(selection: Selection, module_name: str, record) -> Panel:
+    return Panel(f"{selection.model_name}: {module_name}", selection.model_name, module_name, record,
+                 selection.image, selection.image_key, selection.label)
+
+
 def companion_panels(selection: Selection, analysis: Analysis, module_name: str) -> dict:
-    """What the Position page can show beside the chosen module on the same pixel: the other CamVid models
-    with position attention (each analysed on the same photo when asked), or the other spatial attention
-    modules of the same model. label -> a function returning (title, model name, module name, record)."""
+    """What the Position page can show beside the chosen module on the same pixel: the other spatial attention
+    modules of the same model, the other CamVid models with position attention, and the same model on another
+    sample photo (each analysed when asked). label -> a function returning its `Panel`."""
     options = {}
     for other, record in analysis.spatial_attention.items():
         if other != module_name:
-            options[f"module {other}"] = (lambda o=other, r=record:
-                                          (f"{selection.model_name}: {o}", selection.model_name, o, r))
+            options[f"module {other}"] = (lambda o=other, r=record: main_panel(selection, o, r))
     if selection.source == "camvid":
         for name, info in catalogue().items():
             if name != selection.model_name and info.config.head == "danet":
-                options[name] = lambda n=name: _first_spatial(selection, n)
+                options[name] = lambda n=name: _model_panel(selection, n)
+        for photo in list_samples():
+            if photo != selection.image_title:
+                options[f"photo {photo}"] = lambda p=photo: _photo_panel(selection, p, module_name)
     return options
 
 
-def _first_spatial(selection: Selection, name: str):
+def _model_panel(selection: Selection, name: str) -> Panel:
     other = analysis_for(selection, name)
     if other is None or not other.spatial_attention:
         stop_page()
     module, record = next(iter(other.spatial_attention.items()))
-    return f"{name}: {module}", name, module, record
+    return Panel(f"{name}: {module}", name, module, record, selection.image, selection.image_key, selection.label)
+
+
+def _photo_panel(selection: Selection, photo: str, module_name: str) -> Panel:
+    image, label = sample(photo)
+    key = photo_key(image)
+    try:
+        other = get_analysis(selection.model_name, selection.device, str(checkpoint_dir()), key, image)
+    except CheckpointError as error:
+        st.error(f"Model {markdown_literal(selection.model_name)} could not be loaded: "
+                 f"{markdown_literal(str(error), 400)}")
+        stop_page()
+    record = other.spatial_attention.get(module_name)
+    if record is None:
+        stop_page()
+    return Panel(f"{selection.model_name} on {photo}", selection.model_name, module_name, record, image, key, label)

@@ -13,6 +13,7 @@ the app runs shows up on the next run, and a click reads no model card.
 from __future__ import annotations
 
 import copy
+import hashlib
 import dataclasses
 import os
 from functools import lru_cache
@@ -35,7 +36,7 @@ from attnviz.results import read_results
 
 __all__ = ["checkpoint_dir", "catalogue", "catalogue_problems", "results", "get_model", "get_classifier",
            "get_analysis", "get_classifier_analysis", "get_user_model", "get_user_analysis", "pixel_grad_cam", "pixel_integrated_gradients",
-           "sample", "decode_upload", "hover_data", "channel_data"]
+           "sample", "decode_upload", "hover_data", "channel_data", "photo_key"]
 
 
 def checkpoint_dir() -> Path:
@@ -168,6 +169,11 @@ def pixel_integrated_gradients(source: str, name: str, device: str, directory: s
 
 
 @st.cache_data(max_entries=16)
+def photo_key(image: np.ndarray) -> str:
+    """The cache key of a photo: its pixels and shape, hashed."""
+    return hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
+
+
 def sample(name: str):
     """(image, label) of a sample photo."""
     photo = load_sample(name)

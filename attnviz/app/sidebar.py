@@ -1,8 +1,6 @@
 """The shared sidebar: model source and model, photo, figure format, device; it makes the run's Selection."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 import torch
@@ -11,7 +9,7 @@ from attnviz.analysis import pick_device
 from attnviz.app import keys
 from attnviz.app.language import language_picker, t
 from attnviz.app.links import apply_link
-from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, get_classifier,
+from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, get_classifier, photo_key,
                                    get_user_model, sample)
 from attnviz.app.selection import SOURCES, Selection, run_state
 from attnviz.app.settings import settings
@@ -157,7 +155,7 @@ def sidebar() -> Selection | None:
     bar.caption(SAMPLE_ATTRIBUTION)
     bar.radio(t("sidebar.figure_format"), list(FIGURE_FORMATS), key=keys.FIGURE_FORMAT, horizontal=True,
               help=t("sidebar.figure_format_help"))
-    key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
+    key = photo_key(image)
     selection = Selection(device=device, image=image, image_key=key, image_title=title, label=label,
                           **model_fields)
     run_state().selection = selection
