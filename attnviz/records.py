@@ -126,17 +126,16 @@ class PositionAttentionRecord:
         return index
 
     def _weights(self, energy: torch.Tensor, log_normaliser: torch.Tensor) -> torch.Tensor:
-        """S entries (float32) from energies q . k (float64: an energy of 100 in float32 is off by 1e-5
-        relative after exp) and the matching rows' log-normalisers (broadcast)."""
+        """S entries from energies q . k and the matching rows' log-normalisers (broadcast)."""
         if self.normalisation == "dot":
-            return (energy / self.num_keys).float()
-        return torch.exp(energy - log_normaliser.double()).float()
+            return energy / self.num_keys
+        return torch.exp(energy - log_normaliser)
 
     def row(self, index: int, batch: int = 0) -> torch.Tensor:
         """S[index, :] as (H, W) (the key grid): where pixel `index` attends. Sums to 1 (softmax form)."""
         index = self._check_index(index)
-        q = self.query[batch, index].double()
-        energy = self.key[batch].double() @ q
+        q = self.query[batch, index].float()
+        energy = self.key[batch].float() @ q
         return self._weights(energy, self.log_normaliser[batch, index]).view(*self.key_grid)
 
     def rows(self, indices: torch.Tensor, batch: int = 0) -> torch.Tensor:
@@ -144,15 +143,15 @@ class PositionAttentionRecord:
         indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         if indices.numel() and not (0 <= int(indices.min()) and int(indices.max()) < self.num_pixels):
             raise IndexError(f"pixel indices outside 0..{self.num_pixels - 1}")
-        energy = self.query[batch, indices].double() @ self.key[batch].double().T
+        energy = self.query[batch, indices].float() @ self.key[batch].float().T
         weights = self._weights(energy, self.log_normaliser[batch, indices][:, None])
         return weights.view(-1, *self.key_grid)
 
     def column(self, index: int, batch: int = 0) -> torch.Tensor:
         """S[:, index] as (H, W): how much every pixel attends to pixel (key) `index`."""
         index = self._check_key(index)
-        k = self.key[batch, index].double()
-        energy = self.query[batch].double() @ k
+        k = self.key[batch, index].float()
+        energy = self.query[batch].float() @ k
         return self._weights(energy, self.log_normaliser[batch]).view(self.height, self.width)
 
     def entry(self, i: int, j: int, batch: int = 0) -> tuple[float, float, float]:
@@ -171,7 +170,7 @@ class PositionAttentionRecord:
                 f"S would be {self.num_pixels} x {self.num_keys}; "
                 f"use row()/column() or raise max_pixels (now {max_pixels})"
             )
-        energy = self.query[batch].double() @ self.key[batch].double().T
+        energy = self.query[batch].float() @ self.key[batch].float().T
         return self._weights(energy, self.log_normaliser[batch][:, None])
 
 
@@ -263,29 +262,29 @@ class CrissCrossAttentionRecord:
         return (index, *divmod(index, self.width))
 
     def _grid(self, tensor: torch.Tensor, batch: int) -> torch.Tensor:
-        return tensor[batch].double().view(self.height, self.width, -1)  # energies in float64, as in the PAM record
+        return tensor[batch].float().view(self.height, self.width, -1)
 
     def row(self, index: int, batch: int = 0) -> torch.Tensor:
         """S[index, :] as (H, W): where pixel `index` attends; zero outside its row and column; sums to 1."""
         index, h, w = self._check_index(index)
-        q = self.query[batch, index].double()
+        q = self.query[batch, index].float()
         key = self._grid(self.key, batch)
-        lse = self.log_normaliser[batch, index].double()
-        weights = torch.zeros(self.height, self.width, device=self.query.device, dtype=torch.float64)
+        lse = self.log_normaliser[batch, index]
+        weights = torch.zeros(self.height, self.width, device=self.query.device)
         weights[:, w] = torch.exp(key[:, w] @ q - lse)   # column branch (its self term is masked) ...
         weights[h, :] = torch.exp(key[h, :] @ q - lse)   # ... the row branch holds the pixel itself
-        return weights.float()
+        return weights
 
     def column(self, index: int, batch: int = 0) -> torch.Tensor:
         """S[:, index] as (H, W): how much every pixel attends to pixel `index` (only its cross can)."""
         index, h, w = self._check_index(index)
-        k = self.key[batch, index].double()
+        k = self.key[batch, index].float()
         query = self._grid(self.query, batch)
-        lse = self.log_normaliser[batch].double().view(self.height, self.width)
-        weights = torch.zeros(self.height, self.width, device=self.query.device, dtype=torch.float64)
+        lse = self.log_normaliser[batch].view(self.height, self.width)
+        weights = torch.zeros(self.height, self.width, device=self.query.device)
         weights[:, w] = torch.exp(query[:, w] @ k - lse[:, w])
         weights[h, :] = torch.exp(query[h, :] @ k - lse[h, :])
-        return weights.float()
+        return weights
 
     def entry(self, i: int, j: int, batch: int = 0) -> tuple[float, float, float]:
         """(energy q_i . k_j, log-normaliser of row i, S[i, j]); S[i, j] = 0 when j is off i's cross."""
