@@ -215,7 +215,7 @@ def test_hovering_x_shows_the_row_of_the_library(server, page):
         _wait_for_draw(page, ".attnviz-channels", before)
         shown = json.loads(page.locator(".attnviz-channels .readout").get_attribute("data-view"))
         assert shown["channel"] == channel
-        np.testing.assert_allclose(shown["row"], attention[channel], rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(shown["row"], attention[channel], rtol=1e-6, atol=1e-9)  # two processes' forwards
         assert shown["top"][0] == int(np.argmax(attention[channel]))
     _server_quiet_since(page, sent)
     # a click chooses the row on the server
@@ -277,7 +277,7 @@ def hover_repo(tmp_path_factory):
         torch.manual_seed(5)
         model = HoverNet()
         for parameter in model.parameters():
-            parameter.data.normal_(0, 0.3)
+            parameter.data.normal_(0, 0.2)  # energies of tens, as in trained models (0.3 gave hundreds)
         with torch.no_grad():
             model.cross.gamma.fill_(0.5)
     finally:
