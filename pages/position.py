@@ -18,7 +18,7 @@ from attnviz.geometry import same_place
 from attnviz.hover import baseline_keys
 from attnviz.views import position_view
 from attnviz.viz.overlays import position_overlay
-from attnviz.viz.figures import attention_map_figure, pinned_maps_figure
+from attnviz.viz.figures import attention_map_figure
 
 st.title("DANet position attention: where does a pixel look?")
 st.markdown(
@@ -106,16 +106,16 @@ else:
 # ---- the server's numbers: every pin, then the chosen pixel in full
 views = [[position_view(p.record, same_place(*pin, image_hw, p.image.shape[:2]), p.image.shape[:2], mode, p.label)
           for pin in pins] for p in panels]
-if pins and (len(pins) > 1 or len(panels) > 1):  # one pin of one model: the chosen pixel's map below
+if pins and (len(pins) > 1 or len(panels) > 1):  # one pin of one model: the chosen pixel's numbers below
     head = st.columns([6, 1])
-    head[0].markdown(f"**Pinned points** ({len(pins)} of {MAX_PINS}; a new click replaces the oldest):")
+    head[0].markdown(f"**Pinned points** ({len(pins)} of {MAX_PINS}; a new click replaces the oldest). Their maps are "
+                     "drawn under the photo; the server's numbers:")
     head[1].button("Clear pins", key=keys.PAM_CLEAR_PINS, on_click=app.remove_pins)
-    titles = [[f"{n}. x {v.pixel[0]}, y {v.pixel[1]}" + ("" if scale == "shared" else f" (max {v.values.max():.3g})")
-               + (f"<br>{p.title}" if len(panels) > 1 else "") for n, v in enumerate(row, 1)]
-              for row, p in zip(views, panels)]
-    markers = [[v.cell if v.values_hw == v.feature_hw else None for v in row] for row in views]
-    app.chart(st, pinned_maps_figure([[v.values for v in row] for row in views], titles, markers,
-                                     shared_scale=scale == "shared"), key=keys.PAM_PINNED_MAPS, theme=None)
+    st.markdown("  \n".join(
+        f"{n}. {p.title if len(panels) > 1 else ''} x = {v.pixel[0]}, y = {v.pixel[1]} → row {v.cell[0]}, column "
+        f"{v.cell[1]} (i = {v.index}): largest {v.top_cells[0][2]:.4f} at row {v.top_cells[0][0]}, col "
+        f"{v.top_cells[0][1]}; {mode} sum {v.total:.4f}"
+        for p, row in zip(panels, views) for n, v in enumerate(row, 1)))
 view = views[0][-1] if pins and pins[-1] == (x, y) else position_view(record, (x, y), image_hw, mode, selection.label)
 row, col = view.cell
 index, values = view.index, view.values
@@ -187,7 +187,7 @@ with left:
 with right:
     grid = "key" if view.values_hw != view.feature_hw else "feature"
     zrange = ((min(0.0, *(float(v.values.min()) for r in views for v in r)),
-               max(float(v.values.max()) for r in views for v in r)) if scale == "shared" and pins else None)
+               max(float(v.values.max()) for r in views for v in r)) if scale == "shared" and pins else None)  # as the pins
     app.chart(st, attention_map_figure(values, f"{mode.capitalize()} {index} of S at {grid} resolution",
                                        marker=(row, col) if view.values_hw == view.feature_hw else None,
                                        top=[(r, c) for r, c, _ in view.top_cells], zrange=zrange),

@@ -150,7 +150,7 @@ def test_three_pins_show_three_maps_and_the_link_restores_them(server, page, ope
         _settled(page)
     page.get_by_text(re.compile(r"Pinned points \(3 of 4")).wait_for()
     titles = _pin_titles(page)
-    assert len(titles) == 3, titles
+    assert len(titles[0]) == 3 and len(titles[1]) == 3, titles
     url = page.url
     assert "pins=" in url
     body = page.inner_text("body")
@@ -163,9 +163,12 @@ def test_three_pins_show_three_maps_and_the_link_restores_them(server, page, ope
 
 
 def _pin_titles(page):
-    chart = page.locator("[data-testid='stPlotlyChart']").first
-    chart.wait_for()
-    return [t for t in chart.locator(".annotation-text").all_text_contents() if t.strip()]
+    """The pinned maps drawn in the page (their captions), and the server's numbers of each pin."""
+    page.locator(".pin-map").first.wait_for()
+    captions = page.locator(".pin-map figcaption").all_text_contents()
+    numbers = re.findall(r"x = \d+, y = \d+ → row \d+, column \d+ \(i = \d+\): largest [\d.]+ at row \d+, col \d+",
+                         page.inner_text("body"))
+    return captions, numbers
 
 
 def test_side_by_side_hover_drives_both_models(server, page):

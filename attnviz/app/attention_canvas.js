@@ -99,6 +99,11 @@ function cellOfPixel(grid, x, y) {
 }
 
 function paintOverlay(panel, values, grid, lo, hi, opacity) {
+  paintMap(panel, panel.overlay, values, grid, lo, hi, opacity, true);
+}
+
+// the map (on `grid`) blended over `canvas`, upsampled smoothly; `clear`: start from a transparent canvas
+function paintMap(panel, canvas, values, grid, lo, hi, opacity, clear) {
   const small = panel.small;
   if (small.width !== grid.cols || small.height !== grid.rows) {
     small.width = grid.cols;
@@ -115,8 +120,8 @@ function paintOverlay(panel, values, grid, lo, hi, opacity) {
     pixels[o + 3] = Math.round(255 * opacity * t);  // colour only where attention is high
   }
   panel.smallContext.putImageData(panel.smallImage, 0, 0);
-  const ctx = panel.overlayContext, canvas = panel.overlay;
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const ctx = canvas.getContext("2d");
+  if (clear) ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.imageSmoothingEnabled = true;  // smooth (bilinear) upsampling of the cells to the photo
   ctx.imageSmoothingQuality = "high";
   ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
@@ -229,11 +234,13 @@ function makePanel(root, index) {
       <div class="stack"><img class="photo" alt="photo" draggable="false"><canvas class="overlay"></canvas></div>
       <div class="bar-box"><span class="bar-high"></span><canvas class="bar" width="12" height="200"></canvas><span class="bar-low"></span></div>
     </div>
+    <div class="pins"></div>
     <div class="readout" data-panel="${index}"><div class="readout-head"></div><div class="readout-top-title">Top locations:</div><ol class="readout-top"></ol></div>`;
   root.appendChild(panel.element);
   for (const [name, selector] of [["title", ".panel-title"], ["stack", ".stack"], ["photo", ".photo"],
     ["overlay", ".overlay"], ["bar", ".bar"], ["barHigh", ".bar-high"], ["barLow", ".bar-low"],
-    ["readout", ".readout"], ["readoutHead", ".readout-head"], ["readoutTop", ".readout-top"]]) {
+    ["readout", ".readout"], ["readoutHead", ".readout-head"], ["readoutTop", ".readout-top"],
+    ["pinsBox", ".pins"]]) {
     panel[name] = panel.element.querySelector(selector);
   }
   panel.overlayContext = panel.overlay.getContext("2d");
@@ -241,6 +248,54 @@ function makePanel(root, index) {
   panel.small = document.createElement("canvas");
   panel.smallContext = panel.small.getContext("2d");
   return panel;
+}
+
+// --------------------------------------------------------------------------------------- pinned maps
+
+// Each pin's map for each panel, computed once per data update (like the paper's Fig. 4: the photo with
+// the pin's row of S over it and the pin marked); their ranges join the shared colour scale.
+function computePins(state) {
+  state.pinMaps = state.panels.map((panel) => state.pins.map(([x0, y0]) => {
+    const p = panel.payload;
+    const [x, y] = panelPixel(state, panel, x0, y0);
+    const grid = state.mode === "row" ? p.qg : p.kg, valuesGrid = state.mode === "row" ? p.kg : p.qg;
+    const cell = cellOfPixel(grid, x, y);
+    const values = attention(p, state.mode, cell.index);
+    return { x, y, cell, grid, valuesGrid, values, stats: extent(values) };
+  }));
+}
+
+function drawAllPins(state) {
+  let high = -Infinity, low = Infinity;
+  for (const maps of state.pinMaps) for (const m of maps) { high = Math.max(high, m.stats.hi); low = Math.min(low, m.stats.lo); }
+  drawPins(state, Math.min(low, 0), high);
+}
+
+function drawPins(state, sharedLow, sharedHigh) {
+  state.panels.forEach((panel, k) => {
+    const maps = state.pinMaps[k] || [];
+    const box = panel.pinsBox;
+    box.innerHTML = "";
+    box.hidden = maps.length < 2 && state.panels.length < 2;
+    if (box.hidden || !panel.photo.complete || !panel.photo.naturalWidth) return;
+    const [height, width] = panel.imageHW;
+    maps.forEach((m, n) => {
+      const figure = document.createElement("figure");
+      figure.className = "pin-map";
+      const canvas = document.createElement("canvas");
+      canvas.width = width; canvas.height = height;
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(panel.photo, 0, 0, width, height);
+      const lo = state.scale === "shared" ? sharedLow : m.stats.lo, hi = state.scale === "shared" ? sharedHigh : m.stats.hi;
+      paintMap(panel, canvas, m.values, m.valuesGrid, lo, hi, state.opacity, false);
+      const scale = Math.max(width, height) / 480;
+      cross(ctx, m.grid.centre_x[m.cell.col], m.grid.centre_y[m.cell.row], Math.max(6, 11 * scale), "#00ff00");
+      const caption = document.createElement("figcaption");
+      caption.textContent = `${n + 1}. x ${m.x}, y ${m.y}` + (state.scale === "shared" ? "" : ` · max ${formatValue(m.stats.hi)}`);
+      figure.append(canvas, caption);
+      box.appendChild(figure);
+    });
+  });
 }
 
 // ------------------------------------------------------------------------------------------ instance
@@ -276,6 +331,9 @@ function render(state, x0, y0, source) {
   });
   let sharedHigh = -Infinity, sharedLow = Infinity;
   for (const v of views) { sharedHigh = Math.max(sharedHigh, v.stats.hi); sharedLow = Math.min(sharedLow, v.stats.lo); }
+  for (const maps of state.pinMaps || []) {
+    for (const m of maps) { sharedHigh = Math.max(sharedHigh, m.stats.hi); sharedLow = Math.min(sharedLow, m.stats.lo); }
+  }
   const readouts = [];
   for (const v of views) {
     const lo = state.scale === "shared" ? Math.min(sharedLow, 0) : v.stats.lo;
@@ -388,6 +446,9 @@ export default function (component) {
     state.root.classList.toggle("several", state.panels.length > 1);
   }
   state.root.dataset.ready = "1";
+  computePins(state);
+  drawAllPins(state);
+  for (const panel of state.panels) panel.photo.onload = () => drawAllPins(state);
   // new data (a pin, a setting): redraw where the pointer is, else at the server's pixel
   if (state.hovering && state.latest) render(state, ...state.latest, "hover");
   else render(state, ...state.pixel, "server");

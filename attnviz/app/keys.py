@@ -47,7 +47,6 @@ PAM_CANVAS = "pam_canvas"         # the live photo (attnviz.app.attention_canvas
 PAM_PINS = "pam_pins"             # the pinned photo pixels [(x, y), ...], oldest first
 PAM_COMPARE = "pam_compare"       # the second model (or module) the hover drives beside the first
 PAM_SCALE = "pam_scale"           # each map its own colour range, or one for all maps shown
-PAM_PINNED_MAPS = "pam_pinned_maps"
 PAM_CLEAR_PINS = "pam_clear_pins"
 
 # ---- Channel map page

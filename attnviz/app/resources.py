@@ -174,8 +174,9 @@ def photo_key(image: np.ndarray) -> str:
     return hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
 def sample(name: str):
-    """(image, label) of a sample photo."""
+    """(image, label) of a sample photo (read from disk once; each run gets its own copy)."""
     photo = load_sample(name)
     return photo.image, photo.label
 

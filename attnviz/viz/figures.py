@@ -15,7 +15,7 @@ from attnviz.viz.overlays import feature_to_image
 
 __all__ = [
     "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
-    "feature_grid_figure", "kernel_rule_figure", "attention_map_figure", "pinned_maps_figure",
+    "feature_grid_figure", "kernel_rule_figure", "attention_map_figure",
 
     "branches_figure", "coordinate_attention_figure", "training_curve_figure", "row_comparison_figure",
     "layer_summary_figure", "short_layer_name", "extreme_channels_figure",
@@ -175,52 +175,6 @@ def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int]
                   width=max(int(plot_height * width / height) + 150, 360), showlegend=False,
                   xaxis=dict(range=[-0.5, width - 0.5], constrain="domain", title="col"),
                   yaxis=dict(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", title="row"))
-    return go.Figure(dict(data=data, layout=layout))
-
-
-def pinned_maps_figure(maps: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]],
-                       markers: Sequence[Sequence[tuple[int, int] | None]], shared_scale: bool) -> go.Figure:
-    """Small maps of several pinned query points (columns) for one or two models (rows), like Fig. 4 of
-    DANet (Fu et al., CVPR 2019): maps[r][c] is (h, w), markers[r][c] the query's (row, col) on it (None when
-    the map lies on another grid). shared_scale: one colour range and bar for all maps (to compare them);
-    else each map its own range, written in its title.
-
-    Built from one dict with its axes laid out here (make_subplots took 80 ms: this is redrawn per pin)."""
-    rows, cols = len(maps), max(len(m) for m in maps)
-    everything = [m for row in maps for m in row]
-    low, high = min(float(np.min(m)) for m in everything), max(float(np.max(m)) for m in everything)
-    title_space, gap = 0.16 if rows > 1 else 0.12, 0.015
-    data, layout = [], dict(margin=dict(l=5, r=5, t=10, b=5), showlegend=False, annotations=[])
-    for r, row in enumerate(maps):
-        for c, values in enumerate(row):
-            n = r * cols + c + 1
-            suffix = "" if n == 1 else str(n)
-            x0, x1 = c / cols + gap, (c + 1) / cols - gap - (0.04 if shared_scale and c == cols - 1 else 0)
-            y1 = 1 - r / rows - title_space / rows
-            y0 = 1 - (r + 1) / rows + gap
-            heat = dict(type="heatmap", z=values, xaxis=f"x{suffix}", yaxis=f"y{suffix}",
-                        colorscale=_rgb_scale("Inferno"), hovertemplate="row %{y}, col %{x}<br>%{z:.5f}<extra></extra>")
-            heat.update(dict(coloraxis="coloraxis") if shared_scale else dict(showscale=False))
-            data.append(heat)
-            marker = markers[r][c]
-            if marker is not None:
-                data.append(dict(type="scatter", x=[marker[1]], y=[marker[0]], xaxis=f"x{suffix}", yaxis=f"y{suffix}",
-                                 mode="markers", hovertemplate="query: row %{y}, col %{x}<extra></extra>",
-                                 marker=dict(size=11, symbol="x", color="lime", line=dict(color="black", width=1))))
-            height, width = values.shape[-2:]
-            layout[f"xaxis{suffix}"] = dict(domain=[x0, x1], visible=False, range=[-0.5, width - 0.5],
-                                            constrain="domain", anchor=f"y{suffix}")
-            layout[f"yaxis{suffix}"] = dict(domain=[y0, y1], visible=False, range=[height - 0.5, -0.5],
-                                            scaleanchor=f"x{suffix}", constrain="domain", anchor=f"x{suffix}")
-            text = titles[r][c] if c < len(titles[r]) else ""
-            layout["annotations"].append(dict(text=text, x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper",
-                                              xanchor="center", yanchor="bottom", showarrow=False,
-                                              font=dict(size=13)))
-    if shared_scale:
-        layout["coloraxis"] = dict(colorscale=_rgb_scale("Inferno"), cmin=low, cmax=high,
-                                   colorbar=dict(title=dict(text="S"), thickness=12, xpad=4))
-    aspect = everything[0].shape[0] / everything[0].shape[1]
-    layout["height"] = int(rows * (1000 / max(cols, 2)) * aspect * (1 + title_space)) + 30
     return go.Figure(dict(data=data, layout=layout))
 
 
