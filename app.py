@@ -2,6 +2,7 @@
 import streamlit as st
 
 from attnviz.app import begin_run, sidebar, write_link
+from attnviz.app.sidebar import show_notices
 from attnviz.app.language import starting_language
 from attnviz.i18n import translate
 
@@ -33,5 +34,6 @@ PAGES = {
 
 page = st.navigation(PAGES)
 sidebar()
+show_notices()
 page.run()
 write_link()  # once per run, after the page has said its parameters (a guard that stops the page writes it)

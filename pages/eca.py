@@ -42,7 +42,9 @@ terms, total = eca_formula_terms(record.kernel, record.parts["pooled"][0], top)
 shown = [rf"{weight:+.3f}\cdot{f'({value:.3f})' if value < 0 else f'{value:.3f}'}" for weight, value in terms]
 st.markdown(f"**The formula with this photo's numbers**, for the most weighted channel c = {top} of {selected} "
             f"(zero padding beyond the channel ends):")
-st.latex(rf"\omega_{{{top}}} = \sigma\big({' '.join(shown)}\big) = \sigma({total:.3f}) = {w[top]:.4f}")
+# two lines: one line of k terms was cut off at the page's width
+st.latex(rf"\begin{{aligned}}\omega_{{{top}}} &= \sigma\big({' '.join(shown)}\big)\\ &= \sigma({total:.3f}) = {w[top]:.4f}"
+         rf"\end{{aligned}}")
 st.caption(f"Spread of the weights in this layer: min {w.min():.3f}, median {float(np.median(w)):.3f}, max {w.max():.3f}. "
            "Weights near 0.5 everywhere mean the layer barely re-weights; a wide spread means it selects channels.")
 

@@ -12,7 +12,7 @@ st.title("ECA: the adaptive kernel size k = ψ(C)")
 st.markdown(
     r"""ECA picks the 1D kernel size from the channel count: wider layers get a wider cross-channel reach.
 
-$$k = \psi(C) = \left|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\right|_{odd},\qquad \gamma = 2,\ b = 1 .$$
+$$k = \psi(C) = \left|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\right|_{odd}$$
 
 $|t|_{odd}$ is "the nearest odd number to $t$". What the code does, exactly:
 
@@ -29,6 +29,8 @@ c1, c2 = st.columns(2)
 gamma = c1.slider("γ (gamma)", 0.5, 4.0, 2.0, 0.5, key=keys.KERNEL_GAMMA)
 b = c2.slider("b", 0.0, 4.0, 1.0, 0.5, key=keys.KERNEL_B)
 
+st.latex(rf"k = \left|\frac{{\log_2 C}}{{{gamma:g}}} + \frac{{{b:g}}}{{{gamma:g}}}\right|_{{odd}}"
+         + (r"\quad(\text{the paper's } \gamma = 2,\ b = 1)" if (gamma, b) == (2.0, 1.0) else ""))
 model_layers = []
 selection = app.current()
 if selection is not None and selection.attention == AttentionKind.ECA:

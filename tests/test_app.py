@@ -177,6 +177,8 @@ def test_upload_a_photo_and_a_broken_file():
     at.file_uploader(key="upload").set_value(("notes.png", b"this is not a png", "image/png")).run()
     assert not at.exception
     assert any(r"notes\.png" in e.value and "could not be read" in e.value for e in at.error)
+    # and the page itself says so at its top, not only the sidebar
+    assert any(r"notes\.png" in w.value and "was refused" in w.value for w in at.main.warning)
     # a file name is user text: shown literally, never as Markdown, LaTeX or coloured text
     at.file_uploader(key="upload").set_value(("$\\huge x$ :red[boo] [a](http://x).png", b"nope", "image/png")).run()
     shown = next(e.value for e in at.error if "could not be read" in e.value)

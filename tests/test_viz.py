@@ -12,8 +12,11 @@ from attnviz.viz.overlays import blend_heatmap, blend_labels, heat_colours
 def test_kernel_rule_figure_plots_the_rules_themselves():
     fig = kernel_rule_figure(KERNEL_RULES, 2, 1, OFFICIAL_RELEASED_KERNELS, [("layer4.1.attn", 128, 5)])
     official = next(t for t in fig.data if t.name == "paper's code = nearest odd, ties up")
-    for c, k in zip(official.x, official.y):
+    for c, k in zip(official.x, official.customdata):  # the exact k (the line is drawn a little apart)
         assert k == eca_kernel_size(int(c))
+    lines = [t for t in fig.data if t.mode == "lines" and t.customdata is not None]
+    assert len({round(float(t.y[0] - t.customdata[0]), 6) for t in lines}) == len(lines)  # no line hides another
+    assert all(abs(float(t.y[0] - t.customdata[0])) <= 0.125 for t in lines)
     released = next(t for t in fig.data if t.name == "released ECA-ResNet50")
     assert list(zip(released.x, released.y)) == OFFICIAL_RELEASED_KERNELS["ECA-ResNet50"]
     assert fig.data[-1].text == ("layer4.1.attn",)

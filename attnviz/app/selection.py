@@ -39,11 +39,12 @@ class Selection:
 
 @dataclass
 class RunState:
-    """One script run: the selection (None until the sidebar made one), the page's link parameters, and
-    whether the address bar was written yet."""
+    """One script run: the selection (None until the sidebar made one), the page's link parameters,
+    whether the address bar was written yet, and the sidebar's notices for the top of the page."""
     selection: Selection | None = None
     page_params: dict[str, str] = field(default_factory=dict)
     link_written: bool = False
+    notices: list[str] = field(default_factory=list)  # what the page must say at its top (a refused upload, ...)
 
 
 _run: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("attnviz_run", default=None)

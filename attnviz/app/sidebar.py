@@ -21,7 +21,7 @@ from attnviz.models.imagenet import IMAGENET_MODELS, WEIGHTS_ENV
 from attnviz.models.user import UserModelError
 from attnviz.text import markdown_literal
 
-__all__ = ["UPLOAD_CHOICE", "sidebar"]
+__all__ = ["UPLOAD_CHOICE", "sidebar", "show_notices"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
 _SOURCE_NAMES = {"camvid": SOURCES[0], "timm": SOURCES[1], "user": SOURCES[2]}
@@ -62,6 +62,8 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
                 return image, None, upload.name
             except ImageError as error:
                 bar.error(f"{markdown_literal(upload.name)}: {error}")
+                run_state().notices.append(t("notices.upload_refused", name=markdown_literal(upload.name),
+                                             reason=markdown_literal(str(error), 300)))
         bar.info(t("sidebar.no_upload"))
         choice = samples[0]
     image, label = sample(choice)
@@ -85,6 +87,8 @@ def _timm_picker(bar, device: str) -> tuple[str, str] | None:
     else:
         bar.warning(f"**{IMAGENET_MODELS[arch][1]} has {weights.description}.** Put the weights file in a folder "
                     f"and set ${WEIGHTS_ENV} to it (see the README), or run where the hub can be reached.")
+        run_state().notices.append(t("notices.random_weights", model=IMAGENET_MODELS[arch][1],
+                                     description=weights.description))
     return arch, weights.description
 
 
@@ -160,3 +164,10 @@ def sidebar() -> Selection | None:
                           **model_fields)
     run_state().selection = selection
     return selection
+
+
+def show_notices() -> None:
+    """What the sidebar had to refuse or warn about, at the top of the page itself (not only low in the
+    sidebar, where a page that quietly shows a sample photo hides it)."""
+    for notice in run_state().notices:
+        st.warning(notice, icon=":material/warning:")

@@ -119,10 +119,14 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
     channels = np.unique(np.round(np.logspace(np.log2(c_min), np.log2(c_max), 400, base=2)).astype(int))
     fig = go.Figure()
     dashes = ["solid", "dash", "dot", "dashdot"]
-    for (name, rule), dash in zip(rules.items(), dashes):
-        ks = [rule(int(c), gamma, b) for c in channels]
-        fig.add_trace(go.Scatter(x=channels, y=ks, name=name, mode="lines", line=dict(shape="hv", dash=dash, width=3),
-                                 hovertemplate="C = %{x}<br>k = %{y}<extra>" + name + "</extra>"))
+    # rules that agree would hide each other: each line is drawn a little apart (k + offset), the hover and the
+    # table give the exact k
+    offsets = np.linspace(-0.12, 0.12, len(rules)) if len(rules) > 1 else [0.0]
+    for (name, rule), dash, offset in zip(rules.items(), dashes, offsets):
+        ks = np.array([rule(int(c), gamma, b) for c in channels])
+        fig.add_trace(go.Scatter(x=channels, y=ks + offset, customdata=ks, name=name, mode="lines",
+                                 line=dict(shape="hv", dash=dash, width=3),
+                                 hovertemplate="C = %{x}<br>k = %{customdata}<extra>" + name + "</extra>"))
     t = [kernel_t(int(c), gamma, b) for c in channels]
     fig.add_trace(go.Scatter(x=channels, y=t, name="t = (log2 C + b) / γ (before rounding)", mode="lines",
                              line=dict(color="grey", width=1), hovertemplate="C = %{x}<br>t = %{y:.3f}<extra></extra>"))
@@ -139,7 +143,8 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
     fig.update_layout(title=f"Kernel size k against channels C (γ = {gamma:g}, b = {b:g})", margin=_MARGIN, height=460,
                       xaxis=dict(type="log", title="channels C (log2 axis)", tickvals=[2 ** i for i in range(3, 13)],
                                  ticktext=[str(2 ** i) for i in range(3, 13)]),
-                      yaxis=dict(title="k", dtick=2), legend=dict(orientation="h", y=-0.2))
+                      yaxis=dict(title="k (lines drawn ±0.12 apart where rules agree)", dtick=2),
+                      legend=dict(orientation="h", y=-0.2))
     return fig
 
 
