@@ -140,10 +140,12 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
             x=[c for _, c, _ in model_layers], y=[k for _, _, k in model_layers], name="this model's ECA layers",
             mode="markers", marker=dict(size=11, color="red", symbol="x"), text=[n for n, _, _ in model_layers],
             hovertemplate="%{text}<br>C = %{x}, k = %{y}<extra></extra>"))
-    fig.update_layout(title=f"Kernel size k against channels C (γ = {gamma:g}, b = {b:g})", margin=_MARGIN, height=460,
+    fig.update_layout(title=dict(text=f"Kernel size k against channels C (γ = {gamma:g}, b = {b:g})<br><sup>lines up to "
+                                      "0.12 apart, so that rules that agree stay visible; hover for the exact k</sup>"),
+                      margin=dict(l=10, r=10, t=60, b=10), height=480,
                       xaxis=dict(type="log", title="channels C (log2 axis)", tickvals=[2 ** i for i in range(3, 13)],
                                  ticktext=[str(2 ** i) for i in range(3, 13)]),
-                      yaxis=dict(title="k (lines drawn ±0.12 apart where rules agree)", dtick=2),
+                      yaxis=dict(title="k", dtick=2),
                       legend=dict(orientation="h", y=-0.2))
     return fig
 
