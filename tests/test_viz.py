@@ -57,3 +57,14 @@ def test_overlays():
     label[:, :30] = 3
     blended = blend_labels(image, label, opacity=1.0)
     assert (blended[0, 0] == [128, 64, 128]).all() and (blended[0, 59] == 100).all()
+
+
+def test_coordinate_attention_figure_stacks_both_profiles_on_one_scale():
+    from attnviz.viz.figures import coordinate_attention_figure
+
+    a_h, a_w = np.random.default_rng(0).random((8, 5)), np.random.default_rng(1).random((8, 7))
+    fig = coordinate_attention_figure(a_h, a_w, "layer")
+    assert [np.shape(t.z) for t in fig.data] == [(8, 5), (8, 7)]
+    assert {t.coloraxis for t in fig.data} == {"coloraxis"}  # one colour bar, 0..1
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
+    assert fig.layout.yaxis.domain[0] > fig.layout.yaxis2.domain[1]  # a_h above a_w, not beside it

@@ -205,14 +205,19 @@ def branches_figure(avg_branch: np.ndarray, max_branch: np.ndarray, weights: np.
 
 
 def coordinate_attention_figure(height_weights: np.ndarray, width_weights: np.ndarray, title: str) -> go.Figure:
-    """Coordinate attention: a_h (C x H) and a_w (C x W) side by side."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["a_h: channel x row", "a_w: channel x column"],
-                        horizontal_spacing=0.08)
-    fig.add_trace(go.Heatmap(z=height_weights, colorscale="Viridis", zmin=0, zmax=1, showscale=False,
+    """Coordinate attention: a_h (C x H) above a_w (C x W), one colour bar: stacked, so that it fits a narrow
+    column (side by side, the titles and ticks overlapped on the Compare page)."""
+    fig = make_subplots(rows=2, cols=1, subplot_titles=["a_h: channel x row", "a_w: channel x column"],
+                        vertical_spacing=0.16)
+    fig.add_trace(go.Heatmap(z=height_weights, coloraxis="coloraxis",
                              hovertemplate="channel %{y}, row %{x}: %{z:.3f}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Heatmap(z=width_weights, colorscale="Viridis", zmin=0, zmax=1,
-                             hovertemplate="channel %{y}, column %{x}: %{z:.3f}<extra></extra>"), row=1, col=2)
-    fig.update_layout(title=title, margin=_MARGIN, height=320)
+    fig.add_trace(go.Heatmap(z=width_weights, coloraxis="coloraxis",
+                             hovertemplate="channel %{y}, column %{x}: %{z:.3f}<extra></extra>"), row=2, col=1)
+    fig.update_xaxes(title_text="row h", row=1, col=1)
+    fig.update_xaxes(title_text="column w", row=2, col=1)
+    fig.update_yaxes(title_text="channel", tickformat="d")
+    fig.update_layout(title=dict(text=title, y=0.98), margin=dict(l=10, r=10, t=70, b=10), height=480,
+                      coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(thickness=12, xpad=4)))
     return fig
 
 
@@ -224,7 +229,7 @@ def training_curve_figure(history: Sequence[dict], title: str = "Training") -> g
     if val:
         fig.add_trace(go.Scatter(x=[e for e, _ in val], y=[v for _, v in val], name="val mIoU", mode="lines+markers"),
                       secondary_y=True)
-    fig.update_layout(title=title, margin=_MARGIN, height=300, xaxis_title="epoch")
+    fig.update_layout(title=title, margin=_MARGIN, height=300, xaxis=dict(title="epoch", tickformat="d"))
     fig.update_yaxes(title_text="loss", secondary_y=False)
     fig.update_yaxes(title_text="mIoU", range=[0, 1], secondary_y=True)
     return fig
