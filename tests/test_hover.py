@@ -232,11 +232,12 @@ HOVERNET = '''
 import torch.nn.functional as F
 from torch import nn
 
-from attention_blocks import Cross, Nonlocal2d
+from attention_blocks import Context, Cross, Nonlocal2d
 
 
 class HoverNet(nn.Module):
-    """Stride 8, a sub-sampled embedded non-local block (keys on a 23x30 grid), criss-cross attention."""
+    """Stride 8, a sub-sampled embedded non-local block (keys on a 23x30 grid), criss-cross attention, a
+    dot-product non-local block and GCNet's context block."""
 
     def __init__(self, num_classes=4):
         super().__init__()
@@ -244,10 +245,12 @@ class HoverNet(nn.Module):
                                   nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU())
         self.nonlocal_block = Nonlocal2d(32, sub_sample=True)
         self.cross = Cross(32)
+        self.dot_block = Nonlocal2d(32, sub_sample=False, mode="dot")
+        self.context = Context(32)
         self.classifier = nn.Conv2d(32, num_classes, 1)
 
     def forward(self, x):
-        y = self.cross(self.nonlocal_block(self.stem(x)))
+        y = self.context(self.dot_block(self.cross(self.nonlocal_block(self.stem(x)))))
         return F.interpolate(self.classifier(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
 '''
 HUBCONF = '''
@@ -292,7 +295,7 @@ def hover_repo(tmp_path_factory):
     return folder, weights, model
 
 
-def test_a_user_models_non_local_key_grid_and_criss_cross_hover_like_the_library(hover_repo, page):
+def test_a_user_models_non_local_dot_gcnet_and_criss_cross_hover_like_the_library(hover_repo, page):
     from attnviz.analysis import analyse_user_model
     from attnviz.models.user import load_user_model
 
@@ -301,12 +304,18 @@ def test_a_user_models_non_local_key_grid_and_criss_cross_hover_like_the_library
     photo = list_samples()[0]
     image = load_sample(photo).image
     records = analyse_user_model(load_user_model(spec, weights=str(weights)), image).spatial_attention
-    names = {type(r).__name__: n for n, r in records.items()}
-    assert set(names) >= {"PositionAttentionRecord", "CrissCrossAttentionRecord"}, records
-    nonlocal_name, cross_name = names["PositionAttentionRecord"], names["CrissCrossAttentionRecord"]
+    def named(kind, **where):
+        return next(n for n, r in records.items() if type(r).__name__ == kind
+                    and all(getattr(r, k, None) == v for k, v in where.items()))
+
+    nonlocal_name = named("PositionAttentionRecord", normalisation="softmax")
+    dot_name = named("PositionAttentionRecord", normalisation="dot")
+    cross_name, context_name = named("CrissCrossAttentionRecord"), named("GlobalContextRecord")
     assert records[nonlocal_name].key_grid != (records[nonlocal_name].height, records[nonlocal_name].width)
     with streamlit_server(ROOT / "app.py", ROOT, ("--model", spec, "--weights", str(weights))) as url:
-        for module, mode in ((nonlocal_name, "row"), (nonlocal_name, "column"), (cross_name, "row")):
+        # GCNet in row mode only: its columns are constant, so their top 5 is any 5 cells
+        for module, mode in ((nonlocal_name, "row"), (nonlocal_name, "column"), (dot_name, "row"),
+                             (dot_name, "column"), (context_name, "row"), (cross_name, "row")):
             _open(page, f"{url}/position?module={module}&mode={mode}")
             sent = page.evaluate("window.__sent")
             page.evaluate("window.__states = []")
