@@ -128,8 +128,9 @@ with left:
                 f"{view.feature_hw[0]}x{view.feature_hw[1]} {grid_kind}map).")
     alpha = getattr(record, "alpha", None)
     if alpha is not None and math.isfinite(alpha):
-        st.markdown(f"**α = {alpha:.4f}** (learned; starts at 0): the attention output enters as "
-                    f"α·(D Sᵀ) + A.")
+        st.markdown(f"**α = {alpha:.4f}**: how much of the attention output is added back, E = α·(D Sᵀ) + A. It "
+                    "is learned and starts at 0; small or negative values are common: the network chooses how "
+                    "much to use.")
     if getattr(record, "normalisation", "softmax") == "dot":
         st.markdown(f"{mode.capitalize()} i sums to **{view.total:.4f}** (dot-product form: rows need not sum "
                     "to 1).")
@@ -145,26 +146,29 @@ with left:
                                                       for rank, (r, c, v) in enumerate(view.top_cells, 1)))
     entry = model_results(app.results(), selection.model_name) if selection.source == "camvid" else {}
     shares = view.class_share
+    researchers = []  # the second layer: figures over the test split, definitions, flags
     if shares is not None and shares.class_id == IGNORE_INDEX:
         st.markdown("The chosen pixel is unlabelled in the ground truth.")
     elif shares is not None:
         name = CLASS_NAMES[shares.class_id]
-        far = (f"; over far keys only (its nearest 10% of cells dropped) **{shares.far_key_ratio:.1f}x chance**. "
-               "A high first figure with a far figure near 1 means the pixel looks at its neighbourhood, not at "
-               "its class" if math.isfinite(shares.far_key_ratio) else "")
-        st.markdown(f"The chosen pixel is **{name}**. **{shares.share:.1%}** of its attention falls on {name} "
-                    f"pixels, which cover {shares.chance:.1%} of the labelled photo (**{shares.ratio:.1f}x "
-                    f"chance**){far}.")
+        st.markdown(f"The chosen pixel is **{name}** (its label is read at the photo pixel; S works on cells of "
+                    f"{image_hw[0] // view.feature_hw[0]}x{image_hw[1] // view.feature_hw[1]} pixels). "
+                    f"**{shares.share:.1%}** of its attention falls on {name} pixels, which cover {shares.chance:.1%} "
+                    f"of the labelled photo: **{shares.ratio:.1f}x** what attending at random would give.")
+        if math.isfinite(shares.far_key_ratio):
+            researchers.append(f"Over far keys only (the query's nearest 10% of cells dropped) this pixel's own-class "
+                               f"share is **{shares.far_key_ratio:.1f}x chance**. A high first figure with a far figure "
+                               "near 1 means the pixel looks at its neighbourhood, not at its class.")
         figure = class_figure(entry, name)
         if figure and as_number(figure.get("far_key_ratio")) is not None:
             caution = " Few test queries of this class: a rough figure." if figure["queries"] < 50 else ""
-            st.markdown(f"**{name} queries of the test split** ({figure['queries']:,}): own-class "
-                        f"{figure['own_class_ratio']:.2f}x, far-key {figure['far_key_ratio']:.2f}x chance on "
-                        f"average.{caution}")
+            researchers.append(f"**{name} queries of the test split** ({figure['queries']:,}): own-class "
+                               f"{figure['own_class_ratio']:.2f}x, far-key {figure['far_key_ratio']:.2f}x chance on "
+                               f"average.{caution}")
     model_figure, far_figure = pam_ratio_text(entry), far_key_text(entry)
     if model_figure and mode == "row":  # figures of rows of S: not shown beside a column
-        st.markdown(f"**This model over the whole test split:** {model_figure}"
-                    + (f"; {far_figure}" if far_figure else "") + ".")
+        researchers.append(f"**This model over the whole test split:** {model_figure}"
+                           + (f"; {far_figure}" if far_figure else "") + ".")
     if selection.source == "camvid":
         models = app.catalogue()
         info = models.get(selection.model_name)
@@ -173,8 +177,10 @@ with left:
                     "pulled each row of S towards the pixels of the query's own class (the affinity-loss idea of "
                     "Context Prior, Yu et al., CVPR 2020). Its attention groups classes because it was taught to.")
         else:
-            st.caption("Plain DANet: S was learned only through the segmentation loss. Trained on 367 photos, it is "
-                       "weakly tied to the classes; a model trained with `--pam-affinity` is taught to group them.")
+            st.caption("Plain DANet: S was learned only through the segmentation loss, from 367 photos, so it is "
+                       "weakly tied to the classes; the affinity model was taught to group them.")
+            researchers.append("The affinity model was trained with `python -m attnviz.train --pam-affinity` (its "
+                               "model card gives the settings).")
             supervised = [n for n, i in models.items() if i.pam_affinity > 0]
             if supervised:
                 app.switch_button(st, supervised[0], f"Switch to {supervised[0]} (the same pixel)")
@@ -198,9 +204,11 @@ if view.formula is not None and getattr(record, "normalisation", "softmax") == "
     st.latex(rf"S_{{{query_index},{key_index}}} = \frac{{\exp(B_{{{query_index}}}^\top C_{{{key_index}}})}}"
              rf"{{\sum_m \exp(B_{{{query_index}}}^\top C_m)}} = \exp({energy:.3f} - {log_z:.3f}) = {s_entry:.4f}")
 num_keys = getattr(record, "num_keys", record.num_pixels)
-st.caption(f"S is never built: the page keeps B and C of this photo and computes one row or column per pointer "
-           f"move (O(N·C/8)); the full S would be {record.num_pixels} x {num_keys} = "
-           f"{record.num_pixels * num_keys:,} numbers.")
+researchers.append(f"S is never built: the page keeps B and C of this photo and computes one row or column per pointer "
+                   f"move (O(N·C/8)); the full S would be {record.num_pixels} x {num_keys} = "
+                   f"{record.num_pixels * num_keys:,} numbers.")
+with st.expander("For researchers: figures over the test split, definitions, how it is computed"):
+    st.markdown("\n\n".join(researchers))
 app.link_params(x=x, y=y, mode=mode,
                 pins=app.pins_text(pins) if len(pins) > 1 else None,
                 module=module_name if len(modules) > 1 else None, beside=beside if beside in others else None)
