@@ -23,6 +23,7 @@ PAGES = {
         st.Page("pages/eca.py", title=title("eca"), icon=":material/tune:"),
         st.Page("pages/eca_kernel.py", title=title("eca_kernel"), icon=":material/straighten:"),
         st.Page("pages/flexible.py", title=title("flexible"), icon=":material/call_split:"),
+        st.Page("pages/coord.py", title=title("coord"), icon=":material/grid_4x4:"),
     ],
     title("danet"): [
         st.Page("pages/position.py", title=title("position"), icon=":material/ads_click:"),

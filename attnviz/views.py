@@ -23,7 +23,8 @@ from attnviz.analysis import attention_share_on_class, feature_centre, feature_i
 from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.quality import far_key_own_class_ratio
 
-__all__ = ["ClassShare", "PositionView", "position_view", "findings_rows"]
+__all__ = ["ClassShare", "PositionView", "position_view", "CoordinateView", "coordinate_view", "most_varied_channel",
+           "findings_rows"]
 
 MODES = ("row", "column")
 
@@ -118,3 +119,31 @@ def findings_rows(checks: list[dict]) -> list[dict]:
         rows.append({"module": check["name"], "family": family, "map": check.get("map") or "–",
                      "check": status, "drawn": "yes" if check["verified"] else "no"})
     return rows
+
+
+@dataclass(frozen=True)
+class CoordinateView:
+    """What the Coordinate Attention page shows for one channel (Hou et al., CVPR 2021): y = x · a_h · a_w."""
+    channel: int
+    height_weights: np.ndarray   # (H,) a_h of the channel: one weight per feature row
+    width_weights: np.ndarray    # (W,) a_w: one weight per feature column
+    product: np.ndarray          # (H, W) a_h[i] * a_w[j]: the factor every feature cell is scaled by
+    cell: tuple[int, int]        # the chosen pixel's feature (row, col)
+    at_cell: tuple[float, float, float]  # (a_h, a_w, product) there
+
+
+def coordinate_view(record, channel: int, pixel: tuple[int, int], image_hw: tuple[int, int],
+                    batch: int = 0) -> CoordinateView:
+    """Channel `channel` of a CoordinateAttentionRecord, and its factors at photo pixel (x, y) (attnviz.geometry)."""
+    a_h = record.height_weights[batch, channel].double().numpy()
+    a_w = record.width_weights[batch, channel].double().numpy()
+    product = a_h[:, None] * a_w[None, :]
+    row, col = divmod(feature_index(*pixel, image_hw, product.shape), product.shape[1])
+    return CoordinateView(int(channel), a_h, a_w, product, (row, col), (float(a_h[row]), float(a_w[col]),
+                                                                      float(product[row, col])))
+
+
+def most_varied_channel(record, batch: int = 0) -> int:
+    """The channel whose factor a_h · a_w varies most over the map (the one worth showing first)."""
+    a_h, a_w = record.height_weights[batch].double(), record.width_weights[batch].double()
+    return int((a_h[:, :, None] * a_w[:, None, :]).flatten(1).std(1).argmax())

@@ -428,3 +428,24 @@ def test_your_model_with_every_family_on_the_overview(monkeypatch, tmp_path):
     at.switch_page("pages/position.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.selectbox(key="pam_module").options) >= 5        # pam, nl, cc, cc#1, sagan, context
+
+
+def test_coordinate_attention_page_reads_the_factor_of_the_clicked_cell():
+    from attnviz.records import CoordinateAttentionRecord
+
+    at = _app("fcn-ca", "pages/coord.py")
+    assert not at.exception, [e.value for e in at.exception]
+    at.session_state["ca_click"] = {"x": 120, "y": 45, "width": 240, "height": 180}  # shown at half size
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    model, _ = load_checkpoint("fcn-ca")
+    analysis = analyse(model, load_sample(list_samples()[0]).image)
+    layer, record = list(analysis.of_type(CoordinateAttentionRecord).items())[-1]
+    channel = at.number_input(key="ca_channel").value
+    h, w = record.height_weights.shape[-1], record.width_weights.shape[-1]
+    row, col = 90 * h // 360, 240 * w // 480   # photo pixel (240, 90)
+    a_h, a_w = float(record.height_weights[0, channel, row]), float(record.width_weights[0, channel, col])
+    formula = next(x.value for x in at.latex if f"y_{{{channel}}}({row}, {col})" in x.value)
+    assert f"{a_h:.4f}" in formula and f"{a_w:.4f}" in formula and f"= {a_h * a_w:.4f}" in formula
+    assert "x = 240, y = 90" in _text(at)
+    assert at.query_params["channel"] in (str(channel), [str(channel)]) and at.query_params["layer"] in (layer, [layer])

@@ -84,3 +84,21 @@ def test_a_column_of_sub_sampled_keys_is_indexed_on_the_key_grid():
     assert column.formula[:2] == (column.top[0], 11)
     from attnviz.geometry import pixel_cell
     assert pixel_cell(*column.pixel_centre, (48, 64), (3, 4)) == 11      # the marker sits on that key cell
+
+
+def test_coordinate_view_is_the_records_factors_at_the_chosen_cell():
+    import torch
+
+    from attnviz.records import CoordinateAttentionRecord
+    from attnviz.views import coordinate_view, most_varied_channel
+
+    generator = torch.Generator().manual_seed(0)
+    a_h, a_w = torch.rand(1, 3, 4, generator=generator), torch.rand(1, 3, 6, generator=generator)
+    a_w[0, 1] = torch.linspace(0, 1, 6)  # channel 1 varies most
+    record = CoordinateAttentionRecord("ca", a_h, a_w)
+    view = coordinate_view(record, 2, (47, 13), (40, 60))  # pixel (x 47, y 13) on a 40x60 photo: row 1, col 4
+    assert view.cell == (13 * 4 // 40, 47 * 6 // 60)
+    assert view.at_cell == pytest.approx((float(a_h[0, 2, 1]), float(a_w[0, 2, 4]), float(a_h[0, 2, 1] * a_w[0, 2, 4])))
+    np.testing.assert_allclose(view.product, np.outer(a_h[0, 2].numpy(), a_w[0, 2].numpy()), rtol=1e-6)
+    spread = [np.outer(a_h[0, c].numpy(), a_w[0, c].numpy()).std() for c in range(3)]
+    assert most_varied_channel(record) == int(np.argmax(spread))

@@ -81,6 +81,12 @@ FLEX_HEATMAP = "flex_heatmap"
 FLEX_SORTED = "flex_sorted"
 FLEX_FEATURES = "flex"
 
+# ---- Coordinate Attention page
+CA_LAYER = "ca_layer"
+CA_CHANNEL = "ca_channel"
+CA_CLICK = "ca_click"
+CA_PROFILES = "ca_profiles"
+
 # ---- Lecture page
 LECTURE_STEP = "lecture_step"      # which of attnviz.lecture.STEPS is shown
 LECTURE_PRESENT = "lecture_present"  # toggle: presentation view

@@ -17,7 +17,7 @@ __all__ = [
     "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
     "feature_grid_figure", "kernel_rule_figure", "attention_map_figure",
 
-    "branches_figure", "coordinate_attention_figure", "training_curve_figure", "row_comparison_figure",
+    "branches_figure", "coordinate_attention_figure", "coordinate_profiles_figure", "training_curve_figure", "row_comparison_figure",
     "layer_summary_figure", "short_layer_name", "extreme_channels_figure",
 ]
 
@@ -218,6 +218,26 @@ def coordinate_attention_figure(height_weights: np.ndarray, width_weights: np.nd
     fig.update_yaxes(title_text="channel", tickformat="d")
     fig.update_layout(title=dict(text=title, y=0.98), margin=dict(l=10, r=10, t=70, b=10), height=480,
                       coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(thickness=12, xpad=4)))
+    return fig
+
+
+def coordinate_profiles_figure(height_weights: np.ndarray, width_weights: np.ndarray, cell: tuple[int, int],
+                               title: str) -> go.Figure:
+    """One channel's a_h (one weight per feature row) and a_w (one per column) as profiles, the chosen cell's
+    row and column marked."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["a_h: weight of each row", "a_w: weight of each column"],
+                        horizontal_spacing=0.1)
+    for col, (values, mark, axis) in enumerate(((height_weights, cell[0], "row"), (width_weights, cell[1], "column")), 1):
+        fig.add_trace(go.Scatter(x=list(range(len(values))), y=values, mode="lines+markers", marker=dict(size=4),
+                                 hovertemplate=axis + " %{x}: %{y:.4f}<extra></extra>", showlegend=False),
+                      row=1, col=col)
+        fig.add_trace(go.Scatter(x=[mark], y=[values[mark]], mode="markers", showlegend=False,
+                                 marker=dict(size=12, symbol="x", color="lime", line=dict(color="black", width=1)),
+                                 hovertemplate="chosen " + axis + " %{x}: %{y:.4f}<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(title_text=f"feature {axis}", tickformat="d", row=1, col=col)
+    fig.update_yaxes(range=[0, 1], title_text="weight", row=1, col=1)
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=60, b=10), height=300)
     return fig
 
 
