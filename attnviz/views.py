@@ -24,7 +24,7 @@ from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.quality import far_key_own_class_ratio
 
 __all__ = ["ClassShare", "PositionView", "position_view", "CoordinateView", "coordinate_view", "most_varied_channel",
-           "findings_rows"]
+           "ChannelScaling", "channel_scaling", "findings_rows"]
 
 MODES = ("row", "column")
 
@@ -147,3 +147,22 @@ def most_varied_channel(record, batch: int = 0) -> int:
     """The channel whose factor a_h · a_w varies most over the map (the one worth showing first)."""
     a_h, a_w = record.height_weights[batch].double(), record.width_weights[batch].double()
     return int((a_h[:, :, None] * a_w[:, None, :]).flatten(1).std(1).argmax())
+
+
+@dataclass(frozen=True)
+class ChannelScaling:
+    """One channel of a channel-attention layer on this photo: its input map x_c, its weight ω_c and the
+    output ω_c · x_c (SE, ECA, flexible attention: y = x * w)."""
+    channel: int
+    weight: float
+    before: np.ndarray   # (h, w) x_c, the layer's input
+    after: np.ndarray    # (h, w) ω_c x_c
+
+
+def channel_scaling(record, channel: int, batch: int = 0) -> ChannelScaling:
+    """x_c and ω_c · x_c of a ChannelAttentionRecord captured with its features."""
+    if record.features is None:
+        raise ValueError("this record has no features: capture with keep_features=True")
+    before = record.features[batch, channel].double().numpy()
+    weight = float(record.weights[batch, channel])
+    return ChannelScaling(int(channel), weight, before, weight * before)

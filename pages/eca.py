@@ -48,5 +48,6 @@ st.latex(rf"\begin{{aligned}}\omega_{{{top}}} &= \sigma\big({' '.join(shown)}\bi
 st.caption(f"Spread of the weights in this layer: min {w.min():.3f}, median {float(np.median(w)):.3f}, max {w.max():.3f}. "
            "Weights near 0.5 everywhere mean the layer barely re-weights; a wide spread means it selects channels.")
 
+app.channel_focus(selection, selected, record, w, "eca", app.weights_on_photos(selection))
 app.extreme_channels(record.features, w, keys.ECA_FEATURES)
 app.link_params(layer=selected)

@@ -63,5 +63,6 @@ if isinstance(spatial, SpatialAttentionRecord):
     st.image(blend_heatmap(selection.image, spatial.map[0].numpy(), 0.6, 0, 1),
              caption=f"{spatial_name}: bright = kept (scale 0 to 1)")
 
+app.channel_focus(selection, selected, record, w, "flex", app.weights_on_photos(selection))
 app.extreme_channels(record.features, w, keys.FLEX_FEATURES)
 app.link_params(layer=selected)

@@ -449,3 +449,21 @@ def test_coordinate_attention_page_reads_the_factor_of_the_clicked_cell():
     assert f"{a_h:.4f}" in formula and f"{a_w:.4f}" in formula and f"= {a_h * a_w:.4f}" in formula
     assert "x = 240, y = 90" in _text(at)
     assert at.query_params["channel"] in (str(channel), [str(channel)]) and at.query_params["layer"] in (layer, [layer])
+
+
+def test_eca_page_shows_a_channel_before_and_after_and_its_weight_on_several_photos():
+    import json
+
+    at = _app("fcn-eca", "pages/eca.py")
+    at.session_state["eca_focus_channel"] = 5
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    across = next(spec for spec in charts.values() if spec["layout"].get("title", {}).get("text", "").startswith("ω_5 of"))
+    photos, shown = across["data"][0]["x"], across["data"][0]["y"]
+    model, _ = load_checkpoint("fcn-eca")
+    layer = across["layout"]["title"]["text"].split(" of ")[1].split(" on ")[0]
+    for photo, weight in zip(photos, shown):
+        record = analyse(model, load_sample(photo).image).records[layer]
+        assert weight == pytest.approx(float(record.weights[0, 5]), abs=1e-6)
+    assert len(set(np.round(shown, 4))) > 1  # the weight moves from photo to photo

@@ -102,3 +102,17 @@ def test_coordinate_view_is_the_records_factors_at_the_chosen_cell():
     np.testing.assert_allclose(view.product, np.outer(a_h[0, 2].numpy(), a_w[0, 2].numpy()), rtol=1e-6)
     spread = [np.outer(a_h[0, c].numpy(), a_w[0, c].numpy()).std() for c in range(3)]
     assert most_varied_channel(record) == int(np.argmax(spread))
+
+
+def test_channel_scaling_is_the_weight_times_the_layers_input():
+    from attnviz.records import ChannelAttentionRecord
+    from attnviz.views import channel_scaling
+
+    features = torch.randn(1, 4, 3, 5, generator=torch.Generator().manual_seed(3))
+    weights = torch.tensor([[0.1, 0.9, 0.5, 0.3]])
+    scaling = channel_scaling(ChannelAttentionRecord("se", weights, features=features), 1)
+    assert scaling.weight == pytest.approx(0.9)
+    np.testing.assert_allclose(scaling.before, features[0, 1].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(scaling.after, 0.9 * features[0, 1].numpy(), rtol=1e-6)
+    with pytest.raises(ValueError):
+        channel_scaling(ChannelAttentionRecord("se", weights), 1)

@@ -25,7 +25,7 @@ from attnviz.models import CheckpointError
 from attnviz.text import markdown_literal
 
 __all__ = ["stop_page", "analysis_for", "page_analysis", "page_selection", "require_models", "offer_models",
-           "companion_panels", "main_panel", "Panel"]
+           "companion_panels", "main_panel", "Panel", "weights_on_photos"]
 
 
 def stop_page() -> None:
@@ -165,3 +165,25 @@ def _photo_panel(selection: Selection, photo: str, module_name: str) -> Panel:
     if record is None:
         stop_page()
     return Panel(f"{selection.model_name} on {photo}", selection.model_name, module_name, record, image, key, label)
+
+
+def weights_on_photos(selection: Selection, count: int = 4):
+    """A function (layer, channel) -> {photo: weight} over the first `count` sample photos, for the CamVid
+    model of the selection (each photo analysed once, cached); {} for other sources."""
+    def weights(layer: str, channel: int) -> dict[str, float]:
+        if selection.source != "camvid":
+            return {}
+        found = {}
+        for photo in list_samples()[:count]:
+            image, _ = sample(photo)
+            try:
+                analysis = get_analysis(selection.model_name, selection.device, str(checkpoint_dir()), photo_key(image),
+                                        image)
+            except CheckpointError:
+                return {}
+            record = analysis.records.get(layer)
+            if record is None or not hasattr(record, "weights"):
+                return {}
+            found[photo] = float(record.weights[0, channel])
+        return found
+    return weights

@@ -112,6 +112,11 @@ def extreme_channels(prefix: str, part: str) -> str:
     return f"{prefix}_{part}"
 
 
+def channel_focus(prefix: str, part: str) -> str:
+    """A widget of a channel page's one-channel section (prefix "eca" / "flex"): "channel", "scaling", "photos"."""
+    return f"{prefix}_focus_{part}"
+
+
 def user_chart(module_name: str) -> str:
     """A chart of one of a user's attention modules on the Overview."""
     return f"user_{module_name}"

@@ -8,9 +8,11 @@ import streamlit as st
 from attnviz.app import keys
 from attnviz.app.links import apply_link
 from attnviz.app.selection import SOURCES
-from attnviz.viz.figures import extreme_channels_figure
+from attnviz.views import channel_scaling
+from attnviz.viz.figures import channel_scaling_figure, extreme_channels_figure, weight_across_photos_figure
 
-__all__ = ["FIGURE_FORMATS", "chart", "download", "linked_selectbox", "layer_picker", "extreme_channels", "switch_button"]
+__all__ = ["FIGURE_FORMATS", "chart", "download", "linked_selectbox", "layer_picker", "extreme_channels", "switch_button",
+           "channel_focus"]
 
 FIGURE_FORMATS = {"PNG": "png", "SVG": "svg"}
 
@@ -58,6 +60,29 @@ def extreme_channels(features, weights, prefix: str) -> None:
     st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
                 "(each scaled to its own range):")
     chart(st, extreme_channels_figure(features[0].numpy(), weights, count), key=keys.extreme_channels(prefix, "features"))
+
+
+def channel_focus(selection, layer: str, record, weights, prefix: str, weights_on_photos) -> None:
+    """One channel of a channel-attention layer: x_c beside ω_c · x_c (one colour scale), and its weight on a
+    few photos (`weights_on_photos(layer, channel)` -> {photo: weight}, or {} when it cannot be computed)."""
+    if record.features is None:
+        return
+    channels = len(weights)
+    key = keys.channel_focus(prefix, "channel")
+    if st.session_state.get(key) is None or st.session_state[key] >= channels:
+        st.session_state[key] = int(weights.argmax())
+    st.markdown("**One channel, before and after its weight:** the weight ω_c scales the whole map x_c; the same "
+                "colour scale on both sides shows how much.")
+    channel = st.number_input("Channel c", 0, channels - 1, key=key, step=1,
+                              help="It starts at the most weighted channel of the layer.")
+    scaling = channel_scaling(record, channel)
+    chart(st, channel_scaling_figure(scaling.before, scaling.after, scaling.weight, channel),
+          key=keys.channel_focus(prefix, "scaling"))
+    across = weights_on_photos(layer, channel)
+    if across:
+        chart(st, weight_across_photos_figure(across, channel, layer), key=keys.channel_focus(prefix, "photos"))
+        st.caption(f"The same channel's weight on {len(across)} photos: channel attention is computed from each "
+                   "photo's own pooled features, so the weights move from photo to photo.")
 
 
 def _switch_model(name: str) -> None:

@@ -17,7 +17,8 @@ __all__ = [
     "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
     "feature_grid_figure", "kernel_rule_figure", "attention_map_figure",
 
-    "branches_figure", "coordinate_attention_figure", "coordinate_profiles_figure", "training_curve_figure", "row_comparison_figure",
+    "branches_figure", "coordinate_attention_figure", "coordinate_profiles_figure", "channel_scaling_figure",
+    "weight_across_photos_figure", "training_curve_figure", "row_comparison_figure",
     "layer_summary_figure", "short_layer_name", "extreme_channels_figure",
 ]
 
@@ -238,6 +239,32 @@ def coordinate_profiles_figure(height_weights: np.ndarray, width_weights: np.nda
     fig.update_yaxes(range=[0, 1], title_text="weight", row=1, col=1)
     fig.update_yaxes(range=[0, 1], row=1, col=2)
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=60, b=10), height=300)
+    return fig
+
+
+def channel_scaling_figure(before: np.ndarray, after: np.ndarray, weight: float, channel: int) -> go.Figure:
+    """x_c beside ω_c · x_c on ONE colour scale, so that the weight's effect is what changes between them."""
+    low, high = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04,
+                        subplot_titles=[f"x_{channel}: the layer's input", f"ω·x = {weight:.3f} · x_{channel}"])
+    for col, values in enumerate((before, after), 1):
+        fig.add_trace(go.Heatmap(z=values, coloraxis="coloraxis", hovertemplate="row %{y}, col %{x}: %{z:.4f}"
+                                 "<extra></extra>"), row=1, col=col)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_yaxes(scaleanchor="x2", row=1, col=2)
+    fig.update_layout(coloraxis=dict(colorscale="Gray", cmin=low, cmax=high, colorbar=dict(thickness=12, xpad=4)),
+                      margin=dict(l=5, r=5, t=40, b=5), height=300)
+    return fig
+
+
+def weight_across_photos_figure(weights: dict[str, float], channel: int, layer: str) -> go.Figure:
+    """One channel's weight on each of a few photos: channel attention depends on the photo."""
+    names = list(weights)
+    fig = go.Figure(go.Bar(x=names, y=[weights[n] for n in names], text=[f"{weights[n]:.3f}" for n in names],
+                           textposition="outside", hovertemplate="%{x}: ω = %{y:.4f}<extra></extra>"))
+    fig.update_layout(title=f"ω_{channel} of {layer} on {len(names)} photos", yaxis=dict(range=[0, 1.1], title="ω"),
+                      margin=_MARGIN, height=280)
     return fig
 
 
