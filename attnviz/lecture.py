@@ -12,13 +12,13 @@ numbers are read at the last layer of each kind, whose weights vary most from ph
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from attnviz.kinds import AttentionKind
 from attnviz.modules.eca import eca_formula_terms
+from attnviz.modules.se import pre_sigmoid
 from attnviz.records import ChannelMapRecord, CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.views import position_view
 
@@ -56,10 +56,6 @@ def _last(records: dict, what: str):
     return list(records.items())[-1]
 
 
-def _logit(p: float) -> float:
-    return math.log(p / (1 - p)) if 0 < p < 1 else math.copysign(math.inf, p - 0.5)
-
-
 def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> StepNumbers:
     """The named terms of step `step`'s formula for the analysed photo; `pixel` (x, y): the PAM step's query
     pixel and the CA step's point (default: the photo's centre)."""
@@ -72,7 +68,7 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
         name, record = _last(analysis.channel_layers((kind,)), f"{kind} layer")
         w = record.weights[0].double().numpy()
         c = int(w.argmax())
-        terms = {"channel": c, "channels": int(w.size), "weight": float(w[c]), "logit": _logit(float(w[c])),
+        terms = {"channel": c, "channels": int(w.size), "weight": float(w[c]), "logit": pre_sigmoid(float(w[c])),
                  "lowest": float(w.min()), "median": float(np.median(w)), "highest": float(w.max())}
         if step == "se":
             terms["pooled"] = float(record.parts["pooled"][0, c])

@@ -7,8 +7,8 @@ from attnviz.exports import vector_csv
 from attnviz.capture import SpatialAttentionRecord
 from attnviz.kinds import AttentionKind
 from attnviz.modules.flexible import branch_statistics
-from attnviz.viz.figures import branches_figure, layer_weights_heatmap, sorted_weights_figure
-from attnviz.viz.overlays import blend_heatmap
+from attnviz.modules.se import pre_sigmoid
+from attnviz.viz.figures import attention_map_figure, branches_figure, layer_weights_heatmap, sorted_weights_figure
 
 st.title("Flexible and SE attention: pooled descriptors, one MLP")
 st.markdown(
@@ -54,14 +54,24 @@ else:
                  f"{selection.model_name}-{selected}-se-weights.csv", key=keys.FLEX_CSV)
     app.chart(st, sorted_weights_figure(w, f"{selected}: weights, sorted"), key=keys.FLEX_SORTED)
     st.caption(f"Spread of the weights: min {w.min():.3f}, max {w.max():.3f}.")
+    if "pooled" in record.parts:
+        top = int(w.argmax())
+        squeezed = float(record.parts["pooled"][0, top])
+        st.markdown(f"**The formula with this photo's numbers**, for the most weighted channel c = {top}: squeeze "
+                    f"(its average z_c = {squeezed:.3f}), excite (the two-layer MLP over all of z), scale.")
+        st.latex(rf"z_{{{top}}} = \tfrac{{1}}{{HW}}\textstyle\sum_{{h,w}} x_{{{top},h,w}} = {squeezed:.3f},\qquad "
+                 rf"\omega_{{{top}}} = \sigma\big(W_2\,\delta(W_1 z)\big)_{{{top}}} = \sigma({pre_sigmoid(w[top]):.3f}) = {w[top]:.4f}")
 
 spatial_name = selected.rsplit(".", 1)[0] + ".spatial"
 spatial = analysis.records.get(spatial_name)
 if isinstance(spatial, SpatialAttentionRecord):
     st.markdown("**CBAM's spatial gate** of the same block, applied after the channel weights "
                 r"($\sigma(\mathrm{conv}_{7\times7}([\mathrm{AvgPool}_c; \mathrm{MaxPool}_c]))$):")
-    st.image(blend_heatmap(selection.image, spatial.map[0].numpy(), 0.6, 0, 1),
-             caption=f"{spatial_name}: bright = kept (scale 0 to 1)")
+    gate = spatial.map[0].numpy()
+    app.chart(st, attention_map_figure(gate, f"{spatial_name}: M_s from {gate.min():.4f} to {gate.max():.4f}",
+                                       colour_title="M_s"), key=keys.FLEX_SPATIAL, theme=None, width="content")
+    st.caption("Read the colour bar: when its range is tiny (all near 1), the gate keeps the whole picture and "
+               "the colours only show differences too small to matter.")
 
 app.channel_focus(selection, selected, record, w, "flex", app.weights_on_photos(selection))
 app.extreme_channels(record.features, w, keys.FLEX_FEATURES)

@@ -467,3 +467,27 @@ def test_eca_page_shows_a_channel_before_and_after_and_its_weight_on_several_pho
         record = analyse(model, load_sample(photo).image).records[layer]
         assert weight == pytest.approx(float(record.weights[0, 5]), abs=1e-6)
     assert len(set(np.round(shown, 4))) > 1  # the weight moves from photo to photo
+
+
+def test_se_layers_show_their_squeeze_and_excitation_with_this_photos_numbers():
+    from attnviz.modules.se import pre_sigmoid
+
+    at = _app("fcn-se", "pages/flexible.py")
+    assert not at.exception, [e.value for e in at.exception]
+    model, _ = load_checkpoint("fcn-se")
+    analysis = analyse(model, load_sample(list_samples()[0]).image)
+    layer, record = list(analysis.channel_layers(("se",)).items())[-1]
+    top = int(record.weights[0].argmax())
+    formula = next(x.value for x in at.latex if f"z_{{{top}}}" in x.value)
+    mean = float(record.features[0, top].mean())  # z_c rebuilt from the layer's input
+    assert f"= {mean:.3f}" in formula
+    assert f"\\sigma({pre_sigmoid(float(record.weights[0, top])):.3f}) = {float(record.weights[0, top]):.4f}" in formula
+
+
+def test_cbams_spatial_gate_has_a_colour_bar_that_shows_its_range():
+    import json
+
+    at = _app("fcn-cbam", "pages/flexible.py")
+    assert not at.exception, [e.value for e in at.exception]
+    gate = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "M_s from" in c.proto.spec)
+    assert gate["data"][0]["colorbar"]["title"]["text"] == "M_s"

@@ -79,6 +79,7 @@ FLEX_BRANCHES = "flex_branches"
 FLEX_CSV = "flex_csv"
 FLEX_HEATMAP = "flex_heatmap"
 FLEX_SORTED = "flex_sorted"
+FLEX_SPATIAL = "flex_spatial"
 FLEX_FEATURES = "flex"
 
 # ---- Coordinate Attention page

@@ -11,6 +11,8 @@ that very narrow layers keep a few hidden units (the paper assumes C >= 64).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -18,12 +20,22 @@ from attnviz.kinds import AttentionKind
 from attnviz.recorder import is_recording, record, wants_features
 from attnviz.records import ChannelAttentionRecord
 
-__all__ = ["SqueezeExcitation", "hidden_width"]
+__all__ = ["SqueezeExcitation", "hidden_width", "pre_sigmoid"]
 
 
 def hidden_width(channels: int, reduction: int, min_hidden: int = 4) -> int:
     """Hidden width of an SE / CBAM bottleneck MLP: max(C // r, min_hidden), at most C."""
     return min(channels, max(channels // reduction, min_hidden))
+
+
+def pre_sigmoid(weight: float) -> float:
+    """The excitation's output before its sigmoid, from the weight it gave: log(w / (1 - w)) (±inf at 0, 1)."""
+    weight = float(weight)
+    if weight <= 0.0:
+        return -math.inf
+    if weight >= 1.0:
+        return math.inf
+    return math.log(weight / (1.0 - weight))
 
 
 class SqueezeExcitation(nn.Module):
