@@ -41,6 +41,7 @@ def test_branches_figure_and_keep_features():
     fig = branches_figure(r.parts["avg_branch"][0].numpy(), r.parts["max_branch"][0].numpy(), r.weights[0].numpy(), "t")
     avg, mx, w = fig.data
     np.testing.assert_allclose(1 / (1 + np.exp(-(np.array(avg.y) + np.array(mx.y)))), w.y, rtol=1e-5)
+    assert (fig.layout.yaxis2.tick0, fig.layout.yaxis2.dtick) == (0, 0.25)  # the weight axis reads 0, 0.25, ... 1
     with torch.no_grad(), capture(module) as rec:
         module(x)
     assert rec["FlexibleChannelAttention"].features is None

@@ -201,7 +201,9 @@ def branches_figure(avg_branch: np.ndarray, max_branch: np.ndarray, weights: np.
     fig.update_layout(title=title, barmode="relative", margin=_MARGIN, height=380,
                       xaxis_title="channels, sorted by weight", legend=dict(orientation="h", y=-0.25))
     fig.update_yaxes(title_text="branch logit", secondary_y=False)
-    fig.update_yaxes(title_text="weight w", range=[0, 1], secondary_y=True)
+    # ticks of its own (0, 0.25, ... 1), not ones aligned to the logit axis's grid (0.088, 0.686, ...)
+    fig.update_yaxes(title_text="weight w", range=[0, 1], tickmode="linear", tick0=0, dtick=0.25, showgrid=False,
+                     secondary_y=True)
     return fig
 
 
