@@ -23,64 +23,23 @@ captures are open. Only exact classes are adapted: subclasses such as timm's
 The same `hooked` also installs (and removes) the hooks of `attnviz.families`: attention modules
 copied into users' own models (DANet PAM / CAM, SAGAN, non-local, CCNet, GCNet, ECA, SE, CBAM,
 CoordAtt), recognised by structure and verified by reconstruction; the count it yields includes them.
+Which classes are read, and how, is the table of `attnviz.adapted` (which the families' survey reads too).
 """
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from attnviz.adapted import ADAPTERS, Adapter, adapted_modules
+from attnviz.families import hook_model
 from attnviz.recorder import current_recorder
 from attnviz.records import ChannelAttentionRecord, SpatialAttentionRecord
 
 __all__ = ["Adapter", "ADAPTERS", "hooked", "adapted_modules"]
-
-
-@dataclass(frozen=True)
-class Adapter:
-    """How to read one third-party attention class: where it lives, what it is, which child is its gate."""
-
-    module_path: str
-    class_name: str
-    kind: str            # "eca", "se", "flexible" (channel weights) or "cbam-spatial" (a spatial map)
-    gate: str            # attribute holding the gate module
-    branches: str = ""   # attribute whose successive outputs are the pooling branches (CBAM's fc2)
-    pooled: bool = False  # the input of its `conv` is the pooled descriptor (not CecaModule's: padded)
-
-    def resolve(self) -> type | None:
-        """The class, if its library is already imported (a model cannot hold one otherwise)."""
-        module = sys.modules.get(self.module_path)
-        return getattr(module, self.class_name, None) if module is not None else None
-
-
-ADAPTERS = (
-    Adapter("timm.layers.eca", "EcaModule", "eca", "gate", pooled=True),
-    Adapter("timm.layers.eca", "CecaModule", "eca", "gate"),
-    Adapter("timm.layers.squeeze_excite", "SEModule", "se", "gate"),
-    Adapter("timm.layers.squeeze_excite", "EffectiveSEModule", "se", "gate"),
-    Adapter("timm.models._efficientnet_blocks", "SqueezeExcite", "se", "gate"),
-    Adapter("timm.layers.cbam", "ChannelAttn", "flexible", "gate", branches="fc2"),
-    Adapter("timm.layers.cbam", "SpatialAttn", "cbam-spatial", "gate"),
-    Adapter("torchvision.ops.misc", "SqueezeExcitation", "se", "scale_activation"),
-)
-
-
-def adapted_modules(model: nn.Module) -> list[tuple[nn.Module, Adapter]]:
-    """Every submodule of `model` that an adapter reads (exact class match), in module order."""
-    classes = [(adapter.resolve(), adapter) for adapter in ADAPTERS]
-    classes = [(cls, adapter) for cls, adapter in classes if cls is not None]
-    found = []
-    for module in model.modules():
-        for cls, adapter in classes:
-            if type(module) is cls:
-                found.append((module, adapter))
-                break
-    return found
 
 
 def _parts(module: nn.Module) -> dict | None:
@@ -142,8 +101,6 @@ def _register(model: nn.Module) -> tuple[list[torch.utils.hooks.RemovableHandle]
             handles.append(getattr(module, adapter.branches).register_forward_hook(_keep_branch(module)))
         handles.append(getattr(module, adapter.gate).register_forward_hook(_finish(module, adapter)))
     # user modules recognised by structure (DANet PAM, non-local, GCNet, SE, ...): attnviz.families
-    from attnviz.families import hook_model  # imported here: attnviz.families reads adapted_modules from here
-
     family_handles, recognised = hook_model(model, exclude=[module for module, _ in modules])
     return handles + family_handles, len(modules) + recognised
 

@@ -47,3 +47,37 @@ def test_the_readme_layout_names_every_module():
                if p.name != "__init__.py" and p.parent.name not in ("modules", "models", "data", "viz")
                and p.name not in layout]
     assert missing == [], missing
+
+
+def test_the_library_modules_import_each_other_in_no_circle():
+    """Imports inside functions count too (a lazy import only hides a circle). The app layer is left out: its
+    package re-exports its modules, which import their siblings through it."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        if not name.startswith("attnviz.app"):
+            modules[name] = path
+    edges = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+            elif isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+        edges[name] = {t for t in targets if t in modules and t != name}
+
+    def circle_from(start):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in edges[node]:
+                if nxt == start:
+                    return path + [start]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+        return None
+
+    circles = [" -> ".join(c) for c in map(circle_from, edges) if c]
+    assert circles == [], circles

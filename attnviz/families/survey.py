@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from attnviz.adapted import adapted_modules
 from attnviz.families.catalogue import Family, is_own, recognise
 
 __all__ = ["Finding", "Lookalike", "find_attention", "unrecognised_attention", "recognised_modules"]
@@ -66,8 +67,6 @@ def _under(path: str, roots: list[str]) -> bool:
 
 
 def _adapted(model: nn.Module) -> dict[int, object]:
-    from attnviz.adapters import adapted_modules   # adapters imports this package lazily: no cycle
-
     return {id(module): adapter for module, adapter in adapted_modules(model)}
 
 
