@@ -123,3 +123,15 @@ def user_model_repo(tmp_path_factory):
     weights = folder / "streetnet.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     return folder, weights
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app (app.py, shipped checkpoints) on a free local port, one server per test module (browser tests)."""
+    from pathlib import Path
+
+    from attnviz.browser import streamlit_server
+
+    root = Path(__file__).resolve().parents[1]
+    with streamlit_server(root / "app.py", root) as url:
+        yield url

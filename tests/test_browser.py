@@ -19,12 +19,6 @@ TIMEOUT_MS = 180_000
 
 
 @pytest.fixture(scope="module")
-def server():
-    with streamlit_server(ROOT / "app.py", ROOT) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def browser_page():
     with chromium_page(TIMEOUT_MS) as page:
         yield page

@@ -45,12 +45,6 @@ POINTS = [(0.12, 0.2), (0.5, 0.5), (0.83, 0.31), (0.3, 0.85), (0.66, 0.72)]
 
 
 @pytest.fixture(scope="module")
-def server():
-    with streamlit_server(ROOT / "app.py", ROOT) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def open_page():
     """Each call: a page in a fresh browser context (its own new profile), watched by WATCH."""
     with chromium(TIMEOUT_MS) as open_fresh:

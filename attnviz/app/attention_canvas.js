@@ -334,7 +334,6 @@ function render(state, x0, y0, source) {
   for (const maps of state.pinMaps || []) {
     for (const m of maps) { sharedHigh = Math.max(sharedHigh, m.stats.hi); sharedLow = Math.min(sharedLow, m.stats.lo); }
   }
-  const readouts = [];
   for (const v of views) {
     const lo = state.scale === "shared" ? Math.min(sharedLow, 0) : v.stats.lo;
     const hi = state.scale === "shared" ? sharedHigh : v.stats.hi;
@@ -365,7 +364,6 @@ function render(state, x0, y0, source) {
     const exact = { x: v.x, y: v.y, row: v.cell.row, col: v.cell.col, index: v.cell.index, mode: v.mode, total: v.stats.sum,
                     top: v.top.map((t) => [Math.floor(t / width_), t % width_, v.values[t]]) };
     panel.readout.dataset.view = JSON.stringify(exact);
-    readouts.push(exact);
   }
   const elapsed = performance.now() - start;
   const root = state.root;
@@ -376,7 +374,6 @@ function render(state, x0, y0, source) {
   state.drawTimes.push(elapsed);
   if (state.drawTimes.length > 1000) state.drawTimes.shift();
   root.dataset.drawTimes = state.drawTimes.slice(-200).map((t) => t.toFixed(3)).join(" ");
-  return readouts;
 }
 
 function setup(parentElement) {

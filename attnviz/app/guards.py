@@ -152,18 +152,25 @@ def _model_panel(selection: Selection, name: str) -> Panel:
     return Panel(f"{name}: {module}", name, module, record, selection.image, selection.image_key, selection.label)
 
 
-def _photo_panel(selection: Selection, photo: str, module_name: str) -> Panel:
+def _sample_analysis(selection: Selection, photo: str):
+    """(image, label, its photo key, the analysis of the selection's CamVid model on sample `photo`); None
+    when the model cannot be loaded (one message)."""
     image, label = sample(photo)
     key = photo_key(image)
     try:
-        other = get_analysis(selection.model_name, selection.device, str(checkpoint_dir()), key, image)
+        return image, label, key, get_analysis(selection.model_name, selection.device, str(checkpoint_dir()), key, image)
     except CheckpointError as error:
         st.error(f"Model {markdown_literal(selection.model_name)} could not be loaded: "
                  f"{markdown_literal(str(error), 400)}")
-        stop_page()
-    record = other.spatial_attention.get(module_name)
+        return None
+
+
+def _photo_panel(selection: Selection, photo: str, module_name: str) -> Panel:
+    found = _sample_analysis(selection, photo)
+    record = None if found is None else found[3].spatial_attention.get(module_name)
     if record is None:
         stop_page()
+    image, label, key, _ = found
     return Panel(f"{selection.model_name} on {photo}", selection.model_name, module_name, record, image, key, label)
 
 
@@ -175,13 +182,8 @@ def weights_on_photos(selection: Selection, count: int = 4):
             return {}
         found = {}
         for photo in list_samples()[:count]:
-            image, _ = sample(photo)
-            try:
-                analysis = get_analysis(selection.model_name, selection.device, str(checkpoint_dir()), photo_key(image),
-                                        image)
-            except CheckpointError:
-                return {}
-            record = analysis.records.get(layer)
+            analysed = _sample_analysis(selection, photo)
+            record = None if analysed is None else analysed[3].records.get(layer)
             if record is None or not hasattr(record, "weights"):
                 return {}
             found[photo] = float(record.weights[0, channel])

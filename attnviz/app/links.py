@@ -165,11 +165,10 @@ def take_pin(x: int, y: int) -> None:
     st.session_state[keys.PIXEL] = (int(x), int(y))
 
 
-def remove_pins(keep_last: bool = False) -> None:
-    """Clear the pins (and the chosen pixel, unless `keep_last`)."""
+def remove_pins() -> None:
+    """Clear the pins and the chosen pixel (the page goes back to the photo's centre)."""
     st.session_state[keys.PAM_PINS] = []
-    if not keep_last:
-        st.session_state.pop(keys.PIXEL, None)
+    st.session_state.pop(keys.PIXEL, None)
 
 
 def link_params(**page_params) -> None:
