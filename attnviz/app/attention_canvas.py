@@ -24,6 +24,7 @@ import streamlit as st
 
 from attnviz.app.page_arrays import page_script
 
+from attnviz.geometry import parse_pixel
 from attnviz.i18n import DEFAULT_LANGUAGE, catalog
 
 __all__ = ["attention_canvas", "photo_data_url"]
@@ -44,16 +45,13 @@ def photo_data_url(image: np.ndarray, quality: int = 90) -> str:
 
 
 def _take_pin(component_key: str, image_hw: tuple[int, int], on_pin) -> None:
-    """The click callback: hand the pinned pixel to `on_pin(x, y)` if it lies on the photo."""
+    """The click callback: hand the pinned pixel to `on_pin(x, y)` if it lies on the photo (the link's rule,
+    attnviz.geometry.parse_pixel)."""
     event = st.session_state.get(component_key) or {}
     point = event.get("pin") if hasattr(event, "get") else None
-    try:
-        x, y = int(point["x"]), int(point["y"])
-    except (TypeError, KeyError, ValueError):
-        return
-    height, width = image_hw
-    if 0 <= x < width and 0 <= y < height:
-        on_pin(x, y)
+    pixel = parse_pixel(point.get("x"), point.get("y"), image_hw) if isinstance(point, dict) else None
+    if pixel is not None:
+        on_pin(*pixel)
 
 
 def attention_canvas(*, image: np.ndarray, photo_key: str, panels: list[dict], mode: str, opacity: float,
