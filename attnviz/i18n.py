@@ -1,7 +1,8 @@
-"""Texts in two languages: one catalog per language (attnviz/locales/<lang>.toml), read by this module.
+"""Texts in two languages: one catalog per language (the TOML files of attnviz/locales/<lang>/,
+one file per page or part of the app), read by this module.
 
-Streamlit has no i18n of its own (streamlit#1353). A catalog is a TOML file of sections and keys; a
-text is looked up by its dotted key ("lecture.se.intuition") and filled with `str.format` placeholders
+Streamlit has no i18n of its own (streamlit#1353). A catalog is the union of its folder's TOML files (each
+holds its own sections; a key defined twice is an error); a text is looked up by its dotted key ("lecture.se.intuition") and filled with `str.format` placeholders
 ("{weight:.4f}"). Both catalogs hold the same keys with the same placeholders (a test says so), so a key
 missing in one language is a test failure, never an English text shown to a Chinese reader. Formulas
 stay LaTeX and live with the code that fills them (attnviz.lecture).
@@ -40,8 +41,15 @@ def catalog(language: str) -> dict[str, str]:
     """Every text of `language` by dotted key (read once)."""
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {sorted(LANGUAGES)}, got {language!r}")
-    with open(_FOLDER / f"{language}.toml", "rb") as file:
-        return _flatten(tomllib.load(file))
+    texts: dict[str, str] = {}
+    for path in sorted((_FOLDER / language).glob("*.toml")):
+        with open(path, "rb") as file:
+            part = _flatten(tomllib.load(file))
+        twice = set(part) & set(texts)
+        if twice:
+            raise ValueError(f"{path.name} defines keys another file of {language} defines: {sorted(twice)}")
+        texts.update(part)
+    return texts
 
 
 def placeholders(text: str) -> set[str]:

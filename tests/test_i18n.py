@@ -1,6 +1,5 @@
 """Catalogs: the same keys and placeholders in every language; the lecture in both, with the library's numbers."""
 import math
-import re
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from attnviz.i18n import LANGUAGES, catalog, placeholders, translate
 from attnviz.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
 from attnviz.models import list_checkpoints, load_checkpoint
 from attnviz.modules.eca import eca_formula_terms
+from prose import chinese_share, latin_words
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -101,27 +101,6 @@ def test_each_steps_numbers_are_the_records_own(analyses):
 
 # ---- the lecture page in both languages
 
-_LATIN = re.compile(r"[A-Za-z]")
-_CJK = re.compile(r"[\u3400-\u9fff]")
-
-
-_LATIN_WORDS = re.compile(r"[A-Za-z]+")
-
-
-def _prose_letters(text: str) -> tuple[int, int]:
-    """(CJK characters, Latin letters) of `text` outside formulas ($...$), code, numbers, layer and module names
-    and the few names kept as they are (model names, SE/CBAM/ECA/DANet, a_h, MLP, ...)."""
-    text = _strip_names(text)
-    return len(_CJK.findall(text)), len(_LATIN.findall(text))
-
-
-def _strip_names(text: str) -> str:
-    text = re.sub(r"\$[^$]*\$", " ", text)
-    return re.sub(r"[\w.\-]*\d[\w.\-]*|backbone\S*|head\.\w+|\b[A-Za-z]_\w+\b|exp|softmax|sigmoid|σ|ω_c|MLP|"
-                  r"\b(SE|CBAM|CA|ECA|DANet|PAM|CAM|B_i|C_j|S_ij|X_cj|k|C|c|i|j|N|x|log2|b|γ|r|M_s)\b|fcn-\w+|danet-[\w-]+",
-                  " ", text)
-
-
 @needs_models
 @pytest.mark.parametrize("language", list(LANGUAGES))
 def test_every_lecture_step_renders_and_in_chinese_its_prose_is_chinese(language):
@@ -139,8 +118,7 @@ def test_every_lecture_step_renders_and_in_chinese_its_prose_is_chinese(language
         assert translate(f"lecture.{step}.intuition", language) in text
         assert any(FORMULAS[step] == x.value.strip("$\n") for x in at.latex)
         if language == "zh":
-            cjk, latin = _prose_letters(text)
-            assert cjk / (cjk + latin) >= 0.9, (step, cjk, latin, _LATIN_WORDS.findall(_strip_names(text)))
+            assert chinese_share(text) >= 0.9, (step, chinese_share(text), latin_words(text))
 
 
 @needs_models
@@ -154,3 +132,48 @@ def test_the_lecture_step_and_language_are_in_the_link():
     at.button(key="lecture_previous").click().run()
     assert at.session_state["lecture_step"] == "pam"
     assert at.query_params["step"] in ("pam", ["pam"]) and at.query_params["lang"] in ("zh", ["zh"])
+
+
+# ---- every page in both languages
+
+def page_text(at: AppTest, where) -> str:
+    """The visible prose of `where` (at.main or at.sidebar): headings, text, messages, expander and widget
+    labels, options of select boxes and radios."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success"):
+        parts += [element.value for element in getattr(where, kind)]
+    parts += [expander.label for expander in where.expander]
+    for kind in ("button", "checkbox", "toggle", "number_input", "slider", "select_slider", "selectbox", "radio",
+                 "text_input", "multiselect"):
+        for widget in getattr(where, kind):
+            parts.append(widget.label)
+            if kind in ("selectbox", "radio"):
+                parts += [str(option) for option in widget.options]
+    return "\n".join(str(part) for part in parts)
+
+
+PAGES = [  # (page, a shipped model that has what the page shows)
+    ("pages/overview.py", "danet-eca"), ("pages/eca.py", "danet-eca"), ("pages/eca_kernel.py", "fcn-eca"),
+    ("pages/flexible.py", "fcn-flexible"), ("pages/flexible.py", "fcn-se"), ("pages/flexible.py", "fcn-cbam"),
+    ("pages/coord.py", "fcn-ca"), ("pages/position.py", "danet-eca-affinity"), ("pages/channel_map.py", "danet-eca"),
+    ("pages/attribution.py", "danet-eca"), ("pages/compare.py", "fcn-none"),
+]
+
+
+@pytest.mark.parametrize("page,model", PAGES, ids=[f"{p.split('/')[1][:-3]}-{m}" for p, m in PAGES])
+def test_every_page_renders_in_both_languages_and_in_chinese_its_prose_is_chinese(page, model):
+    if model not in list_checkpoints():
+        pytest.skip(f"{model} is not shipped")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page(page).run()
+    at.selectbox(key="model").set_value(model).run()
+    assert not at.exception, [e.value for e in at.exception]
+    english = page_text(at, at.main)
+    at.session_state["language"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    for where in (at.main, at.sidebar):
+        text = page_text(at, where)
+        assert chinese_share(text) >= 0.9, (page, model, round(chinese_share(text), 3), latin_words(text))
+    assert english != page_text(at, at.main)

@@ -6,23 +6,39 @@ from typing import Callable
 import streamlit as st
 
 from attnviz.app import keys
+from attnviz.app.language import t
 from attnviz.app.links import apply_link
-from attnviz.app.selection import SOURCES
+from attnviz.app.selection import SOURCES, current
 from attnviz.views import channel_scaling
-from attnviz.viz.figures import channel_scaling_figure, extreme_channels_figure, weight_across_photos_figure
+from attnviz.viz.figures import (channel_scaling_figure, extreme_channels_figure, weight_across_photos_figure,
+                                 with_caption)
 
-__all__ = ["FIGURE_FORMATS", "chart", "download", "linked_selectbox", "layer_picker", "extreme_channels", "switch_button",
+__all__ = ["FIGURE_FORMATS", "chart", "figure_caption", "download", "linked_selectbox", "layer_picker", "extreme_channels", "switch_button",
            "channel_focus"]
 
 FIGURE_FORMATS = {"PNG": "png", "SVG": "svg"}
 
 
-def chart(where, figure, key: str, **kwargs):
-    """st.plotly_chart in `where` (st, a column, ...), its camera button saving in the sidebar's format."""
+def chart(where, figure, key: str, caption: str = "", **kwargs):
+    """st.plotly_chart in `where` (st, a column, ...), its camera button saving in the sidebar's format: PNG
+    at twice the shown size, or SVG. `caption` (see `figure_caption`) is drawn under the title, so it is in
+    the saved file too."""
+    figure = with_caption(figure, caption)
     fmt = FIGURE_FORMATS.get(st.session_state.get(keys.FIGURE_FORMAT, "PNG"), "png")
     config = {"toImageButtonOptions": {"format": fmt, "filename": f"attnviz-{key}", "scale": 2 if fmt == "png" else 1},
               "displaylogo": False}
     return where.plotly_chart(figure, key=key, config=config, **kwargs)
+
+
+def figure_caption(module: str, detail: str = "") -> str:
+    """The caption a saved figure carries, in the page's language: module · model · photo · detail (a layer,
+    a channel, a pixel)."""
+    selection = current()
+    parts = [module]
+    if selection is not None:
+        parts += [t("figures.caption_model", model=selection.model_name),
+                  t("figures.caption_photo", photo=selection.image_title)]
+    return " · ".join(parts + ([detail] if detail else []))
 
 
 def download(where, label: str, data: bytes | str | Callable[[], bytes | str], file_name: str, key: str) -> None:

@@ -1,4 +1,7 @@
-"""Plotly figures: pure functions from arrays to `go.Figure` (no Streamlit inside)."""
+"""Plotly figures: pure functions from arrays to `go.Figure` (no Streamlit inside).
+
+Every label is read from the [figures] catalog of attnviz.i18n in the `language` a function is given
+(English by default), so a figure is a function of its arrays and its language only."""
 from __future__ import annotations
 
 import math
@@ -10,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from attnviz.data.camvid import CLASS_COLOURS, CLASS_NAMES
+from attnviz.i18n import DEFAULT_LANGUAGE, translate
 from attnviz.modules.eca import kernel_t
 from attnviz.viz.overlays import feature_to_image
 
@@ -19,10 +23,29 @@ __all__ = [
 
     "branches_figure", "coordinate_attention_figure", "coordinate_profiles_figure", "channel_scaling_figure",
     "weight_across_photos_figure", "training_curve_figure", "row_comparison_figure",
-    "layer_summary_figure", "short_layer_name", "extreme_channels_figure",
+    "layer_summary_figure", "short_layer_name", "extreme_channels_figure", "with_caption",
 ]
 
 _MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def with_caption(figure: go.Figure, caption: str) -> go.Figure:
+    """`figure` with `caption` (module, model, photo, pixel or channel) as its title's subtitle: drawn on the
+    page and in every PNG or SVG the camera button saves, so a slide says what it shows. The top margin
+    grows by the caption's line; a figure without a title gets an empty one to carry it."""
+    if not caption:
+        return figure
+    margin_top = figure.layout.margin.t if figure.layout.margin.t is not None else 40
+    figure.update_layout(title=dict(text=figure.layout.title.text or "", subtitle=dict(
+        text=caption, font=dict(size=11, color="#555"))), margin=dict(t=margin_top + 22))
+    if figure.layout.height:
+        figure.update_layout(height=figure.layout.height + 22)
+    return figure
+
+
+def _labels(language: str) -> Callable[..., str]:
+    """The figure label `key` of the [figures] catalog in `language`, filled with its values."""
+    return lambda key, **values: translate(f"figures.{key}", language, **values)
 
 
 def _rgb_scale(name: str) -> list[list]:
@@ -55,43 +78,47 @@ def class_legend_figure(class_ids: Sequence[int] | None = None) -> go.Figure:
     return fig
 
 
-def layer_weights_heatmap(layer_names: Sequence[str], weights: Sequence[np.ndarray], selected: str | None = None) -> go.Figure:
+def layer_weights_heatmap(layer_names: Sequence[str], weights: Sequence[np.ndarray], selected: str | None = None,
+                          language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Layers x channels: each row one layer's channel weights (rows of different widths padded with gaps)."""
     width = max(len(w) for w in weights)
     grid = np.full((len(weights), width), np.nan, dtype=np.float32)
     for row, w in enumerate(weights):
         grid[row, :len(w)] = w
+    t = _labels(language)
     labels = [f"{name} (C={len(w)})" for name, w in zip(layer_names, weights)]
     fig = go.Figure(go.Heatmap(
         z=grid, y=labels, x=list(range(width)), colorscale="Viridis", zmin=0, zmax=1,
-        colorbar=dict(title="weight"), hovertemplate="%{y}<br>channel %{x}: w = %{z:.3f}<extra></extra>"))
+        colorbar=dict(title=t("weight")), hovertemplate="%{y}<br>" + t("channel") + " %{x}: w = %{z:.3f}<extra></extra>"))
     if selected in layer_names:
         row = list(layer_names).index(selected)
         fig.add_shape(type="rect", x0=-0.5, x1=len(weights[row]) - 0.5, y0=row - 0.5, y1=row + 0.5,
                       line=dict(color="red", width=2))
-    fig.update_layout(title="Channel weights of every layer (rows) for this photo", margin=_MARGIN,
-                      height=max(260, 28 * len(weights) + 90), xaxis_title="channel", yaxis=dict(autorange="reversed"))
+    fig.update_layout(title=t("layer_heatmap_title"), margin=_MARGIN,
+                      height=max(260, 28 * len(weights) + 90), xaxis_title=t("channel"), yaxis=dict(autorange="reversed"))
     return fig
 
 
-def sorted_weights_figure(weights: np.ndarray, title: str) -> go.Figure:
+def sorted_weights_figure(weights: np.ndarray, title: str, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+    t = _labels(language)
     order = np.argsort(-weights)
     fig = go.Figure(go.Bar(
         x=list(range(len(weights))), y=weights[order], customdata=order, marker_color=weights[order],
         marker_colorscale="Viridis", marker_cmin=0, marker_cmax=1,
-        hovertemplate="rank %{x}: channel %{customdata}<br>w = %{y:.4f}<extra></extra>"))
-    fig.update_layout(title=title, margin=_MARGIN, height=320, xaxis_title="channels, sorted by weight",
-                      yaxis_title="weight w_c", yaxis_range=[0, 1])
+        hovertemplate=t("rank") + " %{x}: " + t("channel") + " %{customdata}<br>w = %{y:.4f}<extra></extra>"))
+    fig.update_layout(title=title, margin=_MARGIN, height=320, xaxis_title=t("channels_sorted"),
+                      yaxis_title=t("weight") + " w_c", yaxis_range=[0, 1])
     return fig
 
 
-def kernel_figure(kernel: np.ndarray) -> go.Figure:
+def kernel_figure(kernel: np.ndarray, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+    t = _labels(language)
     k = len(kernel)
     offsets = list(range(-(k // 2), k // 2 + 1))
     fig = go.Figure(go.Bar(x=offsets, y=kernel, marker_color=["#d62728" if v < 0 else "#1f77b4" for v in kernel],
-                           hovertemplate="offset %{x}: %{y:.4f}<extra></extra>"))
-    fig.update_layout(title=f"Learned 1D kernel (k = {k})", margin=_MARGIN, height=280,
-                      xaxis=dict(title="channel offset j (weight on channel c + j)", dtick=1), yaxis_title="weight")
+                           hovertemplate=t("offset") + " %{x}: %{y:.4f}<extra></extra>"))
+    fig.update_layout(title=t("kernel_title", k=k), margin=_MARGIN, height=280,
+                      xaxis=dict(title=t("kernel_offset"), dtick=1), yaxis_title=t("weight"))
     return fig
 
 
@@ -115,8 +142,9 @@ def feature_grid_figure(maps: Sequence[np.ndarray], titles: Sequence[str], colum
 def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: float,
                        released: dict[str, list[tuple[int, int]]],
                        model_layers: Sequence[tuple[str, int, int]] = (),
-                       c_min: int = 8, c_max: int = 4096) -> go.Figure:
+                       c_min: int = 8, c_max: int = 4096, language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """k against C (log2 axis) for each rule at (gamma, b); released per-stage lists; the model's own layers."""
+    t = _labels(language)
     channels = np.unique(np.round(np.logspace(np.log2(c_min), np.log2(c_max), 400, base=2)).astype(int))
     fig = go.Figure()
     dashes = ["solid", "dash", "dot", "dashdot"]
@@ -128,23 +156,23 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
         fig.add_trace(go.Scatter(x=channels, y=ks + offset, customdata=ks, name=name, mode="lines",
                                  line=dict(shape="hv", dash=dash, width=3),
                                  hovertemplate="C = %{x}<br>k = %{customdata}<extra>" + name + "</extra>"))
-    t = [kernel_t(int(c), gamma, b) for c in channels]
-    fig.add_trace(go.Scatter(x=channels, y=t, name="t = (log2 C + b) / γ (before rounding)", mode="lines",
+    unrounded = [kernel_t(int(c), gamma, b) for c in channels]
+    fig.add_trace(go.Scatter(x=channels, y=unrounded, name=t("kernel_t"), mode="lines",
                              line=dict(color="grey", width=1), hovertemplate="C = %{x}<br>t = %{y:.3f}<extra></extra>"))
     symbols = ["diamond", "square", "triangle-up"]
     for (name, stages), symbol in zip(released.items(), symbols):
-        fig.add_trace(go.Scatter(x=[c for c, _ in stages], y=[k for _, k in stages], name=f"released {name}",
+        fig.add_trace(go.Scatter(x=[c for c, _ in stages], y=[k for _, k in stages], name=t("released", name=name),
                                  mode="markers", marker=dict(size=13, symbol=symbol, line=dict(width=1, color="black")),
                                  hovertemplate="C = %{x}<br>k = %{y}<extra>" + name + "</extra>"))
     if model_layers:
         fig.add_trace(go.Scatter(
-            x=[c for _, c, _ in model_layers], y=[k for _, _, k in model_layers], name="this model's ECA layers",
+            x=[c for _, c, _ in model_layers], y=[k for _, _, k in model_layers], name=t("model_eca_layers"),
             mode="markers", marker=dict(size=11, color="red", symbol="x"), text=[n for n, _, _ in model_layers],
             hovertemplate="%{text}<br>C = %{x}, k = %{y}<extra></extra>"))
-    fig.update_layout(title=dict(text=f"Kernel size k against channels C (γ = {gamma:g}, b = {b:g})<br><sup>lines up to "
-                                      "0.12 apart, so that rules that agree stay visible; hover for the exact k</sup>"),
+    fig.update_layout(title=dict(text=t("kernel_rule_title", gamma=f"{gamma:g}", b=f"{b:g}") + "<br><sup>"
+                                      + t("kernel_rule_subtitle") + "</sup>"),
                       margin=dict(l=10, r=10, t=60, b=10), height=480,
-                      xaxis=dict(type="log", title="channels C (log2 axis)", tickvals=[2 ** i for i in range(3, 13)],
+                      xaxis=dict(type="log", title=t("channels_log"), tickvals=[2 ** i for i in range(3, 13)],
                                  ticktext=[str(2 ** i) for i in range(3, 13)]),
                       yaxis=dict(title="k", dtick=2),
                       legend=dict(orientation="h", y=-0.2))
@@ -153,104 +181,112 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
 
 def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int] | None = None,
                          top: Sequence[tuple[int, int]] = (), zrange: tuple[float, float] | None = None,
-                         colour_title: str = "S") -> go.Figure:
+                         colour_title: str = "S", language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """A feature-resolution map (h, w) with exact values on hover; marker / top as (row, col).
 
     The axes hold the whole grid (-0.5 .. n - 0.5, so a marker in row 0 or the last column is not cut),
     the ranks are the markers' hover text (labels on the map overlapped at neighbouring cells), the
     colour bar sits against the map, and `zrange` fixes the colour range (a scale shared with other maps).
     Built from one dict (one validation pass, not one per update call): it is redrawn on every click."""
+    t = _labels(language)
     height, width = values.shape[-2:]
     heat = dict(type="heatmap", z=values, colorscale=_rgb_scale("Inferno"),
                 colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14, x=1.0, xpad=4),
-                hovertemplate="row %{y}, col %{x}<br>%{z:.5f}<extra></extra>")
+                hovertemplate=t("row") + " %{y}, " + t("col") + " %{x}<br>%{z:.5f}<extra></extra>")
     if zrange is not None:
         heat.update(zmin=zrange[0], zmax=zrange[1])
     data = [heat]
     if top:
         data.append(dict(type="scatter", x=[c for _, c in top], y=[r for r, _ in top], mode="markers",
-                         text=[f"top {i + 1}" for i in range(len(top))], name="top attended",
-                         hovertemplate="%{text}: row %{y}, col %{x}<extra></extra>",
+                         text=[t("top", rank=i + 1) for i in range(len(top))], name=t("top_attended"),
+                         hovertemplate="%{text}: " + t("row") + " %{y}, " + t("col") + " %{x}<extra></extra>",
                          marker=dict(size=10, color="rgba(0,0,0,0)", line=dict(color="cyan", width=2))))
     if marker is not None:
-        data.append(dict(type="scatter", x=[marker[1]], y=[marker[0]], mode="markers", name="chosen pixel",
-                         hovertemplate="chosen: row %{y}, col %{x}<extra></extra>",
+        data.append(dict(type="scatter", x=[marker[1]], y=[marker[0]], mode="markers", name=t("chosen_pixel"),
+                         hovertemplate=t("chosen") + ": " + t("row") + " %{y}, " + t("col") + " %{x}<extra></extra>",
                          marker=dict(size=14, symbol="x", color="lime", line=dict(color="black", width=1))))
     # a fixed size that fits the map's aspect: the colour bar then sits against the map (a stretched figure
     # centred the constrained map and left the bar at the far edge); shown with width="content"
     plot_height = 290
     layout = dict(title=dict(text=title), margin=dict(l=50, r=10, t=40, b=40), height=plot_height + 80,
                   width=max(int(plot_height * width / height) + 150, 360), showlegend=False,
-                  xaxis=dict(range=[-0.5, width - 0.5], constrain="domain", title="col"),
-                  yaxis=dict(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", title="row"))
+                  xaxis=dict(range=[-0.5, width - 0.5], constrain="domain", title=t("col")),
+                  yaxis=dict(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", title=t("row")))
     return go.Figure(dict(data=data, layout=layout))
 
 
-def branches_figure(avg_branch: np.ndarray, max_branch: np.ndarray, weights: np.ndarray, title: str) -> go.Figure:
+def branches_figure(avg_branch: np.ndarray, max_branch: np.ndarray, weights: np.ndarray, title: str,
+                    language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Per channel (sorted by final weight): MLP(avg) and MLP(max) logits, and w = sigmoid(sum)."""
+    t = _labels(language)
     order = np.argsort(-weights)
     x = list(range(len(weights)))
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Bar(x=x, y=avg_branch[order], name="MLP(AvgPool F)", customdata=order, marker_color="#1f77b4",
-                         hovertemplate="channel %{customdata}<br>avg branch %{y:.3f}<extra></extra>"))
+                         hovertemplate=t("channel") + " %{customdata}<br>" + t("avg_branch") + " %{y:.3f}<extra></extra>"))
     fig.add_trace(go.Bar(x=x, y=max_branch[order], name="MLP(MaxPool F)", customdata=order, marker_color="#ff7f0e",
-                         hovertemplate="channel %{customdata}<br>max branch %{y:.3f}<extra></extra>"))
+                         hovertemplate=t("channel") + " %{customdata}<br>" + t("max_branch") + " %{y:.3f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=x, y=weights[order], name="w = σ(avg + max)", mode="lines", customdata=order,
                              line=dict(color="black", width=2),
-                             hovertemplate="channel %{customdata}<br>w = %{y:.4f}<extra></extra>"), secondary_y=True)
+                             hovertemplate=t("channel") + " %{customdata}<br>w = %{y:.4f}<extra></extra>"), secondary_y=True)
     fig.update_layout(title=title, barmode="relative", margin=_MARGIN, height=380,
-                      xaxis_title="channels, sorted by weight", legend=dict(orientation="h", y=-0.25))
-    fig.update_yaxes(title_text="branch logit", secondary_y=False)
+                      xaxis_title=t("channels_sorted"), legend=dict(orientation="h", y=-0.25))
+    fig.update_yaxes(title_text=t("branch_logit"), secondary_y=False)
     # ticks of its own (0, 0.25, ... 1), not ones aligned to the logit axis's grid (0.088, 0.686, ...)
-    fig.update_yaxes(title_text="weight w", range=[0, 1], tickmode="linear", tick0=0, dtick=0.25, showgrid=False,
+    fig.update_yaxes(title_text=t("weight") + " w", range=[0, 1], tickmode="linear", tick0=0, dtick=0.25, showgrid=False,
                      secondary_y=True)
     return fig
 
 
-def coordinate_attention_figure(height_weights: np.ndarray, width_weights: np.ndarray, title: str) -> go.Figure:
+def coordinate_attention_figure(height_weights: np.ndarray, width_weights: np.ndarray, title: str,
+                                language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Coordinate attention: a_h (C x H) above a_w (C x W), one colour bar: stacked, so that it fits a narrow
     column (side by side, the titles and ticks overlapped on the Compare page)."""
-    fig = make_subplots(rows=2, cols=1, subplot_titles=["a_h: channel x row", "a_w: channel x column"],
+    t = _labels(language)
+    fig = make_subplots(rows=2, cols=1, subplot_titles=[t("ca_heights"), t("ca_widths")],
                         vertical_spacing=0.16)
     fig.add_trace(go.Heatmap(z=height_weights, coloraxis="coloraxis",
-                             hovertemplate="channel %{y}, row %{x}: %{z:.3f}<extra></extra>"), row=1, col=1)
+                             hovertemplate=t("channel") + " %{y}, " + t("row") + " %{x}: %{z:.3f}<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Heatmap(z=width_weights, coloraxis="coloraxis",
-                             hovertemplate="channel %{y}, column %{x}: %{z:.3f}<extra></extra>"), row=2, col=1)
-    fig.update_xaxes(title_text="row h", row=1, col=1)
-    fig.update_xaxes(title_text="column w", row=2, col=1)
-    fig.update_yaxes(title_text="channel", tickformat="d")
+                             hovertemplate=t("channel") + " %{y}, " + t("column") + " %{x}: %{z:.3f}<extra></extra>"), row=2, col=1)
+    fig.update_xaxes(title_text=t("row") + " h", row=1, col=1)
+    fig.update_xaxes(title_text=t("column") + " w", row=2, col=1)
+    fig.update_yaxes(title_text=t("channel"), tickformat="d")
     fig.update_layout(title=dict(text=title, y=0.98), margin=dict(l=10, r=10, t=70, b=10), height=480,
                       coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(thickness=12, xpad=4)))
     return fig
 
 
 def coordinate_profiles_figure(height_weights: np.ndarray, width_weights: np.ndarray, cell: tuple[int, int],
-                               title: str) -> go.Figure:
+                               title: str, language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """One channel's a_h (one weight per feature row) and a_w (one per column) as profiles, the chosen cell's
     row and column marked."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["a_h: weight of each row", "a_w: weight of each column"],
+    t = _labels(language)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[t("ca_row_profile"), t("ca_column_profile")],
                         horizontal_spacing=0.1)
-    for col, (values, mark, axis) in enumerate(((height_weights, cell[0], "row"), (width_weights, cell[1], "column")), 1):
+    for col, (values, mark, axis) in enumerate(((height_weights, cell[0], t("row")), (width_weights, cell[1], t("column"))), 1):
         fig.add_trace(go.Scatter(x=list(range(len(values))), y=values, mode="lines+markers", marker=dict(size=4),
                                  hovertemplate=axis + " %{x}: %{y:.4f}<extra></extra>", showlegend=False),
                       row=1, col=col)
         fig.add_trace(go.Scatter(x=[mark], y=[values[mark]], mode="markers", showlegend=False,
                                  marker=dict(size=12, symbol="x", color="lime", line=dict(color="black", width=1)),
-                                 hovertemplate="chosen " + axis + " %{x}: %{y:.4f}<extra></extra>"), row=1, col=col)
-        fig.update_xaxes(title_text=f"feature {axis}", tickformat="d", row=1, col=col)
-    fig.update_yaxes(range=[0, 1], title_text="weight", row=1, col=1)
+                                 hovertemplate=t("chosen") + " " + axis + " %{x}: %{y:.4f}<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(title_text=t("feature_axis", axis=axis), tickformat="d", row=1, col=col)
+    fig.update_yaxes(range=[0, 1], title_text=t("weight"), row=1, col=1)
     fig.update_yaxes(range=[0, 1], row=1, col=2)
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=60, b=10), height=300)
     return fig
 
 
-def channel_scaling_figure(before: np.ndarray, after: np.ndarray, weight: float, channel: int) -> go.Figure:
+def channel_scaling_figure(before: np.ndarray, after: np.ndarray, weight: float, channel: int,
+                           language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """x_c beside ω_c · x_c on ONE colour scale, so that the weight's effect is what changes between them."""
+    t = _labels(language)
     low, high = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04,
-                        subplot_titles=[f"x_{channel}: the layer's input", f"ω·x = {weight:.3f} · x_{channel}"])
+                        subplot_titles=[t("scaling_before", channel=channel), f"ω·x = {weight:.3f} · x_{channel}"])
     for col, values in enumerate((before, after), 1):
-        fig.add_trace(go.Heatmap(z=values, coloraxis="coloraxis", hovertemplate="row %{y}, col %{x}: %{z:.4f}"
+        fig.add_trace(go.Heatmap(z=values, coloraxis="coloraxis", hovertemplate=t("row") + " %{y}, " + t("col") + " %{x}: %{z:.4f}"
                                  "<extra></extra>"), row=1, col=col)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
@@ -260,37 +296,40 @@ def channel_scaling_figure(before: np.ndarray, after: np.ndarray, weight: float,
     return fig
 
 
-def weight_across_photos_figure(weights: dict[str, float], channel: int, layer: str) -> go.Figure:
+def weight_across_photos_figure(weights: dict[str, float], channel: int, layer: str,
+                                language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """One channel's weight on each of a few photos: channel attention depends on the photo."""
     names = list(weights)
     fig = go.Figure(go.Bar(x=names, y=[weights[n] for n in names], text=[f"{weights[n]:.3f}" for n in names],
                            textposition="outside", hovertemplate="%{x}: ω = %{y:.4f}<extra></extra>"))
-    fig.update_layout(title=f"ω_{channel} of {layer} on {len(names)} photos", yaxis=dict(range=[0, 1.1], title="ω"),
+    fig.update_layout(title=_labels(language)("across_photos_title", channel=channel, layer=layer, count=len(names)), yaxis=dict(range=[0, 1.1], title="ω"),
                       margin=_MARGIN, height=280)
     return fig
 
 
-def training_curve_figure(history: Sequence[dict], title: str = "Training") -> go.Figure:
+def training_curve_figure(history: Sequence[dict], title: str = "", language: str = DEFAULT_LANGUAGE) -> go.Figure:
+    t = _labels(language)
     epochs = [h["epoch"] for h in history]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=epochs, y=[h["loss"] for h in history], name="train loss", mode="lines"))
+    fig.add_trace(go.Scatter(x=epochs, y=[h["loss"] for h in history], name=t("train_loss"), mode="lines"))
     val = [(h["epoch"], h["val_miou"]) for h in history if "val_miou" in h]
     if val:
-        fig.add_trace(go.Scatter(x=[e for e, _ in val], y=[v for _, v in val], name="val mIoU", mode="lines+markers"),
+        fig.add_trace(go.Scatter(x=[e for e, _ in val], y=[v for _, v in val], name=t("val_miou"), mode="lines+markers"),
                       secondary_y=True)
-    fig.update_layout(title=title, margin=_MARGIN, height=300, xaxis=dict(title="epoch", tickformat="d"))
-    fig.update_yaxes(title_text="loss", secondary_y=False)
+    fig.update_layout(title=title or t("training"), margin=_MARGIN, height=300, xaxis=dict(title=t("epoch"), tickformat="d"))
+    fig.update_yaxes(title_text=t("loss"), secondary_y=False)
     fig.update_yaxes(title_text="mIoU", range=[0, 1], secondary_y=True)
     return fig
 
 
-def row_comparison_figure(rows: dict[str, np.ndarray], title: str) -> go.Figure:
+def row_comparison_figure(rows: dict[str, np.ndarray], title: str, language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Several rows of a channel map over the same channel axis, as grouped bars."""
+    t = _labels(language)
     fig = go.Figure()
     for name, values in rows.items():
         fig.add_trace(go.Bar(x=list(range(len(values))), y=values, name=name,
-                             hovertemplate="channel %{x}: %{y:.4f}<extra>" + name + "</extra>"))
-    fig.update_layout(title=title, barmode="group", margin=_MARGIN, height=320, xaxis_title="channel j",
+                             hovertemplate=t("channel") + " %{x}: %{y:.4f}<extra>" + name + "</extra>"))
+    fig.update_layout(title=title, barmode="group", margin=_MARGIN, height=320, xaxis_title=t("channel") + " j",
                       yaxis_title="X[c, j]", legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -304,14 +343,15 @@ def short_layer_name(name: str) -> str:
     return name
 
 
-def layer_summary_figure(layer_names: Sequence[str], weights: Sequence[np.ndarray], title: str = "") -> go.Figure:
+def layer_summary_figure(layer_names: Sequence[str], weights: Sequence[np.ndarray], title: str = "",
+                         language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """One box per layer: the distribution of its channel weights (compact, for side-by-side views)."""
     fig = go.Figure()
     for name, w in zip(layer_names, weights):
         fig.add_trace(go.Box(y=w, name=short_layer_name(name), boxpoints=False, marker_color="#2a788e",
                              hovertemplate=f"{name}<br>%{{y:.3f}}<extra></extra>"))
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=40, b=10), height=260, showlegend=False,
-                      yaxis=dict(title="channel weight", range=[0, 1]))
+                      yaxis=dict(title=_labels(language)("channel_weight"), range=[0, 1]))
     return fig
 
 
