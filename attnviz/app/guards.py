@@ -14,6 +14,7 @@ import numpy as np
 import streamlit as st
 
 from attnviz.analysis import Analysis
+from attnviz.app.language import t
 from attnviz.app.links import write_link
 from attnviz.app.resources import (catalogue, checkpoint_dir, get_analysis, get_classifier_analysis, get_user_analysis,
                                    photo_key, sample)
@@ -25,7 +26,7 @@ from attnviz.models import CheckpointError
 from attnviz.text import markdown_literal
 
 __all__ = ["stop_page", "analysis_for", "page_analysis", "page_selection", "require_models", "offer_models",
-           "companion_panels", "main_panel", "Panel", "weights_on_photos"]
+           "companion_panels", "companion_label", "main_panel", "Panel", "weights_on_photos"]
 
 
 def stop_page() -> None:
@@ -48,8 +49,8 @@ def analysis_for(selection: Selection, name: str | None = None) -> Analysis | No
         try:
             return get_user_analysis(selection.model_name, selection.device, selection.image_key, selection.image)
         except Exception as error:  # noqa: BLE001 - the user's own forward pass may raise anything
-            st.error(f"Your model {markdown_literal(selection.model_name)} failed on this photo: "
-                     f"{markdown_literal(f'{type(error).__name__}: {error}', 400)}")
+            st.error(t("guards.user_model_failed", model=markdown_literal(selection.model_name),
+                       error=markdown_literal(f"{type(error).__name__}: {error}", 400)))
             return None
     if name is None and selection.source == "timm":
         return get_classifier_analysis(selection.model_name, selection.device, settings().imagenet_weights,
@@ -58,7 +59,7 @@ def analysis_for(selection: Selection, name: str | None = None) -> Analysis | No
     try:
         return get_analysis(name, selection.device, str(checkpoint_dir()), selection.image_key, selection.image)
     except CheckpointError as error:
-        st.error(f"Model {markdown_literal(name)} could not be loaded: {markdown_literal(str(error), 400)}")
+        st.error(t("guards.not_loaded", model=markdown_literal(name), error=markdown_literal(str(error), 400)))
         return None
 
 
@@ -78,8 +79,7 @@ def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (
     if analysis is None:
         stop_page()
     if selection.source == "user" and needs is not None and not needs(analysis):
-        st.info(f"**{markdown_literal(selection.model_name)}** has no {what} that attnviz recognised and "
-                "verified (the Overview lists what it found). Switch to a CamVid model that has one:")
+        st.info(t("guards.user_model_lacks", model=markdown_literal(selection.model_name), what=what))
         offer_models(prefixes, attention)
         stop_page()
     return selection, analysis
@@ -94,7 +94,7 @@ def offer_models(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = ()
     options = [n for n, info in catalogue().items() if _fits(prefixes, attention, info.config.head,
                                                              info.config.attention)]
     if not options:
-        st.warning("No shipped checkpoint has one.")
+        st.warning(t("guards.none_shipped"))
     for column, name in zip(st.columns(max(1, len(options))), options):
         switch_button(column, name)
 
@@ -104,7 +104,7 @@ def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attenti
     """True if the selected model fits this page; else explain and offer buttons to switch."""
     if _fits(prefixes, attention, selection.head, selection.attention):
         return True
-    st.info(f"**{markdown_literal(selection.model_name)}** has no {what}. Switch to a CamVid model that has:")
+    st.info(t("guards.model_lacks", model=markdown_literal(selection.model_name), what=what))
     offer_models(prefixes, attention)
     return False
 
@@ -129,7 +129,8 @@ def main_panel(selection: Selection, module_name: str, record) -> Panel:
 def companion_panels(selection: Selection, analysis: Analysis, module_name: str) -> dict:
     """What the Position page can show beside the chosen module on the same pixel: the other spatial attention
     modules of the same model, the other CamVid models with position attention, and the same model on another
-    sample photo (each analysed when asked). label -> a function returning its `Panel`."""
+    sample photo (each analysed when asked). label -> a function returning its `Panel`. The labels ("module
+    m", "photo p", a model name) are the link's values in every language: show them with `companion_label`."""
     options = {}
     for other, record in analysis.spatial_attention.items():
         if other != module_name:
@@ -142,6 +143,14 @@ def companion_panels(selection: Selection, analysis: Analysis, module_name: str)
             if photo != selection.image_title:
                 options[f"photo {photo}"] = lambda p=photo: _photo_panel(selection, p, module_name)
     return options
+
+
+def companion_label(option: str) -> str:
+    """A `companion_panels` label in the page's language."""
+    kind, _, name = option.partition(" ")
+    if kind in ("module", "photo") and name:
+        return t(f"guards.companion_{kind}", **{kind: name})
+    return option
 
 
 def _model_panel(selection: Selection, name: str) -> Panel:
@@ -160,8 +169,8 @@ def _sample_analysis(selection: Selection, photo: str):
     try:
         return image, label, key, get_analysis(selection.model_name, selection.device, str(checkpoint_dir()), key, image)
     except CheckpointError as error:
-        st.error(f"Model {markdown_literal(selection.model_name)} could not be loaded: "
-                 f"{markdown_literal(str(error), 400)}")
+        st.error(t("guards.not_loaded", model=markdown_literal(selection.model_name),
+                   error=markdown_literal(str(error), 400)))
         return None
 
 
@@ -171,7 +180,7 @@ def _photo_panel(selection: Selection, photo: str, module_name: str) -> Panel:
     if record is None:
         stop_page()
     image, label, key, _ = found
-    return Panel(f"{selection.model_name} on {photo}", selection.model_name, module_name, record, image, key, label)
+    return Panel(t("guards.on_photo", model=selection.model_name, photo=photo), selection.model_name, module_name, record, image, key, label)
 
 
 def weights_on_photos(selection: Selection, count: int = 4):

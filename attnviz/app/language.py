@@ -1,14 +1,14 @@
-"""The page language: English or Simplified Chinese, chosen in the sidebar or by ?lang= in the link (which
-keeps it). Texts come from the catalogs of attnviz.i18n, never from literals in pages."""
+"""The page language: English or Simplified Chinese, chosen in the sidebar (attnviz.app.sidebar) or by
+?lang= in the link (which keeps it). Texts come from the catalogs of attnviz.i18n, never from literals in
+pages. This module reads the session only, so that every part of the app layer can use `t`."""
 from __future__ import annotations
 
 import streamlit as st
 
 from attnviz.app import keys
-from attnviz.app.links import apply_link
 from attnviz.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 
-__all__ = ["language", "t", "language_picker", "starting_language"]
+__all__ = ["language", "t", "starting_language"]
 
 
 def language() -> str:
@@ -20,16 +20,6 @@ def language() -> str:
 def t(key: str, /, **values) -> str:
     """Text `key` of the catalog of this session's language, filled with `values`."""
     return translate(key, language(), **values)
-
-
-def language_picker(bar) -> str:
-    """The language switch at the top of the sidebar (the link's ?lang= first, once)."""
-    apply_link("lang", keys.LANGUAGE, LANGUAGES, what="use en or zh")
-    if st.session_state.get(keys.LANGUAGE) not in LANGUAGES:
-        st.session_state[keys.LANGUAGE] = DEFAULT_LANGUAGE
-    bar.radio(f"{translate('language.label', 'en')} / {translate('language.label', 'zh')}", list(LANGUAGES),
-              format_func=LANGUAGES.__getitem__, key=keys.LANGUAGE, horizontal=True)
-    return language()
 
 
 def starting_language() -> str:

@@ -16,7 +16,7 @@ from attnviz.app.attention_canvas import attention_canvas
 from attnviz.app.channel_canvas import channel_canvas
 from attnviz.app.language import language, t
 from attnviz.app.resources import channel_data, hover_data
-from attnviz.app.widgets import chart
+from attnviz.app.widgets import chart, figure_caption
 from attnviz.records import CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.viz.figures import attention_map_figure, branches_figure, sorted_weights_figure
 
@@ -33,27 +33,35 @@ def presentation_style() -> None:
 def step_figure(step: str, selection, analysis, numbers) -> None:
     """Draw step `step`'s live figure for `analysis` (the step's model on the selection's photo)."""
     layer = numbers.layer
+    lang = language()
+    module = t(f"lecture.{step}.name")
+    caption = figure_caption(module, t("figures.caption_layer", layer=layer))
     if step in ("se", "eca"):
         weights = analysis.records[layer].weights[0].numpy()
-        chart(st, sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer)), key=keys.LECTURE_FIGURE)
+        chart(st, sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer), language=lang),
+              key=keys.LECTURE_FIGURE, caption=caption)
     elif step == "flexible":
         record = analysis.records[layer]
         chart(st, branches_figure(record.parts["avg_branch"][0].numpy(), record.parts["max_branch"][0].numpy(),
-                                  record.weights[0].numpy(), t("lecture.flexible.figure", layer=layer)),
-              key=keys.LECTURE_FIGURE)
+                                  record.weights[0].numpy(), t("lecture.flexible.figure", layer=layer), language=lang),
+              key=keys.LECTURE_FIGURE, caption=caption)
     elif step == "cbam":
         gate = analysis.records[layer]
         assert isinstance(gate, SpatialAttentionRecord)
         chart(st, attention_map_figure(gate.map[0].numpy(), t("lecture.cbam.figure", layer=layer),
-                                       colour_title="M_s"), key=keys.LECTURE_FIGURE, theme=None, width="content")
+                                       colour_title="M_s", language=lang),
+              key=keys.LECTURE_FIGURE, caption=caption, theme=None, width="content")
     elif step == "ca":
         record = analysis.records[layer]
         assert isinstance(record, CoordinateAttentionRecord)
         c = numbers.terms["channel"]
         product = (record.height_weights[0, c][:, None] * record.width_weights[0, c][None, :]).numpy()
         chart(st, attention_map_figure(product, t("lecture.ca.figure", channel=c, layer=layer),
-                                       marker=(numbers.terms["row"], numbers.terms["col"]), colour_title="a_h·a_w"),
-              key=keys.LECTURE_FIGURE, theme=None, width="content")
+                                       marker=(numbers.terms["row"], numbers.terms["col"]), colour_title="a_h·a_w",
+                                       language=lang),
+              key=keys.LECTURE_FIGURE, caption=figure_caption(module, " · ".join((
+                  t("figures.caption_layer", layer=layer), t("figures.caption_channel", channel=c)))),
+              theme=None, width="content")
     elif step == "pam":
         record = analysis.records[layer]
         image_hw = selection.image.shape[:2]

@@ -17,6 +17,7 @@ import streamlit as st
 
 from attnviz.analysis import click_to_image_point, parse_image_point
 from attnviz.app import keys
+from attnviz.app.language import t
 from attnviz.app.selection import run_state
 from attnviz.data.samples import list_samples
 from attnviz.text import markdown_literal
@@ -56,7 +57,7 @@ def apply_link(name: str, session_key: str, allowed, convert=str, what: str = ""
     if fits:
         st.session_state[session_key] = value
     else:
-        link_note(f"{name}={markdown_literal(raw)} ignored: {what or 'not available here'}")
+        link_note(t("links.ignored", parameter=f"{name}={markdown_literal(raw)}", reason=what or t("links.not_here")))
 
 
 def forget_pixel_on_new_photo(photo_key: str) -> None:
@@ -75,8 +76,8 @@ def _link_pixel(image_hw: tuple[int, int]) -> None:
     if link_x is not None or link_y is not None:
         point = parse_image_point(link_x, link_y, image_hw)
         if point is None:
-            link_note(f"pixel x={markdown_literal(link_x)}, y={markdown_literal(link_y)} ignored: "
-                      f"not inside the {width}x{height} photo")
+            link_note(t("links.ignored", parameter=f"x={markdown_literal(link_x)}, y={markdown_literal(link_y)}",
+                        reason=t("links.not_in_photo", width=width, height=height)))
         else:
             st.session_state[keys.PIXEL] = point
 
@@ -143,8 +144,8 @@ def pinned_pixels(image_hw: tuple[int, int], photo_key: str,
     if raw is not None:
         points = parse_pins(raw, image_hw)
         if points is None:
-            link_note(f"pins={markdown_literal(raw)} ignored: not x-by-y pixels (e.g. 100x200,52x60) inside "
-                      f"the {image_hw[1]}x{image_hw[0]} photo")
+            link_note(t("links.ignored", parameter=f"pins={markdown_literal(raw)}",
+                        reason=t("links.bad_pins", width=image_hw[1], height=image_hw[0])))
         else:
             st.session_state[keys.PAM_PINS] = points
             st.session_state[keys.PIXEL] = points[-1]

@@ -7,7 +7,7 @@ import torch
 
 from attnviz.analysis import pick_device
 from attnviz.app import keys
-from attnviz.app.language import language_picker, t
+from attnviz.app.language import language, t
 from attnviz.app.links import apply_link
 from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, get_classifier, photo_key,
                                    get_user_model, sample)
@@ -15,7 +15,8 @@ from attnviz.app.selection import SOURCES, Selection, run_state
 from attnviz.app.settings import settings
 from attnviz.app.widgets import FIGURE_FORMATS, linked_selectbox
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError
-from attnviz.data.samples import SAMPLE_ATTRIBUTION, list_samples
+from attnviz.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
+from attnviz.data.samples import list_samples
 from attnviz.models.checkpoint import CheckpointError, CheckpointInfo
 from attnviz.models.imagenet import IMAGENET_MODELS, WEIGHTS_ENV
 from attnviz.models.user import UserModelError
@@ -25,6 +26,18 @@ __all__ = ["UPLOAD_CHOICE", "sidebar", "show_notices"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
 _SOURCE_NAMES = {"camvid": SOURCES[0], "timm": SOURCES[1], "user": SOURCES[2]}
+_SOURCE_KEYS = {value: key for key, value in _SOURCE_NAMES.items()}
+
+
+def language_picker(bar) -> str:
+    """The language switch at the top of the sidebar (the link's ?lang= first, once). Its label is in both
+    languages, so that a reader of either finds it."""
+    apply_link("lang", keys.LANGUAGE, LANGUAGES, what=t("links.use_language"))
+    if st.session_state.get(keys.LANGUAGE) not in LANGUAGES:
+        st.session_state[keys.LANGUAGE] = DEFAULT_LANGUAGE
+    bar.radio(f"{translate('language.label', 'en')} / {translate('language.label', 'zh')}", list(LANGUAGES),
+              format_func=LANGUAGES.__getitem__, key=keys.LANGUAGE, horizontal=True)
+    return language()
 
 
 def _model_picker(bar) -> CheckpointInfo | None:
@@ -39,17 +52,32 @@ def _model_picker(bar) -> CheckpointInfo | None:
         bar.error(t("sidebar.no_checkpoints", folder=directory))
         return None
     names = list(models)
-    name = linked_selectbox(bar, t("sidebar.model"), names, keys.MODEL, "model", "no loadable checkpoint of that name",
+    name = linked_selectbox(bar, t("sidebar.model"), names, keys.MODEL, "model", t("links.no_checkpoint"),
                             default="danet-eca" if "danet-eca" in names else None,
                             format_func=lambda n: models[n].label, help=t("sidebar.model_help"))
-    bar.caption(models[name].title)
+    bar.caption(_model_title(models[name]))
     return models[name]
+
+
+def _model_title(info: CheckpointInfo) -> str:
+    """E.g. "danet-eca · DANet head · ECA (Efficient Channel Attention) in the backbone", in the page's language."""
+    parts = [info.name, t(f"sidebar.head_{'danet' if info.config.head == 'danet' else 'other'}",
+                          head=info.config.head.upper()),
+             t("sidebar.in_backbone", attention=t(f"attention.{info.config.attention}"))]
+    if info.pam_affinity > 0:
+        parts.append(t("sidebar.affinity_supervised"))
+    return " · ".join(parts)
+
+
+def _weights_description(weights) -> str:
+    """Where a classifier's weights came from, in the page's language."""
+    return t(f"sidebar.weights_{weights.origin}")
 
 
 def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(image, label or None, title): a sample photo, or a usable upload."""
     samples = list_samples()
-    apply_link("photo", keys.SAMPLE, samples, what="no sample photo of that name")
+    apply_link("photo", keys.SAMPLE, samples, what=t("links.no_photo"))
     choice = bar.selectbox(t("sidebar.photo"), samples + [UPLOAD_CHOICE], key=keys.SAMPLE, help=t("sidebar.photo_help"),
                            format_func=lambda c: t("sidebar.upload_choice") if c == UPLOAD_CHOICE else c)
     if choice == UPLOAD_CHOICE:
@@ -61,7 +89,8 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
                 bar.caption(t("sidebar.upload_not_linked"))
                 return image, None, upload.name
             except ImageError as error:
-                bar.error(f"{markdown_literal(upload.name)}: {error}")
+                bar.error(t("sidebar.upload_error", name=markdown_literal(upload.name),
+                                    reason=markdown_literal(str(error), 300)))
                 run_state().notices.append(t("notices.upload_refused", name=markdown_literal(upload.name),
                                              reason=markdown_literal(str(error), 300)))
         bar.info(t("sidebar.no_upload"))
@@ -74,7 +103,7 @@ def _timm_picker(bar, device: str) -> tuple[str, str] | None:
     """(architecture, where its weights come from) of the ImageNet classifier chosen in the sidebar; None when
     it cannot be built (weights that do not fit: one message, the rest of the app keeps working)."""
     arch = linked_selectbox(bar, t("sidebar.imagenet_model"), list(IMAGENET_MODELS), keys.TIMM_MODEL, "model",
-                            "not one of the ImageNet models offered",
+                            t("sidebar.not_offered"),
                             format_func=lambda a: f"{a} ({IMAGENET_MODELS[a][0].upper()})",
                             help=t("sidebar.imagenet_help"))
     try:
@@ -82,13 +111,14 @@ def _timm_picker(bar, device: str) -> tuple[str, str] | None:
     except CheckpointError as error:
         bar.error(f"{arch}: {markdown_literal(str(error), 400)}")
         return None
+    description = _weights_description(weights)
     if weights.trained:
-        bar.caption(f"{IMAGENET_MODELS[arch][1]}: {weights.description}.")
+        bar.caption(f"{IMAGENET_MODELS[arch][1]}: {description}")
     else:
-        bar.warning(f"**{IMAGENET_MODELS[arch][1]} has {weights.description}.** Put the weights file in a folder "
-                    f"and set ${WEIGHTS_ENV} to it (see the README), or run where the hub can be reached.")
+        bar.warning(t("sidebar.random_weights", model=IMAGENET_MODELS[arch][1], description=description,
+                      variable=WEIGHTS_ENV))
         run_state().notices.append(t("notices.random_weights", model=IMAGENET_MODELS[arch][1],
-                                     description=weights.description))
+                                     description=description))
     return arch, weights.description
 
 
@@ -101,15 +131,17 @@ def _user_picker(bar, device: str):
     if not names:
         return None
     name = linked_selectbox(bar, t("sidebar.user_model"), names, keys.USER_MODEL, "model",
-                            "not one of the models given with --model / --models",
+                            t("links.no_user_model"),
                             format_func=lambda n: f"{n} ({config.user_model(n).spec})", help=t("sidebar.user_help"))
     try:
         model = get_user_model(name, device)
     except UserModelError as error:
         bar.error(f"{markdown_literal(name)}: {markdown_literal(str(error), 600)}")
         return None
-    bar.caption(f"{model.task}, {model.num_classes} classes, output read as {model.output_rule}"
-                + (f"; weights {markdown_literal(model.weights.name)}" if model.weights else "; no weights file"))
+    weights = (t("sidebar.user_weights", name=markdown_literal(model.weights.name)) if model.weights
+               else t("sidebar.user_no_weights"))
+    bar.caption(t("sidebar.user_caption", task=model.task, classes=model.num_classes, rule=model.output_rule,
+                  weights=weights))
     return model
 
 
@@ -129,12 +161,12 @@ def sidebar() -> Selection | None:
     bar.header(t("sidebar.header"))
     offered = SOURCES if (settings().user_models or settings().user_models_problem) else SOURCES[:2]
     apply_link("source", keys.SOURCE, offered, convert=_SOURCE_NAMES.__getitem__,
-               what="use camvid or timm (user: only when the app was started with --model or --models)")
+               what=t("links.use_source"))
     if st.session_state.get(keys.SOURCE) not in offered:
         st.session_state[keys.SOURCE] = offered[-1] if len(offered) == 3 else offered[0]
-    # the options stay the English names: they are the session's and the tests' values (a translated
-    # format_func would hide them from AppTest, which cannot format them back)
-    source = bar.radio(t("sidebar.source"), offered, key=keys.SOURCE, help=t("sidebar.source_help"))
+    # the values stay the English names (the session's and the tests' values); the page shows them translated
+    source = bar.radio(t("sidebar.source"), offered, key=keys.SOURCE, help=t("sidebar.source_help"),
+                       format_func=lambda s: t(f"sidebar.source_{_SOURCE_KEYS[s]}"))
     device = _device_picker(bar)
     if source == SOURCES[2]:
         model = _user_picker(bar, device)
@@ -156,7 +188,7 @@ def sidebar() -> Selection | None:
         model_fields = dict(model_name=model.name, card=model.card, source="camvid", head=model.config.head,
                             attention=model.config.attention)
     image, label, title = _photo_picker(bar)
-    bar.caption(SAMPLE_ATTRIBUTION)
+    bar.caption(t("sidebar.attribution"))
     bar.radio(t("sidebar.figure_format"), list(FIGURE_FORMATS), key=keys.FIGURE_FORMAT, horizontal=True,
               help=t("sidebar.figure_format_help"))
     key = photo_key(image)

@@ -6,7 +6,7 @@ from typing import Callable
 import streamlit as st
 
 from attnviz.app import keys
-from attnviz.app.language import t
+from attnviz.app.language import language, t
 from attnviz.app.links import apply_link
 from attnviz.app.selection import SOURCES, current
 from attnviz.views import channel_scaling
@@ -64,7 +64,7 @@ def linked_selectbox(where, label: str, options: list, key: str, link_name: str,
 
 def layer_picker(names: list[str], key: str, format_func) -> str:
     """The layer select box of a channel-attention page: the link's ?layer= first, else the last layer."""
-    return linked_selectbox(st, "Layer", names, key, "layer", "no such layer in this model", default=names[-1],
+    return linked_selectbox(st, t("common.layer"), names, key, "layer", t("links.no_layer"), default=names[-1],
                             format_func=format_func)
 
 
@@ -72,10 +72,10 @@ def extreme_channels(features, weights, prefix: str) -> None:
     """The input feature maps of a layer's most and least weighted channels (when features were kept)."""
     if features is None:
         return
-    count = st.slider("Channels to show", 2, 8, 4, key=keys.extreme_channels(prefix, "count"))
-    st.markdown(f"**Input feature maps of the {count} most (top row) and least (bottom row) weighted channels** "
-                "(each scaled to its own range):")
-    chart(st, extreme_channels_figure(features[0].numpy(), weights, count), key=keys.extreme_channels(prefix, "features"))
+    count = st.slider(t("widgets.channels_to_show"), 2, 8, 4, key=keys.extreme_channels(prefix, "count"))
+    st.markdown(t("widgets.extreme_channels", count=count))
+    chart(st, extreme_channels_figure(features[0].numpy(), weights, count), key=keys.extreme_channels(prefix, "features"),
+          caption=figure_caption(t("widgets.extreme_caption")))
 
 
 def channel_focus(selection, layer: str, record, weights, prefix: str, weights_on_photos) -> None:
@@ -87,18 +87,17 @@ def channel_focus(selection, layer: str, record, weights, prefix: str, weights_o
     key = keys.channel_focus(prefix, "channel")
     if st.session_state.get(key) is None or st.session_state[key] >= channels:
         st.session_state[key] = int(weights.argmax())
-    st.markdown("**One channel, before and after its weight:** the weight ω_c scales the whole map x_c; the same "
-                "colour scale on both sides shows how much.")
-    channel = st.number_input("Channel c", 0, channels - 1, key=key, step=1,
-                              help="It starts at the most weighted channel of the layer.")
+    st.markdown(t("widgets.focus_intro"))
+    channel = st.number_input(t("common.channel"), 0, channels - 1, key=key, step=1, help=t("widgets.focus_help"))
     scaling = channel_scaling(record, channel)
-    chart(st, channel_scaling_figure(scaling.before, scaling.after, scaling.weight, channel),
-          key=keys.channel_focus(prefix, "scaling"))
+    detail = " · ".join((t("figures.caption_layer", layer=layer), t("figures.caption_channel", channel=channel)))
+    chart(st, channel_scaling_figure(scaling.before, scaling.after, scaling.weight, channel, language=language()),
+          key=keys.channel_focus(prefix, "scaling"), caption=figure_caption(t(f"widgets.module_{prefix}"), detail))
     across = weights_on_photos(layer, channel)
     if across:
-        chart(st, weight_across_photos_figure(across, channel, layer), key=keys.channel_focus(prefix, "photos"))
-        st.caption(f"The same channel's weight on {len(across)} photos: channel attention is computed from each "
-                   "photo's own pooled features, so the weights move from photo to photo.")
+        chart(st, weight_across_photos_figure(across, channel, layer, language=language()),
+              key=keys.channel_focus(prefix, "photos"), caption=figure_caption(t(f"widgets.module_{prefix}"), detail))
+        st.caption(t("widgets.across_photos", count=len(across)))
 
 
 def _switch_model(name: str) -> None:
