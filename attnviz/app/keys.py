@@ -48,6 +48,8 @@ PAM_PINS = "pam_pins"             # the pinned photo pixels [(x, y), ...], oldes
 PAM_COMPARE = "pam_compare"       # the second model (or module) the hover drives beside the first
 PAM_SCALE = "pam_scale"           # each map its own colour range, or one for all maps shown
 PAM_CLEAR_PINS = "pam_clear_pins"
+PAM_SLIDE = "pam_slide"           # the toggle of the pins' one-figure slide
+PAM_SLIDE_FIGURE = "pam_slide_figure"
 
 # ---- Channel map page
 CAM_CHANNEL = "cam_channel"

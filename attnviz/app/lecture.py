@@ -35,7 +35,7 @@ def step_figure(step: str, selection, analysis, numbers) -> None:
     layer = numbers.layer
     lang = language()
     module = t(f"lecture.{step}.name")
-    caption = figure_caption(module, t("figures.caption_layer", layer=layer))
+    caption = figure_caption(module, t("figures.caption_layer", layer=layer), model=analysis.model_name)
     if step in ("se", "eca"):
         weights = analysis.records[layer].weights[0].numpy()
         chart(st, sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer), language=lang),
@@ -60,7 +60,8 @@ def step_figure(step: str, selection, analysis, numbers) -> None:
                                        marker=(numbers.terms["row"], numbers.terms["col"]), colour_title="a_h·a_w",
                                        language=lang),
               key=keys.LECTURE_FIGURE, caption=figure_caption(module, " · ".join((
-                  t("figures.caption_layer", layer=layer), t("figures.caption_channel", channel=c)))),
+                  t("figures.caption_layer", layer=layer), t("figures.caption_channel", channel=c))),
+                  model=analysis.model_name),
               theme=None, width="content")
     elif step == "pam":
         record = analysis.records[layer]

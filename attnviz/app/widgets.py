@@ -10,10 +10,10 @@ from attnviz.app.language import language, t
 from attnviz.app.links import apply_link
 from attnviz.app.selection import SOURCES, current
 from attnviz.views import channel_scaling
-from attnviz.viz.figures import (channel_scaling_figure, extreme_channels_figure, weight_across_photos_figure,
-                                 with_caption)
+from attnviz.viz.figures import (channel_scaling_figure, extreme_channels_figure, pinned_maps_figure,
+                                 weight_across_photos_figure, with_caption)
 
-__all__ = ["FIGURE_FORMATS", "chart", "figure_caption", "download", "linked_selectbox", "layer_picker", "extreme_channels", "switch_button",
+__all__ = ["FIGURE_FORMATS", "chart", "figure_caption", "pins_slide", "download", "linked_selectbox", "layer_picker", "extreme_channels", "switch_button",
            "channel_focus"]
 
 FIGURE_FORMATS = {"PNG": "png", "SVG": "svg"}
@@ -30,14 +30,17 @@ def chart(where, figure, key: str, caption: str = "", **kwargs):
     return where.plotly_chart(figure, key=key, config=config, **kwargs)
 
 
-def figure_caption(module: str, detail: str = "") -> str:
+def figure_caption(module: str, detail: str = "", model: str | None = None, photo: str | None = None) -> str:
     """The caption a saved figure carries, in the page's language: module · model · photo · detail (a layer,
-    a channel, a pixel)."""
+    a channel, a pixel). The model and photo are the sidebar's unless the figure shows others."""
     selection = current()
+    model = model or (selection.model_name if selection is not None else None)
+    photo = photo or (selection.image_title if selection is not None else None)
     parts = [module]
-    if selection is not None:
-        parts += [t("figures.caption_model", model=selection.model_name),
-                  t("figures.caption_photo", photo=selection.image_title)]
+    if model:
+        parts.append(t("figures.caption_model", model=model))
+    if photo:
+        parts.append(t("figures.caption_photo", photo=photo))
     return " · ".join(parts + ([detail] if detail else []))
 
 
@@ -108,3 +111,17 @@ def _switch_model(name: str) -> None:
 def switch_button(where, name: str, label: str | None = None) -> None:
     """A button that switches the sidebar to CamVid checkpoint `name`."""
     where.button(label or name, key=keys.switch_button(name), on_click=_switch_model, args=(name,))
+
+
+def pins_slide(panels, views, mode: str, opacity: float) -> None:
+    """The Position page's pins (and the panel beside them) as one multi-panel figure for a slide, drawn only
+    while its toggle is on (a figure of photos on every pin would slow each pin down): `panels` the page's
+    Panels, `views[p][n]` pin n's PositionView on panel p, `mode` "row" or "column"."""
+    if not any(views) or not st.toggle(t("widgets.slide_toggle"), key=keys.PAM_SLIDE, help=t("widgets.slide_help")):
+        return
+    rows = [(panel.title if len(panels) > 1 else "", panel.image,
+             [(t("widgets.slide_pin", number=n, x=v.pixel[0], y=v.pixel[1]), v.values, v.pixel)
+              for n, v in enumerate(row, 1)]) for panel, row in zip(panels, views)]
+    module = t(f"widgets.slide_{mode}")
+    chart(st, pinned_maps_figure(rows, opacity, language=language()), key=keys.PAM_SLIDE_FIGURE,
+          caption=figure_caption(module, panels[0].module, model=panels[0].model_name), theme=None, width="content")

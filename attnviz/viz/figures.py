@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 from attnviz.data.camvid import CLASS_COLOURS, CLASS_NAMES
 from attnviz.i18n import DEFAULT_LANGUAGE, translate
 from attnviz.modules.eca import kernel_t
-from attnviz.viz.overlays import feature_to_image
+from attnviz.viz.overlays import blend_heatmap, draw_markers, feature_to_image
 
 __all__ = [
     "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
@@ -24,6 +24,7 @@ __all__ = [
     "branches_figure", "coordinate_attention_figure", "coordinate_profiles_figure", "channel_scaling_figure",
     "weight_across_photos_figure", "training_curve_figure", "row_comparison_figure",
     "layer_summary_figure", "short_layer_name", "extreme_channels_figure", "with_caption",
+    "pinned_maps_figure",
 ]
 
 _MARGIN = dict(l=10, r=10, t=40, b=10)
@@ -361,3 +362,55 @@ def extreme_channels_figure(features: np.ndarray, weights: np.ndarray, count: in
     chosen = list(order[:count]) + list(order[-count:])
     return feature_grid_figure([feature_to_image(features[c]) for c in chosen],
                                [f"#{c} w={weights[c]:.2f}" for c in chosen], columns=count)
+
+
+def _data_url(image: np.ndarray, width: int) -> str:
+    """An RGB uint8 image scaled to `width` pixels, as a PNG data URL (a slide's raster panel)."""
+    import base64
+
+    import cv2
+
+    height = max(1, round(image.shape[0] * width / image.shape[1]))
+    small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("the panel could not be encoded")
+    return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+def pinned_maps_figure(rows: Sequence[tuple[str, np.ndarray, Sequence[tuple[str, np.ndarray, tuple[float, float]]]]],
+                       opacity: float = 0.75, colour_title: str = "S", panel_width: int = 320,
+                       language: str = DEFAULT_LANGUAGE) -> go.Figure:
+    """Pinned points as one multi-panel figure, for a slide: one row per model or photo shown side by side,
+    one column per pin. `rows`: (row title, photo (H, W, 3), [(panel title, map (h, w), pin (x, y) in the
+    photo)]). Every map on ONE colour scale (from 0, or the lowest value when below 0, to the highest), with
+    its colour bar, so that panels compare; each panel is the photo with its map laid over it and the pin as
+    a green cross. The panels are rasters (PNG) inside the figure, so the SVG stays small."""
+    if not rows or not any(panels for _, _, panels in rows):
+        raise ValueError("no pinned maps to draw")
+    values = [m for _, _, panels in rows for _, m, _ in panels]
+    low, high = min(0.0, min(float(np.nanmin(m)) for m in values)), max(float(np.nanmax(m)) for m in values)
+    high = high if high > low else low + 1.0
+    columns = max(len(panels) for _, _, panels in rows)
+    titles = []
+    for row_title, _, panels in rows:
+        for column in range(columns):
+            titles.append((f"{row_title}: " if row_title else "") + panels[column][0] if column < len(panels) else "")
+    fig = make_subplots(rows=len(rows), cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.08)
+    for r, (_, photo, panels) in enumerate(rows, 1):
+        for c, (_, values_map, (x, y)) in enumerate(panels, 1):
+            blended = draw_markers(blend_heatmap(photo, values_map, opacity, vmin=low, vmax=high), [(x, y)],
+                                   colour=(0, 255, 0), radius=max(6, photo.shape[1] // 60), cross=True)
+            fig.add_trace(go.Image(source=_data_url(blended, panel_width), hoverinfo="skip"), row=r, col=c)
+    # the shared colour bar: a transparent two-value heatmap on the colour axis every panel was drawn with
+    fig.add_trace(go.Heatmap(z=[[low, high]], coloraxis="coloraxis", opacity=0, hoverinfo="skip", showscale=True),
+                  row=1, col=1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    aspect = rows[0][1].shape[0] / rows[0][1].shape[1]
+    fig.update_layout(coloraxis=dict(colorscale=_rgb_scale("Inferno"), cmin=low, cmax=high,
+                                     colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14)),
+                      margin=dict(l=5, r=5, t=50, b=5), width=panel_width * columns + 110,
+                      height=int(len(rows) * (panel_width * aspect + 40)) + 60, showlegend=False)
+    return fig
