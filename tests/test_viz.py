@@ -69,3 +69,14 @@ def test_coordinate_attention_figure_stacks_both_profiles_on_one_scale():
     assert {t.coloraxis for t in fig.data} == {"coloraxis"}  # one colour bar, 0..1
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
     assert fig.layout.yaxis.domain[0] > fig.layout.yaxis2.domain[1]  # a_h above a_w, not beside it
+
+
+def test_class_names_in_every_language_and_a_legend_that_wraps():
+    from attnviz.data.camvid import CLASS_NAMES
+    from attnviz.viz.figures import class_legend_html, class_name
+
+    assert [class_name(i) for i in range(len(CLASS_NAMES))] == list(CLASS_NAMES)
+    assert class_name(CLASS_NAMES.index("Pedestrian"), "zh") == "行人"
+    legend = class_legend_html([9, 3, 3, 99], "zh")
+    assert "flex-wrap:wrap" in legend and legend.count("nowrap") == 2  # Road and Pedestrian, once each
+    assert legend.index("道路") < legend.index("行人")

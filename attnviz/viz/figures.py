@@ -18,7 +18,7 @@ from attnviz.modules.eca import kernel_t
 from attnviz.viz.overlays import blend_heatmap, draw_markers, feature_to_image
 
 __all__ = [
-    "class_legend_figure", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
+    "class_legend_figure", "class_legend_html", "class_name", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
     "feature_grid_figure", "kernel_rule_figure", "attention_map_figure",
 
     "branches_figure", "coordinate_attention_figure", "coordinate_profiles_figure", "channel_scaling_figure",
@@ -63,13 +63,37 @@ def _rgb_stops(name: str) -> tuple[tuple, ...]:
                  for position, colour in plotly.colors.get_colorscale(name))
 
 
-def class_legend_figure(class_ids: Sequence[int] | None = None) -> go.Figure:
-    """One coloured swatch per class, named."""
-    ids = list(range(len(CLASS_NAMES))) if class_ids is None else sorted(set(int(c) for c in class_ids if c < len(CLASS_NAMES)))
+def class_name(class_id: int, language: str = DEFAULT_LANGUAGE) -> str:
+    """A CamVid class's name in `language` ("Pedestrian", "行人")."""
+    return translate(f"classes.{CLASS_NAMES[class_id]}", language)
+
+
+def _legend_ids(class_ids: Sequence[int] | None) -> list[int]:
+    return list(range(len(CLASS_NAMES))) if class_ids is None else sorted(
+        set(int(c) for c in class_ids if 0 <= c < len(CLASS_NAMES)))
+
+
+def class_legend_html(class_ids: Sequence[int] | None = None, language: str = DEFAULT_LANGUAGE) -> str:
+    """The class legend as HTML swatches that wrap onto more lines on a narrow screen (a figure's fixed row of
+    labels collided on a phone)."""
+    import html
+
+    items = []
+    for class_id in _legend_ids(class_ids):
+        r, g, b = CLASS_COLOURS[class_id]
+        items.append(f'<span style="display:inline-flex;align-items:center;gap:.35em;margin:0 .9em .3em 0;'
+                     f'white-space:nowrap"><span style="width:1em;height:1em;border:1px solid #000;'
+                     f'background:rgb({r},{g},{b})"></span>{html.escape(class_name(class_id, language))}</span>')
+    return f'<div style="display:flex;flex-wrap:wrap;font-size:.9rem">{"".join(items)}</div>'
+
+
+def class_legend_figure(class_ids: Sequence[int] | None = None, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+    """One coloured swatch per class, named (as a figure, for a slide; the page shows `class_legend_html`)."""
+    ids = _legend_ids(class_ids)
     fig = go.Figure()
     for position, class_id in enumerate(ids):
         r, g, b = CLASS_COLOURS[class_id]
-        fig.add_trace(go.Scatter(x=[position], y=[0], mode="markers+text", text=[CLASS_NAMES[class_id]],
+        fig.add_trace(go.Scatter(x=[position], y=[0], mode="markers+text", text=[class_name(class_id, language)],
                                  textposition="bottom center", hoverinfo="text",
                                  marker=dict(size=18, symbol="square", color=f"rgb({r},{g},{b})",
                                              line=dict(color="black", width=1)), showlegend=False))
