@@ -28,18 +28,22 @@ STEPS = ("se", "cbam", "ca", "eca", "flexible", "pam", "cam")
 STEP_MODELS = {"se": "fcn-se", "cbam": "fcn-cbam", "ca": "fcn-ca", "eca": "fcn-eca", "flexible": "fcn-flexible",
                "pam": "danet-eca-affinity", "cam": "danet-eca"}
 
-# each step's formula (LaTeX, the same in every language)
+# each step's formula (LaTeX, the same in every language), one equation per line so that a phone's 390 px
+# column holds it (python -m attnviz.screenshots measures it)
 FORMULAS = {
-    "se": r"z_c = \frac{1}{HW}\sum_{h,w} x_{c,h,w},\qquad \omega = \sigma\big(W_2\,\delta(W_1 z)\big),\qquad "
-          r"\tilde x_c = \omega_c\, x_c",
-    "cbam": r"M_c = \sigma\big(\mathrm{MLP}(\mathrm{Avg}(F)) + \mathrm{MLP}(\mathrm{Max}(F))\big),\qquad "
-            r"M_s = \sigma\big(f^{7\times 7}([\mathrm{Avg}_c(F');\ \mathrm{Max}_c(F')])\big)",
+    "se": r"\begin{gathered} z_c = \frac{1}{HW}\sum_{h,w} x_{c,h,w} \\ \omega = \sigma\big(W_2\,\delta(W_1 z)\big) \\ "
+          r"\tilde x_c = \omega_c\, x_c \end{gathered}",
+    "cbam": r"\begin{aligned} M_c &= \sigma\big(\mathrm{MLP}(\mathrm{Avg}(F)) + \mathrm{MLP}(\mathrm{Max}(F))\big) \\ "
+            r"M_s &= \sigma\big(f^{7\times 7}([\mathrm{Avg}_c(F');\ \mathrm{Max}_c(F')])\big) \end{aligned}",
     "ca": r"y_c(i, j) = x_c(i, j)\cdot a^h_c(i)\cdot a^w_c(j)",
-    "eca": r"\omega_c = \sigma\Big(\sum_{j=-(k-1)/2}^{(k-1)/2} \kappa_j\, y_{c+j}\Big),\qquad "
-           r"k = \Big|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\Big|_{\mathrm{odd}}",
-    "flexible": r"\omega = \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F)) + \mathrm{MLP}(\mathrm{MaxPool}(F))\big)",
-    "pam": r"S_{ij} = \frac{\exp(B_i\cdot C_j)}{\sum_m \exp(B_i\cdot C_m)},\qquad E = \alpha\, D S^\top + A",
-    "cam": r"X_{cj} = \mathrm{softmax}_j\big(\max_m (AA^\top)_{cm} - (AA^\top)_{cj}\big),\qquad E = \beta\, X A + A",
+    "eca": r"\begin{gathered} \omega_c = \sigma\Big(\sum_{j=-(k-1)/2}^{(k-1)/2} \kappa_j\, y_{c+j}\Big) \\ "
+           r"k = \Big|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\Big|_{\mathrm{odd}} \end{gathered}",
+    "flexible": r"\begin{aligned} \omega = \sigma\big(&\mathrm{MLP}(\mathrm{AvgPool}(F)) \\ "
+                r"&+ \mathrm{MLP}(\mathrm{MaxPool}(F))\big) \end{aligned}",
+    "pam": r"\begin{gathered} S_{ij} = \frac{\exp(B_i\cdot C_j)}{\sum_m \exp(B_i\cdot C_m)} \\ "
+           r"E = \alpha\, D S^\top + A \end{gathered}",
+    "cam": r"\begin{gathered} X_{cj} = \mathrm{softmax}_j\big(\max_m (AA^\top)_{cm} - (AA^\top)_{cj}\big) \\ "
+           r"E = \beta\, X A + A \end{gathered}",
 }
 
 

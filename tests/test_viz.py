@@ -80,3 +80,18 @@ def test_class_names_in_every_language_and_a_legend_that_wraps():
     legend = class_legend_html([9, 3, 3, 99], "zh")
     assert "flex-wrap:wrap" in legend and legend.count("nowrap") == 2  # Road and Pedestrian, once each
     assert legend.index("道路") < legend.index("行人")
+
+
+def test_a_caption_wraps_at_its_separators_and_grows_the_figure():
+    import plotly.graph_objects as go
+
+    from attnviz.viz.figures import caption_lines, with_caption
+
+    caption = "SE: Squeeze-and-Excitation · model fcn-se · photo 0001TP_008550 · layer backbone.layer4.1.attn"
+    lines = caption_lines(caption)
+    assert " · ".join(lines) == caption and len(lines) == 2 and all(len(line) <= 52 for line in lines)
+    assert caption_lines("压缩-激励（SE）通道注意力 · 模型 fcn-se · 照片 0001TP_008550") == [
+        "压缩-激励（SE）通道注意力 · 模型 fcn-se", "照片 0001TP_008550"]  # a CJK character counts two
+    figure = with_caption(go.Figure(layout=dict(height=300, margin=dict(t=40))), caption)
+    assert figure.layout.title.subtitle.text == "<br>".join(lines)
+    assert figure.layout.height == 300 + 8 + 28 and figure.layout.margin.t == 40 + 8 + 28

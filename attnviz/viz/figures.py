@@ -23,7 +23,7 @@ __all__ = [
 
     "branches_figure", "coordinate_attention_figure", "coordinate_profiles_figure", "channel_scaling_figure",
     "weight_across_photos_figure", "training_curve_figure", "row_comparison_figure",
-    "layer_summary_figure", "short_layer_name", "extreme_channels_figure", "with_caption",
+    "layer_summary_figure", "short_layer_name", "extreme_channels_figure", "with_caption", "caption_lines",
     "pinned_maps_figure",
 ]
 
@@ -36,12 +36,32 @@ def with_caption(figure: go.Figure, caption: str) -> go.Figure:
     grows by the caption's line; a figure without a title gets an empty one to carry it."""
     if not caption:
         return figure
+    lines = caption_lines(caption)
+    extra = 8 + 14 * len(lines)
     margin_top = figure.layout.margin.t if figure.layout.margin.t is not None else 40
     figure.update_layout(title=dict(text=figure.layout.title.text or "", subtitle=dict(
-        text=caption, font=dict(size=11, color="#555"))), margin=dict(t=margin_top + 22))
+        text="<br>".join(lines), font=dict(size=11, color="#555"))), margin=dict(t=margin_top + extra))
     if figure.layout.height:
-        figure.update_layout(height=figure.layout.height + 22)
+        figure.update_layout(height=figure.layout.height + extra)
     return figure
+
+
+def _display_width(text: str) -> int:
+    """Columns `text` takes in a proportional font, roughly: a CJK character two, anything else one."""
+    return sum(2 if "\u2e80" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef" else 1 for ch in text)
+
+
+def caption_lines(caption: str, width: int = 52) -> list[str]:
+    """`caption`'s " · "-separated parts on lines of at most about `width` columns (Plotly does not wrap a
+    subtitle; a phone's chart is about 55 columns of 11 px text wide). A part longer than a line keeps its
+    own line."""
+    lines: list[str] = []
+    for part in caption.split(" · "):
+        if lines and _display_width(lines[-1]) + 3 + _display_width(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return lines
 
 
 def _labels(language: str) -> Callable[..., str]:
