@@ -73,7 +73,8 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
         w = record.weights[0].double().numpy()
         c = int(w.argmax())
         terms = {"channel": c, "channels": int(w.size), "weight": float(w[c]), "logit": pre_sigmoid(float(w[c])),
-                 "lowest": float(w.min()), "median": float(np.median(w)), "highest": float(w.max())}
+                 "lowest": float(w.min()), "median": float(np.median(w)), "highest": float(w.max()),
+                 "saturated": float(np.mean((w < 0.05) | (w > 0.95)))}
         if step == "se":
             terms["pooled"] = float(record.parts["pooled"][0, c])
         else:

@@ -1,4 +1,5 @@
-"""Overview: the photo, the prediction, the ground truth, and a map of the app."""
+"""Overview: what attention modules do, a map of the app in teaching order, then the photo, the prediction and
+the ground truth; timings and the model card for researchers at the end."""
 from functools import partial
 
 import pandas as pd
@@ -10,18 +11,107 @@ from attnviz.analysis import classes_present
 from attnviz.exports import png_bytes
 from attnviz.metrics import score_prediction
 from attnviz.models.checkpoint import card_summary
+from attnviz.results import as_number
 from attnviz.text import markdown_literal
 from attnviz.records import CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.views import findings_rows
-from attnviz.viz.figures import class_legend_figure, coordinate_attention_figure, training_curve_figure
+from attnviz.viz.figures import class_legend_html, coordinate_attention_figure, training_curve_figure
 from attnviz.viz.overlays import blend_classes, blend_heatmap, blend_labels
 
-st.title("attnviz: what do attention modules look at?")
-st.markdown(
-    "Attention modules re-weight a CNN's features: **channel attention** (SE, ECA, flexible/CBAM) multiplies "
-    "each channel by a weight in (0, 1); **spatial attention** (CBAM's spatial gate, Coordinate Attention) "
-    "weights positions; DANet's **position attention** lets every pixel gather features from every other "
-    "pixel, and its **channel attention** mixes channels. Pick a model and a photo in the sidebar, then explore.")
+t = app.t
+GATE_FORMULA = r"$\sigma(\mathrm{conv}([\mathrm{AvgPool}_c; \mathrm{MaxPool}_c]))$"
+
+# the map of the app in teaching order: (page file, its navigation title, its line in the map)
+MAP_START = [("pages/lecture.py", "lecture", ":material/school:")]
+MAP_CHANNEL = [("pages/eca.py", "eca", ":material/tune:"), ("pages/eca_kernel.py", "eca_kernel", ":material/straighten:"),
+               ("pages/flexible.py", "flexible", ":material/call_split:"), ("pages/coord.py", "coord", ":material/grid_4x4:")]
+MAP_DANET = [("pages/position.py", "position", ":material/ads_click:"),
+             ("pages/channel_map.py", "channel_map", ":material/grid_on:"),
+             ("pages/attribution.py", "attribution", ":material/troubleshoot:")]
+MAP_END = [("pages/compare.py", "compare", ":material/compare:")]
+
+
+def page_links(where, pages) -> None:
+    for path, name, icon in pages:
+        title = t("nav.compare_modules") if name == "compare" else t(f"nav.{name}")
+        where.page_link(path, label=t("overview.map.item", title=title, text=t(f"overview.map.{name}")), icon=icon)
+
+
+def map_of_the_app() -> None:
+    st.subheader(t("overview.map.title"))
+    st.markdown(t("overview.map.intro"))
+    page_links(st, MAP_START)
+    channel, danet = st.columns(2)
+    channel.markdown(f"**{t('nav.channel')}**")
+    page_links(channel, MAP_CHANNEL)
+    danet.markdown(f"**{t('nav.danet')}**")
+    page_links(danet, MAP_DANET)
+    page_links(st, MAP_END)
+
+
+def card_rows(card: dict) -> list[dict]:
+    """The model card's figures as (translated label, value from the card) rows, read defensively (a
+    hand-edited card may hold anything); a field the card lacks is left out."""
+    evaluation = card.get("evaluation") if isinstance(card.get("evaluation"), dict) else {}
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}
+    rows = []
+
+    def add(key: str, value) -> None:
+        if value is not None and value != "":
+            rows.append({t("overview.card.field"): t(f"overview.card.{key}"), t("overview.card.value"): str(value)})
+
+    miou = as_number(evaluation.get("miou"))
+    add("miou", None if miou is None else f"{miou:.1%}")
+    add("split", evaluation.get("split") if isinstance(evaluation.get("split"), str) else None)
+    for key in ("parameters", "attention_parameters"):
+        number = as_number(evaluation.get(key))
+        add(key, None if number is None else f"{int(number):,}")
+    if training:
+        add("epochs", training.get("epochs"))
+        add("device", training.get("device"))
+        seconds = as_number(training.get("wall_time_s"))
+        add("minutes", None if seconds is None else t("overview.card.minutes_value", minutes=seconds / 60))
+        add("batch_size", settings.get("batch_size"))
+        crop = settings.get("crop")
+        add("crop", " x ".join(str(c) for c in crop) if isinstance(crop, list) else crop)
+        add("lr", settings.get("lr"))
+        add("pam_affinity", settings["pam_affinity"] if as_number(settings.get("pam_affinity")) else None)
+        add("licence", training.get("data_licence"))
+    return rows
+
+
+def model_card(selection) -> None:
+    """The model card (inside the researchers' expander): its figures, the training curve, its config."""
+    st.markdown(f"**{t('overview.card.title', model=markdown_literal(selection.model_name))}**")
+    summary = card_summary(selection.card)
+    rows = card_rows(selection.card)
+    if summary["note"]:
+        rows.append({t("overview.card.field"): t("overview.card.note"), t("overview.card.value"): summary["note"]})
+    if rows:
+        st.table(pd.DataFrame(rows), hide_index=True, hide_header=True)
+    st.caption(t("overview.camvid.evaluation"))
+    if summary["history"]:
+        app.chart(st, training_curve_figure(summary["history"], t("overview.card.training_title", model=selection.model_name),
+                                            language=app.language()),
+                  key=keys.TRAINING_CURVE, caption=app.figure_caption(t("overview.card.training_module")))
+    st.markdown(t("overview.card.config"))
+    st.json(selection.card.get("config", {}), expanded=False)
+
+
+def top_classes_table(where, top_classes, progress: bool) -> None:
+    frame = pd.DataFrame([{"class": name, "index": index, "probability": p} for index, name, p in top_classes])
+    probability = (st.column_config.ProgressColumn(t("overview.timm.probability"), format="percent", min_value=0.0,
+                                                   max_value=1.0) if progress
+                   else st.column_config.NumberColumn(t("overview.timm.probability")))
+    where.dataframe(frame, hide_index=True, column_config={
+        "class": st.column_config.TextColumn(t("overview.timm.class")),
+        "index": st.column_config.NumberColumn(t("overview.timm.index")), "probability": probability})
+
+
+st.title(t("overview.title"))
+st.markdown(t("overview.intuition"))
+map_of_the_app()
 selection, analysis = app.page_analysis()
 
 if selection.source == "user":  # a model given with --model / --models
@@ -29,88 +119,69 @@ if selection.source == "user":  # a model given with --model / --models
     if analysis.prediction is not None:
         classes = analysis.class_names
         overlay = blend_classes(selection.image, analysis.prediction, len(classes) if classes else 0)
-        left.image(overlay, caption=f"Prediction of {markdown_literal(selection.model_name)} (one colour a class)")
+        left.image(overlay, caption=t("overview.user.prediction", model=markdown_literal(selection.model_name)))
     else:
-        left.image(selection.image, caption=f"Photo: {markdown_literal(selection.image_title)}")
-        right.dataframe(pd.DataFrame([{"class": name, "index": index, "probability": p}
-                                      for index, name, p in analysis.top_classes]), hide_index=True)
-    right.markdown(f"**{markdown_literal(selection.model_name)}** from {markdown_literal(selection.weights_note)}: "
-                   f"forward pass with capture {analysis.forward_s * 1000:.0f} ms on {analysis.device}.")
-    st.subheader("Attention modules found in your model")
+        left.image(selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title)))
+        top_classes_table(right, analysis.top_classes, progress=False)
+    right.markdown(t("overview.user.weights", model=markdown_literal(selection.model_name),
+                     weights=markdown_literal(selection.weights_note)))
+    st.subheader(t("overview.user.found_title"))
     if analysis.checks:
-        st.dataframe(pd.DataFrame(findings_rows(analysis.checks)), hide_index=True)
-        st.caption("Found by structure (attribute names and shapes), read through hooks on the module's own layers, "
-                   "and verified: the module's output is rebuilt from what was recorded and compared with what it "
-                   "really produced. Only verified modules are drawn on the other pages.")
+        st.dataframe(pd.DataFrame(findings_rows(analysis.checks)), hide_index=True, column_config={
+            column: st.column_config.TextColumn(t(f"overview.user.{column}"))
+            for column in ("module", "family", "map", "check", "drawn")})
+        st.caption(t("overview.user.found_caption"))
     else:
-        st.info("No attention module of a known family was found (DANet PAM / CAM, SAGAN, non-local, criss-cross, "
-                "GCNet, ECA, SE, CBAM, Coordinate Attention).")
+        st.info(t("overview.user.none_found"))
     if analysis.lookalikes:
-        st.warning("Modules that look like attention but match no family (not drawn): "
-                   + ", ".join(markdown_literal(name) for name in analysis.lookalikes))
+        st.warning(t("overview.user.lookalikes",
+                     names=", ".join(markdown_literal(name) for name in analysis.lookalikes)))
     gates = analysis.of_type(SpatialAttentionRecord)
     coords = analysis.of_type(CoordinateAttentionRecord)
     if gates:
-        st.markdown("**Spatial gates** (CBAM's SpatialGate: σ(conv([AvgPool_c; MaxPool_c]))), bright = kept:")
+        st.markdown(t("overview.user.gates", formula=GATE_FORMULA))
         for column, (name, gate) in zip(st.columns(min(3, len(gates))), list(gates.items())[:3]):
             column.image(blend_heatmap(selection.image, gate.map[0].numpy(), 0.6, 0, 1),
-                         caption=f"{markdown_literal(name)} ({gate.map.shape[-2]}x{gate.map.shape[-1]})")
+                         caption=t("overview.user.gate_caption", layer=markdown_literal(name),
+                                   rows=gate.map.shape[-2], cols=gate.map.shape[-1]))
     for name, coord in list(coords.items())[:3]:
         app.chart(st, coordinate_attention_figure(coord.height_weights[0].numpy(), coord.width_weights[0].numpy(),
-                                                  f"Coordinate attention {name}"), key=keys.user_chart(name))
+                                                  t("overview.ca_title", layer=name), language=app.language()),
+                  key=keys.user_chart(name),
+                  caption=app.figure_caption(t("overview.ca_module"), t("figures.caption_layer", layer=name)))
+    with st.expander(t("common.for_researchers")):
+        st.caption(t("overview.user.timing", ms=analysis.forward_s * 1000, device=analysis.device))
     app.stop_page()
 
 if analysis.top_classes is not None:  # an ImageNet classifier from timm
     left, right = st.columns([3, 2])
-    left.image(selection.image, caption=f"Photo: {markdown_literal(selection.image_title)}")
+    left.image(selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title)))
     with right:
-        st.markdown(f"**Top-5 ImageNet classes of {selection.model_name}** (timm's own preprocessing for this "
-                    "model: resize, centre crop, normalisation):")
-        st.dataframe(pd.DataFrame([{"class": name, "index": index, "probability": p}
-                                   for index, name, p in analysis.top_classes]), hide_index=True,
-                     column_config={"probability": st.column_config.ProgressColumn(format="percent",
-                                                                                   min_value=0.0, max_value=1.0)})
-        st.caption(f"Weights: {selection.weights_note}. {len(analysis.channel_layers())} "
-                   f"{selection.attention.upper()} layers recorded through their own gates; forward pass "
-                   f"{analysis.forward_s * 1000:.0f} ms on {analysis.device}.")
-    st.markdown("The **ECA channel weights**, **ECA kernel size** and **Flexible / SE attention** pages show this "
-                "model's layers. The DANet pages and the comparison need a CamVid model (switch the model source "
-                "in the sidebar).")
+        st.markdown(t("overview.timm.top5", model=selection.model_name))
+        top_classes_table(st, analysis.top_classes, progress=True)
+        st.caption(t("overview.timm.layers", weights=selection.weights_note, count=len(analysis.channel_layers()),
+                     attention=selection.attention.upper()))
+    st.markdown(t("overview.timm.pages"))
+    with st.expander(t("common.for_researchers")):
+        st.caption(t("overview.timm.details", ms=analysis.forward_s * 1000, device=analysis.device))
     app.stop_page()
 
+st.subheader(t("overview.camvid.photo_title"))
+if selection.label is not None:
+    st.markdown(t("overview.camvid.notice"))
 columns = st.columns(3 if selection.label is not None else 2)
-columns[0].image(selection.image, caption=f"Photo: {markdown_literal(selection.image_title)}")
+columns[0].image(selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title)))
 prediction_overlay = blend_labels(selection.image, analysis.prediction)
-columns[1].image(prediction_overlay, caption=f"Prediction of {selection.model_name}")
-app.download(columns[1], "Prediction overlay (PNG)", partial(png_bytes, prediction_overlay),
+columns[1].image(prediction_overlay, caption=t("overview.camvid.prediction_caption", model=selection.model_name))
+app.download(columns[1], t("overview.camvid.prediction_png"), partial(png_bytes, prediction_overlay),
              f"{selection.model_name}-prediction.png", key=keys.PREDICTION_PNG)
 if selection.label is not None:
-    columns[2].image(blend_labels(selection.image, selection.label), caption="Ground truth (CamVid)")
+    columns[2].image(blend_labels(selection.image, selection.label), caption=t("overview.camvid.truth_caption"))
     scores = score_prediction(analysis.prediction, selection.label)
-    st.markdown(f"On this photo: pixel accuracy **{scores['pixel_accuracy']:.1%}**, mean IoU over the classes "
-                f"present **{scores['miou']:.1%}** (unlabelled pixels ignored).")
-app.chart(st, class_legend_figure(classes_present(analysis.prediction, selection.label)), key=keys.LEGEND)
-st.caption(f"Forward pass with capture: {analysis.forward_s * 1000:.0f} ms on {analysis.device}, measured when this "
-           f"photo ({selection.image.shape[1]}x{selection.image.shape[0]}) first ran on this model; every page reuses "
-           "that cached result. Steady-state latency is in the compare page's table.")
+    st.markdown(t("overview.camvid.scores", accuracy=scores["pixel_accuracy"], miou=scores["miou"]))
+st.html(class_legend_html(classes_present(analysis.prediction, selection.label), app.language()))
 
-summary = card_summary(selection.card)
-with st.expander(f"Model card: {selection.model_name}", expanded=False):
-    for line in (summary["evaluation"], summary["training"]):
-        if line:
-            st.markdown(line)
-    if summary["note"]:
-        st.caption(markdown_literal(summary["note"], max_length=2000))
-    if summary["history"]:
-        app.chart(st, training_curve_figure(summary["history"], f"Training of {selection.model_name}"),
-                  key=keys.TRAINING_CURVE)
-    st.json(selection.card.get("config", {}), expanded=False)
-
-st.subheader("Map of the app")
-st.page_link("pages/eca.py", label="ECA channel weights: every ECA layer's weights for this photo, the learned kernels, the channels it favours")
-st.page_link("pages/eca_kernel.py", label="ECA kernel size: k as a function of C, the rules side by side")
-st.page_link("pages/flexible.py", label="Flexible / SE attention: the average- and max-pool branches and their weights")
-st.page_link("pages/position.py", label="DANet position attention: click a pixel, see where it attends and who attends to it")
-st.page_link("pages/channel_map.py", label="DANet channel attention: the C x C map, click a cell")
-st.page_link("pages/attribution.py", label="Attention vs attribution: Grad-CAM and Integrated Gradients for the clicked pixel beside its row of S")
-st.page_link("pages/compare.py", label="Compare modules: 2 to 4 models on this photo, with accuracy, size and speed")
+with st.expander(t("common.for_researchers")):
+    st.caption(t("overview.camvid.timing", ms=analysis.forward_s * 1000, device=analysis.device,
+                 width=selection.image.shape[1], height=selection.image.shape[0]))
+    model_card(selection)

@@ -61,6 +61,8 @@ def test_each_steps_numbers_are_the_records_own(analyses):
     record = analyses["se"].records[se.layer]
     assert se.terms["channel"] == int(record.weights[0].argmax())
     assert sigmoid(se.terms["logit"]) == pytest.approx(se.terms["weight"], rel=1e-9)
+    weights = record.weights[0].double()
+    assert se.terms["saturated"] == pytest.approx(float(((weights < 0.05) | (weights > 0.95)).double().mean()))
     assert se.terms["pooled"] == pytest.approx(float(record.features[0, se.terms["channel"]].mean()), rel=1e-4, abs=1e-6)
 
     flexible = step_numbers("flexible", analyses["flexible"])
@@ -146,6 +148,8 @@ def page_text(at: AppTest, where) -> str:
     for kind in ("button", "checkbox", "toggle", "number_input", "slider", "select_slider", "selectbox", "radio",
                  "text_input", "multiselect"):
         for widget in getattr(where, kind):
+            if getattr(widget, "key", None) == "language":
+                continue  # the language switch is in both languages on purpose ("Language / 语言")
             parts.append(widget.label)
             if kind in ("selectbox", "radio"):
                 parts += [str(option) for option in widget.options]

@@ -99,7 +99,6 @@ LECTURE_NEXT = "lecture_next"
 LECTURE_CANVAS = "lecture_canvas"
 
 # ---- Overview and Compare pages
-LEGEND = "legend"
 PREDICTION_PNG = "prediction_png"
 TRAINING_CURVE = "training_curve"
 COMPARE_MODELS = "compare_models"

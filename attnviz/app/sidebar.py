@@ -119,7 +119,7 @@ def _timm_picker(bar, device: str) -> tuple[str, str] | None:
                       variable=WEIGHTS_ENV))
         run_state().notices.append(t("notices.random_weights", model=IMAGENET_MODELS[arch][1],
                                      description=description))
-    return arch, weights.description
+    return arch, description
 
 
 def _user_picker(bar, device: str):
