@@ -439,9 +439,10 @@ def pinned_maps_figure(rows: Sequence[tuple[str, np.ndarray, Sequence[tuple[str,
     titles = []
     for row_title, _, panels in rows:
         for column in range(columns):
-            titles.append((f"{row_title}: " if row_title else "") + panels[column][0] if column < len(panels) else "")
-    fig = make_subplots(rows=len(rows), cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
-                        vertical_spacing=0.08)
+            titles.append((f"{row_title}<br>" if row_title else "") + panels[column][0] if column < len(panels) else "")
+    fig = make_subplots(rows=len(rows), cols=columns, subplot_titles=titles, horizontal_spacing=0.03,
+                        vertical_spacing=0.12 if any(title for title, _, _ in rows) else 0.06)
+    fig.update_annotations(font_size=12)
     for r, (_, photo, panels) in enumerate(rows, 1):
         for c, (_, values_map, (x, y)) in enumerate(panels, 1):
             blended = draw_markers(blend_heatmap(photo, values_map, opacity, vmin=low, vmax=high), [(x, y)],
