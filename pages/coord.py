@@ -10,32 +10,31 @@ from attnviz.views import coordinate_view, most_varied_channel
 from attnviz.viz.figures import coordinate_profiles_figure
 from attnviz.viz.overlays import blend_heatmap, draw_markers
 
-st.title("Coordinate Attention: where, by rows and by columns")
-st.markdown(
-    r"""Coordinate Attention (Hou et al., CVPR 2021) pools every channel along each row and along each column
-separately, so it keeps *where* things are: one weight per row, $a^h_c(i)$, one per column, $a^w_c(j)$, and each
-feature is scaled by their product:
-
-$$y_c(i, j) = x_c(i, j)\cdot a^h_c(i)\cdot a^w_c(j).$$
-
-Pick a channel, then click the photo to read the factor at a pixel.""")
-selection, analysis = app.page_analysis(attention=(AttentionKind.CA,), what="Coordinate Attention layers",
+st.title(app.t("coord.title"))
+st.markdown(app.t("coord.intuition"))
+st.latex(r"y_c(i, j) = x_c(i, j)\cdot a^h_c(i)\cdot a^w_c(j)")
+st.markdown(app.t("coord.instruction"))
+selection, analysis = app.page_analysis(attention=(AttentionKind.CA,), what=app.t("coord.what"),
                                         needs=lambda a: bool(a.of_type(CoordinateAttentionRecord)))
 layers = analysis.of_type(CoordinateAttentionRecord)
 names = list(layers)
+# names and notation only, the same in every language (a label that changed with the language would no
+# longer match the value the browser holds for the select box)
 layer = app.layer_picker(names, keys.CA_LAYER, format_func=lambda n: f"{n}  (C = {layers[n].height_weights.shape[1]})")
 record = layers[layer]
 channels = record.height_weights.shape[1]
 app.apply_link("channel", keys.CA_CHANNEL, lambda c: 0 <= c < channels, convert=int,
-               what=f"this layer has channels 0 to {channels - 1}")
+               what=app.t("coord.channel_range", last=channels - 1))
 if st.session_state.get(keys.CA_CHANNEL) is None or st.session_state[keys.CA_CHANNEL] >= channels:
     st.session_state[keys.CA_CHANNEL] = most_varied_channel(record)
-channel = st.number_input("Channel c", 0, channels - 1, key=keys.CA_CHANNEL, step=1,
-                          help="It starts at the channel whose factor varies most over the photo.")
+channel = st.number_input(app.t("common.channel"), 0, channels - 1, key=keys.CA_CHANNEL, step=1,
+                          help=app.t("coord.channel_help"))
 image = selection.image
 x, y, chosen = app.chosen_pixel(keys.CA_CLICK, image.shape[:2], selection.image_key)
 view = coordinate_view(record, channel, (x, y), image.shape[:2])
 row, col = view.cell
+st.markdown(app.t("coord.notice", channel=channel, lowest=float(view.product.min()),
+                  highest=float(view.product.max())))
 
 left, right = st.columns([1, 1])
 with left:
@@ -45,23 +44,20 @@ with left:
                            colour=(0, 255, 0), cross=True)
     streamlit_image_coordinates(overlay, key=keys.CA_CLICK, use_column_width="always", cursor="crosshair",
                                 image_format="JPEG", jpeg_quality=90)
-    st.caption(f"a_h · a_w of channel {channel} over the photo (inferno, 0 to 1): bright bands are rows and columns "
-               "the channel keeps, dark ones it turns down. Green cross: the chosen cell.")
+    st.caption(app.t("coord.photo_caption", channel=channel))
 with right:
+    detail = " · ".join((app.t("figures.caption_layer", layer=layer), app.t("figures.caption_channel", channel=channel)))
     app.chart(st, coordinate_profiles_figure(view.height_weights, view.width_weights, view.cell,
-                                             f"Channel {channel} of {layer}"), key=keys.CA_PROFILES)
+                                             app.t("coord.profiles_title", channel=channel, layer=layer),
+                                             language=app.language()),
+              key=keys.CA_PROFILES, caption=app.figure_caption(app.t("coord.module"), detail))
 a_h, a_w, product = view.at_cell
-st.markdown(f"**{'Chosen pixel' if chosen else 'The centre (until you click)'}:** x = {x}, y = {y} → feature row "
-            f"{row}, column {col}.")
-st.latex(rf"y_{{{channel}}}({row}, {col}) = x_{{{channel}}}({row}, {col})\cdot a^h_{{{channel}}}({row})\cdot "
-         rf"a^w_{{{channel}}}({col}) = x_{{{channel}}}({row}, {col})\cdot {a_h:.4f}\cdot {a_w:.4f} = "
-         rf"{product:.4f}\cdot x_{{{channel}}}({row}, {col})")
-st.markdown(f"Over the photo this channel's factor runs from {view.product.min():.4f} to {view.product.max():.4f}: "
-            "because it is a product of one row weight and one column weight, it can only paint bands and their "
-            "crossings, never an arbitrary shape. That is how the module encodes position at almost no cost.")
-with st.expander("For researchers"):
-    st.markdown("As in the official code, a_h and a_w come from one shared 1x1 conv (to max(8, C/r) channels), "
-                "batch norm and h-swish over the concatenated row and column poolings, then one 1x1 conv and a "
-                "sigmoid each. The weights shown are this photo's: they change from photo to photo, since the "
-                "poolings do.")
+st.markdown(app.t("coord.chosen" if chosen else "coord.centre", x=x, y=y, row=row, col=col))
+# four short lines: the whole product did not fit a phone's width
+st.latex(rf"\begin{{aligned}}y_{{{channel}}}({row}, {col}) &= x_{{{channel}}}({row}, {col})\cdot a^h_{{{channel}}}({row})\\ "
+         rf"&\qquad\cdot a^w_{{{channel}}}({col})\\ &= x_{{{channel}}}({row}, {col})\cdot {a_h:.4f}\cdot {a_w:.4f}\\ "
+         rf"&= {product:.4f}\cdot x_{{{channel}}}({row}, {col})\end{{aligned}}")
+st.markdown(app.t("coord.terms", row=row, col=col, a_h=a_h, a_w=a_w, product=product))
+with st.expander(app.t("common.for_researchers")):
+    st.markdown(app.t("coord.researchers"))
 app.link_params(layer=layer, channel=channel, x=x if chosen else None, y=y if chosen else None)

@@ -5,32 +5,22 @@ import streamlit as st
 from attnviz import app
 from attnviz.app import keys
 from attnviz.kinds import AttentionKind
-from attnviz.modules.eca import KERNEL_RULES, OFFICIAL_RELEASED_KERNELS, kernel_t
+from attnviz.modules.eca import (KERNEL_RULES, OFFICIAL_RELEASED_KERNELS, eca_kernel_size, eca_kernel_size_ties_down,
+                                 eca_kernel_size_timm, kernel_t)
 from attnviz.viz.figures import kernel_rule_figure
 
-st.title("ECA: the adaptive kernel size k = ψ(C)")
-st.markdown(
-    r"""ECA picks the 1D kernel size from the channel count: wider layers get a wider cross-channel reach.
+# the rules by their names in this page's language (the plot's legend and the table's columns)
+RULE_KEYS = {eca_kernel_size: "rule_paper", eca_kernel_size_ties_down: "rule_ties_down", eca_kernel_size_timm: "rule_timm"}
+rules = {app.t(f"eca_kernel.{RULE_KEYS[rule]}"): rule for rule in KERNEL_RULES.values()}
 
-$$k = \psi(C) = \left|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\right|_{odd}$$
-
-$|t|_{odd}$ is "the nearest odd number to $t$". What the code does, exactly:
-
-* **the paper's code listing, and timm**: `t = int(abs((log2(C) + b) / gamma)); k = t if t % 2 else t + 1`
-  (truncate, then bump an even value up). For $t \ge 0$ this **is** the nearest odd number with ties rounded up,
-  $2\lfloor t/2 \rfloor + 1$: for every $t$ in $[2m, 2m+2)$ both give $2m+1$. The two are one curve below.
-* **nearest odd, ties down**: the only reading that differs, and only where $t$ is an even integer
-  ($t = 4 \to 3$ instead of 5).
-* **timm**: the same rule, but never below 3.
-* **the authors' repository** never computes $k$ from $C$: its ECA layer takes $k$, and its released ImageNet
-  ResNets use hand-picked per-stage lists (ECA-ResNet50: 3, 5, 5, 7) that the formula does not give.
-""")
+st.title(app.t("eca_kernel.title"))
+st.markdown(app.t("eca_kernel.intuition"))
 c1, c2 = st.columns(2)
-gamma = c1.slider("γ (gamma)", 0.5, 4.0, 2.0, 0.5, key=keys.KERNEL_GAMMA)
-b = c2.slider("b", 0.0, 4.0, 1.0, 0.5, key=keys.KERNEL_B)
+gamma = c1.slider(app.t("eca_kernel.gamma"), 0.5, 4.0, 2.0, 0.5, key=keys.KERNEL_GAMMA)
+b = c2.slider(app.t("eca_kernel.b"), 0.0, 4.0, 1.0, 0.5, key=keys.KERNEL_B)
+st.markdown(app.t("eca_kernel.notice", narrow=eca_kernel_size(64, gamma, b), wide=eca_kernel_size(2048, gamma, b),
+                  gamma=f"{gamma:g}", b=f"{b:g}"))
 
-st.latex(rf"k = \left|\frac{{\log_2 C}}{{{gamma:g}}} + \frac{{{b:g}}}{{{gamma:g}}}\right|_{{odd}}"
-         + (r"\quad(\text{the paper's } \gamma = 2,\ b = 1)" if (gamma, b) == (2.0, 1.0) else ""))
 model_layers = []
 selection = app.current()
 if selection is not None and selection.attention == AttentionKind.ECA:
@@ -44,16 +34,40 @@ if selection is not None and selection.attention == AttentionKind.ECA:
             if key not in seen:
                 seen.add(key)
                 model_layers.append((name, rec.channels, len(rec.kernel)))
-app.chart(st, kernel_rule_figure(KERNEL_RULES, gamma, b, OFFICIAL_RELEASED_KERNELS, model_layers), key=keys.KERNEL_RULE_CHART)
+app.chart(st, kernel_rule_figure(rules, gamma, b, OFFICIAL_RELEASED_KERNELS, model_layers, language=app.language()),
+          key=keys.KERNEL_RULE_CHART, caption=app.figure_caption(app.t("eca_kernel.module")))
 if model_layers:
-    st.caption(f"Red crosses: the ECA layers of {selection.model_name} (trained with γ = 2, b = 1).")
+    st.caption(app.t("eca_kernel.model_layers", model=selection.model_name))
 else:
-    st.caption("Pick an ECA model in the sidebar to mark its layers on the plot.")
+    st.caption(app.t("eca_kernel.no_model"))
+st.caption(app.t("eca_kernel.released_marks"))
 
-rows = []
-for channels in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
-    row = {"C": channels, "t = (log2 C + b)/γ": round(kernel_t(channels, gamma, b), 3)}
-    for name, rule in KERNEL_RULES.items():
-        row[f"k, {name}"] = rule(channels, gamma, b)
-    rows.append(row)
-st.dataframe(pd.DataFrame(rows), hide_index=True)
+st.markdown(app.t("eca_kernel.formula_title"))
+st.latex(rf"k = \psi(C) = \left|\frac{{\log_2 C}}{{{gamma:g}}} + \frac{{{b:g}}}{{{gamma:g}}}\right|_{{odd}}")
+st.markdown(app.t("eca_kernel.formula_terms", odd=r"$|t|_{odd}$"))
+if model_layers:  # the model's widest ECA layer, else a typical last stage
+    layer, channels, own_k = max(model_layers, key=lambda named: named[1])
+    example = app.t("eca_kernel.example_layer", layer=layer, model=selection.model_name, channels=channels)
+else:
+    layer, channels, own_k = None, 2048, None
+    example = app.t("eca_kernel.example_plain", channels=channels)
+t_value, k_value = kernel_t(channels, gamma, b), eca_kernel_size(channels, gamma, b)
+st.markdown(example)
+st.latex(rf"\begin{{aligned}}k = \psi({channels}) &= \left|\frac{{\log_2 {channels}}}{{{gamma:g}}} + "
+         rf"\frac{{{b:g}}}{{{gamma:g}}}\right|_{{odd}}\\ &= |{t_value:.3f}|_{{odd}} = {k_value}\end{{aligned}}")
+st.markdown(app.t("eca_kernel.example_terms", t=t_value, k=k_value, channels=channels))
+if own_k is not None:
+    st.caption(app.t("eca_kernel.example_own", layer=layer, k=own_k))
+
+with st.expander(app.t("common.for_researchers")):
+    released = "; ".join(f"{name}: {', '.join(str(k) for _, k in stages)}"
+                         for name, stages in OFFICIAL_RELEASED_KERNELS.items())
+    st.markdown(app.t("eca_kernel.rounding", odd=r"$|t|_{odd}$", released=released))
+    rows = []
+    for channels in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
+        row = {"C": channels, "t = (log2 C + b)/γ": round(kernel_t(channels, gamma, b), 3)}
+        for name, rule in rules.items():
+            row[app.t("eca_kernel.table_k", rule=name)] = rule(channels, gamma, b)
+        rows.append(row)
+    st.caption(app.t("eca_kernel.table_caption", gamma=f"{gamma:g}", b=f"{b:g}"))
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
