@@ -16,8 +16,7 @@ st.markdown(app.t("eca.intuition"))
 selection, analysis = app.page_analysis(attention=(AttentionKind.ECA,), what=app.t("eca.what"),
                                         needs=lambda a: bool(a.channel_layers((AttentionKind.ECA,))))
 # the sidebar's notice says so at the top too; the page's own words must not call random numbers learned
-# (weights_note is the sidebar's description of the weights, in this run's language)
-untrained = selection.source == "timm" and selection.weights_note == app.t("sidebar.weights_random")
+untrained = not selection.weights_trained
 # ECA layers with a plain 1D kernel (every ECA of our models and of timm's ECA-ResNets and ECA-NFNet)
 layers = {n: r for n, r in analysis.channel_layers((AttentionKind.ECA,)).items() if r.kernel is not None and "pooled" in r.parts}
 names = list(layers)
@@ -44,9 +43,8 @@ app.download(st, app.t("eca.csv", layer=selected), vector_csv({"weight": w}),
 left, right = st.columns([3, 2])
 app.chart(left, sorted_weights_figure(w, app.t("eca.sorted_title", layer=selected), language=language),
           key=keys.ECA_SORTED, caption=app.figure_caption(app.t("eca.module"), layer_caption))
-kernel_chart = kernel_figure(kernel, language=language)
-# the figure's own title says "learned": this page's title holds for random weights too
-kernel_chart.update_layout(title=app.t("eca.kernel_title_untrained" if untrained else "eca.kernel_title", k=k))
+kernel_chart = kernel_figure(kernel, language=language,
+                             title=app.t("eca.kernel_title_untrained" if untrained else "eca.kernel_title", k=k))
 app.chart(right, kernel_chart, key=keys.ECA_KERNEL_CHART, caption=app.figure_caption(app.t("eca.module"), layer_caption))
 
 st.markdown(app.t("eca.formula_title"))

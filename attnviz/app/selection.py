@@ -34,7 +34,8 @@ class Selection:
     source: str = "camvid"      # "camvid" (our segmentation models), "timm" (an ImageNet classifier), "user"
     head: str = "fcn"           # "fcn", "danet", "classifier", or a user model's task ("segmentation", ...)
     attention: str = "none"     # the attention kind in the backbone
-    weights_note: str = ""      # timm: where the weights came from
+    weights_note: str = ""      # timm: where the weights came from (in the page's language)
+    weights_trained: bool = True  # False for a timm classifier on random weights (no file, no hub)
 
 
 @dataclass

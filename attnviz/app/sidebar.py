@@ -99,8 +99,8 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
     return image, label, choice
 
 
-def _timm_picker(bar, device: str) -> tuple[str, str] | None:
-    """(architecture, where its weights come from) of the ImageNet classifier chosen in the sidebar; None when
+def _timm_picker(bar, device: str) -> tuple[str, str, bool] | None:
+    """(architecture, where its weights come from, whether they were trained) of the ImageNet classifier chosen in the sidebar; None when
     it cannot be built (weights that do not fit: one message, the rest of the app keeps working)."""
     arch = linked_selectbox(bar, t("sidebar.imagenet_model"), list(IMAGENET_MODELS), keys.TIMM_MODEL, "model",
                             t("sidebar.not_offered"),
@@ -119,7 +119,7 @@ def _timm_picker(bar, device: str) -> tuple[str, str] | None:
                       variable=WEIGHTS_ENV))
         run_state().notices.append(t("notices.random_weights", model=IMAGENET_MODELS[arch][1],
                                      description=description))
-    return arch, description
+    return arch, description, weights.trained
 
 
 def _user_picker(bar, device: str):
@@ -178,9 +178,9 @@ def sidebar() -> Selection | None:
         chosen = _timm_picker(bar, device)
         if chosen is None:
             return None
-        arch, note = chosen
+        arch, note, trained = chosen
         model_fields = dict(model_name=arch, card={}, source="timm", head="classifier",
-                            attention=IMAGENET_MODELS[arch][0], weights_note=note)
+                            attention=IMAGENET_MODELS[arch][0], weights_note=note, weights_trained=trained)
     else:
         model = _model_picker(bar)
         if model is None:

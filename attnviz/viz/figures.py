@@ -156,13 +156,14 @@ def sorted_weights_figure(weights: np.ndarray, title: str, language: str = DEFAU
     return fig
 
 
-def kernel_figure(kernel: np.ndarray, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def kernel_figure(kernel: np.ndarray, language: str = DEFAULT_LANGUAGE, title: str | None = None) -> go.Figure:
+    """An ECA layer's 1D kernel κ, one bar per channel offset (`title`: by default "the layer's 1D kernel")."""
     t = _labels(language)
     k = len(kernel)
     offsets = list(range(-(k // 2), k // 2 + 1))
     fig = go.Figure(go.Bar(x=offsets, y=kernel, marker_color=["#d62728" if v < 0 else "#1f77b4" for v in kernel],
                            hovertemplate=t("offset") + " %{x}: %{y:.4f}<extra></extra>"))
-    fig.update_layout(title=t("kernel_title", k=k), margin=_MARGIN, height=280,
+    fig.update_layout(title=title or t("kernel_title", k=k), margin=_MARGIN, height=280,
                       xaxis=dict(title=t("kernel_offset"), dtick=1), yaxis_title=t("weight"))
     return fig
 
