@@ -17,7 +17,7 @@ from attnviz.analysis import Analysis
 from attnviz.app.language import t
 from attnviz.app.links import write_link
 from attnviz.app.resources import (catalogue, checkpoint_dir, get_analysis, get_classifier_analysis, get_user_analysis,
-                                   photo_key, sample)
+                                   photo_key, sample, working)
 from attnviz.app.selection import Selection, current
 from attnviz.app.settings import settings
 from attnviz.app.widgets import switch_button
@@ -47,17 +47,20 @@ def analysis_for(selection: Selection, name: str | None = None) -> Analysis | No
     """The analysis of the selected model on the selected photo, or of CamVid checkpoint `name`."""
     if name is None and selection.source == "user":
         try:
-            return get_user_analysis(selection.model_name, selection.device, selection.image_key, selection.image)
+            with working("user_analysis"):
+                return get_user_analysis(selection.model_name, selection.device, selection.image_key, selection.image)
         except Exception as error:  # noqa: BLE001 - the user's own forward pass may raise anything
             st.error(t("guards.user_model_failed", model=markdown_literal(selection.model_name),
                        error=markdown_literal(f"{type(error).__name__}: {error}", 400)))
             return None
     if name is None and selection.source == "timm":
-        return get_classifier_analysis(selection.model_name, selection.device, settings().imagenet_weights,
-                                       selection.image_key, selection.image)
+        with working("classifier_analysis"):
+            return get_classifier_analysis(selection.model_name, selection.device, settings().imagenet_weights,
+                                           selection.image_key, selection.image)
     name = name or selection.model_name
     try:
-        return get_analysis(name, selection.device, str(checkpoint_dir()), selection.image_key, selection.image)
+        with working("analysis"):
+            return get_analysis(name, selection.device, str(checkpoint_dir()), selection.image_key, selection.image)
     except CheckpointError as error:
         st.error(t("guards.not_loaded", model=markdown_literal(name), error=markdown_literal(str(error), 400)))
         return None
@@ -167,7 +170,9 @@ def _sample_analysis(selection: Selection, photo: str):
     image, label = sample(photo)
     key = photo_key(image)
     try:
-        return image, label, key, get_analysis(selection.model_name, selection.device, str(checkpoint_dir()), key, image)
+        with working("analysis"):
+            return image, label, key, get_analysis(selection.model_name, selection.device, str(checkpoint_dir()), key,
+                                                   image)
     except CheckpointError as error:
         st.error(t("guards.not_loaded", model=markdown_literal(selection.model_name),
                    error=markdown_literal(str(error), 400)))

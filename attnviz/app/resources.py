@@ -12,6 +12,7 @@ the app runs shows up on the next run, and a click reads no model card.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import dataclasses
@@ -23,6 +24,7 @@ import numpy as np
 import streamlit as st
 
 from attnviz.analysis import Analysis, analyse, analyse_classifier, analyse_user_model, image_to_tensor
+from attnviz.app.language import t
 from attnviz.app.settings import settings
 from attnviz.attribution import UserLogits, grad_cam, integrated_gradients
 from attnviz.data.images import decode_image
@@ -34,7 +36,7 @@ from attnviz.models.imagenet import load_imagenet_model
 from attnviz.models.user import UserModel, UserModelError
 from attnviz.results import read_results
 
-__all__ = ["checkpoint_dir", "catalogue", "catalogue_problems", "results", "get_model", "get_classifier",
+__all__ = ["working", "checkpoint_dir", "catalogue", "catalogue_problems", "results", "get_model", "get_classifier",
            "get_analysis", "get_classifier_analysis", "get_user_model", "get_user_analysis", "pixel_grad_cam", "pixel_integrated_gradients",
            "sample", "decode_upload", "hover_data", "channel_data", "photo_key"]
 
@@ -81,25 +83,34 @@ def results() -> dict:
     return _results(directory / "results.json", _fingerprint(directory))
 
 
-@st.cache_resource(max_entries=12, show_spinner="Loading the model…")
+@contextlib.contextmanager
+def working(what: str):
+    """A spinner saying `what` is running ("model", "classifier", "user_model", "analysis", ...: the
+    [spinner] catalog, in the page's language), shown only if it takes longer than a moment."""
+    with st.spinner(t(f"spinner.{what}")):
+        yield
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
 def get_model(name: str, device: str, directory: str):
+    """A shipped CamVid model, loaded once per device (callers say what is running: `working`)."""
     return load_checkpoint(name, directory, device=device)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the ImageNet model…")
+@st.cache_resource(max_entries=4, show_spinner=False)
 def get_classifier(arch: str, device: str, weights_folder: str):
     model, weights = load_imagenet_model(arch, weights_folder or None)
     return model.to(device), weights
 
 
-@st.cache_resource(max_entries=24, show_spinner="Running the classifier on the photo…")
+@st.cache_resource(max_entries=24, show_spinner=False)
 def get_classifier_analysis(arch: str, device: str, weights_folder: str, image_key: str,
                             _image: np.ndarray) -> Analysis:
     model, _ = get_classifier(arch, device, weights_folder)
     return analyse_classifier(model, _image, arch)
 
 
-@st.cache_resource(max_entries=48, show_spinner="Running the model on the photo…")
+@st.cache_resource(max_entries=48, show_spinner=False)
 def get_analysis(name: str, device: str, directory: str, image_key: str, _image: np.ndarray) -> Analysis:
     model, _ = get_model(name, device, directory)
     return analyse(model, _image, name)
@@ -118,7 +129,7 @@ def channel_data(source: str, name: str, image_key: str, module: str, _record) -
     return channel_payload(_record)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading your model…")
+@st.cache_resource(max_entries=8, show_spinner=False)
 def get_user_model(name: str, device: str) -> UserModel:
     """The user's model `name` (from --model / --models), built once per device. UserModelError: one message."""
     spec = settings().user_model(name)
@@ -127,7 +138,7 @@ def get_user_model(name: str, device: str) -> UserModel:
     return spec.load(device)
 
 
-@st.cache_resource(max_entries=24, show_spinner="Running your model on the photo…")
+@st.cache_resource(max_entries=24, show_spinner=False)
 def get_user_analysis(name: str, device: str, image_key: str, _image: np.ndarray) -> Analysis:
     return analyse_user_model(get_user_model(name, device), _image, name)
 

@@ -10,7 +10,7 @@ from attnviz.app import keys
 from attnviz.app.language import language, t
 from attnviz.app.links import apply_link
 from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, get_classifier, photo_key,
-                                   get_user_model, sample)
+                                   get_user_model, sample, working)
 from attnviz.app.selection import SOURCES, Selection, run_state
 from attnviz.app.settings import settings
 from attnviz.app.widgets import FIGURE_FORMATS, linked_selectbox
@@ -107,7 +107,8 @@ def _timm_picker(bar, device: str) -> tuple[str, str, bool] | None:
                             format_func=lambda a: f"{a} ({IMAGENET_MODELS[a][0].upper()})",
                             help=t("sidebar.imagenet_help"))
     try:
-        _, weights = get_classifier(arch, device, settings().imagenet_weights)
+        with working("classifier"):
+            _, weights = get_classifier(arch, device, settings().imagenet_weights)
     except CheckpointError as error:
         bar.error(f"{arch}: {markdown_literal(str(error), 400)}")
         return None
@@ -134,7 +135,8 @@ def _user_picker(bar, device: str):
                             t("links.no_user_model"),
                             format_func=lambda n: f"{n} ({config.user_model(n).spec})", help=t("sidebar.user_help"))
     try:
-        model = get_user_model(name, device)
+        with working("user_model"):
+            model = get_user_model(name, device)
     except UserModelError as error:
         bar.error(f"{markdown_literal(name)}: {markdown_literal(str(error), 600)}")
         return None
