@@ -32,8 +32,8 @@ PAGES = {
 }
 SIZES = {"desktop": (1400, 1000), "phone": (390, 844)}
 
-# What is cut off: a formula whose box scrolls, a table / chart / image wider than the main column, a page
-# that scrolls sideways. Each entry: a short description of the element and by how many pixels.
+# What is cut off: a formula whose box scrolls, a table / chart / image wider than the main column, text cut
+# with an ellipsis, Markdown left as asterisks, a page that scrolls sideways. Each entry says what and where.
 _OVERFLOW_JS = """() => {
   const found = [];
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
@@ -49,6 +49,14 @@ _OVERFLOW_JS = """() => {
                                              + '[data-testid="stImage"], [data-testid="stHorizontalBlock"]')) {
     const right = el.getBoundingClientRect().right - limit;
     if (right > 1) found.push(`${name(el)}: ${right.toFixed(0)} px past the page`);
+  }
+  for (const el of main.querySelectorAll('p, span, a, label, div')) {
+    if (el.children.length === 0 && getComputedStyle(el).textOverflow === 'ellipsis' && el.scrollWidth > el.clientWidth + 1)
+      found.push(`text cut off: ${el.textContent.slice(0, 40)}`);
+  }
+  for (const el of main.querySelectorAll('[data-testid="stMarkdownContainer"]')) {
+    const text = el.innerText;
+    if (text.includes('**')) found.push(`Markdown not rendered: ${text.slice(Math.max(0, text.indexOf('**') - 20), text.indexOf('**') + 20)}`);
   }
   const sideways = document.documentElement.scrollWidth - window.innerWidth;
   if (sideways > 1) found.push(`the page scrolls sideways by ${sideways} px`);

@@ -28,7 +28,7 @@ layers = analysis.channel_layers((AttentionKind.FLEXIBLE, AttentionKind.SE))
 names = list(layers)
 kind_name = {AttentionKind.SE: app.t("flexible.kind_se"), AttentionKind.FLEXIBLE: app.t("flexible.kind_flexible")}
 selected = app.layer_picker(
-    names, keys.FLEX_LAYER, format_func=lambda n: app.t("flexible.layer_option", name=n, kind=kind_name[layers[n].kind],
+    names, keys.FLEX_LAYER, format_func=lambda n, tr=app.bound_t(): tr("flexible.layer_option", name=n, kind=kind_name[layers[n].kind],
                                                          channels=layers[n].channels))
 record = layers[selected]
 w = record.weights[0].numpy()

@@ -34,7 +34,8 @@ MAP_END = [("pages/compare.py", "compare", ":material/compare:")]
 def page_links(where, pages) -> None:
     for path, name, icon in pages:
         title = t("nav.compare_modules") if name == "compare" else t(f"nav.{name}")
-        where.page_link(path, label=t("overview.map.item", title=title, text=t(f"overview.map.{name}")), icon=icon)
+        where.page_link(path, label=title, icon=icon)
+        where.caption(t(f"overview.map.{name}"))
 
 
 def map_of_the_app() -> None:

@@ -86,14 +86,15 @@ controls = st.columns([3, 3, 2, 2])
 app.apply_link("mode", keys.PAM_MODE, MODE_TEXTS.values(), convert=MODE_TEXTS.__getitem__,
                what=t("position.link_mode"))
 mode = MODES[controls[0].radio(t("position.mode_label"), list(MODE_TEXTS.values()), key=keys.PAM_MODE,
-                               format_func=lambda text: t(f"position.mode_{MODES[text]}"))]
+                               format_func=lambda text, tr=app.bound_t(): tr(f"position.mode_{MODES[text]}"))]
 others = app.companion_panels(selection, analysis, module_name)
 app.apply_link("beside", keys.PAM_COMPARE, list(others), what=t("position.link_beside"))
 beside = controls[1].selectbox(
     t("position.beside_label"), [NOTHING, *others], key=keys.PAM_COMPARE, help=t("position.beside_help"),
-    format_func=lambda option: t("position.beside_nothing") if option == NOTHING else app.companion_label(option))
+    format_func=lambda option, tr=app.bound_t(): tr("position.beside_nothing") if option == NOTHING
+    else app.companion_label(option, tr))
 scale = SCALES[controls[2].radio(t("position.scale_label"), list(SCALE_TEXTS.values()), key=keys.PAM_SCALE,
-                                 format_func=lambda text: t(f"position.scale_{SCALES[text]}"))]
+                                 format_func=lambda text, tr=app.bound_t(): tr(f"position.scale_{SCALES[text]}"))]
 opacity = controls[3].slider(t("position.opacity"), 0.0, 1.0, 0.75, 0.05, key=keys.PAM_OPACITY)
 
 pins, (x, y), chosen = app.pinned_pixels(image_hw, selection.image_key, keys.PAM_CLICK)

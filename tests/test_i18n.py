@@ -1,5 +1,6 @@
 """Catalogs: the same keys and placeholders in every language; the lecture in both, with the library's numbers."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -25,6 +26,24 @@ def test_every_language_has_the_same_keys_and_placeholders():
         for key, text in english.items():
             assert placeholders(texts[key]) == placeholders(text), (language, key)
             assert texts[key].strip(), (language, key)
+
+
+@pytest.mark.parametrize("language", list(LANGUAGES))
+def test_every_texts_bold_and_italics_render(language):
+    """CommonMark (Streamlit's Markdown) closes ** only where it is 'right-flanking': "**注意什么：**先" stays
+    literal asterisks (a full-width colon before, a letter after). Each text is rendered as the page would,
+    formulas and placeholders filled with a plain word."""
+    from markdown_it import MarkdownIt
+
+    markdown = MarkdownIt("commonmark")
+    word = "字" if language == "zh" else "word"
+    broken = {}
+    for key, text in catalog(language).items():
+        filled = re.sub(r"\{[^{}]*\}", word, re.sub(r"\$[^$]*\$", "X", text))
+        html = markdown.render(filled)
+        if "**" in html or re.search(r"(?<![\w*])\*(?=\w)", re.sub(r"<[^>]+>", "", html)):
+            broken[key] = text[:80]
+    assert not broken, broken
 
 
 def test_a_missing_key_is_an_error_not_an_english_fallback():

@@ -94,4 +94,6 @@ def test_a_caption_wraps_at_its_separators_and_grows_the_figure():
         "压缩-激励（SE）通道注意力 · 模型 fcn-se", "照片 0001TP_008550"]  # a CJK character counts two
     figure = with_caption(go.Figure(layout=dict(height=300, margin=dict(t=40))), caption)
     assert figure.layout.title.subtitle.text == "<br>".join(lines)
-    assert figure.layout.height == 300 + 8 + 28 and figure.layout.margin.t == 40 + 8 + 28
+    assert figure.layout.title.yref == "container" and figure.layout.title.yanchor == "top"
+    assert figure.layout.margin.t == 8 + 22 + 14 * 2 + 10  # title, two caption lines, a gap: all in the margin
+    assert figure.layout.height == 300 + figure.layout.margin.t - 40

@@ -148,11 +148,11 @@ def companion_panels(selection: Selection, analysis: Analysis, module_name: str)
     return options
 
 
-def companion_label(option: str) -> str:
-    """A `companion_panels` label in the page's language."""
+def companion_label(option: str, tr=None) -> str:
+    """A `companion_panels` label in the page's language (`tr`: a `bound_t()`, for a format_func)."""
     kind, _, name = option.partition(" ")
     if kind in ("module", "photo") and name:
-        return t(f"guards.companion_{kind}", **{kind: name})
+        return (tr or t)(f"guards.companion_{kind}", **{kind: name})
     return option
 
 

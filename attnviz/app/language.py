@@ -8,7 +8,7 @@ import streamlit as st
 from attnviz.app import keys
 from attnviz.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 
-__all__ = ["language", "t", "starting_language"]
+__all__ = ["language", "t", "bound_t", "starting_language"]
 
 
 def language() -> str:
@@ -20,6 +20,13 @@ def language() -> str:
 def t(key: str, /, **values) -> str:
     """Text `key` of the catalog of this session's language, filled with `values`."""
     return translate(key, language(), **values)
+
+
+def bound_t():
+    """`t` with this run's language fixed: for a widget's format_func, which Streamlit (and AppTest) may call
+    outside the script run, where the session's language cannot be read."""
+    chosen = language()
+    return lambda key, /, **values: translate(key, chosen, **values)
 
 
 def starting_language() -> str:

@@ -7,7 +7,7 @@ import torch
 
 from attnviz.analysis import pick_device
 from attnviz.app import keys
-from attnviz.app.language import language, t
+from attnviz.app.language import bound_t, language, t
 from attnviz.app.links import apply_link
 from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, get_classifier, photo_key,
                                    get_user_model, sample, working)
@@ -79,7 +79,7 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
     samples = list_samples()
     apply_link("photo", keys.SAMPLE, samples, what=t("links.no_photo"))
     choice = bar.selectbox(t("sidebar.photo"), samples + [UPLOAD_CHOICE], key=keys.SAMPLE, help=t("sidebar.photo_help"),
-                           format_func=lambda c: t("sidebar.upload_choice") if c == UPLOAD_CHOICE else c)
+                           format_func=lambda c, tr=bound_t(): tr("sidebar.upload_choice") if c == UPLOAD_CHOICE else c)
     if choice == UPLOAD_CHOICE:
         upload = bar.file_uploader(t("sidebar.upload"), type=["jpg", "jpeg", "png", "webp", "bmp"],
                                    key=keys.UPLOAD, help=t("sidebar.upload_help", megabytes=MAX_UPLOAD_BYTES // 2 ** 20))
@@ -168,7 +168,7 @@ def sidebar() -> Selection | None:
         st.session_state[keys.SOURCE] = offered[-1] if len(offered) == 3 else offered[0]
     # the values stay the English names (the session's and the tests' values); the page shows them translated
     source = bar.radio(t("sidebar.source"), offered, key=keys.SOURCE, help=t("sidebar.source_help"),
-                       format_func=lambda s: t(f"sidebar.source_{_SOURCE_KEYS[s]}"))
+                       format_func=lambda s, tr=bound_t(): tr(f"sidebar.source_{_SOURCE_KEYS[s]}"))
     device = _device_picker(bar)
     if source == SOURCES[2]:
         model = _user_picker(bar, device)

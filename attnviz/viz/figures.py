@@ -37,10 +37,16 @@ def with_caption(figure: go.Figure, caption: str) -> go.Figure:
     if not caption:
         return figure
     lines = caption_lines(caption)
-    extra = 8 + 14 * len(lines)
     margin_top = figure.layout.margin.t if figure.layout.margin.t is not None else 40
-    figure.update_layout(title=dict(text=figure.layout.title.text or "", subtitle=dict(
-        text="<br>".join(lines), font=dict(size=11, color="#555"))), margin=dict(t=margin_top + extra))
+    title_lines = 1 + str(figure.layout.title.text or "").count("<br>")
+    # the title hangs from the top of the figure (by default it sits mid-margin and its subtitle ran into the
+    # plot), the caption's lines under it; the top margin holds both
+    needed = 8 + 22 * title_lines + 14 * len(lines) + (28 if figure.layout.annotations else 10)  # subplot titles
+    extra = max(needed - margin_top, 0)
+    figure.update_layout(title=dict(text=figure.layout.title.text or "", y=1, yref="container", yanchor="top",
+                                    pad=dict(t=8), subtitle=dict(text="<br>".join(lines),
+                                                                 font=dict(size=11, color="#555"))),
+                         margin=dict(t=margin_top + extra))
     if figure.layout.height:
         figure.update_layout(height=figure.layout.height + extra)
     return figure
