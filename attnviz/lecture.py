@@ -105,7 +105,7 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
         name, record = _last(layers, "ECA layer")
         w = record.weights[0].double().numpy()
         c = int(w.argmax())
-        terms, total = eca_formula_terms(record.kernel, record.parts["pooled"][0], c)
+        terms, total = eca_formula_terms(record.kernel, record.parts["pooled"][0], c, record.kernel_bias)
         return StepNumbers(name, {"channel": c, "channels": int(w.size), "k": len(terms), "sum": float(total),
                                   "weight": float(w[c]), "kernel": [t[0] for t in terms], "inputs": [t[1] for t in terms]})
     if step == "pam":

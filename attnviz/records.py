@@ -28,7 +28,8 @@ class ChannelAttentionRecord:
     `kind` names the module ("eca", "se", "flexible"); `parts` holds what the
     page explains besides w, e.g. the pooled descriptor, or the two branch
     outputs MLP(avgpool) and MLP(maxpool) of the flexible/CBAM channel gate.
-    `kernel` is ECA's learned 1D kernel (k,), None for the others.
+    `kernel` is ECA's learned 1D kernel (k,), None for the others; `kernel_bias` its bias (a copy with
+    nn.Conv1d's default bias=True, e.g. External-Attention-pytorch's ECAAttention), 0 for the official code.
     """
 
     kind: str
@@ -39,6 +40,7 @@ class ChannelAttentionRecord:
     family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
+    kernel_bias: float = field(default=0.0, kw_only=True)
 
     @property
     def channels(self) -> int:

@@ -53,8 +53,10 @@ st.latex(r"\begin{aligned}y_c &= \frac{1}{HW}\sum_{h,w} x_{c,h,w}\\"
          r"\tilde x_c &= \omega_c\, x_c\end{aligned}")
 st.markdown(app.t("eca.formula_terms", k=k))
 top = int(w.argmax())
-terms, total = eca_formula_terms(record.kernel, record.parts["pooled"][0], top)
+terms, total = eca_formula_terms(record.kernel, record.parts["pooled"][0], top, record.kernel_bias)
 shown = [rf"{weight:+.3f}\cdot{f'({value:.3f})' if value < 0 else f'{value:.3f}'}" for weight, value in terms]
+if record.kernel_bias:
+    shown.append(f"{record.kernel_bias:+.3f}")  # the convolution's bias (a copy that kept nn.Conv1d's default)
 st.markdown(app.t("eca.numbers_title", channel=top, layer=selected))
 # two terms a line: a line of more was cut off at a phone's width
 terms_lines = r"\\ &\qquad ".join(" ".join(shown[i:i + 2]) for i in range(0, len(shown), 2))

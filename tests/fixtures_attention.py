@@ -453,3 +453,91 @@ class UserNet(nn.Module):
             x = getattr(self, name)(x)
         x, _ = self.sagan(x)
         return self.odd(x)
+
+
+# ----------------------------------------------------------------------------- the upstream structures, written here
+# (read in the public repositories; our own code with their attribute names and dataflow)
+
+
+class NonlocalGaussianSharedPool(nn.Module):
+    """AlexHex7/Non-local_pytorch lib/non_local_gaussian.py, 2D, sub_sample=True: no theta; ONE MaxPool2d object
+    both ends g (g = Sequential(conv, pool)) and is phi itself; W = Sequential(conv, BN); z = W(y) + x."""
+
+    def __init__(self, in_channels: int, inter_channels: int | None = None):
+        super().__init__()
+        self.inter_channels = inter_channels or max(in_channels // 2, 1)
+        self.g = nn.Conv2d(in_channels, self.inter_channels, kernel_size=1)
+        self.W = nn.Sequential(nn.Conv2d(self.inter_channels, in_channels, kernel_size=1), nn.BatchNorm2d(in_channels))
+        pool = nn.MaxPool2d(kernel_size=(2, 2))
+        self.g = nn.Sequential(self.g, pool)
+        self.phi = pool
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+        g_x = self.g(x).view(b, self.inter_channels, -1).permute(0, 2, 1)
+        theta_x = x.view(b, c, -1).permute(0, 2, 1)
+        phi_x = self.phi(x).view(b, c, -1)
+        f_div_c = F.softmax(torch.matmul(theta_x, phi_x), dim=-1)
+        y = torch.matmul(f_div_c, g_x).permute(0, 2, 1).contiguous().view(b, self.inter_channels, *x.shape[2:])
+        return self.W(y) + x
+
+
+class ExternalEca(nn.Module):
+    """External-Attention-pytorch's ECAAttention: a pool named gap, a Conv1d(1, 1, k) that keeps nn.Conv1d's
+    default bias, a sigmoid; returns x * weights."""
+
+    def __init__(self, kernel_size: int = 3):
+        super().__init__()
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.conv = nn.Conv1d(1, 1, kernel_size=kernel_size, padding=(kernel_size - 1) // 2)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x):
+        y = self.gap(x).squeeze(-1).permute(0, 2, 1)         # (b, 1, c)
+        y = self.sigmoid(self.conv(y)).permute(0, 2, 1).unsqueeze(-1)
+        return x * y.expand_as(x)
+
+
+class ExternalChannelAttention(nn.Module):
+    """External-Attention-pytorch's CBAM ChannelAttention: sigmoid(se(maxpool x) + se(avgpool x)), the
+    weights (b, c, 1, 1) returned, not applied; se is a 1x1-conv MLP without biases."""
+
+    def __init__(self, channel: int, reduction: int = 4):
+        super().__init__()
+        self.maxpool = nn.AdaptiveMaxPool2d(1)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.se = nn.Sequential(nn.Conv2d(channel, channel // reduction, 1, bias=False), nn.ReLU(),
+                                nn.Conv2d(channel // reduction, channel, 1, bias=False))
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x):
+        return self.sigmoid(self.se(self.maxpool(x)) + self.se(self.avgpool(x)))
+
+
+class ExternalSpatialAttention(nn.Module):
+    """External-Attention-pytorch's CBAM SpatialAttention: sigmoid(conv([max_c x; mean_c x])), the map
+    (b, 1, h, w) returned; the conv keeps its bias."""
+
+    def __init__(self, kernel_size: int = 7):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size=kernel_size, padding=kernel_size // 2)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x):
+        channel_max, _ = torch.max(x, dim=1, keepdim=True)
+        channel_mean = torch.mean(x, dim=1, keepdim=True)
+        return self.sigmoid(self.conv(torch.cat([channel_max, channel_mean], 1)))
+
+
+class ExternalCbamBlock(nn.Module):
+    """External-Attention-pytorch's CBAMBlock: the block multiplies by each gate's weights, then adds x."""
+
+    def __init__(self, channel: int, reduction: int = 4, kernel_size: int = 7):
+        super().__init__()
+        self.ca = ExternalChannelAttention(channel, reduction)
+        self.sa = ExternalSpatialAttention(kernel_size)
+
+    def forward(self, x):
+        out = x * self.ca(x)
+        out = out * self.sa(out)
+        return out + x

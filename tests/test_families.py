@@ -444,3 +444,95 @@ def test_in_place_changes_inside_the_module():
     assert _only(rec).verified                                  # gate taps are copied when read
     rec, _ = _run(randomise(InPlaceQuery(16)), x)
     assert len(rec) == 0 and "in place" in families.unverified(rec)["InPlaceQuery"].reason
+
+
+# ----------------------------------------------------------------------------- the upstream copies' own quirks
+
+
+def _keep_outputs(*layers):
+    """Independent forward hooks (not attnviz's): every output of each layer, detached, in call order."""
+    kept = {layer: [] for layer in layers}
+    handles = [layer.register_forward_hook(lambda m, i, o: kept[m].append(o.detach().clone())) for layer in layers]
+    return kept, handles
+
+
+def test_alexhex7_gaussian_with_one_pool_in_g_and_as_phi_is_verified_on_the_pooled_grid():
+    from fixtures_attention import NonlocalGaussianSharedPool
+
+    torch.manual_seed(0)
+    module = randomise(NonlocalGaussianSharedPool(8)).eval()
+    assert module.g[1] is module.phi            # the upstream file's one MaxPool object
+    x = torch.randn(2, 8, 6, 8)
+    rec, out = _run(module, x)
+    record = _only(rec)
+    assert record.verified and record.max_error <= 1e-5 and record.key_grid == (3, 4)
+    with torch.no_grad():
+        s = _naive_rows(x.double(), F.max_pool2d(x.double(), 2))   # theta = x, phi = pool(x), float64 softmax
+    for i in (0, 17, 47):
+        torch.testing.assert_close(record.row(i, 1).double().flatten(), s[1, i], rtol=0, atol=1e-6)
+    (row,) = families.verification_table(rec)
+    assert (row["family"], row["form"]) == ("non-local", "gaussian")
+    with torch.no_grad():
+        torch.testing.assert_close(out, module(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode,form", [("embedded", "embedded"), ("dot", "dot")])
+def test_the_verification_table_names_the_non_local_form_that_verified(mode, form):
+    module = randomise(Nonlocal2d(16, mode=mode))
+    rec, _ = _run(module, torch.randn(1, 16, 6, 6))
+    (row,) = families.verification_table(rec)
+    assert row["verified"] and (row["family"], row["form"]) == ("non-local", form)
+
+
+def test_external_attention_eca_with_a_pool_named_gap_and_a_biased_conv():
+    from fixtures_attention import ExternalEca
+
+    from attnviz.modules.eca import eca_formula_terms
+
+    torch.manual_seed(0)
+    module = randomise(ExternalEca(5)).eval()
+    assert module.conv.bias is not None
+    x = torch.randn(2, 12, 5, 6)
+    kept, handles = _keep_outputs(module.sigmoid)
+    rec, out = _run(module, x)
+    for handle in handles:
+        handle.remove()
+    record = _only(rec)
+    assert record.family == "eca" and record.verified and record.kind == "eca"
+    # the weights are the module's own sigmoid output, exactly
+    torch.testing.assert_close(record.weights, kept[module.sigmoid][0].reshape(2, 12), rtol=0, atol=0)
+    assert record.kernel_bias == pytest.approx(float(module.conv.bias.detach()))
+    terms, total = eca_formula_terms(record.kernel, x[1].double().mean((1, 2)), 4, record.kernel_bias)
+    assert 1 / (1 + math.exp(-total)) == pytest.approx(float(record.weights[1, 4]), rel=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(out, module(x), rtol=0, atol=0)
+
+
+def test_external_attention_cbam_gates_that_return_weights_are_read_where_the_block_multiplies():
+    from fixtures_attention import ExternalCbamBlock
+
+    torch.manual_seed(0)
+    block = randomise(ExternalCbamBlock(16, reduction=4, kernel_size=7)).eval()
+    x = torch.randn(2, 16, 6, 7)
+    kept, handles = _keep_outputs(block.ca, block.sa)
+    with torch.no_grad(), capture(block, keep_features=True) as rec:
+        out = block(x)
+    for handle in handles:
+        handle.remove()
+    assert families.unverified(rec) == {}
+    assert set(rec) == {"ca", "sa"}
+    channel, spatial = rec["ca"], rec["sa"]
+    assert isinstance(channel, ChannelAttentionRecord) and channel.kind == "flexible"
+    assert isinstance(spatial, SpatialAttentionRecord) and spatial.kind == "cbam-spatial"
+    torch.testing.assert_close(channel.weights, kept[block.ca][0].reshape(2, 16), rtol=0, atol=0)
+    torch.testing.assert_close(spatial.map, kept[block.sa][0][:, 0], rtol=0, atol=0)
+    torch.testing.assert_close(channel.features, x, rtol=0, atol=0)     # what the block multiplies
+    with torch.no_grad():   # the branches: the MLP on each pool, independently
+        avg = block.ca.se(F.adaptive_avg_pool2d(x, 1)).reshape(2, 16)
+        mx = block.ca.se(F.adaptive_max_pool2d(x, 1)).reshape(2, 16)
+    torch.testing.assert_close(channel.parts["avg_branch"], avg, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(channel.parts["max_branch"], mx, rtol=1e-6, atol=1e-6)
+    table = {row["name"]: row for row in families.verification_table(rec)}
+    assert table["ca"]["form"] == "weights" and table["sa"]["form"] == "weights"
+    with torch.no_grad():
+        torch.testing.assert_close(out, block(x), rtol=0, atol=0)

@@ -22,10 +22,16 @@ The families, with the public code each was read from:
 | cam            | scalar gamma + a Softmax child, no other parameters                 | CASIA-IVA-Lab/DANet CAM_Module |
 | non-local      | g + W (or W_z / conv_out), theta + phi (or neither: Gaussian form)  | AlexHex7/Non-local_pytorch |
 | gcnet          | Conv2d conv_mask (to 1 channel) + channel_add_conv / channel_mul_conv | xvjiarui/GCNet ContextBlock |
-| eca            | avg_pool + Conv1d(1, 1, k) conv                                     | BangguWu/ECANet eca_layer |
+| eca            | an AdaptiveAvgPool2d(1) + a Conv1d(1, 1, k), any names, bias or not | BangguWu/ECANet eca_layer; xmu-xiaoma666/External-Attention-pytorch ECAAttention (gap; a conv with bias) |
 | se             | avg_pool + fc = Sequential(..., Sigmoid)                            | SELayer (e.g. moskomule/senet.pytorch) |
-| cbam-channel   | mlp + pool_types                                                    | Jongchan/attention-module ChannelGate |
-| cbam-spatial   | compress (no parameters) + spatial holding a Conv2d(2 -> 1)        | Jongchan/attention-module SpatialGate |
+| cbam-channel   | mlp + pool_types; or an avg and a max AdaptiveXPool2d(1) + one MLP  | Jongchan/attention-module ChannelGate; External-Attention-pytorch ChannelAttention (returns the weights) |
+| cbam-spatial   | compress (no parameters) + spatial holding a Conv2d(2 -> 1); or a  | Jongchan/attention-module SpatialGate; External-Attention-pytorch SpatialAttention (returns the map) |
+|                | Conv2d(2 -> 1) and a Sigmoid as its only children                   |      |
+
+A gate that returns its weights instead of the weighted features (External-Attention-pytorch's
+ChannelAttention and SpatialAttention; its CBAMBlock multiplies, then adds the residual) is its family's
+"weights" form: verified against the gate's own output, its record's features being the gate's input (the
+x the block multiplies).
 | coord          | pool_h, pool_w, conv1, conv_h, conv_w                               | houqb/CoordAttention CoordAtt |
 """
 from __future__ import annotations
@@ -46,7 +52,10 @@ class Tap:
     for PAM, is kept as a reference until the module returns only when gamma is 0). `copy`: keep a
     copy (small tensors: a gate's logits, a pooled vector), safe from in-place changes later in the
     module's forward (a `sigmoid_()`); without it a reference is kept, and a later in-place change is
-    detected and reported (the call is then not verified).
+    detected and reported (the call is then not verified). `on_owner_input`: keep only the calls whose input
+    is the recognised module's own input: AlexHex7's Gaussian non-local block uses ONE MaxPool object both
+    inside `g` (on g's conv output) and as `phi` (on x), so that hook fires twice and only the second call
+    is phi's.
     """
 
     part: str
@@ -55,6 +64,7 @@ class Tap:
     keep_output: bool = True
     only_if: Callable[[nn.Module], bool] | None = None
     copy: bool = False
+    on_owner_input: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,11 +186,11 @@ def _match_non_local(m: nn.Module) -> bool:
 
 def _taps_non_local(m: nn.Module) -> list[Tap]:
     name, out = output_layer(m)
-    taps = [Tap("g", m.g), Tap("W", out, keep_input=True)]
+    taps = [Tap("g", m.g, on_owner_input=True), Tap("W", out, keep_input=True)]
     if _child(m, "theta") is not None:
-        taps.append(Tap("theta", m.theta))
+        taps.append(Tap("theta", m.theta, on_owner_input=True))
     if _child(m, "phi") is not None:
-        taps.append(Tap("phi", m.phi))
+        taps.append(Tap("phi", m.phi, on_owner_input=True))
     return taps
 
 
@@ -205,14 +215,30 @@ def _taps_gcnet(m: nn.Module) -> list[Tap]:
     return taps
 
 
+def _children_of(m: nn.Module, cls: type) -> list[nn.Module]:
+    return [child for child in m.children() if isinstance(child, cls)]
+
+
+def _is_global(pool: nn.Module) -> bool:
+    size = getattr(pool, "output_size", None)
+    return size == 1 or size == (1, 1)
+
+
+def eca_conv(m: nn.Module) -> nn.Conv1d | None:
+    """ECA's Conv1d(1, 1, k), whatever its name, beside a global average pool (whatever its name)."""
+    convs = _children_of(m, nn.Conv1d)
+    pools = [p for p in _children_of(m, nn.AdaptiveAvgPool2d) if _is_global(p)]
+    if len(convs) != 1 or len(pools) != 1 or convs[0].in_channels != 1 or convs[0].out_channels != 1:
+        return None
+    return convs[0]
+
+
 def _match_eca(m: nn.Module) -> bool:
-    conv = _child(m, "conv", nn.Conv1d)
-    return (_child(m, "avg_pool") is not None and conv is not None
-            and conv.in_channels == 1 and conv.out_channels == 1)
+    return eca_conv(m) is not None
 
 
 def _taps_eca(m: nn.Module) -> list[Tap]:
-    return [Tap("conv", m.conv, keep_input=True, copy=True)]
+    return [Tap("conv", eca_conv(m), keep_input=True, copy=True)]
 
 
 def _match_se(m: nn.Module) -> bool:
@@ -225,7 +251,21 @@ def _taps_se(m: nn.Module) -> list[Tap]:
     return [Tap("fc", m.fc, keep_input=True, copy=True)]
 
 
+def shared_mlp_gate(m: nn.Module) -> nn.Module | None:
+    """The shared MLP of a CBAM channel gate that pools with its own children (External-Attention-pytorch's
+    ChannelAttention: maxpool, avgpool, se, sigmoid): one global average pool, one global max pool, and
+    exactly one child with parameters (the MLP, any name)."""
+    if getattr(m, "pool_types", None) is not None:
+        return None
+    averages = [p for p in _children_of(m, nn.AdaptiveAvgPool2d) if _is_global(p)]
+    maxima = [p for p in _children_of(m, nn.AdaptiveMaxPool2d) if _is_global(p)]
+    learned = [c for c in m.children() if any(True for _ in c.parameters())]
+    return learned[0] if len(averages) == 1 and len(maxima) == 1 and len(learned) == 1 else None
+
+
 def _match_cbam_channel(m: nn.Module) -> bool:
+    if shared_mlp_gate(m) is not None:
+        return True
     mlp = _child(m, "mlp")
     pools = getattr(m, "pool_types", None)
     return (mlp is not None and any(True for _ in mlp.parameters())
@@ -233,10 +273,33 @@ def _match_cbam_channel(m: nn.Module) -> bool:
 
 
 def _taps_cbam_channel(m: nn.Module) -> list[Tap]:
+    mlp = shared_mlp_gate(m)
+    if mlp is not None:   # its pools' outputs say which MLP call was which branch
+        averages = [p for p in _children_of(m, nn.AdaptiveAvgPool2d) if _is_global(p)]
+        maxima = [p for p in _children_of(m, nn.AdaptiveMaxPool2d) if _is_global(p)]
+        return [Tap("mlp", mlp, keep_input=True, copy=True), Tap("avg", averages[0], copy=True),
+                Tap("max", maxima[0], copy=True)]
     return [Tap("mlp", m.mlp, keep_input=True, copy=True)]
 
 
+def _order_gate(m: nn.Module) -> tuple[int, ...]:
+    return (1,) if shared_mlp_gate(m) is not None or spatial_weights_conv(m) is not None else (0,)
+
+
+def spatial_weights_conv(m: nn.Module) -> nn.Conv2d | None:
+    """The Conv2d(2 -> 1) of a spatial gate whose only children are it and a Sigmoid (External-Attention-
+    pytorch's SpatialAttention: the channels' max and mean, convolved, through the sigmoid: the map)."""
+    children = list(m.children())
+    convs = _children_of(m, nn.Conv2d)
+    if (len(children) != 2 or len(convs) != 1 or not _children_of(m, nn.Sigmoid)
+            or convs[0].in_channels != 2 or convs[0].out_channels != 1):
+        return None
+    return convs[0]
+
+
 def _match_cbam_spatial(m: nn.Module) -> bool:
+    if spatial_weights_conv(m) is not None:
+        return True
     compress, spatial = _child(m, "compress"), _child(m, "spatial")
     if compress is None or spatial is None or any(True for _ in compress.parameters()):
         return False
@@ -245,6 +308,9 @@ def _match_cbam_spatial(m: nn.Module) -> bool:
 
 
 def _taps_cbam_spatial(m: nn.Module) -> list[Tap]:
+    conv = spatial_weights_conv(m)
+    if conv is not None:
+        return [Tap("spatial", conv, keep_input=True, copy=True)]
     return [Tap("spatial", m.spatial, copy=True)]
 
 
@@ -275,10 +341,12 @@ FAMILIES: tuple[Family, ...] = (
            "channel weights (B, C), the pooled descriptor and the 1D kernel", _match_eca, _taps_eca),
     Family("se", "squeeze-and-excitation (SE)", (("se", ""),), "ChannelAttentionRecord",
            "channel weights (B, C) and the pooled descriptor", _match_se, _taps_se),
-    Family("cbam-channel", "CBAM channel gate", (("cbam-channel", ""),), "ChannelAttentionRecord",
-           "channel weights (B, C) and each pooling branch's MLP output", _match_cbam_channel, _taps_cbam_channel),
-    Family("cbam-spatial", "CBAM spatial gate", (("cbam-spatial", ""),), "SpatialAttentionRecord",
-           "the spatial map (B, H, W)", _match_cbam_spatial, _taps_cbam_spatial),
+    Family("cbam-channel", "CBAM channel gate", (("cbam-channel", ""), ("cbam-channel", "weights")),
+           "ChannelAttentionRecord", "channel weights (B, C) and each pooling branch's MLP output",
+           _match_cbam_channel, _taps_cbam_channel, _order_gate),
+    Family("cbam-spatial", "CBAM spatial gate", (("cbam-spatial", ""), ("cbam-spatial", "weights")),
+           "SpatialAttentionRecord", "the spatial map (B, H, W)", _match_cbam_spatial, _taps_cbam_spatial,
+           _order_gate),
     Family("coord", "coordinate attention (CoordAtt)", (("coord", ""),), "CoordinateAttentionRecord",
            "height weights (B, C, H) and width weights (B, C, W)", _match_coord, _taps_coord),
 )

@@ -68,11 +68,19 @@ def _start(module: nn.Module, args, kwargs) -> None:
     recorder.scratch[id(module)] = {"x": x, "outputs": {}, "inputs": {}, "versions": [(x, x._version)]}
 
 
+def _same_tensor(a, b: torch.Tensor) -> bool:
+    """The same tensor (a view of the same memory with the same shape and strides): the module's own input."""
+    return (isinstance(a, torch.Tensor) and a.data_ptr() == b.data_ptr() and a.shape == b.shape
+            and a.stride() == b.stride())
+
+
 def _tap(owner: nn.Module, tap: Tap):
     def hook(layer, inputs, output):
         slot = _slot(current_recorder(), owner)
         if slot is None or (tap.only_if is not None and not tap.only_if(owner)):
             return
+        if tap.on_owner_input and not (inputs and _same_tensor(inputs[0], slot["x"])):
+            return   # a shared layer called on something else (AlexHex7's one pool inside g and as phi)
         for keep, group, value in ((tap.keep_output, "outputs", output),
                                    (tap.keep_input, "inputs", inputs[0] if inputs else None)):
             if keep and isinstance(value, torch.Tensor):
@@ -141,6 +149,7 @@ def _store(recorder: Recorder, module: nn.Module, record, verified: bool, error:
            variant: tuple[str, str]) -> None:
     if record is not None:
         record.family, record.verified, record.max_error = variant[0], verified, error
+        record.verified_form = variant[1]   # the form that verified (embedded / gaussian / dot, official, ...)
     if verified:
         recorder.add(module, record)
         return
@@ -203,8 +212,7 @@ def verification_table(recorder: Recorder) -> list[dict]:
     verified ones; for the others the closest variant's record (verified=False) or None)."""
     rows = []
     for name, rec in family_records(recorder).items():
-        form = getattr(rec, "form", None) or getattr(rec, "normalisation", "")
-        rows.append({"name": name, "family": rec.family, "form": form if rec.family in ("cam", "non-local") else "",
+        rows.append({"name": name, "family": rec.family, "form": getattr(rec, "verified_form", ""),
                      "verified": True, "max_error": rec.max_error, "reason": "", "record": rec})
     for name, item in unverified(recorder).items():
         rows.append({"name": name, "family": item.family, "form": item.form, "verified": False,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from attnviz.families.catalogue import gamma_of
+from attnviz.families.catalogue import eca_conv, gamma_of, shared_mlp_gate, spatial_weights_conv
 from attnviz.records import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
                              CrissCrossAttentionRecord, GlobalContextRecord, PositionAttentionRecord,
                              SpatialAttentionRecord)
@@ -320,9 +320,10 @@ def build_eca(call: Call, form: str) -> Outcome:
     if weights.shape[1] != channels:
         raise Missing(f"{weights.shape[1]} weights for {channels} channels")
     error = max(_pool_error(call, pooled, "avg"), _gate_error(call, weights[:, :, None, None]))
-    record = ChannelAttentionRecord("eca", weights, {"pooled": pooled},
-                                    kernel=call.module.conv.weight.detach().flatten(),
-                                    features=call.x.detach() if call.keep_features else None)
+    conv = eca_conv(call.module)
+    record = ChannelAttentionRecord("eca", weights, {"pooled": pooled}, kernel=conv.weight.detach().flatten(),
+                                    features=call.x.detach() if call.keep_features else None,
+                                    kernel_bias=float(conv.bias) if conv.bias is not None else 0.0)
     return Outcome(record, error)
 
 
@@ -338,7 +339,14 @@ def build_se(call: Call, form: str) -> Outcome:
     return Outcome(record, error)
 
 
+def _weights_error(call: Call, weights: torch.Tensor) -> float:
+    """A gate that returns its weights: they are its output."""
+    return relative_error(weights.reshape(call.out.shape), call.out)
+
+
 def build_cbam_channel(call: Call, form: str) -> Outcome:
+    if form == "weights":
+        return _cbam_channel_weights(call)
     batch, channels, _, _ = _check_input_shape(call)
     pools = list(call.module.pool_types)
     branches, pooled = call.outputs.get("mlp", []), call.inputs.get("mlp", [])
@@ -359,7 +367,47 @@ def build_cbam_channel(call: Call, form: str) -> Outcome:
     return Outcome(record, error)
 
 
+def _cbam_channel_weights(call: Call) -> Outcome:
+    """External-Attention-pytorch's ChannelAttention: sigmoid(MLP(maxpool x) + MLP(avgpool x)), returned."""
+    if shared_mlp_gate(call.module) is None:
+        raise Missing("not a gate that pools with its own children")
+    batch, channels, _, _ = _check_input_shape(call)
+    pooled = {how: _work(call.output(how).detach()).reshape(batch, -1) for how in ("avg", "max")}
+    branches = {}
+    for inp, out in zip(call.inputs.get("mlp", []), call.outputs.get("mlp", [])):
+        inp = _work(inp.detach()).reshape(batch, -1)
+        how = min(pooled, key=lambda h: relative_error(inp, pooled[h]))   # which pool this call of the MLP read
+        branches[how] = _work(out.detach()).reshape(batch, -1)
+    if set(branches) != {"avg", "max"}:
+        raise Missing(f"the MLP ran on {sorted(branches)} of the avg and max pools")
+    weights = torch.sigmoid(branches["avg"] + branches["max"])
+    if weights.shape[1] != channels:
+        raise Missing(f"{weights.shape[1]} weights for {channels} channels")
+    error = max(_pool_error(call, pooled["avg"], "avg"), _pool_error(call, pooled["max"], "max"),
+                _weights_error(call, weights))
+    record = ChannelAttentionRecord("flexible", weights, {"avg_branch": branches["avg"], "max_branch": branches["max"]},
+                                    features=call.x.detach() if call.keep_features else None)
+    return Outcome(record, error)
+
+
+def _cbam_spatial_weights(call: Call) -> Outcome:
+    """External-Attention-pytorch's SpatialAttention: sigmoid(conv([max_c x; mean_c x])), returned."""
+    if spatial_weights_conv(call.module) is None:
+        raise Missing("not a gate of one Conv2d(2 -> 1) and a Sigmoid")
+    logits, pooled = call.output("spatial"), _work(call.input("spatial").detach())
+    _check_input_shape(call, logits)
+    x = _work(call.x)
+    channel_max, channel_mean = x.amax(1, keepdim=True), x.mean(1, keepdim=True)
+    pool_error = min(relative_error(pooled, torch.cat([channel_max, channel_mean], 1)),
+                     relative_error(pooled, torch.cat([channel_mean, channel_max], 1)))
+    weights = torch.sigmoid(_work(logits.detach()))        # (B, 1, H, W)
+    return Outcome(SpatialAttentionRecord("cbam-spatial", weights[:, 0]),
+                   max(pool_error, _weights_error(call, weights)))
+
+
 def build_cbam_spatial(call: Call, form: str) -> Outcome:
+    if form == "weights":
+        return _cbam_spatial_weights(call)
     spatial = call.output("spatial")
     _check_input_shape(call, spatial)
     weights = torch.sigmoid(_work(spatial.detach()))        # (B, 1, H, W)

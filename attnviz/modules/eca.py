@@ -103,11 +103,12 @@ KERNEL_RULES = {
 }
 
 
-def eca_formula_terms(kernel: torch.Tensor, pooled: torch.Tensor, channel: int) -> tuple[list[tuple[float, float]], float]:
+def eca_formula_terms(kernel: torch.Tensor, pooled: torch.Tensor, channel: int,
+                      bias: float = 0.0) -> tuple[list[tuple[float, float]], float]:
     """The terms of ECA's 1D convolution for one output channel: ([(kernel weight, pooled input)], sum).
 
-    kernel (k,), pooled (C,); zero padding beyond the channel ends, as the layer's Conv1d does. The
-    channel's weight is sigmoid(sum).
+    kernel (k,), pooled (C,); zero padding beyond the channel ends, as the layer's Conv1d does; `bias`
+    the convolution's bias (0 in the paper's code), added to the sum. The channel's weight is sigmoid(sum).
     """
     half = len(kernel) // 2
     terms = []
@@ -115,7 +116,7 @@ def eca_formula_terms(kernel: torch.Tensor, pooled: torch.Tensor, channel: int) 
         source = channel + offset
         value = float(pooled[source]) if 0 <= source < len(pooled) else 0.0
         terms.append((float(kernel[offset + half]), value))
-    return terms, sum(weight * value for weight, value in terms)
+    return terms, sum(weight * value for weight, value in terms) + bias
 
 
 class ECA(nn.Module):
