@@ -30,8 +30,7 @@ import numpy as np
 from attnviz import geometry
 from attnviz.records import CrissCrossAttentionRecord, GlobalContextRecord, PositionAttentionRecord
 
-__all__ = ["MAX_PAYLOAD_BYTES", "HoverPayload", "hover_payload", "grid_tables", "encode_floats", "channel_payload",
-           "baseline_keys"]
+__all__ = ["MAX_PAYLOAD_BYTES", "HoverPayload", "hover_payload", "grid_tables", "encode_floats", "channel_payload"]
 
 MAX_PAYLOAD_BYTES = 16 * 2**20  # Q and K (and L) above this go by the click path instead
 
@@ -63,16 +62,6 @@ def grid_tables(image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> dict:
             "col_of_x": geometry.axis_cells(width, cols).tolist(), "centre_x": centre_x, "centre_y": centre_y}
 
 
-def baseline_keys(record) -> int:
-    """How many keys a row spreads over: N_k (N unless sub-sampled), H + W - 1 for the cross, N for GCNet.
-    A uniform row is 1 / this: the page's "x uniform" figure divides by it."""
-    if isinstance(record, CrissCrossAttentionRecord):
-        return record.height + record.width - 1
-    if isinstance(record, PositionAttentionRecord):
-        return record.num_keys
-    return record.num_pixels
-
-
 def _form(record) -> str:
     if isinstance(record, GlobalContextRecord):
         return "shared"
@@ -98,9 +87,9 @@ def hover_payload(record, image_hw: tuple[int, int], batch: int = 0,
         return HoverPayload(None, num_bytes, f"its projections are {num_bytes / 2**20:.1f} MB, over the "
                                              f"{max_bytes / 2**20:.0f} MB the page is sent")
     query_hw = (record.height, record.width)
-    key_hw = tuple(record.key_grid) if isinstance(record, PositionAttentionRecord) else query_hw
+    key_hw = tuple(record.key_grid)
     data = {"form": form, "query_grid": grid_tables(image_hw, query_hw), "key_grid": grid_tables(image_hw, key_hw),
-            "image_hw": [int(image_hw[0]), int(image_hw[1])], "baseline": baseline_keys(record)}
+            "image_hw": [int(image_hw[0]), int(image_hw[1])], "baseline": record.baseline}
     if form == "shared":
         data["map"] = encode_floats(record.map[batch].float().cpu().numpy())
     else:

@@ -7,18 +7,48 @@ from them, so that the app never recomputes attention itself:
 from the query and key projections and the per-row log-sum-exp (S itself is
 never stored), `ChannelMapRecord.row/softmax_terms/similar_channels` read
 DANet's X in either form.
+
+The spatial records (PositionAttentionRecord, CrissCrossAttentionRecord, GlobalContextRecord) share one
+interface, `SpatialMap`: row / column / entry-free reading of S, the key grid and its size, the
+normalisation ("softmax" or "dot"), the baseline a row is compared with (the number of keys; H + W - 1 for
+the cross), whether every query shares one row (GCNet), and the residual weight alpha (None where the
+module has none). Views and pages read these, never `getattr` with a default.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 
 __all__ = ["ChannelAttentionRecord", "SpatialAttentionRecord", "CoordinateAttentionRecord",
            "PositionAttentionRecord", "ChannelMapRecord", "CrissCrossAttentionRecord", "GlobalContextRecord",
-           "Record", "of_type"]
+           "Record", "of_type", "SpatialMap"]
+
+
+@runtime_checkable
+class SpatialMap(Protocol):
+    """What every spatial attention record answers (see the module docstring)."""
+
+    height: int
+    width: int
+    normalisation: str
+    shared_by_all_queries: bool
+
+    @property
+    def num_pixels(self) -> int: ...
+    @property
+    def key_grid(self) -> tuple[int, int]: ...
+    @property
+    def num_keys(self) -> int: ...
+    @property
+    def baseline(self) -> int: ...
+    @property
+    def alpha(self) -> float | None: ...
+    def row(self, index: int, batch: int = 0) -> torch.Tensor: ...
+    def column(self, index: int, batch: int = 0) -> torch.Tensor: ...
 
 
 @dataclass
@@ -40,6 +70,7 @@ class ChannelAttentionRecord:
     family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
+    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
     kernel_bias: float = field(default=0.0, kw_only=True)
 
     @property
@@ -56,6 +87,7 @@ class SpatialAttentionRecord:
     family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
+    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
 
 
 @dataclass
@@ -68,6 +100,7 @@ class CoordinateAttentionRecord:
     family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
+    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
 
 
 @dataclass
@@ -100,6 +133,7 @@ class PositionAttentionRecord:
     family: str | None = field(default=None, kw_only=True)
     verified: bool = field(default=True, kw_only=True)
     max_error: float | None = field(default=None, kw_only=True)
+    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
 
     @property
     def num_pixels(self) -> int:
@@ -109,6 +143,13 @@ class PositionAttentionRecord:
     def key_grid(self) -> tuple[int, int]:
         """(height, width) of the key grid: the query grid unless the keys were sub-sampled."""
         return (self.key_height or self.height, self.key_width or self.width)
+
+    shared_by_all_queries = False  # class constant
+
+    @property
+    def baseline(self) -> int:
+        """The keys a row spreads over (a uniform row is 1 / this): N, or the pooled grid's size."""
+        return self.num_keys
 
     @property
     def num_keys(self) -> int:
@@ -188,6 +229,7 @@ class ChannelMapRecord:
     family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
+    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
 
     def _features(self, batch: int) -> torch.Tensor:
         if self.features is None:
@@ -252,10 +294,27 @@ class CrissCrossAttentionRecord:
     family: str | None = field(default=None, kw_only=True)
     verified: bool = field(default=True, kw_only=True)
     max_error: float | None = field(default=None, kw_only=True)
+    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
+
+    normalisation = "softmax"       # class constants: one softmax over each cross, rows of their own
+    shared_by_all_queries = False
 
     @property
     def num_pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def key_grid(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def num_keys(self) -> int:
+        return self.num_pixels
+
+    @property
+    def baseline(self) -> int:
+        """A row spreads over its cross: H + W - 1 positions (the pixel itself once)."""
+        return self.height + self.width - 1
 
     def _check_index(self, index: int) -> tuple[int, int, int]:
         index = int(index)
@@ -320,8 +379,11 @@ class GlobalContextRecord:
     family: str | None = field(default=None, kw_only=True)
     verified: bool = field(default=True, kw_only=True)
     max_error: float | None = field(default=None, kw_only=True)
+    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
 
-    shared_by_all_queries = True  # class constant: S has identical rows
+    shared_by_all_queries = True  # class constants: S has identical rows, a softmax over all positions,
+    normalisation = "softmax"     # and no residual weight (the transform's output is added as it is)
+    alpha = None
 
     @property
     def height(self) -> int:
@@ -334,6 +396,18 @@ class GlobalContextRecord:
     @property
     def num_pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def key_grid(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def num_keys(self) -> int:
+        return self.num_pixels
+
+    @property
+    def baseline(self) -> int:
+        return self.num_pixels
 
     def _check_index(self, index: int) -> int:
         index = int(index)

@@ -82,7 +82,7 @@ def position_view(record, pixel: tuple[int, int], image_hw: tuple[int, int],
     x, y = pixel
     # the clicked pixel is a query for a row, a key for a column (keys may lie on their own, sub-sampled grid)
     query_hw = (record.height, record.width)
-    feature_hw = query_hw if mode == "row" else tuple(getattr(record, "key_grid", query_hw))
+    feature_hw = query_hw if mode == "row" else tuple(record.key_grid)
     index = feature_index(x, y, image_hw, feature_hw)
     values = (record.row(index) if mode == "row" else record.column(index)).numpy()
     values_hw = tuple(values.shape[-2:])

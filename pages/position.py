@@ -14,7 +14,6 @@ from attnviz.exports import grid_csv, overlay_png
 from attnviz.results import as_number, class_figure, model_results
 from attnviz.app.links import MAX_PINS
 from attnviz.geometry import same_place
-from attnviz.hover import baseline_keys
 from attnviz.views import position_view
 from attnviz.viz.overlays import position_overlay
 from attnviz.viz.figures import attention_map_figure, class_name
@@ -73,11 +72,11 @@ module_name = (st.selectbox(t("position.module_label"), list(modules), key=keys.
 record = modules[module_name]
 image = selection.image
 image_hw = image.shape[:2]
-if getattr(record, "shared_by_all_queries", False):
+if record.shared_by_all_queries:
     st.info(t("position.gcnet"))
 elif isinstance(record, CrissCrossAttentionRecord):
     st.info(t("position.criss_cross"))
-elif getattr(record, "normalisation", "softmax") == "dot":
+elif record.normalisation == "dot":
     st.info(t("position.dot"))
 if record.family:
     st.caption(t("position.found", family=record.family, error=record.max_error))
@@ -142,17 +141,17 @@ with left:
     st.markdown(t("position.chosen", centre="" if chosen else t("position.centre"), x=x, y=y, row=row, col=col,
                   index=index, n=view.num_pixels,
                   grid=t(f"position.{grid_name}", rows=view.feature_hw[0], cols=view.feature_hw[1])))
-    alpha = getattr(record, "alpha", None)
+    alpha = record.alpha
     if alpha is not None and math.isfinite(alpha):
         st.markdown(t("position.alpha", alpha=alpha))
-    if getattr(record, "normalisation", "softmax") == "dot":
+    if record.normalisation == "dot":
         st.markdown(t(f"position.dot_{mode}", total=view.total))
     elif mode == "row":
-        keys_in_row = baseline_keys(record)
+        keys_in_row = record.baseline
         st.markdown(t("position.row_sum", total=view.total, high=values.max(), ratio=values.max() * keys_in_row,
                       keys=keys_in_row))
     else:
-        average = record.num_pixels / getattr(record, "num_keys", record.num_pixels)  # N / Nk: 1 unless sub-sampled
+        average = record.num_pixels / record.num_keys  # N / Nk: 1 unless sub-sampled
         st.markdown(t("position.column_sum", total=view.total, average=average, ratio=view.total / average))
     st.markdown(t("position.top_title") + "  \n" + "  \n".join(
         t("position.top_item", rank=rank, row=r, col=c, value=v) for rank, (r, c, v) in enumerate(view.top_cells, 1)))
@@ -208,7 +207,7 @@ with right:
               caption=app.figure_caption(module_name, t("figures.caption_pixel", x=x, y=y)))
 
 # ---- the formula, its terms named, with this photo's numbers for the largest value shown
-if view.formula is not None and getattr(record, "normalisation", "softmax") == "softmax":
+if view.formula is not None and record.normalisation == "softmax":
     query_index, key_index, energy, log_z, s_entry = view.formula
     st.markdown(t("position.formula_title"))
     st.latex(r"\begin{aligned} S_{ij} &= \frac{\exp(B_i^\top C_j)}{Z_i} \\ Z_i &= \sum_m \exp(B_i^\top C_m) \\"
@@ -224,10 +223,10 @@ if view.formula is not None and getattr(record, "normalisation", "softmax") == "
     st.latex(rf"\begin{{aligned}} B_{{{query_index}}}^\top C_{{{key_index}}} &= {energy:.3f} \\"
              rf" \log Z_{{{query_index}}} &= {log_z:.3f} \end{{aligned}}")
     st.latex(rf"S_{{{query_index},{key_index}}} = e^{{{energy:.3f} - {log_z:.3f}}} = {s_entry:.4f}")
-    keys_in_row = baseline_keys(record)
+    keys_in_row = record.baseline
     st.markdown(t("position.formula_numbers", energy=energy, log_z=log_z, entry=s_entry, ratio=s_entry * keys_in_row,
                   keys=keys_in_row))
-num_keys = getattr(record, "num_keys", record.num_pixels)
+num_keys = record.num_keys
 with st.expander(t("common.for_researchers")):
     st.markdown("\n\n".join([
         t("position.researchers.notation", s_formula=r"$S = \mathrm{softmax}(B^\top C)$",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from attnviz import geometry
-from attnviz.hover import baseline_keys, channel_payload, grid_tables, hover_payload
+from attnviz.hover import channel_payload, grid_tables, hover_payload
 from attnviz.records import (ChannelMapRecord, CrissCrossAttentionRecord, GlobalContextRecord,
                              PositionAttentionRecord)
 
@@ -51,9 +51,9 @@ def test_the_grid_tables_are_the_geometry_of_the_library():
 def test_forms_and_baselines_of_every_spatial_record():
     cross = CrissCrossAttentionRecord("cc", torch.zeros(1, 12, 2), torch.zeros(1, 12, 2), torch.zeros(1, 12), 3, 4, 0.0)
     shared = GlobalContextRecord("gc", torch.softmax(torch.randn(1, 12), 1).view(1, 3, 4))
-    assert hover_payload(cross, (30, 40)).data["form"] == "cross" and baseline_keys(cross) == 3 + 4 - 1
+    assert hover_payload(cross, (30, 40)).data["form"] == "cross" and cross.baseline == 3 + 4 - 1
     data = hover_payload(shared, (30, 40)).data
-    assert data["form"] == "shared" and baseline_keys(shared) == 12
+    assert data["form"] == "shared" and shared.baseline == 12
     np.testing.assert_array_equal(_floats(data["map"]), shared.map[0].flatten().numpy())
     assert hover_payload(_pam(normalisation="dot"), (30, 40)).data["form"] == "dot"
 
@@ -79,3 +79,22 @@ def test_the_channel_payload_writes_x_as_exp_of_its_argument_minus_the_row_norma
     np.testing.assert_allclose(np.exp(a - lse[:, None]), attention[0].numpy(), rtol=1e-6)
     for c in range(6):
         assert (data["most_similar"][c], data["least_similar"][c]) == record.similar_channels(c)
+
+
+def test_every_spatial_record_answers_the_one_interface():
+    """PositionAttentionRecord (softmax and dot, sub-sampled), the cross and GCNet's shared map: the same
+    questions, each answered by the record (the baseline is the keys a uniform row spreads over)."""
+    from attnviz.records import SpatialMap
+
+    sub_sampled = _pam(3, 4, keys=(2, 3))
+    cross = CrissCrossAttentionRecord("cc", torch.randn(1, 12, 2), torch.randn(1, 12, 2), torch.zeros(1, 12), 3, 4, 0.0)
+    shared = GlobalContextRecord("gc", torch.softmax(torch.randn(1, 12), 1).view(1, 3, 4))
+    for record, keys, baseline, normalisation, alpha in (
+            (_pam(3, 4), 12, 12, "softmax", True), (sub_sampled, 6, 6, "softmax", True),
+            (_pam(3, 4, normalisation="dot"), 12, 12, "dot", True), (cross, 12, 3 + 4 - 1, "softmax", True),
+            (shared, 12, 12, "softmax", False)):
+        assert isinstance(record, SpatialMap)
+        assert record.num_keys == keys and record.baseline == baseline and record.normalisation == normalisation
+        assert (record.alpha is not None) == alpha
+        assert record.row(5).numel() == record.key_grid[0] * record.key_grid[1] == keys
+    assert shared.shared_by_all_queries and not cross.shared_by_all_queries and not sub_sampled.shared_by_all_queries

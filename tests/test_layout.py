@@ -81,3 +81,17 @@ def test_the_library_modules_import_each_other_in_no_circle():
 
     circles = [" -> ".join(c) for c in map(circle_from, edges) if c]
     assert circles == [], circles
+
+
+def test_pages_and_views_read_records_through_their_interface_not_getattr_with_a_default():
+    """A record's attributes are its interface (attnviz.records.SpatialMap for the spatial ones): a page or
+    view that writes getattr(record, "num_keys", record.num_pixels) guesses instead of asking."""
+    readers = [*(ROOT / "pages").glob("*.py"), PACKAGE / "views.py", PACKAGE / "hover.py", PACKAGE / "lecture.py",
+               *(PACKAGE / "app").glob("*.py")]
+    offenders = []
+    for path in readers:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                    and len(node.args) == 3 and isinstance(node.args[0], ast.Name) and "rec" in node.args[0].id):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == [], offenders
