@@ -273,8 +273,24 @@ class ChannelMapRecord:
         return torch.softmax(self.softmax_argument(channel, form, batch), dim=0).float()
 
 
+class _KeysOnTheQueryGrid:
+    """For a spatial record whose keys are its own H x W query grid (the cross, GCNet's map)."""
+
+    @property
+    def num_pixels(self) -> int:
+        return self.height * self.width
+
+    @property
+    def key_grid(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def num_keys(self) -> int:
+        return self.num_pixels
+
+
 @dataclass
-class CrissCrossAttentionRecord:
+class CrissCrossAttentionRecord(_KeysOnTheQueryGrid):
     """CCNet criss-cross attention (Huang et al., ICCV 2019), kept implicit like PositionAttentionRecord.
 
     Pixel i = (h, w) attends only to its cross: the H pixels of its column and the W pixels of its row,
@@ -298,18 +314,6 @@ class CrissCrossAttentionRecord:
 
     normalisation = "softmax"       # class constants: one softmax over each cross, rows of their own
     shared_by_all_queries = False
-
-    @property
-    def num_pixels(self) -> int:
-        return self.height * self.width
-
-    @property
-    def key_grid(self) -> tuple[int, int]:
-        return self.height, self.width
-
-    @property
-    def num_keys(self) -> int:
-        return self.num_pixels
 
     @property
     def baseline(self) -> int:
@@ -364,7 +368,7 @@ class CrissCrossAttentionRecord:
 
 
 @dataclass
-class GlobalContextRecord:
+class GlobalContextRecord(_KeysOnTheQueryGrid):
     """GCNet's context block (Cao et al., ICCVW 2019): ONE attention map over all positions.
 
     map: (B, H, W) = softmax over all H*W positions of conv_mask(x); every query pixel gets the same
@@ -392,18 +396,6 @@ class GlobalContextRecord:
     @property
     def width(self) -> int:
         return self.map.shape[2]
-
-    @property
-    def num_pixels(self) -> int:
-        return self.height * self.width
-
-    @property
-    def key_grid(self) -> tuple[int, int]:
-        return self.height, self.width
-
-    @property
-    def num_keys(self) -> int:
-        return self.num_pixels
 
     @property
     def baseline(self) -> int:
