@@ -10,6 +10,7 @@ import pytest
 from attnviz.analysis import analyse
 from attnviz.browser import CHROMIUM, chromium, settled, streamlit_server
 from attnviz.data.samples import list_samples, load_sample
+from attnviz.i18n import translate
 from attnviz.models import list_checkpoints, load_checkpoint
 from attnviz.views import position_view
 
@@ -220,6 +221,22 @@ def test_hovering_x_shows_the_row_of_the_library(server, page):
     _settled(page)
     assert page.locator("input[type='number']").first.input_value() == "4"
     assert "Row c = 4 sums to" in page.inner_text("body")
+
+
+def test_the_hovered_x_reads_out_in_the_pages_language(server, page):
+    page.goto(f"{server}/channel_map?model=danet-eca&lang=zh")
+    _settled(page)
+    page.wait_for_selector(".attnviz-channels[data-ready='1'] .matrix")
+    box = page.locator(".matrix").bounding_box()
+    before = int(page.locator(".attnviz-channels").get_attribute("data-draws"))
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.1)
+    _wait_for_draw(page, ".attnviz-channels", before)
+    canvas = page.locator(".attnviz-channels")
+    c = json.loads(canvas.locator(".readout").get_attribute("data-view"))["channel"]
+    head = canvas.locator(".readout-head").inner_text()
+    assert head.startswith(translate("channel_canvas.row", "zh", c=c, sum="", uniform="").split("：")[0])
+    assert canvas.locator(".readout-top-title").inner_text() == translate("channel_canvas.top_title", "zh")
+    assert canvas.locator(".axis-y").inner_text() == translate("channel_canvas.axis_y", "zh")
 
 
 HOVERNET = '''

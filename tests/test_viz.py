@@ -97,3 +97,13 @@ def test_a_caption_wraps_at_its_separators_and_grows_the_figure():
     assert figure.layout.title.yref == "container" and figure.layout.title.yanchor == "top"
     assert figure.layout.margin.t == 8 + 22 + 14 * 2 + 10  # title, two caption lines, a gap: all in the margin
     assert figure.layout.height == 300 + figure.layout.margin.t - 40
+
+
+def test_a_titles_second_line_joins_the_caption():
+    import plotly.graph_objects as go
+
+    from attnviz.viz.figures import with_caption
+
+    figure = with_caption(go.Figure(layout=dict(title=dict(text="k against C<br><sup>lines apart</sup>"))), "ECA · model m")
+    assert figure.layout.title.text == "k against C"
+    assert figure.layout.title.subtitle.text == "lines apart<br>ECA · model m"

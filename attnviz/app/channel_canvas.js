@@ -37,6 +37,10 @@ function drawMatrix(state) {
   state.matrixImage = image;
 }
 
+function fill(labels, name, values) {
+  return labels[name].replace(/\{(\w+)\}/g, (whole, key) => (key in values ? String(values[key]) : whole));
+}
+
 function fmt(v, digits = 4) {
   const a = Math.abs(v);
   return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toFixed(digits);
@@ -65,23 +69,22 @@ function render(state, c, source) {
   }
   bctx.fillStyle = getComputedStyle(state.root).color || "#333";
   bctx.font = "11px sans-serif";
-  bctx.fillText(`row ${c} of X: max ${fmt(rowHigh)}`, 4, 11);
+  bctx.fillText(fill(state.labels, "bars_title", { c, max: fmt(rowHigh) }), 4, 11);
   // the readout
   let sum = 0;
   for (const v of row) sum += v;
   const j = top[0];
-  const lines = [`Row c = ${c} (output channel ${c}); sums to ${sum.toFixed(6)}; uniform would be 1/C = ${(1 / C).toFixed(4)}.`];
+  const lines = [fill(state.labels, "row", { c, sum: sum.toFixed(6), uniform: (1 / C).toFixed(4) })];
   if (p.argument) {
     const a = p.argument[c * C + j], L = p.lse[c];
     const term = p.form === "official" ? `max_m(A_${c}·A_m) − A_${c}·A_${j}` : `A_${c}·A_${j}`;
-    lines.push(`X[${c}, ${j}] = softmax_j(${term}) = exp(${a.toFixed(1)} − ${L.toFixed(1)}) = ${fmt(row[j])}`);
-    lines.push(`Most similar channel to ${c} by A·Aᵀ (itself excluded): ${p.most_similar[c]}; least similar: ` +
-               `${p.least_similar[c]}.`);
+    lines.push(fill(state.labels, "entry", { c, j, term, a: a.toFixed(1), L: L.toFixed(1), value: fmt(row[j]) }));
+    lines.push(fill(state.labels, "similar", { c, most: p.most_similar[c], least: p.least_similar[c] }));
   }
   state.head.innerHTML = "";
   for (const line of lines) { const d = document.createElement("div"); d.textContent = line; state.head.appendChild(d); }
   state.list.innerHTML = "";
-  for (const t of top) { const li = document.createElement("li"); li.textContent = `channel ${t}: ${fmt(row[t])}`; state.list.appendChild(li); }
+  for (const t of top) { const li = document.createElement("li"); li.textContent = fill(state.labels, "top_item", { channel: t, value: fmt(row[t]) }); state.list.appendChild(li); }
   state.readout.dataset.view = JSON.stringify({ channel: c, row: Array.from(row), top, sum });
   const elapsed = performance.now() - start;
   state.root.dataset.draws = String(+(state.root.dataset.draws || 0) + 1);
@@ -100,10 +103,10 @@ function channelAt(state, event, element, vertical) {
 function setup(parentElement) {
   const root = parentElement.querySelector(".attnviz-channels");
   root.innerHTML = `
-    <div class="matrix-box"><div class="axis-y">channel c (output) ↓</div><canvas class="matrix"></canvas>
-      <div class="axis-x">channel j (mixed in) →</div></div>
+    <div class="matrix-box"><div class="axis-y"></div><canvas class="matrix"></canvas>
+      <div class="axis-x"></div></div>
     <div class="side"><canvas class="bars" width="520" height="150"></canvas>
-      <div class="readout"><div class="readout-head"></div><div class="readout-top-title">Most mixed-in channels:</div><ol class="readout-top"></ol></div></div>`;
+      <div class="readout"><div class="readout-head"></div><div class="readout-top-title"></div><ol class="readout-top"></ol></div></div>`;
   const state = { root, matrix: root.querySelector(".matrix"), bars: root.querySelector(".bars"),
                   readout: root.querySelector(".readout"), head: root.querySelector(".readout-head"),
                   list: root.querySelector(".readout-top"), hovering: false };
@@ -130,6 +133,10 @@ export default function (component) {
   if (!state) { state = setup(parentElement); INSTANCES.set(parentElement, state); }
   state.setTriggerValue = setTriggerValue;
   state.channel = data.channel;
+  state.labels = data.labels;   // the page's language (attnviz/locales, section [channel_canvas])
+  state.root.querySelector(".axis-y").textContent = data.labels.axis_y;
+  state.root.querySelector(".axis-x").textContent = data.labels.axis_x;
+  state.root.querySelector(".readout-top-title").textContent = data.labels.top_title;
   if (state.version !== data.version) {
     state.version = data.version;
     state.payload = prepare(data.payload);

@@ -5,6 +5,7 @@ Every label is read from the [figures] catalog of attnviz.i18n in the `language`
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
@@ -36,14 +37,16 @@ def with_caption(figure: go.Figure, caption: str) -> go.Figure:
     grows by the caption's line; a figure without a title gets an empty one to carry it."""
     if not caption:
         return figure
-    lines = caption_lines(caption)
+    # a title's own second line ("<br><sup>...</sup>") joins the caption: a two-line title hung from the top
+    # was cut off at the figure's edge
+    title, *more = str(figure.layout.title.text or "").split("<br>")
+    lines = [re.sub(r"</?sup>", "", line) for line in more] + caption_lines(caption)
     margin_top = figure.layout.margin.t if figure.layout.margin.t is not None else 40
-    title_lines = 1 + str(figure.layout.title.text or "").count("<br>")
     # the title hangs from the top of the figure (by default it sits mid-margin and its subtitle ran into the
     # plot), the caption's lines under it; the top margin holds both
-    needed = 8 + 22 * title_lines + 14 * len(lines) + (28 if figure.layout.annotations else 10)  # subplot titles
+    needed = 8 + 22 + 14 * len(lines) + (28 if figure.layout.annotations else 10)  # subplot titles
     extra = max(needed - margin_top, 0)
-    figure.update_layout(title=dict(text=figure.layout.title.text or "", y=1, yref="container", yanchor="top",
+    figure.update_layout(title=dict(text=title, y=1, yref="container", yanchor="top",
                                     pad=dict(t=8), subtitle=dict(text="<br>".join(lines),
                                                                  font=dict(size=11, color="#555"))),
                          margin=dict(t=margin_top + extra))
