@@ -16,8 +16,9 @@ import streamlit as st
 from attnviz.analysis import Analysis
 from attnviz.app.language import t
 from attnviz.app.links import write_link
+from attnviz.app.queueing import pooled
 from attnviz.app.resources import (catalogue, checkpoint_dir, get_analysis, get_classifier_analysis, get_user_analysis,
-                                   photo_key, sample, working)
+                                   photo_key, sample)
 from attnviz.app.selection import Selection, current
 from attnviz.app.settings import settings
 from attnviz.app.widgets import switch_button
@@ -47,23 +48,31 @@ def analysis_for(selection: Selection, name: str | None = None) -> Analysis | No
     """The analysis of the selected model on the selected photo, or of CamVid checkpoint `name`."""
     if name is None and selection.source == "user":
         try:
-            with working("user_analysis"):
-                return get_user_analysis(selection.model_name, selection.device, selection.image_key, selection.image)
+            return pooled(("user", selection.model_name, selection.device, selection.image_key),
+                          lambda: get_user_analysis(selection.model_name, selection.device, selection.image_key,
+                                                    selection.image), "user_analysis")
         except Exception as error:  # noqa: BLE001 - the user's own forward pass may raise anything
             st.error(t("guards.user_model_failed", model=markdown_literal(selection.model_name),
                        error=markdown_literal(f"{type(error).__name__}: {error}", 400)))
             return None
     if name is None and selection.source == "timm":
-        with working("classifier_analysis"):
-            return get_classifier_analysis(selection.model_name, selection.device, settings().imagenet_weights,
-                                           selection.image_key, selection.image)
+        weights_folder = settings().imagenet_weights
+        return pooled(("timm", selection.model_name, selection.device, weights_folder, selection.image_key),
+                      lambda: get_classifier_analysis(selection.model_name, selection.device, weights_folder,
+                                                      selection.image_key, selection.image), "classifier_analysis")
     name = name or selection.model_name
     try:
-        with working("analysis"):
-            return get_analysis(name, selection.device, str(checkpoint_dir()), selection.image_key, selection.image)
+        return _camvid_analysis(name, selection.device, selection.image_key, selection.image)
     except CheckpointError as error:
         st.error(t("guards.not_loaded", model=markdown_literal(name), error=markdown_literal(str(error), 400)))
         return None
+
+
+def _camvid_analysis(name: str, device: str, image_key: str, image: np.ndarray) -> Analysis:
+    """A shipped model's analysis of a photo, through the shared pool (attnviz.app.queueing)."""
+    directory = str(checkpoint_dir())
+    return pooled(("camvid", name, device, directory, image_key),
+                  lambda: get_analysis(name, device, directory, image_key, image))
 
 
 def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (), what: str = "",
@@ -170,9 +179,7 @@ def _sample_analysis(selection: Selection, photo: str):
     image, label = sample(photo)
     key = photo_key(image)
     try:
-        with working("analysis"):
-            return image, label, key, get_analysis(selection.model_name, selection.device, str(checkpoint_dir()), key,
-                                                   image)
+        return image, label, key, _camvid_analysis(selection.model_name, selection.device, key, image)
     except CheckpointError as error:
         st.error(t("guards.not_loaded", model=markdown_literal(selection.model_name),
                    error=markdown_literal(str(error), 400)))

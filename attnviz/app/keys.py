@@ -122,3 +122,5 @@ def channel_focus(prefix: str, part: str) -> str:
 def user_chart(module_name: str) -> str:
     """A chart of one of a user's attention modules on the Overview."""
     return f"user_{module_name}"
+
+WORK_OWNER = "work_owner"        # this session's token in the shared work pool (attnviz.app.queueing)

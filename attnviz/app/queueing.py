@@ -1,0 +1,65 @@
+"""The app's side of attnviz.workpool: one pool per server process, and a page that waits for its job.
+
+A page asks `pooled(key, work)` for a model's analysis of a photo. Work the caches already hold (a key
+this process has finished before) runs at once in the session's thread: a cache hit must not queue behind
+another student's forward pass. Anything else becomes a job of the shared pool; while it waits the page
+says how many jobs are ahead of it ("the server is busy: 2 ahead of you"), then that it is running. A
+session that reruns or leaves while waiting (Streamlit stops its script) drops its queued job.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any, Callable, Hashable
+
+import streamlit as st
+
+from attnviz.app import keys
+from attnviz.app.language import t
+from attnviz.workpool import WorkPool
+
+__all__ = ["pool", "pooled"]
+
+_POOL = WorkPool()
+_finished: set[Hashable] = set()     # keys whose results the caches hold (bounded: cleared when it grows)
+_finished_lock = threading.Lock()
+_MAX_FINISHED = 4096
+_POLL_S = 0.25
+
+
+def pool() -> WorkPool:
+    """This process's pool (its size: attnviz.workpool.default_size)."""
+    return _POOL
+
+
+def _session_token() -> str:
+    if keys.WORK_OWNER not in st.session_state:
+        st.session_state[keys.WORK_OWNER] = uuid.uuid4().hex
+    return st.session_state[keys.WORK_OWNER]
+
+
+def pooled(key: Hashable, work: Callable[[], Any], what: str = "analysis") -> Any:
+    """`work()`'s result, computed in the shared pool unless this process has finished `key` before.
+    `what` names the running work for the page (the [spinner] catalog)."""
+    with _finished_lock:
+        known = key in _finished
+    if known:
+        return work()
+    owner = _session_token()
+    job = _POOL.submit(key, work, owner)
+    place = st.empty()
+    try:
+        while not job.wait(_POLL_S):
+            ahead = _POOL.ahead(job)
+            place.info(t("pool.waiting", ahead=ahead) if ahead else t(f"spinner.{what}"),
+                       icon=":material/hourglass_top:")
+        result = job.result()
+    finally:
+        if not job.wait(0):
+            _POOL.drop(owner)   # the script stopped while waiting (a rerun, a closed tab)
+        place.empty()
+    with _finished_lock:
+        if len(_finished) >= _MAX_FINISHED:
+            _finished.clear()
+        _finished.add(key)
+    return result
