@@ -47,15 +47,16 @@ if selection.source == "user":  # Grad-CAM at the input of the attention module 
 else:
     position, layer_name, layer_title = analysis.position, "", markdown_literal("backbone.layer4")
     layer_words = t("attribution.researchers.layer_backbone")
-with st.spinner(t("attribution.cam_spinner")):
-    try:
-        cam_grid, cam_full = app.pixel_grad_cam(selection.source, selection.model_name, selection.device, directory,
-                                                selection.image_key, image, target, layer_name)
-    except Exception as error:  # noqa: BLE001 - a user's model may fail under captum's hooks in its own ways
-        if selection.source != "user":
-            raise
-        st.error(t("attribution.cam_failed", error=markdown_literal(f"{type(error).__name__}: {error}", 400)))
-        app.stop_page()
+try:  # through the server's shared pool, like every forward pass (attnviz.app.queueing)
+    cam_grid, cam_full = app.pooled(
+        ("grad-cam", selection.source, selection.model_name, selection.device, selection.image_key, target, layer_name),
+        lambda: app.pixel_grad_cam(selection.source, selection.model_name, selection.device, directory,
+                                   selection.image_key, image, target, layer_name), t("attribution.cam_spinner"))
+except Exception as error:  # noqa: BLE001 - a user's model may fail under captum's hooks in its own ways
+    if selection.source != "user":
+        raise
+    st.error(t("attribution.cam_failed", error=markdown_literal(f"{type(error).__name__}: {error}", 400)))
+    app.stop_page()
 grid = (position[1].height, position[1].width) if position else cam_grid.shape
 cam_cells = cell_mass(torch.from_numpy(cam_grid), grid).numpy()
 
@@ -100,15 +101,18 @@ with columns[2]:
         asked.add(request)
     ig_cells = None
     if request in asked:
-        with st.spinner(t("attribution.ig_spinner", steps=steps)):
-            try:
-                ig = app.pixel_integrated_gradients(selection.source, selection.model_name, selection.device,
-                                                    directory, selection.image_key, image, target, steps)
-            except Exception as error:  # noqa: BLE001 - as for Grad-CAM
-                if selection.source != "user":
-                    raise
-                st.error(t("attribution.ig_failed", error=markdown_literal(f"{type(error).__name__}: {error}", 400)))
-                app.stop_page()
+        try:
+            ig = app.pooled(
+                ("integrated-gradients", selection.source, selection.model_name, selection.device, selection.image_key,
+                 target, steps),
+                lambda: app.pixel_integrated_gradients(selection.source, selection.model_name, selection.device,
+                                                       directory, selection.image_key, image, target, steps),
+                t("attribution.ig_spinner", steps=steps))
+        except Exception as error:  # noqa: BLE001 - as for Grad-CAM
+            if selection.source != "user":
+                raise
+            st.error(t("attribution.ig_failed", error=markdown_literal(f"{type(error).__name__}: {error}", 400)))
+            app.stop_page()
         magnitude, clip = input_magnitude(ig)
         ig_cells = cell_mass(torch.from_numpy(ig), grid).numpy()
         st.image(draw_markers(blend_heatmap(image, magnitude, opacity, vmin=0, vmax=clip),

@@ -50,7 +50,7 @@ def analysis_for(selection: Selection, name: str | None = None) -> Analysis | No
         try:
             return pooled(("user", selection.model_name, selection.device, selection.image_key),
                           lambda: get_user_analysis(selection.model_name, selection.device, selection.image_key,
-                                                    selection.image), "user_analysis")
+                                                    selection.image), t("spinner.user_analysis"))
         except Exception as error:  # noqa: BLE001 - the user's own forward pass may raise anything
             st.error(t("guards.user_model_failed", model=markdown_literal(selection.model_name),
                        error=markdown_literal(f"{type(error).__name__}: {error}", 400)))
@@ -59,7 +59,8 @@ def analysis_for(selection: Selection, name: str | None = None) -> Analysis | No
         weights_folder = settings().imagenet_weights
         return pooled(("timm", selection.model_name, selection.device, weights_folder, selection.image_key),
                       lambda: get_classifier_analysis(selection.model_name, selection.device, weights_folder,
-                                                      selection.image_key, selection.image), "classifier_analysis")
+                                                      selection.image_key, selection.image),
+                      t("spinner.classifier_analysis"))
     name = name or selection.model_name
     try:
         return _camvid_analysis(name, selection.device, selection.image_key, selection.image)
@@ -72,7 +73,7 @@ def _camvid_analysis(name: str, device: str, image_key: str, image: np.ndarray) 
     """A shipped model's analysis of a photo, through the shared pool (attnviz.app.queueing)."""
     directory = str(checkpoint_dir())
     return pooled(("camvid", name, device, directory, image_key),
-                  lambda: get_analysis(name, device, directory, image_key, image))
+                  lambda: get_analysis(name, device, directory, image_key, image), t("spinner.analysis"))
 
 
 def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (), what: str = "",

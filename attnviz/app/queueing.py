@@ -38,9 +38,9 @@ def _session_token() -> str:
     return st.session_state[keys.WORK_OWNER]
 
 
-def pooled(key: Hashable, work: Callable[[], Any], what: str = "analysis") -> Any:
+def pooled(key: Hashable, work: Callable[[], Any], running: str) -> Any:
     """`work()`'s result, computed in the shared pool unless this process has finished `key` before.
-    `what` names the running work for the page (the [spinner] catalog)."""
+    `running`: what the page says while the job runs (in its language)."""
     with _finished_lock:
         known = key in _finished
     if known:
@@ -51,7 +51,7 @@ def pooled(key: Hashable, work: Callable[[], Any], what: str = "analysis") -> An
     try:
         while not job.wait(_POLL_S):
             ahead = _POOL.ahead(job)
-            place.info(t("pool.waiting", ahead=ahead) if ahead else t(f"spinner.{what}"),
+            place.info(t("pool.waiting", ahead=ahead) if ahead else running,
                        icon=":material/hourglass_top:")
         result = job.result()
     finally:

@@ -93,7 +93,7 @@ def working(what: str):
 
 @st.cache_resource(max_entries=12, show_spinner=False)
 def get_model(name: str, device: str, directory: str):
-    """A shipped CamVid model, loaded once per device (callers say what is running: `working`)."""
+    """A shipped CamVid model, loaded once per device (its analyses run through attnviz.app.queueing)."""
     return load_checkpoint(name, directory, device=device)
 
 
