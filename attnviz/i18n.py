@@ -18,7 +18,7 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "catalog", "translate", "placeholders"]
+__all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "catalog", "section", "translate", "placeholders"]
 
 LANGUAGES = {"en": "English", "zh": "中文"}
 DEFAULT_LANGUAGE = "en"
@@ -50,6 +50,12 @@ def catalog(language: str) -> dict[str, str]:
             raise ValueError(f"{path.name} defines keys another file of {language} defines: {sorted(twice)}")
         texts.update(part)
     return texts
+
+
+def section(prefix: str, language: str) -> dict[str, str]:
+    """The texts of one catalog section, keyed without it: section("canvas", "zh") -> {"pixel": ...}."""
+    start = prefix + "."
+    return {key[len(start):]: text for key, text in catalog(language).items() if key.startswith(start)}
 
 
 def placeholders(text: str) -> set[str]:

@@ -54,6 +54,11 @@ class StepNumbers:
     terms: dict
 
 
+def _saturated(weights: np.ndarray) -> float:
+    """The share of channel weights near 0 or 1 (below 0.05 or above 0.95): a gate that switches channels."""
+    return float(np.mean((weights < 0.05) | (weights > 0.95)))
+
+
 def _last(records: dict, what: str):
     if not records:
         raise ValueError(f"this model has no {what}")
@@ -74,7 +79,7 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
         c = int(w.argmax())
         terms = {"channel": c, "channels": int(w.size), "weight": float(w[c]), "logit": pre_sigmoid(float(w[c])),
                  "lowest": float(w.min()), "median": float(np.median(w)), "highest": float(w.max()),
-                 "saturated": float(np.mean((w < 0.05) | (w > 0.95)))}
+                 "saturated": _saturated(w)}
         if step == "se":
             terms["pooled"] = float(record.parts["pooled"][0, c])
         else:
@@ -89,7 +94,7 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
         w = channel.weights[0].double().numpy()
         return StepNumbers(name, {"gate_lowest": float(m.min()), "gate_mean": float(m.mean()),
                                   "gate_highest": float(m.max()), "channels": int(w.size),
-                                  "saturated": float(np.mean((w < 0.05) | (w > 0.95)))})
+                                  "saturated": _saturated(w)})
     if step == "ca":
         name, record = _last(analysis.of_type(CoordinateAttentionRecord), "coordinate attention layer")
         a_h, a_w = record.height_weights[0].double().numpy(), record.width_weights[0].double().numpy()

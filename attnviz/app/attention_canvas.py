@@ -25,7 +25,7 @@ import streamlit as st
 from attnviz.app.page_arrays import page_script
 
 from attnviz.geometry import parse_pixel
-from attnviz.i18n import DEFAULT_LANGUAGE, catalog
+from attnviz.i18n import DEFAULT_LANGUAGE, section
 
 __all__ = ["attention_canvas", "photo_data_url"]
 
@@ -69,7 +69,7 @@ def attention_canvas(*, image: np.ndarray, photo_key: str, panels: list[dict], m
     data = {"version": version, "photo": _photo(photo_key, image), "image_hw": list(image_hw),
             "panels": [_panel_data(p, photo_key) for p in panels], "mode": mode,
             "opacity": float(opacity), "scale": scale, "pixel": [int(pixel[0]), int(pixel[1])],
-            "pins": [list(p) for p in pins], "labels": _labels(language)}
+            "pins": [list(p) for p in pins], "labels": section("canvas", language)}
     _COMPONENT(data=data, key=key, on_pin_change=partial(_take_pin, key, image_hw, on_pin))
 
 
@@ -78,12 +78,6 @@ def _panel_data(panel: dict, photo_key: str) -> dict:
     if panel.get("image_key", photo_key) != photo_key:
         data["photo"] = _photo(panel["image_key"], panel["image"])
     return data
-
-
-def _labels(language: str) -> dict[str, str]:
-    """The readout's text templates ({name} placeholders, filled by the script)."""
-    prefix = "canvas."
-    return {k[len(prefix):]: v for k, v in catalog(language).items() if k.startswith(prefix)}
 
 
 def _photo(photo_key: str, image: np.ndarray) -> str:

@@ -15,7 +15,7 @@ import streamlit as st
 
 from attnviz.app.language import language
 from attnviz.app.page_arrays import page_script
-from attnviz.i18n import catalog
+from attnviz.i18n import section
 
 __all__ = ["channel_canvas"]
 
@@ -37,14 +37,8 @@ def _take_channel(component_key: str, channels: int, on_channel) -> None:
         on_channel(channel)
 
 
-def _labels(chosen: str) -> dict[str, str]:
-    """The readout's text templates in the page's language ({name} placeholders, filled by the script)."""
-    prefix = "channel_canvas."
-    return {k[len(prefix):]: v for k, v in catalog(chosen).items() if k.startswith(prefix)}
-
-
 def channel_canvas(*, payload: dict, version: str, channel: int, on_channel, key: str) -> None:
     """Draw X with row `channel` marked; `version` changes whenever the payload does (model, photo)."""
-    _COMPONENT(data={"payload": payload, "version": version, "channel": int(channel), "labels": _labels(language())},
+    _COMPONENT(data={"payload": payload, "version": version, "channel": int(channel), "labels": section("channel_canvas", language())},
                key=key,
                on_channel_change=partial(_take_channel, key, payload["channels"], on_channel))

@@ -18,18 +18,13 @@ from attnviz.app import keys
 from attnviz.app.language import t
 from attnviz.workpool import WorkPool
 
-__all__ = ["pool", "pooled"]
+__all__ = ["pooled"]
 
-_POOL = WorkPool()
+_POOL = WorkPool()   # this process's pool (its size: attnviz.workpool.default_size)
 _finished: set[Hashable] = set()     # keys whose results the caches hold (bounded: cleared when it grows)
 _finished_lock = threading.Lock()
 _MAX_FINISHED = 4096
 _POLL_S = 0.25
-
-
-def pool() -> WorkPool:
-    """This process's pool (its size: attnviz.workpool.default_size)."""
-    return _POOL
 
 
 def _session_token() -> str:
