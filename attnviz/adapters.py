@@ -35,7 +35,9 @@ import torch
 from torch import nn
 
 from attnviz.adapted import ADAPTERS, Adapter, adapted_modules
-from attnviz.families import hook_model
+from attnviz.dataflow import register_frames
+from attnviz.families import recognised_modules, register
+from attnviz.families.catalogue import is_own
 from attnviz.recorder import current_recorder
 from attnviz.records import ChannelAttentionRecord, SpatialAttentionRecord
 
@@ -101,8 +103,12 @@ def _register(model: nn.Module) -> tuple[list[torch.utils.hooks.RemovableHandle]
             handles.append(getattr(module, adapter.branches).register_forward_hook(_keep_branch(module)))
         handles.append(getattr(module, adapter.gate).register_forward_hook(_finish(module, adapter)))
     # user modules recognised by structure (DANet PAM, non-local, GCNet, SE, ...): attnviz.families
-    family_handles, recognised = hook_model(model, exclude=[module for module, _ in modules])
-    return handles + family_handles, len(modules) + recognised
+    recognised = recognised_modules(model, exclude=[module for module, _ in modules])
+    handles += register(recognised)
+    # everything else is left to the dataflow reader, which skips what the readers above claim
+    claimed = [m for m, _ in modules] + [m for m, _ in recognised] + [m for m in model.modules() if is_own(m)]
+    handles += register_frames(model, claimed)
+    return handles, len(modules) + len(recognised)
 
 
 _lock = threading.Lock()

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from attnviz import families, geometry
+from attnviz import dataflow
 from attnviz.capture import capture
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.data.transforms import to_float_image
 from attnviz.records import (ChannelAttentionRecord, ChannelMapRecord, CrissCrossAttentionRecord, GlobalContextRecord,
-                             PositionAttentionRecord, Record, of_type)
+                             DenseAttentionRecord, PositionAttentionRecord, Record, of_type)
 
 __all__ = ["Analysis", "analyse", "analyse_classifier", "analyse_user_model", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
            "click_to_image_point", "parse_image_point", "mean_weight_spread", "classes_present",
@@ -74,7 +75,8 @@ class Analysis:
         """Every spatial self-attention of the pass: DANet / SAGAN / non-local (PositionAttentionRecord),
         criss-cross (CrissCrossAttentionRecord) and GCNet's one map (GlobalContextRecord), by module name."""
         return {name: r for name, r in self.records.items()
-                if isinstance(r, (PositionAttentionRecord, CrissCrossAttentionRecord, GlobalContextRecord))}
+                if isinstance(r, (PositionAttentionRecord, CrissCrossAttentionRecord, GlobalContextRecord,
+                                  DenseAttentionRecord))}
 
     @property
     def channel_map(self) -> tuple[str, ChannelMapRecord] | None:
@@ -132,9 +134,12 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
-    checks = [{**{k: v for k, v in row.items() if k != "record"}, "map": _map_size(row["record"])}
-              for row in families.verification_table(rec)]
-    lookalikes = [f"{item.path} ({item.class_name})" for item in families.unrecognised_attention(user_model.model)]
+    checks = [{**{k: v for k, v in row.items() if k != "record"}, "map": _map_size(row["record"]),
+               "reader": "structure"} for row in families.verification_table(rec)]
+    checks += _dataflow_checks(rec)
+    found = {check["name"].split(":")[0].split("#")[0] for check in checks if check["reader"] == "dataflow"}
+    lookalikes = [f"{item.path} ({item.class_name})" for item in families.unrecognised_attention(user_model.model)
+                  if item.path not in found]
     records = {name: _to_cpu(r) for name, r in rec.records().items()}
     names = user_model.classes
     if user_model.task == "classification":
@@ -148,6 +153,16 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
     prediction = logits.argmax(1)[0].cpu().numpy().astype(np.int32)
     return Analysis(model_name, user_model.device, image, prediction, records, elapsed, None, names, checks,
                     lookalikes)
+
+
+def _dataflow_checks(recorder) -> list[dict]:
+    """One row per record the dataflow reader found (drawn), and per softmax / gate it saw and did not draw."""
+    rows = [{"name": name, "family": type(rec).__name__.removesuffix("Record"), "form": "", "verified": True,
+             "max_error": None, "reason": rec.found_by, "map": _map_size(rec), "reader": "dataflow"}
+            for name, rec in recorder.items() if rec.found_by]
+    rows += [{"name": item.module, "family": "–", "form": "", "verified": False, "max_error": None,
+              "reason": item.what, "map": "", "reader": "dataflow"} for item in dataflow.skipped(recorder)]
+    return rows
 
 
 def _map_size(record) -> str:

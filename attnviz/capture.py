@@ -26,6 +26,7 @@ from contextlib import contextmanager, nullcontext
 from torch import nn
 
 from attnviz.adapters import hooked
+from attnviz.dataflow import DataflowReader
 from attnviz.recorder import Recorder, is_recording, record, recording, wants_features
 from attnviz.records import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
                              PositionAttentionRecord, Record, SpatialAttentionRecord)
@@ -44,4 +45,5 @@ def capture(model: nn.Module | None = None, keep_features: bool = False) -> Iter
     of `model` are hooked for the duration of the block only.
     """
     with (hooked(model) if model is not None else nullcontext()), recording(Recorder(model, keep_features)) as rec:
-        yield rec
+        with DataflowReader(rec) if model is not None else nullcontext():
+            yield rec

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from attnviz import geometry
-from attnviz.records import CrissCrossAttentionRecord, GlobalContextRecord, PositionAttentionRecord
+from attnviz.records import (CrissCrossAttentionRecord, DenseAttentionRecord, GlobalContextRecord,
+                             PositionAttentionRecord)
 
 __all__ = ["MAX_PAYLOAD_BYTES", "HoverPayload", "hover_payload", "grid_tables", "encode_floats", "channel_payload"]
 
@@ -81,6 +82,9 @@ def _size_in_bytes(record) -> int:
 def hover_payload(record, image_hw: tuple[int, int], batch: int = 0,
                   max_bytes: int = MAX_PAYLOAD_BYTES) -> HoverPayload:
     """The page's payload for one spatial record on a photo of `image_hw` (see the module docstring)."""
+    if isinstance(record, DenseAttentionRecord):   # S kept as it ran (attnviz.dataflow): drawn by the click path
+        return HoverPayload(None, 4 * record.maps[batch].numel(), "its map was kept as the module computed it "
+                            "(no factors to send), so the page draws it on click")
     form = _form(record)
     num_bytes = _size_in_bytes(record)
     if num_bytes > max_bytes:

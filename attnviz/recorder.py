@@ -45,8 +45,9 @@ class Recorder(Mapping):
                     self._names.setdefault(id(sub), name or type(sub).__name__)
         return self._names.get(id(module), f"{type(module).__name__}@{id(module):x}")
 
-    def add(self, module: nn.Module, rec: Record) -> None:
-        name = self._name_of(module)
+    def add(self, module: nn.Module, rec: Record, part: str = "") -> None:
+        """Keep `rec` under the module's name ("name:part" for one of several records of one call)."""
+        name = self._name_of(module) + (f":{part}" if part else "")
         key, n = name, 1
         while key in self._records:
             key, n = f"{name}#{n}", n + 1

@@ -25,7 +25,7 @@ import torch
 
 __all__ = ["ChannelAttentionRecord", "SpatialAttentionRecord", "CoordinateAttentionRecord",
            "PositionAttentionRecord", "ChannelMapRecord", "CrissCrossAttentionRecord", "GlobalContextRecord",
-           "Record", "of_type", "SpatialMap"]
+           "DenseAttentionRecord", "BranchWeightRecord", "GateRecord", "Record", "of_type", "SpatialMap"]
 
 
 @runtime_checkable
@@ -71,6 +71,7 @@ class ChannelAttentionRecord:
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
+    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
     kernel_bias: float = field(default=0.0, kw_only=True)
 
     @property
@@ -84,10 +85,12 @@ class SpatialAttentionRecord:
 
     kind: str
     map: torch.Tensor  # (B, H, W)
+    groups: torch.Tensor | None = None  # (B, G, H, W): one gate per channel group (SGE); `map` is their mean
     family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
+    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
 
 @dataclass
@@ -101,6 +104,7 @@ class CoordinateAttentionRecord:
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
+    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
 
 @dataclass
@@ -134,6 +138,7 @@ class PositionAttentionRecord:
     verified: bool = field(default=True, kw_only=True)
     max_error: float | None = field(default=None, kw_only=True)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
+    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
     @property
     def num_pixels(self) -> int:
@@ -230,6 +235,7 @@ class ChannelMapRecord:
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
+    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
     def _features(self, batch: int) -> torch.Tensor:
         if self.features is None:
@@ -311,6 +317,7 @@ class CrissCrossAttentionRecord(_KeysOnTheQueryGrid):
     verified: bool = field(default=True, kw_only=True)
     max_error: float | None = field(default=None, kw_only=True)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
+    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
     normalisation = "softmax"       # class constants: one softmax over each cross, rows of their own
     shared_by_all_queries = False
@@ -380,10 +387,12 @@ class GlobalContextRecord(_KeysOnTheQueryGrid):
     kind: str
     map: torch.Tensor
     context: torch.Tensor | None = None
+    maps: torch.Tensor | None = None   # (B, M, H, W): M pooling maps found by the dataflow reader; `map` their mean
     family: str | None = field(default=None, kw_only=True)
     verified: bool = field(default=True, kw_only=True)
     max_error: float | None = field(default=None, kw_only=True)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
+    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
     shared_by_all_queries = True  # class constants: S has identical rows, a softmax over all positions,
     normalisation = "softmax"     # and no residual weight (the transform's output is added as it is)
@@ -418,6 +427,111 @@ class GlobalContextRecord(_KeysOnTheQueryGrid):
         return self.map[batch].float().flatten()[index].expand(self.height, self.width).clone()
 
 
+@dataclass
+class DenseAttentionRecord(_KeysOnTheQueryGrid):
+    """A spatial attention map kept as it ran, found by the dataflow reader (attnviz.dataflow): S (B, Nq, Nk).
+
+    For a softmax whose input was not a plain product of two recorded factors (a relative-position bias
+    added, as in timm's BottleneckAttn), the map itself is the only exact record; the reader keeps it
+    when it fits its memory cap (`attnviz.dataflow.DENSE_LIMIT_BYTES`) and says so otherwise. One record
+    per head (`head`), and one for the mean over the heads (head=None, `heads` > 1).
+    """
+
+    kind: str
+    maps: torch.Tensor            # (B, Nq, Nk): rows sum to 1
+    height: int
+    width: int
+    key_height: int | None = field(default=None, kw_only=True)
+    key_width: int | None = field(default=None, kw_only=True)
+    head: int | None = field(default=None, kw_only=True)   # None: the mean over `heads` heads (or the only one)
+    heads: int = field(default=1, kw_only=True)
+    family: str | None = field(default=None, kw_only=True)
+    verified: bool = field(default=True, kw_only=True)
+    max_error: float | None = field(default=None, kw_only=True)
+    verified_form: str = field(default="", kw_only=True)
+    found_by: str = field(default="", kw_only=True)
+
+    normalisation = "softmax"
+    shared_by_all_queries = False
+    alpha = None
+
+    @property
+    def key_grid(self) -> tuple[int, int]:
+        return (self.key_height or self.height, self.key_width or self.width)
+
+    @property
+    def num_keys(self) -> int:
+        height, width = self.key_grid
+        return height * width
+
+    @property
+    def baseline(self) -> int:
+        return self.num_keys
+
+    def row(self, index: int, batch: int = 0) -> torch.Tensor:
+        index = int(index)
+        if not 0 <= index < self.num_pixels:
+            raise IndexError(f"pixel index {index} outside 0..{self.num_pixels - 1}")
+        return self.maps[batch, index].float().view(*self.key_grid)
+
+    def rows(self, indices, batch: int = 0) -> torch.Tensor:
+        indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        return self.maps[batch, indices].float().view(-1, *self.key_grid)
+
+    def column(self, index: int, batch: int = 0) -> torch.Tensor:
+        index = int(index)
+        if not 0 <= index < self.num_keys:
+            raise IndexError(f"key index {index} outside 0..{self.num_keys - 1}")
+        return self.maps[batch, :, index].float().view(self.height, self.width)
+
+    def matrix(self, batch: int = 0, max_pixels: int = 4096) -> torch.Tensor:
+        return self.maps[batch].float()
+
+
+@dataclass
+class BranchWeightRecord:
+    """A softmax across K branches, per channel (SKNet's selective kernel, ResNeSt's split attention,
+    EPSANet's pyramid split, S2-MLPv2): weights (B, K, C), summing to 1 over K for every channel."""
+
+    kind: str
+    weights: torch.Tensor   # (B, K, C)
+    family: str | None = field(default=None, kw_only=True)
+    verified: bool = field(default=True, kw_only=True)
+    max_error: float | None = field(default=None, kw_only=True)
+    verified_form: str = field(default="", kw_only=True)
+    found_by: str = field(default="", kw_only=True)
+
+    @property
+    def branches(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def channels(self) -> int:
+        return self.weights.shape[2]
+
+
+@dataclass
+class GateRecord:
+    """A gate that multiplies the features and is not one weight per channel or per pixel: one weight per
+    element (SimAM, BAM, GatherExcite with an extent; B, C, H, W) or per cell of another plane
+    (TripletAttention's C x W and H x C branches). `axes` names the gate's non-batch axes, e.g. ("C", "H", "W")
+    ("?" where sizes alone cannot tell); `gate` is the op's own output with the batch first."""
+
+    kind: str
+    gate: torch.Tensor
+    axes: tuple[str, ...]
+    family: str | None = field(default=None, kw_only=True)
+    verified: bool = field(default=True, kw_only=True)
+    max_error: float | None = field(default=None, kw_only=True)
+    verified_form: str = field(default="", kw_only=True)
+    found_by: str = field(default="", kw_only=True)
+
+    def plane(self, batch: int = 0) -> torch.Tensor:
+        """The gate's last two axes, averaged over any before them (a (C, H, W) gate gives its (H, W) mean)."""
+        values = self.gate[batch].float()
+        return values.reshape(-1, *values.shape[-2:]).mean(0) if values.dim() > 2 else values
+
+
 Record = (
     ChannelAttentionRecord
     | SpatialAttentionRecord
@@ -426,6 +540,9 @@ Record = (
     | ChannelMapRecord
     | CrissCrossAttentionRecord
     | GlobalContextRecord
+    | DenseAttentionRecord
+    | BranchWeightRecord
+    | GateRecord
 )
 
 

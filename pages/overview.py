@@ -128,9 +128,10 @@ if selection.source == "user":  # a model given with --model / --models
                      weights=markdown_literal(selection.weights_note)))
     st.subheader(t("overview.user.found_title"))
     if analysis.checks:
-        st.dataframe(pd.DataFrame(findings_rows(analysis.checks)), hide_index=True, column_config={
+        rows = [{**row, "reader": t(f"overview.user.reader_{row['reader']}")} for row in findings_rows(analysis.checks)]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
             column: st.column_config.TextColumn(t(f"overview.user.{column}"))
-            for column in ("module", "family", "map", "check", "drawn")})
+            for column in ("module", "reader", "family", "map", "check", "drawn")})
         st.caption(t("overview.user.found_caption"))
     else:
         st.info(t("overview.user.none_found"))

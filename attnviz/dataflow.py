@@ -1,0 +1,469 @@
+"""Found by what it computes: the reader of attention modules that no other reader claims.
+
+Every attention module computes one of two things: a softmax over positions (or channels, or branches), or a
+sigmoid-like gate whose output multiplies the features. While a capture is open, `DataflowReader` (a
+`torch.overrides.TorchFunctionMode`, the mechanism PyTorch's own tools use to watch calls) sees every torch
+call of the forward pass without touching the user's code, and acts only inside modules that no other reader
+claims (our own modules, the timm / torchvision adapters and the families recognised by structure: those and
+everything inside them are left alone, so nothing is drawn twice). The module a call belongs to is the
+innermost module, of a class not defined by torch.nn, whose forward is running (forward hooks keep that stack
+per capture, in the recorder).
+
+What it watches, and how it reads it, by shapes only (no names):
+
+- softmax, over any axis. Over the H*W positions of a grid seen in the module (its input's, or any 4-D
+  tensor's inside it): with a second axis over a grid's positions, a spatial attention S (queries x keys;
+  heads kept apart, folded out of the batch axis); without one, pooling maps (GCNet-style: every query gets
+  the same map). When the softmax's input is a product `a @ b` (matmul / bmm, optionally times a number), the
+  factors are kept and S is never stored (O(N C') memory, as for DANet's PAM); otherwise S itself is kept
+  when it fits `DENSE_LIMIT_BYTES`, and the Overview says when it did not. Over at most `MAX_BRANCHES`
+  entries beside a channel axis: branch weights (SKNet, ResNeSt, EPSANet). Over one axis with every other
+  axis 1: channel weights.
+- sigmoid, hard-sigmoid (and their in-place forms), followed through views, reshapes and arithmetic with
+  numbers (BAM's (1 + w) * x) to the multiplication with the features: one weight per channel, per pixel
+  (per channel group when the batch axis holds groups, as in SGE and ShuffleAttention), a pair of row and
+  column gates (coordinate attention), or one per element / per cell of another plane (SimAM, TripletAttention).
+  A gate that multiplies its own input is an activation (swish), not attention, and is ignored.
+
+Each record holds the op's own output (exact by construction; the factored form rebuilds S from the op's
+own factors and the log-sum-exp of the op's own input, and is checked against the output on a few rows at
+capture) and says how it was found in `found_by` ("its softmax over 16x16 positions, 4 heads").
+
+What differs from a reading by structure: nothing here checks the module's output against a formula, so a
+softmax or gate the module computes and then discards would still be drawn; a softmax inside
+`F.scaled_dot_product_attention` or a fused kernel is not a separate call and is not seen; blocked local
+attention (HaloNet's windows) is found and listed but not drawn.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from attnviz.records import (BranchWeightRecord, ChannelAttentionRecord, CoordinateAttentionRecord,
+                             DenseAttentionRecord, GateRecord, GlobalContextRecord, PositionAttentionRecord,
+                             SpatialAttentionRecord)
+
+__all__ = ["DataflowReader", "Skipped", "register_frames", "skipped", "DENSE_LIMIT_BYTES", "MAX_BRANCHES",
+           "is_candidate_owner"]
+
+DENSE_LIMIT_BYTES = 64 * 2**20   # a spatial map without factors is kept up to this size (float32, all heads)
+MAX_BRANCHES = 8                 # a softmax over this many entries or fewer, beside a channel axis: branches
+_CHECK_ROWS = 4                  # rows of a factored map compared with the op's output at capture
+
+_SOFTMAX = {"softmax"}
+_GATES = {"sigmoid", "sigmoid_", "hardsigmoid"}
+_PRODUCTS = {"matmul", "bmm", "__matmul__", "__rmatmul__"}
+_VIEWS = {"view", "reshape", "unsqueeze", "squeeze", "flatten", "contiguous", "clone", "float", "to", "type_as",
+          "view_as", "reshape_as", "detach", "permute", "transpose"}
+_EXPANDS = {"expand", "expand_as", "repeat", "broadcast_to"}
+_SCALAR = {"add", "__add__", "__radd__", "sub", "__sub__", "__rsub__", "mul", "__mul__", "__rmul__", "div",
+           "__truediv__", "add_", "mul_", "div_", "sub_", "__iadd__", "__imul__"}
+# the ops whose 4-D outputs are feature maps on a grid (a 4-D reshape of something else is not a grid)
+_SPATIAL_OPS = {"conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+                "adaptive_max_pool2d", "max_pool2d_with_indices", "adaptive_max_pool2d_with_indices", "interpolate"}
+_MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A softmax or gate the reader saw in an unclaimed module and did not draw, and why."""
+    module: str
+    what: str
+
+
+@dataclass
+class _Frame:
+    """One running module's forward: the owner of the calls made directly in it."""
+    module: nn.Module
+    claimed: bool
+    x: torch.Tensor | None = None
+    grids: dict[int, tuple[int, int]] = field(default_factory=dict)   # H*W -> (H, W) of 4-D tensors seen
+    channels: set[int] = field(default_factory=set)                    # their channel counts
+    found: list[tuple[str, object]] = field(default_factory=list)      # (part, record)
+    gates: list["_Gate"] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def see(self, tensor: torch.Tensor) -> None:
+        if tensor.dim() == 4:
+            height, width = tensor.shape[-2:]
+            self.channels.add(int(tensor.shape[1]))
+            if height * width >= 4:
+                self.grids.setdefault(height * width, (int(height), int(width)))
+
+
+@dataclass
+class _Gate:
+    op: str
+    output: torch.Tensor            # the op's own output (detached)
+    source: torch.Tensor | None     # the op's input (a gate on its own input is swish)
+    multiplied: tuple | None = None  # (the gate's values as multiplied, feature shape, changed by numbers: bool)
+
+
+def is_candidate_owner(module: nn.Module) -> bool:
+    """A module whose forward may own watched calls: any class not defined by torch.nn itself."""
+    return not type(module).__module__.startswith("torch.nn.")
+
+
+def _frames(recorder) -> list[_Frame]:
+    return recorder.scratch.setdefault("dataflow", [])
+
+
+def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
+    """Forward hooks that keep the stack of running modules for the reader: every candidate owner of
+    `model` pushes a frame, every claimed module (and so everything inside it) pushes a claimed one."""
+    from attnviz.recorder import current_recorder
+
+    claimed_ids = {id(m) for m in claimed}
+
+    def push(module, args):
+        recorder = current_recorder()
+        if recorder is None or not recorder.scratch.get("dataflow_on"):
+            return
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        frame = _Frame(module, id(module) in claimed_ids, None if x is None else x.detach())
+        stack = _frames(recorder)
+        if stack:   # the caller's grids hold here too (a token attention called on a flattened feature map)
+            frame.grids.update(stack[-1].grids)
+        if x is not None and not frame.claimed:
+            frame.see(x)
+        stack.append(frame)
+
+    def pop(module, args, output):
+        recorder = current_recorder()
+        if recorder is None or not recorder.scratch.get("dataflow_on"):
+            return
+        stack = _frames(recorder)
+        if not stack or stack[-1].module is not module:
+            return
+        frame = stack.pop()
+        if not frame.claimed:
+            waiting = _finish(recorder, frame)
+            if waiting and stack and not stack[-1].claimed:   # a gate module (timm's Sigmoid) returns its output:
+                stack[-1].gates.extend(waiting)                 # the caller multiplies, so the caller owns it
+
+    handles = []
+    for module in model.modules():
+        if id(module) in claimed_ids or is_candidate_owner(module):
+            handles.append(module.register_forward_pre_hook(push))
+            handles.append(module.register_forward_hook(pop))
+    return handles
+
+
+def skipped(recorder) -> list[Skipped]:
+    """What the reader saw and did not draw in this capture (empty when nothing)."""
+    return list(recorder.scratch.get("dataflow_skipped", []))
+
+
+class DataflowReader(TorchFunctionMode):
+    """Watches softmax, gates and the products feeding them, inside unclaimed modules (module docstring)."""
+
+    def __init__(self, recorder):
+        super().__init__()
+        self.recorder = recorder
+        # gate-derived tensors: id -> (tensor, gate, the gate's values as laid out here (before any expand or
+        # arithmetic), changed by arithmetic with numbers)
+        self.tracked: dict[int, tuple[torch.Tensor, _Gate, torch.Tensor, bool]] = {}
+        self.products: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]] = {}  # a @ b (x scale)
+
+    def __enter__(self):
+        self.recorder.scratch["dataflow_on"] = True
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        self.recorder.scratch.pop("dataflow_on", None)
+        self.recorder.scratch.pop("dataflow", None)
+        self.tracked.clear()
+        self.products.clear()
+        return super().__exit__(*exc)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        stack = self.recorder.scratch.get("dataflow")
+        if not stack or stack[-1].claimed:
+            return out
+        frame = stack[-1]
+        if isinstance(out, torch.Tensor):
+            name = getattr(func, "__name__", "")
+            if name in _SPATIAL_OPS:
+                frame.see(out)
+            try:
+                with torch.no_grad():
+                    self._watch(frame, name, args, kwargs, out)
+            except Exception as error:  # noqa: BLE001 - reading must never break the user's forward pass
+                frame.skipped.append(f"{name}: could not be read ({type(error).__name__}: {error})")
+        return out
+
+    # -- what each call means
+
+    def _watch(self, frame: _Frame, name: str, args, kwargs, out: torch.Tensor) -> None:
+        first = args[0] if args else None
+        if name in _SOFTMAX:
+            dim = kwargs.get("dim", args[1] if len(args) > 1 and isinstance(args[1], int) else None)
+            if dim is None:   # F.softmax's legacy implicit axis
+                dim = 0 if first.dim() in (0, 1, 3) else 1
+            self._softmax(frame, first, out, dim % max(first.dim(), 1))
+        elif name in _GATES:
+            gate = _Gate(name, out.detach(), None if name.endswith("_") else first)
+            frame.gates.append(gate)
+            self.tracked[id(out)] = (out, gate, out, False)
+        elif name in _PRODUCTS and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]):
+            a, b = args[0], args[1]
+            if name == "__rmatmul__":
+                a, b = b, a
+            if a.dim() >= 2 and b.dim() >= 2:
+                self.products[id(out)] = (out, a.detach(), b.detach(), 1.0)
+        elif isinstance(first, torch.Tensor) and id(first) in self.tracked:
+            self._follow_gate(name, args, out)
+        elif len(args) >= 2 and isinstance(args[1], torch.Tensor) and id(args[1]) in self.tracked:
+            self._follow_gate(name, (args[1], args[0]), out)
+        if isinstance(first, torch.Tensor) and id(first) in self.products and first is not out:
+            self._follow_product(name, args, out)
+
+    def _follow_gate(self, name: str, args, out: torch.Tensor) -> None:
+        tensor, gate, logical, arithmetic = self.tracked[id(args[0])]
+        if tensor is not args[0]:
+            return
+        other = args[1] if len(args) > 1 else None
+        if name in _MULTIPLY and isinstance(other, torch.Tensor) and other.dim() >= 3 and id(other) not in self.tracked:
+            if gate.source is not None and other is gate.source:
+                return   # x * sigmoid(x): an activation
+            if gate.multiplied is None:
+                gate.multiplied = (logical.detach(), tuple(other.shape), arithmetic)
+            return
+        if name in _VIEWS:
+            self.tracked[id(out)] = (out, gate, logical if arithmetic else out, arithmetic)
+        elif name in _EXPANDS:
+            self.tracked[id(out)] = (out, gate, logical, arithmetic)     # the logical gate keeps its own size
+        elif name in _SCALAR and (other is None or isinstance(other, (int, float))
+                                  or (isinstance(other, torch.Tensor) and other.dim() == 0)):
+            self.tracked[id(out)] = (out, gate, logical, True)
+
+    def _follow_product(self, name: str, args, out: torch.Tensor) -> None:
+        tensor, a, b, scale = self.products[id(args[0])]
+        other = args[1] if len(args) > 1 else None
+        if not isinstance(other, (int, float)):
+            return
+        if name in ("mul", "__mul__", "__rmul__"):
+            self.products[id(out)] = (out, a, b, scale * float(other))
+        elif name in ("div", "__truediv__"):
+            self.products[id(out)] = (out, a, b, scale / float(other))
+
+    # -- softmax by shapes
+
+    def _softmax(self, frame: _Frame, inp: torch.Tensor, out: torch.Tensor, dim: int) -> None:
+        shape = tuple(out.shape)
+        batch = frame.x.shape[0] if frame.x is not None and frame.x.dim() > 0 else shape[0]
+        if out.dim() < 2:
+            frame.skipped.append(f"a softmax over {shape[0]} entries with no batch axis")
+            return
+        if dim == 0 and shape[0] <= MAX_BRANCHES and len(shape) > 2 and shape[1] % batch == 0:
+            out, dim, shape = out.movedim(0, 1), 1, (shape[1], shape[0], *shape[2:])   # branches stacked first (SK)
+        if dim == 0:
+            frame.skipped.append(f"a softmax over the batch axis (shape {'x'.join(map(str, shape))}): not attention")
+            return
+        if shape[0] % batch:
+            frame.skipped.append(f"a softmax of shape {'x'.join(map(str, shape))}: its first axis is not the batch")
+            return
+        size = shape[dim]
+        if self._is_positions(frame, size):
+            self._over_positions(frame, inp, out, dim, batch)
+        elif dim == 1 and size <= MAX_BRANCHES and math.prod(shape[2:]) in frame.grids:
+            weights = out.detach().reshape(shape[0], size, *frame.grids[math.prod(shape[2:])])
+            weights = _fold_batch(weights, batch).reshape(batch, -1, *weights.shape[-2:])
+            frame.found.append(("descriptors", GateRecord("softmax", weights, ("K", "H", "W"), found_by=(
+                f"its softmax over {size} descriptors at every pixel (weights, not a gate: they sum to 1 per pixel)"))))
+        elif size <= MAX_BRANCHES and math.prod(shape[1:]) > size:
+            weights = out.detach().movedim(dim, 1).reshape(shape[0], size, -1)
+            weights = _fold_batch(weights, batch).reshape(batch, -1, size, weights.shape[-1])
+            weights = weights.transpose(1, 2).reshape(batch, size, -1)
+            frame.found.append(("branches", BranchWeightRecord(
+                "branches", weights, found_by=f"its softmax over {size} branches, per channel ({weights.shape[-1]})")))
+        elif math.prod(shape[1:]) == size and size in frame.channels:
+            weights = out.detach().reshape(shape[0], size)
+            frame.found.append(("channels", ChannelAttentionRecord(
+                "softmax", _fold_batch(weights, batch), found_by=f"its softmax over {size} channels")))
+        elif len(shape) == 4 and shape[1] * shape[2] in frame.grids:
+            frame.skipped.append(f"a softmax over windows of {size} keys for blocks of {shape[2]} queries "
+                                 f"({shape[1]} blocks: local attention, as HaloNet's): found, not drawn")
+        else:
+            frame.skipped.append(f"a softmax over {size} entries of a {'x'.join(map(str, shape))} tensor "
+                                 "(no grid of the module has that many positions)")
+
+    @staticmethod
+    def _is_positions(frame: _Frame, size: int) -> bool:
+        """A softmax over `size` entries is over positions when a grid of the module has that many and no
+        channel count does; when both do, the module input's own grid and channels decide (a grid wins a tie)."""
+        if size not in frame.grids:
+            return False
+        if size not in frame.channels or frame.x is None or frame.x.dim() != 4:
+            return True
+        _, channels, height, width = frame.x.shape
+        return not (size == channels and size != height * width)
+
+    def _over_positions(self, frame: _Frame, inp: torch.Tensor, out: torch.Tensor, dim: int, batch: int) -> None:
+        shape = tuple(out.shape)
+        grids = frame.grids
+        key_hw = grids[shape[dim]]
+        own = None if frame.x is None or frame.x.dim() != 4 else tuple(frame.x.shape[-2:])
+        if own is not None and own[0] * own[1] == shape[dim]:
+            key_hw = own
+        candidates = [i for i in (dim - 1, dim + 1) if 0 < i < len(shape) and shape[i] in grids]
+        if not candidates:   # pooling maps: every query gets the same map
+            maps = out.detach().movedim(dim, -1).reshape(shape[0], -1, shape[dim])
+            maps = _fold_batch(maps, batch).reshape(batch, -1, *key_hw)
+            count = maps.shape[1]
+            words = f"its softmax over {key_hw[0]}x{key_hw[1]} positions" + (
+                f" ({count} maps; their mean is shown)" if count > 1 else "")
+            frame.found.append(("pooling", GlobalContextRecord("pooling", maps.mean(1), maps=maps, found_by=words)))
+            return
+        query_axis = candidates[0]
+        query_hw = grids[shape[query_axis]]
+        if own is not None and own[0] * own[1] == shape[query_axis]:
+            query_hw = own
+        rest = [i for i in range(1, len(shape)) if i not in (query_axis, dim)]
+        order = [0, *rest, query_axis, dim]
+        heads = shape[0] // batch * math.prod(shape[i] for i in rest)
+        grid = f"{query_hw[0]}x{query_hw[1]}"
+        keys = "" if key_hw == query_hw else f" onto {key_hw[0]}x{key_hw[1]} keys"
+        heads_words = f", {heads} heads" if heads > 1 else ""
+        factored = self._factors(inp, dim, query_axis, out)
+        if factored is not None:
+            query, key, log_normaliser = (t.reshape(batch, heads, *t.shape[-2:]) if t.dim() > 2 else t
+                                          for t in factored)
+            log_normaliser = log_normaliser.reshape(batch, heads, -1)
+            for head in range(heads):
+                part = f"head{head}" if heads > 1 else "map"
+                frame.found.append((part, PositionAttentionRecord(
+                    "dataflow", query[:, head], key[:, head], log_normaliser[:, head], query_hw[0], query_hw[1],
+                    math.nan, key_height=key_hw[0], key_width=key_hw[1],
+                    found_by=f"its softmax over {key_hw[0]}x{key_hw[1]} positions of a product of two factors"
+                             f" ({grid} queries{keys}{heads_words}; S rebuilt from the factors)")))
+            return
+        maps = out.detach().permute(order).reshape(batch, heads, shape[query_axis], shape[dim])
+        num_bytes = 4 * maps.numel() * (1 + (heads > 1) / heads)
+        if num_bytes > DENSE_LIMIT_BYTES:
+            frame.skipped.append(f"a spatial attention over {grid} positions{heads_words}: S would take "
+                                 f"{num_bytes / 2**20:.0f} MB, over the {DENSE_LIMIT_BYTES / 2**20:.0f} MB kept")
+            return
+        maps = maps.float()
+        words = f"its softmax over {key_hw[0]}x{key_hw[1]} positions ({grid} queries{keys}{heads_words}; S kept)"
+        for head in range(heads):
+            frame.found.append((f"head{head}" if heads > 1 else "map", DenseAttentionRecord(
+                "dataflow", maps[:, head], *query_hw, key_height=key_hw[0], key_width=key_hw[1],
+                head=head if heads > 1 else None, heads=heads, found_by=words)))
+        if heads > 1:
+            frame.found.append(("mean", DenseAttentionRecord(
+                "dataflow", maps.mean(1), *query_hw, key_height=key_hw[0], key_width=key_hw[1], head=None,
+                heads=heads, found_by=words + ", the mean over the heads")))
+
+    def _factors(self, inp: torch.Tensor, dim: int, query_axis: int, out: torch.Tensor):
+        """(query (..., Nq, C'), key (..., Nk, C'), log-normaliser (..., Nq)) when the softmax's input is
+        scale * (a @ b) over its last axis, with the rebuilt rows matching the op's output; else None."""
+        entry = self.products.get(id(inp))
+        if entry is None or entry[0] is not inp or dim != inp.dim() - 1 or query_axis != dim - 1:
+            return None
+        _, a, b, scale = entry
+        lead = inp.shape[:-2]
+        query = (a * scale).reshape(-1, *a.shape[-2:]).float()
+        key = b.transpose(-1, -2).reshape(-1, b.shape[-1], b.shape[-2]).float()
+        if query.shape[0] != math.prod(lead) or key.shape[0] != query.shape[0]:
+            return None
+        log_normaliser = torch.logsumexp(inp.detach().float(), dim=-1).reshape(query.shape[0], -1)
+        rows = torch.linspace(0, query.shape[1] - 1, _CHECK_ROWS).long().unique()
+        rebuilt = torch.exp(query[:, rows] @ key.transpose(-1, -2) - log_normaliser[:, rows, None])
+        seen = out.detach().reshape(query.shape[0], query.shape[1], -1)[:, rows].float()
+        if not torch.allclose(rebuilt, seen, rtol=1e-3, atol=1e-5):   # float32 energies of a few hundred
+            return None
+        return query, key, log_normaliser
+
+
+def _fold_batch(tensor: torch.Tensor, batch: int) -> torch.Tensor:
+    """(B * g, ...) -> (B, g * ...) flattened: a batch axis that also holds groups or heads (batch-major)."""
+    return tensor.reshape(batch, -1)
+
+
+def _axis_names(sizes: tuple[int, ...], own: tuple[int, ...] | None) -> tuple[str, ...]:
+    """Name each gate axis C, H or W by matching its size to the module input's (B, C, H, W); "?" if not one."""
+    if own is None or len(own) != 4:
+        return tuple("?" for _ in sizes)
+    named = {"C": own[1], "H": own[2], "W": own[3]}
+    names = []
+    for size in sizes:
+        matches = [n for n, s in named.items() if s == size]
+        names.append(matches[0] if len(matches) == 1 else "?")
+    return tuple(names)
+
+
+def _gate_record(gate: _Gate, batch: int, own: tuple[int, ...] | None):
+    """(part, record) for one gate that multiplied the features, or (None, why not)."""
+    values, features, derived = gate.multiplied
+    shape = tuple(values.shape)
+    if len(shape) != 4 or len(features) != 4:
+        return None, f"a {gate.op} gate of shape {'x'.join(map(str, shape))} on features of {len(features)} axes"
+    b, c, h, w = shape
+    _, fc, fh, fw = features
+    how = "a form of it changed by numbers (e.g. 1 + gate)" if derived else "it"
+    if (h, w) == (1, 1) and c == fc:
+        weights = values.reshape(b, c).reshape(batch, -1)
+        groups = f" in {b // batch} groups" if b != batch else ""
+        return "channel", ChannelAttentionRecord("gate", weights, found_by=(
+            f"its {gate.op} gate, one weight per channel ({weights.shape[1]}{groups}); {how} multiplies the features"))
+    if c == 1 and (h, w) == (fh, fw):
+        plane_names = _axis_names((h, w), own)
+        if own is None or (h, w) == tuple(own[-2:]):
+            maps = values[:, 0].reshape(batch, -1, h, w)
+            groups = maps if maps.shape[1] > 1 else None
+            words = f"its {gate.op} gate, one weight per pixel ({h}x{w}"
+            words += f", {maps.shape[1]} channel groups; their mean is shown)" if groups is not None else ")"
+            return "spatial", SpatialAttentionRecord("gate", maps.mean(1), groups=groups,
+                                                     found_by=f"{words}; {how} multiplies the features")
+        return "plane", GateRecord("plane", values[:, 0].reshape(batch, -1, h, w).mean(1), plane_names, found_by=(
+            f"its {gate.op} gate over a {plane_names[0]} x {plane_names[1]} plane ({h}x{w}); {how} multiplies "
+            "the (permuted) features"))
+    if c == fc and (h == 1) != (w == 1) and (h, w) in ((fh, 1), (1, fw)):
+        return ("width" if h == 1 else "height"), values
+    if shape == features:
+        gate_values = values.reshape(batch, -1, h, w)
+        names = _axis_names((gate_values.shape[1], h, w), own)
+        return "elements", GateRecord("elements", gate_values, names, found_by=(
+            f"its {gate.op} gate, one weight per element ({gate_values.shape[1]}x{h}x{w}); {how} multiplies the "
+            "features"))
+    return None, f"a {gate.op} gate of shape {'x'.join(map(str, shape))} on features {'x'.join(map(str, features))}"
+
+
+def _finish(recorder, frame: _Frame) -> list[_Gate]:
+    """Turn a finished module's softmaxes and gates into records (in call order) and notes; returns the gates
+    that have not multiplied anything yet (the module returned them to its caller)."""
+    batch = frame.x.shape[0] if frame.x is not None and frame.x.dim() > 0 else 1
+    own = tuple(frame.x.shape) if frame.x is not None else None
+    found = list(frame.found)
+    halves: dict[str, torch.Tensor] = {}
+    waiting = [gate for gate in frame.gates if gate.multiplied is None]
+    for gate in frame.gates:
+        if gate.multiplied is None:
+            continue
+        part, record = _gate_record(gate, batch, own)
+        if part in ("height", "width"):
+            halves[part] = record
+        elif part is None:
+            frame.skipped.append(record)
+        else:
+            found.append((part, record))
+    if "height" in halves and "width" in halves:
+        height, width = halves["height"], halves["width"]
+        found.append(("coordinate", CoordinateAttentionRecord(
+            "gate", height[..., 0].reshape(batch, -1, height.shape[2]), width[:, :, 0].reshape(batch, -1, width.shape[3]),
+            found_by="its two gates, one per row and one per column; their product multiplies the features")))
+    elif halves:
+        frame.skipped.append("a gate along one axis only (no matching gate along the other)")
+    for part, record in found:
+        recorder.add(frame.module, record, part=part if len(found) > 1 else "")
+    if frame.skipped:
+        name = recorder._name_of(frame.module)
+        recorder.scratch.setdefault("dataflow_skipped", []).extend(Skipped(name, what) for what in frame.skipped)
+    return waiting
