@@ -223,7 +223,52 @@ def _case_families(device: str) -> dict:
     return bench_family_capture(sizes=((32, 64), (64, 128)), channels=64, repeats=5, device=device)
 
 
-_CASES = {"pam": _case_pam, "click": _case_click, "capture": _case_capture, "train": _case_train,
+def _case_readers(device: str, repeats: int = 9) -> dict:
+    """Capture with every reader (own modules, adapters, families, the dataflow reader) against the plain
+    forward: timm's resnet50 (no attention: the readers' cost on a plain network) and a net of four timm
+    attention layers that only the dataflow reader reads (SelectiveKernel, NonLocalAttn, GatherExcite,
+    GlobalContext), 224x224, batch 1, random weights."""
+    import timm
+    from torch import nn
+    from timm.layers.gather_excite import GatherExcite
+    from timm.layers.global_context import GlobalContext
+    from timm.layers.non_local_attn import NonLocalAttn
+    from timm.layers.selective_kernel import SelectiveKernel
+
+    from attnviz.capture import capture
+
+    def long_tail() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 64, 7, stride=4, padding=3), SelectiveKernel(64, 64), nn.MaxPool2d(2),
+                             NonLocalAttn(64), GatherExcite(64), GlobalContext(64, fuse_scale=True), nn.Conv2d(64, 10, 1))
+
+    rows = []
+    for name, model in (("timm resnet50", timm.create_model("resnet50", pretrained=False)),
+                        ("four long-tail layers", long_tail())):
+        model = model.eval().to(device)
+        x = torch.rand(1, 3, 224, 224, device=device)
+
+        def plain():
+            with torch.no_grad():
+                model(x)
+            _sync(device)
+
+        def captured():
+            with torch.no_grad(), capture(model) as rec:
+                model(x)
+            _sync(device)
+            return rec
+
+        captured()   # warm up both
+        plain()
+        with torch.no_grad(), capture(model) as rec:
+            model(x)
+        a, b = time_calls(plain, repeats), time_calls(captured, repeats)
+        rows.append({"model": name, "device": device, "records": len(rec), "plain_s": a["median_s"],
+                     "captured_s": b["median_s"], "ratio": b["median_s"] / a["median_s"]})
+    return {"rows": rows}
+
+
+_CASES = {"readers": _case_readers, "pam": _case_pam, "click": _case_click, "capture": _case_capture, "train": _case_train,
           "attribution": _case_attribution, "families": _case_families}
 
 
@@ -275,6 +320,9 @@ def main(argv=None) -> int:
     if "families" in args.only:
         report["families"] = _run_child("families", device=args.device)
         print(json.dumps(report["families"]), flush=True)
+    if "readers" in args.only:
+        report["readers"] = _run_child("readers", device=args.device)
+        print(json.dumps(report["readers"]), flush=True)
     if "train" in args.only:
         steps = args.train_steps or (20 if args.device == "cuda" else 3)
         rows = []
