@@ -227,7 +227,7 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
     """Capture with every reader (own modules, adapters, families, the dataflow reader) against the plain
     forward: timm's resnet50 (no attention: the readers' cost on a plain network) and a net of four timm
     attention layers that only the dataflow reader reads (SelectiveKernel, NonLocalAttn, GatherExcite,
-    GlobalContext), 224x224, batch 1, random weights."""
+    GlobalContext; 256 channels on 28x28 and 56x56), 224x224, batch 1, random weights."""
     import timm
     from torch import nn
     from timm.layers.gather_excite import GatherExcite
@@ -238,8 +238,9 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
     from attnviz.capture import capture
 
     def long_tail() -> nn.Module:
-        return nn.Sequential(nn.Conv2d(3, 64, 7, stride=4, padding=3), SelectiveKernel(64, 64), nn.MaxPool2d(2),
-                             NonLocalAttn(64), GatherExcite(64), GlobalContext(64, fuse_scale=True), nn.Conv2d(64, 10, 1))
+        return nn.Sequential(nn.Conv2d(3, 256, 7, stride=4, padding=3), SelectiveKernel(256, 256), nn.MaxPool2d(2),
+                             NonLocalAttn(256), GatherExcite(256, use_mlp=False), GlobalContext(256, fuse_scale=True),
+                             nn.Conv2d(256, 10, 1))
 
     rows = []
     for name, model in (("timm resnet50", timm.create_model("resnet50", pretrained=False)),
