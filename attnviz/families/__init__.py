@@ -28,10 +28,5 @@ from attnviz.families.verify import RESOLUTION, TOLERANCE
 
 __all__ = ["FAMILIES", "Family", "Tap", "recognise", "Finding", "Lookalike", "find_attention",
            "unrecognised_attention", "recognised_modules", "register", "Unverified", "unverified",
-           "family_records", "verification_table", "TOLERANCE", "RESOLUTION", "hook_model"]
+           "family_records", "verification_table", "TOLERANCE", "RESOLUTION"]
 
-
-def hook_model(model, exclude=()) -> tuple[list, int]:
-    """(hook handles, number of recognised modules) for `model`, skipping `exclude` (adapted modules) and our own."""
-    found = recognised_modules(model, exclude)
-    return register(found), len(found)
