@@ -14,7 +14,7 @@ python -m attnviz.app_bench, into the same file.)
 - capture: forward time of a shipped model with and without capture.
 - attribution: Grad-CAM and Integrated Gradients (32 steps) for one pixel of a shipped DANet, CPU and GPU.
 - families: capture with verification of a user-style DANet PAM (C = 64, N = 2048 and 8192), recognised by
-           structure (attnviz.families), vs its plain forward; the bytes the record keeps.
+           structure (attnviz.capture.families), vs its plain forward; the bytes the record keeps.
 - train:   training steps of danet-eca (width 0.5, 360x480, batch 8): augmentation time and step time with
            the data on the host vs on the device, with and without the PAM affinity loss; GPU peak memory.
 """
@@ -90,7 +90,7 @@ def _shipped_danet() -> str:
 
 
 def _case_click(name: str, device: str) -> dict:
-    from attnviz.analysis import image_to_tensor
+    from attnviz.analysis.forward import image_to_tensor
     from attnviz.capture import PositionAttentionRecord, capture
     from attnviz.data.samples import list_samples, load_sample
     from attnviz.models import load_checkpoint
@@ -194,8 +194,8 @@ def _case_train(device: str, augment_on: str, steps: int, batch_size: int = 8, w
 def _case_attribution(name: str, device: str, steps: int = 32) -> dict:
     """Attribution of one output pixel of a shipped model on a 360x480 sample photo: Grad-CAM at the layer
     feeding the head, and Integrated Gradients with `steps` steps (4 at a time)."""
-    from attnviz.analysis import image_to_tensor
-    from attnviz.attribution import grad_cam, integrated_gradients
+    from attnviz.analysis.forward import image_to_tensor
+    from attnviz.analysis.attribution import grad_cam, integrated_gradients
     from attnviz.data.samples import list_samples, load_sample
     from attnviz.models import load_checkpoint
 
@@ -217,8 +217,8 @@ def _case_attribution(name: str, device: str, steps: int = 32) -> dict:
 
 
 def _case_families(device: str) -> dict:
-    """attnviz.families.bench: capture + verification of a user-style PAM vs its plain forward."""
-    from attnviz.families.bench import bench_family_capture
+    """attnviz.capture.families.bench: capture + verification of a user-style PAM vs its plain forward."""
+    from attnviz.capture.families.bench import bench_family_capture
 
     return bench_family_capture(sizes=((32, 64), (64, 128)), channels=64, repeats=5, device=device)
 

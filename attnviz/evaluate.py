@@ -7,11 +7,11 @@ multiply-adds at 360x480 (torch's FlopCounterMode, MACs = FLOPs / 2: convs,
 linears and the attention matmuls), and CPU latency at 360x480 (median of
 --repeats forward passes after a warm-up, batch 1, --threads threads).
 
-How sure the mIoU is (`attnviz.uncertainty`): a 95% percentile-bootstrap
+How sure the mIoU is (`attnviz.analysis.uncertainty`): a 95% percentile-bootstrap
 interval over test photos for every model, and the paired-bootstrap interval of
 the difference for every pair of models evaluated in one run (--resamples,
 seed 0). For DANet models, how semantic the position attention is
-(`attnviz.quality`): own-class ratio, far-key own-class ratio, per class, row
+(`attnviz.analysis.quality`): own-class ratio, far-key own-class ratio, per class, row
 entropy and near mass, on the same seeded query cells.
 
 Writes checkpoints/results.json (the table of the compare page) and adds an
@@ -29,18 +29,18 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from attnviz.affinity import query_cells
-from attnviz.analysis import image_to_tensor
+from attnviz.analysis.affinity import query_cells
+from attnviz.analysis.forward import image_to_tensor
 from attnviz.capture import PositionAttentionRecord, capture
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, SPLITS, CamVid, default_data_root
 from attnviz.machine import machine_info, time_calls
-from attnviz.metrics import confusion_matrix, summarise_confusion
+from attnviz.analysis.metrics import confusion_matrix, summarise_confusion
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, load_checkpoint, scan_checkpoints
 from attnviz.models.segmentation import SegmentationModel
 from attnviz.modules.danet import PositionAttention
-from attnviz.quality import query_measures, summarise_measures
+from attnviz.analysis.quality import query_measures, summarise_measures
 from attnviz.results import read_results
-from attnviz.uncertainty import DEFAULT_RESAMPLES, bootstrap_interval, paired_difference_interval
+from attnviz.analysis.uncertainty import DEFAULT_RESAMPLES, bootstrap_interval, paired_difference_interval
 
 __all__ = ["attention_parameters", "count_macs", "cpu_latency_ms", "evaluate_model", "pam_alpha",
            "paired_differences", "main"]
@@ -91,8 +91,8 @@ def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bo
     With `pam_queries` > 0 and a model with position attention, the same forward passes also give
     "pam_own_class_ratio": for up to `pam_queries` feature cells per photo that are at least
     `pam_purity` one class (drawn by one generator seeded with `seed`), the share of the cell's row of
-    S that falls on its class over that class's share of the photo (`attnviz.affinity`); the mean, the
-    median and the number of queries, and "pam_quality" (`attnviz.quality.summarise_measures`: far-key
+    S that falls on its class over that class's share of the photo (`attnviz.analysis.affinity`); the mean, the
+    median and the number of queries, and "pam_quality" (`attnviz.analysis.quality.summarise_measures`: far-key
     own-class ratio, per class, row entropy, near mass) of the same rows.
 
     `per_photo_confusion`, when given, receives each photo's (K, K) confusion matrix (for the bootstrap).

@@ -5,7 +5,7 @@ Streamlit has no i18n of its own (streamlit#1353). A catalog is the union of its
 holds its own sections; a key defined twice is an error); a text is looked up by its dotted key ("lecture.se.intuition") and filled with `str.format` placeholders
 ("{weight:.4f}"). Both catalogs hold the same keys with the same placeholders (a test says so), so a key
 missing in one language is a test failure, never an English text shown to a Chinese reader. Formulas
-stay LaTeX and live with the code that fills them (attnviz.lecture).
+stay LaTeX and live with the code that fills them (attnviz.analysis.lecture).
 
 Terms follow the article the project grew from: 压缩-激励 (SE), 卷积块注意力模块 (CBAM), 坐标注意力 (CA),
 有效通道注意力 (ECA), 柔性注意力 (flexible attention), 双重注意力网络 (DANet), 位置注意力模块 (PAM),

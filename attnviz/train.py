@@ -12,7 +12,7 @@ Loss: cross-entropy with ENet class weights w_c = 1 / ln(1.02 + p_c) (Paszke et
 al., 2016), ignore label 11; DANet adds its two auxiliary outputs with weight 1
 as the official code does. AdamW, linear warm-up then cosine decay.
 `--pam-affinity W` adds W x the class-affinity loss on DANet's position map S
-(`attnviz.affinity`, after Context Prior, Yu et al. CVPR 2020); such a model is
+(`attnviz.analysis.affinity`, after Context Prior, Yu et al. CVPR 2020); such a model is
 saved as "<name>-affinity" beside the plain one.
 
 Data: the split is decoded once and kept as uint8 on the training device, and
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from attnviz.affinity import cell_labels, pam_affinity_loss
-from attnviz.analysis import pick_device
+from attnviz.analysis.affinity import cell_labels, pam_affinity_loss
+from attnviz.analysis.forward import pick_device
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES, CamVid, default_data_root
 from attnviz.data.transforms import augment_pair
 from attnviz.evaluate import evaluate_model

@@ -7,10 +7,10 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import app
 from attnviz.app import keys
-from attnviz.analysis import feature_centre, feature_index
-from attnviz.attribution import cell_mass, input_magnitude, pixel_target, rank_correlation, top_overlap
+from attnviz.analysis.forward import feature_centre, feature_index
+from attnviz.analysis.attribution import cell_mass, input_magnitude, pixel_target, rank_correlation, top_overlap
 from attnviz.data.camvid import CLASS_NAMES
-from attnviz.exports import grid_csv
+from attnviz.viz.exports import grid_csv
 from attnviz.text import markdown_literal
 from attnviz.viz.figures import class_name as camvid_class_name
 from attnviz.viz.overlays import blend_heatmap, draw_markers

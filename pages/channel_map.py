@@ -6,8 +6,8 @@ import streamlit as st
 
 from attnviz import app
 from attnviz.app import keys
-from attnviz.analysis import top_locations
-from attnviz.exports import vector_csv
+from attnviz.analysis.forward import top_locations
+from attnviz.viz.exports import vector_csv
 from attnviz.viz.figures import feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
 

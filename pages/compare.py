@@ -5,9 +5,9 @@ import streamlit as st
 
 from attnviz import app
 from attnviz.app import keys
-from attnviz.analysis import feature_index, mean_weight_spread
+from attnviz.analysis.forward import feature_index, mean_weight_spread
 from attnviz.capture import CoordinateAttentionRecord
-from attnviz.metrics import score_prediction
+from attnviz.analysis.metrics import score_prediction
 from attnviz.results import BASELINE, DASH, as_number, model_results, results_rows
 from attnviz.viz.figures import coordinate_attention_figure, layer_summary_figure, short_layer_name
 from attnviz.viz.overlays import blend_heatmap, blend_labels

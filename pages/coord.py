@@ -5,8 +5,8 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 from attnviz import app
 from attnviz.app import keys
 from attnviz.kinds import AttentionKind
-from attnviz.records import CoordinateAttentionRecord
-from attnviz.views import coordinate_view, most_varied_channel
+from attnviz.capture.records import CoordinateAttentionRecord
+from attnviz.analysis.views import coordinate_view, most_varied_channel
 from attnviz.viz.figures import coordinate_profiles_figure
 from attnviz.viz.overlays import blend_heatmap, draw_markers
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from attnviz import app
 from attnviz.app import keys
-from attnviz.exports import vector_csv
+from attnviz.viz.exports import vector_csv
 from attnviz.kinds import AttentionKind
 from attnviz.modules.eca import eca_formula_terms
 from attnviz.viz.figures import (kernel_figure, layer_weights_heatmap,

@@ -4,7 +4,7 @@ import streamlit as st
 
 from attnviz import app
 from attnviz.app import keys
-from attnviz.exports import vector_csv
+from attnviz.viz.exports import vector_csv
 from attnviz.capture import SpatialAttentionRecord
 from attnviz.kinds import AttentionKind
 from attnviz.modules.flexible import branch_statistics

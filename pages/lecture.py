@@ -1,11 +1,11 @@
-"""The guided lecture: the article's seven modules in its order, one screen each (attnviz.lecture)."""
+"""The guided lecture: the article's seven modules in its order, one screen each (attnviz.analysis.lecture)."""
 import streamlit as st
 
 from attnviz import app
 from attnviz.app import keys
 from attnviz.app.language import t
 from attnviz.app.lecture import presentation_style, step_figure
-from attnviz.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
+from attnviz.analysis.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
 
 selection = app.page_selection()
 app.apply_link("step", keys.LECTURE_STEP, STEPS, what=f"steps are {', '.join(STEPS)}")

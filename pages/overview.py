@@ -7,14 +7,14 @@ import streamlit as st
 
 from attnviz import app
 from attnviz.app import keys
-from attnviz.analysis import classes_present
-from attnviz.exports import png_bytes
-from attnviz.metrics import score_prediction
+from attnviz.analysis.forward import classes_present
+from attnviz.viz.exports import png_bytes
+from attnviz.analysis.metrics import score_prediction
 from attnviz.models.checkpoint import card_summary
 from attnviz.results import as_number
 from attnviz.text import markdown_literal
-from attnviz.records import CoordinateAttentionRecord, SpatialAttentionRecord
-from attnviz.views import findings_rows
+from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord
+from attnviz.analysis.views import findings_rows
 from attnviz.viz.figures import class_legend_html, coordinate_attention_figure, training_curve_figure
 from attnviz.viz.overlays import blend_classes, blend_heatmap, blend_labels
 

@@ -9,12 +9,12 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 from attnviz import app
 from attnviz.app import keys
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
-from attnviz.records import CrissCrossAttentionRecord
-from attnviz.exports import grid_csv, overlay_png
+from attnviz.capture.records import CrissCrossAttentionRecord
+from attnviz.viz.exports import grid_csv, overlay_png
 from attnviz.results import as_number, class_figure, model_results
 from attnviz.app.links import MAX_PINS
-from attnviz.geometry import same_place
-from attnviz.views import position_view
+from attnviz.analysis.geometry import same_place
+from attnviz.analysis.views import position_view
 from attnviz.viz.overlays import position_overlay
 from attnviz.viz.figures import attention_map_figure, class_name
 

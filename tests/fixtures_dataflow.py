@@ -1,6 +1,6 @@
 """Long-tail attention modules, written for these tests from the public structures of
 xmu-xiaoma666/External-Attention-pytorch (model/attention/*.py): the same layers, shapes and order of
-operations, our own code. None matches a family of attnviz.families; the dataflow reader finds them by
+operations, our own code. None matches a family of attnviz.capture.families; the dataflow reader finds them by
 what they compute. Each names what the test's independent hook should see."""
 from __future__ import annotations
 

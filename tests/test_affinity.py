@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from attnviz.affinity import cell_labels, pam_affinity_loss, query_cells
-from attnviz.analysis import own_class_ratio
+from attnviz.analysis.affinity import cell_labels, pam_affinity_loss, query_cells
+from attnviz.analysis.forward import own_class_ratio
 from attnviz.capture import PositionAttentionRecord, capture
 from attnviz.evaluate import evaluate_model, pam_alpha
 from attnviz.models import build_model

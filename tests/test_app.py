@@ -7,7 +7,7 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from attnviz.analysis import analyse, feature_index
+from attnviz.analysis.forward import analyse, feature_index
 from attnviz.data.samples import list_samples, load_sample
 from attnviz.models import list_checkpoints, load_checkpoint
 
@@ -437,7 +437,7 @@ def test_your_model_with_every_family_on_the_overview(monkeypatch, tmp_path):
 
 
 def test_coordinate_attention_page_reads_the_factor_of_the_clicked_cell():
-    from attnviz.records import CoordinateAttentionRecord
+    from attnviz.capture.records import CoordinateAttentionRecord
 
     at = _app("fcn-ca", "pages/coord.py")
     assert not at.exception, [e.value for e in at.exception]

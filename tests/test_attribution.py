@@ -5,7 +5,7 @@ import torch
 from captum.attr import IntegratedGradients, LayerGradCam
 from torch import nn
 
-from attnviz.attribution import cell_mass, grad_cam, integrated_gradients, rank_correlation, top_overlap
+from attnviz.analysis.attribution import cell_mass, grad_cam, integrated_gradients, rank_correlation, top_overlap
 from attnviz.models import build_model
 
 
@@ -82,7 +82,7 @@ def test_a_user_model_with_stride_8_logits_is_attributed_at_photo_pixels():
     UserLogits resizes them as the prediction was resized (else captum indexes out of range)."""
     from types import SimpleNamespace
 
-    from attnviz.attribution import UserLogits, grad_cam, integrated_gradients
+    from attnviz.analysis.attribution import UserLogits, grad_cam, integrated_gradients
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=8, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))

@@ -64,7 +64,7 @@ def test_a_link_restores_the_view_and_the_csv_download_holds_the_library_numbers
 
     import numpy as np
 
-    from attnviz.analysis import analyse, feature_index
+    from attnviz.analysis.forward import analyse, feature_index
     from attnviz.data.samples import list_samples, load_sample
     from attnviz.models import load_checkpoint
 

@@ -118,7 +118,7 @@ def test_branch_statistics_by_hand():
 
 
 def test_weight_spread_and_classes_present():
-    from attnviz.analysis import classes_present, mean_weight_spread
+    from attnviz.analysis.forward import classes_present, mean_weight_spread
     from attnviz.capture import ChannelAttentionRecord
 
     records = [ChannelAttentionRecord("se", torch.tensor([[0.0, 1.0]])), ChannelAttentionRecord("se", torch.tensor([[0.5, 0.5]]))]

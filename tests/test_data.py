@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from attnviz.analysis import (
+from attnviz.analysis.forward import (
     attention_share_on_class,
     class_fractions,
     feature_centre,
@@ -17,7 +17,7 @@ from attnviz.analysis import (
 from attnviz.data.camvid import CamVid
 from attnviz.data.images import ImageError, decode_image
 from attnviz.data.transforms import augment_pair
-from attnviz.metrics import confusion_matrix, iou_from_confusion, summarise_confusion
+from attnviz.analysis.metrics import confusion_matrix, iou_from_confusion, summarise_confusion
 
 ROOT = Path(__file__).resolve().parents[1]  # the project: app.py, pages/, checkpoints/
 

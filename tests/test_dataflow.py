@@ -1,4 +1,4 @@
-"""The dataflow reader (attnviz.dataflow): attention found by what it computes, checked against an independent
+"""The dataflow reader (attnviz.capture.dataflow): attention found by what it computes, checked against an independent
 hook (a bare TorchFunctionMode in this file that only keeps every softmax and sigmoid output) and, where the
 inputs are known, a naive float64 softmax."""
 import pytest
@@ -7,9 +7,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 import fixtures_dataflow as ea
-from attnviz import dataflow
+from attnviz.capture import dataflow
 from attnviz.capture import capture
-from attnviz.records import (BranchWeightRecord, ChannelAttentionRecord, DenseAttentionRecord, GateRecord,
+from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, DenseAttentionRecord, GateRecord,
                              GlobalContextRecord, PositionAttentionRecord, SpatialAttentionRecord)
 from fixtures_attention import ExternalEca, randomise
 

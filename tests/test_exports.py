@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from attnviz.analysis import click_to_image_point, parse_image_point
-from attnviz.exports import grid_csv, png_bytes, vector_csv
+from attnviz.analysis.forward import click_to_image_point, parse_image_point
+from attnviz.viz.exports import grid_csv, png_bytes, vector_csv
 
 
 def test_grid_csv_round_trips_every_cell_at_full_precision():

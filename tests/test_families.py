@@ -1,4 +1,4 @@
-"""attnviz.families: user modules recognised by structure, read through hooks, verified by reconstruction."""
+"""attnviz.capture.families: user modules recognised by structure, read through hooks, verified by reconstruction."""
 import math
 import threading
 
@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnviz import families
+from attnviz.capture import families
 from attnviz.capture import capture
-from attnviz.families.bench import UserPam, bench_family_capture, kept_bytes
-from attnviz.records import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
+from attnviz.capture.families.bench import UserPam, bench_family_capture, kept_bytes
+from attnviz.capture.records import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
                              CrissCrossAttentionRecord, GlobalContextRecord, PositionAttentionRecord,
                              SpatialAttentionRecord)
 

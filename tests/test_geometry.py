@@ -1,14 +1,14 @@
-"""One geometry (attnviz.geometry): every path from a photo pixel to a feature cell agrees, for any photo size."""
+"""One geometry (attnviz.analysis.geometry): every path from a photo pixel to a feature cell agrees, for any photo size."""
 from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 
-from attnviz import geometry
-from attnviz.affinity import cell_labels
-from attnviz.analysis import class_fractions, click_to_image_point, feature_centre, feature_index, parse_image_point
-from attnviz.attribution import cell_mass, pixel_target
+from attnviz.analysis import geometry
+from attnviz.analysis.affinity import cell_labels
+from attnviz.analysis.forward import class_fractions, click_to_image_point, feature_centre, feature_index, parse_image_point
+from attnviz.analysis.attribution import cell_mass, pixel_target
 from attnviz.viz.overlays import upsample_map
 
 FIXED_SIZES = [(37, 53), (361, 479), (360, 480), (8, 8), (9, 17), (1, 1), (3, 200)]

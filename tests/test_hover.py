@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attnviz.analysis import analyse
+from attnviz.analysis.forward import analyse
 from attnviz.browser import CHROMIUM, chromium, settled, streamlit_server
 from attnviz.data.samples import list_samples, load_sample
 from attnviz.i18n import translate
 from attnviz.models import list_checkpoints, load_checkpoint
-from attnviz.views import position_view
+from attnviz.analysis.views import position_view
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_MS = 180_000
@@ -118,7 +118,7 @@ def test_hover_computes_the_librarys_rows_in_the_page_and_sends_nothing(server, 
     box = page.locator(".stack").first.bounding_box()
     for fraction in POINTS:
         (shown,) = _hover(page, fraction)
-        # the pixel under the pointer, by the click rule of attnviz.geometry (scale, floor)
+        # the pixel under the pointer, by the click rule of attnviz.analysis.geometry (scale, floor)
         assert abs(shown["x"] - fraction[0] * image_hw[1]) <= 1 and abs(shown["y"] - fraction[1] * image_hw[0]) <= 1
         _assert_view_equals_library(shown, record, image_hw)
     text = page.locator(".readout").first.inner_text()
@@ -307,7 +307,7 @@ def hover_repo(tmp_path_factory):
 
 
 def test_a_user_models_non_local_dot_gcnet_and_criss_cross_hover_like_the_library(hover_repo, page):
-    from attnviz.analysis import analyse_user_model
+    from attnviz.analysis.forward import analyse_user_model
     from attnviz.models.user import load_user_model
 
     folder, weights, _ = hover_repo

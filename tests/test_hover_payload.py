@@ -1,13 +1,13 @@
-"""attnviz.hover: what the page gets is the record's own numbers, and the geometry is attnviz.geometry's."""
+"""attnviz.analysis.hover: what the page gets is the record's own numbers, and the geometry is attnviz.analysis.geometry's."""
 import base64
 
 import numpy as np
 import pytest
 import torch
 
-from attnviz import geometry
-from attnviz.hover import channel_payload, grid_tables, hover_payload
-from attnviz.records import (ChannelMapRecord, CrissCrossAttentionRecord, GlobalContextRecord,
+from attnviz.analysis import geometry
+from attnviz.analysis.hover import channel_payload, grid_tables, hover_payload
+from attnviz.capture.records import (ChannelMapRecord, CrissCrossAttentionRecord, GlobalContextRecord,
                              PositionAttentionRecord)
 
 
@@ -84,7 +84,7 @@ def test_the_channel_payload_writes_x_as_exp_of_its_argument_minus_the_row_norma
 def test_every_spatial_record_answers_the_one_interface():
     """PositionAttentionRecord (softmax and dot, sub-sampled), the cross and GCNet's shared map: the same
     questions, each answered by the record (the baseline is the keys a uniform row spreads over)."""
-    from attnviz.records import SpatialMap
+    from attnviz.capture.records import SpatialMap
 
     sub_sampled = _pam(3, 4, keys=(2, 3))
     cross = CrissCrossAttentionRecord("cc", torch.randn(1, 12, 2), torch.randn(1, 12, 2), torch.zeros(1, 12), 3, 4, 0.0)

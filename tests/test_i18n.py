@@ -7,10 +7,10 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from attnviz.analysis import analyse
+from attnviz.analysis.forward import analyse
 from attnviz.data.samples import list_samples, load_sample
 from attnviz.i18n import LANGUAGES, catalog, placeholders, translate
-from attnviz.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
+from attnviz.analysis.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
 from attnviz.models import list_checkpoints, load_checkpoint
 from attnviz.modules.eca import eca_formula_terms
 from prose import chinese_share, latin_words

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from attnviz.analysis import analyse_classifier
+from attnviz.analysis.forward import analyse_classifier
 from attnviz.capture import capture
 from attnviz.models import CheckpointError, imagenet
 from attnviz.models.imagenet import (IMAGENET_MODELS, ImageNetWeightsError, find_weights_file, load_imagenet_model,

@@ -40,6 +40,38 @@ def test_pages_name_state_keys_only_through_the_keys_module():
         assert "st.stop()" not in text, f"{page.name}: stop through app.stop_page, which writes the link first"
 
 
+def test_the_library_folders_say_their_layers():
+    """DESIGN.md's layout: capture (the recorder, records and the readers), analysis (what is computed from a
+    capture), viz (figures), app (Streamlit); the top level holds the command-line tools and the few basics
+    every layer shares, nothing of the capture or analysis layers."""
+    capture = {p.name for p in (PACKAGE / "capture").glob("*.py")}
+    assert {"__init__.py", "recorder.py", "records.py", "readers.py", "adapters.py", "adapted.py",
+            "dataflow.py"} <= capture
+    assert (PACKAGE / "capture" / "families" / "catalogue.py").exists()
+    analysis = {p.stem for p in (PACKAGE / "analysis").glob("*.py")}
+    assert {"forward", "geometry", "quality", "affinity", "attribution", "metrics", "uncertainty",
+            "views"} <= analysis
+    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    tools = {"bench", "evaluate", "train", "results", "screenshots", "app_bench"}
+    basics = {"kinds", "i18n", "text", "machine", "browser", "workpool"}
+    assert top == tools | basics, sorted(top ^ (tools | basics))
+    for tool in tools:
+        assert 'if __name__ == "__main__"' in (PACKAGE / f"{tool}.py").read_text(), tool
+
+
+def test_the_readers_are_of_one_kind_in_one_order():
+    from attnviz.capture.readers import READERS
+    assert [reader.name for reader in READERS] == ["own", "library", "structure", "dataflow"]
+    # only the readers module knows all four: the adapters, families and dataflow reader import none of the others
+    for path in [PACKAGE / "capture" / "adapters.py", PACKAGE / "capture" / "dataflow.py",
+                 *(PACKAGE / "capture" / "families").glob("*.py")]:
+        others = {"attnviz.capture.adapters", "attnviz.capture.dataflow", "attnviz.capture.families",
+                  "attnviz.capture.readers"}
+        own = "attnviz.capture.families" if "families" in path.parts else f"attnviz.capture.{path.stem}"
+        imported = {n for n in _imports(path) if any(n == o or n.startswith(o + ".") for o in others)}
+        assert all(n.startswith(own) for n in imported), (path.name, imported)
+
+
 def test_the_readme_layout_names_every_module():
     readme = (ROOT / "README.md").read_text()
     layout = readme[readme.index("## Layout"):readme.index("## The library in five lines")]
@@ -84,9 +116,10 @@ def test_the_library_modules_import_each_other_in_no_circle():
 
 
 def test_pages_and_views_read_records_through_their_interface_not_getattr_with_a_default():
-    """A record's attributes are its interface (attnviz.records.SpatialMap for the spatial ones): a page or
+    """A record's attributes are its interface (attnviz.capture.records.SpatialMap for the spatial ones): a page or
     view that writes getattr(record, "num_keys", record.num_pixels) guesses instead of asking."""
-    readers = [*(ROOT / "pages").glob("*.py"), PACKAGE / "views.py", PACKAGE / "hover.py", PACKAGE / "lecture.py",
+    readers = [*(ROOT / "pages").glob("*.py"), PACKAGE / "analysis" / "views.py", PACKAGE / "analysis" / "hover.py",
+               PACKAGE / "analysis" / "lecture.py",
                *(PACKAGE / "app").glob("*.py")]
     offenders = []
     for path in readers:

@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from attnviz.analysis import own_class_ratio
-from attnviz.metrics import iou_from_confusion
-from attnviz.quality import (far_key_own_class_ratio, near_mass, nearest_cells_mask, query_measures, row_entropy,
+from attnviz.analysis.forward import own_class_ratio
+from attnviz.analysis.metrics import iou_from_confusion
+from attnviz.analysis.quality import (far_key_own_class_ratio, near_mass, nearest_cells_mask, query_measures, row_entropy,
                              summarise_measures)
-from attnviz.uncertainty import bootstrap_interval, paired_difference_interval, resample_counts, resampled_miou
+from attnviz.analysis.uncertainty import bootstrap_interval, paired_difference_interval, resample_counts, resampled_miou
 
 K = 3
 
@@ -191,7 +191,7 @@ def test_compare_rows_show_intervals_and_dashes_never_none():
 
 
 def test_photo_mean_interval_resamples_photos_not_queries():
-    from attnviz.uncertainty import photo_mean_interval
+    from attnviz.analysis.uncertainty import photo_mean_interval
 
     rng = np.random.default_rng(0)
     # 30 photos whose queries share a photo-level offset: the interval must reflect 30 photos, not 1,200 queries

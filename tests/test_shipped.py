@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from attnviz.analysis import analyse
+from attnviz.analysis.forward import analyse
 from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
                              PositionAttentionRecord, SpatialAttentionRecord)
 from attnviz.data.samples import list_samples, load_sample

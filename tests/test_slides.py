@@ -8,7 +8,7 @@ import pytest
 
 from attnviz.browser import CHROMIUM, SCRIPT_STATE, chromium_page, settled
 from attnviz.i18n import translate
-from attnviz.lecture import STEP_MODELS
+from attnviz.analysis.lecture import STEP_MODELS
 from attnviz.data.samples import list_samples
 from attnviz.models import list_checkpoints
 

@@ -5,7 +5,7 @@ import torch
 
 from attnviz.capture import PositionAttentionRecord, capture
 from attnviz.modules.danet import PositionAttention
-from attnviz.views import position_view
+from attnviz.analysis.views import position_view
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +82,15 @@ def test_a_column_of_sub_sampled_keys_is_indexed_on_the_key_grid():
     assert column.index == 11 and column.feature_hw == (3, 4) and column.cell == (2, 3)
     np.testing.assert_allclose(column.values.reshape(-1), s[:, 11], atol=1e-6)
     assert column.formula[:2] == (column.top[0], 11)
-    from attnviz.geometry import pixel_cell
+    from attnviz.analysis.geometry import pixel_cell
     assert pixel_cell(*column.pixel_centre, (48, 64), (3, 4)) == 11      # the marker sits on that key cell
 
 
 def test_coordinate_view_is_the_records_factors_at_the_chosen_cell():
     import torch
 
-    from attnviz.records import CoordinateAttentionRecord
-    from attnviz.views import coordinate_view, most_varied_channel
+    from attnviz.capture.records import CoordinateAttentionRecord
+    from attnviz.analysis.views import coordinate_view, most_varied_channel
 
     generator = torch.Generator().manual_seed(0)
     a_h, a_w = torch.rand(1, 3, 4, generator=generator), torch.rand(1, 3, 6, generator=generator)
@@ -105,8 +105,8 @@ def test_coordinate_view_is_the_records_factors_at_the_chosen_cell():
 
 
 def test_channel_scaling_is_the_weight_times_the_layers_input():
-    from attnviz.records import ChannelAttentionRecord
-    from attnviz.views import channel_scaling
+    from attnviz.capture.records import ChannelAttentionRecord
+    from attnviz.analysis.views import channel_scaling
 
     features = torch.randn(1, 4, 3, 5, generator=torch.Generator().manual_seed(3))
     weights = torch.tensor([[0.1, 0.9, 0.5, 0.3]])

@@ -1,4 +1,4 @@
-// Attention under the cursor, computed in the page (attnviz.app.attention_canvas; payload: attnviz.hover).
+// Attention under the cursor, computed in the page (attnviz.app.attention_canvas; payload: attnviz.analysis.hover).
 //
 // A row of S is exp(q_i . K - L_i) (softmax form), q_i . K / N_k (dot form), only the H + W - 1 keys of
 // the query's cross (criss-cross), or one shared map (GCNet). Every pointer move computes the hovered
@@ -304,13 +304,13 @@ function pointerPixel(state, event, stack) {
   const box = stack.getBoundingClientRect();
   const [height, width] = state.imageHW;
   if (box.width <= 0 || box.height <= 0) return null;
-  // the click -> pixel rule of attnviz.geometry.click_to_pixel: scale, floor, clip
+  // the click -> pixel rule of attnviz.analysis.geometry.click_to_pixel: scale, floor, clip
   const x = Math.min(Math.max(Math.floor((event.clientX - box.left) * width / box.width), 0), width - 1);
   const y = Math.min(Math.max(Math.floor((event.clientY - box.top) * height / box.height), 0), height - 1);
   return [x, y];
 }
 
-// (x, y) of the first panel's photo -> the same place on a panel's own photo: attnviz.geometry.same_place
+// (x, y) of the first panel's photo -> the same place on a panel's own photo: attnviz.analysis.geometry.same_place
 // (x * w // W, y * h // H; the same pixel when the sizes agree)
 function panelPixel(state, panel, x, y) {
   const [height, width] = state.imageHW, [h, w] = panel.imageHW;

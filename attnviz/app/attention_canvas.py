@@ -2,8 +2,8 @@
 
 Its script (attention_canvas.js) and style (attention_canvas.css) are files of
 their own beside this module. It gets the photo, each panel's payload from
-`attnviz.hover` (the record's Q, K, per-row log-sum-exp and the grid tables of
-`attnviz.geometry`), and draws on every pointer move, with no message to the
+`attnviz.analysis.hover` (the record's Q, K, per-row log-sum-exp and the grid tables of
+`attnviz.analysis.geometry`), and draws on every pointer move, with no message to the
 server: the hovered cell's row (or column) of S blended over the photo where it
 is high, the top 5 marked, a colour bar, and a readout of the cell and its top
 locations. Several panels (two models, or two modules of a user's model) share
@@ -24,7 +24,7 @@ import streamlit as st
 
 from attnviz.app.page_arrays import page_script
 
-from attnviz.geometry import parse_pixel
+from attnviz.analysis.geometry import parse_pixel
 from attnviz.i18n import DEFAULT_LANGUAGE, section
 
 __all__ = ["attention_canvas", "photo_data_url"]
@@ -46,7 +46,7 @@ def photo_data_url(image: np.ndarray, quality: int = 90) -> str:
 
 def _take_pin(component_key: str, image_hw: tuple[int, int], on_pin) -> None:
     """The click callback: hand the pinned pixel to `on_pin(x, y)` if it lies on the photo (the link's rule,
-    attnviz.geometry.parse_pixel)."""
+    attnviz.analysis.geometry.parse_pixel)."""
     event = st.session_state.get(component_key) or {}
     point = event.get("pin") if hasattr(event, "get") else None
     pixel = parse_pixel(point.get("x"), point.get("y"), image_hw) if isinstance(point, dict) else None
@@ -57,7 +57,7 @@ def _take_pin(component_key: str, image_hw: tuple[int, int], on_pin) -> None:
 def attention_canvas(*, image: np.ndarray, photo_key: str, panels: list[dict], mode: str, opacity: float,
                      scale: str, pixel: tuple[int, int], pins: list[tuple[int, int]], on_pin, key: str,
                      language: str = DEFAULT_LANGUAGE) -> None:
-    """Draw the live photo. `panels`: each a payload of `attnviz.hover.hover_payload` plus "title" and "id" (a
+    """Draw the live photo. `panels`: each a payload of `attnviz.analysis.hover.hover_payload` plus "title" and "id" (a
     text that changes whenever the payload does: model, photo, module), and, for a panel on a photo of its
     own, "image" and "image_key"; `pixel`: the point shown while
     the pointer is away (the last pin, or the photo's centre); `pins`: the pinned pixels, numbered on the

@@ -1,4 +1,4 @@
-// DANet's channel map X (C x C) in the page (attnviz.app.channel_canvas; payload: attnviz.hover.channel_payload).
+// DANet's channel map X (C x C) in the page (attnviz.app.channel_canvas; payload: attnviz.analysis.hover.channel_payload).
 //
 // X is drawn once as an image; a pointer move over it (or over the row chart) picks row c: the row is
 // drawn as bars, its largest entries listed, and X[c, j] = exp(a_cj - L_c) written with this photo's

@@ -2,7 +2,7 @@
 
 Its script (channel_canvas.js) and style (channel_canvas.css) are files of their own beside this module.
 X is small (C x C, 128 x 128 for the shipped models): it is sent whole with the softmax arguments and
-log-normalisers of `attnviz.hover.channel_payload`, and a pointer move over a row draws that row, its
+log-normalisers of `attnviz.analysis.hover.channel_payload`, and a pointer move over a row draws that row, its
 largest entries and the formula with numbers, with no message to the server. A click picks row c: one
 trigger value handed to the page's `on_channel(c)`.
 """

@@ -13,7 +13,7 @@ import numpy as np
 
 import streamlit as st
 
-from attnviz.analysis import Analysis
+from attnviz.analysis.forward import Analysis
 from attnviz.app.language import t
 from attnviz.app.links import write_link
 from attnviz.app.queueing import pooled

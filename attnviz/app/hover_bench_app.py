@@ -12,8 +12,8 @@ import streamlit as st
 import torch
 
 from attnviz.app.attention_canvas import attention_canvas
-from attnviz.hover import hover_payload
-from attnviz.records import PositionAttentionRecord
+from attnviz.analysis.hover import hover_payload
+from attnviz.capture.records import PositionAttentionRecord
 
 
 @st.cache_resource

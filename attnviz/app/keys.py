@@ -91,7 +91,7 @@ CA_CLICK = "ca_click"
 CA_PROFILES = "ca_profiles"
 
 # ---- Lecture page
-LECTURE_STEP = "lecture_step"      # which of attnviz.lecture.STEPS is shown
+LECTURE_STEP = "lecture_step"      # which of attnviz.analysis.lecture.STEPS is shown
 LECTURE_PRESENT = "lecture_present"  # toggle: presentation view
 LECTURE_FIGURE = "lecture_figure"
 LECTURE_PREVIOUS = "lecture_previous"

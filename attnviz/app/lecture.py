@@ -1,4 +1,4 @@
-"""The lecture's live figures (pages/lecture.py lays out the step; attnviz.lecture computes its numbers).
+"""The lecture's live figures (pages/lecture.py lays out the step; attnviz.analysis.lecture computes its numbers).
 
 Each step draws the figure that shows its module best, on the step's own shipped model and the sidebar's
 photo: SE and ECA their sorted channel weights, CBAM its spatial gate (with its colour bar, whose tiny
@@ -17,7 +17,7 @@ from attnviz.app.channel_canvas import channel_canvas
 from attnviz.app.language import language, t
 from attnviz.app.resources import channel_data, hover_data
 from attnviz.app.widgets import chart, figure_caption
-from attnviz.records import CoordinateAttentionRecord, SpatialAttentionRecord
+from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.viz.figures import attention_map_figure, branches_figure, sorted_weights_figure
 
 __all__ = ["step_figure", "presentation_style"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from attnviz.analysis import click_to_image_point, parse_image_point
+from attnviz.analysis.forward import click_to_image_point, parse_image_point
 from attnviz.app import keys
 from attnviz.app.language import t
 from attnviz.app.selection import run_state
@@ -96,7 +96,7 @@ def chosen_pixel(click_key: str, image_hw: tuple[int, int], photo_key: str) -> t
     from each new click on the image widget `click_key`; the photo's centre (chosen False) until then, and
     again on a new photo (`photo_key` changed).
 
-    x, y are the integer photo pixel (attnviz.geometry), snapped once where the click or link enters:
+    x, y are the integer photo pixel (attnviz.analysis.geometry), snapped once where the click or link enters:
     the text shown, the link written and the feature cell all use these same integers."""
     forget_pixel_on_new_photo(photo_key)
     _link_pixel(image_hw)

@@ -1,5 +1,5 @@
 // Shared by the page's attention components (prepended to each by attnviz.app.page_script): decoding the
-// base64 arrays of attnviz.hover and picking the largest entries.
+// base64 arrays of attnviz.analysis.hover and picking the largest entries.
 
 function decode(text, Type) {
   const raw = atob(text);

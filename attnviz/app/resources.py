@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from attnviz.analysis import Analysis, analyse, analyse_classifier, analyse_user_model, image_to_tensor
+from attnviz.analysis.forward import Analysis, analyse, analyse_classifier, analyse_user_model, image_to_tensor
 from attnviz.app.language import t
 from attnviz.app.settings import settings
-from attnviz.attribution import UserLogits, grad_cam, integrated_gradients
+from attnviz.analysis.attribution import UserLogits, grad_cam, integrated_gradients
 from attnviz.data.images import decode_image
 from attnviz.data.samples import load_sample
-from attnviz.hover import HoverPayload, channel_payload, hover_payload
+from attnviz.analysis.hover import HoverPayload, channel_payload, hover_payload
 from attnviz.models import load_checkpoint
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 from attnviz.models.imagenet import load_imagenet_model
@@ -118,14 +118,14 @@ def get_analysis(name: str, device: str, directory: str, image_key: str, _image:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def hover_data(source: str, name: str, image_key: str, module: str, image_hw: tuple[int, int], _record) -> HoverPayload:
-    """What the live photo needs of one spatial record (attnviz.hover), built once per (model, photo, module)
+    """What the live photo needs of one spatial record (attnviz.analysis.hover), built once per (model, photo, module)
     and shared read-only by every session that shows it."""
     return hover_payload(_record, image_hw)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def channel_data(source: str, name: str, image_key: str, module: str, _record) -> dict:
-    """What the page needs of DANet's channel map X (attnviz.hover.channel_payload), once per (model, photo)."""
+    """What the page needs of DANet's channel map X (attnviz.analysis.hover.channel_payload), once per (model, photo)."""
     return channel_payload(_record)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from attnviz.analysis import pick_device
+from attnviz.analysis.forward import pick_device
 from attnviz.app import keys
 from attnviz.app.language import bound_t, language, t
 from attnviz.app.links import apply_link

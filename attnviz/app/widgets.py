@@ -9,7 +9,7 @@ from attnviz.app import keys
 from attnviz.app.language import language, t
 from attnviz.app.links import apply_link
 from attnviz.app.selection import SOURCES, current
-from attnviz.views import channel_scaling
+from attnviz.analysis.views import channel_scaling
 from attnviz.viz.figures import (channel_scaling_figure, extreme_channels_figure, pinned_maps_figure,
                                  weight_across_photos_figure, with_caption)
 

@@ -2,7 +2,7 @@
 
 The ECA and SE layers people read about live in ImageNet models. These are
 built by timm (`timm.create_model`) and read by `attnviz.capture` through
-hooks on their own gates (`attnviz.adapters`):
+hooks on their own gates (`attnviz.capture.adapters`):
 
     ecaresnet26t, ecaresnet50d, ecaresnet101d, eca_nfnet_l0   ECA (Wang et al., CVPR 2020)
     seresnet50, efficientnet_b0, mobilenetv3_large_100        SE (Hu et al., CVPR 2018); MobileNetV3 and

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from attnviz.kinds import AttentionKind
-from attnviz.recorder import is_recording, record
-from attnviz.records import SpatialAttentionRecord
+from attnviz.capture.recorder import is_recording, record
+from attnviz.capture.records import SpatialAttentionRecord
 from attnviz.modules.flexible import FlexibleChannelAttention
 
 __all__ = ["CBAM", "SpatialGate"]

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from attnviz.kinds import AttentionKind
-from attnviz.recorder import is_recording, record
-from attnviz.records import CoordinateAttentionRecord
+from attnviz.capture.recorder import is_recording, record
+from attnviz.capture.records import CoordinateAttentionRecord
 
 __all__ = ["CoordinateAttention"]
 

@@ -53,8 +53,8 @@ import torch
 from torch import nn
 
 from attnviz.kinds import AttentionKind
-from attnviz.recorder import is_recording, record, wants_features
-from attnviz.records import ChannelMapRecord, PositionAttentionRecord
+from attnviz.capture.recorder import is_recording, record, wants_features
+from attnviz.capture.records import ChannelMapRecord, PositionAttentionRecord
 
 __all__ = [
     "PositionAttention",

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from attnviz.kinds import AttentionKind
-from attnviz.recorder import is_recording, record, wants_features
-from attnviz.records import ChannelAttentionRecord
+from attnviz.capture.recorder import is_recording, record, wants_features
+from attnviz.capture.records import ChannelAttentionRecord
 
 __all__ = ["SqueezeExcitation", "hidden_width", "pre_sigmoid"]
 

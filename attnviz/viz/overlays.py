@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from attnviz.data.camvid import IGNORE_INDEX, colourise
-from attnviz.geometry import upsample_nearest
+from attnviz.analysis.geometry import upsample_nearest
 
 __all__ = ["heat_colours", "blend_heatmap", "blend_labels", "class_colours", "blend_classes", "draw_markers", "upsample_map", "feature_to_image",
            "position_overlay"]
@@ -17,7 +17,7 @@ __all__ = ["heat_colours", "blend_heatmap", "blend_labels", "class_colours", "bl
 
 def upsample_map(values: np.ndarray, height: int, width: int, smooth: bool = False) -> np.ndarray:
     """(h, w) -> (height, width). Nearest by default, so every feature pixel stays a visible block: the block
-    of each cell is exactly the pixels a click maps to that cell (attnviz.geometry)."""
+    of each cell is exactly the pixels a click maps to that cell (attnviz.analysis.geometry)."""
     if not smooth:
         return upsample_nearest(values.astype(np.float32), (height, width))
     return cv2.resize(values.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
@@ -84,7 +84,7 @@ def feature_to_image(feature: np.ndarray) -> np.ndarray:
 
 
 def position_overlay(image: np.ndarray, view, opacity: float = 0.6) -> np.ndarray:
-    """The photo with a Position-page view (attnviz.views.PositionView) laid over it: its row or column of S,
+    """The photo with a Position-page view (attnviz.analysis.views.PositionView) laid over it: its row or column of S,
     cyan circles at its top locations, a green cross at the chosen cell."""
     overlay = draw_markers(blend_heatmap(image, view.values, opacity), view.top_centres, colour=(0, 255, 255))
     return draw_markers(overlay, [view.pixel_centre], colour=(0, 255, 0), cross=True)

@@ -2,7 +2,7 @@
 
 The unit of resampling is the photo: a resample draws as many photos as the
 split has, with replacement, sums their confusion matrices and takes the mIoU
-of the sum, exactly as the split's own mIoU is taken (`attnviz.metrics`). The
+of the sum, exactly as the split's own mIoU is taken (`attnviz.analysis.metrics`). The
 95% interval is the 2.5th to 97.5th percentile of 1,000 or more such mIoUs.
 
 For two models on the same photos the *paired* bootstrap resamples the photos
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attnviz.metrics import iou_from_confusion
+from attnviz.analysis.metrics import iou_from_confusion
 
 __all__ = ["DEFAULT_RESAMPLES", "resample_counts", "resampled_miou", "bootstrap_interval",
            "paired_difference_interval", "photo_mean_interval"]

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from attnviz.analysis import class_fractions
+from attnviz.analysis.forward import class_fractions
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
-from attnviz.geometry import cell_majority
+from attnviz.analysis.geometry import cell_majority
 
 __all__ = ["cell_labels", "pam_affinity_loss", "query_cells"]
 
@@ -39,7 +39,7 @@ def cell_labels(labels: torch.Tensor, feature_hw: tuple[int, int]) -> torch.Tens
     """(B, H, W) class indices -> (B, h * w): each feature cell's majority class.
 
     A cell whose majority is unlabelled (IGNORE_INDEX) gets IGNORE_INDEX. A cell's
-    pixels are exactly those that map to it (attnviz.geometry, the same cells as a
+    pixels are exactly those that map to it (attnviz.analysis.geometry, the same cells as a
     click on the app's photo); ties go to the smaller class index.
     """
     return cell_majority(labels.long().clamp(0, IGNORE_INDEX), feature_hw, IGNORE_INDEX + 1).flatten(1)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from attnviz.families.catalogue import eca_conv, gamma_of, shared_mlp_gate, spatial_weights_conv
-from attnviz.records import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
+from attnviz.capture.families.catalogue import eca_conv, gamma_of, shared_mlp_gate, spatial_weights_conv
+from attnviz.capture.records import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
                              CrissCrossAttentionRecord, GlobalContextRecord, PositionAttentionRecord,
                              SpatialAttentionRecord)
 

@@ -67,7 +67,7 @@ class ChannelAttentionRecord:
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
     kernel: torch.Tensor | None = None
     features: torch.Tensor | None = None  # the module's input (B, C, H, W), if asked for
-    family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
+    family: str | None = field(default=None, kw_only=True)  # set by attnviz.capture.families (None: own module / adapter)
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
@@ -86,7 +86,7 @@ class SpatialAttentionRecord:
     kind: str
     map: torch.Tensor  # (B, H, W)
     groups: torch.Tensor | None = None  # (B, G, H, W): one gate per channel group (SGE); `map` is their mean
-    family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
+    family: str | None = field(default=None, kw_only=True)  # set by attnviz.capture.families (None: own module / adapter)
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
@@ -100,7 +100,7 @@ class CoordinateAttentionRecord:
     kind: str
     height_weights: torch.Tensor  # (B, C, H)
     width_weights: torch.Tensor  # (B, C, W)
-    family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
+    family: str | None = field(default=None, kw_only=True)  # set by attnviz.capture.families (None: own module / adapter)
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
@@ -115,13 +115,13 @@ class PositionAttentionRecord:
     log_normaliser[b, i] = logsumexp_j (q_i . k_j), so that
     S[b, i, j] = exp(q_i . k_j - log_normaliser[b, i]).
 
-    Also read from user modules by `attnviz.families` (DANet PAM, SAGAN, non-local blocks), which may set:
+    Also read from user modules by `attnviz.capture.families` (DANet PAM, SAGAN, non-local blocks), which may set:
     key_height / key_width: the keys lie on their own grid (a non-local block with sub-sampling max-pools
     phi and g): key is (B, key_height * key_width, C'), row(i) is (key_height, key_width) and column(j)
     takes a key index; None: the keys are the query grid. normalisation: "softmax" (above) or "dot"
     (the non-local dot-product form, S = Q K^T / num_keys, no softmax: log_normaliser then holds
     log(num_keys), the log of what every row is divided by). family / verified / max_error: see
-    `attnviz.families` (None / True / None for our own modules).
+    `attnviz.capture.families` (None / True / None for our own modules).
     """
 
     kind: str
@@ -231,7 +231,7 @@ class ChannelMapRecord:
     form: str  # "official" (softmax(rowmax - energy)) or "paper" (softmax(energy))
     beta: float
     features: torch.Tensor | None = None  # the module's input A (B, C, H, W), if asked for
-    family: str | None = field(default=None, kw_only=True)  # set by attnviz.families (None: own module / adapter)
+    family: str | None = field(default=None, kw_only=True)  # set by attnviz.capture.families (None: own module / adapter)
     verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
     max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
     verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
@@ -429,11 +429,11 @@ class GlobalContextRecord(_KeysOnTheQueryGrid):
 
 @dataclass
 class DenseAttentionRecord(_KeysOnTheQueryGrid):
-    """A spatial attention map kept as it ran, found by the dataflow reader (attnviz.dataflow): S (B, Nq, Nk).
+    """A spatial attention map kept as it ran, found by the dataflow reader (attnviz.capture.dataflow): S (B, Nq, Nk).
 
     For a softmax whose input was not a plain product of two recorded factors (a relative-position bias
     added, as in timm's BottleneckAttn), the map itself is the only exact record; the reader keeps it
-    when it fits its memory cap (`attnviz.dataflow.DENSE_LIMIT_BYTES`) and says so otherwise. One record
+    when it fits its memory cap (`attnviz.capture.dataflow.DENSE_LIMIT_BYTES`) and says so otherwise. One record
     per head (`head`), and one for the mean over the heads (head=None, `heads` > 1).
     """
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from attnviz.families.catalogue import Family, Tap
-from attnviz.families.verify import BUILDERS, Call, Missing, Outcome, tolerance
-from attnviz.recorder import Recorder, current_recorder
+from attnviz.capture.families.catalogue import Family, Tap
+from attnviz.capture.families.verify import BUILDERS, Call, Missing, Outcome, tolerance
+from attnviz.capture.recorder import Recorder, current_recorder
 
 __all__ = ["Unverified", "register", "unverified", "family_records", "verification_table"]
 

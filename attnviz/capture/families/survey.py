@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from attnviz.adapted import adapted_modules
-from attnviz.families.catalogue import Family, is_own, recognise
+from attnviz.capture.adapted import adapted_modules
+from attnviz.capture.families.catalogue import Family, is_own, recognise
 
 __all__ = ["Finding", "Lookalike", "find_attention", "unrecognised_attention", "recognised_modules"]
 

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from attnviz.records import (BranchWeightRecord, ChannelAttentionRecord, CoordinateAttentionRecord,
+from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, CoordinateAttentionRecord,
                              DenseAttentionRecord, GateRecord, GlobalContextRecord, PositionAttentionRecord,
                              SpatialAttentionRecord)
 
@@ -115,7 +115,7 @@ def _frames(recorder) -> list[_Frame]:
 def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
     """Forward hooks that keep the stack of running modules for the reader: every candidate owner of
     `model` pushes a frame, every claimed module (and so everything inside it) pushes a claimed one."""
-    from attnviz.recorder import current_recorder
+    from attnviz.capture.recorder import current_recorder
 
     claimed_ids = {id(m) for m in claimed}
 

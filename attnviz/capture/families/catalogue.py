@@ -11,7 +11,7 @@ user may call the class anything) and never its forward code. Each family says
   the same query_conv / key_conv / value_conv / gamma; the non-local block's embedded-Gaussian,
   dot-product or Gaussian form; CAM's official or paper form). Capture tries them, in the order
   `order(module)` proposes, and keeps the first one whose reconstruction reproduces the module's
-  output (attnviz.families.verify holds the maths).
+  output (attnviz.capture.families.verify holds the maths).
 
 The families, with the public code each was read from:
 

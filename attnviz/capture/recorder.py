@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from torch import nn
 
-from attnviz.records import Record, of_type
+from attnviz.capture.records import Record, of_type
 
 __all__ = ["Recorder", "record", "is_recording", "wants_features", "current_recorder", "recording"]
 

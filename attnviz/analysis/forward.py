@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attnviz import families, geometry
-from attnviz import dataflow
+from attnviz.analysis import geometry
+from attnviz.capture import families
+from attnviz.capture import dataflow
 from attnviz.capture import capture
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.data.transforms import to_float_image
-from attnviz.records import (ChannelAttentionRecord, ChannelMapRecord, CrissCrossAttentionRecord, GlobalContextRecord,
+from attnviz.capture.records import (ChannelAttentionRecord, ChannelMapRecord, CrissCrossAttentionRecord, GlobalContextRecord,
                              CoordinateAttentionRecord, DenseAttentionRecord, PositionAttentionRecord, Record,
                              SpatialAttentionRecord, of_type)
 
@@ -57,7 +58,7 @@ class Analysis:
     forward_s: float
     top_classes: list[tuple[int, str, float]] | None = None  # (ImageNet classifiers, user classifiers)
     class_names: tuple[str, ...] | None = None  # a user model's classes (None: CamVid's, or not given)
-    checks: list[dict] | None = None  # user models: every recognised module, verified or not (`attnviz.families`)
+    checks: list[dict] | None = None  # user models: every recognised module, verified or not (`attnviz.capture.families`)
     lookalikes: list[str] | None = None  # user models: "path (Class)" of modules that look like attention, no family
 
     def of_type(self, record_type) -> dict[str, Record]:
@@ -199,7 +200,7 @@ def _to_cpu(record):
     return type(record)(**{**vars(record), **changes})
 
 
-# the photo <-> feature grid geometry lives in attnviz.geometry; these names are kept for the pages
+# the photo <-> feature grid geometry lives in attnviz.analysis.geometry; these names are kept for the pages
 click_to_image_point = geometry.click_to_pixel   # click on the shown photo -> integer pixel (x, y)
 parse_image_point = geometry.parse_pixel         # a link's x, y -> integer pixel (x, y)
 feature_index = geometry.pixel_cell              # integer pixel (x, y) -> flat cell index
@@ -209,7 +210,7 @@ feature_centre = geometry.cell_centre            # flat cell index -> the intege
 def class_fractions(label: np.ndarray, feature_hw: tuple[int, int]) -> np.ndarray:
     """(NUM_CLASSES + 1, h, w): share of each feature cell's image pixels in each class (last: unlabelled).
 
-    A cell's pixels are exactly those `feature_index` maps to it (attnviz.geometry); values above
+    A cell's pixels are exactly those `feature_index` maps to it (attnviz.analysis.geometry); values above
     IGNORE_INDEX (or below 0) count as unlabelled. Read-only, and remembered for the last few label maps:
     a click asks for the same photo's shares several times."""
     label = np.ascontiguousarray(label)

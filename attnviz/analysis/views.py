@@ -3,9 +3,9 @@
 A page asks for a view and lays it out; every number it prints is a field here.
 
 `position_view`: the Position page for one chosen pixel: its feature cell
-(attnviz.geometry), row or column i of S (never the whole S: the record's
+(attnviz.analysis.geometry), row or column i of S (never the whole S: the record's
 `row`/`column`), the top locations, the class share of the row when the photo
-has labels, the far-key share (attnviz.quality), and the worked formula for
+has labels, the far-key share (attnviz.analysis.quality), and the worked formula for
 the largest entry. Any spatial self-attention record with row/column works:
 DANet's PAM (Fu et al., CVPR 2019) and SAGAN / non-local blocks read from a
 user's model (keys may lie on a sub-sampled grid: then the row is on the key
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnviz.analysis import attention_share_on_class, feature_centre, feature_index, top_locations
+from attnviz.analysis.forward import attention_share_on_class, feature_centre, feature_index, top_locations
 from attnviz.data.camvid import IGNORE_INDEX
-from attnviz.quality import far_key_own_class_ratio
+from attnviz.analysis.quality import far_key_own_class_ratio
 
 __all__ = ["ClassShare", "PositionView", "position_view", "CoordinateView", "coordinate_view", "most_varied_channel",
            "ChannelScaling", "channel_scaling", "findings_rows"]
@@ -138,7 +138,7 @@ class CoordinateView:
 
 def coordinate_view(record, channel: int, pixel: tuple[int, int], image_hw: tuple[int, int],
                     batch: int = 0) -> CoordinateView:
-    """Channel `channel` of a CoordinateAttentionRecord, and its factors at photo pixel (x, y) (attnviz.geometry)."""
+    """Channel `channel` of a CoordinateAttentionRecord, and its factors at photo pixel (x, y) (attnviz.analysis.geometry)."""
     a_h = record.height_weights[batch, channel].double().numpy()
     a_w = record.width_weights[batch, channel].double().numpy()
     product = a_h[:, None] * a_w[None, :]

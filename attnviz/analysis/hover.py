@@ -14,7 +14,7 @@ component's data dict are not delivered) and says when it is too big to send:
 
 The photo-pixel -> cell mapping is not reimplemented in the page: the payload
 carries each grid's per-axis cell tables and cell centres computed by
-`attnviz.geometry` (one geometry), which the script only looks up.
+`attnviz.analysis.geometry` (one geometry), which the script only looks up.
 
 What differs from the library's own rows: the page computes in float64 from
 the float32 projections, the library in float32; they agree to about 1e-6
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnviz import geometry
-from attnviz.records import (CrissCrossAttentionRecord, DenseAttentionRecord, GlobalContextRecord,
+from attnviz.analysis import geometry
+from attnviz.capture.records import (CrissCrossAttentionRecord, DenseAttentionRecord, GlobalContextRecord,
                              PositionAttentionRecord)
 
 __all__ = ["MAX_PAYLOAD_BYTES", "HoverPayload", "hover_payload", "grid_tables", "encode_floats", "channel_payload"]
@@ -53,7 +53,7 @@ def encode_floats(array, dtype=np.float32) -> str:
 
 
 def grid_tables(image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> dict:
-    """One grid on the photo, as `attnviz.geometry` maps it: the cell row of every photo row, the cell
+    """One grid on the photo, as `attnviz.analysis.geometry` maps it: the cell row of every photo row, the cell
     column of every photo column, and the centre pixel (x, y) of every cell row and column."""
     height, width = image_hw
     rows, cols = grid_hw
@@ -82,7 +82,7 @@ def _size_in_bytes(record) -> int:
 def hover_payload(record, image_hw: tuple[int, int], batch: int = 0,
                   max_bytes: int = MAX_PAYLOAD_BYTES) -> HoverPayload:
     """The page's payload for one spatial record on a photo of `image_hw` (see the module docstring)."""
-    if isinstance(record, DenseAttentionRecord):   # S kept as it ran (attnviz.dataflow): drawn by the click path
+    if isinstance(record, DenseAttentionRecord):   # S kept as it ran (attnviz.capture.dataflow): drawn by the click path
         return HoverPayload(None, 4 * record.maps[batch].numel(), "its map was kept as the module computed it "
                             "(no factors to send), so the page draws it on click")
     form = _form(record)

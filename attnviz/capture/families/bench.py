@@ -1,6 +1,6 @@
 """Cost of reading a user's module: capture with verification vs the plain forward pass.
 
-    python -m attnviz.families.bench [--sizes 32x64 64x128] [--channels 64] [--device cpu]
+    python -m attnviz.capture.families.bench [--sizes 32x64 64x128] [--channels 64] [--device cpu]
 
 A user-style DANet PAM (the official code's maths: it builds S, N x N, with bmm and nn.Softmax) is run
 plainly and inside `capture`, which hooks its projections, rebuilds its output in chunks of query rows
@@ -101,7 +101,7 @@ def bench_family_capture(sizes=((32, 64), (64, 128)), channels: int = 64, repeat
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m attnviz.families.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m attnviz.capture.families.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["32x64", "64x128"])
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)

@@ -34,9 +34,9 @@ import math
 
 import numpy as np
 
-from attnviz.analysis import class_fractions, own_class_ratio
+from attnviz.analysis.forward import class_fractions, own_class_ratio
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
-from attnviz.uncertainty import photo_mean_interval
+from attnviz.analysis.uncertainty import photo_mean_interval
 
 __all__ = ["FAR_EXCLUDED", "NEAR_SHARE", "nearest_cells_mask", "row_entropy", "near_mass",
            "far_key_own_class_ratio", "query_measures", "summarise_measures"]
@@ -126,7 +126,7 @@ def _bounds(interval: dict | None) -> list[float] | None:
 def summarise_measures(measures: list[dict[str, np.ndarray]], class_names, resamples: int = 2000) -> dict:
     """Model-level figures from the `query_measures` of many photos (one dict a photo: the JSON that evaluate
     writes). The own-class and far-key means carry a 95% bootstrap interval over photos
-    (`attnviz.uncertainty.photo_mean_interval`: the queries of one photo are not independent)."""
+    (`attnviz.analysis.uncertainty.photo_mean_interval`: the queries of one photo are not independent)."""
     if not measures:
         return {}
     joined = {key: np.concatenate([m[key] for m in measures]) for key in measures[0]}

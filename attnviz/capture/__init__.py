@@ -7,12 +7,11 @@
     rec["head.pam"].row(i)                     # (H, W): where pixel i attends
     rec["head.pam"].column(j)                  # (H, W): who attends to pixel j
 
-Three parts, one module each:
-`attnviz.records` (what is recorded, and the maths to read it),
-`attnviz.recorder` (the recorder of the current call, in a ContextVar, so that
-threads sharing one model never mix their records) and `attnviz.adapters`
-(hooks that read timm's and torchvision's attention modules while a capture
-is open, and are removed when it closes). This module joins them.
+The parts, one module each: `attnviz.capture.records` (what is recorded, and the maths to read it),
+`attnviz.capture.recorder` (the recorder of the current call, in a ContextVar, so that threads sharing one
+model never mix their records) and `attnviz.capture.readers` (the four readers, own modules, library
+adapters, families by structure and the dataflow reader, in one order, whose hooks exist only while a
+capture is open). This module joins them.
 
 Position attention is never stored as S (N x N). Its record keeps the query
 and key projections and the per-row log-sum-exp of the energies, which give
@@ -25,10 +24,10 @@ from contextlib import contextmanager, nullcontext
 
 from torch import nn
 
-from attnviz.adapters import hooked
-from attnviz.dataflow import DataflowReader
-from attnviz.recorder import Recorder, is_recording, record, recording, wants_features
-from attnviz.records import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
+from attnviz.capture.dataflow import DataflowReader
+from attnviz.capture.readers import attached
+from attnviz.capture.recorder import Recorder, is_recording, record, recording, wants_features
+from attnviz.capture.records import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
                              PositionAttentionRecord, Record, SpatialAttentionRecord)
 
 __all__ = ["capture", "Recorder", "record", "is_recording", "wants_features", "Record",
@@ -44,6 +43,6 @@ def capture(model: nn.Module | None = None, keep_features: bool = False) -> Iter
     map (B, C, H, W), for showing the channels it weights. Third-party modules
     of `model` are hooked for the duration of the block only.
     """
-    with (hooked(model) if model is not None else nullcontext()), recording(Recorder(model, keep_features)) as rec:
+    with (attached(model) if model is not None else nullcontext()), recording(Recorder(model, keep_features)) as rec:
         with DataflowReader(rec) if model is not None else nullcontext():
             yield rec

@@ -19,8 +19,8 @@ import numpy as np
 from attnviz.kinds import AttentionKind
 from attnviz.modules.eca import eca_formula_terms
 from attnviz.modules.se import pre_sigmoid
-from attnviz.records import ChannelMapRecord, CoordinateAttentionRecord, SpatialAttentionRecord
-from attnviz.views import position_view
+from attnviz.capture.records import ChannelMapRecord, CoordinateAttentionRecord, SpatialAttentionRecord
+from attnviz.analysis.views import position_view
 
 __all__ = ["STEPS", "STEP_MODELS", "FORMULAS", "StepNumbers", "step_numbers"]
 

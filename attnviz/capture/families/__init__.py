@@ -2,7 +2,7 @@
 verified by reconstruction.
 
     from attnviz.capture import capture
-    from attnviz import families
+    from attnviz.capture import families
 
     families.find_attention(model)          # [Finding(path, class_name, family, source, record, ...)], no forward
     families.unrecognised_attention(model)  # [Lookalike(path, class_name, reason)]: looks like attention, no family
@@ -13,18 +13,18 @@ verified by reconstruction.
     families.verification_table(rec)        # one row per recognised module, verified or not
 
 No edit to the user's code, and no class name is trusted: a module is recognised from its
-children, parameters and attributes (attnviz.families.catalogue), read through forward hooks on its
+children, parameters and attributes (attnviz.capture.families.catalogue), read through forward hooks on its
 own sub-modules that exist only while a capture of the model is open (installed and removed by
-attnviz.adapters.hooked, reference-counted per model), and its record is rebuilt into the module's
-output (attnviz.families.verify). Only a record whose reconstruction reproduces the output (max
+attnviz.capture.adapters.hooked, reference-counted per model), and its record is rebuilt into the module's
+output (attnviz.capture.families.verify). Only a record whose reconstruction reproduces the output (max
 error <= TOLERANCE = 1e-4 relative, float32) enters the recorder; the others are listed in
 `unverified(rec)` with the reason, never drawn. Our own modules (attnviz.modules) record themselves
-and the modules attnviz.adapters reads are left to it: nothing is recorded twice.
+and the modules attnviz.capture.adapters reads are left to it: nothing is recorded twice.
 """
-from attnviz.families.catalogue import FAMILIES, Family, Tap, recognise
-from attnviz.families.hooks import Unverified, family_records, register, unverified, verification_table
-from attnviz.families.survey import Finding, Lookalike, find_attention, recognised_modules, unrecognised_attention
-from attnviz.families.verify import RESOLUTION, TOLERANCE
+from attnviz.capture.families.catalogue import FAMILIES, Family, Tap, recognise
+from attnviz.capture.families.hooks import Unverified, family_records, register, unverified, verification_table
+from attnviz.capture.families.survey import Finding, Lookalike, find_attention, recognised_modules, unrecognised_attention
+from attnviz.capture.families.verify import RESOLUTION, TOLERANCE
 
 __all__ = ["FAMILIES", "Family", "Tap", "recognise", "Finding", "Lookalike", "find_attention",
            "unrecognised_attention", "recognised_modules", "register", "Unverified", "unverified",

@@ -1,8 +1,8 @@
 """Capture for third-party attention modules (timm, torchvision) through hooks on their own layers.
 
 Our own modules call `record(...)` themselves; a timm or torchvision module
-cannot. For those, `hooked(model)` registers forward hooks while a capture is
-open and removes them when the last capture of that model closes:
+cannot. For those, `register(modules)` adds forward hooks, which the capture removes
+when it closes (`attnviz.capture.readers`: this is the library reader):
 
 - on the module's gate (the sigmoid, hard-sigmoid, ... whose output *is* the
   channel or spatial weight): the weights are read, never recomputed, so
@@ -16,32 +16,22 @@ open and removes them when the last capture of that model closes:
 A module's parts are collected in the current recorder's scratch space and
 become one record when its gate fires. Hooks look up the recorder of the
 calling thread's context, so concurrent captures of one shared model stay
-apart; a reference count per model keeps one set of hooks while several
-captures are open. Only exact classes are adapted: subclasses such as timm's
+apart. Only exact classes are adapted: subclasses such as timm's
 `LightChannelAttn` do not call their gate and would record nothing.
 
-The same `hooked` also installs (and removes) the hooks of `attnviz.families`: attention modules
-copied into users' own models (DANet PAM / CAM, SAGAN, non-local, CCNet, GCNet, ECA, SE, CBAM,
-CoordAtt), recognised by structure and verified by reconstruction; the count it yields includes them.
-Which classes are read, and how, is the table of `attnviz.adapted` (which the families' survey reads too).
+Which classes are read, and how, is the table of `attnviz.capture.adapted` (which the families' survey reads
+too, to leave these modules to this reader).
 """
 from __future__ import annotations
-
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-from attnviz.adapted import ADAPTERS, Adapter, adapted_modules
-from attnviz.dataflow import register_frames
-from attnviz.families import recognised_modules, register
-from attnviz.families.catalogue import is_own
-from attnviz.recorder import current_recorder
-from attnviz.records import ChannelAttentionRecord, SpatialAttentionRecord
+from attnviz.capture.adapted import ADAPTERS, Adapter, adapted_modules
+from attnviz.capture.recorder import current_recorder
+from attnviz.capture.records import ChannelAttentionRecord, SpatialAttentionRecord
 
-__all__ = ["Adapter", "ADAPTERS", "hooked", "adapted_modules"]
+__all__ = ["Adapter", "ADAPTERS", "register", "adapted_modules"]
 
 
 def _parts(module: nn.Module) -> dict | None:
@@ -91,10 +81,9 @@ def _finish(owner: nn.Module, adapter: Adapter):
     return hook
 
 
-def _register(model: nn.Module) -> tuple[list[torch.utils.hooks.RemovableHandle], int]:
-    """(hook handles, number of adapted modules)."""
+def register(modules: list[tuple[nn.Module, Adapter]]) -> list[torch.utils.hooks.RemovableHandle]:
+    """Hooks on each (module, adapter) pair's gate and parts; returns the handles (removed when the capture closes)."""
     handles = []
-    modules = adapted_modules(model)
     for module, adapter in modules:
         handles.append(module.register_forward_pre_hook(_start))
         if adapter.pooled and getattr(module, "conv2", None) is None:  # use_mlp=True: conv is not the kernel
@@ -102,36 +91,4 @@ def _register(model: nn.Module) -> tuple[list[torch.utils.hooks.RemovableHandle]
         if adapter.branches:
             handles.append(getattr(module, adapter.branches).register_forward_hook(_keep_branch(module)))
         handles.append(getattr(module, adapter.gate).register_forward_hook(_finish(module, adapter)))
-    # user modules recognised by structure (DANet PAM, non-local, GCNet, SE, ...): attnviz.families
-    recognised = recognised_modules(model, exclude=[module for module, _ in modules])
-    handles += register(recognised)
-    # everything else is left to the dataflow reader, which skips what the readers above claim
-    claimed = [m for m, _ in modules] + [m for m, _ in recognised] + [m for m in model.modules() if is_own(m)]
-    handles += register_frames(model, claimed)
-    return handles, len(modules) + len(recognised)
-
-
-_lock = threading.Lock()
-_installed: dict[int, list] = {}  # id(model) -> [open captures, hook handles, adapted modules]
-
-
-@contextmanager
-def hooked(model: nn.Module) -> Iterator[int]:
-    """Hooks on `model`'s third-party attention modules while the block runs; yields how many modules.
-
-    Reference-counted per model: the first open capture registers, the last one to close removes.
-    """
-    with _lock:
-        entry = _installed.get(id(model))
-        if entry is None:
-            entry = _installed[id(model)] = [0, *_register(model)]
-        entry[0] += 1
-    try:
-        yield entry[2]
-    finally:
-        with _lock:
-            entry[0] -= 1
-            if entry[0] == 0:
-                for handle in entry[1]:
-                    handle.remove()
-                del _installed[id(model)]
+    return handles

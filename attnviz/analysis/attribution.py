@@ -30,7 +30,7 @@ import torch
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import nn
 
-from attnviz.geometry import cell_means, check_pixel
+from attnviz.analysis.geometry import cell_means, check_pixel
 
 __all__ = ["MainLogits", "UserLogits", "pixel_target", "grad_cam", "integrated_gradients", "cell_mass", "input_magnitude",
            "rank_correlation", "top_overlap", "attribution_layer"]
@@ -73,7 +73,7 @@ def attribution_layer(model: nn.Module) -> nn.Module:
 
 def pixel_target(prediction, x: int, y: int) -> tuple[int, int, int]:
     """captum's target (class, y, x) for the logit of the predicted class at integer pixel (x, y) of a
-    (H, W) prediction: the chosen pixel itself (attnviz.geometry), never a float truncated."""
+    (H, W) prediction: the chosen pixel itself (attnviz.analysis.geometry), never a float truncated."""
     x, y = check_pixel(x, y, tuple(np.shape(prediction)[-2:]))
     return int(prediction[y, x]), y, x
 
@@ -90,7 +90,7 @@ def grad_cam(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int]
     """(Grad-CAM at the layer's grid (h, w), the same upsampled bilinearly to the image (H, W)).
 
     image (1, 3, H, W); target (class, y, x), an integer pixel (see `pixel_target`). The bilinear upsampling
-    (align_corners=False) puts cell c's value at (c + 0.5) W / w, the centre of that cell (attnviz.geometry).
+    (align_corners=False) puts cell c's value at (c + 0.5) W / w, the centre of that cell (attnviz.analysis.geometry).
     layer_input: attribute to the layer's input instead of its output (for a user's model: the features that
     feed its attention module).
     """
@@ -119,7 +119,7 @@ def integrated_gradients(model: nn.Module, image: torch.Tensor, target: tuple[in
 
 def cell_mass(attribution: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Attribution magnitude per cell of a (h, w) grid: |attribution| summed over channels, then the mean
-    over the image pixels of each cell (the cells of attnviz.geometry), normalised to sum to 1."""
+    over the image pixels of each cell (the cells of attnviz.analysis.geometry), normalised to sum to 1."""
     magnitude = attribution.abs()
     if magnitude.ndim == 3:
         magnitude = magnitude.sum(0)

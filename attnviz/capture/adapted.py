@@ -1,6 +1,6 @@
 """Which third-party attention classes attnviz reads (timm, torchvision), and where their gate is.
 
-The table alone, with no hooks: `attnviz.adapters` installs the hooks from it, and `attnviz.families.survey`
+The table alone, with no hooks: `attnviz.capture.adapters` installs the hooks from it, and `attnviz.capture.families.survey`
 reads it to leave these modules to the adapters. Keeping it apart lets both import it with no import circle
 (adapters -> families -> survey -> adapters, before).
 """
