@@ -13,9 +13,12 @@ from attnviz.analysis.metrics import score_prediction
 from attnviz.models.checkpoint import card_summary
 from attnviz.results import as_number
 from attnviz.text import markdown_literal
-from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord
-from attnviz.analysis.views import findings_rows
-from attnviz.viz.figures import class_legend_html, coordinate_attention_figure, training_curve_figure
+from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, CoordinateAttentionRecord, GateRecord,
+                                     SpatialAttentionRecord)
+from attnviz.analysis.views import branch_weights, findings_rows, gate_planes
+from attnviz.viz.figures import (branch_weights_figure, class_legend_html, coordinate_attention_figure,
+                                 gate_planes_figure, layer_weights_heatmap, sorted_weights_figure,
+                                 training_curve_figure)
 from attnviz.viz.overlays import blend_classes, blend_heatmap, blend_labels
 
 t = app.t
@@ -100,6 +103,46 @@ def model_card(selection) -> None:
     st.json(selection.card.get("config", {}), expanded=False)
 
 
+def found_by_what_they_compute(analysis) -> None:
+    """What the dataflow reader found in modules of no known family, drawn: sigmoid channel gates (one row a
+    layer), softmax weights over channels, over branches (a module picked), and gates on elements or planes."""
+    found = {name: rec for name, rec in analysis.records.items() if rec.found_by}
+    gates = {n: r for n, r in found.items() if isinstance(r, ChannelAttentionRecord) and r.kind == "gate"}
+    softmaxes = {n: r for n, r in found.items() if isinstance(r, ChannelAttentionRecord) and r.kind != "gate"}
+    branches = {n: r for n, r in found.items() if isinstance(r, BranchWeightRecord)}
+    planes = {n: r for n, r in found.items() if isinstance(r, GateRecord)}
+    if not (gates or softmaxes or branches or planes):
+        return
+    st.subheader(t("overview.user.computed_title"))
+    st.markdown(t("overview.user.computed_intro"))
+    if gates:
+        app.chart(st, layer_weights_heatmap(list(gates), [r.weights[0].numpy() for r in gates.values()],
+                                            language=app.language()),
+                  key=keys.USER_CHANNEL_GATES, caption=app.figure_caption(t("overview.user.channel_gates_module")))
+    for name, record in softmaxes.items():
+        app.chart(st, sorted_weights_figure(record.weights[0].numpy(), t("overview.user.softmax_title", layer=name),
+                                            language=app.language(), unit_range=False),
+                  key=keys.user_chart(name), caption=app.figure_caption(t("overview.user.softmax_module"),
+                                                                       t("figures.caption_layer", layer=name)))
+    if branches:
+        st.markdown(t("overview.user.branches"))
+        name = st.selectbox(t("common.layer"), list(branches), key=keys.USER_BRANCH_LAYER, format_func=lambda n: (
+            f"{n}  (K = {branches[n].branches}, C = {branches[n].channels})"))
+        app.chart(st, branch_weights_figure(branch_weights(branches[name]), t("overview.user.branches_title", layer=name),
+                                            language=app.language()),
+                  key=keys.user_chart(name), caption=app.figure_caption(t("overview.user.branches_module"),
+                                                                       t("figures.caption_layer", layer=name)))
+    if planes:
+        st.markdown(t("overview.user.planes"))
+        name = st.selectbox(t("common.layer"), list(planes), key=keys.USER_GATE_LAYER, format_func=lambda n: (
+            f"{n}  ({' x '.join(planes[n].axes)})"))
+        app.chart(st, gate_planes_figure(gate_planes(planes[name]), t("overview.user.planes_title", layer=name),
+                                         language=app.language()),
+                  key=keys.user_chart(name), caption=app.figure_caption(t("overview.user.planes_module"),
+                                                                       t("figures.caption_layer", layer=name)))
+        st.caption(planes[name].found_by)
+
+
 def top_classes_table(where, top_classes, progress: bool) -> None:
     frame = pd.DataFrame([{"class": name, "index": index, "probability": p} for index, name, p in top_classes])
     probability = (st.column_config.ProgressColumn(t("overview.timm.probability"), format="percent", min_value=0.0,
@@ -151,6 +194,7 @@ if selection.source == "user":  # a model given with --model / --models
                                                   t("overview.ca_title", layer=name), language=app.language()),
                   key=keys.user_chart(name),
                   caption=app.figure_caption(t("overview.ca_module"), t("figures.caption_layer", layer=name)))
+    found_by_what_they_compute(analysis)
     with st.expander(t("common.for_researchers")):
         st.caption(t("overview.user.timing", ms=analysis.forward_s * 1000, device=analysis.device))
     app.stop_page()

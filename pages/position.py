@@ -63,12 +63,7 @@ st.markdown(t("position.notice"))
 selection, analysis = app.page_analysis(prefixes=("danet",), what=t("position.what"),
                                         needs=lambda a: bool(a.spatial_attention))
 modules = analysis.spatial_attention
-app.apply_link("module", keys.PAM_MODULE, list(modules), what=t("position.link_module"))
-if st.session_state.get(keys.PAM_MODULE) not in modules:
-    st.session_state[keys.PAM_MODULE] = next(iter(modules))
-module_name = (st.selectbox(t("position.module_label"), list(modules), key=keys.PAM_MODULE,
-                            format_func=lambda n: f"{n} ({modules[n].family or modules[n].kind})")
-               if len(modules) > 1 else next(iter(modules)))
+module_name = app.spatial_module_picker(st, modules)
 record = modules[module_name]
 image = selection.image
 image_hw = image.shape[:2]

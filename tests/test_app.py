@@ -1,5 +1,6 @@
 """AppTest: every page renders with a shipped model and a sample, and shows what matters."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -424,16 +425,79 @@ def test_your_model_with_every_family_on_the_overview(monkeypatch, tmp_path):
     structure = table[table["reader"] != "what it computes"]
     assert (structure["drawn"] == "yes").all(), table[["module", "check"]].to_string()
     assert "**Spatial gates**" in _text(at)
-    assert len(at.get("plotly_chart")) == 1, "no coordinate-attention chart"
-    # the look-alike of no family is read by what it computes (its gate on every element), not warned about
+    charts = [chart.key for chart in at.get("plotly_chart")]
+    # the coordinate attention; the look-alike of no family, read by what it computes (a gate on every element)
+    assert charts == ["user_net.coord", "user_net.odd"], charts
     odd = table[table["module"].str.endswith("odd")]
     assert len(odd) == 1, table[["module", "reader", "check"]].to_string()
     assert list(odd["reader"]) == ["what it computes"] and "per element" in odd["check"].iloc[0]
-    assert list(odd["drawn"]) == ["no"] and "no page draws this kind yet" in odd["check"].iloc[0]   # a GateRecord
+    assert list(odd["drawn"]) == ["yes"] and odd["map"].iloc[0].startswith("C 16 x H"), odd.to_string()
+    assert "Found by what they compute" in [h.value for h in at.subheader] and "**Gates on elements or planes**" in _text(at)
     assert not any("odd" in w.value for w in at.warning)
     at.switch_page("pages/position.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.selectbox(key="pam_module").options) >= 5        # pam, nl, cc, cc#1, sagan, context
+    assert len(at.selectbox(key="pam_module_group").options) >= 5  # pam, nl, cc, cc#1, sagan, context
+
+
+def test_your_model_with_long_tail_modules_draws_every_kind_found_by_what_it_computes(monkeypatch, tmp_path):
+    """Modules of no known family, as people copy them (External-Attention-pytorch's SKAttention,
+    TripletAttention and 4-head token attention, timm's GatherExcite): each is found by what it computes and
+    drawn: channel gates, branch weights and gate planes on the Overview, each head on the Position page,
+    where a row of the chosen head sums to 1 on its own."""
+    (tmp_path / "long_tail.py").write_text(
+        "import torch.nn.functional as F\nfrom torch import nn\nfrom timm.layers.gather_excite import GatherExcite\n"
+        "from fixtures_attention import randomise\n"
+        "from fixtures_dataflow import ScaledDotProductAttention, SKAttention, TripletAttention\n\n\n"
+        "class Tokens(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.pa = ScaledDotProductAttention(32, h=4)\n\n"
+        "    def forward(self, x):\n"
+        "        b, c, h, w = x.shape\n"
+        "        y = x.flatten(2).transpose(1, 2)\n"
+        "        return x + self.pa(y, y, y).transpose(1, 2).reshape(b, c, h, w)\n\n\n"
+        "class LongTail(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.down = nn.Conv2d(3, 32, 16, stride=16)\n"
+        "        self.sk = SKAttention(32)\n"
+        "        self.excite = GatherExcite(32, use_mlp=False)\n"
+        "        self.triplet = TripletAttention()\n"
+        "        self.attn = Tokens()\n"
+        "        self.head = nn.Conv2d(32, 11, 1)\n\n"
+        "    def forward(self, x):\n"
+        "        y = self.attn(self.triplet(self.excite(self.sk(self.down(x)))))\n"
+        "        return F.interpolate(self.head(y), size=x.shape[-2:], mode='bilinear')\n\n\n"
+        "def long_tail():\n"
+        "    return randomise(LongTail())\n")
+    monkeypatch.chdir(tmp_path)
+    at = _user_app(monkeypatch, "--model", "long_tail:long_tail")   # a name of its own: models are cached by name
+    table = at.dataframe[0].value
+    assert (table["reader"] == "what it computes").all() and (table["drawn"] == "yes").all(), table.to_string()
+    kinds = dict(zip(table["module"], table["family"]))
+    assert kinds["sk"] == "BranchWeight" and kinds["excite"] == "ChannelAttention", kinds
+    assert {f"attn.pa:head{h}" for h in range(4)} <= set(kinds) and kinds["attn.pa:head0"] == "PositionAttention"
+    planes = [name for name, family in kinds.items() if family == "Gate"]
+    assert len(planes) == 2 and all(name.startswith("triplet.") for name in planes), kinds   # C x W, H x C
+    charts = [chart.key for chart in at.get("plotly_chart")]
+    assert {"user_channel_gates", "user_sk", f"user_{planes[0]}"} <= set(charts), charts
+    assert [o.split()[0] for o in at.selectbox(key="user_gate_layer").options] == planes
+    text = _text(at)
+    assert "Found by what they compute" in [h.value for h in at.subheader] and "**Branch weights**" in text
+
+    at.switch_page("pages/position.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    heads = at.selectbox(key="pam_head")
+    assert heads.options == [f"head {h}" for h in range(4)] and heads.value == "attn.pa:head0"   # shown as labels
+    heads.set_value("attn.pa:head2").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["pam_module"] == "attn.pa:head2"
+    at.session_state["pam_click"] = {"x": 100, "y": 60, "width": 480, "height": 360}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="pam_head").value == "attn.pa:head2"
+    total = re.search(r"Row i sums to \*\*([0-9.]+)\*\*", _text(at))   # the head's own softmax (float32)
+    assert total and abs(float(total.group(1)) - 1) <= 2e-6, _text(at)
 
 
 def test_coordinate_attention_page_reads_the_factor_of_the_clicked_cell():

@@ -147,7 +147,7 @@ LONG_TAIL = {   # module -> (builder, {record type: how many})
     "SKAttention": (lambda: ea.SKAttention(32), {BranchWeightRecord: 1}),
     "ShuffleAttention": (lambda: ea.ShuffleAttention(32, G=4), {ChannelAttentionRecord: 1, GateRecord: 1}),
     # each AttentionGate owns its gate: a spatial gate on its own (permuted) input, (C, W), (H, C), (H, W)
-    "TripletAttention": (lambda: ea.TripletAttention(), {SpatialAttentionRecord: 3}),
+    "TripletAttention": (lambda: ea.TripletAttention(), {SpatialAttentionRecord: 1, GateRecord: 2}),  # H x W; C x W, H x C
     "PSA": (lambda: ea.PSA(32), {BranchWeightRecord: 1}),
     "ParallelPolarizedSelfAttention": (lambda: ea.ParallelPolarizedSelfAttention(32),
                                        {GlobalContextRecord: 1, ChannelAttentionRecord: 2, SpatialAttentionRecord: 1}),
@@ -179,6 +179,18 @@ def test_long_tail_modules_found_by_what_they_compute(name):
             assert torch.allclose(record.row(5).sum(), torch.tensor(1.0), atol=1e-5)
         else:
             assert held_exactly(record, outputs), key
+
+
+def test_triplet_gates_on_permuted_features_are_planes_named_by_the_block_input():
+    """TripletAttention gates the features permuted (C moved to a spatial axis): its first two gates are over
+    the C x W and H x C planes of the block's input, never drawn as a photo's H x W; the third is spatial."""
+    torch.manual_seed(0)
+    net = randomise(nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), ea.TripletAttention()))
+    records, _, outputs = run(net, torch.randn(2, 3, 6, 10))
+    planes = {key: r.axes for key, r in records.items() if isinstance(r, GateRecord)}
+    assert sorted(planes.values()) == [("C", "W"), ("H", "C")], planes
+    assert [r.map.shape[-2:] for r in records.values() if isinstance(r, SpatialAttentionRecord)] == [(6, 10)]
+    assert all(held_exactly(r, outputs) for r in records.values())
 
 
 def test_simam_gate_is_the_sigmoid_of_its_energy():

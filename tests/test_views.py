@@ -116,3 +116,33 @@ def test_channel_scaling_is_the_weight_times_the_layers_input():
     np.testing.assert_allclose(scaling.after, 0.9 * features[0, 1].numpy(), rtol=1e-6)
     with pytest.raises(ValueError):
         channel_scaling(ChannelAttentionRecord("se", weights), 1)
+
+
+def test_heads_are_grouped_under_their_module_mean_first_then_in_order():
+    from attnviz.analysis.views import head_of, module_heads
+
+    names = ["net.pam", "blk.attn:head10", "blk.attn:head2", "blk.attn:mean", "blk.attn:head0", "gate:headroom"]
+    assert module_heads(names) == {"net.pam": ["net.pam"],
+                                   "blk.attn": ["blk.attn:mean", "blk.attn:head0", "blk.attn:head2", "blk.attn:head10"],
+                                   "gate:headroom": ["gate:headroom"]}
+    assert head_of("blk.attn:head2") == ("blk.attn", "head2") and head_of("net.cc.cca#1") == ("net.cc.cca#1", None)
+
+
+def test_gate_planes_are_what_a_gate_record_holds():
+    import torch
+
+    from attnviz.analysis.views import branch_weights, gate_planes
+    from attnviz.capture.records import BranchWeightRecord, GateRecord
+
+    torch.manual_seed(0)
+    softmax = torch.softmax(torch.randn(2, 3, 4, 5), dim=1)   # 3 descriptors at every pixel of a 4x5 grid
+    planes = gate_planes(GateRecord("softmax", softmax, ("K", "H", "W")), batch=1)
+    assert [p.descriptor for p in planes] == [0, 1, 2] and all(p.axes == ("H", "W") for p in planes)
+    assert np.allclose(sum(p.values for p in planes), 1.0, atol=1e-6)           # the descriptors share each pixel
+    elements = torch.rand(1, 6, 4, 5)
+    (plane,) = gate_planes(GateRecord("elements", elements, ("C", "H", "W")))
+    assert plane.mean_over == "C" and np.allclose(plane.values, elements[0].mean(0).numpy())
+    (plane,) = gate_planes(GateRecord("plane", elements[:, 0, :3], ("C", "W")))   # TripletAttention's C x W gate
+    assert plane.axes == ("C", "W") and np.array_equal(plane.values, elements[0, 0, :3].numpy())
+    weights = torch.softmax(torch.randn(1, 3, 8), dim=1)
+    assert np.allclose(branch_weights(BranchWeightRecord("branches", weights)).sum(0), 1.0, atol=1e-6)

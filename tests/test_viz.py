@@ -107,3 +107,20 @@ def test_a_titles_second_line_joins_the_caption():
     figure = with_caption(go.Figure(layout=dict(title=dict(text="k against C<br><sup>lines apart</sup>"))), "ECA · model m")
     assert figure.layout.title.text == "k against C"
     assert figure.layout.title.subtitle.text == "lines apart<br>ECA · model m"
+
+
+def test_branch_weights_and_gate_planes_figures_hold_the_values_on_one_scale():
+    from attnviz.analysis.views import GatePlane
+    from attnviz.viz.figures import branch_weights_figure, gate_planes_figure, sorted_weights_figure
+
+    weights = np.array([[0.2, 0.9, 0.5], [0.8, 0.1, 0.5]])
+    fig = branch_weights_figure(weights, "sk", language="zh")
+    assert np.array_equal(np.asarray(fig.data[0].z), weights) and list(fig.data[0].y) == ["分支 0", "分支 1"]
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (0, 1)
+    planes = [GatePlane(np.full((2, 3), 0.25), ("H", "W"), descriptor=0), GatePlane(np.full((2, 3), 0.75), ("H", "W"), descriptor=1)]
+    fig = gate_planes_figure(planes, "gate")
+    assert len(fig.data) == 2 and (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.25, 0.75)
+    assert [a.text for a in fig.layout.annotations][:2] == ["descriptor k = 0", "descriptor k = 1"]
+    softmax = np.array([0.01, 0.03, 0.02])   # softmax weights over C channels: the axis runs to their largest
+    fig = sorted_weights_figure(softmax, "x", unit_range=False)
+    assert list(fig.data[0].y) == [0.03, 0.02, 0.01] and tuple(fig.layout.yaxis.range) == (0, 0.03)

@@ -20,9 +20,10 @@ from attnviz.capture import dataflow
 from attnviz.capture import capture
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.data.transforms import to_float_image
-from attnviz.capture.records import (ChannelAttentionRecord, ChannelMapRecord, CrissCrossAttentionRecord, GlobalContextRecord,
-                             CoordinateAttentionRecord, DenseAttentionRecord, PositionAttentionRecord, Record,
-                             SpatialAttentionRecord, of_type)
+from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, ChannelMapRecord,
+                                     CoordinateAttentionRecord, CrissCrossAttentionRecord, DenseAttentionRecord,
+                                     GateRecord, GlobalContextRecord, PositionAttentionRecord, Record,
+                                     SpatialAttentionRecord, SpatialMap, of_type)
 
 __all__ = ["Analysis", "analyse", "analyse_classifier", "analyse_user_model", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
            "click_to_image_point", "parse_image_point", "mean_weight_spread", "classes_present",
@@ -157,35 +158,37 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
                     lookalikes)
 
 
-# what the pages draw of the dataflow reader's records: spatial maps on Position, gates on the Overview
-_DRAWN = (PositionAttentionRecord, DenseAttentionRecord, GlobalContextRecord, SpatialAttentionRecord,
-          CoordinateAttentionRecord)
-
-
 def _dataflow_checks(recorder) -> list[dict]:
-    """One row per record the dataflow reader found (drawn), and per softmax / gate it saw and did not draw."""
-    rows = [{"name": name, "family": type(rec).__name__.removesuffix("Record"), "form": "",
-             "verified": isinstance(rec, _DRAWN),   # "drawn": a page shows this kind of record
-             "max_error": None, "reason": rec.found_by + ("" if isinstance(rec, _DRAWN) else
-                                                          "; listed here, no page draws this kind yet"),
-             "map": _map_size(rec), "reader": "dataflow"}
+    """One row per record the dataflow reader found (every kind is drawn: spatial maps on the Position page,
+    gates, channel and branch weights on the Overview), and per softmax / gate it saw and did not draw."""
+    rows = [{"name": name, "family": type(rec).__name__.removesuffix("Record"), "form": "", "verified": True,
+             "max_error": None, "reason": rec.found_by, "map": _map_size(rec), "reader": "dataflow"}
             for name, rec in recorder.items() if rec.found_by]
     rows += [{"name": item.module, "family": "–", "form": "", "verified": False, "max_error": None,
               "reason": item.what, "map": "", "reader": "dataflow"} for item in dataflow.skipped(recorder)]
     return rows
 
 
-def _map_size(record) -> str:
-    """"h x w" of a record's spatial map (keys on their own grid shown too), or "C = n" for channel gates."""
+def _map_size(record: Record | None) -> str:
+    """What a record's map is over, in words: "h x w" of a spatial map (keys on their own grid shown too), of a
+    spatial gate or a coordinate pair; the axes of a gate; "C = n" for channel weights, "K x C" for branches."""
     if record is None:
         return ""
-    if hasattr(record, "key_grid") and tuple(record.key_grid) != (record.height, record.width):
-        return f"{record.height}x{record.width} (keys {record.key_grid[0]}x{record.key_grid[1]})"
-    if hasattr(record, "height") and hasattr(record, "width"):
-        return f"{record.height}x{record.width}"
-    if getattr(record, "map", None) is not None:
+    if isinstance(record, SpatialMap):
+        keys = tuple(record.key_grid)
+        own = (record.height, record.width)
+        return f"{own[0]}x{own[1]}" + ("" if keys == own else f" (keys {keys[0]}x{keys[1]})")
+    if isinstance(record, SpatialAttentionRecord):
         return "x".join(str(v) for v in record.map.shape[-2:])
-    if getattr(record, "weights", None) is not None:
+    if isinstance(record, CoordinateAttentionRecord):
+        return f"{record.height_weights.shape[-1]}x{record.width_weights.shape[-1]}"
+    if isinstance(record, GateRecord):
+        return " x ".join(f"{axis} {size}" for axis, size in zip(record.axes, record.gate.shape[1:]))
+    if isinstance(record, BranchWeightRecord):
+        return f"K = {record.branches}, C = {record.channels}"
+    if isinstance(record, ChannelMapRecord):
+        return f"{record.attention.shape[-1]}x{record.attention.shape[-1]}"
+    if isinstance(record, ChannelAttentionRecord):
         return f"C = {record.weights.shape[-1]}"
     return ""
 

@@ -24,7 +24,8 @@ from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.analysis.quality import far_key_own_class_ratio
 
 __all__ = ["ClassShare", "PositionView", "position_view", "CoordinateView", "coordinate_view", "most_varied_channel",
-           "ChannelScaling", "channel_scaling", "findings_rows"]
+           "ChannelScaling", "channel_scaling", "findings_rows", "module_heads", "head_of", "GatePlane", "gate_planes",
+           "branch_weights"]
 
 MODES = ("row", "column")
 
@@ -170,3 +171,60 @@ def channel_scaling(record, channel: int, batch: int = 0) -> ChannelScaling:
     before = record.features[batch, channel].double().numpy()
     weight = float(record.weights[batch, channel])
     return ChannelScaling(int(channel), weight, before, weight * before)
+
+
+# ----------------------------------------------------------------------------- heads, gates and branches
+# what the dataflow reader finds in modules of no known family (attnviz.capture.dataflow), as the pages draw it
+
+HEAD_SEPARATOR = ":"
+
+
+def head_of(name: str) -> tuple[str, str | None]:
+    """(module, head) of a record name: "blocks.0.attn:head2" -> ("blocks.0.attn", "head2"), "x:mean" ->
+    ("x", "mean"); any other name is a module of its own, (name, None)."""
+    module, _, part = name.rpartition(HEAD_SEPARATOR)
+    if module and (part == "mean" or (part.startswith("head") and part[4:].isdigit())):
+        return module, part
+    return name, None
+
+
+def module_heads(names) -> dict[str, list[str]]:
+    """The record names grouped by module, in the order the modules first appear: a module whose map has
+    several heads (recorded as "module:head0", ..., "module:mean") gets its mean first, then its heads in
+    order; any other name is a group of one."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(head_of(name)[0], []).append(name)
+
+    def order(name: str) -> tuple[int, int]:
+        part = head_of(name)[1]
+        return (0, 0) if part in (None, "mean") else (1, int(part[4:]))
+
+    return {module: sorted(members, key=order) for module, members in groups.items()}
+
+
+@dataclass(frozen=True)
+class GatePlane:
+    """One (rows, columns) plane of a gate or of softmax weights, as drawn: its values and what it is."""
+    values: np.ndarray      # (rows, columns)
+    axes: tuple[str, str]   # the plane's (row axis, column axis) names, e.g. ("H", "W"), ("C", "W")
+    descriptor: int | None = None   # the descriptor k of a softmax over descriptors at every pixel
+    mean_over: str | None = None    # the axis averaged out (a gate per element: "C")
+
+
+def gate_planes(record, batch: int = 0, max_planes: int = 8) -> list[GatePlane]:
+    """What to draw of a GateRecord: a softmax over K descriptors at every pixel (axes K, H, W) gives one
+    plane per descriptor (their mean is 1/K everywhere: nothing to see); a gate per element (C, H, W) gives
+    its mean over C; a gate on a plane (TripletAttention's C x W) is that plane. At most `max_planes`."""
+    gate = record.gate[batch].float().numpy()
+    axes = tuple(record.axes[-2:])
+    if record.axes[0] == "K" and gate.ndim == 3:
+        return [GatePlane(gate[k], axes, descriptor=k) for k in range(min(gate.shape[0], max_planes))]
+    if gate.ndim == 3:
+        return [GatePlane(gate.mean(0), axes, mean_over=record.axes[0])]
+    return [GatePlane(gate.reshape(-1, *gate.shape[-2:]).mean(0), axes)]
+
+
+def branch_weights(record, batch: int = 0) -> np.ndarray:
+    """(K, C) weights of a BranchWeightRecord (each channel's weights over the K branches sum to 1)."""
+    return record.weights[batch].float().numpy()

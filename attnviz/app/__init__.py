@@ -24,10 +24,10 @@ from attnviz.app.resources import (catalogue, channel_data, checkpoint_dir, hove
                                    results)
 from attnviz.app.selection import Selection, begin_run, current
 from attnviz.app.sidebar import sidebar
-from attnviz.app.widgets import channel_focus, chart, download, figure_caption, extreme_channels, layer_picker, pins_slide, switch_button
+from attnviz.app.widgets import channel_focus, chart, download, figure_caption, extreme_channels, layer_picker, pins_slide, spatial_module_picker, switch_button
 
 __all__ = ["pooled", "bound_t", "pins_slide", "companion_label", "figure_caption", "t", "language", "channel_focus", "weights_on_photos", "Panel", "main_panel", "attention_canvas", "channel_canvas", "channel_data", "companion_panels", "hover_data", "Selection", "begin_run", "current", "sidebar", "page_selection", "page_analysis", "analysis_for",
            "require_models", "stop_page", "catalogue", "checkpoint_dir", "results", "pixel_grad_cam",
-           "pixel_integrated_gradients", "chart", "download", "layer_picker", "extreme_channels", "switch_button",
+           "pixel_integrated_gradients", "chart", "download", "layer_picker", "spatial_module_picker", "extreme_channels", "switch_button",
            "apply_link", "chosen_pixel", "pinned_pixels", "take_pin", "remove_pins", "pins_text", "link_params",
            "write_link"]

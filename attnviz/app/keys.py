@@ -37,7 +37,9 @@ def switch_button(model_name: str) -> str:
 
 # ---- Position page
 PAM_MODE = "pam_mode"
-PAM_MODULE = "pam_module"         # which spatial attention of the model (when it has several)
+PAM_MODULE = "pam_module"         # which spatial attention record (full name, heads included: "attn:head2")
+PAM_MODULE_GROUP = "pam_module_group"  # select box: the module (its heads grouped under one entry)
+PAM_HEAD = "pam_head"             # select box: the mean of a multi-head map or one of its heads
 PAM_OPACITY = "pam_opacity"
 PAM_CLICK = "pam_click"
 PAM_PNG = "pam_png"
@@ -117,6 +119,11 @@ def extreme_channels(prefix: str, part: str) -> str:
 def channel_focus(prefix: str, part: str) -> str:
     """A widget of a channel page's one-channel section (prefix "eca" / "flex"): "channel", "scaling", "photos"."""
     return f"{prefix}_focus_{part}"
+
+
+USER_CHANNEL_GATES = "user_channel_gates"  # the Overview's chart of a user model's channel gates found by dataflow
+USER_BRANCH_LAYER = "user_branch_layer"    # select box: which branch-weight module of a user's model
+USER_GATE_LAYER = "user_gate_layer"        # select box: which element / plane gate of a user's model
 
 
 def user_chart(module_name: str) -> str:

@@ -6,15 +6,15 @@ from typing import Callable
 import streamlit as st
 
 from attnviz.app import keys
-from attnviz.app.language import language, t
+from attnviz.app.language import bound_t, language, t
 from attnviz.app.links import apply_link
 from attnviz.app.selection import SOURCES, current
-from attnviz.analysis.views import channel_scaling
+from attnviz.analysis.views import channel_scaling, head_of, module_heads
 from attnviz.viz.figures import (channel_scaling_figure, extreme_channels_figure, pinned_maps_figure,
                                  weight_across_photos_figure, with_caption)
 
 __all__ = ["FIGURE_FORMATS", "chart", "figure_caption", "pins_slide", "download", "linked_selectbox", "layer_picker", "extreme_channels", "switch_button",
-           "channel_focus"]
+           "channel_focus", "spatial_module_picker"]
 
 FIGURE_FORMATS = {"PNG": "png", "SVG": "svg"}
 
@@ -69,6 +69,47 @@ def layer_picker(names: list[str], key: str, format_func) -> str:
     """The layer select box of a channel-attention page: the link's ?layer= first, else the last layer."""
     return linked_selectbox(st, t("common.layer"), names, key, "layer", t("links.no_layer"), default=names[-1],
                             format_func=format_func)
+
+
+def _pick_group(groups: dict[str, list[str]]) -> None:
+    st.session_state[keys.PAM_MODULE] = groups[st.session_state[keys.PAM_MODULE_GROUP]][0]
+
+
+def _pick_head() -> None:
+    st.session_state[keys.PAM_MODULE] = st.session_state[keys.PAM_HEAD]
+
+
+def spatial_module_picker(where, modules: dict) -> str:
+    """The spatial attention the Position page shows, as a record name (kept in keys.PAM_MODULE, which the
+    link writes and restores): a module box when the model has several, and a head box when the module's
+    map has heads (the mean first, then each head: the dataflow reader's "attn:mean", "attn:head0", ...)."""
+    apply_link("module", keys.PAM_MODULE, list(modules), what=t("position.link_module"))
+    if st.session_state.get(keys.PAM_MODULE) not in modules:
+        st.session_state[keys.PAM_MODULE] = next(iter(modules))
+    groups = module_heads(modules)
+    chosen = st.session_state[keys.PAM_MODULE]
+    group = head_of(chosen)[0] if head_of(chosen)[0] in groups else chosen
+    tr = bound_t()
+
+    def module_label(name: str) -> str:
+        record = modules[groups[name][0]]
+        heads = len(groups[name]) - 1
+        what = record.family or record.kind
+        return f"{name} ({what}, {tr('position.heads', count=heads)})" if heads > 1 else f"{name} ({what})"
+
+    def head_label(name: str) -> str:
+        part = head_of(name)[1]
+        return tr("position.head_mean") if part == "mean" else tr("position.head_n", head=int(part[4:]))
+
+    if len(groups) > 1:
+        st.session_state[keys.PAM_MODULE_GROUP] = group
+        where.selectbox(t("position.module_label"), list(groups), key=keys.PAM_MODULE_GROUP, format_func=module_label,
+                        on_change=_pick_group, args=(groups,))
+    if len(groups[group]) > 1:
+        st.session_state[keys.PAM_HEAD] = chosen
+        where.selectbox(t("position.head_label"), groups[group], key=keys.PAM_HEAD, format_func=head_label,
+                        on_change=_pick_head, help=t("position.head_help"))
+    return chosen
 
 
 def extreme_channels(features, weights, prefix: str) -> None:

@@ -141,7 +141,7 @@ def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
             return
         frame = stack.pop()
         if not frame.claimed:
-            waiting = _finish(recorder, frame)
+            waiting = _finish(recorder, frame, [f.x.shape for f in reversed(stack) if f.x is not None])
             if waiting and stack and not stack[-1].claimed:   # a gate module (timm's Sigmoid) returns its output:
                 stack[-1].gates.extend(waiting)                 # the caller multiplies, so the caller owns it
 
@@ -436,11 +436,24 @@ def _gate_record(gate: _Gate, batch: int, own: tuple[int, ...] | None):
     return None, f"a {gate.op} gate of shape {'x'.join(map(str, shape))} on features {'x'.join(map(str, features))}"
 
 
-def _finish(recorder, frame: _Frame) -> list[_Gate]:
+def _unpermuted(own: tuple[int, ...] | None, enclosing: list) -> tuple[int, ...] | None:
+    """The input shape to name a gate's axes by: the module's own, unless it is a permutation of the nearest
+    enclosing module's input (TripletAttention hands each gate the features with C moved to a spatial axis:
+    the gate's "pixels" are then a C x W or H x C plane, not the photo's H x W)."""
+    if own is None or len(own) != 4:
+        return own
+    for shape in enclosing:
+        shape = tuple(shape)
+        if len(shape) == 4 and shape[0] == own[0]:
+            return shape if sorted(shape[1:]) == sorted(own[1:]) else own
+    return own
+
+
+def _finish(recorder, frame: _Frame, enclosing: list | None = None) -> list[_Gate]:
     """Turn a finished module's softmaxes and gates into records (in call order) and notes; returns the gates
     that have not multiplied anything yet (the module returned them to its caller)."""
     batch = frame.x.shape[0] if frame.x is not None and frame.x.dim() > 0 else 1
-    own = tuple(frame.x.shape) if frame.x is not None else None
+    own = _unpermuted(tuple(frame.x.shape) if frame.x is not None else None, enclosing or [])
     found = list(frame.found)
     halves: dict[str, torch.Tensor] = {}
     waiting = [gate for gate in frame.gates if gate.multiplied is None]

@@ -25,7 +25,7 @@ import torch
 
 __all__ = ["ChannelAttentionRecord", "SpatialAttentionRecord", "CoordinateAttentionRecord",
            "PositionAttentionRecord", "ChannelMapRecord", "CrissCrossAttentionRecord", "GlobalContextRecord",
-           "DenseAttentionRecord", "BranchWeightRecord", "GateRecord", "Record", "of_type", "SpatialMap"]
+           "DenseAttentionRecord", "BranchWeightRecord", "GateRecord", "Record", "of_type", "SpatialMap", "Provenance"]
 
 
 @runtime_checkable
@@ -51,8 +51,19 @@ class SpatialMap(Protocol):
     def column(self, index: int, batch: int = 0) -> torch.Tensor: ...
 
 
+@dataclass(kw_only=True)
+class Provenance:
+    """Where a record came from and whether it was checked; every record has these (keyword-only) fields."""
+
+    family: str | None = None      # set by attnviz.capture.families (None: own module / library adapter / dataflow)
+    verified: bool = True          # False: recognised, but its output was not reproduced
+    max_error: float | None = None  # reconstruction error (None: not checked)
+    verified_form: str = ""        # the variant that verified ("embedded", "gaussian", "weights", ...)
+    found_by: str = ""             # the dataflow reader's words ("its softmax over 45x60 positions")
+
+
 @dataclass
-class ChannelAttentionRecord:
+class ChannelAttentionRecord(Provenance):
     """Per-channel weights w in (0, 1) that scale the feature map: y = x * w.
 
     `kind` names the module ("eca", "se", "flexible"); `parts` holds what the
@@ -67,11 +78,6 @@ class ChannelAttentionRecord:
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
     kernel: torch.Tensor | None = None
     features: torch.Tensor | None = None  # the module's input (B, C, H, W), if asked for
-    family: str | None = field(default=None, kw_only=True)  # set by attnviz.capture.families (None: own module / adapter)
-    verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
-    max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
-    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
-    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
     kernel_bias: float = field(default=0.0, kw_only=True)
 
     @property
@@ -80,35 +86,25 @@ class ChannelAttentionRecord:
 
 
 @dataclass
-class SpatialAttentionRecord:
+class SpatialAttentionRecord(Provenance):
     """A spatial gate (CBAM's 7x7 branch): y = x * m, m in (0, 1)^(H x W)."""
 
     kind: str
     map: torch.Tensor  # (B, H, W)
     groups: torch.Tensor | None = None  # (B, G, H, W): one gate per channel group (SGE); `map` is their mean
-    family: str | None = field(default=None, kw_only=True)  # set by attnviz.capture.families (None: own module / adapter)
-    verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
-    max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
-    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
-    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
 
 @dataclass
-class CoordinateAttentionRecord:
+class CoordinateAttentionRecord(Provenance):
     """Coordinate attention: y[c, h, w] = x[c, h, w] * a_h[c, h] * a_w[c, w]."""
 
     kind: str
     height_weights: torch.Tensor  # (B, C, H)
     width_weights: torch.Tensor  # (B, C, W)
-    family: str | None = field(default=None, kw_only=True)  # set by attnviz.capture.families (None: own module / adapter)
-    verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
-    max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
-    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
-    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
 
 @dataclass
-class PositionAttentionRecord:
+class PositionAttentionRecord(Provenance):
     """DANet position attention, S = softmax(Q K^T) over the last axis, kept implicit.
 
     query: (B, N, C'), key: (B, N, C'), log_normaliser: (B, N) with
@@ -134,11 +130,6 @@ class PositionAttentionRecord:
     key_height: int | None = field(default=None, kw_only=True)
     key_width: int | None = field(default=None, kw_only=True)
     normalisation: str = field(default="softmax", kw_only=True)  # "softmax" or "dot"
-    family: str | None = field(default=None, kw_only=True)
-    verified: bool = field(default=True, kw_only=True)
-    max_error: float | None = field(default=None, kw_only=True)
-    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
-    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
     @property
     def num_pixels(self) -> int:
@@ -223,7 +214,7 @@ class PositionAttentionRecord:
 
 
 @dataclass
-class ChannelMapRecord:
+class ChannelMapRecord(Provenance):
     """DANet channel attention X (C x C), row c = how channel c mixes the others."""
 
     kind: str
@@ -231,11 +222,6 @@ class ChannelMapRecord:
     form: str  # "official" (softmax(rowmax - energy)) or "paper" (softmax(energy))
     beta: float
     features: torch.Tensor | None = None  # the module's input A (B, C, H, W), if asked for
-    family: str | None = field(default=None, kw_only=True)  # set by attnviz.capture.families (None: own module / adapter)
-    verified: bool = field(default=True, kw_only=True)  # False: recognised, but its output was not reproduced
-    max_error: float | None = field(default=None, kw_only=True)  # reconstruction error (None: not checked)
-    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
-    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
     def _features(self, batch: int) -> torch.Tensor:
         if self.features is None:
@@ -296,7 +282,7 @@ class _KeysOnTheQueryGrid:
 
 
 @dataclass
-class CrissCrossAttentionRecord(_KeysOnTheQueryGrid):
+class CrissCrossAttentionRecord(_KeysOnTheQueryGrid, Provenance):
     """CCNet criss-cross attention (Huang et al., ICCV 2019), kept implicit like PositionAttentionRecord.
 
     Pixel i = (h, w) attends only to its cross: the H pixels of its column and the W pixels of its row,
@@ -313,11 +299,6 @@ class CrissCrossAttentionRecord(_KeysOnTheQueryGrid):
     height: int
     width: int
     alpha: float
-    family: str | None = field(default=None, kw_only=True)
-    verified: bool = field(default=True, kw_only=True)
-    max_error: float | None = field(default=None, kw_only=True)
-    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
-    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
     normalisation = "softmax"       # class constants: one softmax over each cross, rows of their own
     shared_by_all_queries = False
@@ -375,7 +356,7 @@ class CrissCrossAttentionRecord(_KeysOnTheQueryGrid):
 
 
 @dataclass
-class GlobalContextRecord(_KeysOnTheQueryGrid):
+class GlobalContextRecord(_KeysOnTheQueryGrid, Provenance):
     """GCNet's context block (Cao et al., ICCVW 2019): ONE attention map over all positions.
 
     map: (B, H, W) = softmax over all H*W positions of conv_mask(x); every query pixel gets the same
@@ -388,11 +369,6 @@ class GlobalContextRecord(_KeysOnTheQueryGrid):
     map: torch.Tensor
     context: torch.Tensor | None = None
     maps: torch.Tensor | None = None   # (B, M, H, W): M pooling maps found by the dataflow reader; `map` their mean
-    family: str | None = field(default=None, kw_only=True)
-    verified: bool = field(default=True, kw_only=True)
-    max_error: float | None = field(default=None, kw_only=True)
-    verified_form: str = field(default="", kw_only=True)  # the variant that verified ("gaussian", "weights", ...)
-    found_by: str = field(default="", kw_only=True)  # the dataflow reader's words ("its softmax over 45x60 positions")
 
     shared_by_all_queries = True  # class constants: S has identical rows, a softmax over all positions,
     normalisation = "softmax"     # and no residual weight (the transform's output is added as it is)
@@ -428,7 +404,7 @@ class GlobalContextRecord(_KeysOnTheQueryGrid):
 
 
 @dataclass
-class DenseAttentionRecord(_KeysOnTheQueryGrid):
+class DenseAttentionRecord(_KeysOnTheQueryGrid, Provenance):
     """A spatial attention map kept as it ran, found by the dataflow reader (attnviz.capture.dataflow): S (B, Nq, Nk).
 
     For a softmax whose input was not a plain product of two recorded factors (a relative-position bias
@@ -445,11 +421,6 @@ class DenseAttentionRecord(_KeysOnTheQueryGrid):
     key_width: int | None = field(default=None, kw_only=True)
     head: int | None = field(default=None, kw_only=True)   # None: the mean over `heads` heads (or the only one)
     heads: int = field(default=1, kw_only=True)
-    family: str | None = field(default=None, kw_only=True)
-    verified: bool = field(default=True, kw_only=True)
-    max_error: float | None = field(default=None, kw_only=True)
-    verified_form: str = field(default="", kw_only=True)
-    found_by: str = field(default="", kw_only=True)
 
     normalisation = "softmax"
     shared_by_all_queries = False
@@ -489,17 +460,12 @@ class DenseAttentionRecord(_KeysOnTheQueryGrid):
 
 
 @dataclass
-class BranchWeightRecord:
+class BranchWeightRecord(Provenance):
     """A softmax across K branches, per channel (SKNet's selective kernel, ResNeSt's split attention,
     EPSANet's pyramid split, S2-MLPv2): weights (B, K, C), summing to 1 over K for every channel."""
 
     kind: str
     weights: torch.Tensor   # (B, K, C)
-    family: str | None = field(default=None, kw_only=True)
-    verified: bool = field(default=True, kw_only=True)
-    max_error: float | None = field(default=None, kw_only=True)
-    verified_form: str = field(default="", kw_only=True)
-    found_by: str = field(default="", kw_only=True)
 
     @property
     def branches(self) -> int:
@@ -511,7 +477,7 @@ class BranchWeightRecord:
 
 
 @dataclass
-class GateRecord:
+class GateRecord(Provenance):
     """A gate that multiplies the features and is not one weight per channel or per pixel: one weight per
     element (SimAM, BAM, GatherExcite with an extent; B, C, H, W) or per cell of another plane
     (TripletAttention's C x W and H x C branches). `axes` names the gate's non-batch axes, e.g. ("C", "H", "W")
@@ -520,11 +486,6 @@ class GateRecord:
     kind: str
     gate: torch.Tensor
     axes: tuple[str, ...]
-    family: str | None = field(default=None, kw_only=True)
-    verified: bool = field(default=True, kw_only=True)
-    max_error: float | None = field(default=None, kw_only=True)
-    verified_form: str = field(default="", kw_only=True)
-    found_by: str = field(default="", kw_only=True)
 
     def plane(self, batch: int = 0) -> torch.Tensor:
         """The gate's last two axes, averaged over any before them (a (C, H, W) gate gives its (H, W) mean)."""

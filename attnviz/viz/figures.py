@@ -153,15 +153,19 @@ def layer_weights_heatmap(layer_names: Sequence[str], weights: Sequence[np.ndarr
     return fig
 
 
-def sorted_weights_figure(weights: np.ndarray, title: str, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def sorted_weights_figure(weights: np.ndarray, title: str, language: str = DEFAULT_LANGUAGE,
+                          unit_range: bool = True) -> go.Figure:
+    """One layer's channel weights, largest first. `unit_range`: the axis and colours run 0 to 1 (gates); else
+    0 to the largest weight (softmax weights over C channels, about 1/C each, would be flat on a 0-1 axis)."""
     t = _labels(language)
+    top = 1.0 if unit_range else float(max(weights.max(), 1e-12))
     order = np.argsort(-weights)
     fig = go.Figure(go.Bar(
         x=list(range(len(weights))), y=weights[order], customdata=order, marker_color=weights[order],
-        marker_colorscale="Viridis", marker_cmin=0, marker_cmax=1,
+        marker_colorscale="Viridis", marker_cmin=0, marker_cmax=top,
         hovertemplate=t("rank") + " %{x}: " + t("channel") + " %{customdata}<br>w = %{y:.4f}<extra></extra>"))
     fig.update_layout(title=title, margin=_MARGIN, height=320, xaxis_title=t("channels_sorted"),
-                      yaxis_title=t("weight") + " w_c", yaxis_range=[0, 1])
+                      yaxis_title=t("weight") + " w_c", yaxis_range=[0, top])
     return fig
 
 
@@ -309,6 +313,49 @@ def coordinate_attention_figure(height_weights: np.ndarray, width_weights: np.nd
     fig.update_yaxes(title_text=t("channel"), tickformat="d")
     fig.update_layout(title=dict(text=title, y=0.98), margin=dict(l=10, r=10, t=70, b=10), height=480,
                       coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(thickness=12, xpad=4)))
+    return fig
+
+
+def branch_weights_figure(weights: np.ndarray, title: str, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+    """Softmax weights over K branches per channel (SKNet, ResNeSt, PSA): branches x channels, 0 to 1; each
+    column sums to 1, so a column all of one colour means the branches share that channel equally."""
+    t = _labels(language)
+    branches, channels = weights.shape
+    fig = go.Figure(go.Heatmap(
+        z=weights, x=list(range(channels)), y=[t("branch", k=k) for k in range(branches)], colorscale="Viridis",
+        zmin=0, zmax=1, colorbar=dict(title=dict(text=t("weight"), side="right"), thickness=12, xpad=4),
+        hovertemplate="%{y}, " + t("channel") + " %{x}: %{z:.4f}<extra></extra>"))
+    fig.update_layout(title=dict(text=title, y=0.98), margin=_MARGIN, height=max(220, 36 * branches + 150),
+                      xaxis_title=t("channel"), yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def gate_planes_figure(planes: Sequence, title: str, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+    """Planes of a gate or of softmax weights (attnviz.analysis.views.GatePlane) side by side on one colour
+    scale (the range of all of them, shown by one colour bar), each titled by what it is; axes by name."""
+    t = _labels(language)
+
+    def plane_title(plane) -> str:
+        if plane.descriptor is not None:
+            return t("gate_descriptor", k=plane.descriptor)
+        return t("gate_mean_over", axis=plane.mean_over) if plane.mean_over else ""
+
+    low = float(min(np.nanmin(p.values) for p in planes))
+    high = float(max(np.nanmax(p.values) for p in planes))
+    columns = min(len(planes), 4)
+    rows = math.ceil(len(planes) / columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[plane_title(p) for p in planes],
+                        horizontal_spacing=0.06, vertical_spacing=0.12)
+    for index, plane in enumerate(planes):
+        row, col = divmod(index, columns)
+        y_name, x_name = plane.axes
+        fig.add_trace(go.Heatmap(z=plane.values, coloraxis="coloraxis", hovertemplate=(
+            f"{y_name} %{{y}}, {x_name} %{{x}}: %{{z:.4f}}<extra></extra>")), row=row + 1, col=col + 1)
+        fig.update_xaxes(title_text=t("feature_axis", axis=x_name), row=row + 1, col=col + 1)
+        fig.update_yaxes(title_text=t("feature_axis", axis=y_name), autorange="reversed", row=row + 1, col=col + 1)
+    fig.update_layout(title=dict(text=title, y=0.98), margin=dict(l=10, r=10, t=80, b=10), height=170 + 230 * rows,
+                      coloraxis=dict(colorscale="Inferno", cmin=low, cmax=high,
+                                     colorbar=dict(title=dict(text=t("weight"), side="right"), thickness=12, xpad=4)))
     return fig
 
 
