@@ -103,18 +103,47 @@ def model_card(selection) -> None:
     st.json(selection.card.get("config", {}), expanded=False)
 
 
-def found_by_what_they_compute(analysis) -> None:
-    """What the dataflow reader found in modules of no known family, drawn: sigmoid channel gates (one row a
-    layer), softmax weights over channels, over branches (a module picked), and gates on elements or planes."""
-    found = {name: rec for name, rec in analysis.records.items() if rec.found_by}
+def spatial_gates(image, gates: dict) -> None:
+    """Every spatial gate over the photo (the table says each is drawn), three to a row."""
+    items = list(gates.items())
+    for start in range(0, len(items), 3):
+        for column, (name, gate) in zip(st.columns(3), items[start:start + 3]):
+            column.image(blend_heatmap(image, gate.map[0].numpy(), 0.6, 0, 1),
+                         caption=t("overview.user.gate_caption", layer=markdown_literal(name),
+                                   rows=gate.map.shape[-2], cols=gate.map.shape[-1]))
+
+
+def coordinate_pairs(coords: dict, picker_key: str) -> None:
+    """A coordinate attention's a_h and a_w (one module picked when there are several)."""
+    if len(coords) > 1:
+        name = st.selectbox(t("common.layer"), list(coords), key=picker_key)
+        coords = {name: coords[name]}
+    for name, coord in coords.items():
+        app.chart(st, coordinate_attention_figure(coord.height_weights[0].numpy(), coord.width_weights[0].numpy(),
+                                                  t("overview.ca_title", layer=name), language=app.language()),
+                  key=keys.user_chart(name),
+                  caption=app.figure_caption(t("overview.ca_module"), t("figures.caption_layer", layer=name)))
+
+
+def found_by_what_they_compute(image, analysis) -> None:
+    """What the dataflow reader found in modules of no known family, drawn: spatial gates over the photo,
+    coordinate pairs, sigmoid channel gates (one row a layer), softmax weights over channels, over branches
+    (a module picked), and gates on elements or planes."""
+    found = {name: rec for name, rec in analysis.records.items() if rec.reader == "dataflow"}
+    spatial = {n: r for n, r in found.items() if isinstance(r, SpatialAttentionRecord)}
+    coords = {n: r for n, r in found.items() if isinstance(r, CoordinateAttentionRecord)}
     gates = {n: r for n, r in found.items() if isinstance(r, ChannelAttentionRecord) and r.kind == "gate"}
     softmaxes = {n: r for n, r in found.items() if isinstance(r, ChannelAttentionRecord) and r.kind != "gate"}
     branches = {n: r for n, r in found.items() if isinstance(r, BranchWeightRecord)}
     planes = {n: r for n, r in found.items() if isinstance(r, GateRecord)}
-    if not (gates or softmaxes or branches or planes):
+    if not (spatial or coords or gates or softmaxes or branches or planes):
         return
     st.subheader(t("overview.user.computed_title"))
     st.markdown(t("overview.user.computed_intro"))
+    if spatial:
+        st.markdown(t("overview.user.computed_spatial"))
+        spatial_gates(image, spatial)
+    coordinate_pairs(coords, keys.USER_COMPUTED_COORD_LAYER)
     if gates:
         app.chart(st, layer_weights_heatmap(list(gates), [r.weights[0].numpy() for r in gates.values()],
                                             language=app.language()),
@@ -172,29 +201,25 @@ if selection.source == "user":  # a model given with --model / --models
     st.subheader(t("overview.user.found_title"))
     if analysis.checks:
         rows = [{**row, "reader": t(f"overview.user.reader_{row['reader']}")} for row in findings_rows(analysis.checks)]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
-            column: st.column_config.TextColumn(t(f"overview.user.{column}"))
-            for column in ("module", "reader", "family", "map", "check", "drawn")})
+        # pixel widths that fit the page at 1400 px: a long check is cut with an ellipsis (hover shows it)
+        widths = {"module": 150, "reader": 130, "family": 140, "map": 110, "drawn": 55, "check": 280}
+        st.dataframe(pd.DataFrame(rows)[list(widths)], hide_index=True, column_config={
+            column: st.column_config.TextColumn(t(f"overview.user.{column}"), width=width)
+            for column, width in widths.items()})
         st.caption(t("overview.user.found_caption"))
     else:
         st.info(t("overview.user.none_found"))
     if analysis.lookalikes:
         st.warning(t("overview.user.lookalikes",
                      names=", ".join(markdown_literal(name) for name in analysis.lookalikes)))
-    gates = analysis.of_type(SpatialAttentionRecord)
-    coords = analysis.of_type(CoordinateAttentionRecord)
+    # recognised by structure (CBAM's spatial gate, CoordAtt); what the dataflow reader found is drawn below
+    gates = {n: r for n, r in analysis.of_type(SpatialAttentionRecord).items() if r.reader != "dataflow"}
+    coords = {n: r for n, r in analysis.of_type(CoordinateAttentionRecord).items() if r.reader != "dataflow"}
     if gates:
         st.markdown(t("overview.user.gates", formula=GATE_FORMULA))
-        for column, (name, gate) in zip(st.columns(min(3, len(gates))), list(gates.items())[:3]):
-            column.image(blend_heatmap(selection.image, gate.map[0].numpy(), 0.6, 0, 1),
-                         caption=t("overview.user.gate_caption", layer=markdown_literal(name),
-                                   rows=gate.map.shape[-2], cols=gate.map.shape[-1]))
-    for name, coord in list(coords.items())[:3]:
-        app.chart(st, coordinate_attention_figure(coord.height_weights[0].numpy(), coord.width_weights[0].numpy(),
-                                                  t("overview.ca_title", layer=name), language=app.language()),
-                  key=keys.user_chart(name),
-                  caption=app.figure_caption(t("overview.ca_module"), t("figures.caption_layer", layer=name)))
-    found_by_what_they_compute(analysis)
+        spatial_gates(selection.image, gates)
+    coordinate_pairs(coords, keys.USER_COORD_LAYER)
+    found_by_what_they_compute(selection.image, analysis)
     with st.expander(t("common.for_researchers")):
         st.caption(t("overview.user.timing", ms=analysis.forward_s * 1000, device=analysis.device))
     app.stop_page()

@@ -441,11 +441,13 @@ def test_your_model_with_every_family_on_the_overview(monkeypatch, tmp_path):
 
 def test_your_model_with_long_tail_modules_draws_every_kind_found_by_what_it_computes(monkeypatch, tmp_path):
     """Modules of no known family, as people copy them (External-Attention-pytorch's SKAttention,
-    TripletAttention and 4-head token attention, timm's GatherExcite): each is found by what it computes and
+    TripletAttention and 4-head token attention, timm's GatherExcite) beside timm's EcaModule (read by the
+    library reader, and listed as such): each is found by what it computes and
     drawn: channel gates, branch weights and gate planes on the Overview, each head on the Position page,
     where a row of the chosen head sums to 1 on its own."""
     (tmp_path / "long_tail.py").write_text(
-        "import torch.nn.functional as F\nfrom torch import nn\nfrom timm.layers.gather_excite import GatherExcite\n"
+        "import torch.nn.functional as F\nfrom torch import nn\nfrom timm.layers import EcaModule\n"
+        "from timm.layers.gather_excite import GatherExcite\n"
         "from fixtures_attention import randomise\n"
         "from fixtures_dataflow import ScaledDotProductAttention, SKAttention, TripletAttention\n\n\n"
         "class Tokens(nn.Module):\n"
@@ -461,27 +463,30 @@ def test_your_model_with_long_tail_modules_draws_every_kind_found_by_what_it_com
         "        super().__init__()\n"
         "        self.down = nn.Conv2d(3, 32, 16, stride=16)\n"
         "        self.sk = SKAttention(32)\n"
+        "        self.eca = EcaModule(32)\n"
         "        self.excite = GatherExcite(32, use_mlp=False)\n"
         "        self.triplet = TripletAttention()\n"
         "        self.attn = Tokens()\n"
         "        self.head = nn.Conv2d(32, 11, 1)\n\n"
         "    def forward(self, x):\n"
-        "        y = self.attn(self.triplet(self.excite(self.sk(self.down(x)))))\n"
+        "        y = self.attn(self.triplet(self.excite(self.eca(self.sk(self.down(x))))))\n"
         "        return F.interpolate(self.head(y), size=x.shape[-2:], mode='bilinear')\n\n\n"
         "def long_tail():\n"
         "    return randomise(LongTail())\n")
     monkeypatch.chdir(tmp_path)
     at = _user_app(monkeypatch, "--model", "long_tail:long_tail")   # a name of its own: models are cached by name
     table = at.dataframe[0].value
-    assert (table["reader"] == "what it computes").all() and (table["drawn"] == "yes").all(), table.to_string()
+    readers = dict(zip(table["module"], table["reader"]))
+    assert readers.pop("eca") == "library (timm / torchvision)" and set(readers.values()) == {"what it computes"}
+    assert (table["drawn"] == "yes").all(), table.to_string()
     kinds = dict(zip(table["module"], table["family"]))
     assert kinds["sk"] == "BranchWeight" and kinds["excite"] == "ChannelAttention", kinds
     assert {f"attn.pa:head{h}" for h in range(4)} <= set(kinds) and kinds["attn.pa:head0"] == "PositionAttention"
     planes = [name for name, family in kinds.items() if family == "Gate"]
     assert len(planes) == 2 and all(name.startswith("triplet.") for name in planes), kinds   # C x W, H x C
     charts = [chart.key for chart in at.get("plotly_chart")]
-    assert {"user_channel_gates", "user_sk", f"user_{planes[0]}"} <= set(charts), charts
-    assert [o.split()[0] for o in at.selectbox(key="user_gate_layer").options] == planes
+    assert {"overview_channel_gates", "user_sk", f"user_{planes[0]}"} <= set(charts), charts
+    assert [o.split()[0] for o in at.selectbox(key="overview_gate_layer").options] == planes
     text = _text(at)
     assert "Found by what they compute" in [h.value for h in at.subheader] and "**Branch weights**" in text
 

@@ -126,6 +126,24 @@ def test_heads_are_grouped_under_their_module_mean_first_then_in_order():
                                    "blk.attn": ["blk.attn:mean", "blk.attn:head0", "blk.attn:head2", "blk.attn:head10"],
                                    "gate:headroom": ["gate:headroom"]}
     assert head_of("blk.attn:head2") == ("blk.attn", "head2") and head_of("net.cc.cca#1") == ("net.cc.cca#1", None)
+    # a module called twice in one forward: the second call's heads are a group of their own
+    assert module_heads(["a:head0", "a:head1", "a:head0#1", "a:head1#1"]) == {
+        "a": ["a:head0", "a:head1"], "a#1": ["a:head0#1", "a:head1#1"]}
+
+
+def test_a_record_name_splits_into_module_part_and_call_as_the_recorder_writes_it():
+    from torch import nn
+
+    from attnviz.capture.recorder import Recorder, split_name
+    from attnviz.capture.records import ChannelAttentionRecord
+
+    net = nn.Sequential(nn.Identity())
+    recorder = Recorder(net)
+    for part in ("head0", "head0", ""):
+        recorder.add(net[0], ChannelAttentionRecord("gate", np.zeros((1, 2))), part=part)
+    assert list(recorder) == ["0:head0", "0:head0#1", "0"]
+    assert [split_name(name) for name in recorder] == [("0", "head0", 0), ("0", "head0", 1), ("0", "", 0)]
+    assert split_name("net.cc.cca#1") == ("net.cc.cca", "", 1) and split_name("x#y") == ("x#y", "", 0)
 
 
 def test_gate_planes_are_what_a_gate_record_holds():

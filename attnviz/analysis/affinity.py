@@ -17,7 +17,7 @@ the loss needs one chunk of energies at a time: the queries run in chunks under
 activation checkpointing, and memory stays at chunk x N floats, as in the
 chunked PAM forward.
 
-The measure (`attnviz.analysis.own_class_ratio` on the rows of `query_cells`) is what the app reports: for a query cell
+The measure (`attnviz.analysis.forward.own_class_ratio` on the rows of `query_cells`) is what the app reports: for a query cell
 that is at least 80% one class, the share of row S[i, :] that falls on that
 class divided by the class's share of the labelled photo (1.0 = chance).
 """

@@ -39,7 +39,7 @@ __all__ = ["MainLogits", "UserLogits", "pixel_target", "grad_cam", "integrated_g
 class UserLogits(nn.Module):
     """A user's model (`attnviz.models.user.UserModel`) as a function image in [0, 1] -> its logits, with its
     own normalisation and output rule, resized (bilinear) to the photo when they come out smaller, as for its
-    prediction (`analysis.analyse_user_model`), so that a target (class, y, x) is in photo pixels. The
+    prediction (`attnviz.analysis.forward.analyse_user_model`), so that a target (class, y, x) is in photo pixels. The
     network is a child, so captum can hook its layers."""
 
     def __init__(self, user_model):

@@ -18,6 +18,7 @@ from attnviz.analysis import geometry
 from attnviz.capture import families
 from attnviz.capture import dataflow
 from attnviz.capture import capture
+from attnviz.capture.recorder import split_name
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.data.transforms import to_float_image
 from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, ChannelMapRecord,
@@ -137,10 +138,13 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
-    checks = [{**{k: v for k, v in row.items() if k != "record"}, "map": _map_size(row["record"]),
-               "reader": "structure"} for row in families.verification_table(rec)]
+    checks = [{"name": name, "family": str(r.kind), "form": "", "verified": True, "max_error": None, "reason": "",
+               "map": _map_size(r), "reader": r.reader}
+              for name, r in rec.items() if r.reader in ("own", "library")]   # read, not rebuilt: nothing to verify
+    checks += [{**{k: v for k, v in row.items() if k != "record"}, "map": _map_size(row["record"]),
+                "reader": "structure"} for row in families.verification_table(rec)]
     checks += _dataflow_checks(rec)
-    found = {check["name"].split(":")[0].split("#")[0] for check in checks if check["reader"] == "dataflow"}
+    found = {split_name(check["name"])[0] for check in checks if check["reader"] == "dataflow"}
     lookalikes = [f"{item.path} ({item.class_name})" for item in families.unrecognised_attention(user_model.model)
                   if item.path not in found]
     records = {name: _to_cpu(r) for name, r in rec.records().items()}

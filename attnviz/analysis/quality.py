@@ -4,7 +4,7 @@ A row S[i, :] of a spatial self-attention (DANet's PAM, a non-local block) can
 put much of its mass on the query's own class for two different reasons: it
 groups pixels by class (semantic), or it looks at the query's neighbourhood,
 which in a street photo is mostly the same class anyway (local). The plain
-own-class ratio (`analysis.own_class_ratio`: the row's share on the query's
+own-class ratio (`forward.own_class_ratio`: the row's share on the query's
 class over the class's share of the photo) cannot tell them apart: a row
 spread evenly over the query's nearest 5% of cells scores about 4x chance on
 CamVid, as high as a model trained to group classes.
@@ -23,7 +23,7 @@ What separates them here:
 
 "Nearest" is the Euclidean distance between feature cells on the grid, ties
 broken by the cell index, the query's own cell included. Class shares of a
-cell are its area shares (`analysis.class_fractions`); unlabelled area counts
+cell are its area shares (`forward.class_fractions`); unlabelled area counts
 neither for the class nor for the chance level. These are this project's
 measures, not a paper's; the far-key idea answers the question "semantic or
 near?" that an own-class ratio alone leaves open.

@@ -22,6 +22,7 @@ import numpy as np
 from attnviz.analysis.forward import attention_share_on_class, feature_centre, feature_index, top_locations
 from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.analysis.quality import far_key_own_class_ratio
+from attnviz.capture.recorder import split_name
 
 __all__ = ["ClassShare", "PositionView", "position_view", "CoordinateView", "coordinate_view", "most_varied_channel",
            "ChannelScaling", "channel_scaling", "findings_rows", "module_heads", "head_of", "GatePlane", "gate_planes",
@@ -118,6 +119,10 @@ def findings_rows(checks: list[dict]) -> list[dict]:
         reader = check.get("reader", "structure")
         if reader == "dataflow":   # found by what it computes: its op's own output, nothing to verify against
             status = check.get("reason") or "–"
+        elif reader == "library":   # timm / torchvision, by type: its own gate's output
+            status = "read through hooks on its own gate"
+        elif reader == "own":
+            status = "attnviz's own module: it records itself"
         else:
             status = (f"verified (max error {shown_error})" if check["verified"]
                       else check.get("reason") or f"recognised, not verified (max error {shown_error})")
@@ -176,15 +181,13 @@ def channel_scaling(record, channel: int, batch: int = 0) -> ChannelScaling:
 # ----------------------------------------------------------------------------- heads, gates and branches
 # what the dataflow reader finds in modules of no known family (attnviz.capture.dataflow), as the pages draw it
 
-HEAD_SEPARATOR = ":"
-
-
 def head_of(name: str) -> tuple[str, str | None]:
     """(module, head) of a record name: "blocks.0.attn:head2" -> ("blocks.0.attn", "head2"), "x:mean" ->
-    ("x", "mean"); any other name is a module of its own, (name, None)."""
-    module, _, part = name.rpartition(HEAD_SEPARATOR)
-    if module and (part == "mean" or (part.startswith("head") and part[4:].isdigit())):
-        return module, part
+    ("x", "mean"), a second call's "x:head0#1" -> ("x#1", "head0"); any other name is a module of its own,
+    (name, None)."""
+    path, part, call = split_name(name)
+    if part == "mean" or (part.startswith("head") and part[4:].isdigit()):
+        return path + (f"#{call}" if call else ""), part
     return name, None
 
 

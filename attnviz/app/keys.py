@@ -121,9 +121,11 @@ def channel_focus(prefix: str, part: str) -> str:
     return f"{prefix}_focus_{part}"
 
 
-USER_CHANNEL_GATES = "user_channel_gates"  # the Overview's chart of a user model's channel gates found by dataflow
-USER_BRANCH_LAYER = "user_branch_layer"    # select box: which branch-weight module of a user's model
-USER_GATE_LAYER = "user_gate_layer"        # select box: which element / plane gate of a user's model
+USER_CHANNEL_GATES = "overview_channel_gates"  # the Overview's chart of a user model's channel gates found by dataflow
+USER_BRANCH_LAYER = "overview_branch_layer"    # select box: which branch-weight module of a user's model
+USER_GATE_LAYER = "overview_gate_layer"        # select box: which element / plane gate of a user's model
+USER_COORD_LAYER = "overview_coord_layer"      # select box: which coordinate attention of a user's model
+USER_COMPUTED_COORD_LAYER = "overview_computed_coord_layer"  # the same, among those found by what they compute
 
 
 def user_chart(module_name: str) -> str:

@@ -26,6 +26,7 @@ import streamlit as st
 from attnviz.analysis.forward import Analysis, analyse, analyse_classifier, analyse_user_model, image_to_tensor
 from attnviz.app.language import t
 from attnviz.app.settings import settings
+from attnviz.capture.recorder import split_name
 from attnviz.analysis.attribution import UserLogits, grad_cam, integrated_gradients
 from attnviz.data.images import decode_image
 from attnviz.data.samples import load_sample
@@ -153,7 +154,7 @@ def _attributable(source: str, name: str, device: str, directory: str, layer_nam
     if source == "user":
         user = get_user_model(name, device)
         private = dataclasses.replace(user, model=copy.deepcopy(user.model))
-        layer = dict(private.model.named_modules()).get(layer_name.split("#")[0]) if layer_name else None
+        layer = dict(private.model.named_modules()).get(split_name(layer_name)[0]) if layer_name else None
         if layer_name and layer is None:
             raise ValueError(f"{name} has no module {layer_name!r} to attribute at")
         return UserLogits(private), layer

@@ -82,7 +82,8 @@ def _pick_head() -> None:
 def spatial_module_picker(where, modules: dict) -> str:
     """The spatial attention the Position page shows, as a record name (kept in keys.PAM_MODULE, which the
     link writes and restores): a module box when the model has several, and a head box when the module's
-    map has heads (the mean first, then each head: the dataflow reader's "attn:mean", "attn:head0", ...)."""
+    map has heads (the dataflow reader's "attn:head0", ...; their mean "attn:mean" first where S itself was
+    kept: the mean of factored heads has no factors)."""
     apply_link("module", keys.PAM_MODULE, list(modules), what=t("position.link_module"))
     if st.session_state.get(keys.PAM_MODULE) not in modules:
         st.session_state[keys.PAM_MODULE] = next(iter(modules))
@@ -93,7 +94,7 @@ def spatial_module_picker(where, modules: dict) -> str:
 
     def module_label(name: str) -> str:
         record = modules[groups[name][0]]
-        heads = len(groups[name]) - 1
+        heads = sum(head_of(member)[1] != "mean" for member in groups[name])
         what = record.family or record.kind
         return f"{name} ({what}, {tr('position.heads', count=heads)})" if heads > 1 else f"{name} ({what})"
 
@@ -101,14 +102,16 @@ def spatial_module_picker(where, modules: dict) -> str:
         part = head_of(name)[1]
         return tr("position.head_mean") if part == "mean" else tr("position.head_n", head=int(part[4:]))
 
-    if len(groups) > 1:
+    has_heads = len(groups[group]) > 1
+    module_box, head_box = where.columns(2) if has_heads else (where, None)
+    if len(groups) > 1 or has_heads:   # with heads, the module's name is shown even when it is the only one
         st.session_state[keys.PAM_MODULE_GROUP] = group
-        where.selectbox(t("position.module_label"), list(groups), key=keys.PAM_MODULE_GROUP, format_func=module_label,
-                        on_change=_pick_group, args=(groups,))
-    if len(groups[group]) > 1:
+        module_box.selectbox(t("position.module_label"), list(groups), key=keys.PAM_MODULE_GROUP,
+                             format_func=module_label, on_change=_pick_group, args=(groups,), disabled=len(groups) == 1)
+    if has_heads:
         st.session_state[keys.PAM_HEAD] = chosen
-        where.selectbox(t("position.head_label"), groups[group], key=keys.PAM_HEAD, format_func=head_label,
-                        on_change=_pick_head, help=t("position.head_help"))
+        head_box.selectbox(t("position.head_label"), groups[group], key=keys.PAM_HEAD, format_func=head_label,
+                           on_change=_pick_head, help=t("position.head_help"))
     return chosen
 
 

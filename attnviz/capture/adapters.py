@@ -73,10 +73,10 @@ def _finish(owner: nn.Module, adapter: Adapter):
             return
         weights = output.detach()
         if adapter.kind == "cbam-spatial":
-            rec = SpatialAttentionRecord(adapter.kind, weights[:, 0])
+            rec = SpatialAttentionRecord(adapter.kind, weights[:, 0], reader="library")
         else:
-            rec = ChannelAttentionRecord(adapter.kind, weights.flatten(1), parts["parts"],
-                                         kernel=parts.get("kernel"), features=parts["features"])
+            rec = ChannelAttentionRecord(adapter.kind, weights.flatten(1), parts["parts"], kernel=parts.get("kernel"),
+                                         features=parts["features"], reader="library")
         recorder.add(owner, rec)
     return hook
 

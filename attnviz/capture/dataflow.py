@@ -475,6 +475,7 @@ def _finish(recorder, frame: _Frame, enclosing: list | None = None) -> list[_Gat
     elif halves:
         frame.skipped.append("a gate along one axis only (no matching gate along the other)")
     for part, record in found:
+        record.reader = "dataflow"
         recorder.add(frame.module, record, part=part if len(found) > 1 else "")
     if frame.skipped:
         name = recorder._name_of(frame.module)

@@ -41,7 +41,7 @@ Attach = Callable[[nn.Module, list[nn.Module]], tuple[list[RemovableHandle], lis
 @dataclass(frozen=True)
 class Reader:
     """One way of reading attention: `attach(model, claimed)` -> (hooks added, modules it claims)."""
-    name: str       # "own", "library", "structure", "dataflow": what the Overview's "found by" column says
+    name: str       # "own", "library", "structure", "dataflow": every record's `reader`, the Overview's "found by"
     attach: Attach
 
 
@@ -71,11 +71,16 @@ READERS: tuple[Reader, ...] = (Reader("own", _own), Reader("library", _library),
 def _attach_all(model: nn.Module) -> tuple[list[RemovableHandle], dict[str, int]]:
     """Every reader's hooks, in order; (handles, number of modules each reader claimed)."""
     handles, claimed, counts = [], [], {}
-    for reader in READERS:
-        added, claims = reader.attach(model, claimed)
-        handles += added
-        claimed += claims
-        counts[reader.name] = len(claims)
+    try:
+        for reader in READERS:
+            added, claims = reader.attach(model, claimed)
+            handles += added
+            claimed += claims
+            counts[reader.name] = len(claims)
+    except BaseException:
+        for handle in handles:   # a reader that fails leaves no hook of the readers before it behind
+            handle.remove()
+        raise
     return handles, counts
 
 

@@ -17,11 +17,22 @@ from torch import nn
 
 from attnviz.capture.records import Record, of_type
 
-__all__ = ["Recorder", "record", "is_recording", "wants_features", "current_recorder", "recording"]
+__all__ = ["split_name", "Recorder", "record", "is_recording", "wants_features", "current_recorder", "recording"]
 
 _current_recorder: contextvars.ContextVar["Recorder | None"] = contextvars.ContextVar(
     "attnviz_recorder", default=None
 )
+
+
+def split_name(key: str) -> tuple[str, str, int]:
+    """(module path, part, call) of a record's name as `Recorder.add` writes it, "path:part#n": part "" for a
+    module's only record of a call, call 0 for the first call and n for the (n+1)-th ("cc.cca#1")."""
+    name, call = key, 0
+    head, sep, tail = key.rpartition("#")
+    if sep and tail.isdigit():
+        name, call = head, int(tail)
+    path, sep, part = name.rpartition(":")
+    return (path, part, call) if sep and path else (name, "", call)
 
 
 class Recorder(Mapping):

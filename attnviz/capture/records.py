@@ -8,7 +8,8 @@ from the query and key projections and the per-row log-sum-exp (S itself is
 never stored), `ChannelMapRecord.row/softmax_terms/similar_channels` read
 DANet's X in either form.
 
-The spatial records (PositionAttentionRecord, CrissCrossAttentionRecord, GlobalContextRecord) share one
+The spatial records (PositionAttentionRecord, CrissCrossAttentionRecord, GlobalContextRecord,
+DenseAttentionRecord) share one
 interface, `SpatialMap`: row / column / entry-free reading of S, the key grid and its size, the
 normalisation ("softmax" or "dot"), the baseline a row is compared with (the number of keys; H + W - 1 for
 the cross), whether every query shares one row (GCNet), and the residual weight alpha (None where the
@@ -60,6 +61,8 @@ class Provenance:
     max_error: float | None = None  # reconstruction error (None: not checked)
     verified_form: str = ""        # the variant that verified ("embedded", "gaussian", "weights", ...)
     found_by: str = ""             # the dataflow reader's words ("its softmax over 45x60 positions")
+    reader: str = "own"            # the reader that found it (attnviz.capture.readers): "own" (attnviz's modules
+    #                                record themselves), "library" (timm / torchvision), "structure", "dataflow"
 
 
 @dataclass
@@ -486,11 +489,6 @@ class GateRecord(Provenance):
     kind: str
     gate: torch.Tensor
     axes: tuple[str, ...]
-
-    def plane(self, batch: int = 0) -> torch.Tensor:
-        """The gate's last two axes, averaged over any before them (a (C, H, W) gate gives its (H, W) mean)."""
-        values = self.gate[batch].float()
-        return values.reshape(-1, *values.shape[-2:]).mean(0) if values.dim() > 2 else values
 
 
 Record = (

@@ -158,7 +158,8 @@ def sorted_weights_figure(weights: np.ndarray, title: str, language: str = DEFAU
     """One layer's channel weights, largest first. `unit_range`: the axis and colours run 0 to 1 (gates); else
     0 to the largest weight (softmax weights over C channels, about 1/C each, would be flat on a 0-1 axis)."""
     t = _labels(language)
-    top = 1.0 if unit_range else float(max(weights.max(), 1e-12))
+    largest = float(np.nanmax(weights)) if np.isfinite(weights).any() else 1.0
+    top = 1.0 if unit_range else max(largest, 1e-12)
     order = np.argsort(-weights)
     fig = go.Figure(go.Bar(
         x=list(range(len(weights))), y=weights[order], customdata=order, marker_color=weights[order],
@@ -340,8 +341,10 @@ def gate_planes_figure(planes: Sequence, title: str, language: str = DEFAULT_LAN
             return t("gate_descriptor", k=plane.descriptor)
         return t("gate_mean_over", axis=plane.mean_over) if plane.mean_over else ""
 
-    low = float(min(np.nanmin(p.values) for p in planes))
-    high = float(max(np.nanmax(p.values) for p in planes))
+    if not planes:
+        raise ValueError("no plane to draw")
+    finite = np.concatenate([p.values[np.isfinite(p.values)].ravel() for p in planes])
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     columns = min(len(planes), 4)
     rows = math.ceil(len(planes) / columns)
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=[plane_title(p) for p in planes],

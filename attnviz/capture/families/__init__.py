@@ -15,7 +15,7 @@ verified by reconstruction.
 No edit to the user's code, and no class name is trusted: a module is recognised from its
 children, parameters and attributes (attnviz.capture.families.catalogue), read through forward hooks on its
 own sub-modules that exist only while a capture of the model is open (installed and removed by
-attnviz.capture.adapters.hooked, reference-counted per model), and its record is rebuilt into the module's
+attnviz.capture.readers.attached, reference-counted per model), and its record is rebuilt into the module's
 output (attnviz.capture.families.verify). Only a record whose reconstruction reproduces the output (max
 error <= TOLERANCE = 1e-4 relative, float32) enters the recorder; the others are listed in
 `unverified(rec)` with the reason, never drawn. Our own modules (attnviz.modules) record themselves

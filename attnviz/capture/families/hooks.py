@@ -1,4 +1,4 @@
-"""Hooks that read recognised user modules while a capture is open (installed by adapters.hooked).
+"""Hooks that read recognised user modules while a capture is open (installed by attnviz.capture.readers.attached).
 
 Per recognised module: a forward pre-hook on the module (its input x), forward hooks on the
 sub-modules its family taps (their outputs, some inputs), and a forward hook on the module (its
@@ -149,6 +149,7 @@ def _store(recorder: Recorder, module: nn.Module, record, verified: bool, error:
            variant: tuple[str, str]) -> None:
     if record is not None:
         record.family, record.verified, record.max_error = variant[0], verified, error
+        record.reader = "structure"
         record.verified_form = variant[1]   # the form that verified (embedded / gaussian / dot, official, ...)
     if verified:
         recorder.add(module, record)
@@ -183,7 +184,7 @@ def _finish(family: Family):
 
 
 def register(found: list[tuple[nn.Module, Family]]) -> list[torch.utils.hooks.RemovableHandle]:
-    """Hook each (module, family) pair; returns the handles (removed by adapters.hooked)."""
+    """Hook each (module, family) pair; returns the handles (removed by attnviz.capture.readers.attached)."""
     handles = []
     for module, family in found:
         handles.append(module.register_forward_pre_hook(_start, with_kwargs=True))
