@@ -9,7 +9,10 @@ the others wait in order, and a waiting session can say how many jobs are ahead 
   for the first one's job instead of queueing another.
 - A session that leaves or reruns while its job is still queued drops it (`drop(owner)`); a job that no
   session wants any more never starts. A running job finishes (a forward pass cannot be stopped half-way),
-  and its result is kept by the caller's cache for the next session that asks.
+  and its result is kept by the caller's cache for the next session that asks, unless it is stoppable:
+  long work in steps (Integrated Gradients) is submitted with `stoppable=True`, gets the job's `Control`,
+  reports its progress through it and calls `control.check()` between steps, which raises Cancelled once
+  no session wants the job any more (so it stops within one step).
 
 No Streamlit here: attnviz.app.guards waits on a job and shows its place in the queue.
 """
@@ -20,7 +23,7 @@ import threading
 from collections import deque
 from typing import Any, Callable, Hashable
 
-__all__ = ["Cancelled", "Job", "WorkPool", "default_size"]
+__all__ = ["Cancelled", "Control", "Job", "WorkPool", "default_size"]
 
 WORKERS_ENV = "ATTNVIZ_WORKERS"
 
@@ -41,11 +44,37 @@ def default_size() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+class Control:
+    """What a stoppable job's work sees: `report(done, total)` its progress, `check()` between steps (raises
+    Cancelled once every session that wanted the job has left or reran); `progress` is what a page shows."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self.done, self.total = 0, 0
+
+    def report(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+    @property
+    def progress(self) -> float | None:
+        """The share of the work done (0 to 1), None before the work said how much there is."""
+        return min(1.0, self.done / self.total) if self.total else None
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def check(self) -> None:
+        if self._stop.is_set():
+            raise Cancelled("no session waits for this work any more")
+
+
 class Job:
     """One unit of work: its key, the sessions that want it, and its outcome once it ran."""
 
-    def __init__(self, key: Hashable, work: Callable[[], Any]):
+    def __init__(self, key: Hashable, work: Callable[..., Any], stoppable: bool = False):
         self.key, self.work = key, work
+        self.control = Control() if stoppable else None   # stoppable work is called as work(control)
         self.owners: set[Hashable] = set()
         self.state = "queued"          # queued, running, done, failed, cancelled
         self._finished = threading.Event()
@@ -82,12 +111,13 @@ class WorkPool:
         self.running = 0
         self.most_running = 0                  # the most jobs ever running at once (what the tests read)
 
-    def submit(self, key: Hashable, work: Callable[[], Any], owner: Hashable) -> Job:
-        """The job for `key` (a new one queued, or the one already queued or running), wanted by `owner`."""
+    def submit(self, key: Hashable, work: Callable[..., Any], owner: Hashable, stoppable: bool = False) -> Job:
+        """The job for `key` (a new one queued, or the one already queued or running), wanted by `owner`.
+        stoppable: `work(control)` reports progress and stops when nobody wants it (see `Control`)."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is None:
-                job = Job(key, work)
+            if job is None or (job.control is not None and job.control.stop_requested):  # a stopping job: anew
+                job = Job(key, work, stoppable)
                 self._jobs[key] = job
                 self._queue.append(job)
                 self._start_workers()
@@ -104,7 +134,8 @@ class WorkPool:
             return 0
 
     def drop(self, owner: Hashable) -> int:
-        """`owner` no longer waits: its queued jobs that nobody else wants are cancelled (returns how many)."""
+        """`owner` no longer waits: its queued jobs that nobody else wants are cancelled (returns how many), and
+        its running stoppable jobs that nobody else wants are asked to stop (they do at their next step)."""
         cancelled = []
         with self._lock:
             for job in list(self._queue):
@@ -115,6 +146,8 @@ class WorkPool:
                     cancelled.append(job)
             for job in self._jobs.values():
                 job.owners.discard(owner)
+                if not job.owners and job.control is not None:
+                    job.control._stop.set()
         for job in cancelled:
             job._finish("cancelled", error=Cancelled(f"no session waits for {job.key!r} any more"))
         return len(cancelled)
@@ -135,10 +168,13 @@ class WorkPool:
                 self.running += 1
                 self.most_running = max(self.most_running, self.running)
             try:
-                outcome = ("done", job.work(), None)
+                outcome = ("done", job.work() if job.control is None else job.work(job.control), None)
+            except Cancelled as error:
+                outcome = ("cancelled", None, error)
             except BaseException as error:  # noqa: BLE001 - handed to every session that waits for it
                 outcome = ("failed", None, error)
             with self._lock:
                 self.running -= 1
-                self._jobs.pop(job.key, None)
+                if self._jobs.get(job.key) is job:   # (a stopped job may have been asked for anew meanwhile)
+                    del self._jobs[job.key]
             job._finish(*outcome)

@@ -101,13 +101,15 @@ with columns[2]:
         asked.add(request)
     ig_cells = None
     if request in asked:
-        try:
+        try:   # a progress bar over its steps and a Cancel button, which stops it within one internal batch
             ig = app.pooled(
                 ("integrated-gradients", selection.source, selection.model_name, selection.device, selection.image_key,
                  target, steps),
-                lambda: app.pixel_integrated_gradients(selection.source, selection.model_name, selection.device,
-                                                       directory, selection.image_key, image, target, steps),
-                t("attribution.ig_spinner", steps=steps))
+                lambda control: app.pixel_integrated_gradients(selection.source, selection.model_name,
+                                                               selection.device, directory, selection.image_key,
+                                                               image, target, steps, _control=control),
+                t("attribution.ig_spinner", steps=steps), stoppable=True,
+                cancel=(t("attribution.ig_cancel"), keys.ATTR_IG_CANCEL, partial(asked.discard, request)))
         except Exception as error:  # noqa: BLE001 - as for Grad-CAM
             if selection.source != "user":
                 raise

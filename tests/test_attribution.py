@@ -94,3 +94,29 @@ def test_a_user_model_with_stride_8_logits_is_attributed_at_photo_pixels():
     assert cam.shape == (5, 6) and full.shape == (40, 48) and torch.isfinite(full).all()
     ig = integrated_gradients(wrapped, image, (2, 39, 47), steps=4)
     assert ig.shape == (3, 40, 48) and ig.abs().sum() > 0
+
+
+def test_integrated_gradients_reports_each_internal_batch_and_stops_within_one():
+    """The progress the page shows is captum's own internal batches; a stop raised between them ends the
+    computation there (Cancel on the attribution page), and reporting changes no value."""
+    torch.manual_seed(0)
+    model = build_model("danet-eca", width=0.125).eval()
+    image, target = torch.rand(1, 3, 32, 40), (2, 10, 20)
+    seen = []
+    ig = integrated_gradients(model, image, target, steps=10, internal_batch_size=4,
+                              on_batch=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 10), (4, 10), (8, 10)]
+    torch.testing.assert_close(ig, integrated_gradients(model, image, target, steps=10, internal_batch_size=4))
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(done, total):
+        seen.append(done)
+        if done > 0:
+            raise Stop
+
+    seen.clear()
+    with pytest.raises(Stop):
+        integrated_gradients(model, image, target, steps=10, internal_batch_size=4, on_batch=stop_after_first)
+    assert seen == [0, 4]   # one batch ran, the second never started

@@ -150,6 +150,23 @@ def test_click_on_the_attribution_page_moves_the_pixel_and_compares(server, brow
     page.screenshot(path=str(Path(tempfile.gettempdir()) / "attnviz-attribution.png"), full_page=True)
 
 
+def test_integrated_gradients_shows_its_progress_and_cancel_stops_it(server, browser_page):
+    """IG runs in the shared pool behind a progress bar over its steps and a Cancel button; Cancel gives the
+    page back at once, with the IG not computed (the pool stops it within one internal batch: test_workpool)."""
+    page = browser_page
+    page.goto(f"{server}/attribution?model=danet-eca&x=100&y=100")   # a pixel no other test computed
+    _settled(page)
+    page.get_by_role("button", name="Compute Integrated Gradients").click()
+    page.get_by_text(re.compile(r"\d+ of 32 steps done")).wait_for(timeout=TIMEOUT_MS)
+    assert page.locator("[data-testid='stProgress']").count() == 1
+    page.get_by_role("button", name="Cancel").click()
+    _settled(page)
+    body = page.inner_text("body")
+    assert "Not computed yet for this pixel" in body and "Attention row vs Integrated Gradients" not in body
+    assert page.locator("[data-testid='stProgress']").count() == 0
+    assert page.get_by_role("button", name="Compute Integrated Gradients").is_enabled()
+
+
 @pytest.mark.parametrize("parameter", ["photo", "model"])
 def test_a_link_with_a_bare_url_shows_it_as_plain_text_not_a_link(server, browser_page, parameter):
     """A crafted link must not turn the app's own toast into a phishing link."""

@@ -100,3 +100,46 @@ def test_the_size_comes_from_the_environment_or_the_cores(monkeypatch):
         default_size()
     monkeypatch.delenv("ATTNVIZ_WORKERS")
     assert default_size() >= 1
+
+
+def test_a_stoppable_job_reports_progress_and_stops_within_one_step_once_nobody_waits():
+    pool = WorkPool(1)
+    started, steps_run = threading.Event(), []
+
+    def work(control):
+        for step in range(100):
+            control.check()            # between steps: raises Cancelled once nobody waits
+            control.report(step, 100)
+            steps_run.append(step)
+            started.set()
+            time.sleep(0.01)
+        return "finished"
+
+    job = pool.submit("ig", work, owner="student", stoppable=True)
+    assert started.wait(5)
+    time.sleep(0.05)
+    assert job.control.progress is not None and 0 < job.control.progress < 1
+    pool.drop("student")                # Cancel (the page reruns and leaves the wait)
+    seen = len(steps_run)
+    assert job.wait(5) and job.state == "cancelled" and len(steps_run) <= seen + 1
+    with pytest.raises(Cancelled):
+        job.result()
+    # asked for again right away: a new job, not the stopping one
+    again = pool.submit("ig", lambda control: "again", owner="student", stoppable=True)
+    assert again is not job and again.result() == "again"
+
+
+def test_a_stoppable_job_runs_on_while_another_session_still_waits():
+    pool = WorkPool(1)
+
+    def work(control):
+        for step in range(5):
+            control.check()
+            control.report(step + 1, 5)
+            time.sleep(0.01)
+        return "done"
+
+    job = pool.submit("ig", work, owner="a", stoppable=True)
+    assert pool.submit("ig", work, owner="b", stoppable=True) is job
+    pool.drop("a")
+    assert job.result() == "done" and job.control.progress == 1.0

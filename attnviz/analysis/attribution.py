@@ -25,6 +25,8 @@ one logit of that output per example. `MainLogits` makes any of our models
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
@@ -105,12 +107,26 @@ def grad_cam(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int]
 
 
 def integrated_gradients(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int], steps: int = 32,
-                         internal_batch_size: int = 4) -> torch.Tensor:
-    """Integrated Gradients of the target logit w.r.t. the input, against a black image: (3, H, W)."""
+                         internal_batch_size: int = 4,
+                         on_batch: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Integrated Gradients of the target logit w.r.t. the input, against a black image: (3, H, W).
+
+    on_batch(done, total): called before each of captum's internal batches (`internal_batch_size` of the
+    `steps` points along the path each), with the number of steps done so far and in all; it may raise to stop
+    the computation there (attnviz.workpool's Control.check), so a stop takes effect within one batch."""
     if steps < 2:
         raise ValueError(f"steps must be at least 2, got {steps}")
     target = _checked_target(target, image)
-    explainer = IntegratedGradients(MainLogits(model).eval())
+    logits = MainLogits(model).eval()
+    forward = logits
+    if on_batch is not None:
+        done = [0]
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:   # captum calls it once per internal batch
+            on_batch(done[0], steps)
+            done[0] += batch.shape[0]
+            return logits(batch)
+    explainer = IntegratedGradients(forward)
     with torch.enable_grad():
         attributions = explainer.attribute(image, baselines=torch.zeros_like(image), target=target,
                                            n_steps=steps, internal_batch_size=internal_batch_size)

@@ -66,6 +66,7 @@ ATTR_OPACITY = "attr_opacity"
 ATTR_CAM_CSV = "cam_grid_csv"
 ATTR_IG_STEPS = "ig_steps"
 ATTR_IG_RUN = "ig_run"
+ATTR_IG_CANCEL = "ig_cancel"      # the button that stops a running Integrated Gradients
 ATTR_IG_REQUESTS = "ig_requests"   # the (pixel, steps) pairs asked for in this session
 
 # ---- ECA, ECA kernel and Flexible / SE pages

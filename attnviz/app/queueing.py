@@ -33,26 +33,41 @@ def _session_token() -> str:
     return st.session_state[keys.WORK_OWNER]
 
 
-def pooled(key: Hashable, work: Callable[[], Any], running: str) -> Any:
+def pooled(key: Hashable, work: Callable[..., Any], running: str, stoppable: bool = False,
+           cancel: tuple[str, str, Callable[[], None]] | None = None) -> Any:
     """`work()`'s result, computed in the shared pool unless this process has finished `key` before.
-    `running`: what the page says while the job runs (in its language)."""
+    `running`: what the page says while the job runs (in its language).
+
+    stoppable: `work(control)` reports its progress (a progress bar while it runs) and stops between its steps
+    once nobody waits (attnviz.workpool.Control); `cancel` = (label, button key, on_click): a button under the
+    bar that stops it (its click reruns the page, which drops this session's wait; on_click says why)."""
     with _finished_lock:
         known = key in _finished
     if known:
-        return work()
+        return work(None) if stoppable else work()
     owner = _session_token()
-    job = _POOL.submit(key, work, owner)
-    place = st.empty()
+    job = _POOL.submit(key, work, owner, stoppable=stoppable)
+    place, button = st.empty(), st.empty()
+    if cancel is not None:
+        label, button_key, on_click = cancel
+        button.button(label, key=button_key, on_click=on_click, icon=":material/stop_circle:")
     try:
         while not job.wait(_POLL_S):
             ahead = _POOL.ahead(job)
-            place.info(t("pool.waiting", ahead=ahead) if ahead else running,
-                       icon=":material/hourglass_top:")
+            progress = job.control.progress if job.control is not None else None
+            if ahead:
+                place.info(t("pool.waiting", ahead=ahead), icon=":material/hourglass_top:")
+            elif progress is not None:
+                place.progress(progress, text=t("pool.progress", what=running, done=job.control.done,
+                                                total=job.control.total))
+            else:
+                place.info(running, icon=":material/hourglass_top:")
         result = job.result()
     finally:
         if not job.wait(0):
-            _POOL.drop(owner)   # the script stopped while waiting (a rerun, a closed tab)
+            _POOL.drop(owner)   # the script stopped while waiting (a rerun, a Cancel, a closed tab)
         place.empty()
+        button.empty()
     with _finished_lock:
         if len(_finished) >= _MAX_FINISHED:
             _finished.clear()

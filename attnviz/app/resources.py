@@ -173,10 +173,19 @@ def pixel_grad_cam(source: str, name: str, device: str, directory: str, image_ke
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def pixel_integrated_gradients(source: str, name: str, device: str, directory: str, image_key: str,
-                               _image: np.ndarray, target: tuple[int, int, int], steps: int) -> np.ndarray:
-    """Integrated Gradients (3, H, W) of logit (class, y, x) against a black photo; cached per pixel and steps."""
+                               _image: np.ndarray, target: tuple[int, int, int], steps: int,
+                               _control=None) -> np.ndarray:
+    """Integrated Gradients (3, H, W) of logit (class, y, x) against a black photo; cached per pixel and steps.
+    `_control` (attnviz.workpool.Control, not part of the cache key): progress per internal batch, and a stop
+    between batches when nobody waits any more (a stopped run raises Cancelled and is not cached)."""
     model, _ = _attributable(source, name, device, directory)
-    ig = integrated_gradients(model, image_to_tensor(_image, device), target, steps=steps)
+
+    def on_batch(done: int, total: int) -> None:
+        _control.report(done, total)
+        _control.check()
+
+    ig = integrated_gradients(model, image_to_tensor(_image, device), target, steps=steps,
+                              on_batch=None if _control is None else on_batch)
     return ig.cpu().numpy()
 
 
