@@ -351,3 +351,43 @@ def test_markdown_literal_never_makes_a_link_and_shows_the_same_characters(text)
     shown = _as_markdown_shows(markdown_literal(text))
     assert not _GFM_URL.search(shown) and not _GFM_EMAIL.search(shown), shown
     assert shown.replace("\u2060", "") == text  # only invisible word joiners were added
+
+
+_FORWARD_PROBE = """
+import sys
+from attnviz.analysis.forward import analyse
+from attnviz.data.images import decode_image
+from attnviz.data.samples import list_samples, load_sample
+from attnviz.models import load_checkpoint
+
+def status(field):
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) for line in lines if line.startswith(field + ":")) / 1024
+
+model, _ = load_checkpoint(sys.argv[2])
+analyse(model, load_sample(list_samples()[0]).image)   # the server has served a sample photo before
+with open("/proc/self/clear_refs", "w") as refs:
+    refs.write("5")                                      # the peak from here on: VmHWM := VmRSS
+before = status("VmRSS")
+analysis = analyse(model, decode_image(open(sys.argv[1], "rb").read()))
+print("shape", analysis.image.shape, "records", len(analysis.records))
+print("grew_mib", status("VmHWM") - before)
+"""
+
+
+@_LINUX_ONLY
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["jpeg-4000x3000", "rgb-png-at-pixel-cap"])
+def test_the_largest_upload_with_its_forward_pass_and_capture_costs_under_300_mb(tmp_path, name):
+    """Issue 20's budget, measured as a server would see it: the process's peak over its memory before the
+    upload, decoding and the forward pass with capture (DANet, the largest head: PAM over N = 12288 cells)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "upload"
+    path.write_bytes(_LARGE_UPLOADS[name][0]())
+    probe = subprocess.run([sys.executable, "-c", _FORWARD_PROBE, str(path), "danet-eca"], capture_output=True,
+                           text=True, cwd=ROOT, check=True).stdout
+    assert "shape (768, 1024, 3)" in probe and "records 10" in probe, probe
+    grew_mb = float(probe.split("grew_mib")[1]) * 2 ** 20 / 1e6
+    assert grew_mb < 300, probe

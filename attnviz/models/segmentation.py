@@ -112,19 +112,26 @@ class SegmentationModel(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward_with_aux(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(logits, auxiliary logits) at the input size; aux is empty for FCN."""
+    def _head_outputs(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The head's logits at feature resolution: the main ones first, then the auxiliary ones (DANet)."""
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected RGB images (B, 3, H, W), got shape {tuple(image.shape)}")
-        size = image.shape[-2:]
         x = (image - self.mean) / self.std
         if self.config.input_scale != 1.0:
             x = F.interpolate(x, scale_factor=self.config.input_scale, mode="bilinear",
                               align_corners=False, antialias=self.config.input_scale < 1)
         out = self.head(self.backbone(x))
-        outputs = [out] if isinstance(out, torch.Tensor) else list(out)
-        upsampled = [F.interpolate(o, size=size, mode="bilinear", align_corners=False) for o in outputs]
+        return [out] if isinstance(out, torch.Tensor) else list(out)
+
+    def forward_with_aux(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(logits, auxiliary logits) at the input size; aux is empty for FCN."""
+        size = image.shape[-2:]
+        upsampled = [F.interpolate(o, size=size, mode="bilinear", align_corners=False)
+                     for o in self._head_outputs(image)]
         return upsampled[0], upsampled[1:]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_aux(image)[0]
+        """The main logits at the input size (the auxiliary ones are not upsampled: at 768x1024 each would
+        take 35 MB for nothing)."""
+        return F.interpolate(self._head_outputs(image)[0], size=image.shape[-2:], mode="bilinear",
+                             align_corners=False)

@@ -67,6 +67,9 @@ __all__ = [
 ]
 
 DEFAULT_QUERY_CHUNK = 1024
+# at most this many energies (floats) at once, whatever the chunk: 16 MiB, so a large photo (N = 12288 at
+# 768x1024) takes fewer rows a chunk instead of 48 MiB of energies plus their softmax (a server's peak memory)
+MAX_CHUNK_ENERGIES = 4 * 2**20
 
 
 def position_attention_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
@@ -85,9 +88,10 @@ def position_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tens
     query, key: (B, N, C'); value: (B, C, N). Returns (out (B, C, N),
     log_normaliser (B, N) or None), where log_normaliser[b, i] is
     logsumexp_j(q_i . k_j), enough to rebuild any row or column of S.
-    Peak extra memory: B * chunk * N floats.
+    Peak extra memory: B * rows * N floats, rows = chunk or fewer (MAX_CHUNK_ENERGIES).
     """
     batch, num_pixels, _ = query.shape
+    chunk = max(1, min(chunk, MAX_CHUNK_ENERGIES // max(1, batch * key.shape[1])))
     out = value.new_empty(value.shape)
     log_normaliser = query.new_empty(batch, num_pixels) if want_log_normaliser else None
     key_t = key.transpose(1, 2)
