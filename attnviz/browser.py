@@ -34,9 +34,10 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(script: Path, cwd: Path, args: tuple[str, ...] = (), env: dict | None = None,
-                     start_timeout_s: float = 90):
-    """Run `streamlit run script` on a free local port; yields its URL, stops it on exit."""
-    port = _free_port()
+                     start_timeout_s: float = 90, pid_out: list | None = None, port: int | None = None):
+    """Run `streamlit run script` on a free local port (or `port`); yields its URL, stops it on exit.
+    `pid_out`: a list the server's process id is appended to (its memory is read from /proc)."""
+    port = port or _free_port()
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
         command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
                    "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -45,6 +46,8 @@ def streamlit_server(script: Path, cwd: Path, args: tuple[str, ...] = (), env: d
             command += ["--", *args]
         proc = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        if pid_out is not None:
+            pid_out.append(proc.pid)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.time() + start_timeout_s

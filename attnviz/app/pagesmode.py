@@ -4,7 +4,10 @@ app.py is the one entry. Streamlit, seeing a pages/ folder beside it, runs a
 page file on its own (its older multipage mode) until the first st.navigation
 call of the server process: on a fresh server opened at a page's URL, and in
 every AppTest run. Such a run is turned into a rerun of app.py, which calls
-st.navigation and so ends that mode for good. Tested in tests/test_app.py and,
+st.navigation and so ends that mode for good. Several sessions can start in that
+mode at once (a class opening a fresh server's link together): the first one ends
+the mode for all, so the others' page runs are known by app.py not having begun
+them, and are rerun too (they showed a page with no sidebar and nothing on it). Tested in tests/test_app.py and,
 on a fresh server, in tests/test_browser.py.
 """
 from __future__ import annotations
@@ -15,8 +18,9 @@ from streamlit.runtime.pages_manager import PagesManager
 __all__ = ["leave_pages_directory_mode"]
 
 
-def leave_pages_directory_mode() -> None:
-    """If this run is a page file run on its own, rerun the app's entry instead."""
-    if PagesManager.uses_pages_directory:
+def leave_pages_directory_mode(run_by_entry: bool = True) -> None:
+    """If this run is a page file run on its own (in the pages/-folder mode, or begun in it before another
+    session ended it: `run_by_entry` False), rerun the app's entry instead."""
+    if PagesManager.uses_pages_directory or not run_by_entry:
         PagesManager.uses_pages_directory = False
         st.rerun()

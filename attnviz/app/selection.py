@@ -46,6 +46,7 @@ class RunState:
     page_params: dict[str, str] = field(default_factory=dict)
     link_written: bool = False
     notices: list[str] = field(default_factory=list)  # what the page must say at its top (a refused upload, ...)
+    entry: bool = False    # begun by app.py (False: a page file run on its own, see attnviz.app.pagesmode)
 
 
 _run: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("attnviz_run", default=None)
@@ -53,7 +54,7 @@ _run: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("attnviz_
 
 def begin_run() -> RunState:
     """A fresh state for the run that is starting (app.py calls this first)."""
-    state = RunState()
+    state = RunState(entry=True)
     _run.set(state)
     return state
 
@@ -61,10 +62,14 @@ def begin_run() -> RunState:
 def run_state() -> RunState:
     """This run's state (a fresh one if app.py has not begun the run: a page run on its own)."""
     state = _run.get()
-    return state if state is not None else begin_run()
+    if state is None:
+        state = RunState()   # entry False: app.py did not begin this run
+        _run.set(state)
+    return state
 
 
 def current() -> Selection | None:
     """The selection the sidebar made in this run (None if it made none: no loadable model)."""
-    leave_pages_directory_mode()
+    state = _run.get()
+    leave_pages_directory_mode(run_by_entry=state is not None and state.entry)
     return run_state().selection
