@@ -3,6 +3,9 @@
     python -m attnviz.load_bench --sessions 30            # starts the app itself, writes bench.json "classroom"
     python -m attnviz.load_bench --url http://host:8501 --server-pid 1234   # a running server (or a proxy)
 
+A server it starts itself is warmed first, as `python -m attnviz.serve` does (--cold: not), and the first
+page a student then opens is timed ("first_page_s": the default page, in a session of its own).
+
 Each session is a browser tab spoken over Streamlit's own websocket (attnviz.app.protocol_client: 30 Chromium
 tabs would not fit two cores) and does what a student does on the Position page, with a think time between
 actions (uniform in [0.5, 1.5] x --think seconds):
@@ -263,12 +266,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="bench.json to add 'classroom' to (default: the "
                         "shipped checkpoints' bench.json when the server is started here; none with --url)")
     parser.add_argument("--key", default="classroom", help="the report's key in --out")
+    parser.add_argument("--cold", action="store_true", help="do not warm the server it starts")
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.think < 0 or args.ramp < 0 or args.upload_every < 0 or args.ig_every < 0:
         parser.error("--sessions must be at least 1; --think, --ramp, --upload-every and --ig-every not negative")
     scenario = Scenario(args.sessions, args.think, args.ramp, args.upload_every, args.ig_every, args.seed)
+    import logging
+
     import torch
 
+    logging.getLogger("streamlit").setLevel(logging.ERROR)   # the client imports the app layer outside a server
     from attnviz.machine import machine_info
 
     torch.set_num_threads(1)   # the checks' own model work leaves the cores to the server
@@ -280,8 +287,13 @@ def main(argv=None) -> int:
         from attnviz.browser import streamlit_server
         from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
 
+        from attnviz.serve import warm_up
+
         with streamlit_server(ROOT / "app.py", ROOT, pid_out=(pid := [])) as url:
-            report = run_classroom(url, scenario, pid[0])
+            warm = None if args.cold else warm_up(url)
+            first = warm_up(url, pages=(("", ""),))["total"]   # a student's first page, in a new session
+            report = {**run_classroom(url, scenario, pid[0]), "first_page_s": round(first, 3),
+                      "warm_up_s": None if warm is None else {k: round(v, 2) for k, v in warm.items()}}
         out = args.out or DEFAULT_CHECKPOINT_DIR / "bench.json"
     report = {**report, "machine": machine_info(), "workers": os.environ.get("ATTNVIZ_WORKERS") or "default",
               "command": "python -m attnviz.load_bench " + " ".join(argv if argv is not None else sys.argv[1:])}
