@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test test-fast browser bench evaluate clean
+.PHONY: setup run serve cluster test test-fast browser nginx bench evaluate clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,11 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(PY) -m streamlit run app.py
+	$(PY) -m attnviz.serve
+
+# several app processes behind Debian's nginx (a course larger than one process serves)
+cluster: setup nginx
+	$(PY) -m attnviz.cluster --servers 2 --port 8500
 
 # Debian's Chromium for the browser tests (never `playwright install`: it downloads a browser)
 browser:
@@ -24,8 +28,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
 	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
 
-test: setup browser
-	$(PY) -m pytest -q
+# Debian's nginx for the two-process proxy test and `make cluster` (the test skips, saying so, without it)
+nginx:
+	@test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx; \
+	  else echo "the proxy test needs Debian's nginx: sudo apt-get install nginx"; fi; }
+
+test: setup browser nginx
+	$(PY) -m pytest -q -rs
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not browser and not slow"

@@ -4,7 +4,9 @@
     python -m attnviz.load_bench --url http://host:8501 --server-pid 1234   # a running server (or a proxy)
 
 A server it starts itself is warmed first, as `python -m attnviz.serve` does (--cold: not), and the first
-page a student then opens is timed ("first_page_s": the default page, in a session of its own).
+page a student then opens is timed: "first_page_s", the default page's script run in a session of its own,
+and "first_page_browser_s" where Debian's Chromium is installed, from the address entered to the page's title
+shown and every run settled (the app's JavaScript loaded as a browser loads it).
 
 Each session is a browser tab spoken over Streamlit's own websocket (attnviz.app.protocol_client: 30 Chromium
 tabs would not fit two cores) and does what a student does on the Position page, with a think time between
@@ -253,6 +255,20 @@ def run_classroom(url: str, scenario: Scenario, server_pid: int | None = None) -
     }
 
 
+def _first_page_in_chromium(url: str) -> float | None:
+    """Seconds from opening `url` in a fresh Chromium profile to the default page drawn (None: no Chromium)."""
+    from attnviz.browser import CHROMIUM, chromium_page, settled
+
+    if not Path(CHROMIUM).exists():
+        return None
+    with chromium_page() as page:
+        started = time.perf_counter()
+        page.goto(url)
+        page.wait_for_selector("h1")
+        settled(page, start_wait_ms=1, quiet_ms=0)   # (0 would mean: no time limit, in Playwright)
+        return time.perf_counter() - started
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnviz.load_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=30)
@@ -292,7 +308,9 @@ def main(argv=None) -> int:
         with streamlit_server(ROOT / "app.py", ROOT, pid_out=(pid := [])) as url:
             warm = None if args.cold else warm_up(url)
             first = warm_up(url, pages=(("", ""),))["total"]   # a student's first page, in a new session
+            in_browser = _first_page_in_chromium(url)
             report = {**run_classroom(url, scenario, pid[0]), "first_page_s": round(first, 3),
+                      "first_page_browser_s": None if in_browser is None else round(in_browser, 2),
                       "warm_up_s": None if warm is None else {k: round(v, 2) for k, v in warm.items()}}
         out = args.out or DEFAULT_CHECKPOINT_DIR / "bench.json"
     report = {**report, "machine": machine_info(), "workers": os.environ.get("ATTNVIZ_WORKERS") or "default",

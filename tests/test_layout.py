@@ -52,7 +52,7 @@ def test_the_library_folders_say_their_layers():
     assert {"forward", "geometry", "quality", "affinity", "attribution", "metrics", "uncertainty",
             "views"} <= analysis
     top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    tools = {"bench", "evaluate", "train", "results", "screenshots", "app_bench"}
+    tools = {"bench", "evaluate", "train", "results", "screenshots", "app_bench", "load_bench", "serve", "cluster"}
     basics = {"kinds", "i18n", "text", "machine", "browser", "workpool"}
     assert top == tools | basics, sorted(top ^ (tools | basics))
     for tool in tools:

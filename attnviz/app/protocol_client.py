@@ -6,7 +6,9 @@ page (its url path or script hash), the query string and the widgets' values; wh
 load benchmark can hold 30 or more sessions in one process where 30 Chromium tabs would not fit two cores, and
 read back what each page printed. It changes widgets by their user key (ids are read from the deltas), clicks
 buttons, triggers a components-v2 event (the live photo's pin), and uploads a file the way the file uploader
-does (an upload URL asked over the socket, an HTTP PUT with the XSRF cookie).
+does (an upload URL asked over the socket, an HTTP PUT with the XSRF cookie). Like a browser it keeps the
+cookies of its first request (a sticky proxy's route, Streamlit's XSRF token) and sends them with the
+websocket and every upload, so it stays on one app process behind attnviz.cluster's nginx.
 
 Used by attnviz.load_bench and the warm start of attnviz.serve; tested against a real server in
 tests/test_classroom.py. Not a general client: no fragments, no forward-message cache, no reconnection.
@@ -81,22 +83,28 @@ class Session:
     """One session: `await Session.open(url, page="position")`, then `select`, `click`, `trigger`, `upload`,
     `goto`; each returns the Run it caused. Close it with `await session.close()` (or `async with`)."""
 
-    def __init__(self, url: str, socket):
-        self.url, self._socket = url.rstrip("/"), socket
+    def __init__(self, url: str, socket, http: requests.Session):
+        self.url, self._socket, self._http = url.rstrip("/"), socket, http
         self.session_id = ""
         self.page_hash = ""
         self.last: Run | None = None
 
     @classmethod
     async def open(cls, url: str, page: str = "", query: str = "", timeout_s: float = 300) -> "Session":
-        stream = url.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/_stcore/stream"
-        socket = await connect(stream, subprotocols=["streamlit"], max_size=None, open_timeout=timeout_s)
-        session = cls(url, socket)
+        url = url.rstrip("/")
+        http = requests.Session()   # the first request sets the cookies a browser would keep
+        await asyncio.to_thread(http.get, f"{url}/_stcore/health", timeout=timeout_s)
+        cookies = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+        stream = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/_stcore/stream"
+        socket = await connect(stream, subprotocols=["streamlit"], max_size=None, open_timeout=timeout_s,
+                               additional_headers={"Cookie": cookies} if cookies else None)
+        session = cls(url, socket, http)
         await session._rerun([], page_name=page, query=query, timeout_s=timeout_s)
         return session
 
     async def close(self) -> None:
         await self._socket.close()
+        self._http.close()
 
     async def __aenter__(self):
         return self
@@ -196,10 +204,8 @@ class Session:
         return await self._rerun([state])
 
     def _put(self, upload_url: str, name: str, data: bytes, content_type: str) -> None:
-        with requests.Session() as http:
-            http.get(f"{self.url}/_stcore/health", timeout=30)   # sets the XSRF cookie
-            token = http.cookies.get("_streamlit_xsrf", "")
-            response = http.put(self.url + upload_url, files={"file": (name, data, content_type)},
-                                headers={"X-Xsrftoken": token}, timeout=120)
-            if response.status_code >= 300:
-                raise ProtocolError(f"upload refused: HTTP {response.status_code} {response.text[:200]}")
+        token = self._http.cookies.get("_streamlit_xsrf", "")   # set by the first request, as in a browser
+        response = self._http.put(self.url + upload_url, files={"file": (name, data, content_type)},
+                                  headers={"X-Xsrftoken": token}, timeout=120)
+        if response.status_code >= 300:
+            raise ProtocolError(f"upload refused: HTTP {response.status_code} {response.text[:200]}")
