@@ -11,7 +11,9 @@ COPY .streamlit ./.streamlit
 COPY attnviz ./attnviz
 COPY pages ./pages
 COPY checkpoints ./checkpoints
-RUN pip install --no-cache-dir --no-deps --no-build-isolation -e .
+# attnviz runs from /app (python -m puts it on the path); a user of its own, not root
+RUN useradd --create-home attnviz
+USER attnviz
 EXPOSE 8501
 # one worker per two cores of the container (attnviz.workpool); set ATTNVIZ_WORKERS to choose
 CMD ["python", "-m", "attnviz.serve", "--port", "8501", "--address", "0.0.0.0"]

@@ -213,7 +213,60 @@ def _case_attribution(name: str, device: str, steps: int = 32) -> dict:
     ig = time_calls(synced(lambda: integrated_gradients(model, x, target, steps=steps)), repeats=2)
     return {"model": name, "width": card["config"]["width"], "image": [360, 480], "device": device,
             "grad_cam_s": cam["median_s"], "integrated_gradients_s": ig["median_s"], "ig_steps": steps,
-            "ig_internal_batch_size": 4}
+            "ig_internal_batch_size": "4 (at most four 360x480 photos at once)"}
+
+
+def _case_memory(name: str, work: str, ig_steps: int = 8) -> dict:
+    """A server's peak memory for the largest upload (on the CPU, in a process of its own for each `work`, so
+    that no freed memory of another is reused; Linux's VmHWM reset first): "upload", decoding a 4000x3000 JPEG
+    and the forward pass with capture; "grad_cam" or "integrated_gradients" (`ig_steps`, internal batch
+    chosen by attnviz.analysis.attribution) of one pixel of that 768x1024 photo. The peak over the memory
+    before it, in MiB."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from attnviz.analysis.attribution import grad_cam, integrated_gradients
+    from attnviz.analysis.forward import analyse, image_to_tensor
+    from attnviz.data.images import decode_image
+    from attnviz.data.samples import list_samples, load_sample
+    from attnviz.models import load_checkpoint
+
+    def status(field: str) -> float:
+        with open("/proc/self/status") as lines:
+            return next(int(line.split()[1]) for line in lines if line.startswith(field + ":")) / 1024
+
+    def peak_of(fn) -> dict:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")   # VmHWM := VmRSS
+        before = status("VmRSS")
+        started = time.perf_counter()
+        fn()
+        return {"peak_over_before_mib": round(status("VmHWM") - before, 1),
+                "seconds": round(time.perf_counter() - started, 2)}
+
+    model, _ = load_checkpoint(name)
+    model.eval()
+    sample = load_sample(list_samples()[0]).image
+    analyse(model, sample)                        # the server has served a sample photo before
+    grad_cam(model, image_to_tensor(sample), (3, 300, 240))
+    rng = np.random.default_rng(0)
+    x, y = np.arange(4000, dtype=np.uint32), np.arange(3000, dtype=np.uint32)[:, None]
+    ramp = np.empty((3000, 4000, 3), np.uint8)
+    ramp[..., 0], ramp[..., 1], ramp[..., 2] = x * 255 // 4000, y * 255 // 3000, (x + y) % 256
+    buffer = io.BytesIO()
+    Image.fromarray(ramp + rng.integers(0, 16, ramp.shape, dtype=np.uint8)).save(buffer, "JPEG", quality=95)
+    data = buffer.getvalue()
+    about = {"model": name, "device": "cpu", "work": work, "file": "4000x3000 JPEG", "bytes": len(data)}
+    if work == "upload":
+        return {**about, **peak_of(lambda: analyse(model, decode_image(data)))}
+    image = image_to_tensor(decode_image(data))
+    target = (3, 600, 512)
+    if work == "grad_cam":
+        return {**about, "image": list(image.shape[-2:]), **peak_of(lambda: grad_cam(model, image, target))}
+    return {**about, "image": list(image.shape[-2:]), "steps": ig_steps,
+            **peak_of(lambda: integrated_gradients(model, image, target, steps=ig_steps))}
 
 
 def _case_families(device: str) -> dict:
@@ -270,7 +323,7 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
 
 
 _CASES = {"readers": _case_readers, "pam": _case_pam, "click": _case_click, "capture": _case_capture, "train": _case_train,
-          "attribution": _case_attribution, "families": _case_families}
+          "attribution": _case_attribution, "families": _case_families, "memory": _case_memory}
 
 
 def _run_child(case: str, **kwargs) -> dict:
@@ -317,6 +370,11 @@ def main(argv=None) -> int:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         report["attribution"] = [_run_child("attribution", name=_shipped_danet(), device=device) for device in devices]
         for row in report["attribution"]:
+            print(json.dumps(row), flush=True)
+    if "memory" in args.only and Path("/proc/self/clear_refs").exists():
+        report["memory"] = [_run_child("memory", name=_shipped_danet(), work=work)
+                            for work in ("upload", "grad_cam", "integrated_gradients")]
+        for row in report["memory"]:
             print(json.dumps(row), flush=True)
     if "families" in args.only:
         report["families"] = _run_child("families", device=args.device)

@@ -57,7 +57,8 @@ def render(listen: int | str, backends: list[str], template: Path = TEMPLATE) ->
     """The template's server block for nginx listening on `listen`, with one upstream server per backend
     ("127.0.0.1:8601"); nginx's own $variables are left as they are."""
     servers = "\n    ".join(f"server {backend};" for backend in backends)
-    return string.Template(template.read_text()).safe_substitute(ATTNVIZ_UPSTREAMS=servers, ATTNVIZ_LISTEN=listen)
+    return string.Template(template.read_text()).safe_substitute(ATTNVIZ_UPSTREAMS=servers, ATTNVIZ_LISTEN=listen,
+                                                                 ATTNVIZ_RESOLVER="")
 
 
 def _wait_for_port(port: int, timeout_s: float, process: subprocess.Popen) -> None:
@@ -83,7 +84,7 @@ def nginx_proxy(listen: int, backends: list[str], timeout_s: float = 30) -> Iter
                                text=True)
         if check.returncode:
             raise RuntimeError("nginx refused the configuration:\n" + check.stderr)
-        proc = subprocess.Popen([NGINX, "-p", prefix, "-c", f"{prefix}/nginx.conf"], stderr=subprocess.PIPE)
+        proc = subprocess.Popen([NGINX, "-p", prefix, "-c", f"{prefix}/nginx.conf", "-e", f"{prefix}/error.log"])
         try:
             _wait_for_port(listen, timeout_s, proc)
             yield f"http://127.0.0.1:{listen}"
@@ -126,13 +127,13 @@ def main(argv=None) -> int:
     import logging
 
     logging.getLogger("streamlit").setLevel(logging.ERROR)
-    with app_processes(args.servers, args.port + 1, tuple(args.app_args), warm=not args.no_warm) as backends, \
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))   # stop everything, as Ctrl-C
+    with contextlib.suppress(KeyboardInterrupt), \
+            app_processes(args.servers, args.port + 1, tuple(args.app_args), warm=not args.no_warm) as backends, \
             nginx_proxy(args.port, backends) as url:
         print(f"attnviz: {args.servers} app processes ({', '.join(backends)}) behind nginx at {url}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-            while True:
-                time.sleep(3600)
+        while True:
+            time.sleep(3600)
     return 0
 
 

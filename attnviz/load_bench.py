@@ -21,9 +21,10 @@ actions (uniform in [0.5, 1.5] x --think seconds):
 Every answer is checked: no exception on the page, and no cross-talk: the page's chosen pixel is the one this
 session pinned, and its largest weight in that row of S (row, column and value, as printed) is the one the
 library computes for this session's photo (attnviz.analysis.forward.analyse, in this process). The report
-gives p50 / p95 / max latency per action (the time from the message sent to the run finished, as the
-server delivers it), errors with their messages, cross-talk, and the server process's peak memory (VmHWM,
-read from /proc, with the memory before the sessions came).
+gives p50 / p95 / max latency per action (from the message sent to the run finished, as the server
+delivers it; "open" includes the first HTTP request and the websocket's connection), errors with their
+messages, cross-talk, and the server process's peak memory (VmHWM, read from /proc, with the memory before
+the sessions came). IG's answer is checked for its comparison being drawn, not for its numbers.
 """
 from __future__ import annotations
 
@@ -251,7 +252,7 @@ def run_classroom(url: str, scenario: Scenario, server_pid: int | None = None) -
         "errors": len(tally.errors), "error_messages": tally.errors[:20],
         "crosstalk": len(tally.crosstalk), "crosstalk_messages": tally.crosstalk[:20], "checked": tally.checked,
         "server_rss_before_mib": None if before is None else round(before, 1),
-        "server_peak_mib": None if server_pid is None else round(_memory_mib(server_pid, "VmHWM"), 1),
+        "server_peak_mib": None if (peak := _memory_mib(server_pid, "VmHWM")) is None else round(peak, 1),
     }
 
 

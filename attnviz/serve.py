@@ -78,7 +78,8 @@ def main(argv=None) -> int:
     if args.app_args:
         command += ["--", *args.app_args]
     server = subprocess.Popen(command, cwd=ROOT)
-    url = f"http://127.0.0.1:{args.port}"
+    host = "127.0.0.1" if args.address in ("0.0.0.0", "::", "") else args.address
+    url = f"http://{host}:{args.port}"
 
     def warm() -> None:
         try:

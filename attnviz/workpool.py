@@ -12,7 +12,9 @@ the others wait in order, and a waiting session can say how many jobs are ahead 
   and its result is kept by the caller's cache for the next session that asks, unless it is stoppable:
   long work in steps (Integrated Gradients) is submitted with `stoppable=True`, gets the job's `Control`,
   reports its progress through it and calls `control.check()` between steps, which raises Cancelled once
-  no session wants the job any more (so it stops within one step).
+  no session wants the job any more (so it stops within one step). A session that reruns while waiting (a
+  slider moved) drops its wait and asks again at once: if the job has not reached its next step yet, it goes
+  on with its progress instead of starting over.
 
 No Streamlit here: attnviz.app.guards waits on a job and shows its place in the queue.
 """
@@ -29,7 +31,8 @@ WORKERS_ENV = "ATTNVIZ_WORKERS"
 
 
 class Cancelled(Exception):
-    """The job was dropped before it started: every session that asked for it left or reran."""
+    """The job was dropped (before it started, or between the steps of stoppable work): every session that
+    asked for it left or reran."""
 
 
 def default_size() -> int:
@@ -49,7 +52,9 @@ class Control:
     Cancelled once every session that wanted the job has left or reran); `progress` is what a page shows."""
 
     def __init__(self):
-        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._stop_requested = False
+        self.stopped = False       # check() raised: the work is over, it cannot be taken up again
         self.done, self.total = 0, 0
 
     def report(self, done: int, total: int) -> None:
@@ -62,10 +67,25 @@ class Control:
 
     @property
     def stop_requested(self) -> bool:
-        return self._stop.is_set()
+        return self._stop_requested
+
+    def request_stop(self) -> None:
+        with self._lock:
+            self._stop_requested = True
+
+    def resume(self) -> bool:
+        """Take back a stop not acted on yet (a session asked for the work again); False if it stopped."""
+        with self._lock:
+            if self.stopped:
+                return False
+            self._stop_requested = False
+            return True
 
     def check(self) -> None:
-        if self._stop.is_set():
+        with self._lock:
+            if self._stop_requested:
+                self.stopped = True
+        if self.stopped:
             raise Cancelled("no session waits for this work any more")
 
 
@@ -116,7 +136,10 @@ class WorkPool:
         stoppable: `work(control)` reports progress and stops when nobody wants it (see `Control`)."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is None or (job.control is not None and job.control.stop_requested):  # a stopping job: anew
+            if job is not None and job.control is not None and job.control.stop_requested \
+                    and not job.control.resume():   # asked to stop and stopped already: a new job
+                job = None
+            if job is None:
                 job = Job(key, work, stoppable)
                 self._jobs[key] = job
                 self._queue.append(job)
@@ -147,7 +170,7 @@ class WorkPool:
             for job in self._jobs.values():
                 job.owners.discard(owner)
                 if not job.owners and job.control is not None:
-                    job.control._stop.set()
+                    job.control.request_stop()
         for job in cancelled:
             job._finish("cancelled", error=Cancelled(f"no session waits for {job.key!r} any more"))
         return len(cancelled)

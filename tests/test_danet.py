@@ -179,3 +179,23 @@ def test_record_entry_and_channel_helpers_against_the_full_matrices(rng):
     energies = (flat @ flat[2]).tolist()
     others = [j for j in range(len(energies)) if j != 2]
     assert cam.similar_channels(2) == (max(others, key=energies.__getitem__), min(others, key=energies.__getitem__))
+
+
+def test_recomputed_chunks_give_the_reference_values_and_gradients():
+    """With gradients (Grad-CAM, Integrated Gradients on an eval model) each chunk of rows is recomputed in the
+    backward pass instead of keeping S: the output and every input's gradient equal the naive PAM's."""
+    from attnviz.modules.danet import position_attention, position_attention_reference
+
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(2, 50, 4, dtype=torch.float64, requires_grad=True),
+                         torch.randn(2, 50, 4, dtype=torch.float64, requires_grad=True),
+                         torch.randn(2, 6, 50, dtype=torch.float64, requires_grad=True))
+    weights = torch.randn(2, 6, 50, dtype=torch.float64)
+    expected, _ = position_attention_reference(query, key, value)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), (query, key, value))
+    out, lse = position_attention(query, key, value, chunk=7, want_log_normaliser=True, recompute=True)
+    grads = torch.autograd.grad((out * weights).sum(), (query, key, value))
+    torch.testing.assert_close(out, expected)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want)
+    torch.testing.assert_close(lse, torch.logsumexp(query @ key.transpose(1, 2), dim=-1))

@@ -143,3 +143,25 @@ def test_a_stoppable_job_runs_on_while_another_session_still_waits():
     assert pool.submit("ig", work, owner="b", stoppable=True) is job
     pool.drop("a")
     assert job.result() == "done" and job.control.progress == 1.0
+
+
+def test_a_session_that_reruns_while_its_stoppable_job_runs_takes_it_up_again_with_its_progress():
+    """A slider moved while IG runs: the page's wait is dropped and asked for again at once. The job has not
+    reached its next step, so it goes on (no restart at the back of the queue)."""
+    pool = WorkPool(1)
+    step_started, go_on = threading.Event(), threading.Event()
+
+    def work(control):
+        control.report(1, 2)
+        step_started.set()
+        go_on.wait(5)          # the first step, during which the session reruns
+        control.check()
+        control.report(2, 2)
+        return "finished"
+
+    job = pool.submit("ig", work, owner="student", stoppable=True)
+    assert step_started.wait(5)
+    pool.drop("student")                                    # the rerun leaves the wait...
+    again = pool.submit("ig", work, owner="student", stoppable=True)   # ...and asks again
+    go_on.set()
+    assert again is job and again.result() == "finished" and job.control.progress == 1.0

@@ -12,15 +12,21 @@ on a fresh server, in tests/test_browser.py.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 __all__ = ["leave_pages_directory_mode"]
 
 
 def leave_pages_directory_mode(run_by_entry: bool = True) -> None:
     """If this run is a page file run on its own (in the pages/-folder mode, or begun in it before another
-    session ended it: `run_by_entry` False), rerun the app's entry instead."""
-    if PagesManager.uses_pages_directory or not run_by_entry:
+    session ended it: `run_by_entry` False), rerun the app's entry instead. Only where the entry is app.py:
+    a page file served as the entry itself (`streamlit run pages/x.py`) would otherwise rerun for ever."""
+    ctx = get_script_run_ctx()
+    entry_is_app = ctx is not None and Path(ctx.main_script_path).name == "app.py"
+    if PagesManager.uses_pages_directory or (not run_by_entry and entry_is_app):
         PagesManager.uses_pages_directory = False
         st.rerun()

@@ -99,7 +99,11 @@ class Session:
         socket = await connect(stream, subprotocols=["streamlit"], max_size=None, open_timeout=timeout_s,
                                additional_headers={"Cookie": cookies} if cookies else None)
         session = cls(url, socket, http)
-        await session._rerun([], page_name=page, query=query, timeout_s=timeout_s)
+        try:
+            await session._rerun([], page_name=page, query=query, timeout_s=timeout_s)
+        except BaseException:
+            await session.close()
+            raise
         return session
 
     async def close(self) -> None:

@@ -1,15 +1,18 @@
 """The app's side of attnviz.workpool: one pool per server process, and a page that waits for its job.
 
-A page asks `pooled(key, work)` for a model's analysis of a photo. Work the caches already hold (a key
-this process has finished before) runs at once in the session's thread: a cache hit must not queue behind
-another student's forward pass. Anything else becomes a job of the shared pool; while it waits the page
-says how many jobs are ahead of it ("the server is busy: 2 ahead of you"), then that it is running. A
-session that reruns or leaves while waiting (Streamlit stops its script) drops its queued job.
+A page asks `pooled(key, work)` for a model's analysis of a photo. Work the caches most likely still hold
+(one of the last few keys this process finished) runs at once in the session's thread: a cache hit must not
+queue behind another student's forward pass. Anything else becomes a job of the shared pool; while it waits
+the page says how many jobs are ahead of it ("the server is busy: 2 ahead of you"), then that it is running,
+or, for stoppable work (Integrated Gradients), a progress bar over its steps and a Cancel button. A session
+that reruns or leaves while waiting (Streamlit stops its script) drops its queued job, and its running
+stoppable one unless it asks for it again at once.
 """
 from __future__ import annotations
 
 import threading
 import uuid
+from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
 import streamlit as st
@@ -21,9 +24,12 @@ from attnviz.workpool import WorkPool
 __all__ = ["pooled"]
 
 _POOL = WorkPool()   # this process's pool (its size: attnviz.workpool.default_size)
-_finished: set[Hashable] = set()     # keys whose results the caches hold (bounded: cleared when it grows)
+# the last keys finished: their results are most likely still cached. Fewer than the smallest cache of such
+# results holds (st.cache_data / st.cache_resource max_entries in attnviz.app.resources), so that a key
+# the caches have dropped is not run outside the pool
+_finished: OrderedDict[Hashable, None] = OrderedDict()
 _finished_lock = threading.Lock()
-_MAX_FINISHED = 4096
+_MAX_FINISHED = 8
 _POLL_S = 0.25
 
 
@@ -42,9 +48,9 @@ def pooled(key: Hashable, work: Callable[..., Any], running: str, stoppable: boo
     once nobody waits (attnviz.workpool.Control); `cancel` = (label, button key, on_click): a button under the
     bar that stops it (its click reruns the page, which drops this session's wait; on_click says why)."""
     with _finished_lock:
-        known = key in _finished
+        known = not stoppable and key in _finished   # stoppable work always goes through the pool
     if known:
-        return work(None) if stoppable else work()
+        return work()
     owner = _session_token()
     job = _POOL.submit(key, work, owner, stoppable=stoppable)
     place, button = st.empty(), st.empty()
@@ -58,8 +64,7 @@ def pooled(key: Hashable, work: Callable[..., Any], running: str, stoppable: boo
             if ahead:
                 place.info(t("pool.waiting", ahead=ahead), icon=":material/hourglass_top:")
             elif progress is not None:
-                place.progress(progress, text=t("pool.progress", what=running, done=job.control.done,
-                                                total=job.control.total))
+                place.progress(progress, text=t("pool.progress", done=job.control.done, total=job.control.total))
             else:
                 place.info(running, icon=":material/hourglass_top:")
         result = job.result()
@@ -69,7 +74,8 @@ def pooled(key: Hashable, work: Callable[..., Any], running: str, stoppable: boo
         place.empty()
         button.empty()
     with _finished_lock:
-        if len(_finished) >= _MAX_FINISHED:
-            _finished.clear()
-        _finished.add(key)
+        _finished[key] = None
+        _finished.move_to_end(key)
+        while len(_finished) > _MAX_FINISHED:
+            _finished.popitem(last=False)
     return result

@@ -51,6 +51,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from attnviz.kinds import AttentionKind
 from attnviz.capture.recorder import is_recording, record, wants_features
@@ -81,33 +82,48 @@ def position_attention_reference(query: torch.Tensor, key: torch.Tensor, value: 
     return value @ attention.transpose(1, 2), attention
 
 
+def _chunk_of_rows(query: torch.Tensor, key_t: torch.Tensor, value: torch.Tensor, want_log_normaliser: bool):
+    """(V S^T, the rows' log-sum-exp or None) for the rows of S of the queries in `query`."""
+    energy = query @ key_t                                          # (B, n, N)
+    log_normaliser = torch.logsumexp(energy, dim=-1) if want_log_normaliser else None
+    return value @ torch.softmax(energy, dim=-1).transpose(1, 2), log_normaliser   # (B, C, n)
+
+
 def position_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                       chunk: int = DEFAULT_QUERY_CHUNK, want_log_normaliser: bool = False):
+                       chunk: int = DEFAULT_QUERY_CHUNK, want_log_normaliser: bool = False,
+                       recompute: bool = False):
     """PAM without materialising S: queries in chunks of `chunk` rows.
 
     query, key: (B, N, C'); value: (B, C, N). Returns (out (B, C, N),
     log_normaliser (B, N) or None), where log_normaliser[b, i] is
     logsumexp_j(q_i . k_j), enough to rebuild any row or column of S.
-    Peak extra memory: B * rows * N floats, rows = chunk or fewer (MAX_CHUNK_ENERGIES).
+    Peak extra memory: B * rows * N floats, rows = chunk or fewer (MAX_CHUNK_ENERGIES), without gradients.
+    With gradients autograd keeps every chunk's S for the backward pass (all of S, N^2 floats) unless
+    `recompute`: each chunk is then recomputed in the backward pass (torch.utils.checkpoint), and only the
+    inputs are kept; the values and gradients are the same.
     """
     batch, num_pixels, _ = query.shape
     chunk = max(1, min(chunk, MAX_CHUNK_ENERGIES // max(1, batch * key.shape[1])))
     out = value.new_empty(value.shape)
     log_normaliser = query.new_empty(batch, num_pixels) if want_log_normaliser else None
     key_t = key.transpose(1, 2)
+    recompute = recompute and torch.is_grad_enabled()
     for start in range(0, num_pixels, chunk):
         stop = min(start + chunk, num_pixels)
-        energy = query[:, start:stop] @ key_t                      # (B, n, N)
+        if recompute:
+            rows, lse = checkpoint(_chunk_of_rows, query[:, start:stop], key_t, value, want_log_normaliser,
+                                   use_reentrant=False)
+        else:
+            rows, lse = _chunk_of_rows(query[:, start:stop], key_t, value, want_log_normaliser)
+        out[:, :, start:stop] = rows
         if want_log_normaliser:
-            log_normaliser[:, start:stop] = torch.logsumexp(energy, dim=-1)
-        attention = torch.softmax(energy, dim=-1)
-        del energy
-        out[:, :, start:stop] = value @ attention.transpose(1, 2)  # (B, C, n)
+            log_normaliser[:, start:stop] = lse
     return out, log_normaliser
 
 
 class PositionAttention(nn.Module):
-    """PAM. `chunk` bounds memory at chunk x N energies per image."""
+    """PAM. `chunk` (and MAX_CHUNK_ENERGIES) bound the energies held at once; an evaluation with gradients
+    (Grad-CAM, Integrated Gradients) recomputes each chunk in the backward pass instead of keeping S."""
 
     def __init__(self, channels: int, reduction: int = 8, chunk: int = DEFAULT_QUERY_CHUNK):
         super().__init__()
@@ -133,7 +149,8 @@ class PositionAttention(nn.Module):
         # N up to 10^5 terms and the log-normaliser need the range
         with torch.autocast(x.device.type, enabled=False):
             out, log_normaliser = position_attention(
-                query.float(), key.float(), value.float(), self.chunk, want_log_normaliser=recording)
+                query.float(), key.float(), value.float(), self.chunk, want_log_normaliser=recording,
+                recompute=not self.training)
         if recording:
             record(self, PositionAttentionRecord(
                 AttentionKind.PAM, query.detach().float(), key.detach().float(), log_normaliser.detach(),
