@@ -97,8 +97,9 @@ with columns[2]:
                              help=t("attribution.steps_help"))
     request = (selection.model_name, selection.image_key, target, steps)
     asked = st.session_state.setdefault(keys.ATTR_IG_REQUESTS, set())
-    if st.button(t("attribution.ig_button"), key=keys.ATTR_IG_RUN, disabled=request in asked):
-        asked.add(request)
+    # asked before this run draws the button (on_click), so that it is greyed out while IG runs
+    st.button(t("attribution.ig_button"), key=keys.ATTR_IG_RUN, disabled=request in asked, on_click=asked.add,
+              args=(request,))
     ig_cells = None
     if request in asked:
         try:   # a progress bar over its steps and a Cancel button, which stops it within one internal batch
