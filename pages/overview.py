@@ -154,22 +154,24 @@ def found_by_what_they_compute(image, analysis) -> None:
                   key=keys.user_chart(name), caption=app.figure_caption(t("overview.user.softmax_module"),
                                                                        t("figures.caption_layer", layer=name)))
     if branches:
-        st.markdown(t("overview.user.branches"))
-        name = st.selectbox(t("common.layer"), list(branches), key=keys.USER_BRANCH_LAYER, format_func=lambda n: (
-            f"{n}  (K = {branches[n].branches}, C = {branches[n].channels})"))
-        app.chart(st, branch_weights_figure(branch_weights(branches[name]), t("overview.user.branches_title", layer=name),
-                                            language=app.language()),
-                  key=keys.user_chart(name), caption=app.figure_caption(t("overview.user.branches_module"),
-                                                                       t("figures.caption_layer", layer=name)))
+        picked_module_chart("branches", branches, keys.USER_BRANCH_LAYER,
+                            lambda r: f"K = {r.branches}, C = {r.channels}",
+                            lambda r, title: branch_weights_figure(branch_weights(r), title, language=app.language()))
     if planes:
-        st.markdown(t("overview.user.planes"))
-        name = st.selectbox(t("common.layer"), list(planes), key=keys.USER_GATE_LAYER, format_func=lambda n: (
-            f"{n}  ({' x '.join(planes[n].axes)})"))
-        app.chart(st, gate_planes_figure(gate_planes(planes[name]), t("overview.user.planes_title", layer=name),
-                                         language=app.language()),
-                  key=keys.user_chart(name), caption=app.figure_caption(t("overview.user.planes_module"),
-                                                                       t("figures.caption_layer", layer=name)))
+        name = picked_module_chart("planes", planes, keys.USER_GATE_LAYER, lambda r: " x ".join(r.axes),
+                                   lambda r, title: gate_planes_figure(gate_planes(r), title, language=app.language()))
         st.caption(planes[name].found_by)
+
+
+def picked_module_chart(what: str, records: dict, picker_key: str, describe, figure) -> str:
+    """The "overview.user.<what>" intro, a module picked among `records` (each described by `describe`), and
+    its chart (`figure(record, title)`); returns the picked module's name."""
+    st.markdown(t(f"overview.user.{what}"))
+    name = st.selectbox(t("common.layer"), list(records), key=picker_key,
+                        format_func=lambda n: f"{n}  ({describe(records[n])})")
+    app.chart(st, figure(records[name], t(f"overview.user.{what}_title", layer=name)), key=keys.user_chart(name),
+              caption=app.figure_caption(t(f"overview.user.{what}_module"), t("figures.caption_layer", layer=name)))
+    return name
 
 
 def top_classes_table(where, top_classes, progress: bool) -> None:
