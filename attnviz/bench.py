@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from attnviz.machine import machine_info, time_calls
+from attnviz.machine import machine_info, memory_mib, time_calls
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
 
 __all__ = ["main"]
@@ -233,17 +233,13 @@ def _case_memory(name: str, work: str, ig_steps: int = 8) -> dict:
     from attnviz.data.samples import list_samples, load_sample
     from attnviz.models import load_checkpoint
 
-    def status(field: str) -> float:
-        with open("/proc/self/status") as lines:
-            return next(int(line.split()[1]) for line in lines if line.startswith(field + ":")) / 1024
-
     def peak_of(fn) -> dict:
         with open("/proc/self/clear_refs", "w") as refs:
             refs.write("5")   # VmHWM := VmRSS
-        before = status("VmRSS")
+        before = memory_mib("VmRSS")
         started = time.perf_counter()
         fn()
-        return {"peak_over_before_mib": round(status("VmHWM") - before, 1),
+        return {"peak_over_before_mib": round(memory_mib("VmHWM") - before, 1),
                 "seconds": round(time.perf_counter() - started, 2)}
 
     model, _ = load_checkpoint(name)

@@ -204,13 +204,9 @@ async def _student(url: str, index: int, scenario: Scenario, tally: Tally, refer
 
 
 def _memory_mib(pid: int | None, field_name: str) -> float | None:
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith(field_name + ":")) / 1024
-    except (OSError, StopIteration):
-        return None
+    from attnviz.machine import memory_mib
+
+    return None if pid is None else memory_mib(field_name, pid)
 
 
 def _summary(values: list[float]) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["machine_info", "time_calls"]
+__all__ = ["machine_info", "time_calls", "memory_mib"]
 
 
 def machine_info() -> dict:
@@ -42,3 +42,13 @@ def time_calls(fn, repeats: int, warmup: int = 1) -> dict:
         fn()
         times.append(time.perf_counter() - start)
     return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
+
+
+def memory_mib(field: str = "VmRSS", pid: int | str = "self") -> float | None:
+    """A process's memory figure from Linux's /proc/<pid>/status in MiB ("VmRSS" now, "VmHWM" its peak since
+    it started or since "5" was written to /proc/<pid>/clear_refs); None where there is no such process."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
+    except (OSError, StopIteration):
+        return None
