@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SCRIPT_STATE", "streamlit_server", "chromium", "chromium_page", "settled"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SCRIPT_STATE", "wait_until_up", "streamlit_server", "chromium", "chromium_page", "settled"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -30,6 +30,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_up(url: str, timeout_s: float = 120, process: subprocess.Popen | None = None) -> None:
+    """Block until the Streamlit server at `url` answers its health check (RuntimeError if `process` exits
+    first or `timeout_s` passes)."""
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return
+        except OSError:
+            pass
+        if (process is not None and process.poll() is not None) or time.time() > deadline:
+            raise RuntimeError(f"the server at {url} did not come up")
+        time.sleep(0.25)
 
 
 @contextlib.contextmanager
@@ -50,16 +65,11 @@ def streamlit_server(script: Path, cwd: Path, args: tuple[str, ...] = (), env: d
             pid_out.append(proc.pid)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.time() + start_timeout_s
-            while True:
-                try:
-                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.time() > deadline:
-                        log.seek(0)
-                        raise RuntimeError("streamlit did not start:\n" + log.read()) from None
-                    time.sleep(0.5)
+            try:
+                wait_until_up(url, start_timeout_s, proc)
+            except RuntimeError:
+                log.seek(0)
+                raise RuntimeError("streamlit did not start:\n" + log.read()) from None
             yield url
         finally:
             proc.terminate()

@@ -21,28 +21,15 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-__all__ = ["WARM_PAGES", "warm_up", "wait_until_up", "main"]
+from attnviz.browser import wait_until_up
+
+__all__ = ["WARM_PAGES", "warm_up", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 # (url path, query): what a class opens first
 WARM_PAGES = (("", ""), ("lecture", ""), ("position", "model=danet-eca"))
-
-
-def wait_until_up(url: str, timeout_s: float = 120, process: subprocess.Popen | None = None) -> None:
-    """Block until the server at `url` answers its health check (RuntimeError if it exits or times out)."""
-    deadline = time.time() + timeout_s
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return
-        except OSError:
-            pass
-        if (process is not None and process.poll() is not None) or time.time() > deadline:
-            raise RuntimeError(f"the server at {url} did not come up")
-        time.sleep(0.25)
 
 
 def warm_up(url: str, pages=WARM_PAGES) -> dict[str, float]:

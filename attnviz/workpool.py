@@ -65,10 +65,6 @@ class Control:
         """The share of the work done (0 to 1), None before the work said how much there is."""
         return min(1.0, self.done / self.total) if self.total else None
 
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop_requested
-
     def request_stop(self) -> None:
         with self._lock:
             self._stop_requested = True
@@ -136,9 +132,8 @@ class WorkPool:
         stoppable: `work(control)` reports progress and stops when nobody wants it (see `Control`)."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is not None and job.control is not None and job.control.stop_requested \
-                    and not job.control.resume():   # asked to stop and stopped already: a new job
-                job = None
+            if job is not None and job.control is not None and not job.control.resume():
+                job = None   # a stoppable job that has stopped already: a new one (resume() takes back a stop not acted on)
             if job is None:
                 job = Job(key, work, stoppable)
                 self._jobs[key] = job

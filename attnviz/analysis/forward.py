@@ -167,7 +167,7 @@ def _dataflow_checks(recorder) -> list[dict]:
     gates, channel and branch weights on the Overview), and per softmax / gate it saw and did not draw."""
     rows = [{"name": name, "family": type(rec).__name__.removesuffix("Record"), "form": "", "verified": True,
              "max_error": None, "reason": rec.found_by, "map": _map_size(rec), "reader": "dataflow"}
-            for name, rec in recorder.items() if rec.found_by]
+            for name, rec in recorder.items() if rec.reader == "dataflow"]
     rows += [{"name": item.module, "family": "–", "form": "", "verified": False, "max_error": None,
               "reason": item.what, "map": "", "reader": "dataflow"} for item in dataflow.skipped(recorder)]
     return rows

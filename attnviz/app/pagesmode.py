@@ -7,8 +7,9 @@ every AppTest run. Such a run is turned into a rerun of app.py, which calls
 st.navigation and so ends that mode for good. Several sessions can start in that
 mode at once (a class opening a fresh server's link together): the first one ends
 the mode for all, so the others' page runs are known by app.py not having begun
-them, and are rerun too (they showed a page with no sidebar and nothing on it). Tested in tests/test_app.py and,
-on a fresh server, in tests/test_browser.py.
+them, and are rerun too (they showed a page with no sidebar and nothing on it).
+Tested in tests/test_app.py and, on a fresh server, in tests/test_browser.py and
+tests/test_classroom.py.
 """
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def spatial_module_picker(where, modules: dict) -> str:
         st.session_state[keys.PAM_MODULE] = next(iter(modules))
     groups = module_heads(modules)
     chosen = st.session_state[keys.PAM_MODULE]
-    group = head_of(chosen)[0] if head_of(chosen)[0] in groups else chosen
+    group = head_of(chosen)[0]   # module_heads groups every name under this
     tr = bound_t()
 
     def module_label(name: str) -> str:
