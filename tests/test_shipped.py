@@ -12,6 +12,7 @@ from attnviz.data.camvid import CamVid, default_data_root
 from attnviz.evaluate import attention_parameters, evaluate_model
 from attnviz.models import list_checkpoints, load_checkpoint
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
+from tolerances import softmax_row_sum_tolerance
 
 # What the README promises: the eight variants of the zoo and the affinity-supervised DANet.
 SHIPPED_MODELS = ("fcn-none", "fcn-se", "fcn-eca", "fcn-flexible", "fcn-cbam", "fcn-ca",
@@ -43,7 +44,8 @@ def test_shipped_model_runs_on_a_test_photo_and_is_captured(name):
     if head == "danet":
         assert {PositionAttentionRecord, ChannelMapRecord} <= types
         _, pam = analysis.position
-        assert float(pam.row(pam.num_pixels // 2).sum()) == pytest.approx(1.0, abs=1e-4)
+        middle = pam.num_pixels // 2
+        assert abs(float(pam.row(middle).sum()) - 1) <= softmax_row_sum_tolerance(pam.key[0] @ pam.query[0, middle])
     assert card["training"]["epochs"] > 0 and "CC BY-NC 4.0" in card["training"]["data_licence"]
     assert card["evaluation"]["miou"] > 0.3
 

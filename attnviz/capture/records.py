@@ -24,6 +24,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from attnviz.i18n import Phrase
+
 __all__ = ["ChannelAttentionRecord", "SpatialAttentionRecord", "CoordinateAttentionRecord",
            "PositionAttentionRecord", "ChannelMapRecord", "CrissCrossAttentionRecord", "GlobalContextRecord",
            "DenseAttentionRecord", "BranchWeightRecord", "GateRecord", "Record", "of_type", "SpatialMap", "Provenance"]
@@ -60,7 +62,7 @@ class Provenance:
     verified: bool = True          # False: recognised, but its output was not reproduced
     max_error: float | None = None  # reconstruction error (None: not checked)
     verified_form: str = ""        # the variant that verified ("embedded", "gaussian", "weights", ...)
-    found_by: str = ""             # the dataflow reader's words ("its softmax over 45x60 positions")
+    found_by: Phrase | None = None  # how the dataflow reader found it, in no language ("its softmax over 45x60 ...")
     reader: str = "own"            # the reader that found it (attnviz.capture.readers): "own" (attnviz's modules
     #                                record themselves), "library" (timm / torchvision), "structure", "dataflow"
 
@@ -111,8 +113,15 @@ class PositionAttentionRecord(Provenance):
     """DANet position attention, S = softmax(Q K^T) over the last axis, kept implicit.
 
     query: (B, N, C'), key: (B, N, C'), log_normaliser: (B, N) with
-    log_normaliser[b, i] = logsumexp_j (q_i . k_j), so that
+    log_normaliser[b, i] = logsumexp_j (q_i . k_j) as the forward pass computed it, so that
     S[b, i, j] = exp(q_i . k_j - log_normaliser[b, i]).
+
+    A row is normalised by its own log-sum-exp, recomputed from the energies it is built from (a softmax of
+    q_i . K): it is a distribution on any CPU. With the recorded L_i instead, a row sums to 1 only as far as the
+    recompute adds its energies in the order the forward did; at energies of a few hundred one float32 ulp is
+    ~3e-5, and on an AMD EPYC a row summed to 1 + 4.6e-5. A column needs every row's normaliser, which only the
+    recorded L holds (recomputing them all would cost the N x N energies the record exists to avoid): columns
+    use the recorded L, and sum to whatever the module's attention to that key adds up to.
 
     Also read from user modules by `attnviz.capture.families` (DANet PAM, SAGAN, non-local blocks), which may set:
     key_height / key_width: the keys lie on their own grid (a non-local block with sub-sampling max-pools
@@ -168,17 +177,23 @@ class PositionAttentionRecord(Provenance):
         return index
 
     def _weights(self, energy: torch.Tensor, log_normaliser: torch.Tensor) -> torch.Tensor:
-        """S entries from energies q . k and the matching rows' log-normalisers (broadcast)."""
+        """S entries from energies q . k and the matching rows' recorded log-normalisers (broadcast)."""
         if self.normalisation == "dot":
             return energy / self.num_keys
         return torch.exp(energy - log_normaliser)
+
+    def _row_weights(self, energy: torch.Tensor) -> torch.Tensor:
+        """Rows of S from their energies (..., num_keys), each normalised by its own log-sum-exp."""
+        if self.normalisation == "dot":
+            return energy / self.num_keys
+        return torch.softmax(energy, dim=-1)
 
     def row(self, index: int, batch: int = 0) -> torch.Tensor:
         """S[index, :] as (H, W) (the key grid): where pixel `index` attends. Sums to 1 (softmax form)."""
         index = self._check_index(index)
         q = self.query[batch, index].float()
         energy = self.key[batch].float() @ q
-        return self._weights(energy, self.log_normaliser[batch, index]).view(*self.key_grid)
+        return self._row_weights(energy).view(*self.key_grid)
 
     def rows(self, indices: torch.Tensor, batch: int = 0) -> torch.Tensor:
         """S[indices, :] as (R, H, W) for R flat pixel indices: one matrix product for all of them."""
@@ -186,23 +201,25 @@ class PositionAttentionRecord(Provenance):
         if indices.numel() and not (0 <= int(indices.min()) and int(indices.max()) < self.num_pixels):
             raise IndexError(f"pixel indices outside 0..{self.num_pixels - 1}")
         energy = self.query[batch, indices].float() @ self.key[batch].float().T
-        weights = self._weights(energy, self.log_normaliser[batch, indices][:, None])
-        return weights.view(-1, *self.key_grid)
+        return self._row_weights(energy).view(-1, *self.key_grid)
 
     def column(self, index: int, batch: int = 0) -> torch.Tensor:
-        """S[:, index] as (H, W): how much every pixel attends to pixel (key) `index`."""
+        """S[:, index] as (H, W): how much every pixel attends to pixel (key) `index`, each row's entry
+        normalised by the log-sum-exp the forward pass recorded for that row (see the class docstring)."""
         index = self._check_key(index)
         k = self.key[batch, index].float()
         energy = self.query[batch].float() @ k
         return self._weights(energy, self.log_normaliser[batch]).view(self.height, self.width)
 
     def entry(self, i: int, j: int, batch: int = 0) -> tuple[float, float, float]:
-        """S[i, j] with its parts: (energy q_i . k_j, log-normaliser of row i, S[i, j] = exp(energy - lse))."""
+        """S[i, j] with its parts: (energy q_i . k_j, log-normaliser of row i, S[i, j] = exp(energy - lse)),
+        in float64; the log-normaliser is row i's own log-sum-exp, as `row` normalises it."""
         i, j = self._check_index(i), self._check_key(j)
-        energy = float(self.query[batch, i].double() @ self.key[batch, j].double())
-        log_normaliser = float(self.log_normaliser[batch, i])
+        energies = self.key[batch].double() @ self.query[batch, i].double()
+        energy = float(energies[j])
         if self.normalisation == "dot":
-            return energy, log_normaliser, energy / self.num_keys
+            return energy, float(self.log_normaliser[batch, i]), energy / self.num_keys
+        log_normaliser = float(torch.logsumexp(energies, 0))
         return energy, log_normaliser, math.exp(energy - log_normaliser)
 
     def matrix(self, batch: int = 0, max_pixels: int = 4096) -> torch.Tensor:
@@ -213,7 +230,7 @@ class PositionAttentionRecord(Provenance):
                 f"use row()/column() or raise max_pixels (now {max_pixels})"
             )
         energy = self.query[batch].float() @ self.key[batch].float().T
-        return self._weights(energy, self.log_normaliser[batch][:, None])
+        return self._row_weights(energy)
 
 
 @dataclass
@@ -293,6 +310,8 @@ class CrissCrossAttentionRecord(_KeysOnTheQueryGrid, Provenance):
     column branch with -inf, so the pixel itself is counted once, through the row branch).
     query, key: (B, N, C'); log_normaliser: (B, N), the log-sum-exp of each query's H + W - 1 energies.
     One call of the module is one record: CCNet's recurrence (R = 2) gives "name" and "name#1".
+    As for PositionAttentionRecord, a row is normalised by its own cross's log-sum-exp, a column by the
+    recorded one of each row.
     """
 
     kind: str
@@ -325,10 +344,12 @@ class CrissCrossAttentionRecord(_KeysOnTheQueryGrid, Provenance):
         index, h, w = self._check_index(index)
         q = self.query[batch, index].float()
         key = self._grid(self.key, batch)
-        lse = self.log_normaliser[batch, index]
+        column_energy, row_energy = key[:, w] @ q, key[h, :] @ q
+        off_row = torch.arange(self.height, device=column_energy.device) != h
+        cross = torch.softmax(torch.cat([column_energy[off_row], row_energy]), 0)  # the H + W - 1 keys, self once
         weights = torch.zeros(self.height, self.width, device=self.query.device)
-        weights[:, w] = torch.exp(key[:, w] @ q - lse)   # column branch (its self term is masked) ...
-        weights[h, :] = torch.exp(key[h, :] @ q - lse)   # ... the row branch holds the pixel itself
+        weights[off_row, w] = cross[: self.height - 1]   # column branch (its self term is masked) ...
+        weights[h, :] = cross[self.height - 1:]          # ... the row branch holds the pixel itself
         return weights
 
     def column(self, index: int, batch: int = 0) -> torch.Tensor:
@@ -346,8 +367,11 @@ class CrissCrossAttentionRecord(_KeysOnTheQueryGrid, Provenance):
         """(energy q_i . k_j, log-normaliser of row i, S[i, j]); S[i, j] = 0 when j is off i's cross."""
         i, hi, wi = self._check_index(i)
         j, hj, wj = self._check_index(j)
-        energy = float(self.query[batch, i].double() @ self.key[batch, j].double())
-        log_normaliser = float(self.log_normaliser[batch, i])
+        key, q = self.key[batch].double().view(self.height, self.width, -1), self.query[batch, i].double()
+        energy = float(key[hj, wj] @ q)
+        off_row = torch.arange(self.height, device=key.device) != hi
+        cross = torch.cat([(key[:, wi] @ q)[off_row], key[hi, :] @ q])
+        log_normaliser = float(torch.logsumexp(cross, 0))   # row i's own, as `row` normalises it
         on_cross = hi == hj or wi == wj
         return energy, log_normaliser, math.exp(energy - log_normaliser) if on_cross else 0.0
 
