@@ -3,6 +3,9 @@
 # For a course, compose.yaml runs several of these behind nginx, each browser kept on one.
 FROM python:3.11-slim-bookworm
 WORKDIR /app
+# Debian's CJK fonts, as on the test machines: whatever draws the zh pages in the container (a browser for
+# python -m attnviz.screenshots) shows glyphs, not empty boxes
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-noto-cjk && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt pyproject.toml README.md ./
 # torch and torchvision pinned in requirements.txt (a CUDA build from PyPI; the app runs on the CPU without a GPU)
 RUN pip install --no-cache-dir -r requirements.txt

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run serve cluster test test-fast browser nginx bench evaluate clean
+.PHONY: setup run serve cluster test test-fast lint browser nginx bench evaluate clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,12 @@ run: setup
 cluster: setup nginx
 	$(PY) -m attnviz.cluster --servers 2 --port 8500
 
-# Debian's Chromium for the browser tests (never `playwright install`: it downloads a browser)
+# Debian's Chromium for the browser tests (never `playwright install`: it downloads a browser), and Debian's
+# CJK fonts, without which every Chinese character of a zh screenshot is an empty box
 browser:
-	@test -x /usr/bin/chromium || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
-	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
+	@{ test -x /usr/bin/chromium && test -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk; \
+	  else echo "browser tests need Debian's chromium and fonts-noto-cjk: sudo apt-get install chromium fonts-noto-cjk"; fi; }
 
 # Debian's nginx for the two-process proxy test and `make cluster` (the test skips, saying so, without it)
 nginx:
@@ -34,7 +35,12 @@ nginx:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx; \
 	  else echo "the proxy test needs Debian's nginx: sudo apt-get install nginx"; fi; }
 
-test: setup browser nginx
+# the style every file keeps (pyproject.toml [tool.ruff]): formatted, and no lint finding
+lint: setup
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+
+test: setup browser nginx lint
 	$(PY) -m pytest -q -rs
 
 test-fast: setup

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 __all__ = ["BASELINE", "COLUMN_HELP", "as_number", "read_results", "model_results", "miou_interval",
-           "paired_difference", "results_rows", "pam_ratio_text", "far_key_text", "class_figure", "markdown_tables"]
+           "paired_difference", "results_rows", "class_figure", "markdown_tables"]
 
 
 def read_results(path: str | Path) -> dict:
@@ -154,35 +154,6 @@ def results_rows(results: dict) -> list[dict]:
             "CPU latency (ms)": _text(_number(entry, "latency_ms"), "{:.1f}"),
         })
     return rows
-
-
-def _interval_words(block: dict) -> str:
-    bounds = block.get("interval")
-    if isinstance(bounds, list) and len(bounds) == 2 and all(as_number(b) is not None for b in bounds):
-        return f" (95% interval over photos {bounds[0]:.2f}-{bounds[1]:.2f}x)"
-    return ""
-
-
-def pam_ratio_text(entry: dict) -> str | None:
-    """The model's PAM own-class figure in words, or None when results.json has none."""
-    ratio = entry.get("pam_own_class_ratio")
-    if not isinstance(ratio, dict) or as_number(ratio.get("mean")) is None:
-        return None
-    return (f"{ratio['mean']:.2f}x chance on average{_interval_words(ratio)}, median "
-            f"{as_number(ratio.get('median')) or float('nan'):.2f}x, over {ratio.get('queries', '?'):,} query cells of "
-            f"the test split ({ratio.get('per_photo', '?')} per photo, cells at least {ratio.get('purity', 0.8):.0%} "
-            "one class)")
-
-
-def far_key_text(entry: dict) -> str | None:
-    """The model's far-key own-class figure in words, or None when results.json has none."""
-    far = _pam_block(entry, "far")
-    if as_number(far.get("mean")) is None:
-        return None
-    above = as_number(far.get("above_chance"))
-    return (f"{far['mean']:.2f}x chance over far keys only{_interval_words(far)}, median "
-            f"{as_number(far.get('median')) or float('nan'):.2f}x"
-            + (f", above chance for {above:.0%} of queries" if above is not None else ""))
 
 
 def class_figure(entry: dict, class_name: str) -> dict | None:

@@ -6,7 +6,7 @@
 Starts the app (the shipped checkpoints) in the background, opens each page in headless Debian Chromium
 (attnviz.browser) with its model and language in the link, waits until the run is over, saves a full-page
 PNG and measures what a reader would see cut off: a formula wider than its box, a table or chart wider than
-the page, the page itself scrolling sideways. The report (JSON on stdout, and report.json beside the PNGs)
+the page, the page itself scrolling sideways, characters drawn as empty boxes. The report (JSON on stdout, and report.json beside the PNGs)
 lists them per page; the browser tests assert that it is empty.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from attnviz.browser import SCRIPT_STATE, chromium, settled, streamlit_server
 
-__all__ = ["PAGES", "SIZES", "Shot", "overflowing", "shoot"]
+__all__ = ["PAGES", "SIZES", "Shot", "MISSING_GLYPHS_JS", "overflowing", "shoot"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,8 @@ _OVERFLOW_JS = """() => {
     const box = el.closest('[data-testid="stElementContainer"]') || el.parentElement;
     const over = el.scrollWidth - el.clientWidth;
     const right = el.getBoundingClientRect().right - box.getBoundingClientRect().right;
-    if (over > 3 || right > 3) found.push  // KaTeX's glyphs overhang their box by a pixel or two(`formula ${el.textContent.slice(0, 40)}: ${Math.max(over, right).toFixed(0)} px`);
+    // KaTeX's glyphs overhang their box by a pixel or two
+    if (over > 3 || right > 3) found.push(`formula ${el.textContent.slice(0, 40)}: ${Math.max(over, right).toFixed(0)} px`);
   }
   for (const el of document.querySelectorAll('[data-testid="stTable"], [data-testid="stPlotlyChart"], '
                                              + '[data-testid="stImage"], [data-testid="stHorizontalBlock"]')) {
@@ -63,6 +64,27 @@ _OVERFLOW_JS = """() => {
   return found;
 }"""
 
+# Characters of the page drawn as empty boxes (no font has them): each distinct character of the main block's
+# text is drawn in the page's own font into a canvas and compared with the drawing of a codepoint no font has
+# (U+0378, unassigned), which is the fallback box itself. With Debian's fonts-noto-cjk missing, every Chinese
+# character matches it.
+MISSING_GLYPHS_JS = """() => {
+  const main = document.querySelector('[data-testid="stMain"]') || document.body;
+  const family = getComputedStyle(main.querySelector('p') || main).fontFamily;
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = 40;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  const draw = ch => {
+    ctx.clearRect(0, 0, 40, 40);
+    ctx.font = `28px ${family}`;
+    ctx.fillText(ch, 4, 32);
+    return ctx.getImageData(0, 0, 40, 40).data.join(',');
+  };
+  const box = draw('\u0378');
+  const seen = new Set([...main.innerText].filter(ch => ch.trim() && ch.codePointAt(0) > 0x2e7f));
+  return [...seen].filter(ch => draw(ch) === box);
+}"""
+
 # A data frame scrolls inside its own box by design; at the desktop size it must fit without scrolling.
 _TABLE_SCROLLS_JS = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')]
   .filter(el => { const s = el.querySelector('.dvn-scroller'); return s && s.scrollWidth > s.clientWidth + 1; })
@@ -77,6 +99,7 @@ class Shot:
     path: str
     overflowing: list[str]
     errors: int
+    missing_glyphs: list[str]   # characters drawn as empty boxes (see MISSING_GLYPHS_JS)
 
 
 def overflowing(page, desktop: bool) -> list[str]:
@@ -116,7 +139,8 @@ def shoot(url: str, out: Path, pages=tuple(PAGES), languages=("en", "zh"), sizes
                     file = out / f"{name}-{language}-{size}.png"
                     _whole_page(page, file, SIZES[size])
                     shots.append(Shot(name, language, size, str(file), found,
-                                      page.locator("[data-testid='stException']").count()))
+                                      page.locator("[data-testid='stException']").count(),
+                                      page.evaluate(MISSING_GLYPHS_JS)))
     return shots
 
 
@@ -132,7 +156,7 @@ def main(argv=None) -> int:
     report = [asdict(s) for s in shots]
     (args.out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
     json.dump(report, sys.stdout, indent=1, ensure_ascii=False)
-    return 1 if any(s.overflowing or s.errors for s in shots) else 0
+    return 1 if any(s.overflowing or s.errors or s.missing_glyphs for s in shots) else 0
 
 
 if __name__ == "__main__":
