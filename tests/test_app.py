@@ -334,6 +334,28 @@ def test_plain_danet_offers_the_affinity_model_and_keeps_the_pixel():
     assert f"{ratio['pam_own_class_ratio']['mean']:.2f}x chance on average" in text  # the model's own figure
 
 
+def _notice(language: str, fits: str) -> str:
+    """The Position page's "what to notice" text with its note on classes `fits`, in `language`."""
+    from attnviz.i18n import translate
+
+    return translate("position.notice", language, model=translate(f"position.notice_{fits}", language))
+
+
+def test_position_notes_fit_the_model_shown_in_the_pages_language():
+    if "danet-eca-affinity" not in list_checkpoints():
+        pytest.skip("danet-eca-affinity is not shipped")
+    at = _app("danet-eca-affinity", "pages/position.py")
+    assert _notice("en", "affinity") in [m.value for m in at.markdown]
+    at.session_state["language"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [m.value for m in at.markdown]
+    assert _notice("zh", "affinity") in shown and "注意什么" in _notice("zh", "affinity")
+    at.selectbox(key="model").set_value("danet-eca").run()   # a plain DANet: no claim of the affinity's grouping
+    assert not at.exception, [e.value for e in at.exception]
+    shown = "\n".join(m.value for m in at.markdown)
+    assert _notice("zh", "plain") in shown and _notice("zh", "affinity") not in shown
+
 # ----------------------------------------------------------------------------- your model
 def _user_app(monkeypatch, *args: str, page: str = "pages/overview.py") -> AppTest:
     monkeypatch.setattr("sys.argv", ["app.py", *args])
@@ -364,6 +386,12 @@ def test_your_model_on_the_position_page_shows_the_clicked_row(monkeypatch, user
     assert "x = 100, y = 60 in the photo → feature pixel row 7, column 12" in text, text
     assert "Row i sums to **1.000000**" in text
     assert any("verified" in c.value for c in at.caption)
+    assert _notice("en", "user") in text and _notice("en", "affinity") not in text  # nothing known of its training
+    at.session_state["language"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _notice("zh", "user") in [m.value for m in at.markdown]
+    at.session_state["language"] = "en"
     at.switch_page("pages/flexible.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="flex_layer").value == "se"

@@ -164,3 +164,122 @@ def test_gate_planes_are_what_a_gate_record_holds():
     assert plane.axes == ("C", "W") and np.array_equal(plane.values, elements[0, 0, :3].numpy())
     weights = torch.softmax(torch.randn(1, 3, 8), dim=1)
     assert np.allclose(branch_weights(BranchWeightRecord("branches", weights)).sum(0), 1.0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- the Position page's numbers
+
+def _sub_sampled_record():
+    """6x8 queries, 3x4 keys (a non-local block with sub-sampling), and its S built naively."""
+    torch.manual_seed(1)
+    query, key = torch.randn(1, 48, 4), torch.randn(1, 12, 4)
+    energy = query[0].double() @ key[0].double().T
+    record = PositionAttentionRecord("pam", query, key, torch.logsumexp(energy, -1).float()[None], 6, 8, 0.5,
+                                     key_height=3, key_width=4)
+    return record, energy.numpy(), torch.softmax(energy, -1).numpy()
+
+
+def test_each_panel_reads_a_pin_at_the_same_place_of_its_own_photo(record):
+    from types import SimpleNamespace
+
+    from attnviz.analysis.views import panel_views
+
+    small = SimpleNamespace(record=record, image=np.zeros((48, 64, 3)), label=None)
+    large = SimpleNamespace(record=record, image=np.zeros((96, 128, 3)), label=None)
+    views = panel_views([small, large], [(21, 10), (63, 47)], (48, 64), "row")
+    assert [[v.pixel for v in row] for row in views] == [[(21, 10), (63, 47)], [(42, 20), (126, 94)]]
+    assert [[v.index for v in row] for row in views] == [[10, 47], [10, 47]]   # the same cells, twice the pixels
+
+
+def test_a_shared_colour_range_starts_at_zero_unless_a_map_is_negative():
+    from types import SimpleNamespace
+
+    from attnviz.analysis.views import shared_colour_range
+
+    def maps(*pairs):
+        return [[SimpleNamespace(values=np.array(pair)) for pair in pairs]]
+
+    assert shared_colour_range(maps((0.2, 0.5), (0.1, 0.9))) == (0.0, 0.9)
+    assert shared_colour_range(maps((0.2, 0.5)) + maps((-0.3, 0.4))) == (-0.3, 0.5)
+
+
+def test_cell_size_is_the_photo_pixels_of_one_cell_floored():
+    from attnviz.analysis.views import cell_size
+
+    assert cell_size((360, 480), (45, 60)) == (8, 8)
+    assert cell_size((48, 64), (3, 4)) == (16, 16)
+    assert cell_size((50, 67), (6, 8)) == (8, 8)
+
+
+def test_a_rows_largest_entry_and_a_columns_sum_against_even_attention(record):
+    from attnviz.analysis.views import full_map_size, sum_reading
+
+    s = naive_s(record)
+    reading = sum_reading(position_view(record, (21, 10), (48, 64), "row"), record)
+    assert reading.baseline == 48 and reading.column_average == 1.0
+    assert reading.total == pytest.approx(1.0, abs=1e-5)
+    assert reading.largest_over_even == pytest.approx(s[10].max() * 48, rel=1e-5)
+    sub_sampled, _, s = _sub_sampled_record()
+    column = sum_reading(position_view(sub_sampled, (63, 47), (48, 64), "column"), sub_sampled)
+    assert column.column_average == 48 / 12                                # N / Nk: 48 queries over 12 keys
+    assert column.total_over_average == pytest.approx(s[:, 11].sum() / 4, rel=1e-5)
+    assert full_map_size(sub_sampled) == 48 * 12
+
+
+def test_the_worked_formula_names_i_and_j_on_their_own_grids(record):
+    import dataclasses
+
+    from attnviz.analysis.views import formula_pair
+
+    s = naive_s(record)
+    row = formula_pair(position_view(record, (21, 10), (48, 64), "row"), record.baseline, (48, 64))
+    top = int(np.argmax(s[10]))
+    assert (row.query, row.key, row.query_cell, row.key_cell) == (10, top, (1, 2), divmod(top, 8))
+    assert row.key_grid == (6, 8) and row.key_cell_size == (8, 8)
+    assert row.entry == pytest.approx(s[10, top], abs=1e-6)
+    assert row.even_ratio == pytest.approx(48 * s[10, top], rel=1e-5)
+    sub_sampled, energy, s = _sub_sampled_record()
+    column = formula_pair(position_view(sub_sampled, (63, 47), (48, 64), "column"), sub_sampled.baseline, (48, 64))
+    top = int(np.argmax(s[:, 11]))                                      # the query that attends most to key 11
+    assert (column.query, column.key, column.query_cell, column.key_cell) == (top, 11, divmod(top, 8), (2, 3))
+    assert column.key_grid == (3, 4) and column.key_cell_size == (16, 16)
+    assert column.energy == pytest.approx(energy[top, 11], abs=1e-5)
+    assert column.log_z == pytest.approx(np.log(np.exp(energy[top]).sum()), abs=1e-5)
+    assert column.even_ratio == pytest.approx(12 * s[top, 11], rel=1e-5)
+    no_entry = dataclasses.replace(position_view(record, (0, 0), (48, 64)), formula=None)   # GCNet's shared map
+    assert formula_pair(no_entry, record.baseline, (48, 64)) is None
+
+
+def test_the_note_on_classes_fits_the_model_shown():
+    from attnviz.analysis.views import position_notice
+
+    assert position_notice("camvid", 1.0) == "affinity"
+    assert position_notice("camvid", 0.0) == "plain"
+    assert position_notice("timm") == "imagenet"
+    assert position_notice("user", 1.0) == "user"      # a user's model: nothing is known of its training
+
+
+# ----------------------------------------------------------------------------- the Attribution page's numbers
+
+def test_attribution_cells_are_each_cells_share_of_the_magnitude():
+    from attnviz.analysis.views import attribution_cells
+
+    attribution = np.zeros((3, 4, 4))
+    attribution[0, :2, :2] = -3.0           # |-3| over the top-left cell
+    attribution[1, 2:, 2:] = 1.0            # 1 over the bottom-right cell
+    np.testing.assert_allclose(attribution_cells(attribution, (2, 2)), [[0.75, 0.0], [0.0, 0.25]])
+    np.testing.assert_allclose(attribution_cells(np.abs(attribution).sum(0), (2, 2)), [[0.75, 0.0], [0.0, 0.25]])
+
+
+def test_agreement_is_rank_correlation_and_top_overlap_on_one_grid():
+    from attnviz.analysis.views import agreement, top_overlap_chance
+
+    row = np.array([[0.1, 0.4], [0.2, 0.3]])
+    same = agreement(row, np.array([[1.0, 4.0], [2.0, 3.0]]), 2)    # the same order: top 2 cells {0.4, 0.3}
+    assert same.rho == pytest.approx(1.0) and same.overlap == 1.0
+    reverse = agreement(row, np.array([[4.0, 1.0], [3.0, 2.0]]), 2)
+    assert reverse.rho == pytest.approx(-1.0) and reverse.overlap == 0.0
+    assert agreement(row, np.array([[1.0, 4.0], [3.0, 2.0]]), 2).overlap == 0.5   # top 2 {0.4, 0.3} vs {4, 3}
+    with pytest.raises(ValueError, match="grid"):
+        agreement(row, np.zeros((3, 2)), 2)
+    assert top_overlap_chance((10, 10), 20) == pytest.approx(0.2)   # k / cells
+    assert top_overlap_chance((2, 2), 20) == 1.0                     # k is at most the grid's cells

@@ -18,15 +18,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from attnviz.analysis.attribution import cell_mass, rank_correlation, top_overlap
+from attnviz.analysis.geometry import same_place
 from attnviz.analysis.forward import attention_share_on_class, feature_centre, feature_index, top_locations
 from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.analysis.quality import far_key_own_class_ratio
 from attnviz.capture.recorder import split_name
 
-__all__ = ["ClassShare", "PositionView", "position_view", "CoordinateView", "coordinate_view", "most_varied_channel",
+__all__ = ["ClassShare", "PositionView", "position_view", "panel_views", "shared_colour_range", "cell_size",
+           "SumReading", "sum_reading", "FormulaPair", "formula_pair", "full_map_size", "position_notice",
+           "CoordinateView", "coordinate_view", "most_varied_channel",
            "ChannelScaling", "channel_scaling", "findings_rows", "module_heads", "head_of", "GatePlane", "gate_planes",
-           "branch_weights"]
+           "branch_weights", "attribution_cells", "Agreement", "agreement", "top_overlap_chance"]
 
 MODES = ("row", "column")
 
@@ -107,6 +112,93 @@ def position_view(record, pixel: tuple[int, int], image_hw: tuple[int, int],
         pixel_centre=feature_centre(index, image_hw, feature_hw), formula=formula, class_share=class_share,
         values_hw=values_hw)
 
+
+def panel_views(panels, pins: list[tuple[int, int]], image_hw: tuple[int, int], mode: str) -> list[list[PositionView]]:
+    """The view of every pin on every panel (anything with `record`, `image` and `label`, as the Position
+    page's panels): a pin on the photo of `image_hw` is read at the same place of each panel's own photo."""
+    return [[position_view(panel.record, same_place(*pin, image_hw, panel.image.shape[:2]), panel.image.shape[:2],
+                           mode, panel.label) for pin in pins] for panel in panels]
+
+
+def shared_colour_range(views) -> tuple[float, float]:
+    """One colour range for every map of `views` (lists of PositionView): from the smallest value, or 0 when
+    none is negative, to the largest, so that the same colour means the same weight in every map."""
+    values = [view.values for row in views for view in row]
+    return min(0.0, *(float(v.min()) for v in values)), max(float(v.max()) for v in values)
+
+
+def cell_size(image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) in photo pixels of one cell of a grid laid over the photo (floored)."""
+    return image_hw[0] // grid_hw[0], image_hw[1] // grid_hw[1]
+
+
+@dataclass(frozen=True)
+class SumReading:
+    """Row or column i of S against attention spread evenly. A softmax row sums to 1 over its `baseline`
+    keys (Nk; H + W - 1 on a criss-cross), so a key's even share is 1 / baseline; a column of Nk keys
+    receives on average N / Nk (1 unless the keys were sub-sampled)."""
+    total: float             # the sum of the row or column shown
+    largest: float           # its largest entry
+    baseline: int            # the keys a row spreads over
+    column_average: float    # N / Nk: what a column sums to on average
+
+    @property
+    def largest_over_even(self) -> float:
+        """The largest entry of a row over the even share 1 / baseline."""
+        return self.largest * self.baseline
+
+    @property
+    def total_over_average(self) -> float:
+        """A column's sum over the average column's."""
+        return self.total / self.column_average
+
+
+def sum_reading(view: PositionView, record) -> SumReading:
+    """How the view's row or column compares with even attention, for any spatial record (SpatialMap)."""
+    return SumReading(view.total, float(view.values.max()), record.baseline, record.num_pixels / record.num_keys)
+
+
+@dataclass(frozen=True)
+class FormulaPair:
+    """The entry S_ij worked out on the Position page: the chosen pixel and its top location, i the query
+    and j the key (a row's chosen pixel is i; a column's is j), with their feature cells and this photo's
+    numbers (energy B_i·C_j, log Z_i, S_ij)."""
+    query: int
+    key: int
+    query_cell: tuple[int, int]      # (row, col) of i on the query grid
+    key_cell: tuple[int, int]        # (row, col) of j on the key grid
+    key_grid: tuple[int, int]        # the grid j lies on
+    key_cell_size: tuple[int, int]   # photo pixels of one key cell (height, width)
+    energy: float
+    log_z: float
+    entry: float
+    even_ratio: float                # S_ij over the even share 1 / baseline
+
+
+def formula_pair(view: PositionView, baseline: int, image_hw: tuple[int, int]) -> FormulaPair | None:
+    """The view's worked formula (None when the record has no per-entry maths: GCNet's shared map)."""
+    if view.formula is None:
+        return None
+    query, key, energy, log_z, entry = view.formula
+    top_cell = view.top_cells[0][:2]
+    query_cell, key_cell = (view.cell, top_cell) if view.mode == "row" else (top_cell, view.cell)
+    key_grid = view.values_hw if view.mode == "row" else view.feature_hw
+    return FormulaPair(query, key, tuple(query_cell), tuple(key_cell), tuple(key_grid), cell_size(image_hw, key_grid),
+                       energy, log_z, entry, entry * baseline)
+
+
+def full_map_size(record) -> int:
+    """The entries of the whole S, N x Nk: what the page never builds."""
+    return record.num_pixels * record.num_keys
+
+
+def position_notice(source: str, affinity_weight: float = 0.0) -> str:
+    """Which note on the classes fits the model shown: "affinity" (a shipped DANet whose PAM was supervised
+    with class affinity), "plain" (a shipped DANet trained by the segmentation loss alone), "imagenet" (a timm
+    classifier, trained on whole-photo labels) or "user" (a user's model: nothing known of its training)."""
+    if source == "camvid":
+        return "affinity" if affinity_weight > 0 else "plain"
+    return "imagenet" if source == "timm" else "user"
 
 def findings_rows(checks: list[dict]) -> list[dict]:
     """The Overview's table of what attnviz found in a user's model (`Analysis.checks`), as text cells:
@@ -231,3 +323,33 @@ def gate_planes(record, batch: int = 0, max_planes: int = 8) -> list[GatePlane]:
 def branch_weights(record, batch: int = 0) -> np.ndarray:
     """(K, C) weights of a BranchWeightRecord (each channel's weights over the K branches sum to 1)."""
     return record.weights[batch].float().numpy()
+
+
+# ----------------------------------------------------------------------------- attention vs attribution
+# the Attribution page: where the chosen pixel's row of S looks, beside what drives its prediction
+# (attnviz.analysis.attribution computes the maps)
+
+def attribution_cells(attribution: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """An attribution map (H, W) or (3, H, W) as its magnitude's share in each cell of `grid` (sums to 1)."""
+    return cell_mass(torch.from_numpy(np.asarray(attribution)), grid).numpy()
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How an attribution map agrees with the attention row, cell by cell on the same grid."""
+    rho: float       # Spearman's rank correlation of the two maps
+    overlap: float   # share of the row's k largest cells that are among the attribution's k largest
+
+
+def agreement(attention_row: np.ndarray, cells: np.ndarray, k: int) -> Agreement:
+    """The rank correlation and the top-k overlap of two maps of one grid."""
+    if np.shape(attention_row) != np.shape(cells):
+        raise ValueError(f"the maps must share a grid, got {np.shape(attention_row)} and {np.shape(cells)}")
+    return Agreement(rank_correlation(attention_row, cells), top_overlap(attention_row, cells, k))
+
+
+def top_overlap_chance(grid: tuple[int, int], k: int) -> float:
+    """The top-k overlap of two unrelated maps on average: each of the row's k cells is among the other's k
+    with probability k / cells (k at most the grid's cells)."""
+    cells = grid[0] * grid[1]
+    return min(k, cells) / cells
