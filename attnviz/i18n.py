@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import string
 import tomllib
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "catalog", "section", "translate", "placeholders"]
+__all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "catalog", "section", "translate", "placeholders", "Phrase"]
 
 LANGUAGES = {"en": "English", "zh": "中文"}
 DEFAULT_LANGUAGE = "en"
@@ -67,3 +68,22 @@ def translate(key: str, language: str = DEFAULT_LANGUAGE, /, **values) -> str:
     """The text `key` in `language`, its placeholders filled from `values` (KeyError for an unknown key)."""
     text = catalog(language)[key]
     return text.format(**values) if values or placeholders(text) else text
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A text kept in no language until it is shown: a catalog key and the values of its placeholders. A value
+    may be a Phrase itself (an optional part of the sentence; "" where there is none), shown in the same
+    language. What the library finds is kept this way (the dataflow reader's "its softmax over 45x60
+    positions"), so that each page shows it in its own language."""
+    key: str
+    values: tuple[tuple[str, object], ...] = ()
+
+    @classmethod
+    def of(cls, key: str, /, **values) -> Phrase:
+        return cls(key, tuple(values.items()))
+
+    def text(self, language: str = DEFAULT_LANGUAGE) -> str:
+        """The phrase in `language`, its parts in the same language."""
+        return translate(self.key, language, **{name: value.text(language) if isinstance(value, Phrase) else value
+                                                for name, value in self.values})

@@ -160,7 +160,7 @@ def found_by_what_they_compute(image, analysis) -> None:
     if planes:
         name = picked_module_chart("planes", planes, keys.USER_GATE_LAYER, lambda r: " x ".join(r.axes),
                                    lambda r, title: gate_planes_figure(gate_planes(r), title, language=app.language()))
-        st.caption(planes[name].found_by)
+        st.caption(planes[name].found_by.text(app.language()))
 
 
 def picked_module_chart(what: str, records: dict, picker_key: str, describe, figure) -> str:
@@ -202,7 +202,7 @@ if selection.source == "user":  # a model given with --model / --models
                      weights=markdown_literal(selection.weights_note)))
     st.subheader(t("overview.user.found_title"))
     if analysis.checks:
-        rows = [{**row, "reader": t(f"overview.user.reader_{row['reader']}")} for row in findings_rows(analysis.checks)]
+        rows = findings_rows(analysis.checks, app.language())
         # pixel widths that fit the page at 1400 px: a long check is cut with an ellipsis (hover shows it)
         widths = {"module": 150, "reader": 130, "family": 140, "map": 110, "drawn": 55, "check": 280}
         st.dataframe(pd.DataFrame(rows)[list(widths)], hide_index=True, column_config={

@@ -24,7 +24,7 @@ EXPECTED = {  # path in UserNet -> (family, record type)
     "eca": ("eca", ChannelAttentionRecord),
     "cbam.ChannelGate": ("cbam-channel", ChannelAttentionRecord),
     "cbam.SpatialGate": ("cbam-spatial", SpatialAttentionRecord),
-    "coord": ("coord", CoordinateAttentionRecord),
+    "coord": ("ca", CoordinateAttentionRecord),
     "context": ("gcnet", GlobalContextRecord),
     "nl": ("non-local", PositionAttentionRecord),
     "pam": ("pam", PositionAttentionRecord),
@@ -73,8 +73,9 @@ def test_every_family_recognised_without_running(user_net):
     model = user_net[0]
     found = {f.path: f for f in families.find_attention(model)}
     assert {path: f.family for path, f in found.items()} == {path: fam for path, (fam, _) in EXPECTED.items()}
-    assert all(f.source == "structure" for f in found.values())
-    assert found["cc.cca"].record == "CrissCrossAttentionRecord"
+    assert all(f.reader == "structure" for f in found.values())
+    assert found["cc.cca"].record is CrissCrossAttentionRecord
+    assert found["coord"].record is CoordinateAttentionRecord
     assert found["nl"].candidates[0] == "non-local/embedded"
     lookalikes = families.unrecognised_attention(model)
     assert [(l.path, l.class_name) for l in lookalikes] == [("odd", "FancyAttention")]
@@ -102,8 +103,8 @@ def test_own_and_adapted_modules_are_not_recorded_twice():
     from attnviz.modules.eca import ECA
 
     model = nn.Sequential(ECA(16), EcaModule(16), PositionAttention(16), randomise(Squeeze(16)))
-    sources = {f.path: f.source for f in families.find_attention(model)}
-    assert sources == {"0": "attnviz", "1": "adapter", "2": "attnviz", "3": "structure"}
+    readers = {f.path: f.reader for f in families.find_attention(model)}
+    assert readers == {"0": "own", "1": "library", "2": "own", "3": "structure"}
     rec, _ = _run(model, torch.randn(1, 16, 6, 6))
     assert list(rec) == ["0", "1", "2", "3"]
     assert [rec[k].family for k in rec] == [None, None, None, "se"]
@@ -118,7 +119,7 @@ def test_every_family_verified_to_1e_5(user_net):
     assert list(rec) == ["se", "eca", "cbam.ChannelGate", "cbam.SpatialGate", "coord", "context", "nl", "pam",
                          "cam", "cc.cca", "cc.cca#1", "sagan", "odd"]
     # the look-alike of no family is found by what it computes (a gate on every element), not by structure
-    assert rec["odd"].family is None and "per element" in rec["odd"].found_by
+    assert rec["odd"].family is None and "per element" in rec["odd"].found_by.text()
     for name, record in rec.items():
         if name == "odd":
             continue

@@ -16,17 +16,17 @@ import torch
 
 from attnviz.analysis import geometry
 from attnviz.capture import families
-from attnviz.capture import dataflow
 from attnviz.capture import capture
 from attnviz.capture.recorder import split_name
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.data.transforms import to_float_image
+from attnviz.i18n import Phrase
 from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, ChannelMapRecord,
-                                     CoordinateAttentionRecord, CrissCrossAttentionRecord, DenseAttentionRecord,
-                                     GateRecord, GlobalContextRecord, PositionAttentionRecord, Record,
+                                     CoordinateAttentionRecord, GateRecord, PositionAttentionRecord, Record,
                                      SpatialAttentionRecord, SpatialMap, of_type)
 
-__all__ = ["Analysis", "analyse", "analyse_classifier", "analyse_user_model", "image_to_tensor", "pick_device", "feature_index", "feature_centre",
+__all__ = ["Analysis", "Check", "analyse", "analyse_classifier", "analyse_user_model", "image_to_tensor",
+           "pick_device", "feature_index", "feature_centre",
            "click_to_image_point", "parse_image_point", "mean_weight_spread", "classes_present",
            "class_fractions", "class_shares", "attention_share_on_class", "own_class_ratio",
            "top_locations"]
@@ -45,6 +45,22 @@ def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> to
     return to_float_image(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None]).to(device)
 
 
+@dataclass(frozen=True)
+class Check:
+    """One attention module attnviz found in a user's model, as the Overview lists it (`Analysis.checks`)."""
+    name: str                # the record's name ("layer3.attn", "attn:head0"), or the module's path
+    reader: str              # who found it (attnviz.capture.readers): "own", "library", "structure", "dataflow"
+    family: str              # by structure: the family ("pam", "se"); own and library: the record's kind ("eca");
+    #                          dataflow: the record's type ("Gate", "PositionAttention"), "–" for one not drawn
+    drawn: bool              # drawn on the pages: every record read (own, library, dataflow); by structure, if verified
+    form: str = ""           # by structure: the variant ("embedded", "gaussian")
+    max_error: float | None = None  # by structure: the reconstruction error (None: nothing rebuilt)
+    map: str = ""            # what its map is over: "45x60", "C = 64", "K = 3, C = 32", "C 16 x H 8 x W 8"
+    keys: str = ""           # the grid of the keys where it is not the queries' ("23x30")
+    found_by: Phrase | None = None  # dataflow: how it was found, or what was seen and why it is not drawn
+    reason: str = ""         # by structure, not verified: why (attnviz.capture.families' words)
+
+
 @dataclass
 class Analysis:
     """One forward pass of a model on a photo: its output and every attention record (on the CPU).
@@ -60,7 +76,7 @@ class Analysis:
     forward_s: float
     top_classes: list[tuple[int, str, float]] | None = None  # (ImageNet classifiers, user classifiers)
     class_names: tuple[str, ...] | None = None  # a user model's classes (None: CamVid's, or not given)
-    checks: list[dict] | None = None  # user models: every recognised module, verified or not (`attnviz.capture.families`)
+    checks: list[Check] | None = None  # user models: every module found, drawn or not, by every reader
     lookalikes: list[str] | None = None  # user models: "path (Class)" of modules that look like attention, no family
 
     def of_type(self, record_type) -> dict[str, Record]:
@@ -78,9 +94,7 @@ class Analysis:
     def spatial_attention(self) -> dict[str, Record]:
         """Every spatial self-attention of the pass: DANet / SAGAN / non-local (PositionAttentionRecord),
         criss-cross (CrissCrossAttentionRecord) and GCNet's one map (GlobalContextRecord), by module name."""
-        return {name: r for name, r in self.records.items()
-                if isinstance(r, (PositionAttentionRecord, CrissCrossAttentionRecord, GlobalContextRecord,
-                                  DenseAttentionRecord))}
+        return {name: r for name, r in self.records.items() if isinstance(r, SpatialMap)}
 
     @property
     def channel_map(self) -> tuple[str, ChannelMapRecord] | None:
@@ -125,8 +139,8 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
 
     Segmentation models run on the photo at its own size (so that a photo pixel maps to a feature cell as
     for our models), their logits resized to the photo if they come out smaller; classifiers run on the
-    photo resized to the model's input size. `checks` lists every recognised attention module with its
-    family, map size and reconstruction error, verified or not; only verified ones are in `records`.
+    photo resized to the model's input size. `checks` lists every attention module found, with its family,
+    map size and reconstruction error, drawn or not; only the drawn ones are in `records`.
     """
     x = image_to_tensor(image, user_model.device)
     if user_model.task == "classification":
@@ -138,13 +152,8 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
-    checks = [{"name": name, "family": str(r.kind), "form": "", "verified": True, "max_error": None, "reason": "",
-               "map": _map_size(r), "reader": r.reader}
-              for name, r in rec.items() if r.reader in ("own", "library")]   # read, not rebuilt: nothing to verify
-    checks += [{**{k: v for k, v in row.items() if k != "record"}, "map": _map_size(row["record"]),
-                "reader": "structure"} for row in families.verification_table(rec)]
-    checks += _dataflow_checks(rec)
-    found = {split_name(check["name"])[0] for check in checks if check["reader"] == "dataflow"}
+    checks = _checks(rec)
+    found = {split_name(check.name)[0] for check in checks if check.reader == "dataflow"}
     lookalikes = [f"{item.path} ({item.class_name})" for item in families.unrecognised_attention(user_model.model)
                   if item.path not in found]
     records = {name: _to_cpu(r) for name, r in rec.records().items()}
@@ -162,39 +171,44 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
                     lookalikes)
 
 
-def _dataflow_checks(recorder) -> list[dict]:
-    """One row per record the dataflow reader found (every kind is drawn: spatial maps on the Position page,
-    gates, channel and branch weights on the Overview), and per softmax / gate it saw and did not draw."""
-    rows = [{"name": name, "family": type(rec).__name__.removesuffix("Record"), "form": "", "verified": True,
-             "max_error": None, "reason": rec.found_by, "map": _map_size(rec), "reader": "dataflow"}
-            for name, rec in recorder.items() if rec.reader == "dataflow"]
-    rows += [{"name": item.module, "family": "–", "form": "", "verified": False, "max_error": None,
-              "reason": item.what, "map": "", "reader": "dataflow"} for item in dataflow.skipped(recorder)]
-    return rows
+def _checks(recorder) -> list[Check]:
+    """Every module the readers found in one capture: own and library modules (read, not rebuilt: nothing to
+    verify), those recognised by structure, verified or not, then the dataflow reader's records (every kind is
+    drawn: spatial maps on the Position page, gates, channel and branch weights on the Overview) and each
+    softmax / gate it saw and did not draw."""
+    checks = [Check(name, r.reader, str(r.kind), True, **_map_size(r))
+              for name, r in recorder.items() if r.reader in ("own", "library")]
+    checks += [Check(row["name"], "structure", row["family"], row["verified"], row["form"], row["max_error"],
+                     reason=row["reason"], **_map_size(row["record"])) for row in families.verification_table(recorder)]
+    checks += [Check(name, "dataflow", type(r).__name__.removesuffix("Record"), True, found_by=r.found_by,
+                     **_map_size(r)) for name, r in recorder.items() if r.reader == "dataflow"]
+    checks += [Check(item.module, "dataflow", "–", False, found_by=item.what) for item in recorder.skipped]
+    return checks
 
 
-def _map_size(record: Record | None) -> str:
-    """What a record's map is over, in words: "h x w" of a spatial map (keys on their own grid shown too), of a
-    spatial gate or a coordinate pair; the axes of a gate; "C = n" for channel weights, "K x C" for branches."""
+def _map_size(record: Record | None) -> dict[str, str]:
+    """What a record's map is over, as `Check`'s map and keys: "h x w" of a spatial map (and its keys' grid where
+    that differs), of a spatial gate or a coordinate pair; the axes of a gate; "C = n" for channel weights,
+    "K x C" for branches."""
     if record is None:
-        return ""
+        return {}
     if isinstance(record, SpatialMap):
         keys = tuple(record.key_grid)
         own = (record.height, record.width)
-        return f"{own[0]}x{own[1]}" + ("" if keys == own else f" (keys {keys[0]}x{keys[1]})")
+        return {"map": f"{own[0]}x{own[1]}", "keys": "" if keys == own else f"{keys[0]}x{keys[1]}"}
     if isinstance(record, SpatialAttentionRecord):
-        return "x".join(str(v) for v in record.map.shape[-2:])
+        return {"map": "x".join(str(v) for v in record.map.shape[-2:])}
     if isinstance(record, CoordinateAttentionRecord):
-        return f"{record.height_weights.shape[-1]}x{record.width_weights.shape[-1]}"
+        return {"map": f"{record.height_weights.shape[-1]}x{record.width_weights.shape[-1]}"}
     if isinstance(record, GateRecord):
-        return " x ".join(f"{axis} {size}" for axis, size in zip(record.axes, record.gate.shape[1:]))
+        return {"map": " x ".join(f"{axis} {size}" for axis, size in zip(record.axes, record.gate.shape[1:]))}
     if isinstance(record, BranchWeightRecord):
-        return f"K = {record.branches}, C = {record.channels}"
+        return {"map": f"K = {record.branches}, C = {record.channels}"}
     if isinstance(record, ChannelMapRecord):
-        return f"{record.attention.shape[-1]}x{record.attention.shape[-1]}"
+        return {"map": f"{record.attention.shape[-1]}x{record.attention.shape[-1]}"}
     if isinstance(record, ChannelAttentionRecord):
-        return f"C = {record.weights.shape[-1]}"
-    return ""
+        return {"map": f"C = {record.weights.shape[-1]}"}
+    return {}
 
 
 def _to_cpu(record):

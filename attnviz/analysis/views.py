@@ -22,10 +22,11 @@ import torch
 
 from attnviz.analysis.attribution import cell_mass, rank_correlation, top_overlap
 from attnviz.analysis.geometry import same_place
-from attnviz.analysis.forward import attention_share_on_class, feature_centre, feature_index, top_locations
+from attnviz.analysis.forward import Check, attention_share_on_class, feature_centre, feature_index, top_locations
 from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.analysis.quality import far_key_own_class_ratio
 from attnviz.capture.recorder import split_name
+from attnviz.i18n import DEFAULT_LANGUAGE, translate
 
 __all__ = ["ClassShare", "PositionView", "position_view", "panel_views", "shared_colour_range", "cell_size",
            "SumReading", "sum_reading", "FormulaPair", "formula_pair", "full_map_size", "position_notice",
@@ -200,26 +201,29 @@ def position_notice(source: str, affinity_weight: float = 0.0) -> str:
         return "affinity" if affinity_weight > 0 else "plain"
     return "imagenet" if source == "timm" else "user"
 
-def findings_rows(checks: list[dict]) -> list[dict]:
-    """The Overview's table of what attnviz found in a user's model (`Analysis.checks`), as text cells:
-    module path, family (and form), map size, and the reconstruction check (verified, or why not)."""
+
+def findings_rows(checks: list[Check], language: str = DEFAULT_LANGUAGE) -> list[dict[str, str]]:
+    """The Overview's table of what attnviz found in a user's model (`Analysis.checks`), as text cells in
+    `language`: module path, who found it, family (and form), map size, the check (verified, or why not; for
+    the dataflow reader, how it found the module) and whether it is drawn."""
+    def text(key: str, **values) -> str:
+        return translate(f"overview.user.{key}", language, **values)
+
     rows = []
     for check in checks:
-        error = check.get("max_error")
-        shown_error = "–" if error is None else f"{error:.1e}"
-        family = check["family"] + (f" ({check['form']})" if check.get("form") else "")
-        reader = check.get("reader", "structure")
-        if reader == "dataflow":   # found by what it computes: its op's own output, nothing to verify against
-            status = check.get("reason") or "–"
-        elif reader == "library":   # timm / torchvision, by type: its own gate's output
-            status = "read through hooks on its own gate"
-        elif reader == "own":
-            status = "attnviz's own module: it records itself"
+        error = "–" if check.max_error is None else f"{check.max_error:.1e}"
+        if check.reader == "dataflow":   # found by what it computes: its op's own output, nothing to verify against
+            status = check.found_by.text(language) if check.found_by else "–"
+        elif check.reader in ("library", "own"):   # read through its own gate, or a module that records itself
+            status = text(f"status_{check.reader}")
+        elif check.drawn:
+            status = text("status_verified", error=error)
         else:
-            status = (f"verified (max error {shown_error})" if check["verified"]
-                      else check.get("reason") or f"recognised, not verified (max error {shown_error})")
-        rows.append({"module": check["name"], "reader": reader, "family": family, "map": check.get("map") or "–",
-                     "check": status, "drawn": "yes" if check["verified"] else "no"})
+            status = check.reason or text("status_not_verified", error=error)
+        rows.append({"module": check.name, "reader": text(f"reader_{check.reader}"),
+                     "family": check.family + (f" ({check.form})" if check.form else ""),
+                     "map": text("map_keys", map=check.map, keys=check.keys) if check.keys else check.map or "–",
+                     "check": status, "drawn": text("drawn_yes" if check.drawn else "drawn_no")})
     return rows
 
 

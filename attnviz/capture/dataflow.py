@@ -27,7 +27,9 @@ What it watches, and how it reads it, by shapes only (no names):
 
 Each record holds the op's own output (exact by construction; the factored form rebuilds S from the op's
 own factors and the log-sum-exp of the op's own input, and is checked against the output on a few rows at
-capture) and says how it was found in `found_by` ("its softmax over 16x16 positions, 4 heads").
+capture) and says how it was found in `found_by`, a phrase kept in no language until a page shows it ("its softmax
+over 16x16 positions ..., 4 heads" in English); what the reader saw and did not draw goes to the recorder's `skipped`,
+with its reason, the same way.
 
 What differs from a reading by structure: nothing here checks the module's output against a formula, so a
 softmax or gate the module computes and then discards would still be drawn; a softmax inside
@@ -36,6 +38,7 @@ attention (HaloNet's windows) is found and listed but not drawn.
 """
 from __future__ import annotations
 
+import contextvars
 import math
 from dataclasses import dataclass, field
 
@@ -43,12 +46,13 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from attnviz.capture.recorder import Recorder
 from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, CoordinateAttentionRecord,
-                             DenseAttentionRecord, GateRecord, GlobalContextRecord, PositionAttentionRecord,
-                             SpatialAttentionRecord)
+                                     DenseAttentionRecord, GateRecord, GlobalContextRecord, PositionAttentionRecord,
+                                     SpatialAttentionRecord)
+from attnviz.i18n import Phrase
 
-__all__ = ["DataflowReader", "Skipped", "register_frames", "skipped", "DENSE_LIMIT_BYTES", "MAX_BRANCHES",
-           "is_candidate_owner"]
+__all__ = ["DataflowReader", "register_frames", "DENSE_LIMIT_BYTES", "MAX_BRANCHES", "is_candidate_owner"]
 
 DENSE_LIMIT_BYTES = 64 * 2**20   # a spatial map without factors is kept up to this size (float32, all heads)
 MAX_BRANCHES = 8                 # a softmax over this many entries or fewer, beside a channel axis: branches
@@ -68,13 +72,6 @@ _SPATIAL_OPS = {"conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adapt
 _MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """A softmax or gate the reader saw in an unclaimed module and did not draw, and why."""
-    module: str
-    what: str
-
-
 @dataclass
 class _Frame:
     """One running module's forward: the owner of the calls made directly in it."""
@@ -85,7 +82,7 @@ class _Frame:
     channels: set[int] = field(default_factory=set)                    # their channel counts
     found: list[tuple[str, object]] = field(default_factory=list)      # (part, record)
     gates: list["_Gate"] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[Phrase] = field(default_factory=list)                # what was seen and not drawn, and why
 
     def see(self, tensor: torch.Tensor) -> None:
         if tensor.dim() == 4:
@@ -108,24 +105,37 @@ def is_candidate_owner(module: nn.Module) -> bool:
     return not type(module).__module__.startswith("torch.nn.")
 
 
-def _frames(recorder) -> list[_Frame]:
-    return recorder.scratch.setdefault("dataflow", [])
+def _found(key: str, /, **values) -> Phrase:
+    """How a record was found (its `found_by`): the catalog's "dataflow.found.<key>"."""
+    return Phrase.of(f"dataflow.found.{key}", **values)
+
+
+def _not_drawn(key: str, /, **values) -> Phrase:
+    """What was seen and why it is not drawn: the catalog's "dataflow.not_drawn.<key>"."""
+    return Phrase.of(f"dataflow.not_drawn.{key}", **values)
+
+
+def _shape(sizes) -> str:
+    return "x".join(map(str, sizes))
+
+
+# the reader watching in this context (a capture's forward pass; threads never mix), for the hooks to find
+_active_reader: contextvars.ContextVar[DataflowReader | None] = contextvars.ContextVar(
+    "attnviz_dataflow_reader", default=None)
 
 
 def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
     """Forward hooks that keep the stack of running modules for the reader: every candidate owner of
     `model` pushes a frame, every claimed module (and so everything inside it) pushes a claimed one."""
-    from attnviz.capture.recorder import current_recorder
-
     claimed_ids = {id(m) for m in claimed}
 
     def push(module, args):
-        recorder = current_recorder()
-        if recorder is None or not recorder.scratch.get("dataflow_on"):
+        reader = _active_reader.get()
+        if reader is None:
             return
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         frame = _Frame(module, id(module) in claimed_ids, None if x is None else x.detach())
-        stack = _frames(recorder)
+        stack = reader.frames
         if stack:   # the caller's grids hold here too (a token attention called on a flattened feature map)
             frame.grids.update(stack[-1].grids)
         if x is not None and not frame.claimed:
@@ -133,15 +143,15 @@ def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
         stack.append(frame)
 
     def pop(module, args, output):
-        recorder = current_recorder()
-        if recorder is None or not recorder.scratch.get("dataflow_on"):
+        reader = _active_reader.get()
+        if reader is None:
             return
-        stack = _frames(recorder)
+        stack = reader.frames
         if not stack or stack[-1].module is not module:
             return
         frame = stack.pop()
         if not frame.claimed:
-            waiting = _finish(recorder, frame, [f.x.shape for f in reversed(stack) if f.x is not None])
+            waiting = _finish(reader.recorder, frame, [f.x.shape for f in reversed(stack) if f.x is not None])
             if waiting and stack and not stack[-1].claimed:   # a gate module (timm's Sigmoid) returns its output:
                 stack[-1].gates.extend(waiting)                 # the caller multiplies, so the caller owns it
 
@@ -153,29 +163,26 @@ def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
     return handles
 
 
-def skipped(recorder) -> list[Skipped]:
-    """What the reader saw and did not draw in this capture (empty when nothing)."""
-    return list(recorder.scratch.get("dataflow_skipped", []))
-
-
 class DataflowReader(TorchFunctionMode):
     """Watches softmax, gates and the products feeding them, inside unclaimed modules (module docstring)."""
 
-    def __init__(self, recorder):
+    def __init__(self, recorder: Recorder):
         super().__init__()
         self.recorder = recorder
+        self.frames: list[_Frame] = []   # the running modules' forwards, innermost last (register_frames' hooks)
+        self._token: contextvars.Token | None = None
         # gate-derived tensors: id -> (tensor, gate, the gate's values as laid out here (before any expand or
         # arithmetic), changed by arithmetic with numbers)
         self.tracked: dict[int, tuple[torch.Tensor, _Gate, torch.Tensor, bool]] = {}
         self.products: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]] = {}  # a @ b (x scale)
 
     def __enter__(self):
-        self.recorder.scratch["dataflow_on"] = True
+        self._token = _active_reader.set(self)
         return super().__enter__()
 
     def __exit__(self, *exc):
-        self.recorder.scratch.pop("dataflow_on", None)
-        self.recorder.scratch.pop("dataflow", None)
+        _active_reader.reset(self._token)
+        self.frames.clear()
         self.tracked.clear()
         self.products.clear()
         return super().__exit__(*exc)
@@ -183,10 +190,9 @@ class DataflowReader(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        stack = self.recorder.scratch.get("dataflow")
-        if not stack or stack[-1].claimed:
+        if not self.frames or self.frames[-1].claimed:
             return out
-        frame = stack[-1]
+        frame = self.frames[-1]
         if isinstance(out, torch.Tensor):
             name = getattr(func, "__name__", "")
             if name in _SPATIAL_OPS:
@@ -195,7 +201,7 @@ class DataflowReader(TorchFunctionMode):
                 with torch.no_grad():
                     self._watch(frame, name, args, kwargs, out)
             except Exception as error:  # noqa: BLE001 - reading must never break the user's forward pass
-                frame.skipped.append(f"{name}: could not be read ({type(error).__name__}: {error})")
+                frame.skipped.append(_not_drawn("unreadable", op=name, error=f"{type(error).__name__}: {error}"))
         return out
 
     # -- what each call means
@@ -259,15 +265,15 @@ class DataflowReader(TorchFunctionMode):
         shape = tuple(out.shape)
         batch = frame.x.shape[0] if frame.x is not None and frame.x.dim() > 0 else shape[0]
         if out.dim() < 2:
-            frame.skipped.append(f"a softmax over {shape[0]} entries with no batch axis")
+            frame.skipped.append(_not_drawn("no_batch", size=shape[0]))
             return
         if dim == 0 and shape[0] <= MAX_BRANCHES and len(shape) > 2 and shape[1] % batch == 0:
             out, dim, shape = out.movedim(0, 1), 1, (shape[1], shape[0], *shape[2:])   # branches stacked first (SK)
         if dim == 0:
-            frame.skipped.append(f"a softmax over the batch axis (shape {'x'.join(map(str, shape))}): not attention")
+            frame.skipped.append(_not_drawn("over_batch", shape=_shape(shape)))
             return
         if shape[0] % batch:
-            frame.skipped.append(f"a softmax of shape {'x'.join(map(str, shape))}: its first axis is not the batch")
+            frame.skipped.append(_not_drawn("not_batch", shape=_shape(shape)))
             return
         size = shape[dim]
         if self._is_positions(frame, size):
@@ -275,24 +281,22 @@ class DataflowReader(TorchFunctionMode):
         elif dim == 1 and size <= MAX_BRANCHES and math.prod(shape[2:]) in frame.grids:
             weights = out.detach().reshape(shape[0], size, *frame.grids[math.prod(shape[2:])])
             weights = _fold_batch(weights, batch).reshape(batch, -1, *weights.shape[-2:])
-            frame.found.append(("descriptors", GateRecord("softmax", weights, ("K", "H", "W"), found_by=(
-                f"its softmax over {size} descriptors at every pixel (weights, not a gate: they sum to 1 per pixel)"))))
+            frame.found.append(("descriptors", GateRecord("softmax", weights, ("K", "H", "W"),
+                                                          found_by=_found("descriptors", size=size))))
         elif size <= MAX_BRANCHES and math.prod(shape[1:]) > size:
             weights = out.detach().movedim(dim, 1).reshape(shape[0], size, -1)
             weights = _fold_batch(weights, batch).reshape(batch, -1, size, weights.shape[-1])
             weights = weights.transpose(1, 2).reshape(batch, size, -1)
             frame.found.append(("branches", BranchWeightRecord(
-                "branches", weights, found_by=f"its softmax over {size} branches, per channel ({weights.shape[-1]})")))
+                "branches", weights, found_by=_found("branches", size=size, channels=weights.shape[-1]))))
         elif math.prod(shape[1:]) == size and size in frame.channels:
             weights = out.detach().reshape(shape[0], size)
             frame.found.append(("channels", ChannelAttentionRecord(
-                "softmax", _fold_batch(weights, batch), found_by=f"its softmax over {size} channels")))
+                "softmax", _fold_batch(weights, batch), found_by=_found("channels", size=size))))
         elif len(shape) == 4 and shape[1] * shape[2] in frame.grids:
-            frame.skipped.append(f"a softmax over windows of {size} keys for blocks of {shape[2]} queries "
-                                 f"({shape[1]} blocks: local attention, as HaloNet's): found, not drawn")
+            frame.skipped.append(_not_drawn("local", size=size, queries=shape[2], blocks=shape[1]))
         else:
-            frame.skipped.append(f"a softmax over {size} entries of a {'x'.join(map(str, shape))} tensor "
-                                 "(no grid of the module has that many positions)")
+            frame.skipped.append(_not_drawn("no_grid", size=size, shape=_shape(shape)))
 
     @staticmethod
     def _is_positions(frame: _Frame, size: int) -> bool:
@@ -317,8 +321,8 @@ class DataflowReader(TorchFunctionMode):
             maps = out.detach().movedim(dim, -1).reshape(shape[0], -1, shape[dim])
             maps = _fold_batch(maps, batch).reshape(batch, -1, *key_hw)
             count = maps.shape[1]
-            words = f"its softmax over {key_hw[0]}x{key_hw[1]} positions" + (
-                f" ({count} maps; their mean is shown)" if count > 1 else "")
+            words = _found("pooling", height=key_hw[0], width=key_hw[1],
+                           maps=_found("pooling_maps", count=count) if count > 1 else "")
             frame.found.append(("pooling", GlobalContextRecord("pooling", maps.mean(1), maps=maps, found_by=words)))
             return
         query_axis = candidates[0]
@@ -328,9 +332,9 @@ class DataflowReader(TorchFunctionMode):
         rest = [i for i in range(1, len(shape)) if i not in (query_axis, dim)]
         order = [0, *rest, query_axis, dim]
         heads = shape[0] // batch * math.prod(shape[i] for i in rest)
-        grid = f"{query_hw[0]}x{query_hw[1]}"
-        keys = "" if key_hw == query_hw else f" onto {key_hw[0]}x{key_hw[1]} keys"
-        heads_words = f", {heads} heads" if heads > 1 else ""
+        heads_words = _found("heads", count=heads) if heads > 1 else ""
+        keys_words = "" if key_hw == query_hw else _found("queries_keys", height=key_hw[0], width=key_hw[1])
+        queries = _found("queries", height=query_hw[0], width=query_hw[1], keys=keys_words, heads=heads_words)
         factored = self._factors(inp, dim, query_axis, out)
         if factored is not None:
             query, key, log_normaliser = (t.reshape(batch, heads, *t.shape[-2:]) if t.dim() > 2 else t
@@ -341,25 +345,24 @@ class DataflowReader(TorchFunctionMode):
                 frame.found.append((part, PositionAttentionRecord(
                     "dataflow", query[:, head], key[:, head], log_normaliser[:, head], query_hw[0], query_hw[1],
                     math.nan, key_height=key_hw[0], key_width=key_hw[1],
-                    found_by=f"its softmax over {key_hw[0]}x{key_hw[1]} positions of a product of two factors"
-                             f" ({grid} queries{keys}{heads_words}; S rebuilt from the factors)")))
+                    found_by=_found("factored", height=key_hw[0], width=key_hw[1], queries=queries))))
             return
         maps = out.detach().permute(order).reshape(batch, heads, shape[query_axis], shape[dim])
         num_bytes = 4 * maps.numel() * (1 + (heads > 1) / heads)
         if num_bytes > DENSE_LIMIT_BYTES:
-            frame.skipped.append(f"a spatial attention over {grid} positions{heads_words}: S would take "
-                                 f"{num_bytes / 2**20:.0f} MB, over the {DENSE_LIMIT_BYTES / 2**20:.0f} MB kept")
+            frame.skipped.append(_not_drawn("too_big", height=query_hw[0], width=query_hw[1], heads=heads_words,
+                                            megabytes=num_bytes / 2**20, limit=DENSE_LIMIT_BYTES / 2**20))
             return
         maps = maps.float()
-        words = f"its softmax over {key_hw[0]}x{key_hw[1]} positions ({grid} queries{keys}{heads_words}; S kept)"
+        words = {"height": key_hw[0], "width": key_hw[1], "queries": queries}
         for head in range(heads):
             frame.found.append((f"head{head}" if heads > 1 else "map", DenseAttentionRecord(
                 "dataflow", maps[:, head], *query_hw, key_height=key_hw[0], key_width=key_hw[1],
-                head=head if heads > 1 else None, heads=heads, found_by=words)))
+                head=head if heads > 1 else None, heads=heads, found_by=_found("dense", **words, mean=""))))
         if heads > 1:
             frame.found.append(("mean", DenseAttentionRecord(
                 "dataflow", maps.mean(1), *query_hw, key_height=key_hw[0], key_width=key_hw[1], head=None,
-                heads=heads, found_by=words + ", the mean over the heads")))
+                heads=heads, found_by=_found("dense", **words, mean=_found("dense_mean")))))
 
     def _factors(self, inp: torch.Tensor, dim: int, query_axis: int, out: torch.Tensor):
         """(query (..., Nq, C'), key (..., Nk, C'), log-normaliser (..., Nq)) when the softmax's input is
@@ -404,36 +407,33 @@ def _gate_record(gate: _Gate, batch: int, own: tuple[int, ...] | None):
     values, features, derived = gate.multiplied
     shape = tuple(values.shape)
     if len(shape) != 4 or len(features) != 4:
-        return None, f"a {gate.op} gate of shape {'x'.join(map(str, shape))} on features of {len(features)} axes"
+        return None, _not_drawn("gate_axes", op=gate.op, shape=_shape(shape), axes=len(features))
     b, c, h, w = shape
     _, fc, fh, fw = features
-    how = "a form of it changed by numbers (e.g. 1 + gate)" if derived else "it"
+    how = _found("gate_changed" if derived else "gate_itself")
     if (h, w) == (1, 1) and c == fc:
         weights = values.reshape(b, c).reshape(batch, -1)
-        groups = f" in {b // batch} groups" if b != batch else ""
-        return "channel", ChannelAttentionRecord("gate", weights, found_by=(
-            f"its {gate.op} gate, one weight per channel ({weights.shape[1]}{groups}); {how} multiplies the features"))
+        groups = _found("channel_groups", count=b // batch) if b != batch else ""
+        return "channel", ChannelAttentionRecord("gate", weights, found_by=_found(
+            "channel_gate", op=gate.op, channels=weights.shape[1], groups=groups, how=how))
     if c == 1 and (h, w) == (fh, fw):
         plane_names = _axis_names((h, w), own)
         if own is None or (h, w) == tuple(own[-2:]):
             maps = values[:, 0].reshape(batch, -1, h, w)
             groups = maps if maps.shape[1] > 1 else None
-            words = f"its {gate.op} gate, one weight per pixel ({h}x{w}"
-            words += f", {maps.shape[1]} channel groups; their mean is shown)" if groups is not None else ")"
-            return "spatial", SpatialAttentionRecord("gate", maps.mean(1), groups=groups,
-                                                     found_by=f"{words}; {how} multiplies the features")
-        return "plane", GateRecord("plane", values[:, 0].reshape(batch, -1, h, w).mean(1), plane_names, found_by=(
-            f"its {gate.op} gate over a {plane_names[0]} x {plane_names[1]} plane ({h}x{w}); {how} multiplies "
-            "the (permuted) features"))
+            words = _found("pixel_gate", op=gate.op, height=h, width=w, how=how,
+                           groups="" if groups is None else _found("pixel_groups", count=maps.shape[1]))
+            return "spatial", SpatialAttentionRecord("gate", maps.mean(1), groups=groups, found_by=words)
+        return "plane", GateRecord("plane", values[:, 0].reshape(batch, -1, h, w).mean(1), plane_names, found_by=_found(
+            "plane_gate", op=gate.op, rows=plane_names[0], columns=plane_names[1], height=h, width=w, how=how))
     if c == fc and (h == 1) != (w == 1) and (h, w) in ((fh, 1), (1, fw)):
         return ("width" if h == 1 else "height"), values
     if shape == features:
         gate_values = values.reshape(batch, -1, h, w)
         names = _axis_names((gate_values.shape[1], h, w), own)
-        return "elements", GateRecord("elements", gate_values, names, found_by=(
-            f"its {gate.op} gate, one weight per element ({gate_values.shape[1]}x{h}x{w}); {how} multiplies the "
-            "features"))
-    return None, f"a {gate.op} gate of shape {'x'.join(map(str, shape))} on features {'x'.join(map(str, features))}"
+        return "elements", GateRecord("elements", gate_values, names, found_by=_found(
+            "element_gate", op=gate.op, channels=gate_values.shape[1], height=h, width=w, how=how))
+    return None, _not_drawn("gate_shape", op=gate.op, shape=_shape(shape), features=_shape(features))
 
 
 def _unpermuted(own: tuple[int, ...] | None, enclosing: list) -> tuple[int, ...] | None:
@@ -449,7 +449,7 @@ def _unpermuted(own: tuple[int, ...] | None, enclosing: list) -> tuple[int, ...]
     return own
 
 
-def _finish(recorder, frame: _Frame, enclosing: list | None = None) -> list[_Gate]:
+def _finish(recorder: Recorder, frame: _Frame, enclosing: list | None = None) -> list[_Gate]:
     """Turn a finished module's softmaxes and gates into records (in call order) and notes; returns the gates
     that have not multiplied anything yet (the module returned them to its caller)."""
     batch = frame.x.shape[0] if frame.x is not None and frame.x.dim() > 0 else 1
@@ -470,14 +470,13 @@ def _finish(recorder, frame: _Frame, enclosing: list | None = None) -> list[_Gat
     if "height" in halves and "width" in halves:
         height, width = halves["height"], halves["width"]
         found.append(("coordinate", CoordinateAttentionRecord(
-            "gate", height[..., 0].reshape(batch, -1, height.shape[2]), width[:, :, 0].reshape(batch, -1, width.shape[3]),
-            found_by="its two gates, one per row and one per column; their product multiplies the features")))
+            "gate", height[..., 0].reshape(batch, -1, height.shape[2]),
+            width[:, :, 0].reshape(batch, -1, width.shape[3]), found_by=_found("coordinate"))))
     elif halves:
-        frame.skipped.append("a gate along one axis only (no matching gate along the other)")
+        frame.skipped.append(_not_drawn("one_axis"))
     for part, record in found:
         record.reader = "dataflow"
         recorder.add(frame.module, record, part=part if len(found) > 1 else "")
-    if frame.skipped:
-        name = recorder._name_of(frame.module)
-        recorder.scratch.setdefault("dataflow_skipped", []).extend(Skipped(name, what) for what in frame.skipped)
+    for what in frame.skipped:
+        recorder.skip(frame.module, what)
     return waiting

@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from torch import nn
 
 from attnviz.capture.records import Record, of_type
+from attnviz.i18n import Phrase
 
-__all__ = ["split_name", "Recorder", "record", "is_recording", "wants_features", "current_recorder", "recording"]
+__all__ = ["split_name", "Skipped", "Recorder", "record", "is_recording", "wants_features", "current_recorder",
+           "recording"]
 
 _current_recorder: contextvars.ContextVar["Recorder | None"] = contextvars.ContextVar(
     "attnviz_recorder", default=None
@@ -35,8 +38,16 @@ def split_name(key: str) -> tuple[str, str, int]:
     return (path, part, call) if sep and path else (name, "", call)
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """Something a reader saw in a module and did not record, and why (the dataflow reader's softmaxes and gates
+    that are not drawn)."""
+    module: str      # the module's path in the model
+    what: Phrase     # what it saw and why it left it, in no language yet
+
+
 class Recorder(Mapping):
-    """The attention records of one forward call, keyed by module name.
+    """The attention records of one forward call, keyed by module name, and what the readers left unrecorded.
 
     A module called twice in one forward gets keys "name" and "name#1".
     """
@@ -46,9 +57,11 @@ class Recorder(Mapping):
         self.keep_features = keep_features
         self._names: dict[int, str] | None = None
         self._records: dict[str, Record] = {}
-        self.scratch: dict[int, dict] = {}  # per-module parts gathered by adapters' hooks during one call
+        self.scratch: dict[int, dict] = {}  # per-module parts gathered by readers' hooks during one call, by id
+        self.skipped: list[Skipped] = []    # what a reader saw and did not record, in call order
 
-    def _name_of(self, module: nn.Module) -> str:
+    def name_of(self, module: nn.Module) -> str:
+        """The module's path in the model ("layer3.0.attn"); the class name and id for one outside it."""
         if self._names is None:
             self._names = {}
             if self._model is not None:
@@ -58,11 +71,15 @@ class Recorder(Mapping):
 
     def add(self, module: nn.Module, rec: Record, part: str = "") -> None:
         """Keep `rec` under the module's name ("name:part" for one of several records of one call)."""
-        name = self._name_of(module) + (f":{part}" if part else "")
+        name = self.name_of(module) + (f":{part}" if part else "")
         key, n = name, 1
         while key in self._records:
             key, n = f"{name}#{n}", n + 1
         self._records[key] = rec
+
+    def skip(self, module: nn.Module, what: Phrase) -> None:
+        """Note that a reader saw `what` in `module` and did not record it."""
+        self.skipped.append(Skipped(self.name_of(module), what))
 
     def __getitem__(self, key: str) -> Record:
         try:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from attnviz.capture.families.catalogue import Family, Tap
-from attnviz.capture.families.verify import BUILDERS, Call, Missing, Outcome, tolerance
+from attnviz.capture.families.family import Family, Tap, Variant
+from attnviz.capture.families.verify import Call, Missing, Outcome, tolerance
 from attnviz.capture.recorder import Recorder, current_recorder
 
 __all__ = ["Unverified", "register", "unverified", "family_records", "verification_table"]
@@ -43,7 +43,7 @@ class Unverified:
     record: object | None = None  # the closest variant's record, verified=False (never to be drawn)
 
 
-_preferred: "weakref.WeakKeyDictionary[nn.Module, int]" = weakref.WeakKeyDictionary()  # last variant that verified
+_preferred: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()  # last variant that verified
 
 
 def _slot(recorder: Recorder | None, owner: nn.Module) -> dict | None:
@@ -103,7 +103,7 @@ def _lowest_precision(x: torch.Tensor, out: torch.Tensor, slot: dict, autocast: 
 
 def _evaluate(module: nn.Module, family: Family, slot: dict, out: torch.Tensor, keep_features: bool,
               autocast: torch.dtype | None = None):
-    """(record or None, verified, max_error, reason, (family, form) of the variant kept)."""
+    """(record or None, verified, max_error, reason, the variant kept)."""
     x = slot["x"]
     if any(tensor._version != version for tensor, version in slot["versions"]):
         return (None, False, math.inf, "recognised, not verified: the module changed its input or a projection "
@@ -118,15 +118,18 @@ def _evaluate(module: nn.Module, family: Family, slot: dict, out: torch.Tensor, 
     if preferred is not None:
         order = [preferred] + [i for i in order if i != preferred]
     for index in order:
-        name, form = family.variants[index]
+        variant = family.variants[index]
         try:
-            outcome = BUILDERS[name](call, form)
+            outcome = variant.build(call, variant.form)
+            if outcome.record is not None and not isinstance(outcome.record, variant.record):
+                raise TypeError(f"{variant.label} built a {type(outcome.record).__name__}, "
+                                f"declared {variant.record.__name__}")
         except (Missing, RuntimeError, ValueError, IndexError, TypeError) as error:
             outcome = Outcome(None, math.inf, f"{type(error).__name__}: {error}" if not isinstance(error, Missing)
                               else str(error))
         if outcome.record is not None and outcome.error <= limit and not outcome.note:
             _preferred[module] = index
-            return outcome.record, True, outcome.error, "", (name, form)
+            return outcome.record, True, outcome.error, "", variant
         if best is None or (outcome.record is not None, -outcome.error) > (best[0].record is not None, -best[0].error):
             best = (outcome, index)
     outcome, index = best
@@ -138,7 +141,7 @@ def _evaluate(module: nn.Module, family: Family, slot: dict, out: torch.Tensor, 
 
 
 def _key(recorder: Recorder, module: nn.Module, taken) -> str:
-    name = recorder._name_of(module)
+    name = recorder.name_of(module)
     key, n = name, 1
     while key in taken:
         key, n = f"{name}#{n}", n + 1
@@ -146,16 +149,16 @@ def _key(recorder: Recorder, module: nn.Module, taken) -> str:
 
 
 def _store(recorder: Recorder, module: nn.Module, record, verified: bool, error: float, reason: str,
-           variant: tuple[str, str]) -> None:
+           variant: Variant) -> None:
     if record is not None:
-        record.family, record.verified, record.max_error = variant[0], verified, error
+        record.family, record.verified, record.max_error = variant.family, verified, error
         record.reader = "structure"
-        record.verified_form = variant[1]   # the form that verified (embedded / gaussian / dot, official, ...)
+        record.verified_form = variant.form   # the form that verified (embedded / gaussian / dot, official, ...)
     if verified:
         recorder.add(module, record)
         return
     bucket = recorder.__dict__.setdefault("unverified", {})
-    bucket[_key(recorder, module, bucket)] = Unverified(variant[0], variant[1], reason, error, record)
+    bucket[_key(recorder, module, bucket)] = Unverified(variant.family, variant.form, reason, error, record)
 
 
 def _finish(family: Family):
