@@ -6,7 +6,7 @@ from attnviz.modules.eca import KERNEL_RULES, OFFICIAL_RELEASED_KERNELS, eca_ker
 from attnviz.modules.flexible import FlexibleChannelAttention
 from attnviz.viz.figures import (branches_figure, kernel_rule_figure, layer_weights_heatmap,
                                  sorted_weights_figure)
-from attnviz.viz.overlays import blend_heatmap, blend_labels, heat_colours
+from attnviz.viz.overlays import blend_heatmap, blend_labels
 
 
 def test_kernel_rule_figure_plots_the_rules_themselves():
@@ -50,10 +50,12 @@ def test_branches_figure_and_keep_features():
 def test_overlays():
     image = np.full((40, 60, 3), 100, np.uint8)
     values = np.zeros((4, 6))
-    values[1, 2] = 1.0
-    out = blend_heatmap(image, values, opacity=1.0)
-    hot = heat_colours(np.array([[1.0, 0.0]]))
-    assert (out[15, 25] == hot[0, 0]).all() and (out[0, 0] == hot[0, 1]).all()
+    values[0:3, 1:4] = 1.0  # a 3 x 3 block of cells: its middle cell keeps the block's value through the smoothing
+    out = blend_heatmap(image, values, opacity=0.5)
+    # the middle cell: the photo under inferno's top colour (#fcffa4) at opacity 0.5 * 1 (stored as 128 / 255: at
+    # most 0.3 off on a colour, and the result rounded); where the map is 0, the photo as it was
+    np.testing.assert_allclose(out[15, 25], 100 * 0.5 + np.array([252, 255, 164]) * 0.5, atol=0.3 + 0.5)
+    assert (out[0, 59] == 100).all()
     label = np.full((40, 60), 11, np.uint8)
     label[:, :30] = 3
     blended = blend_labels(image, label, opacity=1.0)

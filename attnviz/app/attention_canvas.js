@@ -8,19 +8,6 @@
 const INSTANCES = new WeakMap();
 const TOP_K = 5;
 
-// inferno, 9 control points (matplotlib's), interpolated to a 256-entry table
-const INFERNO = [[0, 0, 4], [31, 12, 72], [85, 15, 109], [136, 34, 106], [186, 54, 85], [227, 89, 51],
-  [249, 140, 10], [249, 201, 50], [252, 255, 164]];
-const LUT = (() => {
-  const lut = new Uint8Array(256 * 3);
-  for (let i = 0; i < 256; i++) {
-    const t = (i / 255) * (INFERNO.length - 1);
-    const a = Math.min(Math.floor(t), INFERNO.length - 2);
-    const f = t - a;
-    for (let c = 0; c < 3; c++) lut[i * 3 + c] = Math.round(INFERNO[a][c] * (1 - f) + INFERNO[a + 1][c] * f);
-  }
-  return lut;
-})();
 
 // ------------------------------------------------------------------------------------------ the maths
 
@@ -102,7 +89,9 @@ function paintOverlay(panel, values, grid, lo, hi, opacity) {
   paintMap(panel, panel.overlay, values, grid, lo, hi, opacity, true);
 }
 
-// the map (on `grid`) blended over `canvas`, upsampled smoothly; `clear`: start from a transparent canvas
+// the map (on `grid`) blended over `canvas`, upsampled smoothly; `clear`: start from a transparent canvas.
+// The colour map and this rule are attnviz.viz.colours's (data.colours: its 256-entry RGB table), which the
+// overlay PNGs (attnviz.viz.overlays.blend_heatmap) follow too
 function paintMap(panel, canvas, values, grid, lo, hi, opacity, clear) {
   const small = panel.small;
   if (small.width !== grid.cols || small.height !== grid.rows) {
@@ -110,13 +99,13 @@ function paintMap(panel, canvas, values, grid, lo, hi, opacity, clear) {
     small.height = grid.rows;
     panel.smallImage = panel.smallContext.createImageData(grid.cols, grid.rows);
   }
-  const pixels = panel.smallImage.data, span = hi > lo ? hi - lo : 1;
+  const pixels = panel.smallImage.data, span = hi > lo ? hi - lo : 1, lut = panel.colours;
   for (let i = 0; i < values.length; i++) {
-    const t = Math.min(Math.max((values[i] - lo) / span, 0), 1);
+    const t = Math.min(Math.max((values[i] - lo) / span, 0), 1) || 0;  // NaN -> 0
     const entry = Math.round(t * 255) * 3, o = i * 4;
-    pixels[o] = LUT[entry];
-    pixels[o + 1] = LUT[entry + 1];
-    pixels[o + 2] = LUT[entry + 2];
+    pixels[o] = lut[entry];
+    pixels[o + 1] = lut[entry + 1];
+    pixels[o + 2] = lut[entry + 2];
     pixels[o + 3] = Math.round(255 * opacity * t);  // colour only where attention is high
   }
   panel.smallContext.putImageData(panel.smallImage, 0, 0);
@@ -170,7 +159,7 @@ function drawMarkers(panel, top, grid, pointerCell, pointerGrid, pins, scale) {
 }
 
 function paintColourBar(panel, lo, hi, opacity) {
-  const bar = panel.bar, ctx = panel.barContext;
+  const bar = panel.bar, ctx = panel.barContext, lut = panel.colours;
   const h = bar.height, w = bar.width;
   ctx.clearRect(0, 0, w, h);
   const image = ctx.createImageData(w, h);
@@ -178,7 +167,7 @@ function paintColourBar(panel, lo, hi, opacity) {
     const t = 1 - y / (h - 1), entry = Math.round(t * 255) * 3;
     for (let x = 0; x < w; x++) {
       const o = (y * w + x) * 4;
-      image.data[o] = LUT[entry]; image.data[o + 1] = LUT[entry + 1]; image.data[o + 2] = LUT[entry + 2];
+      image.data[o] = lut[entry]; image.data[o + 1] = lut[entry + 1]; image.data[o + 2] = lut[entry + 2];
       image.data[o + 3] = Math.round(255 * Math.max(opacity * t, 0.15));
     }
   }
@@ -434,6 +423,7 @@ export default function (component) {
     state.panels = data.panels.map((payload, i) => {
       const panel = makePanel(state.root, i);
       panel.payload = prepare(payload);
+      panel.colours = decode(data.colours, Uint8Array);
       panel.title.textContent = payload.title || "";
       panel.photo.src = payload.photo || data.photo;  // a panel may show a photo of its own
       panel.imageHW = payload.image_hw || data.image_hw;

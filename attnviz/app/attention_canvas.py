@@ -5,9 +5,9 @@ their own beside this module. It gets the photo, each panel's payload from
 `attnviz.analysis.hover` (the record's Q, K, per-row log-sum-exp and the grid tables of
 `attnviz.analysis.geometry`), and draws on every pointer move, with no message to the
 server: the hovered cell's row (or column) of S blended over the photo where it
-is high, the top 5 marked, a colour bar, and a readout of the cell and its top
-locations. Several panels (two models, or two modules of a user's model) share
-the photo and the pointer. A click or tap pins the point: one trigger value,
+is high (the colour map and rule of `attnviz.viz.colours`, its table sent with the data), the top 5 marked, a
+colour bar, and a readout of the cell and its top locations. Several panels (two models, or two modules of a
+user's model) share the photo and the pointer. A click or tap pins the point: one trigger value,
 handed to the page's `on_pin`, which the page answers with the server's exact
 numbers (the pins themselves are kept by `attnviz.app.links`).
 """
@@ -26,10 +26,12 @@ from attnviz.app.page_arrays import page_script
 
 from attnviz.analysis.geometry import parse_pixel
 from attnviz.i18n import DEFAULT_LANGUAGE, section
+from attnviz.viz.colours import ATTENTION_COLOURS, page_table
 
 __all__ = ["attention_canvas", "photo_data_url"]
 
 _HERE = Path(__file__).resolve().parent
+_COLOURS = page_table(ATTENTION_COLOURS)  # the attention colour map, sent to the script with every draw (768 bytes)
 _COMPONENT = st.components.v2.component(
     "attnviz_attention_canvas", html='<div class="attnviz-canvas"></div>',
     css=(_HERE / "attention_canvas.css").read_text(encoding="utf-8"),
@@ -69,7 +71,7 @@ def attention_canvas(*, image: np.ndarray, photo_key: str, panels: list[dict], m
     data = {"version": version, "photo": _photo(photo_key, image), "image_hw": list(image_hw),
             "panels": [_panel_data(p, photo_key) for p in panels], "mode": mode,
             "opacity": float(opacity), "scale": scale, "pixel": [int(pixel[0]), int(pixel[1])],
-            "pins": [list(p) for p in pins], "labels": section("canvas", language)}
+            "pins": [list(p) for p in pins], "labels": section("canvas", language), "colours": _COLOURS}
     _COMPONENT(data=data, key=key, on_pin_change=partial(_take_pin, key, image_hw, on_pin))
 
 

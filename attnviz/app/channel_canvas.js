@@ -7,15 +7,6 @@
 
 const INSTANCES = new WeakMap();
 const TOP_K = 5;
-const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 73, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137],
-  [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37]];
-
-function colour(t) {
-  const s = Math.min(Math.max(t, 0), 1) * (VIRIDIS.length - 1);
-  const a = Math.min(Math.floor(s), VIRIDIS.length - 2), f = s - a;
-  return VIRIDIS[a].map((v, c) => Math.round(v * (1 - f) + VIRIDIS[a + 1][c] * f));
-}
-
 function prepare(data) {
   const p = { ...data, x: decode(data.x, Float32Array) };
   if (data.argument) { p.argument = decode(data.argument, Float64Array); p.lse = decode(data.lse, Float64Array); }
@@ -25,13 +16,14 @@ function prepare(data) {
   return p;
 }
 
+// X in the channel colour map of attnviz.viz.colours (data.colours: its 256-entry RGB table), on X's own range
 function drawMatrix(state) {
   const p = state.payload, C = p.channels, canvas = state.matrix, ctx = canvas.getContext("2d");
   canvas.width = C; canvas.height = C;
-  const image = ctx.createImageData(C, C), span = p.hi > p.lo ? p.hi - p.lo : 1;
+  const image = ctx.createImageData(C, C), span = p.hi > p.lo ? p.hi - p.lo : 1, lut = state.colours;
   for (let i = 0; i < C * C; i++) {
-    const [r, g, b] = colour((p.x[i] - p.lo) / span);
-    image.data.set([r, g, b, 255], i * 4);
+    const entry = Math.round(Math.min(Math.max((p.x[i] - p.lo) / span, 0), 1) * 255) * 3;
+    image.data.set([lut[entry], lut[entry + 1], lut[entry + 2], 255], i * 4);
   }
   ctx.putImageData(image, 0, 0);
   state.matrixImage = image;
@@ -140,6 +132,7 @@ export default function (component) {
   if (state.version !== data.version) {
     state.version = data.version;
     state.payload = prepare(data.payload);
+    state.colours = decode(data.colours, Uint8Array);
     drawMatrix(state);
   }
   state.root.dataset.ready = "1";

@@ -47,7 +47,8 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 def overlay_png(image: np.ndarray, view, opacity: float) -> bytes:
-    """The Position page's overlay (attnviz.viz.overlays.position_overlay) as PNG bytes, made when asked."""
+    """The Position page's overlay (attnviz.viz.overlays.position_overlay) as PNG bytes, made when asked: the map
+    in the live canvas's colours and opacity (attnviz.viz.colours), so the file looks like the screen."""
     from attnviz.viz.overlays import position_overlay
 
     return png_bytes(position_overlay(image, view, opacity))

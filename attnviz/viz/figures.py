@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
 import numpy as np
 import plotly.graph_objects as go
@@ -16,10 +15,11 @@ from plotly.subplots import make_subplots
 from attnviz.data.camvid import CLASS_COLOURS, CLASS_NAMES
 from attnviz.i18n import DEFAULT_LANGUAGE, translate
 from attnviz.modules.eca import kernel_t
+from attnviz.viz.colours import plotly_scale
 from attnviz.viz.overlays import blend_heatmap, draw_markers, feature_to_image
 
 __all__ = [
-    "class_legend_figure", "class_legend_html", "class_name", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
+    "class_legend_html", "class_name", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
     "feature_grid_figure", "kernel_rule_figure", "attention_map_figure",
 
     "branches_figure", "coordinate_attention_figure", "coordinate_profiles_figure", "channel_scaling_figure",
@@ -78,20 +78,6 @@ def _labels(language: str) -> Callable[..., str]:
     return lambda key, **values: translate(f"figures.{key}", language, **values)
 
 
-def _rgb_scale(name: str) -> list[list]:
-    """A named Plotly colour scale as explicit rgb() stops (its hex stops were drawn wrongly near black); a
-    fresh list each call from a cached tuple (Plotly's look-up by name took 4 ms)."""
-    return [list(stop) for stop in _rgb_stops(name)]
-
-
-@lru_cache(maxsize=16)
-def _rgb_stops(name: str) -> tuple[tuple, ...]:
-    import plotly.colors
-
-    return tuple((position, "rgb({}, {}, {})".format(*plotly.colors.hex_to_rgb(colour)))
-                 for position, colour in plotly.colors.get_colorscale(name))
-
-
 def class_name(class_id: int, language: str = DEFAULT_LANGUAGE) -> str:
     """A CamVid class's name in `language` ("Pedestrian", "行人")."""
     return translate(f"classes.{CLASS_NAMES[class_id]}", language)
@@ -114,22 +100,6 @@ def class_legend_html(class_ids: Sequence[int] | None = None, language: str = DE
                      f'white-space:nowrap"><span style="width:1em;height:1em;border:1px solid #000;'
                      f'background:rgb({r},{g},{b})"></span>{html.escape(class_name(class_id, language))}</span>')
     return f'<div style="display:flex;flex-wrap:wrap;font-size:.9rem">{"".join(items)}</div>'
-
-
-def class_legend_figure(class_ids: Sequence[int] | None = None, language: str = DEFAULT_LANGUAGE) -> go.Figure:
-    """One coloured swatch per class, named (as a figure, for a slide; the page shows `class_legend_html`)."""
-    ids = _legend_ids(class_ids)
-    fig = go.Figure()
-    for position, class_id in enumerate(ids):
-        r, g, b = CLASS_COLOURS[class_id]
-        fig.add_trace(go.Scatter(x=[position], y=[0], mode="markers+text", text=[class_name(class_id, language)],
-                                 textposition="bottom center", hoverinfo="text",
-                                 marker=dict(size=18, symbol="square", color=f"rgb({r},{g},{b})",
-                                             line=dict(color="black", width=1)), showlegend=False))
-    fig.update_layout(height=80, margin=dict(l=10, r=10, t=5, b=5))
-    fig.update_xaxes(visible=False, range=[-0.7, max(len(ids), 1) - 0.3])
-    fig.update_yaxes(visible=False, range=[-1.2, 0.5])
-    return fig
 
 
 def layer_weights_heatmap(layer_names: Sequence[str], weights: Sequence[np.ndarray], selected: str | None = None,
@@ -250,7 +220,7 @@ def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int]
     Built from one dict (one validation pass, not one per update call): it is redrawn on every click."""
     t = _labels(language)
     height, width = values.shape[-2:]
-    heat = dict(type="heatmap", z=values, colorscale=_rgb_scale("Inferno"),
+    heat = dict(type="heatmap", z=values, colorscale=plotly_scale(),
                 colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14, x=1.0, xpad=4),
                 hovertemplate=t("row") + " %{y}, " + t("col") + " %{x}<br>%{z:.5f}<extra></extra>")
     if zrange is not None:
@@ -357,7 +327,7 @@ def gate_planes_figure(planes: Sequence, title: str, language: str = DEFAULT_LAN
         fig.update_xaxes(title_text=t("feature_axis", axis=x_name), row=row + 1, col=col + 1)
         fig.update_yaxes(title_text=t("feature_axis", axis=y_name), autorange="reversed", row=row + 1, col=col + 1)
     fig.update_layout(title=dict(text=title, y=0.98), margin=dict(l=10, r=10, t=80, b=10), height=170 + 230 * rows,
-                      coloraxis=dict(colorscale="Inferno", cmin=low, cmax=high,
+                      coloraxis=dict(colorscale=plotly_scale(), cmin=low, cmax=high,
                                      colorbar=dict(title=dict(text=t("weight"), side="right"), thickness=12, xpad=4)))
     return fig
 
@@ -514,7 +484,7 @@ def pinned_maps_figure(rows: Sequence[tuple[str, np.ndarray, Sequence[tuple[str,
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     aspect = rows[0][1].shape[0] / rows[0][1].shape[1]
-    fig.update_layout(coloraxis=dict(colorscale=_rgb_scale("Inferno"), cmin=low, cmax=high,
+    fig.update_layout(coloraxis=dict(colorscale=plotly_scale(), cmin=low, cmax=high,
                                      colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14)),
                       margin=dict(l=5, r=5, t=50, b=5), width=panel_width * columns + 110,
                       height=int(len(rows) * (panel_width * aspect + 40)) + 60, showlegend=False)

@@ -1,18 +1,20 @@
 """Pure image compositing: arrays in, RGB uint8 arrays out (no Streamlit, no Plotly).
 
 Used for the clickable photo of the position page (streamlit-image-coordinates
-shows a plain image) and for prediction / label overlays.
+shows a plain image), the PNGs a user downloads and the figures' raster panels, and for prediction / label
+overlays. A map over the photo is drawn as the live canvas draws it (`blend_heatmap`, attnviz.viz.colours).
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from attnviz.data.camvid import IGNORE_INDEX, colourise
 from attnviz.analysis.geometry import upsample_nearest
+from attnviz.data.camvid import IGNORE_INDEX, colourise
+from attnviz.viz.colours import opacity_of, scaled, table_colours
 
-__all__ = ["heat_colours", "blend_heatmap", "blend_labels", "class_colours", "blend_classes", "draw_markers", "upsample_map", "feature_to_image",
-           "position_overlay"]
+__all__ = ["blend_heatmap", "blend_labels", "class_colours", "blend_classes", "draw_markers", "upsample_map",
+           "feature_to_image", "position_overlay"]
 
 
 def upsample_map(values: np.ndarray, height: int, width: int, smooth: bool = False) -> np.ndarray:
@@ -23,21 +25,24 @@ def upsample_map(values: np.ndarray, height: int, width: int, smooth: bool = Fal
     return cv2.resize(values.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def heat_colours(values: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
-    """(H, W) floats -> (H, W, 3) uint8 RGB in the inferno colour map, scaled to [vmin, vmax]."""
-    low = float(np.nanmin(values)) if vmin is None else vmin
-    high = float(np.nanmax(values)) if vmax is None else vmax
-    scaled = np.zeros_like(values, dtype=np.float32) if high <= low else (values - low) / (high - low)
-    grey = np.clip(np.nan_to_num(scaled) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
-
-
 def blend_heatmap(image: np.ndarray, values: np.ndarray, opacity: float = 0.6,
                   vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
-    """The photo (H, W, 3) with a feature-resolution map (h, w) laid over it."""
+    """The photo (H, W, 3) with a feature-resolution map (h, w) laid over it as the live canvas draws it
+    (attention_canvas.js, paintMap; the rule of attnviz.viz.colours): each cell coloured by its value t on
+    [vmin, vmax] with opacity `opacity * t`, the cells' premultiplied colour and opacity upsampled smoothly to
+    the photo, laid over it. What differs: the canvas's browser upsamples with its own smoothing filter (Chromium's
+    "high" quality), here bilinear (cv2.INTER_LINEAR, half-pixel centres): they agree to rounding where a cell's
+    neighbours hold its value, and by a few levels across the steps between cells (3.4 of 255 at most, measured in
+    Chromium on the map of tests/test_colours.py)."""
     height, width = image.shape[:2]
-    heat = heat_colours(upsample_map(values, height, width), vmin, vmax)
-    return (image.astype(np.float32) * (1 - opacity) + heat.astype(np.float32) * opacity).round().astype(np.uint8)
+    low = float(np.nanmin(values)) if vmin is None else vmin
+    high = float(np.nanmax(values)) if vmax is None else vmax
+    t = scaled(values, low, high)
+    alpha = opacity_of(t, opacity)[..., None]
+    cells = np.concatenate([table_colours(t) * alpha, alpha], axis=-1).astype(np.float32)
+    layers = cv2.resize(cells, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, 4)
+    colour, cover = layers[..., :3], layers[..., 3:]
+    return np.clip(image.astype(np.float32) * (1 - cover) + colour, 0, 255).round().astype(np.uint8)
 
 
 def blend_labels(image: np.ndarray, label: np.ndarray, opacity: float = 0.55) -> np.ndarray:
@@ -80,7 +85,9 @@ def draw_markers(image: np.ndarray, points: list[tuple[int, int]], colour=(0, 25
 def feature_to_image(feature: np.ndarray) -> np.ndarray:
     """One channel (h, w) -> normalised floats in [0, 1] for display (constant maps give 0)."""
     low, high = float(feature.min()), float(feature.max())
-    return np.zeros_like(feature, dtype=np.float32) if high <= low else ((feature - low) / (high - low)).astype(np.float32)
+    if high <= low:
+        return np.zeros_like(feature, dtype=np.float32)
+    return ((feature - low) / (high - low)).astype(np.float32)
 
 
 def position_overlay(image: np.ndarray, view, opacity: float = 0.6) -> np.ndarray:
