@@ -448,7 +448,7 @@ def test_your_model_with_every_family_on_the_overview(monkeypatch, tmp_path):
     at = _user_app(monkeypatch, "--model", "zoo_of_copies:build")
     table = at.dataframe[0].value
     families = " ".join(table["family"])
-    for family in ("se", "eca", "cbam", "coord", "gcnet", "non-local", "pam", "cam", "criss-cross"):
+    for family in ("se", "eca", "cbam", "ca", "gcnet", "non-local", "pam", "cam", "criss-cross"):
         assert family in families, (family, families)
     structure = table[table["reader"] != "what it computes"]
     assert (structure["drawn"] == "yes").all(), table[["module", "check"]].to_string()

@@ -19,10 +19,9 @@ This module is the only one that knows all four; none of them imports another.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 from torch.utils.hooks import RemovableHandle
@@ -30,8 +29,9 @@ from torch.utils.hooks import RemovableHandle
 from attnviz.capture.adapted import adapted_modules
 from attnviz.capture.adapters import register as register_library_hooks
 from attnviz.capture.dataflow import register_frames
-from attnviz.capture.families import recognised_modules, register as register_family_hooks
-from attnviz.capture.families.catalogue import is_own
+from attnviz.capture.families import recognised_modules
+from attnviz.capture.families import register as register_family_hooks
+from attnviz.capture.families.structure import is_own
 
 __all__ = ["Reader", "READERS", "attached"]
 

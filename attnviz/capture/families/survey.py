@@ -8,35 +8,35 @@ from dataclasses import dataclass
 from torch import nn
 
 from attnviz.capture.adapted import adapted_modules
-from attnviz.capture.families.catalogue import Family, is_own, recognise
+from attnviz.capture.families.catalogue import FAMILIES, recognise
+from attnviz.capture.families.family import Family
+from attnviz.capture.families.structure import is_own
+from attnviz.capture.records import (
+    ChannelAttentionRecord,
+    ChannelMapRecord,
+    CoordinateAttentionRecord,
+    PositionAttentionRecord,
+    SpatialAttentionRecord,
+)
+from attnviz.kinds import AttentionKind
 
 __all__ = ["Finding", "Lookalike", "find_attention", "unrecognised_attention", "recognised_modules"]
 
-# our own modules that record themselves: class name -> (family / kind, record type)
+# our own modules (attnviz.modules), which record themselves: class name -> (kind, record class)
 _OWN = {
-    "PositionAttention": ("pam", "PositionAttentionRecord"),
-    "ChannelAttention": ("cam", "ChannelMapRecord"),
-    "ECA": ("eca", "ChannelAttentionRecord"),
-    "SqueezeExcitation": ("se", "ChannelAttentionRecord"),
-    "FlexibleChannelAttention": ("flexible", "ChannelAttentionRecord"),
-    "SpatialGate": ("cbam-spatial", "SpatialAttentionRecord"),
-    "CoordinateAttention": ("ca", "CoordinateAttentionRecord"),
+    "PositionAttention": (AttentionKind.PAM, PositionAttentionRecord),
+    "ChannelAttention": (AttentionKind.CAM, ChannelMapRecord),
+    "ECA": (AttentionKind.ECA, ChannelAttentionRecord),
+    "SqueezeExcitation": (AttentionKind.SE, ChannelAttentionRecord),
+    "FlexibleChannelAttention": (AttentionKind.FLEXIBLE, ChannelAttentionRecord),
+    "SpatialGate": (AttentionKind.CBAM_SPATIAL, SpatialAttentionRecord),
+    "CoordinateAttention": (AttentionKind.CA, CoordinateAttentionRecord),
 }
-_ADAPTER_RECORDS = {"cbam-spatial": "SpatialAttentionRecord"}
 
 # class names that suggest attention (case-sensitive acronyms, case-insensitive words)
 _WORDS = re.compile(r"attention|attn|gate|non_?local|nlblock|context|excit|squeeze|cbam|coordatt|criss_?cross",
                     re.IGNORECASE)
 _ACRONYMS = re.compile(r"(?:SE|ECA|PAM|CAM|CCA|GC|DA|BAM|SK)(?=[A-Z_]|$)|(?:^|_)(?:se|eca|pam|cam)(?=_|$)")
-# attribute sets of a family: a module holding two or more of one set but matching nothing is a near miss
-_TELLS = (
-    ("query_conv", "key_conv", "value_conv", "gamma"),
-    ("theta", "phi", "g", "W"),
-    ("conv_mask", "channel_add_conv", "channel_mul_conv"),
-    ("pool_h", "pool_w", "conv_h", "conv_w"),
-    ("compress", "spatial"),
-    ("mlp", "pool_types"),
-)
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,11 @@ class Finding:
 
     path: str                  # module path in the model ("" for the model itself)
     class_name: str
-    family: str                # the family it will most likely verify as ("pam", "non-local", ...; own: its kind)
-    source: str                # "structure": recognised by this package, verified at capture;
-                               # "attnviz": one of our modules; "adapter": timm / torchvision, read by adapters
-    record: str                # the record type it gives, e.g. "PositionAttentionRecord"
+    family: str                # the family it will most likely verify as ("pam", "non-local", ...; else its kind)
+    reader: str                # the reader that will read it (attnviz.capture.readers, as `Provenance.reader`):
+                               # "own": one of attnviz's modules; "library": timm / torchvision, by type;
+                               # "structure": recognised by its family's structure, verified at capture
+    record: type               # the record class it gives, e.g. PositionAttentionRecord
     records: str = ""          # what that record keeps, in words
     candidates: tuple[str, ...] = ()   # "structure": the (family/form) variants capture tries, in order
 
@@ -71,18 +72,18 @@ def _adapted(model: nn.Module) -> dict[int, object]:
 
 
 def _survey(model: nn.Module, exclude: set[int] | None = None) -> list[tuple[str, nn.Module, str, object]]:
-    """(path, module, source, family or adapter or own entry) for every module capture records, in module order."""
+    """(path, module, reader, family or adapter or own entry) for every module capture records, in module order."""
     adapted = _adapted(model) if exclude is None else {i: None for i in exclude}
     found, skipped = [], []
     for path, module in model.named_modules():
         if _under(path, skipped):
             continue
         if id(module) in adapted:
-            found.append((path, module, "adapter", adapted[id(module)]))
+            found.append((path, module, "library", adapted[id(module)]))
             skipped.append(path)
         elif is_own(module):
             if type(module).__name__ in _OWN:
-                found.append((path, module, "attnviz", _OWN[type(module).__name__]))
+                found.append((path, module, "own", _OWN[type(module).__name__]))
             skipped.append(path)   # nothing inside our own modules is read twice
         else:
             family = recognise(module)
@@ -95,27 +96,24 @@ def _survey(model: nn.Module, exclude: set[int] | None = None) -> list[tuple[str
 def recognised_modules(model: nn.Module, exclude=()) -> list[tuple[nn.Module, Family]]:
     """The (module, family) pairs to hook: recognised by structure, not ours, not adapted, nor inside those."""
     skip = {id(m) for m in exclude}
-    return [(module, family) for _, module, source, family in _survey(model, skip) if source == "structure"]
+    return [(module, family) for _, module, reader, family in _survey(model, skip) if reader == "structure"]
 
 
 def find_attention(model: nn.Module) -> list[Finding]:
     """Every module of `model` that capture records, without running it, in module order."""
     findings = []
-    for path, module, source, what in _survey(model):
+    for path, module, reader, what in _survey(model):
         name = type(module).__name__
-        if source == "structure":
-            order = what.ordered_variants(module)
-            variants = [what.variants[i] for i in order]
-            record, records = what.record, what.records
-            if variants[0][0] == "criss-cross":
-                record, records = "CrissCrossAttentionRecord", "Q, K and each pixel's log-sum-exp over its row and column"
-            findings.append(Finding(path, name, variants[0][0], source, record, records,
-                                    tuple(f"{fam}/{form}" if form else fam for fam, form in variants)))
-        elif source == "attnviz":
-            findings.append(Finding(path, name, what[0], source, what[1], "recorded by the module itself"))
+        if reader == "structure":
+            variants = [what.variants[i] for i in what.ordered_variants(module)]
+            first = variants[0]
+            findings.append(Finding(path, name, first.family, reader, first.record, what.describe(first),
+                                    tuple(variant.label for variant in variants)))
+        elif reader == "own":
+            findings.append(Finding(path, name, what[0], reader, what[1], "recorded by the module itself"))
         else:
-            findings.append(Finding(path, name, what.kind, source, _ADAPTER_RECORDS.get(what.kind, "ChannelAttentionRecord"),
-                                    "read through hooks on its gate"))
+            record = SpatialAttentionRecord if what.kind == AttentionKind.CBAM_SPATIAL else ChannelAttentionRecord
+            findings.append(Finding(path, name, what.kind, reader, record, "read through hooks on its gate"))
     return findings
 
 
@@ -134,14 +132,16 @@ def unrecognised_attention(model: nn.Module) -> list[Lookalike]:
             continue
         name = type(module).__name__
         attributes = set(module._modules) | set(module._parameters) | set(vars(module))
-        near = [tell for tell in _TELLS if len(attributes & set(tell)) >= 2]
+        near = [family.tells for family in FAMILIES if len(attributes & set(family.tells)) >= 2]
         if near:
             have = sorted(attributes & set(near[0]))
             lookalikes.append(Lookalike(path, name, f"has {', '.join(have)} but matches no family "
                                         f"(structure or shapes differ)"))
         elif _WORDS.search(name) or _ACRONYMS.search(name):
-            lookalikes.append(Lookalike(path, name, "its class name suggests attention; its structure matches no family"))
+            lookalikes.append(Lookalike(path, name,
+                                        "its class name suggests attention; its structure matches no family"))
     # the innermost only: a block that merely holds an unrecognised attention layer is not listed beside it
-    paths = [l.path for l in lookalikes]
-    return [l for l in lookalikes if not any(p != l.path and (l.path == "" or p.startswith(l.path + ".")) for p in paths)]
+    paths = [item.path for item in lookalikes]
+    return [item for item in lookalikes
+            if not any(p != item.path and (item.path == "" or p.startswith(item.path + ".")) for p in paths)]
 
