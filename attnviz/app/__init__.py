@@ -2,6 +2,7 @@
 
     settings    the checkpoint folder and weights folder, resolved once from argv and the environment
     resources   every cached loader (models, analyses, attributions, samples) and the catalogue
+    sources     the model sources by key ("camvid", "timm", "user"; attnviz.models.sources), from the settings
     selection   what the sidebar chose in this run (a ContextVar), and the page's link parameters
     sidebar     the shared sidebar that makes the selection
     links       the address bar: read once, applied to widgets, written once per run after the page

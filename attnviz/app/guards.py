@@ -17,13 +17,12 @@ from attnviz.analysis.forward import Analysis
 from attnviz.app.language import t
 from attnviz.app.links import write_link
 from attnviz.app.queueing import pooled
-from attnviz.app.resources import (catalogue, checkpoint_dir, get_analysis, get_classifier_analysis, get_user_analysis,
-                                   photo_key, sample)
+from attnviz.app.resources import catalogue, model_analysis, photo_key, sample
 from attnviz.app.selection import Selection, current
-from attnviz.app.settings import settings
+from attnviz.app.sources import model_source
 from attnviz.app.widgets import switch_button
 from attnviz.data.samples import list_samples
-from attnviz.models import CheckpointError
+from attnviz.models.sources import CamVidSource, ModelSource
 from attnviz.text import markdown_literal
 
 __all__ = ["stop_page", "analysis_for", "page_analysis", "page_selection", "require_models", "offer_models",
@@ -45,35 +44,22 @@ def page_selection() -> Selection:
 
 
 def analysis_for(selection: Selection, name: str | None = None) -> Analysis | None:
-    """The analysis of the selected model on the selected photo, or of CamVid checkpoint `name`."""
-    if name is None and selection.source == "user":
-        try:
-            return pooled(("user", selection.model_name, selection.device, selection.image_key),
-                          lambda: get_user_analysis(selection.model_name, selection.device, selection.image_key,
-                                                    selection.image), t("spinner.user_analysis"))
-        except Exception as error:  # noqa: BLE001 - the user's own forward pass may raise anything
-            st.error(t("guards.user_model_failed", model=markdown_literal(selection.model_name),
-                       error=markdown_literal(f"{type(error).__name__}: {error}", 400)))
-            return None
-    if name is None and selection.source == "timm":
-        weights_folder = settings().imagenet_weights
-        return pooled(("timm", selection.model_name, selection.device, weights_folder, selection.image_key),
-                      lambda: get_classifier_analysis(selection.model_name, selection.device, weights_folder,
-                                                      selection.image_key, selection.image),
-                      t("spinner.classifier_analysis"))
-    name = name or selection.model_name
+    """The analysis of the selected model on the selected photo, or of CamVid checkpoint `name`; None, with one
+    message, when the model cannot be loaded or run."""
+    source = model_source(CamVidSource.key if name else selection.source)
+    return _analysis(source, name or selection.model_name, selection.device, selection.image_key, selection.image)
+
+
+def _analysis(source: ModelSource, name: str, device: str, image_key: str, image: np.ndarray) -> Analysis | None:
+    """Model `name` of `source` on a photo: one job of the shared pool (attnviz.app.queueing), which loads the model
+    and runs it (both cached, attnviz.app.resources); None, with the source's message, when it cannot."""
     try:
-        return _camvid_analysis(name, selection.device, selection.image_key, selection.image)
-    except CheckpointError as error:
-        st.error(t("guards.not_loaded", model=markdown_literal(name), error=markdown_literal(str(error), 400)))
+        return pooled((source, name, device, image_key), lambda: model_analysis(source, name, device, image_key, image),
+                      t(source.running))
+    except source.failures as error:
+        st.error(t(source.failed, model=markdown_literal(name),
+                   error=markdown_literal(source.failure(error), 400)))
         return None
-
-
-def _camvid_analysis(name: str, device: str, image_key: str, image: np.ndarray) -> Analysis:
-    """A shipped model's analysis of a photo, through the shared pool (attnviz.app.queueing)."""
-    directory = str(checkpoint_dir())
-    return pooled(("camvid", name, device, directory, image_key),
-                  lambda: get_analysis(name, device, directory, image_key, image), t("spinner.analysis"))
 
 
 def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (), what: str = "",
@@ -179,12 +165,8 @@ def _sample_analysis(selection: Selection, photo: str):
     when the model cannot be loaded (one message)."""
     image, label = sample(photo)
     key = photo_key(image)
-    try:
-        return image, label, key, _camvid_analysis(selection.model_name, selection.device, key, image)
-    except CheckpointError as error:
-        st.error(t("guards.not_loaded", model=markdown_literal(selection.model_name),
-                   error=markdown_literal(str(error), 400)))
-        return None
+    analysis = _analysis(model_source(CamVidSource.key), selection.model_name, selection.device, key, image)
+    return None if analysis is None else (image, label, key, analysis)
 
 
 def _photo_panel(selection: Selection, photo: str, module_name: str) -> Panel:
@@ -193,7 +175,8 @@ def _photo_panel(selection: Selection, photo: str, module_name: str) -> Panel:
     if record is None:
         stop_page()
     image, label, key, _ = found
-    return Panel(t("guards.on_photo", model=selection.model_name, photo=photo), selection.model_name, module_name, record, image, key, label)
+    return Panel(t("guards.on_photo", model=selection.model_name, photo=photo), selection.model_name, module_name,
+                 record, image, key, label)
 
 
 def weights_on_photos(selection: Selection, count: int = 4):

@@ -8,7 +8,7 @@ pages and app modules name keys only through these constants.
 from __future__ import annotations
 
 # ---- the sidebar: what is shown
-SOURCE = "source"                  # radio: CamVid models or a timm ImageNet classifier
+SOURCE = "source"                  # radio: the model source's key ("camvid", "timm", "user"; attnviz.models.sources)
 MODEL = "model"                    # select box: CamVid checkpoint name
 TIMM_MODEL = "timm_model"          # select box: timm architecture
 USER_MODEL = "user_model"          # select box: one of the models given with --model / --models

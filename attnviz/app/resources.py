@@ -1,8 +1,9 @@
 """Everything the app loads or computes once and keeps: models, analyses, attributions, the catalogue.
 
-Models are cached per (name, device, folder) with st.cache_resource; the
-analysis of a photo (one forward pass with capture) per (model, device, image
-hash); attributions per (model, photo, pixel). A click then only computes one
+Models are cached per (source, name, device) with st.cache_resource (the
+source, attnviz.models.sources, holds its folder); the analysis of a photo (one
+forward pass with capture) per (model, device, image hash); attributions per
+(model, photo, pixel). A click then only computes one
 row or column from the cached analysis.
 
 The checkpoint catalogue and results.json are read once per state of the
@@ -23,22 +24,21 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from attnviz.analysis.forward import Analysis, analyse, analyse_classifier, analyse_user_model, image_to_tensor
+from attnviz.analysis.forward import Analysis, image_to_tensor
 from attnviz.app.language import t
 from attnviz.app.settings import settings
+from attnviz.app.sources import model_source
 from attnviz.capture.recorder import split_name
 from attnviz.analysis.attribution import UserLogits, grad_cam, integrated_gradients
 from attnviz.data.images import decode_image
 from attnviz.data.samples import load_sample
 from attnviz.analysis.hover import HoverPayload, channel_payload, hover_payload
-from attnviz.models import load_checkpoint
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
-from attnviz.models.imagenet import load_imagenet_model
-from attnviz.models.user import UserModel, UserModelError
+from attnviz.models.sources import LoadedModel, ModelSource
 from attnviz.results import read_results
 
-__all__ = ["working", "checkpoint_dir", "catalogue", "catalogue_problems", "results", "get_model", "get_classifier",
-           "get_analysis", "get_classifier_analysis", "get_user_model", "get_user_analysis", "pixel_grad_cam", "pixel_integrated_gradients",
+__all__ = ["working", "checkpoint_dir", "catalogue", "catalogue_problems", "results", "loaded_model", "model_analysis",
+           "pixel_grad_cam", "pixel_integrated_gradients",
            "sample", "decode_upload", "hover_data", "channel_data", "photo_key"]
 
 
@@ -86,35 +86,23 @@ def results() -> dict:
 
 @contextlib.contextmanager
 def working(what: str):
-    """A spinner saying `what` is running ("model", "classifier", "user_model", "analysis", ...: the
-    [spinner] catalog, in the page's language), shown only if it takes longer than a moment."""
+    """A spinner saying `what` is running ("classifier", "user_model": the [spinner] catalog, in the page's
+    language), shown only if it takes longer than a moment."""
     with st.spinner(t(f"spinner.{what}")):
         yield
 
 
-@st.cache_resource(max_entries=12, show_spinner=False)
-def get_model(name: str, device: str, directory: str):
-    """A shipped CamVid model, loaded once per device (its analyses run through attnviz.app.queueing)."""
-    return load_checkpoint(name, directory, device=device)
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def get_classifier(arch: str, device: str, weights_folder: str):
-    model, weights = load_imagenet_model(arch, weights_folder or None)
-    return model.to(device), weights
-
-
 @st.cache_resource(max_entries=24, show_spinner=False)
-def get_classifier_analysis(arch: str, device: str, weights_folder: str, image_key: str,
-                            _image: np.ndarray) -> Analysis:
-    model, _ = get_classifier(arch, device, weights_folder)
-    return analyse_classifier(model, _image, arch)
+def loaded_model(source: ModelSource, name: str, device: str) -> LoadedModel:
+    """Model `name` of `source`, loaded once per device and shared by every session (its analyses run through
+    attnviz.app.queueing). Raises what the source raises (`source.failures`: one message)."""
+    return source.load(name, device)
 
 
 @st.cache_resource(max_entries=48, show_spinner=False)
-def get_analysis(name: str, device: str, directory: str, image_key: str, _image: np.ndarray) -> Analysis:
-    model, _ = get_model(name, device, directory)
-    return analyse(model, _image, name)
+def model_analysis(source: ModelSource, name: str, device: str, image_key: str, _image: np.ndarray) -> Analysis:
+    """The analysis of model `name` of `source` on a photo (one forward pass with capture), once per photo."""
+    return source.analyse(loaded_model(source, name, device).model, _image, name)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -130,43 +118,30 @@ def channel_data(source: str, name: str, image_key: str, module: str, _record) -
     return channel_payload(_record)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def get_user_model(name: str, device: str) -> UserModel:
-    """The user's model `name` (from --model / --models), built once per device. UserModelError: one message."""
-    spec = settings().user_model(name)
-    if spec is None:
-        raise UserModelError(f"no model named {name!r} was given with --model or --models")
-    return spec.load(device)
-
-
-@st.cache_resource(max_entries=24, show_spinner=False)
-def get_user_analysis(name: str, device: str, image_key: str, _image: np.ndarray) -> Analysis:
-    return analyse_user_model(get_user_model(name, device), _image, name)
-
-
-def _attributable(source: str, name: str, device: str, directory: str, layer_name: str = ""):
-    """(a private copy of the model as a function image -> logits, the layer to attribute at or None).
+def _attributable(source: str, name: str, device: str, layer_name: str = ""):
+    """(a private copy of model `name` of source `source` (its key) as a function image -> logits, the layer to
+    attribute at or None).
 
     A copy: captum hooks the model's layers while it attributes, and another session's forward pass on the
     shared model must not pass through those hooks. Our models: the backbone's last stage (None here);
     a user's model: the module `layer_name` (Grad-CAM at its input, the features that feed it).
     """
-    if source == "user":
-        user = get_user_model(name, device)
-        private = dataclasses.replace(user, model=copy.deepcopy(user.model))
-        layer = dict(private.model.named_modules()).get(split_name(layer_name)[0]) if layer_name else None
-        if layer_name and layer is None:
-            raise ValueError(f"{name} has no module {layer_name!r} to attribute at")
-        return UserLogits(private), layer
-    model, _ = get_model(name, device, directory)
-    return copy.deepcopy(model), None
+    model = loaded_model(model_source(source), name, device).model
+    if source != "user":
+        return copy.deepcopy(model), None
+    private = dataclasses.replace(model, model=copy.deepcopy(model.model))
+    layer = dict(private.model.named_modules()).get(split_name(layer_name)[0]) if layer_name else None
+    if layer_name and layer is None:
+        raise ValueError(f"{name} has no module {layer_name!r} to attribute at")
+    return UserLogits(private), layer
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def pixel_grad_cam(source: str, name: str, device: str, directory: str, image_key: str, _image: np.ndarray,
                    target: tuple[int, int, int], layer_name: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Grad-CAM of logit (class, y, x): (at the layer's grid, upsampled to the photo); cached per pixel."""
-    model, layer = _attributable(source, name, device, directory, layer_name)
+    """Grad-CAM of logit (class, y, x): (at the layer's grid, upsampled to the photo); cached per pixel (and per
+    CamVid folder `directory`: a model of that name in another folder is another model)."""
+    model, layer = _attributable(source, name, device, layer_name)
     cam, full = grad_cam(model, image_to_tensor(_image, device), target, layer=layer, layer_input=layer is not None)
     return cam.cpu().numpy(), full.cpu().numpy()
 
@@ -178,7 +153,7 @@ def pixel_integrated_gradients(source: str, name: str, device: str, directory: s
     """Integrated Gradients (3, H, W) of logit (class, y, x) against a black photo; cached per pixel and steps.
     `_control` (attnviz.workpool.Control, not part of the cache key): progress per internal batch, and a stop
     between batches when nobody waits any more (a stopped run raises Cancelled and is not cached)."""
-    model, _ = _attributable(source, name, device, directory)
+    model, _ = _attributable(source, name, device)
 
     def on_batch(done: int, total: int) -> None:
         _control.report(done, total)

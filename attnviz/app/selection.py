@@ -14,12 +14,7 @@ import numpy as np
 
 from attnviz.app.pagesmode import leave_pages_directory_mode
 
-__all__ = ["SOURCES", "Selection", "RunState", "begin_run", "run_state", "current"]
-
-
-# The sidebar's model sources: our CamVid segmentation models, an ImageNet classifier from timm, or the
-# user's own models (offered when the app was started with --model or --models).
-SOURCES = ("CamVid segmentation (shipped)", "ImageNet classifier (timm)", "Your model (--model / --models)")
+__all__ = ["Selection", "RunState", "begin_run", "run_state", "current"]
 
 
 @dataclass
@@ -31,10 +26,10 @@ class Selection:
     image_title: str
     label: np.ndarray | None
     card: dict
-    source: str = "camvid"      # "camvid" (our segmentation models), "timm" (an ImageNet classifier), "user"
+    source: str = "camvid"      # the model source's key (attnviz.models.sources): "camvid", "timm" or "user"
     head: str = "fcn"           # "fcn", "danet", "classifier", or a user model's task ("segmentation", ...)
     attention: str = "none"     # the attention kind in the backbone
-    weights_note: str = ""      # timm: where the weights came from (in the page's language)
+    weights_note: str = ""      # timm: where the weights came from (in the page's language); user: the spec
     weights_trained: bool = True  # False for a timm classifier on random weights (no file, no hub)
 
 

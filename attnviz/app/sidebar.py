@@ -9,24 +9,23 @@ from attnviz.analysis.forward import pick_device
 from attnviz.app import keys
 from attnviz.app.language import bound_t, language, t
 from attnviz.app.links import apply_link
-from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, get_classifier, photo_key,
-                                   get_user_model, sample, working)
-from attnviz.app.selection import SOURCES, Selection, run_state
+from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, loaded_model, photo_key,
+                                   sample, working)
+from attnviz.app.selection import Selection, run_state
 from attnviz.app.settings import settings
+from attnviz.app.sources import model_source, offered_sources, source_key, weights_text
 from attnviz.app.widgets import FIGURE_FORMATS, linked_selectbox
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError
 from attnviz.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from attnviz.data.samples import list_samples
-from attnviz.models.checkpoint import CheckpointError, CheckpointInfo
+from attnviz.models.checkpoint import CheckpointInfo
 from attnviz.models.imagenet import IMAGENET_MODELS, WEIGHTS_ENV
-from attnviz.models.user import UserModelError
+from attnviz.models.sources import CamVidSource, TimmSource, UserSource
 from attnviz.text import markdown_literal
 
 __all__ = ["UPLOAD_CHOICE", "sidebar", "show_notices"]
 
 UPLOAD_CHOICE = "Upload your own photo…"
-_SOURCE_NAMES = {"camvid": SOURCES[0], "timm": SOURCES[1], "user": SOURCES[2]}
-_SOURCE_KEYS = {value: key for key, value in _SOURCE_NAMES.items()}
 
 
 def language_picker(bar) -> str:
@@ -40,8 +39,26 @@ def language_picker(bar) -> str:
     return language()
 
 
-def _model_picker(bar) -> CheckpointInfo | None:
-    """The model select box over the loadable checkpoints; the others listed with their reasons."""
+def _source_picker(bar) -> str:
+    """The model source radio: its value is the source's key (the link's ?source= first, once), its label the
+    source's title in the page's language."""
+    offered = offered_sources()
+    apply_link("source", keys.SOURCE, offered, convert=source_key, what=t("links.use_source"))
+    try:
+        chosen = source_key(st.session_state.get(keys.SOURCE))   # an older session may hold the English title
+    except KeyError:
+        chosen = None
+    if chosen not in offered:   # the user's models when the app was started with them, else ours
+        chosen = UserSource.key if UserSource.key in offered else CamVidSource.key
+    if st.session_state.get(keys.SOURCE) != chosen:
+        st.session_state[keys.SOURCE] = chosen
+    return bar.radio(t("sidebar.source"), offered, key=keys.SOURCE, help=t("sidebar.source_help"),
+                     format_func=lambda key, tr=bound_t(): tr(model_source(key).title))
+
+
+def _camvid_model(bar, device: str) -> dict | None:
+    """The CamVid checkpoint chosen in the sidebar, as Selection fields (None: no loadable checkpoint). Nothing
+    is loaded here: the page's analysis loads it, in the work pool."""
     models, problems = catalogue(), catalogue_problems()
     if problems:
         with bar.expander(t("sidebar.unloadable", count=len(problems))):
@@ -55,8 +72,9 @@ def _model_picker(bar) -> CheckpointInfo | None:
     name = linked_selectbox(bar, t("sidebar.model"), names, keys.MODEL, "model", t("links.no_checkpoint"),
                             default="danet-eca" if "danet-eca" in names else None,
                             format_func=lambda n: models[n].label, help=t("sidebar.model_help"))
-    bar.caption(_model_title(models[name]))
-    return models[name]
+    info = models[name]
+    bar.caption(_model_title(info))
+    return dict(model_name=name, card=info.card, head=info.config.head, attention=info.config.attention)
 
 
 def _model_title(info: CheckpointInfo) -> str:
@@ -67,11 +85,6 @@ def _model_title(info: CheckpointInfo) -> str:
     if info.pam_affinity > 0:
         parts.append(t("sidebar.affinity_supervised"))
     return " · ".join(parts)
-
-
-def _weights_description(weights) -> str:
-    """Where a classifier's weights came from, in the page's language."""
-    return t(f"sidebar.weights_{weights.origin}")
 
 
 def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -99,20 +112,21 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
     return image, label, choice
 
 
-def _timm_picker(bar, device: str) -> tuple[str, str, bool] | None:
-    """(architecture, where its weights come from, whether they were trained) of the ImageNet classifier chosen in the sidebar; None when
-    it cannot be built (weights that do not fit: one message, the rest of the app keeps working)."""
+def _timm_model(bar, device: str) -> dict | None:
+    """The ImageNet classifier chosen in the sidebar, as Selection fields; None when it cannot be built (weights
+    that do not fit: one message, the rest of the app keeps working)."""
     arch = linked_selectbox(bar, t("sidebar.imagenet_model"), list(IMAGENET_MODELS), keys.TIMM_MODEL, "model",
                             t("sidebar.not_offered"),
                             format_func=lambda a: f"{a} ({IMAGENET_MODELS[a][0].upper()})",
                             help=t("sidebar.imagenet_help"))
+    source = model_source(TimmSource.key)
     try:
         with working("classifier"):
-            _, weights = get_classifier(arch, device, settings().imagenet_weights)
-    except CheckpointError as error:
-        bar.error(f"{arch}: {markdown_literal(str(error), 400)}")
+            weights = loaded_model(source, arch, device).weights
+    except source.failures as error:
+        bar.error(f"{arch}: {markdown_literal(source.failure(error), 400)}")
         return None
-    description = _weights_description(weights)
+    description = weights_text(weights, t)
     if weights.trained:
         bar.caption(f"{IMAGENET_MODELS[arch][1]}: {description}")
     else:
@@ -120,11 +134,13 @@ def _timm_picker(bar, device: str) -> tuple[str, str, bool] | None:
                       variable=WEIGHTS_ENV))
         run_state().notices.append(t("notices.random_weights", model=IMAGENET_MODELS[arch][1],
                                      description=description))
-    return arch, description, weights.trained
+    return dict(model_name=arch, card={}, head="classifier", attention=IMAGENET_MODELS[arch][0],
+                weights_note=description, weights_trained=weights.trained)
 
 
-def _user_picker(bar, device: str):
-    """The user's model chosen in the sidebar (a UserModel), or None with one message when it cannot load."""
+def _user_model(bar, device: str) -> dict | None:
+    """The user's model chosen in the sidebar, as Selection fields; None, with one message, when none was given
+    or it cannot load."""
     config = settings()
     if config.user_models_problem:
         bar.error(markdown_literal(config.user_models_problem, 600))
@@ -134,17 +150,20 @@ def _user_picker(bar, device: str):
     name = linked_selectbox(bar, t("sidebar.user_model"), names, keys.USER_MODEL, "model",
                             t("links.no_user_model"),
                             format_func=lambda n: f"{n} ({config.user_model(n).spec})", help=t("sidebar.user_help"))
+    source = model_source(UserSource.key)
     try:
         with working("user_model"):
-            model = get_user_model(name, device)
-    except UserModelError as error:
-        bar.error(f"{markdown_literal(name)}: {markdown_literal(str(error), 600)}")
+            loaded = loaded_model(source, name, device)
+    except source.failures as error:
+        bar.error(f"{markdown_literal(name)}: {markdown_literal(source.failure(error), 600)}")
         return None
-    weights = (t("sidebar.user_weights", name=markdown_literal(model.weights.name)) if model.weights
-               else t("sidebar.user_no_weights"))
+    model = loaded.model
     bar.caption(t("sidebar.user_caption", task=model.task, classes=model.num_classes, rule=model.output_rule,
-                  weights=weights))
-    return model
+                  weights=weights_text(loaded.weights, t)))
+    return dict(model_name=model.name, card={}, head=model.task, attention="user", weights_note=model.spec)
+
+
+_MODEL_PICKERS = {CamVidSource.key: _camvid_model, TimmSource.key: _timm_model, UserSource.key: _user_model}
 
 
 def _device_picker(bar) -> str:
@@ -161,41 +180,18 @@ def sidebar() -> Selection | None:
     bar = st.sidebar
     language_picker(bar)
     bar.header(t("sidebar.header"))
-    offered = SOURCES if (settings().user_models or settings().user_models_problem) else SOURCES[:2]
-    apply_link("source", keys.SOURCE, offered, convert=_SOURCE_NAMES.__getitem__,
-               what=t("links.use_source"))
-    if st.session_state.get(keys.SOURCE) not in offered:
-        st.session_state[keys.SOURCE] = offered[-1] if len(offered) == 3 else offered[0]
-    # the values stay the English names (the session's and the tests' values); the page shows them translated
-    source = bar.radio(t("sidebar.source"), offered, key=keys.SOURCE, help=t("sidebar.source_help"),
-                       format_func=lambda s, tr=bound_t(): tr(f"sidebar.source_{_SOURCE_KEYS[s]}"))
+    source = _source_picker(bar)
     device = _device_picker(bar)
-    if source == SOURCES[2]:
-        model = _user_picker(bar, device)
-        if model is None:
-            return None
-        model_fields = dict(model_name=model.name, card={}, source="user", head=model.task, attention="user",
-                            weights_note=model.spec)
-    elif source == SOURCES[1]:
-        chosen = _timm_picker(bar, device)
-        if chosen is None:
-            return None
-        arch, note, trained = chosen
-        model_fields = dict(model_name=arch, card={}, source="timm", head="classifier",
-                            attention=IMAGENET_MODELS[arch][0], weights_note=note, weights_trained=trained)
-    else:
-        model = _model_picker(bar)
-        if model is None:
-            return None
-        model_fields = dict(model_name=model.name, card=model.card, source="camvid", head=model.config.head,
-                            attention=model.config.attention)
+    model_fields = _MODEL_PICKERS[source](bar, device)
+    if model_fields is None:
+        return None
     image, label, title = _photo_picker(bar)
     bar.caption(t("sidebar.attribution"))
     bar.radio(t("sidebar.figure_format"), list(FIGURE_FORMATS), key=keys.FIGURE_FORMAT, horizontal=True,
               help=t("sidebar.figure_format_help"))
     key = photo_key(image)
     selection = Selection(device=device, image=image, image_key=key, image_title=title, label=label,
-                          **model_fields)
+                          source=source, **model_fields)
     run_state().selection = selection
     return selection
 

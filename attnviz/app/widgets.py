@@ -8,8 +8,9 @@ import streamlit as st
 from attnviz.app import keys
 from attnviz.app.language import bound_t, language, t
 from attnviz.app.links import apply_link
-from attnviz.app.selection import SOURCES, current
+from attnviz.app.selection import current
 from attnviz.analysis.views import channel_scaling, head_of, module_heads
+from attnviz.models.sources import CamVidSource
 from attnviz.viz.figures import (channel_scaling_figure, extreme_channels_figure, pinned_maps_figure,
                                  weight_across_photos_figure, with_caption)
 
@@ -148,7 +149,7 @@ def channel_focus(selection, layer: str, record, weights, prefix: str, weights_o
 
 
 def _switch_model(name: str) -> None:
-    st.session_state[keys.SOURCE] = SOURCES[0]
+    st.session_state[keys.SOURCE] = CamVidSource.key
     st.session_state[keys.MODEL] = name
 
 
