@@ -273,7 +273,8 @@ def for_researchers(record, researchers: list[str]) -> None:
               paper_matrix=r"$\mathrm{softmax}(C^\top B)$"),
             *researchers,
             t("position.researchers.complexity", n=record.num_pixels, keys=record.num_keys,
-              total=f"{full_map_size(record):,}")]))
+              total=f"{full_map_size(record):,}"),
+            *([t("position.researchers.normalisers")] if record.columns_use_recorded_normalisers else [])]))
 
 
 introduction()

@@ -3,8 +3,10 @@
 A row of DANet's S (Fu et al., CVPR 2019) is softmax(q_i . K): with the query
 and key projections Q, K (N x C', C' = C/8) and the per-row log-sum-exp L in the
 page, a row is S[i, j] = exp(q_i . k_j - L_i) and a column S[:, j] =
-exp(Q . k_j - L), each O(N C') in JavaScript. This module turns a spatial
-record into that payload (JSON with base64 float32 arrays: bytes inside the
+exp(Q . k_j - L), each O(N C') in JavaScript. As in the library
+(`attnviz.capture.records`), a row's L_i is its own log-sum-exp, computed from
+the energies the row is made of, so it sums to 1; a column uses the recorded L.
+This module turns a spatial record into that payload (JSON with base64 float32 arrays: bytes inside the
 component's data dict are not delivered) and says when it is too big to send:
 
 - ``softmax``: DANet PAM, SAGAN, non-local (embedded / Gaussian): keys may lie on their own, sub-sampled grid;

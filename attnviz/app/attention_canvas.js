@@ -1,7 +1,7 @@
 // Attention under the cursor, computed in the page (attnviz.app.attention_canvas; payload: attnviz.analysis.hover).
 //
-// A row of S is exp(q_i . K - L_i) (softmax form), q_i . K / N_k (dot form), only the H + W - 1 keys of
-// the query's cross (criss-cross), or one shared map (GCNet). Every pointer move computes the hovered
+// A row of S is softmax(q_i . K), normalised by its own log-sum-exp (a column uses the recorded L_i);
+// q_i . K / N_k (dot form); only the H + W - 1 keys of the query's cross (criss-cross); or one shared map (GCNet). Every pointer move computes the hovered
 // cell's row (or column) for each panel and draws it over the photo: no message goes to the server.
 // A click (a tap on a phone) pins the point: one trigger value, which the server answers with its numbers.
 
@@ -33,8 +33,27 @@ function dot(a, ia, b, ib, c) {
   return s;
 }
 
+// an entry of a column: normalised by its row's log-sum-exp as the forward pass recorded it
 function weight(p, energy, query) {
   return p.form === "dot" ? energy / p.numKeys : Math.exp(energy - p.lse[query]);
+}
+
+// a row from its energies (indices `keys` of `energies`), normalised by its own log-sum-exp, so that it is a
+// distribution whatever order the forward pass summed in (attnviz.capture.records.PositionAttentionRecord)
+function softmaxInPlace(energies, keys) {
+  let peak = -Infinity;
+  for (const j of keys) if (energies[j] > peak) peak = energies[j];
+  let total = 0;
+  for (const j of keys) {
+    energies[j] = Math.exp(energies[j] - peak);
+    total += energies[j];
+  }
+  for (const j of keys) energies[j] /= total;
+  return energies;
+}
+
+function range(n) {
+  return Array.from({ length: n }, (_, i) => i);
 }
 
 // row i (on the key grid) or column j (on the query grid) of S, as a Float64Array
@@ -47,20 +66,19 @@ function attention(p, mode, index) {
   if (p.form === "cross") {
     const W = p.qg.cols, H = p.qg.rows, out = new Float64Array(p.numQueries);
     const h = Math.floor(index / W), w = index % W;
-    for (let r = 0; r < H; r++) {
-      const j = r * W + w;
-      out[j] = mode === "row" ? weight(p, dot(p.q, index, p.k, j, c), index) : weight(p, dot(p.q, j, p.k, index, c), j);
+    const cross = [...range(H).map((r) => r * W + w), ...range(W).filter((col) => col !== w).map((col) => h * W + col)];
+    if (mode === "row") {
+      for (const j of cross) out[j] = dot(p.q, index, p.k, j, c);
+      return softmaxInPlace(out, cross);  // the H + W - 1 keys of the cross, the pixel itself once
     }
-    for (let col = 0; col < W; col++) {
-      const j = h * W + col;
-      out[j] = mode === "row" ? weight(p, dot(p.q, index, p.k, j, c), index) : weight(p, dot(p.q, j, p.k, index, c), j);
-    }
+    for (const j of cross) out[j] = weight(p, dot(p.q, j, p.k, index, c), j);
     return out;
   }
   if (mode === "row") {
     const out = new Float64Array(p.numKeys);
-    for (let j = 0; j < p.numKeys; j++) out[j] = weight(p, dot(p.q, index, p.k, j, c), index);
-    return out;
+    for (let j = 0; j < p.numKeys; j++) out[j] = dot(p.q, index, p.k, j, c);
+    if (p.form === "dot") return out.map((energy) => energy / p.numKeys);
+    return softmaxInPlace(out, range(p.numKeys));
   }
   const out = new Float64Array(p.numQueries);
   for (let i = 0; i < p.numQueries; i++) out[i] = weight(p, dot(p.q, i, p.k, index, c), i);

@@ -41,6 +41,9 @@ class SpatialMap(Protocol):
     shared_by_all_queries: bool
 
     @property
+    def columns_use_recorded_normalisers(self) -> bool:
+        """True where a row is normalised by its own log-sum-exp but a column by the ones the forward recorded."""
+    @property
     def num_pixels(self) -> int: ...
     @property
     def key_grid(self) -> tuple[int, int]: ...
@@ -153,6 +156,10 @@ class PositionAttentionRecord(Provenance):
         return (self.key_height or self.height, self.key_width or self.width)
 
     shared_by_all_queries = False  # class constant
+
+    @property
+    def columns_use_recorded_normalisers(self) -> bool:
+        return self.normalisation == "softmax"
 
     @property
     def baseline(self) -> int:
@@ -324,6 +331,7 @@ class CrissCrossAttentionRecord(_KeysOnTheQueryGrid, Provenance):
 
     normalisation = "softmax"       # class constants: one softmax over each cross, rows of their own
     shared_by_all_queries = False
+    columns_use_recorded_normalisers = True
 
     @property
     def baseline(self) -> int:
@@ -400,6 +408,7 @@ class GlobalContextRecord(_KeysOnTheQueryGrid, Provenance):
     shared_by_all_queries = True  # class constants: S has identical rows, a softmax over all positions,
     normalisation = "softmax"     # and no residual weight (the transform's output is added as it is)
     alpha = None
+    columns_use_recorded_normalisers = False   # the map is kept as it ran
 
     @property
     def height(self) -> int:
@@ -452,6 +461,7 @@ class DenseAttentionRecord(_KeysOnTheQueryGrid, Provenance):
     normalisation = "softmax"
     shared_by_all_queries = False
     alpha = None
+    columns_use_recorded_normalisers = False   # the maps are kept as they ran
 
     @property
     def key_grid(self) -> tuple[int, int]:
