@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-
 import streamlit as st
 
 from attnviz.analysis.forward import Analysis

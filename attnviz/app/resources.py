@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import dataclasses
+import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from attnviz.analysis.attribution import UserLogits, grad_cam, integrated_gradients
 from attnviz.analysis.forward import Analysis, image_to_tensor
+from attnviz.analysis.hover import HoverPayload, channel_payload, hover_payload
 from attnviz.app.language import t
 from attnviz.app.settings import settings
 from attnviz.app.sources import model_source
 from attnviz.capture.recorder import split_name
-from attnviz.analysis.attribution import UserLogits, grad_cam, integrated_gradients
 from attnviz.data.images import decode_image
 from attnviz.data.samples import load_sample
-from attnviz.analysis.hover import HoverPayload, channel_payload, hover_payload
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 from attnviz.models.sources import LoadedModel, ModelSource
 from attnviz.results import read_results
@@ -114,7 +114,8 @@ def hover_data(source: str, name: str, image_key: str, module: str, image_hw: tu
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def channel_data(source: str, name: str, image_key: str, module: str, _record) -> dict:
-    """What the page needs of DANet's channel map X (attnviz.analysis.hover.channel_payload), once per (model, photo)."""
+    """What the page needs of DANet's channel map X (attnviz.analysis.hover.channel_payload), once per (model,
+    photo)."""
     return channel_payload(_record)
 
 

@@ -9,15 +9,15 @@ from attnviz.analysis.forward import pick_device
 from attnviz.app import keys
 from attnviz.app.language import bound_t, language, t
 from attnviz.app.links import apply_link
-from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, loaded_model, photo_key,
-                                   sample, working)
+from attnviz.app.resources import (catalogue, catalogue_problems, checkpoint_dir, decode_upload, loaded_model,
+                                   photo_key, sample, working)
 from attnviz.app.selection import Selection, run_state
 from attnviz.app.settings import settings
 from attnviz.app.sources import model_source, offered_sources, source_key, weights_text
 from attnviz.app.widgets import FIGURE_FORMATS, linked_selectbox
 from attnviz.data.images import MAX_UPLOAD_BYTES, ImageError
-from attnviz.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from attnviz.data.samples import list_samples
+from attnviz.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from attnviz.models.checkpoint import CheckpointInfo
 from attnviz.models.imagenet import IMAGENET_MODELS, WEIGHTS_ENV
 from attnviz.models.sources import CamVidSource, TimmSource, UserSource
@@ -91,11 +91,12 @@ def _photo_picker(bar) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(image, label or None, title): a sample photo, or a usable upload."""
     samples = list_samples()
     apply_link("photo", keys.SAMPLE, samples, what=t("links.no_photo"))
-    choice = bar.selectbox(t("sidebar.photo"), samples + [UPLOAD_CHOICE], key=keys.SAMPLE, help=t("sidebar.photo_help"),
+    choice = bar.selectbox(t("sidebar.photo"), samples + [UPLOAD_CHOICE], key=keys.SAMPLE,
+                           help=t("sidebar.photo_help"),
                            format_func=lambda c, tr=bound_t(): tr("sidebar.upload_choice") if c == UPLOAD_CHOICE else c)
     if choice == UPLOAD_CHOICE:
-        upload = bar.file_uploader(t("sidebar.upload"), type=["jpg", "jpeg", "png", "webp", "bmp"],
-                                   key=keys.UPLOAD, help=t("sidebar.upload_help", megabytes=MAX_UPLOAD_BYTES // 2 ** 20))
+        upload = bar.file_uploader(t("sidebar.upload"), type=["jpg", "jpeg", "png", "webp", "bmp"], key=keys.UPLOAD,
+                                   help=t("sidebar.upload_help", megabytes=MAX_UPLOAD_BYTES // 2 ** 20))
         if upload is not None:
             try:
                 image = decode_upload(upload.getvalue())

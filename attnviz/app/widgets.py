@@ -5,17 +5,17 @@ from typing import Callable
 
 import streamlit as st
 
+from attnviz.analysis.views import channel_scaling, head_of, module_heads
 from attnviz.app import keys
 from attnviz.app.language import bound_t, language, t
 from attnviz.app.links import apply_link
 from attnviz.app.selection import current
-from attnviz.analysis.views import channel_scaling, head_of, module_heads
 from attnviz.models.sources import CamVidSource
 from attnviz.viz.figures import (channel_scaling_figure, extreme_channels_figure, pinned_maps_figure,
                                  weight_across_photos_figure, with_caption)
 
-__all__ = ["FIGURE_FORMATS", "chart", "figure_caption", "pins_slide", "download", "linked_selectbox", "layer_picker", "extreme_channels", "switch_button",
-           "channel_focus", "spatial_module_picker"]
+__all__ = ["FIGURE_FORMATS", "chart", "figure_caption", "pins_slide", "download", "linked_selectbox", "layer_picker",
+           "extreme_channels", "switch_button", "channel_focus", "spatial_module_picker"]
 
 FIGURE_FORMATS = {"PNG": "png", "SVG": "svg"}
 
@@ -122,8 +122,8 @@ def extreme_channels(features, weights, prefix: str) -> None:
         return
     count = st.slider(t("widgets.channels_to_show"), 2, 8, 4, key=keys.extreme_channels(prefix, "count"))
     st.markdown(t("widgets.extreme_channels", count=count))
-    chart(st, extreme_channels_figure(features[0].numpy(), weights, count), key=keys.extreme_channels(prefix, "features"),
-          caption=figure_caption(t("widgets.extreme_caption")))
+    chart(st, extreme_channels_figure(features[0].numpy(), weights, count),
+          key=keys.extreme_channels(prefix, "features"), caption=figure_caption(t("widgets.extreme_caption")))
 
 
 def channel_focus(selection, layer: str, record, weights, prefix: str, weights_on_photos) -> None:
