@@ -9,7 +9,7 @@ from attnviz.analysis import geometry
 from attnviz.analysis.affinity import cell_labels
 from attnviz.analysis.forward import class_fractions, click_to_image_point, feature_centre, feature_index, parse_image_point
 from attnviz.analysis.attribution import cell_mass, pixel_target
-from attnviz.viz.overlays import upsample_map
+from attnviz.viz.overlays import blend_heatmap
 
 FIXED_SIZES = [(37, 53), (361, 479), (360, 480), (8, 8), (9, 17), (1, 1), (3, 200)]
 
@@ -65,11 +65,13 @@ def test_every_path_maps_a_pixel_to_the_same_cell(image_hw):
         attribution = torch.zeros(3, height, width)
         attribution[1, ty, tx] = -2.0
         assert torch.nonzero(cell_mass(attribution, feature_hw).ravel()).ravel().tolist() == [cell]
-        # the heat-map block drawn over the photo under this pixel is this cell's
+        # a map of this cell alone, drawn over a black photo (smoothly, as the canvas draws it), is brightest in
+        # this cell
         grid = np.zeros(feature_hw, dtype=np.float32)
         grid.flat[cell] = 1.0
-        upsampled = upsample_map(grid, height, width)
-        assert upsampled[y, x] == 1.0 and upsampled.sum() == (x1 - x0) * (y1 - y0)
+        drawn = blend_heatmap(np.zeros((height, width, 3), np.uint8), grid, opacity=1.0).sum(-1)
+        brightest_y, brightest_x = np.unravel_index(int(drawn.argmax()), drawn.shape)
+        assert feature_index(int(brightest_x), int(brightest_y), image_hw, feature_hw) == cell
 
 
 def test_a_fractional_click_keeps_its_cell_through_the_link():

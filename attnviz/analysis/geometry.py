@@ -30,10 +30,9 @@ The convention
   marks a single pixel shows up in that pixel's cell only.
 * A cell's **centre** (`cell_centre`) is the middle pixel of its pixel set, an
   integer pixel that maps back to the cell.
-* Nearest upsampling of a grid to the photo (`upsample_nearest`) paints each
-  pixel with the value of its cell, so the blocks drawn are the cells clicked.
-  (Bilinear upsampling with align_corners=False, as Grad-CAM's display uses,
-  places cell c's value at (c + 0.5) W / w: the centre of the same cell.)
+* Maps are drawn over the photo by bilinear upsampling with half-pixel centres
+  (attnviz.viz.overlays, and the live canvas), which places cell c's value at
+  (c + 0.5) W / w: the centre of the same cell.
 
 Functions taking label or value arrays accept NumPy arrays and torch tensors
 (any leading dimensions, the last two being the photo's H, W); the pixel -> cell
@@ -49,7 +48,7 @@ import numpy as np
 
 __all__ = ["feature_size", "cell_of_pixel", "pixel_cell", "cell_span", "cell_centre", "click_to_pixel",
            "parse_pixel", "check_pixel", "same_place", "axis_cells", "cell_map", "pixel_counts", "cell_counts", "cell_shares",
-           "cell_majority", "cell_means", "upsample_nearest"]
+           "cell_majority", "cell_means"]
 
 Size = tuple[int, int]
 
@@ -273,11 +272,3 @@ def cell_means(values, feature_hw: Size):
     cells = cell_map(image_hw, (fh, fw)).ravel()
     sums = np.stack([np.bincount(cells, weights=row, minlength=fh * fw) for row in flat])
     return (sums / per_cell.reshape(-1)).reshape(*lead, fh, fw)
-
-
-def upsample_nearest(values: np.ndarray, image_hw: Size) -> np.ndarray:
-    """(h, w) grid -> (H, W): each pixel takes its cell's value (the same cells as `cell_of_pixel`)."""
-    height, width = _size(image_hw)
-    values = np.asarray(values)
-    fh, fw = values.shape[-2:]
-    return values[..., axis_cells(height, fh)[:, None], axis_cells(width, fw)[None, :]]

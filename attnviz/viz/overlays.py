@@ -9,20 +9,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from attnviz.analysis.geometry import upsample_nearest
 from attnviz.data.camvid import IGNORE_INDEX, colourise
 from attnviz.viz.colours import opacity_of, scaled, table_colours
 
-__all__ = ["blend_heatmap", "blend_labels", "class_colours", "blend_classes", "draw_markers", "upsample_map",
+__all__ = ["blend_heatmap", "blend_labels", "class_colours", "blend_classes", "draw_markers",
            "feature_to_image", "position_overlay"]
-
-
-def upsample_map(values: np.ndarray, height: int, width: int, smooth: bool = False) -> np.ndarray:
-    """(h, w) -> (height, width). Nearest by default, so every feature pixel stays a visible block: the block
-    of each cell is exactly the pixels a click maps to that cell (attnviz.analysis.geometry)."""
-    if not smooth:
-        return upsample_nearest(values.astype(np.float32), (height, width))
-    return cv2.resize(values.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def blend_heatmap(image: np.ndarray, values: np.ndarray, opacity: float = 0.6,
