@@ -238,3 +238,42 @@ def test_dense_maps_over_the_cap_are_listed_not_kept(monkeypatch):
     records, skipped, _ = run(nn.Sequential(nn.Conv2d(3, 32, 1), BottleneckAttn(32, 32, feat_size=(8, 8))),
                               torch.randn(1, 3, 8, 8))
     assert records == {} and "over the" in skipped[0].what.text()
+
+
+FOUND_BY = {   # module -> {record name: how the reader says it found it, in English}
+    "SpatialGroupEnhance": {"1": "its sigmoid gate, one weight per pixel (8x8, 4 channel groups; their mean is shown); "
+                                 "it multiplies the features"},
+    "BAMBlock": {"1": "its sigmoid gate, one weight per element (32x8x8); a form of it changed by numbers "
+                      "(e.g. 1 + gate) multiplies the features"},
+    "ShuffleAttention": {"1:channel": "its sigmoid gate, one weight per channel (16 in 4 groups); it multiplies the "
+                                      "features",
+                         "1:elements": "its sigmoid gate, one weight per element (16x8x8); it multiplies the features"},
+    "CoTAttention": {"1": "its softmax over 8x8 positions (32 maps; their mean is shown)"},
+    "PositionAttentionModule": {"1.pa": "its softmax over 8x8 positions of a product of two factors (8x8 queries; "
+                                        "S rebuilt from the factors)"},
+    "SKAttention": {"1": "its softmax over 3 branches, per channel (32)"},
+}
+
+
+@pytest.mark.parametrize("name", list(FOUND_BY))
+def test_how_a_record_was_found_is_kept_in_no_language_and_said_in_either(name):
+    """found_by is a phrase (attnviz.i18n.Phrase) that a page says in its own language: in English as the reader
+    always worded it, in Chinese with no English word left but the op's name and the map's symbol S."""
+    from prose import latin_words
+
+    torch.manual_seed(0)
+    records, _, _ = run(randomise(nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), LONG_TAIL[name][0]())),
+                        torch.randn(2, 3, 8, 8))
+    assert {key: record.found_by.text("en") for key, record in records.items()} == FOUND_BY[name]
+    for record in records.values():
+        assert set(latin_words(record.found_by.text("zh"))) <= {"sigmoid", "S"}, record.found_by.text("zh")
+
+
+def test_what_was_seen_and_not_drawn_is_said_in_either_language():
+    from timm.layers.halo_attn import HaloAttn
+    _, skipped, _ = run(nn.Sequential(nn.Conv2d(3, 32, 1), HaloAttn(32, 32, block_size=4, halo_size=1)),
+                        torch.randn(1, 3, 8, 8))
+    assert [(s.module, s.what.text("en")) for s in skipped] == [
+        ("1", "a softmax over windows of 36 keys for blocks of 16 queries (4 blocks: local attention, as HaloNet's): "
+              "found, not drawn")]   # 4x4 blocks, each with a 1-pixel halo: (4 + 2)^2 keys
+    assert skipped[0].what.text("zh").startswith("在 36 个键的窗口上")

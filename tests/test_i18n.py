@@ -200,3 +200,57 @@ def test_every_page_renders_in_both_languages_and_in_chinese_its_prose_is_chines
         text = page_text(at, where)
         assert chinese_share(text) >= 0.9, (page, model, round(chinese_share(text), 3), latin_words(text))
     assert english != page_text(at, at.main)
+
+
+# ---- a user's model whose modules are found by what they compute
+
+DATAFLOW_MODEL = '''
+from torch import nn
+from timm.layers import EcaModule
+from fixtures_attention import Squeeze, randomise
+from fixtures_dataflow import ScaledDotProductAttention, SKAttention, TripletAttention
+
+
+class Tokens(nn.Module):
+    """A 4-head token attention over the flattened feature map (found by its softmax over positions)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pa = ScaledDotProductAttention(32, h=4)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        y = x.flatten(2).transpose(1, 2)
+        return x + self.pa(y, y, y).transpose(1, 2).reshape(b, c, h, w)
+
+
+def build():   # numbered modules, as an nn.Sequential names them: SE by structure, ECA from timm, the rest by dataflow
+    return randomise(nn.Sequential(nn.Conv2d(3, 32, 16, stride=16), Squeeze(32), EcaModule(32), SKAttention(32),
+                                   TripletAttention(), Tokens(), nn.Conv2d(32, 11, 1)))
+'''
+
+
+def test_a_user_models_overview_with_modules_found_by_what_they_compute_is_chinese_in_chinese(monkeypatch, tmp_path):
+    """The Overview of a user's model whose attention the dataflow reader found (branch weights, gate planes, a
+    spatial gate, token attention heads) beside one verified by structure and one read from timm: in zh its prose
+    and its findings table (who found each module, the check, drawn or not) are Chinese; module names, families
+    and map sizes are names."""
+    (tmp_path / "dataflow_zoo.py").write_text(DATAFLOW_MODEL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["app.py", "--model", "dataflow_zoo:build"])
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/overview.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    english = at.dataframe[0].value
+    assert set(english["reader"]) == {"structure (verified)", "library (timm / torchvision)", "what it computes"}
+    at.session_state["language"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert list(table["module"]) == list(english["module"]) and (table["drawn"] == "是").all(), table.to_string()
+    cells = "\n".join(table[column].str.cat(sep="\n") for column in ("reader", "map", "check", "drawn"))
+    text = page_text(at, at.main) + "\n" + cells
+    assert chinese_share(text) >= 0.9, (round(chinese_share(text), 3), latin_words(text))
+    for row in table.itertuples():
+        assert chinese_share(row.check) >= 0.7, row   # each check in Chinese, beside its op's name ("sigmoid_")

@@ -283,3 +283,34 @@ def test_agreement_is_rank_correlation_and_top_overlap_on_one_grid():
         agreement(row, np.zeros((3, 2)), 2)
     assert top_overlap_chance((10, 10), 20) == pytest.approx(0.2)   # k / cells
     assert top_overlap_chance((2, 2), 20) == 1.0                     # k is at most the grid's cells
+
+
+def test_the_findings_table_says_each_check_in_the_pages_language():
+    """One Check per reader and outcome: the status, the reader and yes / no come from the catalog of the language
+    asked for, the dataflow reader's phrase too; names, families and sizes stay as they are."""
+    from prose import chinese_share
+
+    from attnviz.analysis.forward import Check
+    from attnviz.analysis.views import findings_rows
+    from attnviz.i18n import Phrase
+
+    checks = [Check("pam", "structure", "pam", True, max_error=3.2e-7, map="8x8", keys="4x4"),
+              Check("nl", "structure", "non-local", False, form="embedded", max_error=0.31, map="8x8"),
+              Check("eca", "library", "eca", True, map="C = 32"),
+              Check("attn", "dataflow", "ChannelAttention", True, map="C = 16",
+                    found_by=Phrase.of("dataflow.found.channels", size=16)),
+              Check("odd", "dataflow", "–", False, found_by=Phrase.of("dataflow.not_drawn.one_axis"))]
+    english = findings_rows(checks, "en")
+    assert [row["check"] for row in english] == [
+        "verified (max error 3.2e-07)", "recognised, not verified (max error 3.1e-01)",
+        "read through hooks on its own gate", "its softmax over 16 channels",
+        "a gate along one axis only (no matching gate along the other)"]
+    assert [row["drawn"] for row in english] == ["yes", "no", "yes", "yes", "no"]
+    assert [row["map"] for row in english] == ["8x8 (keys 4x4)", "8x8", "C = 32", "C = 16", "–"]
+    assert english[1]["family"] == "non-local (embedded)" and english[3]["reader"] == "what it computes"
+    chinese = findings_rows(checks, "zh")
+    assert [row["drawn"] for row in chinese] == ["是", "否", "是", "是", "否"]
+    assert chinese[0]["check"] == "已核验（最大误差 3.2e-07）" and chinese[3]["check"] == "它对 16 个通道做的 softmax"
+    assert [(row["module"], row["family"]) for row in chinese] == [(row["module"], row["family"]) for row in english]
+    for row in chinese:
+        assert chinese_share(" ".join((row["check"], row["reader"], row["drawn"]))) >= 0.9, row
