@@ -1,9 +1,10 @@
 """attnviz: see what the attention modules of a CNN compute. Run: streamlit run app.py"""
+
 import streamlit as st
 
 from attnviz.app import begin_run, sidebar, write_link
-from attnviz.app.sidebar import show_notices
 from attnviz.app.language import starting_language
+from attnviz.app.sidebar import show_notices
 from attnviz.i18n import translate
 
 st.set_page_config(page_title="attnviz: attention in CNNs", layout="wide")
@@ -17,8 +18,10 @@ def title(key: str) -> str:
 
 
 PAGES = {
-    title("start"): [st.Page("pages/overview.py", title=title("overview"), icon=":material/home:", default=True),
-                     st.Page("pages/lecture.py", title=title("lecture"), icon=":material/school:")],
+    title("start"): [
+        st.Page("pages/overview.py", title=title("overview"), icon=":material/home:", default=True),
+        st.Page("pages/lecture.py", title=title("lecture"), icon=":material/school:"),
+    ],
     title("channel"): [
         st.Page("pages/eca.py", title=title("eca"), icon=":material/tune:"),
         st.Page("pages/eca_kernel.py", title=title("eca_kernel"), icon=":material/straighten:"),

@@ -6,4 +6,5 @@ The library is importable and testable without Streamlit:
     with capture(model) as rec:
         logits = model(x)
 """
+
 __version__ = "0.2.0"

@@ -22,6 +22,7 @@ while hovering (expected 0). Measured on the shipped model's grid in app.py, and
 of N = 16384 (128 x 128 cells, C' = 64) on a 1024 x 1024 photo (attnviz/app/hover_bench_app.py). It goes
 into bench.json under "page_hover".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,10 @@ HOVER_APP = ROOT / "attnviz" / "app" / "hover_bench_app.py"  # the live photo al
 _COMPONENT = "iframe[title*='streamlit_image_coordinates']"
 _LIVE_PHOTO = ".attnviz-canvas .stack"
 # before any page script: count the websocket messages the page sends
-_COUNT_MESSAGES = ("window.__sent = 0; const __send = WebSocket.prototype.send; WebSocket.prototype.send = "
-                   "function (...a) { window.__sent += 1; return __send.apply(this, a); };")
+_COUNT_MESSAGES = (
+    "window.__sent = 0; const __send = WebSocket.prototype.send; WebSocket.prototype.send = "
+    "function (...a) { window.__sent += 1; return __send.apply(this, a); };"
+)
 # on the component's root (in its shadow root): each pointermove's time stamp, and (polled each frame) when
 # the drawn pixel changed after it
 _PROBE = """(root) => {
@@ -64,8 +67,10 @@ _PROBE = """(root) => {
 
 
 # JavaScript: the text of the first Markdown block that contains `marker` ('' when none)
-_TEXT_WITH = ("[...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"]')]"
-              ".map(e => e.innerText).find(t => t.includes(marker)) || ''")
+_TEXT_WITH = (
+    "[...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"]')]"
+    ".map(e => e.innerText).find(t => t.includes(marker)) || ''"
+)
 
 
 def _timed_click(page, marker: str, fraction: tuple[float, float], live: bool = False) -> float:
@@ -80,8 +85,11 @@ def _timed_click(page, marker: str, fraction: tuple[float, float], live: bool = 
         page.mouse.click(box["x"] + box["width"] * fraction[0], box["y"] + box["height"] * fraction[1])
     else:
         image.click(position={"x": box["width"] * fraction[0], "y": box["height"] * fraction[1]})
-    page.wait_for_function(f"([marker, before]) => {{ const t = {_TEXT_WITH}; return t !== '' && t !== before; }}",
-                           arg=[marker, before], polling="raf")
+    page.wait_for_function(
+        f"([marker, before]) => {{ const t = {_TEXT_WITH}; return t !== '' && t !== before; }}",
+        arg=[marker, before],
+        polling="raf",
+    )
     elapsed = time.perf_counter() - start
     settled(page, start_wait_ms=200, quiet_ms=100)
     return elapsed
@@ -93,9 +101,11 @@ def click_ratio(model: str = "danet-eca", clicks: int = 30, checkpoints: Path | 
     photo = list_samples()[0]
     with tempfile.TemporaryDirectory() as folder:
         # the bare app runs from an empty folder: no pages/ beside it, no .streamlit/config.toml
-        with streamlit_server(ROOT / "app.py", ROOT, args) as app_url, \
-                streamlit_server(BARE_APP, Path(folder)) as bare_url, \
-                chromium_page() as app_page:
+        with (
+            streamlit_server(ROOT / "app.py", ROOT, args) as app_url,
+            streamlit_server(BARE_APP, Path(folder)) as bare_url,
+            chromium_page() as app_page,
+        ):
             bare_page = app_page.context.new_page()
             app_page.goto(f"{app_url}/position?model={model}&photo={photo}")
             settled(app_page)
@@ -110,9 +120,15 @@ def click_ratio(model: str = "danet-eca", clicks: int = 30, checkpoints: Path | 
                     times["app"].append(app_s)
                     times["bare"].append(bare_s)
     app_median, bare_median = statistics.median(times["app"]), statistics.median(times["bare"])
-    return {"model": model, "clicks": clicks, "app_median_s": round(app_median, 4),
-            "bare_median_s": round(bare_median, 4), "ratio": round(app_median / bare_median, 3),
-            "app_max_s": round(max(times["app"]), 4), "bare_max_s": round(max(times["bare"]), 4)}
+    return {
+        "model": model,
+        "clicks": clicks,
+        "app_median_s": round(app_median, 4),
+        "bare_median_s": round(bare_median, 4),
+        "ratio": round(app_median / bare_median, 3),
+        "app_max_s": round(max(times["app"]), 4),
+        "bare_max_s": round(max(times["bare"]), 4),
+    }
 
 
 def _hover_moves(page, moves: int) -> dict:
@@ -135,10 +151,15 @@ def _hover_moves(page, moves: int) -> dict:
     page.wait_for_timeout(200)
     latencies = page.evaluate("window.__hover.latencies")
     draws = [float(t) for t in root.get_attribute("data-draw-times").split()]
-    return {"moves": moves, "latency_median_ms": round(statistics.median(latencies), 2),
-            "latency_p95_ms": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 2),
-            "latencies_seen": len(latencies), "draw_median_ms": round(statistics.median(draws), 3),
-            "draw_max_ms": round(max(draws), 3), "messages_sent_while_hovering": page.evaluate("window.__sent") - sent}
+    return {
+        "moves": moves,
+        "latency_median_ms": round(statistics.median(latencies), 2),
+        "latency_p95_ms": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 2),
+        "latencies_seen": len(latencies),
+        "draw_median_ms": round(statistics.median(draws), 3),
+        "draw_max_ms": round(max(draws), 3),
+        "messages_sent_while_hovering": page.evaluate("window.__sent") - sent,
+    }
 
 
 def hover_latency(model: str = "danet-eca", moves: int = 120, checkpoints: Path | None = None) -> dict:
@@ -147,9 +168,11 @@ def hover_latency(model: str = "danet-eca", moves: int = 120, checkpoints: Path 
     photo = list_samples()[0]
     report = {}
     with tempfile.TemporaryDirectory() as folder:
-        with streamlit_server(ROOT / "app.py", ROOT, args) as app_url, \
-                streamlit_server(HOVER_APP, Path(folder), ("128", "128", "64", "1024", "1024")) as big_url, \
-                chromium_page(viewport=(1400, 1000)) as page:
+        with (
+            streamlit_server(ROOT / "app.py", ROOT, args) as app_url,
+            streamlit_server(HOVER_APP, Path(folder), ("128", "128", "64", "1024", "1024")) as big_url,
+            chromium_page(viewport=(1400, 1000)) as page,
+        ):
             page.context.add_init_script(_COUNT_MESSAGES)
             page.goto(f"{app_url}/position?model={model}&photo={photo}")
             settled(page)
@@ -159,8 +182,13 @@ def hover_latency(model: str = "danet-eca", moves: int = 120, checkpoints: Path 
             big.goto(big_url)
             settled(big)
             big.locator(_LIVE_PHOTO).first.wait_for()
-            report["n16384"] = {"grid": "128x128", "channels": 64, "photo": "1024x1024", "num_pixels": 16384,
-                                **_hover_moves(big, moves)}
+            report["n16384"] = {
+                "grid": "128x128",
+                "channels": 64,
+                "photo": "1024x1024",
+                "num_pixels": 16384,
+                **_hover_moves(big, moves),
+            }
     return report
 
 
@@ -175,8 +203,11 @@ def main(argv=None) -> int:
     if args.clicks < 0 or args.hover < 0 or not (args.clicks or args.hover):
         parser.error("--clicks and --hover must be 0 or more, and not both 0")
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
-    about = {"machine": machine_info(), "browser": "Debian chromium, headless, Playwright",
-             "command": "python -m attnviz.app_bench " + " ".join(argv or sys.argv[1:])}
+    about = {
+        "machine": machine_info(),
+        "browser": "Debian chromium, headless, Playwright",
+        "command": "python -m attnviz.app_bench " + " ".join(argv or sys.argv[1:]),
+    }
     if args.hover:
         report["page_hover"] = {**hover_latency(args.model, args.hover, args.checkpoints), **about}
         print(json.dumps(report["page_hover"]), flush=True)

@@ -18,6 +18,7 @@ python -m attnviz.app_bench, into the same file.)
 - train:   training steps of danet-eca (width 0.5, 360x480, batch 8): augmentation time and step time with
            the data on the host vs on the device, with and without the PAM affinity loss; GPU peak memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,6 @@ from attnviz.machine import machine_info, memory_mib, time_calls
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
 
 __all__ = ["main"]
-
 
 
 def _sync(device: str) -> None:
@@ -71,11 +71,18 @@ def _case_pam(mode: str, num_pixels: int, channels: int, chunk: int, device: str
     repeats = 3 if num_pixels <= 16384 else 1
     timing = time_calls(run, repeats, warmup=1 if num_pixels <= 4096 else 0)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result = {"mode": mode, "num_pixels": num_pixels, "channels": channels, "chunk": chunk if mode != "naive" else None,
-              "device": device, **timing, "peak_extra_mib": round((after - before) / 1024, 1),
-              "s_matrix_mib": round(num_pixels ** 2 * 4 / 2 ** 20, 1)}
+    result = {
+        "mode": mode,
+        "num_pixels": num_pixels,
+        "channels": channels,
+        "chunk": chunk if mode != "naive" else None,
+        "device": device,
+        **timing,
+        "peak_extra_mib": round((after - before) / 1024, 1),
+        "s_matrix_mib": round(num_pixels**2 * 4 / 2**20, 1),
+    }
     if device == "cuda":
-        result["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+        result["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return result
 
 
@@ -111,9 +118,15 @@ def _case_click(name: str, device: str) -> dict:
     rows = time_calls(lambda: [record.row(i) for i in range(0, pixels, max(1, pixels // 50))], 5)
     cols = time_calls(lambda: [record.column(i) for i in range(0, pixels, max(1, pixels // 50))], 5)
     per = len(range(0, pixels, max(1, pixels // 50)))
-    return {"model": name, "device": device, "image": list(image.shape), "feature_map": [record.height, record.width],
-            "forward_with_capture_s": forward_timing["median_s"],
-            "row_ms": 1000 * rows["median_s"] / per, "column_ms": 1000 * cols["median_s"] / per}
+    return {
+        "model": name,
+        "device": device,
+        "image": list(image.shape),
+        "feature_map": [record.height, record.width],
+        "forward_with_capture_s": forward_timing["median_s"],
+        "row_ms": 1000 * rows["median_s"] / per,
+        "column_ms": 1000 * cols["median_s"] / per,
+    }
 
 
 def _case_capture(name: str, device: str) -> dict:
@@ -132,12 +145,18 @@ def _case_capture(name: str, device: str) -> dict:
             model(x)
 
     a, b = time_calls(plain, 7), time_calls(captured, 7)
-    return {"model": name, "device": device, "plain_s": a["median_s"], "captured_s": b["median_s"],
-            "overhead_pct": 100 * (b["median_s"] / a["median_s"] - 1)}
+    return {
+        "model": name,
+        "device": device,
+        "plain_s": a["median_s"],
+        "captured_s": b["median_s"],
+        "overhead_pct": 100 * (b["median_s"] / a["median_s"] - 1),
+    }
 
 
-def _case_train(device: str, augment_on: str, steps: int, batch_size: int = 8, width: float = 0.5,
-                pam_affinity: float = 0.0) -> dict:
+def _case_train(
+    device: str, augment_on: str, steps: int, batch_size: int = 8, width: float = 0.5, pam_affinity: float = 0.0
+) -> dict:
     """Training steps of danet-eca at full resolution (360x480 crops): the time of the augmentation and of
     the optimiser step, and the peak GPU memory. `augment_on` "host": the data stays on the CPU and each
     batch is copied over (the old loop); "device": the data lives on the training device and is augmented
@@ -168,8 +187,9 @@ def _case_train(device: str, augment_on: str, steps: int, batch_size: int = 8, w
     for step in range(steps + 1):  # the first step warms up
         _sync(device)
         started = time.perf_counter()
-        x, y = augment_batch(images, labels, torch.randperm(len(images), generator=generator)[:batch_size],
-                             settings, generator)
+        x, y = augment_batch(
+            images, labels, torch.randperm(len(images), generator=generator)[:batch_size], settings, generator
+        )
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         _sync(device)
         augmented = time.perf_counter()
@@ -180,22 +200,30 @@ def _case_train(device: str, augment_on: str, steps: int, batch_size: int = 8, w
             step_s.append(time.perf_counter() - augmented)
     steps_per_epoch = -(-367 // batch_size)
     per_step = statistics.median(data_s) + statistics.median(step_s)
-    result = {"model": "danet-eca", "width": width, "crop": [360, 480], "batch_size": batch_size,
-              "pam_affinity": pam_affinity, "device": device, "augment_on": augment_on, "steps": steps,
-              "augment_ms": round(1000 * statistics.median(data_s), 1),
-              "step_ms": round(1000 * statistics.median(step_s), 1),
-              "epoch_s_estimate": round(steps_per_epoch * per_step, 1),
-              "epoch_note": f"{steps_per_epoch} steps of (median augment + median step), 367 training photos"}
+    result = {
+        "model": "danet-eca",
+        "width": width,
+        "crop": [360, 480],
+        "batch_size": batch_size,
+        "pam_affinity": pam_affinity,
+        "device": device,
+        "augment_on": augment_on,
+        "steps": steps,
+        "augment_ms": round(1000 * statistics.median(data_s), 1),
+        "step_ms": round(1000 * statistics.median(step_s), 1),
+        "epoch_s_estimate": round(steps_per_epoch * per_step, 1),
+        "epoch_note": f"{steps_per_epoch} steps of (median augment + median step), 367 training photos",
+    }
     if cuda:
-        result["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+        result["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return result
 
 
 def _case_attribution(name: str, device: str, steps: int = 32) -> dict:
     """Attribution of one output pixel of a shipped model on a 360x480 sample photo: Grad-CAM at the layer
     feeding the head, and Integrated Gradients with `steps` steps (4 at a time)."""
-    from attnviz.analysis.forward import image_to_tensor
     from attnviz.analysis.attribution import grad_cam, integrated_gradients
+    from attnviz.analysis.forward import image_to_tensor
     from attnviz.data.samples import list_samples, load_sample
     from attnviz.models import load_checkpoint
 
@@ -207,13 +235,21 @@ def _case_attribution(name: str, device: str, steps: int = 32) -> dict:
         def run():
             fn()
             _sync(device)
+
         return run
 
     cam = time_calls(synced(lambda: grad_cam(model, x, target)), repeats=5)
     ig = time_calls(synced(lambda: integrated_gradients(model, x, target, steps=steps)), repeats=2)
-    return {"model": name, "width": card["config"]["width"], "image": [360, 480], "device": device,
-            "grad_cam_s": cam["median_s"], "integrated_gradients_s": ig["median_s"], "ig_steps": steps,
-            "ig_internal_batch_size": "4 (at most four 360x480 photos at once)"}
+    return {
+        "model": name,
+        "width": card["config"]["width"],
+        "image": [360, 480],
+        "device": device,
+        "grad_cam_s": cam["median_s"],
+        "integrated_gradients_s": ig["median_s"],
+        "ig_steps": steps,
+        "ig_internal_batch_size": "4 (at most four 360x480 photos at once)",
+    }
 
 
 def _case_memory(name: str, work: str, ig_steps: int = 8) -> dict:
@@ -235,17 +271,19 @@ def _case_memory(name: str, work: str, ig_steps: int = 8) -> dict:
 
     def peak_of(fn) -> dict:
         with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")   # VmHWM := VmRSS
+            refs.write("5")  # VmHWM := VmRSS
         before = memory_mib("VmRSS")
         started = time.perf_counter()
         fn()
-        return {"peak_over_before_mib": round(memory_mib("VmHWM") - before, 1),
-                "seconds": round(time.perf_counter() - started, 2)}
+        return {
+            "peak_over_before_mib": round(memory_mib("VmHWM") - before, 1),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
 
     model, _ = load_checkpoint(name)
     model.eval()
     sample = load_sample(list_samples()[0]).image
-    analyse(model, sample)                        # the server has served a sample photo before
+    analyse(model, sample)  # the server has served a sample photo before
     grad_cam(model, image_to_tensor(sample), (3, 300, 240))
     rng = np.random.default_rng(0)
     x, y = np.arange(4000, dtype=np.uint32), np.arange(3000, dtype=np.uint32)[:, None]
@@ -261,8 +299,12 @@ def _case_memory(name: str, work: str, ig_steps: int = 8) -> dict:
     target = (3, 600, 512)
     if work == "grad_cam":
         return {**about, "image": list(image.shape[-2:]), **peak_of(lambda: grad_cam(model, image, target))}
-    return {**about, "image": list(image.shape[-2:]), "steps": ig_steps,
-            **peak_of(lambda: integrated_gradients(model, image, target, steps=ig_steps))}
+    return {
+        **about,
+        "image": list(image.shape[-2:]),
+        "steps": ig_steps,
+        **peak_of(lambda: integrated_gradients(model, image, target, steps=ig_steps)),
+    }
 
 
 def _case_families(device: str) -> dict:
@@ -278,59 +320,85 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
     attention layers that only the dataflow reader reads (SelectiveKernel, NonLocalAttn, GatherExcite,
     GlobalContext; 256 channels on 28x28 and 56x56), 224x224, batch 1, random weights."""
     import timm
-    from torch import nn
     from timm.layers.gather_excite import GatherExcite
     from timm.layers.global_context import GlobalContext
     from timm.layers.non_local_attn import NonLocalAttn
     from timm.layers.selective_kernel import SelectiveKernel
+    from torch import nn
 
     from attnviz.capture import capture
 
     def long_tail() -> nn.Module:
-        return nn.Sequential(nn.Conv2d(3, 256, 7, stride=4, padding=3), SelectiveKernel(256, 256), nn.MaxPool2d(2),
-                             NonLocalAttn(256), GatherExcite(256, use_mlp=False), GlobalContext(256, fuse_scale=True),
-                             nn.Conv2d(256, 10, 1))
+        return nn.Sequential(
+            nn.Conv2d(3, 256, 7, stride=4, padding=3),
+            SelectiveKernel(256, 256),
+            nn.MaxPool2d(2),
+            NonLocalAttn(256),
+            GatherExcite(256, use_mlp=False),
+            GlobalContext(256, fuse_scale=True),
+            nn.Conv2d(256, 10, 1),
+        )
 
     rows = []
-    for name, model in (("timm resnet50", timm.create_model("resnet50", pretrained=False)),
-                        ("four long-tail layers", long_tail())):
+    for name, model in (
+        ("timm resnet50", timm.create_model("resnet50", pretrained=False)),
+        ("four long-tail layers", long_tail()),
+    ):
         model = model.eval().to(device)
         x = torch.rand(1, 3, 224, 224, device=device)
 
-        def plain():
+        def plain(model=model, x=x):
             with torch.no_grad():
                 model(x)
             _sync(device)
 
-        def captured():
+        def captured(model=model, x=x):
             with torch.no_grad(), capture(model) as rec:
                 model(x)
             _sync(device)
             return rec
 
-        captured()   # warm up both
+        captured()  # warm up both
         plain()
         with torch.no_grad(), capture(model) as rec:
             model(x)
         a, b = time_calls(plain, repeats), time_calls(captured, repeats)
-        rows.append({"model": name, "device": device, "records": len(rec), "plain_s": a["median_s"],
-                     "captured_s": b["median_s"], "ratio": b["median_s"] / a["median_s"]})
+        rows.append(
+            {
+                "model": name,
+                "device": device,
+                "records": len(rec),
+                "plain_s": a["median_s"],
+                "captured_s": b["median_s"],
+                "ratio": b["median_s"] / a["median_s"],
+            }
+        )
     return {"rows": rows}
 
 
-_CASES = {"readers": _case_readers, "pam": _case_pam, "click": _case_click, "capture": _case_capture, "train": _case_train,
-          "attribution": _case_attribution, "families": _case_families, "memory": _case_memory}
+_CASES = {
+    "readers": _case_readers,
+    "pam": _case_pam,
+    "click": _case_click,
+    "capture": _case_capture,
+    "train": _case_train,
+    "attribution": _case_attribution,
+    "families": _case_families,
+    "memory": _case_memory,
+}
 
 
 def _run_child(case: str, **kwargs) -> dict:
-    code = ("import json, sys, torch; from attnviz import bench; "
-            f"torch.set_num_threads({torch.get_num_threads()}); "
-            f"print('RESULT' + json.dumps(bench._CASES[{case!r}](**json.loads(sys.argv[1]))))")
+    code = (
+        "import json, sys, torch; from attnviz import bench; "
+        f"torch.set_num_threads({torch.get_num_threads()}); "
+        f"print('RESULT' + json.dumps(bench._CASES[{case!r}](**json.loads(sys.argv[1]))))"
+    )
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True)
     if proc.returncode != 0:
         return {"case": case, **kwargs, "error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
     line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return json.loads(line[len("RESULT") :])
 
 
 def main(argv=None) -> int:
@@ -340,12 +408,17 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--pam-sizes", type=int, nargs="+", default=[1024, 4096, 16384, 32768])
     parser.add_argument("--naive-max", type=int, default=16384, help="largest N for the naive PAM")
-    parser.add_argument("--train-steps", type=int, default=0, help="timed steps of the train case "
-                        "(default: 20 on a GPU, 3 on a CPU)")
+    parser.add_argument(
+        "--train-steps", type=int, default=0, help="timed steps of the train case (default: 20 on a GPU, 3 on a CPU)"
+    )
     args = parser.parse_args(argv)
 
     existing = json.loads(args.out.read_text()) if args.out.exists() else {}
-    report = {**existing, "machine": machine_info(), "command": "python -m attnviz.bench " + " ".join(argv or sys.argv[1:])}
+    report = {
+        **existing,
+        "machine": machine_info(),
+        "command": "python -m attnviz.bench " + " ".join(argv or sys.argv[1:]),
+    }
     if "pam" in args.only:
         rows = []
         for n in args.pam_sizes:
@@ -368,8 +441,10 @@ def main(argv=None) -> int:
         for row in report["attribution"]:
             print(json.dumps(row), flush=True)
     if "memory" in args.only and Path("/proc/self/clear_refs").exists():
-        report["memory"] = [_run_child("memory", name=_shipped_danet(), work=work)
-                            for work in ("upload", "grad_cam", "integrated_gradients")]
+        report["memory"] = [
+            _run_child("memory", name=_shipped_danet(), work=work)
+            for work in ("upload", "grad_cam", "integrated_gradients")
+        ]
         for row in report["memory"]:
             print(json.dumps(row), flush=True)
     if "families" in args.only:
@@ -383,8 +458,9 @@ def main(argv=None) -> int:
         rows = []
         for augment_on in ("host", "device"):
             for pam_affinity in (0.0, 1.0):
-                row = _run_child("train", device=args.device, augment_on=augment_on, steps=steps,
-                                 pam_affinity=pam_affinity)
+                row = _run_child(
+                    "train", device=args.device, augment_on=augment_on, steps=steps, pam_affinity=pam_affinity
+                )
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         report["train"] = rows

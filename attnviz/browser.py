@@ -5,6 +5,7 @@ Python API; `playwright install` is never needed (it downloads a browser). The
 flags keep a closed network quiet: no background networking, no component
 updates, no sync, a fresh profile each time.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,11 +18,26 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SCRIPT_STATE", "wait_until_up", "streamlit_server", "chromium", "chromium_page", "settled"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "SCRIPT_STATE",
+    "wait_until_up",
+    "streamlit_server",
+    "chromium",
+    "chromium_page",
+    "settled",
+]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # The app root carries the script state of the session: running / notRunning / rerunRequested.
 SCRIPT_STATE = "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
 
@@ -48,19 +64,43 @@ def wait_until_up(url: str, timeout_s: float = 120, process: subprocess.Popen | 
 
 
 @contextlib.contextmanager
-def streamlit_server(script: Path, cwd: Path, args: tuple[str, ...] = (), env: dict | None = None,
-                     start_timeout_s: float = 90, pid_out: list | None = None, port: int | None = None):
+def streamlit_server(
+    script: Path,
+    cwd: Path,
+    args: tuple[str, ...] = (),
+    env: dict | None = None,
+    start_timeout_s: float = 90,
+    pid_out: list | None = None,
+    port: int | None = None,
+):
     """Run `streamlit run script` on a free local port (or `port`); yields its URL, stops it on exit.
     `pid_out`: a list the server's process id is appended to (its memory is read from /proc)."""
     port = port or _free_port()
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
-        command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
-                   "--server.address", "127.0.0.1", "--server.headless", "true",
-                   "--browser.gatherUsageStats", "false"]
+        command = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(script),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
         if args:
             command += ["--", *args]
-        proc = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        proc = subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
         if pid_out is not None:
             pid_out.append(proc.pid)
         url = f"http://127.0.0.1:{port}"
@@ -86,11 +126,16 @@ def chromium(timeout_ms: int = 180_000, viewport=(1400, 1100)):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p, contextlib.ExitStack() as stack:
+
         def open_page():
             profile = stack.enter_context(tempfile.TemporaryDirectory())
             context = p.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True,
-                viewport={"width": viewport[0], "height": viewport[1]}, args=CHROMIUM_ARGS)
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                viewport={"width": viewport[0], "height": viewport[1]},
+                args=CHROMIUM_ARGS,
+            )
             stack.callback(context.close)
             page = context.new_page()
             page.set_default_timeout(timeout_ms)
@@ -121,6 +166,8 @@ def settled(page, timeout_ms: int = 180_000, start_wait_ms: int = 1500, quiet_ms
     except PlaywrightTimeout:
         pass  # the run was over before we looked, or none was needed
     for _ in range(2):
-        page.wait_for_function(f"() => {SCRIPT_STATE} === 'notRunning'"
-                               " && !document.querySelector('[data-testid=\"stSpinner\"]')", timeout=timeout_ms)
+        page.wait_for_function(
+            f"() => {SCRIPT_STATE} === 'notRunning' && !document.querySelector('[data-testid=\"stSpinner\"]')",
+            timeout=timeout_ms,
+        )
         page.wait_for_timeout(quiet_ms)

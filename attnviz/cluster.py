@@ -13,6 +13,7 @@ deployment (the official nginx image, one service scaled to N replicas).
 nginx comes from Debian (`apt-get install nginx`); it runs as a child of this command, with its
 configuration, logs and temporary files in a folder of its own, and stops with it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,9 @@ def render(listen: int | str, backends: list[str], template: Path = TEMPLATE) ->
     """The template's server block for nginx listening on `listen`, with one upstream server per backend
     ("127.0.0.1:8601"); nginx's own $variables are left as they are."""
     servers = "\n    ".join(f"server {backend};" for backend in backends)
-    return string.Template(template.read_text()).safe_substitute(ATTNVIZ_UPSTREAMS=servers, ATTNVIZ_LISTEN=listen,
-                                                                 ATTNVIZ_RESOLVER="")
+    return string.Template(template.read_text()).safe_substitute(
+        ATTNVIZ_UPSTREAMS=servers, ATTNVIZ_LISTEN=listen, ATTNVIZ_RESOLVER=""
+    )
 
 
 def _wait_for_port(port: int, timeout_s: float, process: subprocess.Popen) -> None:
@@ -78,10 +80,11 @@ def nginx_proxy(listen: int, backends: list[str], timeout_s: float = 30) -> Iter
         raise FileNotFoundError("nginx is not installed: apt-get install nginx")
     with tempfile.TemporaryDirectory(prefix="attnviz-nginx-") as prefix:
         (Path(prefix) / "attnviz.conf").write_text(render(listen, backends))
-        user = "user root;\n" if os.geteuid() == 0 else ""   # workers write the temporary files in this folder
+        user = "user root;\n" if os.geteuid() == 0 else ""  # workers write the temporary files in this folder
         (Path(prefix) / "nginx.conf").write_text(_MAIN.format(prefix=prefix, user=user))
-        check = subprocess.run([NGINX, "-t", "-p", prefix, "-c", f"{prefix}/nginx.conf"], capture_output=True,
-                               text=True)
+        check = subprocess.run(
+            [NGINX, "-t", "-p", prefix, "-c", f"{prefix}/nginx.conf"], capture_output=True, text=True
+        )
         if check.returncode:
             raise RuntimeError("nginx refused the configuration:\n" + check.stderr)
         proc = subprocess.Popen([NGINX, "-p", prefix, "-c", f"{prefix}/nginx.conf", "-e", f"{prefix}/error.log"])
@@ -89,7 +92,7 @@ def nginx_proxy(listen: int, backends: list[str], timeout_s: float = 30) -> Iter
             _wait_for_port(listen, timeout_s, proc)
             yield f"http://127.0.0.1:{listen}"
         finally:
-            proc.send_signal(signal.SIGQUIT)   # nginx's graceful stop
+            proc.send_signal(signal.SIGQUIT)  # nginx's graceful stop
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -97,8 +100,9 @@ def nginx_proxy(listen: int, backends: list[str], timeout_s: float = 30) -> Iter
 
 
 @contextlib.contextmanager
-def app_processes(count: int, first_port: int, app_args: tuple[str, ...] = (), warm: bool = True,
-                  pids: list | None = None) -> Iterator[list[str]]:
+def app_processes(
+    count: int, first_port: int, app_args: tuple[str, ...] = (), warm: bool = True, pids: list | None = None
+) -> Iterator[list[str]]:
     """`count` app processes on first_port, first_port + 1, ...; yields their "127.0.0.1:port" addresses."""
     from attnviz.browser import streamlit_server
     from attnviz.serve import warm_up
@@ -106,8 +110,9 @@ def app_processes(count: int, first_port: int, app_args: tuple[str, ...] = (), w
     with contextlib.ExitStack() as stack:
         backends = []
         for i in range(count):
-            url = stack.enter_context(streamlit_server(ROOT / "app.py", ROOT, args=app_args, port=first_port + i,
-                                                       pid_out=pids))
+            url = stack.enter_context(
+                streamlit_server(ROOT / "app.py", ROOT, args=app_args, port=first_port + i, pid_out=pids)
+            )
             backends.append(url.removeprefix("http://"))
         if warm:
             for backend in backends:
@@ -127,10 +132,12 @@ def main(argv=None) -> int:
     import logging
 
     logging.getLogger("streamlit").setLevel(logging.ERROR)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))   # stop everything, as Ctrl-C
-    with contextlib.suppress(KeyboardInterrupt), \
-            app_processes(args.servers, args.port + 1, tuple(args.app_args), warm=not args.no_warm) as backends, \
-            nginx_proxy(args.port, backends) as url:
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))  # stop everything, as Ctrl-C
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        app_processes(args.servers, args.port + 1, tuple(args.app_args), warm=not args.no_warm) as backends,
+        nginx_proxy(args.port, backends) as url,
+    ):
         print(f"attnviz: {args.servers} app processes ({', '.join(backends)}) behind nginx at {url}", flush=True)
         while True:
             time.sleep(3600)

@@ -17,6 +17,7 @@ entropy and near mass, on the same seeded query cells.
 Writes checkpoints/results.json (the table of the compare page) and adds an
 "evaluation" section to each model card.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,19 +32,26 @@ from tqdm import tqdm
 
 from attnviz.analysis.affinity import query_cells
 from attnviz.analysis.forward import image_to_tensor
+from attnviz.analysis.metrics import confusion_matrix, summarise_confusion
+from attnviz.analysis.quality import query_measures, summarise_measures
+from attnviz.analysis.uncertainty import DEFAULT_RESAMPLES, bootstrap_interval, paired_difference_interval
 from attnviz.capture import PositionAttentionRecord, capture
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, SPLITS, CamVid, default_data_root
 from attnviz.machine import machine_info, time_calls
-from attnviz.analysis.metrics import confusion_matrix, summarise_confusion
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, load_checkpoint, scan_checkpoints
 from attnviz.models.segmentation import SegmentationModel
 from attnviz.modules.danet import PositionAttention
-from attnviz.analysis.quality import query_measures, summarise_measures
 from attnviz.results import read_results
-from attnviz.analysis.uncertainty import DEFAULT_RESAMPLES, bootstrap_interval, paired_difference_interval
 
-__all__ = ["attention_parameters", "count_macs", "cpu_latency_ms", "evaluate_model", "pam_alpha",
-           "paired_differences", "main"]
+__all__ = [
+    "attention_parameters",
+    "count_macs",
+    "cpu_latency_ms",
+    "evaluate_model",
+    "pam_alpha",
+    "paired_differences",
+    "main",
+]
 
 
 def attention_parameters(model: SegmentationModel) -> int:
@@ -80,9 +88,16 @@ def has_position_attention(model: torch.nn.Module) -> bool:
 
 
 @torch.no_grad()
-def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bool = True,
-                   pam_queries: int = 0, pam_purity: float = 0.8, seed: int = 0,
-                   per_photo_confusion: list | None = None) -> dict:
+def evaluate_model(
+    model: SegmentationModel,
+    pairs,
+    limit: int = 0,
+    progress: bool = True,
+    pam_queries: int = 0,
+    pam_purity: float = 0.8,
+    seed: int = 0,
+    per_photo_confusion: list | None = None,
+) -> dict:
     """mIoU, per-class IoU and pixel accuracy of `model` over (image (H, W, 3) uint8, label (H, W)) pairs.
 
     `pairs` is any sequence of such pairs: a CamVid split, or pairs already in memory (training's
@@ -130,7 +145,11 @@ def evaluate_model(model: SegmentationModel, pairs, limit: int = 0, progress: bo
         result["pam_own_class_ratio"] = {
             "mean": float(values.mean()) if values.size else None,
             "median": float(np.median(values)) if values.size else None,
-            "queries": int(values.size), "per_photo": pam_queries, "purity": pam_purity, "seed": seed}
+            "queries": int(values.size),
+            "per_photo": pam_queries,
+            "purity": pam_purity,
+            "seed": seed,
+        }
         result["pam_quality"] = summarise_measures(measures, CLASS_NAMES)
         result["pam_own_class_ratio"]["interval"] = result["pam_quality"].pop("own_class_interval", None)
     return result
@@ -140,8 +159,11 @@ def paired_differences(per_photo_confusion: dict[str, np.ndarray], resamples: in
     """{"a - b": paired-bootstrap interval of mIoU(a) - mIoU(b)} for every ordered pair a < b (by name)
     of models scored on the same photos."""
     names = sorted(per_photo_confusion)
-    return {f"{a} - {b}": paired_difference_interval(per_photo_confusion[a], per_photo_confusion[b], resamples)
-            for i, a in enumerate(names) for b in names[i + 1:]}
+    return {
+        f"{a} - {b}": paired_difference_interval(per_photo_confusion[a], per_photo_confusion[b], resamples)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    }
 
 
 def _positive(text: str) -> int:
@@ -166,12 +188,21 @@ def _parse(argv):
     parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument("--threads", type=_positive, default=2, help="CPU threads for the latency figure")
     parser.add_argument("--repeats", type=_positive, default=10)
-    parser.add_argument("--limit", type=_not_negative, default=0,
-                        help="evaluate only the first N images (quick checks)")
-    parser.add_argument("--pam-queries", type=_not_negative, default=40,
-                        help="query cells per photo for pam_own_class_ratio (DANet models; 0: skip)")
-    parser.add_argument("--resamples", type=_positive, default=DEFAULT_RESAMPLES,
-                        help="bootstrap resamples of the test photos for the mIoU intervals")
+    parser.add_argument(
+        "--limit", type=_not_negative, default=0, help="evaluate only the first N images (quick checks)"
+    )
+    parser.add_argument(
+        "--pam-queries",
+        type=_not_negative,
+        default=40,
+        help="query cells per photo for pam_own_class_ratio (DANet models; 0: skip)",
+    )
+    parser.add_argument(
+        "--resamples",
+        type=_positive,
+        default=DEFAULT_RESAMPLES,
+        help="bootstrap resamples of the test photos for the mIoU intervals",
+    )
     parser.add_argument("--out", type=Path, default=None, help="default: <checkpoints>/results.json")
     return parser, parser.parse_args(argv)
 
@@ -179,8 +210,9 @@ def _parse(argv):
 def _evaluate_checkpoint(name: str, args, dataset, per_photo_confusion: list) -> dict:
     """The results entry of one checkpoint; also written into its model card as "evaluation"."""
     model, card = load_checkpoint(name, args.checkpoints)
-    scores = evaluate_model(model, dataset, args.limit, pam_queries=args.pam_queries,
-                            per_photo_confusion=per_photo_confusion)
+    scores = evaluate_model(
+        model, dataset, args.limit, pam_queries=args.pam_queries, per_photo_confusion=per_photo_confusion
+    )
     entry = {
         **scores,
         "miou_interval": bootstrap_interval(np.stack(per_photo_confusion), args.resamples),
@@ -197,11 +229,18 @@ def _evaluate_checkpoint(name: str, args, dataset, per_photo_confusion: list) ->
     (args.checkpoints / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     pam = entry.get("pam_own_class_ratio", {})
     interval = entry["miou_interval"]
-    print(f"{name}: mIoU {entry['miou']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}], pixel acc {entry['pixel_accuracy']:.4f}, "
-          f"params {entry['parameters']:,} (attention {entry['attention_parameters']:,}), "
-          f"{entry['macs'] / 1e9:.3f} GMACs, {entry['latency_ms']:.1f} ms"
-          + (f", PAM own-class ratio {pam['mean']:.2f}x (median {pam['median']:.2f}x), alpha {entry['pam_alpha']:.3f}"
-             if pam.get("mean") is not None else ""), flush=True)
+    print(
+        f"{name}: mIoU {entry['miou']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}], "
+        f"pixel acc {entry['pixel_accuracy']:.4f}, "
+        f"params {entry['parameters']:,} (attention {entry['attention_parameters']:,}), "
+        f"{entry['macs'] / 1e9:.3f} GMACs, {entry['latency_ms']:.1f} ms"
+        + (
+            f", PAM own-class ratio {pam['mean']:.2f}x (median {pam['median']:.2f}x), alpha {entry['pam_alpha']:.3f}"
+            if pam.get("mean") is not None
+            else ""
+        ),
+        flush=True,
+    )
     return entry
 
 
@@ -235,24 +274,38 @@ def main(argv=None) -> int:
     for name in names:
         confusions[name] = []
         models[name] = _evaluate_checkpoint(name, args, dataset, confusions[name])
-    differences = {key: value for key, value in (previous.get("paired_differences") or {}).items()
-                   if not set(key.split(" - ")) & set(names)}
+    differences = {
+        key: value
+        for key, value in (previous.get("paired_differences") or {}).items()
+        if not set(key.split(" - ")) & set(names)
+    }
     left_out = sorted(set(loadable) - set(names))
     if left_out:
-        print(f"note: paired differences need both models scored in one run; those of {', '.join(names)} with "
-              f"{', '.join(left_out)} are left out (run without --names to compute every pair)", file=sys.stderr)
+        print(
+            f"note: paired differences need both models scored in one run; those of {', '.join(names)} with "
+            f"{', '.join(left_out)} are left out (run without --names to compute every pair)",
+            file=sys.stderr,
+        )
     differences.update(paired_differences({name: np.stack(c) for name, c in confusions.items()}, args.resamples))
     results = {
-        "meta": {"command": "python -m attnviz.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
-                 "machine": machine_info(), "split": args.split, "latency_threads": args.threads,
-                 "latency_repeats": args.repeats, "input_size": [360, 480],
-                 "macs_note": "torch FlopCounterMode FLOPs / 2 at 1x3x360x480",
-                 "interval_note": (f"95% percentile bootstrap over the test photos ({args.resamples} resamples, "
-                                   "seed 0; paired for differences). Covers test sampling only, not training "
-                                   "seeds: one seed per model.")},
+        "meta": {
+            "command": "python -m attnviz.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "machine": machine_info(),
+            "split": args.split,
+            "latency_threads": args.threads,
+            "latency_repeats": args.repeats,
+            "input_size": [360, 480],
+            "macs_note": "torch FlopCounterMode FLOPs / 2 at 1x3x360x480",
+            "interval_note": (
+                f"95% percentile bootstrap over the test photos ({args.resamples} resamples, "
+                "seed 0; paired for differences). Covers test sampling only, not training "
+                "seeds: one seed per model."
+            ),
+        },
         "models": {k: v for k, v in sorted(models.items()) if k in loadable},
-        "paired_differences": {key: value for key, value in sorted(differences.items())
-                               if set(key.split(" - ")) <= set(loadable)},
+        "paired_differences": {
+            key: value for key, value in sorted(differences.items()) if set(key.split(" - ")) <= set(loadable)
+        },
     }
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

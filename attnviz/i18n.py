@@ -2,7 +2,8 @@
 one file per page or part of the app), read by this module.
 
 Streamlit has no i18n of its own (streamlit#1353). A catalog is the union of its folder's TOML files (each
-holds its own sections; a key defined twice is an error); a text is looked up by its dotted key ("lecture.se.intuition") and filled with `str.format` placeholders
+holds its own sections; a key defined twice is an error); a text is looked up by its dotted key
+("lecture.se.intuition") and filled with `str.format` placeholders
 ("{weight:.4f}"). Both catalogs hold the same keys with the same placeholders (a test says so), so a key
 missing in one language is a test failure, never an English text shown to a Chinese reader. Formulas
 stay LaTeX and live with the code that fills them (attnviz.analysis.lecture).
@@ -11,6 +12,7 @@ Terms follow the article the project grew from: 压缩-激励 (SE), 卷积块注
 有效通道注意力 (ECA), 柔性注意力 (flexible attention), 双重注意力网络 (DANet), 位置注意力模块 (PAM),
 通道注意力模块 (CAM).
 """
+
 from __future__ import annotations
 
 import string
@@ -56,7 +58,7 @@ def catalog(language: str) -> dict[str, str]:
 def section(prefix: str, language: str) -> dict[str, str]:
     """The texts of one catalog section, keyed without it: section("canvas", "zh") -> {"pixel": ...}."""
     start = prefix + "."
-    return {key[len(start):]: text for key, text in catalog(language).items() if key.startswith(start)}
+    return {key[len(start) :]: text for key, text in catalog(language).items() if key.startswith(start)}
 
 
 def placeholders(text: str) -> set[str]:
@@ -76,6 +78,7 @@ class Phrase:
     may be a Phrase itself (an optional part of the sentence; "" where there is none), shown in the same
     language. What the library finds is kept this way (the dataflow reader's "its softmax over 45x60
     positions"), so that each page shows it in its own language."""
+
     key: str
     values: tuple[tuple[str, object], ...] = ()
 
@@ -85,5 +88,8 @@ class Phrase:
 
     def text(self, language: str = DEFAULT_LANGUAGE) -> str:
         """The phrase in `language`, its parts in the same language."""
-        return translate(self.key, language, **{name: value.text(language) if isinstance(value, Phrase) else value
-                                                for name, value in self.values})
+        return translate(
+            self.key,
+            language,
+            **{name: value.text(language) if isinstance(value, Phrase) else value for name, value in self.values},
+        )

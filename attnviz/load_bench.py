@@ -26,6 +26,7 @@ delivers it; "open" includes the first HTTP request and the websocket's connecti
 messages, cross-talk, and the server process's peak memory (VmHWM, read from /proc, with the memory before
 the sessions came). IG's answer is checked for its comparison being drawn, not for its numbers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,11 +55,12 @@ TOP = re.compile(r"^1\. row (\d+), col (\d+): ([0-9.]+)", re.MULTILINE)
 @dataclass(frozen=True)
 class Scenario:
     """What the sessions do (see the module docstring)."""
+
     sessions: int = 30
-    think_s: float = 4.0        # mean think time between a session's actions
-    ramp_s: float = 5.0         # sessions arrive spread over this long
-    upload_every: int = 5       # one session in this many uploads a photo (0: none)
-    ig_every: int = 10          # one session in this many runs Integrated Gradients (0: none)
+    think_s: float = 4.0  # mean think time between a session's actions
+    ramp_s: float = 5.0  # sessions arrive spread over this long
+    upload_every: int = 5  # one session in this many uploads a photo (0: none)
+    ig_every: int = 10  # one session in this many runs Integrated Gradients (0: none)
     seed: int = 0
 
 
@@ -137,12 +139,22 @@ def _check(run, tally: Tally, reference: Reference, session: int, photo_key: str
     if shown_pixel != tuple(pixel):
         tally.crosstalk.append(f"session {session}: pinned {tuple(pixel)}, the page shows {shown_pixel}")
     elif shown[:2] != expected[:2] or abs(shown[2] - expected[2]) > 6e-5:
-        tally.crosstalk.append(f"session {session} on {photo_key} at {shown_pixel}: the page shows {shown}, "
-                               f"the library {expected[0]}, {expected[1]}: {expected[2]:.4f}")
+        tally.crosstalk.append(
+            f"session {session} on {photo_key} at {shown_pixel}: the page shows {shown}, "
+            f"the library {expected[0]}, {expected[1]}: {expected[2]:.4f}"
+        )
 
 
-async def _student(url: str, index: int, scenario: Scenario, tally: Tally, reference: Reference,
-                   samples: list[str], photos: dict[str, np.ndarray], uploads: dict[int, tuple[bytes, np.ndarray]]):
+async def _student(
+    url: str,
+    index: int,
+    scenario: Scenario,
+    tally: Tally,
+    reference: Reference,
+    samples: list[str],
+    photos: dict[str, np.ndarray],
+    uploads: dict[int, tuple[bytes, np.ndarray]],
+):
     from attnviz.app.protocol_client import Session
 
     rng = random.Random(scenario.seed * 1000 + index)
@@ -185,17 +197,17 @@ async def _student(url: str, index: int, scenario: Scenario, tally: Tally, refer
         if scenario.upload_every and index % scenario.upload_every == 0:
             await think()
             data, decoded = uploads[index]
-            await session.select("sample", session.options("sample")[-1])   # "Upload your own photo…"
+            await session.select("sample", session.options("sample")[-1])  # "Upload your own photo…"
             run = await timed("upload", session.upload("upload", f"street-{index}.jpg", data))
-            _check(run, tally, reference, index, f"upload-{index}", decoded,
-                   (decoded.shape[1] // 2, decoded.shape[0] // 2))
+            _check(
+                run, tally, reference, index, f"upload-{index}", decoded, (decoded.shape[1] // 2, decoded.shape[0] // 2)
+            )
         if scenario.ig_every and index % scenario.ig_every == 0:
             await think()
             run = await session.goto("attribution", query=f"model={MODEL}")
             run = await timed("ig", session.click("ig_run"))
             if run.exceptions or "Integrated Gradients** over the" not in run.text:
-                tally.errors.append(f"session {index}: IG gave no comparison "
-                                    f"{run.exceptions[:1] or run.text[-200:]}")
+                tally.errors.append(f"session {index}: IG gave no comparison {run.exceptions[:1] or run.text[-200:]}")
     except Exception as error:  # noqa: BLE001 - every failure is a finding of the benchmark
         tally.errors.append(f"session {index}: {type(error).__name__}: {str(error)[:300]}")
     finally:
@@ -211,8 +223,12 @@ def _memory_mib(pid: int | None, field_name: str) -> float | None:
 
 def _summary(values: list[float]) -> dict:
     ordered = sorted(values)
-    return {"count": len(ordered), "p50_s": round(float(np.percentile(ordered, 50)), 4),
-            "p95_s": round(float(np.percentile(ordered, 95)), 4), "max_s": round(ordered[-1], 4)}
+    return {
+        "count": len(ordered),
+        "p50_s": round(float(np.percentile(ordered, 50)), 4),
+        "p95_s": round(float(np.percentile(ordered, 95)), 4),
+        "max_s": round(ordered[-1], 4),
+    }
 
 
 def run_classroom(url: str, scenario: Scenario, server_pid: int | None = None) -> dict:
@@ -226,27 +242,39 @@ def run_classroom(url: str, scenario: Scenario, server_pid: int | None = None) -
     reference = Reference()
     for name, image in photos.items():
         reference.prepare(name, image)
-    uploads = {i: _upload_photo(scenario.seed * 1000 + i) for i in range(scenario.sessions)
-               if scenario.upload_every and i % scenario.upload_every == 0}
+    uploads = {
+        i: _upload_photo(scenario.seed * 1000 + i)
+        for i in range(scenario.sessions)
+        if scenario.upload_every and i % scenario.upload_every == 0
+    }
     for i, (_, decoded) in uploads.items():
         reference.prepare(f"upload-{i}", decoded)
     tally = Tally()
     before = _memory_mib(server_pid, "VmRSS")
 
     async def classroom():
-        await asyncio.gather(*(_student(url, i, scenario, tally, reference, samples, photos, uploads)
-                               for i in range(scenario.sessions)))
+        await asyncio.gather(
+            *(_student(url, i, scenario, tally, reference, samples, photos, uploads) for i in range(scenario.sessions))
+        )
 
     started = time.perf_counter()
     asyncio.run(classroom())
     wall = time.perf_counter() - started
     return {
-        "sessions": scenario.sessions, "think_s": scenario.think_s, "ramp_s": scenario.ramp_s,
-        "upload_every": scenario.upload_every, "ig_every": scenario.ig_every, "seed": scenario.seed,
-        "model": MODEL, "wall_s": round(wall, 1),
+        "sessions": scenario.sessions,
+        "think_s": scenario.think_s,
+        "ramp_s": scenario.ramp_s,
+        "upload_every": scenario.upload_every,
+        "ig_every": scenario.ig_every,
+        "seed": scenario.seed,
+        "model": MODEL,
+        "wall_s": round(wall, 1),
         "actions": {action: _summary(values) for action, values in sorted(tally.latencies.items())},
-        "errors": len(tally.errors), "error_messages": tally.errors[:20],
-        "crosstalk": len(tally.crosstalk), "crosstalk_messages": tally.crosstalk[:20], "checked": tally.checked,
+        "errors": len(tally.errors),
+        "error_messages": tally.errors[:20],
+        "crosstalk": len(tally.crosstalk),
+        "crosstalk_messages": tally.crosstalk[:20],
+        "checked": tally.checked,
         "server_rss_before_mib": None if before is None else round(before, 1),
         "server_peak_mib": None if (peak := _memory_mib(server_pid, "VmHWM")) is None else round(peak, 1),
     }
@@ -262,7 +290,7 @@ def _first_page_in_chromium(url: str) -> float | None:
         started = time.perf_counter()
         page.goto(url)
         page.wait_for_selector("h1")
-        settled(page, start_wait_ms=1, quiet_ms=0)   # (0 would mean: no time limit, in Playwright)
+        settled(page, start_wait_ms=1, quiet_ms=0)  # (0 would mean: no time limit, in Playwright)
         return time.perf_counter() - started
 
 
@@ -276,8 +304,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--url", default=None, help="a running server (else one is started)")
     parser.add_argument("--server-pid", type=int, default=None, help="its process, for its peak memory")
-    parser.add_argument("--out", type=Path, default=None, help="bench.json to add 'classroom' to (default: the "
-                        "shipped checkpoints' bench.json when the server is started here; none with --url)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="bench.json to add 'classroom' to (default: the "
+        "shipped checkpoints' bench.json when the server is started here; none with --url)",
+    )
     parser.add_argument("--key", default="classroom", help="the report's key in --out")
     parser.add_argument("--cold", action="store_true", help="do not warm the server it starts")
     args = parser.parse_args(argv)
@@ -288,10 +321,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    logging.getLogger("streamlit").setLevel(logging.ERROR)   # the client imports the app layer outside a server
+    logging.getLogger("streamlit").setLevel(logging.ERROR)  # the client imports the app layer outside a server
     from attnviz.machine import machine_info
 
-    torch.set_num_threads(1)   # the checks' own model work leaves the cores to the server
+    torch.set_num_threads(1)  # the checks' own model work leaves the cores to the server
 
     if args.url:
         report = run_classroom(args.url, scenario, args.server_pid)
@@ -299,19 +332,25 @@ def main(argv=None) -> int:
     else:
         from attnviz.browser import streamlit_server
         from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
-
         from attnviz.serve import warm_up
 
         with streamlit_server(ROOT / "app.py", ROOT, pid_out=(pid := [])) as url:
             warm = None if args.cold else warm_up(url)
-            first = warm_up(url, pages=(("", ""),))["total"]   # a student's first page, in a new session
+            first = warm_up(url, pages=(("", ""),))["total"]  # a student's first page, in a new session
             in_browser = _first_page_in_chromium(url)
-            report = {**run_classroom(url, scenario, pid[0]), "first_page_s": round(first, 3),
-                      "first_page_browser_s": None if in_browser is None else round(in_browser, 2),
-                      "warm_up_s": None if warm is None else {k: round(v, 2) for k, v in warm.items()}}
+            report = {
+                **run_classroom(url, scenario, pid[0]),
+                "first_page_s": round(first, 3),
+                "first_page_browser_s": None if in_browser is None else round(in_browser, 2),
+                "warm_up_s": None if warm is None else {k: round(v, 2) for k, v in warm.items()},
+            }
         out = args.out or DEFAULT_CHECKPOINT_DIR / "bench.json"
-    report = {**report, "machine": machine_info(), "workers": os.environ.get("ATTNVIZ_WORKERS") or "default",
-              "command": "python -m attnviz.load_bench " + " ".join(argv if argv is not None else sys.argv[1:])}
+    report = {
+        **report,
+        "machine": machine_info(),
+        "workers": os.environ.get("ATTNVIZ_WORKERS") or "default",
+        "command": "python -m attnviz.load_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
     print(json.dumps(report, indent=2), flush=True)
     if out is not None:
         existing = json.loads(out.read_text()) if out.exists() else {}

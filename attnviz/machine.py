@@ -1,5 +1,6 @@
 """How a measurement is taken, and on what: the timing loop and the machine description that
 results.json and bench.json carry beside their figures."""
+
 from __future__ import annotations
 
 import os

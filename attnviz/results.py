@@ -4,13 +4,24 @@ The pages show these figures; this module is the one place that knows the
 file's schema, and it tolerates a missing or partly broken file (a page then
 says what is missing instead of failing).
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-__all__ = ["BASELINE", "COLUMN_HELP", "as_number", "read_results", "model_results", "miou_interval",
-           "paired_difference", "results_rows", "class_figure", "markdown_tables"]
+__all__ = [
+    "BASELINE",
+    "COLUMN_HELP",
+    "as_number",
+    "read_results",
+    "model_results",
+    "miou_interval",
+    "paired_difference",
+    "results_rows",
+    "class_figure",
+    "markdown_tables",
+]
 
 
 def read_results(path: str | Path) -> dict:
@@ -42,18 +53,18 @@ COLUMN_HELP = {
     "model": "Checkpoint name: <head>-<attention module>.",
     "test mIoU (%)": "Mean IoU over the 11 CamVid classes on the 233 test photos.",
     "95% interval (%)": "Percentile bootstrap over the test photos (seed 0): where the mIoU would fall on other "
-                        "photos like these. It does not cover training seeds (one seed per model).",
+    "photos like these. It does not cover training seeds (one seed per model).",
     f"vs {BASELINE} (points)": f"mIoU minus {BASELINE}'s (the no-attention baseline), with the 95% interval of a "
-                               "paired bootstrap over the same photos. – for the baseline itself.",
+    "paired bootstrap over the same photos. – for the baseline itself.",
     "beyond test noise": f"'yes' when the interval of the difference to {BASELINE} excludes 0. Differences inside "
-                         "test noise cannot rank the modules; seed noise comes on top.",
+    "test noise cannot rank the modules; seed noise comes on top.",
     "pixel acc. (%)": "Share of labelled test pixels classified right.",
     "PAM own-class (x chance)": "DANet models: share of a row of S on the query pixel's own class over that class's "
-                                "share of the photo (1.00x = chance; mean over query cells, with its 95% bootstrap "
-                                "interval over photos). – : no position attention.",
+    "share of the photo (1.00x = chance; mean over query cells, with its 95% bootstrap "
+    "interval over photos). – : no position attention.",
     "PAM far-key own-class (x chance)": "The same over far keys only (the query's nearest 10% of cells dropped): a "
-                                        "local attention scores about 1, a semantic one stays high; 95% bootstrap "
-                                        "interval over photos. – : no position attention.",
+    "local attention scores about 1, a semantic one stays high; 95% bootstrap "
+    "interval over photos. – : no position attention.",
     "PAM α": "The learned weight of the attention output (E = α·D·Sᵀ + A; starts at 0). – : no position attention.",
     "parameters": "All parameters of the model.",
     "attention params": "Parameters of the attention modules alone.",
@@ -88,16 +99,19 @@ def paired_difference(results: dict, model: str, other: str = BASELINE) -> dict 
         entry = pairs.get(key)
         if isinstance(entry, dict) and all(as_number(entry.get(k)) is not None for k in ("difference", "low", "high")):
             low, high = sorted((sign * entry["low"], sign * entry["high"]))
-            return {"difference": sign * entry["difference"], "low": low, "high": high,
-                    "beyond_noise": bool(low > 0 or high < 0)}
+            return {
+                "difference": sign * entry["difference"],
+                "low": low,
+                "high": high,
+                "beyond_noise": bool(low > 0 or high < 0),
+            }
     return None
 
 
 def _difference_text(difference: dict | None) -> str:
     if difference is None:
         return DASH
-    return (f"{100 * difference['difference']:+.2f} [{100 * difference['low']:+.2f}, "
-            f"{100 * difference['high']:+.2f}]")
+    return f"{100 * difference['difference']:+.2f} [{100 * difference['low']:+.2f}, {100 * difference['high']:+.2f}]"
 
 
 def _pam_block(entry: dict, key: str) -> dict:
@@ -111,7 +125,7 @@ def _pam_block(entry: dict, key: str) -> dict:
 
 
 def _pam_text(entry: dict, key: str) -> str:
-    """"1.48x [1.31, 1.66]": the mean with its bootstrap interval over photos when there is one; a dash if none."""
+    """ "1.48x [1.31, 1.66]": the mean with its bootstrap interval over photos when there is one; a dash if none."""
     block = _pam_block(entry, key)
     mean = _number(block, "mean")
     if mean is None:
@@ -124,8 +138,9 @@ def _pam_text(entry: dict, key: str) -> str:
 
 def _models(results: dict) -> dict[str, dict]:
     models = results.get("models")
-    return {name: entry for name, entry in (models.items() if isinstance(models, dict) else [])
-            if isinstance(entry, dict)}
+    return {
+        name: entry for name, entry in (models.items() if isinstance(models, dict) else []) if isinstance(entry, dict)
+    }
 
 
 def results_rows(results: dict) -> list[dict]:
@@ -138,21 +153,23 @@ def results_rows(results: dict) -> list[dict]:
         entry = models[name]
         interval = miou_interval(entry)
         difference = None if name == BASELINE else paired_difference(results, name)
-        rows.append({
-            "model": name,
-            "test mIoU (%)": _text(_number(entry, "miou", 100), "{:.1f}"),
-            "95% interval (%)": DASH if interval is None else f"{100 * interval[0]:.1f}–{100 * interval[1]:.1f}",
-            f"vs {BASELINE} (points)": _difference_text(difference),
-            "beyond test noise": DASH if difference is None else ("yes" if difference["beyond_noise"] else "no"),
-            "pixel acc. (%)": _text(_number(entry, "pixel_accuracy", 100), "{:.1f}"),
-            "PAM own-class (x chance)": _pam_text(entry, "own"),
-            "PAM far-key own-class (x chance)": _pam_text(entry, "far"),
-            "PAM α": _text(_number(entry, "pam_alpha"), "{:.3f}"),
-            "parameters": _text(_number(entry, "parameters"), "{:,.0f}"),
-            "attention params": _text(_number(entry, "attention_parameters"), "{:,.0f}"),
-            "GMACs @360x480": _text(_number(entry, "macs", 1e-9), "{:.3f}"),
-            "CPU latency (ms)": _text(_number(entry, "latency_ms"), "{:.1f}"),
-        })
+        rows.append(
+            {
+                "model": name,
+                "test mIoU (%)": _text(_number(entry, "miou", 100), "{:.1f}"),
+                "95% interval (%)": DASH if interval is None else f"{100 * interval[0]:.1f}–{100 * interval[1]:.1f}",
+                f"vs {BASELINE} (points)": _difference_text(difference),
+                "beyond test noise": DASH if difference is None else ("yes" if difference["beyond_noise"] else "no"),
+                "pixel acc. (%)": _text(_number(entry, "pixel_accuracy", 100), "{:.1f}"),
+                "PAM own-class (x chance)": _pam_text(entry, "own"),
+                "PAM far-key own-class (x chance)": _pam_text(entry, "far"),
+                "PAM α": _text(_number(entry, "pam_alpha"), "{:.3f}"),
+                "parameters": _text(_number(entry, "parameters"), "{:,.0f}"),
+                "attention params": _text(_number(entry, "attention_parameters"), "{:,.0f}"),
+                "GMACs @360x480": _text(_number(entry, "macs", 1e-9), "{:.3f}"),
+                "CPU latency (ms)": _text(_number(entry, "latency_ms"), "{:.1f}"),
+            }
+        )
     return rows
 
 
@@ -175,22 +192,34 @@ def markdown_tables(results: dict) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
     models = _models(results)
-    quality = {name: models[name]["pam_quality"] for name in (r["model"] for r in rows)
-               if isinstance(models[name].get("pam_quality"), dict) and models[name]["pam_quality"]}
+    quality = {
+        name: models[name]["pam_quality"]
+        for name in (r["model"] for r in rows)
+        if isinstance(models[name].get("pam_quality"), dict) and models[name]["pam_quality"]
+    }
     if quality:
-        lines += ["", "| model | own-class: mean [95% interval] / median | far-key own-class: mean [95% interval] "
-                      "/ median | far-key > 1 | row entropy (log N) | mass on nearest 5% |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| model | own-class: mean [95% interval] / median | far-key own-class: mean [95% interval] "
+            "/ median | far-key > 1 | row entropy (log N) | mass on nearest 5% |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, figures in quality.items():
             own = models[name].get("pam_own_class_ratio") or {}
             far, entropy, near = figures["far_key_ratio"], figures["row_entropy"], figures["near_mass"]
-            lines.append(f"| {name} | {_pam_text(models[name], 'own')} / {own.get('median', 0):.2f}x "
-                         f"| {_pam_text(models[name], 'far')} / {far['median']:.2f}x | {far['above_chance']:.0%} "
-                         f"| {entropy['mean']:.2f} ({entropy['log_n']:.2f}) | {near['mean']:.1%} |")
+            lines.append(
+                f"| {name} | {_pam_text(models[name], 'own')} / {own.get('median', 0):.2f}x "
+                f"| {_pam_text(models[name], 'far')} / {far['median']:.2f}x | {far['above_chance']:.0%} "
+                f"| {entropy['mean']:.2f} ({entropy['log_n']:.2f}) | {near['mean']:.1%} |"
+            )
         classes = list(next(iter(quality.values())).get("per_class", {}))
         for figures in quality.values():
             classes += [c for c in figures.get("per_class", {}) if c not in classes]
-        lines += ["", "| far-key own-class (x chance), (query cells of the class) | " + " | ".join(classes) + " |",
-                  "|---|" + "---|" * len(classes)]
+        lines += [
+            "",
+            "| far-key own-class (x chance), (query cells of the class) | " + " | ".join(classes) + " |",
+            "|---|" + "---|" * len(classes),
+        ]
         for name, figures in quality.items():
             cells = []
             for c in classes:
@@ -202,13 +231,16 @@ def markdown_tables(results: dict) -> str:
     lines += ["", "| model | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
     for name in (r["model"] for r in rows):
         ious = models[name].get("per_class_iou", {})
-        lines.append(f"| {name} | " + " | ".join(DASH if ious.get(c) is None else f"{100 * ious[c]:.0f}"
-                                                 for c in classes) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(DASH if ious.get(c) is None else f"{100 * ious[c]:.0f}" for c in classes) + " |"
+        )
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     import sys
 
-    source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "checkpoints" / "results.json"
+    source = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "checkpoints" / "results.json"
+    )
     print(markdown_tables(read_results(source)))

@@ -6,9 +6,11 @@
 Starts the app (the shipped checkpoints) in the background, opens each page in headless Debian Chromium
 (attnviz.browser) with its model and language in the link, waits until the run is over, saves a full-page
 PNG and measures what a reader would see cut off: a formula wider than its box, a table or chart wider than
-the page, the page itself scrolling sideways, characters drawn as empty boxes. The report (JSON on stdout, and report.json beside the PNGs)
+the page, the page itself scrolling sideways, characters drawn as empty boxes. The report (JSON on stdout, and
+report.json beside the PNGs)
 lists them per page; the browser tests assert that it is empty.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (url path, a shipped model that has what the page shows): every page of app.py
 PAGES = {
-    "overview": ("", "danet-eca"), "lecture": ("lecture", None), "eca": ("eca", "danet-eca"),
-    "eca_kernel": ("eca_kernel", "fcn-eca"), "flexible": ("flexible", "fcn-cbam"), "coord": ("coord", "fcn-ca"),
-    "position": ("position", "danet-eca-affinity"), "channel_map": ("channel_map", "danet-eca"),
-    "attribution": ("attribution", "danet-eca"), "compare": ("compare", "fcn-none"),
+    "overview": ("", "danet-eca"),
+    "lecture": ("lecture", None),
+    "eca": ("eca", "danet-eca"),
+    "eca_kernel": ("eca_kernel", "fcn-eca"),
+    "flexible": ("flexible", "fcn-cbam"),
+    "coord": ("coord", "fcn-ca"),
+    "position": ("position", "danet-eca-affinity"),
+    "channel_map": ("channel_map", "danet-eca"),
+    "attribution": ("attribution", "danet-eca"),
+    "compare": ("compare", "fcn-none"),
 }
 SIZES = {"desktop": (1400, 1000), "phone": (390, 844)}
 
@@ -44,7 +52,8 @@ _OVERFLOW_JS = """() => {
     const over = el.scrollWidth - el.clientWidth;
     const right = el.getBoundingClientRect().right - box.getBoundingClientRect().right;
     // KaTeX's glyphs overhang their box by a pixel or two
-    if (over > 3 || right > 3) found.push(`formula ${el.textContent.slice(0, 40)}: ${Math.max(over, right).toFixed(0)} px`);
+    if (over > 3 || right > 3)
+      found.push(`formula ${el.textContent.slice(0, 40)}: ${Math.max(over, right).toFixed(0)} px`);
   }
   for (const el of document.querySelectorAll('[data-testid="stTable"], [data-testid="stPlotlyChart"], '
                                              + '[data-testid="stImage"], [data-testid="stHorizontalBlock"]')) {
@@ -52,12 +61,14 @@ _OVERFLOW_JS = """() => {
     if (right > 1) found.push(`${name(el)}: ${right.toFixed(0)} px past the page`);
   }
   for (const el of main.querySelectorAll('p, span, a, label, div')) {
-    if (el.children.length === 0 && getComputedStyle(el).textOverflow === 'ellipsis' && el.scrollWidth > el.clientWidth + 1)
+    if (el.children.length === 0 && getComputedStyle(el).textOverflow === 'ellipsis'
+        && el.scrollWidth > el.clientWidth + 1)
       found.push(`text cut off: ${el.textContent.slice(0, 40)}`);
   }
   for (const el of main.querySelectorAll('[data-testid="stMarkdownContainer"]')) {
     const text = el.innerText;
-    if (text.includes('**')) found.push(`Markdown not rendered: ${text.slice(Math.max(0, text.indexOf('**') - 20), text.indexOf('**') + 20)}`);
+    const at = text.indexOf('**');
+    if (at >= 0) found.push(`Markdown not rendered: ${text.slice(Math.max(0, at - 20), at + 20)}`);
   }
   const sideways = document.documentElement.scrollWidth - window.innerWidth;
   if (sideways > 1) found.push(`the page scrolls sideways by ${sideways} px`);
@@ -99,7 +110,7 @@ class Shot:
     path: str
     overflowing: list[str]
     errors: int
-    missing_glyphs: list[str]   # characters drawn as empty boxes (see MISSING_GLYPHS_JS)
+    missing_glyphs: list[str]  # characters drawn as empty boxes (see MISSING_GLYPHS_JS)
 
 
 def overflowing(page, desktop: bool) -> list[str]:
@@ -111,16 +122,18 @@ def overflowing(page, desktop: bool) -> list[str]:
 def _whole_page(page, file: Path, size: tuple[int, int]) -> None:
     """A PNG of the whole page: Streamlit scrolls inside its main block, not the document, so the window is
     made as tall as that block's content for the shot, then set back."""
-    height = page.evaluate("() => Math.max(document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 0, "
-                           "window.innerHeight)")
+    height = page.evaluate(
+        "() => Math.max(document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 0, window.innerHeight)"
+    )
     page.set_viewport_size({"width": size[0], "height": min(int(height) + 40, 12000)})
     page.wait_for_timeout(500)
     page.screenshot(path=str(file))
     page.set_viewport_size({"width": size[0], "height": size[1]})
 
 
-def shoot(url: str, out: Path, pages=tuple(PAGES), languages=("en", "zh"), sizes=tuple(SIZES),
-          timeout_ms: int = 180_000) -> list[Shot]:
+def shoot(
+    url: str, out: Path, pages=tuple(PAGES), languages=("en", "zh"), sizes=tuple(SIZES), timeout_ms: int = 180_000
+) -> list[Shot]:
     """Screenshots of `pages` x `languages` x `sizes` of the app at `url`, into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     shots = []
@@ -138,9 +151,17 @@ def shoot(url: str, out: Path, pages=tuple(PAGES), languages=("en", "zh"), sizes
                     found = overflowing(page, size == "desktop")
                     file = out / f"{name}-{language}-{size}.png"
                     _whole_page(page, file, SIZES[size])
-                    shots.append(Shot(name, language, size, str(file), found,
-                                      page.locator("[data-testid='stException']").count(),
-                                      page.evaluate(MISSING_GLYPHS_JS)))
+                    shots.append(
+                        Shot(
+                            name,
+                            language,
+                            size,
+                            str(file),
+                            found,
+                            page.locator("[data-testid='stException']").count(),
+                            page.evaluate(MISSING_GLYPHS_JS),
+                        )
+                    )
     return shots
 
 

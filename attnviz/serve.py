@@ -11,6 +11,7 @@ Position page with danet-eca. The server's caches then hold the models and their
 first page is drawn in the time of a rerun. It prints how long the warm-up took, then serves until stopped
 (Ctrl-C stops the server too).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,9 +60,22 @@ def main(argv=None) -> int:
     parser.add_argument("--no-warm", action="store_true", help="serve without the warm-up")
     parser.add_argument("app_args", nargs="*", help="after --: the app's arguments (--checkpoints, --model, ...)")
     args = parser.parse_args(argv)
-    logging.getLogger("streamlit").setLevel(logging.ERROR)   # the client's imports of the app layer
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(args.port),
-               "--server.address", args.address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    logging.getLogger("streamlit").setLevel(logging.ERROR)  # the client's imports of the app layer
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.port",
+        str(args.port),
+        "--server.address",
+        args.address,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     if args.app_args:
         command += ["--", *args.app_args]
     server = subprocess.Popen(command, cwd=ROOT)

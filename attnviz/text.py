@@ -12,6 +12,7 @@ are resolved, so `https\\:\\/\\/evil\\.example` still becomes a live link.
 `markdown_literal` therefore also puts an invisible word joiner (U+2060) where
 it breaks those patterns: after `://`, between `www` and `.`, before `@`.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,6 +32,6 @@ def markdown_literal(text: str, max_length: int = 200) -> str:
     with an ellipsis). What shows is `text` itself: the word joiners added against autolinks are invisible."""
     text = " ".join(str(text).split())
     if len(text) > max_length:
-        text = text[:max_length - 1] + "…"
+        text = text[: max_length - 1] + "…"
     text = _AUTOLINK_BREAKS.sub(_WORD_JOINER, text)
     return "".join("\\" + ch if ch in _SPECIAL else ch for ch in text)

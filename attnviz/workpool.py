@@ -18,12 +18,14 @@ the others wait in order, and a waiting session can say how many jobs are ahead 
 
 No Streamlit here: attnviz.app.guards waits on a job and shows its place in the queue.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 from collections import deque
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 __all__ = ["Cancelled", "Control", "Job", "WorkPool", "default_size"]
 
@@ -54,7 +56,7 @@ class Control:
     def __init__(self):
         self._lock = threading.Lock()
         self._stop_requested = False
-        self.stopped = False       # check() raised: the work is over, it cannot be taken up again
+        self.stopped = False  # check() raised: the work is over, it cannot be taken up again
         self.done, self.total = 0, 0
 
     def report(self, done: int, total: int) -> None:
@@ -90,9 +92,9 @@ class Job:
 
     def __init__(self, key: Hashable, work: Callable[..., Any], stoppable: bool = False):
         self.key, self.work = key, work
-        self.control = Control() if stoppable else None   # stoppable work is called as work(control)
+        self.control = Control() if stoppable else None  # stoppable work is called as work(control)
         self.owners: set[Hashable] = set()
-        self.state = "queued"          # queued, running, done, failed, cancelled
+        self.state = "queued"  # queued, running, done, failed, cancelled
         self._finished = threading.Event()
         self._result: Any = None
         self._error: BaseException | None = None
@@ -122,10 +124,10 @@ class WorkPool:
             raise ValueError(f"a pool needs at least one worker, got {self.size}")
         self._lock = threading.Condition()
         self._queue: deque[Job] = deque()
-        self._jobs: dict[Hashable, Job] = {}   # queued or running, by key
+        self._jobs: dict[Hashable, Job] = {}  # queued or running, by key
         self._workers: list[threading.Thread] = []
         self.running = 0
-        self.most_running = 0                  # the most jobs ever running at once (what the tests read)
+        self.most_running = 0  # the most jobs ever running at once (what the tests read)
 
     def submit(self, key: Hashable, work: Callable[..., Any], owner: Hashable, stoppable: bool = False) -> Job:
         """The job for `key` (a new one queued, or the one already queued or running), wanted by `owner`.
@@ -133,7 +135,8 @@ class WorkPool:
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.control is not None and not job.control.resume():
-                job = None   # a stoppable job that has stopped already: a new one (resume() takes back a stop not acted on)
+                # a stoppable job that has stopped already: a new one (resume() takes back a stop not acted on)
+                job = None
             if job is None:
                 job = Job(key, work, stoppable)
                 self._jobs[key] = job
@@ -193,6 +196,6 @@ class WorkPool:
                 outcome = ("failed", None, error)
             with self._lock:
                 self.running -= 1
-                if self._jobs.get(job.key) is job:   # (a stopped job may have been asked for anew meanwhile)
+                if self._jobs.get(job.key) is job:  # (a stopped job may have been asked for anew meanwhile)
                     del self._jobs[job.key]
             job._finish(*outcome)

@@ -1,13 +1,14 @@
 """Compare 2 to 4 models on the same photo: predictions, attention, accuracy, size and speed; the intervals,
 the DANet quality figures and the evaluation settings for researchers at the end."""
+
 import pandas as pd
 import streamlit as st
 
 from attnviz import app
-from attnviz.app import keys
 from attnviz.analysis.forward import feature_index, mean_weight_spread
-from attnviz.capture import CoordinateAttentionRecord
 from attnviz.analysis.metrics import score_prediction
+from attnviz.app import keys
+from attnviz.capture import CoordinateAttentionRecord
 from attnviz.results import BASELINE, DASH, as_number, model_results, results_rows
 from attnviz.viz.figures import coordinate_attention_figure, layer_summary_figure, short_layer_name
 from attnviz.viz.overlays import blend_heatmap, blend_labels
@@ -15,11 +16,23 @@ from attnviz.viz.overlays import blend_heatmap, blend_labels
 t = app.t
 
 # results_rows' columns -> their short header and help text (compare.columns / compare.help)
-COLUMNS = {"model": "model", "shown": "shown", "test mIoU (%)": "miou", "95% interval (%)": "interval",
-           "difference": "difference", f"vs {BASELINE} (points)": "difference_interval", "beyond": "beyond",
-           "pixel acc. (%)": "pixel_accuracy", "PAM own-class (x chance)": "pam_own",
-           "PAM far-key own-class (x chance)": "pam_far", "PAM α": "pam_alpha", "parameters": "parameters",
-           "attention params": "attention_parameters", "GMACs @360x480": "gmacs", "CPU latency (ms)": "latency"}
+COLUMNS = {
+    "model": "model",
+    "shown": "shown",
+    "test mIoU (%)": "miou",
+    "95% interval (%)": "interval",
+    "difference": "difference",
+    f"vs {BASELINE} (points)": "difference_interval",
+    "beyond": "beyond",
+    "pixel acc. (%)": "pixel_accuracy",
+    "PAM own-class (x chance)": "pam_own",
+    "PAM far-key own-class (x chance)": "pam_far",
+    "PAM α": "pam_alpha",
+    "parameters": "parameters",
+    "attention params": "attention_parameters",
+    "GMACs @360x480": "gmacs",
+    "CPU latency (ms)": "latency",
+}
 MAIN = ["model", "shown", "test mIoU (%)", "difference", "beyond", "attention params", "CPU latency (ms)"]
 ACCURACY = ["model", "test mIoU (%)", "95% interval (%)", f"vs {BASELINE} (points)", "beyond", "pixel acc. (%)"]
 PAM = ["model", "PAM own-class (x chance)", "PAM far-key own-class (x chance)", "PAM α"]
@@ -29,11 +42,19 @@ COST = ["model", "parameters", "attention params", "GMACs @360x480", "CPU latenc
 def column_config(photos) -> dict:
     config = {}
     for column, name in COLUMNS.items():
-        label = t(f"compare.columns.{name}", baseline=BASELINE) if "difference" in name else t(f"compare.columns.{name}")
-        help_text = t(f"compare.help.{name}", baseline=BASELINE, photos=photos) if name in (
-            "miou", "difference", "difference_interval", "beyond") else t(f"compare.help.{name}")
-        config[column] = (st.column_config.CheckboxColumn(label, help=help_text) if name == "shown"
-                          else st.column_config.TextColumn(label, help=help_text))
+        label = (
+            t(f"compare.columns.{name}", baseline=BASELINE) if "difference" in name else t(f"compare.columns.{name}")
+        )
+        help_text = (
+            t(f"compare.help.{name}", baseline=BASELINE, photos=photos)
+            if name in ("miou", "difference", "difference_interval", "beyond")
+            else t(f"compare.help.{name}")
+        )
+        config[column] = (
+            st.column_config.CheckboxColumn(label, help=help_text)
+            if name == "shown"
+            else st.column_config.TextColumn(label, help=help_text)
+        )
     return config
 
 
@@ -70,20 +91,39 @@ for column, name in zip(columns, chosen):
             _, pam = analysis.position
             h, w = selection.image.shape[:2]
             centre = feature_index(w // 2, h // 2, (h, w), (pam.height, pam.width))
-            st.image(blend_heatmap(selection.image, pam.row(centre).numpy()),
-                     caption=t("compare.pam_caption", alpha=pam.alpha))
+            st.image(
+                blend_heatmap(selection.image, pam.row(centre).numpy()),
+                caption=t("compare.pam_caption", alpha=pam.alpha),
+            )
         if channel:
-            app.chart(st, layer_summary_figure(list(channel), [r.weights[0].numpy() for r in channel.values()],
-                                               t("compare.weights_title"), language=app.language()),
-                      key=keys.compare_chart("weights", name), caption=app.figure_caption(t("compare.weights_module"), model=name))
+            app.chart(
+                st,
+                layer_summary_figure(
+                    list(channel),
+                    [r.weights[0].numpy() for r in channel.values()],
+                    t("compare.weights_title"),
+                    language=app.language(),
+                ),
+                key=keys.compare_chart("weights", name),
+                caption=app.figure_caption(t("compare.weights_module"), model=name),
+            )
             spread = mean_weight_spread(channel.values())
             st.caption(t("compare.spread", count=len(channel), spread=spread))
         if coords:
             last_name, last = list(coords.items())[-1]
-            app.chart(st, coordinate_attention_figure(last.height_weights[0].numpy(), last.width_weights[0].numpy(),
-                                                      short_layer_name(last_name), language=app.language()),
-                      key=keys.compare_chart("coords", name),
-                      caption=app.figure_caption(t("compare.ca_module"), t("figures.caption_layer", layer=last_name), model=name))
+            app.chart(
+                st,
+                coordinate_attention_figure(
+                    last.height_weights[0].numpy(),
+                    last.width_weights[0].numpy(),
+                    short_layer_name(last_name),
+                    language=app.language(),
+                ),
+                key=keys.compare_chart("coords", name),
+                caption=app.figure_caption(
+                    t("compare.ca_module"), t("figures.caption_layer", layer=last_name), model=name
+                ),
+            )
         if not (channel or coords or analysis.position):
             st.caption(t("compare.baseline"))
 
@@ -117,6 +157,12 @@ else:
         st.dataframe(table, hide_index=True, column_order=COST, column_config=config)
         meta = results["meta"] if isinstance(results.get("meta"), dict) else {}
         machine = meta["machine"] if isinstance(meta.get("machine"), dict) else {}
-        st.caption(t("compare.researchers.source", command=str(meta.get("command", "python -m attnviz.evaluate")).strip(),
-                     cpu=machine.get("cpu", "?"), threads=meta.get("latency_threads", "?"),
-                     repeats=meta.get("latency_repeats", "?")))
+        st.caption(
+            t(
+                "compare.researchers.source",
+                command=str(meta.get("command", "python -m attnviz.evaluate")).strip(),
+                cpu=machine.get("cpu", "?"),
+                threads=meta.get("latency_threads", "?"),
+                repeats=meta.get("latency_repeats", "?"),
+            )
+        )

@@ -1,12 +1,13 @@
 """Coordinate Attention: one channel's row and column weights, and their product over the photo."""
+
 import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import app
-from attnviz.app import keys
-from attnviz.kinds import AttentionKind
-from attnviz.capture.records import CoordinateAttentionRecord
 from attnviz.analysis.views import coordinate_view, most_varied_channel
+from attnviz.app import keys
+from attnviz.capture.records import CoordinateAttentionRecord
+from attnviz.kinds import AttentionKind
 from attnviz.viz.figures import coordinate_profiles_figure
 from attnviz.viz.overlays import blend_heatmap, draw_markers
 
@@ -14,8 +15,9 @@ st.title(app.t("coord.title"))
 st.markdown(app.t("coord.intuition"))
 st.latex(r"y_c(i, j) = x_c(i, j)\cdot a^h_c(i)\cdot a^w_c(j)")
 st.markdown(app.t("coord.instruction"))
-selection, analysis = app.page_analysis(attention=(AttentionKind.CA,), what=app.t("coord.what"),
-                                        needs=lambda a: bool(a.of_type(CoordinateAttentionRecord)))
+selection, analysis = app.page_analysis(
+    attention=(AttentionKind.CA,), what=app.t("coord.what"), needs=lambda a: bool(a.of_type(CoordinateAttentionRecord))
+)
 layers = analysis.of_type(CoordinateAttentionRecord)
 names = list(layers)
 # names and notation only, the same in every language (a label that changed with the language would no
@@ -23,40 +25,59 @@ names = list(layers)
 layer = app.layer_picker(names, keys.CA_LAYER, format_func=lambda n: f"{n}  (C = {layers[n].height_weights.shape[1]})")
 record = layers[layer]
 channels = record.height_weights.shape[1]
-app.apply_link("channel", keys.CA_CHANNEL, lambda c: 0 <= c < channels, convert=int,
-               what=app.t("coord.channel_range", last=channels - 1))
+app.apply_link(
+    "channel",
+    keys.CA_CHANNEL,
+    lambda c: 0 <= c < channels,
+    convert=int,
+    what=app.t("coord.channel_range", last=channels - 1),
+)
 if st.session_state.get(keys.CA_CHANNEL) is None or st.session_state[keys.CA_CHANNEL] >= channels:
     st.session_state[keys.CA_CHANNEL] = most_varied_channel(record)
-channel = st.number_input(app.t("common.channel"), 0, channels - 1, key=keys.CA_CHANNEL, step=1,
-                          help=app.t("coord.channel_help"))
+channel = st.number_input(
+    app.t("common.channel"), 0, channels - 1, key=keys.CA_CHANNEL, step=1, help=app.t("coord.channel_help")
+)
 image = selection.image
 x, y, chosen = app.chosen_pixel(keys.CA_CLICK, image.shape[:2], selection.image_key)
 view = coordinate_view(record, channel, (x, y), image.shape[:2])
 row, col = view.cell
-st.markdown(app.t("coord.notice", channel=channel, lowest=float(view.product.min()),
-                  highest=float(view.product.max())))
+st.markdown(app.t("coord.notice", channel=channel, lowest=float(view.product.min()), highest=float(view.product.max())))
 
 left, right = st.columns([1, 1])
 with left:
     h, w = image.shape[:2]
     centre = ((col + 0.5) * w / view.product.shape[1], (row + 0.5) * h / view.product.shape[0])
-    overlay = draw_markers(blend_heatmap(image, view.product, 0.6, vmin=0.0, vmax=1.0), [centre],
-                           colour=(0, 255, 0), cross=True)
-    streamlit_image_coordinates(overlay, key=keys.CA_CLICK, use_column_width="always", cursor="crosshair",
-                                image_format="JPEG", jpeg_quality=90)
+    overlay = draw_markers(
+        blend_heatmap(image, view.product, 0.6, vmin=0.0, vmax=1.0), [centre], colour=(0, 255, 0), cross=True
+    )
+    streamlit_image_coordinates(
+        overlay, key=keys.CA_CLICK, use_column_width="always", cursor="crosshair", image_format="JPEG", jpeg_quality=90
+    )
     st.caption(app.t("coord.photo_caption", channel=channel))
 with right:
-    detail = " · ".join((app.t("figures.caption_layer", layer=layer), app.t("figures.caption_channel", channel=channel)))
-    app.chart(st, coordinate_profiles_figure(view.height_weights, view.width_weights, view.cell,
-                                             app.t("coord.profiles_title", channel=channel, layer=layer),
-                                             language=app.language()),
-              key=keys.CA_PROFILES, caption=app.figure_caption(app.t("coord.module"), detail))
+    detail = " · ".join(
+        (app.t("figures.caption_layer", layer=layer), app.t("figures.caption_channel", channel=channel))
+    )
+    app.chart(
+        st,
+        coordinate_profiles_figure(
+            view.height_weights,
+            view.width_weights,
+            view.cell,
+            app.t("coord.profiles_title", channel=channel, layer=layer),
+            language=app.language(),
+        ),
+        key=keys.CA_PROFILES,
+        caption=app.figure_caption(app.t("coord.module"), detail),
+    )
 a_h, a_w, product = view.at_cell
 st.markdown(app.t("coord.chosen" if chosen else "coord.centre", x=x, y=y, row=row, col=col))
 # four short lines: the whole product did not fit a phone's width
-st.latex(rf"\begin{{aligned}}y_{{{channel}}}({row}, {col}) &= x_{{{channel}}}({row}, {col})\cdot a^h_{{{channel}}}({row})\\ "
-         rf"&\qquad\cdot a^w_{{{channel}}}({col})\\ &= x_{{{channel}}}({row}, {col})\cdot {a_h:.4f}\cdot {a_w:.4f}\\ "
-         rf"&= {product:.4f}\cdot x_{{{channel}}}({row}, {col})\end{{aligned}}")
+st.latex(
+    rf"\begin{{aligned}}y_{{{channel}}}({row}, {col}) &= x_{{{channel}}}({row}, {col})\cdot a^h_{{{channel}}}({row})\\ "
+    rf"&\qquad\cdot a^w_{{{channel}}}({col})\\ &= x_{{{channel}}}({row}, {col})\cdot {a_h:.4f}\cdot {a_w:.4f}\\ "
+    rf"&= {product:.4f}\cdot x_{{{channel}}}({row}, {col})\end{{aligned}}"
+)
 st.markdown(app.t("coord.terms", row=row, col=col, a_h=a_h, a_w=a_w, product=product))
 with st.expander(app.t("common.for_researchers")):
     st.markdown(app.t("coord.researchers"))

@@ -1,16 +1,27 @@
 """ECA kernel size explorer: k as a function of C."""
+
 import pandas as pd
 import streamlit as st
 
 from attnviz import app
 from attnviz.app import keys
 from attnviz.kinds import AttentionKind
-from attnviz.modules.eca import (KERNEL_RULES, OFFICIAL_RELEASED_KERNELS, eca_kernel_size, eca_kernel_size_ties_down,
-                                 eca_kernel_size_timm, kernel_t)
+from attnviz.modules.eca import (
+    KERNEL_RULES,
+    OFFICIAL_RELEASED_KERNELS,
+    eca_kernel_size,
+    eca_kernel_size_ties_down,
+    eca_kernel_size_timm,
+    kernel_t,
+)
 from attnviz.viz.figures import kernel_rule_figure
 
 # the rules by their names in this page's language (the plot's legend and the table's columns)
-RULE_KEYS = {eca_kernel_size: "rule_paper", eca_kernel_size_ties_down: "rule_ties_down", eca_kernel_size_timm: "rule_timm"}
+RULE_KEYS = {
+    eca_kernel_size: "rule_paper",
+    eca_kernel_size_ties_down: "rule_ties_down",
+    eca_kernel_size_timm: "rule_timm",
+}
 rules = {app.t(f"eca_kernel.{RULE_KEYS[rule]}"): rule for rule in KERNEL_RULES.values()}
 
 st.title(app.t("eca_kernel.title"))
@@ -18,8 +29,15 @@ st.markdown(app.t("eca_kernel.intuition"))
 c1, c2 = st.columns(2)
 gamma = c1.slider(app.t("eca_kernel.gamma"), 0.5, 4.0, 2.0, 0.5, key=keys.KERNEL_GAMMA)
 b = c2.slider(app.t("eca_kernel.b"), 0.0, 4.0, 1.0, 0.5, key=keys.KERNEL_B)
-st.markdown(app.t("eca_kernel.notice", narrow=eca_kernel_size(64, gamma, b), wide=eca_kernel_size(2048, gamma, b),
-                  gamma=f"{gamma:g}", b=f"{b:g}"))
+st.markdown(
+    app.t(
+        "eca_kernel.notice",
+        narrow=eca_kernel_size(64, gamma, b),
+        wide=eca_kernel_size(2048, gamma, b),
+        gamma=f"{gamma:g}",
+        b=f"{b:g}",
+    )
+)
 
 model_layers = []
 selection = app.current()
@@ -34,8 +52,12 @@ if selection is not None and selection.attention == AttentionKind.ECA:
             if key not in seen:
                 seen.add(key)
                 model_layers.append((name, rec.channels, len(rec.kernel)))
-app.chart(st, kernel_rule_figure(rules, gamma, b, OFFICIAL_RELEASED_KERNELS, model_layers, language=app.language()),
-          key=keys.KERNEL_RULE_CHART, caption=app.figure_caption(app.t("eca_kernel.module")))
+app.chart(
+    st,
+    kernel_rule_figure(rules, gamma, b, OFFICIAL_RELEASED_KERNELS, model_layers, language=app.language()),
+    key=keys.KERNEL_RULE_CHART,
+    caption=app.figure_caption(app.t("eca_kernel.module")),
+)
 if model_layers:
     st.caption(app.t("eca_kernel.model_layers", model=selection.model_name))
 else:
@@ -53,15 +75,18 @@ else:
     example = app.t("eca_kernel.example_plain", channels=channels)
 t_value, k_value = kernel_t(channels, gamma, b), eca_kernel_size(channels, gamma, b)
 st.markdown(example)
-st.latex(rf"\begin{{aligned}}k = \psi({channels}) &= \left|\frac{{\log_2 {channels}}}{{{gamma:g}}} + "
-         rf"\frac{{{b:g}}}{{{gamma:g}}}\right|_{{odd}}\\ &= |{t_value:.3f}|_{{odd}} = {k_value}\end{{aligned}}")
+st.latex(
+    rf"\begin{{aligned}}k = \psi({channels}) &= \left|\frac{{\log_2 {channels}}}{{{gamma:g}}} + "
+    rf"\frac{{{b:g}}}{{{gamma:g}}}\right|_{{odd}}\\ &= |{t_value:.3f}|_{{odd}} = {k_value}\end{{aligned}}"
+)
 st.markdown(app.t("eca_kernel.example_terms", t=t_value, k=k_value, channels=channels))
 if own_k is not None:
     st.caption(app.t("eca_kernel.example_own", layer=layer, k=own_k))
 
 with st.expander(app.t("common.for_researchers")):
-    released = "; ".join(f"{name}: {', '.join(str(k) for _, k in stages)}"
-                         for name, stages in OFFICIAL_RELEASED_KERNELS.items())
+    released = "; ".join(
+        f"{name}: {', '.join(str(k) for _, k in stages)}" for name, stages in OFFICIAL_RELEASED_KERNELS.items()
+    )
     st.markdown(app.t("eca_kernel.rounding", odd=r"$|t|_{odd}$", released=released))
     rows = []
     for channels in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096):

@@ -1,11 +1,12 @@
 """The guided lecture: the article's seven modules in its order, one screen each (attnviz.analysis.lecture)."""
+
 import streamlit as st
 
 from attnviz import app
+from attnviz.analysis.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
 from attnviz.app import keys
 from attnviz.app.language import t
 from attnviz.app.lecture import presentation_style, step_figure
-from attnviz.analysis.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
 
 selection = app.page_selection()
 app.apply_link("step", keys.LECTURE_STEP, STEPS, what=f"steps are {', '.join(STEPS)}")
@@ -37,9 +38,20 @@ st.latex(FORMULAS[step])
 st.markdown(f"**{t('lecture.numbers_title')}:** " + t(f"lecture.{step}.terms", layer=numbers.layer, **numbers.terms))
 
 back, _, forward = st.columns([1, 4, 1])
-back.button(t("lecture.previous"), key=keys.LECTURE_PREVIOUS, disabled=number == 0, icon=":material/arrow_back:",
-            on_click=st.session_state.__setitem__, args=(keys.LECTURE_STEP, STEPS[max(number - 1, 0)]))
-forward.button(t("lecture.next"), key=keys.LECTURE_NEXT, disabled=number == len(STEPS) - 1,
-               icon=":material/arrow_forward:", on_click=st.session_state.__setitem__,
-               args=(keys.LECTURE_STEP, STEPS[min(number + 1, len(STEPS) - 1)]))
+back.button(
+    t("lecture.previous"),
+    key=keys.LECTURE_PREVIOUS,
+    disabled=number == 0,
+    icon=":material/arrow_back:",
+    on_click=st.session_state.__setitem__,
+    args=(keys.LECTURE_STEP, STEPS[max(number - 1, 0)]),
+)
+forward.button(
+    t("lecture.next"),
+    key=keys.LECTURE_NEXT,
+    disabled=number == len(STEPS) - 1,
+    icon=":material/arrow_forward:",
+    on_click=st.session_state.__setitem__,
+    args=(keys.LECTURE_STEP, STEPS[min(number + 1, len(STEPS) - 1)]),
+)
 app.link_params(step=step, present="1" if present else None)

@@ -1,24 +1,36 @@
 """Overview: what attention modules do, a map of the app in teaching order, then the photo, the prediction and
 the ground truth; timings and the model card for researchers at the end."""
+
 from functools import partial
 
 import pandas as pd
 import streamlit as st
 
 from attnviz import app
-from attnviz.app import keys
 from attnviz.analysis.forward import classes_present
-from attnviz.viz.exports import png_bytes
 from attnviz.analysis.metrics import score_prediction
+from attnviz.analysis.views import branch_weights, findings_rows, gate_planes
+from attnviz.app import keys
+from attnviz.capture.records import (
+    BranchWeightRecord,
+    ChannelAttentionRecord,
+    CoordinateAttentionRecord,
+    GateRecord,
+    SpatialAttentionRecord,
+)
 from attnviz.models.checkpoint import card_summary
 from attnviz.results import as_number
 from attnviz.text import markdown_literal
-from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, CoordinateAttentionRecord, GateRecord,
-                                     SpatialAttentionRecord)
-from attnviz.analysis.views import branch_weights, findings_rows, gate_planes
-from attnviz.viz.figures import (branch_weights_figure, class_legend_html, coordinate_attention_figure,
-                                 gate_planes_figure, layer_weights_heatmap, sorted_weights_figure,
-                                 training_curve_figure)
+from attnviz.viz.exports import png_bytes
+from attnviz.viz.figures import (
+    branch_weights_figure,
+    class_legend_html,
+    coordinate_attention_figure,
+    gate_planes_figure,
+    layer_weights_heatmap,
+    sorted_weights_figure,
+    training_curve_figure,
+)
 from attnviz.viz.overlays import blend_classes, blend_heatmap, blend_labels
 
 t = app.t
@@ -26,11 +38,17 @@ GATE_FORMULA = r"$\sigma(\mathrm{conv}([\mathrm{AvgPool}_c; \mathrm{MaxPool}_c])
 
 # the map of the app in teaching order: (page file, its navigation title, its line in the map)
 MAP_START = [("pages/lecture.py", "lecture", ":material/school:")]
-MAP_CHANNEL = [("pages/eca.py", "eca", ":material/tune:"), ("pages/eca_kernel.py", "eca_kernel", ":material/straighten:"),
-               ("pages/flexible.py", "flexible", ":material/call_split:"), ("pages/coord.py", "coord", ":material/grid_4x4:")]
-MAP_DANET = [("pages/position.py", "position", ":material/ads_click:"),
-             ("pages/channel_map.py", "channel_map", ":material/grid_on:"),
-             ("pages/attribution.py", "attribution", ":material/troubleshoot:")]
+MAP_CHANNEL = [
+    ("pages/eca.py", "eca", ":material/tune:"),
+    ("pages/eca_kernel.py", "eca_kernel", ":material/straighten:"),
+    ("pages/flexible.py", "flexible", ":material/call_split:"),
+    ("pages/coord.py", "coord", ":material/grid_4x4:"),
+]
+MAP_DANET = [
+    ("pages/position.py", "position", ":material/ads_click:"),
+    ("pages/channel_map.py", "channel_map", ":material/grid_on:"),
+    ("pages/attribution.py", "attribution", ":material/troubleshoot:"),
+]
 MAP_END = [("pages/compare.py", "compare", ":material/compare:")]
 
 
@@ -96,9 +114,16 @@ def model_card(selection) -> None:
         st.table(pd.DataFrame(rows), hide_index=True, hide_header=True)
     st.caption(t("overview.camvid.evaluation"))
     if summary["history"]:
-        app.chart(st, training_curve_figure(summary["history"], t("overview.card.training_title", model=selection.model_name),
-                                            language=app.language()),
-                  key=keys.TRAINING_CURVE, caption=app.figure_caption(t("overview.card.training_module")))
+        app.chart(
+            st,
+            training_curve_figure(
+                summary["history"],
+                t("overview.card.training_title", model=selection.model_name),
+                language=app.language(),
+            ),
+            key=keys.TRAINING_CURVE,
+            caption=app.figure_caption(t("overview.card.training_module")),
+        )
     st.markdown(t("overview.card.config"))
     st.json(selection.card.get("config", {}), expanded=False)
 
@@ -107,10 +132,16 @@ def spatial_gates(image, gates: dict) -> None:
     """Every spatial gate over the photo (the table says each is drawn), three to a row."""
     items = list(gates.items())
     for start in range(0, len(items), 3):
-        for column, (name, gate) in zip(st.columns(3), items[start:start + 3]):
-            column.image(blend_heatmap(image, gate.map[0].numpy(), 0.6, 0, 1),
-                         caption=t("overview.user.gate_caption", layer=markdown_literal(name),
-                                   rows=gate.map.shape[-2], cols=gate.map.shape[-1]))
+        for column, (name, gate) in zip(st.columns(3), items[start : start + 3]):
+            column.image(
+                blend_heatmap(image, gate.map[0].numpy(), 0.6, 0, 1),
+                caption=t(
+                    "overview.user.gate_caption",
+                    layer=markdown_literal(name),
+                    rows=gate.map.shape[-2],
+                    cols=gate.map.shape[-1],
+                ),
+            )
 
 
 def coordinate_pairs(coords: dict, picker_key: str) -> None:
@@ -119,10 +150,17 @@ def coordinate_pairs(coords: dict, picker_key: str) -> None:
         name = st.selectbox(t("common.layer"), list(coords), key=picker_key)
         coords = {name: coords[name]}
     for name, coord in coords.items():
-        app.chart(st, coordinate_attention_figure(coord.height_weights[0].numpy(), coord.width_weights[0].numpy(),
-                                                  t("overview.ca_title", layer=name), language=app.language()),
-                  key=keys.user_chart(name),
-                  caption=app.figure_caption(t("overview.ca_module"), t("figures.caption_layer", layer=name)))
+        app.chart(
+            st,
+            coordinate_attention_figure(
+                coord.height_weights[0].numpy(),
+                coord.width_weights[0].numpy(),
+                t("overview.ca_title", layer=name),
+                language=app.language(),
+            ),
+            key=keys.user_chart(name),
+            caption=app.figure_caption(t("overview.ca_module"), t("figures.caption_layer", layer=name)),
+        )
 
 
 def found_by_what_they_compute(image, analysis) -> None:
@@ -145,21 +183,40 @@ def found_by_what_they_compute(image, analysis) -> None:
         spatial_gates(image, spatial)
     coordinate_pairs(coords, keys.USER_COMPUTED_COORD_LAYER)
     if gates:
-        app.chart(st, layer_weights_heatmap(list(gates), [r.weights[0].numpy() for r in gates.values()],
-                                            language=app.language()),
-                  key=keys.USER_CHANNEL_GATES, caption=app.figure_caption(t("overview.user.channel_gates_module")))
+        app.chart(
+            st,
+            layer_weights_heatmap(list(gates), [r.weights[0].numpy() for r in gates.values()], language=app.language()),
+            key=keys.USER_CHANNEL_GATES,
+            caption=app.figure_caption(t("overview.user.channel_gates_module")),
+        )
     for name, record in softmaxes.items():
-        app.chart(st, sorted_weights_figure(record.weights[0].numpy(), t("overview.user.softmax_title", layer=name),
-                                            language=app.language(), unit_range=False),
-                  key=keys.user_chart(name), caption=app.figure_caption(t("overview.user.softmax_module"),
-                                                                       t("figures.caption_layer", layer=name)))
+        app.chart(
+            st,
+            sorted_weights_figure(
+                record.weights[0].numpy(),
+                t("overview.user.softmax_title", layer=name),
+                language=app.language(),
+                unit_range=False,
+            ),
+            key=keys.user_chart(name),
+            caption=app.figure_caption(t("overview.user.softmax_module"), t("figures.caption_layer", layer=name)),
+        )
     if branches:
-        picked_module_chart("branches", branches, keys.USER_BRANCH_LAYER,
-                            lambda r: f"K = {r.branches}, C = {r.channels}",
-                            lambda r, title: branch_weights_figure(branch_weights(r), title, language=app.language()))
+        picked_module_chart(
+            "branches",
+            branches,
+            keys.USER_BRANCH_LAYER,
+            lambda r: f"K = {r.branches}, C = {r.channels}",
+            lambda r, title: branch_weights_figure(branch_weights(r), title, language=app.language()),
+        )
     if planes:
-        name = picked_module_chart("planes", planes, keys.USER_GATE_LAYER, lambda r: " x ".join(r.axes),
-                                   lambda r, title: gate_planes_figure(gate_planes(r), title, language=app.language()))
+        name = picked_module_chart(
+            "planes",
+            planes,
+            keys.USER_GATE_LAYER,
+            lambda r: " x ".join(r.axes),
+            lambda r, title: gate_planes_figure(gate_planes(r), title, language=app.language()),
+        )
         st.caption(planes[name].found_by.text(app.language()))
 
 
@@ -167,21 +224,34 @@ def picked_module_chart(what: str, records: dict, picker_key: str, describe, fig
     """The "overview.user.<what>" intro, a module picked among `records` (each described by `describe`), and
     its chart (`figure(record, title)`); returns the picked module's name."""
     st.markdown(t(f"overview.user.{what}"))
-    name = st.selectbox(t("common.layer"), list(records), key=picker_key,
-                        format_func=lambda n: f"{n}  ({describe(records[n])})")
-    app.chart(st, figure(records[name], t(f"overview.user.{what}_title", layer=name)), key=keys.user_chart(name),
-              caption=app.figure_caption(t(f"overview.user.{what}_module"), t("figures.caption_layer", layer=name)))
+    name = st.selectbox(
+        t("common.layer"), list(records), key=picker_key, format_func=lambda n: f"{n}  ({describe(records[n])})"
+    )
+    app.chart(
+        st,
+        figure(records[name], t(f"overview.user.{what}_title", layer=name)),
+        key=keys.user_chart(name),
+        caption=app.figure_caption(t(f"overview.user.{what}_module"), t("figures.caption_layer", layer=name)),
+    )
     return name
 
 
 def top_classes_table(where, top_classes, progress: bool) -> None:
     frame = pd.DataFrame([{"class": name, "index": index, "probability": p} for index, name, p in top_classes])
-    probability = (st.column_config.ProgressColumn(t("overview.timm.probability"), format="percent", min_value=0.0,
-                                                   max_value=1.0) if progress
-                   else st.column_config.NumberColumn(t("overview.timm.probability")))
-    where.dataframe(frame, hide_index=True, column_config={
-        "class": st.column_config.TextColumn(t("overview.timm.class")),
-        "index": st.column_config.NumberColumn(t("overview.timm.index")), "probability": probability})
+    probability = (
+        st.column_config.ProgressColumn(t("overview.timm.probability"), format="percent", min_value=0.0, max_value=1.0)
+        if progress
+        else st.column_config.NumberColumn(t("overview.timm.probability"))
+    )
+    where.dataframe(
+        frame,
+        hide_index=True,
+        column_config={
+            "class": st.column_config.TextColumn(t("overview.timm.class")),
+            "index": st.column_config.NumberColumn(t("overview.timm.index")),
+            "probability": probability,
+        },
+    )
 
 
 st.title(t("overview.title"))
@@ -198,22 +268,33 @@ if selection.source == "user":  # a model given with --model / --models
     else:
         left.image(selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title)))
         top_classes_table(right, analysis.top_classes, progress=False)
-    right.markdown(t("overview.user.weights", model=markdown_literal(selection.model_name),
-                     weights=markdown_literal(selection.weights_note)))
+    right.markdown(
+        t(
+            "overview.user.weights",
+            model=markdown_literal(selection.model_name),
+            weights=markdown_literal(selection.weights_note),
+        )
+    )
     st.subheader(t("overview.user.found_title"))
     if analysis.checks:
         rows = findings_rows(analysis.checks, app.language())
         # pixel widths that fit the page at 1400 px: a long check is cut with an ellipsis (hover shows it)
         widths = {"module": 150, "reader": 130, "family": 140, "map": 110, "drawn": 55, "check": 280}
-        st.dataframe(pd.DataFrame(rows)[list(widths)], hide_index=True, column_config={
-            column: st.column_config.TextColumn(t(f"overview.user.{column}"), width=width)
-            for column, width in widths.items()})
+        st.dataframe(
+            pd.DataFrame(rows)[list(widths)],
+            hide_index=True,
+            column_config={
+                column: st.column_config.TextColumn(t(f"overview.user.{column}"), width=width)
+                for column, width in widths.items()
+            },
+        )
         st.caption(t("overview.user.found_caption"))
     else:
         st.info(t("overview.user.none_found"))
     if analysis.lookalikes:
-        st.warning(t("overview.user.lookalikes",
-                     names=", ".join(markdown_literal(name) for name in analysis.lookalikes)))
+        st.warning(
+            t("overview.user.lookalikes", names=", ".join(markdown_literal(name) for name in analysis.lookalikes))
+        )
     # recognised by structure (CBAM's spatial gate, CoordAtt); what the dataflow reader found is drawn below
     gates = {n: r for n, r in analysis.of_type(SpatialAttentionRecord).items() if r.reader != "dataflow"}
     coords = {n: r for n, r in analysis.of_type(CoordinateAttentionRecord).items() if r.reader != "dataflow"}
@@ -232,8 +313,14 @@ if analysis.top_classes is not None:  # an ImageNet classifier from timm
     with right:
         st.markdown(t("overview.timm.top5", model=selection.model_name))
         top_classes_table(st, analysis.top_classes, progress=True)
-        st.caption(t("overview.timm.layers", weights=selection.weights_note, count=len(analysis.channel_layers()),
-                     attention=selection.attention.upper()))
+        st.caption(
+            t(
+                "overview.timm.layers",
+                weights=selection.weights_note,
+                count=len(analysis.channel_layers()),
+                attention=selection.attention.upper(),
+            )
+        )
     st.markdown(t("overview.timm.pages"))
     with st.expander(t("common.for_researchers")):
         st.caption(t("overview.timm.details", ms=analysis.forward_s * 1000, device=analysis.device))
@@ -246,8 +333,13 @@ columns = st.columns(3 if selection.label is not None else 2)
 columns[0].image(selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title)))
 prediction_overlay = blend_labels(selection.image, analysis.prediction)
 columns[1].image(prediction_overlay, caption=t("overview.camvid.prediction_caption", model=selection.model_name))
-app.download(columns[1], t("overview.camvid.prediction_png"), partial(png_bytes, prediction_overlay),
-             f"{selection.model_name}-prediction.png", key=keys.PREDICTION_PNG)
+app.download(
+    columns[1],
+    t("overview.camvid.prediction_png"),
+    partial(png_bytes, prediction_overlay),
+    f"{selection.model_name}-prediction.png",
+    key=keys.PREDICTION_PNG,
+)
 if selection.label is not None:
     columns[2].image(blend_labels(selection.image, selection.label), caption=t("overview.camvid.truth_caption"))
     scores = score_prediction(analysis.prediction, selection.label)
@@ -255,6 +347,13 @@ if selection.label is not None:
 st.html(class_legend_html(classes_present(analysis.prediction, selection.label), app.language()))
 
 with st.expander(t("common.for_researchers")):
-    st.caption(t("overview.camvid.timing", ms=analysis.forward_s * 1000, device=analysis.device,
-                 width=selection.image.shape[1], height=selection.image.shape[0]))
+    st.caption(
+        t(
+            "overview.camvid.timing",
+            ms=analysis.forward_s * 1000,
+            device=analysis.device,
+            width=selection.image.shape[1],
+            height=selection.image.shape[0],
+        )
+    )
     model_card(selection)

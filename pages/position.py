@@ -5,6 +5,7 @@ The page reads as its contents, called in order at the bottom: the introduction,
 model shown, the controls, the live view, the pins' numbers, the chosen pixel's numbers beside its map, the
 formula with this photo's numbers, and the second layer for researchers. attnviz.analysis.views computes
 every number; the functions here lay them out."""
+
 import math
 from functools import partial
 
@@ -12,16 +13,25 @@ import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import app
+from attnviz.analysis.views import (
+    PositionView,
+    cell_size,
+    formula_pair,
+    full_map_size,
+    panel_views,
+    position_notice,
+    position_view,
+    shared_colour_range,
+    sum_reading,
+)
 from attnviz.app import keys
-from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
-from attnviz.capture.records import CrissCrossAttentionRecord
-from attnviz.viz.exports import grid_csv, overlay_png
-from attnviz.results import as_number, class_figure, model_results
 from attnviz.app.links import MAX_PINS
-from attnviz.analysis.views import (PositionView, cell_size, formula_pair, full_map_size, panel_views, position_notice,
-                                    position_view, shared_colour_range, sum_reading)
-from attnviz.viz.overlays import position_overlay
+from attnviz.capture.records import CrissCrossAttentionRecord
+from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
+from attnviz.results import as_number, class_figure, model_results
+from attnviz.viz.exports import grid_csv, overlay_png
 from attnviz.viz.figures import attention_map_figure, class_name
+from attnviz.viz.overlays import position_overlay
 
 t = app.t
 
@@ -47,16 +57,25 @@ def split_figures_text(entry: dict) -> str | None:
     if not isinstance(own, dict) or as_number(own.get("mean")) is None:
         return None
     queries = own.get("queries")
-    figure = t("position.researchers.own_figure", mean=own["mean"], interval=interval_text(own),
-               median=as_number(own.get("median")) or float("nan"),
-               queries=f"{queries:,}" if as_number(queries) is not None else "?",
-               per_photo=own.get("per_photo", "?"), purity=as_number(own.get("purity")) or 0.8)
+    figure = t(
+        "position.researchers.own_figure",
+        mean=own["mean"],
+        interval=interval_text(own),
+        median=as_number(own.get("median")) or float("nan"),
+        queries=f"{queries:,}" if as_number(queries) is not None else "?",
+        per_photo=own.get("per_photo", "?"),
+        purity=as_number(own.get("purity")) or 0.8,
+    )
     quality = entry.get("pam_quality")
     far = quality.get("far_key_ratio") if isinstance(quality, dict) else None
     if isinstance(far, dict) and as_number(far.get("mean")) is not None:
         above = as_number(far.get("above_chance"))
-        figure += t("position.researchers.far_figure", mean=far["mean"], interval=interval_text(far),
-                    median=as_number(far.get("median")) or float("nan"))
+        figure += t(
+            "position.researchers.far_figure",
+            mean=far["mean"],
+            interval=interval_text(far),
+            median=as_number(far.get("median")) or float("nan"),
+        )
         if above is not None:
             figure += t("position.researchers.far_above", above=above)
     return t("position.researchers.model_figure", figure=figure)
@@ -96,17 +115,35 @@ def controls(others: dict) -> tuple[str, str, str, float]:
     """(mode, what is shown beside, colour scale, opacity), from the row of controls above the photo."""
     tr = app.bound_t()  # the options' texts in this run's language, whenever Streamlit formats them
     columns = st.columns([3, 3, 2, 2])
-    app.apply_link("mode", keys.PAM_MODE, MODE_TEXTS.values(), convert=MODE_TEXTS.__getitem__,
-                   what=t("position.link_mode"))
-    mode = MODES[columns[0].radio(t("position.mode_label"), list(MODE_TEXTS.values()), key=keys.PAM_MODE,
-                                  format_func=lambda text: tr(f"position.mode_{MODES[text]}"))]
+    app.apply_link(
+        "mode", keys.PAM_MODE, MODE_TEXTS.values(), convert=MODE_TEXTS.__getitem__, what=t("position.link_mode")
+    )
+    mode = MODES[
+        columns[0].radio(
+            t("position.mode_label"),
+            list(MODE_TEXTS.values()),
+            key=keys.PAM_MODE,
+            format_func=lambda text: tr(f"position.mode_{MODES[text]}"),
+        )
+    ]
     app.apply_link("beside", keys.PAM_COMPARE, list(others), what=t("position.link_beside"))
     beside = columns[1].selectbox(
-        t("position.beside_label"), [NOTHING, *others], key=keys.PAM_COMPARE, help=t("position.beside_help"),
-        format_func=lambda option: tr("position.beside_nothing") if option == NOTHING
-        else app.companion_label(option, tr))
-    scale = SCALES[columns[2].radio(t("position.scale_label"), list(SCALE_TEXTS.values()), key=keys.PAM_SCALE,
-                                    format_func=lambda text: tr(f"position.scale_{SCALES[text]}"))]
+        t("position.beside_label"),
+        [NOTHING, *others],
+        key=keys.PAM_COMPARE,
+        help=t("position.beside_help"),
+        format_func=lambda option: (
+            tr("position.beside_nothing") if option == NOTHING else app.companion_label(option, tr)
+        ),
+    )
+    scale = SCALES[
+        columns[2].radio(
+            t("position.scale_label"),
+            list(SCALE_TEXTS.values()),
+            key=keys.PAM_SCALE,
+            format_func=lambda text: tr(f"position.scale_{SCALES[text]}"),
+        )
+    ]
     opacity = columns[3].slider(t("position.opacity"), 0.0, 1.0, 0.75, 0.05, key=keys.PAM_OPACITY)
     return mode, beside, scale, opacity
 
@@ -114,22 +151,46 @@ def controls(others: dict) -> tuple[str, str, str, float]:
 def live_view(selection, panels, pins, pixel, mode: str, scale: str, opacity: float) -> None:
     """The photo the pointer drives (every panel's map computed in the browser), or, when a map is too big
     for the page, a clickable photo with the server's overlay."""
-    payloads = [app.hover_data(selection.source, p.model_name, p.image_key, p.module, p.image.shape[:2], p.record)
-                for p in panels]
+    payloads = [
+        app.hover_data(selection.source, p.model_name, p.image_key, p.module, p.image.shape[:2], p.record)
+        for p in panels
+    ]
     too_big = next((payload for payload in payloads if payload.data is None), None)
     if too_big is None:
         app.attention_canvas(
-            image=selection.image, photo_key=selection.image_key, mode=mode, opacity=opacity, scale=scale,
-            pixel=pixel, pins=pins, on_pin=app.take_pin, key=keys.PAM_CANVAS, language=app.language(),
-            panels=[{**payload.data, "title": p.title if len(panels) > 1 else "", "image": p.image,
-                     "image_key": p.image_key, "id": f"{selection.source}|{p.model_name}|{p.image_key}|{p.module}"}
-                    for payload, p in zip(payloads, panels)])
+            image=selection.image,
+            photo_key=selection.image_key,
+            mode=mode,
+            opacity=opacity,
+            scale=scale,
+            pixel=pixel,
+            pins=pins,
+            on_pin=app.take_pin,
+            key=keys.PAM_CANVAS,
+            language=app.language(),
+            panels=[
+                {
+                    **payload.data,
+                    "title": p.title if len(panels) > 1 else "",
+                    "image": p.image,
+                    "image_key": p.image_key,
+                    "id": f"{selection.source}|{p.model_name}|{p.image_key}|{p.module}",
+                }
+                for payload, p in zip(payloads, panels)
+            ],
+        )
         st.caption(t("position.canvas_caption"))
         return
     st.info(t("position.too_big", reason=too_big.reason))
     view = position_view(panels[0].record, pixel, selection.image.shape[:2], mode)
-    streamlit_image_coordinates(position_overlay(selection.image, view, opacity), key=keys.PAM_CLICK,
-                                use_column_width="always", cursor="crosshair", image_format="JPEG", jpeg_quality=90)
+    streamlit_image_coordinates(
+        position_overlay(selection.image, view, opacity),
+        key=keys.PAM_CLICK,
+        use_column_width="always",
+        cursor="crosshair",
+        image_format="JPEG",
+        jpeg_quality=90,
+    )
 
 
 def pin_numbers(panels, views, pins, mode: str, opacity: float) -> None:
@@ -139,33 +200,76 @@ def pin_numbers(panels, views, pins, mode: str, opacity: float) -> None:
     head = st.columns([6, 1])
     head[0].markdown(t("position.pins_head", count=len(pins), most=MAX_PINS))
     head[1].button(t("position.clear_pins"), key=keys.PAM_CLEAR_PINS, on_click=app.remove_pins)
-    st.markdown("  \n".join(
-        t(f"position.pin_{mode}", n=n, title=p.title if len(panels) > 1 else "", x=v.pixel[0], y=v.pixel[1],
-          row=v.cell[0], col=v.cell[1], index=v.index, value=v.top_cells[0][2], top_row=v.top_cells[0][0],
-          top_col=v.top_cells[0][1], total=v.total)
-        for p, row in zip(panels, views) for n, v in enumerate(row, 1)))
+    st.markdown(
+        "  \n".join(
+            t(
+                f"position.pin_{mode}",
+                n=n,
+                title=p.title if len(panels) > 1 else "",
+                x=v.pixel[0],
+                y=v.pixel[1],
+                row=v.cell[0],
+                col=v.cell[1],
+                index=v.index,
+                value=v.top_cells[0][2],
+                top_row=v.top_cells[0][0],
+                top_col=v.top_cells[0][1],
+                total=v.total,
+            )
+            for p, row in zip(panels, views)
+            for n, v in enumerate(row, 1)
+        )
+    )
     app.pins_slide(panels, views, mode, opacity)
 
 
 def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
     """The chosen pixel's cell, α, the sum of its row or column against even attention, its top locations."""
     grid_name = "grid_key" if view.feature_hw != (record.height, record.width) else "grid_feature"
-    st.markdown(t("position.chosen", centre="" if chosen else t("position.centre"), x=view.pixel[0], y=view.pixel[1],
-                  row=view.cell[0], col=view.cell[1], index=view.index, n=view.num_pixels,
-                  grid=t(f"position.{grid_name}", rows=view.feature_hw[0], cols=view.feature_hw[1])))
+    st.markdown(
+        t(
+            "position.chosen",
+            centre="" if chosen else t("position.centre"),
+            x=view.pixel[0],
+            y=view.pixel[1],
+            row=view.cell[0],
+            col=view.cell[1],
+            index=view.index,
+            n=view.num_pixels,
+            grid=t(f"position.{grid_name}", rows=view.feature_hw[0], cols=view.feature_hw[1]),
+        )
+    )
     if record.alpha is not None and math.isfinite(record.alpha):
         st.markdown(t("position.alpha", alpha=record.alpha))
     reading = sum_reading(view, record)
     if record.normalisation == "dot":
         st.markdown(t(f"position.dot_{view.mode}", total=reading.total))
     elif view.mode == "row":
-        st.markdown(t("position.row_sum", total=reading.total, high=reading.largest, ratio=reading.largest_over_even,
-                      keys=reading.baseline))
+        st.markdown(
+            t(
+                "position.row_sum",
+                total=reading.total,
+                high=reading.largest,
+                ratio=reading.largest_over_even,
+                keys=reading.baseline,
+            )
+        )
     else:
-        st.markdown(t("position.column_sum", total=reading.total, average=reading.column_average,
-                      ratio=reading.total_over_average))
-    st.markdown(t("position.top_title") + "  \n" + "  \n".join(
-        t("position.top_item", rank=rank, row=r, col=c, value=v) for rank, (r, c, v) in enumerate(view.top_cells, 1)))
+        st.markdown(
+            t(
+                "position.column_sum",
+                total=reading.total,
+                average=reading.column_average,
+                ratio=reading.total_over_average,
+            )
+        )
+    st.markdown(
+        t("position.top_title")
+        + "  \n"
+        + "  \n".join(
+            t("position.top_item", rank=rank, row=r, col=c, value=v) for rank, (r, c, v) in enumerate(view.top_cells, 1)
+        )
+    )
 
 
 def class_notes(view: PositionView, image_hw, entry: dict) -> list[str]:
@@ -178,16 +282,25 @@ def class_notes(view: PositionView, image_hw, entry: dict) -> list[str]:
         return []
     shown = class_name(shares.class_id, app.language())
     cell_h, cell_w = cell_size(image_hw, view.feature_hw)
-    st.markdown(t("position.class_share", name=shown, cell_h=cell_h, cell_w=cell_w, share=shares.share,
-                  chance=shares.chance))
+    st.markdown(
+        t("position.class_share", name=shown, cell_h=cell_h, cell_w=cell_w, share=shares.share, chance=shares.chance)
+    )
     researchers = [t("position.researchers.class_chance", ratio=shares.ratio, name=shown)]
     if math.isfinite(shares.far_key_ratio):
         researchers.append(t("position.researchers.far_key", ratio=shares.far_key_ratio))
     figure = class_figure(entry, CLASS_NAMES[shares.class_id])
     if figure and as_number(figure.get("far_key_ratio")) is not None:
         caution = t("position.researchers.few_queries") if figure["queries"] < FEW_QUERIES else ""
-        researchers.append(t("position.researchers.class_test", name=shown, queries=f"{figure['queries']:,}",
-                             own=figure["own_class_ratio"], far=figure["far_key_ratio"], caution=caution))
+        researchers.append(
+            t(
+                "position.researchers.class_test",
+                name=shown,
+                queries=f"{figure['queries']:,}",
+                own=figure["own_class_ratio"],
+                far=figure["far_key_ratio"],
+                caution=caution,
+            )
+        )
     return researchers
 
 
@@ -210,10 +323,20 @@ def training_notes(selection) -> list[str]:
 def downloads(selection, view: PositionView, opacity: float) -> None:
     stem = f"{selection.model_name}-{view.mode}{view.index}-of-S"
     buttons = st.columns(2)
-    app.download(buttons[0], t("position.overlay_png"), partial(overlay_png, selection.image, view, opacity),
-                 f"{stem}.png", key=keys.PAM_PNG)
-    app.download(buttons[1], t(f"position.csv_{view.mode}", index=view.index),
-                 partial(grid_csv, view.values, f"S_{view.mode}_{view.index}"), f"{stem}.csv", key=keys.PAM_CSV)
+    app.download(
+        buttons[0],
+        t("position.overlay_png"),
+        partial(overlay_png, selection.image, view, opacity),
+        f"{stem}.png",
+        key=keys.PAM_PNG,
+    )
+    app.download(
+        buttons[1],
+        t(f"position.csv_{view.mode}", index=view.index),
+        partial(grid_csv, view.values, f"S_{view.mode}_{view.index}"),
+        f"{stem}.csv",
+        key=keys.PAM_CSV,
+    )
 
 
 def chosen_pixel(selection, view: PositionView, record, chosen: bool, opacity: float) -> list[str]:
@@ -236,11 +359,21 @@ def attention_map(view: PositionView, views, module_name: str, scale: str, pins)
     grid = "key" if view.values_hw != view.feature_hw else "feature"
     zrange = shared_colour_range(views) if scale == "shared" and pins else None
     figure = attention_map_figure(
-        view.values, t(f"position.map_{view.mode}", index=view.index, grid=t(f"position.resolution_{grid}")),
+        view.values,
+        t(f"position.map_{view.mode}", index=view.index, grid=t(f"position.resolution_{grid}")),
         marker=view.cell if view.values_hw == view.feature_hw else None,
-        top=[(r, c) for r, c, _ in view.top_cells], zrange=zrange, language=app.language())
-    app.chart(st, figure, key=keys.PAM_MAP, theme=None, width="content",
-              caption=app.figure_caption(module_name, t("figures.caption_pixel", x=view.pixel[0], y=view.pixel[1])))
+        top=[(r, c) for r, c, _ in view.top_cells],
+        zrange=zrange,
+        language=app.language(),
+    )
+    app.chart(
+        st,
+        figure,
+        key=keys.PAM_MAP,
+        theme=None,
+        width="content",
+        caption=app.figure_caption(module_name, t("figures.caption_pixel", x=view.pixel[0], y=view.pixel[1])),
+    )
 
 
 def formula(view: PositionView, record, image_hw) -> None:
@@ -250,36 +383,70 @@ def formula(view: PositionView, record, image_hw) -> None:
         return
     i, j = pair.query, pair.key
     st.markdown(t("position.formula_title"))
-    st.latex(r"\begin{aligned} S_{ij} &= \frac{\exp(B_i^\top C_j)}{Z_i} \\ Z_i &= \sum_m \exp(B_i^\top C_m) \\"
-             r" E_i &= \alpha \sum_j S_{ij}\, D_j + A_i \end{aligned}")
+    st.latex(
+        r"\begin{aligned} S_{ij} &= \frac{\exp(B_i^\top C_j)}{Z_i} \\ Z_i &= \sum_m \exp(B_i^\top C_m) \\"
+        r" E_i &= \alpha \sum_j S_{ij}\, D_j + A_i \end{aligned}"
+    )
     st.markdown(t("position.formula_names"))
     (i_row, i_col), (j_row, j_col) = pair.query_cell, pair.key_cell
     st.markdown(t(f"position.formula_{view.mode}", i=i, j=j, i_row=i_row, i_col=i_col, j_row=j_row, j_col=j_col))
-    st.markdown(t("position.formula_cells", cell_h=pair.key_cell_size[0], cell_w=pair.key_cell_size[1],
-                  j_row=j_row, j_col=j_col, width=pair.key_grid[1], j=j))
-    st.latex(rf"\begin{{aligned}} B_{{{i}}}^\top C_{{{j}}} &= {pair.energy:.3f} \\"
-             rf" \log Z_{{{i}}} &= {pair.log_z:.3f} \end{{aligned}}")
+    st.markdown(
+        t(
+            "position.formula_cells",
+            cell_h=pair.key_cell_size[0],
+            cell_w=pair.key_cell_size[1],
+            j_row=j_row,
+            j_col=j_col,
+            width=pair.key_grid[1],
+            j=j,
+        )
+    )
+    st.latex(
+        rf"\begin{{aligned}} B_{{{i}}}^\top C_{{{j}}} &= {pair.energy:.3f} \\"
+        rf" \log Z_{{{i}}} &= {pair.log_z:.3f} \end{{aligned}}"
+    )
     st.latex(rf"S_{{{i},{j}}} = e^{{{pair.energy:.3f} - {pair.log_z:.3f}}} = {pair.entry:.4f}")
-    st.markdown(t("position.formula_numbers", energy=pair.energy, log_z=pair.log_z, entry=pair.entry,
-                  ratio=pair.even_ratio, keys=record.baseline))
+    st.markdown(
+        t(
+            "position.formula_numbers",
+            energy=pair.energy,
+            log_z=pair.log_z,
+            entry=pair.entry,
+            ratio=pair.even_ratio,
+            keys=record.baseline,
+        )
+    )
 
 
 def for_researchers(record, researchers: list[str]) -> None:
     with st.expander(t("common.for_researchers")):
-        st.markdown("\n\n".join([
-            t("position.researchers.notation", s_formula=r"$S = \mathrm{softmax}(B^\top C)$",
-              e_formula=r"$E = \alpha\,(D\,S^\top) + A$",
-              paper_entry=r"$s_{ji} = \exp(B_i \cdot C_j) / \sum_i \exp(B_i \cdot C_j)$",
-              paper_matrix=r"$\mathrm{softmax}(C^\top B)$"),
-            *researchers,
-            t("position.researchers.complexity", n=record.num_pixels, keys=record.num_keys,
-              total=f"{full_map_size(record):,}"),
-            *([t("position.researchers.normalisers")] if record.columns_use_recorded_normalisers else [])]))
+        st.markdown(
+            "\n\n".join(
+                [
+                    t(
+                        "position.researchers.notation",
+                        s_formula=r"$S = \mathrm{softmax}(B^\top C)$",
+                        e_formula=r"$E = \alpha\,(D\,S^\top) + A$",
+                        paper_entry=r"$s_{ji} = \exp(B_i \cdot C_j) / \sum_i \exp(B_i \cdot C_j)$",
+                        paper_matrix=r"$\mathrm{softmax}(C^\top B)$",
+                    ),
+                    *researchers,
+                    t(
+                        "position.researchers.complexity",
+                        n=record.num_pixels,
+                        keys=record.num_keys,
+                        total=f"{full_map_size(record):,}",
+                    ),
+                    *([t("position.researchers.normalisers")] if record.columns_use_recorded_normalisers else []),
+                ]
+            )
+        )
 
 
 introduction()
-selection, analysis = app.page_analysis(prefixes=("danet",), what=t("position.what"),
-                                        needs=lambda a: bool(a.spatial_attention))
+selection, analysis = app.page_analysis(
+    prefixes=("danet",), what=t("position.what"), needs=lambda a: bool(a.spatial_attention)
+)
 what_to_notice(selection)
 modules = analysis.spatial_attention
 module_name = app.spatial_module_picker(st, modules)
@@ -293,8 +460,9 @@ panels = [app.main_panel(selection, module_name, record)] + ([others[beside]()] 
 live_view(selection, panels, pins, pixel, mode, scale, opacity)
 views = panel_views(panels, pins, image_hw, mode)
 pin_numbers(panels, views, pins, mode, opacity)
-view = (views[0][-1] if pins and pins[-1] == pixel
-        else position_view(record, pixel, image_hw, mode, selection.label))  # the chosen pixel's, in full
+view = (
+    views[0][-1] if pins and pins[-1] == pixel else position_view(record, pixel, image_hw, mode, selection.label)
+)  # the chosen pixel's, in full
 left, right = st.columns([1, 1])
 with left:
     researchers = chosen_pixel(selection, view, record, chosen, opacity)
@@ -302,5 +470,11 @@ with right:
     attention_map(view, views, module_name, scale, pins)
 formula(view, record, image_hw)
 for_researchers(record, researchers)
-app.link_params(x=pixel[0], y=pixel[1], mode=mode, pins=app.pins_text(pins) if len(pins) > 1 else None,
-                module=module_name if len(modules) > 1 else None, beside=beside if beside in others else None)
+app.link_params(
+    x=pixel[0],
+    y=pixel[1],
+    mode=mode,
+    pins=app.pins_text(pins) if len(pins) > 1 else None,
+    module=module_name if len(modules) > 1 else None,
+    beside=beside if beside in others else None,
+)

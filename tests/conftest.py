@@ -19,7 +19,7 @@ def make_camvid():
 
     def make(root, n=3, size=(36, 48)):
         rng = np.random.default_rng(0)
-        yy, xx = np.mgrid[0:size[0], 0:size[1]]
+        yy, xx = np.mgrid[0 : size[0], 0 : size[1]]
         for split in ("train", "val", "test"):
             (root / split).mkdir(parents=True)
             (root / f"{split}annot").mkdir()

@@ -5,6 +5,7 @@ Each `make_*` gives a module in eval mode with every weight random (gamma nonzer
 random statistics, no zero-initialised output layer) so that a reconstruction check means something.
 Class names are deliberately not the originals': recognition must not depend on them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -118,8 +119,14 @@ class Nonlocal2d(nn.Module):
     """AlexHex7's _NonLocalBlockND (2D): embedded Gaussian (softmax(theta^T phi)) or dot product
     (theta^T phi / N), sub_sample max-pools phi and g by 2, W = conv + BN, z = W(y) + x."""
 
-    def __init__(self, in_channels: int, inter_channels: int | None = None, sub_sample: bool = True,
-                 bn_layer: bool = True, mode: str = "embedded"):
+    def __init__(
+        self,
+        in_channels: int,
+        inter_channels: int | None = None,
+        sub_sample: bool = True,
+        bn_layer: bool = True,
+        mode: str = "embedded",
+    ):
         super().__init__()
         self.mode = mode
         self.inter_channels = inter_channels or max(in_channels // 2, 1)
@@ -191,16 +198,16 @@ class Cross(nn.Module):
         b, _, h, w = x.shape
         q, k, v = self.query_conv(x), self.key_conv(x), self.value_conv(x)
         # column branch: for each column w, the H x H energies between its pixels
-        q_col = q.permute(0, 3, 2, 1).reshape(b * w, h, -1)           # (B*W, H, C')
-        k_col = k.permute(0, 3, 1, 2).reshape(b * w, -1, h)           # (B*W, C', H)
-        v_col = v.permute(0, 3, 1, 2).reshape(b * w, -1, h)           # (B*W, C, H)
+        q_col = q.permute(0, 3, 2, 1).reshape(b * w, h, -1)  # (B*W, H, C')
+        k_col = k.permute(0, 3, 1, 2).reshape(b * w, -1, h)  # (B*W, C', H)
+        v_col = v.permute(0, 3, 1, 2).reshape(b * w, -1, h)  # (B*W, C, H)
         energy_col = (torch.bmm(q_col, k_col) + self.INF(b, h, w)).view(b, w, h, h).permute(0, 2, 1, 3)
         # row branch: for each row h, the W x W energies
         q_row = q.permute(0, 2, 3, 1).reshape(b * h, w, -1)
         k_row = k.permute(0, 2, 1, 3).reshape(b * h, -1, w)
         v_row = v.permute(0, 2, 1, 3).reshape(b * h, -1, w)
         energy_row = torch.bmm(q_row, k_row).view(b, h, w, w)
-        attention = self.softmax(torch.cat([energy_col, energy_row], 3))      # (B, H, W, H + W)
+        attention = self.softmax(torch.cat([energy_col, energy_row], 3))  # (B, H, W, H + W)
         att_col = attention[..., :h].permute(0, 2, 1, 3).reshape(b * w, h, h)
         att_row = attention[..., h:].reshape(b * h, w, w)
         out_col = torch.bmm(v_col, att_col.permute(0, 2, 1)).view(b, w, -1, h).permute(0, 2, 3, 1)
@@ -225,7 +232,8 @@ class Recurrent(nn.Module):
 
 
 class Context(nn.Module):
-    """GCNet's ContextBlock with pooling_type 'att': context = x softmax(conv_mask(x)); out = x * sigmoid(mul(ctx)) + add(ctx)."""
+    """GCNet's ContextBlock with pooling_type 'att': context = x softmax(conv_mask(x)); out = x * sigmoid(mul(ctx)) +
+    add(ctx)."""
 
     def __init__(self, inplanes: int, ratio: float = 0.25, fusion_types=("channel_add",)):
         super().__init__()
@@ -233,15 +241,21 @@ class Context(nn.Module):
         self.pooling_type = "att"
         self.conv_mask = nn.Conv2d(inplanes, 1, 1)
         self.softmax = nn.Softmax(dim=2)
+
         def transform():
-            return nn.Sequential(nn.Conv2d(inplanes, planes, 1), nn.LayerNorm([planes, 1, 1]), nn.ReLU(inplace=True),
-                                 nn.Conv2d(planes, inplanes, 1))
+            return nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1),
+                nn.LayerNorm([planes, 1, 1]),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(planes, inplanes, 1),
+            )
+
         self.channel_add_conv = transform() if "channel_add" in fusion_types else None
         self.channel_mul_conv = transform() if "channel_mul" in fusion_types else None
 
     def forward(self, x):
         b, c, h, w = x.shape
-        mask = self.softmax(self.conv_mask(x).view(b, 1, h * w)).unsqueeze(-1)      # (B, 1, N, 1)
+        mask = self.softmax(self.conv_mask(x).view(b, 1, h * w)).unsqueeze(-1)  # (B, 1, N, 1)
         context = torch.matmul(x.view(b, c, h * w).unsqueeze(1), mask).view(b, c, 1, 1)
         out = x
         if self.channel_mul_conv is not None:
@@ -275,8 +289,12 @@ class Squeeze(nn.Module):
     def __init__(self, channel: int, reduction: int = 4):
         super().__init__()
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Sequential(nn.Linear(channel, channel // reduction, bias=False), nn.ReLU(inplace=True),
-                                nn.Linear(channel // reduction, channel, bias=False), nn.Sigmoid())
+        self.fc = nn.Sequential(
+            nn.Linear(channel, channel // reduction, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(channel // reduction, channel, bias=False),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x):
         b, c = x.shape[:2]
@@ -302,8 +320,12 @@ class ChanGate(nn.Module):
 
     def __init__(self, gate_channels: int, reduction_ratio: int = 4, pool_types=("avg", "max")):
         super().__init__()
-        self.mlp = nn.Sequential(Flatten(), nn.Linear(gate_channels, gate_channels // reduction_ratio), nn.ReLU(),
-                                 nn.Linear(gate_channels // reduction_ratio, gate_channels))
+        self.mlp = nn.Sequential(
+            Flatten(),
+            nn.Linear(gate_channels, gate_channels // reduction_ratio),
+            nn.ReLU(),
+            nn.Linear(gate_channels // reduction_ratio, gate_channels),
+        )
         self.pool_types = list(pool_types)
 
     def forward(self, x):
@@ -493,7 +515,7 @@ class ExternalEca(nn.Module):
         self.sigmoid = nn.Sigmoid()
 
     def forward(self, x):
-        y = self.gap(x).squeeze(-1).permute(0, 2, 1)         # (b, 1, c)
+        y = self.gap(x).squeeze(-1).permute(0, 2, 1)  # (b, 1, c)
         y = self.sigmoid(self.conv(y)).permute(0, 2, 1).unsqueeze(-1)
         return x * y.expand_as(x)
 
@@ -506,8 +528,11 @@ class ExternalChannelAttention(nn.Module):
         super().__init__()
         self.maxpool = nn.AdaptiveMaxPool2d(1)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.se = nn.Sequential(nn.Conv2d(channel, channel // reduction, 1, bias=False), nn.ReLU(),
-                                nn.Conv2d(channel // reduction, channel, 1, bias=False))
+        self.se = nn.Sequential(
+            nn.Conv2d(channel, channel // reduction, 1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(channel // reduction, channel, 1, bias=False),
+        )
         self.sigmoid = nn.Sigmoid()
 
     def forward(self, x):

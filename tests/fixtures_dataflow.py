@@ -2,6 +2,7 @@
 xmu-xiaoma666/External-Attention-pytorch (model/attention/*.py): the same layers, shapes and order of
 operations, our own code. None matches a family of attnviz.capture.families; the dataflow reader finds them by
 what they compute. Each names what the test's independent hook should see."""
+
 from __future__ import annotations
 
 import torch
@@ -14,7 +15,7 @@ class SimAM(nn.Module):
 
     def __init__(self, e_lambda: float = 1e-4):
         super().__init__()
-        self.activaton = nn.Sigmoid()   # the upstream spelling
+        self.activaton = nn.Sigmoid()  # the upstream spelling
         self.e_lambda = e_lambda
 
     def forward(self, x):
@@ -31,18 +32,24 @@ class SKAttention(nn.Module):
     def __init__(self, channel=32, kernels=(1, 3, 5), reduction=4, group=1, L=8):
         super().__init__()
         self.d = max(L, channel // reduction)
-        self.convs = nn.ModuleList([nn.Sequential(nn.Conv2d(channel, channel, k, padding=k // 2, groups=group),
-                                                  nn.BatchNorm2d(channel), nn.ReLU()) for k in kernels])
+        self.convs = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.Conv2d(channel, channel, k, padding=k // 2, groups=group), nn.BatchNorm2d(channel), nn.ReLU()
+                )
+                for k in kernels
+            ]
+        )
         self.fc = nn.Linear(channel, self.d)
         self.fcs = nn.ModuleList([nn.Linear(self.d, channel) for _ in kernels])
         self.softmax = nn.Softmax(dim=0)
 
     def forward(self, x):
         bs, c, _, _ = x.size()
-        feats = torch.stack([conv(x) for conv in self.convs], 0)        # k, bs, c, h, w
+        feats = torch.stack([conv(x) for conv in self.convs], 0)  # k, bs, c, h, w
         s = feats.sum(0).mean(-1).mean(-1)
         z = self.fc(s)
-        weights = torch.stack([fc(z).view(bs, c, 1, 1) for fc in self.fcs], 0)   # k, bs, c, 1, 1
+        weights = torch.stack([fc(z).view(bs, c, 1, 1) for fc in self.fcs], 0)  # k, bs, c, 1, 1
         weights = self.softmax(weights)
         return (weights * feats).sum(0)
 
@@ -71,7 +78,7 @@ class ShuffleAttention(nn.Module):
         x_spatial = self.sweight * x_spatial + self.sbias
         x_spatial = x_1 * self.sigmoid(x_spatial)
         out = torch.cat([x_channel, x_spatial], dim=1).contiguous().view(b, -1, h, w)
-        return out.reshape(b, 2, -1, h, w).permute(0, 2, 1, 3, 4).reshape(b, -1, h, w)   # channel shuffle
+        return out.reshape(b, 2, -1, h, w).permute(0, 2, 1, 3, 4).reshape(b, -1, h, w)  # channel shuffle
 
 
 class _ZPool(nn.Module):
@@ -86,7 +93,7 @@ class _AttentionGate(nn.Module):
         self.conv = nn.Sequential(nn.Conv2d(2, 1, 7, padding=3, bias=False), nn.BatchNorm2d(1))
 
     def forward(self, x):
-        return x * torch.sigmoid_(self.conv(self.compress(x)))   # in place, as upstream
+        return x * torch.sigmoid_(self.conv(self.compress(x)))  # in place, as upstream
 
 
 class TripletAttention(nn.Module):
@@ -108,12 +115,21 @@ class PSA(nn.Module):
     def __init__(self, channel=32, reduction=4, S=4):
         super().__init__()
         self.S = S
-        self.convs = nn.ModuleList([nn.Conv2d(channel // S, channel // S, 2 * (i + 1) + 1, padding=i + 1)
-                                    for i in range(S)])
-        self.se_blocks = nn.ModuleList([nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Conv2d(channel // S, channel // (S * reduction), 1, bias=False),
-            nn.ReLU(inplace=True), nn.Conv2d(channel // (S * reduction), channel // S, 1, bias=False),
-            nn.Sigmoid()) for _ in range(S)])
+        self.convs = nn.ModuleList(
+            [nn.Conv2d(channel // S, channel // S, 2 * (i + 1) + 1, padding=i + 1) for i in range(S)]
+        )
+        self.se_blocks = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.AdaptiveAvgPool2d(1),
+                    nn.Conv2d(channel // S, channel // (S * reduction), 1, bias=False),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(channel // (S * reduction), channel // S, 1, bias=False),
+                    nn.Sigmoid(),
+                )
+                for _ in range(S)
+            ]
+        )
         self.softmax = nn.Softmax(dim=1)
 
     def forward(self, x):
@@ -121,7 +137,7 @@ class PSA(nn.Module):
         spc = x.view(b, self.S, c // self.S, h, w).clone()
         for idx, conv in enumerate(self.convs):
             spc[:, idx] = conv(spc[:, idx])
-        se = torch.stack([se(spc[:, idx]) for idx, se in enumerate(self.se_blocks)], dim=1)   # b, S, c/S, 1, 1
+        se = torch.stack([se(spc[:, idx]) for idx, se in enumerate(self.se_blocks)], dim=1)  # b, S, c/S, 1, 1
         softmax_out = self.softmax(se)
         return (spc * softmax_out).view(b, -1, h, w)
 
@@ -146,7 +162,7 @@ class ParallelPolarizedSelfAttention(nn.Module):
     def forward(self, x):
         b, c, h, w = x.size()
         channel_wv = self.ch_wv(x).reshape(b, c // 2, -1)
-        channel_wq = self.softmax_channel(self.ch_wq(x).reshape(b, -1, 1))          # b, hw, 1: over positions
+        channel_wq = self.softmax_channel(self.ch_wq(x).reshape(b, -1, 1))  # b, hw, 1: over positions
         channel_wz = torch.matmul(channel_wv, channel_wq).unsqueeze(-1)
         channel_weight = self.sigmoid(self.ln(self.ch_wz(channel_wz).reshape(b, c, 1).permute(0, 2, 1)))
         channel_out = channel_weight.permute(0, 2, 1).reshape(b, c, 1, 1) * x
@@ -193,8 +209,10 @@ class DoubleAttention(nn.Module):
     def forward(self, x):
         b, c, h, w = x.shape
         A = self.convA(x).view(b, self.c_m, -1)
-        attention_maps = F.softmax(self.convB(x).view(b, self.c_n, -1), dim=1)   # over c_n, as upstream (the paper: positions)
-        attention_vectors = F.softmax(self.convV(x).view(b, self.c_n, -1), dim=1)     # over the c_n descriptors
+        attention_maps = F.softmax(
+            self.convB(x).view(b, self.c_n, -1), dim=1
+        )  # over c_n, as upstream (the paper: positions)
+        attention_vectors = F.softmax(self.convV(x).view(b, self.c_n, -1), dim=1)  # over the c_n descriptors
         global_descriptors = torch.bmm(A, attention_maps.permute(0, 2, 1))
         return self.conv_reconstruct(torch.matmul(global_descriptors, attention_vectors).view(b, self.c_m, h, w))
 
@@ -205,17 +223,24 @@ class CoTAttention(nn.Module):
     def __init__(self, dim=32, kernel_size=3):
         super().__init__()
         self.kernel_size = kernel_size
-        self.key_embed = nn.Sequential(nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=4, bias=False),
-                                       nn.BatchNorm2d(dim), nn.ReLU())
+        self.key_embed = nn.Sequential(
+            nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=4, bias=False),
+            nn.BatchNorm2d(dim),
+            nn.ReLU(),
+        )
         self.value_embed = nn.Sequential(nn.Conv2d(dim, dim, 1, bias=False), nn.BatchNorm2d(dim))
-        self.attention_embed = nn.Sequential(nn.Conv2d(2 * dim, dim // 2, 1, bias=False), nn.BatchNorm2d(dim // 2),
-                                             nn.ReLU(), nn.Conv2d(dim // 2, kernel_size * kernel_size * dim, 1))
+        self.attention_embed = nn.Sequential(
+            nn.Conv2d(2 * dim, dim // 2, 1, bias=False),
+            nn.BatchNorm2d(dim // 2),
+            nn.ReLU(),
+            nn.Conv2d(dim // 2, kernel_size * kernel_size * dim, 1),
+        )
 
     def forward(self, x):
         bs, c, h, w = x.shape
         k1 = self.key_embed(x)
         v = self.value_embed(x).view(bs, c, -1)
-        att = self.attention_embed(torch.cat([k1, x], dim=1)).reshape(bs, c, self.kernel_size ** 2, h, w)
+        att = self.attention_embed(torch.cat([k1, x], dim=1)).reshape(bs, c, self.kernel_size**2, h, w)
         att = att.mean(2, keepdim=False).view(bs, c, -1)
         k2 = (F.softmax(att, dim=-1) * v).view(bs, c, h, w)
         return k1 + k2
@@ -240,11 +265,20 @@ class BAMBlock(nn.Module):
 
     def __init__(self, channel=32, reduction=4, dilation=2):
         super().__init__()
-        self.ca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channel, channel // reduction),
-                                nn.ReLU(), nn.Linear(channel // reduction, channel))
-        self.sa = nn.Sequential(nn.Conv2d(channel, channel // reduction, 1), nn.ReLU(),
-                                nn.Conv2d(channel // reduction, channel // reduction, 3, padding=dilation,
-                                          dilation=dilation), nn.ReLU(), nn.Conv2d(channel // reduction, 1, 1))
+        self.ca = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(channel, channel // reduction),
+            nn.ReLU(),
+            nn.Linear(channel // reduction, channel),
+        )
+        self.sa = nn.Sequential(
+            nn.Conv2d(channel, channel // reduction, 1),
+            nn.ReLU(),
+            nn.Conv2d(channel // reduction, channel // reduction, 3, padding=dilation, dilation=dilation),
+            nn.ReLU(),
+            nn.Conv2d(channel // reduction, 1, 1),
+        )
         self.sigmoid = nn.Sigmoid()
 
     def forward(self, x):
@@ -268,7 +302,7 @@ class ScaledDotProductAttention(nn.Module):
         q = self.fc_q(q_in).view(b, n, self.h, self.d_k).permute(0, 2, 1, 3)
         k = self.fc_k(k_in).view(b, n, self.h, self.d_k).permute(0, 2, 3, 1)
         v = self.fc_v(v_in).view(b, n, self.h, self.d_k).permute(0, 2, 1, 3)
-        att = torch.softmax(torch.matmul(q, k) / self.d_k ** 0.5, -1)
+        att = torch.softmax(torch.matmul(q, k) / self.d_k**0.5, -1)
         return self.fc_o(torch.matmul(att, v).permute(0, 2, 1, 3).contiguous().view(b, n, self.h * self.d_k))
 
 
@@ -299,8 +333,8 @@ class S2Attention(nn.Module):
     def forward(self, x):
         b, c, h, w = x.size()
         x = self.mlp1(x.permute(0, 2, 3, 1))
-        x_all = torch.stack(x.chunk(3, dim=-1), 1).reshape(b, 3, -1, c)       # b, k, hw, c
+        x_all = torch.stack(x.chunk(3, dim=-1), 1).reshape(b, 3, -1, c)  # b, k, hw, c
         a = self.mlp_b(F.gelu(self.mlp_a(x_all.sum(1).sum(1))))
-        hat_a = F.softmax(a.reshape(b, 3, c), dim=1)                          # over the 3 branches
+        hat_a = F.softmax(a.reshape(b, 3, c), dim=1)  # over the 3 branches
         out = (hat_a.unsqueeze(-2) * x_all).sum(1).reshape(b, h, w, c)
         return self.mlp2(out).permute(0, 3, 1, 2)

@@ -1,6 +1,7 @@
 """How much of a page's visible prose is Chinese: CJK characters against Latin letters, outside formulas
 ($...$), code, numbers, layer and module names, and the names every language keeps as they are (model and
 module names, file formats, datasets, libraries). Shared by the catalog and page tests."""
+
 import re
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -15,11 +16,13 @@ KEPT_NAMES = (
     r"CC BY-NC|SegNet|Brostow"  # the photos' licence and source
 )
 _NAMES = re.compile(
-    r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`|"              # formulas and code
-    r"[\w.\-/]*\d[\w.\-/]*|"                        # numbers and names with digits (layers, photos, 1x1)
+    r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`|"  # formulas and code
+    r"[\w.\-/]*\d[\w.\-/]*|"  # numbers and names with digits (layers, photos, 1x1)
     r"backbone\S*|head\.\w+|\b[A-Za-z]_\w+\b|σ|ω_c|ω|α|β|κ|"
     r"fcn-[\w-]+|danet-[\w-]+|--[\w-]+|"
-    rf"\b(?:{KEPT_NAMES})\b", re.S)
+    rf"\b(?:{KEPT_NAMES})\b",
+    re.S,
+)
 
 
 def strip_names(text: str) -> str:

@@ -1,4 +1,5 @@
 """PAM class affinity: the training loss against a naive formula, and the own-class measure by hand."""
+
 import math
 
 import numpy as np
@@ -70,17 +71,14 @@ def test_minimising_the_loss_makes_rows_attend_to_their_class(rng):
 
 
 def test_cell_labels_take_the_majority_and_ignore_unlabelled_cells():
-    labels = torch.tensor([[[1, 1, 2, 2],
-                            [1, 3, 2, IGNORE],
-                            [IGNORE, IGNORE, 4, 4],
-                            [IGNORE, 5, 4, 4]]])
+    labels = torch.tensor([[[1, 1, 2, 2], [1, 3, 2, IGNORE], [IGNORE, IGNORE, 4, 4], [IGNORE, 5, 4, 4]]])
     assert cell_labels(labels, (2, 2)).tolist() == [[1, 2, IGNORE, 4]]
 
 
 def test_query_cells_are_pure_and_reproducible():
     label = np.full((40, 40), 3, dtype=np.uint8)
     label[:, 20:] = 8
-    label[:, 17:23] = 1        # a strip that makes the cells it crosses mixed (70% one class: below 0.8)
+    label[:, 17:23] = 1  # a strip that makes the cells it crosses mixed (70% one class: below 0.8)
     first, classes = query_cells(label, (4, 4), 6, np.random.default_rng(0))
     again, _ = query_cells(label, (4, 4), 6, np.random.default_rng(0))
     assert first.tolist() == again.tolist() and len(first) == 6
@@ -90,9 +88,9 @@ def test_query_cells_are_pure_and_reproducible():
 
 def test_own_class_ratio_by_hand():
     label = np.zeros((8, 8), dtype=np.uint8)
-    label[:, 6:] = 8                      # class 8 covers a quarter of the photo
+    label[:, 6:] = 8  # class 8 covers a quarter of the photo
     on_class = np.zeros((4, 4))
-    on_class[:, 3] = 0.25                 # all attention on the class-8 cells
+    on_class[:, 3] = 0.25  # all attention on the class-8 cells
     uniform = np.full((4, 4), 1 / 16)
     ratios = own_class_ratio(np.stack([on_class, uniform]), label, [8, 8])
     np.testing.assert_allclose(ratios, [4.0, 1.0])
@@ -121,5 +119,6 @@ def test_evaluate_reports_pam_ratio_equal_to_a_materialised_s():
     assert ratio["mean"] == pytest.approx(float(expected.mean()), rel=1e-5)
     assert ratio["median"] == pytest.approx(float(np.median(expected)), rel=1e-5)
     assert pam_alpha(model) == pytest.approx(0.25)
-    assert "pam_own_class_ratio" not in evaluate_model(build_model("fcn-eca", width=0.125), [(image, label)],
-                                                       progress=False, pam_queries=5)
+    assert "pam_own_class_ratio" not in evaluate_model(
+        build_model("fcn-eca", width=0.125), [(image, label)], progress=False, pam_queries=5
+    )

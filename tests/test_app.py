@@ -59,15 +59,18 @@ def test_overview_shows_prediction_and_scores():
     assert at.selectbox(key="sample").value == list_samples()[0]
 
 
-@pytest.mark.parametrize("page,model,expect", [
-    ("pages/eca.py", "fcn-eca", "most weighted channel"),
-    ("pages/eca.py", "danet-eca", "most weighted channel"),
-    ("pages/eca_kernel.py", "fcn-eca", "ECA layers of fcn-eca"),
-    ("pages/flexible.py", "fcn-flexible", "max-pool branch has the larger magnitude"),
-    ("pages/flexible.py", "fcn-cbam", "spatial gate"),
-    ("pages/channel_map.py", "danet-eca", "sums to 1.000000"),
-    ("pages/compare.py", "fcn-none", ""),
-])
+@pytest.mark.parametrize(
+    "page,model,expect",
+    [
+        ("pages/eca.py", "fcn-eca", "most weighted channel"),
+        ("pages/eca.py", "danet-eca", "most weighted channel"),
+        ("pages/eca_kernel.py", "fcn-eca", "ECA layers of fcn-eca"),
+        ("pages/flexible.py", "fcn-flexible", "max-pool branch has the larger magnitude"),
+        ("pages/flexible.py", "fcn-cbam", "spatial gate"),
+        ("pages/channel_map.py", "danet-eca", "sums to 1.000000"),
+        ("pages/compare.py", "fcn-none", ""),
+    ],
+)
 def test_every_page_renders(page, model, expect):
     if model not in list_checkpoints():
         pytest.skip(f"{model} not shipped")
@@ -199,8 +202,7 @@ def _linked(params: dict, page: str) -> AppTest:
 
 def test_a_link_restores_model_photo_pixel_and_mode():
     photo = list_samples()[1]
-    at = _linked({"model": "danet-none", "photo": photo, "x": "100", "y": "200", "mode": "column"},
-                 "pages/position.py")
+    at = _linked({"model": "danet-none", "photo": photo, "x": "100", "y": "200", "mode": "column"}, "pages/position.py")
     assert at.selectbox(key="model").value == "danet-none" and at.selectbox(key="sample").value == photo
     assert at.radio(key="pam_mode").value.startswith("who attends")
     assert "x = 100, y = 200 in the photo" in _text(at)
@@ -211,8 +213,9 @@ def test_a_link_restores_model_photo_pixel_and_mode():
 
 
 def test_a_link_that_does_not_fit_is_ignored_with_a_note():
-    at = _linked({"model": "no-such-model", "photo": "nope", "x": "9999", "y": "5", "mode": "sideways"},
-                 "pages/position.py")
+    at = _linked(
+        {"model": "no-such-model", "photo": "nope", "x": "9999", "y": "5", "mode": "sideways"}, "pages/position.py"
+    )
     notes = " ".join(t.value for t in at.toast)
     for part in ("model=no\\-such\\-model ignored", "photo=nope ignored", "x=9999", "mode=sideways ignored"):
         assert part in notes, notes
@@ -236,19 +239,29 @@ def test_bad_checkpoints_are_listed_with_a_reason_and_every_page_still_works(tmp
     # a loadable model whose card was edited by hand: odd types below the top level must not break a page
     odd = {**card, "evaluation": {"miou": "high"}, "training": {"settings": [], "history": "lost", "epochs": None}}
     (tmp_path / "my danet.json").write_text(json.dumps(odd))
-    bad_cards = {"null-card": None, "list-card": [1, 2], "wide": {**card, "config": {**card["config"], "width": "wide"}},
-                 "escape": {**card, "weights": "../danet-eca.safetensors"}}
+    bad_cards = {
+        "null-card": None,
+        "list-card": [1, 2],
+        "wide": {**card, "config": {**card["config"], "width": "wide"}},
+        "escape": {**card, "weights": "../danet-eca.safetensors"},
+    }
     for name, bad in bad_cards.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(bad))
         shutil.copy(tmp_path / "my danet.safetensors", tmp_path / f"{name}.safetensors")
     monkeypatch.setenv("ATTNVIZ_CHECKPOINTS", str(tmp_path))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.selectbox(key="model").options == ["my danet"], [e.value for e in at.sidebar.error] + [m.value for m in at.markdown][:3]
+    assert at.selectbox(key="model").options == ["my danet"], [e.value for e in at.sidebar.error] + [
+        m.value for m in at.markdown
+    ][:3]
     listed = "\n".join(t.value for t in at.sidebar.text)
     assert "4 checkpoint(s) cannot be loaded" in at.sidebar.expander[0].label
-    for name, reason in (("null-card", "not a JSON object"), ("list-card", "not a JSON object"),
-                         ("wide", "width must be a number"), ("escape", "must be a file name")):
+    for name, reason in (
+        ("null-card", "not a JSON object"),
+        ("list-card", "not a JSON object"),
+        ("wide", "width must be a number"),
+        ("escape", "must be a file name"),
+    ):
         assert f"{name}: " in listed and reason in listed, listed
     for page in ("pages/overview.py", "pages/position.py", "pages/compare.py", "pages/eca_kernel.py"):
         at.switch_page(page).run()
@@ -279,7 +292,8 @@ def test_attribution_page_for_a_click_and_on_request():
     assert not at.exception, [e.value for e in at.exception]
     text = _text(at)
     assert "x = 120, y = 240" in text and "Integrated Gradients" not in " ".join(
-        m.value for m in at.markdown if "rank correlation" in m.value)
+        m.value for m in at.markdown if "rank correlation" in m.value
+    )
     at.select_slider(key="ig_steps").set_value(8).run()
     at.button(key="ig_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -325,7 +339,8 @@ def test_plain_danet_offers_the_affinity_model_and_keeps_the_pixel():
     assert at.selectbox(key="model").value == "danet-eca-affinity"
     text = _text(at)
     assert "x = 300, y = 250 in the photo" in text and "PAM supervised with class affinity" in " ".join(
-        i.value for i in at.info)
+        i.value for i in at.info
+    )
     import json
 
     from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
@@ -351,10 +366,11 @@ def test_position_notes_fit_the_model_shown_in_the_pages_language():
     assert not at.exception, [e.value for e in at.exception]
     shown = [m.value for m in at.markdown]
     assert _notice("zh", "affinity") in shown and "注意什么" in _notice("zh", "affinity")
-    at.selectbox(key="model").set_value("danet-eca").run()   # a plain DANet: no claim of the affinity's grouping
+    at.selectbox(key="model").set_value("danet-eca").run()  # a plain DANet: no claim of the affinity's grouping
     assert not at.exception, [e.value for e in at.exception]
     shown = "\n".join(m.value for m in at.markdown)
     assert _notice("zh", "plain") in shown and _notice("zh", "affinity") not in shown
+
 
 # ----------------------------------------------------------------------------- your model
 def _user_app(monkeypatch, *args: str, page: str = "pages/overview.py") -> AppTest:
@@ -443,7 +459,8 @@ def test_your_model_with_every_family_on_the_overview(monkeypatch, tmp_path):
         "    def forward(self, x):\n"
         "        return F.interpolate(self.net(self.down(x)), size=x.shape[-2:], mode='bilinear')\n\n\n"
         "def build():\n"
-        "    return Strided()\n")
+        "    return Strided()\n"
+    )
     monkeypatch.chdir(tmp_path)
     at = _user_app(monkeypatch, "--model", "zoo_of_copies:build")
     table = at.dataframe[0].value
@@ -460,7 +477,9 @@ def test_your_model_with_every_family_on_the_overview(monkeypatch, tmp_path):
     assert len(odd) == 1, table[["module", "reader", "check"]].to_string()
     assert list(odd["reader"]) == ["what it computes"] and "per element" in odd["check"].iloc[0]
     assert list(odd["drawn"]) == ["yes"] and odd["map"].iloc[0].startswith("C 16 x H"), odd.to_string()
-    assert "Found by what they compute" in [h.value for h in at.subheader] and "**Gates on elements or planes**" in _text(at)
+    assert "Found by what they compute" in [
+        h.value for h in at.subheader
+    ] and "**Gates on elements or planes**" in _text(at)
     assert not any("odd" in w.value for w in at.warning)
     at.switch_page("pages/position.py").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -500,9 +519,10 @@ def test_your_model_with_long_tail_modules_draws_every_kind_found_by_what_it_com
         "        y = self.attn(self.triplet(self.excite(self.eca(self.sk(self.down(x))))))\n"
         "        return F.interpolate(self.head(y), size=x.shape[-2:], mode='bilinear')\n\n\n"
         "def long_tail():\n"
-        "    return randomise(LongTail())\n")
+        "    return randomise(LongTail())\n"
+    )
     monkeypatch.chdir(tmp_path)
-    at = _user_app(monkeypatch, "--model", "long_tail:long_tail")   # a name of its own: models are cached by name
+    at = _user_app(monkeypatch, "--model", "long_tail:long_tail")  # a name of its own: models are cached by name
     table = at.dataframe[0].value
     readers = dict(zip(table["module"], table["reader"]))
     assert readers.pop("eca") == "library (timm / torchvision)" and set(readers.values()) == {"what it computes"}
@@ -511,7 +531,7 @@ def test_your_model_with_long_tail_modules_draws_every_kind_found_by_what_it_com
     assert kinds["sk"] == "BranchWeight" and kinds["excite"] == "ChannelAttention", kinds
     assert {f"attn.pa:head{h}" for h in range(4)} <= set(kinds) and kinds["attn.pa:head0"] == "PositionAttention"
     planes = [name for name, family in kinds.items() if family == "Gate"]
-    assert len(planes) == 2 and all(name.startswith("triplet.") for name in planes), kinds   # C x W, H x C
+    assert len(planes) == 2 and all(name.startswith("triplet.") for name in planes), kinds  # C x W, H x C
     charts = [chart.key for chart in at.get("plotly_chart")]
     assert {"overview_channel_gates", "user_sk", f"user_{planes[0]}"} <= set(charts), charts
     assert [o.split()[0] for o in at.selectbox(key="overview_gate_layer").options] == planes
@@ -521,7 +541,7 @@ def test_your_model_with_long_tail_modules_draws_every_kind_found_by_what_it_com
     at.switch_page("pages/position.py").run()
     assert not at.exception, [e.value for e in at.exception]
     heads = at.selectbox(key="pam_head")
-    assert heads.options == [f"head {h}" for h in range(4)] and heads.value == "attn.pa:head0"   # shown as labels
+    assert heads.options == [f"head {h}" for h in range(4)] and heads.value == "attn.pa:head0"  # shown as labels
     heads.set_value("attn.pa:head2").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["pam_module"] == "attn.pa:head2"
@@ -529,7 +549,7 @@ def test_your_model_with_long_tail_modules_draws_every_kind_found_by_what_it_com
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="pam_head").value == "attn.pa:head2"
-    total = re.search(r"Row i sums to \*\*([0-9.]+)\*\*", _text(at))   # the head's own softmax (float32)
+    total = re.search(r"Row i sums to \*\*([0-9.]+)\*\*", _text(at))  # the head's own softmax (float32)
     assert total and abs(float(total.group(1)) - 1) <= 2e-6, _text(at)
 
 
@@ -546,7 +566,7 @@ def test_coordinate_attention_page_reads_the_factor_of_the_clicked_cell():
     layer, record = list(analysis.of_type(CoordinateAttentionRecord).items())[-1]
     channel = at.number_input(key="ca_channel").value
     h, w = record.height_weights.shape[-1], record.width_weights.shape[-1]
-    row, col = 90 * h // 360, 240 * w // 480   # photo pixel (240, 90)
+    row, col = 90 * h // 360, 240 * w // 480  # photo pixel (240, 90)
     a_h, a_w = float(record.height_weights[0, channel, row]), float(record.width_weights[0, channel, col])
     formula = next(x.value for x in at.latex if f"y_{{{channel}}}({row}, {col})" in x.value)
     assert f"{a_h:.4f}" in formula and f"{a_w:.4f}" in formula and f"= {a_h * a_w:.4f}" in formula
@@ -562,7 +582,9 @@ def test_eca_page_shows_a_channel_before_and_after_and_its_weight_on_several_pho
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-    across = next(spec for spec in charts.values() if spec["layout"].get("title", {}).get("text", "").startswith("ω_5 of"))
+    across = next(
+        spec for spec in charts.values() if spec["layout"].get("title", {}).get("text", "").startswith("ω_5 of")
+    )
     photos, shown = across["data"][0]["x"], across["data"][0]["y"]
     model, _ = load_checkpoint("fcn-eca")
     layer = across["layout"]["title"]["text"].split(" of ")[1].split(" on ")[0]

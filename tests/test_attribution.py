@@ -1,4 +1,5 @@
 """Attribution for one output pixel: against captum called directly, and against hand-computed values."""
+
 import numpy as np
 import pytest
 import torch
@@ -32,8 +33,9 @@ def test_grad_cam_and_ig_match_captum_called_directly():
     torch.testing.assert_close(cam, direct[0, 0].detach())
     assert cam.shape == (8, 10) and full.shape == (64, 80) and (cam >= 0).all()
     ig = integrated_gradients(model, image, target, steps=8, internal_batch_size=3)
-    direct_ig = IntegratedGradients(model).attribute(image, baselines=torch.zeros_like(image), target=target,
-                                                     n_steps=8, internal_batch_size=3)
+    direct_ig = IntegratedGradients(model).attribute(
+        image, baselines=torch.zeros_like(image), target=target, n_steps=8, internal_batch_size=3
+    )
     torch.testing.assert_close(ig, direct_ig[0].detach(), rtol=1e-4, atol=1e-6)
 
 
@@ -57,7 +59,7 @@ def test_by_hand_on_a_linear_model():
 
 def test_cell_mass_pools_magnitude_by_area_and_sums_to_one():
     attribution = torch.zeros(3, 4, 4)
-    attribution[0, 0, 0] = -2.0   # magnitude counts, not sign
+    attribution[0, 0, 0] = -2.0  # magnitude counts, not sign
     attribution[1, 3, 3] = 1.0
     attribution[2, 3, 3] = 1.0
     mass = cell_mass(attribution, (2, 2))
@@ -103,8 +105,9 @@ def test_integrated_gradients_reports_each_internal_batch_and_stops_within_one()
     model = build_model("danet-eca", width=0.125).eval()
     image, target = torch.rand(1, 3, 32, 40), (2, 10, 20)
     seen = []
-    ig = integrated_gradients(model, image, target, steps=10, internal_batch_size=4,
-                              on_batch=lambda done, total: seen.append((done, total)))
+    ig = integrated_gradients(
+        model, image, target, steps=10, internal_batch_size=4, on_batch=lambda done, total: seen.append((done, total))
+    )
     assert seen == [(0, 10), (4, 10), (8, 10)]
     torch.testing.assert_close(ig, integrated_gradients(model, image, target, steps=10, internal_batch_size=4))
 
@@ -119,4 +122,4 @@ def test_integrated_gradients_reports_each_internal_batch_and_stops_within_one()
     seen.clear()
     with pytest.raises(Stop):
         integrated_gradients(model, image, target, steps=10, internal_batch_size=4, on_batch=stop_after_first)
-    assert seen == [0, 4]   # one batch ran, the second never started
+    assert seen == [0, 4]  # one batch ran, the second never started

@@ -1,4 +1,5 @@
 """Browser tests: the real app in Debian's Chromium, driven by Playwright (never `playwright install`)."""
+
 import re
 import tempfile
 from pathlib import Path
@@ -12,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]  # the project: app.py, pages/, check
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
     pytest.mark.skipif(not {"danet-eca"} <= set(list_checkpoints()), reason="needs the danet-eca checkpoint"),
 ]
 TIMEOUT_MS = 180_000
@@ -29,7 +32,8 @@ def _settled(page):
     settled(page, TIMEOUT_MS)
     assert page.evaluate(f"() => {SCRIPT_STATE}") == "notRunning"
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
-        "[data-testid='stException']").first.inner_text()
+        "[data-testid='stException']"
+    ).first.inner_text()
 
 
 def _open(page, url, link_text):
@@ -75,7 +79,8 @@ def test_a_link_restores_the_view_and_the_csv_download_holds_the_library_numbers
     page.get_by_text(re.compile(r"Chosen pixel: x = 100, y = 200 in the photo")).wait_for()
     _settled(page)
     chosen = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox'] input").evaluate_all(
-        "inputs => inputs.map(i => i.value)")
+        "inputs => inputs.map(i => i.value)"
+    )
     assert chosen == ["danet-none", photo]
     assert page.get_by_role("radio", name="who attends to it (column i of S)").is_checked()
     assert "mode=column" in page.url and "x=100" in page.url  # the address bar keeps the view
@@ -109,7 +114,8 @@ def test_an_uploaded_file_name_is_shown_literally(server, browser_page, tmp_path
     name = "$x^2$ :red[boo] _it_.png"
     (tmp_path / "upload.png").write_bytes(b"not an image")
     page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(
-        files=[{"name": name, "mimeType": "image/png", "buffer": b"not an image"}])
+        files=[{"name": name, "mimeType": "image/png", "buffer": b"not an image"}]
+    )
     _settled(page)
     error = page.locator("[data-testid='stSidebar'] [data-testid='stAlertContentError']").first
     error.wait_for()
@@ -146,7 +152,9 @@ def test_click_on_the_attribution_page_moves_the_pixel_and_compares(server, brow
     page.get_by_text(re.compile(r"Attention row vs Integrated Gradients")).wait_for(timeout=TIMEOUT_MS)
     _settled(page)
     body = page.inner_text("body")
-    assert re.search(r"Attention row vs Grad-CAM over the 45x60 feature grid: rank correlation \(Spearman\) [+-]\d", body)
+    assert re.search(
+        r"Attention row vs Grad-CAM over the 45x60 feature grid: rank correlation \(Spearman\) [+-]\d", body
+    )
     page.screenshot(path=str(Path(tempfile.gettempdir()) / "attnviz-attribution.png"), full_page=True)
 
 
@@ -154,7 +162,7 @@ def test_integrated_gradients_shows_its_progress_and_cancel_stops_it(server, bro
     """IG runs in the shared pool behind a progress bar over its steps and a Cancel button; Cancel gives the
     page back at once, with the IG not computed (the pool stops it within one internal batch: test_workpool)."""
     page = browser_page
-    page.goto(f"{server}/attribution?model=danet-eca&x=100&y=100")   # a pixel no other test computed
+    page.goto(f"{server}/attribution?model=danet-eca&x=100&y=100")  # a pixel no other test computed
     _settled(page)
     page.get_by_role("button", name="Compute Integrated Gradients").click()
     page.get_by_text(re.compile(r"\d+ of 32 steps done")).wait_for(timeout=TIMEOUT_MS)

@@ -4,6 +4,7 @@ it is a distribution whatever the forward pass recorded; a column by the recorde
 The payload's recorded log-normalisers are shifted by hand, as a forward pass that summed its energies in
 another order would shift them (by far less): a row must still sum to 1, a column must follow the shifted values.
 The canvas script is loaded as it is in the app (attnviz.app.page_arrays.page_script) into a bare Chromium page."""
+
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 GRID_HW, CELL = (5, 7), 8
 IMAGE_HW = (GRID_HW[0] * CELL, GRID_HW[1] * CELL)
-SHIFT = 0.25     # added to every recorded log-normaliser: a recorded-L row would sum to exp(-0.25) = 0.78
+SHIFT = 0.25  # added to every recorded log-normaliser: a recorded-L row would sum to exp(-0.25) = 0.78
 # the page computes in float64 from float32 projections, the library in float32 (attnviz.analysis.hover)
 RELATIVE = 1e-5
 
@@ -32,8 +33,8 @@ _RENDER = """async ({script, data}) => {
 def _records():
     torch.manual_seed(0)
     n, width = GRID_HW[0] * GRID_HW[1], 6
-    query, key = torch.randn(1, n, width) * 4, torch.randn(1, n, width) * 4     # energies of tens
-    energies = (query[0].double() @ key[0].double().T)
+    query, key = torch.randn(1, n, width) * 4, torch.randn(1, n, width) * 4  # energies of tens
+    energies = query[0].double() @ key[0].double().T
     full = torch.logsumexp(energies, 1)[None].float() + SHIFT
     pam = PositionAttentionRecord("pam", query, key, full, *GRID_HW, alpha=0.1)
     cross = torch.zeros(1, n)
@@ -50,9 +51,19 @@ def _view(page, script, record, mode, cell):
 
     tables = grid_tables(IMAGE_HW, GRID_HW)
     pixel = [tables["centre_x"][cell[1]], tables["centre_y"][cell[0]]]
-    data = {"version": "1", "photo": "data:image/gif;base64,R0lGODlhAQABAAAAACw=", "image_hw": list(IMAGE_HW),
-            "panels": [{**hover_payload(record, IMAGE_HW).data, "title": ""}], "mode": mode, "opacity": 0.8,
-            "scale": "own", "pixel": pixel, "pins": [], "labels": section("canvas", "en"), "colours": page_table()}
+    data = {
+        "version": "1",
+        "photo": "data:image/gif;base64,R0lGODlhAQABAAAAACw=",
+        "image_hw": list(IMAGE_HW),
+        "panels": [{**hover_payload(record, IMAGE_HW).data, "title": ""}],
+        "mode": mode,
+        "opacity": 0.8,
+        "scale": "own",
+        "pixel": pixel,
+        "pins": [],
+        "labels": section("canvas", "en"),
+        "colours": page_table(),
+    }
     page.set_content('<div id="parent"><div class="attnviz-canvas"></div></div>')
     return page.evaluate(_RENDER, {"script": script, "data": data})
 
@@ -72,7 +83,7 @@ def test_canvas_rows_sum_to_one_and_columns_follow_the_recorded_normalisers(kind
         row = _view(page, script, record, "row", cell)
         column = _view(page, script, record, "column", cell)
     assert row["index"] == column["index"] == index
-    assert row["total"] == pytest.approx(1.0, abs=1e-12)       # float64 in the page: a sum of at most 35 terms
+    assert row["total"] == pytest.approx(1.0, abs=1e-12)  # float64 in the page: a sum of at most 35 terms
     library_row = record.row(index).double()
     assert float(library_row.sum()) == pytest.approx(1.0, abs=1e-6)
     top_row, top_col, top_value = row["top"][0]
@@ -81,7 +92,7 @@ def test_canvas_rows_sum_to_one_and_columns_follow_the_recorded_normalisers(kind
     # a column: every row's entry exp(q_i . k_j - L_i) with the shifted, recorded L_i, summed here in float64
     energies = record.query[0].double() @ record.key[0, index].double()
     terms = torch.exp(energies - record.log_normaliser[0].double())
-    if kind == "cross":                                   # only the queries on the key's row and column
+    if kind == "cross":  # only the queries on the key's row and column
         on_cross = [i for i in range(record.num_pixels) if i // GRID_HW[1] == cell[0] or i % GRID_HW[1] == cell[1]]
         terms = terms[on_cross]
     assert column["total"] == pytest.approx(float(terms.sum()), rel=RELATIVE)

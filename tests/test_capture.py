@@ -2,9 +2,9 @@ import threading
 
 import timm
 import torch
-from torch import nn
 from timm.layers import EcaModule, SEModule
 from timm.layers.cbam import ChannelAttn
+from torch import nn
 from torchvision.models import mobilenet_v3_small
 
 from attnviz.capture import ChannelAttentionRecord, PositionAttentionRecord, capture, is_recording
@@ -121,7 +121,7 @@ def test_timm_weights_are_what_the_gate_produced():
     for module in (EcaModule(64), EcaModule(64, use_mlp=True), SEModule(64), ChannelAttn(64)):
         module.eval()
         seen = []
-        handle = module.gate.register_forward_hook(lambda m, i, o: seen.append(o.detach().flatten(1)))
+        handle = module.gate.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o.detach().flatten(1)))
         x = torch.randn(2, 64, 5, 5)
         with torch.no_grad(), capture(module) as rec:
             module(x)

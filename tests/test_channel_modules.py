@@ -104,7 +104,9 @@ def test_timm_cbam_captured_by_hooks_reproduces_its_output(rng):
     channel, spatial = rec["channel"], rec["spatial"]
     x_channel = x * channel.weights[:, :, None, None]
     torch.testing.assert_close(out, x_channel * spatial.map[:, None])
-    torch.testing.assert_close(channel.weights, torch.sigmoid(channel.parts["avg_branch"] + channel.parts["max_branch"]))
+    torch.testing.assert_close(
+        channel.weights, torch.sigmoid(channel.parts["avg_branch"] + channel.parts["max_branch"])
+    )
 
 
 def test_branch_statistics_by_hand():
@@ -121,6 +123,9 @@ def test_weight_spread_and_classes_present():
     from attnviz.analysis.forward import classes_present, mean_weight_spread
     from attnviz.capture import ChannelAttentionRecord
 
-    records = [ChannelAttentionRecord("se", torch.tensor([[0.0, 1.0]])), ChannelAttentionRecord("se", torch.tensor([[0.5, 0.5]]))]
+    records = [
+        ChannelAttentionRecord("se", torch.tensor([[0.0, 1.0]])),
+        ChannelAttentionRecord("se", torch.tensor([[0.5, 0.5]])),
+    ]
     assert mean_weight_spread(records) == pytest.approx((float(torch.tensor([0.0, 1.0]).std()) + 0.0) / 2)
     assert classes_present(np.array([[3, 1]]), None, np.array([[1, 8]])).tolist() == [1, 3, 8]

@@ -1,6 +1,7 @@
 """A classroom on one server, and on more than one: sessions spoken over Streamlit's own websocket
 (attnviz.app.protocol_client) against a real server, a fresh server opened by several sessions at once,
 the load benchmark's short form, and two app processes behind Debian's nginx (attnviz.cluster)."""
+
 import asyncio
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from attnviz.models import list_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif("danet-eca" not in list_checkpoints(), reason="needs the danet-eca checkpoint")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif("danet-eca" not in list_checkpoints(), reason="needs the danet-eca checkpoint"),
+]
 
 
 def _established(port: int) -> int:
@@ -63,7 +66,7 @@ def test_the_load_benchmark_short_form_has_no_error_and_no_crosstalk():
     actions = report["actions"]
     assert actions["open"]["count"] == 6 and actions["pin"]["count"] == 18 and actions["photo"]["count"] == 6
     assert actions["upload"]["count"] == 2 and actions["ig"]["count"] == 1
-    assert report["checked"] == 6 * 5 + 2   # open, 3 pins and the photo per session; each upload
+    assert report["checked"] == 6 * 5 + 2  # open, 3 pins and the photo per session; each upload
     assert report["server_peak_mib"] >= report["server_rss_before_mib"] > 0
 
 
@@ -76,8 +79,10 @@ def test_two_app_processes_behind_nginx_keep_each_browser_on_its_process():
     from attnviz.load_bench import Scenario, run_classroom
 
     if not Path(NGINX).exists():
-        pytest.skip("nginx is not installed (apt-get install nginx; make test and .ci/run install it as root): "
-                    "the two-process proxy test did not run")
+        pytest.skip(
+            "nginx is not installed (apt-get install nginx; make test and .ci/run install it as root): "
+            "the two-process proxy test did not run"
+        )
 
     async def hold_sessions(url, count):
         sessions = [await Session.open(url, page="position", query="model=danet-eca") for _ in range(count)]
@@ -91,7 +96,7 @@ def test_two_app_processes_behind_nginx_keep_each_browser_on_its_process():
         sessions, spread = asyncio.run(hold_sessions(url, 16))
         report = run_classroom(url, Scenario(sessions=4, think_s=0.3, ramp_s=0.5, upload_every=2, ig_every=0))
     assert all(not s.last.exceptions and "pam_canvas" in s.last.widgets for s in sessions)
-    assert sum(spread) >= 16 and min(spread) > 0, spread   # both processes hold sessions
+    assert sum(spread) >= 16 and min(spread) > 0, spread  # both processes hold sessions
     assert report["errors"] == 0, report["error_messages"]
     assert report["crosstalk"] == 0, report["crosstalk_messages"]
     assert report["actions"]["upload"]["count"] == 2

@@ -18,9 +18,11 @@ def test_evaluate_writes_results_and_cards(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     entry = results["models"]["fcn-eca"]
     assert entry["images"] == 2 and entry["parameters"] == sum(p.numel() for p in model.parameters())
-    assert entry["attention_parameters"] == sum(m.attn.conv.kernel_size[0] for layer in
-                                                 (model.backbone.layer1, model.backbone.layer2,
-                                                  model.backbone.layer3, model.backbone.layer4) for m in layer)
+    assert entry["attention_parameters"] == sum(
+        m.attn.conv.kernel_size[0]
+        for layer in (model.backbone.layer1, model.backbone.layer2, model.backbone.layer3, model.backbone.layer4)
+        for m in layer
+    )
     assert 0 <= entry["miou"] <= 1 and entry["macs"] > 0
     card = json.loads((tmp_path / "fcn-eca.json").read_text())
     assert card["evaluation"]["miou"] == entry["miou"]
@@ -49,14 +51,17 @@ def _exit_status(main, argv) -> int:
         return exit.code
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--data", "/nonexistent"], "CamVid not found"),
-    (["--names", "nope"], "nope: no such checkpoint"),
-    (["--split", "nope"], "invalid choice"),
-    (["--threads", "0"], "must be at least 1"),
-    (["--repeats", "0"], "must be at least 1"),
-    (["--limit", "-1"], "cannot be negative"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "/nonexistent"], "CamVid not found"),
+        (["--names", "nope"], "nope: no such checkpoint"),
+        (["--split", "nope"], "invalid choice"),
+        (["--threads", "0"], "must be at least 1"),
+        (["--repeats", "0"], "must be at least 1"),
+        (["--limit", "-1"], "cannot be negative"),
+    ],
+)
 def test_evaluate_refuses_bad_arguments_with_a_message(tmp_path, capsys, args, message):
     save_checkpoint(build_model("fcn-none", width=0.125), "fcn-none", {}, tmp_path)
     assert _exit_status(evaluate.main, ["--checkpoints", str(tmp_path), *args]) == 2
@@ -86,6 +91,7 @@ def test_app_bench_times_clicks_in_chromium_against_a_bare_app(tmp_path):
     assert click["clicks"] == 2 and 0 < click["app_median_s"] <= click["app_max_s"]
     assert 0 < click["bare_median_s"] <= click["bare_max_s"]
     assert click["ratio"] == pytest.approx(click["app_median_s"] / click["bare_median_s"], rel=0.01)
+
 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")

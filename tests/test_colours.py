@@ -4,6 +4,7 @@ colour (attnviz.viz.colours).
 The reference is computed independently of the table: Plotly's own interpolation of the figure's colour scale at
 the value (plotly.colors.sample_colorscale), laid over the photo by the rule written out here,
 photo * (1 - a) + colour * a with a = opacity * t."""
+
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,8 +20,8 @@ from attnviz.viz.colours import ATTENTION_COLOURS, page_table
 from attnviz.viz.exports import overlay_png
 from attnviz.viz.figures import attention_map_figure, gate_planes_figure, pinned_maps_figure
 
-LEVELS = (0, 40, 96, 160, 215, 255)   # values t = level / 255: the canvas's table entry is exactly `level`
-BLOCK, CELL = 3, 16                   # each value fills BLOCK x BLOCK cells of CELL x CELL pixels
+LEVELS = (0, 40, 96, 160, 215, 255)  # values t = level / 255: the canvas's table entry is exactly `level`
+BLOCK, CELL = 3, 16  # each value fills BLOCK x BLOCK cells of CELL x CELL pixels
 OPACITY = 0.8
 PHOTO_RGB = (40, 120, 200)
 GRID_HW = (BLOCK, BLOCK * len(LEVELS))
@@ -54,7 +55,7 @@ def _plotly_expected() -> list[np.ndarray]:
     """Each level's colour from the Plotly figure of the row, interpolated by Plotly's helpers, over the photo."""
     values = _row()
     heat = attention_map_figure(values, "row").data[0]
-    low, high = float(values.min()), float(values.max())   # the figure's range: no zmin / zmax, the data's own
+    low, high = float(values.min()), float(values.max())  # the figure's range: no zmin / zmax, the data's own
     expected = []
     for level in LEVELS:
         t = (level / 255 - low) / (high - low)
@@ -67,11 +68,11 @@ def _plotly_expected() -> list[np.ndarray]:
 def test_the_attention_table_is_matplotlibs_inferno():
     matplotlib = pytest.importorskip("matplotlib")
     reference = matplotlib.colormaps["inferno"](np.arange(256) / 255)[:, :3] * 255
-    assert np.abs(ATTENTION_COLOURS - reference).max() <= 0.5 + 1e-6   # the table rounds to the nearest integer
+    assert np.abs(ATTENTION_COLOURS - reference).max() <= 0.5 + 1e-6  # the table rounds to the nearest integer
 
 
 def test_the_downloaded_overlay_shows_the_figures_colour_at_each_value():
-    view = SimpleNamespace(values=_row(), top_centres=[], pixel_centre=(4, 4))   # the marks away from the blocks
+    view = SimpleNamespace(values=_row(), top_centres=[], pixel_centre=(4, 4))  # the marks away from the blocks
     png = overlay_png(_photo(), view, OPACITY)
     overlay = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     for (x, y), expected in zip(_middles(), _plotly_expected(), strict=True):
@@ -105,12 +106,23 @@ def test_the_live_canvas_shows_the_figures_colour_at_each_value():
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     values = _row()
-    record = GlobalContextRecord("gc", torch.from_numpy(values)[None])   # one shared map: the row is the map
+    record = GlobalContextRecord("gc", torch.from_numpy(values)[None])  # one shared map: the row is the map
     payload = {**hover_payload(record, IMAGE_HW).data, "title": ""}
     blank = "data:image/gif;base64,R0lGODlhAQABAAAAACw="
-    data = {"version": "1", "photo": blank, "image_hw": list(IMAGE_HW), "panels": [payload], "mode": "row",
-            "opacity": OPACITY, "scale": "own", "pixel": [4, 4], "pins": [], "labels": section("canvas", "en"),
-            "colours": page_table(), "points": _middles()}
+    data = {
+        "version": "1",
+        "photo": blank,
+        "image_hw": list(IMAGE_HW),
+        "panels": [payload],
+        "mode": "row",
+        "opacity": OPACITY,
+        "scale": "own",
+        "pixel": [4, 4],
+        "pins": [],
+        "labels": section("canvas", "en"),
+        "colours": page_table(),
+        "points": _middles(),
+    }
     script = page_script(Path(__file__).resolve().parents[1] / "attnviz" / "app" / "attention_canvas.js")
     with chromium_page(60_000) as page:
         page.set_content('<div id="parent"><div class="attnviz-canvas"></div></div>')

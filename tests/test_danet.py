@@ -5,12 +5,17 @@ import textwrap
 
 import pytest
 import torch
+from tolerances import softmax_row_sum_tolerance
 
 from attnviz.capture import capture
-from tolerances import softmax_row_sum_tolerance
 from attnviz.modules.danet import (
-    ChannelAttention, DANetHead, PositionAttention, channel_attention_map, position_attention,
-    position_attention_reference)
+    ChannelAttention,
+    DANetHead,
+    PositionAttention,
+    channel_attention_map,
+    position_attention,
+    position_attention_reference,
+)
 
 
 def _pam(channels=16, seed=0):
@@ -122,7 +127,7 @@ def test_danet_head_outputs_and_records(rng):
     assert [tuple(o.shape) for o in out] == [(1, 11, 6, 8)] * 3
     assert set(rec) == {"pam", "cam"}
     assert rec["cam"].attention.shape == (1, 16, 16)  # 64 / 4 channels in each branch
-    assert rec["pam"].query.shape == (1, 48, 2)       # 16 / 8 query channels
+    assert rec["pam"].query.shape == (1, 48, 2)  # 16 / 8 query channels
 
 
 @pytest.mark.slow
@@ -140,8 +145,13 @@ def test_pam_runs_large_map_without_materialising_s():
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print((after - before) // 1024)
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]),
+    )
     growth_mib = int(result.stdout.strip().splitlines()[-1])
     assert growth_mib < 400, f"peak memory grew by {growth_mib} MiB; S would be 1024 MiB"
 
@@ -158,8 +168,7 @@ def test_channel_map_record_rows_in_both_forms(rng):
     torch.testing.assert_close(record.softmax_argument(2), energy[2].max() - energy[2])
     torch.testing.assert_close(record.row(2), record.attention[0, 2])
     torch.testing.assert_close(record.row(2, "paper"), channel_attention_map(x, "paper")[0, 2])
-    torch.testing.assert_close(record.row(2, "official").double(), torch.softmax(-energy[2], 0), rtol=1e-5,
-                               atol=1e-6)
+    torch.testing.assert_close(record.row(2, "official").double(), torch.softmax(-energy[2], 0), rtol=1e-5, atol=1e-6)
 
 
 def test_record_entry_and_channel_helpers_against_the_full_matrices(rng):
@@ -189,9 +198,11 @@ def test_recomputed_chunks_give_the_reference_values_and_gradients():
     from attnviz.modules.danet import position_attention, position_attention_reference
 
     torch.manual_seed(0)
-    query, key, value = (torch.randn(2, 50, 4, dtype=torch.float64, requires_grad=True),
-                         torch.randn(2, 50, 4, dtype=torch.float64, requires_grad=True),
-                         torch.randn(2, 6, 50, dtype=torch.float64, requires_grad=True))
+    query, key, value = (
+        torch.randn(2, 50, 4, dtype=torch.float64, requires_grad=True),
+        torch.randn(2, 50, 4, dtype=torch.float64, requires_grad=True),
+        torch.randn(2, 6, 50, dtype=torch.float64, requires_grad=True),
+    )
     weights = torch.randn(2, 6, 50, dtype=torch.float64)
     expected, _ = position_attention_reference(query, key, value)
     expected_grads = torch.autograd.grad((expected * weights).sum(), (query, key, value))

@@ -14,10 +14,10 @@ from attnviz.analysis.forward import (
     feature_centre,
     feature_index,
 )
+from attnviz.analysis.metrics import confusion_matrix, iou_from_confusion, summarise_confusion
 from attnviz.data.camvid import CamVid
 from attnviz.data.images import ImageError, decode_image
 from attnviz.data.transforms import augment_pair
-from attnviz.analysis.metrics import confusion_matrix, iou_from_confusion, summarise_confusion
 
 ROOT = Path(__file__).resolve().parents[1]  # the project: app.py, pages/, checkpoints/
 
@@ -119,7 +119,7 @@ def test_decode_image_formats_and_conversions():
     assert grey.shape == (60, 80, 3) and (grey[..., 0] == grey[..., 1]).all()
     rgba = np.dstack([rgb, np.zeros((60, 80), np.uint8)])  # fully transparent -> white
     assert (decode_image(_png(rgba)) == 255).all()
-    deep = (np.arange(60 * 80, dtype=np.uint16).reshape(60, 80) * 13)
+    deep = np.arange(60 * 80, dtype=np.uint16).reshape(60, 80) * 13
     out16 = decode_image(_png(deep.astype(np.uint16)))
     assert out16.shape == (60, 80, 3) and out16.max() > 200
 
@@ -208,9 +208,10 @@ def test_a_small_file_of_a_huge_16_bit_image_costs_little_memory(tmp_path, size,
     path = tmp_path / "deep.png"
     gradient = (np.arange(size[0], dtype=np.uint32) * 7 % 65536).astype(np.uint16)
     Image.fromarray(np.broadcast_to(gradient, size[::-1]).copy()).save(path, "PNG")  # 16-bit grey
-    assert path.stat().st_size < 2 * 2 ** 20
-    probe = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True,
-                           cwd=ROOT, check=True).stdout
+    assert path.stat().st_size < 2 * 2**20
+    probe = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
     assert outcome in probe, probe
     grew = float(probe.split("grew_mib")[1])
     assert grew < 200, probe  # the upload budget is "well under 300 MB"
@@ -242,15 +243,29 @@ def _claiming_size(webp, width, height):
 _CAP_SIDES = (7300, 5475)  # 39.97 megapixels: just under MAX_PIXELS
 _WEBP_SIDES = (4470, 3350)  # 15 megapixels: just under DECODE_BUDGET at a WebP's 16 bytes a pixel
 _LARGE_UPLOADS = {  # name: (make the file, what the probe prints)
-    "jpeg-4000x3000": (lambda: _encode(_ramp(4000, 3000) + np.random.default_rng(0).integers(
-        0, 16, (3000, 4000, 3), dtype=np.uint8), "JPEG", quality=95), "shape (768, 1024, 3)"),
+    "jpeg-4000x3000": (
+        lambda: _encode(
+            _ramp(4000, 3000) + np.random.default_rng(0).integers(0, 16, (3000, 4000, 3), dtype=np.uint8),
+            "JPEG",
+            quality=95,
+        ),
+        "shape (768, 1024, 3)",
+    ),
     "rgb-png-at-pixel-cap": (lambda: _encode(_ramp(*_CAP_SIDES), "PNG", compress_level=1), "shape (768, 1024, 3)"),
-    "rgba-png-at-pixel-cap": (lambda: _encode(np.dstack([_ramp(*_CAP_SIDES), np.full(_CAP_SIDES[::-1], 128, np.uint8)]),
-                                              "PNG", compress_level=1), "shape (768, 1024, 3)"),
-    "webp-at-memory-limit": (lambda: _encode(_ramp(*_WEBP_SIDES), "WEBP", lossless=True, method=0),
-                             "shape (767, 1024, 3)"),
-    "webp-over-memory-limit": (lambda: _claiming_size(_encode(_ramp(64, 64), "WEBP", lossless=True), *_CAP_SIDES),
-                               "refused The image is 7300x5475 pixels"),
+    "rgba-png-at-pixel-cap": (
+        lambda: _encode(
+            np.dstack([_ramp(*_CAP_SIDES), np.full(_CAP_SIDES[::-1], 128, np.uint8)]), "PNG", compress_level=1
+        ),
+        "shape (768, 1024, 3)",
+    ),
+    "webp-at-memory-limit": (
+        lambda: _encode(_ramp(*_WEBP_SIDES), "WEBP", lossless=True, method=0),
+        "shape (767, 1024, 3)",
+    ),
+    "webp-over-memory-limit": (
+        lambda: _claiming_size(_encode(_ramp(64, 64), "WEBP", lossless=True), *_CAP_SIDES),
+        "refused The image is 7300x5475 pixels",
+    ),
 }
 
 
@@ -267,10 +282,11 @@ def test_any_accepted_upload_costs_under_300_mb(tmp_path, name):
     path.write_bytes(make())
     assert path.stat().st_size <= MAX_UPLOAD_BYTES
     assert _CAP_SIDES[0] * _CAP_SIDES[1] <= MAX_PIXELS < 1.01 * _CAP_SIDES[0] * _CAP_SIDES[1]
-    probe = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True,
-                           cwd=ROOT, check=True).stdout
+    probe = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
     assert expected in probe, probe
-    grew_mb = float(probe.split("grew_mib")[1]) * 2 ** 20 / 1e6
+    grew_mb = float(probe.split("grew_mib")[1]) * 2**20 / 1e6
     assert grew_mb < 300, probe
     if "refused" in expected:  # refused from the header, before the canvas is allocated
         assert "MB of memory" in probe and grew_mb < 50, probe
@@ -285,7 +301,7 @@ def test_a_progressive_cmyk_jpeg_too_large_to_buffer_is_refused_from_its_header(
     for jpeg in (rgb, cmyk):
         data = bytearray(jpeg.getvalue())
         frame = data.index(b"\xff\xc2")  # a progressive frame: marker, length, precision, height, width
-        data[frame + 5:frame + 9] = (5000).to_bytes(2, "big") + (7000).to_bytes(2, "big")  # 35 megapixels
+        data[frame + 5 : frame + 9] = (5000).to_bytes(2, "big") + (7000).to_bytes(2, "big")  # 35 megapixels
         claimed.append(bytes(data))
     try:  # about 140 MB: let through to the decoder (which may pad the missing scans or call the file truncated)
         decode_image(claimed[0])
@@ -336,12 +352,15 @@ def _as_markdown_shows(markdown):
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
-@pytest.mark.parametrize("text", [
-    "Session expired, log in again at https://evil.example/login",
-    "HTTP://EVIL.EXAMPLE/a?b=c (or www.evil.example, WWW.Evil.Example)",
-    "write to admin@evil.example or mailto:help@evil.co.uk",
-    "https://www.evil.example/x@y.z",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Session expired, log in again at https://evil.example/login",
+        "HTTP://EVIL.EXAMPLE/a?b=c (or www.evil.example, WWW.Evil.Example)",
+        "write to admin@evil.example or mailto:help@evil.co.uk",
+        "https://www.evil.example/x@y.z",
+    ],
+)
 def test_markdown_literal_never_makes_a_link_and_shows_the_same_characters(text):
     """A browser test checks the rendered page; AppTest does not render Markdown, so this checks the string
     against remark-gfm's own patterns (and the escapes stop its parse-time autolinks, which read the source)."""
@@ -386,8 +405,13 @@ def test_the_largest_upload_with_its_forward_pass_and_capture_costs_under_300_mb
 
     path = tmp_path / "upload"
     path.write_bytes(_LARGE_UPLOADS[name][0]())
-    probe = subprocess.run([sys.executable, "-c", _FORWARD_PROBE, str(path), "danet-eca"], capture_output=True,
-                           text=True, cwd=ROOT, check=True).stdout
+    probe = subprocess.run(
+        [sys.executable, "-c", _FORWARD_PROBE, str(path), "danet-eca"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout
     assert "shape (768, 1024, 3)" in probe and "records 10" in probe, probe
-    grew_mb = float(probe.split("grew_mib")[1]) * 2 ** 20 / 1e6
+    grew_mb = float(probe.split("grew_mib")[1]) * 2**20 / 1e6
     assert grew_mb < 300, probe

@@ -1,18 +1,25 @@
 """The dataflow reader (attnviz.capture.dataflow): attention found by what it computes, checked against an independent
 hook (a bare TorchFunctionMode in this file that only keeps every softmax and sigmoid output) and, where the
 inputs are known, a naive float64 softmax."""
+
+import fixtures_dataflow as ea
 import pytest
 import torch
+from fixtures_attention import ExternalEca, randomise
+from tolerances import softmax_entry_rtol, softmax_row_sum_tolerance
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-import fixtures_dataflow as ea
-from attnviz.capture import dataflow
-from attnviz.capture import capture
-from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, DenseAttentionRecord, GateRecord,
-                             GlobalContextRecord, PositionAttentionRecord, SpatialAttentionRecord)
-from fixtures_attention import ExternalEca, randomise
-from tolerances import softmax_entry_rtol, softmax_row_sum_tolerance
+from attnviz.capture import capture, dataflow
+from attnviz.capture.records import (
+    BranchWeightRecord,
+    ChannelAttentionRecord,
+    DenseAttentionRecord,
+    GateRecord,
+    GlobalContextRecord,
+    PositionAttentionRecord,
+    SpatialAttentionRecord,
+)
 
 
 class KeepOutputs(TorchFunctionMode):
@@ -77,6 +84,7 @@ def timm_layers():
     from timm.layers.non_local_attn import NonLocalAttn
     from timm.layers.selective_kernel import SelectiveKernel
     from timm.layers.split_attn import SplitAttn
+
     return {
         "BottleneckAttn": (lambda: BottleneckAttn(32, 32, feat_size=(8, 8), num_heads=4), DenseAttentionRecord, 5),
         "LambdaLayer": (lambda: LambdaLayer(32, 32, dim_head=8, num_heads=4), GlobalContextRecord, 1),
@@ -84,8 +92,11 @@ def timm_layers():
         "SelectiveKernel": (lambda: SelectiveKernel(32, 32), BranchWeightRecord, 1),
         "SplitAttn": (lambda: SplitAttn(32, 32, radix=2), BranchWeightRecord, 1),
         "GatherExcite": (lambda: GatherExcite(32, extent=2, use_mlp=False), GateRecord, 1),
-        "GlobalContext": (lambda: GlobalContext(32, fuse_scale=True, fuse_add=True), (GlobalContextRecord,
-                                                                                    ChannelAttentionRecord), 2),
+        "GlobalContext": (
+            lambda: GlobalContext(32, fuse_scale=True, fuse_add=True),
+            (GlobalContextRecord, ChannelAttentionRecord),
+            2,
+        ),
     }
 
 
@@ -98,7 +109,7 @@ def test_timm_attention_layers_found_by_what_they_compute(name):
     assert len(records) == count and skipped == []
     for key, record in records.items():
         assert isinstance(record, kind) and record.found_by, key
-        if isinstance(record, PositionAttentionRecord):   # factored: S rebuilt from the op's own factors
+        if isinstance(record, PositionAttentionRecord):  # factored: S rebuilt from the op's own factors
             assert any(o.shape[-2:] == (64, 64) and torch.allclose(record.matrix(1), o[1], atol=1e-6) for o in outputs)
         elif not (isinstance(record, DenseAttentionRecord) and record.head is None and record.heads > 1):
             assert held_exactly(record, outputs), key
@@ -106,11 +117,13 @@ def test_timm_attention_layers_found_by_what_they_compute(name):
 
 def test_bottleneck_heads_are_kept_apart_and_their_mean_is_the_mean():
     from timm.layers.bottleneck_attn import BottleneckAttn
+
     torch.manual_seed(0)
-    records, _, outputs = run(randomise(nn.Sequential(nn.Conv2d(3, 32, 1), BottleneckAttn(32, 32, feat_size=(8, 8),
-                                                                                          num_heads=4))),
-                              torch.randn(2, 3, 8, 8))
-    softmax = outputs[-1].view(2, 4, 64, 64)     # (B * heads, N, N) as timm computes it, batch-major
+    records, _, outputs = run(
+        randomise(nn.Sequential(nn.Conv2d(3, 32, 1), BottleneckAttn(32, 32, feat_size=(8, 8), num_heads=4))),
+        torch.randn(2, 3, 8, 8),
+    )
+    softmax = outputs[-1].view(2, 4, 64, 64)  # (B * heads, N, N) as timm computes it, batch-major
     for head in range(4):
         assert torch.equal(records[f"1:head{head}"].maps, softmax[:, head])
         assert torch.equal(records[f"1:head{head}"].row(10, batch=1), softmax[1, head, 10].view(8, 8))
@@ -120,13 +133,16 @@ def test_bottleneck_heads_are_kept_apart_and_their_mean_is_the_mean():
 
 def test_halo_local_windows_are_listed_not_drawn():
     from timm.layers.halo_attn import HaloAttn
-    records, skipped, _ = run(nn.Sequential(nn.Conv2d(3, 32, 1), HaloAttn(32, 32, block_size=4, halo_size=1)),
-                              torch.randn(1, 3, 8, 8))
+
+    records, skipped, _ = run(
+        nn.Sequential(nn.Conv2d(3, 32, 1), HaloAttn(32, 32, block_size=4, halo_size=1)), torch.randn(1, 3, 8, 8)
+    )
     assert records == {} and len(skipped) == 1 and "local attention" in skipped[0].what.text()
 
 
 def test_non_local_rows_equal_a_naive_float64_softmax():
     from timm.layers.non_local_attn import NonLocalAttn
+
     torch.manual_seed(1)
     block = randomise(NonLocalAttn(16)).eval()
     x = torch.randn(1, 16, 6, 7)
@@ -143,15 +159,20 @@ def test_non_local_rows_equal_a_naive_float64_softmax():
         assert (record.height, record.width, record.key_grid) == (6, 7, (6, 7))
 
 
-LONG_TAIL = {   # module -> (builder, {record type: how many})
+LONG_TAIL = {  # module -> (builder, {record type: how many})
     "SimAM": (lambda: ea.SimAM(), {GateRecord: 1}),
     "SKAttention": (lambda: ea.SKAttention(32), {BranchWeightRecord: 1}),
     "ShuffleAttention": (lambda: ea.ShuffleAttention(32, G=4), {ChannelAttentionRecord: 1, GateRecord: 1}),
     # each AttentionGate owns its gate: a spatial gate on its own (permuted) input, (C, W), (H, C), (H, W)
-    "TripletAttention": (lambda: ea.TripletAttention(), {SpatialAttentionRecord: 1, GateRecord: 2}),  # H x W; C x W, H x C
+    "TripletAttention": (
+        lambda: ea.TripletAttention(),
+        {SpatialAttentionRecord: 1, GateRecord: 2},
+    ),  # H x W; C x W, H x C
     "PSA": (lambda: ea.PSA(32), {BranchWeightRecord: 1}),
-    "ParallelPolarizedSelfAttention": (lambda: ea.ParallelPolarizedSelfAttention(32),
-                                       {GlobalContextRecord: 1, ChannelAttentionRecord: 2, SpatialAttentionRecord: 1}),
+    "ParallelPolarizedSelfAttention": (
+        lambda: ea.ParallelPolarizedSelfAttention(32),
+        {GlobalContextRecord: 1, ChannelAttentionRecord: 2, SpatialAttentionRecord: 1},
+    ),
     "SpatialGroupEnhance": (lambda: ea.SpatialGroupEnhance(4), {SpatialAttentionRecord: 1}),
     "DoubleAttention": (lambda: ea.DoubleAttention(32), {GateRecord: 2}),
     "CoTAttention": (lambda: ea.CoTAttention(32), {GlobalContextRecord: 1}),
@@ -174,10 +195,13 @@ def test_long_tail_modules_found_by_what_they_compute(name):
     assert counts == expected, (records.keys(), skipped)
     for key, record in records.items():
         assert record.found_by, key
-        if isinstance(record, PositionAttentionRecord):   # energies in the hundreds here: tolerances from float32
+        if isinstance(record, PositionAttentionRecord):  # energies in the hundreds here: tolerances from float32
             rtol, tiny = softmax_entry_rtol(record.query[0], record.key[0]), torch.finfo(torch.float32).tiny
-            assert any(o.shape[-2:] == (64, 64) and torch.allclose(record.matrix(0), o.reshape(2, 64, 64)[0],
-                                                                   rtol=rtol, atol=tiny) for o in outputs)
+            assert any(
+                o.shape[-2:] == (64, 64)
+                and torch.allclose(record.matrix(0), o.reshape(2, 64, 64)[0], rtol=rtol, atol=tiny)
+                for o in outputs
+            )
             for i in range(record.num_pixels):
                 energies = record.key[0] @ record.query[0, i]
                 assert abs(float(record.row(i).sum()) - 1) <= softmax_row_sum_tolerance(energies), i
@@ -212,7 +236,7 @@ def test_a_family_module_and_a_long_tail_module_are_each_drawn_once():
     net = randomise(nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), ExternalEca(3), ea.SimAM(), ea.SKAttention(16)))
     records, skipped, _ = run(net, torch.randn(1, 3, 8, 8))
     assert list(records) == ["1", "2", "3"] and skipped == []
-    assert records["1"].family == "eca" and not records["1"].found_by    # by structure: the dataflow reader left it
+    assert records["1"].family == "eca" and not records["1"].found_by  # by structure: the dataflow reader left it
     assert records["2"].found_by and records["3"].found_by
 
 
@@ -224,33 +248,43 @@ def test_swish_and_a_final_softmax_are_not_attention():
 
         def forward(self, x):
             y = self.conv(x)
-            y = y * torch.sigmoid(y)                  # swish
-            return torch.softmax(y.mean((2, 3)) @ torch.ones(8, 5), dim=1)   # class probabilities
+            y = y * torch.sigmoid(y)  # swish
+            return torch.softmax(y.mean((2, 3)) @ torch.ones(8, 5), dim=1)  # class probabilities
+
     records, skipped, _ = run(Net(), torch.randn(1, 3, 8, 8))
     assert records == {}
-    assert [s.what.text() for s in skipped] == ["a softmax over 5 entries of a 1x5 tensor (no grid of the module has "
-                                         "that many positions)"]
+    assert [s.what.text() for s in skipped] == [
+        "a softmax over 5 entries of a 1x5 tensor (no grid of the module has that many positions)"
+    ]
 
 
 def test_dense_maps_over_the_cap_are_listed_not_kept(monkeypatch):
     from timm.layers.bottleneck_attn import BottleneckAttn
+
     monkeypatch.setattr(dataflow, "DENSE_LIMIT_BYTES", 1000)
-    records, skipped, _ = run(nn.Sequential(nn.Conv2d(3, 32, 1), BottleneckAttn(32, 32, feat_size=(8, 8))),
-                              torch.randn(1, 3, 8, 8))
+    records, skipped, _ = run(
+        nn.Sequential(nn.Conv2d(3, 32, 1), BottleneckAttn(32, 32, feat_size=(8, 8))), torch.randn(1, 3, 8, 8)
+    )
     assert records == {} and "over the" in skipped[0].what.text()
 
 
-FOUND_BY = {   # module -> {record name: how the reader says it found it, in English}
-    "SpatialGroupEnhance": {"1": "its sigmoid gate, one weight per pixel (8x8, 4 channel groups; their mean is shown); "
-                                 "it multiplies the features"},
-    "BAMBlock": {"1": "its sigmoid gate, one weight per element (32x8x8); a form of it changed by numbers "
-                      "(e.g. 1 + gate) multiplies the features"},
-    "ShuffleAttention": {"1:channel": "its sigmoid gate, one weight per channel (16 in 4 groups); it multiplies the "
-                                      "features",
-                         "1:elements": "its sigmoid gate, one weight per element (16x8x8); it multiplies the features"},
+FOUND_BY = {  # module -> {record name: how the reader says it found it, in English}
+    "SpatialGroupEnhance": {
+        "1": "its sigmoid gate, one weight per pixel (8x8, 4 channel groups; their mean is shown); "
+        "it multiplies the features"
+    },
+    "BAMBlock": {
+        "1": "its sigmoid gate, one weight per element (32x8x8); a form of it changed by numbers "
+        "(e.g. 1 + gate) multiplies the features"
+    },
+    "ShuffleAttention": {
+        "1:channel": "its sigmoid gate, one weight per channel (16 in 4 groups); it multiplies the features",
+        "1:elements": "its sigmoid gate, one weight per element (16x8x8); it multiplies the features",
+    },
     "CoTAttention": {"1": "its softmax over 8x8 positions (32 maps; their mean is shown)"},
-    "PositionAttentionModule": {"1.pa": "its softmax over 8x8 positions of a product of two factors (8x8 queries; "
-                                        "S rebuilt from the factors)"},
+    "PositionAttentionModule": {
+        "1.pa": "its softmax over 8x8 positions of a product of two factors (8x8 queries; S rebuilt from the factors)"
+    },
     "SKAttention": {"1": "its softmax over 3 branches, per channel (32)"},
 }
 
@@ -262,8 +296,9 @@ def test_how_a_record_was_found_is_kept_in_no_language_and_said_in_either(name):
     from prose import latin_words
 
     torch.manual_seed(0)
-    records, _, _ = run(randomise(nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), LONG_TAIL[name][0]())),
-                        torch.randn(2, 3, 8, 8))
+    records, _, _ = run(
+        randomise(nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), LONG_TAIL[name][0]())), torch.randn(2, 3, 8, 8)
+    )
     assert {key: record.found_by.text("en") for key, record in records.items()} == FOUND_BY[name]
     for record in records.values():
         assert set(latin_words(record.found_by.text("zh"))) <= {"sigmoid", "S"}, record.found_by.text("zh")
@@ -271,9 +306,15 @@ def test_how_a_record_was_found_is_kept_in_no_language_and_said_in_either(name):
 
 def test_what_was_seen_and_not_drawn_is_said_in_either_language():
     from timm.layers.halo_attn import HaloAttn
-    _, skipped, _ = run(nn.Sequential(nn.Conv2d(3, 32, 1), HaloAttn(32, 32, block_size=4, halo_size=1)),
-                        torch.randn(1, 3, 8, 8))
+
+    _, skipped, _ = run(
+        nn.Sequential(nn.Conv2d(3, 32, 1), HaloAttn(32, 32, block_size=4, halo_size=1)), torch.randn(1, 3, 8, 8)
+    )
     assert [(s.module, s.what.text("en")) for s in skipped] == [
-        ("1", "a softmax over windows of 36 keys for blocks of 16 queries (4 blocks: local attention, as HaloNet's): "
-              "found, not drawn")]   # 4x4 blocks, each with a 1-pixel halo: (4 + 2)^2 keys
+        (
+            "1",
+            "a softmax over windows of 36 keys for blocks of 16 queries (4 blocks: local attention, as HaloNet's): "
+            "found, not drawn",
+        )
+    ]  # 4x4 blocks, each with a 1-pixel halo: (4 + 2)^2 keys
     assert skipped[0].what.text("zh").startswith("在 36 个键的窗口上")

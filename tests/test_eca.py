@@ -6,9 +6,14 @@ from timm.layers import EcaModule
 
 from attnviz.capture import capture
 from attnviz.modules.eca import (
-    ECA, OFFICIAL_RELEASED_KERNELS, eca_formula_terms, eca_kernel_size, eca_kernel_size_nearest_odd,
+    ECA,
+    OFFICIAL_RELEASED_KERNELS,
+    eca_formula_terms,
+    eca_kernel_size,
+    eca_kernel_size_nearest_odd,
     eca_kernel_size_ties_down,
-    eca_kernel_size_timm)
+    eca_kernel_size_timm,
+)
 
 
 def test_official_rounding_on_published_channel_counts():
@@ -29,8 +34,13 @@ def test_nearest_odd_by_hand():
 
 def test_the_code_rule_is_the_nearest_odd_with_ties_up_everywhere():
     # truncate-and-bump vs 2*floor(t/2)+1, for C = 1..4096 over a grid of gamma and b
-    mismatches = [(c, gamma, b) for gamma in (0.5, 1, 1.5, 2, 2.5, 3, 4) for b in (0, 0.5, 1, 2, 3)
-                  for c in range(1, 4097) if eca_kernel_size(c, gamma, b) != eca_kernel_size_nearest_odd(c, gamma, b)]
+    mismatches = [
+        (c, gamma, b)
+        for gamma in (0.5, 1, 1.5, 2, 2.5, 3, 4)
+        for b in (0, 0.5, 1, 2, 3)
+        for c in range(1, 4097)
+        if eca_kernel_size(c, gamma, b) != eca_kernel_size_nearest_odd(c, gamma, b)
+    ]
     assert mismatches == []
 
 

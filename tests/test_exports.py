@@ -1,4 +1,5 @@
 """Downloads: CSV tables and PNG images read back to the numbers they came from."""
+
 import csv
 import io
 
@@ -28,8 +29,7 @@ def test_vector_csv_columns_and_length_check():
 
 def test_png_bytes_decode_to_the_same_rgb_image():
     image = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(png_bytes(image), np.uint8), cv2.IMREAD_COLOR),
-                           cv2.COLOR_BGR2RGB)
+    decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(png_bytes(image), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(decoded, image)
 
 

@@ -1,23 +1,45 @@
 """attnviz.capture.families: user modules recognised by structure, read through hooks, verified by reconstruction."""
+
 import math
 import threading
 
 import pytest
 import torch
 import torch.nn.functional as F
+from fixtures_attention import (
+    Blob,
+    ChannelThing,
+    ColumnSoftmaxBlob,
+    Context,
+    Coord,
+    Cross,
+    EcaLike,
+    FancyAttention,
+    GanSelfAttention,
+    HalfPam,
+    InvertedSqueeze,
+    Nonlocal2d,
+    NonlocalGaussian,
+    NoResidualBlob,
+    Recurrent,
+    Squeeze,
+    UserNet,
+    randomise,
+)
+from tolerances import softmax_row_sum_tolerance
 from torch import nn
 
-from attnviz.capture import families
-from attnviz.capture import capture
+from attnviz.capture import capture, families
 from attnviz.capture.families.bench import UserPam, bench_family_capture, kept_bytes
-from attnviz.capture.records import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
-                             CrissCrossAttentionRecord, GlobalContextRecord, PositionAttentionRecord,
-                             SpatialAttentionRecord)
-
-from tolerances import softmax_row_sum_tolerance
-from fixtures_attention import (Blob, ChannelThing, ColumnSoftmaxBlob, Context, Coord, Cross, EcaLike,
-                                FancyAttention, GanSelfAttention, HalfPam, InvertedSqueeze, Nonlocal2d,
-                                NonlocalGaussian, NoResidualBlob, Recurrent, Squeeze, UserNet, randomise)
+from attnviz.capture.records import (
+    ChannelAttentionRecord,
+    ChannelMapRecord,
+    CoordinateAttentionRecord,
+    CrissCrossAttentionRecord,
+    GlobalContextRecord,
+    PositionAttentionRecord,
+    SpatialAttentionRecord,
+)
 
 EXPECTED = {  # path in UserNet -> (family, record type)
     "se": ("se", ChannelAttentionRecord),
@@ -78,19 +100,19 @@ def test_every_family_recognised_without_running(user_net):
     assert found["coord"].record is CoordinateAttentionRecord
     assert found["nl"].candidates[0] == "non-local/embedded"
     lookalikes = families.unrecognised_attention(model)
-    assert [(l.path, l.class_name) for l in lookalikes] == [("odd", "FancyAttention")]
+    assert [(found.path, found.class_name) for found in lookalikes] == [("odd", "FancyAttention")]
 
 
 def test_recognition_ignores_class_names():
     renamed = type("TotallyUnrelatedName", (Blob,), {})(16)
     assert families.recognise(renamed).name == "pam"
-    assert families.recognise(type("SELayer", (nn.Module,), {})()) is None   # a name alone is not a family
+    assert families.recognise(type("SELayer", (nn.Module,), {})()) is None  # a name alone is not a family
 
 
 def test_near_misses_are_listed_not_recognised():
     model = nn.Sequential(HalfPam(16), FancyAttention(16))
     assert families.find_attention(model) == []
-    reasons = {l.path: l.reason for l in families.unrecognised_attention(model)}
+    reasons = {found.path: found.reason for found in families.unrecognised_attention(model)}
     assert "query_conv" in reasons["0"] and "key_conv" in reasons["0"]
     assert "class name" in reasons["1"]
 
@@ -116,8 +138,21 @@ def test_own_and_adapted_modules_are_not_recorded_twice():
 def test_every_family_verified_to_1e_5(user_net):
     model, x, rec, _ = user_net
     assert families.unverified(rec) == {}
-    assert list(rec) == ["se", "eca", "cbam.ChannelGate", "cbam.SpatialGate", "coord", "context", "nl", "pam",
-                         "cam", "cc.cca", "cc.cca#1", "sagan", "odd"]
+    assert list(rec) == [
+        "se",
+        "eca",
+        "cbam.ChannelGate",
+        "cbam.SpatialGate",
+        "coord",
+        "context",
+        "nl",
+        "pam",
+        "cam",
+        "cc.cca",
+        "cc.cca#1",
+        "sagan",
+        "odd",
+    ]
     # the look-alike of no family is found by what it computes (a gate on every element), not by structure
     assert rec["odd"].family is None and "per element" in rec["odd"].found_by.text()
     for name, record in rec.items():
@@ -129,7 +164,10 @@ def test_every_family_verified_to_1e_5(user_net):
         assert record.max_error <= 1e-5, (name, record.max_error)
     table = families.verification_table(rec)
     assert len(table) == 12 and all(row["verified"] for row in table)
-    assert rec["cbam.ChannelGate"].kind == "flexible" and set(rec["cbam.ChannelGate"].parts) == {"avg_branch", "max_branch"}
+    assert rec["cbam.ChannelGate"].kind == "flexible" and set(rec["cbam.ChannelGate"].parts) == {
+        "avg_branch",
+        "max_branch",
+    }
     assert rec["coord"].kind == "ca" and rec["cbam.SpatialGate"].kind == "cbam-spatial"
 
 
@@ -165,7 +203,7 @@ def test_gate_weights_are_the_modules_own():
 
 
 def _naive_rows(query, key, softmax=True):
-    energy = query.flatten(2).transpose(1, 2) @ key.flatten(2)                  # (B, N, Nk) float64
+    energy = query.flatten(2).transpose(1, 2) @ key.flatten(2)  # (B, N, Nk) float64
     return torch.softmax(energy, -1) if softmax else energy / energy.shape[-1]
 
 
@@ -181,7 +219,9 @@ def test_position_rows_equal_naive_softmax(cls):
         for i in (0, 17, 53):
             torch.testing.assert_close(record.row(i, batch).double().flatten(), s[batch, i], rtol=0, atol=1e-6)
         torch.testing.assert_close(record.column(11, batch).double().flatten(), s[batch, :, 11], rtol=0, atol=1e-6)
-        torch.testing.assert_close(record.rows(torch.arange(54), batch).double().flatten(1), s[batch], rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            record.rows(torch.arange(54), batch).double().flatten(1), s[batch], rtol=0, atol=1e-6
+        )
     assert record.alpha == pytest.approx(0.7)
 
 
@@ -236,10 +276,10 @@ def test_non_local_gaussian_form():
 
 def test_non_local_form_found_without_a_hint():
     torch.manual_seed(0)
-    module = randomise(Nonlocal2d(16, mode="plain"))   # computes the dot form; its `mode` does not say "dot"
+    module = randomise(Nonlocal2d(16, mode="plain"))  # computes the dot form; its `mode` does not say "dot"
     rec, _ = _run(module, torch.randn(1, 16, 6, 6))
     assert _only(rec).normalisation == "dot"
-    rec, _ = _run(module, torch.randn(1, 16, 6, 6))    # the second capture starts with the form that verified
+    rec, _ = _run(module, torch.randn(1, 16, 6, 6))  # the second capture starts with the form that verified
     assert _only(rec).normalisation == "dot"
 
 
@@ -263,7 +303,7 @@ def test_criss_cross_row_equals_naive_per_query():
     module = randomise(Recurrent(16))
     x = torch.randn(1, 16, 5, 7)
     rec, _ = _run(module, x)
-    assert list(rec) == ["cca", "cca#1"]                       # the recurrence: one record per pass
+    assert list(rec) == ["cca", "cca#1"]  # the recurrence: one record per pass
     record = rec["cca"]
     assert record.verified and record.max_error <= 1e-5
     q, k = _projections(module.cca.query_conv, module.cca.key_conv, x)
@@ -290,8 +330,9 @@ def test_gcnet_map_equals_naive_softmax_and_is_shared():
     torch.testing.assert_close(record.map.double(), naive, rtol=0, atol=1e-6)
     torch.testing.assert_close(record.row(0, 1), record.row(29, 1))
     assert torch.all(record.column(7, 1) == record.map[1].flatten()[7])
-    torch.testing.assert_close(record.context.double(), torch.einsum("bchw,bhw->bc", x.double(), naive),
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        record.context.double(), torch.einsum("bchw,bhw->bc", x.double(), naive), rtol=0, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("paper", [False, True])
@@ -312,15 +353,16 @@ def test_cam_map_and_form(paper):
 # ----------------------------------------------------------------------------- altered modules
 
 
-@pytest.mark.parametrize("make", [lambda: ColumnSoftmaxBlob(16), lambda: NoResidualBlob(16),
-                                  lambda: InvertedSqueeze(16)])
+@pytest.mark.parametrize(
+    "make", [lambda: ColumnSoftmaxBlob(16), lambda: NoResidualBlob(16), lambda: InvertedSqueeze(16)]
+)
 def test_altered_module_is_recognised_but_not_verified(make):
     torch.manual_seed(0)
     module = randomise(make())
-    assert families.find_attention(module)                      # same attribute names: recognised
+    assert families.find_attention(module)  # same attribute names: recognised
     rec, _ = _run(module, torch.randn(1, 16, 5, 6))
-    assert len(rec) == 0                                         # nothing offered for drawing
-    (name, item), = families.unverified(rec).items()
+    assert len(rec) == 0  # nothing offered for drawing
+    ((name, item),) = families.unverified(rec).items()
     assert item.max_error > 1e-4 and "not verified" in item.reason
     assert item.record is None or item.record.verified is False
     (row,) = families.verification_table(rec)
@@ -364,10 +406,10 @@ def test_hooks_live_only_while_capturing(user_net):
     with capture(model):
         with capture(model):
             assert _hooks(model) > 0
-        assert _hooks(model) > 0                                 # the outer capture still holds them
+        assert _hooks(model) > 0  # the outer capture still holds them
     assert _hooks(model) == 0
     with torch.no_grad():
-        model(x)                                                 # outside a capture: no recorder, no state
+        model(x)  # outside a capture: no recorder, no state
 
 
 def test_capture_with_autograd_and_threads():
@@ -407,10 +449,10 @@ def test_nothing_n_by_n_is_kept():
     with torch.no_grad(), capture(module) as rec:
         module(torch.randn(1, 32, height, width))
     record = _only(rec)
-    assert rec.scratch == {}                                     # every part dropped when the module returned
+    assert rec.scratch == {}  # every part dropped when the module returned
     tensors = [v for v in vars(record).values() if isinstance(v, torch.Tensor)]
     assert all(t.numel() < num * num / 100 for t in tensors)
-    assert kept_bytes(record) == 4 * num * (4 + 4 + 1)            # Q, K (C' = 4) and the log-normaliser
+    assert kept_bytes(record) == 4 * num * (4 + 4 + 1)  # Q, K (C' = 4) and the log-normaliser
     rec_nl, _ = _run(randomise(Nonlocal2d(16)), torch.randn(1, 16, 16, 16))
     assert kept_bytes(_only(rec_nl)) == 4 * (256 * 8 + 64 * 8 + 256)
     rec_cc, _ = _run(randomise(Cross(16)), torch.randn(1, 16, 16, 16))
@@ -430,14 +472,14 @@ def test_float64_and_larger_case():
 
 
 def test_in_place_changes_inside_the_module():
-    class InPlaceCoord(Coord):   # the same maths, with in-place sigmoids on the taps' outputs
+    class InPlaceCoord(Coord):  # the same maths, with in-place sigmoids on the taps' outputs
         def forward(self, x):
             _, _, h, w = x.shape
             y = self.act(self.bn1(self.conv1(torch.cat([self.pool_h(x), self.pool_w(x).permute(0, 1, 3, 2)], 2))))
             x_h, x_w = torch.split(y, [h, w], dim=2)
             return x * self.conv_w(x_w.permute(0, 1, 3, 2)).sigmoid_() * self.conv_h(x_h).sigmoid_()
 
-    class InPlaceQuery(Blob):    # scales its query in place after the conv: the kept reference is stale
+    class InPlaceQuery(Blob):  # scales its query in place after the conv: the kept reference is stale
         def forward(self, x):
             b, c, h, w = x.shape
             q = self.query_conv(x)
@@ -448,7 +490,7 @@ def test_in_place_changes_inside_the_module():
     torch.manual_seed(0)
     x = torch.randn(1, 16, 5, 6)
     rec, _ = _run(randomise(InPlaceCoord(16, 16)), x)
-    assert _only(rec).verified                                  # gate taps are copied when read
+    assert _only(rec).verified  # gate taps are copied when read
     rec, _ = _run(randomise(InPlaceQuery(16)), x)
     assert len(rec) == 0 and "in place" in families.unverified(rec)["InPlaceQuery"].reason
 
@@ -468,13 +510,13 @@ def test_alexhex7_gaussian_with_one_pool_in_g_and_as_phi_is_verified_on_the_pool
 
     torch.manual_seed(0)
     module = randomise(NonlocalGaussianSharedPool(8)).eval()
-    assert module.g[1] is module.phi            # the upstream file's one MaxPool object
+    assert module.g[1] is module.phi  # the upstream file's one MaxPool object
     x = torch.randn(2, 8, 6, 8)
     rec, out = _run(module, x)
     record = _only(rec)
     assert record.verified and record.max_error <= 1e-5 and record.key_grid == (3, 4)
     with torch.no_grad():
-        s = _naive_rows(x.double(), F.max_pool2d(x.double(), 2))   # theta = x, phi = pool(x), float64 softmax
+        s = _naive_rows(x.double(), F.max_pool2d(x.double(), 2))  # theta = x, phi = pool(x), float64 softmax
     for i in (0, 17, 47):
         torch.testing.assert_close(record.row(i, 1).double().flatten(), s[1, i], rtol=0, atol=1e-6)
     (row,) = families.verification_table(rec)
@@ -533,8 +575,8 @@ def test_external_attention_cbam_gates_that_return_weights_are_read_where_the_bl
     assert isinstance(spatial, SpatialAttentionRecord) and spatial.kind == "cbam-spatial"
     torch.testing.assert_close(channel.weights, kept[block.ca][0].reshape(2, 16), rtol=0, atol=0)
     torch.testing.assert_close(spatial.map, kept[block.sa][0][:, 0], rtol=0, atol=0)
-    torch.testing.assert_close(channel.features, x, rtol=0, atol=0)     # what the block multiplies
-    with torch.no_grad():   # the branches: the MLP on each pool, independently
+    torch.testing.assert_close(channel.features, x, rtol=0, atol=0)  # what the block multiplies
+    with torch.no_grad():  # the branches: the MLP on each pool, independently
         avg = block.ca.se(F.adaptive_avg_pool2d(x, 1)).reshape(2, 16)
         mx = block.ca.se(F.adaptive_max_pool2d(x, 1)).reshape(2, 16)
     torch.testing.assert_close(channel.parts["avg_branch"], avg, rtol=1e-6, atol=1e-6)

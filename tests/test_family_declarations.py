@@ -1,6 +1,7 @@
 """A family is one declaration (attnviz.capture.families.family.Family): every declared family is complete, the
 readers, families and kinds speak one vocabulary, and a family declared here, in this file alone, is
 recognised, verified and surveyed once it is added."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from attnviz.kinds import AttentionKind
 
 def test_every_family_and_variant_is_complete():
     labels = [variant.label for family in families.FAMILIES for variant in family.variants]
-    assert len(set(labels)) == len(labels), labels                     # no (family, form) claimed twice
+    assert len(set(labels)) == len(labels), labels  # no (family, form) claimed twice
     assert len({family.name for family in families.FAMILIES}) == len(families.FAMILIES)
     for family in families.FAMILIES:
         assert families.problems(family) == [], family.name
@@ -41,11 +42,14 @@ def test_every_family_verifies_on_its_fixture_as_the_record_it_declares():
     assert verified == declared
 
 
-@pytest.mark.parametrize("broken, complaint", [
-    (dict(tells=("gate_conv",)), "two or more attribute names"),
-    (dict(variants=()), "no variant"),
-    (dict(name="other"), "first variant"),
-])
+@pytest.mark.parametrize(
+    "broken, complaint",
+    [
+        (dict(tells=("gate_conv",)), "two or more attribute names"),
+        (dict(variants=()), "no variant"),
+        (dict(name="other"), "first variant"),
+    ],
+)
 def test_an_incomplete_declaration_is_refused(broken, complaint):
     declaration = {**vars(TOY), **broken}
     with pytest.raises(ValueError, match=complaint):
@@ -54,8 +58,9 @@ def test_an_incomplete_declaration_is_refused(broken, complaint):
 
 def test_a_record_named_by_a_string_or_a_family_twice_is_refused():
     by_name = families.Variant("toy-gate", "", build_toy, "SpatialAttentionRecord")
-    assert any("not a record class" in p for p in families.problems(families.Family(**{**vars(TOY),
-                                                                                        "variants": (by_name,)})))
+    assert any(
+        "not a record class" in p for p in families.problems(families.Family(**{**vars(TOY), "variants": (by_name,)}))
+    )
     with pytest.raises(ValueError, match="already"):
         families.add_family(families.FAMILIES[0])
 
@@ -108,14 +113,19 @@ def match_toy(module: nn.Module) -> bool:
 def build_toy(call: Call, form: str) -> Outcome:
     logits = call.output("logits")
     check_input_shape(call, logits)
-    weights = torch.sigmoid(for_checks(logits.detach()))      # (B, 1, H, W)
+    weights = torch.sigmoid(for_checks(logits.detach()))  # (B, 1, H, W)
     return Outcome(SpatialAttentionRecord("toy-gate", weights[:, 0]), gate_error(call, weights))
 
 
 TOY = families.Family(
-    "toy-gate", "a toy spatial gate", match_toy, lambda m: [families.Tap("logits", m.gate_conv, copy=True)],
-    (families.Variant("toy-gate", "", build_toy, SpatialAttentionRecord),), "the spatial map (B, H, W)",
-    tells=("gate_conv", "squash"))
+    "toy-gate",
+    "a toy spatial gate",
+    match_toy,
+    lambda m: [families.Tap("logits", m.gate_conv, copy=True)],
+    (families.Variant("toy-gate", "", build_toy, SpatialAttentionRecord),),
+    "the spatial map (B, H, W)",
+    tells=("gate_conv", "squash"),
+)
 
 
 @pytest.fixture
@@ -129,12 +139,13 @@ def test_a_toy_family_is_recognised_verified_and_surveyed(toy_family):
     torch.manual_seed(0)
     gate = ToyGate(4)
     near_miss = ToyGate(4)
-    near_miss.gate_conv = nn.Conv2d(4, 2, 1)                   # its tells, not its structure
+    near_miss.gate_conv = nn.Conv2d(4, 2, 1)  # its tells, not its structure
     model = nn.Sequential(gate, near_miss)
 
     found = families.find_attention(model)
     assert [(f.path, f.family, f.reader, f.record) for f in found] == [
-        ("0", "toy-gate", "structure", SpatialAttentionRecord)]
+        ("0", "toy-gate", "structure", SpatialAttentionRecord)
+    ]
     lookalikes = families.unrecognised_attention(model)
     assert [item.path for item in lookalikes] == ["1"] and "gate_conv, squash" in lookalikes[0].reason
 
@@ -145,7 +156,7 @@ def test_a_toy_family_is_recognised_verified_and_surveyed(toy_family):
     assert record.family == "toy-gate" and record.verified and record.reader == "structure"
     # float32, the same ops as the module: the map and the rebuilt output agree to a few ulps of values <= ~5
     assert record.max_error <= 1e-6
-    reference = torch.sigmoid(F.conv2d(x, gate.gate_conv.weight, gate.gate_conv.bias))[:, 0]   # independent
+    reference = torch.sigmoid(F.conv2d(x, gate.gate_conv.weight, gate.gate_conv.bias))[:, 0]  # independent
     torch.testing.assert_close(record.map, reference, rtol=0, atol=1e-6)
     torch.testing.assert_close(out, x * reference[:, None], rtol=0, atol=1e-6)
 
@@ -155,8 +166,13 @@ def test_without_its_declaration_the_toy_is_no_family():
 
 
 def test_a_builder_whose_record_is_not_the_declared_class_is_not_verified():
-    wrong = families.Family(**{**vars(TOY), "name": "toy-wrong",
-                               "variants": (families.Variant("toy-wrong", "", build_toy, CoordinateAttentionRecord),)})
+    wrong = families.Family(
+        **{
+            **vars(TOY),
+            "name": "toy-wrong",
+            "variants": (families.Variant("toy-wrong", "", build_toy, CoordinateAttentionRecord),),
+        }
+    )
     families.add_family(wrong)
     try:
         gate = ToyGate(4)

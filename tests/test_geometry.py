@@ -1,4 +1,6 @@
-"""One geometry (attnviz.analysis.geometry): every path from a photo pixel to a feature cell agrees, for any photo size."""
+"""One geometry (attnviz.analysis.geometry): every path from a photo pixel to a feature cell agrees, for any photo
+size."""
+
 from fractions import Fraction
 
 import numpy as np
@@ -7,8 +9,14 @@ import torch
 
 from attnviz.analysis import geometry
 from attnviz.analysis.affinity import cell_labels
-from attnviz.analysis.forward import class_fractions, click_to_image_point, feature_centre, feature_index, parse_image_point
 from attnviz.analysis.attribution import cell_mass, pixel_target
+from attnviz.analysis.forward import (
+    class_fractions,
+    click_to_image_point,
+    feature_centre,
+    feature_index,
+    parse_image_point,
+)
 from attnviz.viz.overlays import blend_heatmap
 
 FIXED_SIZES = [(37, 53), (361, 479), (360, 480), (8, 8), (9, 17), (1, 1), (3, 200)]
@@ -37,8 +45,12 @@ def test_every_path_maps_a_pixel_to_the_same_cell(image_hw):
         # a click anywhere on the photo shown at some size, at a fractional position
         shown_w = float(rng.uniform(0.3, 2.5) * width)
         shown_h = shown_w * height / width
-        click = {"x": float(rng.uniform(0, shown_w)), "y": float(rng.uniform(0, shown_h)),
-                 "width": shown_w, "height": shown_h}
+        click = {
+            "x": float(rng.uniform(0, shown_w)),
+            "y": float(rng.uniform(0, shown_h)),
+            "width": shown_w,
+            "height": shown_h,
+        }
         x, y = click_to_image_point(click, image_hw)
         assert isinstance(x, int) and isinstance(y, int) and 0 <= x < width and 0 <= y < height
         cell = feature_index(x, y, image_hw, feature_hw)
@@ -82,7 +94,7 @@ def test_a_fractional_click_keeps_its_cell_through_the_link():
     assert (x, y) == (151, 187)
     before = feature_index(x, y, image_hw, feature_hw)
     assert before == 23 * 60 + 18 == 1398
-    link = {"x": str(x), "y": str(y)}           # what write_link puts in the address bar
+    link = {"x": str(x), "y": str(y)}  # what write_link puts in the address bar
     assert feature_index(*parse_image_point(link["x"], link["y"], image_hw), image_hw, feature_hw) == before
 
 
@@ -90,8 +102,11 @@ def test_clicks_and_links_snap_once_to_a_pixel_inside_the_photo():
     hw = (37, 53)
     assert click_to_image_point({"x": 1e6, "y": -3.2, "width": 53, "height": 37}, hw) == (52, 0)
     assert click_to_image_point({"x": 52.999, "y": 36.5, "width": 53, "height": 37}, hw) == (52, 36)
-    for bad in ({"x": 1, "y": 1}, {"x": "inf", "y": 1, "width": 5, "height": 5},
-                {"x": 1, "y": 1, "width": -5, "height": 5}):
+    for bad in (
+        {"x": 1, "y": 1},
+        {"x": "inf", "y": 1, "width": 5, "height": 5},
+        {"x": 1, "y": 1, "width": -5, "height": 5},
+    ):
         assert click_to_image_point(bad, hw) is None
     assert parse_image_point("12.7", "3", hw) == (12, 3)
     for x, y in (("53", "0"), ("0", "37"), ("-0.5", "1"), ("nan", "1"), ("inf", "1"), ("", "1"), (None, None)):
@@ -119,8 +134,7 @@ def test_pooling_shares_sum_to_one_and_a_constant_label_is_one_class(image_hw):
     # every cell holds pixels, and cell sizes differ by at most one row or column
     counts = geometry.pixel_counts(image_hw, feature_hw)
     assert counts.min() > 0 and counts.sum() == image_hw[0] * image_hw[1]
-    spans = [[b - a for a, b in (geometry.cell_span(c, n, m) for c in range(m))]
-             for n, m in zip(image_hw, feature_hw)]
+    spans = [[b - a for a, b in (geometry.cell_span(c, n, m) for c in range(m))] for n, m in zip(image_hw, feature_hw)]
     assert all(max(s) - min(s) <= 1 for s in spans)
 
 
@@ -129,8 +143,9 @@ def test_pooling_averages_exactly_the_pixels_of_each_cell(image_hw, feature_hw):
     rng = np.random.default_rng(5)
     labels = rng.integers(0, 4, (2, *image_hw))
     values = rng.normal(size=(2, *image_hw))
-    cells = np.array([[_naive_cell(x, y, image_hw, feature_hw) for x in range(image_hw[1])]
-                      for y in range(image_hw[0])])
+    cells = np.array(
+        [[_naive_cell(x, y, image_hw, feature_hw) for x in range(image_hw[1])] for y in range(image_hw[0])]
+    )
     n = feature_hw[0] * feature_hw[1]
     expected_shares = np.zeros((2, 4, n))
     expected_majority = np.zeros((2, n), dtype=np.int64)
@@ -144,13 +159,17 @@ def test_pooling_averages_exactly_the_pixels_of_each_cell(image_hw, feature_hw):
             expected_means[b, cell] = values[b][inside].mean()
     np.testing.assert_array_equal(geometry.cell_map(image_hw, feature_hw), cells)
     np.testing.assert_allclose(geometry.cell_shares(labels, feature_hw, 4).reshape(2, 4, n), expected_shares)
-    np.testing.assert_allclose(geometry.cell_shares(torch.from_numpy(labels), feature_hw, 4).reshape(2, 4, n).numpy(),
-                               expected_shares, rtol=1e-6)
+    np.testing.assert_allclose(
+        geometry.cell_shares(torch.from_numpy(labels), feature_hw, 4).reshape(2, 4, n).numpy(),
+        expected_shares,
+        rtol=1e-6,
+    )
     np.testing.assert_array_equal(cell_labels(torch.from_numpy(labels), feature_hw).numpy(), expected_majority)
     np.testing.assert_array_equal(geometry.cell_majority(labels, feature_hw, 4).reshape(2, n), expected_majority)
     np.testing.assert_allclose(geometry.cell_means(values, feature_hw).reshape(2, n), expected_means)
-    np.testing.assert_allclose(geometry.cell_means(torch.from_numpy(values), feature_hw).reshape(2, n).numpy(),
-                               expected_means)
+    np.testing.assert_allclose(
+        geometry.cell_means(torch.from_numpy(values), feature_hw).reshape(2, n).numpy(), expected_means
+    )
 
 
 def test_labels_outside_the_classes_are_refused_or_unlabelled():

@@ -1,5 +1,6 @@
 """Attention under the cursor, in Chromium: what the page computes while hovering equals the library, and
 hovering costs the server nothing (no script run, no websocket message). Pins live in the link."""
+
 import json
 import re
 from pathlib import Path
@@ -8,19 +9,23 @@ import numpy as np
 import pytest
 
 from attnviz.analysis.forward import analyse
+from attnviz.analysis.views import position_view
 from attnviz.browser import CHROMIUM, chromium, settled, streamlit_server
 from attnviz.data.samples import list_samples, load_sample
 from attnviz.i18n import translate
 from attnviz.models import list_checkpoints, load_checkpoint
-from attnviz.analysis.views import position_view
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_MS = 180_000
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
-    pytest.mark.skipif(not {"danet-eca", "danet-eca-affinity"} <= set(list_checkpoints()),
-                       reason="needs the danet-eca and danet-eca-affinity checkpoints"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(
+        not {"danet-eca", "danet-eca-affinity"} <= set(list_checkpoints()),
+        reason="needs the danet-eca and danet-eca-affinity checkpoints",
+    ),
 ]
 
 # Before any page script: count websocket messages sent, and every script state the app root takes.
@@ -39,8 +44,10 @@ WATCH = """
   watch();
 })();
 """
-WAIT_FOR_DRAW = ("(root, before) => new Promise(done => { const check = () => +root.dataset.draws > before ? done() : "
-                 "requestAnimationFrame(check); check(); })")
+WAIT_FOR_DRAW = (
+    "(root, before) => new Promise(done => { const check = () => +root.dataset.draws > before ? done() : "
+    "requestAnimationFrame(check); check(); })"
+)
 # hover points as fractions of the shown photo
 POINTS = [(0.12, 0.2), (0.5, 0.5), (0.83, 0.31), (0.3, 0.85), (0.66, 0.72)]
 
@@ -49,10 +56,12 @@ POINTS = [(0.12, 0.2), (0.5, 0.5), (0.83, 0.31), (0.3, 0.85), (0.66, 0.72)]
 def open_page():
     """Each call: a page in a fresh browser context (its own new profile), watched by WATCH."""
     with chromium(TIMEOUT_MS) as open_fresh:
+
         def watched():
             page = open_fresh()
             page.context.add_init_script(WATCH)
             return page
+
         yield watched
 
 
@@ -64,7 +73,8 @@ def page(open_page):
 def _settled(page):
     settled(page, TIMEOUT_MS)
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
-        "[data-testid='stException']").first.inner_text()
+        "[data-testid='stException']"
+    ).first.inner_text()
 
 
 def _open(page, url):
@@ -98,8 +108,7 @@ def _assert_view_equals_library(shown, record, image_hw, mode="row"):
     assert (shown["row"], shown["col"]) == expected.cell and shown["index"] == expected.index
     got = [(r, c) for r, c, _ in shown["top"]]
     assert got == [(r, c) for r, c, _ in expected.top_cells]
-    np.testing.assert_allclose([v for *_, v in shown["top"]], [v for *_, v in expected.top_cells], rtol=1e-5,
-                               atol=1e-9)
+    np.testing.assert_allclose([v for *_, v in shown["top"]], [v for *_, v in expected.top_cells], rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(shown["total"], expected.total, rtol=1e-5)
 
 
@@ -161,8 +170,10 @@ def _pin_titles(page):
     """The pinned maps drawn in the page (their captions), and the server's numbers of each pin."""
     page.locator(".pin-map").first.wait_for()
     captions = page.locator(".pin-map figcaption").all_text_contents()
-    numbers = re.findall(r"x = \d+, y = \d+ → row \d+, column \d+ \(i = \d+\): largest [\d.]+ at row \d+, col \d+",
-                         page.inner_text("body"))
+    numbers = re.findall(
+        r"x = \d+, y = \d+ → row \d+, column \d+ \(i = \d+\): largest [\d.]+ at row \d+, col \d+",
+        page.inner_text("body"),
+    )
     return captions, numbers
 
 
@@ -264,7 +275,7 @@ class HoverNet(nn.Module):
         y = self.context(self.dot_block(self.cross(self.nonlocal_block(self.stem(x)))))
         return F.interpolate(self.classifier(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
 '''
-HUBCONF = '''
+HUBCONF = """
 dependencies = ["torch"]
 
 from hovernet import HoverNet
@@ -272,7 +283,7 @@ from hovernet import HoverNet
 
 def hovernet(**kwargs):
     return HoverNet(**kwargs)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +302,7 @@ def hover_repo(tmp_path_factory):
     sys.path.insert(0, str(folder))
     try:
         from hovernet import HoverNet
+
         torch.manual_seed(5)
         model = HoverNet()
         for parameter in model.parameters():
@@ -315,9 +327,13 @@ def test_a_user_models_non_local_dot_gcnet_and_criss_cross_hover_like_the_librar
     photo = list_samples()[0]
     image = load_sample(photo).image
     records = analyse_user_model(load_user_model(spec, weights=str(weights)), image).spatial_attention
+
     def named(kind, **where):
-        return next(n for n, r in records.items() if type(r).__name__ == kind
-                    and all(getattr(r, k, None) == v for k, v in where.items()))
+        return next(
+            n
+            for n, r in records.items()
+            if type(r).__name__ == kind and all(getattr(r, k, None) == v for k, v in where.items())
+        )
 
     nonlocal_name = named("PositionAttentionRecord", normalisation="softmax")
     dot_name = named("PositionAttentionRecord", normalisation="dot")
@@ -325,8 +341,14 @@ def test_a_user_models_non_local_dot_gcnet_and_criss_cross_hover_like_the_librar
     assert records[nonlocal_name].key_grid != (records[nonlocal_name].height, records[nonlocal_name].width)
     with streamlit_server(ROOT / "app.py", ROOT, ("--model", spec, "--weights", str(weights))) as url:
         # GCNet in row mode only: its columns are constant, so their top 5 is any 5 cells
-        for module, mode in ((nonlocal_name, "row"), (nonlocal_name, "column"), (dot_name, "row"),
-                             (dot_name, "column"), (context_name, "row"), (cross_name, "row")):
+        for module, mode in (
+            (nonlocal_name, "row"),
+            (nonlocal_name, "column"),
+            (dot_name, "row"),
+            (dot_name, "column"),
+            (context_name, "row"),
+            (cross_name, "row"),
+        ):
             _open(page, f"{url}/position?module={module}&mode={mode}")
             sent = page.evaluate("window.__sent")
             page.evaluate("window.__states = []")
@@ -342,4 +364,5 @@ def test_a_user_models_non_local_dot_gcnet_and_criss_cross_hover_like_the_librar
 
 def tempfile_dir():
     import tempfile
+
     return tempfile.gettempdir()

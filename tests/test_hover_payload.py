@@ -1,4 +1,6 @@
-"""attnviz.analysis.hover: what the page gets is the record's own numbers, and the geometry is attnviz.analysis.geometry's."""
+"""attnviz.analysis.hover: what the page gets is the record's own numbers, and the geometry is
+attnviz.analysis.geometry's."""
+
 import base64
 
 import numpy as np
@@ -7,8 +9,12 @@ import torch
 
 from attnviz.analysis import geometry
 from attnviz.analysis.hover import channel_payload, grid_tables, hover_payload
-from attnviz.capture.records import (ChannelMapRecord, CrissCrossAttentionRecord, GlobalContextRecord,
-                             PositionAttentionRecord)
+from attnviz.capture.records import (
+    ChannelMapRecord,
+    CrissCrossAttentionRecord,
+    GlobalContextRecord,
+    PositionAttentionRecord,
+)
 
 
 def _floats(text, dtype=np.float32):
@@ -21,8 +27,18 @@ def _pam(n_h=5, n_w=7, channels=3, keys=None, normalisation="softmax"):
     query = torch.randn(1, n_h * n_w, channels, generator=generator)
     key = torch.randn(1, key_h * key_w, channels, generator=generator)
     lse = torch.logsumexp(query[0] @ key[0].T, 1)[None]
-    return PositionAttentionRecord("pam", query, key, lse, n_h, n_w, 0.1, key_height=keys and key_h,
-                                   key_width=keys and key_w, normalisation=normalisation)
+    return PositionAttentionRecord(
+        "pam",
+        query,
+        key,
+        lse,
+        n_h,
+        n_w,
+        0.1,
+        key_height=keys and key_h,
+        key_width=keys and key_w,
+        normalisation=normalisation,
+    )
 
 
 def test_a_row_rebuilt_from_the_payload_is_the_records_row():
@@ -90,9 +106,12 @@ def test_every_spatial_record_answers_the_one_interface():
     cross = CrissCrossAttentionRecord("cc", torch.randn(1, 12, 2), torch.randn(1, 12, 2), torch.zeros(1, 12), 3, 4, 0.0)
     shared = GlobalContextRecord("gc", torch.softmax(torch.randn(1, 12), 1).view(1, 3, 4))
     for record, keys, baseline, normalisation, alpha in (
-            (_pam(3, 4), 12, 12, "softmax", True), (sub_sampled, 6, 6, "softmax", True),
-            (_pam(3, 4, normalisation="dot"), 12, 12, "dot", True), (cross, 12, 3 + 4 - 1, "softmax", True),
-            (shared, 12, 12, "softmax", False)):
+        (_pam(3, 4), 12, 12, "softmax", True),
+        (sub_sampled, 6, 6, "softmax", True),
+        (_pam(3, 4, normalisation="dot"), 12, 12, "dot", True),
+        (cross, 12, 3 + 4 - 1, "softmax", True),
+        (shared, 12, 12, "softmax", False),
+    ):
         assert isinstance(record, SpatialMap)
         assert record.num_keys == keys and record.baseline == baseline and record.normalisation == normalisation
         assert (record.alpha is not None) == alpha

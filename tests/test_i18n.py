@@ -1,19 +1,19 @@
 """Catalogs: the same keys and placeholders in every language; the lecture in both, with the library's numbers."""
+
 import math
 import re
 
-import numpy as np
 import pytest
 import torch
+from prose import chinese_share, latin_words
 from streamlit.testing.v1 import AppTest
 
 from attnviz.analysis.forward import analyse
+from attnviz.analysis.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
 from attnviz.data.samples import list_samples, load_sample
 from attnviz.i18n import LANGUAGES, catalog, placeholders, translate
-from attnviz.analysis.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
 from attnviz.models import list_checkpoints, load_checkpoint
 from attnviz.modules.eca import eca_formula_terms
-from prose import chinese_share, latin_words
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -63,8 +63,10 @@ def test_the_lecture_follows_the_articles_order():
     assert set(FORMULAS) == set(STEPS) == set(STEP_MODELS)
 
 
-needs_models = pytest.mark.skipif(not set(STEP_MODELS.values()) <= set(list_checkpoints()),
-                                  reason="needs the shipped checkpoints of every lecture step")
+needs_models = pytest.mark.skipif(
+    not set(STEP_MODELS.values()) <= set(list_checkpoints()),
+    reason="needs the shipped checkpoints of every lecture step",
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,9 @@ def test_each_steps_numbers_are_the_records_own(analyses):
     assert sigmoid(se.terms["logit"]) == pytest.approx(se.terms["weight"], rel=1e-9)
     weights = record.weights[0].double()
     assert se.terms["saturated"] == pytest.approx(float(((weights < 0.05) | (weights > 0.95)).double().mean()))
-    assert se.terms["pooled"] == pytest.approx(float(record.features[0, se.terms["channel"]].mean()), rel=1e-4, abs=1e-6)
+    assert se.terms["pooled"] == pytest.approx(
+        float(record.features[0, se.terms["channel"]].mean()), rel=1e-4, abs=1e-6
+    )
 
     flexible = step_numbers("flexible", analyses["flexible"])
     assert sigmoid(flexible.terms["sum"]) == pytest.approx(flexible.terms["weight"], rel=1e-5)
@@ -101,7 +105,9 @@ def test_each_steps_numbers_are_the_records_own(analyses):
     ca = step_numbers("ca", analyses["ca"])
     record = analyses["ca"].records[ca.layer]
     c, row, col = ca.terms["channel"], ca.terms["row"], ca.terms["col"]
-    assert ca.terms["product"] == pytest.approx(float(record.height_weights[0, c, row] * record.width_weights[0, c, col]), rel=1e-6)
+    assert ca.terms["product"] == pytest.approx(
+        float(record.height_weights[0, c, row] * record.width_weights[0, c, col]), rel=1e-6
+    )
 
     pam = step_numbers("pam", analyses["pam"])
     _, record = analyses["pam"].position
@@ -121,6 +127,7 @@ def test_each_steps_numbers_are_the_records_own(analyses):
 
 
 # ---- the lecture page in both languages
+
 
 @needs_models
 @pytest.mark.parametrize("language", list(LANGUAGES))
@@ -157,6 +164,7 @@ def test_the_lecture_step_and_language_are_in_the_link():
 
 # ---- every page in both languages
 
+
 def page_text(at: AppTest, where) -> str:
     """The visible prose of `where` (at.main or at.sidebar): headings, text, messages, expander and widget
     labels, options of select boxes and radios."""
@@ -164,8 +172,18 @@ def page_text(at: AppTest, where) -> str:
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success"):
         parts += [element.value for element in getattr(where, kind)]
     parts += [expander.label for expander in where.expander]
-    for kind in ("button", "checkbox", "toggle", "number_input", "slider", "select_slider", "selectbox", "radio",
-                 "text_input", "multiselect"):
+    for kind in (
+        "button",
+        "checkbox",
+        "toggle",
+        "number_input",
+        "slider",
+        "select_slider",
+        "selectbox",
+        "radio",
+        "text_input",
+        "multiselect",
+    ):
         for widget in getattr(where, kind):
             if getattr(widget, "key", None) == "language":
                 continue  # the language switch is in both languages on purpose ("Language / 语言")
@@ -176,10 +194,17 @@ def page_text(at: AppTest, where) -> str:
 
 
 PAGES = [  # (page, a shipped model that has what the page shows)
-    ("pages/overview.py", "danet-eca"), ("pages/eca.py", "danet-eca"), ("pages/eca_kernel.py", "fcn-eca"),
-    ("pages/flexible.py", "fcn-flexible"), ("pages/flexible.py", "fcn-se"), ("pages/flexible.py", "fcn-cbam"),
-    ("pages/coord.py", "fcn-ca"), ("pages/position.py", "danet-eca-affinity"), ("pages/channel_map.py", "danet-eca"),
-    ("pages/attribution.py", "danet-eca"), ("pages/compare.py", "fcn-none"),
+    ("pages/overview.py", "danet-eca"),
+    ("pages/eca.py", "danet-eca"),
+    ("pages/eca_kernel.py", "fcn-eca"),
+    ("pages/flexible.py", "fcn-flexible"),
+    ("pages/flexible.py", "fcn-se"),
+    ("pages/flexible.py", "fcn-cbam"),
+    ("pages/coord.py", "fcn-ca"),
+    ("pages/position.py", "danet-eca-affinity"),
+    ("pages/channel_map.py", "danet-eca"),
+    ("pages/attribution.py", "danet-eca"),
+    ("pages/compare.py", "fcn-none"),
 ]
 
 
@@ -253,4 +278,4 @@ def test_a_user_models_overview_with_modules_found_by_what_they_compute_is_chine
     text = page_text(at, at.main) + "\n" + cells
     assert chinese_share(text) >= 0.9, (round(chinese_share(text), 3), latin_words(text))
     for row in table.itertuples():
-        assert chinese_share(row.check) >= 0.7, row   # each check in Chinese, beside its op's name ("sigmoid_")
+        assert chinese_share(row.check) >= 0.7, row  # each check in Chinese, beside its op's name ("sigmoid_")

@@ -1,4 +1,5 @@
 """Real ImageNet classifiers from timm: every listed architecture is captured, and weights load from a file."""
+
 import numpy as np
 import pytest
 import timm
@@ -9,8 +10,13 @@ from safetensors.torch import save_file
 from attnviz.analysis.forward import analyse_classifier
 from attnviz.capture import capture
 from attnviz.models import CheckpointError, imagenet
-from attnviz.models.imagenet import (IMAGENET_MODELS, ImageNetWeightsError, find_weights_file, load_imagenet_model,
-                                     top_classes)
+from attnviz.models.imagenet import (
+    IMAGENET_MODELS,
+    ImageNetWeightsError,
+    find_weights_file,
+    load_imagenet_model,
+    top_classes,
+)
 
 GATED = {"EcaModule", "SEModule", "SqueezeExcite"}
 
@@ -39,8 +45,9 @@ def test_weights_come_from_a_local_file_the_way_timm_loads_them(tmp_path, monkey
     monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: pytest.fail("the hub must not be tried"))
     torch.manual_seed(1)
     reference = timm.create_model("efficientnet_b0", pretrained=False)
-    save_file({k: v.contiguous() for k, v in reference.state_dict().items()},
-              str(tmp_path / "efficientnet_b0.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in reference.state_dict().items()}, str(tmp_path / "efficientnet_b0.safetensors")
+    )
     model, weights = load_imagenet_model("efficientnet_b0", tmp_path)
     assert weights.origin == "file" and weights.trained and "efficientnet_b0.safetensors" in weights.description
     for key, value in reference.state_dict().items():
@@ -83,15 +90,19 @@ def test_classifier_analysis_uses_timm_preprocessing_and_reports_top_5():
 
 def test_local_weights_that_do_not_fit_or_do_not_read_are_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: pytest.fail("the hub must not be tried"))
-    save_file({"conv_stem.weight": torch.zeros(8, 3, 3, 3), "head.extra": torch.zeros(1)},
-              str(tmp_path / "efficientnet_b0.safetensors"))
+    save_file(
+        {"conv_stem.weight": torch.zeros(8, 3, 3, 3), "head.extra": torch.zeros(1)},
+        str(tmp_path / "efficientnet_b0.safetensors"),
+    )
     with pytest.raises(ImageNetWeightsError) as error:
         load_imagenet_model("efficientnet_b0", tmp_path)
     lines = str(error.value).splitlines()
     assert lines[0] == "efficientnet_b0.safetensors does not fit efficientnet_b0:"
     assert lines[1].startswith("  missing (") and "more)" in lines[1]
-    assert lines[2:] == ["  unexpected (1): head.extra",
-                         "  shape mismatch (1): conv_stem.weight: file (8, 3, 3, 3) vs model (32, 3, 3, 3)"]
+    assert lines[2:] == [
+        "  unexpected (1): head.extra",
+        "  shape mismatch (1): conv_stem.weight: file (8, 3, 3, 3) vs model (32, 3, 3, 3)",
+    ]
     assert isinstance(error.value, CheckpointError) and error.value.__suppress_context__
     # a text file under a weights name: one line, no SafetensorError or UnpicklingError out of the loader
     for name in ("efficientnet_b0.safetensors", "mobilenetv3_large_100.pth"):
@@ -104,8 +115,10 @@ def test_local_weights_that_do_not_fit_or_do_not_read_are_one_clear_error(tmp_pa
 def test_local_weights_load_without_keeping_a_second_copy_in_the_config(tmp_path, monkeypatch):
     monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: pytest.fail("the hub must not be tried"))
     reference = timm.create_model("mobilenetv3_large_100", pretrained=False)
-    torch.save({"state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}},
-               tmp_path / "mobilenetv3_large_100.pth")  # a DataParallel checkpoint in a wrapper
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}},
+        tmp_path / "mobilenetv3_large_100.pth",
+    )  # a DataParallel checkpoint in a wrapper
     model, weights = load_imagenet_model("mobilenetv3_large_100", tmp_path)
     assert weights.origin == "file"
     assert torch.equal(model.state_dict()["conv_stem.weight"], reference.state_dict()["conv_stem.weight"])

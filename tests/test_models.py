@@ -5,23 +5,34 @@ import torch
 from safetensors.torch import save_file
 from torchvision.models import resnet18
 
-from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
-                             PositionAttentionRecord, SpatialAttentionRecord, capture)
+from attnviz.capture import (
+    ChannelAttentionRecord,
+    ChannelMapRecord,
+    CoordinateAttentionRecord,
+    PositionAttentionRecord,
+    SpatialAttentionRecord,
+    capture,
+)
 from attnviz.models import CheckpointError, build_model, list_models, load_checkpoint, save_checkpoint
-from attnviz.models.checkpoint import scan_checkpoints
 from attnviz.models.backbone import ResNetBackbone
+from attnviz.models.checkpoint import scan_checkpoints
 from attnviz.models.pretrained import load_backbone_state_dict
 
 EXPECTED_RECORDS = {
-    "none": set(), "se": {ChannelAttentionRecord}, "eca": {ChannelAttentionRecord},
-    "flexible": {ChannelAttentionRecord}, "cbam": {ChannelAttentionRecord, SpatialAttentionRecord},
+    "none": set(),
+    "se": {ChannelAttentionRecord},
+    "eca": {ChannelAttentionRecord},
+    "flexible": {ChannelAttentionRecord},
+    "cbam": {ChannelAttentionRecord, SpatialAttentionRecord},
     "ca": {CoordinateAttentionRecord},
 }
 
 
 def test_registry_lists_every_head_and_attention():
     names = list_models()
-    assert {"fcn-none", "fcn-se", "fcn-eca", "fcn-flexible", "fcn-cbam", "fcn-ca", "danet-none", "danet-eca"} <= set(names)
+    assert {"fcn-none", "fcn-se", "fcn-eca", "fcn-flexible", "fcn-cbam", "fcn-ca", "danet-none", "danet-eca"} <= set(
+        names
+    )
     with pytest.raises(ValueError, match="unknown model"):
         build_model("unet-eca")
 
@@ -72,7 +83,7 @@ def test_checkpoint_mismatch_names_the_keys(tmp_path):
     with pytest.raises(CheckpointError) as error:
         load_checkpoint("fcn-eca", tmp_path)
     assert "backbone.layer1.0.attn.conv.weight" in str(error.value)  # unexpected ECA key
-    assert "backbone.layer1.0.attn.fc1.weight" in str(error.value)   # missing SE key
+    assert "backbone.layer1.0.attn.fc1.weight" in str(error.value)  # missing SE key
 
     state = {k: v for k, v in model.state_dict().items()}
     state["head.classifier.weight"] = torch.zeros(3, 16, 1, 1)
@@ -101,8 +112,7 @@ def test_imagenet_backbone_weights_load_by_name():
     report = load_backbone_state_dict(model.backbone, reference.state_dict())
     assert "fc.weight" in report["ignored"]
     assert all(".attn." in k for k in report["kept_initialised"]) and report["kept_initialised"]
-    torch.testing.assert_close(model.backbone.layer3[1].conv2.weight,
-                               reference.layer3[1].conv2.weight)
+    torch.testing.assert_close(model.backbone.layer3[1].conv2.weight, reference.layer3[1].conv2.weight)
     torch.testing.assert_close(model.backbone.bn1.running_var, reference.bn1.running_var)
 
 
@@ -112,16 +122,19 @@ def test_imagenet_weights_refused_for_other_widths():
         load_backbone_state_dict(model.backbone, resnet18(weights=None).state_dict())
 
 
-@pytest.mark.parametrize("card, reason", [
-    ("null", "not a JSON object"),
-    ("[1, 2]", "not a JSON object"),
-    ('{"config": {"head": "fcn", "attention": "eca", "width": "wide"}}', "width must be a number"),
-    ('{"config": {"head": "fcn", "attention": "eca", "blocks": "2222"}}', "blocks must be"),
-    ('{"config": {"head": "fcn", "attention": "eca"}, "weights": "../elsewhere.safetensors"}', "file name"),
-    ('{"config": {"head": "fcn", "attention": "eca"}, "weights": "/etc/passwd"}', "file name"),
-    ('{"config": {"head": "fcn", "attention": "eca"}, "training": []}', "'training' is not a JSON object"),
-    ('{"weights": "x.safetensors"}', "no 'config'"),
-])
+@pytest.mark.parametrize(
+    "card, reason",
+    [
+        ("null", "not a JSON object"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"config": {"head": "fcn", "attention": "eca", "width": "wide"}}', "width must be a number"),
+        ('{"config": {"head": "fcn", "attention": "eca", "blocks": "2222"}}', "blocks must be"),
+        ('{"config": {"head": "fcn", "attention": "eca"}, "weights": "../elsewhere.safetensors"}', "file name"),
+        ('{"config": {"head": "fcn", "attention": "eca"}, "weights": "/etc/passwd"}', "file name"),
+        ('{"config": {"head": "fcn", "attention": "eca"}, "training": []}', "'training' is not a JSON object"),
+        ('{"weights": "x.safetensors"}', "no 'config'"),
+    ],
+)
 def test_bad_cards_are_named_with_a_reason_and_the_rest_still_load(tmp_path, card, reason):
     model = build_model("fcn-eca", width=0.125)
     save_checkpoint(model, "fcn-eca", {}, tmp_path)
@@ -139,17 +152,41 @@ def test_bad_cards_are_named_with_a_reason_and_the_rest_still_load(tmp_path, car
 def test_card_summary_reads_odd_cards_without_failing():
     from attnviz.models.checkpoint import card_summary
 
-    odd = {"evaluation": {"miou": "high", "parameters": None}, "training": {"settings": [], "history": [
-        {"epoch": 1, "loss": 2.0, "val_miou": 0.5}, {"epoch": "two", "loss": 1.0}, "junk", {"epoch": 3}],
-        "wall_time_s": "long", "note": 7}}
+    odd = {
+        "evaluation": {"miou": "high", "parameters": None},
+        "training": {
+            "settings": [],
+            "history": [
+                {"epoch": 1, "loss": 2.0, "val_miou": 0.5},
+                {"epoch": "two", "loss": 1.0},
+                "junk",
+                {"epoch": 3},
+            ],
+            "wall_time_s": "long",
+            "note": 7,
+        },
+    }
     summary = card_summary(odd)
     assert summary["evaluation"] is None and summary["note"] is None
     assert summary["history"] == [{"epoch": 1, "loss": 2.0, "val_miou": 0.5}]
     assert summary["training"].startswith("Trained ? epochs on ?; batch ?")
-    good = card_summary({"evaluation": {"miou": 0.5532, "parameters": 3175411},
-                         "training": {"epochs": 6, "device": "cpu", "wall_time_s": 1673.2, "note": "fine-tuned",
-                                      "settings": {"batch_size": 8, "pam_affinity": 1.0}}})
+    good = card_summary(
+        {
+            "evaluation": {"miou": 0.5532, "parameters": 3175411},
+            "training": {
+                "epochs": 6,
+                "device": "cpu",
+                "wall_time_s": 1673.2,
+                "note": "fine-tuned",
+                "settings": {"batch_size": 8, "pam_affinity": 1.0},
+            },
+        }
+    )
     assert "**55.3%**" in good["evaluation"] and "parameters 3,175,411" in good["evaluation"]
     assert "in 28 min" in good["training"] and "PAM affinity weight 1.0" in good["training"]
-    assert good["note"] == "fine-tuned" and card_summary({}) == {"evaluation": None, "training": None,
-                                                                 "note": None, "history": []}
+    assert good["note"] == "fine-tuned" and card_summary({}) == {
+        "evaluation": None,
+        "training": None,
+        "note": None,
+        "history": [],
+    }

@@ -1,5 +1,6 @@
 """Honest comparisons: the bootstrap on confusion sets whose answer is known, and the
 semantic-vs-near measures on attention rows built by hand."""
+
 import math
 
 import numpy as np
@@ -7,8 +8,14 @@ import pytest
 
 from attnviz.analysis.forward import own_class_ratio
 from attnviz.analysis.metrics import iou_from_confusion
-from attnviz.analysis.quality import (far_key_own_class_ratio, near_mass, nearest_cells_mask, query_measures, row_entropy,
-                             summarise_measures)
+from attnviz.analysis.quality import (
+    far_key_own_class_ratio,
+    near_mass,
+    nearest_cells_mask,
+    query_measures,
+    row_entropy,
+    summarise_measures,
+)
 from attnviz.analysis.uncertainty import bootstrap_interval, paired_difference_interval, resample_counts, resampled_miou
 
 K = 3
@@ -85,7 +92,7 @@ def test_paired_difference_refuses_different_photo_sets():
 
 
 # ----------------------------------------------------------------------------- semantic or near
-H, W = 24, 32          # feature grid
+H, W = 24, 32  # feature grid
 N = H * W
 
 
@@ -131,13 +138,13 @@ def test_local_attention_is_near_not_semantic():
 def test_class_uniform_attention_is_semantic_near_and_far():
     label = striped_label()
     cells, classes = queries(label)
-    cell_class = label[4::8, 4::8]                                       # (H, W): one class per cell
+    cell_class = label[4::8, 4::8]  # (H, W): one class per cell
     rows = (cell_class[None] == classes[:, None, None]).astype(np.float64)
     rows /= rows.sum((1, 2), keepdims=True)
     chance = np.bincount(label.ravel(), minlength=6)[classes] / label.size
     plain = own_class_ratio(rows, label, classes)
     far = far_key_own_class_ratio(rows, label, cells, classes)
-    np.testing.assert_allclose(plain, 1 / chance)                        # all mass on the class
+    np.testing.assert_allclose(plain, 1 / chance)  # all mass on the class
     assert (far > 2.5).all()
     # all far mass is on the class too: the ratio is 1 / (the class's share of the far cells)
     far_cells = ~nearest_cells_mask(cells, (H, W), 0.10)
@@ -170,13 +177,27 @@ def test_summary_has_per_class_figures_and_the_uniform_references():
 def test_compare_rows_show_intervals_and_dashes_never_none():
     from attnviz.results import COLUMN_HELP, paired_difference, results_rows
 
-    results = {"models": {
-        "fcn-none": {"miou": 0.50, "pixel_accuracy": 0.8, "miou_interval": {"low": 0.48, "high": 0.52},
-                     "parameters": 10, "attention_parameters": 0, "macs": 2e9, "latency_ms": 5.0},
-        "fcn-eca": {"miou": 0.53, "miou_interval": {"low": 0.51, "high": 0.55}},
-        "danet-eca": {"miou": "high", "pam_own_class_ratio": {"mean": 1.5}, "pam_alpha": -0.1,
-                      "pam_quality": {"far_key_ratio": {"mean": 1.8}}},
-    }, "paired_differences": {"fcn-none - fcn-eca": {"difference": -0.03, "low": -0.05, "high": -0.01}}}
+    results = {
+        "models": {
+            "fcn-none": {
+                "miou": 0.50,
+                "pixel_accuracy": 0.8,
+                "miou_interval": {"low": 0.48, "high": 0.52},
+                "parameters": 10,
+                "attention_parameters": 0,
+                "macs": 2e9,
+                "latency_ms": 5.0,
+            },
+            "fcn-eca": {"miou": 0.53, "miou_interval": {"low": 0.51, "high": 0.55}},
+            "danet-eca": {
+                "miou": "high",
+                "pam_own_class_ratio": {"mean": 1.5},
+                "pam_alpha": -0.1,
+                "pam_quality": {"far_key_ratio": {"mean": 1.8}},
+            },
+        },
+        "paired_differences": {"fcn-none - fcn-eca": {"difference": -0.03, "low": -0.05, "high": -0.01}},
+    }
     rows = results_rows(results)
     assert [r["model"] for r in rows] == ["fcn-eca", "fcn-none", "danet-eca"]
     assert all(set(r) == set(COLUMN_HELP) for r in rows)
@@ -200,6 +221,6 @@ def test_photo_mean_interval_resamples_photos_not_queries():
     pooled = np.concatenate(photos)
     assert result["mean"] == pytest.approx(pooled.mean())
     assert result["low"] < pooled.mean() < result["high"]
-    naive_half_width = 1.96 * pooled.std() / np.sqrt(pooled.size)   # as if the 1,200 queries were independent
+    naive_half_width = 1.96 * pooled.std() / np.sqrt(pooled.size)  # as if the 1,200 queries were independent
     assert (result["high"] - result["low"]) / 2 > 2 * naive_half_width
     assert photo_mean_interval([np.array([np.nan])]) is None

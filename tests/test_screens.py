@@ -1,6 +1,8 @@
 """Every page in both languages, on a desktop (1400 x 1000) and a phone (390 x 844): nothing is cut off (no
 formula wider than its box, no table or chart past the page, no sideways scrolling, no table that scrolls on
-the desktop), no character drawn as an empty box, and no page raises. In Chromium, via python -m attnviz.screenshots's own measure."""
+the desktop), no character drawn as an empty box, and no page raises. In Chromium, via python -m
+attnviz.screenshots's own measure."""
+
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,13 @@ from attnviz.screenshots import MISSING_GLYPHS_JS, PAGES, SIZES, shoot
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
-    pytest.mark.skipif(not {m for _, m in PAGES.values() if m} <= set(list_checkpoints()),
-                       reason="needs every shipped checkpoint the pages are shown with"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(
+        not {m for _, m in PAGES.values() if m} <= set(list_checkpoints()),
+        reason="needs every shipped checkpoint the pages are shown with",
+    ),
 ]
 
 

@@ -1,30 +1,50 @@
 """The shipped checkpoints: each loads by name on the CPU, runs on a CamVid test photo, and is captured."""
+
 import json
 
 import numpy as np
 import pytest
+from tolerances import softmax_row_sum_tolerance
 
 from attnviz.analysis.forward import analyse
-from attnviz.capture import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
-                             PositionAttentionRecord, SpatialAttentionRecord)
-from attnviz.data.samples import list_samples, load_sample
+from attnviz.capture import (
+    ChannelAttentionRecord,
+    ChannelMapRecord,
+    CoordinateAttentionRecord,
+    PositionAttentionRecord,
+    SpatialAttentionRecord,
+)
 from attnviz.data.camvid import CamVid, default_data_root
+from attnviz.data.samples import list_samples, load_sample
 from attnviz.evaluate import attention_parameters, evaluate_model
 from attnviz.models import list_checkpoints, load_checkpoint
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
-from tolerances import softmax_row_sum_tolerance
 
 # What the README promises: the eight variants of the zoo and the affinity-supervised DANet.
-SHIPPED_MODELS = ("fcn-none", "fcn-se", "fcn-eca", "fcn-flexible", "fcn-cbam", "fcn-ca",
-                  "danet-none", "danet-eca", "danet-eca-affinity")
-RECORD_TYPES = {"se": ChannelAttentionRecord, "eca": ChannelAttentionRecord, "flexible": ChannelAttentionRecord,
-                "cbam": SpatialAttentionRecord, "ca": CoordinateAttentionRecord}
+SHIPPED_MODELS = (
+    "fcn-none",
+    "fcn-se",
+    "fcn-eca",
+    "fcn-flexible",
+    "fcn-cbam",
+    "fcn-ca",
+    "danet-none",
+    "danet-eca",
+    "danet-eca-affinity",
+)
+RECORD_TYPES = {
+    "se": ChannelAttentionRecord,
+    "eca": ChannelAttentionRecord,
+    "flexible": ChannelAttentionRecord,
+    "cbam": SpatialAttentionRecord,
+    "ca": CoordinateAttentionRecord,
+}
 
 
 def test_every_promised_model_is_shipped_within_budget():
     assert set(SHIPPED_MODELS) <= set(list_checkpoints()), sorted(set(SHIPPED_MODELS) - set(list_checkpoints()))
     total = sum(p.stat().st_size for p in DEFAULT_CHECKPOINT_DIR.iterdir() if p.is_file())
-    assert total < 64 * 10 ** 6
+    assert total < 64 * 10**6
 
 
 @pytest.mark.parametrize("name", SHIPPED_MODELS)
@@ -71,8 +91,11 @@ def test_attention_parameter_counts_by_hand():
     if model is None:
         pytest.skip("fcn-eca not shipped")
     # ECA adds exactly k weights per layer: sum of the kernel sizes of the 8 blocks
-    kernels = [m.attn.conv.kernel_size[0] for layer in (model.backbone.layer1, model.backbone.layer2,
-                                                         model.backbone.layer3, model.backbone.layer4) for m in layer]
+    kernels = [
+        m.attn.conv.kernel_size[0]
+        for layer in (model.backbone.layer1, model.backbone.layer2, model.backbone.layer3, model.backbone.layer4)
+        for m in layer
+    ]
     assert attention_parameters(model) == sum(kernels)
 
 

@@ -1,22 +1,27 @@
 """Slides out: a chart saved with its camera button is a PNG at twice its shown size or an SVG, each with the
 figure's colour bar and its caption (module, model, photo, layer) in the page's language. In Chromium."""
+
 import re
 import struct
 from pathlib import Path
 
 import pytest
 
-from attnviz.browser import CHROMIUM, SCRIPT_STATE, chromium_page, settled
-from attnviz.i18n import translate
 from attnviz.analysis.lecture import STEP_MODELS
+from attnviz.browser import CHROMIUM, SCRIPT_STATE, chromium_page, settled
 from attnviz.data.samples import list_samples
+from attnviz.i18n import translate
 from attnviz.models import list_checkpoints
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
-    pytest.mark.skipif(not {STEP_MODELS["se"], "danet-eca"} <= set(list_checkpoints()),
-                       reason="needs the shipped fcn-se and danet-eca checkpoints"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(
+        not {STEP_MODELS["se"], "danet-eca"} <= set(list_checkpoints()),
+        reason="needs the shipped fcn-se and danet-eca checkpoints",
+    ),
 ]
 TIMEOUT_MS = 180_000
 
@@ -48,8 +53,7 @@ def test_a_lecture_figure_saves_as_png_at_twice_its_size_and_as_svg_with_its_cap
         _settle(page)
         chart = page.locator("[data-testid='stPlotlyChart']").first
         chart.wait_for()
-        shown = chart.locator(".js-plotly-plot").first.evaluate(
-            "el => [el._fullLayout.width, el._fullLayout.height]")
+        shown = chart.locator(".js-plotly-plot").first.evaluate("el => [el._fullLayout.width, el._fullLayout.height]")
         width, height = _png_size(_save(page, chart))
         assert (width, height) == (2 * shown[0], 2 * shown[1])
 
@@ -59,9 +63,11 @@ def test_a_lecture_figure_saves_as_png_at_twice_its_size_and_as_svg_with_its_cap
         svg = _save(page, chart).decode("utf-8")
         assert svg.lstrip().startswith("<svg")
         text = re.sub(r"<[^>]+>", "", svg)
-        for part in (translate("lecture.se.name", language),
-                     translate("figures.caption_model", language, model=STEP_MODELS["se"]),
-                     translate("figures.caption_photo", language, photo=list_samples()[0])):
+        for part in (
+            translate("lecture.se.name", language),
+            translate("figures.caption_model", language, model=STEP_MODELS["se"]),
+            translate("figures.caption_photo", language, photo=list_samples()[0]),
+        ):
             assert part in text, part
 
 
@@ -71,11 +77,14 @@ def test_the_pins_and_the_panel_beside_them_save_as_one_figure_with_one_colour_b
         _settle(page)
         page.get_by_text(translate("widgets.slide_toggle", "en")).click()
         _settle(page)
-        chart = page.locator("[data-testid='stPlotlyChart']").filter(has=page.locator(".colorbar")).filter(
-            has_text="pin 2").first
+        chart = (
+            page.locator("[data-testid='stPlotlyChart']")
+            .filter(has=page.locator(".colorbar"))
+            .filter(has_text="pin 2")
+            .first
+        )
         chart.wait_for()
-        panels = chart.locator(".js-plotly-plot").first.evaluate(
-            "el => el.data.filter(t => t.type === 'image').length")
+        panels = chart.locator(".js-plotly-plot").first.evaluate("el => el.data.filter(t => t.type === 'image').length")
         assert panels == 4  # two pins on each of two models
         assert chart.locator(".colorbar").count() == 1
         text = chart.inner_text()

@@ -1,5 +1,6 @@
 """Model sources (attnviz.models.sources): each of the three implements the one interface, and a selection of
 each kind reaches its analysis through one job of the work pool, loading and analysing once."""
+
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +33,10 @@ def test_the_three_sources_have_the_three_keys_and_every_text_in_both_languages(
 
 def _check_loaded(source: ModelSource, name: str, loaded: LoadedModel, analysis: Analysis) -> None:
     assert isinstance(source, ModelSource)
-    for language in LANGUAGES:   # the texts the sidebar and the guard show
+    for language in LANGUAGES:  # the texts the sidebar and the guard show
         assert translate(source.title, language) and translate(source.running, language)
         assert translate(source.failed, language, model=source.key, error="broken")
-    assert source == type(source)(*vars(source).values()) and hash(source)   # equal sources: one cache key
+    assert source == type(source)(*vars(source).values()) and hash(source)  # equal sources: one cache key
     assert isinstance(loaded, LoadedModel) and isinstance(loaded.weights, Weights)
     for language in LANGUAGES:
         assert loaded.weights.phrase.text(language)
@@ -58,7 +59,7 @@ def test_a_camvid_checkpoint_loads_with_its_file_and_is_analysed_as_analyse_does
 
 def test_a_timm_classifier_without_file_or_hub_has_random_weights_and_its_top_5(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    source = TimmSource(str(tmp_path))   # an empty weights folder
+    source = TimmSource(str(tmp_path))  # an empty weights folder
     loaded = source.load("efficientnet_b0", "cpu")
     analysis = source.analyse(loaded.model, _photo(), "efficientnet_b0")
     _check_loaded(source, "efficientnet_b0", loaded, analysis)
@@ -73,7 +74,7 @@ def test_a_users_model_loads_its_weights_file_and_is_analysed_with_its_checks(us
     analysis = source.analyse(loaded.model, _photo(), "streetnet")
     _check_loaded(source, "streetnet", loaded, analysis)
     assert dict(loaded.weights.phrase.values)["name"] == weights.name
-    assert {"pam", "se"} <= set(analysis.records)   # both verified, as tests/test_app.py finds them
+    assert {"pam", "se"} <= set(analysis.records)  # both verified, as tests/test_app.py finds them
     with pytest.raises(UserSource.failures, match="no model named 'other'"):
         source.load("other", "cpu")
 
@@ -104,26 +105,38 @@ def test_a_selection_of_each_kind_reaches_its_analysis_in_one_pool_job(monkeypat
         monkeypatch.setattr(source, "analyse", analyse_stub)
     resources.loaded_model.clear()
     resources.model_analysis.clear()
-    selection = Selection(model_name="m", device="cpu", image=_photo(8, 8), image_key="photo", image_title="photo",
-                          label=None, card={}, source=key)
+    selection = Selection(
+        model_name="m",
+        device="cpu",
+        image=_photo(8, 8),
+        image_key="photo",
+        image_title="photo",
+        label=None,
+        card={},
+        source=key,
+    )
     assert guards.analysis_for(selection) == "m's analysis"
     assert len(jobs) == 1 and jobs[0][0].key == key and jobs[0][1:] == ("m", "cpu", "photo")
     assert calls == [("load", key, "m", "cpu"), ("analyse", key, f"{key} model", "m")]
-    assert guards.analysis_for(selection) == "m's analysis" and len(calls) == 2   # cached: nothing runs again
+    assert guards.analysis_for(selection) == "m's analysis" and len(calls) == 2  # cached: nothing runs again
     resources.loaded_model.clear()
     resources.model_analysis.clear()
 
 
-@pytest.mark.parametrize("key,error", [("camvid", "CheckpointError"), ("timm", "ImageNetWeightsError"),
-                                        ("user", "RuntimeError")])
+@pytest.mark.parametrize(
+    "key,error", [("camvid", "CheckpointError"), ("timm", "ImageNetWeightsError"), ("user", "RuntimeError")]
+)
 def test_a_source_that_fails_is_one_message_not_a_crash(monkeypatch, key, error):
     from attnviz.app import guards, resources
     from attnviz.app.selection import Selection
     from attnviz.models.checkpoint import CheckpointError
     from attnviz.models.imagenet import ImageNetWeightsError
 
-    raised = {"CheckpointError": CheckpointError, "ImageNetWeightsError": ImageNetWeightsError,
-              "RuntimeError": RuntimeError}[error]
+    raised = {
+        "CheckpointError": CheckpointError,
+        "ImageNetWeightsError": ImageNetWeightsError,
+        "RuntimeError": RuntimeError,
+    }[error]
     shown = []
 
     def load(self, name, device):
@@ -135,8 +148,16 @@ def test_a_source_that_fails_is_one_message_not_a_crash(monkeypatch, key, error)
         monkeypatch.setattr(source, "load", load)
     resources.loaded_model.clear()
     resources.model_analysis.clear()
-    selection = Selection(model_name="m", device="cpu", image=_photo(8, 8), image_key="photo", image_title="photo",
-                          label=None, card={}, source=key)
+    selection = Selection(
+        model_name="m",
+        device="cpu",
+        image=_photo(8, 8),
+        image_key="photo",
+        image_title="photo",
+        label=None,
+        card={},
+        source=key,
+    )
     assert guards.analysis_for(selection) is None
     assert len(shown) == 1 and "broken" in shown[0]
 

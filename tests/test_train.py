@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from attnviz.data.camvid import CamVid, default_data_root
-from attnviz.models import build_model, checkpoint as checkpoint_module, load_checkpoint, save_checkpoint
+from attnviz.models import build_model, load_checkpoint, save_checkpoint
+from attnviz.models import checkpoint as checkpoint_module
 from attnviz.models.checkpoint import inspect_checkpoint
 from attnviz.train import TrainSettings, enet_class_weights, learning_rate, main, train_one
-
 
 
 @pytest.fixture
@@ -22,8 +22,18 @@ def data_root(tmp_path, make_camvid):
 @pytest.mark.slow
 def test_short_training_run_lowers_the_loss_and_resumes(tmp_path, data_root):
     # 12 steps on 4 photos: enough for the loss to fall well over 10% under fp32 (CPU) and bf16 (GPU) alike
-    settings = TrainSettings(epochs=6, batch_size=4, lr=1e-2, crop=(120, 160), scale_range=(0.5, 0.5), jitter=0.0,
-                             limit_images=4, eval_every=3, threads=2, model_overrides={"width": 0.125})
+    settings = TrainSettings(
+        epochs=6,
+        batch_size=4,
+        lr=1e-2,
+        crop=(120, 160),
+        scale_range=(0.5, 0.5),
+        jitter=0.0,
+        limit_images=4,
+        eval_every=3,
+        threads=2,
+        model_overrides={"width": 0.125},
+    )
     run_dir, checkpoints = tmp_path / "run", tmp_path / "checkpoints"
     train_one("danet-eca", settings, data_root, run_dir, checkpoints, show_progress=False)
     settings.epochs = 12
@@ -46,10 +56,36 @@ def test_short_training_run_lowers_the_loss_and_resumes(tmp_path, data_root):
 
 
 def test_affinity_training_saves_beside_the_plain_model(tmp_path, data_root):
-    args = ["--models", "danet-eca", "--pam-affinity", "0.5", "--epochs", "1", "--max-steps", "1",
-            "--limit-images", "2", "--batch-size", "2", "--crop", "120", "160", "--width", "0.125",
-            "--input-scale", "0.5", "--eval-every", "0", "--data", str(data_root), "--runs", str(tmp_path / "runs"),
-            "--checkpoints", str(tmp_path / "checkpoints"), "--no-progress"]
+    args = [
+        "--models",
+        "danet-eca",
+        "--pam-affinity",
+        "0.5",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--limit-images",
+        "2",
+        "--batch-size",
+        "2",
+        "--crop",
+        "120",
+        "160",
+        "--width",
+        "0.125",
+        "--input-scale",
+        "0.5",
+        "--eval-every",
+        "0",
+        "--data",
+        str(data_root),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--checkpoints",
+        str(tmp_path / "checkpoints"),
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert not (tmp_path / "checkpoints" / "danet-eca.json").exists()
     model, card = load_checkpoint("danet-eca-affinity", tmp_path / "checkpoints")
@@ -59,9 +95,17 @@ def test_affinity_training_saves_beside_the_plain_model(tmp_path, data_root):
     info = inspect_checkpoint("danet-eca-affinity", tmp_path / "checkpoints")
     assert "PAM supervised with class affinity" in info.title
     # fine-tuning starts from that checkpoint's weights (checked by training zero-lr steps: nothing moves)
-    settings = TrainSettings(epochs=1, max_steps=1, batch_size=2, lr=1e-30, crop=(120, 160), limit_images=2,
-                             eval_every=0, init_from=str(tmp_path / "checkpoints" / "danet-eca-affinity"),
-                             model_overrides={"width": 0.125, "input_scale": 0.5})
+    settings = TrainSettings(
+        epochs=1,
+        max_steps=1,
+        batch_size=2,
+        lr=1e-30,
+        crop=(120, 160),
+        limit_images=2,
+        eval_every=0,
+        init_from=str(tmp_path / "checkpoints" / "danet-eca-affinity"),
+        model_overrides={"width": 0.125, "input_scale": 0.5},
+    )
     train_one("danet-eca", settings, data_root, tmp_path / "fine", tmp_path / "fine-ck", show_progress=False)
     tuned, _ = load_checkpoint("danet-eca", tmp_path / "fine-ck")
     torch.testing.assert_close(tuned.head.pam.query_conv.weight, model.head.pam.query_conv.weight)
@@ -70,29 +114,47 @@ def test_affinity_training_saves_beside_the_plain_model(tmp_path, data_root):
         train_one("danet-eca", settings, data_root, tmp_path / "fine", tmp_path / "fine-ck", show_progress=False)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (["--epochs", "0"], "epochs must be at least 1"),
-    (["--epochs", "-1"], "epochs must be at least 1"),
-    (["--batch-size", "0"], "batch size must be at least 1"),
-    (["--lr", "0"], "learning rate must be positive"),
-    (["--pam-affinity", "1"], "has none"),           # fcn-eca has no position attention
-    (["--width", "-1"], "width"),
-    (["--data", "/nonexistent/camvid"], "CamVid not found"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--epochs", "0"], "epochs must be at least 1"),
+        (["--epochs", "-1"], "epochs must be at least 1"),
+        (["--batch-size", "0"], "batch size must be at least 1"),
+        (["--lr", "0"], "learning rate must be positive"),
+        (["--pam-affinity", "1"], "has none"),  # fcn-eca has no position attention
+        (["--width", "-1"], "width"),
+        (["--data", "/nonexistent/camvid"], "CamVid not found"),
+    ],
+)
 def test_cli_refuses_settings_that_cannot_train_and_keeps_the_checkpoint(tmp_path, data_root, capsys, bad, message):
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     (checkpoints / "fcn-eca.json").write_text("{}")
-    args = ["--models", "fcn-eca", "--data", str(data_root), "--runs", str(tmp_path / "runs"),
-            "--checkpoints", str(checkpoints), "--limit-images", "2", "--crop", "120", "160", *bad]
+    args = [
+        "--models",
+        "fcn-eca",
+        "--data",
+        str(data_root),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--checkpoints",
+        str(checkpoints),
+        "--limit-images",
+        "2",
+        "--crop",
+        "120",
+        "160",
+        *bad,
+    ]
     assert main(args) == 2
     assert message in capsys.readouterr().err
     assert (checkpoints / "fcn-eca.json").read_text() == "{}" and not (tmp_path / "runs").exists()
 
 
 def test_no_checkpoint_when_no_step_ran(tmp_path, data_root):
-    settings = TrainSettings(epochs=1, batch_size=2, crop=(120, 160), limit_images=2, eval_every=0,
-                             model_overrides={"width": 0.125})
+    settings = TrainSettings(
+        epochs=1, batch_size=2, crop=(120, 160), limit_images=2, eval_every=0, model_overrides={"width": 0.125}
+    )
     train_one("fcn-none", settings, data_root, tmp_path / "run", tmp_path / "ck", show_progress=False)
     before = (tmp_path / "ck" / "fcn-none.safetensors").read_bytes()
     # resuming a finished run trains nothing: the checkpoint must stay as it was
@@ -125,9 +187,33 @@ class _OpensAFile:
 
 
 def _resume_args(data_root, runs, checkpoints):
-    return ["--models", "fcn-none", "--epochs", "1", "--max-steps", "1", "--limit-images", "2", "--batch-size", "2",
-            "--crop", "120", "160", "--width", "0.125", "--eval-every", "0", "--data", str(data_root),
-            "--runs", str(runs), "--checkpoints", str(checkpoints), "--no-progress", "--resume"]
+    return [
+        "--models",
+        "fcn-none",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--limit-images",
+        "2",
+        "--batch-size",
+        "2",
+        "--crop",
+        "120",
+        "160",
+        "--width",
+        "0.125",
+        "--eval-every",
+        "0",
+        "--data",
+        str(data_root),
+        "--runs",
+        str(runs),
+        "--checkpoints",
+        str(checkpoints),
+        "--no-progress",
+        "--resume",
+    ]
 
 
 def _assert_one_line_refusal(err, state, what):
@@ -149,20 +235,26 @@ def test_resume_refuses_a_pickle_that_would_run_code_in_one_line(tmp_path, data_
     state = tmp_path / "runs" / "fcn-none" / "last.pt"
     state.parent.mkdir(parents=True)
     state.write_bytes(pickle.dumps(_OpensAFile(marker)))
-    run = subprocess.run([sys.executable, "-m", "attnviz.train", *_resume_args(data_root, tmp_path / "runs",
-                                                                                tmp_path / "checkpoints")],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "attnviz.train", *_resume_args(data_root, tmp_path / "runs", tmp_path / "checkpoints")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 2, run.stderr
     _assert_one_line_refusal(run.stderr, state, "cannot be loaded safely")
     assert not marker.exists() and not (tmp_path / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("payload, what", [
-    ("torch.save of an object", "cannot be loaded safely"),
-    ("text", "cannot be loaded safely"),
-    ("truncated", "cannot be loaded safely"),
-    ("another model's state", "is no resume state of this model"),
-])
+@pytest.mark.parametrize(
+    "payload, what",
+    [
+        ("torch.save of an object", "cannot be loaded safely"),
+        ("text", "cannot be loaded safely"),
+        ("truncated", "cannot be loaded safely"),
+        ("another model's state", "is no resume state of this model"),
+    ],
+)
 def test_resume_from_an_unusable_state_exits_2_with_one_line(tmp_path, data_root, capsys, payload, what):
     state = tmp_path / "runs" / "fcn-none" / "last.pt"
     state.parent.mkdir(parents=True)
@@ -201,10 +293,34 @@ def test_enet_weights_and_schedule_by_hand():
 
 @pytest.mark.slow
 def test_parallel_trains_each_model_in_its_own_process(tmp_path, data_root):
-    args = ["--models", "fcn-none", "fcn-eca", "--parallel", "2", "--epochs", "1", "--max-steps", "1",
-            "--limit-images", "2", "--batch-size", "2", "--crop", "120", "160", "--width", "0.125",
-            "--eval-every", "0", "--data", str(data_root), "--runs", str(tmp_path / "runs"),
-            "--checkpoints", str(tmp_path / "checkpoints")]
+    args = [
+        "--models",
+        "fcn-none",
+        "fcn-eca",
+        "--parallel",
+        "2",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--limit-images",
+        "2",
+        "--batch-size",
+        "2",
+        "--crop",
+        "120",
+        "160",
+        "--width",
+        "0.125",
+        "--eval-every",
+        "0",
+        "--data",
+        str(data_root),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--checkpoints",
+        str(tmp_path / "checkpoints"),
+    ]
     assert main(args) == 0
     for index, name in enumerate(["fcn-none", "fcn-eca"]):
         assert f"[{name}] epoch 1" in (tmp_path / "runs" / f"parallel-{index}.out").read_text()

@@ -1,4 +1,5 @@
 """Loading a model you wrote: a factory in a package, a local hubconf.py, weights files, a models TOML."""
+
 import pickle
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from attnviz.models import UserModelError, load_model_specs, load_user_model
 from attnviz.models.user import read_state_dict
 
 # A tiny CNN with a DANet-style position attention block (the attribute names of the DANet code).
-MODEL_SOURCE = '''
+MODEL_SOURCE = """
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,7 +103,7 @@ def not_a_module():
 
 
 NOT_CALLABLE = 3
-'''
+"""
 
 
 def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -138,12 +139,16 @@ def hub_repo(tmp_path):
     """A folder with a hubconf.py (dependencies = ["torch"]) whose entries build the tiny model."""
     repo = tmp_path / "hubrepo"
     repo.mkdir()
-    (repo / "hubconf.py").write_text('dependencies = ["torch"]\n' + MODEL_SOURCE + textwrap.dedent('''
+    (repo / "hubconf.py").write_text(
+        'dependencies = ["torch"]\n'
+        + MODEL_SOURCE
+        + textwrap.dedent('''
 
         def tiny_danet(num_classes=5):
             """A tiny DANet-style segmentation model."""
             return TinyDANet(num_classes)
-        '''))
+        ''')
+    )
     return repo
 
 
@@ -152,8 +157,12 @@ def test_a_factory_in_a_package_loads_from_the_working_folder(package):
     assert str(folder) not in sys.path
     user = load_user_model(f"{name}.models:build", input_size=(32, 48))
     assert not user.model.training
-    assert (user.task, user.num_classes, user.output_shape, user.output_rule) == ("segmentation", 5, (1, 5, 32, 48),
-                                                                                  "tensor")
+    assert (user.task, user.num_classes, user.output_shape, user.output_rule) == (
+        "segmentation",
+        5,
+        (1, 5, 32, 48),
+        "tensor",
+    )
     assert user.name == "build" and user.spec == f"{name}.models:build" and user.input_size == (32, 48)
     assert user.weights is None and user.mean is None and user.std is None and user.classes is None
     pam = user.model.pam
@@ -185,19 +194,26 @@ def test_a_local_hub_repo_loads_with_torch_hub(hub_repo, monkeypatch):
     assert load_user_model("hubrepo:tiny_danet", input_size=(32, 32)).num_classes == 5
 
 
-@pytest.mark.parametrize("wrap", ["plain", "state_dict", "model", "model_state", "net", "module_prefix",
-                                  "state_dict_module_prefix", "nested"])
+@pytest.mark.parametrize(
+    "wrap",
+    ["plain", "state_dict", "model", "model_state", "net", "module_prefix", "state_dict_module_prefix", "nested"],
+)
 def test_pt_checkpoints_in_their_usual_wrappers_give_the_original_outputs(package, tmp_path, wrap):
     _, name = package
     spec = f"{name}.models:build"
     reference = _randomise(load_user_model(spec, input_size=(32, 32)).model, seed=1)
     state = OrderedDict(reference.state_dict())
     prefixed = OrderedDict((f"module.{k}", v) for k, v in state.items())
-    payload = {"plain": state, "state_dict": {"state_dict": state, "epoch": 3, "optimizer": {"lr": 0.1}},
-               "model": {"model": state, "args": ["--lr", "0.1"]}, "model_state": {"model_state": state},
-               "net": {"net": state}, "module_prefix": prefixed,
-               "state_dict_module_prefix": {"state_dict": prefixed, "best_miou": 0.5},
-               "nested": {"model": {"state_dict": state}}}[wrap]
+    payload = {
+        "plain": state,
+        "state_dict": {"state_dict": state, "epoch": 3, "optimizer": {"lr": 0.1}},
+        "model": {"model": state, "args": ["--lr", "0.1"]},
+        "model_state": {"model_state": state},
+        "net": {"net": state},
+        "module_prefix": prefixed,
+        "state_dict_module_prefix": {"state_dict": prefixed, "best_miou": 0.5},
+        "nested": {"model": {"state_dict": state}},
+    }[wrap]
     torch.save(payload, tmp_path / "weights.pt")
     user = load_user_model(spec, tmp_path / "weights.pt", input_size=(32, 32))
     fresh = load_user_model(spec, input_size=(32, 32))
@@ -273,8 +289,11 @@ def test_a_text_file_as_weights_is_one_message(package, tmp_path, file):
         load_user_model(f"{name}.models:build", tmp_path / file)
     message = str(error.value)
     assert file in message and "\n" not in message and "Traceback" not in message
-    assert ("not a readable safetensors file (SafetensorError" in message if file.endswith(".safetensors")
-            else "is not a PyTorch weights file" in message)
+    assert (
+        "not a readable safetensors file (SafetensorError" in message
+        if file.endswith(".safetensors")
+        else "is not a PyTorch weights file" in message
+    )
     assert error.value.__context__ is None or error.value.__suppress_context__  # no chained traceback
 
 
@@ -307,15 +326,19 @@ def test_weights_that_do_not_fit_name_the_keys_and_counts(package, tmp_path):
         load_user_model(spec, tmp_path / "wrong.pt")
     lines = str(error.value).splitlines()
     assert lines[0] == "wrong.pt does not fit the model:"
-    assert lines[1:] == ["  missing (2): fc.weight, pam.gamma", "  unexpected (1): head.extra",
-                         "  shape mismatch (2): classifier.bias: file (9,) vs model (5,), "
-                         "classifier.weight: file (9, 16, 1, 1) vs model (5, 16, 1, 1)"]
+    assert lines[1:] == [
+        "  missing (2): fc.weight, pam.gamma",
+        "  unexpected (1): head.extra",
+        "  shape mismatch (2): classifier.bias: file (9,) vs model (5,), "
+        "classifier.weight: file (9, 16, 1, 1) vs model (5, 16, 1, 1)",
+    ]
 
 
 def test_a_classification_model(package):
     _, name = package
-    user = load_user_model(f"{name}.models:build_classifier", input_size=(32, 32),
-                           classes=[f"class {i}" for i in range(7)])
+    user = load_user_model(
+        f"{name}.models:build_classifier", input_size=(32, 32), classes=[f"class {i}" for i in range(7)]
+    )
     assert (user.task, user.num_classes, user.output_shape) == ("classification", 7, (1, 7))
     assert user.classes == tuple(f"class {i}" for i in range(7))
     assert user.forward_logits(torch.rand(3, 3, 40, 40)).shape == (3, 7)
@@ -335,26 +358,33 @@ def test_dict_and_tuple_outputs_are_unwrapped(package, factory, rule):
         assert torch.equal(user.forward_logits(x), expected)
 
 
-@pytest.mark.parametrize("factory, what", [("build_mask", "a tensor of shape (1, 32, 32) of torch.int64"),
-                                           ("build_text", "a str, not a tensor")])
+@pytest.mark.parametrize(
+    "factory, what",
+    [("build_mask", "a tensor of shape (1, 32, 32) of torch.int64"), ("build_text", "a str, not a tensor")],
+)
 def test_other_outputs_are_refused_naming_what_came_out(package, factory, what):
     _, name = package
     with pytest.raises(UserModelError, match="the model returned " + what.replace("(", r"\(").replace(")", r"\)")):
         load_user_model(f"{name}.models:{factory}", input_size=(32, 32))
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("no_colon_here", "must be 'package.module:callable' or 'path/to/repo:entry'"),
-    ("{pkg}.models:", "must name both sides"),
-    ("not a module:build", "is neither a module name nor a folder"),
-    ("{pkg}.absent:build", "no module '{pkg}.absent' importable"),
-    ("absent_pkg_xyz.models:build", "no module 'absent_pkg_xyz' importable"),
-    ("{pkg}.models:absent", "module '{pkg}.models' has no attribute 'absent'"),
-    ("{pkg}.models:NOT_CALLABLE", "{pkg}.models.NOT_CALLABLE is a int, not a callable"),
-    ("{pkg}.models:not_a_module", "gave a int, not a torch.nn.Module"),
-    ("{pkg}.models:broken",
-     r"calling {pkg}.models.broken\(\) failed \(RuntimeError: the factory is broken on purpose\)"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no_colon_here", "must be 'package.module:callable' or 'path/to/repo:entry'"),
+        ("{pkg}.models:", "must name both sides"),
+        ("not a module:build", "is neither a module name nor a folder"),
+        ("{pkg}.absent:build", "no module '{pkg}.absent' importable"),
+        ("absent_pkg_xyz.models:build", "no module 'absent_pkg_xyz' importable"),
+        ("{pkg}.models:absent", "module '{pkg}.models' has no attribute 'absent'"),
+        ("{pkg}.models:NOT_CALLABLE", "{pkg}.models.NOT_CALLABLE is a int, not a callable"),
+        ("{pkg}.models:not_a_module", "gave a int, not a torch.nn.Module"),
+        (
+            "{pkg}.models:broken",
+            r"calling {pkg}.models.broken\(\) failed \(RuntimeError: the factory is broken on purpose\)",
+        ),
+    ],
+)
 def test_a_spec_that_does_not_resolve_is_one_message(package, spec, message):
     _, name = package
     with pytest.raises(UserModelError, match=message.format(pkg=name)) as error:
@@ -375,8 +405,9 @@ def test_a_module_that_fails_to_import_is_one_message(package):
 def test_a_hubconf_without_the_entry_or_with_a_failing_one(hub_repo, tmp_path):
     with pytest.raises(UserModelError, match=r"hubconf.py has no entry 'absent' \(its entries: .*tiny_danet"):
         load_user_model(f"{hub_repo}:absent")
-    (hub_repo / "hubconf.py").write_text((hub_repo / "hubconf.py").read_text()
-                                         + "\n\ndef failing():\n    raise ValueError('no such size')\n")
+    (hub_repo / "hubconf.py").write_text(
+        (hub_repo / "hubconf.py").read_text() + "\n\ndef failing():\n    raise ValueError('no such size')\n"
+    )
     with pytest.raises(UserModelError, match=r"entry 'failing' .* failed \(ValueError: no such size\)"):
         load_user_model(f"{hub_repo}:failing")
     (tmp_path / "nohub").mkdir()
@@ -386,8 +417,11 @@ def test_a_hubconf_without_the_entry_or_with_a_failing_one(hub_repo, tmp_path):
 
 def test_a_model_that_cannot_run_on_the_probe_says_so(package):
     _, name = package
-    with pytest.raises(UserModelError, match=r"on a dummy photo \(1, 3, 224, 224\) failed \(ValueError: needs 64x64 "
-                                             r"photos, got \(224, 224\)\); set input_size"):
+    with pytest.raises(
+        UserModelError,
+        match=r"on a dummy photo \(1, 3, 224, 224\) failed \(ValueError: needs 64x64 "
+        r"photos, got \(224, 224\)\); set input_size",
+    ):
         load_user_model(f"{name}.models:build_fixed")
     assert load_user_model(f"{name}.models:build_fixed", input_size=[64, 64]).output_shape == (1, 5, 64, 64)
     with pytest.raises(UserModelError, match="input_size must be"):
@@ -401,7 +435,8 @@ def test_a_toml_with_two_models_and_a_classes_file(package, hub_repo, tmp_path, 
     (config / "classes.txt").write_text("sky\nroad\n\ncar\nperson\nbike\n")
     reference = _randomise(load_user_model(f"{hub_repo}:tiny_danet", input_size=(32, 32)).model, seed=3)
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(config / "hub.safetensors"))
-    (tmp_path / "models.toml").write_text(textwrap.dedent(f'''
+    (tmp_path / "models.toml").write_text(
+        textwrap.dedent(f'''
         [models.mine]
         factory = "{name}.models:build"
         input_size = [32, 48]
@@ -413,7 +448,8 @@ def test_a_toml_with_two_models_and_a_classes_file(package, hub_repo, tmp_path, 
         weights = "config/hub.safetensors"
         classes = "config/classes.txt"
         input_size = [32, 32]
-        '''))
+        ''')
+    )
     monkeypatch.chdir(config)  # paths and the factory's package are found beside the TOML file, not in cwd
     specs = load_model_specs("../models.toml")
     assert [s.name for s in specs] == ["mine", "hub model"]
@@ -431,7 +467,8 @@ def test_a_toml_with_two_models_and_a_classes_file(package, hub_repo, tmp_path, 
 
 
 def test_a_toml_with_bad_values_lists_every_problem_and_runs_nothing(tmp_path):
-    (tmp_path / "models.toml").write_text(textwrap.dedent('''
+    (tmp_path / "models.toml").write_text(
+        textwrap.dedent("""
         [models.a]
         factory = "mynet:build"
         input_size = [0, "wide"]
@@ -451,32 +488,41 @@ def test_a_toml_with_bad_values_lists_every_problem_and_runs_nothing(tmp_path):
 
         [models.d]
         hub = "nowhere:entry"
-        '''))
+        """)
+    )
     with pytest.raises(UserModelError) as error:
         load_model_specs(tmp_path / "models.toml")
     lines = str(error.value).splitlines()
     assert lines[0] == "models.toml: 10 problems:"
-    expected = ["[models.a]: unknown key(s) 'colour'",
-                "[models.a]: 'weights' file", "absent.pt does not exist",
-                "[models.a]: 'input_size' must be [height, width], two integers from 1 to 8192, got [0, 'wide']",
-                "[models.a]: 'mean' must be 3 numbers (R, G, B), got [0.5, 0.5]",
-                "[models.a]: 'std' must be 3 positive numbers, got [1, 1, -1]",
-                "[models.a]: classes file", "absent.txt does not exist",
-                "[models.b] needs exactly one of 'factory'",
-                "[models.c]: 'factory' must be a string package.module:callable, got 'not a spec'",
-                "[models.c]: 'weights' must be a file path (a string), got 3",
-                "[models.d]: 'hub' folder", "nowhere does not exist"]
+    expected = [
+        "[models.a]: unknown key(s) 'colour'",
+        "[models.a]: 'weights' file",
+        "absent.pt does not exist",
+        "[models.a]: 'input_size' must be [height, width], two integers from 1 to 8192, got [0, 'wide']",
+        "[models.a]: 'mean' must be 3 numbers (R, G, B), got [0.5, 0.5]",
+        "[models.a]: 'std' must be 3 positive numbers, got [1, 1, -1]",
+        "[models.a]: classes file",
+        "absent.txt does not exist",
+        "[models.b] needs exactly one of 'factory'",
+        "[models.c]: 'factory' must be a string package.module:callable, got 'not a spec'",
+        "[models.c]: 'weights' must be a file path (a string), got 3",
+        "[models.d]: 'hub' folder",
+        "nowhere does not exist",
+    ]
     text = str(error.value)
     assert all(part in text for part in expected), text
     assert all(line.startswith("  [models.") for line in lines[1:])
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[models.a\n", r"is not valid TOML \(TOMLDecodeError"),
-    ("title = 'x'\n", r"no \[models.NAME\] table"),
-    ("[models]\na = 3\n", r"\[models.a\] must be a table, got int"),
-    ("[other.a]\nfactory = 'm:f'\n", "unknown top-level key"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[models.a\n", r"is not valid TOML \(TOMLDecodeError"),
+        ("title = 'x'\n", r"no \[models.NAME\] table"),
+        ("[models]\na = 3\n", r"\[models.a\] must be a table, got int"),
+        ("[other.a]\nfactory = 'm:f'\n", "unknown top-level key"),
+    ],
+)
 def test_a_toml_that_is_not_a_models_file(tmp_path, content, message):
     (tmp_path / "models.toml").write_text(content)
     with pytest.raises(UserModelError, match=message):

@@ -1,11 +1,12 @@
 """The Position page's view, as a value: every number the page prints, checked against a naive S."""
+
 import numpy as np
 import pytest
 import torch
 
+from attnviz.analysis.views import position_view
 from attnviz.capture import PositionAttentionRecord, capture
 from attnviz.modules.danet import PositionAttention
-from attnviz.analysis.views import position_view
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def naive_s(record):
 
 def test_row_view_matches_a_naive_softmax_and_ranks_its_top(record):
     s = naive_s(record)
-    view = position_view(record, (21, 10), (48, 64), "row")          # 8x8 cells: column 2, row 1 -> index 10
+    view = position_view(record, (21, 10), (48, 64), "row")  # 8x8 cells: column 2, row 1 -> index 10
     assert view.index == 10 and view.cell == (1, 2)
     np.testing.assert_allclose(view.values.reshape(-1), s[10], atol=1e-6)
     assert view.total == pytest.approx(1.0, abs=1e-5)
@@ -34,7 +35,7 @@ def test_row_view_matches_a_naive_softmax_and_ranks_its_top(record):
     assert [v for _, _, v in view.top_cells] == sorted((v for _, _, v in view.top_cells), reverse=True)
     query, key, energy, log_z, entry = view.formula
     assert (query, key) == (10, view.top[0]) and entry == pytest.approx(s[10, key], abs=1e-6)
-    assert view.class_share is None                                    # no labels
+    assert view.class_share is None  # no labels
 
 
 def test_column_view_is_who_attends_to_the_pixel(record):
@@ -50,11 +51,11 @@ def test_class_share_with_labels_and_an_unlabelled_pixel(record):
     label[:, 32:] = 3
     label[0, 0] = 11
     s = naive_s(record)
-    view = position_view(record, (40, 20), (48, 64), "row", label)   # class 3, cell (2, 5) = index 21
+    view = position_view(record, (40, 20), (48, 64), "row", label)  # class 3, cell (2, 5) = index 21
     share = view.class_share
     assert share.class_id == 3 and share.chance == pytest.approx((48 * 32) / (48 * 64 - 1))
     on_class = s[21].reshape(6, 8)[:, 4:].sum()
-    labelled = s[21].sum() - s[21, 0] / 64                             # one of cell 0's 64 pixels is unlabelled
+    labelled = s[21].sum() - s[21, 0] / 64  # one of cell 0's 64 pixels is unlabelled
     assert share.share == pytest.approx(on_class / labelled, rel=1e-5)
     assert np.isfinite(share.far_key_ratio)
     assert position_view(record, (0, 0), (48, 64), "row", label).class_share.class_id == 11
@@ -71,26 +72,28 @@ def test_a_column_of_sub_sampled_keys_is_indexed_on_the_key_grid():
     for a column; both must be the cell under the pixel on their own grid."""
     torch.manual_seed(1)
     query, key = torch.randn(1, 48, 4), torch.randn(1, 12, 4)
-    energy = (query[0].double() @ key[0].double().T)
-    record = PositionAttentionRecord("pam", query, key, torch.logsumexp(energy, -1).float()[None], 6, 8, 0.5,
-                                     key_height=3, key_width=4)
-    s = torch.softmax(energy, -1).numpy()                                # (48 queries, 12 keys)
-    row = position_view(record, (63, 47), (48, 64), "row")              # bottom-right query 47
+    energy = query[0].double() @ key[0].double().T
+    record = PositionAttentionRecord(
+        "pam", query, key, torch.logsumexp(energy, -1).float()[None], 6, 8, 0.5, key_height=3, key_width=4
+    )
+    s = torch.softmax(energy, -1).numpy()  # (48 queries, 12 keys)
+    row = position_view(record, (63, 47), (48, 64), "row")  # bottom-right query 47
     assert row.index == 47 and row.values.shape == (3, 4)
     np.testing.assert_allclose(row.values.reshape(-1), s[47], atol=1e-6)
-    column = position_view(record, (63, 47), (48, 64), "column")        # bottom-right key 11
+    column = position_view(record, (63, 47), (48, 64), "column")  # bottom-right key 11
     assert column.index == 11 and column.feature_hw == (3, 4) and column.cell == (2, 3)
     np.testing.assert_allclose(column.values.reshape(-1), s[:, 11], atol=1e-6)
     assert column.formula[:2] == (column.top[0], 11)
     from attnviz.analysis.geometry import pixel_cell
-    assert pixel_cell(*column.pixel_centre, (48, 64), (3, 4)) == 11      # the marker sits on that key cell
+
+    assert pixel_cell(*column.pixel_centre, (48, 64), (3, 4)) == 11  # the marker sits on that key cell
 
 
 def test_coordinate_view_is_the_records_factors_at_the_chosen_cell():
     import torch
 
-    from attnviz.capture.records import CoordinateAttentionRecord
     from attnviz.analysis.views import coordinate_view, most_varied_channel
+    from attnviz.capture.records import CoordinateAttentionRecord
 
     generator = torch.Generator().manual_seed(0)
     a_h, a_w = torch.rand(1, 3, 4, generator=generator), torch.rand(1, 3, 6, generator=generator)
@@ -105,8 +108,8 @@ def test_coordinate_view_is_the_records_factors_at_the_chosen_cell():
 
 
 def test_channel_scaling_is_the_weight_times_the_layers_input():
-    from attnviz.capture.records import ChannelAttentionRecord
     from attnviz.analysis.views import channel_scaling
+    from attnviz.capture.records import ChannelAttentionRecord
 
     features = torch.randn(1, 4, 3, 5, generator=torch.Generator().manual_seed(3))
     weights = torch.tensor([[0.1, 0.9, 0.5, 0.3]])
@@ -122,13 +125,17 @@ def test_heads_are_grouped_under_their_module_mean_first_then_in_order():
     from attnviz.analysis.views import head_of, module_heads
 
     names = ["net.pam", "blk.attn:head10", "blk.attn:head2", "blk.attn:mean", "blk.attn:head0", "gate:headroom"]
-    assert module_heads(names) == {"net.pam": ["net.pam"],
-                                   "blk.attn": ["blk.attn:mean", "blk.attn:head0", "blk.attn:head2", "blk.attn:head10"],
-                                   "gate:headroom": ["gate:headroom"]}
+    assert module_heads(names) == {
+        "net.pam": ["net.pam"],
+        "blk.attn": ["blk.attn:mean", "blk.attn:head0", "blk.attn:head2", "blk.attn:head10"],
+        "gate:headroom": ["gate:headroom"],
+    }
     assert head_of("blk.attn:head2") == ("blk.attn", "head2") and head_of("net.cc.cca#1") == ("net.cc.cca#1", None)
     # a module called twice in one forward: the second call's heads are a group of their own
     assert module_heads(["a:head0", "a:head1", "a:head0#1", "a:head1#1"]) == {
-        "a": ["a:head0", "a:head1"], "a#1": ["a:head0#1", "a:head1#1"]}
+        "a": ["a:head0", "a:head1"],
+        "a#1": ["a:head0#1", "a:head1#1"],
+    }
 
 
 def test_a_record_name_splits_into_module_part_and_call_as_the_recorder_writes_it():
@@ -153,14 +160,14 @@ def test_gate_planes_are_what_a_gate_record_holds():
     from attnviz.capture.records import BranchWeightRecord, GateRecord
 
     torch.manual_seed(0)
-    softmax = torch.softmax(torch.randn(2, 3, 4, 5), dim=1)   # 3 descriptors at every pixel of a 4x5 grid
+    softmax = torch.softmax(torch.randn(2, 3, 4, 5), dim=1)  # 3 descriptors at every pixel of a 4x5 grid
     planes = gate_planes(GateRecord("softmax", softmax, ("K", "H", "W")), batch=1)
     assert [p.descriptor for p in planes] == [0, 1, 2] and all(p.axes == ("H", "W") for p in planes)
-    assert np.allclose(sum(p.values for p in planes), 1.0, atol=1e-6)           # the descriptors share each pixel
+    assert np.allclose(sum(p.values for p in planes), 1.0, atol=1e-6)  # the descriptors share each pixel
     elements = torch.rand(1, 6, 4, 5)
     (plane,) = gate_planes(GateRecord("elements", elements, ("C", "H", "W")))
     assert plane.mean_over == "C" and np.allclose(plane.values, elements[0].mean(0).numpy())
-    (plane,) = gate_planes(GateRecord("plane", elements[:, 0, :3], ("C", "W")))   # TripletAttention's C x W gate
+    (plane,) = gate_planes(GateRecord("plane", elements[:, 0, :3], ("C", "W")))  # TripletAttention's C x W gate
     assert plane.axes == ("C", "W") and np.array_equal(plane.values, elements[0, 0, :3].numpy())
     weights = torch.softmax(torch.randn(1, 3, 8), dim=1)
     assert np.allclose(branch_weights(BranchWeightRecord("branches", weights)).sum(0), 1.0, atol=1e-6)
@@ -168,13 +175,15 @@ def test_gate_planes_are_what_a_gate_record_holds():
 
 # ----------------------------------------------------------------------------- the Position page's numbers
 
+
 def _sub_sampled_record():
     """6x8 queries, 3x4 keys (a non-local block with sub-sampling), and its S built naively."""
     torch.manual_seed(1)
     query, key = torch.randn(1, 48, 4), torch.randn(1, 12, 4)
     energy = query[0].double() @ key[0].double().T
-    record = PositionAttentionRecord("pam", query, key, torch.logsumexp(energy, -1).float()[None], 6, 8, 0.5,
-                                     key_height=3, key_width=4)
+    record = PositionAttentionRecord(
+        "pam", query, key, torch.logsumexp(energy, -1).float()[None], 6, 8, 0.5, key_height=3, key_width=4
+    )
     return record, energy.numpy(), torch.softmax(energy, -1).numpy()
 
 
@@ -187,7 +196,7 @@ def test_each_panel_reads_a_pin_at_the_same_place_of_its_own_photo(record):
     large = SimpleNamespace(record=record, image=np.zeros((96, 128, 3)), label=None)
     views = panel_views([small, large], [(21, 10), (63, 47)], (48, 64), "row")
     assert [[v.pixel for v in row] for row in views] == [[(21, 10), (63, 47)], [(42, 20), (126, 94)]]
-    assert [[v.index for v in row] for row in views] == [[10, 47], [10, 47]]   # the same cells, twice the pixels
+    assert [[v.index for v in row] for row in views] == [[10, 47], [10, 47]]  # the same cells, twice the pixels
 
 
 def test_a_shared_colour_range_starts_at_zero_unless_a_map_is_negative():
@@ -220,7 +229,7 @@ def test_a_rows_largest_entry_and_a_columns_sum_against_even_attention(record):
     assert reading.largest_over_even == pytest.approx(s[10].max() * 48, rel=1e-5)
     sub_sampled, _, s = _sub_sampled_record()
     column = sum_reading(position_view(sub_sampled, (63, 47), (48, 64), "column"), sub_sampled)
-    assert column.column_average == 48 / 12                                # N / Nk: 48 queries over 12 keys
+    assert column.column_average == 48 / 12  # N / Nk: 48 queries over 12 keys
     assert column.total_over_average == pytest.approx(s[:, 11].sum() / 4, rel=1e-5)
     assert full_map_size(sub_sampled) == 48 * 12
 
@@ -239,13 +248,13 @@ def test_the_worked_formula_names_i_and_j_on_their_own_grids(record):
     assert row.even_ratio == pytest.approx(48 * s[10, top], rel=1e-5)
     sub_sampled, energy, s = _sub_sampled_record()
     column = formula_pair(position_view(sub_sampled, (63, 47), (48, 64), "column"), sub_sampled.baseline, (48, 64))
-    top = int(np.argmax(s[:, 11]))                                      # the query that attends most to key 11
+    top = int(np.argmax(s[:, 11]))  # the query that attends most to key 11
     assert (column.query, column.key, column.query_cell, column.key_cell) == (top, 11, divmod(top, 8), (2, 3))
     assert column.key_grid == (3, 4) and column.key_cell_size == (16, 16)
     assert column.energy == pytest.approx(energy[top, 11], abs=1e-5)
     assert column.log_z == pytest.approx(np.log(np.exp(energy[top]).sum()), abs=1e-5)
     assert column.even_ratio == pytest.approx(12 * s[top, 11], rel=1e-5)
-    no_entry = dataclasses.replace(position_view(record, (0, 0), (48, 64)), formula=None)   # GCNet's shared map
+    no_entry = dataclasses.replace(position_view(record, (0, 0), (48, 64)), formula=None)  # GCNet's shared map
     assert formula_pair(no_entry, record.baseline, (48, 64)) is None
 
 
@@ -255,17 +264,18 @@ def test_the_note_on_classes_fits_the_model_shown():
     assert position_notice("camvid", 1.0) == "affinity"
     assert position_notice("camvid", 0.0) == "plain"
     assert position_notice("timm") == "imagenet"
-    assert position_notice("user", 1.0) == "user"      # a user's model: nothing is known of its training
+    assert position_notice("user", 1.0) == "user"  # a user's model: nothing is known of its training
 
 
 # ----------------------------------------------------------------------------- the Attribution page's numbers
+
 
 def test_attribution_cells_are_each_cells_share_of_the_magnitude():
     from attnviz.analysis.views import attribution_cells
 
     attribution = np.zeros((3, 4, 4))
-    attribution[0, :2, :2] = -3.0           # |-3| over the top-left cell
-    attribution[1, 2:, 2:] = 1.0            # 1 over the bottom-right cell
+    attribution[0, :2, :2] = -3.0  # |-3| over the top-left cell
+    attribution[1, 2:, 2:] = 1.0  # 1 over the bottom-right cell
     np.testing.assert_allclose(attribution_cells(attribution, (2, 2)), [[0.75, 0.0], [0.0, 0.25]])
     np.testing.assert_allclose(attribution_cells(np.abs(attribution).sum(0), (2, 2)), [[0.75, 0.0], [0.0, 0.25]])
 
@@ -274,15 +284,15 @@ def test_agreement_is_rank_correlation_and_top_overlap_on_one_grid():
     from attnviz.analysis.views import agreement, top_overlap_chance
 
     row = np.array([[0.1, 0.4], [0.2, 0.3]])
-    same = agreement(row, np.array([[1.0, 4.0], [2.0, 3.0]]), 2)    # the same order: top 2 cells {0.4, 0.3}
+    same = agreement(row, np.array([[1.0, 4.0], [2.0, 3.0]]), 2)  # the same order: top 2 cells {0.4, 0.3}
     assert same.rho == pytest.approx(1.0) and same.overlap == 1.0
     reverse = agreement(row, np.array([[4.0, 1.0], [3.0, 2.0]]), 2)
     assert reverse.rho == pytest.approx(-1.0) and reverse.overlap == 0.0
-    assert agreement(row, np.array([[1.0, 4.0], [3.0, 2.0]]), 2).overlap == 0.5   # top 2 {0.4, 0.3} vs {4, 3}
+    assert agreement(row, np.array([[1.0, 4.0], [3.0, 2.0]]), 2).overlap == 0.5  # top 2 {0.4, 0.3} vs {4, 3}
     with pytest.raises(ValueError, match="grid"):
         agreement(row, np.zeros((3, 2)), 2)
-    assert top_overlap_chance((10, 10), 20) == pytest.approx(0.2)   # k / cells
-    assert top_overlap_chance((2, 2), 20) == 1.0                     # k is at most the grid's cells
+    assert top_overlap_chance((10, 10), 20) == pytest.approx(0.2)  # k / cells
+    assert top_overlap_chance((2, 2), 20) == 1.0  # k is at most the grid's cells
 
 
 def test_the_findings_table_says_each_check_in_the_pages_language():
@@ -294,17 +304,28 @@ def test_the_findings_table_says_each_check_in_the_pages_language():
     from attnviz.analysis.views import findings_rows
     from attnviz.i18n import Phrase
 
-    checks = [Check("pam", "structure", "pam", True, max_error=3.2e-7, map="8x8", keys="4x4"),
-              Check("nl", "structure", "non-local", False, form="embedded", max_error=0.31, map="8x8"),
-              Check("eca", "library", "eca", True, map="C = 32"),
-              Check("attn", "dataflow", "ChannelAttention", True, map="C = 16",
-                    found_by=Phrase.of("dataflow.found.channels", size=16)),
-              Check("odd", "dataflow", "–", False, found_by=Phrase.of("dataflow.not_drawn.one_axis"))]
+    checks = [
+        Check("pam", "structure", "pam", True, max_error=3.2e-7, map="8x8", keys="4x4"),
+        Check("nl", "structure", "non-local", False, form="embedded", max_error=0.31, map="8x8"),
+        Check("eca", "library", "eca", True, map="C = 32"),
+        Check(
+            "attn",
+            "dataflow",
+            "ChannelAttention",
+            True,
+            map="C = 16",
+            found_by=Phrase.of("dataflow.found.channels", size=16),
+        ),
+        Check("odd", "dataflow", "–", False, found_by=Phrase.of("dataflow.not_drawn.one_axis")),
+    ]
     english = findings_rows(checks, "en")
     assert [row["check"] for row in english] == [
-        "verified (max error 3.2e-07)", "recognised, not verified (max error 3.1e-01)",
-        "read through hooks on its own gate", "its softmax over 16 channels",
-        "a gate along one axis only (no matching gate along the other)"]
+        "verified (max error 3.2e-07)",
+        "recognised, not verified (max error 3.1e-01)",
+        "read through hooks on its own gate",
+        "its softmax over 16 channels",
+        "a gate along one axis only (no matching gate along the other)",
+    ]
     assert [row["drawn"] for row in english] == ["yes", "no", "yes", "yes", "no"]
     assert [row["map"] for row in english] == ["8x8 (keys 4x4)", "8x8", "C = 32", "C = 16", "–"]
     assert english[1]["family"] == "non-local (embedded)" and english[3]["reader"] == "what it computes"

@@ -4,8 +4,7 @@ import torch
 from attnviz.capture import capture
 from attnviz.modules.eca import KERNEL_RULES, OFFICIAL_RELEASED_KERNELS, eca_kernel_size
 from attnviz.modules.flexible import FlexibleChannelAttention
-from attnviz.viz.figures import (branches_figure, kernel_rule_figure, layer_weights_heatmap,
-                                 sorted_weights_figure)
+from attnviz.viz.figures import branches_figure, kernel_rule_figure, layer_weights_heatmap, sorted_weights_figure
 from attnviz.viz.overlays import blend_heatmap, blend_labels
 
 
@@ -93,7 +92,9 @@ def test_a_caption_wraps_at_its_separators_and_grows_the_figure():
     lines = caption_lines(caption)
     assert " · ".join(lines) == caption and len(lines) == 2 and all(len(line) <= 52 for line in lines)
     assert caption_lines("压缩-激励（SE）通道注意力 · 模型 fcn-se · 照片 0001TP_008550") == [
-        "压缩-激励（SE）通道注意力 · 模型 fcn-se", "照片 0001TP_008550"]  # a CJK character counts two
+        "压缩-激励（SE）通道注意力 · 模型 fcn-se",
+        "照片 0001TP_008550",
+    ]  # a CJK character counts two
     figure = with_caption(go.Figure(layout=dict(height=300, margin=dict(t=40))), caption)
     assert figure.layout.title.subtitle.text == "<br>".join(lines)
     assert figure.layout.title.yref == "container" and figure.layout.title.yanchor == "top"
@@ -106,7 +107,9 @@ def test_a_titles_second_line_joins_the_caption():
 
     from attnviz.viz.figures import with_caption
 
-    figure = with_caption(go.Figure(layout=dict(title=dict(text="k against C<br><sup>lines apart</sup>"))), "ECA · model m")
+    figure = with_caption(
+        go.Figure(layout=dict(title=dict(text="k against C<br><sup>lines apart</sup>"))), "ECA · model m"
+    )
     assert figure.layout.title.text == "k against C"
     assert figure.layout.title.subtitle.text == "lines apart<br>ECA · model m"
 
@@ -119,10 +122,13 @@ def test_branch_weights_and_gate_planes_figures_hold_the_values_on_one_scale():
     fig = branch_weights_figure(weights, "sk", language="zh")
     assert np.array_equal(np.asarray(fig.data[0].z), weights) and list(fig.data[0].y) == ["分支 0", "分支 1"]
     assert (fig.data[0].zmin, fig.data[0].zmax) == (0, 1)
-    planes = [GatePlane(np.full((2, 3), 0.25), ("H", "W"), descriptor=0), GatePlane(np.full((2, 3), 0.75), ("H", "W"), descriptor=1)]
+    planes = [
+        GatePlane(np.full((2, 3), 0.25), ("H", "W"), descriptor=0),
+        GatePlane(np.full((2, 3), 0.75), ("H", "W"), descriptor=1),
+    ]
     fig = gate_planes_figure(planes, "gate")
     assert len(fig.data) == 2 and (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.25, 0.75)
     assert [a.text for a in fig.layout.annotations][:2] == ["descriptor k = 0", "descriptor k = 1"]
-    softmax = np.array([0.01, 0.03, 0.02])   # softmax weights over C channels: the axis runs to their largest
+    softmax = np.array([0.01, 0.03, 0.02])  # softmax weights over C channels: the axis runs to their largest
     fig = sorted_weights_figure(softmax, "x", unit_range=False)
     assert list(fig.data[0].y) == [0.03, 0.02, 0.01] and tuple(fig.layout.yaxis.range) == (0, 0.03)

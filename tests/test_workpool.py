@@ -1,4 +1,5 @@
 """attnviz.workpool: model work of every session through one bounded pool (sessions as threads here)."""
+
 import threading
 import time
 
@@ -51,7 +52,7 @@ def test_the_place_in_the_queue_is_the_number_of_jobs_queued_before_it():
     pool, release, running = _blocked_pool()
     jobs = [pool.submit(f"photo {i}", lambda i=i: i, owner=f"student {i}") for i in range(3)]
     assert [pool.ahead(job) for job in jobs] == [0, 1, 2] and pool.ahead(running) == 0
-    pool.drop("student 0")                     # the first one leaves: the others move up
+    pool.drop("student 0")  # the first one leaves: the others move up
     assert [pool.ahead(job) for job in jobs[1:]] == [0, 1]
     release.set()
     assert [job.result() for job in jobs[1:]] == [1, 2] and running.result() == "held"
@@ -75,7 +76,7 @@ def test_the_same_work_asked_twice_is_one_job_and_kept_while_anyone_waits():
     first = pool.submit("danet-eca on photo 1", lambda: calls.append(1) or "analysis", owner="a")
     second = pool.submit("danet-eca on photo 1", lambda: calls.append(2) or "other", owner="b")
     assert first is second
-    assert pool.drop("a") == 0 and first.state == "queued"   # b still waits for it
+    assert pool.drop("a") == 0 and first.state == "queued"  # b still waits for it
     release.set()
     assert second.result() == "analysis" and calls == [1]
 
@@ -108,7 +109,7 @@ def test_a_stoppable_job_reports_progress_and_stops_within_one_step_once_nobody_
 
     def work(control):
         for step in range(100):
-            control.check()            # between steps: raises Cancelled once nobody waits
+            control.check()  # between steps: raises Cancelled once nobody waits
             control.report(step, 100)
             steps_run.append(step)
             started.set()
@@ -119,7 +120,7 @@ def test_a_stoppable_job_reports_progress_and_stops_within_one_step_once_nobody_
     assert started.wait(5)
     time.sleep(0.05)
     assert job.control.progress is not None and 0 < job.control.progress < 1
-    pool.drop("student")                # Cancel (the page reruns and leaves the wait)
+    pool.drop("student")  # Cancel (the page reruns and leaves the wait)
     seen = len(steps_run)
     assert job.wait(5) and job.state == "cancelled" and len(steps_run) <= seen + 1
     with pytest.raises(Cancelled):
@@ -154,14 +155,14 @@ def test_a_session_that_reruns_while_its_stoppable_job_runs_takes_it_up_again_wi
     def work(control):
         control.report(1, 2)
         step_started.set()
-        go_on.wait(5)          # the first step, during which the session reruns
+        go_on.wait(5)  # the first step, during which the session reruns
         control.check()
         control.report(2, 2)
         return "finished"
 
     job = pool.submit("ig", work, owner="student", stoppable=True)
     assert step_started.wait(5)
-    pool.drop("student")                                    # the rerun leaves the wait...
-    again = pool.submit("ig", work, owner="student", stoppable=True)   # ...and asks again
+    pool.drop("student")  # the rerun leaves the wait...
+    again = pool.submit("ig", work, owner="student", stoppable=True)  # ...and asks again
     go_on.set()
     assert again is job and again.result() == "finished" and job.control.progress == 1.0

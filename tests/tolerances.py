@@ -14,6 +14,7 @@ So a row of n softmax weights sums to 1 within gamma_(n-1) + (3 + spread) u, whe
 difference from the same softmax of energies computed in another order is at most exp(2 delta) - 1, delta the
 largest energy error of the row (the entry's own error plus the normaliser's).
 """
+
 from __future__ import annotations
 
 import torch

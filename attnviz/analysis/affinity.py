@@ -17,10 +17,12 @@ the loss needs one chunk of energies at a time: the queries run in chunks under
 activation checkpointing, and memory stays at chunk x N floats, as in the
 chunked PAM forward.
 
-The measure (`attnviz.analysis.forward.own_class_ratio` on the rows of `query_cells`) is what the app reports: for a query cell
+The measure (`attnviz.analysis.forward.own_class_ratio` on the rows of `query_cells`) is what the app reports: for a
+query cell
 that is at least 80% one class, the share of row S[i, :] that falls on that
 class divided by the class's share of the labelled photo (1.0 = chance).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +31,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from attnviz.analysis.forward import class_fractions
-from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.analysis.geometry import cell_majority
+from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 
 __all__ = ["cell_labels", "pam_affinity_loss", "query_cells"]
 
@@ -45,17 +47,18 @@ def cell_labels(labels: torch.Tensor, feature_hw: tuple[int, int]) -> torch.Tens
     return cell_majority(labels.long().clamp(0, IGNORE_INDEX), feature_hw, IGNORE_INDEX + 1).flatten(1)
 
 
-def _chunk_loss(query: torch.Tensor, key: torch.Tensor, targets: torch.Tensor,
-                query_labels: torch.Tensor) -> torch.Tensor:
+def _chunk_loss(
+    query: torch.Tensor, key: torch.Tensor, targets: torch.Tensor, query_labels: torch.Tensor
+) -> torch.Tensor:
     """Sum over the chunk's labelled queries of lse_i - mean_{j in A_i} e_ij.
 
     query (B, n, C'), key (B, N, C'), targets (B, N, K) one-hot of the key labels
     (zero rows for unlabelled keys), query_labels (B, n) in 0..K (K = ignore).
     """
-    energy = query @ key.transpose(1, 2)                          # (B, n, N)
-    log_normaliser = torch.logsumexp(energy, dim=-1)              # (B, n)
-    class_energy = energy @ targets                               # (B, n, K): sum of e_ij over class k
-    counts = targets.sum(1)                                       # (B, K)
+    energy = query @ key.transpose(1, 2)  # (B, n, N)
+    log_normaliser = torch.logsumexp(energy, dim=-1)  # (B, n)
+    class_energy = energy @ targets  # (B, n, K): sum of e_ij over class k
+    counts = targets.sum(1)  # (B, K)
     labelled = query_labels < targets.shape[-1]
     safe = query_labels.clamp(max=targets.shape[-1] - 1)
     same_sum = class_energy.gather(-1, safe[..., None])[..., 0]
@@ -64,8 +67,7 @@ def _chunk_loss(query: torch.Tensor, key: torch.Tensor, targets: torch.Tensor,
     return (per_query * labelled).sum()
 
 
-def pam_affinity_loss(query: torch.Tensor, key: torch.Tensor, labels: torch.Tensor,
-                      chunk: int = 1024) -> torch.Tensor:
+def pam_affinity_loss(query: torch.Tensor, key: torch.Tensor, labels: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     """Mean over labelled query pixels of the cross-entropy between S[i, :] and uniform-over-A_i.
 
     query, key: (B, N, C') as in PAM (S = softmax(query key^T)); labels: (B, N)
@@ -87,8 +89,9 @@ def pam_affinity_loss(query: torch.Tensor, key: torch.Tensor, labels: torch.Tens
     return total / max(labelled, 1)
 
 
-def query_cells(label: np.ndarray, feature_hw: tuple[int, int], count: int, rng: np.random.Generator,
-                purity: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+def query_cells(
+    label: np.ndarray, feature_hw: tuple[int, int], count: int, rng: np.random.Generator, purity: float = 0.8
+) -> tuple[np.ndarray, np.ndarray]:
     """Up to `count` feature cells (flat indices) that are at least `purity` one class, and that class.
 
     Drawn without replacement by `rng` among all such cells of the photo.

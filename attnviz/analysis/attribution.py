@@ -23,6 +23,7 @@ A segmentation model returns (B, C, H, W); captum's target (c, y, x) picks
 one logit of that output per example. `MainLogits` makes any of our models
 (FCN or DANet) a plain function of the image returning the main logits.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -34,8 +35,18 @@ from torch import nn
 
 from attnviz.analysis.geometry import cell_means, check_pixel
 
-__all__ = ["MainLogits", "UserLogits", "pixel_target", "grad_cam", "integrated_gradients", "cell_mass", "input_magnitude",
-           "rank_correlation", "top_overlap", "attribution_layer"]
+__all__ = [
+    "MainLogits",
+    "UserLogits",
+    "pixel_target",
+    "grad_cam",
+    "integrated_gradients",
+    "cell_mass",
+    "input_magnitude",
+    "rank_correlation",
+    "top_overlap",
+    "attribution_layer",
+]
 
 
 class UserLogits(nn.Module):
@@ -86,9 +97,14 @@ def _checked_target(target: tuple[int, int, int], image: torch.Tensor) -> tuple[
     return int(class_id), y, x
 
 
-def grad_cam(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int],
-             layer: nn.Module | None = None, upsample: bool = True,
-             layer_input: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def grad_cam(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: tuple[int, int, int],
+    layer: nn.Module | None = None,
+    upsample: bool = True,
+    layer_input: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(Grad-CAM at the layer's grid (h, w), the same upsampled bilinearly to the image (H, W)).
 
     image (1, 3, H, W); target (class, y, x), an integer pixel (see `pixel_target`). The bilinear upsampling
@@ -100,8 +116,9 @@ def grad_cam(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int]
     layer = layer or attribution_layer(model)
     explainer = LayerGradCam(MainLogits(model).eval(), layer)
     with torch.enable_grad():
-        cam = explainer.attribute(image, target=target, relu_attributions=True,
-                                  attribute_to_layer_input=layer_input).detach()
+        cam = explainer.attribute(
+            image, target=target, relu_attributions=True, attribute_to_layer_input=layer_input
+        ).detach()
     full = LayerAttribution.interpolate(cam, tuple(image.shape[-2:]), "bilinear") if upsample else cam
     return cam[0, 0], full[0, 0]
 
@@ -112,9 +129,14 @@ def grad_cam(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int]
 IG_BATCH_PIXELS = 4 * 360 * 480
 
 
-def integrated_gradients(model: nn.Module, image: torch.Tensor, target: tuple[int, int, int], steps: int = 32,
-                         internal_batch_size: int | None = None,
-                         on_batch: Callable[[int, int], None] | None = None) -> torch.Tensor:
+def integrated_gradients(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: tuple[int, int, int],
+    steps: int = 32,
+    internal_batch_size: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
     """Integrated Gradients of the target logit w.r.t. the input, against a black image: (3, H, W).
     internal_batch_size: path points through the network at once (None: as many as IG_BATCH_PIXELS allows,
     1 to 4).
@@ -132,14 +154,20 @@ def integrated_gradients(model: nn.Module, image: torch.Tensor, target: tuple[in
     if on_batch is not None:
         done = [0]
 
-        def forward(batch: torch.Tensor) -> torch.Tensor:   # captum calls it once per internal batch
+        def forward(batch: torch.Tensor) -> torch.Tensor:  # captum calls it once per internal batch
             on_batch(done[0], steps)
             done[0] += batch.shape[0]
             return logits(batch)
+
     explainer = IntegratedGradients(forward)
     with torch.enable_grad():
-        attributions = explainer.attribute(image, baselines=torch.zeros_like(image), target=target,
-                                           n_steps=steps, internal_batch_size=internal_batch_size)
+        attributions = explainer.attribute(
+            image,
+            baselines=torch.zeros_like(image),
+            target=target,
+            n_steps=steps,
+            internal_batch_size=internal_batch_size,
+        )
     return attributions.detach()[0]
 
 
@@ -170,7 +198,7 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
         stop = start
         while stop + 1 < len(values) and sorted_values[stop + 1] == sorted_values[start]:
             stop += 1
-        ranks[order[start:stop + 1]] = (start + stop) / 2.0
+        ranks[order[start : stop + 1]] = (start + stop) / 2.0
         start = stop + 1
     return ranks
 
@@ -183,7 +211,7 @@ def rank_correlation(a, b) -> float:
         raise ValueError(f"maps differ in size: {a.shape} vs {b.shape}")
     ra, rb = _average_ranks(a), _average_ranks(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    denominator = np.sqrt((ra**2).sum() * (rb**2).sum())
     return float((ra * rb).sum() / denominator) if denominator > 0 else float("nan")
 
 

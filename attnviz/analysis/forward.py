@@ -3,6 +3,7 @@
 No Streamlit here: the app caches `analyse(...)` per (image, model), and a
 click only calls the cheap helpers (one row or column of S, one pixel lookup).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,25 +16,48 @@ import numpy as np
 import torch
 
 from attnviz.analysis import geometry
-from attnviz.capture import families
-from attnviz.capture import capture
+from attnviz.capture import capture, families
 from attnviz.capture.recorder import split_name
+from attnviz.capture.records import (
+    BranchWeightRecord,
+    ChannelAttentionRecord,
+    ChannelMapRecord,
+    CoordinateAttentionRecord,
+    GateRecord,
+    PositionAttentionRecord,
+    Record,
+    SpatialAttentionRecord,
+    SpatialMap,
+    of_type,
+)
 from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.data.transforms import to_float_image
 from attnviz.i18n import Phrase
-from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, ChannelMapRecord,
-                                     CoordinateAttentionRecord, GateRecord, PositionAttentionRecord, Record,
-                                     SpatialAttentionRecord, SpatialMap, of_type)
 
-__all__ = ["Analysis", "Check", "analyse", "analyse_classifier", "analyse_user_model", "image_to_tensor",
-           "pick_device", "feature_index", "feature_centre",
-           "click_to_image_point", "parse_image_point", "mean_weight_spread", "classes_present",
-           "class_fractions", "class_shares", "attention_share_on_class", "own_class_ratio",
-           "top_locations"]
+__all__ = [
+    "Analysis",
+    "Check",
+    "analyse",
+    "analyse_classifier",
+    "analyse_user_model",
+    "image_to_tensor",
+    "pick_device",
+    "feature_index",
+    "feature_centre",
+    "click_to_image_point",
+    "parse_image_point",
+    "mean_weight_spread",
+    "classes_present",
+    "class_fractions",
+    "class_shares",
+    "attention_share_on_class",
+    "own_class_ratio",
+    "top_locations",
+]
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """"auto": the GPU when there is one, else the CPU; any other name as given."""
+    """ "auto": the GPU when there is one, else the CPU; any other name as given."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -48,17 +72,18 @@ def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> to
 @dataclass(frozen=True)
 class Check:
     """One attention module attnviz found in a user's model, as the Overview lists it (`Analysis.checks`)."""
-    name: str                # the record's name ("layer3.attn", "attn:head0"), or the module's path
-    reader: str              # who found it (attnviz.capture.readers): "own", "library", "structure", "dataflow"
-    family: str              # by structure: the family ("pam", "se"); own and library: the record's kind ("eca");
+
+    name: str  # the record's name ("layer3.attn", "attn:head0"), or the module's path
+    reader: str  # who found it (attnviz.capture.readers): "own", "library", "structure", "dataflow"
+    family: str  # by structure: the family ("pam", "se"); own and library: the record's kind ("eca");
     #                          dataflow: the record's type ("Gate", "PositionAttention"), "–" for one not drawn
-    drawn: bool              # drawn on the pages: every record read (own, library, dataflow); by structure, if verified
-    form: str = ""           # by structure: the variant ("embedded", "gaussian")
+    drawn: bool  # drawn on the pages: every record read (own, library, dataflow); by structure, if verified
+    form: str = ""  # by structure: the variant ("embedded", "gaussian")
     max_error: float | None = None  # by structure: the reconstruction error (None: nothing rebuilt)
-    map: str = ""            # what its map is over: "45x60", "C = 64", "K = 3, C = 32", "C 16 x H 8 x W 8"
-    keys: str = ""           # the grid of the keys where it is not the queries' ("23x30")
+    map: str = ""  # what its map is over: "45x60", "C = 64", "K = 3, C = 32", "C 16 x H 8 x W 8"
+    keys: str = ""  # the grid of the keys where it is not the queries' ("23x30")
     found_by: Phrase | None = None  # dataflow: how it was found, or what was seen and why it is not drawn
-    reason: str = ""         # by structure, not verified: why (attnviz.capture.families' words)
+    reason: str = ""  # by structure, not verified: why (attnviz.capture.families' words)
 
 
 @dataclass
@@ -68,9 +93,10 @@ class Analysis:
     A segmentation model gives `prediction` (H, W); an ImageNet classifier gives `top_classes`
     [(index, description, probability)] instead, and its records are of the photo as timm preprocessed it.
     """
+
     model_name: str
     device: str
-    image: np.ndarray          # (H, W, 3) uint8
+    image: np.ndarray  # (H, W, 3) uint8
     prediction: np.ndarray | None  # (H, W) uint8 class indices (segmentation models)
     records: dict[str, Record]
     forward_s: float
@@ -122,8 +148,9 @@ def analyse(model: torch.nn.Module, image: np.ndarray, model_name: str = "", kee
     return Analysis(model_name, str(device), image, prediction, records, elapsed)
 
 
-def analyse_classifier(model: torch.nn.Module, image: np.ndarray, model_name: str = "",
-                       keep_features: bool = True) -> Analysis:
+def analyse_classifier(
+    model: torch.nn.Module, image: np.ndarray, model_name: str = "", keep_features: bool = True
+) -> Analysis:
     """One forward pass of a timm ImageNet classifier, with timm's own preprocessing: the top-5 classes
     and every attention record (read through the modules' own gates)."""
     from attnviz.models.imagenet import preprocess, top_classes
@@ -144,8 +171,9 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
     """
     x = image_to_tensor(image, user_model.device)
     if user_model.task == "classification":
-        x = torch.nn.functional.interpolate(x, size=user_model.input_size, mode="bilinear", antialias=True,
-                                            align_corners=False)
+        x = torch.nn.functional.interpolate(
+            x, size=user_model.input_size, mode="bilinear", antialias=True, align_corners=False
+        )
     started = time.perf_counter()
     with capture(user_model.model) as rec:
         logits = user_model.forward_logits(x)
@@ -154,8 +182,11 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
     elapsed = time.perf_counter() - started
     checks = _checks(rec)
     found = {split_name(check.name)[0] for check in checks if check.reader == "dataflow"}
-    lookalikes = [f"{item.path} ({item.class_name})" for item in families.unrecognised_attention(user_model.model)
-                  if item.path not in found]
+    lookalikes = [
+        f"{item.path} ({item.class_name})"
+        for item in families.unrecognised_attention(user_model.model)
+        if item.path not in found
+    ]
     records = {name: _to_cpu(r) for name, r in rec.records().items()}
     names = user_model.classes
     if user_model.task == "classification":
@@ -164,11 +195,11 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
         top = [(int(i), names[int(i)] if names else f"class {int(i)}", float(v)) for v, i in zip(values, indices)]
         return Analysis(model_name, user_model.device, image, None, records, elapsed, top, names, checks, lookalikes)
     if logits.shape[-2:] != x.shape[-2:]:
-        logits = torch.nn.functional.interpolate(logits.float(), size=x.shape[-2:], mode="bilinear",
-                                                 align_corners=False)
+        logits = torch.nn.functional.interpolate(
+            logits.float(), size=x.shape[-2:], mode="bilinear", align_corners=False
+        )
     prediction = logits.argmax(1)[0].cpu().numpy().astype(np.int32)
-    return Analysis(model_name, user_model.device, image, prediction, records, elapsed, None, names, checks,
-                    lookalikes)
+    return Analysis(model_name, user_model.device, image, prediction, records, elapsed, None, names, checks, lookalikes)
 
 
 def _checks(recorder) -> list[Check]:
@@ -176,12 +207,29 @@ def _checks(recorder) -> list[Check]:
     verify), those recognised by structure, verified or not, then the dataflow reader's records (every kind is
     drawn: spatial maps on the Position page, gates, channel and branch weights on the Overview) and each
     softmax / gate it saw and did not draw."""
-    checks = [Check(name, r.reader, str(r.kind), True, **_map_size(r))
-              for name, r in recorder.items() if r.reader in ("own", "library")]
-    checks += [Check(row["name"], "structure", row["family"], row["verified"], row["form"], row["max_error"],
-                     reason=row["reason"], **_map_size(row["record"])) for row in families.verification_table(recorder)]
-    checks += [Check(name, "dataflow", type(r).__name__.removesuffix("Record"), True, found_by=r.found_by,
-                     **_map_size(r)) for name, r in recorder.items() if r.reader == "dataflow"]
+    checks = [
+        Check(name, r.reader, str(r.kind), True, **_map_size(r))
+        for name, r in recorder.items()
+        if r.reader in ("own", "library")
+    ]
+    checks += [
+        Check(
+            row["name"],
+            "structure",
+            row["family"],
+            row["verified"],
+            row["form"],
+            row["max_error"],
+            reason=row["reason"],
+            **_map_size(row["record"]),
+        )
+        for row in families.verification_table(recorder)
+    ]
+    checks += [
+        Check(name, "dataflow", type(r).__name__.removesuffix("Record"), True, found_by=r.found_by, **_map_size(r))
+        for name, r in recorder.items()
+        if r.reader == "dataflow"
+    ]
     checks += [Check(item.module, "dataflow", "–", False, found_by=item.what) for item in recorder.skipped]
     return checks
 
@@ -222,10 +270,10 @@ def _to_cpu(record):
 
 
 # the photo <-> feature grid geometry lives in attnviz.analysis.geometry; these names are kept for the pages
-click_to_image_point = geometry.click_to_pixel   # click on the shown photo -> integer pixel (x, y)
-parse_image_point = geometry.parse_pixel         # a link's x, y -> integer pixel (x, y)
-feature_index = geometry.pixel_cell              # integer pixel (x, y) -> flat cell index
-feature_centre = geometry.cell_centre            # flat cell index -> the integer pixel at its middle
+click_to_image_point = geometry.click_to_pixel  # click on the shown photo -> integer pixel (x, y)
+parse_image_point = geometry.parse_pixel  # a link's x, y -> integer pixel (x, y)
+feature_index = geometry.pixel_cell  # integer pixel (x, y) -> flat cell index
+feature_centre = geometry.cell_centre  # flat cell index -> the integer pixel at its middle
 
 
 def class_fractions(label: np.ndarray, feature_hw: tuple[int, int]) -> np.ndarray:
@@ -243,8 +291,9 @@ _fractions_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()  # (label diges
 _fractions_lock = threading.Lock()  # sessions run in threads
 
 
-def _class_fractions(digest: bytes, shape: tuple, dtype: str, feature_hw: tuple[int, int],
-                     label: np.ndarray) -> np.ndarray:
+def _class_fractions(
+    digest: bytes, shape: tuple, dtype: str, feature_hw: tuple[int, int], label: np.ndarray
+) -> np.ndarray:
     key = (digest, shape, dtype, feature_hw)
     with _fractions_lock:
         cached = _fractions_cache.get(key)

@@ -38,6 +38,7 @@ Functions taking label or value arrays accept NumPy arrays and torch tensors
 (any leading dimensions, the last two being the photo's H, W); the pixel -> cell
 maps are computed once per (photo size, grid size) and cached.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,9 +47,24 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["feature_size", "cell_of_pixel", "pixel_cell", "cell_span", "cell_centre", "click_to_pixel",
-           "parse_pixel", "check_pixel", "same_place", "axis_cells", "cell_map", "pixel_counts", "cell_counts", "cell_shares",
-           "cell_majority", "cell_means"]
+__all__ = [
+    "feature_size",
+    "cell_of_pixel",
+    "pixel_cell",
+    "cell_span",
+    "cell_centre",
+    "click_to_pixel",
+    "parse_pixel",
+    "check_pixel",
+    "same_place",
+    "axis_cells",
+    "cell_map",
+    "pixel_counts",
+    "cell_counts",
+    "cell_shares",
+    "cell_majority",
+    "cell_means",
+]
 
 Size = tuple[int, int]
 
@@ -158,10 +174,13 @@ def parse_pixel(x, y, image_hw: Size) -> tuple[int, int] | None:
 
 # ----------------------------------------------------------------------------- pooling to the grid
 
+
 def _need_pixels(image_hw: Size, feature_hw: Size) -> None:
     if feature_hw[0] > image_hw[0] or feature_hw[1] > image_hw[1]:
-        raise ValueError(f"a {feature_hw[0]}x{feature_hw[1]} grid on a {image_hw[0]}x{image_hw[1]} photo "
-                         "would have cells without pixels")
+        raise ValueError(
+            f"a {feature_hw[0]}x{feature_hw[1]} grid on a {image_hw[0]}x{image_hw[1]} photo "
+            "would have cells without pixels"
+        )
 
 
 @lru_cache(maxsize=64)

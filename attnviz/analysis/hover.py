@@ -22,6 +22,7 @@ What differs from the library's own rows: the page computes in float64 from
 the float32 projections, the library in float32; they agree to about 1e-6
 relative (the browser test checks 1e-5).
 """
+
 from __future__ import annotations
 
 import base64
@@ -30,8 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from attnviz.analysis import geometry
-from attnviz.capture.records import (CrissCrossAttentionRecord, DenseAttentionRecord, GlobalContextRecord,
-                             PositionAttentionRecord)
+from attnviz.capture.records import (
+    CrissCrossAttentionRecord,
+    DenseAttentionRecord,
+    GlobalContextRecord,
+    PositionAttentionRecord,
+)
 
 __all__ = ["MAX_PAYLOAD_BYTES", "HoverPayload", "hover_payload", "grid_tables", "encode_floats", "channel_payload"]
 
@@ -42,6 +47,7 @@ MAX_PAYLOAD_BYTES = 16 * 2**20  # Q and K (and L) above this go by the click pat
 class HoverPayload:
     """`data`: the JSON the page script reads (None when too big); `num_bytes`: what Q, K, L would cost;
     `reason`: why it was not built (empty when it was)."""
+
     data: dict | None
     num_bytes: int
     reason: str = ""
@@ -61,8 +67,14 @@ def grid_tables(image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> dict:
     rows, cols = grid_hw
     centre_x = [geometry.cell_centre(c, image_hw, grid_hw)[0] for c in range(cols)]
     centre_y = [geometry.cell_centre(r * cols, image_hw, grid_hw)[1] for r in range(rows)]
-    return {"rows": int(rows), "cols": int(cols), "row_of_y": geometry.axis_cells(height, rows).tolist(),
-            "col_of_x": geometry.axis_cells(width, cols).tolist(), "centre_x": centre_x, "centre_y": centre_y}
+    return {
+        "rows": int(rows),
+        "cols": int(cols),
+        "row_of_y": geometry.axis_cells(height, rows).tolist(),
+        "col_of_x": geometry.axis_cells(width, cols).tolist(),
+        "centre_x": centre_x,
+        "centre_y": centre_y,
+    }
 
 
 def _form(record) -> str:
@@ -81,21 +93,33 @@ def _size_in_bytes(record) -> int:
     return 4 * (record.query[0].numel() + record.key[0].numel() + record.log_normaliser[0].numel())
 
 
-def hover_payload(record, image_hw: tuple[int, int], batch: int = 0,
-                  max_bytes: int = MAX_PAYLOAD_BYTES) -> HoverPayload:
+def hover_payload(
+    record, image_hw: tuple[int, int], batch: int = 0, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> HoverPayload:
     """The page's payload for one spatial record on a photo of `image_hw` (see the module docstring)."""
-    if isinstance(record, DenseAttentionRecord):   # S kept as it ran (attnviz.capture.dataflow): drawn by the click path
-        return HoverPayload(None, 4 * record.maps[batch].numel(), "its map was kept as the module computed it "
-                            "(no factors to send), so the page draws it on click")
+    if isinstance(record, DenseAttentionRecord):  # S kept as it ran (attnviz.capture.dataflow): drawn by the click path
+        return HoverPayload(
+            None,
+            4 * record.maps[batch].numel(),
+            "its map was kept as the module computed it (no factors to send), so the page draws it on click",
+        )
     form = _form(record)
     num_bytes = _size_in_bytes(record)
     if num_bytes > max_bytes:
-        return HoverPayload(None, num_bytes, f"its projections are {num_bytes / 2**20:.1f} MB, over the "
-                                             f"{max_bytes / 2**20:.0f} MB the page is sent")
+        return HoverPayload(
+            None,
+            num_bytes,
+            f"its projections are {num_bytes / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB the page is sent",
+        )
     query_hw = (record.height, record.width)
     key_hw = tuple(record.key_grid)
-    data = {"form": form, "query_grid": grid_tables(image_hw, query_hw), "key_grid": grid_tables(image_hw, key_hw),
-            "image_hw": [int(image_hw[0]), int(image_hw[1])], "baseline": record.baseline}
+    data = {
+        "form": form,
+        "query_grid": grid_tables(image_hw, query_hw),
+        "key_grid": grid_tables(image_hw, key_hw),
+        "image_hw": [int(image_hw[0]), int(image_hw[1])],
+        "baseline": record.baseline,
+    }
     if form == "shared":
         data["map"] = encode_floats(record.map[batch].float().cpu().numpy())
     else:
@@ -121,6 +145,10 @@ def channel_payload(record, batch: int = 0) -> dict:
         peak = argument.max(1, keepdims=True)
         log_normaliser = (peak + np.log(np.exp(argument - peak).sum(1, keepdims=True)))[:, 0]
         others = np.where(np.eye(channels, dtype=bool), np.nan, energy)
-        data.update(argument=encode_floats(argument, np.float64), lse=encode_floats(log_normaliser, np.float64),
-                    most_similar=np.nanargmax(others, 1).tolist(), least_similar=np.nanargmin(others, 1).tolist())
+        data.update(
+            argument=encode_floats(argument, np.float64),
+            lse=encode_floats(log_normaliser, np.float64),
+            most_similar=np.nanargmax(others, 1).tolist(),
+            least_similar=np.nanargmin(others, 1).tolist(),
+        )
     return data

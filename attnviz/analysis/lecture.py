@@ -10,46 +10,55 @@ teaches it (`STEP_MODELS`) and names the terms of its formula with the numbers o
 What differs from the papers is what differs in the modules themselves (see attnviz/modules/); the
 numbers are read at the last layer of each kind, whose weights vary most from photo to photo.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from attnviz.analysis.views import position_view
+from attnviz.capture.records import ChannelMapRecord, CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.kinds import AttentionKind
 from attnviz.modules.eca import eca_formula_terms
 from attnviz.modules.se import pre_sigmoid
-from attnviz.capture.records import ChannelMapRecord, CoordinateAttentionRecord, SpatialAttentionRecord
-from attnviz.analysis.views import position_view
 
 __all__ = ["STEPS", "STEP_MODELS", "FORMULAS", "StepNumbers", "step_numbers"]
 
 STEPS = ("se", "cbam", "ca", "eca", "flexible", "pam", "cam")
-STEP_MODELS = {"se": "fcn-se", "cbam": "fcn-cbam", "ca": "fcn-ca", "eca": "fcn-eca", "flexible": "fcn-flexible",
-               "pam": "danet-eca-affinity", "cam": "danet-eca"}
+STEP_MODELS = {
+    "se": "fcn-se",
+    "cbam": "fcn-cbam",
+    "ca": "fcn-ca",
+    "eca": "fcn-eca",
+    "flexible": "fcn-flexible",
+    "pam": "danet-eca-affinity",
+    "cam": "danet-eca",
+}
 
 # each step's formula (LaTeX, the same in every language), one equation per line so that a phone's 390 px
 # column holds it (python -m attnviz.screenshots measures it)
 FORMULAS = {
     "se": r"\begin{gathered} z_c = \frac{1}{HW}\sum_{h,w} x_{c,h,w} \\ \omega = \sigma\big(W_2\,\delta(W_1 z)\big) \\ "
-          r"\tilde x_c = \omega_c\, x_c \end{gathered}",
+    r"\tilde x_c = \omega_c\, x_c \end{gathered}",
     "cbam": r"\begin{aligned} M_c &= \sigma\big(\mathrm{MLP}(\mathrm{Avg}(F)) + \mathrm{MLP}(\mathrm{Max}(F))\big) \\ "
-            r"M_s &= \sigma\big(f^{7\times 7}([\mathrm{Avg}_c(F');\ \mathrm{Max}_c(F')])\big) \end{aligned}",
+    r"M_s &= \sigma\big(f^{7\times 7}([\mathrm{Avg}_c(F');\ \mathrm{Max}_c(F')])\big) \end{aligned}",
     "ca": r"y_c(i, j) = x_c(i, j)\cdot a^h_c(i)\cdot a^w_c(j)",
     "eca": r"\begin{gathered} \omega_c = \sigma\Big(\sum_{j=-(k-1)/2}^{(k-1)/2} \kappa_j\, y_{c+j}\Big) \\ "
-           r"k = \Big|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\Big|_{\mathrm{odd}} \end{gathered}",
+    r"k = \Big|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\Big|_{\mathrm{odd}} \end{gathered}",
     "flexible": r"\begin{aligned} \omega = \sigma\big(&\mathrm{MLP}(\mathrm{AvgPool}(F)) \\ "
-                r"&+ \mathrm{MLP}(\mathrm{MaxPool}(F))\big) \end{aligned}",
+    r"&+ \mathrm{MLP}(\mathrm{MaxPool}(F))\big) \end{aligned}",
     "pam": r"\begin{gathered} S_{ij} = \frac{\exp(B_i\cdot C_j)}{\sum_m \exp(B_i\cdot C_m)} \\ "
-           r"E = \alpha\, D S^\top + A \end{gathered}",
+    r"E = \alpha\, D S^\top + A \end{gathered}",
     "cam": r"\begin{gathered} X_{cj} = \mathrm{softmax}_j\big(\max_m (AA^\top)_{cm} - (AA^\top)_{cj}\big) \\ "
-           r"E = \beta\, X A + A \end{gathered}",
+    r"E = \beta\, X A + A \end{gathered}",
 }
 
 
 @dataclass(frozen=True)
 class StepNumbers:
     """The layer a step reads and its formula's terms by name (floats and ints, this photo's)."""
+
     layer: str
     terms: dict
 
@@ -77,9 +86,16 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
         name, record = _last(analysis.channel_layers((kind,)), f"{kind} layer")
         w = record.weights[0].double().numpy()
         c = int(w.argmax())
-        terms = {"channel": c, "channels": int(w.size), "weight": float(w[c]), "logit": pre_sigmoid(float(w[c])),
-                 "lowest": float(w.min()), "median": float(np.median(w)), "highest": float(w.max()),
-                 "saturated": _saturated(w)}
+        terms = {
+            "channel": c,
+            "channels": int(w.size),
+            "weight": float(w[c]),
+            "logit": pre_sigmoid(float(w[c])),
+            "lowest": float(w.min()),
+            "median": float(np.median(w)),
+            "highest": float(w.max()),
+            "saturated": _saturated(w),
+        }
         if step == "se":
             terms["pooled"] = float(record.parts["pooled"][0, c])
         else:
@@ -92,42 +108,96 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
         _, channel = _last(analysis.channel_layers((AttentionKind.FLEXIBLE,)), "CBAM channel gate")
         m = gate.map[0].double().numpy()
         w = channel.weights[0].double().numpy()
-        return StepNumbers(name, {"gate_lowest": float(m.min()), "gate_mean": float(m.mean()),
-                                  "gate_highest": float(m.max()), "channels": int(w.size),
-                                  "saturated": _saturated(w)})
+        return StepNumbers(
+            name,
+            {
+                "gate_lowest": float(m.min()),
+                "gate_mean": float(m.mean()),
+                "gate_highest": float(m.max()),
+                "channels": int(w.size),
+                "saturated": _saturated(w),
+            },
+        )
     if step == "ca":
         name, record = _last(analysis.of_type(CoordinateAttentionRecord), "coordinate attention layer")
         a_h, a_w = record.height_weights[0].double().numpy(), record.width_weights[0].double().numpy()
         product = a_h[:, :, None] * a_w[:, None, :]
         c = int(product.reshape(product.shape[0], -1).std(1).argmax())  # the channel whose gate varies most
         row, col = y * a_h.shape[1] // height, x * a_w.shape[1] // width
-        return StepNumbers(name, {"channel": c, "row": row, "col": col, "a_h": float(a_h[c, row]),
-                                  "a_w": float(a_w[c, col]), "product": float(a_h[c, row] * a_w[c, col]),
-                                  "product_lowest": float(product[c].min()), "product_highest": float(product[c].max())})
+        return StepNumbers(
+            name,
+            {
+                "channel": c,
+                "row": row,
+                "col": col,
+                "a_h": float(a_h[c, row]),
+                "a_w": float(a_w[c, col]),
+                "product": float(a_h[c, row] * a_w[c, col]),
+                "product_lowest": float(product[c].min()),
+                "product_highest": float(product[c].max()),
+            },
+        )
     if step == "eca":
-        layers = {n: r for n, r in analysis.channel_layers((AttentionKind.ECA,)).items()
-                  if r.kernel is not None and "pooled" in r.parts}
+        layers = {
+            n: r
+            for n, r in analysis.channel_layers((AttentionKind.ECA,)).items()
+            if r.kernel is not None and "pooled" in r.parts
+        }
         name, record = _last(layers, "ECA layer")
         w = record.weights[0].double().numpy()
         c = int(w.argmax())
         terms, total = eca_formula_terms(record.kernel, record.parts["pooled"][0], c, record.kernel_bias)
-        return StepNumbers(name, {"channel": c, "channels": int(w.size), "k": len(terms), "sum": float(total),
-                                  "weight": float(w[c]), "kernel": [t[0] for t in terms], "inputs": [t[1] for t in terms]})
+        return StepNumbers(
+            name,
+            {
+                "channel": c,
+                "channels": int(w.size),
+                "k": len(terms),
+                "sum": float(total),
+                "weight": float(w[c]),
+                "kernel": [t[0] for t in terms],
+                "inputs": [t[1] for t in terms],
+            },
+        )
     if step == "pam":
         name, record = analysis.position
         view = position_view(record, (x, y), (height, width))
         query, key, energy, log_z, entry = view.formula
         top_row, top_col, _ = view.top_cells[0]
-        return StepNumbers(name, {"query": query, "key": key, "energy": energy, "log_normaliser": log_z, "entry": entry,
-                                  "uniform": 1 / record.num_keys, "ratio": entry * record.num_keys, "alpha": float(record.alpha), "row": view.cell[0],
-                                  "col": view.cell[1], "key_row": top_row, "key_col": top_col,
-                                  "num_pixels": record.num_pixels})
+        return StepNumbers(
+            name,
+            {
+                "query": query,
+                "key": key,
+                "energy": energy,
+                "log_normaliser": log_z,
+                "entry": entry,
+                "uniform": 1 / record.num_keys,
+                "ratio": entry * record.num_keys,
+                "alpha": float(record.alpha),
+                "row": view.cell[0],
+                "col": view.cell[1],
+                "key_row": top_row,
+                "key_col": top_col,
+                "num_pixels": record.num_pixels,
+            },
+        )
     name, record = _last(analysis.of_type(ChannelMapRecord), "DANet channel attention")
     attention = record.attention[0].double().numpy()
     c = int(attention.max(1).argmax())
     j = int(attention[c].argmax())
     argument, log_z = record.softmax_terms(c, j)
-    return StepNumbers(name, {"channel": c, "partner": j, "argument": argument, "log_normaliser": log_z,
-                              "entry": float(attention[c, j]), "beta": float(record.beta), "form": record.form,
-                              "channels": int(attention.shape[0]),
-                              "one_hot": float(np.mean(attention.max(1) > 0.99))})
+    return StepNumbers(
+        name,
+        {
+            "channel": c,
+            "partner": j,
+            "argument": argument,
+            "log_normaliser": log_z,
+            "entry": float(attention[c, j]),
+            "beta": float(record.beta),
+            "form": record.form,
+            "channels": int(attention.shape[0]),
+            "one_hot": float(np.mean(attention.max(1) > 0.99)),
+        },
+    )

@@ -5,6 +5,7 @@ matrix is accumulated over all images before dividing), ignore label excluded.
 A class absent from both prediction and ground truth gets NaN and is left
 out of the mean.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ import torch
 __all__ = ["confusion_matrix", "iou_from_confusion", "summarise_confusion", "score_prediction"]
 
 
-def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, num_classes: int,
-                     ignore_index: int | None = None) -> torch.Tensor:
+def confusion_matrix(
+    prediction: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None
+) -> torch.Tensor:
     """(num_classes, num_classes) int64, rows = ground truth, columns = prediction."""
     prediction = prediction.reshape(-1).long()
     target = target.reshape(-1).long()
@@ -22,7 +24,7 @@ def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, num_classes
     if ignore_index is not None:
         keep &= target != ignore_index
     index = target[keep] * num_classes + prediction[keep].clamp(0, num_classes - 1)
-    return torch.bincount(index, minlength=num_classes ** 2).view(num_classes, num_classes).cpu()
+    return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes).cpu()
 
 
 def iou_from_confusion(confusion: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -47,6 +49,10 @@ def score_prediction(prediction: np.ndarray, label: np.ndarray) -> dict:
     """mIoU (over the classes present), pixel accuracy and per-class IoU of one CamVid prediction."""
     from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
 
-    confusion = confusion_matrix(torch.from_numpy(np.asarray(prediction, dtype=np.int64)),
-                                 torch.from_numpy(np.asarray(label, dtype=np.int64)), len(CLASS_NAMES), IGNORE_INDEX)
+    confusion = confusion_matrix(
+        torch.from_numpy(np.asarray(prediction, dtype=np.int64)),
+        torch.from_numpy(np.asarray(label, dtype=np.int64)),
+        len(CLASS_NAMES),
+        IGNORE_INDEX,
+    )
     return summarise_confusion(confusion, CLASS_NAMES)

@@ -28,6 +28,7 @@ neither for the class nor for the chance level. These are this project's
 measures, not a paper's; the far-key idea answers the question "semantic or
 near?" that an own-class ratio alone leaves open.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,11 +36,19 @@ import math
 import numpy as np
 
 from attnviz.analysis.forward import class_fractions, own_class_ratio
-from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 from attnviz.analysis.uncertainty import photo_mean_interval
+from attnviz.data.camvid import IGNORE_INDEX, NUM_CLASSES
 
-__all__ = ["FAR_EXCLUDED", "NEAR_SHARE", "nearest_cells_mask", "row_entropy", "near_mass",
-           "far_key_own_class_ratio", "query_measures", "summarise_measures"]
+__all__ = [
+    "FAR_EXCLUDED",
+    "NEAR_SHARE",
+    "nearest_cells_mask",
+    "row_entropy",
+    "near_mass",
+    "far_key_own_class_ratio",
+    "query_measures",
+    "summarise_measures",
+]
 
 FAR_EXCLUDED = 0.10
 NEAR_SHARE = 0.05
@@ -54,7 +63,7 @@ def nearest_cells_mask(cells, feature_hw: tuple[int, int], share: float) -> np.n
     grid_row, grid_col = np.divmod(np.arange(num_cells), width)
     query_row, query_col = np.divmod(cells, width)
     squared = (grid_row[None] - query_row[:, None]) ** 2 + (grid_col[None] - query_col[:, None]) ** 2
-    order = squared * num_cells + np.arange(num_cells)[None]          # distance first, then the index
+    order = squared * num_cells + np.arange(num_cells)[None]  # distance first, then the index
     nearest = np.argpartition(order, count - 1, axis=1)[:, :count]
     mask = np.zeros((cells.size, num_cells), dtype=bool)
     np.put_along_axis(mask, nearest, True, axis=1)
@@ -76,8 +85,9 @@ def near_mass(rows: np.ndarray, cells, share: float = NEAR_SHARE) -> np.ndarray:
     return (rows.reshape(rows.shape[0], -1) * mask).sum(1)
 
 
-def far_key_own_class_ratio(rows: np.ndarray, label: np.ndarray, cells, classes,
-                            excluded: float = FAR_EXCLUDED) -> np.ndarray:
+def far_key_own_class_ratio(
+    rows: np.ndarray, label: np.ndarray, cells, classes, excluded: float = FAR_EXCLUDED
+) -> np.ndarray:
     """Own-class ratio of each row over its far keys only (nearest `excluded` of cells dropped).
 
     (share of the row's far mass on labelled far area of the query's class, among labelled far area)
@@ -89,7 +99,7 @@ def far_key_own_class_ratio(rows: np.ndarray, label: np.ndarray, cells, classes,
     far = ~nearest_cells_mask(cells, rows.shape[-2:], excluded)
     fractions = class_fractions(label, rows.shape[-2:]).reshape(NUM_CLASSES + 1, -1)
     labelled = 1.0 - fractions[IGNORE_INDEX]
-    own = fractions[classes]                                          # (R, N)
+    own = fractions[classes]  # (R, N)
     far_rows = flat * far
     with np.errstate(invalid="ignore", divide="ignore"):
         share = (far_rows * own).sum(1) / (far_rows * labelled).sum(1)
@@ -105,18 +115,26 @@ def query_measures(rows: np.ndarray, label: np.ndarray, cells, classes) -> dict[
     rows = np.asarray(rows, dtype=np.float64)
     num_cells = rows.shape[-2] * rows.shape[-1]
     classes = np.asarray(classes, dtype=np.int64).reshape(-1)
-    return {"own_class_ratio": own_class_ratio(rows, label, classes),
-            "far_key_ratio": far_key_own_class_ratio(rows, label, cells, classes),
-            "entropy": row_entropy(rows), "log_n": np.full(len(rows), math.log(num_cells)),
-            "near_mass": near_mass(rows, cells), "classes": classes}
+    return {
+        "own_class_ratio": own_class_ratio(rows, label, classes),
+        "far_key_ratio": far_key_own_class_ratio(rows, label, cells, classes),
+        "entropy": row_entropy(rows),
+        "log_n": np.full(len(rows), math.log(num_cells)),
+        "near_mass": near_mass(rows, cells),
+        "classes": classes,
+    }
 
 
 def _stats(values: np.ndarray) -> dict:
     values = values[np.isfinite(values)]
     if not values.size:
         return {"mean": None, "median": None, "above_chance": None, "queries": 0}
-    return {"mean": float(values.mean()), "median": float(np.median(values)),
-            "above_chance": float((values > 1).mean()), "queries": int(values.size)}
+    return {
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "above_chance": float((values > 1).mean()),
+        "queries": int(values.size),
+    }
 
 
 def _bounds(interval: dict | None) -> list[float] | None:
@@ -130,19 +148,25 @@ def summarise_measures(measures: list[dict[str, np.ndarray]], class_names, resam
     if not measures:
         return {}
     joined = {key: np.concatenate([m[key] for m in measures]) for key in measures[0]}
-    intervals = {key: photo_mean_interval([m[key] for m in measures], resamples)
-                 for key in ("own_class_ratio", "far_key_ratio")}
+    intervals = {
+        key: photo_mean_interval([m[key] for m in measures], resamples) for key in ("own_class_ratio", "far_key_ratio")
+    }
     per_class = {}
     for index, name in enumerate(class_names):
         chosen = joined["classes"] == index
         if chosen.any():
-            per_class[name] = {"queries": int(chosen.sum()),
-                               "own_class_ratio": _stats(joined["own_class_ratio"][chosen])["mean"],
-                               "far_key_ratio": _stats(joined["far_key_ratio"][chosen])["mean"],
-                               "far_key_above_chance": _stats(joined["far_key_ratio"][chosen])["above_chance"]}
+            per_class[name] = {
+                "queries": int(chosen.sum()),
+                "own_class_ratio": _stats(joined["own_class_ratio"][chosen])["mean"],
+                "far_key_ratio": _stats(joined["far_key_ratio"][chosen])["mean"],
+                "far_key_above_chance": _stats(joined["far_key_ratio"][chosen])["above_chance"],
+            }
     return {
-        "far_key_ratio": {**_stats(joined["far_key_ratio"]), "excluded_nearest": FAR_EXCLUDED,
-                          "interval": _bounds(intervals["far_key_ratio"])},
+        "far_key_ratio": {
+            **_stats(joined["far_key_ratio"]),
+            "excluded_nearest": FAR_EXCLUDED,
+            "interval": _bounds(intervals["far_key_ratio"]),
+        },
         "own_class_interval": _bounds(intervals["own_class_ratio"]),
         "row_entropy": {"mean": float(joined["entropy"].mean()), "log_n": float(joined["log_n"].mean())},
         "near_mass": {"mean": float(joined["near_mass"].mean()), "nearest": NEAR_SHARE, "uniform": NEAR_SHARE},

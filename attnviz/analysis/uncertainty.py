@@ -15,14 +15,21 @@ differ by more than the test photos make them differ (README, "Seed noise");
 an interval here says how much the figure would move on other photos like
 these, for this one trained network.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from attnviz.analysis.metrics import iou_from_confusion
 
-__all__ = ["DEFAULT_RESAMPLES", "resample_counts", "resampled_miou", "bootstrap_interval",
-           "paired_difference_interval", "photo_mean_interval"]
+__all__ = [
+    "DEFAULT_RESAMPLES",
+    "resample_counts",
+    "resampled_miou",
+    "bootstrap_interval",
+    "paired_difference_interval",
+    "photo_mean_interval",
+]
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_LEVEL = 0.95
@@ -61,8 +68,9 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_interval(per_photo_confusion: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                       level: float = DEFAULT_LEVEL) -> dict:
+def bootstrap_interval(
+    per_photo_confusion: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = DEFAULT_LEVEL
+) -> dict:
     """The split's mIoU and its percentile-bootstrap interval over photos.
 
     {"miou", "low", "high", "std", "level", "resamples", "seed", "photos"}.
@@ -70,14 +78,25 @@ def bootstrap_interval(per_photo_confusion: np.ndarray, resamples: int = DEFAULT
     confusions = np.asarray(per_photo_confusion)
     values = resampled_miou(confusions, resample_counts(len(confusions), resamples, seed))
     low, high = _interval(values, level)
-    return {"miou": float(np.nanmean(iou_from_confusion(confusions.sum(0)))), "low": low, "high": high,
-            "std": float(values.std(ddof=1)), "level": level, "resamples": resamples, "seed": seed,
-            "photos": int(len(confusions))}
+    return {
+        "miou": float(np.nanmean(iou_from_confusion(confusions.sum(0)))),
+        "low": low,
+        "high": high,
+        "std": float(values.std(ddof=1)),
+        "level": level,
+        "resamples": resamples,
+        "seed": seed,
+        "photos": int(len(confusions)),
+    }
 
 
-def paired_difference_interval(confusion_a: np.ndarray, confusion_b: np.ndarray,
-                               resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                               level: float = DEFAULT_LEVEL) -> dict:
+def paired_difference_interval(
+    confusion_a: np.ndarray,
+    confusion_b: np.ndarray,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> dict:
     """mIoU(a) - mIoU(b) on the same photos, with its paired-bootstrap interval.
 
     {"difference", "low", "high", "beyond_noise" (the interval excludes 0), "level", "resamples", "seed"}.
@@ -88,14 +107,23 @@ def paired_difference_interval(confusion_a: np.ndarray, confusion_b: np.ndarray,
     counts = resample_counts(len(confusion_a), resamples, seed)
     differences = resampled_miou(confusion_a, counts) - resampled_miou(confusion_b, counts)
     low, high = _interval(differences, level)
-    difference = float(np.nanmean(iou_from_confusion(confusion_a.sum(0)))
-                       - np.nanmean(iou_from_confusion(confusion_b.sum(0))))
-    return {"difference": difference, "low": low, "high": high, "beyond_noise": bool(low > 0 or high < 0),
-            "level": level, "resamples": resamples, "seed": seed}
+    difference = float(
+        np.nanmean(iou_from_confusion(confusion_a.sum(0))) - np.nanmean(iou_from_confusion(confusion_b.sum(0)))
+    )
+    return {
+        "difference": difference,
+        "low": low,
+        "high": high,
+        "beyond_noise": bool(low > 0 or high < 0),
+        "level": level,
+        "resamples": resamples,
+        "seed": seed,
+    }
 
 
-def photo_mean_interval(per_photo_values: list[np.ndarray], resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                        level: float = DEFAULT_LEVEL) -> dict | None:
+def photo_mean_interval(
+    per_photo_values: list[np.ndarray], resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = DEFAULT_LEVEL
+) -> dict | None:
     """The mean of per-query values pooled over photos, with a bootstrap interval that resamples photos.
 
     The queries of one photo are not independent (40 cells of one street scene), so the photo is the unit
@@ -110,5 +138,12 @@ def photo_mean_interval(per_photo_values: list[np.ndarray], resamples: int = DEF
     with np.errstate(invalid="ignore", divide="ignore"):
         means = (draws @ sums) / (draws @ counts)
     low, high = _interval(means[np.isfinite(means)], level)
-    return {"mean": float(sums.sum() / counts.sum()), "low": low, "high": high, "level": level,
-            "resamples": resamples, "seed": seed, "photos": int(len(per_photo_values))}
+    return {
+        "mean": float(sums.sum() / counts.sum()),
+        "low": low,
+        "high": high,
+        "level": level,
+        "resamples": resamples,
+        "seed": seed,
+        "photos": int(len(per_photo_values)),
+    }

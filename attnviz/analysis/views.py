@@ -13,6 +13,7 @@ grid and there is no far-key figure), CCNet's criss-cross attention (a row is
 zero off the query's cross), and GCNet's context block (one map shared by
 every query, no per-entry formula).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,18 +22,42 @@ import numpy as np
 import torch
 
 from attnviz.analysis.attribution import cell_mass, rank_correlation, top_overlap
-from attnviz.analysis.geometry import same_place
 from attnviz.analysis.forward import Check, attention_share_on_class, feature_centre, feature_index, top_locations
-from attnviz.data.camvid import IGNORE_INDEX
+from attnviz.analysis.geometry import same_place
 from attnviz.analysis.quality import far_key_own_class_ratio
 from attnviz.capture.recorder import split_name
+from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.i18n import DEFAULT_LANGUAGE, translate
 
-__all__ = ["ClassShare", "PositionView", "position_view", "panel_views", "shared_colour_range", "cell_size",
-           "SumReading", "sum_reading", "FormulaPair", "formula_pair", "full_map_size", "position_notice",
-           "CoordinateView", "coordinate_view", "most_varied_channel",
-           "ChannelScaling", "channel_scaling", "findings_rows", "module_heads", "head_of", "GatePlane", "gate_planes",
-           "branch_weights", "attribution_cells", "Agreement", "agreement", "top_overlap_chance"]
+__all__ = [
+    "ClassShare",
+    "PositionView",
+    "position_view",
+    "panel_views",
+    "shared_colour_range",
+    "cell_size",
+    "SumReading",
+    "sum_reading",
+    "FormulaPair",
+    "formula_pair",
+    "full_map_size",
+    "position_notice",
+    "CoordinateView",
+    "coordinate_view",
+    "most_varied_channel",
+    "ChannelScaling",
+    "channel_scaling",
+    "findings_rows",
+    "module_heads",
+    "head_of",
+    "GatePlane",
+    "gate_planes",
+    "branch_weights",
+    "attribution_cells",
+    "Agreement",
+    "agreement",
+    "top_overlap_chance",
+]
 
 MODES = ("row", "column")
 
@@ -40,9 +65,10 @@ MODES = ("row", "column")
 @dataclass(frozen=True)
 class ClassShare:
     """How much of a row of S falls on the query pixel's own class (labelled photos only)."""
-    class_id: int            # IGNORE_INDEX: the pixel is unlabelled (no shares then)
-    share: float = float("nan")      # of the row's mass on labelled pixels, the part on the class
-    chance: float = float("nan")     # the class's share of the labelled photo
+
+    class_id: int  # IGNORE_INDEX: the pixel is unlabelled (no shares then)
+    share: float = float("nan")  # of the row's mass on labelled pixels, the part on the class
+    chance: float = float("nan")  # the class's share of the labelled photo
     far_key_ratio: float = float("nan")  # own-class ratio over the far keys only (nearest 10% of cells dropped)
 
     @property
@@ -52,18 +78,18 @@ class ClassShare:
 
 @dataclass(frozen=True)
 class PositionView:
-    pixel: tuple[int, int]               # (x, y) photo pixel
-    index: int                           # flat feature cell i
-    cell: tuple[int, int]                # (row, col) of i on the feature grid
-    feature_hw: tuple[int, int]          # the grid of `index`: the query grid for a row, the key grid for a column
-    mode: str                            # "row" (where i attends) or "column" (who attends to i)
-    values: np.ndarray                   # (h, w) row or column i of S
-    top: list[int]                       # flat indices of the largest values, largest first
-    top_centres: list[tuple[int, int]]   # their cells' centres in photo pixels
-    pixel_centre: tuple[int, int]        # the chosen cell's centre in photo pixels
+    pixel: tuple[int, int]  # (x, y) photo pixel
+    index: int  # flat feature cell i
+    cell: tuple[int, int]  # (row, col) of i on the feature grid
+    feature_hw: tuple[int, int]  # the grid of `index`: the query grid for a row, the key grid for a column
+    mode: str  # "row" (where i attends) or "column" (who attends to i)
+    values: np.ndarray  # (h, w) row or column i of S
+    top: list[int]  # flat indices of the largest values, largest first
+    top_centres: list[tuple[int, int]]  # their cells' centres in photo pixels
+    pixel_centre: tuple[int, int]  # the chosen cell's centre in photo pixels
     formula: tuple[int, int, float, float, float] | None  # (query, key, energy, log-normaliser, S entry) of
     #                                      top[0]; None for a record without per-entry maths (GCNet's map)
-    class_share: ClassShare | None       # None: no labels, or a column (shares are of rows)
+    class_share: ClassShare | None  # None: no labels, or a column (shares are of rows)
     values_hw: tuple[int, int] = (0, 0)  # the grid of `values`: the key grid for a row, else the query grid
 
     @property
@@ -82,8 +108,14 @@ class PositionView:
         return [(*divmod(t, width), float(self.values.flat[t])) for t in self.top]
 
 
-def position_view(record, pixel: tuple[int, int], image_hw: tuple[int, int],
-                  mode: str = "row", label: np.ndarray | None = None, top_k: int = 5) -> PositionView:
+def position_view(
+    record,
+    pixel: tuple[int, int],
+    image_hw: tuple[int, int],
+    mode: str = "row",
+    label: np.ndarray | None = None,
+    top_k: int = 5,
+) -> PositionView:
     """Everything the Position page shows for integer photo pixel (x, y) on a photo of `image_hw`."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -104,21 +136,44 @@ def position_view(record, pixel: tuple[int, int], image_hw: tuple[int, int],
             class_share = ClassShare(class_id)
         else:
             share, chance = attention_share_on_class(values, label, class_id)
-            far = (far_key_own_class_ratio(values[None], label, [index], [class_id])[0]
-                   if values_hw == query_hw else float("nan"))
+            far = (
+                far_key_own_class_ratio(values[None], label, [index], [class_id])[0]
+                if values_hw == query_hw
+                else float("nan")
+            )
             class_share = ClassShare(class_id, share, chance, float(far))
     return PositionView(
-        pixel=(x, y), index=index, cell=divmod(index, feature_hw[1]), feature_hw=feature_hw, mode=mode,
-        values=values, top=top, top_centres=[feature_centre(t, image_hw, values_hw) for t in top],
-        pixel_centre=feature_centre(index, image_hw, feature_hw), formula=formula, class_share=class_share,
-        values_hw=values_hw)
+        pixel=(x, y),
+        index=index,
+        cell=divmod(index, feature_hw[1]),
+        feature_hw=feature_hw,
+        mode=mode,
+        values=values,
+        top=top,
+        top_centres=[feature_centre(t, image_hw, values_hw) for t in top],
+        pixel_centre=feature_centre(index, image_hw, feature_hw),
+        formula=formula,
+        class_share=class_share,
+        values_hw=values_hw,
+    )
 
 
 def panel_views(panels, pins: list[tuple[int, int]], image_hw: tuple[int, int], mode: str) -> list[list[PositionView]]:
     """The view of every pin on every panel (anything with `record`, `image` and `label`, as the Position
     page's panels): a pin on the photo of `image_hw` is read at the same place of each panel's own photo."""
-    return [[position_view(panel.record, same_place(*pin, image_hw, panel.image.shape[:2]), panel.image.shape[:2],
-                           mode, panel.label) for pin in pins] for panel in panels]
+    return [
+        [
+            position_view(
+                panel.record,
+                same_place(*pin, image_hw, panel.image.shape[:2]),
+                panel.image.shape[:2],
+                mode,
+                panel.label,
+            )
+            for pin in pins
+        ]
+        for panel in panels
+    ]
 
 
 def shared_colour_range(views) -> tuple[float, float]:
@@ -138,10 +193,11 @@ class SumReading:
     """Row or column i of S against attention spread evenly. A softmax row sums to 1 over its `baseline`
     keys (Nk; H + W - 1 on a criss-cross), so a key's even share is 1 / baseline; a column of Nk keys
     receives on average N / Nk (1 unless the keys were sub-sampled)."""
-    total: float             # the sum of the row or column shown
-    largest: float           # its largest entry
-    baseline: int            # the keys a row spreads over
-    column_average: float    # N / Nk: what a column sums to on average
+
+    total: float  # the sum of the row or column shown
+    largest: float  # its largest entry
+    baseline: int  # the keys a row spreads over
+    column_average: float  # N / Nk: what a column sums to on average
 
     @property
     def largest_over_even(self) -> float:
@@ -164,16 +220,17 @@ class FormulaPair:
     """The entry S_ij worked out on the Position page: the chosen pixel and its top location, i the query
     and j the key (a row's chosen pixel is i; a column's is j), with their feature cells and this photo's
     numbers (energy B_i·C_j, log Z_i, S_ij)."""
+
     query: int
     key: int
-    query_cell: tuple[int, int]      # (row, col) of i on the query grid
-    key_cell: tuple[int, int]        # (row, col) of j on the key grid
-    key_grid: tuple[int, int]        # the grid j lies on
-    key_cell_size: tuple[int, int]   # photo pixels of one key cell (height, width)
+    query_cell: tuple[int, int]  # (row, col) of i on the query grid
+    key_cell: tuple[int, int]  # (row, col) of j on the key grid
+    key_grid: tuple[int, int]  # the grid j lies on
+    key_cell_size: tuple[int, int]  # photo pixels of one key cell (height, width)
     energy: float
     log_z: float
     entry: float
-    even_ratio: float                # S_ij over the even share 1 / baseline
+    even_ratio: float  # S_ij over the even share 1 / baseline
 
 
 def formula_pair(view: PositionView, baseline: int, image_hw: tuple[int, int]) -> FormulaPair | None:
@@ -184,8 +241,18 @@ def formula_pair(view: PositionView, baseline: int, image_hw: tuple[int, int]) -
     top_cell = view.top_cells[0][:2]
     query_cell, key_cell = (view.cell, top_cell) if view.mode == "row" else (top_cell, view.cell)
     key_grid = view.values_hw if view.mode == "row" else view.feature_hw
-    return FormulaPair(query, key, tuple(query_cell), tuple(key_cell), tuple(key_grid), cell_size(image_hw, key_grid),
-                       energy, log_z, entry, entry * baseline)
+    return FormulaPair(
+        query,
+        key,
+        tuple(query_cell),
+        tuple(key_cell),
+        tuple(key_grid),
+        cell_size(image_hw, key_grid),
+        energy,
+        log_z,
+        entry,
+        entry * baseline,
+    )
 
 
 def full_map_size(record) -> int:
@@ -206,47 +273,58 @@ def findings_rows(checks: list[Check], language: str = DEFAULT_LANGUAGE) -> list
     """The Overview's table of what attnviz found in a user's model (`Analysis.checks`), as text cells in
     `language`: module path, who found it, family (and form), map size, the check (verified, or why not; for
     the dataflow reader, how it found the module) and whether it is drawn."""
+
     def text(key: str, **values) -> str:
         return translate(f"overview.user.{key}", language, **values)
 
     rows = []
     for check in checks:
         error = "–" if check.max_error is None else f"{check.max_error:.1e}"
-        if check.reader == "dataflow":   # found by what it computes: its op's own output, nothing to verify against
+        if check.reader == "dataflow":  # found by what it computes: its op's own output, nothing to verify against
             status = check.found_by.text(language) if check.found_by else "–"
-        elif check.reader in ("library", "own"):   # read through its own gate, or a module that records itself
+        elif check.reader in ("library", "own"):  # read through its own gate, or a module that records itself
             status = text(f"status_{check.reader}")
         elif check.drawn:
             status = text("status_verified", error=error)
         else:
             status = check.reason or text("status_not_verified", error=error)
-        rows.append({"module": check.name, "reader": text(f"reader_{check.reader}"),
-                     "family": check.family + (f" ({check.form})" if check.form else ""),
-                     "map": text("map_keys", map=check.map, keys=check.keys) if check.keys else check.map or "–",
-                     "check": status, "drawn": text("drawn_yes" if check.drawn else "drawn_no")})
+        rows.append(
+            {
+                "module": check.name,
+                "reader": text(f"reader_{check.reader}"),
+                "family": check.family + (f" ({check.form})" if check.form else ""),
+                "map": text("map_keys", map=check.map, keys=check.keys) if check.keys else check.map or "–",
+                "check": status,
+                "drawn": text("drawn_yes" if check.drawn else "drawn_no"),
+            }
+        )
     return rows
 
 
 @dataclass(frozen=True)
 class CoordinateView:
     """What the Coordinate Attention page shows for one channel (Hou et al., CVPR 2021): y = x · a_h · a_w."""
+
     channel: int
-    height_weights: np.ndarray   # (H,) a_h of the channel: one weight per feature row
-    width_weights: np.ndarray    # (W,) a_w: one weight per feature column
-    product: np.ndarray          # (H, W) a_h[i] * a_w[j]: the factor every feature cell is scaled by
-    cell: tuple[int, int]        # the chosen pixel's feature (row, col)
+    height_weights: np.ndarray  # (H,) a_h of the channel: one weight per feature row
+    width_weights: np.ndarray  # (W,) a_w: one weight per feature column
+    product: np.ndarray  # (H, W) a_h[i] * a_w[j]: the factor every feature cell is scaled by
+    cell: tuple[int, int]  # the chosen pixel's feature (row, col)
     at_cell: tuple[float, float, float]  # (a_h, a_w, product) there
 
 
-def coordinate_view(record, channel: int, pixel: tuple[int, int], image_hw: tuple[int, int],
-                    batch: int = 0) -> CoordinateView:
-    """Channel `channel` of a CoordinateAttentionRecord, and its factors at photo pixel (x, y) (attnviz.analysis.geometry)."""
+def coordinate_view(
+    record, channel: int, pixel: tuple[int, int], image_hw: tuple[int, int], batch: int = 0
+) -> CoordinateView:
+    """Channel `channel` of a CoordinateAttentionRecord, and its factors at photo pixel (x, y)
+    (attnviz.analysis.geometry)."""
     a_h = record.height_weights[batch, channel].double().numpy()
     a_w = record.width_weights[batch, channel].double().numpy()
     product = a_h[:, None] * a_w[None, :]
     row, col = divmod(feature_index(*pixel, image_hw, product.shape), product.shape[1])
-    return CoordinateView(int(channel), a_h, a_w, product, (row, col), (float(a_h[row]), float(a_w[col]),
-                                                                      float(product[row, col])))
+    return CoordinateView(
+        int(channel), a_h, a_w, product, (row, col), (float(a_h[row]), float(a_w[col]), float(product[row, col]))
+    )
 
 
 def most_varied_channel(record, batch: int = 0) -> int:
@@ -259,10 +337,11 @@ def most_varied_channel(record, batch: int = 0) -> int:
 class ChannelScaling:
     """One channel of a channel-attention layer on this photo: its input map x_c, its weight ω_c and the
     output ω_c · x_c (SE, ECA, flexible attention: y = x * w)."""
+
     channel: int
     weight: float
-    before: np.ndarray   # (h, w) x_c, the layer's input
-    after: np.ndarray    # (h, w) ω_c x_c
+    before: np.ndarray  # (h, w) x_c, the layer's input
+    after: np.ndarray  # (h, w) ω_c x_c
 
 
 def channel_scaling(record, channel: int, batch: int = 0) -> ChannelScaling:
@@ -276,6 +355,7 @@ def channel_scaling(record, channel: int, batch: int = 0) -> ChannelScaling:
 
 # ----------------------------------------------------------------------------- heads, gates and branches
 # what the dataflow reader finds in modules of no known family (attnviz.capture.dataflow), as the pages draw it
+
 
 def head_of(name: str) -> tuple[str, str | None]:
     """(module, head) of a record name: "blocks.0.attn:head2" -> ("blocks.0.attn", "head2"), "x:mean" ->
@@ -305,10 +385,11 @@ def module_heads(names) -> dict[str, list[str]]:
 @dataclass(frozen=True)
 class GatePlane:
     """One (rows, columns) plane of a gate or of softmax weights, as drawn: its values and what it is."""
-    values: np.ndarray      # (rows, columns)
-    axes: tuple[str, str]   # the plane's (row axis, column axis) names, e.g. ("H", "W"), ("C", "W")
-    descriptor: int | None = None   # the descriptor k of a softmax over descriptors at every pixel
-    mean_over: str | None = None    # the axis averaged out (a gate per element: "C")
+
+    values: np.ndarray  # (rows, columns)
+    axes: tuple[str, str]  # the plane's (row axis, column axis) names, e.g. ("H", "W"), ("C", "W")
+    descriptor: int | None = None  # the descriptor k of a softmax over descriptors at every pixel
+    mean_over: str | None = None  # the axis averaged out (a gate per element: "C")
 
 
 def gate_planes(record, batch: int = 0, max_planes: int = 8) -> list[GatePlane]:
@@ -333,6 +414,7 @@ def branch_weights(record, batch: int = 0) -> np.ndarray:
 # the Attribution page: where the chosen pixel's row of S looks, beside what drives its prediction
 # (attnviz.analysis.attribution computes the maps)
 
+
 def attribution_cells(attribution: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """An attribution map (H, W) or (3, H, W) as its magnitude's share in each cell of `grid` (sums to 1)."""
     return cell_mass(torch.from_numpy(np.asarray(attribution)), grid).numpy()
@@ -341,8 +423,9 @@ def attribution_cells(attribution: np.ndarray, grid: tuple[int, int]) -> np.ndar
 @dataclass(frozen=True)
 class Agreement:
     """How an attribution map agrees with the attention row, cell by cell on the same grid."""
-    rho: float       # Spearman's rank correlation of the two maps
-    overlap: float   # share of the row's k largest cells that are among the attribution's k largest
+
+    rho: float  # Spearman's rank correlation of the two maps
+    overlap: float  # share of the row's k largest cells that are among the attribution's k largest
 
 
 def agreement(attention_row: np.ndarray, cells: np.ndarray, k: int) -> Agreement:

@@ -13,22 +13,99 @@
 
 Pages import what they use from here: `from attnviz import app` and `app.chart(...)`.
 """
+
 from attnviz.app.attention_canvas import attention_canvas
 from attnviz.app.channel_canvas import channel_canvas
+from attnviz.app.guards import (
+    Panel,
+    analysis_for,
+    companion_label,
+    companion_panels,
+    main_panel,
+    page_analysis,
+    page_selection,
+    require_models,
+    stop_page,
+    weights_on_photos,
+)
 from attnviz.app.language import bound_t, language, t
+from attnviz.app.links import (
+    apply_link,
+    chosen_pixel,
+    link_params,
+    pinned_pixels,
+    pins_text,
+    remove_pins,
+    take_pin,
+    write_link,
+)
 from attnviz.app.queueing import pooled
-from attnviz.app.guards import (Panel, analysis_for, companion_label, companion_panels, main_panel, page_analysis, page_selection,
-                                require_models, stop_page, weights_on_photos)
-from attnviz.app.links import (apply_link, chosen_pixel, link_params, pinned_pixels, pins_text, remove_pins, take_pin,
-                               write_link)
-from attnviz.app.resources import (catalogue, channel_data, checkpoint_dir, hover_data, pixel_grad_cam, pixel_integrated_gradients,
-                                   results)
+from attnviz.app.resources import (
+    catalogue,
+    channel_data,
+    checkpoint_dir,
+    hover_data,
+    pixel_grad_cam,
+    pixel_integrated_gradients,
+    results,
+)
 from attnviz.app.selection import Selection, begin_run, current
 from attnviz.app.sidebar import sidebar
-from attnviz.app.widgets import channel_focus, chart, download, figure_caption, extreme_channels, layer_picker, pins_slide, spatial_module_picker, switch_button
+from attnviz.app.widgets import (
+    channel_focus,
+    chart,
+    download,
+    extreme_channels,
+    figure_caption,
+    layer_picker,
+    pins_slide,
+    spatial_module_picker,
+    switch_button,
+)
 
-__all__ = ["pooled", "bound_t", "pins_slide", "companion_label", "figure_caption", "t", "language", "channel_focus", "weights_on_photos", "Panel", "main_panel", "attention_canvas", "channel_canvas", "channel_data", "companion_panels", "hover_data", "Selection", "begin_run", "current", "sidebar", "page_selection", "page_analysis", "analysis_for",
-           "require_models", "stop_page", "catalogue", "checkpoint_dir", "results", "pixel_grad_cam",
-           "pixel_integrated_gradients", "chart", "download", "layer_picker", "spatial_module_picker", "extreme_channels", "switch_button",
-           "apply_link", "chosen_pixel", "pinned_pixels", "take_pin", "remove_pins", "pins_text", "link_params",
-           "write_link"]
+__all__ = [
+    "pooled",
+    "bound_t",
+    "pins_slide",
+    "companion_label",
+    "figure_caption",
+    "t",
+    "language",
+    "channel_focus",
+    "weights_on_photos",
+    "Panel",
+    "main_panel",
+    "attention_canvas",
+    "channel_canvas",
+    "channel_data",
+    "companion_panels",
+    "hover_data",
+    "Selection",
+    "begin_run",
+    "current",
+    "sidebar",
+    "page_selection",
+    "page_analysis",
+    "analysis_for",
+    "require_models",
+    "stop_page",
+    "catalogue",
+    "checkpoint_dir",
+    "results",
+    "pixel_grad_cam",
+    "pixel_integrated_gradients",
+    "chart",
+    "download",
+    "layer_picker",
+    "spatial_module_picker",
+    "extreme_channels",
+    "switch_button",
+    "apply_link",
+    "chosen_pixel",
+    "pinned_pixels",
+    "take_pin",
+    "remove_pins",
+    "pins_text",
+    "link_params",
+    "write_link",
+]

@@ -11,6 +11,7 @@ user's model) share the photo and the pointer. A click or tap pins the point: on
 handed to the page's `on_pin`, which the page answers with the server's exact
 numbers (the pins themselves are kept by `attnviz.app.links`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,9 +23,8 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from attnviz.app.page_arrays import page_script
-
 from attnviz.analysis.geometry import parse_pixel
+from attnviz.app.page_arrays import page_script
 from attnviz.i18n import DEFAULT_LANGUAGE, section
 from attnviz.viz.colours import ATTENTION_COLOURS, page_table
 
@@ -33,9 +33,11 @@ __all__ = ["attention_canvas", "photo_data_url"]
 _HERE = Path(__file__).resolve().parent
 _COLOURS = page_table(ATTENTION_COLOURS)  # the attention colour map, sent to the script with every draw (768 bytes)
 _COMPONENT = st.components.v2.component(
-    "attnviz_attention_canvas", html='<div class="attnviz-canvas"></div>',
+    "attnviz_attention_canvas",
+    html='<div class="attnviz-canvas"></div>',
     css=(_HERE / "attention_canvas.css").read_text(encoding="utf-8"),
-    js=page_script(_HERE / "attention_canvas.js"))
+    js=page_script(_HERE / "attention_canvas.js"),
+)
 
 
 def photo_data_url(image: np.ndarray, quality: int = 90) -> str:
@@ -56,9 +58,20 @@ def _take_pin(component_key: str, image_hw: tuple[int, int], on_pin) -> None:
         on_pin(*pixel)
 
 
-def attention_canvas(*, image: np.ndarray, photo_key: str, panels: list[dict], mode: str, opacity: float,
-                     scale: str, pixel: tuple[int, int], pins: list[tuple[int, int]], on_pin, key: str,
-                     language: str = DEFAULT_LANGUAGE) -> None:
+def attention_canvas(
+    *,
+    image: np.ndarray,
+    photo_key: str,
+    panels: list[dict],
+    mode: str,
+    opacity: float,
+    scale: str,
+    pixel: tuple[int, int],
+    pins: list[tuple[int, int]],
+    on_pin,
+    key: str,
+    language: str = DEFAULT_LANGUAGE,
+) -> None:
     """Draw the live photo. `panels`: each a payload of `attnviz.analysis.hover.hover_payload` plus "title" and "id" (a
     text that changes whenever the payload does: model, photo, module), and, for a panel on a photo of its
     own, "image" and "image_key"; `pixel`: the point shown while
@@ -68,10 +81,19 @@ def attention_canvas(*, image: np.ndarray, photo_key: str, panels: list[dict], m
     [canvas] section of attnviz/locales)."""
     image_hw = image.shape[:2]
     version = hashlib.sha1("|".join([photo_key, *(p["id"] for p in panels)]).encode()).hexdigest()[:16]
-    data = {"version": version, "photo": _photo(photo_key, image), "image_hw": list(image_hw),
-            "panels": [_panel_data(p, photo_key) for p in panels], "mode": mode,
-            "opacity": float(opacity), "scale": scale, "pixel": [int(pixel[0]), int(pixel[1])],
-            "pins": [list(p) for p in pins], "labels": section("canvas", language), "colours": _COLOURS}
+    data = {
+        "version": version,
+        "photo": _photo(photo_key, image),
+        "image_hw": list(image_hw),
+        "panels": [_panel_data(p, photo_key) for p in panels],
+        "mode": mode,
+        "opacity": float(opacity),
+        "scale": scale,
+        "pixel": [int(pixel[0]), int(pixel[1])],
+        "pins": [list(p) for p in pins],
+        "labels": section("canvas", language),
+        "colours": _COLOURS,
+    }
     _COMPONENT(data=data, key=key, on_pin_change=partial(_take_pin, key, image_hw, on_pin))
 
 

@@ -4,6 +4,7 @@ Not imported by anything: `python -m attnviz.app_bench` serves it with `streamli
 clicks both, so that the ratio of the two says what the app's own work adds to a bare Streamlit rerun.
 The photo has the size of a CamVid sample (360x480), shown at the column's width like the Position page's.
 """
+
 import numpy as np
 import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates

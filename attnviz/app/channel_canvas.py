@@ -6,6 +6,7 @@ log-normalisers of `attnviz.analysis.hover.channel_payload`, and a pointer move 
 largest entries and the formula with numbers, with no message to the server. A click picks row c: one
 trigger value handed to the page's `on_channel(c)`.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -23,9 +24,11 @@ __all__ = ["channel_canvas"]
 _HERE = Path(__file__).resolve().parent
 _COLOURS = page_table(CHANNEL_COLOURS)  # X's colour map (attnviz.viz.colours), sent with the data (768 bytes)
 _COMPONENT = st.components.v2.component(
-    "attnviz_channel_canvas", html='<div class="attnviz-channels"></div>',
+    "attnviz_channel_canvas",
+    html='<div class="attnviz-channels"></div>',
     css=(_HERE / "channel_canvas.css").read_text(encoding="utf-8"),
-    js=page_script(_HERE / "channel_canvas.js"))
+    js=page_script(_HERE / "channel_canvas.js"),
+)
 
 
 def _take_channel(component_key: str, channels: int, on_channel) -> None:
@@ -41,7 +44,14 @@ def _take_channel(component_key: str, channels: int, on_channel) -> None:
 
 def channel_canvas(*, payload: dict, version: str, channel: int, on_channel, key: str) -> None:
     """Draw X with row `channel` marked; `version` changes whenever the payload does (model, photo)."""
-    _COMPONENT(data={"payload": payload, "version": version, "channel": int(channel),
-                     "labels": section("channel_canvas", language()), "colours": _COLOURS},
-               key=key,
-               on_channel_change=partial(_take_channel, key, payload["channels"], on_channel))
+    _COMPONENT(
+        data={
+            "payload": payload,
+            "version": version,
+            "channel": int(channel),
+            "labels": section("channel_canvas", language()),
+            "colours": _COLOURS,
+        },
+        key=key,
+        on_channel_change=partial(_take_channel, key, payload["channels"], on_channel),
+    )

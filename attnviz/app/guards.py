@@ -4,10 +4,11 @@ When something is missing the guard explains it, offers a way on (buttons to a
 model that fits), writes the address bar and stops the page (`stop_page`):
 pages call st.stop() only through it, so a stopped page still leaves a link.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import streamlit as st
@@ -24,8 +25,19 @@ from attnviz.data.samples import list_samples
 from attnviz.models.sources import CamVidSource, ModelSource
 from attnviz.text import markdown_literal
 
-__all__ = ["stop_page", "analysis_for", "page_analysis", "page_selection", "require_models", "offer_models",
-           "companion_panels", "companion_label", "main_panel", "Panel", "weights_on_photos"]
+__all__ = [
+    "stop_page",
+    "analysis_for",
+    "page_analysis",
+    "page_selection",
+    "require_models",
+    "offer_models",
+    "companion_panels",
+    "companion_label",
+    "main_panel",
+    "Panel",
+    "weights_on_photos",
+]
 
 
 def stop_page() -> None:
@@ -53,16 +65,22 @@ def _analysis(source: ModelSource, name: str, device: str, image_key: str, image
     """Model `name` of `source` on a photo: one job of the shared pool (attnviz.app.queueing), which loads the model
     and runs it (both cached, attnviz.app.resources); None, with the source's message, when it cannot."""
     try:
-        return pooled((source, name, device, image_key), lambda: model_analysis(source, name, device, image_key, image),
-                      t(source.running))
+        return pooled(
+            (source, name, device, image_key),
+            lambda: model_analysis(source, name, device, image_key, image),
+            t(source.running),
+        )
     except source.failures as error:
-        st.error(t(source.failed, model=markdown_literal(name),
-                   error=markdown_literal(source.failure(error), 400)))
+        st.error(t(source.failed, model=markdown_literal(name), error=markdown_literal(source.failure(error), 400)))
         return None
 
 
-def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (), what: str = "",
-                  needs: Callable[[Analysis], bool] | None = None) -> tuple[Selection, Analysis]:
+def page_analysis(
+    prefixes: tuple[str, ...] = (),
+    attention: tuple[str, ...] = (),
+    what: str = "",
+    needs: Callable[[Analysis], bool] | None = None,
+) -> tuple[Selection, Analysis]:
     """The selection and its analysis for a page; stops the page (with an explanation) when there is none.
 
     Our models fit a page by their head (`prefixes`) and attention kind (`attention`), known without
@@ -70,8 +88,11 @@ def page_analysis(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (
     and verified module of the right family.
     """
     selection = page_selection()
-    if selection.source != "user" and (prefixes or attention) and not require_models(selection, prefixes,
-                                                                                     attention, what):
+    if (
+        selection.source != "user"
+        and (prefixes or attention)
+        and not require_models(selection, prefixes, attention, what)
+    ):
         stop_page()
     analysis = analysis_for(selection)
     if analysis is None:
@@ -89,16 +110,18 @@ def _fits(prefixes: tuple[str, ...], attention: tuple[str, ...], head: str, kind
 
 def offer_models(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = ()) -> None:
     """Buttons to the CamVid models that fit a page (by head and attention kind), or say there is none."""
-    options = [n for n, info in catalogue().items() if _fits(prefixes, attention, info.config.head,
-                                                             info.config.attention)]
+    options = [
+        n for n, info in catalogue().items() if _fits(prefixes, attention, info.config.head, info.config.attention)
+    ]
     if not options:
         st.warning(t("guards.none_shipped"))
     for column, name in zip(st.columns(max(1, len(options))), options):
         switch_button(column, name)
 
 
-def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (),
-                   what: str = "") -> bool:
+def require_models(
+    selection: Selection, prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = (), what: str = ""
+) -> bool:
     """True if the selected model fits this page; else explain and offer buttons to switch."""
     if _fits(prefixes, attention, selection.head, selection.attention):
         return True
@@ -110,6 +133,7 @@ def require_models(selection: Selection, prefixes: tuple[str, ...] = (), attenti
 @dataclass(frozen=True)
 class Panel:
     """One map of the Position page: a spatial record of a model on a photo."""
+
     title: str
     model_name: str
     module: str
@@ -120,8 +144,15 @@ class Panel:
 
 
 def main_panel(selection: Selection, module_name: str, record) -> Panel:
-    return Panel(f"{selection.model_name}: {module_name}", selection.model_name, module_name, record,
-                 selection.image, selection.image_key, selection.label)
+    return Panel(
+        f"{selection.model_name}: {module_name}",
+        selection.model_name,
+        module_name,
+        record,
+        selection.image,
+        selection.image_key,
+        selection.label,
+    )
 
 
 def companion_panels(selection: Selection, analysis: Analysis, module_name: str) -> dict:
@@ -132,7 +163,7 @@ def companion_panels(selection: Selection, analysis: Analysis, module_name: str)
     options = {}
     for other, record in analysis.spatial_attention.items():
         if other != module_name:
-            options[f"module {other}"] = (lambda o=other, r=record: main_panel(selection, o, r))
+            options[f"module {other}"] = lambda o=other, r=record: main_panel(selection, o, r)
     if selection.source == "camvid":
         for name, info in catalogue().items():
             if name != selection.model_name and info.config.head == "danet":
@@ -174,13 +205,21 @@ def _photo_panel(selection: Selection, photo: str, module_name: str) -> Panel:
     if record is None:
         stop_page()
     image, label, key, _ = found
-    return Panel(t("guards.on_photo", model=selection.model_name, photo=photo), selection.model_name, module_name,
-                 record, image, key, label)
+    return Panel(
+        t("guards.on_photo", model=selection.model_name, photo=photo),
+        selection.model_name,
+        module_name,
+        record,
+        image,
+        key,
+        label,
+    )
 
 
 def weights_on_photos(selection: Selection, count: int = 4):
     """A function (layer, channel) -> {photo: weight} over the first `count` sample photos, for the CamVid
     model of the selection (each photo analysed once, cached); {} for other sources."""
+
     def weights(layer: str, channel: int) -> dict[str, float]:
         if selection.source != "camvid":
             return {}
@@ -192,4 +231,5 @@ def weights_on_photos(selection: Selection, count: int = 4):
                 return {}
             found[photo] = float(record.weights[0, channel])
         return found
+
     return weights

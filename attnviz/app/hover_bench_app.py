@@ -5,14 +5,15 @@ feature map, C' = 64, as a user's stride-8 model on a 1024x1024 photo gives).
 Arguments after `--`: GRID_H GRID_W CHANNELS PHOTO_H PHOTO_W. The record is random (timing only: the
 numbers it shows are checked against the library by tests/test_hover.py on real models).
 """
+
 import sys
 
 import numpy as np
 import streamlit as st
 import torch
 
-from attnviz.app.attention_canvas import attention_canvas
 from attnviz.analysis.hover import hover_payload
+from attnviz.app.attention_canvas import attention_canvas
 from attnviz.capture.records import PositionAttentionRecord
 
 
@@ -31,8 +32,16 @@ def _payload(grid_h: int, grid_w: int, channels: int, photo_h: int, photo_w: int
 grid_h, grid_w, channels, photo_h, photo_w = (int(v) for v in sys.argv[1:6])
 image, payload = _payload(grid_h, grid_w, channels, photo_h, photo_w)
 st.session_state.setdefault("pins", [])
-attention_canvas(image=image, photo_key="bench", panels=[{**payload.data, "id": f"{grid_h}x{grid_w}x{channels}"}],
-                 mode="row", opacity=0.75, scale="own", pixel=(photo_w // 2, photo_h // 2),
-                 pins=st.session_state["pins"], on_pin=lambda x, y: st.session_state["pins"].append((x, y)),
-                 key="canvas")
+attention_canvas(
+    image=image,
+    photo_key="bench",
+    panels=[{**payload.data, "id": f"{grid_h}x{grid_w}x{channels}"}],
+    mode="row",
+    opacity=0.75,
+    scale="own",
+    pixel=(photo_w // 2, photo_h // 2),
+    pins=st.session_state["pins"],
+    on_pin=lambda x, y: st.session_state["pins"].append((x, y)),
+    key="canvas",
+)
 st.markdown(f"Pins: {len(st.session_state['pins'])}")

@@ -5,24 +5,25 @@ dictionary, `st.session_state`, keyed by strings. A typo in such a string is a
 silent bug (a widget that forgets its value, a link that never applies), so
 pages and app modules name keys only through these constants.
 """
+
 from __future__ import annotations
 
 # ---- the sidebar: what is shown
-SOURCE = "source"                  # radio: the model source's key ("camvid", "timm", "user"; attnviz.models.sources)
-MODEL = "model"                    # select box: CamVid checkpoint name
-TIMM_MODEL = "timm_model"          # select box: timm architecture
-USER_MODEL = "user_model"          # select box: one of the models given with --model / --models
-DEVICE = "device"                  # radio (only with a GPU)
-SAMPLE = "sample"                  # select box: sample photo name or the upload choice
-UPLOAD = "upload"                  # file uploader
-FIGURE_FORMAT = "figure_format"    # radio: PNG or SVG for the charts' camera button
+SOURCE = "source"  # radio: the model source's key ("camvid", "timm", "user"; attnviz.models.sources)
+MODEL = "model"  # select box: CamVid checkpoint name
+TIMM_MODEL = "timm_model"  # select box: timm architecture
+USER_MODEL = "user_model"  # select box: one of the models given with --model / --models
+DEVICE = "device"  # radio (only with a GPU)
+SAMPLE = "sample"  # select box: sample photo name or the upload choice
+UPLOAD = "upload"  # file uploader
+FIGURE_FORMAT = "figure_format"  # radio: PNG or SVG for the charts' camera button
 
-LANGUAGE = "language"              # radio: "en" or "zh" (attnviz.app.language)
+LANGUAGE = "language"  # radio: "en" or "zh" (attnviz.app.language)
 
 # ---- the app's own state
-LINK_PENDING = "_link_pending"     # the query parameters the session was opened with, handed out once
-PIXEL = "chosen_pixel"             # (x, y) integer photo pixel shared by the Position and Attribution pages
-PIXEL_PHOTO = "chosen_pixel_photo" # the photo (image key) the chosen pixel and pins were chosen on
+LINK_PENDING = "_link_pending"  # the query parameters the session was opened with, handed out once
+PIXEL = "chosen_pixel"  # (x, y) integer photo pixel shared by the Position and Attribution pages
+PIXEL_PHOTO = "chosen_pixel_photo"  # the photo (image key) the chosen pixel and pins were chosen on
 
 
 def last_click(click_key: str) -> str:
@@ -37,25 +38,25 @@ def switch_button(model_name: str) -> str:
 
 # ---- Position page
 PAM_MODE = "pam_mode"
-PAM_MODULE = "pam_module"         # which spatial attention record (full name, heads included: "attn:head2")
+PAM_MODULE = "pam_module"  # which spatial attention record (full name, heads included: "attn:head2")
 PAM_MODULE_GROUP = "pam_module_group"  # select box: the module (its heads grouped under one entry)
-PAM_HEAD = "pam_head"             # select box: the mean of a multi-head map or one of its heads
+PAM_HEAD = "pam_head"  # select box: the mean of a multi-head map or one of its heads
 PAM_OPACITY = "pam_opacity"
 PAM_CLICK = "pam_click"
 PAM_PNG = "pam_png"
 PAM_CSV = "pam_csv"
 PAM_MAP = "pam_map"
-PAM_CANVAS = "pam_canvas"         # the live photo (attnviz.app.attention_canvas)
-PAM_PINS = "pam_pins"             # the pinned photo pixels [(x, y), ...], oldest first
-PAM_COMPARE = "pam_compare"       # the second model (or module) the hover drives beside the first
-PAM_SCALE = "pam_scale"           # each map its own colour range, or one for all maps shown
+PAM_CANVAS = "pam_canvas"  # the live photo (attnviz.app.attention_canvas)
+PAM_PINS = "pam_pins"  # the pinned photo pixels [(x, y), ...], oldest first
+PAM_COMPARE = "pam_compare"  # the second model (or module) the hover drives beside the first
+PAM_SCALE = "pam_scale"  # each map its own colour range, or one for all maps shown
 PAM_CLEAR_PINS = "pam_clear_pins"
-PAM_SLIDE = "pam_slide"           # the toggle of the pins' one-figure slide
+PAM_SLIDE = "pam_slide"  # the toggle of the pins' one-figure slide
 PAM_SLIDE_FIGURE = "pam_slide_figure"
 
 # ---- Channel map page
 CAM_CHANNEL = "cam_channel"
-CAM_CANVAS = "cam_canvas"         # X in the page (attnviz.app.channel_canvas)
+CAM_CANVAS = "cam_canvas"  # X in the page (attnviz.app.channel_canvas)
 CAM_CSV = "cam_csv"
 CAM_FEATURES = "cam_features"
 CAM_FORMS = "cam_forms"
@@ -66,8 +67,8 @@ ATTR_OPACITY = "attr_opacity"
 ATTR_CAM_CSV = "cam_grid_csv"
 ATTR_IG_STEPS = "ig_steps"
 ATTR_IG_RUN = "ig_run"
-ATTR_IG_CANCEL = "ig_cancel"      # the button that stops a running Integrated Gradients
-ATTR_IG_REQUESTS = "ig_requests"   # the (pixel, steps) pairs asked for in this session
+ATTR_IG_CANCEL = "ig_cancel"  # the button that stops a running Integrated Gradients
+ATTR_IG_REQUESTS = "ig_requests"  # the (pixel, steps) pairs asked for in this session
 
 # ---- ECA, ECA kernel and Flexible / SE pages
 ECA_LAYER = "eca_layer"
@@ -75,7 +76,7 @@ ECA_CSV = "eca_csv"
 ECA_HEATMAP = "eca_heatmap"
 ECA_KERNEL_CHART = "eca_kernel"
 ECA_SORTED = "eca_sorted"
-ECA_FEATURES = "eca"               # prefix of the extreme-channels widgets
+ECA_FEATURES = "eca"  # prefix of the extreme-channels widgets
 KERNEL_GAMMA = "gamma"
 KERNEL_B = "b"
 KERNEL_RULE_CHART = "k_rule"
@@ -94,7 +95,7 @@ CA_CLICK = "ca_click"
 CA_PROFILES = "ca_profiles"
 
 # ---- Lecture page
-LECTURE_STEP = "lecture_step"      # which of attnviz.analysis.lecture.STEPS is shown
+LECTURE_STEP = "lecture_step"  # which of attnviz.analysis.lecture.STEPS is shown
 LECTURE_PRESENT = "lecture_present"  # toggle: presentation view
 LECTURE_FIGURE = "lecture_figure"
 LECTURE_PREVIOUS = "lecture_previous"
@@ -123,9 +124,9 @@ def channel_focus(prefix: str, part: str) -> str:
 
 
 USER_CHANNEL_GATES = "overview_channel_gates"  # the Overview's chart of a user model's channel gates found by dataflow
-USER_BRANCH_LAYER = "overview_branch_layer"    # select box: which branch-weight module of a user's model
-USER_GATE_LAYER = "overview_gate_layer"        # select box: which element / plane gate of a user's model
-USER_COORD_LAYER = "overview_coord_layer"      # select box: which coordinate attention of a user's model
+USER_BRANCH_LAYER = "overview_branch_layer"  # select box: which branch-weight module of a user's model
+USER_GATE_LAYER = "overview_gate_layer"  # select box: which element / plane gate of a user's model
+USER_COORD_LAYER = "overview_coord_layer"  # select box: which coordinate attention of a user's model
 USER_COMPUTED_COORD_LAYER = "overview_computed_coord_layer"  # the same, among those found by what they compute
 
 
@@ -133,4 +134,5 @@ def user_chart(module_name: str) -> str:
     """A chart of one of a user's attention modules on the Overview."""
     return f"user_{module_name}"
 
-WORK_OWNER = "work_owner"        # this session's token in the shared work pool (attnviz.app.queueing)
+
+WORK_OWNER = "work_owner"  # this session's token in the shared work pool (attnviz.app.queueing)

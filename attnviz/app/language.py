@@ -1,6 +1,7 @@
 """The page language: English or Simplified Chinese, chosen in the sidebar (attnviz.app.sidebar) or by
 ?lang= in the link (which keeps it). Texts come from the catalogs of attnviz.i18n, never from literals in
 pages. This module reads the session only, so that every part of the app layer can use `t`."""
+
 from __future__ import annotations
 
 import streamlit as st

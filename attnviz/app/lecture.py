@@ -5,6 +5,7 @@ photo: SE and ECA their sorted channel weights, CBAM its spatial gate (with its 
 range is the lesson), CA one channel's a_h·a_w, flexible attention both branches, DANet's position
 attention the live photo of attnviz.app.attention_canvas and its channel map the hovered X.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,45 +39,89 @@ def step_figure(step: str, selection, analysis, numbers) -> None:
     caption = figure_caption(module, t("figures.caption_layer", layer=layer), model=analysis.model_name)
     if step in ("se", "eca"):
         weights = analysis.records[layer].weights[0].numpy()
-        chart(st, sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer), language=lang),
-              key=keys.LECTURE_FIGURE, caption=caption)
+        chart(
+            st,
+            sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer), language=lang),
+            key=keys.LECTURE_FIGURE,
+            caption=caption,
+        )
     elif step == "flexible":
         record = analysis.records[layer]
-        chart(st, branches_figure(record.parts["avg_branch"][0].numpy(), record.parts["max_branch"][0].numpy(),
-                                  record.weights[0].numpy(), t("lecture.flexible.figure", layer=layer), language=lang),
-              key=keys.LECTURE_FIGURE, caption=caption)
+        chart(
+            st,
+            branches_figure(
+                record.parts["avg_branch"][0].numpy(),
+                record.parts["max_branch"][0].numpy(),
+                record.weights[0].numpy(),
+                t("lecture.flexible.figure", layer=layer),
+                language=lang,
+            ),
+            key=keys.LECTURE_FIGURE,
+            caption=caption,
+        )
     elif step == "cbam":
         gate = analysis.records[layer]
         assert isinstance(gate, SpatialAttentionRecord)
-        chart(st, attention_map_figure(gate.map[0].numpy(), t("lecture.cbam.figure", layer=layer),
-                                       colour_title="M_s", language=lang),
-              key=keys.LECTURE_FIGURE, caption=caption, theme=None, width="content")
+        chart(
+            st,
+            attention_map_figure(
+                gate.map[0].numpy(), t("lecture.cbam.figure", layer=layer), colour_title="M_s", language=lang
+            ),
+            key=keys.LECTURE_FIGURE,
+            caption=caption,
+            theme=None,
+            width="content",
+        )
     elif step == "ca":
         record = analysis.records[layer]
         assert isinstance(record, CoordinateAttentionRecord)
         c = numbers.terms["channel"]
         product = (record.height_weights[0, c][:, None] * record.width_weights[0, c][None, :]).numpy()
-        chart(st, attention_map_figure(product, t("lecture.ca.figure", channel=c, layer=layer),
-                                       marker=(numbers.terms["row"], numbers.terms["col"]), colour_title="a_h·a_w",
-                                       language=lang),
-              key=keys.LECTURE_FIGURE, caption=figure_caption(module, " · ".join((
-                  t("figures.caption_layer", layer=layer), t("figures.caption_channel", channel=c))),
-                  model=analysis.model_name),
-              theme=None, width="content")
+        chart(
+            st,
+            attention_map_figure(
+                product,
+                t("lecture.ca.figure", channel=c, layer=layer),
+                marker=(numbers.terms["row"], numbers.terms["col"]),
+                colour_title="a_h·a_w",
+                language=lang,
+            ),
+            key=keys.LECTURE_FIGURE,
+            caption=figure_caption(
+                module,
+                " · ".join((t("figures.caption_layer", layer=layer), t("figures.caption_channel", channel=c))),
+                model=analysis.model_name,
+            ),
+            theme=None,
+            width="content",
+        )
     elif step == "pam":
         record = analysis.records[layer]
         image_hw = selection.image.shape[:2]
         payload = hover_data("camvid", analysis.model_name, selection.image_key, layer, image_hw, record)
         st.caption(t("lecture.hover_hint"))
-        attention_canvas(image=selection.image, photo_key=selection.image_key, mode="row", opacity=0.8,
-                         scale="own", pixel=(image_hw[1] // 2, image_hw[0] // 2), pins=[], on_pin=lambda x, y: None,
-                         key=f"{keys.LECTURE_CANVAS}_pam", language=language(),
-                         panels=[{**payload.data, "title": "", "id": f"lecture|{analysis.model_name}|{layer}"}])
+        attention_canvas(
+            image=selection.image,
+            photo_key=selection.image_key,
+            mode="row",
+            opacity=0.8,
+            scale="own",
+            pixel=(image_hw[1] // 2, image_hw[0] // 2),
+            pins=[],
+            on_pin=lambda x, y: None,
+            key=f"{keys.LECTURE_CANVAS}_pam",
+            language=language(),
+            panels=[{**payload.data, "title": "", "id": f"lecture|{analysis.model_name}|{layer}"}],
+        )
     elif step == "cam":
         record = analysis.records[layer]
         st.caption(t("lecture.channel_hint"))
-        channel_canvas(payload=channel_data("camvid", analysis.model_name, selection.image_key, layer, record),
-                       version=f"lecture|{analysis.model_name}|{selection.image_key}|{layer}",
-                       channel=numbers.terms["channel"], on_channel=lambda c: None, key=f"{keys.LECTURE_CANVAS}_cam")
+        channel_canvas(
+            payload=channel_data("camvid", analysis.model_name, selection.image_key, layer, record),
+            version=f"lecture|{analysis.model_name}|{selection.image_key}|{layer}",
+            channel=numbers.terms["channel"],
+            on_channel=lambda c: None,
+            key=f"{keys.LECTURE_CANVAS}_cam",
+        )
     else:
         raise ValueError(f"no figure for step {step!r}")

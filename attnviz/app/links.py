@@ -11,6 +11,7 @@ just before it stops the page.
 Everything that came from the URL is shown as plain text (`markdown_literal`:
 no markup, no live links), in toasts too.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -22,8 +23,22 @@ from attnviz.app.selection import run_state
 from attnviz.data.samples import list_samples
 from attnviz.text import markdown_literal
 
-__all__ = ["link_value", "link_note", "apply_link", "chosen_pixel", "pinned_pixels", "take_pin", "remove_pins",
-           "pins_text", "parse_pins", "forget_pixel_on_new_photo", "link_params", "write_link", "view_params", "MAX_PINS"]
+__all__ = [
+    "link_value",
+    "link_note",
+    "apply_link",
+    "chosen_pixel",
+    "pinned_pixels",
+    "take_pin",
+    "remove_pins",
+    "pins_text",
+    "parse_pins",
+    "forget_pixel_on_new_photo",
+    "link_params",
+    "write_link",
+    "view_params",
+    "MAX_PINS",
+]
 
 
 def _read_link_once() -> dict[str, str]:
@@ -76,8 +91,13 @@ def _link_pixel(image_hw: tuple[int, int]) -> None:
     if link_x is not None or link_y is not None:
         point = parse_image_point(link_x, link_y, image_hw)
         if point is None:
-            link_note(t("links.ignored", parameter=f"x={markdown_literal(link_x)}, y={markdown_literal(link_y)}",
-                        reason=t("links.not_in_photo", width=width, height=height)))
+            link_note(
+                t(
+                    "links.ignored",
+                    parameter=f"x={markdown_literal(link_x)}, y={markdown_literal(link_y)}",
+                    reason=t("links.not_in_photo", width=width, height=height),
+                )
+            )
         else:
             st.session_state[keys.PIXEL] = point
 
@@ -132,8 +152,9 @@ def parse_pins(text: str, image_hw: tuple[int, int]) -> list[tuple[int, int]] | 
     return points[-MAX_PINS:] if points else None
 
 
-def pinned_pixels(image_hw: tuple[int, int], photo_key: str,
-                  click_key: str | None = None) -> tuple[list[tuple[int, int]], tuple[int, int], bool]:
+def pinned_pixels(
+    image_hw: tuple[int, int], photo_key: str, click_key: str | None = None
+) -> tuple[list[tuple[int, int]], tuple[int, int], bool]:
     """The Position page's pins (oldest first), and the chosen pixel (x, y) with whether one was chosen.
 
     Pins come from the link (?pins=, once), from clicks on the live photo (`take_pin`) and from a pixel
@@ -144,8 +165,13 @@ def pinned_pixels(image_hw: tuple[int, int], photo_key: str,
     if raw is not None:
         points = parse_pins(raw, image_hw)
         if points is None:
-            link_note(t("links.ignored", parameter=f"pins={markdown_literal(raw)}",
-                        reason=t("links.bad_pins", width=image_hw[1], height=image_hw[0])))
+            link_note(
+                t(
+                    "links.ignored",
+                    parameter=f"pins={markdown_literal(raw)}",
+                    reason=t("links.bad_pins", width=image_hw[1], height=image_hw[0]),
+                )
+            )
         else:
             st.session_state[keys.PAM_PINS] = points
             st.session_state[keys.PIXEL] = points[-1]
@@ -177,8 +203,13 @@ def link_params(**page_params) -> None:
     run_state().page_params.update({k: str(v) for k, v in page_params.items() if v is not None})
 
 
-def view_params(source: str | None, model_name: str | None, image_title: str | None,
-                page_params: dict[str, str], language: str = "en") -> dict[str, str]:
+def view_params(
+    source: str | None,
+    model_name: str | None,
+    image_title: str | None,
+    page_params: dict[str, str],
+    language: str = "en",
+) -> dict[str, str]:
     """The query parameters of a view: source (timm and user only), model, photo (samples only), the page's own,
     and the language (when not English)."""
     params = {}
@@ -201,8 +232,12 @@ def write_link() -> None:
         return
     state.link_written = True
     selection = state.selection
-    params = view_params(selection.source if selection else None, selection.model_name if selection else None,
-                         selection.image_title if selection else None, state.page_params,
-                         st.session_state.get(keys.LANGUAGE, "en"))
+    params = view_params(
+        selection.source if selection else None,
+        selection.model_name if selection else None,
+        selection.image_title if selection else None,
+        state.page_params,
+        st.session_state.get(keys.LANGUAGE, "en"),
+    )
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)

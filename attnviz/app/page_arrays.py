@@ -1,5 +1,6 @@
 """The JavaScript the page's attention components share (page_arrays.js: base64 arrays, top-k), prepended to
 each component's own script, since a components-v2 script is one module with no imports of its own."""
+
 from __future__ import annotations
 
 from pathlib import Path

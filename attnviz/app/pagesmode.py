@@ -11,6 +11,7 @@ them, and are rerun too (they showed a page with no sidebar and nothing on it).
 Tested in tests/test_app.py and, on a fresh server, in tests/test_browser.py and
 tests/test_classroom.py.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

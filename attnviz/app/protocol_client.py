@@ -13,6 +13,7 @@ websocket and every upload, so it stays on one app process behind attnviz.cluste
 Used by attnviz.load_bench and the warm start of attnviz.serve; tested against a real server in
 tests/test_classroom.py. Not a general client: no fragments, no forward-message cache, no reconnection.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,11 @@ from websockets.asyncio.client import connect
 
 __all__ = ["Run", "Session", "ProtocolError"]
 
-_DONE = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR,
-         ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
+_DONE = {
+    ForwardMsg.FINISHED_SUCCESSFULLY,
+    ForwardMsg.FINISHED_WITH_COMPILE_ERROR,
+    ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY,
+}
 _TEXT = {"markdown": "body", "alert": "body", "text": "body", "heading": "body", "code": "code_text", "json": "body"}
 
 
@@ -41,11 +45,12 @@ class ProtocolError(RuntimeError):
 @dataclass
 class Run:
     """What one script run sent: the elements' texts in page order, the widgets by key, exceptions, timing."""
+
     seconds: float
-    texts: list[tuple[str, str]] = field(default_factory=list)        # (element kind, text)
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (element kind, text)
     widgets: dict[str, tuple[str, object]] = field(default_factory=dict)  # user key -> (kind, element proto)
     exceptions: list[str] = field(default_factory=list)
-    page: str = ""                                                     # the url path of the page that ran
+    page: str = ""  # the url path of the page that ran
 
     @property
     def text(self) -> str:
@@ -64,7 +69,7 @@ def _read_run(messages: list[ForwardMsg], seconds: float) -> Run:
             continue
         element = message.delta.new_element
         element_kind = element.WhichOneof("type")
-        if element_kind:   # the last write to a place wins (placeholders, progress loops)
+        if element_kind:  # the last write to a place wins (placeholders, progress loops)
             by_path[tuple(message.metadata.delta_path)] = (element_kind, getattr(element, element_kind))
     run = Run(seconds, page=pages.get(page_hash, ""))
     for path in sorted(by_path):
@@ -90,14 +95,19 @@ class Session:
         self.last: Run | None = None
 
     @classmethod
-    async def open(cls, url: str, page: str = "", query: str = "", timeout_s: float = 300) -> "Session":
+    async def open(cls, url: str, page: str = "", query: str = "", timeout_s: float = 300) -> Session:
         url = url.rstrip("/")
-        http = requests.Session()   # the first request sets the cookies a browser would keep
+        http = requests.Session()  # the first request sets the cookies a browser would keep
         await asyncio.to_thread(http.get, f"{url}/_stcore/health", timeout=timeout_s)
         cookies = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
         stream = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/_stcore/stream"
-        socket = await connect(stream, subprotocols=["streamlit"], max_size=None, open_timeout=timeout_s,
-                               additional_headers={"Cookie": cookies} if cookies else None)
+        socket = await connect(
+            stream,
+            subprotocols=["streamlit"],
+            max_size=None,
+            open_timeout=timeout_s,
+            additional_headers={"Cookie": cookies} if cookies else None,
+        )
         session = cls(url, socket, http)
         try:
             await session._rerun([], page_name=page, query=query, timeout_s=timeout_s)
@@ -130,13 +140,14 @@ class Session:
             elif kind == "script_finished" and message.script_finished in _DONE:
                 return messages
 
-    async def _rerun(self, widgets: list[WidgetState], page_name: str | None = None, query: str = "",
-                     timeout_s: float = 300) -> Run:
+    async def _rerun(
+        self, widgets: list[WidgetState], page_name: str | None = None, query: str = "", timeout_s: float = 300
+    ) -> Run:
         message = BackMsg()
         state = message.rerun_script
         state.query_string = query
         if page_name is not None:
-            state.page_name = page_name            # a new page by its url path ("" = the default page)
+            state.page_name = page_name  # a new page by its url path ("" = the default page)
         else:
             state.page_script_hash = self.page_hash  # stay where we are
         state.widget_states.widgets.extend(widgets)
@@ -180,8 +191,10 @@ class Session:
     async def trigger(self, key: str, event: str, value) -> Run:
         """A components-v2 event (`setTriggerValue(event, value)` in the component's script), e.g. a pin."""
         _, proto = self.widget(key)
-        state = WidgetState(id=f"$$STREAMLIT_INTERNAL_KEY_{proto.id}__events",
-                            json_trigger_value=json.dumps([{"event": event, "value": value}]))
+        state = WidgetState(
+            id=f"$$STREAMLIT_INTERNAL_KEY_{proto.id}__events",
+            json_trigger_value=json.dumps([{"event": event, "value": value}]),
+        )
         return await self._rerun([state])
 
     async def upload(self, key: str, name: str, data: bytes, content_type: str = "image/jpeg") -> Run:
@@ -208,8 +221,12 @@ class Session:
         return await self._rerun([state])
 
     def _put(self, upload_url: str, name: str, data: bytes, content_type: str) -> None:
-        token = self._http.cookies.get("_streamlit_xsrf", "")   # set by the first request, as in a browser
-        response = self._http.put(self.url + upload_url, files={"file": (name, data, content_type)},
-                                  headers={"X-Xsrftoken": token}, timeout=120)
+        token = self._http.cookies.get("_streamlit_xsrf", "")  # set by the first request, as in a browser
+        response = self._http.put(
+            self.url + upload_url,
+            files={"file": (name, data, content_type)},
+            headers={"X-Xsrftoken": token},
+            timeout=120,
+        )
         if response.status_code >= 300:
             raise ProtocolError(f"upload refused: HTTP {response.status_code} {response.text[:200]}")

@@ -8,12 +8,14 @@ or, for stoppable work (Integrated Gradients), a progress bar over its steps and
 that reruns or leaves while waiting (Streamlit stops its script) drops its queued job, and its running
 stoppable one unless it asks for it again at once.
 """
+
 from __future__ import annotations
 
 import threading
 import uuid
 from collections import OrderedDict
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import streamlit as st
 
@@ -23,7 +25,7 @@ from attnviz.workpool import WorkPool
 
 __all__ = ["pooled"]
 
-_POOL = WorkPool()   # this process's pool (its size: attnviz.workpool.default_size)
+_POOL = WorkPool()  # this process's pool (its size: attnviz.workpool.default_size)
 # the last keys finished: their results are most likely still cached. Fewer than the smallest cache of such
 # results holds (st.cache_data / st.cache_resource max_entries in attnviz.app.resources), so that a key
 # the caches have dropped is not run outside the pool
@@ -39,8 +41,13 @@ def _session_token() -> str:
     return st.session_state[keys.WORK_OWNER]
 
 
-def pooled(key: Hashable, work: Callable[..., Any], running: str, stoppable: bool = False,
-           cancel: tuple[str, str, Callable[[], None]] | None = None) -> Any:
+def pooled(
+    key: Hashable,
+    work: Callable[..., Any],
+    running: str,
+    stoppable: bool = False,
+    cancel: tuple[str, str, Callable[[], None]] | None = None,
+) -> Any:
     """`work()`'s result, computed in the shared pool unless this process has finished `key` before.
     `running`: what the page says while the job runs (in its language).
 
@@ -48,7 +55,7 @@ def pooled(key: Hashable, work: Callable[..., Any], running: str, stoppable: boo
     once nobody waits (attnviz.workpool.Control); `cancel` = (label, button key, on_click): a button under the
     bar that stops it (its click reruns the page, which drops this session's wait; on_click says why)."""
     with _finished_lock:
-        known = not stoppable and key in _finished   # stoppable work always goes through the pool
+        known = not stoppable and key in _finished  # stoppable work always goes through the pool
     if known:
         return work()
     owner = _session_token()
@@ -70,7 +77,7 @@ def pooled(key: Hashable, work: Callable[..., Any], running: str, stoppable: boo
         result = job.result()
     finally:
         if not job.wait(0):
-            _POOL.drop(owner)   # the script stopped while waiting (a rerun, a Cancel, a closed tab)
+            _POOL.drop(owner)  # the script stopped while waiting (a rerun, a Cancel, a closed tab)
         place.empty()
         button.empty()
     with _finished_lock:

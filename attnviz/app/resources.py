@@ -11,6 +11,7 @@ folder: the cache key is each file's name, size and modification time (one
 `os.scandir`, well under a millisecond), so a model trained or evaluated while
 the app runs shows up on the next run, and a click reads no model card.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,9 +38,22 @@ from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 from attnviz.models.sources import LoadedModel, ModelSource
 from attnviz.results import read_results
 
-__all__ = ["working", "checkpoint_dir", "catalogue", "catalogue_problems", "results", "loaded_model", "model_analysis",
-           "pixel_grad_cam", "pixel_integrated_gradients",
-           "sample", "decode_upload", "hover_data", "channel_data", "photo_key"]
+__all__ = [
+    "working",
+    "checkpoint_dir",
+    "catalogue",
+    "catalogue_problems",
+    "results",
+    "loaded_model",
+    "model_analysis",
+    "pixel_grad_cam",
+    "pixel_integrated_gradients",
+    "sample",
+    "decode_upload",
+    "hover_data",
+    "channel_data",
+    "photo_key",
+]
 
 
 def checkpoint_dir() -> Path:
@@ -138,8 +152,16 @@ def _attributable(source: str, name: str, device: str, layer_name: str = ""):
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def pixel_grad_cam(source: str, name: str, device: str, directory: str, image_key: str, _image: np.ndarray,
-                   target: tuple[int, int, int], layer_name: str = "") -> tuple[np.ndarray, np.ndarray]:
+def pixel_grad_cam(
+    source: str,
+    name: str,
+    device: str,
+    directory: str,
+    image_key: str,
+    _image: np.ndarray,
+    target: tuple[int, int, int],
+    layer_name: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
     """Grad-CAM of logit (class, y, x): (at the layer's grid, upsampled to the photo); cached per pixel (and per
     CamVid folder `directory`: a model of that name in another folder is another model)."""
     model, layer = _attributable(source, name, device, layer_name)
@@ -148,9 +170,17 @@ def pixel_grad_cam(source: str, name: str, device: str, directory: str, image_ke
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def pixel_integrated_gradients(source: str, name: str, device: str, directory: str, image_key: str,
-                               _image: np.ndarray, target: tuple[int, int, int], steps: int,
-                               _control=None) -> np.ndarray:
+def pixel_integrated_gradients(
+    source: str,
+    name: str,
+    device: str,
+    directory: str,
+    image_key: str,
+    _image: np.ndarray,
+    target: tuple[int, int, int],
+    steps: int,
+    _control=None,
+) -> np.ndarray:
     """Integrated Gradients (3, H, W) of logit (class, y, x) against a black photo; cached per pixel and steps.
     `_control` (attnviz.workpool.Control, not part of the cache key): progress per internal batch, and a stop
     between batches when nobody waits any more (a stopped run raises Cancelled and is not cached)."""
@@ -160,8 +190,9 @@ def pixel_integrated_gradients(source: str, name: str, device: str, directory: s
         _control.report(done, total)
         _control.check()
 
-    ig = integrated_gradients(model, image_to_tensor(_image, device), target, steps=steps,
-                              on_batch=None if _control is None else on_batch)
+    ig = integrated_gradients(
+        model, image_to_tensor(_image, device), target, steps=steps, on_batch=None if _control is None else on_batch
+    )
     return ig.cpu().numpy()
 
 

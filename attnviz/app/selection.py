@@ -5,6 +5,7 @@ and the value lives exactly as long as the run needs it. The page's own link
 parameters (a pixel, a layer) travel the same way, so that app.py writes the
 address bar once per run, after the page (`attnviz.app.links.write_link`).
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -26,10 +27,10 @@ class Selection:
     image_title: str
     label: np.ndarray | None
     card: dict
-    source: str = "camvid"      # the model source's key (attnviz.models.sources): "camvid", "timm" or "user"
-    head: str = "fcn"           # "fcn", "danet", "classifier", or a user model's task ("segmentation", ...)
-    attention: str = "none"     # the attention kind in the backbone
-    weights_note: str = ""      # timm: where the weights came from (in the page's language); user: the spec
+    source: str = "camvid"  # the model source's key (attnviz.models.sources): "camvid", "timm" or "user"
+    head: str = "fcn"  # "fcn", "danet", "classifier", or a user model's task ("segmentation", ...)
+    attention: str = "none"  # the attention kind in the backbone
+    weights_note: str = ""  # timm: where the weights came from (in the page's language); user: the spec
     weights_trained: bool = True  # False for a timm classifier on random weights (no file, no hub)
 
 
@@ -37,11 +38,12 @@ class Selection:
 class RunState:
     """One script run: the selection (None until the sidebar made one), the page's link parameters,
     whether the address bar was written yet, and the sidebar's notices for the top of the page."""
+
     selection: Selection | None = None
     page_params: dict[str, str] = field(default_factory=dict)
     link_written: bool = False
     notices: list[str] = field(default_factory=list)  # what the page must say at its top (a refused upload, ...)
-    entry: bool = False    # begun by app.py (False: a page file run on its own, see attnviz.app.pagesmode)
+    entry: bool = False  # begun by app.py (False: a page file run on its own, see attnviz.app.pagesmode)
 
 
 _run: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("attnviz_run", default=None)
@@ -58,7 +60,7 @@ def run_state() -> RunState:
     """This run's state (a fresh one if app.py has not begun the run: a page run on its own)."""
     state = _run.get()
     if state is None:
-        state = RunState()   # entry False: app.py did not begin this run
+        state = RunState()  # entry False: app.py did not begin this run
         _run.set(state)
     return state
 

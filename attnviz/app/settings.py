@@ -10,6 +10,7 @@ Your own models (`attnviz.models.user`): `-- --model SPEC [--weights FILE]`
 imported or run here; a TOML file that does not parse is kept as one message
 for the sidebar, and the rest of the app works.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,9 @@ __all__ = ["Settings", "settings"]
 @dataclass(frozen=True)
 class Settings:
     checkpoint_dir: Path
-    imagenet_weights: str                          # a folder of timm weights, or "" (the hub)
-    user_models: tuple[UserModelSpec, ...] = ()    # --model / --models
-    user_models_problem: str = ""                  # why --models could not be read ("" when it could)
+    imagenet_weights: str  # a folder of timm weights, or "" (the hub)
+    user_models: tuple[UserModelSpec, ...] = ()  # --model / --models
+    user_models_problem: str = ""  # why --models could not be read ("" when it could)
 
     def user_model(self, name: str) -> UserModelSpec | None:
         return next((spec for spec in self.user_models if spec.name == name), None)
@@ -56,8 +57,9 @@ def _resolve(argv: tuple[str, ...], checkpoints_env: str | None, weights_env: st
             specs += load_model_specs(known.models)
         except UserModelError as error:
             problem = f"--models {known.models}: {error}"
-    return Settings(Path(known.checkpoints or checkpoints_env or DEFAULT_CHECKPOINT_DIR), weights_env or "",
-                    tuple(specs), problem)
+    return Settings(
+        Path(known.checkpoints or checkpoints_env or DEFAULT_CHECKPOINT_DIR), weights_env or "", tuple(specs), problem
+    )
 
 
 def settings() -> Settings:

@@ -5,6 +5,7 @@ The sidebar's radio, the session state and the link's ?source= hold the key; the
 in the page's language. Links written before the keys were stable may hold the English title or the option's
 index instead: `source_key` reads those too.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -1,7 +1,8 @@
 """The app's own widgets: charts with a download format, downloads, the layer picker, switch buttons."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -11,11 +12,27 @@ from attnviz.app.language import bound_t, language, t
 from attnviz.app.links import apply_link
 from attnviz.app.selection import current
 from attnviz.models.sources import CamVidSource
-from attnviz.viz.figures import (channel_scaling_figure, extreme_channels_figure, pinned_maps_figure,
-                                 weight_across_photos_figure, with_caption)
+from attnviz.viz.figures import (
+    channel_scaling_figure,
+    extreme_channels_figure,
+    pinned_maps_figure,
+    weight_across_photos_figure,
+    with_caption,
+)
 
-__all__ = ["FIGURE_FORMATS", "chart", "figure_caption", "pins_slide", "download", "linked_selectbox", "layer_picker",
-           "extreme_channels", "switch_button", "channel_focus", "spatial_module_picker"]
+__all__ = [
+    "FIGURE_FORMATS",
+    "chart",
+    "figure_caption",
+    "pins_slide",
+    "download",
+    "linked_selectbox",
+    "layer_picker",
+    "extreme_channels",
+    "switch_button",
+    "channel_focus",
+    "spatial_module_picker",
+]
 
 FIGURE_FORMATS = {"PNG": "png", "SVG": "svg"}
 
@@ -26,8 +43,10 @@ def chart(where, figure, key: str, caption: str = "", **kwargs):
     the saved file too."""
     figure = with_caption(figure, caption)
     fmt = FIGURE_FORMATS.get(st.session_state.get(keys.FIGURE_FORMAT, "PNG"), "png")
-    config = {"toImageButtonOptions": {"format": fmt, "filename": f"attnviz-{key}", "scale": 2 if fmt == "png" else 1},
-              "displaylogo": False}
+    config = {
+        "toImageButtonOptions": {"format": fmt, "filename": f"attnviz-{key}", "scale": 2 if fmt == "png" else 1},
+        "displaylogo": False,
+    }
     return where.plotly_chart(figure, key=key, config=config, **kwargs)
 
 
@@ -52,12 +71,12 @@ def download(where, label: str, data: bytes | str | Callable[[], bytes | str], f
     rerun (a click on the photo) does not encode a PNG or write a CSV nobody asked for.
     """
     mime = "text/csv" if file_name.endswith(".csv") else "image/png"
-    where.download_button(label, data, file_name=file_name, mime=mime, key=key, on_click="ignore",
-                          icon=":material/download:")
+    where.download_button(
+        label, data, file_name=file_name, mime=mime, key=key, on_click="ignore", icon=":material/download:"
+    )
 
 
-def linked_selectbox(where, label: str, options: list, key: str, link_name: str, what: str, default=None,
-                     **kwargs):
+def linked_selectbox(where, label: str, options: list, key: str, link_name: str, what: str, default=None, **kwargs):
     """A select box whose value a link can set (?link_name=, once; a value not among `options` is noted as
     ignored, saying `what`), kept in st.session_state[key]; `default` (else the first option) until chosen."""
     apply_link(link_name, key, options, what=what)
@@ -68,8 +87,9 @@ def linked_selectbox(where, label: str, options: list, key: str, link_name: str,
 
 def layer_picker(names: list[str], key: str, format_func) -> str:
     """The layer select box of a channel-attention page: the link's ?layer= first, else the last layer."""
-    return linked_selectbox(st, t("common.layer"), names, key, "layer", t("links.no_layer"), default=names[-1],
-                            format_func=format_func)
+    return linked_selectbox(
+        st, t("common.layer"), names, key, "layer", t("links.no_layer"), default=names[-1], format_func=format_func
+    )
 
 
 def _pick_group(groups: dict[str, list[str]]) -> None:
@@ -90,7 +110,7 @@ def spatial_module_picker(where, modules: dict) -> str:
         st.session_state[keys.PAM_MODULE] = next(iter(modules))
     groups = module_heads(modules)
     chosen = st.session_state[keys.PAM_MODULE]
-    group = head_of(chosen)[0]   # module_heads groups every name under this
+    group = head_of(chosen)[0]  # module_heads groups every name under this
     tr = bound_t()
 
     def module_label(name: str) -> str:
@@ -105,14 +125,27 @@ def spatial_module_picker(where, modules: dict) -> str:
 
     has_heads = len(groups[group]) > 1
     module_box, head_box = where.columns(2) if has_heads else (where, None)
-    if len(groups) > 1 or has_heads:   # with heads, the module's name is shown even when it is the only one
+    if len(groups) > 1 or has_heads:  # with heads, the module's name is shown even when it is the only one
         st.session_state[keys.PAM_MODULE_GROUP] = group
-        module_box.selectbox(t("position.module_label"), list(groups), key=keys.PAM_MODULE_GROUP,
-                             format_func=module_label, on_change=_pick_group, args=(groups,), disabled=len(groups) == 1)
+        module_box.selectbox(
+            t("position.module_label"),
+            list(groups),
+            key=keys.PAM_MODULE_GROUP,
+            format_func=module_label,
+            on_change=_pick_group,
+            args=(groups,),
+            disabled=len(groups) == 1,
+        )
     if has_heads:
         st.session_state[keys.PAM_HEAD] = chosen
-        head_box.selectbox(t("position.head_label"), groups[group], key=keys.PAM_HEAD, format_func=head_label,
-                           on_change=_pick_head, help=t("position.head_help"))
+        head_box.selectbox(
+            t("position.head_label"),
+            groups[group],
+            key=keys.PAM_HEAD,
+            format_func=head_label,
+            on_change=_pick_head,
+            help=t("position.head_help"),
+        )
     return chosen
 
 
@@ -122,8 +155,12 @@ def extreme_channels(features, weights, prefix: str) -> None:
         return
     count = st.slider(t("widgets.channels_to_show"), 2, 8, 4, key=keys.extreme_channels(prefix, "count"))
     st.markdown(t("widgets.extreme_channels", count=count))
-    chart(st, extreme_channels_figure(features[0].numpy(), weights, count),
-          key=keys.extreme_channels(prefix, "features"), caption=figure_caption(t("widgets.extreme_caption")))
+    chart(
+        st,
+        extreme_channels_figure(features[0].numpy(), weights, count),
+        key=keys.extreme_channels(prefix, "features"),
+        caption=figure_caption(t("widgets.extreme_caption")),
+    )
 
 
 def channel_focus(selection, layer: str, record, weights, prefix: str, weights_on_photos) -> None:
@@ -139,12 +176,20 @@ def channel_focus(selection, layer: str, record, weights, prefix: str, weights_o
     channel = st.number_input(t("common.channel"), 0, channels - 1, key=key, step=1, help=t("widgets.focus_help"))
     scaling = channel_scaling(record, channel)
     detail = " · ".join((t("figures.caption_layer", layer=layer), t("figures.caption_channel", channel=channel)))
-    chart(st, channel_scaling_figure(scaling.before, scaling.after, scaling.weight, channel, language=language()),
-          key=keys.channel_focus(prefix, "scaling"), caption=figure_caption(t(f"widgets.module_{prefix}"), detail))
+    chart(
+        st,
+        channel_scaling_figure(scaling.before, scaling.after, scaling.weight, channel, language=language()),
+        key=keys.channel_focus(prefix, "scaling"),
+        caption=figure_caption(t(f"widgets.module_{prefix}"), detail),
+    )
     across = weights_on_photos(layer, channel)
     if across:
-        chart(st, weight_across_photos_figure(across, channel, layer, language=language()),
-              key=keys.channel_focus(prefix, "photos"), caption=figure_caption(t(f"widgets.module_{prefix}"), detail))
+        chart(
+            st,
+            weight_across_photos_figure(across, channel, layer, language=language()),
+            key=keys.channel_focus(prefix, "photos"),
+            caption=figure_caption(t(f"widgets.module_{prefix}"), detail),
+        )
         st.caption(t("widgets.across_photos", count=len(across)))
 
 
@@ -164,9 +209,23 @@ def pins_slide(panels, views, mode: str, opacity: float) -> None:
     Panels, `views[p][n]` pin n's PositionView on panel p, `mode` "row" or "column"."""
     if not any(views) or not st.toggle(t("widgets.slide_toggle"), key=keys.PAM_SLIDE, help=t("widgets.slide_help")):
         return
-    rows = [(panel.title if len(panels) > 1 else "", panel.image,
-             [(t("widgets.slide_pin", number=n, x=v.pixel[0], y=v.pixel[1]), v.values, v.pixel)
-              for n, v in enumerate(row, 1)]) for panel, row in zip(panels, views)]
+    rows = [
+        (
+            panel.title if len(panels) > 1 else "",
+            panel.image,
+            [
+                (t("widgets.slide_pin", number=n, x=v.pixel[0], y=v.pixel[1]), v.values, v.pixel)
+                for n, v in enumerate(row, 1)
+            ],
+        )
+        for panel, row in zip(panels, views)
+    ]
     module = t(f"widgets.slide_{mode}")
-    chart(st, pinned_maps_figure(rows, opacity, language=language()), key=keys.PAM_SLIDE_FIGURE,
-          caption=figure_caption(module, panels[0].module, model=panels[0].model_name), theme=None, width="content")
+    chart(
+        st,
+        pinned_maps_figure(rows, opacity, language=language()),
+        key=keys.PAM_SLIDE_FIGURE,
+        caption=figure_caption(module, panels[0].module, model=panels[0].model_name),
+        theme=None,
+        width="content",
+    )

@@ -17,6 +17,7 @@ Position attention is never stored as S (N x N). Its record keeps the query
 and key projections and the per-row log-sum-exp of the energies, which give
 any row S[i, :] or column S[:, j] in O(N * C') on demand.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -27,12 +28,28 @@ from torch import nn
 from attnviz.capture.dataflow import DataflowReader
 from attnviz.capture.readers import attached
 from attnviz.capture.recorder import Recorder, is_recording, record, recording, wants_features
-from attnviz.capture.records import (ChannelAttentionRecord, ChannelMapRecord, CoordinateAttentionRecord,
-                             PositionAttentionRecord, Record, SpatialAttentionRecord)
+from attnviz.capture.records import (
+    ChannelAttentionRecord,
+    ChannelMapRecord,
+    CoordinateAttentionRecord,
+    PositionAttentionRecord,
+    Record,
+    SpatialAttentionRecord,
+)
 
-__all__ = ["capture", "Recorder", "record", "is_recording", "wants_features", "Record",
-           "ChannelAttentionRecord", "SpatialAttentionRecord", "CoordinateAttentionRecord",
-           "PositionAttentionRecord", "ChannelMapRecord"]
+__all__ = [
+    "capture",
+    "Recorder",
+    "record",
+    "is_recording",
+    "wants_features",
+    "Record",
+    "ChannelAttentionRecord",
+    "SpatialAttentionRecord",
+    "CoordinateAttentionRecord",
+    "PositionAttentionRecord",
+    "ChannelMapRecord",
+]
 
 
 @contextmanager
@@ -43,6 +60,6 @@ def capture(model: nn.Module | None = None, keep_features: bool = False) -> Iter
     map (B, C, H, W), for showing the channels it weights. Third-party modules
     of `model` are hooked for the duration of the block only.
     """
-    with (attached(model) if model is not None else nullcontext()), recording(Recorder(model, keep_features)) as rec:
+    with attached(model) if model is not None else nullcontext(), recording(Recorder(model, keep_features)) as rec:
         with DataflowReader(rec) if model is not None else nullcontext():
             yield rec

@@ -1,9 +1,11 @@
 """Which third-party attention classes attnviz reads (timm, torchvision), and where their gate is.
 
-The table alone, with no hooks: `attnviz.capture.adapters` installs the hooks from it, and `attnviz.capture.families.survey`
+The table alone, with no hooks: `attnviz.capture.adapters` installs the hooks from it, and
+`attnviz.capture.families.survey`
 reads it to leave these modules to the adapters. Keeping it apart lets both import it with no import circle
 (adapters -> families -> survey -> adapters, before).
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,9 +22,9 @@ class Adapter:
 
     module_path: str
     class_name: str
-    kind: str            # "eca", "se", "flexible" (channel weights) or "cbam-spatial" (a spatial map)
-    gate: str            # attribute holding the gate module
-    branches: str = ""   # attribute whose successive outputs are the pooling branches (CBAM's fc2)
+    kind: str  # "eca", "se", "flexible" (channel weights) or "cbam-spatial" (a spatial map)
+    gate: str  # attribute holding the gate module
+    branches: str = ""  # attribute whose successive outputs are the pooling branches (CBAM's fc2)
     pooled: bool = False  # the input of its `conv` is the pooled descriptor (not CecaModule's: padded)
 
     def resolve(self) -> type | None:
@@ -54,5 +56,3 @@ def adapted_modules(model: nn.Module) -> list[tuple[nn.Module, Adapter]]:
                 found.append((module, adapter))
                 break
     return found
-
-

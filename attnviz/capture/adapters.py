@@ -22,6 +22,7 @@ apart. Only exact classes are adapted: subclasses such as timm's
 Which classes are read, and how, is the table of `attnviz.capture.adapted` (which the families' survey reads
 too, to leave these modules to this reader).
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,8 +43,7 @@ def _parts(module: nn.Module) -> dict | None:
 def _start(module: nn.Module, inputs) -> None:
     recorder = current_recorder()
     if recorder is not None:
-        recorder.scratch[id(module)] = {
-            "parts": {}, "features": inputs[0].detach() if recorder.keep_features else None}
+        recorder.scratch[id(module)] = {"parts": {}, "features": inputs[0].detach() if recorder.keep_features else None}
 
 
 def _keep_pooled(owner: nn.Module):
@@ -53,6 +53,7 @@ def _keep_pooled(owner: nn.Module):
             pooled = inputs[0].detach().flatten(1)
             parts["parts"]["pooled"] = pooled
             parts["kernel"] = conv.weight.detach().flatten()
+
     return hook
 
 
@@ -62,6 +63,7 @@ def _keep_branch(owner: nn.Module):
         if parts is not None:
             name = "avg_branch" if "avg_branch" not in parts["parts"] else "max_branch"
             parts["parts"][name] = output.detach().flatten(1)
+
     return hook
 
 
@@ -75,9 +77,16 @@ def _finish(owner: nn.Module, adapter: Adapter):
         if adapter.kind == "cbam-spatial":
             rec = SpatialAttentionRecord(adapter.kind, weights[:, 0], reader="library")
         else:
-            rec = ChannelAttentionRecord(adapter.kind, weights.flatten(1), parts["parts"], kernel=parts.get("kernel"),
-                                         features=parts["features"], reader="library")
+            rec = ChannelAttentionRecord(
+                adapter.kind,
+                weights.flatten(1),
+                parts["parts"],
+                kernel=parts.get("kernel"),
+                features=parts["features"],
+                reader="library",
+            )
         recorder.add(owner, rec)
+
     return hook
 
 

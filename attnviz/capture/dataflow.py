@@ -36,6 +36,7 @@ softmax or gate the module computes and then discards would still be drawn; a so
 `F.scaled_dot_product_attention` or a fused kernel is not a separate call and is not seen; blocked local
 attention (HaloNet's windows) is found and listed but not drawn.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -47,42 +48,91 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from attnviz.capture.recorder import Recorder
-from attnviz.capture.records import (BranchWeightRecord, ChannelAttentionRecord, CoordinateAttentionRecord,
-                                     DenseAttentionRecord, GateRecord, GlobalContextRecord, PositionAttentionRecord,
-                                     SpatialAttentionRecord)
+from attnviz.capture.records import (
+    BranchWeightRecord,
+    ChannelAttentionRecord,
+    CoordinateAttentionRecord,
+    DenseAttentionRecord,
+    GateRecord,
+    GlobalContextRecord,
+    PositionAttentionRecord,
+    SpatialAttentionRecord,
+)
 from attnviz.i18n import Phrase
 
 __all__ = ["DataflowReader", "register_frames", "DENSE_LIMIT_BYTES", "MAX_BRANCHES", "is_candidate_owner"]
 
-DENSE_LIMIT_BYTES = 64 * 2**20   # a spatial map without factors is kept up to this size (float32, all heads)
-MAX_BRANCHES = 8                 # a softmax over this many entries or fewer, beside a channel axis: branches
-_CHECK_ROWS = 4                  # rows of a factored map compared with the op's output at capture
+DENSE_LIMIT_BYTES = 64 * 2**20  # a spatial map without factors is kept up to this size (float32, all heads)
+MAX_BRANCHES = 8  # a softmax over this many entries or fewer, beside a channel axis: branches
+_CHECK_ROWS = 4  # rows of a factored map compared with the op's output at capture
 
 _SOFTMAX = {"softmax"}
 _GATES = {"sigmoid", "sigmoid_", "hardsigmoid"}
 _PRODUCTS = {"matmul", "bmm", "__matmul__", "__rmatmul__"}
-_VIEWS = {"view", "reshape", "unsqueeze", "squeeze", "flatten", "contiguous", "clone", "float", "to", "type_as",
-          "view_as", "reshape_as", "detach", "permute", "transpose"}
+_VIEWS = {
+    "view",
+    "reshape",
+    "unsqueeze",
+    "squeeze",
+    "flatten",
+    "contiguous",
+    "clone",
+    "float",
+    "to",
+    "type_as",
+    "view_as",
+    "reshape_as",
+    "detach",
+    "permute",
+    "transpose",
+}
 _EXPANDS = {"expand", "expand_as", "repeat", "broadcast_to"}
-_SCALAR = {"add", "__add__", "__radd__", "sub", "__sub__", "__rsub__", "mul", "__mul__", "__rmul__", "div",
-           "__truediv__", "add_", "mul_", "div_", "sub_", "__iadd__", "__imul__"}
+_SCALAR = {
+    "add",
+    "__add__",
+    "__radd__",
+    "sub",
+    "__sub__",
+    "__rsub__",
+    "mul",
+    "__mul__",
+    "__rmul__",
+    "div",
+    "__truediv__",
+    "add_",
+    "mul_",
+    "div_",
+    "sub_",
+    "__iadd__",
+    "__imul__",
+}
 # the ops whose 4-D outputs are feature maps on a grid (a 4-D reshape of something else is not a grid)
-_SPATIAL_OPS = {"conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-                "adaptive_max_pool2d", "max_pool2d_with_indices", "adaptive_max_pool2d_with_indices", "interpolate"}
+_SPATIAL_OPS = {
+    "conv2d",
+    "conv_transpose2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "max_pool2d_with_indices",
+    "adaptive_max_pool2d_with_indices",
+    "interpolate",
+}
 _MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
 
 
 @dataclass
 class _Frame:
     """One running module's forward: the owner of the calls made directly in it."""
+
     module: nn.Module
     claimed: bool
     x: torch.Tensor | None = None
-    grids: dict[int, tuple[int, int]] = field(default_factory=dict)   # H*W -> (H, W) of 4-D tensors seen
-    channels: set[int] = field(default_factory=set)                    # their channel counts
-    found: list[tuple[str, object]] = field(default_factory=list)      # (part, record)
-    gates: list["_Gate"] = field(default_factory=list)
-    skipped: list[Phrase] = field(default_factory=list)                # what was seen and not drawn, and why
+    grids: dict[int, tuple[int, int]] = field(default_factory=dict)  # H*W -> (H, W) of 4-D tensors seen
+    channels: set[int] = field(default_factory=set)  # their channel counts
+    found: list[tuple[str, object]] = field(default_factory=list)  # (part, record)
+    gates: list[_Gate] = field(default_factory=list)
+    skipped: list[Phrase] = field(default_factory=list)  # what was seen and not drawn, and why
 
     def see(self, tensor: torch.Tensor) -> None:
         if tensor.dim() == 4:
@@ -95,8 +145,8 @@ class _Frame:
 @dataclass
 class _Gate:
     op: str
-    output: torch.Tensor            # the op's own output (detached)
-    source: torch.Tensor | None     # the op's input (a gate on its own input is swish)
+    output: torch.Tensor  # the op's own output (detached)
+    source: torch.Tensor | None  # the op's input (a gate on its own input is swish)
     multiplied: tuple | None = None  # (the gate's values as multiplied, feature shape, changed by numbers: bool)
 
 
@@ -121,7 +171,8 @@ def _shape(sizes) -> str:
 
 # the reader watching in this context (a capture's forward pass; threads never mix), for the hooks to find
 _active_reader: contextvars.ContextVar[DataflowReader | None] = contextvars.ContextVar(
-    "attnviz_dataflow_reader", default=None)
+    "attnviz_dataflow_reader", default=None
+)
 
 
 def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
@@ -136,7 +187,7 @@ def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         frame = _Frame(module, id(module) in claimed_ids, None if x is None else x.detach())
         stack = reader.frames
-        if stack:   # the caller's grids hold here too (a token attention called on a flattened feature map)
+        if stack:  # the caller's grids hold here too (a token attention called on a flattened feature map)
             frame.grids.update(stack[-1].grids)
         if x is not None and not frame.claimed:
             frame.see(x)
@@ -152,8 +203,8 @@ def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
         frame = stack.pop()
         if not frame.claimed:
             waiting = _finish(reader.recorder, frame, [f.x.shape for f in reversed(stack) if f.x is not None])
-            if waiting and stack and not stack[-1].claimed:   # a gate module (timm's Sigmoid) returns its output:
-                stack[-1].gates.extend(waiting)                 # the caller multiplies, so the caller owns it
+            if waiting and stack and not stack[-1].claimed:  # a gate module (timm's Sigmoid) returns its output:
+                stack[-1].gates.extend(waiting)  # the caller multiplies, so the caller owns it
 
     handles = []
     for module in model.modules():
@@ -169,7 +220,7 @@ class DataflowReader(TorchFunctionMode):
     def __init__(self, recorder: Recorder):
         super().__init__()
         self.recorder = recorder
-        self.frames: list[_Frame] = []   # the running modules' forwards, innermost last (register_frames' hooks)
+        self.frames: list[_Frame] = []  # the running modules' forwards, innermost last (register_frames' hooks)
         self._token: contextvars.Token | None = None
         # gate-derived tensors: id -> (tensor, gate, the gate's values as laid out here (before any expand or
         # arithmetic), changed by arithmetic with numbers)
@@ -210,7 +261,7 @@ class DataflowReader(TorchFunctionMode):
         first = args[0] if args else None
         if name in _SOFTMAX:
             dim = kwargs.get("dim", args[1] if len(args) > 1 and isinstance(args[1], int) else None)
-            if dim is None:   # F.softmax's legacy implicit axis
+            if dim is None:  # F.softmax's legacy implicit axis
                 dim = 0 if first.dim() in (0, 1, 3) else 1
             self._softmax(frame, first, out, dim % max(first.dim(), 1))
         elif name in _GATES:
@@ -237,16 +288,17 @@ class DataflowReader(TorchFunctionMode):
         other = args[1] if len(args) > 1 else None
         if name in _MULTIPLY and isinstance(other, torch.Tensor) and other.dim() >= 3 and id(other) not in self.tracked:
             if gate.source is not None and other is gate.source:
-                return   # x * sigmoid(x): an activation
+                return  # x * sigmoid(x): an activation
             if gate.multiplied is None:
                 gate.multiplied = (logical.detach(), tuple(other.shape), arithmetic)
             return
         if name in _VIEWS:
             self.tracked[id(out)] = (out, gate, logical if arithmetic else out, arithmetic)
         elif name in _EXPANDS:
-            self.tracked[id(out)] = (out, gate, logical, arithmetic)     # the logical gate keeps its own size
-        elif name in _SCALAR and (other is None or isinstance(other, (int, float))
-                                  or (isinstance(other, torch.Tensor) and other.dim() == 0)):
+            self.tracked[id(out)] = (out, gate, logical, arithmetic)  # the logical gate keeps its own size
+        elif name in _SCALAR and (
+            other is None or isinstance(other, (int, float)) or (isinstance(other, torch.Tensor) and other.dim() == 0)
+        ):
             self.tracked[id(out)] = (out, gate, logical, True)
 
     def _follow_product(self, name: str, args, out: torch.Tensor) -> None:
@@ -268,7 +320,7 @@ class DataflowReader(TorchFunctionMode):
             frame.skipped.append(_not_drawn("no_batch", size=shape[0]))
             return
         if dim == 0 and shape[0] <= MAX_BRANCHES and len(shape) > 2 and shape[1] % batch == 0:
-            out, dim, shape = out.movedim(0, 1), 1, (shape[1], shape[0], *shape[2:])   # branches stacked first (SK)
+            out, dim, shape = out.movedim(0, 1), 1, (shape[1], shape[0], *shape[2:])  # branches stacked first (SK)
         if dim == 0:
             frame.skipped.append(_not_drawn("over_batch", shape=_shape(shape)))
             return
@@ -281,18 +333,34 @@ class DataflowReader(TorchFunctionMode):
         elif dim == 1 and size <= MAX_BRANCHES and math.prod(shape[2:]) in frame.grids:
             weights = out.detach().reshape(shape[0], size, *frame.grids[math.prod(shape[2:])])
             weights = _fold_batch(weights, batch).reshape(batch, -1, *weights.shape[-2:])
-            frame.found.append(("descriptors", GateRecord("softmax", weights, ("K", "H", "W"),
-                                                          found_by=_found("descriptors", size=size))))
+            frame.found.append(
+                (
+                    "descriptors",
+                    GateRecord("softmax", weights, ("K", "H", "W"), found_by=_found("descriptors", size=size)),
+                )
+            )
         elif size <= MAX_BRANCHES and math.prod(shape[1:]) > size:
             weights = out.detach().movedim(dim, 1).reshape(shape[0], size, -1)
             weights = _fold_batch(weights, batch).reshape(batch, -1, size, weights.shape[-1])
             weights = weights.transpose(1, 2).reshape(batch, size, -1)
-            frame.found.append(("branches", BranchWeightRecord(
-                "branches", weights, found_by=_found("branches", size=size, channels=weights.shape[-1]))))
+            frame.found.append(
+                (
+                    "branches",
+                    BranchWeightRecord(
+                        "branches", weights, found_by=_found("branches", size=size, channels=weights.shape[-1])
+                    ),
+                )
+            )
         elif math.prod(shape[1:]) == size and size in frame.channels:
             weights = out.detach().reshape(shape[0], size)
-            frame.found.append(("channels", ChannelAttentionRecord(
-                "softmax", _fold_batch(weights, batch), found_by=_found("channels", size=size))))
+            frame.found.append(
+                (
+                    "channels",
+                    ChannelAttentionRecord(
+                        "softmax", _fold_batch(weights, batch), found_by=_found("channels", size=size)
+                    ),
+                )
+            )
         elif len(shape) == 4 and shape[1] * shape[2] in frame.grids:
             frame.skipped.append(_not_drawn("local", size=size, queries=shape[2], blocks=shape[1]))
         else:
@@ -317,12 +385,16 @@ class DataflowReader(TorchFunctionMode):
         if own is not None and own[0] * own[1] == shape[dim]:
             key_hw = own
         candidates = [i for i in (dim - 1, dim + 1) if 0 < i < len(shape) and shape[i] in grids]
-        if not candidates:   # pooling maps: every query gets the same map
+        if not candidates:  # pooling maps: every query gets the same map
             maps = out.detach().movedim(dim, -1).reshape(shape[0], -1, shape[dim])
             maps = _fold_batch(maps, batch).reshape(batch, -1, *key_hw)
             count = maps.shape[1]
-            words = _found("pooling", height=key_hw[0], width=key_hw[1],
-                           maps=_found("pooling_maps", count=count) if count > 1 else "")
+            words = _found(
+                "pooling",
+                height=key_hw[0],
+                width=key_hw[1],
+                maps=_found("pooling_maps", count=count) if count > 1 else "",
+            )
             frame.found.append(("pooling", GlobalContextRecord("pooling", maps.mean(1), maps=maps, found_by=words)))
             return
         query_axis = candidates[0]
@@ -337,32 +409,78 @@ class DataflowReader(TorchFunctionMode):
         queries = _found("queries", height=query_hw[0], width=query_hw[1], keys=keys_words, heads=heads_words)
         factored = self._factors(inp, dim, query_axis, out)
         if factored is not None:
-            query, key, log_normaliser = (t.reshape(batch, heads, *t.shape[-2:]) if t.dim() > 2 else t
-                                          for t in factored)
+            query, key, log_normaliser = (
+                t.reshape(batch, heads, *t.shape[-2:]) if t.dim() > 2 else t for t in factored
+            )
             log_normaliser = log_normaliser.reshape(batch, heads, -1)
             for head in range(heads):
                 part = f"head{head}" if heads > 1 else "map"
-                frame.found.append((part, PositionAttentionRecord(
-                    "dataflow", query[:, head], key[:, head], log_normaliser[:, head], query_hw[0], query_hw[1],
-                    math.nan, key_height=key_hw[0], key_width=key_hw[1],
-                    found_by=_found("factored", height=key_hw[0], width=key_hw[1], queries=queries))))
+                frame.found.append(
+                    (
+                        part,
+                        PositionAttentionRecord(
+                            "dataflow",
+                            query[:, head],
+                            key[:, head],
+                            log_normaliser[:, head],
+                            query_hw[0],
+                            query_hw[1],
+                            math.nan,
+                            key_height=key_hw[0],
+                            key_width=key_hw[1],
+                            found_by=_found("factored", height=key_hw[0], width=key_hw[1], queries=queries),
+                        ),
+                    )
+                )
             return
         maps = out.detach().permute(order).reshape(batch, heads, shape[query_axis], shape[dim])
         num_bytes = 4 * maps.numel() * (1 + (heads > 1) / heads)
         if num_bytes > DENSE_LIMIT_BYTES:
-            frame.skipped.append(_not_drawn("too_big", height=query_hw[0], width=query_hw[1], heads=heads_words,
-                                            megabytes=num_bytes / 2**20, limit=DENSE_LIMIT_BYTES / 2**20))
+            frame.skipped.append(
+                _not_drawn(
+                    "too_big",
+                    height=query_hw[0],
+                    width=query_hw[1],
+                    heads=heads_words,
+                    megabytes=num_bytes / 2**20,
+                    limit=DENSE_LIMIT_BYTES / 2**20,
+                )
+            )
             return
         maps = maps.float()
         words = {"height": key_hw[0], "width": key_hw[1], "queries": queries}
         for head in range(heads):
-            frame.found.append((f"head{head}" if heads > 1 else "map", DenseAttentionRecord(
-                "dataflow", maps[:, head], *query_hw, key_height=key_hw[0], key_width=key_hw[1],
-                head=head if heads > 1 else None, heads=heads, found_by=_found("dense", **words, mean=""))))
+            frame.found.append(
+                (
+                    f"head{head}" if heads > 1 else "map",
+                    DenseAttentionRecord(
+                        "dataflow",
+                        maps[:, head],
+                        *query_hw,
+                        key_height=key_hw[0],
+                        key_width=key_hw[1],
+                        head=head if heads > 1 else None,
+                        heads=heads,
+                        found_by=_found("dense", **words, mean=""),
+                    ),
+                )
+            )
         if heads > 1:
-            frame.found.append(("mean", DenseAttentionRecord(
-                "dataflow", maps.mean(1), *query_hw, key_height=key_hw[0], key_width=key_hw[1], head=None,
-                heads=heads, found_by=_found("dense", **words, mean=_found("dense_mean")))))
+            frame.found.append(
+                (
+                    "mean",
+                    DenseAttentionRecord(
+                        "dataflow",
+                        maps.mean(1),
+                        *query_hw,
+                        key_height=key_hw[0],
+                        key_width=key_hw[1],
+                        head=None,
+                        heads=heads,
+                        found_by=_found("dense", **words, mean=_found("dense_mean")),
+                    ),
+                )
+            )
 
     def _factors(self, inp: torch.Tensor, dim: int, query_axis: int, out: torch.Tensor):
         """(query (..., Nq, C'), key (..., Nk, C'), log-normaliser (..., Nq)) when the softmax's input is
@@ -380,7 +498,7 @@ class DataflowReader(TorchFunctionMode):
         rows = torch.linspace(0, query.shape[1] - 1, _CHECK_ROWS).long().unique()
         rebuilt = torch.exp(query[:, rows] @ key.transpose(-1, -2) - log_normaliser[:, rows, None])
         seen = out.detach().reshape(query.shape[0], query.shape[1], -1)[:, rows].float()
-        if not torch.allclose(rebuilt, seen, rtol=1e-3, atol=1e-5):   # float32 energies of a few hundred
+        if not torch.allclose(rebuilt, seen, rtol=1e-3, atol=1e-5):  # float32 energies of a few hundred
             return None
         return query, key, log_normaliser
 
@@ -414,25 +532,44 @@ def _gate_record(gate: _Gate, batch: int, own: tuple[int, ...] | None):
     if (h, w) == (1, 1) and c == fc:
         weights = values.reshape(b, c).reshape(batch, -1)
         groups = _found("channel_groups", count=b // batch) if b != batch else ""
-        return "channel", ChannelAttentionRecord("gate", weights, found_by=_found(
-            "channel_gate", op=gate.op, channels=weights.shape[1], groups=groups, how=how))
+        return "channel", ChannelAttentionRecord(
+            "gate",
+            weights,
+            found_by=_found("channel_gate", op=gate.op, channels=weights.shape[1], groups=groups, how=how),
+        )
     if c == 1 and (h, w) == (fh, fw):
         plane_names = _axis_names((h, w), own)
         if own is None or (h, w) == tuple(own[-2:]):
             maps = values[:, 0].reshape(batch, -1, h, w)
             groups = maps if maps.shape[1] > 1 else None
-            words = _found("pixel_gate", op=gate.op, height=h, width=w, how=how,
-                           groups="" if groups is None else _found("pixel_groups", count=maps.shape[1]))
+            words = _found(
+                "pixel_gate",
+                op=gate.op,
+                height=h,
+                width=w,
+                how=how,
+                groups="" if groups is None else _found("pixel_groups", count=maps.shape[1]),
+            )
             return "spatial", SpatialAttentionRecord("gate", maps.mean(1), groups=groups, found_by=words)
-        return "plane", GateRecord("plane", values[:, 0].reshape(batch, -1, h, w).mean(1), plane_names, found_by=_found(
-            "plane_gate", op=gate.op, rows=plane_names[0], columns=plane_names[1], height=h, width=w, how=how))
+        return "plane", GateRecord(
+            "plane",
+            values[:, 0].reshape(batch, -1, h, w).mean(1),
+            plane_names,
+            found_by=_found(
+                "plane_gate", op=gate.op, rows=plane_names[0], columns=plane_names[1], height=h, width=w, how=how
+            ),
+        )
     if c == fc and (h == 1) != (w == 1) and (h, w) in ((fh, 1), (1, fw)):
         return ("width" if h == 1 else "height"), values
     if shape == features:
         gate_values = values.reshape(batch, -1, h, w)
         names = _axis_names((gate_values.shape[1], h, w), own)
-        return "elements", GateRecord("elements", gate_values, names, found_by=_found(
-            "element_gate", op=gate.op, channels=gate_values.shape[1], height=h, width=w, how=how))
+        return "elements", GateRecord(
+            "elements",
+            gate_values,
+            names,
+            found_by=_found("element_gate", op=gate.op, channels=gate_values.shape[1], height=h, width=w, how=how),
+        )
     return None, _not_drawn("gate_shape", op=gate.op, shape=_shape(shape), features=_shape(features))
 
 
@@ -469,9 +606,17 @@ def _finish(recorder: Recorder, frame: _Frame, enclosing: list | None = None) ->
             found.append((part, record))
     if "height" in halves and "width" in halves:
         height, width = halves["height"], halves["width"]
-        found.append(("coordinate", CoordinateAttentionRecord(
-            "gate", height[..., 0].reshape(batch, -1, height.shape[2]),
-            width[:, :, 0].reshape(batch, -1, width.shape[3]), found_by=_found("coordinate"))))
+        found.append(
+            (
+                "coordinate",
+                CoordinateAttentionRecord(
+                    "gate",
+                    height[..., 0].reshape(batch, -1, height.shape[2]),
+                    width[:, :, 0].reshape(batch, -1, width.shape[3]),
+                    found_by=_found("coordinate"),
+                ),
+            )
+        )
     elif halves:
         frame.skipped.append(_not_drawn("one_axis"))
     for part, record in found:

@@ -16,6 +16,7 @@ Each reader gets the modules claimed so far and returns the hooks it added and t
 open capture of that model closes (reference-counted: sessions sharing one model share one set of hooks).
 This module is the only one that knows all four; none of them imports another.
 """
+
 from __future__ import annotations
 
 import threading
@@ -41,7 +42,8 @@ Attach = Callable[[nn.Module, list[nn.Module]], tuple[list[RemovableHandle], lis
 @dataclass(frozen=True)
 class Reader:
     """One way of reading attention: `attach(model, claimed)` -> (hooks added, modules it claims)."""
-    name: str       # "own", "library", "structure", "dataflow": every record's `reader`, the Overview's "found by"
+
+    name: str  # "own", "library", "structure", "dataflow": every record's `reader`, the Overview's "found by"
     attach: Attach
 
 
@@ -64,8 +66,12 @@ def _dataflow(model: nn.Module, claimed: list[nn.Module]) -> tuple[list[Removabl
     return register_frames(model, claimed), []
 
 
-READERS: tuple[Reader, ...] = (Reader("own", _own), Reader("library", _library),
-                               Reader("structure", _structure), Reader("dataflow", _dataflow))
+READERS: tuple[Reader, ...] = (
+    Reader("own", _own),
+    Reader("library", _library),
+    Reader("structure", _structure),
+    Reader("dataflow", _dataflow),
+)
 
 
 def _attach_all(model: nn.Module) -> tuple[list[RemovableHandle], dict[str, int]]:
@@ -78,7 +84,7 @@ def _attach_all(model: nn.Module) -> tuple[list[RemovableHandle], dict[str, int]
             claimed += claims
             counts[reader.name] = len(claims)
     except BaseException:
-        for handle in handles:   # a reader that fails leaves no hook of the readers before it behind
+        for handle in handles:  # a reader that fails leaves no hook of the readers before it behind
             handle.remove()
         raise
     return handles, counts

@@ -7,6 +7,7 @@ attention modules call `record(self, ...)`, which writes into that recorder
 when one is active and does nothing otherwise. Threads start with an empty
 context, so two threads running the same model each fill their own recorder.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -19,12 +20,18 @@ from torch import nn
 from attnviz.capture.records import Record, of_type
 from attnviz.i18n import Phrase
 
-__all__ = ["split_name", "Skipped", "Recorder", "record", "is_recording", "wants_features", "current_recorder",
-           "recording"]
+__all__ = [
+    "split_name",
+    "Skipped",
+    "Recorder",
+    "record",
+    "is_recording",
+    "wants_features",
+    "current_recorder",
+    "recording",
+]
 
-_current_recorder: contextvars.ContextVar["Recorder | None"] = contextvars.ContextVar(
-    "attnviz_recorder", default=None
-)
+_current_recorder: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar("attnviz_recorder", default=None)
 
 
 def split_name(key: str) -> tuple[str, str, int]:
@@ -42,8 +49,9 @@ def split_name(key: str) -> tuple[str, str, int]:
 class Skipped:
     """Something a reader saw in a module and did not record, and why (the dataflow reader's softmaxes and gates
     that are not drawn)."""
-    module: str      # the module's path in the model
-    what: Phrase     # what it saw and why it left it, in no language yet
+
+    module: str  # the module's path in the model
+    what: Phrase  # what it saw and why it left it, in no language yet
 
 
 class Recorder(Mapping):
@@ -58,7 +66,7 @@ class Recorder(Mapping):
         self._names: dict[int, str] | None = None
         self._records: dict[str, Record] = {}
         self.scratch: dict[int, dict] = {}  # per-module parts gathered by readers' hooks during one call, by id
-        self.skipped: list[Skipped] = []    # what a reader saw and did not record, in call order
+        self.skipped: list[Skipped] = []  # what a reader saw and did not record, in call order
 
     def name_of(self, module: nn.Module) -> str:
         """The module's path in the model ("layer3.0.attn"); the class name and id for one outside it."""
@@ -121,7 +129,7 @@ def record(module: nn.Module, rec: Record) -> None:
         recorder.add(module, rec)
 
 
-def current_recorder() -> "Recorder | None":
+def current_recorder() -> Recorder | None:
     """The recorder of this context (None outside `capture`)."""
     return _current_recorder.get()
 

@@ -15,6 +15,7 @@ normalisation ("softmax" or "dot"), the baseline a row is compared with (the num
 the cross), whether every query shares one row (GCNet), and the residual weight alpha (None where the
 module has none). Views and pages read these, never `getattr` with a default.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,9 +27,22 @@ import torch
 
 from attnviz.i18n import Phrase
 
-__all__ = ["ChannelAttentionRecord", "SpatialAttentionRecord", "CoordinateAttentionRecord",
-           "PositionAttentionRecord", "ChannelMapRecord", "CrissCrossAttentionRecord", "GlobalContextRecord",
-           "DenseAttentionRecord", "BranchWeightRecord", "GateRecord", "Record", "of_type", "SpatialMap", "Provenance"]
+__all__ = [
+    "ChannelAttentionRecord",
+    "SpatialAttentionRecord",
+    "CoordinateAttentionRecord",
+    "PositionAttentionRecord",
+    "ChannelMapRecord",
+    "CrissCrossAttentionRecord",
+    "GlobalContextRecord",
+    "DenseAttentionRecord",
+    "BranchWeightRecord",
+    "GateRecord",
+    "Record",
+    "of_type",
+    "SpatialMap",
+    "Provenance",
+]
 
 
 @runtime_checkable
@@ -43,6 +57,7 @@ class SpatialMap(Protocol):
     @property
     def columns_use_recorded_normalisers(self) -> bool:
         """True where a row is normalised by its own log-sum-exp but a column by the ones the forward recorded."""
+
     @property
     def num_pixels(self) -> int: ...
     @property
@@ -61,12 +76,12 @@ class SpatialMap(Protocol):
 class Provenance:
     """Where a record came from and whether it was checked; every record has these (keyword-only) fields."""
 
-    family: str | None = None      # set by attnviz.capture.families (None: own module / library adapter / dataflow)
-    verified: bool = True          # False: recognised, but its output was not reproduced
+    family: str | None = None  # set by attnviz.capture.families (None: own module / library adapter / dataflow)
+    verified: bool = True  # False: recognised, but its output was not reproduced
     max_error: float | None = None  # reconstruction error (None: not checked)
-    verified_form: str = ""        # the variant that verified ("embedded", "gaussian", "weights", ...)
+    verified_form: str = ""  # the variant that verified ("embedded", "gaussian", "weights", ...)
     found_by: Phrase | None = None  # how the dataflow reader found it, in no language ("its softmax over 45x60 ...")
-    reader: str = "own"            # the reader that found it (attnviz.capture.readers): "own" (attnviz's modules
+    reader: str = "own"  # the reader that found it (attnviz.capture.readers): "own" (attnviz's modules
     #                                record themselves), "library" (timm / torchvision), "structure", "dataflow"
 
 
@@ -329,7 +344,7 @@ class CrissCrossAttentionRecord(_KeysOnTheQueryGrid, Provenance):
     width: int
     alpha: float
 
-    normalisation = "softmax"       # class constants: one softmax over each cross, rows of their own
+    normalisation = "softmax"  # class constants: one softmax over each cross, rows of their own
     shared_by_all_queries = False
     columns_use_recorded_normalisers = True
 
@@ -356,8 +371,8 @@ class CrissCrossAttentionRecord(_KeysOnTheQueryGrid, Provenance):
         off_row = torch.arange(self.height, device=column_energy.device) != h
         cross = torch.softmax(torch.cat([column_energy[off_row], row_energy]), 0)  # the H + W - 1 keys, self once
         weights = torch.zeros(self.height, self.width, device=self.query.device)
-        weights[off_row, w] = cross[: self.height - 1]   # column branch (its self term is masked) ...
-        weights[h, :] = cross[self.height - 1:]          # ... the row branch holds the pixel itself
+        weights[off_row, w] = cross[: self.height - 1]  # column branch (its self term is masked) ...
+        weights[h, :] = cross[self.height - 1 :]  # ... the row branch holds the pixel itself
         return weights
 
     def column(self, index: int, batch: int = 0) -> torch.Tensor:
@@ -379,7 +394,7 @@ class CrissCrossAttentionRecord(_KeysOnTheQueryGrid, Provenance):
         energy = float(key[hj, wj] @ q)
         off_row = torch.arange(self.height, device=key.device) != hi
         cross = torch.cat([(key[:, wi] @ q)[off_row], key[hi, :] @ q])
-        log_normaliser = float(torch.logsumexp(cross, 0))   # row i's own, as `row` normalises it
+        log_normaliser = float(torch.logsumexp(cross, 0))  # row i's own, as `row` normalises it
         on_cross = hi == hj or wi == wj
         return energy, log_normaliser, math.exp(energy - log_normaliser) if on_cross else 0.0
 
@@ -403,12 +418,12 @@ class GlobalContextRecord(_KeysOnTheQueryGrid, Provenance):
     kind: str
     map: torch.Tensor
     context: torch.Tensor | None = None
-    maps: torch.Tensor | None = None   # (B, M, H, W): M pooling maps found by the dataflow reader; `map` their mean
+    maps: torch.Tensor | None = None  # (B, M, H, W): M pooling maps found by the dataflow reader; `map` their mean
 
     shared_by_all_queries = True  # class constants: S has identical rows, a softmax over all positions,
-    normalisation = "softmax"     # and no residual weight (the transform's output is added as it is)
+    normalisation = "softmax"  # and no residual weight (the transform's output is added as it is)
     alpha = None
-    columns_use_recorded_normalisers = False   # the map is kept as it ran
+    columns_use_recorded_normalisers = False  # the map is kept as it ran
 
     @property
     def height(self) -> int:
@@ -450,18 +465,18 @@ class DenseAttentionRecord(_KeysOnTheQueryGrid, Provenance):
     """
 
     kind: str
-    maps: torch.Tensor            # (B, Nq, Nk): rows sum to 1
+    maps: torch.Tensor  # (B, Nq, Nk): rows sum to 1
     height: int
     width: int
     key_height: int | None = field(default=None, kw_only=True)
     key_width: int | None = field(default=None, kw_only=True)
-    head: int | None = field(default=None, kw_only=True)   # None: the mean over `heads` heads (or the only one)
+    head: int | None = field(default=None, kw_only=True)  # None: the mean over `heads` heads (or the only one)
     heads: int = field(default=1, kw_only=True)
 
     normalisation = "softmax"
     shared_by_all_queries = False
     alpha = None
-    columns_use_recorded_normalisers = False   # the maps are kept as they ran
+    columns_use_recorded_normalisers = False  # the maps are kept as they ran
 
     @property
     def key_grid(self) -> tuple[int, int]:
@@ -502,7 +517,7 @@ class BranchWeightRecord(Provenance):
     EPSANet's pyramid split, S2-MLPv2): weights (B, K, C), summing to 1 over K for every channel."""
 
     kind: str
-    weights: torch.Tensor   # (B, K, C)
+    weights: torch.Tensor  # (B, K, C)
 
     @property
     def branches(self) -> int:

@@ -16,6 +16,7 @@ Differences from the paper: a width multiplier scales every stage (64, 128,
 of a dilated stage uses half its stage's dilation, as in torchvision's
 replace_stride_with_dilation.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -31,12 +32,20 @@ def stage_channels(width: float) -> list[int]:
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, in_channels: int, channels: int, stride: int = 1, dilation: int = 1,
-                 first_dilation: int | None = None, attention: str = "none"):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        dilation: int = 1,
+        first_dilation: int | None = None,
+        attention: str = "none",
+    ):
         super().__init__()
         first_dilation = first_dilation or dilation
-        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, padding=first_dilation,
-                               dilation=first_dilation, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_channels, channels, 3, stride, padding=first_dilation, dilation=first_dilation, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, padding=dilation, dilation=dilation, bias=False)
@@ -45,7 +54,8 @@ class BasicBlock(nn.Module):
         self.downsample = None
         if stride != 1 or in_channels != channels:
             self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels))
+                nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels)
+            )
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -60,8 +70,7 @@ class ResNetBackbone(nn.Module):
     blocks: blocks per stage, (2, 2, 2, 2) = ResNet-18. output_stride: 8, 16 or 32.
     """
 
-    def __init__(self, blocks=(2, 2, 2, 2), width: float = 1.0, attention: str = "none",
-                 output_stride: int = 8):
+    def __init__(self, blocks=(2, 2, 2, 2), width: float = 1.0, attention: str = "none", output_stride: int = 8):
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")

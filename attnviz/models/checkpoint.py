@@ -4,6 +4,7 @@ Loading never unpickles: weights come from safetensors only, and the card is
 JSON. A checkpoint whose keys or shapes do not match the architecture in its
 card gets an error that names them.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,19 +20,33 @@ from attnviz.models.segmentation import ModelConfig, SegmentationModel
 from attnviz.modules import ATTENTION_TITLES
 from attnviz.results import as_number
 
-__all__ = ["CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_card",
-           "list_checkpoints", "inspect_checkpoint", "scan_checkpoints", "card_summary", "load_state_dict_checked", "state_dict_mismatch",
-           "DEFAULT_CHECKPOINT_DIR"]
+__all__ = [
+    "CheckpointError",
+    "CheckpointInfo",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_card",
+    "list_checkpoints",
+    "inspect_checkpoint",
+    "scan_checkpoints",
+    "card_summary",
+    "load_state_dict_checked",
+    "state_dict_mismatch",
+    "DEFAULT_CHECKPOINT_DIR",
+]
 
-DEFAULT_CHECKPOINT_DIR = Path(os.environ.get("ATTNVIZ_CHECKPOINTS") or Path(__file__).resolve().parents[2] / "checkpoints")
+DEFAULT_CHECKPOINT_DIR = Path(
+    os.environ.get("ATTNVIZ_CHECKPOINTS") or Path(__file__).resolve().parents[2] / "checkpoints"
+)
 
 
 class CheckpointError(RuntimeError):
     pass
 
 
-def save_checkpoint(model: SegmentationModel, name: str, card: dict,
-                    directory: str | Path = DEFAULT_CHECKPOINT_DIR, half: bool = True) -> Path:
+def save_checkpoint(
+    model: SegmentationModel, name: str, card: dict, directory: str | Path = DEFAULT_CHECKPOINT_DIR, half: bool = True
+) -> Path:
     """Write <name>.safetensors (floats in fp16 when `half`) and <name>.json.
 
     Both files are written beside their targets under temporary names first and then renamed
@@ -46,8 +61,13 @@ def save_checkpoint(model: SegmentationModel, name: str, card: dict,
             value = value.half()
         state[key] = value.contiguous()
     weights_path, card_path = directory / f"{name}.safetensors", directory / f"{name}.json"
-    card = {**card, "name": name, "config": model.config.to_dict(),
-            "weights": weights_path.name, "weights_dtype": "float16" if half else "float32"}
+    card = {
+        **card,
+        "name": name,
+        "config": model.config.to_dict(),
+        "weights": weights_path.name,
+        "weights_dtype": "float16" if half else "float32",
+    }
     weights_tmp, card_tmp = (path.with_name(f".{path.name}.partial") for path in (weights_path, card_path))
     try:
         save_file(state, str(weights_tmp), metadata={"name": name, "format": "attnviz-1"})
@@ -91,10 +111,16 @@ def weights_path(card: dict, name: str, directory: str | Path) -> Path:
     """The card's weights file: a plain file name in the card's own folder (no path, no '..');
     <name>.safetensors when the named file is absent (a checkpoint pair renamed together)."""
     file_name = card.get("weights", f"{name}.safetensors")
-    if (not isinstance(file_name, str) or not file_name or Path(file_name).name != file_name
-            or file_name in (".", "..") or "\\" in file_name):
-        raise CheckpointError(f"model card {name}.json: 'weights' must be a file name in the same folder, "
-                              f"got {file_name!r}")
+    if (
+        not isinstance(file_name, str)
+        or not file_name
+        or Path(file_name).name != file_name
+        or file_name in (".", "..")
+        or "\\" in file_name
+    ):
+        raise CheckpointError(
+            f"model card {name}.json: 'weights' must be a file name in the same folder, got {file_name!r}"
+        )
     path = Path(directory) / file_name
     beside = Path(directory) / f"{name}.safetensors"
     if not path.is_file() and beside.is_file():
@@ -120,8 +146,11 @@ class CheckpointInfo:
     @property
     def label(self) -> str:
         """Short enough for a select box: the name, and "PAM + class affinity" where it applies."""
-        return f"{self.name} (PAM + class affinity)" if self.pam_affinity > 0 and "affinity" not in self.name \
+        return (
+            f"{self.name} (PAM + class affinity)"
+            if self.pam_affinity > 0 and "affinity" not in self.name
             else self.name
+        )
 
     @property
     def title(self) -> str:
@@ -153,14 +182,20 @@ def card_summary(card: dict) -> dict:
         summary["training"] = (
             f"Trained {training.get('epochs', '?')} epochs on {training.get('device', '?')}"
             + (f" in {minutes / 60:.0f} min" if minutes is not None else "")
-            + f"; batch {settings.get('batch_size', '?')}, crop {settings.get('crop', '?')}, lr {settings.get('lr', '?')}"
+            + f"; batch {settings.get('batch_size', '?')}, crop {settings.get('crop', '?')}"
+            + f", lr {settings.get('lr', '?')}"
             + (f", PAM affinity weight {settings['pam_affinity']}" if as_number(settings.get("pam_affinity")) else "")
-            + f". Data: {training.get('data_licence', 'not stated')}.")
+            + f". Data: {training.get('data_licence', 'not stated')}."
+        )
     if isinstance(training.get("note"), str):
         summary["note"] = training["note"]
     history = training.get("history") if isinstance(training.get("history"), list) else []
     for entry in history:
-        if isinstance(entry, dict) and as_number(entry.get("epoch")) is not None and as_number(entry.get("loss")) is not None:
+        if (
+            isinstance(entry, dict)
+            and as_number(entry.get("epoch")) is not None
+            and as_number(entry.get("loss")) is not None
+        ):
             clean = {"epoch": entry["epoch"], "loss": entry["loss"]}
             if as_number(entry.get("val_miou")) is not None:
                 clean["val_miou"] = entry["val_miou"]
@@ -190,8 +225,11 @@ def scan_checkpoints(directory: str | Path = DEFAULT_CHECKPOINT_DIR) -> tuple[li
 def list_checkpoints(directory: str | Path = DEFAULT_CHECKPOINT_DIR) -> list[str]:
     """Names with a .json model card in `directory` (whether they load is `scan_checkpoints`' question)."""
     directory = Path(directory)
-    return sorted(p.stem for p in directory.glob("*.json") if p.stem != "results" and p.stem != "bench"
-                  and not p.name.startswith("."))
+    return sorted(
+        p.stem
+        for p in directory.glob("*.json")
+        if p.stem != "results" and p.stem != "bench" and not p.name.startswith(".")
+    )
 
 
 def key_mismatch_report(heading: str, **groups: list[str]) -> str:
@@ -205,14 +243,18 @@ def key_mismatch_report(heading: str, **groups: list[str]) -> str:
     return "\n".join(lines)
 
 
-def state_dict_mismatch(heading: str, expected: Mapping[str, torch.Tensor],
-                        state: Mapping[str, torch.Tensor]) -> str | None:
+def state_dict_mismatch(
+    heading: str, expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]
+) -> str | None:
     """None when `state` has exactly the keys and shapes of `expected`; else `key_mismatch_report`'s message
     (missing, unexpected and mis-shaped keys with their counts)."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-                  for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(state) & set(expected))
+        if state[k].shape != expected[k].shape
+    ]
     if missing or unexpected or mismatched:
         return key_mismatch_report(heading, missing=missing, unexpected=unexpected, shape_mismatch=mismatched)
     return None
@@ -227,8 +269,9 @@ def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tenso
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
 
 
-def load_checkpoint(name: str, directory: str | Path = DEFAULT_CHECKPOINT_DIR,
-                    device: str | torch.device = "cpu") -> tuple[SegmentationModel, dict]:
+def load_checkpoint(
+    name: str, directory: str | Path = DEFAULT_CHECKPOINT_DIR, device: str | torch.device = "cpu"
+) -> tuple[SegmentationModel, dict]:
     """(model in eval mode on `device`, card) for checkpoint `name`; CheckpointError on any problem."""
     info = inspect_checkpoint(name, directory)
     path = weights_path(info.card, name, directory)

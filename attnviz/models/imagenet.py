@@ -22,6 +22,7 @@ reached (checked first with a probe bounded as a whole, name lookup included, by
 else random weights, and the app says so. Preprocessing is timm's own for each
 model (`resolve_model_data_config`, `create_transform`).
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,17 @@ from PIL import Image
 
 from attnviz.models.checkpoint import CheckpointError, state_dict_mismatch
 
-__all__ = ["IMAGENET_MODELS", "WEIGHTS_ENV", "ClassifierWeights", "ImageNetWeightsError", "find_weights_file",
-           "hub_reachable", "load_imagenet_model", "preprocess", "top_classes"]
+__all__ = [
+    "IMAGENET_MODELS",
+    "WEIGHTS_ENV",
+    "ClassifierWeights",
+    "ImageNetWeightsError",
+    "find_weights_file",
+    "hub_reachable",
+    "load_imagenet_model",
+    "preprocess",
+    "top_classes",
+]
 
 # architecture -> (the attention it uses, a short title)
 IMAGENET_MODELS: dict[str, tuple[str, str]] = {
@@ -111,8 +121,9 @@ def _probe(address: tuple[str, int], timeout: float, answer: list[bool]) -> None
         answer.append(False)
 
 
-def load_imagenet_model(arch: str, weights_folder: str | Path | None = None,
-                        allow_download: bool = True) -> tuple[torch.nn.Module, ClassifierWeights]:
+def load_imagenet_model(
+    arch: str, weights_folder: str | Path | None = None, allow_download: bool = True
+) -> tuple[torch.nn.Module, ClassifierWeights]:
     """(model in eval mode, where its weights came from) for one of IMAGENET_MODELS."""
     import timm
 
@@ -132,8 +143,10 @@ def load_imagenet_model(arch: str, weights_folder: str | Path | None = None,
     model = timm.create_model(arch, pretrained=False)
     where = f"${WEIGHTS_ENV}" + (f" ({folder})" if folder else " (not set)")
     return model.eval(), ClassifierWeights(
-        "random", f"random weights: the hub cannot be reached and {where} has no {arch} file, so the channel "
-                  "weights below are those of an untrained network")
+        "random",
+        f"random weights: the hub cannot be reached and {where} has no {arch} file, so the channel "
+        "weights below are those of an untrained network",
+    )
 
 
 def _model_from_file(timm, arch: str, path: Path) -> torch.nn.Module:
@@ -144,8 +157,7 @@ def _model_from_file(timm, arch: str, path: Path) -> torch.nn.Module:
     try:
         state = read_state_dict(path)
     except UserModelError as error:
-        raise ImageNetWeightsError(f"weights for {arch}: {error}".replace(f" {path.name} ", f" {where} ", 1)) \
-            from None
+        raise ImageNetWeightsError(f"weights for {arch}: {error}".replace(f" {path.name} ", f" {where} ", 1)) from None
     try:
         model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(state_dict=state))
     except Exception as error:  # noqa: BLE001 - timm's load_state_dict raises RuntimeError listing every key

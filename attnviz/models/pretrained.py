@@ -11,6 +11,7 @@ Fetching needs a network (the weights come from download.pytorch.org or the
 Hugging Face hub); `load_backbone_state_dict` does the matching and is what the
 tests exercise, with a state dict they build.
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,11 +45,20 @@ def load_backbone_state_dict(backbone: nn.Module, state: dict[str, torch.Tensor]
     missing = sorted(k for k in own if k not in state)
     kept = [k for k in missing if ".attn." in k]
     problems = [k for k in missing if ".attn." not in k]
-    mismatched = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                  for k in own if k in state and state[k].shape != own[k].shape]
+    mismatched = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if problems or mismatched or unexpected:
-        raise CheckpointError(key_mismatch_report(f"{source} does not fit this backbone:", missing=problems,
-                                                  shape_mismatch=mismatched, unexpected=unexpected))
+        raise CheckpointError(
+            key_mismatch_report(
+                f"{source} does not fit this backbone:",
+                missing=problems,
+                shape_mismatch=mismatched,
+                unexpected=unexpected,
+            )
+        )
     loaded = [k for k in own if k in state]
     backbone.load_state_dict({**own, **{k: state[k].to(own[k].dtype) for k in loaded}})
     return {"loaded": loaded, "kept_initialised": kept, "ignored": ignored}
@@ -59,6 +69,8 @@ def load_pretrained_backbone(model: nn.Module, source: str = "torchvision", arch
     config = model.config
     arch = arch or ARCH_FOR_BLOCKS.get(tuple(config.blocks))
     if arch is None or config.width != 1.0:
-        raise CheckpointError(f"no ImageNet weights for blocks={config.blocks}, width={config.width}: "
-                              "pretrained backbones need width 1.0 and ResNet-18/34 blocks")
+        raise CheckpointError(
+            f"no ImageNet weights for blocks={config.blocks}, width={config.width}: "
+            "pretrained backbones need width 1.0 and ResNet-18/34 blocks"
+        )
     return load_backbone_state_dict(model.backbone, fetch_state_dict(source, arch), f"{source} {arch}")

@@ -8,6 +8,7 @@ The shipped configuration is the one trained on a GPU (see the model cards in
 checkpoints/): ResNet-18 layout at width 0.5 (32-64-128-256 channels), output
 stride 8, input_scale 1.0 (a 360x480 photo gives a 45x60 feature map).
 """
+
 from __future__ import annotations
 
 from attnviz.models.segmentation import HEADS, ModelConfig, SegmentationModel

@@ -9,6 +9,7 @@ and std itself, and returns logits at the input size (bilinear upsampling).
 `input_scale` < 1 resizes the input first: models trained at half resolution
 on a CPU run at the scale they were trained at, whatever the photo's size.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -50,8 +51,11 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if (not isinstance(self.blocks, (list, tuple)) or not self.blocks
-                or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in self.blocks)):
+        if (
+            not isinstance(self.blocks, (list, tuple))
+            or not self.blocks
+            or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in self.blocks)
+        ):
             raise ValueError(f"blocks must be a list of positive integers, got {self.blocks!r}")
         if not 0 < self.width <= 4:
             raise ValueError(f"width must be in (0, 4], got {self.width}")
@@ -69,7 +73,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         if not isinstance(data, dict):
             raise ValueError(f"a model config is a JSON object, got {type(data).__name__}")
         known = {f for f in cls.__dataclass_fields__}
@@ -118,20 +122,25 @@ class SegmentationModel(nn.Module):
             raise ValueError(f"expected RGB images (B, 3, H, W), got shape {tuple(image.shape)}")
         x = (image - self.mean) / self.std
         if self.config.input_scale != 1.0:
-            x = F.interpolate(x, scale_factor=self.config.input_scale, mode="bilinear",
-                              align_corners=False, antialias=self.config.input_scale < 1)
+            x = F.interpolate(
+                x,
+                scale_factor=self.config.input_scale,
+                mode="bilinear",
+                align_corners=False,
+                antialias=self.config.input_scale < 1,
+            )
         out = self.head(self.backbone(x))
         return [out] if isinstance(out, torch.Tensor) else list(out)
 
     def forward_with_aux(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(logits, auxiliary logits) at the input size; aux is empty for FCN."""
         size = image.shape[-2:]
-        upsampled = [F.interpolate(o, size=size, mode="bilinear", align_corners=False)
-                     for o in self._head_outputs(image)]
+        upsampled = [
+            F.interpolate(o, size=size, mode="bilinear", align_corners=False) for o in self._head_outputs(image)
+        ]
         return upsampled[0], upsampled[1:]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """The main logits at the input size (the auxiliary ones are not upsampled: at 768x1024 each would
         take 35 MB for nothing)."""
-        return F.interpolate(self._head_outputs(image)[0], size=image.shape[-2:], mode="bilinear",
-                             align_corners=False)
+        return F.interpolate(self._head_outputs(image)[0], size=image.shape[-2:], mode="bilinear", align_corners=False)

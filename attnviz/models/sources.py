@@ -11,6 +11,7 @@ and `analyse` (attnviz.app.resources) and runs a source's analysis as one job of
 A source is a frozen dataclass of what decides which model a name loads (a folder, the --model specs), so
 that it is its own cache key: two sources that are equal load the same models.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -33,6 +34,7 @@ __all__ = ["Weights", "LoadedModel", "ModelSource", "CamVidSource", "TimmSource"
 class Weights:
     """Where a loaded model's weights came from (a catalog phrase), and whether they were learned (False: a
     classifier on random weights, when neither a file nor the hub had them)."""
+
     phrase: Phrase
     trained: bool = True
 
@@ -40,6 +42,7 @@ class Weights:
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
     """A model as its source loaded it: what its `analyse` runs (an nn.Module, or a UserModel), and its weights."""
+
     model: Any
     weights: Weights
 
@@ -47,8 +50,8 @@ class LoadedModel:
 class ModelSource(ABC):
     """One place models come from; see the module docstring."""
 
-    key: ClassVar[str]    # the stable option key: the sidebar's radio, the link's ?source=, Selection.source
-    failures: ClassVar[tuple[type[BaseException], ...]]   # what `load` or `analyse` raise that is one message
+    key: ClassVar[str]  # the stable option key: the sidebar's radio, the link's ?source=, Selection.source
+    failures: ClassVar[tuple[type[BaseException], ...]]  # what `load` or `analyse` raise that is one message
 
     @property
     def title(self) -> str:
@@ -81,14 +84,16 @@ class ModelSource(ABC):
 @dataclass(frozen=True)
 class CamVidSource(ModelSource):
     """Our segmentation models: the checkpoints of `directory` (attnviz.models.checkpoint)."""
+
     directory: Path
     key: ClassVar[str] = "camvid"
     failures: ClassVar[tuple[type[BaseException], ...]] = (CheckpointError,)
 
     def load(self, name: str, device: str) -> LoadedModel:
         model, card = load_checkpoint(name, self.directory, device=device)
-        return LoadedModel(model, Weights(Phrase.of("sources.weights_checkpoint",
-                                                    file=weights_path(card, name, self.directory).name)))
+        return LoadedModel(
+            model, Weights(Phrase.of("sources.weights_checkpoint", file=weights_path(card, name, self.directory).name))
+        )
 
     def analyse(self, model: Any, image: np.ndarray, name: str) -> Analysis:
         return analyse(model, image, name)
@@ -98,14 +103,14 @@ class CamVidSource(ModelSource):
 class TimmSource(ModelSource):
     """An ImageNet classifier from timm (attnviz.models.imagenet): its weights from `weights_folder`, else the hub
     ("" : the hub only), else random."""
+
     weights_folder: str
     key: ClassVar[str] = "timm"
-    failures: ClassVar[tuple[type[BaseException], ...]] = (CheckpointError,)   # weights that do not fit or read
+    failures: ClassVar[tuple[type[BaseException], ...]] = (CheckpointError,)  # weights that do not fit or read
 
     def load(self, name: str, device: str) -> LoadedModel:
         model, weights = load_imagenet_model(name, self.weights_folder or None)
-        return LoadedModel(model.to(device), Weights(Phrase.of(f"sources.weights_{weights.origin}"),
-                                                     weights.trained))
+        return LoadedModel(model.to(device), Weights(Phrase.of(f"sources.weights_{weights.origin}"), weights.trained))
 
     def analyse(self, model: Any, image: np.ndarray, name: str) -> Analysis:
         return analyse_classifier(model, image, name)
@@ -114,17 +119,21 @@ class TimmSource(ModelSource):
 @dataclass(frozen=True)
 class UserSource(ModelSource):
     """The user's models (attnviz.models.user), one per spec given with --model or --models."""
+
     specs: tuple[UserModelSpec, ...]
     key: ClassVar[str] = "user"
-    failures: ClassVar[tuple[type[BaseException], ...]] = (Exception,)   # the user's own code may raise anything
+    failures: ClassVar[tuple[type[BaseException], ...]] = (Exception,)  # the user's own code may raise anything
 
     def load(self, name: str, device: str) -> LoadedModel:
         spec = next((spec for spec in self.specs if spec.name == name), None)
         if spec is None:
             raise UserModelError(f"no model named {name!r} was given with --model or --models")
         model = spec.load(device)
-        phrase = (Phrase.of("sources.weights_user", name=model.weights.name) if model.weights
-                  else Phrase.of("sources.weights_none"))
+        phrase = (
+            Phrase.of("sources.weights_user", name=model.weights.name)
+            if model.weights
+            else Phrase.of("sources.weights_none")
+        )
         return LoadedModel(model, Weights(phrase))
 
     def analyse(self, model: Any, image: np.ndarray, name: str) -> Analysis:

@@ -9,7 +9,8 @@ SPEC names where the model comes from:
 
 The two are told apart by whether the part before the last ':' is an existing folder with a
 hubconf.py. Either must give a torch.nn.Module. A factory's module is imported once per process
-(Python's import cache): edits to it show after a restart; a hubconf.py is read afresh each time. A factory or a hubconf runs your own code, as
+(Python's import cache): edits to it show after a restart; a hubconf.py is read afresh each time. A factory or a
+hubconf runs your own code, as
 torch.hub does; a weights file never runs code:
 
     .safetensors              safetensors.torch.load_file
@@ -44,6 +45,7 @@ Several models at once: a TOML file (`load_model_specs`), one table per model un
 Relative paths (weights, classes, a hub folder) are read from the TOML file's folder, and factory
 modules are imported from that folder (then the current working folder).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -64,9 +66,20 @@ from torch import nn
 
 from attnviz.models.checkpoint import state_dict_mismatch
 
-__all__ = ["UserModelError", "UserModel", "UserModelSpec", "load_user_model", "load_model_specs", "spec_from_command_line",
-           "read_state_dict", "unwrap_output", "load_weights_strict", "DEFAULT_INPUT_SIZE", "WEIGHTS_SUFFIXES",
-           "STATE_DICT_KEYS"]
+__all__ = [
+    "UserModelError",
+    "UserModel",
+    "UserModelSpec",
+    "load_user_model",
+    "load_model_specs",
+    "spec_from_command_line",
+    "read_state_dict",
+    "unwrap_output",
+    "load_weights_strict",
+    "DEFAULT_INPUT_SIZE",
+    "WEIGHTS_SUFFIXES",
+    "STATE_DICT_KEYS",
+]
 
 DEFAULT_INPUT_SIZE = (224, 224)
 WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
@@ -89,9 +102,13 @@ def _describe(error: BaseException) -> str:
 
 # -- weights -------------------------------------------------------------------------------------------
 
+
 def _is_state_dict(value: Any) -> bool:
-    return isinstance(value, Mapping) and bool(value) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+    )
 
 
 def _unwrap_state(obj: Any, name: str) -> dict[str, torch.Tensor]:
@@ -115,7 +132,8 @@ def _unwrap_state(obj: Any, name: str) -> dict[str, torch.Tensor]:
         raise UserModelError(
             f"{name}{where} is not a state dict of tensors: {len(bad)} of its {len(keys)} entries are not tensors "
             f"(e.g. {', '.join(map(repr, bad[:5]))}); a checkpoint should hold the state dict itself or under one of "
-            f"{', '.join(STATE_DICT_KEYS)}")
+            f"{', '.join(STATE_DICT_KEYS)}"
+        )
     raise UserModelError(f"{name} holds {type(obj).__name__}, not a state dict of tensors")
 
 
@@ -125,7 +143,7 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         changed = False
         for prefix in _PREFIXES:
             if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix):]: v for k, v in state.items()}
+                state = {k[len(prefix) :]: v for k, v in state.items()}
                 changed = True
     return state
 
@@ -136,22 +154,23 @@ def _torch_load(path: Path) -> Any:
     # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (protocol byte 0x80)
     if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
         shown = "an empty file" if not head else f"a file starting with {head!r}"
-        raise UserModelError(f"{path.name} is not a PyTorch weights file (torch.save writes a zip archive): "
-                             f"it is {shown}")
+        raise UserModelError(
+            f"{path.name} is not a PyTorch weights file (torch.save writes a zip archive): it is {shown}"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types; all become one message
         text = str(error)
         if "Weights only load failed" in text:
             # torch's message suggests another way to load; name only the object the file asked for
-            detail = next((line.strip() for line in text.splitlines()
-                           if "GLOBAL" in line or "Unsupported" in line), "")
+            detail = next((line.strip() for line in text.splitlines() if "GLOBAL" in line or "Unsupported" in line), "")
             raise UserModelError(
                 f"{path.name} holds pickled Python objects, not only tensors"
                 + (f" ({detail.rstrip('.')})" if detail else "")
                 + ": attnviz reads .pt/.pth/.bin files with torch.load(weights_only=True) and never runs code "
-                  "from a weights file. Save the state dict (torch.save(model.state_dict(), path)) or a "
-                  ".safetensors file instead") from None
+                "from a weights file. Save the state dict (torch.save(model.state_dict(), path)) or a "
+                ".safetensors file instead"
+            ) from None
         raise UserModelError(f"{path.name} could not be read as PyTorch weights ({_describe(error)})") from None
 
 
@@ -191,6 +210,7 @@ def load_weights_strict(model: nn.Module, state: dict[str, torch.Tensor], source
 
 # -- building the model ----------------------------------------------------------------------------------
 
+
 @contextmanager
 def _on_sys_path(folders: Sequence[Path]):
     """`folders` at the front of sys.path (those not already on it) for the block; removed afterwards."""
@@ -214,20 +234,29 @@ def _on_sys_path(folders: Sequence[Path]):
 def _parse_spec(spec: str) -> tuple[str, str, str]:
     """("hub" | "factory", the part before the last ':', the part after)."""
     if not isinstance(spec, str) or ":" not in spec:
-        raise UserModelError(f"model spec {spec!r} must be 'package.module:callable' or 'path/to/repo:entry' "
-                             "(a folder with a hubconf.py)")
+        raise UserModelError(
+            f"model spec {spec!r} must be 'package.module:callable' or 'path/to/repo:entry' "
+            "(a folder with a hubconf.py)"
+        )
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
-        raise UserModelError(f"model spec {spec!r} must name both sides of the ':' "
-                             "('package.module:callable' or 'path/to/repo:entry')")
+        raise UserModelError(
+            f"model spec {spec!r} must name both sides of the ':' ('package.module:callable' or 'path/to/repo:entry')"
+        )
     folder = Path(target).expanduser()
     if folder.is_dir() and (folder / "hubconf.py").is_file():
         return "hub", str(folder), attr
     if not _DOTTED.match(target) or not _DOTTED.match(attr):
-        hint = (f"; the folder {target} has no hubconf.py" if folder.is_dir()
-                else "" if _DOTTED.match(target) else f"; {target!r} is neither a module name nor a folder")
-        raise UserModelError(f"model spec {spec!r} is not 'package.module:callable' (dotted Python names) "
-                             f"nor 'path/to/repo:entry'{hint}")
+        hint = (
+            f"; the folder {target} has no hubconf.py"
+            if folder.is_dir()
+            else ""
+            if _DOTTED.match(target)
+            else f"; {target!r} is neither a module name nor a folder"
+        )
+        raise UserModelError(
+            f"model spec {spec!r} is not 'package.module:callable' (dotted Python names) nor 'path/to/repo:entry'{hint}"
+        )
     return "factory", target, attr
 
 
@@ -238,26 +267,32 @@ def _from_factory(module_name: str, attr: str, spec: str, folders: Sequence[Path
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
             if error.name and (module_name == error.name or module_name.startswith(error.name + ".")):
-                raise UserModelError(f"model spec {spec!r}: no module {error.name!r} importable from "
-                                     f"{', '.join(map(str, folders))} or sys.path") from None
-            raise UserModelError(f"model spec {spec!r}: importing {module_name!r} failed ({_describe(error)})") \
-                from None
+                raise UserModelError(
+                    f"model spec {spec!r}: no module {error.name!r} importable from "
+                    f"{', '.join(map(str, folders))} or sys.path"
+                ) from None
+            raise UserModelError(
+                f"model spec {spec!r}: importing {module_name!r} failed ({_describe(error)})"
+            ) from None
         except Exception as error:  # noqa: BLE001 - the user's module may raise anything while importing
-            raise UserModelError(f"model spec {spec!r}: importing {module_name!r} failed ({_describe(error)})") \
-                from None
+            raise UserModelError(
+                f"model spec {spec!r}: importing {module_name!r} failed ({_describe(error)})"
+            ) from None
         factory: Any = module
         for part in attr.split("."):
             if not hasattr(factory, part):
                 raise UserModelError(f"model spec {spec!r}: module {module_name!r} has no attribute {attr!r}")
             factory = getattr(factory, part)
         if not callable(factory):
-            raise UserModelError(f"model spec {spec!r}: {module_name}.{attr} is a {type(factory).__name__}, "
-                                 "not a callable")
+            raise UserModelError(
+                f"model spec {spec!r}: {module_name}.{attr} is a {type(factory).__name__}, not a callable"
+            )
         try:
             return factory()
         except Exception as error:  # noqa: BLE001 - the user's factory may raise anything
-            raise UserModelError(f"model spec {spec!r}: calling {module_name}.{attr}() failed "
-                                 f"({_describe(error)})") from None
+            raise UserModelError(
+                f"model spec {spec!r}: calling {module_name}.{attr}() failed ({_describe(error)})"
+            ) from None
 
 
 def _hub_entries(repo: str) -> str:
@@ -279,13 +314,17 @@ def _from_hub(repo: str, entry: str, spec: str) -> Any:
         return torch.hub.load(repo, entry, source="local")
     except Exception as error:  # noqa: BLE001 - the hubconf or its entry may raise anything
         if isinstance(error, RuntimeError) and str(error).startswith("Cannot find callable"):
-            raise UserModelError(f"model spec {spec!r}: {Path(repo) / 'hubconf.py'} has no entry {entry!r} "
-                                 f"(its entries: {_hub_entries(repo)})") from None
-        raise UserModelError(f"model spec {spec!r}: torch.hub.load of entry {entry!r} from {repo} failed "
-                             f"({_describe(error)})") from None
+            raise UserModelError(
+                f"model spec {spec!r}: {Path(repo) / 'hubconf.py'} has no entry {entry!r} "
+                f"(its entries: {_hub_entries(repo)})"
+            ) from None
+        raise UserModelError(
+            f"model spec {spec!r}: torch.hub.load of entry {entry!r} from {repo} failed ({_describe(error)})"
+        ) from None
 
 
 # -- the output -------------------------------------------------------------------------------------------
+
 
 def _shape(value: Any) -> str:
     if isinstance(value, torch.Tensor):
@@ -320,8 +359,10 @@ def _task(logits: torch.Tensor, batch: int) -> str:
     if logits.ndim in (2, 4) and shape[0] == batch and shape[1] >= 1 and logits.is_floating_point():
         return "segmentation" if logits.ndim == 4 else "classification"
     dtype = "" if logits.is_floating_point() else f" of {logits.dtype}"
-    raise UserModelError(f"the model returned {_shape(logits)}{dtype} for a batch of {batch}: expected float "
-                         "logits (B, K) for classification or (B, K, H, W) for segmentation")
+    raise UserModelError(
+        f"the model returned {_shape(logits)}{dtype} for a batch of {batch}: expected float "
+        "logits (B, K) for classification or (B, K, H, W) for segmentation"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -378,8 +419,12 @@ def _triple(value: Any, what: str, positive: bool = False) -> tuple[float, float
 
 
 def _triple_problem(value: Any, positive: bool) -> str | None:
-    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, Sequence)
+        or len(value) != 3
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    ):
         return f"must be 3 numbers (R, G, B), got {value!r}"
     if positive and not all(v > 0 for v in value):
         return f"must be 3 positive numbers, got {value!r}"
@@ -387,8 +432,12 @@ def _triple_problem(value: Any, positive: bool) -> str | None:
 
 
 def _size_problem(value: Any) -> str | None:
-    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192 for v in value)):
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, Sequence)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192 for v in value)
+    ):
         return f"must be [height, width], two integers from 1 to 8192, got {value!r}"
     return None
 
@@ -416,10 +465,18 @@ def _classes(value: Any) -> tuple[str, ...] | None:
     raise UserModelError(f"classes must be a text file (one name a line) or a list of names, got {value!r}")
 
 
-def load_user_model(spec: str, weights: str | Path | None = None, *, device: str | torch.device = "cpu",
-                    input_size: Sequence[int] | None = None, mean: Sequence[float] | None = None,
-                    std: Sequence[float] | None = None, classes: str | Path | Sequence[str] | None = None,
-                    name: str | None = None, import_from: Sequence[str | Path] = ()) -> UserModel:
+def load_user_model(
+    spec: str,
+    weights: str | Path | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    input_size: Sequence[int] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    classes: str | Path | Sequence[str] | None = None,
+    name: str | None = None,
+    import_from: Sequence[str | Path] = (),
+) -> UserModel:
     """Build the model SPEC names, load `weights` into it (strict), and read its task from one dummy photo.
 
     spec: 'package.module:callable' (imported from `import_from` folders, then the current working folder)
@@ -427,12 +484,25 @@ def load_user_model(spec: str, weights: str | Path | None = None, *, device: str
     UserModelError, one message, on any problem.
     """
     kind, target, attr = _parse_spec(spec)
-    return _load(kind, target, attr, spec, weights, device=device, input_size=input_size, mean=mean, std=std,
-                 classes=classes, name=name, import_from=import_from)
+    return _load(
+        kind,
+        target,
+        attr,
+        spec,
+        weights,
+        device=device,
+        input_size=input_size,
+        mean=mean,
+        std=std,
+        classes=classes,
+        name=name,
+        import_from=import_from,
+    )
 
 
-def _load(kind: str, target: str, attr: str, spec: str, weights, *, device, input_size, mean, std, classes,
-          name, import_from) -> UserModel:
+def _load(
+    kind: str, target: str, attr: str, spec: str, weights, *, device, input_size, mean, std, classes, name, import_from
+) -> UserModel:
     if input_size is not None and _size_problem(input_size):
         raise UserModelError(f"input_size {_size_problem(input_size)}")
     size = tuple(int(v) for v in input_size) if input_size is not None else DEFAULT_INPUT_SIZE
@@ -459,19 +529,33 @@ def _load(kind: str, target: str, attr: str, spec: str, weights, *, device, inpu
         with torch.no_grad():
             output = model(_normalise(probe, mean, std))
     except Exception as error:  # noqa: BLE001 - the user's forward may raise anything
-        raise UserModelError(f"running {spec!r} on a dummy photo (1, 3, {size[0]}, {size[1]}) failed "
-                             f"({_describe(error)}); set input_size if it needs another size") from None
+        raise UserModelError(
+            f"running {spec!r} on a dummy photo (1, 3, {size[0]}, {size[1]}) failed "
+            f"({_describe(error)}); set input_size if it needs another size"
+        ) from None
     logits, rule = unwrap_output(output)
     task = _task(logits, 1)
     if class_names is not None and len(class_names) != logits.shape[1]:
         raise UserModelError(f"{len(class_names)} class names given but the model outputs {logits.shape[1]} classes")
-    return UserModel(name=name or attr, spec=spec, model=model, task=task, num_classes=int(logits.shape[1]),
-                     output_shape=tuple(logits.shape), output_rule=rule, input_size=size, mean=mean, std=std,
-                     classes=class_names, weights=Path(weights) if weights is not None else None,
-                     device=str(device))
+    return UserModel(
+        name=name or attr,
+        spec=spec,
+        model=model,
+        task=task,
+        num_classes=int(logits.shape[1]),
+        output_shape=tuple(logits.shape),
+        output_rule=rule,
+        input_size=size,
+        mean=mean,
+        std=std,
+        classes=class_names,
+        weights=Path(weights) if weights is not None else None,
+        device=str(device),
+    )
 
 
 # -- several models: a TOML file --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class UserModelSpec:
@@ -497,9 +581,20 @@ class UserModelSpec:
 
     def load(self, device: str | torch.device = "cpu") -> UserModel:
         """load_user_model for this table (factory modules imported from the TOML file's folder, then cwd)."""
-        return _load(self.kind, self.target, self.entry, self.spec, self.weights, device=device,
-                     input_size=self.input_size, mean=self.mean, std=self.std, classes=self.classes,
-                     name=self.name, import_from=[self.source.parent])
+        return _load(
+            self.kind,
+            self.target,
+            self.entry,
+            self.spec,
+            self.weights,
+            device=device,
+            input_size=self.input_size,
+            mean=self.mean,
+            std=self.std,
+            classes=self.classes,
+            name=self.name,
+            import_from=[self.source.parent],
+        )
 
 
 def spec_from_command_line(spec: str, weights: str | Path | None = None) -> UserModelSpec:
@@ -512,8 +607,14 @@ def spec_from_command_line(spec: str, weights: str | Path | None = None) -> User
     cwd = Path.cwd()
     if kind == "hub":
         target = str(Path(target).expanduser().resolve())
-    return UserModelSpec(name=attr, kind=kind, target=target, entry=attr, source=cwd / "command-line",
-                         weights=(cwd / Path(weights).expanduser()) if weights is not None else None)
+    return UserModelSpec(
+        name=attr,
+        kind=kind,
+        target=target,
+        entry=attr,
+        source=cwd / "command-line",
+        weights=(cwd / Path(weights).expanduser()) if weights is not None else None,
+    )
 
 
 def _spec_from_table(name: str, table: Any, source: Path, problems: list[str]) -> UserModelSpec | None:
@@ -524,29 +625,34 @@ def _spec_from_table(name: str, table: Any, source: Path, problems: list[str]) -
         return None
     unknown = [k for k in table if k not in _TOML_KEYS]
     if unknown:
-        problems.append(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
-                        f"known: {', '.join(_TOML_KEYS)}")
+        problems.append(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(_TOML_KEYS)}")
     kind = target = entry = None
     sources = [k for k in ("factory", "hub") if k in table]
     if len(sources) != 1:
-        problems.append(f"{where} needs exactly one of 'factory' (\"package.module:callable\") or 'hub' "
-                        f"(\"path/to/repo:entry\"), got {len(sources) or 'neither'}")
+        problems.append(
+            f"{where} needs exactly one of 'factory' (\"package.module:callable\") or 'hub' "
+            f'("path/to/repo:entry"), got {len(sources) or "neither"}'
+        )
     else:
         kind, value = sources[0], table[sources[0]]
         if not isinstance(value, str) or ":" not in value or value.startswith(":") or value.endswith(":"):
-            problems.append(f"{where}: '{kind}' must be a string "
-                            f"{'package.module:callable' if kind == 'factory' else 'path/to/repo:entry'}, "
-                            f"got {value!r}")
+            problems.append(
+                f"{where}: '{kind}' must be a string "
+                f"{'package.module:callable' if kind == 'factory' else 'path/to/repo:entry'}, "
+                f"got {value!r}"
+            )
         else:
             target, _, entry = value.rpartition(":")
             if kind == "factory" and not (_DOTTED.match(target) and _DOTTED.match(entry)):
-                problems.append(f"{where}: 'factory' must be package.module:callable (dotted Python names), "
-                                f"got {value!r}")
+                problems.append(
+                    f"{where}: 'factory' must be package.module:callable (dotted Python names), got {value!r}"
+                )
             elif kind == "hub":
                 repo = (folder / Path(target).expanduser()).resolve()
                 if not (repo / "hubconf.py").is_file():
-                    problems.append(f"{where}: 'hub' folder {repo} " +
-                                    ("has no hubconf.py" if repo.is_dir() else "does not exist"))
+                    problems.append(
+                        f"{where}: 'hub' folder {repo} " + ("has no hubconf.py" if repo.is_dir() else "does not exist")
+                    )
                 target = str(repo)
 
     def path_of(key: str) -> Path | None:
@@ -582,11 +688,18 @@ def _spec_from_table(name: str, table: Any, source: Path, problems: list[str]) -
             problems.append(f"{where}: {error}")
     if len(problems) > start:
         return None
-    return UserModelSpec(name=name, kind=kind, target=target, entry=entry, source=source, weights=weights,
-                         input_size=tuple(input_size) if input_size is not None else None,
-                         mean=tuple(map(float, triples["mean"])) if triples["mean"] is not None else None,
-                         std=tuple(map(float, triples["std"])) if triples["std"] is not None else None,
-                         classes=classes)
+    return UserModelSpec(
+        name=name,
+        kind=kind,
+        target=target,
+        entry=entry,
+        source=source,
+        weights=weights,
+        input_size=tuple(input_size) if input_size is not None else None,
+        mean=tuple(map(float, triples["mean"])) if triples["mean"] is not None else None,
+        std=tuple(map(float, triples["std"])) if triples["std"] is not None else None,
+        classes=classes,
+    )
 
 
 def load_model_specs(path: str | Path) -> list[UserModelSpec]:
@@ -607,8 +720,9 @@ def load_model_specs(path: str | Path) -> list[UserModelSpec]:
     if other:
         problems.append(f"unknown top-level key(s) {', '.join(map(repr, other))}: each model is a [models.NAME] table")
     if not isinstance(models, dict) or not models:
-        problems.append("no [models.NAME] table: each model is one, e.g. [models.mine] with factory = "
-                        "\"package.module:callable\"")
+        problems.append(
+            'no [models.NAME] table: each model is one, e.g. [models.mine] with factory = "package.module:callable"'
+        )
         models = {}
     specs = []
     for name, table in models.items():

@@ -2,6 +2,7 @@
 
 `make_attention(kind, channels)` builds the module for a block's attention slot.
 """
+
 from __future__ import annotations
 
 from torch import nn

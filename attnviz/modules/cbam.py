@@ -11,14 +11,15 @@ Differences from the paper: none in the formula. The official code puts a
 BatchNorm after the 7x7 conv and orders the pooled maps [max; mean]; we follow
 the paper ([mean; max], conv only, no bias).
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from attnviz.kinds import AttentionKind
 from attnviz.capture.recorder import is_recording, record
 from attnviz.capture.records import SpatialAttentionRecord
+from attnviz.kinds import AttentionKind
 from attnviz.modules.flexible import FlexibleChannelAttention
 
 __all__ = ["CBAM", "SpatialGate"]
@@ -38,8 +39,7 @@ class SpatialGate(nn.Module):
 
 
 class CBAM(nn.Module):
-    def __init__(self, channels: int, reduction: int = 16, spatial_kernel: int = 7,
-                 min_hidden: int = 4):
+    def __init__(self, channels: int, reduction: int = 16, spatial_kernel: int = 7, min_hidden: int = 4):
         super().__init__()
         self.channel = FlexibleChannelAttention(channels, reduction, min_hidden)
         self.spatial = SpatialGate(spatial_kernel)

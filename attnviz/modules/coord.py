@@ -13,14 +13,15 @@ mip = max(8, C // r), r = 32, as in the official code.
 
 Differences from the paper: none.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from attnviz.kinds import AttentionKind
 from attnviz.capture.recorder import is_recording, record
 from attnviz.capture.records import CoordinateAttentionRecord
+from attnviz.kinds import AttentionKind
 
 __all__ = ["CoordinateAttention"]
 
@@ -37,12 +38,12 @@ class CoordinateAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, _, height, width = x.shape
-        pooled_h = x.mean(3, keepdim=True)                      # (B, C, H, 1)
-        pooled_w = x.mean(2, keepdim=True).transpose(2, 3)      # (B, C, W, 1)
+        pooled_h = x.mean(3, keepdim=True)  # (B, C, H, 1)
+        pooled_w = x.mean(2, keepdim=True).transpose(2, 3)  # (B, C, W, 1)
         f = self.act(self.bn1(self.conv1(torch.cat([pooled_h, pooled_w], dim=2))))
         f_h, f_w = torch.split(f, [height, width], dim=2)
-        a_h = torch.sigmoid(self.conv_h(f_h))                   # (B, C, H, 1)
-        a_w = torch.sigmoid(self.conv_w(f_w)).transpose(2, 3)   # (B, C, 1, W)
+        a_h = torch.sigmoid(self.conv_h(f_h))  # (B, C, H, 1)
+        a_w = torch.sigmoid(self.conv_w(f_w)).transpose(2, 3)  # (B, C, 1, W)
         if is_recording():
             record(self, CoordinateAttentionRecord(AttentionKind.CA, a_h.detach()[..., 0], a_w.detach()[:, :, 0]))
         return x * a_h * a_w

@@ -45,6 +45,7 @@ Differences from the paper, all following the official code (junfu1115/DANet):
 The chunked evaluation of PAM changes only the order of floating point
 operations.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -53,9 +54,9 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from attnviz.kinds import AttentionKind
 from attnviz.capture.recorder import is_recording, record, wants_features
 from attnviz.capture.records import ChannelMapRecord, PositionAttentionRecord
+from attnviz.kinds import AttentionKind
 
 __all__ = [
     "PositionAttention",
@@ -84,14 +85,19 @@ def position_attention_reference(query: torch.Tensor, key: torch.Tensor, value: 
 
 def _chunk_of_rows(query: torch.Tensor, key_t: torch.Tensor, value: torch.Tensor, want_log_normaliser: bool):
     """(V S^T, the rows' log-sum-exp or None) for the rows of S of the queries in `query`."""
-    energy = query @ key_t                                          # (B, n, N)
+    energy = query @ key_t  # (B, n, N)
     log_normaliser = torch.logsumexp(energy, dim=-1) if want_log_normaliser else None
-    return value @ torch.softmax(energy, dim=-1).transpose(1, 2), log_normaliser   # (B, C, n)
+    return value @ torch.softmax(energy, dim=-1).transpose(1, 2), log_normaliser  # (B, C, n)
 
 
-def position_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                       chunk: int = DEFAULT_QUERY_CHUNK, want_log_normaliser: bool = False,
-                       recompute: bool = False):
+def position_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    chunk: int = DEFAULT_QUERY_CHUNK,
+    want_log_normaliser: bool = False,
+    recompute: bool = False,
+):
     """PAM without materialising S: queries in chunks of `chunk` rows.
 
     query, key: (B, N, C'); value: (B, C, N). Returns (out (B, C, N),
@@ -111,8 +117,9 @@ def position_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tens
     for start in range(0, num_pixels, chunk):
         stop = min(start + chunk, num_pixels)
         if recompute:
-            rows, lse = checkpoint(_chunk_of_rows, query[:, start:stop], key_t, value, want_log_normaliser,
-                                   use_reentrant=False)
+            rows, lse = checkpoint(
+                _chunk_of_rows, query[:, start:stop], key_t, value, want_log_normaliser, use_reentrant=False
+            )
         else:
             rows, lse = _chunk_of_rows(query[:, start:stop], key_t, value, want_log_normaliser)
         out[:, :, start:stop] = rows
@@ -149,12 +156,26 @@ class PositionAttention(nn.Module):
         # N up to 10^5 terms and the log-normaliser need the range
         with torch.autocast(x.device.type, enabled=False):
             out, log_normaliser = position_attention(
-                query.float(), key.float(), value.float(), self.chunk, want_log_normaliser=recording,
-                recompute=not self.training)
+                query.float(),
+                key.float(),
+                value.float(),
+                self.chunk,
+                want_log_normaliser=recording,
+                recompute=not self.training,
+            )
         if recording:
-            record(self, PositionAttentionRecord(
-                AttentionKind.PAM, query.detach().float(), key.detach().float(), log_normaliser.detach(),
-                height, width, float(self.alpha.detach())))
+            record(
+                self,
+                PositionAttentionRecord(
+                    AttentionKind.PAM,
+                    query.detach().float(),
+                    key.detach().float(),
+                    log_normaliser.detach(),
+                    height,
+                    width,
+                    float(self.alpha.detach()),
+                ),
+            )
         return self.alpha * out.view(batch, channels, height, width).to(x.dtype) + x
 
 
@@ -186,8 +207,16 @@ class ChannelAttention(nn.Module):
             attention = channel_attention_map(xf, self.form)
             out = (attention @ xf.flatten(2)).view(batch, channels, height, width)
         if is_recording():
-            record(self, ChannelMapRecord(AttentionKind.CAM, attention.detach(), self.form, float(self.beta.detach()),
-                                          features=x.detach() if wants_features() else None))
+            record(
+                self,
+                ChannelMapRecord(
+                    AttentionKind.CAM,
+                    attention.detach(),
+                    self.form,
+                    float(self.beta.detach()),
+                    features=x.detach() if wants_features() else None,
+                ),
+            )
         return self.beta * out.to(x.dtype) + x
 
     def extra_repr(self) -> str:
@@ -203,14 +232,20 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class DANetOutput(NamedTuple):
-    logits: torch.Tensor       # fused: classifier(PAM branch + CAM branch)
-    pam_logits: torch.Tensor   # auxiliary
-    cam_logits: torch.Tensor   # auxiliary
+    logits: torch.Tensor  # fused: classifier(PAM branch + CAM branch)
+    pam_logits: torch.Tensor  # auxiliary
+    cam_logits: torch.Tensor  # auxiliary
 
 
 class DANetHead(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, cam_form: str = "official",
-                 dropout: float = 0.1, pam_chunk: int = DEFAULT_QUERY_CHUNK):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        cam_form: str = "official",
+        dropout: float = 0.1,
+        pam_chunk: int = DEFAULT_QUERY_CHUNK,
+    ):
         super().__init__()
         inter = max(in_channels // 4, 8)
         self.pam_in = _conv_bn_relu(in_channels, inter)

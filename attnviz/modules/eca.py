@@ -23,6 +23,7 @@ k >= 3. The explorer shows these side by side; the layer uses the paper's rule.
 Differences from the paper: none in the layer. `x.mean((2, 3))` replaces
 AdaptiveAvgPool2d(1) (same values, faster).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,9 +31,9 @@ import math
 import torch
 from torch import nn
 
-from attnviz.kinds import AttentionKind
 from attnviz.capture.recorder import is_recording, record, wants_features
 from attnviz.capture.records import ChannelAttentionRecord
+from attnviz.kinds import AttentionKind
 
 __all__ = [
     "ECA",
@@ -103,8 +104,9 @@ KERNEL_RULES = {
 }
 
 
-def eca_formula_terms(kernel: torch.Tensor, pooled: torch.Tensor, channel: int,
-                      bias: float = 0.0) -> tuple[list[tuple[float, float]], float]:
+def eca_formula_terms(
+    kernel: torch.Tensor, pooled: torch.Tensor, channel: int, bias: float = 0.0
+) -> tuple[list[tuple[float, float]], float]:
     """The terms of ECA's 1D convolution for one output channel: ([(kernel weight, pooled input)], sum).
 
     kernel (k,), pooled (C,); zero padding beyond the channel ends, as the layer's Conv1d does; `bias`
@@ -122,8 +124,7 @@ def eca_formula_terms(kernel: torch.Tensor, pooled: torch.Tensor, channel: int,
 class ECA(nn.Module):
     """ECA layer. Give `channels` (k from the paper's rule) or an explicit `kernel_size`."""
 
-    def __init__(self, channels: int | None = None, kernel_size: int | None = None,
-                 gamma: float = 2, b: float = 1):
+    def __init__(self, channels: int | None = None, kernel_size: int | None = None, gamma: float = 2, b: float = 1):
         super().__init__()
         if kernel_size is None:
             if channels is None:
@@ -144,10 +145,16 @@ class ECA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights, pooled = self.channel_weights(x)
         if is_recording():
-            record(self, ChannelAttentionRecord(
-                AttentionKind.ECA, weights.detach(), {"pooled": pooled.detach()},
-                kernel=self.conv.weight.detach().flatten(),
-                features=x.detach() if wants_features() else None))
+            record(
+                self,
+                ChannelAttentionRecord(
+                    AttentionKind.ECA,
+                    weights.detach(),
+                    {"pooled": pooled.detach()},
+                    kernel=self.conv.weight.detach().flatten(),
+                    features=x.detach() if wants_features() else None,
+                ),
+            )
         return x * weights[:, :, None, None]
 
     def extra_repr(self) -> str:

@@ -16,14 +16,15 @@ so the page can show what each pool contributes to w.
 Differences from the paper: hidden width max(C // r, min_hidden) for narrow
 layers; `x.amax((2, 3))` replaces AdaptiveMaxPool2d(1) (same values, faster).
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from attnviz.kinds import AttentionKind
 from attnviz.capture.recorder import is_recording, record, wants_features
 from attnviz.capture.records import ChannelAttentionRecord
+from attnviz.kinds import AttentionKind
 from attnviz.modules.se import hidden_width
 
 __all__ = ["FlexibleChannelAttention", "branch_statistics"]
@@ -43,9 +44,7 @@ class FlexibleChannelAttention(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, min_hidden: int = 4):
         super().__init__()
         hidden = hidden_width(channels, reduction, min_hidden)
-        self.mlp = nn.Sequential(
-            nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels)
-        )
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
 
     def branches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(MLP(avgpool(x)), MLP(maxpool(x))), each (B, C), before the sigmoid."""
@@ -55,8 +54,13 @@ class FlexibleChannelAttention(nn.Module):
         avg_branch, max_branch = self.branches(x)
         weights = torch.sigmoid(avg_branch + max_branch)
         if is_recording():
-            record(self, ChannelAttentionRecord(
-                AttentionKind.FLEXIBLE, weights.detach(),
-                {"avg_branch": avg_branch.detach(), "max_branch": max_branch.detach()},
-                features=x.detach() if wants_features() else None))
+            record(
+                self,
+                ChannelAttentionRecord(
+                    AttentionKind.FLEXIBLE,
+                    weights.detach(),
+                    {"avg_branch": avg_branch.detach(), "max_branch": max_branch.detach()},
+                    features=x.detach() if wants_features() else None,
+                ),
+            )
         return x * weights[:, :, None, None]

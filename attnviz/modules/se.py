@@ -9,6 +9,7 @@ Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018 (arXiv:1709.01507).
 Differences from the paper: the hidden width is max(C // r, min_hidden), so
 that very narrow layers keep a few hidden units (the paper assumes C >= 64).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,9 +17,9 @@ import math
 import torch
 from torch import nn
 
-from attnviz.kinds import AttentionKind
 from attnviz.capture.recorder import is_recording, record, wants_features
 from attnviz.capture.records import ChannelAttentionRecord
+from attnviz.kinds import AttentionKind
 
 __all__ = ["SqueezeExcitation", "hidden_width", "pre_sigmoid"]
 
@@ -49,6 +50,13 @@ class SqueezeExcitation(nn.Module):
         squeezed = x.mean((2, 3))
         weights = torch.sigmoid(self.fc2(torch.relu(self.fc1(squeezed))))
         if is_recording():
-            record(self, ChannelAttentionRecord(AttentionKind.SE, weights.detach(), {"pooled": squeezed.detach()},
-                                                features=x.detach() if wants_features() else None))
+            record(
+                self,
+                ChannelAttentionRecord(
+                    AttentionKind.SE,
+                    weights.detach(),
+                    {"pooled": squeezed.detach()},
+                    features=x.detach() if wants_features() else None,
+                ),
+            )
         return x * weights[:, :, None, None]

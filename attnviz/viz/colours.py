@@ -7,6 +7,7 @@ a value v on the range [low, high] is t = (v - low) / (high - low) clipped to [0
 round(255 t) with opacity `opacity * t`, so colour shows only where attention is high. The page scripts get the
 tables as they are (`page_table`), Plotly a scale built from every 5th entry (`plotly_scale`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,16 @@ import base64
 import cv2
 import numpy as np
 
-__all__ = ["ATTENTION_COLOURS", "CHANNEL_COLOURS", "PLOTLY_STEP", "scaled", "table_colours", "opacity_of",
-           "page_table", "plotly_scale"]
+__all__ = [
+    "ATTENTION_COLOURS",
+    "CHANNEL_COLOURS",
+    "PLOTLY_STEP",
+    "scaled",
+    "table_colours",
+    "opacity_of",
+    "page_table",
+    "plotly_scale",
+]
 
 
 def _table(opencv_map: int) -> np.ndarray:

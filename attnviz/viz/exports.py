@@ -3,6 +3,7 @@
 Each CSV has a header and one row per cell or channel, with the full float
 precision the app computed (not the rounded numbers shown on the page).
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,10 @@ def grid_csv(values: np.ndarray, value_name: str) -> str:
     """A (h, w) map as rows (feature_row, feature_col, index, value); index = row * w + col."""
     values = np.asarray(values)
     height, width = values.shape
-    return _csv(["feature_row", "feature_col", "index", value_name],
-                ((r, c, r * width + c, repr(float(values[r, c]))) for r in range(height) for c in range(width)))
+    return _csv(
+        ["feature_row", "feature_col", "index", value_name],
+        ((r, c, r * width + c, repr(float(values[r, c]))) for r in range(height) for c in range(width)),
+    )
 
 
 def vector_csv(columns: dict[str, np.ndarray], index_name: str = "channel") -> str:

@@ -2,6 +2,7 @@
 
 Every label is read from the [figures] catalog of attnviz.i18n in the `language` a function is given
 (English by default), so a figure is a function of its arrays and its language only."""
+
 from __future__ import annotations
 
 import math
@@ -19,12 +20,26 @@ from attnviz.viz.colours import plotly_scale
 from attnviz.viz.overlays import blend_heatmap, draw_markers, feature_to_image
 
 __all__ = [
-    "class_legend_html", "class_name", "layer_weights_heatmap", "sorted_weights_figure", "kernel_figure",
-    "feature_grid_figure", "kernel_rule_figure", "attention_map_figure",
-
-    "branches_figure", "coordinate_attention_figure", "coordinate_profiles_figure", "channel_scaling_figure",
-    "weight_across_photos_figure", "training_curve_figure", "row_comparison_figure",
-    "layer_summary_figure", "short_layer_name", "extreme_channels_figure", "with_caption", "caption_lines",
+    "class_legend_html",
+    "class_name",
+    "layer_weights_heatmap",
+    "sorted_weights_figure",
+    "kernel_figure",
+    "feature_grid_figure",
+    "kernel_rule_figure",
+    "attention_map_figure",
+    "branches_figure",
+    "coordinate_attention_figure",
+    "coordinate_profiles_figure",
+    "channel_scaling_figure",
+    "weight_across_photos_figure",
+    "training_curve_figure",
+    "row_comparison_figure",
+    "layer_summary_figure",
+    "short_layer_name",
+    "extreme_channels_figure",
+    "with_caption",
+    "caption_lines",
     "pinned_maps_figure",
 ]
 
@@ -46,10 +61,17 @@ def with_caption(figure: go.Figure, caption: str) -> go.Figure:
     # plot), the caption's lines under it; the top margin holds both
     needed = 8 + 22 + 14 * len(lines) + (28 if figure.layout.annotations else 10)  # subplot titles
     extra = max(needed - margin_top, 0)
-    figure.update_layout(title=dict(text=title, y=1, yref="container", yanchor="top",
-                                    pad=dict(t=8), subtitle=dict(text="<br>".join(lines),
-                                                                 font=dict(size=11, color="#555"))),
-                         margin=dict(t=margin_top + extra))
+    figure.update_layout(
+        title=dict(
+            text=title,
+            y=1,
+            yref="container",
+            yanchor="top",
+            pad=dict(t=8),
+            subtitle=dict(text="<br>".join(lines), font=dict(size=11, color="#555")),
+        ),
+        margin=dict(t=margin_top + extra),
+    )
     if figure.layout.height:
         figure.update_layout(height=figure.layout.height + extra)
     return figure
@@ -84,8 +106,11 @@ def class_name(class_id: int, language: str = DEFAULT_LANGUAGE) -> str:
 
 
 def _legend_ids(class_ids: Sequence[int] | None) -> list[int]:
-    return list(range(len(CLASS_NAMES))) if class_ids is None else sorted(
-        set(int(c) for c in class_ids if 0 <= c < len(CLASS_NAMES)))
+    return (
+        list(range(len(CLASS_NAMES)))
+        if class_ids is None
+        else sorted(set(int(c) for c in class_ids if 0 <= c < len(CLASS_NAMES)))
+    )
 
 
 def class_legend_html(class_ids: Sequence[int] | None = None, language: str = DEFAULT_LANGUAGE) -> str:
@@ -96,47 +121,88 @@ def class_legend_html(class_ids: Sequence[int] | None = None, language: str = DE
     items = []
     for class_id in _legend_ids(class_ids):
         r, g, b = CLASS_COLOURS[class_id]
-        items.append(f'<span style="display:inline-flex;align-items:center;gap:.35em;margin:0 .9em .3em 0;'
-                     f'white-space:nowrap"><span style="width:1em;height:1em;border:1px solid #000;'
-                     f'background:rgb({r},{g},{b})"></span>{html.escape(class_name(class_id, language))}</span>')
+        items.append(
+            f'<span style="display:inline-flex;align-items:center;gap:.35em;margin:0 .9em .3em 0;'
+            f'white-space:nowrap"><span style="width:1em;height:1em;border:1px solid #000;'
+            f'background:rgb({r},{g},{b})"></span>{html.escape(class_name(class_id, language))}</span>'
+        )
     return f'<div style="display:flex;flex-wrap:wrap;font-size:.9rem">{"".join(items)}</div>'
 
 
-def layer_weights_heatmap(layer_names: Sequence[str], weights: Sequence[np.ndarray], selected: str | None = None,
-                          language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def layer_weights_heatmap(
+    layer_names: Sequence[str],
+    weights: Sequence[np.ndarray],
+    selected: str | None = None,
+    language: str = DEFAULT_LANGUAGE,
+) -> go.Figure:
     """Layers x channels: each row one layer's channel weights (rows of different widths padded with gaps)."""
     width = max(len(w) for w in weights)
     grid = np.full((len(weights), width), np.nan, dtype=np.float32)
     for row, w in enumerate(weights):
-        grid[row, :len(w)] = w
+        grid[row, : len(w)] = w
     t = _labels(language)
     labels = [f"{name} (C={len(w)})" for name, w in zip(layer_names, weights)]
-    fig = go.Figure(go.Heatmap(
-        z=grid, y=labels, x=list(range(width)), colorscale="Viridis", zmin=0, zmax=1,
-        colorbar=dict(title=t("weight")), hovertemplate="%{y}<br>" + t("channel") + " %{x}: w = %{z:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            y=labels,
+            x=list(range(width)),
+            colorscale="Viridis",
+            zmin=0,
+            zmax=1,
+            colorbar=dict(title=t("weight")),
+            hovertemplate="%{y}<br>" + t("channel") + " %{x}: w = %{z:.3f}<extra></extra>",
+        )
+    )
     if selected in layer_names:
         row = list(layer_names).index(selected)
-        fig.add_shape(type="rect", x0=-0.5, x1=len(weights[row]) - 0.5, y0=row - 0.5, y1=row + 0.5,
-                      line=dict(color="red", width=2))
-    fig.update_layout(title=t("layer_heatmap_title"), margin=_MARGIN,
-                      height=max(260, 28 * len(weights) + 90), xaxis_title=t("channel"), yaxis=dict(autorange="reversed"))
+        fig.add_shape(
+            type="rect",
+            x0=-0.5,
+            x1=len(weights[row]) - 0.5,
+            y0=row - 0.5,
+            y1=row + 0.5,
+            line=dict(color="red", width=2),
+        )
+    fig.update_layout(
+        title=t("layer_heatmap_title"),
+        margin=_MARGIN,
+        height=max(260, 28 * len(weights) + 90),
+        xaxis_title=t("channel"),
+        yaxis=dict(autorange="reversed"),
+    )
     return fig
 
 
-def sorted_weights_figure(weights: np.ndarray, title: str, language: str = DEFAULT_LANGUAGE,
-                          unit_range: bool = True) -> go.Figure:
+def sorted_weights_figure(
+    weights: np.ndarray, title: str, language: str = DEFAULT_LANGUAGE, unit_range: bool = True
+) -> go.Figure:
     """One layer's channel weights, largest first. `unit_range`: the axis and colours run 0 to 1 (gates); else
     0 to the largest weight (softmax weights over C channels, about 1/C each, would be flat on a 0-1 axis)."""
     t = _labels(language)
     largest = float(np.nanmax(weights)) if np.isfinite(weights).any() else 1.0
     top = 1.0 if unit_range else max(largest, 1e-12)
     order = np.argsort(-weights)
-    fig = go.Figure(go.Bar(
-        x=list(range(len(weights))), y=weights[order], customdata=order, marker_color=weights[order],
-        marker_colorscale="Viridis", marker_cmin=0, marker_cmax=top,
-        hovertemplate=t("rank") + " %{x}: " + t("channel") + " %{customdata}<br>w = %{y:.4f}<extra></extra>"))
-    fig.update_layout(title=title, margin=_MARGIN, height=320, xaxis_title=t("channels_sorted"),
-                      yaxis_title=t("weight") + " w_c", yaxis_range=[0, top])
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(len(weights))),
+            y=weights[order],
+            customdata=order,
+            marker_color=weights[order],
+            marker_colorscale="Viridis",
+            marker_cmin=0,
+            marker_cmax=top,
+            hovertemplate=t("rank") + " %{x}: " + t("channel") + " %{customdata}<br>w = %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        margin=_MARGIN,
+        height=320,
+        xaxis_title=t("channels_sorted"),
+        yaxis_title=t("weight") + " w_c",
+        yaxis_range=[0, top],
+    )
     return fig
 
 
@@ -145,23 +211,40 @@ def kernel_figure(kernel: np.ndarray, language: str = DEFAULT_LANGUAGE, title: s
     t = _labels(language)
     k = len(kernel)
     offsets = list(range(-(k // 2), k // 2 + 1))
-    fig = go.Figure(go.Bar(x=offsets, y=kernel, marker_color=["#d62728" if v < 0 else "#1f77b4" for v in kernel],
-                           hovertemplate=t("offset") + " %{x}: %{y:.4f}<extra></extra>"))
-    fig.update_layout(title=title or t("kernel_title", k=k), margin=_MARGIN, height=280,
-                      xaxis=dict(title=t("kernel_offset"), dtick=1), yaxis_title=t("weight"))
+    fig = go.Figure(
+        go.Bar(
+            x=offsets,
+            y=kernel,
+            marker_color=["#d62728" if v < 0 else "#1f77b4" for v in kernel],
+            hovertemplate=t("offset") + " %{x}: %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title or t("kernel_title", k=k),
+        margin=_MARGIN,
+        height=280,
+        xaxis=dict(title=t("kernel_offset"), dtick=1),
+        yaxis_title=t("weight"),
+    )
     return fig
 
 
-def feature_grid_figure(maps: Sequence[np.ndarray], titles: Sequence[str], columns: int = 4,
-                        colorscale: str = "Gray") -> go.Figure:
+def feature_grid_figure(
+    maps: Sequence[np.ndarray], titles: Sequence[str], columns: int = 4, colorscale: str = "Gray"
+) -> go.Figure:
     """Small multiples of 2D maps (e.g. feature channels), each with its own colour range."""
     rows = max(1, math.ceil(len(maps) / columns))
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.02,
-                        vertical_spacing=0.12)
+    fig = make_subplots(
+        rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.02, vertical_spacing=0.12
+    )
     for i, m in enumerate(maps):
-        fig.add_trace(go.Heatmap(z=m, colorscale=colorscale, showscale=False,
-                                 hovertemplate="y %{y}, x %{x}: %{z:.3f}<extra></extra>"),
-                      row=i // columns + 1, col=i % columns + 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=m, colorscale=colorscale, showscale=False, hovertemplate="y %{y}, x %{x}: %{z:.3f}<extra></extra>"
+            ),
+            row=i // columns + 1,
+            col=i % columns + 1,
+        )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
     aspect = maps[0].shape[0] / maps[0].shape[1] if maps else 0.75
@@ -169,10 +252,16 @@ def feature_grid_figure(maps: Sequence[np.ndarray], titles: Sequence[str], colum
     return fig
 
 
-def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: float,
-                       released: dict[str, list[tuple[int, int]]],
-                       model_layers: Sequence[tuple[str, int, int]] = (),
-                       c_min: int = 8, c_max: int = 4096, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def kernel_rule_figure(
+    rules: dict[str, Callable[[int], int]],
+    gamma: float,
+    b: float,
+    released: dict[str, list[tuple[int, int]]],
+    model_layers: Sequence[tuple[str, int, int]] = (),
+    c_min: int = 8,
+    c_max: int = 4096,
+    language: str = DEFAULT_LANGUAGE,
+) -> go.Figure:
     """k against C (log2 axis) for each rule at (gamma, b); released per-stage lists; the model's own layers."""
     t = _labels(language)
     channels = np.unique(np.round(np.logspace(np.log2(c_min), np.log2(c_max), 400, base=2)).astype(int))
@@ -183,35 +272,82 @@ def kernel_rule_figure(rules: dict[str, Callable[[int], int]], gamma: float, b: 
     offsets = np.linspace(-0.12, 0.12, len(rules)) if len(rules) > 1 else [0.0]
     for (name, rule), dash, offset in zip(rules.items(), dashes, offsets):
         ks = np.array([rule(int(c), gamma, b) for c in channels])
-        fig.add_trace(go.Scatter(x=channels, y=ks + offset, customdata=ks, name=name, mode="lines",
-                                 line=dict(shape="hv", dash=dash, width=3),
-                                 hovertemplate="C = %{x}<br>k = %{customdata}<extra>" + name + "</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=channels,
+                y=ks + offset,
+                customdata=ks,
+                name=name,
+                mode="lines",
+                line=dict(shape="hv", dash=dash, width=3),
+                hovertemplate="C = %{x}<br>k = %{customdata}<extra>" + name + "</extra>",
+            )
+        )
     unrounded = [kernel_t(int(c), gamma, b) for c in channels]
-    fig.add_trace(go.Scatter(x=channels, y=unrounded, name=t("kernel_t"), mode="lines",
-                             line=dict(color="grey", width=1), hovertemplate="C = %{x}<br>t = %{y:.3f}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=channels,
+            y=unrounded,
+            name=t("kernel_t"),
+            mode="lines",
+            line=dict(color="grey", width=1),
+            hovertemplate="C = %{x}<br>t = %{y:.3f}<extra></extra>",
+        )
+    )
     symbols = ["diamond", "square", "triangle-up"]
     for (name, stages), symbol in zip(released.items(), symbols):
-        fig.add_trace(go.Scatter(x=[c for c, _ in stages], y=[k for _, k in stages], name=t("released", name=name),
-                                 mode="markers", marker=dict(size=13, symbol=symbol, line=dict(width=1, color="black")),
-                                 hovertemplate="C = %{x}<br>k = %{y}<extra>" + name + "</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[c for c, _ in stages],
+                y=[k for _, k in stages],
+                name=t("released", name=name),
+                mode="markers",
+                marker=dict(size=13, symbol=symbol, line=dict(width=1, color="black")),
+                hovertemplate="C = %{x}<br>k = %{y}<extra>" + name + "</extra>",
+            )
+        )
     if model_layers:
-        fig.add_trace(go.Scatter(
-            x=[c for _, c, _ in model_layers], y=[k for _, _, k in model_layers], name=t("model_eca_layers"),
-            mode="markers", marker=dict(size=11, color="red", symbol="x"), text=[n for n, _, _ in model_layers],
-            hovertemplate="%{text}<br>C = %{x}, k = %{y}<extra></extra>"))
-    fig.update_layout(title=dict(text=t("kernel_rule_title", gamma=f"{gamma:g}", b=f"{b:g}") + "<br><sup>"
-                                      + t("kernel_rule_subtitle") + "</sup>"),
-                      margin=dict(l=10, r=10, t=60, b=10), height=480,
-                      xaxis=dict(type="log", title=t("channels_log"), tickvals=[2 ** i for i in range(3, 13)],
-                                 ticktext=[str(2 ** i) for i in range(3, 13)]),
-                      yaxis=dict(title="k", dtick=2),
-                      legend=dict(orientation="h", y=-0.2))
+        fig.add_trace(
+            go.Scatter(
+                x=[c for _, c, _ in model_layers],
+                y=[k for _, _, k in model_layers],
+                name=t("model_eca_layers"),
+                mode="markers",
+                marker=dict(size=11, color="red", symbol="x"),
+                text=[n for n, _, _ in model_layers],
+                hovertemplate="%{text}<br>C = %{x}, k = %{y}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=dict(
+            text=t("kernel_rule_title", gamma=f"{gamma:g}", b=f"{b:g}")
+            + "<br><sup>"
+            + t("kernel_rule_subtitle")
+            + "</sup>"
+        ),
+        margin=dict(l=10, r=10, t=60, b=10),
+        height=480,
+        xaxis=dict(
+            type="log",
+            title=t("channels_log"),
+            tickvals=[2**i for i in range(3, 13)],
+            ticktext=[str(2**i) for i in range(3, 13)],
+        ),
+        yaxis=dict(title="k", dtick=2),
+        legend=dict(orientation="h", y=-0.2),
+    )
     return fig
 
 
-def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int] | None = None,
-                         top: Sequence[tuple[int, int]] = (), zrange: tuple[float, float] | None = None,
-                         colour_title: str = "S", language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def attention_map_figure(
+    values: np.ndarray,
+    title: str,
+    marker: tuple[int, int] | None = None,
+    top: Sequence[tuple[int, int]] = (),
+    zrange: tuple[float, float] | None = None,
+    colour_title: str = "S",
+    language: str = DEFAULT_LANGUAGE,
+) -> go.Figure:
     """A feature-resolution map (h, w) with exact values on hover; marker / top as (row, col).
 
     The axes hold the whole grid (-0.5 .. n - 0.5, so a marker in row 0 or the last column is not cut),
@@ -220,70 +356,152 @@ def attention_map_figure(values: np.ndarray, title: str, marker: tuple[int, int]
     Built from one dict (one validation pass, not one per update call): it is redrawn on every click."""
     t = _labels(language)
     height, width = values.shape[-2:]
-    heat = dict(type="heatmap", z=values, colorscale=plotly_scale(),
-                colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14, x=1.0, xpad=4),
-                hovertemplate=t("row") + " %{y}, " + t("col") + " %{x}<br>%{z:.5f}<extra></extra>")
+    heat = dict(
+        type="heatmap",
+        z=values,
+        colorscale=plotly_scale(),
+        colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14, x=1.0, xpad=4),
+        hovertemplate=t("row") + " %{y}, " + t("col") + " %{x}<br>%{z:.5f}<extra></extra>",
+    )
     if zrange is not None:
         heat.update(zmin=zrange[0], zmax=zrange[1])
     data = [heat]
     if top:
-        data.append(dict(type="scatter", x=[c for _, c in top], y=[r for r, _ in top], mode="markers",
-                         text=[t("top", rank=i + 1) for i in range(len(top))], name=t("top_attended"),
-                         hovertemplate="%{text}: " + t("row") + " %{y}, " + t("col") + " %{x}<extra></extra>",
-                         marker=dict(size=10, color="rgba(0,0,0,0)", line=dict(color="cyan", width=2))))
+        data.append(
+            dict(
+                type="scatter",
+                x=[c for _, c in top],
+                y=[r for r, _ in top],
+                mode="markers",
+                text=[t("top", rank=i + 1) for i in range(len(top))],
+                name=t("top_attended"),
+                hovertemplate="%{text}: " + t("row") + " %{y}, " + t("col") + " %{x}<extra></extra>",
+                marker=dict(size=10, color="rgba(0,0,0,0)", line=dict(color="cyan", width=2)),
+            )
+        )
     if marker is not None:
-        data.append(dict(type="scatter", x=[marker[1]], y=[marker[0]], mode="markers", name=t("chosen_pixel"),
-                         hovertemplate=t("chosen") + ": " + t("row") + " %{y}, " + t("col") + " %{x}<extra></extra>",
-                         marker=dict(size=14, symbol="x", color="lime", line=dict(color="black", width=1))))
+        data.append(
+            dict(
+                type="scatter",
+                x=[marker[1]],
+                y=[marker[0]],
+                mode="markers",
+                name=t("chosen_pixel"),
+                hovertemplate=t("chosen") + ": " + t("row") + " %{y}, " + t("col") + " %{x}<extra></extra>",
+                marker=dict(size=14, symbol="x", color="lime", line=dict(color="black", width=1)),
+            )
+        )
     # a fixed size that fits the map's aspect: the colour bar then sits against the map (a stretched figure
     # centred the constrained map and left the bar at the far edge); shown with width="content"
     plot_height = 290
-    layout = dict(title=dict(text=title), margin=dict(l=50, r=10, t=40, b=40), height=plot_height + 80,
-                  width=max(int(plot_height * width / height) + 150, 360), showlegend=False,
-                  xaxis=dict(range=[-0.5, width - 0.5], constrain="domain", title=t("col")),
-                  yaxis=dict(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", title=t("row")))
+    layout = dict(
+        title=dict(text=title),
+        margin=dict(l=50, r=10, t=40, b=40),
+        height=plot_height + 80,
+        width=max(int(plot_height * width / height) + 150, 360),
+        showlegend=False,
+        xaxis=dict(range=[-0.5, width - 0.5], constrain="domain", title=t("col")),
+        yaxis=dict(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", title=t("row")),
+    )
     return go.Figure(dict(data=data, layout=layout))
 
 
-def branches_figure(avg_branch: np.ndarray, max_branch: np.ndarray, weights: np.ndarray, title: str,
-                    language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def branches_figure(
+    avg_branch: np.ndarray, max_branch: np.ndarray, weights: np.ndarray, title: str, language: str = DEFAULT_LANGUAGE
+) -> go.Figure:
     """Per channel (sorted by final weight): MLP(avg) and MLP(max) logits, and w = sigmoid(sum)."""
     t = _labels(language)
     order = np.argsort(-weights)
     x = list(range(len(weights)))
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=x, y=avg_branch[order], name="MLP(AvgPool F)", customdata=order, marker_color="#1f77b4",
-                         hovertemplate=t("channel") + " %{customdata}<br>" + t("avg_branch") + " %{y:.3f}<extra></extra>"))
-    fig.add_trace(go.Bar(x=x, y=max_branch[order], name="MLP(MaxPool F)", customdata=order, marker_color="#ff7f0e",
-                         hovertemplate=t("channel") + " %{customdata}<br>" + t("max_branch") + " %{y:.3f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=x, y=weights[order], name="w = σ(avg + max)", mode="lines", customdata=order,
-                             line=dict(color="black", width=2),
-                             hovertemplate=t("channel") + " %{customdata}<br>w = %{y:.4f}<extra></extra>"), secondary_y=True)
-    fig.update_layout(title=title, barmode="relative", margin=_MARGIN, height=380,
-                      xaxis_title=t("channels_sorted"), legend=dict(orientation="h", y=-0.25))
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=avg_branch[order],
+            name="MLP(AvgPool F)",
+            customdata=order,
+            marker_color="#1f77b4",
+            hovertemplate=t("channel") + " %{customdata}<br>" + t("avg_branch") + " %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=max_branch[order],
+            name="MLP(MaxPool F)",
+            customdata=order,
+            marker_color="#ff7f0e",
+            hovertemplate=t("channel") + " %{customdata}<br>" + t("max_branch") + " %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=weights[order],
+            name="w = σ(avg + max)",
+            mode="lines",
+            customdata=order,
+            line=dict(color="black", width=2),
+            hovertemplate=t("channel") + " %{customdata}<br>w = %{y:.4f}<extra></extra>",
+        ),
+        secondary_y=True,
+    )
+    fig.update_layout(
+        title=title,
+        barmode="relative",
+        margin=_MARGIN,
+        height=380,
+        xaxis_title=t("channels_sorted"),
+        legend=dict(orientation="h", y=-0.25),
+    )
     fig.update_yaxes(title_text=t("branch_logit"), secondary_y=False)
     # ticks of its own (0, 0.25, ... 1), not ones aligned to the logit axis's grid (0.088, 0.686, ...)
-    fig.update_yaxes(title_text=t("weight") + " w", range=[0, 1], tickmode="linear", tick0=0, dtick=0.25, showgrid=False,
-                     secondary_y=True)
+    fig.update_yaxes(
+        title_text=t("weight") + " w",
+        range=[0, 1],
+        tickmode="linear",
+        tick0=0,
+        dtick=0.25,
+        showgrid=False,
+        secondary_y=True,
+    )
     return fig
 
 
-def coordinate_attention_figure(height_weights: np.ndarray, width_weights: np.ndarray, title: str,
-                                language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def coordinate_attention_figure(
+    height_weights: np.ndarray, width_weights: np.ndarray, title: str, language: str = DEFAULT_LANGUAGE
+) -> go.Figure:
     """Coordinate attention: a_h (C x H) above a_w (C x W), one colour bar: stacked, so that it fits a narrow
     column (side by side, the titles and ticks overlapped on the Compare page)."""
     t = _labels(language)
-    fig = make_subplots(rows=2, cols=1, subplot_titles=[t("ca_heights"), t("ca_widths")],
-                        vertical_spacing=0.16)
-    fig.add_trace(go.Heatmap(z=height_weights, coloraxis="coloraxis",
-                             hovertemplate=t("channel") + " %{y}, " + t("row") + " %{x}: %{z:.3f}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Heatmap(z=width_weights, coloraxis="coloraxis",
-                             hovertemplate=t("channel") + " %{y}, " + t("column") + " %{x}: %{z:.3f}<extra></extra>"), row=2, col=1)
+    fig = make_subplots(rows=2, cols=1, subplot_titles=[t("ca_heights"), t("ca_widths")], vertical_spacing=0.16)
+    fig.add_trace(
+        go.Heatmap(
+            z=height_weights,
+            coloraxis="coloraxis",
+            hovertemplate=t("channel") + " %{y}, " + t("row") + " %{x}: %{z:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=width_weights,
+            coloraxis="coloraxis",
+            hovertemplate=t("channel") + " %{y}, " + t("column") + " %{x}: %{z:.3f}<extra></extra>",
+        ),
+        row=2,
+        col=1,
+    )
     fig.update_xaxes(title_text=t("row") + " h", row=1, col=1)
     fig.update_xaxes(title_text=t("column") + " w", row=2, col=1)
     fig.update_yaxes(title_text=t("channel"), tickformat="d")
-    fig.update_layout(title=dict(text=title, y=0.98), margin=dict(l=10, r=10, t=70, b=10), height=480,
-                      coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(thickness=12, xpad=4)))
+    fig.update_layout(
+        title=dict(text=title, y=0.98),
+        margin=dict(l=10, r=10, t=70, b=10),
+        height=480,
+        coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(thickness=12, xpad=4)),
+    )
     return fig
 
 
@@ -292,12 +510,25 @@ def branch_weights_figure(weights: np.ndarray, title: str, language: str = DEFAU
     column sums to 1, so a column all of one colour means the branches share that channel equally."""
     t = _labels(language)
     branches, channels = weights.shape
-    fig = go.Figure(go.Heatmap(
-        z=weights, x=list(range(channels)), y=[t("branch", k=k) for k in range(branches)], colorscale="Viridis",
-        zmin=0, zmax=1, colorbar=dict(title=dict(text=t("weight"), side="right"), thickness=12, xpad=4),
-        hovertemplate="%{y}, " + t("channel") + " %{x}: %{z:.4f}<extra></extra>"))
-    fig.update_layout(title=dict(text=title, y=0.98), margin=_MARGIN, height=max(220, 36 * branches + 150),
-                      xaxis_title=t("channel"), yaxis=dict(autorange="reversed"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=weights,
+            x=list(range(channels)),
+            y=[t("branch", k=k) for k in range(branches)],
+            colorscale="Viridis",
+            zmin=0,
+            zmax=1,
+            colorbar=dict(title=dict(text=t("weight"), side="right"), thickness=12, xpad=4),
+            hovertemplate="%{y}, " + t("channel") + " %{x}: %{z:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=dict(text=title, y=0.98),
+        margin=_MARGIN,
+        height=max(220, 36 * branches + 150),
+        xaxis_title=t("channel"),
+        yaxis=dict(autorange="reversed"),
+    )
     return fig
 
 
@@ -317,35 +548,81 @@ def gate_planes_figure(planes: Sequence, title: str, language: str = DEFAULT_LAN
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     columns = min(len(planes), 4)
     rows = math.ceil(len(planes) / columns)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[plane_title(p) for p in planes],
-                        horizontal_spacing=0.06, vertical_spacing=0.12)
+    fig = make_subplots(
+        rows=rows,
+        cols=columns,
+        subplot_titles=[plane_title(p) for p in planes],
+        horizontal_spacing=0.06,
+        vertical_spacing=0.12,
+    )
     for index, plane in enumerate(planes):
         row, col = divmod(index, columns)
         y_name, x_name = plane.axes
-        fig.add_trace(go.Heatmap(z=plane.values, coloraxis="coloraxis", hovertemplate=(
-            f"{y_name} %{{y}}, {x_name} %{{x}}: %{{z:.4f}}<extra></extra>")), row=row + 1, col=col + 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=plane.values,
+                coloraxis="coloraxis",
+                hovertemplate=(f"{y_name} %{{y}}, {x_name} %{{x}}: %{{z:.4f}}<extra></extra>"),
+            ),
+            row=row + 1,
+            col=col + 1,
+        )
         fig.update_xaxes(title_text=t("feature_axis", axis=x_name), row=row + 1, col=col + 1)
         fig.update_yaxes(title_text=t("feature_axis", axis=y_name), autorange="reversed", row=row + 1, col=col + 1)
-    fig.update_layout(title=dict(text=title, y=0.98), margin=dict(l=10, r=10, t=80, b=10), height=170 + 230 * rows,
-                      coloraxis=dict(colorscale=plotly_scale(), cmin=low, cmax=high,
-                                     colorbar=dict(title=dict(text=t("weight"), side="right"), thickness=12, xpad=4)))
+    fig.update_layout(
+        title=dict(text=title, y=0.98),
+        margin=dict(l=10, r=10, t=80, b=10),
+        height=170 + 230 * rows,
+        coloraxis=dict(
+            colorscale=plotly_scale(),
+            cmin=low,
+            cmax=high,
+            colorbar=dict(title=dict(text=t("weight"), side="right"), thickness=12, xpad=4),
+        ),
+    )
     return fig
 
 
-def coordinate_profiles_figure(height_weights: np.ndarray, width_weights: np.ndarray, cell: tuple[int, int],
-                               title: str, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def coordinate_profiles_figure(
+    height_weights: np.ndarray,
+    width_weights: np.ndarray,
+    cell: tuple[int, int],
+    title: str,
+    language: str = DEFAULT_LANGUAGE,
+) -> go.Figure:
     """One channel's a_h (one weight per feature row) and a_w (one per column) as profiles, the chosen cell's
     row and column marked."""
     t = _labels(language)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[t("ca_row_profile"), t("ca_column_profile")],
-                        horizontal_spacing=0.1)
-    for col, (values, mark, axis) in enumerate(((height_weights, cell[0], t("row")), (width_weights, cell[1], t("column"))), 1):
-        fig.add_trace(go.Scatter(x=list(range(len(values))), y=values, mode="lines+markers", marker=dict(size=4),
-                                 hovertemplate=axis + " %{x}: %{y:.4f}<extra></extra>", showlegend=False),
-                      row=1, col=col)
-        fig.add_trace(go.Scatter(x=[mark], y=[values[mark]], mode="markers", showlegend=False,
-                                 marker=dict(size=12, symbol="x", color="lime", line=dict(color="black", width=1)),
-                                 hovertemplate=t("chosen") + " " + axis + " %{x}: %{y:.4f}<extra></extra>"), row=1, col=col)
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=[t("ca_row_profile"), t("ca_column_profile")], horizontal_spacing=0.1
+    )
+    for col, (values, mark, axis) in enumerate(
+        ((height_weights, cell[0], t("row")), (width_weights, cell[1], t("column"))), 1
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(values))),
+                y=values,
+                mode="lines+markers",
+                marker=dict(size=4),
+                hovertemplate=axis + " %{x}: %{y:.4f}<extra></extra>",
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[mark],
+                y=[values[mark]],
+                mode="markers",
+                showlegend=False,
+                marker=dict(size=12, symbol="x", color="lime", line=dict(color="black", width=1)),
+                hovertemplate=t("chosen") + " " + axis + " %{x}: %{y:.4f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
         fig.update_xaxes(title_text=t("feature_axis", axis=axis), tickformat="d", row=1, col=col)
     fig.update_yaxes(range=[0, 1], title_text=t("weight"), row=1, col=1)
     fig.update_yaxes(range=[0, 1], row=1, col=2)
@@ -353,32 +630,59 @@ def coordinate_profiles_figure(height_weights: np.ndarray, width_weights: np.nda
     return fig
 
 
-def channel_scaling_figure(before: np.ndarray, after: np.ndarray, weight: float, channel: int,
-                           language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def channel_scaling_figure(
+    before: np.ndarray, after: np.ndarray, weight: float, channel: int, language: str = DEFAULT_LANGUAGE
+) -> go.Figure:
     """x_c beside ω_c · x_c on ONE colour scale, so that the weight's effect is what changes between them."""
     t = _labels(language)
     low, high = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04,
-                        subplot_titles=[t("scaling_before", channel=channel), f"ω·x = {weight:.3f} · x_{channel}"])
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.04,
+        subplot_titles=[t("scaling_before", channel=channel), f"ω·x = {weight:.3f} · x_{channel}"],
+    )
     for col, values in enumerate((before, after), 1):
-        fig.add_trace(go.Heatmap(z=values, coloraxis="coloraxis", hovertemplate=t("row") + " %{y}, " + t("col") + " %{x}: %{z:.4f}"
-                                 "<extra></extra>"), row=1, col=col)
+        fig.add_trace(
+            go.Heatmap(
+                z=values,
+                coloraxis="coloraxis",
+                hovertemplate=t("row") + " %{y}, " + t("col") + " %{x}: %{z:.4f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
     fig.update_yaxes(scaleanchor="x2", row=1, col=2)
-    fig.update_layout(coloraxis=dict(colorscale="Gray", cmin=low, cmax=high, colorbar=dict(thickness=12, xpad=4)),
-                      margin=dict(l=5, r=5, t=40, b=5), height=300)
+    fig.update_layout(
+        coloraxis=dict(colorscale="Gray", cmin=low, cmax=high, colorbar=dict(thickness=12, xpad=4)),
+        margin=dict(l=5, r=5, t=40, b=5),
+        height=300,
+    )
     return fig
 
 
-def weight_across_photos_figure(weights: dict[str, float], channel: int, layer: str,
-                                language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def weight_across_photos_figure(
+    weights: dict[str, float], channel: int, layer: str, language: str = DEFAULT_LANGUAGE
+) -> go.Figure:
     """One channel's weight on each of a few photos: channel attention depends on the photo."""
     names = list(weights)
-    fig = go.Figure(go.Bar(x=names, y=[weights[n] for n in names], text=[f"{weights[n]:.3f}" for n in names],
-                           textposition="outside", hovertemplate="%{x}: ω = %{y:.4f}<extra></extra>"))
-    fig.update_layout(title=_labels(language)("across_photos_title", channel=channel, layer=layer, count=len(names)), yaxis=dict(range=[0, 1.1], title="ω"),
-                      margin=_MARGIN, height=280)
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=[weights[n] for n in names],
+            text=[f"{weights[n]:.3f}" for n in names],
+            textposition="outside",
+            hovertemplate="%{x}: ω = %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=_labels(language)("across_photos_title", channel=channel, layer=layer, count=len(names)),
+        yaxis=dict(range=[0, 1.1], title="ω"),
+        margin=_MARGIN,
+        height=280,
+    )
     return fig
 
 
@@ -389,9 +693,13 @@ def training_curve_figure(history: Sequence[dict], title: str = "", language: st
     fig.add_trace(go.Scatter(x=epochs, y=[h["loss"] for h in history], name=t("train_loss"), mode="lines"))
     val = [(h["epoch"], h["val_miou"]) for h in history if "val_miou" in h]
     if val:
-        fig.add_trace(go.Scatter(x=[e for e, _ in val], y=[v for _, v in val], name=t("val_miou"), mode="lines+markers"),
-                      secondary_y=True)
-    fig.update_layout(title=title or t("training"), margin=_MARGIN, height=300, xaxis=dict(title=t("epoch"), tickformat="d"))
+        fig.add_trace(
+            go.Scatter(x=[e for e, _ in val], y=[v for _, v in val], name=t("val_miou"), mode="lines+markers"),
+            secondary_y=True,
+        )
+    fig.update_layout(
+        title=title or t("training"), margin=_MARGIN, height=300, xaxis=dict(title=t("epoch"), tickformat="d")
+    )
     fig.update_yaxes(title_text=t("loss"), secondary_y=False)
     fig.update_yaxes(title_text="mIoU", range=[0, 1], secondary_y=True)
     return fig
@@ -402,10 +710,23 @@ def row_comparison_figure(rows: dict[str, np.ndarray], title: str, language: str
     t = _labels(language)
     fig = go.Figure()
     for name, values in rows.items():
-        fig.add_trace(go.Bar(x=list(range(len(values))), y=values, name=name,
-                             hovertemplate=t("channel") + " %{x}: %{y:.4f}<extra>" + name + "</extra>"))
-    fig.update_layout(title=title, barmode="group", margin=_MARGIN, height=320, xaxis_title=t("channel") + " j",
-                      yaxis_title="X[c, j]", legend=dict(orientation="h", y=-0.25))
+        fig.add_trace(
+            go.Bar(
+                x=list(range(len(values))),
+                y=values,
+                name=name,
+                hovertemplate=t("channel") + " %{x}: %{y:.4f}<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        barmode="group",
+        margin=_MARGIN,
+        height=320,
+        xaxis_title=t("channel") + " j",
+        yaxis_title="X[c, j]",
+        legend=dict(orientation="h", y=-0.25),
+    )
     return fig
 
 
@@ -418,15 +739,28 @@ def short_layer_name(name: str) -> str:
     return name
 
 
-def layer_summary_figure(layer_names: Sequence[str], weights: Sequence[np.ndarray], title: str = "",
-                         language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def layer_summary_figure(
+    layer_names: Sequence[str], weights: Sequence[np.ndarray], title: str = "", language: str = DEFAULT_LANGUAGE
+) -> go.Figure:
     """One box per layer: the distribution of its channel weights (compact, for side-by-side views)."""
     fig = go.Figure()
     for name, w in zip(layer_names, weights):
-        fig.add_trace(go.Box(y=w, name=short_layer_name(name), boxpoints=False, marker_color="#2a788e",
-                             hovertemplate=f"{name}<br>%{{y:.3f}}<extra></extra>"))
-    fig.update_layout(title=title, margin=dict(l=10, r=10, t=40, b=10), height=260, showlegend=False,
-                      yaxis=dict(title=_labels(language)("channel_weight"), range=[0, 1]))
+        fig.add_trace(
+            go.Box(
+                y=w,
+                name=short_layer_name(name),
+                boxpoints=False,
+                marker_color="#2a788e",
+                hovertemplate=f"{name}<br>%{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        margin=dict(l=10, r=10, t=40, b=10),
+        height=260,
+        showlegend=False,
+        yaxis=dict(title=_labels(language)("channel_weight"), range=[0, 1]),
+    )
     return fig
 
 
@@ -434,8 +768,9 @@ def extreme_channels_figure(features: np.ndarray, weights: np.ndarray, count: in
     """Feature maps (C, h, w) of the `count` most (top row) and least (bottom row) weighted channels."""
     order = np.argsort(-weights)
     chosen = list(order[:count]) + list(order[-count:])
-    return feature_grid_figure([feature_to_image(features[c]) for c in chosen],
-                               [f"#{c} w={weights[c]:.2f}" for c in chosen], columns=count)
+    return feature_grid_figure(
+        [feature_to_image(features[c]) for c in chosen], [f"#{c} w={weights[c]:.2f}" for c in chosen], columns=count
+    )
 
 
 def _data_url(image: np.ndarray, width: int) -> str:
@@ -452,9 +787,13 @@ def _data_url(image: np.ndarray, width: int) -> str:
     return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
-def pinned_maps_figure(rows: Sequence[tuple[str, np.ndarray, Sequence[tuple[str, np.ndarray, tuple[float, float]]]]],
-                       opacity: float = 0.75, colour_title: str = "S", panel_width: int = 320,
-                       language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def pinned_maps_figure(
+    rows: Sequence[tuple[str, np.ndarray, Sequence[tuple[str, np.ndarray, tuple[float, float]]]]],
+    opacity: float = 0.75,
+    colour_title: str = "S",
+    panel_width: int = 320,
+    language: str = DEFAULT_LANGUAGE,
+) -> go.Figure:
     """Pinned points as one multi-panel figure, for a slide: one row per model or photo shown side by side,
     one column per pin. `rows`: (row title, photo (H, W, 3), [(panel title, map (h, w), pin (x, y) in the
     photo)]). Every map on ONE colour scale (from 0, or the lowest value when below 0, to the highest), with
@@ -470,22 +809,41 @@ def pinned_maps_figure(rows: Sequence[tuple[str, np.ndarray, Sequence[tuple[str,
     for row_title, _, panels in rows:
         for column in range(columns):
             titles.append((f"{row_title}<br>" if row_title else "") + panels[column][0] if column < len(panels) else "")
-    fig = make_subplots(rows=len(rows), cols=columns, subplot_titles=titles, horizontal_spacing=0.03,
-                        vertical_spacing=0.12 if any(title for title, _, _ in rows) else 0.06)
+    fig = make_subplots(
+        rows=len(rows),
+        cols=columns,
+        subplot_titles=titles,
+        horizontal_spacing=0.03,
+        vertical_spacing=0.12 if any(title for title, _, _ in rows) else 0.06,
+    )
     fig.update_annotations(font_size=12)
     for r, (_, photo, panels) in enumerate(rows, 1):
         for c, (_, values_map, (x, y)) in enumerate(panels, 1):
-            blended = draw_markers(blend_heatmap(photo, values_map, opacity, vmin=low, vmax=high), [(x, y)],
-                                   colour=(0, 255, 0), radius=max(6, photo.shape[1] // 60), cross=True)
+            blended = draw_markers(
+                blend_heatmap(photo, values_map, opacity, vmin=low, vmax=high),
+                [(x, y)],
+                colour=(0, 255, 0),
+                radius=max(6, photo.shape[1] // 60),
+                cross=True,
+            )
             fig.add_trace(go.Image(source=_data_url(blended, panel_width), hoverinfo="skip"), row=r, col=c)
     # the shared colour bar: a transparent two-value heatmap on the colour axis every panel was drawn with
-    fig.add_trace(go.Heatmap(z=[[low, high]], coloraxis="coloraxis", opacity=0, hoverinfo="skip", showscale=True),
-                  row=1, col=1)
+    fig.add_trace(
+        go.Heatmap(z=[[low, high]], coloraxis="coloraxis", opacity=0, hoverinfo="skip", showscale=True), row=1, col=1
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     aspect = rows[0][1].shape[0] / rows[0][1].shape[1]
-    fig.update_layout(coloraxis=dict(colorscale=plotly_scale(), cmin=low, cmax=high,
-                                     colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14)),
-                      margin=dict(l=5, r=5, t=50, b=5), width=panel_width * columns + 110,
-                      height=int(len(rows) * (panel_width * aspect + 40)) + 60, showlegend=False)
+    fig.update_layout(
+        coloraxis=dict(
+            colorscale=plotly_scale(),
+            cmin=low,
+            cmax=high,
+            colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14),
+        ),
+        margin=dict(l=5, r=5, t=50, b=5),
+        width=panel_width * columns + 110,
+        height=int(len(rows) * (panel_width * aspect + 40)) + 60,
+        showlegend=False,
+    )
     return fig

@@ -4,6 +4,7 @@ Used for the clickable photo of the position page (streamlit-image-coordinates
 shows a plain image), the PNGs a user downloads and the figures' raster panels, and for prediction / label
 overlays. A map over the photo is drawn as the live canvas draws it (`blend_heatmap`, attnviz.viz.colours).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -12,12 +13,20 @@ import numpy as np
 from attnviz.data.camvid import IGNORE_INDEX, colourise
 from attnviz.viz.colours import opacity_of, scaled, table_colours
 
-__all__ = ["blend_heatmap", "blend_labels", "class_colours", "blend_classes", "draw_markers",
-           "feature_to_image", "position_overlay"]
+__all__ = [
+    "blend_heatmap",
+    "blend_labels",
+    "class_colours",
+    "blend_classes",
+    "draw_markers",
+    "feature_to_image",
+    "position_overlay",
+]
 
 
-def blend_heatmap(image: np.ndarray, values: np.ndarray, opacity: float = 0.6,
-                  vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+def blend_heatmap(
+    image: np.ndarray, values: np.ndarray, opacity: float = 0.6, vmin: float | None = None, vmax: float | None = None
+) -> np.ndarray:
     """The photo (H, W, 3) with a feature-resolution map (h, w) laid over it as the live canvas draws it
     (attention_canvas.js, paintMap; the rule of attnviz.viz.colours): each cell coloured by its value t on
     [vmin, vmax] with opacity `opacity * t`, the cells' premultiplied colour and opacity upsampled smoothly to
@@ -59,8 +68,9 @@ def blend_classes(image: np.ndarray, prediction: np.ndarray, num_classes: int, o
     return (image.astype(np.float32) * (1 - opacity) + colours * opacity).round().astype(np.uint8)
 
 
-def draw_markers(image: np.ndarray, points: list[tuple[int, int]], colour=(0, 255, 255), radius: int = 7,
-                 cross: bool = False) -> np.ndarray:
+def draw_markers(
+    image: np.ndarray, points: list[tuple[int, int]], colour=(0, 255, 255), radius: int = 7, cross: bool = False
+) -> np.ndarray:
     """Circles (or a cross) at (x, y) image points; returns a new array."""
     out = np.ascontiguousarray(image.copy())
     for x, y in points:

@@ -23,19 +23,37 @@ declared anywhere else. Only a record whose reconstruction reproduces the output
 never drawn. Our own modules (attnviz.modules) record themselves
 and the modules attnviz.capture.adapters reads are left to it: nothing is recorded twice.
 """
+
 from attnviz.capture.families.catalogue import FAMILIES, add_family, recognise
 from attnviz.capture.families.family import Family, Tap, Variant, problems
 from attnviz.capture.families.hooks import Unverified, family_records, register, unverified, verification_table
 from attnviz.capture.families.survey import (
-           Finding,
-           Lookalike,
-           find_attention,
-           recognised_modules,
-           unrecognised_attention,
+    Finding,
+    Lookalike,
+    find_attention,
+    recognised_modules,
+    unrecognised_attention,
 )
 from attnviz.capture.families.verify import RESOLUTION, TOLERANCE
 
-__all__ = ["FAMILIES", "Family", "Tap", "Variant", "problems", "add_family", "recognise", "Finding", "Lookalike",
-           "find_attention", "unrecognised_attention", "recognised_modules", "register", "Unverified", "unverified",
-           "family_records", "verification_table", "TOLERANCE", "RESOLUTION"]
-
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "Tap",
+    "Variant",
+    "problems",
+    "add_family",
+    "recognise",
+    "Finding",
+    "Lookalike",
+    "find_attention",
+    "unrecognised_attention",
+    "recognised_modules",
+    "register",
+    "Unverified",
+    "unverified",
+    "family_records",
+    "verification_table",
+    "TOLERANCE",
+    "RESOLUTION",
+]

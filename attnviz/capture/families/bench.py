@@ -4,9 +4,11 @@
 
 A user-style DANet PAM (the official code's maths: it builds S, N x N, with bmm and nn.Softmax) is run
 plainly and inside `capture`, which hooks its projections, rebuilds its output in chunks of query rows
-and compares. Reports the median times, the median ratio of interleaved (plain, captured) pairs, and the bytes the record keeps (Q, K and the
+and compares. Reports the median times, the median ratio of interleaved (plain, captured) pairs, and the bytes the
+record keeps (Q, K and the
 log-normaliser: O(N·C'), against 4·N² bytes for S). Also `python -m attnviz.bench --only families`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +57,9 @@ def kept_bytes(record) -> int:
     return total
 
 
-def bench_family_capture(sizes=((32, 64), (64, 128)), channels: int = 64, repeats: int = 5,
-                         device: str = "cpu") -> dict:
+def bench_family_capture(
+    sizes=((32, 64), (64, 128)), channels: int = 64, repeats: int = 5, device: str = "cpu"
+) -> dict:
     from attnviz.capture import capture
 
     def sync():
@@ -69,39 +72,62 @@ def bench_family_capture(sizes=((32, 64), (64, 128)), channels: int = 64, repeat
         model = UserPam(channels).to(device).eval()
         x = torch.randn(1, channels, height, width, device=device)
 
-        def plain():
+        def plain(model=model, x=x):
             with torch.no_grad():
                 model(x)
             sync()
 
-        def captured():
+        def captured(model=model, x=x):
             with torch.no_grad(), capture(model) as rec:
                 model(x)
             sync()
             return rec
 
         # interleaved pairs (plain, captured), so that a change of load on a shared machine hits both alike
-        pairs = [(time_calls(plain, 1, warmup=0 if i else 1)["median_s"],
-                  time_calls(captured, 1, warmup=0 if i else 1)["median_s"]) for i in range(repeats)]
+        pairs = [
+            (
+                time_calls(plain, 1, warmup=0 if i else 1)["median_s"],
+                time_calls(captured, 1, warmup=0 if i else 1)["median_s"],
+            )
+            for i in range(repeats)
+        ]
         plain_s = statistics.median(p for p, _ in pairs)
         captured_s = statistics.median(c for _, c in pairs)
         rec = captured()
         record = next(iter(rec.values()))
         num = height * width
         kept = kept_bytes(record)
-        rows.append({
-            "height": height, "width": width, "num_pixels": num, "channels": channels, "qk_channels": channels // 8,
-            "device": device, "plain_s": plain_s, "captured_verified_s": captured_s,
-            "ratio": statistics.median(c / p for p, c in pairs), "repeats": repeats, "verified": record.verified,
-            "max_error": record.max_error, "kept_bytes": kept,
-            "kept_bytes_per_pixel": kept / num, "s_matrix_bytes": 4 * num * num,
-        })
-    return {"case": "families", "model": "user-style DANet PAM (builds S)", "threads": torch.get_num_threads(),
-            "rows": rows}
+        rows.append(
+            {
+                "height": height,
+                "width": width,
+                "num_pixels": num,
+                "channels": channels,
+                "qk_channels": channels // 8,
+                "device": device,
+                "plain_s": plain_s,
+                "captured_verified_s": captured_s,
+                "ratio": statistics.median(c / p for p, c in pairs),
+                "repeats": repeats,
+                "verified": record.verified,
+                "max_error": record.max_error,
+                "kept_bytes": kept,
+                "kept_bytes_per_pixel": kept / num,
+                "s_matrix_bytes": 4 * num * num,
+            }
+        )
+    return {
+        "case": "families",
+        "model": "user-style DANet PAM (builds S)",
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m attnviz.capture.families.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m attnviz.capture.families.bench", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--sizes", nargs="+", default=["32x64", "64x128"])
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)

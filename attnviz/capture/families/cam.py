@@ -4,6 +4,7 @@ Fu et al., "Dual Attention Network for Scene Segmentation", CVPR 2019 (CASIA-IVA
 The official code takes the softmax of max(E) - E (E = X X^T, C x C); the paper writes softmax(E): the two
 forms put their mass on opposite channels, and the one that reproduces the output is kept.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,13 +39,13 @@ def _match_cam(m: nn.Module) -> bool:
 
 
 def _taps_cam(m: nn.Module) -> list[Tap]:
-    return [Tap("softmax", m.softmax)]   # C x C: small, always kept
+    return [Tap("softmax", m.softmax)]  # C x C: small, always kept
 
 
 def build_cam(call: Call, form: str) -> Outcome:
     check_input_shape(call)
     gamma = gamma_of(call.module)
-    x = for_checks(call.x.detach()).flatten(2)                       # (B, C, N)
+    x = for_checks(call.x.detach()).flatten(2)  # (B, C, N)
     energy = torch.bmm(x, x.transpose(1, 2))
     argument = energy.amax(-1, keepdim=True) - energy if form == "official" else energy
     attention = torch.softmax(argument, dim=-1)
@@ -65,18 +66,22 @@ def build_cam(call: Call, form: str) -> Outcome:
             # which put their mass on opposite channels (a difference of order 1 at the peak)
             error = 0.0 if error_s < 0.25 else error_s
             note = f"energies up to {float(energy.abs().max()):.1e}: the form is told apart only coarsely"
-        attention = ran_attention           # the map that ran, for the record and the output check
+        attention = ran_attention  # the map that ran, for the record and the output check
         term = torch.bmm(attention, x)
     else:
         term = torch.bmm(attention, x)
         note = gamma_note(gamma, term, out)
     error = max(error, relative_error((gamma * term + x).view(out.shape), out))
-    record = ChannelMapRecord("cam", attention, form, gamma,
-                              features=call.x.detach() if call.keep_features else None)
+    record = ChannelMapRecord("cam", attention, form, gamma, features=call.x.detach() if call.keep_features else None)
     return Outcome(record, error, note)
 
 
 FAMILY = Family(
-    "cam", "channel attention (DANet CAM)", _match_cam, _taps_cam,
+    "cam",
+    "channel attention (DANet CAM)",
+    _match_cam,
+    _taps_cam,
     (Variant("cam", "official", build_cam, ChannelMapRecord), Variant("cam", "paper", build_cam, ChannelMapRecord)),
-    "the channel map X (C x C)", tells=("gamma", "softmax"))
+    "the channel map X (C x C)",
+    tells=("gamma", "softmax"),
+)

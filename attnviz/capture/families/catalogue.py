@@ -21,6 +21,7 @@ its tells and the paper and code it was read from:
 A family declared elsewhere (a notebook, a test) joins through `add_family(family)`: recognition, capture and
 the survey read this list and nothing else.
 """
+
 from __future__ import annotations
 
 from torch import nn

@@ -8,6 +8,7 @@ Conv2d(2 -> 1) and a Sigmoid; both return their weights instead of the weighted 
 multiplies, then adds the residual). That is each gate's "weights" form: verified against the gate's own
 output, its record's features being the gate's input (the x the block multiplies).
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,14 @@ from attnviz.capture.families.verify import (
 )
 from attnviz.capture.records import ChannelAttentionRecord, SpatialAttentionRecord
 
-__all__ = ["CHANNEL_GATE", "SPATIAL_GATE", "build_cbam_channel", "build_cbam_spatial", "shared_mlp_gate",
-           "spatial_weights_conv"]
+__all__ = [
+    "CHANNEL_GATE",
+    "SPATIAL_GATE",
+    "build_cbam_channel",
+    "build_cbam_spatial",
+    "shared_mlp_gate",
+    "spatial_weights_conv",
+]
 
 
 def shared_mlp_gate(m: nn.Module) -> nn.Module | None:
@@ -49,8 +56,13 @@ def spatial_weights_conv(m: nn.Module) -> nn.Conv2d | None:
     pytorch's SpatialAttention: the channels' max and mean, convolved, through the sigmoid: the map)."""
     children = list(m.children())
     convs = children_of(m, nn.Conv2d)
-    if (len(children) != 2 or len(convs) != 1 or not children_of(m, nn.Sigmoid)
-            or convs[0].in_channels != 2 or convs[0].out_channels != 1):
+    if (
+        len(children) != 2
+        or len(convs) != 1
+        or not children_of(m, nn.Sigmoid)
+        or convs[0].in_channels != 2
+        or convs[0].out_channels != 1
+    ):
         return None
     return convs[0]
 
@@ -67,17 +79,25 @@ def _match_cbam_channel(m: nn.Module) -> bool:
         return True
     mlp = child_of(m, "mlp")
     pools = getattr(m, "pool_types", None)
-    return (mlp is not None and any(True for _ in mlp.parameters())
-            and isinstance(pools, (list, tuple)) and len(pools) > 0 and all(isinstance(p, str) for p in pools))
+    return (
+        mlp is not None
+        and any(True for _ in mlp.parameters())
+        and isinstance(pools, (list, tuple))
+        and len(pools) > 0
+        and all(isinstance(p, str) for p in pools)
+    )
 
 
 def _taps_cbam_channel(m: nn.Module) -> list[Tap]:
     mlp = shared_mlp_gate(m)
-    if mlp is not None:   # its pools' outputs say which MLP call was which branch
+    if mlp is not None:  # its pools' outputs say which MLP call was which branch
         averages = [p for p in children_of(m, nn.AdaptiveAvgPool2d) if is_global(p)]
         maxima = [p for p in children_of(m, nn.AdaptiveMaxPool2d) if is_global(p)]
-        return [Tap("mlp", mlp, keep_input=True, copy=True), Tap("avg", averages[0], copy=True),
-                Tap("max", maxima[0], copy=True)]
+        return [
+            Tap("mlp", mlp, keep_input=True, copy=True),
+            Tap("avg", averages[0], copy=True),
+            Tap("max", maxima[0], copy=True),
+        ]
     return [Tap("mlp", m.mlp, keep_input=True, copy=True)]
 
 
@@ -99,8 +119,9 @@ def build_cbam_channel(call: Call, form: str) -> Outcome:
     if weights.shape[1] != channels:
         raise Missing(f"{weights.shape[1]} weights for {channels} channels")
     error = max(error, gate_error(call, weights[:, :, None, None]))
-    record = ChannelAttentionRecord("flexible", weights, parts,
-                                    features=call.x.detach() if call.keep_features else None)
+    record = ChannelAttentionRecord(
+        "flexible", weights, parts, features=call.x.detach() if call.keep_features else None
+    )
     return Outcome(record, error)
 
 
@@ -113,25 +134,38 @@ def _cbam_channel_weights(call: Call) -> Outcome:
     branches = {}
     for inp, out in zip(call.inputs.get("mlp", []), call.outputs.get("mlp", []), strict=False):
         inp = for_checks(inp.detach()).reshape(batch, -1)
-        how = min(pooled, key=lambda h: relative_error(inp, pooled[h]))   # which pool this call of the MLP read
+        how = min(pooled, key=lambda h: relative_error(inp, pooled[h]))  # which pool this call of the MLP read
         branches[how] = for_checks(out.detach()).reshape(batch, -1)
     if set(branches) != {"avg", "max"}:
         raise Missing(f"the MLP ran on {sorted(branches)} of the avg and max pools")
     weights = torch.sigmoid(branches["avg"] + branches["max"])
     if weights.shape[1] != channels:
         raise Missing(f"{weights.shape[1]} weights for {channels} channels")
-    error = max(pool_error(call, pooled["avg"], "avg"), pool_error(call, pooled["max"], "max"),
-                weights_error(call, weights))
-    record = ChannelAttentionRecord("flexible", weights, {"avg_branch": branches["avg"], "max_branch": branches["max"]},
-                                    features=call.x.detach() if call.keep_features else None)
+    error = max(
+        pool_error(call, pooled["avg"], "avg"), pool_error(call, pooled["max"], "max"), weights_error(call, weights)
+    )
+    record = ChannelAttentionRecord(
+        "flexible",
+        weights,
+        {"avg_branch": branches["avg"], "max_branch": branches["max"]},
+        features=call.x.detach() if call.keep_features else None,
+    )
     return Outcome(record, error)
 
 
 CHANNEL_GATE = Family(
-    "cbam-channel", "CBAM channel gate", _match_cbam_channel, _taps_cbam_channel,
-    (Variant("cbam-channel", "", build_cbam_channel, ChannelAttentionRecord),
-     Variant("cbam-channel", "weights", build_cbam_channel, ChannelAttentionRecord)),
-    "channel weights (B, C) and each pooling branch's MLP output", tells=("mlp", "pool_types"), order=_order_gate)
+    "cbam-channel",
+    "CBAM channel gate",
+    _match_cbam_channel,
+    _taps_cbam_channel,
+    (
+        Variant("cbam-channel", "", build_cbam_channel, ChannelAttentionRecord),
+        Variant("cbam-channel", "weights", build_cbam_channel, ChannelAttentionRecord),
+    ),
+    "channel weights (B, C) and each pooling branch's MLP output",
+    tells=("mlp", "pool_types"),
+    order=_order_gate,
+)
 
 
 # ----------------------------------------------------------------------------- the spatial gate
@@ -159,7 +193,7 @@ def build_cbam_spatial(call: Call, form: str) -> Outcome:
         return _cbam_spatial_weights(call)
     spatial = call.output("spatial")
     check_input_shape(call, spatial)
-    weights = torch.sigmoid(for_checks(spatial.detach()))        # (B, 1, H, W)
+    weights = torch.sigmoid(for_checks(spatial.detach()))  # (B, 1, H, W)
     if weights.shape[1] != 1:
         raise Missing(f"a spatial map of {weights.shape[1]} channels")
     return Outcome(SpatialAttentionRecord("cbam-spatial", weights[:, 0]), gate_error(call, weights))
@@ -173,15 +207,24 @@ def _cbam_spatial_weights(call: Call) -> Outcome:
     check_input_shape(call, logits)
     x = for_checks(call.x)
     channel_max, channel_mean = x.amax(1, keepdim=True), x.mean(1, keepdim=True)
-    pool_error = min(relative_error(pooled, torch.cat([channel_max, channel_mean], 1)),
-                     relative_error(pooled, torch.cat([channel_mean, channel_max], 1)))
-    weights = torch.sigmoid(for_checks(logits.detach()))        # (B, 1, H, W)
-    return Outcome(SpatialAttentionRecord("cbam-spatial", weights[:, 0]),
-                   max(pool_error, weights_error(call, weights)))
+    pool_error = min(
+        relative_error(pooled, torch.cat([channel_max, channel_mean], 1)),
+        relative_error(pooled, torch.cat([channel_mean, channel_max], 1)),
+    )
+    weights = torch.sigmoid(for_checks(logits.detach()))  # (B, 1, H, W)
+    return Outcome(SpatialAttentionRecord("cbam-spatial", weights[:, 0]), max(pool_error, weights_error(call, weights)))
 
 
 SPATIAL_GATE = Family(
-    "cbam-spatial", "CBAM spatial gate", _match_cbam_spatial, _taps_cbam_spatial,
-    (Variant("cbam-spatial", "", build_cbam_spatial, SpatialAttentionRecord),
-     Variant("cbam-spatial", "weights", build_cbam_spatial, SpatialAttentionRecord)),
-    "the spatial map (B, H, W)", tells=("compress", "spatial"), order=_order_gate)
+    "cbam-spatial",
+    "CBAM spatial gate",
+    _match_cbam_spatial,
+    _taps_cbam_spatial,
+    (
+        Variant("cbam-spatial", "", build_cbam_spatial, SpatialAttentionRecord),
+        Variant("cbam-spatial", "weights", build_cbam_spatial, SpatialAttentionRecord),
+    ),
+    "the spatial map (B, H, W)",
+    tells=("compress", "spatial"),
+    order=_order_gate,
+)

@@ -4,6 +4,7 @@ Hou et al., "Coordinate Attention for Efficient Mobile Network Design", CVPR 202
 y = x · sigmoid(conv_h) · sigmoid(conv_w): one weight per row and one per column of every channel. The family is
 named by its kind, "ca" (attnviz.kinds.AttentionKind.CA), as attnviz's own CoordinateAttention records itself.
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,9 @@ __all__ = ["FAMILY", "build_coord"]
 
 
 def _match_coord(m: nn.Module) -> bool:
-    return (all(child_of(m, n) is not None for n in ("pool_h", "pool_w"))
-            and all(child_of(m, n, nn.Conv2d) is not None for n in ("conv1", "conv_h", "conv_w")))
+    return all(child_of(m, n) is not None for n in ("pool_h", "pool_w")) and all(
+        child_of(m, n, nn.Conv2d) is not None for n in ("conv1", "conv_h", "conv_w")
+    )
 
 
 def _taps_coord(m: nn.Module) -> list[Tap]:
@@ -39,6 +41,11 @@ def build_coord(call: Call, form: str) -> Outcome:
 
 
 FAMILY = Family(
-    AttentionKind.CA.value, "coordinate attention (CoordAtt)", _match_coord, _taps_coord,
+    AttentionKind.CA.value,
+    "coordinate attention (CoordAtt)",
+    _match_coord,
+    _taps_coord,
     (Variant(AttentionKind.CA.value, "", build_coord, CoordinateAttentionRecord),),
-    "height weights (B, C, H) and width weights (B, C, W)", tells=("pool_h", "pool_w", "conv_h", "conv_w"))
+    "height weights (B, C, H) and width weights (B, C, W)",
+    tells=("pool_h", "pool_w", "conv_h", "conv_w"),
+)

@@ -4,6 +4,7 @@ Wang et al., "ECA-Net: Efficient Channel Attention for Deep Convolutional Neural
 (BangguWu/ECANet eca_layer). xmu-xiaoma666/External-Attention-pytorch's ECAAttention names its pool `gap`
 and keeps nn.Conv1d's default bias: the bias is read and kept as a term of the formula.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,14 +51,23 @@ def build_eca(call: Call, form: str) -> Outcome:
         raise Missing(f"{weights.shape[1]} weights for {channels} channels")
     error = max(pool_error(call, pooled, "avg"), gate_error(call, weights[:, :, None, None]))
     conv = eca_conv(call.module)
-    record = ChannelAttentionRecord("eca", weights, {"pooled": pooled}, kernel=conv.weight.detach().flatten(),
-                                    features=call.x.detach() if call.keep_features else None,
-                                    kernel_bias=float(conv.bias) if conv.bias is not None else 0.0)
+    record = ChannelAttentionRecord(
+        "eca",
+        weights,
+        {"pooled": pooled},
+        kernel=conv.weight.detach().flatten(),
+        features=call.x.detach() if call.keep_features else None,
+        kernel_bias=float(conv.bias) if conv.bias is not None else 0.0,
+    )
     return Outcome(record, error)
 
 
 FAMILY = Family(
-    "eca", "efficient channel attention (ECA)", _match_eca, _taps_eca,
+    "eca",
+    "efficient channel attention (ECA)",
+    _match_eca,
+    _taps_eca,
     (Variant("eca", "", build_eca, ChannelAttentionRecord),),
     "channel weights (B, C), the pooled descriptor and the 1D kernel",
-    tells=())   # recognised under any names (a pool and a Conv1d): no name gives a near miss away
+    tells=(),
+)  # recognised under any names (a pool and a Conv1d): no name gives a near miss away

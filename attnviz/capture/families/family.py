@@ -16,6 +16,7 @@ A `Family` holds everything about one attention structure people copy into their
 `problems(family)` lists what a declaration lacks; `attnviz.capture.families.catalogue.add_family` refuses a
 family with any.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -56,11 +57,11 @@ class Variant:
     """One computation a family's structure may hide: `build(call, form)` rebuilds the module's output from
     what was kept and returns an Outcome whose record is a `record`."""
 
-    family: str                  # the name records and the verification table carry, e.g. "criss-cross"
-    form: str                    # e.g. "dot", "official", "weights"; "" when the family has one form
-    build: Callable              # (Call, form) -> Outcome (attnviz.capture.families.verify)
-    record: type                 # the record class a verified call gives
-    records: str = ""            # what that record keeps, in words, where it differs from the family's
+    family: str  # the name records and the verification table carry, e.g. "criss-cross"
+    form: str  # e.g. "dot", "official", "weights"; "" when the family has one form
+    build: Callable  # (Call, form) -> Outcome (attnviz.capture.families.verify)
+    record: type  # the record class a verified call gives
+    records: str = ""  # what that record keeps, in words, where it differs from the family's
 
     @property
     def label(self) -> str:
@@ -71,14 +72,14 @@ class Variant:
 class Family:
     """One attention structure: recognised by `match`, read through `taps`, rebuilt by its `variants`."""
 
-    name: str                    # the first variant's family, e.g. "pam"
-    title: str                   # in words, e.g. "position attention (DANet PAM / SAGAN Self_Attn)"
+    name: str  # the first variant's family, e.g. "pam"
+    title: str  # in words, e.g. "position attention (DANet PAM / SAGAN Self_Attn)"
     match: Callable[[nn.Module], bool]
     taps: Callable[[nn.Module], list[Tap]]
     variants: tuple[Variant, ...]
-    records: str                 # what a record keeps, in words
-    tells: tuple[str, ...]       # attribute names that give a near miss away (two or more; or none)
-    order: Callable[[nn.Module], tuple[int, ...]] | None = None   # variant indices to try first
+    records: str  # what a record keeps, in words
+    tells: tuple[str, ...]  # attribute names that give a near miss away (two or more; or none)
+    order: Callable[[nn.Module], tuple[int, ...]] | None = None  # variant indices to try first
 
     def ordered_variants(self, module: nn.Module) -> list[int]:
         first = list(self.order(module)) if self.order is not None else []
@@ -109,8 +110,9 @@ def problems(family: Family) -> list[str]:
     for variant in family.variants:
         if not callable(variant.build):
             found.append(f"{variant.label}: no builder")
-        if not (isinstance(variant.record, type) and is_dataclass(variant.record)
-                and issubclass(variant.record, Provenance)):
+        if not (
+            isinstance(variant.record, type) and is_dataclass(variant.record) and issubclass(variant.record, Provenance)
+        ):
             found.append(f"{variant.label}: {variant.record!r} is not a record class (attnviz.capture.records)")
     if len(family.tells) == 1 or not all(isinstance(tell, str) and tell for tell in family.tells):
         found.append(f"tells {family.tells!r}: two or more attribute names (a near miss holds two), or none")

@@ -4,6 +4,7 @@ Cao et al., "GCNet: Non-local Networks Meet Squeeze-Excitation Networks and Beyo
 (xvjiarui/GCNet ContextBlock). One attention map, softmax(conv_mask(x)) over positions, is shared by every
 query; the context it pools is checked against what entered the transforms, and the output rebuilt from them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,11 @@ __all__ = ["FAMILY", "build_gcnet"]
 
 def _match_gcnet(m: nn.Module) -> bool:
     mask = child_of(m, "conv_mask", nn.Conv2d)
-    return (mask is not None and mask.out_channels == 1
-            and (child_of(m, "channel_add_conv") is not None or child_of(m, "channel_mul_conv") is not None))
+    return (
+        mask is not None
+        and mask.out_channels == 1
+        and (child_of(m, "channel_add_conv") is not None or child_of(m, "channel_mul_conv") is not None)
+    )
 
 
 def _taps_gcnet(m: nn.Module) -> list[Tap]:
@@ -33,7 +37,7 @@ def _taps_gcnet(m: nn.Module) -> list[Tap]:
 
 def build_gcnet(call: Call, form: str) -> Outcome:
     batch, channels, height, width = check_input_shape(call, call.output("mask"))
-    mask = torch.softmax(for_checks(call.output("mask").detach()).flatten(1), dim=-1)   # (B, N)
+    mask = torch.softmax(for_checks(call.output("mask").detach()).flatten(1), dim=-1)  # (B, N)
     x = for_checks(call.x.detach())
     context = torch.einsum("bcn,bn->bc", x.flatten(2), mask)
     error, ran_context = 0.0, None
@@ -53,7 +57,11 @@ def build_gcnet(call: Call, form: str) -> Outcome:
 
 
 FAMILY = Family(
-    "gcnet", "global context block (GCNet)", _match_gcnet, _taps_gcnet,
+    "gcnet",
+    "global context block (GCNet)",
+    _match_gcnet,
+    _taps_gcnet,
     (Variant("gcnet", "att", build_gcnet, GlobalContextRecord),),
     "the one attention map softmax(conv_mask(x)) shared by every query, and the context vector",
-    tells=("conv_mask", "channel_add_conv", "channel_mul_conv"))
+    tells=("conv_mask", "channel_add_conv", "channel_mul_conv"),
+)

@@ -16,6 +16,7 @@ reconstruction, and
 Hooks never change what the module computes or returns, and a failure while reading is recorded as
 not verified, never raised into the user's forward pass.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,10 +37,10 @@ __all__ = ["Unverified", "register", "unverified", "family_records", "verificati
 class Unverified:
     """A recognised module whose output the recorded parts did not reproduce."""
 
-    family: str                  # the closest variant's family
-    form: str                    # and its form ("official", "dot", ...; "" when the family has one)
-    reason: str                  # e.g. "recognised, not verified (max error 3.1e-01)"
-    max_error: float             # inf when nothing could be rebuilt
+    family: str  # the closest variant's family
+    form: str  # and its form ("official", "dot", ...; "" when the family has one)
+    reason: str  # e.g. "recognised, not verified (max error 3.1e-01)"
+    max_error: float  # inf when nothing could be rebuilt
     record: object | None = None  # the closest variant's record, verified=False (never to be drawn)
 
 
@@ -70,8 +71,9 @@ def _start(module: nn.Module, args, kwargs) -> None:
 
 def _same_tensor(a, b: torch.Tensor) -> bool:
     """The same tensor (a view of the same memory with the same shape and strides): the module's own input."""
-    return (isinstance(a, torch.Tensor) and a.data_ptr() == b.data_ptr() and a.shape == b.shape
-            and a.stride() == b.stride())
+    return (
+        isinstance(a, torch.Tensor) and a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
+    )
 
 
 def _tap(owner: nn.Module, tap: Tap):
@@ -80,38 +82,53 @@ def _tap(owner: nn.Module, tap: Tap):
         if slot is None or (tap.only_if is not None and not tap.only_if(owner)):
             return
         if tap.on_owner_input and not (inputs and _same_tensor(inputs[0], slot["x"])):
-            return   # a shared layer called on something else (AlexHex7's one pool inside g and as phi)
-        for keep, group, value in ((tap.keep_output, "outputs", output),
-                                   (tap.keep_input, "inputs", inputs[0] if inputs else None)):
+            return  # a shared layer called on something else (AlexHex7's one pool inside g and as phi)
+        for keep, group, value in (
+            (tap.keep_output, "outputs", output),
+            (tap.keep_input, "inputs", inputs[0] if inputs else None),
+        ):
             if keep and isinstance(value, torch.Tensor):
                 value = value.detach().clone() if tap.copy else value.detach()
                 slot[group].setdefault(tap.part, []).append(value)
                 if not tap.copy:
                     slot["versions"].append((value, value._version))
+
     return hook
 
 
 def _lowest_precision(x: torch.Tensor, out: torch.Tensor, slot: dict, autocast: torch.dtype | None) -> torch.dtype:
     """The least precise dtype the module computed in: its tensors', or autocast's while it was on."""
-    dtypes = [x.dtype, out.dtype] + [t.dtype for group in ("outputs", "inputs")
-                                      for parts in slot[group].values() for t in parts]
+    dtypes = [x.dtype, out.dtype] + [
+        t.dtype for group in ("outputs", "inputs") for parts in slot[group].values() for t in parts
+    ]
     if autocast is not None:
         dtypes.append(autocast)
     floating = [d for d in dtypes if d.is_floating_point]
     return max(floating, key=lambda d: torch.finfo(d).eps) if floating else torch.float32
 
 
-def _evaluate(module: nn.Module, family: Family, slot: dict, out: torch.Tensor, keep_features: bool,
-              autocast: torch.dtype | None = None):
+def _evaluate(
+    module: nn.Module,
+    family: Family,
+    slot: dict,
+    out: torch.Tensor,
+    keep_features: bool,
+    autocast: torch.dtype | None = None,
+):
     """(record or None, verified, max_error, reason, the variant kept)."""
     x = slot["x"]
     if any(tensor._version != version for tensor, version in slot["versions"]):
-        return (None, False, math.inf, "recognised, not verified: the module changed its input or a projection "
-                "in place after it was read", family.variants[0])
+        return (
+            None,
+            False,
+            math.inf,
+            "recognised, not verified: the module changed its input or a projection in place after it was read",
+            family.variants[0],
+        )
     call = Call(module, x, out.detach(), slot["outputs"], slot["inputs"], keep_features)
     limit = tolerance(_lowest_precision(x, out, slot, autocast))
     if x.is_cuda and x.dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
-        limit = max(limit, 8 * 2.0 ** -10)   # TF32 matrix products (the module's and the check's): 10-bit mantissa
+        limit = max(limit, 8 * 2.0**-10)  # TF32 matrix products (the module's and the check's): 10-bit mantissa
     best: tuple[Outcome, int] | None = None
     order = family.ordered_variants(module)
     preferred = _preferred.get(module)
@@ -122,11 +139,13 @@ def _evaluate(module: nn.Module, family: Family, slot: dict, out: torch.Tensor, 
         try:
             outcome = variant.build(call, variant.form)
             if outcome.record is not None and not isinstance(outcome.record, variant.record):
-                raise TypeError(f"{variant.label} built a {type(outcome.record).__name__}, "
-                                f"declared {variant.record.__name__}")
+                raise TypeError(
+                    f"{variant.label} built a {type(outcome.record).__name__}, declared {variant.record.__name__}"
+                )
         except (Missing, RuntimeError, ValueError, IndexError, TypeError) as error:
-            outcome = Outcome(None, math.inf, f"{type(error).__name__}: {error}" if not isinstance(error, Missing)
-                              else str(error))
+            outcome = Outcome(
+                None, math.inf, f"{type(error).__name__}: {error}" if not isinstance(error, Missing) else str(error)
+            )
         if outcome.record is not None and outcome.error <= limit and not outcome.note:
             _preferred[module] = index
             return outcome.record, True, outcome.error, "", variant
@@ -148,12 +167,13 @@ def _key(recorder: Recorder, module: nn.Module, taken) -> str:
     return key
 
 
-def _store(recorder: Recorder, module: nn.Module, record, verified: bool, error: float, reason: str,
-           variant: Variant) -> None:
+def _store(
+    recorder: Recorder, module: nn.Module, record, verified: bool, error: float, reason: str, variant: Variant
+) -> None:
     if record is not None:
         record.family, record.verified, record.max_error = variant.family, verified, error
         record.reader = "structure"
-        record.verified_form = variant.form   # the form that verified (embedded / gaussian / dot, official, ...)
+        record.verified_form = variant.form  # the form that verified (embedded / gaussian / dot, official, ...)
     if verified:
         recorder.add(module, record)
         return
@@ -169,8 +189,15 @@ def _finish(family: Family):
             return None
         out = output[0] if isinstance(output, (tuple, list)) and output else output
         if not isinstance(out, torch.Tensor):
-            _store(recorder, module, None, False, math.inf, "recognised, not verified: the output is not a tensor",
-                   family.variants[0])
+            _store(
+                recorder,
+                module,
+                None,
+                False,
+                math.inf,
+                "recognised, not verified: the output is not a tensor",
+                family.variants[0],
+            )
             return None
         device = out.device.type
         autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
@@ -179,10 +206,16 @@ def _finish(family: Family):
             with torch.no_grad(), torch.autocast(device, enabled=False):
                 found = _evaluate(module, family, slot, out, recorder.keep_features, autocast)
         except Exception as error:  # noqa: BLE001 - reading must never break the user's forward pass
-            found = (None, False, math.inf, f"recognised, not verified: {type(error).__name__}: {error}",
-                     family.variants[0])
+            found = (
+                None,
+                False,
+                math.inf,
+                f"recognised, not verified: {type(error).__name__}: {error}",
+                family.variants[0],
+            )
         _store(recorder, module, *found)
         return None
+
     return hook
 
 
@@ -216,9 +249,27 @@ def verification_table(recorder: Recorder) -> list[dict]:
     verified ones; for the others the closest variant's record (verified=False) or None)."""
     rows = []
     for name, rec in family_records(recorder).items():
-        rows.append({"name": name, "family": rec.family, "form": getattr(rec, "verified_form", ""),
-                     "verified": True, "max_error": rec.max_error, "reason": "", "record": rec})
+        rows.append(
+            {
+                "name": name,
+                "family": rec.family,
+                "form": getattr(rec, "verified_form", ""),
+                "verified": True,
+                "max_error": rec.max_error,
+                "reason": "",
+                "record": rec,
+            }
+        )
     for name, item in unverified(recorder).items():
-        rows.append({"name": name, "family": item.family, "form": item.form, "verified": False,
-                     "max_error": item.max_error, "reason": item.reason, "record": item.record})
+        rows.append(
+            {
+                "name": name,
+                "family": item.family,
+                "form": item.form,
+                "verified": False,
+                "max_error": item.max_error,
+                "reason": item.reason,
+                "record": item.record,
+            }
+        )
     return rows

@@ -6,6 +6,7 @@ structure: embedded Gaussian (softmax of theta · phi), dot product (theta · ph
 on their own grid. AlexHex7's Gaussian file uses ONE MaxPool object both inside `g` and as `phi`, so each of
 g, theta and phi is read only on the block's own input.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,9 +44,9 @@ def _match_non_local(m: nn.Module) -> bool:
     if g is None or out is None or first_of(g, nn.Conv2d) is None:
         return False
     theta, phi = child_of(m, "theta"), child_of(m, "phi")
-    if theta is not None:   # embedded Gaussian / dot product
+    if theta is not None:  # embedded Gaussian / dot product
         return first_of(theta, nn.Conv2d) is not None and first_of(phi, nn.Conv2d) is not None
-    return phi is None or not any(True for _ in phi.parameters())   # Gaussian: phi absent or a pool
+    return phi is None or not any(True for _ in phi.parameters())  # Gaussian: phi absent or a pool
 
 
 def _taps_non_local(m: nn.Module) -> list[Tap]:
@@ -78,11 +79,11 @@ def build_non_local(call: Call, form: str) -> Outcome:
     if tuple(phi.shape[2:]) != tuple(g.shape[2:]) or phi.shape[1] != theta.shape[1]:
         raise Missing(f"phi {tuple(phi.shape)} and g {tuple(g.shape)} do not pair with theta {tuple(theta.shape)}")
     key_height, key_width = phi.shape[2:]
-    query = for_checks(theta.detach()).flatten(2).transpose(1, 2)   # (B, N, Ci)
-    key = for_checks(phi.detach()).flatten(2).transpose(1, 2)       # (B, Nk, Ci)
-    value = for_checks(g.detach()).flatten(2)                        # (B, Cg, Nk)
+    query = for_checks(theta.detach()).flatten(2).transpose(1, 2)  # (B, N, Ci)
+    key = for_checks(phi.detach()).flatten(2).transpose(1, 2)  # (B, Nk, Ci)
+    value = for_checks(g.detach()).flatten(2)  # (B, Cg, Nk)
     num_keys = key.shape[1]
-    if form == "dot":   # f = theta . phi / Nk: (g phi^T) theta / Nk, no N x Nk product at all
+    if form == "dot":  # f = theta . phi / Nk: (g phi^T) theta / Nk, no N x Nk product at all
         y = torch.bmm(torch.bmm(value, key), query.transpose(1, 2)) / num_keys
         log_normaliser = query.new_full((batch, height * width), math.log(num_keys))
     else:
@@ -90,15 +91,29 @@ def build_non_local(call: Call, form: str) -> Outcome:
     error_y = relative_error(y.view(w_in.shape), w_in.detach())
     error_out = relative_error(for_checks(w_out.detach()) + for_checks(call.x), call.out)
     record = PositionAttentionRecord(
-        "non-local", query, key, log_normaliser, height, width, math.nan,
-        key_height=int(key_height), key_width=int(key_width),
-        normalisation="dot" if form == "dot" else "softmax")
+        "non-local",
+        query,
+        key,
+        log_normaliser,
+        height,
+        width,
+        math.nan,
+        key_height=int(key_height),
+        key_width=int(key_width),
+        normalisation="dot" if form == "dot" else "softmax",
+    )
     return Outcome(record, max(error_y, error_out))
 
 
 FAMILY = Family(
-    "non-local", "non-local block (Wang et al.)", _match_non_local, _taps_non_local,
-    tuple(Variant("non-local", form, build_non_local, PositionAttentionRecord)
-          for form in ("embedded", "dot", "gaussian")),
+    "non-local",
+    "non-local block (Wang et al.)",
+    _match_non_local,
+    _taps_non_local,
+    tuple(
+        Variant("non-local", form, build_non_local, PositionAttentionRecord) for form in ("embedded", "dot", "gaussian")
+    ),
     "theta, phi (on the pooled grid when sub-sampled) and each row's normaliser: rows / columns on demand",
-    tells=("theta", "phi", "g", "W"), order=_order_non_local)
+    tells=("theta", "phi", "g", "W"),
+    order=_order_non_local,
+)

@@ -10,6 +10,7 @@ Self_Attn, and CCNet's criss-cross attention, which hides behind the same attrib
 
 Both records keep Q, K and each row's log-sum-exp (S is never stored).
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,14 @@ def _gamma_is_zero(module: nn.Module) -> bool:
 
 def _match_qkv(m: nn.Module) -> bool:
     q, k, v = (child_of(m, n, nn.Conv2d) for n in ("query_conv", "key_conv", "value_conv"))
-    return (q is not None and k is not None and v is not None and has_gamma(m)
-            and q.out_channels == k.out_channels and q.in_channels == k.in_channels == v.in_channels)
+    return (
+        q is not None
+        and k is not None
+        and v is not None
+        and has_gamma(m)
+        and q.out_channels == k.out_channels
+        and q.in_channels == k.in_channels == v.in_channels
+    )
 
 
 def _taps_qkv(m: nn.Module) -> list[Tap]:
@@ -63,9 +70,9 @@ def build_pam(call: Call, form: str) -> Outcome:
     q, k, v = call.output("query"), call.output("key"), call.output("value")
     batch, channels, height, width = check_input_shape(call, q, k, v)
     gamma = gamma_of(call.module)
-    query = for_checks(q.detach()).flatten(2).transpose(1, 2)     # (B, N, C')
+    query = for_checks(q.detach()).flatten(2).transpose(1, 2)  # (B, N, C')
     key = for_checks(k.detach()).flatten(2).transpose(1, 2)
-    value = for_checks(v.detach()).flatten(2)                       # (B, C, N)
+    value = for_checks(v.detach()).flatten(2)  # (B, C, N)
     x, out = for_checks(call.x).flatten(2), for_checks(call.out)
     term, log_normaliser = attend(query, key, value)
     error = relative_error((gamma * term + x).view(out.shape), out)
@@ -84,7 +91,7 @@ def _cross_energies(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     height = q.shape[2]
     column = torch.einsum("bchw,bcgw->bhwg", q, k)
     eye = torch.eye(height, dtype=torch.bool, device=q.device)
-    column = column.masked_fill(eye[:, None, :], -math.inf)   # [h, w, g]: g == h is the pixel itself
+    column = column.masked_fill(eye[:, None, :], -math.inf)  # [h, w, g]: g == h is the pixel itself
     row = torch.einsum("bchw,bchv->bhwv", q, k)
     return torch.cat([column, row], dim=-1)
 
@@ -95,10 +102,11 @@ def build_criss_cross(call: Call, form: str) -> Outcome:
     gamma = gamma_of(call.module)
     q, k, v = (for_checks(t.detach()) for t in (q, k, v))
     energy = _cross_energies(q, k)
-    log_normaliser = torch.logsumexp(energy, dim=-1)                     # (B, H, W)
+    log_normaliser = torch.logsumexp(energy, dim=-1)  # (B, H, W)
     weights = torch.exp(energy - log_normaliser[..., None])
-    term = (torch.einsum("bhwg,bcgw->bchw", weights[..., :height], v)
-            + torch.einsum("bhwv,bchv->bchw", weights[..., height:], v))
+    term = torch.einsum("bhwg,bcgw->bchw", weights[..., :height], v) + torch.einsum(
+        "bhwv,bchv->bchw", weights[..., height:], v
+    )
     x, out = for_checks(call.x), for_checks(call.out)
     error = relative_error(gamma * term + x, out)
     note = ""
@@ -110,16 +118,34 @@ def build_criss_cross(call: Call, form: str) -> Outcome:
     else:
         note = gamma_note(gamma, term, out)
     del weights, energy
-    record = CrissCrossAttentionRecord("criss-cross", q.flatten(2).transpose(1, 2), k.flatten(2).transpose(1, 2),
-                                       log_normaliser.flatten(1), height, width, gamma)
+    record = CrissCrossAttentionRecord(
+        "criss-cross",
+        q.flatten(2).transpose(1, 2),
+        k.flatten(2).transpose(1, 2),
+        log_normaliser.flatten(1),
+        height,
+        width,
+        gamma,
+    )
     return Outcome(record, error, note)
 
 
 FAMILY = Family(
-    "pam", "position attention (DANet PAM / SAGAN Self_Attn) or criss-cross (CCNet)",
-    _match_qkv, _taps_qkv,
-    (Variant("pam", "softmax", build_pam, PositionAttentionRecord),
-     Variant("criss-cross", "softmax", build_criss_cross, CrissCrossAttentionRecord,
-             "Q, K and each pixel's log-sum-exp over its row and column")),
+    "pam",
+    "position attention (DANet PAM / SAGAN Self_Attn) or criss-cross (CCNet)",
+    _match_qkv,
+    _taps_qkv,
+    (
+        Variant("pam", "softmax", build_pam, PositionAttentionRecord),
+        Variant(
+            "criss-cross",
+            "softmax",
+            build_criss_cross,
+            CrissCrossAttentionRecord,
+            "Q, K and each pixel's log-sum-exp over its row and column",
+        ),
+    ),
     "Q, K and each row's log-sum-exp (O(N·C')): any row or column of S on demand",
-    tells=("query_conv", "key_conv", "value_conv", "gamma"), order=_order_qkv)
+    tells=("query_conv", "key_conv", "value_conv", "gamma"),
+    order=_order_qkv,
+)

@@ -2,6 +2,7 @@
 
 Never a class name (a user may call the class anything) and never forward code.
 """
+
 from __future__ import annotations
 
 from torch import nn

@@ -1,5 +1,6 @@
 """What a model holds, found without running it: every module capture will record, and the ones that
 look like attention but match no family (for the app's Overview)."""
+
 from __future__ import annotations
 
 import re
@@ -34,8 +35,9 @@ _OWN = {
 }
 
 # class names that suggest attention (case-sensitive acronyms, case-insensitive words)
-_WORDS = re.compile(r"attention|attn|gate|non_?local|nlblock|context|excit|squeeze|cbam|coordatt|criss_?cross",
-                    re.IGNORECASE)
+_WORDS = re.compile(
+    r"attention|attn|gate|non_?local|nlblock|context|excit|squeeze|cbam|coordatt|criss_?cross", re.IGNORECASE
+)
 _ACRONYMS = re.compile(r"(?:SE|ECA|PAM|CAM|CCA|GC|DA|BAM|SK)(?=[A-Z_]|$)|(?:^|_)(?:se|eca|pam|cam)(?=_|$)")
 
 
@@ -43,15 +45,15 @@ _ACRONYMS = re.compile(r"(?:SE|ECA|PAM|CAM|CCA|GC|DA|BAM|SK)(?=[A-Z_]|$)|(?:^|_)
 class Finding:
     """One module that capture will record."""
 
-    path: str                  # module path in the model ("" for the model itself)
+    path: str  # module path in the model ("" for the model itself)
     class_name: str
-    family: str                # the family it will most likely verify as ("pam", "non-local", ...; else its kind)
-    reader: str                # the reader that will read it (attnviz.capture.readers, as `Provenance.reader`):
-                               # "own": one of attnviz's modules; "library": timm / torchvision, by type;
-                               # "structure": recognised by its family's structure, verified at capture
-    record: type               # the record class it gives, e.g. PositionAttentionRecord
-    records: str = ""          # what that record keeps, in words
-    candidates: tuple[str, ...] = ()   # "structure": the (family/form) variants capture tries, in order
+    family: str  # the family it will most likely verify as ("pam", "non-local", ...; else its kind)
+    reader: str  # the reader that will read it (attnviz.capture.readers, as `Provenance.reader`):
+    # "own": one of attnviz's modules; "library": timm / torchvision, by type;
+    # "structure": recognised by its family's structure, verified at capture
+    record: type  # the record class it gives, e.g. PositionAttentionRecord
+    records: str = ""  # what that record keeps, in words
+    candidates: tuple[str, ...] = ()  # "structure": the (family/form) variants capture tries, in order
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def _survey(model: nn.Module, exclude: set[int] | None = None) -> list[tuple[str
         elif is_own(module):
             if type(module).__name__ in _OWN:
                 found.append((path, module, "own", _OWN[type(module).__name__]))
-            skipped.append(path)   # nothing inside our own modules is read twice
+            skipped.append(path)  # nothing inside our own modules is read twice
         else:
             family = recognise(module)
             if family is not None:
@@ -107,8 +109,17 @@ def find_attention(model: nn.Module) -> list[Finding]:
         if reader == "structure":
             variants = [what.variants[i] for i in what.ordered_variants(module)]
             first = variants[0]
-            findings.append(Finding(path, name, first.family, reader, first.record, what.describe(first),
-                                    tuple(variant.label for variant in variants)))
+            findings.append(
+                Finding(
+                    path,
+                    name,
+                    first.family,
+                    reader,
+                    first.record,
+                    what.describe(first),
+                    tuple(variant.label for variant in variants),
+                )
+            )
         elif reader == "own":
             findings.append(Finding(path, name, what[0], reader, what[1], "recorded by the module itself"))
         else:
@@ -135,13 +146,17 @@ def unrecognised_attention(model: nn.Module) -> list[Lookalike]:
         near = [family.tells for family in FAMILIES if len(attributes & set(family.tells)) >= 2]
         if near:
             have = sorted(attributes & set(near[0]))
-            lookalikes.append(Lookalike(path, name, f"has {', '.join(have)} but matches no family "
-                                        f"(structure or shapes differ)"))
+            lookalikes.append(
+                Lookalike(path, name, f"has {', '.join(have)} but matches no family (structure or shapes differ)")
+            )
         elif _WORDS.search(name) or _ACRONYMS.search(name):
-            lookalikes.append(Lookalike(path, name,
-                                        "its class name suggests attention; its structure matches no family"))
+            lookalikes.append(
+                Lookalike(path, name, "its class name suggests attention; its structure matches no family")
+            )
     # the innermost only: a block that merely holds an unrecognised attention layer is not listed beside it
     paths = [item.path for item in lookalikes]
-    return [item for item in lookalikes
-            if not any(p != item.path and (item.path == "" or p.startswith(item.path + ".")) for p in paths)]
-
+    return [
+        item
+        for item in lookalikes
+        if not any(p != item.path and (item.path == "" or p.startswith(item.path + ".")) for p in paths)
+    ]

@@ -14,6 +14,7 @@ initialisation) hides the attention from the output: then the softmax the module
 compared with the rebuilt one where the module has a Softmax child, and otherwise the check is
 inconclusive (not verified), as it is whenever |gamma · term| is below RESOLUTION of the output.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,14 +22,29 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Call", "Outcome", "Missing", "TOLERANCE", "RESOLUTION", "tolerance", "for_checks", "relative_error",
-           "worse", "attend", "compare_rows", "check_input_shape", "gamma_note", "gate_error", "pool_error",
-           "weights_error"]
+__all__ = [
+    "Call",
+    "Outcome",
+    "Missing",
+    "TOLERANCE",
+    "RESOLUTION",
+    "tolerance",
+    "for_checks",
+    "relative_error",
+    "worse",
+    "attend",
+    "compare_rows",
+    "check_input_shape",
+    "gamma_note",
+    "gate_error",
+    "pool_error",
+    "weights_error",
+]
 
-TOLERANCE = 1e-4    # verified: reconstruction error <= this (float32 / float64), relative to the output's scale
-RESOLUTION = 1e-3   # the attention term must reach this share of the output for the output to show it
-CHUNK_ELEMENTS = 1 << 21   # energies per chunk of query rows (8 MiB in float32: stays in cache) ...
-MIN_CHUNK_ROWS = 128       # ... but not fewer rows: products of a few rows against N keys are slow
+TOLERANCE = 1e-4  # verified: reconstruction error <= this (float32 / float64), relative to the output's scale
+RESOLUTION = 1e-3  # the attention term must reach this share of the output for the output to show it
+CHUNK_ELEMENTS = 1 << 21  # energies per chunk of query rows (8 MiB in float32: stays in cache) ...
+MIN_CHUNK_ROWS = 128  # ... but not fewer rows: products of a few rows against N keys are slow
 
 
 class Missing(Exception):
@@ -61,7 +77,7 @@ class Call:
 class Outcome:
     record: object | None
     error: float
-    note: str = ""       # non-empty: the check could not decide, or the variant did not apply
+    note: str = ""  # non-empty: the check could not decide, or the variant did not apply
 
 
 def tolerance(dtype: torch.dtype) -> float:
@@ -108,7 +124,7 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> tuple
     step = _chunk_rows(key.shape[1])
     for start in range(0, num, step):
         stop = min(start + step, num)
-        energy = torch.bmm(query[:, start:stop], key_t)          # (B, n, M)
+        energy = torch.bmm(query[:, start:stop], key_t)  # (B, n, M)
         peak = energy.amax(-1, keepdim=True)
         weights = energy.sub_(peak).exp_()
         total = weights.sum(-1, keepdim=True)
@@ -146,8 +162,10 @@ def gamma_note(gamma: float, term: torch.Tensor, out: torch.Tensor) -> str:
     reach = abs(gamma) * float(term.abs().max()) if term.numel() else 0.0
     scale = float(out.abs().max()) if out.numel() else 0.0
     if reach <= RESOLUTION * scale:
-        return (f"inconclusive: gamma = {gamma:.3g}, the attention term reaches {reach / scale if scale else 0:.1e}"
-                " of the output, too little to verify it")
+        return (
+            f"inconclusive: gamma = {gamma:.3g}, the attention term reaches {reach / scale if scale else 0:.1e}"
+            " of the output, too little to verify it"
+        )
     return ""
 
 
