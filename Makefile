@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run serve cluster test test-fast lint browser nginx bench evaluate clean
+.PHONY: setup run serve cluster test test-fast test-paths lint browser nginx bench evaluate clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,19 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 
+# the fast tests again on other CPUs' code paths, switched on this one: torch's own kernels (ATen), MKL's BLAS
+# and oneDNN at AVX2 with OpenBLAS's Zen kernels (NumPy), as an AMD EPYC takes them; then at the oldest paths
+# (ATen's default, SSE4.2, OpenBLAS's Nehalem). x86 torch wheels carry MKL, not OpenBLAS: there is no switch.
+PATHS_AVX2   := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Zen
+PATHS_OLDEST := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41 \
+                OPENBLAS_CORETYPE=Nehalem
+test-paths: setup
+	$(PATHS_AVX2) $(PY) -m pytest -q -m "not browser and not slow" -p no:cacheprovider
+	$(PATHS_OLDEST) $(PY) -m pytest -q -m "not browser and not slow" -p no:cacheprovider
+
 test: setup browser nginx lint
 	$(PY) -m pytest -q -rs
+	$(MAKE) --no-print-directory test-paths
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not browser and not slow"

@@ -84,8 +84,8 @@ shown = [rf"{weight:+.3f}\cdot{f'({value:.3f})' if value < 0 else f'{value:.3f}'
 if record.kernel_bias:
     shown.append(f"{record.kernel_bias:+.3f}")  # the convolution's bias (a copy that kept nn.Conv1d's default)
 st.markdown(app.t("eca.numbers_title", channel=top, layer=selected))
-# two terms a line: a line of more was cut off at a phone's width
-terms_lines = r"\\ &\qquad ".join(" ".join(shown[i : i + 2]) for i in range(0, len(shown), 2))
+# one term a line: two a line were 21 px wider than a phone's column (390 px; attnviz.screenshots)
+terms_lines = r"\\ &\qquad ".join(shown)
 st.latex(
     rf"\begin{{aligned}}\omega_{{{top}}} &= \sigma\big({terms_lines}\big)\\ "
     rf"&= \sigma({total:.3f}) = {w[top]:.4f}\end{{aligned}}"
