@@ -65,7 +65,7 @@ def test_shipped_model_runs_on_a_test_photo_and_is_captured(name):
         assert {PositionAttentionRecord, ChannelMapRecord} <= types
         _, pam = analysis.position
         middle = pam.num_pixels // 2
-        assert abs(float(pam.row(middle).sum()) - 1) <= softmax_row_sum_tolerance(pam.key[0] @ pam.query[0, middle])
+        assert abs(float(pam.row(middle).sum()) - 1) <= softmax_row_sum_tolerance(pam.num_keys)
     assert card["training"]["epochs"] > 0 and "CC BY-NC 4.0" in card["training"]["data_licence"]
     assert card["evaluation"]["miou"] > 0.3
 

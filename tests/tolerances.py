@@ -6,13 +6,13 @@ u = 2^-24 the unit roundoff of float32 and gamma_n = n u / (1 - n u):
 - a dot product of length d, computed in any order: |fl(q . k) - q . k| <= gamma_d |q| . |k|;
 - a sum of n non-negative terms, in any order: relative error <= gamma_(n-1);
 - a softmax computed as exp(e_j - max e) / sum (what torch.softmax does, and the rows of
-  `attnviz.capture.records`): each exp adds a relative error of about u on top of the subtraction's
-  u |e_j - max e|; the sum adds gamma_(n-1), the division u.
+  `attnviz.capture.records`): whatever error the exps carry cancels from the row's sum, since the row is divided
+  by the sum of those same rounded exps; what is left is the sum's rounding (gamma_(n-1)), the division (two
+  roundings: a reciprocal and a product) and the test's own float32 sum of the row (gamma_(n-1) again).
 
-So a row of n softmax weights sums to 1 within gamma_(n-1) + (3 + spread) u, where spread is the largest
-|e_j - max e| that carries weight; we bound it by the whole range of the row's energies. An entry's relative
-difference from the same softmax of energies computed in another order is at most exp(2 delta) - 1, delta the
-largest energy error of the row (the entry's own error plus the normaliser's).
+So a row of n softmax weights sums to 1 within 2 gamma_(n-1) + 2u. An entry's relative difference from the same
+softmax of energies computed in another order is at most exp(2 delta) - 1, delta the largest energy error of the
+row (the entry's own error plus that of the row's maximum), plus the exps' and the sum's rounding.
 """
 
 from __future__ import annotations
@@ -27,11 +27,9 @@ def gamma(n: int, u: float = UNIT_ROUNDOFF_32) -> float:
     return n * u / (1 - n * u)
 
 
-def softmax_row_sum_tolerance(energies: torch.Tensor, u: float = UNIT_ROUNDOFF_32) -> float:
-    """How far from 1 a float32 softmax of `energies` (one row, any shape) may sum."""
-    energies = energies.detach().double().flatten()
-    spread = float(energies.max() - energies.min())
-    return gamma(energies.numel() - 1, u) + (3 + spread) * u
+def softmax_row_sum_tolerance(num_keys: int, u: float = UNIT_ROUNDOFF_32) -> float:
+    """How far from 1 a float32 softmax row of `num_keys` weights may sum, the test's float32 sum included."""
+    return 2 * gamma(num_keys - 1, u) + 2 * u
 
 
 def energy_error_bound(query: torch.Tensor, key: torch.Tensor, u: float = UNIT_ROUNDOFF_32) -> float:

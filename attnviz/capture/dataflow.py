@@ -496,11 +496,33 @@ class DataflowReader(TorchFunctionMode):
             return None
         log_normaliser = torch.logsumexp(inp.detach().float(), dim=-1).reshape(query.shape[0], -1)
         rows = torch.linspace(0, query.shape[1] - 1, _CHECK_ROWS).long().unique()
-        rebuilt = torch.exp(query[:, rows] @ key.transpose(-1, -2) - log_normaliser[:, rows, None])
+        rebuilt = torch.softmax(query[:, rows] @ key.transpose(-1, -2), dim=-1)  # as the record's rows are made
         seen = out.detach().reshape(query.shape[0], query.shape[1], -1)[:, rows].float()
-        if not torch.allclose(rebuilt, seen, rtol=1e-3, atol=1e-5):  # float32 energies of a few hundred
+        unit = _unit_roundoff(inp, out)
+        rtol = _softmax_rtol(query[:, rows], key, unit)
+        if not torch.allclose(rebuilt, seen, rtol=rtol, atol=float(torch.finfo(out.dtype).tiny)):
             return None
         return query, key, log_normaliser
+
+
+def _unit_roundoff(inp: torch.Tensor, out: torch.Tensor) -> float:
+    """The unit roundoff of the least precise arithmetic the softmax and its energies ran in: the tensors'
+    dtypes, and TF32 (a 10-bit mantissa) for float32 matrix products on a GPU that allows it."""
+    unit = max(torch.finfo(t.dtype).eps / 2 for t in (inp, out))
+    if inp.is_cuda and inp.dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
+        unit = max(unit, 2.0**-11)
+    return unit
+
+
+def _softmax_rtol(query: torch.Tensor, key: torch.Tensor, unit: float) -> float:
+    """How far (relative) the op's softmax may be from the same softmax of energies summed in another order:
+    each energy q . k is off by at most (gamma_d + 2u) |q| . |k| (Higham's bound for a dot product of length d,
+    and the scale's rounding), so an entry, a ratio of two exps, by exp(2 delta) - 1; plus the exps' and the
+    sum's rounding (gamma_Nk + 4u). Energies of a few hundred give ~1e-4; of thousands, a few 1e-3."""
+    depth, keys = query.shape[-1], key.shape[-2]
+    gamma = depth * unit / (1 - depth * unit)
+    delta = (gamma + 2 * unit) * float((query.abs() @ key.abs().transpose(-1, -2)).max())
+    return math.expm1(2 * delta) + keys * unit / (1 - keys * unit) + 4 * unit
 
 
 def _fold_batch(tensor: torch.Tensor, batch: int) -> torch.Tensor:
