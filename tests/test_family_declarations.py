@@ -1,14 +1,34 @@
-"""A family is one declaration (attnviz.capture.families.family.Family): every declared family is complete, the
-readers, families and kinds speak one vocabulary, and a family declared here, in this file alone, is
-recognised, verified and surveyed once it is added."""
+"""A family is one declaration (attnviz.capture.families.family.Family): every declared family is complete and
+every one of its variants verifies on a module that computes it, the families are found in their files and tried
+in a fixed order, the readers, families and kinds speak one vocabulary, and a family declared here, in this file
+alone, is recognised, verified and surveyed once it is added."""
+
+import importlib
 
 import pytest
 import torch
 import torch.nn.functional as F
-from fixtures_attention import UserNet, randomise
+from fixtures_attention import (
+    Blob,
+    ChanGate,
+    ChannelThing,
+    Context,
+    Coord,
+    Cross,
+    EcaLike,
+    ExternalChannelAttention,
+    ExternalSpatialAttention,
+    Nonlocal2d,
+    NonlocalGaussian,
+    SpatGate,
+    Squeeze,
+    UserNet,
+    randomise,
+)
 from torch import nn
 
 from attnviz.capture import capture, families
+from attnviz.capture.families import catalogue
 from attnviz.capture.families.structure import child_of
 from attnviz.capture.families.verify import Call, Outcome, check_input_shape, for_checks, gate_error
 from attnviz.capture.readers import READERS
@@ -31,15 +51,86 @@ def test_every_family_and_variant_is_complete():
     assert [family.name for family in families.FAMILIES if not family.tells] == ["eca"]
 
 
-def test_every_family_verifies_on_its_fixture_as_the_record_it_declares():
-    """UserNet holds one copy of each family (tests/fixtures_attention.py): each verifies, and as the record
-    class its variant names."""
-    model = randomise(UserNet(16))
-    with torch.no_grad(), capture(model) as rec:
-        model(torch.randn(1, 3, 8, 12, generator=torch.Generator().manual_seed(1)))
-    declared = {variant.family: variant.record for family in families.FAMILIES for variant in family.variants}
-    verified = {record.family: type(record) for record in families.family_records(rec).values()}
-    assert verified == declared
+# every (family, form) and a fixture module that computes exactly that form (tests/fixtures_attention.py)
+FIXTURES = {
+    "pam/softmax": lambda: Blob(16),
+    "criss-cross/softmax": lambda: Cross(16),
+    "cam/official": lambda: ChannelThing(),
+    "cam/paper": lambda: ChannelThing(paper=True),
+    "non-local/embedded": lambda: Nonlocal2d(16),
+    "non-local/dot": lambda: Nonlocal2d(16, mode="dot"),
+    "non-local/gaussian": lambda: NonlocalGaussian(16),
+    "gcnet/att": lambda: Context(16, fusion_types=("channel_add", "channel_mul")),
+    "eca": lambda: EcaLike(16),
+    "se": lambda: Squeeze(16),
+    "cbam-channel": lambda: ChanGate(16),
+    "cbam-channel/weights": lambda: ExternalChannelAttention(16),
+    "cbam-spatial": lambda: SpatGate(),
+    "cbam-spatial/weights": lambda: ExternalSpatialAttention(),
+    "ca": lambda: Coord(16, 16),
+}
+DECLARED = [(family, variant) for family in families.FAMILIES for variant in family.variants]
+
+
+def test_every_declared_variant_has_a_fixture_and_no_fixture_is_left_over():
+    assert sorted(FIXTURES) == sorted(variant.label for _, variant in DECLARED)
+
+
+@pytest.mark.parametrize("family, variant", DECLARED, ids=[variant.label for _, variant in DECLARED])
+def test_every_variant_verifies_on_its_fixture_as_its_form_and_record(family, variant):
+    """Each (family, form) is recognised as its family on a module that computes that form, and verifies as that
+    form and as the record class it declares: the second form of a family is checked as much as the first."""
+    module = randomise(FIXTURES[variant.label]())
+    assert families.recognise(module) is family
+    x = 0.5 * torch.randn(2, 16, 6, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), capture(module) as rec:
+        module(x)
+    assert families.unverified(rec) == {}
+    (record,) = families.family_records(rec).values()
+    assert (record.family, record.verified_form, type(record)) == (variant.family, variant.form, variant.record)
+    assert record.verified and record.max_error <= families.TOLERANCE
+
+
+def test_recognition_tries_the_families_in_the_declared_order():
+    """The order matters where structures could overlap: TRIED_FIRST's modules, in that order (cbam.py's two
+    gates in the order it exports them); a module it does not name would come after them."""
+    assert catalogue.TRIED_FIRST == ("pam", "cam", "non_local", "gcnet", "eca", "se", "cbam", "ca")
+    assert [family.name for family in families.FAMILIES] == [
+        "pam",
+        "cam",
+        "non-local",
+        "gcnet",
+        "eca",
+        "se",
+        "cbam-channel",
+        "cbam-spatial",
+        "ca",
+    ]
+
+
+def _declaring(name: str) -> str:
+    return (
+        "from attnviz.capture.families import Family, Variant\n"
+        "from attnviz.capture.records import SpatialAttentionRecord\n"
+        f"VARIANT = Variant({name!r}, '', print, SpatialAttentionRecord)\n"
+        f"FAMILY = Family({name!r}, 'a title', bool, list, (VARIANT,), 'what it keeps', ())\n"
+    )
+
+
+def test_a_file_in_the_package_is_a_family_listed_after_those_named_first(tmp_path, monkeypatch):
+    package = tmp_path / "more_families"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in ("zeta", "alpha", "beta"):
+        (package / f"{name}.py").write_text(_declaring(name))
+    monkeypatch.syspath_prepend(tmp_path)
+    found = catalogue.declared_families(importlib.import_module("more_families"), ("beta",))
+    assert [family.name for family in found] == ["beta", "alpha", "zeta"]
+    with pytest.raises(LookupError, match="gamma"):
+        catalogue.declared_families(importlib.import_module("more_families"), ("gamma",))
+    (package / "helpers.py").write_text("TOLERANCE = 1e-4\n")
+    with pytest.raises(TypeError, match="more_families.helpers exports no FAMILY"):
+        catalogue.declared_families(importlib.import_module("more_families"))
 
 
 @pytest.mark.parametrize(

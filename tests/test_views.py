@@ -311,7 +311,7 @@ def test_the_findings_table_says_each_check_in_the_pages_language():
         Check(
             "attn",
             "dataflow",
-            "ChannelAttention",
+            "channel_attention",
             True,
             map="C = 16",
             found_by=Phrase.of("dataflow.found.channels", size=16),
@@ -332,6 +332,25 @@ def test_the_findings_table_says_each_check_in_the_pages_language():
     chinese = findings_rows(checks, "zh")
     assert [row["drawn"] for row in chinese] == ["是", "否", "是", "是", "否"]
     assert chinese[0]["check"] == "已核验（最大误差 3.2e-07）" and chinese[3]["check"] == "它对 16 个通道做的 softmax"
-    assert [(row["module"], row["family"]) for row in chinese] == [(row["module"], row["family"]) for row in english]
+    assert [row["module"] for row in chinese] == [row["module"] for row in english]
+    # a family is a name; the type of a record found by what it computes is a word of the page's language
+    assert [row["family"] for row in chinese] == ["pam", "non-local (embedded)", "eca", "通道权重", "–"]
+    assert english[3]["family"] == "channel weights"
     for row in chinese:
         assert chinese_share(" ".join((row["check"], row["reader"], row["drawn"]))) >= 0.9, row
+
+
+def test_every_record_type_the_findings_table_names_is_a_word_of_both_languages():
+    """The findings table names a record found by dataflow by its type (attnviz.analysis.forward.record_type): every
+    record class has that word in English and in Chinese."""
+    import dataclasses
+
+    from attnviz.analysis.forward import record_type
+    from attnviz.capture import records
+    from attnviz.i18n import section
+
+    classes = [c for c in vars(records).values() if isinstance(c, type) and issubclass(c, records.Provenance)]
+    keys = {record_type(c) for c in classes if c is not records.Provenance and dataclasses.is_dataclass(c)}
+    assert {"branch_weight", "criss_cross_attention", "gate", "channel_attention"} <= keys  # snake case of the stem
+    for language in ("en", "zh"):
+        assert set(section("overview.records", language)) == keys, language

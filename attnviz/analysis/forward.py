@@ -7,6 +7,7 @@ click only calls the cheap helpers (one row or column of S, one pixel lookup).
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -37,6 +38,7 @@ from attnviz.i18n import Phrase
 __all__ = [
     "Analysis",
     "Check",
+    "record_type",
     "analyse",
     "analyse_classifier",
     "analyse_user_model",
@@ -76,7 +78,8 @@ class Check:
     name: str  # the record's name ("layer3.attn", "attn:head0"), or the module's path
     reader: str  # who found it (attnviz.capture.readers): "own", "library", "structure", "dataflow"
     family: str  # by structure: the family ("pam", "se"); own and library: the record's kind ("eca");
-    #                          dataflow: the record's type ("Gate", "PositionAttention"), "–" for one not drawn
+    #                          dataflow: the record's type, a key of overview.records ("gate", "branch_weight"),
+    #                          said in the page's language (attnviz.analysis.views.findings_rows); "–" if not drawn
     drawn: bool  # drawn on the pages: every record read (own, library, dataflow); by structure, if verified
     form: str = ""  # by structure: the variant ("embedded", "gaussian")
     max_error: float | None = None  # by structure: the reconstruction error (None: nothing rebuilt)
@@ -226,12 +229,17 @@ def _checks(recorder) -> list[Check]:
         for row in families.verification_table(recorder)
     ]
     checks += [
-        Check(name, "dataflow", type(r).__name__.removesuffix("Record"), True, found_by=r.found_by, **_map_size(r))
+        Check(name, "dataflow", record_type(type(r)), True, found_by=r.found_by, **_map_size(r))
         for name, r in recorder.items()
         if r.reader == "dataflow"
     ]
     checks += [Check(item.module, "dataflow", "–", False, found_by=item.what) for item in recorder.skipped]
     return checks
+
+
+def record_type(record_class: type) -> str:
+    """The key of a record class in the catalogs' overview.records: BranchWeightRecord -> "branch_weight"."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", record_class.__name__.removesuffix("Record")).lower()
 
 
 def _map_size(record: Record | None) -> dict[str, str]:

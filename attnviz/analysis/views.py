@@ -277,6 +277,11 @@ def findings_rows(checks: list[Check], language: str = DEFAULT_LANGUAGE) -> list
     def text(key: str, **values) -> str:
         return translate(f"overview.user.{key}", language, **values)
 
+    def family(check: Check) -> str:  # a family is a name ("pam"); the type of a record found by dataflow, a word
+        if check.reader == "dataflow" and check.drawn:
+            return translate(f"overview.records.{check.family}", language)
+        return check.family + (f" ({check.form})" if check.form else "")
+
     rows = []
     for check in checks:
         error = "–" if check.max_error is None else f"{check.max_error:.1e}"
@@ -292,7 +297,7 @@ def findings_rows(checks: list[Check], language: str = DEFAULT_LANGUAGE) -> list
             {
                 "module": check.name,
                 "reader": text(f"reader_{check.reader}"),
-                "family": check.family + (f" ({check.form})" if check.form else ""),
+                "family": family(check),
                 "map": text("map_keys", map=check.map, keys=check.keys) if check.keys else check.map or "–",
                 "check": status,
                 "drawn": text("drawn_yes" if check.drawn else "drawn_no"),

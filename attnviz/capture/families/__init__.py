@@ -16,11 +16,11 @@ No edit to the user's code, and no class name is trusted: a module is recognised
 parameters and attributes, read through forward hooks on its own sub-modules that exist only while a capture
 of the model is open (installed and removed by attnviz.capture.readers.attached, reference-counted per model),
 and its record is rebuilt into the module's output. Each family says all of this in one declaration,
-`Family(...)`, in its own file (pam.py, cam.py, non_local.py, gcnet.py, eca.py, se.py, cbam.py, coord.py;
-family.py says what a declaration holds); catalogue.FAMILIES lists them, and `add_family(family)` adds one
-declared anywhere else. Only a record whose reconstruction reproduces the output (max error <= TOLERANCE =
-1e-4 relative, float32) enters the recorder; the others are listed in `unverified(rec)` with the reason,
-never drawn. Our own modules (attnviz.modules) record themselves
+`Family(...)`, in its own file under declared/ (pam.py, cam.py, non_local.py, gcnet.py, eca.py, se.py,
+cbam.py, ca.py; family.py says what a declaration holds); catalogue.FAMILIES lists them in the order recognition
+tries them, and `add_family(family)` adds one declared anywhere else. Only a record whose reconstruction
+reproduces the output (max error <= TOLERANCE = 1e-4 relative, float32) enters the recorder; the others are
+listed in `unverified(rec)` with the reason, never drawn. Our own modules (attnviz.modules) record themselves
 and the modules attnviz.capture.adapters reads are left to it: nothing is recorded twice.
 """
 

@@ -1,45 +1,50 @@
 """The attention families people copy into their models, told apart by structure alone: which there are, in
 the order recognition tries them.
 
-Each family is one declaration (`attnviz.capture.families.family.Family`) in its own file, which holds its
-structure (`match`), what its hooks keep (`taps`), its variants (each with its builder and record class),
-its tells and the paper and code it was read from:
-
-| family         | file         | structure                                                          |
-|----------------|--------------|--------------------------------------------------------------------|
-| pam            | pam.py       | Conv2d query_conv, key_conv, value_conv + scalar gamma             |
-| criss-cross    | pam.py       | the same, usually with an `INF` helper or a Softmax(dim=3)          |
-| cam            | cam.py       | scalar gamma + a Softmax child, no other parameters                 |
-| non-local      | non_local.py | g + W (or W_z / conv_out), theta + phi (or neither: Gaussian form)  |
-| gcnet          | gcnet.py     | Conv2d conv_mask (to 1 channel) + channel_add_conv / channel_mul_conv |
-| eca            | eca.py       | an AdaptiveAvgPool2d(1) + a Conv1d(1, 1, k), any names, bias or not |
-| se             | se.py        | avg_pool + fc = Sequential(..., Sigmoid)                            |
-| cbam-channel   | cbam.py      | mlp + pool_types; or an avg and a max AdaptiveXPool2d(1) + one MLP  |
-| cbam-spatial   | cbam.py      | compress + spatial holding a Conv2d(2 -> 1); or a Conv2d(2 -> 1) and a Sigmoid |
-| ca             | coord.py     | pool_h, pool_w, conv1, conv_h, conv_w (coordinate attention)        |
-
-A family declared elsewhere (a notebook, a test) joins through `add_family(family)`: recognition, capture and
-the survey read this list and nothing else.
+Each family is one declaration (`attnviz.capture.families.family.Family`) in a module of its own under
+attnviz/capture/families/declared/, which exports it as `FAMILY` (or several as `FAMILIES`). Every module there is
+read when this one is imported, so adding a family is adding its file; each declaration says its structure,
+taps, variants, tells and the paper and code it was read from. Recognition tries the first family whose
+structure fits, so the order matters where structures could overlap: the modules named in `TRIED_FIRST`, in that
+order, then every other module of declared/ by its name. A family declared elsewhere (a notebook, a test) joins
+through `add_family(family)`, after those: recognition, capture and the survey read `FAMILIES` and nothing else.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from types import ModuleType
+
 from torch import nn
 
-from attnviz.capture.families.cam import FAMILY as CAM
-from attnviz.capture.families.cbam import CHANNEL_GATE, SPATIAL_GATE
-from attnviz.capture.families.coord import FAMILY as COORD
-from attnviz.capture.families.eca import FAMILY as ECA
+import attnviz.capture.families.declared as declared
 from attnviz.capture.families.family import Family, Tap, Variant, problems
-from attnviz.capture.families.gcnet import FAMILY as GCNET
-from attnviz.capture.families.non_local import FAMILY as NON_LOCAL
-from attnviz.capture.families.pam import FAMILY as PAM
-from attnviz.capture.families.se import FAMILY as SE
 from attnviz.capture.families.structure import is_own
 
-__all__ = ["Family", "Tap", "Variant", "FAMILIES", "add_family", "recognise"]
+__all__ = ["Family", "Tap", "Variant", "FAMILIES", "TRIED_FIRST", "add_family", "declared_families", "recognise"]
 
-FAMILIES: list[Family] = [PAM, CAM, NON_LOCAL, GCNET, ECA, SE, CHANNEL_GATE, SPATIAL_GATE, COORD]
+TRIED_FIRST = ("pam", "cam", "non_local", "gcnet", "eca", "se", "cbam", "ca")  # modules of declared/, in order
+
+FAMILIES: list[Family] = []
+
+
+def declared_families(package: ModuleType, first: tuple[str, ...] = ()) -> list[Family]:
+    """What the modules of `package` export as `FAMILY` or `FAMILIES`: the modules named in `first` in that order,
+    then the others by name. Raises LookupError for a name in `first` that is no module of `package`, TypeError
+    for a module that exports no Family."""
+    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__))
+    absent = [name for name in first if name not in names]
+    if absent:
+        raise LookupError(f"{package.__name__} has no module {absent}")
+    found = []
+    for name in [*first, *(name for name in names if name not in first)]:
+        module = importlib.import_module(f"{package.__name__}.{name}")
+        exported = module.FAMILIES if hasattr(module, "FAMILIES") else (getattr(module, "FAMILY", None),)
+        if not exported or not all(isinstance(family, Family) for family in exported):
+            raise TypeError(f"{module.__name__} exports no FAMILY or FAMILIES of Family declarations")
+        found.extend(exported)
+    return found
 
 
 def add_family(family: Family) -> Family:
@@ -68,3 +73,7 @@ def recognise(module: nn.Module) -> Family | None:
         except Exception:  # noqa: BLE001 - odd user modules must never break recognition
             continue
     return None
+
+
+for _family in declared_families(declared, TRIED_FIRST):
+    add_family(_family)  # the declared families pass the checks of any other

@@ -30,6 +30,7 @@ from attnviz.capture.families.verify import (
 from attnviz.capture.records import ChannelAttentionRecord, SpatialAttentionRecord
 
 __all__ = [
+    "FAMILIES",
     "CHANNEL_GATE",
     "SPATIAL_GATE",
     "build_cbam_channel",
@@ -228,3 +229,5 @@ SPATIAL_GATE = Family(
     tells=("compress", "spatial"),
     order=_order_gate,
 )
+
+FAMILIES = (CHANNEL_GATE, SPATIAL_GATE)  # tried in this order

@@ -16,20 +16,20 @@ from attnviz.capture.families.verify import Call, Missing, Outcome, check_input_
 from attnviz.capture.records import CoordinateAttentionRecord
 from attnviz.kinds import AttentionKind
 
-__all__ = ["FAMILY", "build_coord"]
+__all__ = ["FAMILY", "build_ca"]
 
 
-def _match_coord(m: nn.Module) -> bool:
+def _match_ca(m: nn.Module) -> bool:
     return all(child_of(m, n) is not None for n in ("pool_h", "pool_w")) and all(
         child_of(m, n, nn.Conv2d) is not None for n in ("conv1", "conv_h", "conv_w")
     )
 
 
-def _taps_coord(m: nn.Module) -> list[Tap]:
+def _taps_ca(m: nn.Module) -> list[Tap]:
     return [Tap("conv_h", m.conv_h, copy=True), Tap("conv_w", m.conv_w, copy=True)]
 
 
-def build_coord(call: Call, form: str) -> Outcome:
+def build_ca(call: Call, form: str) -> Outcome:
     batch, channels, height, width = check_input_shape(call)
     a_h = torch.sigmoid(for_checks(call.output("conv_h").detach()))
     a_w = torch.sigmoid(for_checks(call.output("conv_w").detach()))
@@ -43,9 +43,9 @@ def build_coord(call: Call, form: str) -> Outcome:
 FAMILY = Family(
     AttentionKind.CA.value,
     "coordinate attention (CoordAtt)",
-    _match_coord,
-    _taps_coord,
-    (Variant(AttentionKind.CA.value, "", build_coord, CoordinateAttentionRecord),),
+    _match_ca,
+    _taps_ca,
+    (Variant(AttentionKind.CA.value, "", build_ca, CoordinateAttentionRecord),),
     "height weights (B, C, H) and width weights (B, C, W)",
     tells=("pool_h", "pool_w", "conv_h", "conv_w"),
 )
