@@ -362,7 +362,8 @@ def test_altered_module_is_recognised_but_not_verified(make):
     rec, _ = _run(module, torch.randn(1, 16, 5, 6))
     assert len(rec) == 0  # nothing offered for drawing
     ((name, item),) = families.unverified(rec).items()
-    assert item.max_error > 1e-4 and "not verified" in item.reason
+    assert item.max_error > 1e-4 and "not verified" in item.reason.text()
+    assert "未通过核验" in item.reason.text("zh")  # said in the page's language
     assert item.record is None or item.record.verified is False
     (row,) = families.verification_table(rec)
     assert row["verified"] is False and row["name"] == name
@@ -389,7 +390,7 @@ def test_zero_gamma_without_a_softmax_module_is_inconclusive():
     module = randomise(FunctionalSoftmax(16), gamma=0.0)
     rec, _ = _run(module, torch.randn(1, 16, 4, 4))
     assert len(rec) == 0
-    assert "inconclusive" in families.unverified(rec)["FunctionalSoftmax"].reason
+    assert "inconclusive" in families.unverified(rec)["FunctionalSoftmax"].reason.text()
     with torch.no_grad():
         module.gamma.fill_(0.3)
     rec, _ = _run(module, torch.randn(1, 16, 4, 4))
@@ -491,7 +492,7 @@ def test_in_place_changes_inside_the_module():
     rec, _ = _run(randomise(InPlaceCoord(16, 16)), x)
     assert _only(rec).verified  # gate taps are copied when read
     rec, _ = _run(randomise(InPlaceQuery(16)), x)
-    assert len(rec) == 0 and "in place" in families.unverified(rec)["InPlaceQuery"].reason
+    assert len(rec) == 0 and "in place" in families.unverified(rec)["InPlaceQuery"].reason.text()
 
 
 # ----------------------------------------------------------------------------- the upstream copies' own quirks

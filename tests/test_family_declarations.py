@@ -273,4 +273,4 @@ def test_a_builder_whose_record_is_not_the_declared_class_is_not_verified():
         families.FAMILIES.remove(wrong)
     assert len(rec) == 0
     (item,) = families.unverified(rec).values()
-    assert "declared CoordinateAttentionRecord" in item.reason
+    assert "declared CoordinateAttentionRecord" in item.reason.text()

@@ -80,7 +80,7 @@ def test_the_readers_are_of_one_kind_in_one_order():
     for path in [
         PACKAGE / "capture" / "adapters.py",
         PACKAGE / "capture" / "dataflow.py",
-        *(PACKAGE / "capture" / "families").glob("*.py"),
+        *(PACKAGE / "capture" / "families").rglob("*.py"),
     ]:
         others = {
             "attnviz.capture.adapters",

@@ -306,7 +306,16 @@ def test_the_findings_table_says_each_check_in_the_pages_language():
 
     checks = [
         Check("pam", "structure", "pam", True, max_error=3.2e-7, map="8x8", keys="4x4"),
-        Check("nl", "structure", "non-local", False, form="embedded", max_error=0.31, map="8x8"),
+        Check(  # its reason as attnviz.capture.families.hooks words it
+            "nl",
+            "structure",
+            "non-local",
+            False,
+            form="embedded",
+            max_error=0.31,
+            map="8x8",
+            reason=Phrase.of("families.not_verified.error", error="3.1e-01", limit="1e-05"),
+        ),
         Check("eca", "library", "eca", True, map="C = 32"),
         Check(
             "attn",
@@ -321,7 +330,7 @@ def test_the_findings_table_says_each_check_in_the_pages_language():
     english = findings_rows(checks, "en")
     assert [row["check"] for row in english] == [
         "verified (max error 3.2e-07)",
-        "recognised, not verified (max error 3.1e-01)",
+        "recognised, not verified (max error 3.1e-01, limit 1e-05)",
         "read through hooks on its own gate",
         "its softmax over 16 channels",
         "a gate along one axis only (no matching gate along the other)",
@@ -332,6 +341,7 @@ def test_the_findings_table_says_each_check_in_the_pages_language():
     chinese = findings_rows(checks, "zh")
     assert [row["drawn"] for row in chinese] == ["是", "否", "是", "是", "否"]
     assert chinese[0]["check"] == "已核验（最大误差 3.2e-07）" and chinese[3]["check"] == "它对 16 个通道做的 softmax"
+    assert chinese[1]["check"] == "已识别，未通过核验（最大误差 3.1e-01，容许 1e-05）"
     assert [row["module"] for row in chinese] == [row["module"] for row in english]
     # a family is a name; the type of a record found by what it computes is a word of the page's language
     assert [row["family"] for row in chinese] == ["pam", "non-local (embedded)", "eca", "通道权重", "–"]

@@ -86,7 +86,7 @@ class Check:
     map: str = ""  # what its map is over: "45x60", "C = 64", "K = 3, C = 32", "C 16 x H 8 x W 8"
     keys: str = ""  # the grid of the keys where it is not the queries' ("23x30")
     found_by: Phrase | None = None  # dataflow: how it was found, or what was seen and why it is not drawn
-    reason: str = ""  # by structure, not verified: why (attnviz.capture.families' words)
+    reason: Phrase | None = None  # by structure, not verified: why (attnviz.capture.families' words)
 
 
 @dataclass

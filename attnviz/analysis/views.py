@@ -292,7 +292,7 @@ def findings_rows(checks: list[Check], language: str = DEFAULT_LANGUAGE) -> list
         elif check.drawn:
             status = text("status_verified", error=error)
         else:
-            status = check.reason or text("status_not_verified", error=error)
+            status = check.reason.text(language) if check.reason else text("status_not_verified", error=error)
         rows.append(
             {
                 "module": check.name,

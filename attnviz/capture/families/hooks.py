@@ -29,6 +29,7 @@ from torch import nn
 from attnviz.capture.families.family import Family, Tap, Variant
 from attnviz.capture.families.verify import Call, Missing, Outcome, tolerance
 from attnviz.capture.recorder import Recorder, current_recorder
+from attnviz.i18n import Phrase
 
 __all__ = ["Unverified", "register", "unverified", "family_records", "verification_table"]
 
@@ -39,7 +40,7 @@ class Unverified:
 
     family: str  # the closest variant's family
     form: str  # and its form ("official", "dot", ...; "" when the family has one)
-    reason: str  # e.g. "recognised, not verified (max error 3.1e-01)"
+    reason: Phrase  # why, in no language until shown (families.not_verified.*): "not verified (max error 3.1e-01)"
     max_error: float  # inf when nothing could be rebuilt
     record: object | None = None  # the closest variant's record, verified=False (never to be drawn)
 
@@ -122,7 +123,7 @@ def _evaluate(
             None,
             False,
             math.inf,
-            "recognised, not verified: the module changed its input or a projection in place after it was read",
+            Phrase.of("families.not_verified.in_place"),
             family.variants[0],
         )
     call = Call(module, x, out.detach(), slot["outputs"], slot["inputs"], keep_features)
@@ -148,14 +149,14 @@ def _evaluate(
             )
         if outcome.record is not None and outcome.error <= limit and not outcome.note:
             _preferred[module] = index
-            return outcome.record, True, outcome.error, "", variant
+            return outcome.record, True, outcome.error, None, variant
         if best is None or (outcome.record is not None, -outcome.error) > (best[0].record is not None, -best[0].error):
             best = (outcome, index)
     outcome, index = best
     if outcome.note:
-        reason = f"recognised, not verified: {outcome.note}"
+        reason = Phrase.of("families.not_verified.note", note=outcome.note)
     else:
-        reason = f"recognised, not verified (max error {outcome.error:.1e}, limit {limit:.0e})"
+        reason = Phrase.of("families.not_verified.error", error=f"{outcome.error:.1e}", limit=f"{limit:.0e}")
     return outcome.record, False, outcome.error, reason, family.variants[index]
 
 
@@ -168,7 +169,7 @@ def _key(recorder: Recorder, module: nn.Module, taken) -> str:
 
 
 def _store(
-    recorder: Recorder, module: nn.Module, record, verified: bool, error: float, reason: str, variant: Variant
+    recorder: Recorder, module: nn.Module, record, verified: bool, error: float, reason: Phrase | None, variant: Variant
 ) -> None:
     if record is not None:
         record.family, record.verified, record.max_error = variant.family, verified, error
@@ -195,7 +196,7 @@ def _finish(family: Family):
                 None,
                 False,
                 math.inf,
-                "recognised, not verified: the output is not a tensor",
+                Phrase.of("families.not_verified.not_a_tensor"),
                 family.variants[0],
             )
             return None
@@ -210,7 +211,7 @@ def _finish(family: Family):
                 None,
                 False,
                 math.inf,
-                f"recognised, not verified: {type(error).__name__}: {error}",
+                Phrase.of("families.not_verified.note", note=f"{type(error).__name__}: {error}"),
                 family.variants[0],
             )
         _store(recorder, module, *found)
@@ -256,7 +257,7 @@ def verification_table(recorder: Recorder) -> list[dict]:
                 "form": getattr(rec, "verified_form", ""),
                 "verified": True,
                 "max_error": rec.max_error,
-                "reason": "",
+                "reason": None,
                 "record": rec,
             }
         )
