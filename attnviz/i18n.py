@@ -93,3 +93,7 @@ class Phrase:
             language,
             **{name: value.text(language) if isinstance(value, Phrase) else value for name, value in self.values},
         )
+
+    def __str__(self) -> str:
+        """The phrase in English (`text(language)` for another), so that printing a record's phrase reads."""
+        return self.text()

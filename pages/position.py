@@ -14,6 +14,7 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import app
 from attnviz.analysis.views import (
+    MODES,
     PositionView,
     cell_size,
     formula_pair,
@@ -35,10 +36,6 @@ from attnviz.viz.overlays import position_overlay
 
 t = app.t
 
-# the radios' option values (links and tests set them), shown in the page's language by format_func
-MODE_TEXTS = {"row": "where it attends (row i of S)", "column": "who attends to it (column i of S)"}
-SCALE_TEXTS = {"own": "each map its own", "shared": "one for all maps shown"}
-MODES, SCALES = ({text: name for name, text in texts.items()} for texts in (MODE_TEXTS, SCALE_TEXTS))
 NOTHING = "(nothing)"  # the side-by-side box's first option
 FEW_QUERIES = 50  # below this many test queries of a class, its figure is called rough
 
@@ -115,17 +112,10 @@ def controls(others: dict) -> tuple[str, str, str, float]:
     """(mode, what is shown beside, colour scale, opacity), from the row of controls above the photo."""
     tr = app.bound_t()  # the options' texts in this run's language, whenever Streamlit formats them
     columns = st.columns([3, 3, 2, 2])
-    app.apply_link(
-        "mode", keys.PAM_MODE, MODE_TEXTS.values(), convert=MODE_TEXTS.__getitem__, what=t("position.link_mode")
+    app.apply_link("mode", keys.PAM_MODE, MODES, what=t("position.link_mode"))
+    mode = columns[0].radio(
+        t("position.mode_label"), MODES, key=keys.PAM_MODE, format_func=lambda name: tr(f"position.mode_{name}")
     )
-    mode = MODES[
-        columns[0].radio(
-            t("position.mode_label"),
-            list(MODE_TEXTS.values()),
-            key=keys.PAM_MODE,
-            format_func=lambda text: tr(f"position.mode_{MODES[text]}"),
-        )
-    ]
     app.apply_link("beside", keys.PAM_COMPARE, list(others), what=t("position.link_beside"))
     beside = columns[1].selectbox(
         t("position.beside_label"),
@@ -136,14 +126,12 @@ def controls(others: dict) -> tuple[str, str, str, float]:
             tr("position.beside_nothing") if option == NOTHING else app.companion_label(option, tr)
         ),
     )
-    scale = SCALES[
-        columns[2].radio(
-            t("position.scale_label"),
-            list(SCALE_TEXTS.values()),
-            key=keys.PAM_SCALE,
-            format_func=lambda text: tr(f"position.scale_{SCALES[text]}"),
-        )
-    ]
+    scale = columns[2].radio(
+        t("position.scale_label"),
+        ("own", "shared"),  # the canvas's names (attnviz.app.attention_canvas)
+        key=keys.PAM_SCALE,
+        format_func=lambda name: tr(f"position.scale_{name}"),
+    )
     opacity = columns[3].slider(t("position.opacity"), 0.0, 1.0, 0.75, 0.05, key=keys.PAM_OPACITY)
     return mode, beside, scale, opacity
 

@@ -9,6 +9,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from attnviz.analysis.forward import analyse, feature_index
+from attnviz.app.sidebar import UPLOAD_CHOICE
 from attnviz.data.samples import list_samples, load_sample
 from attnviz.models import list_checkpoints, load_checkpoint
 
@@ -125,7 +126,7 @@ def test_position_click_shows_that_pixels_attention_and_it_sums_to_one():
     formula = next(x.value.strip("$\n") for x in at.latex if f"S_{{{index},{best}}}" in x.value)
     assert formula.endswith(f"= {top[best]:.4f}")
     # the column view of the same pixel
-    at.radio(key="pam_mode").set_value("who attends to it (column i of S)").run()
+    at.radio(key="pam_mode").set_value("column").run()
     column_sum = float(record.column(index).sum())
     assert f"Column i sums to **{column_sum:.3f}**" in _text(at)
 
@@ -171,7 +172,7 @@ def _jpeg(width=200, height=100) -> bytes:
 
 def test_upload_a_photo_and_a_broken_file():
     at = _app("danet-eca", "pages/position.py")
-    at.selectbox(key="sample").set_value("Upload your own photo…").run()
+    at.selectbox(key="sample").set_value(UPLOAD_CHOICE).run()
     assert any("No usable upload yet" in i.value for i in at.info)
     at.file_uploader(key="upload").set_value(("street.jpg", _jpeg(), "image/jpeg")).run()
     assert not at.exception and not at.error
@@ -204,7 +205,8 @@ def test_a_link_restores_model_photo_pixel_and_mode():
     photo = list_samples()[1]
     at = _linked({"model": "danet-none", "photo": photo, "x": "100", "y": "200", "mode": "column"}, "pages/position.py")
     assert at.selectbox(key="model").value == "danet-none" and at.selectbox(key="sample").value == photo
-    assert at.radio(key="pam_mode").value.startswith("who attends")
+    mode = at.radio(key="pam_mode")  # the option's key, its text from the catalog
+    assert mode.value == "column" and mode.options[1] == "who attends to it (column i of S)"
     assert "x = 100, y = 200 in the photo" in _text(at)
     assert not at.toast
     # the address bar follows the view

@@ -16,9 +16,17 @@ import torch
 
 from attnviz.analysis.hover import grid_tables, hover_payload
 from attnviz.capture.records import GlobalContextRecord
-from attnviz.viz.colours import ATTENTION_COLOURS, page_table
+from attnviz.viz.colours import ATTENTION_COLOURS, CHANNEL_COLOURS, page_table
 from attnviz.viz.exports import overlay_png
-from attnviz.viz.figures import attention_map_figure, gate_planes_figure, pinned_maps_figure
+from attnviz.viz.figures import (
+    attention_map_figure,
+    branch_weights_figure,
+    coordinate_attention_figure,
+    gate_planes_figure,
+    layer_weights_heatmap,
+    pinned_maps_figure,
+    sorted_weights_figure,
+)
 
 LEVELS = (0, 40, 96, 160, 215, 255)  # values t = level / 255: the canvas's table entry is exactly `level`
 BLOCK, CELL = 3, 16  # each value fills BLOCK x BLOCK cells of CELL x CELL pixels
@@ -65,10 +73,11 @@ def _plotly_expected() -> list[np.ndarray]:
     return expected
 
 
-def test_the_attention_table_is_matplotlibs_inferno():
+@pytest.mark.parametrize(("table", "name"), [(ATTENTION_COLOURS, "inferno"), (CHANNEL_COLOURS, "viridis")])
+def test_each_table_is_matplotlibs_map_of_its_name(table, name):
     matplotlib = pytest.importorskip("matplotlib")
-    reference = matplotlib.colormaps["inferno"](np.arange(256) / 255)[:, :3] * 255
-    assert np.abs(ATTENTION_COLOURS - reference).max() <= 0.5 + 1e-6  # the table rounds to the nearest integer
+    reference = matplotlib.colormaps[name](np.arange(256) / 255)[:, :3] * 255
+    assert np.abs(table - reference).max() <= 0.5 + 1e-6  # the table rounds to the nearest integer
 
 
 def test_the_downloaded_overlay_shows_the_figures_colour_at_each_value():
@@ -85,6 +94,23 @@ def test_every_attention_figure_draws_in_the_same_scale():
     pins = pinned_maps_figure([("", _photo(), [("1", values, (4, 4))])])
     planes = gate_planes_figure([SimpleNamespace(values=values, descriptor=None, mean_over="", axes=("h", "w"))], "g")
     assert pins.layout.coloraxis.colorscale == scale and planes.layout.coloraxis.colorscale == scale
+
+
+def test_every_channel_figure_draws_the_channel_canvas_colours():
+    """The figures of channel weights on [0, 1] show weight w in the channel canvas's table entry round(255 w)
+    (the channel canvas of DANet's X draws CHANNEL_COLOURS), by Plotly's own interpolation of their scale."""
+    weights = np.asarray(LEVELS, np.float32) / 255
+    scale = layer_weights_heatmap(["layer"], [weights]).data[0].colorscale
+    others = (
+        sorted_weights_figure(weights, "w").data[0].marker.colorscale,
+        branch_weights_figure(np.stack([weights, 1 - weights]), "b").data[0].colorscale,
+        coordinate_attention_figure(weights[:, None], weights[:, None], "ca").layout.coloraxis.colorscale,
+    )
+    assert all(other == scale for other in others)
+    sampled = plotly.colors.sample_colorscale([list(stop) for stop in scale], list(weights))
+    shown = np.asarray([plotly.colors.unlabel_rgb(colour) for colour in sampled])
+    # every 5th entry, linearly interpolated: within 1.2 of the table (attnviz.viz.colours.PLOTLY_STEP)
+    np.testing.assert_allclose(shown, CHANNEL_COLOURS[list(LEVELS)], atol=1.2)
 
 
 _RENDER = """async ({script, data}) => {

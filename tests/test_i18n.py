@@ -11,11 +11,18 @@ from streamlit.testing.v1 import AppTest
 from attnviz.analysis.forward import analyse
 from attnviz.analysis.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
 from attnviz.data.samples import list_samples, load_sample
-from attnviz.i18n import LANGUAGES, catalog, placeholders, translate
+from attnviz.i18n import LANGUAGES, Phrase, catalog, placeholders, translate
 from attnviz.models import list_checkpoints, load_checkpoint
 from attnviz.modules.eca import eca_formula_terms
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_a_phrase_prints_as_its_english_text_its_parts_included():
+    maps = Phrase.of("dataflow.found.pooling_maps", count=2)
+    phrase = Phrase.of("dataflow.found.pooling", height=4, width=6, maps=maps)
+    assert str(phrase) == f"{phrase}" == "its softmax over 4x6 positions (2 maps; their mean is shown)"
+    assert chinese_share(phrase.text("zh")) > 0.5  # another language is asked for by name
 
 
 def test_every_language_has_the_same_keys_and_placeholders():

@@ -34,8 +34,8 @@ def test_the_three_sources_have_the_three_keys_and_every_text_in_both_languages(
 def _check_loaded(source: ModelSource, name: str, loaded: LoadedModel, analysis: Analysis) -> None:
     assert isinstance(source, ModelSource)
     for language in LANGUAGES:  # the texts the sidebar and the guard show
-        assert translate(source.title, language) and translate(source.running, language)
-        assert translate(source.failed, language, model=source.key, error="broken")
+        assert translate(source.title_key, language) and translate(source.running_key, language)
+        assert translate(source.failed_key, language, model=source.key, error="broken")
     assert source == type(source)(*vars(source).values()) and hash(source)  # equal sources: one cache key
     assert isinstance(loaded, LoadedModel) and isinstance(loaded.weights, Weights)
     for language in LANGUAGES:
@@ -186,3 +186,22 @@ def test_the_radio_holds_the_key_and_shows_the_title_in_the_pages_language(monke
     assert radio.value == "timm" and at.selectbox(key="timm_model").value == "efficientnet_b0"
     assert radio.options == [translate(f"sources.{key}", "zh") for key in SOURCE_KEYS[:2]]
     assert at.query_params.get("source") in ("timm", ["timm"])
+
+
+def test_the_user_source_is_offered_only_when_the_app_was_given_models(monkeypatch, tmp_path):
+    from attnviz.app.sources import offered_sources
+
+    monkeypatch.setattr("sys.argv", ["app.py"])
+    assert offered_sources() == ("camvid", "timm")
+    monkeypatch.setattr("sys.argv", ["app.py", "--models", str(tmp_path / "missing.toml")])  # a problem to show
+    assert offered_sources() == SOURCE_KEYS
+
+
+def test_where_the_weights_came_from_shows_the_file_name_literally_in_each_language():
+    from attnviz.app.sources import weights_text
+    from attnviz.i18n import Phrase
+
+    weights = Weights(Phrase.of("sources.weights_checkpoint", file="danet_*x*.safetensors"))
+    for language in LANGUAGES:  # each of the name's marks escaped, so that Markdown shows it as it is
+        expected = translate("sources.weights_checkpoint", language, file=r"danet\_\*x\*\.safetensors")
+        assert weights_text(weights, language) == expected

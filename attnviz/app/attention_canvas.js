@@ -1,8 +1,9 @@
 // Attention under the cursor, computed in the page (attnviz.app.attention_canvas; payload: attnviz.analysis.hover).
 //
 // A row of S is softmax(q_i . K), normalised by its own log-sum-exp (a column uses the recorded L_i);
-// q_i . K / N_k (dot form); only the H + W - 1 keys of the query's cross (criss-cross); or one shared map (GCNet). Every pointer move computes the hovered
-// cell's row (or column) for each panel and draws it over the photo: no message goes to the server.
+// q_i . K / N_k (dot form); only the H + W - 1 keys of the query's cross (criss-cross); or one shared map (GCNet).
+// Every pointer move computes the hovered cell's row (or column) for each panel and draws it over the photo: no
+// message goes to the server.
 // A click (a tap on a phone) pins the point: one trigger value, which the server answers with its numbers.
 
 const INSTANCES = new WeakMap();

@@ -68,10 +68,10 @@ def _analysis(source: ModelSource, name: str, device: str, image_key: str, image
         return pooled(
             (source, name, device, image_key),
             lambda: model_analysis(source, name, device, image_key, image),
-            t(source.running),
+            t(source.running_key),
         )
     except source.failures as error:
-        st.error(t(source.failed, model=markdown_literal(name), error=markdown_literal(source.failure(error), 400)))
+        st.error(t(source.failed_key, model=markdown_literal(name), error=markdown_literal(source.failure(error), 400)))
         return None
 
 

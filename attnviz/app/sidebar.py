@@ -34,7 +34,7 @@ from attnviz.text import markdown_literal
 
 __all__ = ["UPLOAD_CHOICE", "sidebar", "show_notices"]
 
-UPLOAD_CHOICE = "Upload your own photo…"
+UPLOAD_CHOICE = "(upload)"  # the photo box's last option, shown as sidebar.upload_choice; no sample is named so
 
 
 def language_picker(bar) -> str:
@@ -72,7 +72,7 @@ def _source_picker(bar) -> str:
         offered,
         key=keys.SOURCE,
         help=t("sidebar.source_help"),
-        format_func=lambda key: tr(model_source(key).title),
+        format_func=lambda key: tr(model_source(key).title_key),
     )
 
 
@@ -182,7 +182,7 @@ def _timm_model(bar, device: str) -> dict | None:
     except source.failures as error:
         bar.error(f"{arch}: {markdown_literal(source.failure(error), 400)}")
         return None
-    description = weights_text(weights, t)
+    description = weights_text(weights, language())
     if weights.trained:
         bar.caption(f"{IMAGENET_MODELS[arch][1]}: {description}")
     else:
@@ -233,7 +233,7 @@ def _user_model(bar, device: str) -> dict | None:
             task=model.task,
             classes=model.num_classes,
             rule=model.output_rule,
-            weights=weights_text(loaded.weights, t),
+            weights=weights_text(loaded.weights, language()),
         )
     )
     return dict(model_name=model.name, card={}, head=model.task, attention="user", weights_note=model.spec)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from attnviz.app.settings import Settings, settings
-from attnviz.i18n import translate
+from attnviz.i18n import Phrase, translate
 from attnviz.models.sources import SOURCE_KEYS, CamVidSource, ModelSource, TimmSource, UserSource, Weights
 from attnviz.text import markdown_literal
 
@@ -32,18 +32,21 @@ def model_source(key: str) -> ModelSource:
 def offered_sources() -> tuple[str, ...]:
     """The keys the sidebar offers: the user's models only when the app was started with --model or --models."""
     config = settings()
-    return SOURCE_KEYS if (config.user_models or config.user_models_problem) else SOURCE_KEYS[:2]
+    if config.user_models or config.user_models_problem:
+        return SOURCE_KEYS
+    return tuple(key for key in SOURCE_KEYS if key != UserSource.key)
 
 
 def source_key(value: str) -> str:
     """A source's key from a link's (or an older session's) value: the key itself, the English title or the
     option's index; KeyError for anything else."""
     for index, key in enumerate(SOURCE_KEYS):
-        if value in (key, str(index), translate(model_source(key).title, "en")):
+        if value in (key, str(index), translate(model_source(key).title_key, "en")):
             return key
     raise KeyError(value)
 
 
-def weights_text(weights: Weights, tr) -> str:
-    """Where a model's weights came from, in the language of `tr` (a `t` or `bound_t()`); file names literal."""
-    return tr(weights.phrase.key, **{name: markdown_literal(str(value)) for name, value in weights.phrase.values})
+def weights_text(weights: Weights, language: str) -> str:
+    """Where a model's weights came from, in `language`; the names in it (files, models) shown literally."""
+    literal = tuple((name, markdown_literal(str(value))) for name, value in weights.phrase.values)
+    return Phrase(weights.phrase.key, literal).text(language)

@@ -3,10 +3,10 @@ classifier, or the user's own model (--model / --models).
 
 A `ModelSource` turns a model's name into a loaded model (`load`), and a loaded model and a photo into an
 `Analysis` (`analyse`: the entry of attnviz.analysis.forward that fits the model). What it loaded says where
-its weights came from (`Weights`); its `title`, and what the app says while it runs (`running`) or when it
-fails (`failed`), are texts of the [sources] catalog (attnviz/locales/*/sources.toml). The app caches `load`
-and `analyse` (attnviz.app.resources) and runs a source's analysis as one job of its work pool
-(attnviz.app.guards); nothing here knows Streamlit.
+its weights came from (`Weights`); its title, and what the app says while it runs or when it fails, are texts
+of the [sources] catalog (attnviz/locales/*/sources.toml), which the source names by their keys (`title_key`,
+`running_key`, `failed_key`). The app caches `load` and `analyse` (attnviz.app.resources) and runs a source's
+analysis as one job of its work pool (attnviz.app.guards); nothing here knows Streamlit.
 
 A source is a frozen dataclass of what decides which model a name loads (a folder, the --model specs), so
 that it is its own cache key: two sources that are equal load the same models.
@@ -54,17 +54,17 @@ class ModelSource(ABC):
     failures: ClassVar[tuple[type[BaseException], ...]]  # what `load` or `analyse` raise that is one message
 
     @property
-    def title(self) -> str:
+    def title_key(self) -> str:
         """The catalog key of the source's name in the sidebar."""
         return f"sources.{self.key}"
 
     @property
-    def running(self) -> str:
+    def running_key(self) -> str:
         """The catalog key of what the page says while the source's analysis runs."""
         return f"sources.running_{self.key}"
 
     @property
-    def failed(self) -> str:
+    def failed_key(self) -> str:
         """The catalog key of the message when a model cannot be loaded or run ({model}, {error}: `failure`)."""
         return f"sources.failed_{self.key}"
 

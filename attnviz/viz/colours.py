@@ -1,11 +1,12 @@
 """The colour maps, defined once: the page's canvases, the overlay PNGs and the Plotly figures all read them here.
 
-Attention (a row or column of S, a spatial gate, Grad-CAM) is drawn in inferno, channel attention (DANet's X)
-in viridis: each a 256-entry RGB table taken from OpenCV's map of that name (which is matplotlib's map sampled
-at 256 levels). What a value looks like over the photo is one rule, the live canvas's (attention_canvas.js):
-a value v on the range [low, high] is t = (v - low) / (high - low) clipped to [0, 1], drawn in the table's entry
-round(255 t) with opacity `opacity * t`, so colour shows only where attention is high. The page scripts get the
-tables as they are (`page_table`), Plotly a scale built from every 5th entry (`plotly_scale`).
+Attention (a row or column of S, a spatial gate, Grad-CAM) is drawn in inferno; channel attention (DANet's X, and
+the per-channel weights of SE, ECA, selective kernels and coordinate attention) in viridis: each a 256-entry RGB
+table taken from OpenCV's map of that name (which is matplotlib's map sampled at 256 levels). What a value looks
+like over the photo is one rule, the live canvas's (attention_canvas.js): a value v on the range [low, high] is t =
+(v - low) / (high - low) clipped to [0, 1], drawn in the table's entry round(255 t) with opacity `opacity * t`, so
+colour shows only where attention is high. The page scripts get the tables as they are (`page_table`), Plotly a
+scale built from every 5th entry (`plotly_scale`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ ATTENTION_COLOURS = _table(cv2.COLORMAP_INFERNO)
 CHANNEL_COLOURS = _table(cv2.COLORMAP_VIRIDIS)
 
 # Plotly's scale takes every PLOTLY_STEP-th entry (52 stops, 0 and 255 among them): its linear interpolation
-# stays within 1.2 of the table for inferno, and a 256-stop scale took Plotly about 8 ms more to build per figure
+# stays within 1.2 of the table for both maps, and a 256-stop scale took Plotly about 8 ms more to build per figure
 PLOTLY_STEP = 5
 
 

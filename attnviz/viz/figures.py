@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 from attnviz.data.camvid import CLASS_COLOURS, CLASS_NAMES
 from attnviz.i18n import DEFAULT_LANGUAGE, translate
 from attnviz.modules.eca import kernel_t
-from attnviz.viz.colours import plotly_scale
+from attnviz.viz.colours import CHANNEL_COLOURS, plotly_scale
 from attnviz.viz.overlays import blend_heatmap, draw_markers, feature_to_image
 
 __all__ = [
@@ -147,7 +147,7 @@ def layer_weights_heatmap(
             z=grid,
             y=labels,
             x=list(range(width)),
-            colorscale="Viridis",
+            colorscale=plotly_scale(CHANNEL_COLOURS),
             zmin=0,
             zmax=1,
             colorbar=dict(title=t("weight")),
@@ -189,7 +189,7 @@ def sorted_weights_figure(
             y=weights[order],
             customdata=order,
             marker_color=weights[order],
-            marker_colorscale="Viridis",
+            marker_colorscale=plotly_scale(CHANNEL_COLOURS),
             marker_cmin=0,
             marker_cmax=top,
             hovertemplate=t("rank") + " %{x}: " + t("channel") + " %{customdata}<br>w = %{y:.4f}<extra></extra>",
@@ -500,7 +500,7 @@ def coordinate_attention_figure(
         title=dict(text=title, y=0.98),
         margin=dict(l=10, r=10, t=70, b=10),
         height=480,
-        coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(thickness=12, xpad=4)),
+        coloraxis=dict(colorscale=plotly_scale(CHANNEL_COLOURS), cmin=0, cmax=1, colorbar=dict(thickness=12, xpad=4)),
     )
     return fig
 
@@ -515,7 +515,7 @@ def branch_weights_figure(weights: np.ndarray, title: str, language: str = DEFAU
             z=weights,
             x=list(range(channels)),
             y=[t("branch", k=k) for k in range(branches)],
-            colorscale="Viridis",
+            colorscale=plotly_scale(CHANNEL_COLOURS),
             zmin=0,
             zmax=1,
             colorbar=dict(title=dict(text=t("weight"), side="right"), thickness=12, xpad=4),
