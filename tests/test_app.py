@@ -530,9 +530,9 @@ def test_your_model_with_long_tail_modules_draws_every_kind_found_by_what_it_com
     assert readers.pop("eca") == "library (timm / torchvision)" and set(readers.values()) == {"what it computes"}
     assert (table["drawn"] == "yes").all(), table.to_string()
     kinds = dict(zip(table["module"], table["family"]))
-    assert kinds["sk"] == "BranchWeight" and kinds["excite"] == "ChannelAttention", kinds
-    assert {f"attn.pa:head{h}" for h in range(4)} <= set(kinds) and kinds["attn.pa:head0"] == "PositionAttention"
-    planes = [name for name, family in kinds.items() if family == "Gate"]
+    assert kinds["sk"] == "branch weights" and kinds["excite"] == "channel weights", kinds  # the records' types
+    assert {f"attn.pa:head{h}" for h in range(4)} <= set(kinds) and kinds["attn.pa:head0"] == "position attention"
+    planes = [name for name, family in kinds.items() if family == "gate"]
     assert len(planes) == 2 and all(name.startswith("triplet.") for name in planes), kinds  # C x W, H x C
     charts = [chart.key for chart in at.get("plotly_chart")]
     assert {"overview_channel_gates", "user_sk", f"user_{planes[0]}"} <= set(charts), charts

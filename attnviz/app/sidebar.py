@@ -230,7 +230,7 @@ def _user_model(bar, device: str) -> dict | None:
     bar.caption(
         t(
             "sidebar.user_caption",
-            task=model.task,
+            task=t(f"sidebar.task_{model.task}"),
             classes=model.num_classes,
             rule=model.output_rule,
             weights=weights_text(loaded.weights, language()),
