@@ -1,5 +1,10 @@
 """Overview: what attention modules do, a map of the app in teaching order, then the photo, the prediction and
-the ground truth; timings and the model card for researchers at the end."""
+the ground truth; timings and the model card for researchers at the end.
+
+The page reads as its contents, called in order at the bottom: the introduction, then one of three bodies by
+the model shown (a user's model, an ImageNet classifier from timm, a shipped CamVid model) and the second
+layer for researchers. attnviz.analysis.views reads the card and sorts what was found; the functions here lay
+it out."""
 
 from functools import partial
 
@@ -9,17 +14,18 @@ import streamlit as st
 from attnviz import app
 from attnviz.analysis.forward import classes_present
 from attnviz.analysis.metrics import score_prediction
-from attnviz.analysis.views import branch_weights, findings_rows, gate_planes
-from attnviz.app import keys
-from attnviz.capture.records import (
-    BranchWeightRecord,
-    ChannelAttentionRecord,
-    CoordinateAttentionRecord,
-    GateRecord,
-    SpatialAttentionRecord,
+from attnviz.analysis.views import (
+    branch_weights,
+    card_rows,
+    computed_modules,
+    findings_rows,
+    gate_planes,
+    in_rows,
+    recognised_by_structure,
 )
+from attnviz.app import keys
+from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.models.checkpoint import card_summary
-from attnviz.results import as_number
 from attnviz.text import markdown_literal
 from attnviz.viz.exports import png_bytes
 from attnviz.viz.figures import (
@@ -71,43 +77,11 @@ def map_of_the_app() -> None:
     page_links(st, MAP_END)
 
 
-def card_rows(card: dict) -> list[dict]:
-    """The model card's figures as (translated label, value from the card) rows, read defensively (a
-    hand-edited card may hold anything); a field the card lacks is left out."""
-    evaluation = card.get("evaluation") if isinstance(card.get("evaluation"), dict) else {}
-    training = card.get("training") if isinstance(card.get("training"), dict) else {}
-    settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}
-    rows = []
-
-    def add(key: str, value) -> None:
-        if value is not None and value != "":
-            rows.append({t("overview.card.field"): t(f"overview.card.{key}"), t("overview.card.value"): str(value)})
-
-    miou = as_number(evaluation.get("miou"))
-    add("miou", None if miou is None else f"{miou:.1%}")
-    add("split", evaluation.get("split") if isinstance(evaluation.get("split"), str) else None)
-    for key in ("parameters", "attention_parameters"):
-        number = as_number(evaluation.get(key))
-        add(key, None if number is None else f"{int(number):,}")
-    if training:
-        add("epochs", training.get("epochs"))
-        add("device", training.get("device"))
-        seconds = as_number(training.get("wall_time_s"))
-        add("minutes", None if seconds is None else t("overview.card.minutes_value", minutes=seconds / 60))
-        add("batch_size", settings.get("batch_size"))
-        crop = settings.get("crop")
-        add("crop", " x ".join(str(c) for c in crop) if isinstance(crop, list) else crop)
-        add("lr", settings.get("lr"))
-        add("pam_affinity", settings["pam_affinity"] if as_number(settings.get("pam_affinity")) else None)
-        add("licence", training.get("data_licence"))
-    return rows
-
-
 def model_card(selection) -> None:
     """The model card (inside the researchers' expander): its figures, the training curve, its config."""
     st.markdown(f"**{t('overview.card.title', model=markdown_literal(selection.model_name))}**")
     summary = card_summary(selection.card)
-    rows = card_rows(selection.card)
+    rows = card_rows(selection.card, app.language())
     if summary["note"]:
         rows.append({t("overview.card.field"): t("overview.card.note"), t("overview.card.value"): summary["note"]})
     if rows:
@@ -130,9 +104,8 @@ def model_card(selection) -> None:
 
 def spatial_gates(image, gates: dict) -> None:
     """Every spatial gate over the photo (the table says each is drawn), three to a row."""
-    items = list(gates.items())
-    for start in range(0, len(items), 3):
-        for column, (name, gate) in zip(st.columns(3), items[start : start + 3]):
+    for row in in_rows(gates.items(), 3):
+        for column, (name, gate) in zip(st.columns(3), row):
             column.image(
                 blend_heatmap(image, gate.map[0].numpy(), 0.6, 0, 1),
                 caption=t(
@@ -167,29 +140,23 @@ def found_by_what_they_compute(image, analysis) -> None:
     """What the dataflow reader found in modules of no known family, drawn: spatial gates over the photo,
     coordinate pairs, sigmoid channel gates (one row a layer), softmax weights over channels, over branches
     (a module picked), and gates on elements or planes."""
-    found = {name: rec for name, rec in analysis.records.items() if rec.reader == "dataflow"}
-    spatial = {n: r for n, r in found.items() if isinstance(r, SpatialAttentionRecord)}
-    coords = {n: r for n, r in found.items() if isinstance(r, CoordinateAttentionRecord)}
-    gates = {n: r for n, r in found.items() if isinstance(r, ChannelAttentionRecord) and r.kind == "gate"}
-    softmaxes = {n: r for n, r in found.items() if isinstance(r, ChannelAttentionRecord) and r.kind != "gate"}
-    branches = {n: r for n, r in found.items() if isinstance(r, BranchWeightRecord)}
-    planes = {n: r for n, r in found.items() if isinstance(r, GateRecord)}
-    if not (spatial or coords or gates or softmaxes or branches or planes):
+    found = computed_modules(analysis.records)
+    if not found:
         return
     st.subheader(t("overview.user.computed_title"))
     st.markdown(t("overview.user.computed_intro"))
-    if spatial:
+    if found.spatial:
         st.markdown(t("overview.user.computed_spatial"))
-        spatial_gates(image, spatial)
-    coordinate_pairs(coords, keys.USER_COMPUTED_COORD_LAYER)
-    if gates:
+        spatial_gates(image, found.spatial)
+    coordinate_pairs(found.coordinates, keys.USER_COMPUTED_COORD_LAYER)
+    if gates := found.channel_gates:
         app.chart(
             st,
             layer_weights_heatmap(list(gates), [r.weights[0].numpy() for r in gates.values()], language=app.language()),
             key=keys.USER_CHANNEL_GATES,
             caption=app.figure_caption(t("overview.user.channel_gates_module")),
         )
-    for name, record in softmaxes.items():
+    for name, record in found.channel_softmaxes.items():
         app.chart(
             st,
             sorted_weights_figure(
@@ -201,15 +168,15 @@ def found_by_what_they_compute(image, analysis) -> None:
             key=keys.user_chart(name),
             caption=app.figure_caption(t("overview.user.softmax_module"), t("figures.caption_layer", layer=name)),
         )
-    if branches:
+    if found.branches:
         picked_module_chart(
             "branches",
-            branches,
+            found.branches,
             keys.USER_BRANCH_LAYER,
             lambda r: f"K = {r.branches}, C = {r.channels}",
             lambda r, title: branch_weights_figure(branch_weights(r), title, language=app.language()),
         )
-    if planes:
+    if planes := found.planes:
         name = picked_module_chart(
             "planes",
             planes,
@@ -254,12 +221,15 @@ def top_classes_table(where, top_classes, progress: bool) -> None:
     )
 
 
-st.title(t("overview.title"))
-st.markdown(t("overview.intuition"))
-map_of_the_app()
-selection, analysis = app.page_analysis()
+def introduction() -> None:
+    """What attention modules do, and the map of the app in teaching order."""
+    st.title(t("overview.title"))
+    st.markdown(t("overview.intuition"))
+    map_of_the_app()
 
-if selection.source == "user":  # a model given with --model / --models
+
+def user_prediction(selection, analysis) -> None:
+    """A user's model: its prediction over the photo (or the photo and its top classes) and its weights."""
     left, right = st.columns([3, 2])
     if analysis.prediction is not None:
         classes = analysis.class_names
@@ -275,6 +245,10 @@ if selection.source == "user":  # a model given with --model / --models
             weights=markdown_literal(selection.weights_note),
         )
     )
+
+
+def findings(analysis) -> None:
+    """The table of the attention modules found in a user's model (or that none was), and the look-alikes."""
     st.subheader(t("overview.user.found_title"))
     if analysis.checks:
         rows = findings_rows(analysis.checks, app.language())
@@ -295,19 +269,30 @@ if selection.source == "user":  # a model given with --model / --models
         st.warning(
             t("overview.user.lookalikes", names=", ".join(markdown_literal(name) for name in analysis.lookalikes))
         )
-    # recognised by structure (CBAM's spatial gate, CoordAtt); what the dataflow reader found is drawn below
-    gates = {n: r for n, r in analysis.of_type(SpatialAttentionRecord).items() if r.reader != "dataflow"}
-    coords = {n: r for n, r in analysis.of_type(CoordinateAttentionRecord).items() if r.reader != "dataflow"}
+
+
+def recognised_modules(image, analysis) -> None:
+    """The modules recognised by their structure (CBAM's spatial gate, CoordAtt), drawn; what the dataflow
+    reader found is drawn after them."""
+    gates = recognised_by_structure(analysis.of_type(SpatialAttentionRecord))
     if gates:
         st.markdown(t("overview.user.gates", formula=GATE_FORMULA))
-        spatial_gates(selection.image, gates)
-    coordinate_pairs(coords, keys.USER_COORD_LAYER)
+        spatial_gates(image, gates)
+    coordinate_pairs(recognised_by_structure(analysis.of_type(CoordinateAttentionRecord)), keys.USER_COORD_LAYER)
+
+
+def user_model(selection, analysis) -> None:
+    """A model given with --model / --models: its prediction, what was found in it, and those modules drawn."""
+    user_prediction(selection, analysis)
+    findings(analysis)
+    recognised_modules(selection.image, analysis)
     found_by_what_they_compute(selection.image, analysis)
     with st.expander(t("common.for_researchers")):
         st.caption(t("overview.user.timing", ms=analysis.forward_s * 1000, device=analysis.device))
-    app.stop_page()
 
-if analysis.top_classes is not None:  # an ImageNet classifier from timm
+
+def imagenet_classifier(selection, analysis) -> None:
+    """An ImageNet classifier from timm: the photo, its top five classes, and the pages that show its layers."""
     left, right = st.columns([3, 2])
     left.image(selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title)))
     with right:
@@ -324,36 +309,56 @@ if analysis.top_classes is not None:  # an ImageNet classifier from timm
     st.markdown(t("overview.timm.pages"))
     with st.expander(t("common.for_researchers")):
         st.caption(t("overview.timm.details", ms=analysis.forward_s * 1000, device=analysis.device))
-    app.stop_page()
 
-st.subheader(t("overview.camvid.photo_title"))
-if selection.label is not None:
-    st.markdown(t("overview.camvid.notice"))
-columns = st.columns(3 if selection.label is not None else 2)
-columns[0].image(selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title)))
-prediction_overlay = blend_labels(selection.image, analysis.prediction)
-columns[1].image(prediction_overlay, caption=t("overview.camvid.prediction_caption", model=selection.model_name))
-app.download(
-    columns[1],
-    t("overview.camvid.prediction_png"),
-    partial(png_bytes, prediction_overlay),
-    f"{selection.model_name}-prediction.png",
-    key=keys.PREDICTION_PNG,
-)
-if selection.label is not None:
-    columns[2].image(blend_labels(selection.image, selection.label), caption=t("overview.camvid.truth_caption"))
-    scores = score_prediction(analysis.prediction, selection.label)
-    st.markdown(t("overview.camvid.scores", accuracy=scores["pixel_accuracy"], miou=scores["miou"]))
-st.html(class_legend_html(classes_present(analysis.prediction, selection.label), app.language()))
 
-with st.expander(t("common.for_researchers")):
-    st.caption(
-        t(
-            "overview.camvid.timing",
-            ms=analysis.forward_s * 1000,
-            device=analysis.device,
-            width=selection.image.shape[1],
-            height=selection.image.shape[0],
-        )
+def segmentation(selection, analysis) -> None:
+    """A shipped CamVid model: the photo, the prediction (with its download), the ground truth and the
+    photo's scores, and the legend of the classes shown."""
+    st.subheader(t("overview.camvid.photo_title"))
+    if selection.label is not None:
+        st.markdown(t("overview.camvid.notice"))
+    columns = st.columns(3 if selection.label is not None else 2)
+    columns[0].image(
+        selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title))
     )
-    model_card(selection)
+    prediction_overlay = blend_labels(selection.image, analysis.prediction)
+    columns[1].image(prediction_overlay, caption=t("overview.camvid.prediction_caption", model=selection.model_name))
+    app.download(
+        columns[1],
+        t("overview.camvid.prediction_png"),
+        partial(png_bytes, prediction_overlay),
+        f"{selection.model_name}-prediction.png",
+        key=keys.PREDICTION_PNG,
+    )
+    if selection.label is not None:
+        columns[2].image(blend_labels(selection.image, selection.label), caption=t("overview.camvid.truth_caption"))
+        scores = score_prediction(analysis.prediction, selection.label)
+        st.markdown(t("overview.camvid.scores", accuracy=scores["pixel_accuracy"], miou=scores["miou"]))
+    st.html(class_legend_html(classes_present(analysis.prediction, selection.label), app.language()))
+
+
+def for_researchers(selection, analysis) -> None:
+    """The forward pass's timing and the model card."""
+    with st.expander(t("common.for_researchers")):
+        st.caption(
+            t(
+                "overview.camvid.timing",
+                ms=analysis.forward_s * 1000,
+                device=analysis.device,
+                width=selection.image.shape[1],
+                height=selection.image.shape[0],
+            )
+        )
+        model_card(selection)
+
+
+introduction()
+selection, analysis = app.page_analysis()
+if selection.source == "user":
+    user_model(selection, analysis)
+    app.stop_page()
+if analysis.top_classes is not None:
+    imagenet_classifier(selection, analysis)
+    app.stop_page()
+segmentation(selection, analysis)
+for_researchers(selection, analysis)

@@ -1,5 +1,7 @@
 """The Position page's view, as a value: every number the page prints, checked against a naive S."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -364,3 +366,156 @@ def test_every_record_type_the_findings_table_names_is_a_word_of_both_languages(
     assert {"branch_weight", "criss_cross_attention", "gate", "channel_attention"} <= keys  # snake case of the stem
     for language in ("en", "zh"):
         assert set(section("overview.records", language)) == keys, language
+
+
+def test_a_model_cards_rows_are_its_figures_in_words_and_a_missing_field_is_left_out():
+    from attnviz.analysis.views import card_rows
+
+    card = {
+        "evaluation": {"miou": 0.6123, "split": "test", "parameters": 1234567, "attention_parameters": True},
+        "training": {"epochs": 30, "wall_time_s": 5400, "settings": {"crop": [360, 480], "pam_affinity": 0}},
+    }
+    rows = {row["field"]: row["value"] for row in card_rows(card)}
+    assert rows["test mIoU"] == "61.2%" and rows["parameters"] == "1,234,567"
+    assert rows["epochs"] == "30" and rows["crop"] == "360 x 480" and rows["training time"] == "90 min"
+    assert "attention parameters" not in rows  # a bool is not a number
+    assert "PAM affinity weight" not in rows and "trained on" not in rows  # 0 and missing
+    assert card_rows({"evaluation": "hand-edited", "training": []}) == []
+    zh = card_rows(card, "zh")
+    assert len(zh) == len(rows) and all(set(row) == {"项目", "值"} for row in zh)
+
+
+def _found(reader, record):
+    return dataclasses.replace(record, reader=reader)
+
+
+def test_what_the_dataflow_reader_found_is_grouped_by_how_it_is_drawn():
+    from attnviz.analysis.views import computed_modules, recognised_by_structure
+    from attnviz.capture.records import (
+        BranchWeightRecord,
+        ChannelAttentionRecord,
+        CoordinateAttentionRecord,
+        GateRecord,
+        SpatialAttentionRecord,
+    )
+
+    weights = torch.rand(1, 4)
+    records = {
+        "cbam.spatial": _found("structure", SpatialAttentionRecord("spatial", torch.rand(1, 3, 3))),
+        "x.gate": _found("dataflow", SpatialAttentionRecord("spatial", torch.rand(1, 3, 3))),
+        "ca": _found("dataflow", CoordinateAttentionRecord("ca", torch.rand(1, 2, 3), torch.rand(1, 2, 3))),
+        "se": _found("dataflow", ChannelAttentionRecord("gate", weights)),
+        "soft": _found("dataflow", ChannelAttentionRecord("softmax", weights)),
+        "sk": _found("dataflow", BranchWeightRecord("branches", torch.rand(1, 2, 4))),
+        "tri": _found("dataflow", GateRecord("gate", torch.rand(1, 4, 5), ("C", "W"))),
+    }
+    found = computed_modules(records)
+    assert list(found.spatial) == ["x.gate"] and list(found.coordinates) == ["ca"]
+    assert list(found.channel_gates) == ["se"] and list(found.channel_softmaxes) == ["soft"]
+    assert list(found.branches) == ["sk"] and list(found.planes) == ["tri"]
+    assert not computed_modules({"cbam.spatial": records["cbam.spatial"]})
+    spatial = {n: r for n, r in records.items() if isinstance(r, SpatialAttentionRecord)}
+    assert list(recognised_by_structure(spatial)) == ["cbam.spatial"]
+
+
+def test_items_in_rows_of_three():
+    from attnviz.analysis.views import in_rows
+
+    assert in_rows(range(7), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert in_rows({}.items(), 3) == []
+
+
+def test_the_models_compared_first_and_the_centre_cell():
+    from attnviz.analysis.views import centre_cell, default_comparison
+
+    assert default_comparison(["danet-eca", "fcn-eca", "fcn-none", "fcn-cbam"]) == ["fcn-none", "fcn-eca", "fcn-cbam"]
+    assert default_comparison(["danet-eca", "danet-none", "x"]) == ["danet-eca", "danet-none"]
+    # a 360x480 photo's centre (240, 180) on a 45x60 grid: 8x8 cells, row 22, column 30
+    assert centre_cell((360, 480), (45, 60)) == 22 * 60 + 30
+
+
+def test_the_comparison_table_and_the_evaluation_it_comes_from():
+    from attnviz.analysis.views import comparison_table, evaluation_source, photos_evaluated
+    from attnviz.results import BASELINE, DASH
+
+    difference = f"vs {BASELINE} (points)"
+    rows = [
+        {"model": "fcn-none", difference: DASH, "beyond test noise": DASH},
+        {"model": "fcn-se", difference: "+1.2 [0.4, 2.0]", "beyond test noise": "yes"},
+        {"model": "fcn-eca", difference: "-0.3 [-1.1, 0.5]", "beyond test noise": "no"},
+    ]
+    table = comparison_table(rows, ["fcn-se"], "是", "否")
+    assert list(table.columns[:2]) == ["model", "shown"] and table["shown"].tolist() == [False, True, False]
+    assert table["difference"].tolist() == [DASH, "+1.2", "-0.3"]
+    assert table["beyond"].tolist() == [DASH, "是", "否"]
+    results = {"models": {"fcn-se": {"images": 233}, "fcn-eca": {"images": 101}}, "meta": {"latency_threads": 1}}
+    assert photos_evaluated(results, ["fcn-none", "fcn-se", "fcn-eca"]) == 233
+    assert photos_evaluated({}, ["fcn-se"]) == "?"
+    assert evaluation_source(results) == {
+        "command": "python -m attnviz.evaluate",
+        "cpu": "?",
+        "threads": 1,
+        "repeats": "?",
+    }
+
+
+def test_the_channel_maps_summary_and_one_row():
+    from attnviz.analysis.views import channel_energy, channel_map_summary, channel_row
+
+    attention = np.array([[0.995, 0.005, 0.0], [0.2, 0.5, 0.3], [0.0, 0.001, 0.999]])
+    summary = channel_map_summary(attention)
+    assert summary.channels == 3 and summary.one_hot == pytest.approx(2 / 3) and summary.mostly_one_hot
+    assert summary.most_peaked == 2 and summary.uniform == pytest.approx(1 / 3) and summary.entries == 9
+    row = channel_row(attention, 1, related=2)
+    assert row.total == pytest.approx(1.0) and row.related == [1, 2] and row.partner == 1
+    features = torch.tensor([[[[1.0, 2.0]], [[0.0, 3.0]]]])  # A_0 = (1, 2), A_1 = (0, 3)
+    np.testing.assert_array_equal(channel_energy(features), [[5.0, 6.0], [6.0, 9.0]])
+
+
+def test_channel_weights_saturation_spread_and_the_branch_sum():
+    from attnviz.analysis.views import bracketed, saturated_share, spread, strongest_branch_sum
+
+    weights = np.array([0.01, 0.5, 0.97, 0.95, 0.05], dtype=np.float32)
+    assert saturated_share(weights) == pytest.approx(2 / 5)  # 0.95 and 0.05 themselves are not saturated
+    s = spread(weights)
+    assert (s.lowest, s.highest, s.median) == pytest.approx((0.01, 0.97, 0.5))
+    assert s.mean == pytest.approx(2.48 / 5)
+    total = strongest_branch_sum(np.array([0.5, -1.0, 2.0]), np.array([0.1, 3.0, -0.5]), weights[:3])
+    assert (total.channel, total.avg, total.max, total.argument) == (2, 2.0, -0.5, 1.5)
+    assert bracketed(-0.5) == "(-0.500)" and bracketed(0.25) == "0.250"
+
+
+def test_eca_layers_kernels_and_the_kernel_table():
+    from attnviz.analysis.views import (
+        distinct_kernel_layers,
+        kernel_rule_rows,
+        plain_eca_layers,
+        released_kernels_text,
+        se_parameters,
+        spatial_partner,
+    )
+    from attnviz.capture.records import ChannelAttentionRecord
+
+    def eca(channels, k, pooled=True):
+        parts = {"pooled": torch.zeros(1, channels)} if pooled else {}
+        kernel = torch.zeros(k) if k else None
+        return ChannelAttentionRecord("eca", torch.zeros(1, channels), parts, kernel)
+
+    layers = {"a": eca(64, 3), "b": eca(64, 3), "c": eca(256, 5), "d": eca(64, 0), "e": eca(128, 5, pooled=False)}
+    assert list(plain_eca_layers(layers)) == ["a", "b", "c"]
+    marked = distinct_kernel_layers(layers)
+    assert [(m.name, m.channels, m.k) for m in marked] == [("a", 64, 3), ("c", 256, 5), ("e", 128, 5)]
+    assert se_parameters(256) == 2 * 256 * 16  # C x C/16 and back
+    assert spatial_partner("layer4.0.cbam.channel") == "layer4.0.cbam.spatial"
+    assert released_kernels_text({"R50": [(1, 3), (2, 5)], "R101": [(1, 7)]}) == "R50: 3, 5; R101: 7"
+    rows = kernel_rule_rows(2.0, 1.0, {"k": lambda c, g, b: c // 64}, lambda c, g, b: (np.log2(c) + b) / g, (64, 256))
+    assert rows == [{"C": 64, "t = (log2 C + b)/γ": 3.5, "k": 1}, {"C": 256, "t = (log2 C + b)/γ": 4.5, "k": 4}]
+
+
+def test_a_cells_middle_and_a_steps_neighbours():
+    from attnviz.analysis.views import cell_middle, neighbours
+
+    assert cell_middle((1, 4), (40, 60), (4, 6)) == (45.0, 15.0)  # 10x10 cells: column 4 spans x 40-50
+    assert neighbours("abc", "a") == (0, "a", "b")
+    assert neighbours("abc", "b") == (1, "a", "c")
+    assert neighbours("abc", "c") == (2, "b", "c")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from attnviz.analysis.attribution import cell_mass, rank_correlation, top_overlap
@@ -26,10 +27,20 @@ from attnviz.analysis.forward import Check, attention_share_on_class, feature_ce
 from attnviz.analysis.geometry import same_place
 from attnviz.analysis.quality import far_key_own_class_ratio
 from attnviz.capture.recorder import split_name
+from attnviz.capture.records import (
+    BranchWeightRecord,
+    ChannelAttentionRecord,
+    CoordinateAttentionRecord,
+    GateRecord,
+    SpatialAttentionRecord,
+)
 from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.i18n import DEFAULT_LANGUAGE, translate
+from attnviz.results import BASELINE, DASH, as_number, model_results
 
 __all__ = [
+    "MAX_PINS",
+    "with_pin",
     "ClassShare",
     "PositionView",
     "position_view",
@@ -57,9 +68,47 @@ __all__ = [
     "Agreement",
     "agreement",
     "top_overlap_chance",
+    "card_rows",
+    "recognised_by_structure",
+    "ComputedModules",
+    "computed_modules",
+    "in_rows",
+    "default_comparison",
+    "centre_cell",
+    "comparison_table",
+    "photos_evaluated",
+    "evaluation_source",
+    "ChannelMapSummary",
+    "channel_map_summary",
+    "channel_energy",
+    "ChannelRow",
+    "channel_row",
+    "saturated_share",
+    "Spread",
+    "spread",
+    "BranchSum",
+    "strongest_branch_sum",
+    "spatial_partner",
+    "bracketed",
+    "plain_eca_layers",
+    "se_parameters",
+    "KernelLayer",
+    "distinct_kernel_layers",
+    "kernel_rule_rows",
+    "released_kernels_text",
+    "cell_middle",
+    "neighbours",
 ]
 
 MODES = ("row", "column")
+MAX_PINS = 4  # the Position page's pins at most (its link, the live canvas's data.max_pins)
+
+
+def with_pin(pins, pixel: tuple[int, int], most: int = MAX_PINS) -> list[tuple[int, int]]:
+    """The pins (oldest first) after `pixel` is chosen: it becomes the newest, an equal older pin is dropped, and
+    past `most` the oldest go. The live canvas adds pins by the same rule in the page (attention_canvas.js)."""
+    point = (int(pixel[0]), int(pixel[1]))
+    return ([tuple(p) for p in pins if tuple(p) != point] + [point])[-most:]
 
 
 @dataclass(frozen=True)
@@ -445,3 +494,328 @@ def top_overlap_chance(grid: tuple[int, int], k: int) -> float:
     with probability k / cells (k at most the grid's cells)."""
     cells = grid[0] * grid[1]
     return min(k, cells) / cells
+
+
+# ----------------------------------------------------------------------------- the Overview
+# a shipped model's card, and what a user's model holds, sorted for display
+
+
+def card_rows(card: dict, language: str = DEFAULT_LANGUAGE) -> list[dict[str, str]]:
+    """The model card's figures as (label, value) rows in `language`, read defensively (a hand-edited card may
+    hold anything); a field the card lacks is left out."""
+    evaluation = card.get("evaluation") if isinstance(card.get("evaluation"), dict) else {}
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}
+    field, value_column = translate("overview.card.field", language), translate("overview.card.value", language)
+    rows = []
+
+    def add(key: str, value) -> None:
+        if value is not None and value != "":
+            rows.append({field: translate(f"overview.card.{key}", language), value_column: str(value)})
+
+    miou = as_number(evaluation.get("miou"))
+    add("miou", None if miou is None else f"{miou:.1%}")
+    add("split", evaluation.get("split") if isinstance(evaluation.get("split"), str) else None)
+    for key in ("parameters", "attention_parameters"):
+        number = as_number(evaluation.get(key))
+        add(key, None if number is None else f"{int(number):,}")
+    if training:
+        add("epochs", training.get("epochs"))
+        add("device", training.get("device"))
+        seconds = as_number(training.get("wall_time_s"))
+        add(
+            "minutes",
+            None if seconds is None else translate("overview.card.minutes_value", language, minutes=seconds / 60),
+        )
+        add("batch_size", settings.get("batch_size"))
+        crop = settings.get("crop")
+        add("crop", " x ".join(str(c) for c in crop) if isinstance(crop, list) else crop)
+        add("lr", settings.get("lr"))
+        add("pam_affinity", settings["pam_affinity"] if as_number(settings.get("pam_affinity")) else None)
+        add("licence", training.get("data_licence"))
+    return rows
+
+
+def recognised_by_structure(records: dict) -> dict:
+    """The records of `records` that a reader other than the dataflow reader found (CBAM's spatial gate,
+    CoordAtt by their structure), in order."""
+    return {name: record for name, record in records.items() if record.reader != "dataflow"}
+
+
+@dataclass(frozen=True)
+class ComputedModules:
+    """What the dataflow reader found in a user's model, by how the Overview draws it (each a dict of record
+    name -> record, in the model's order)."""
+
+    spatial: dict  # spatial gates, drawn over the photo
+    coordinates: dict  # coordinate attention's a_h and a_w
+    channel_gates: dict  # sigmoid gates over channels, one row a layer
+    channel_softmaxes: dict  # softmax weights over channels, sorted
+    branches: dict  # softmax weights over branches
+    planes: dict  # gates on elements or planes
+
+    def __bool__(self) -> bool:
+        return any(vars(self).values())
+
+
+def computed_modules(records: dict) -> ComputedModules:
+    """The records of `records` that the dataflow reader found (modules of no known family), grouped by how
+    they are drawn."""
+    found = {name: record for name, record in records.items() if record.reader == "dataflow"}
+
+    def of(kind, gate: bool | None = None) -> dict:
+        return {
+            name: record
+            for name, record in found.items()
+            if isinstance(record, kind) and (gate is None or (record.kind == "gate") == gate)
+        }
+
+    return ComputedModules(
+        of(SpatialAttentionRecord),
+        of(CoordinateAttentionRecord),
+        of(ChannelAttentionRecord, gate=True),
+        of(ChannelAttentionRecord, gate=False),
+        of(BranchWeightRecord),
+        of(GateRecord),
+    )
+
+
+def in_rows(items, per_row: int) -> list[list]:
+    """`items` in rows of `per_row` (the last row may be shorter)."""
+    items = list(items)
+    return [items[start : start + per_row] for start in range(0, len(items), per_row)]
+
+
+# ----------------------------------------------------------------------------- Compare
+# the models compared on one photo, and the evaluation table of results.json (attnviz.results)
+
+COMPARED_FIRST = ("fcn-none", "fcn-se", "fcn-eca", "fcn-cbam")  # the models compared when the page opens
+MOST_COMPARED = 4
+
+
+def default_comparison(names: list[str]) -> list[str]:
+    """The models compared first: the plain FCN and its channel-attention variants where shipped (at most
+    MOST_COMPARED), else the first two models."""
+    return [name for name in COMPARED_FIRST if name in names][:MOST_COMPARED] or names[:2]
+
+
+def centre_cell(image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> int:
+    """The flat index of the grid cell under the photo's centre pixel (w // 2, h // 2)."""
+    height, width = image_hw
+    return feature_index(width // 2, height // 2, image_hw, grid_hw)
+
+
+def comparison_table(rows: list[dict], shown: list[str], yes: str, no: str) -> pd.DataFrame:
+    """results_rows as a table, with the compact columns of the page's first table: "shown" (the model is
+    compared above), "difference" (from the baseline, without its interval) and "beyond" (`yes` / `no`, a
+    dash where the results say neither)."""
+    table = pd.DataFrame(rows)
+    table.insert(1, "shown", table["model"].isin(shown))
+    table["difference"] = table[f"vs {BASELINE} (points)"].str.split(" [", n=1, regex=False).str[0]
+    table["beyond"] = table["beyond test noise"].map({"yes": yes, "no": no}).fillna(DASH)
+    return table
+
+
+def photos_evaluated(results: dict, models) -> int | str:
+    """The test photos behind the figures of `models` (the most any was evaluated on), "?" when none says."""
+    photos = max((as_number(model_results(results, name).get("images")) or 0 for name in models), default=0)
+    return int(photos) if photos else "?"
+
+
+def evaluation_source(results: dict) -> dict[str, object]:
+    """How results.json was made: its command, the CPU and the latency threads and repeats ("?" if unsaid)."""
+    meta = results["meta"] if isinstance(results.get("meta"), dict) else {}
+    machine = meta["machine"] if isinstance(meta.get("machine"), dict) else {}
+    return {
+        "command": str(meta.get("command", "python -m attnviz.evaluate")).strip(),
+        "cpu": machine.get("cpu", "?"),
+        "threads": meta.get("latency_threads", "?"),
+        "repeats": meta.get("latency_repeats", "?"),
+    }
+
+
+# ----------------------------------------------------------------------------- DANet's channel map
+# X (C x C, Fu et al., CVPR 2019): how peaked its rows are, and one row of it
+
+
+ONE_HOT = 0.99  # a row of X whose largest entry is above this is, to the eye, one-hot
+
+
+@dataclass(frozen=True)
+class ChannelMapSummary:
+    """What the Channel map page says of X as a whole."""
+
+    channels: int  # C
+    one_hot: float  # the share of rows whose largest entry is above ONE_HOT
+    most_peaked: int  # the row with the largest entry (the channel shown first)
+
+    @property
+    def mostly_one_hot(self) -> bool:
+        return self.one_hot >= 0.5
+
+    @property
+    def uniform(self) -> float:
+        """An entry of a row spread evenly over the C channels."""
+        return 1 / self.channels
+
+    @property
+    def entries(self) -> int:
+        """The entries of X, C x C."""
+        return self.channels * self.channels
+
+
+def channel_map_summary(attention: np.ndarray) -> ChannelMapSummary:
+    """The summary of X, (C, C) with rows summing to 1."""
+    largest = attention.max(1)
+    return ChannelMapSummary(attention.shape[0], float(np.mean(largest > ONE_HOT)), int(largest.argmax()))
+
+
+def channel_energy(features: torch.Tensor, batch: int = 0) -> np.ndarray:
+    """A · Aᵀ in float64: the (C, C) dot products of the channel maps A_c (the features of `batch`)."""
+    flat = features[batch].flatten(1).double()
+    return (flat @ flat.T).numpy()
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    """Row c of X: whom channel c mixes in, and how much."""
+
+    channel: int
+    values: np.ndarray  # (C,) X_c·, sums to 1
+    total: float
+    related: list[int]  # the largest entries' channels, largest first (the first is c's partner)
+
+    @property
+    def partner(self) -> int:
+        return int(self.related[0])
+
+
+def channel_row(attention: np.ndarray, channel: int, related: int = 6) -> ChannelRow:
+    """Row `channel` of X and its `related` largest entries."""
+    values = attention[channel]
+    return ChannelRow(int(channel), values, float(values.sum()), top_locations(values, related))
+
+
+# ----------------------------------------------------------------------------- channel weights
+# SE, ECA and flexible attention (CBAM's channel branch): one weight per channel, ω = σ(...)
+
+SATURATED = (0.05, 0.95)  # a sigmoid weight outside these is, to the eye, off or on
+
+
+def saturated_share(weights: np.ndarray, bounds: tuple[float, float] = SATURATED) -> float:
+    """The share of `weights` below bounds[0] or above bounds[1]."""
+    low, high = bounds
+    return float(np.mean((weights < low) | (weights > high)))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The lowest, highest, mean and median of a map or of a layer's weights."""
+
+    lowest: float
+    highest: float
+    mean: float
+    median: float
+
+
+def spread(values: np.ndarray) -> Spread:
+    """The spread of `values` (the mean and median in float64)."""
+    values = np.asarray(values)
+    wide = values.astype(np.float64)
+    return Spread(float(values.min()), float(values.max()), float(wide.mean()), float(np.median(wide)))
+
+
+@dataclass(frozen=True)
+class BranchSum:
+    """The weight of one channel of flexible attention: ω_c = σ(MLP(avg)_c + MLP(max)_c)."""
+
+    channel: int
+    avg: float  # MLP(AvgPool(F))_c
+    max: float  # MLP(MaxPool(F))_c
+    argument: float  # their sum, the sigmoid's argument
+    weight: float  # ω_c
+
+
+def strongest_branch_sum(avg: np.ndarray, mx: np.ndarray, weights: np.ndarray) -> BranchSum:
+    """The branches of the most weighted channel (the sum is taken in the branches' own precision)."""
+    top = int(weights.argmax())
+    return BranchSum(top, float(avg[top]), float(mx[top]), float(avg[top] + mx[top]), float(weights[top]))
+
+
+def spatial_partner(channel_layer: str) -> str:
+    """The record name of the spatial gate that follows a CBAM channel gate: "layer4.cbam.channel" ->
+    "layer4.cbam.spatial"."""
+    return channel_layer.rsplit(".", 1)[0] + ".spatial"
+
+
+def bracketed(value: float, digits: int = 3) -> str:
+    """`value` as a term of a sum in a formula: a negative number in parentheses."""
+    return f"({value:.{digits}f})" if value < 0 else f"{value:.{digits}f}"
+
+
+def plain_eca_layers(layers: dict) -> dict:
+    """The ECA layers with a plain 1D kernel and their pooled input recorded (every ECA of our models and of
+    timm's ECA-ResNets and ECA-NFNet): those whose weight the ECA page works out."""
+    return {name: record for name, record in layers.items() if record.kernel is not None and "pooled" in record.parts}
+
+
+def se_parameters(channels: int, reduction: int = 16) -> int:
+    """The weights of an SE block's two layers on C channels (C x C/r and C/r x C, biases left out)."""
+    return 2 * channels * channels // reduction
+
+
+@dataclass(frozen=True)
+class KernelLayer:
+    """An ECA layer as the kernel-size page marks it: its name, its channels C and its kernel size k."""
+
+    name: str
+    channels: int
+    k: int
+
+
+def distinct_kernel_layers(layers: dict) -> list[KernelLayer]:
+    """The first ECA layer of each (C, k) among `layers` (name -> ChannelAttentionRecord; layers without a
+    kernel left out), in order."""
+    seen, marked = set(), []
+    for name, record in layers.items():
+        if record.kernel is None or (record.channels, len(record.kernel)) in seen:
+            continue
+        seen.add((record.channels, len(record.kernel)))
+        marked.append(KernelLayer(name, record.channels, len(record.kernel)))
+    return marked
+
+
+TABLE_CHANNELS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+def kernel_rule_rows(gamma: float, b: float, rules: dict, kernel_t, channels=TABLE_CHANNELS) -> list[dict]:
+    """One row per C: C, t = (log2 C + b) / γ (`kernel_t`) rounded to 3 places, and the k of each of `rules`
+    (column name -> rule(C, γ, b))."""
+    rows = []
+    for c in channels:
+        row = {"C": c, "t = (log2 C + b)/γ": round(kernel_t(c, gamma, b), 3)}
+        row.update({column: rule(c, gamma, b) for column, rule in rules.items()})
+        rows.append(row)
+    return rows
+
+
+def released_kernels_text(released: dict) -> str:
+    """The kernel sizes of the released models, "name: k1, k2, ...; name: ...", from name -> [(stage, k)]."""
+    return "; ".join(f"{name}: {', '.join(str(k) for _, k in stages)}" for name, stages in released.items())
+
+
+# ----------------------------------------------------------------------------- Coordinate attention and steps
+
+
+def cell_middle(cell: tuple[int, int], image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> tuple[float, float]:
+    """The photo point (x, y) at the exact middle of grid cell (row, col), in fractional pixels."""
+    (row, col), (height, width) = cell, image_hw
+    return (col + 0.5) * width / grid_hw[1], (row + 0.5) * height / grid_hw[0]
+
+
+def neighbours(items, item) -> tuple[int, object, object]:
+    """(index of `item`, the item before it, the item after it) in `items`; the first has itself before it,
+    the last itself after it."""
+    items = list(items)
+    index = items.index(item)
+    return index, items[max(index - 1, 0)], items[min(index + 1, len(items) - 1)]
