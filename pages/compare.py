@@ -1,15 +1,25 @@
 """Compare 2 to 4 models on the same photo: predictions, attention, accuracy, size and speed; the intervals,
-the DANet quality figures and the evaluation settings for researchers at the end."""
+the DANet quality figures and the evaluation settings for researchers at the end.
 
-import pandas as pd
+The page reads as its contents, called in order at the bottom: the introduction, the models picked, each
+model's column, and the results table with its second layer for researchers. attnviz.analysis.views builds
+the table and picks the centre cell; the functions here lay them out."""
+
 import streamlit as st
 
 from attnviz import app
-from attnviz.analysis.forward import feature_index, mean_weight_spread
+from attnviz.analysis.forward import mean_weight_spread
 from attnviz.analysis.metrics import score_prediction
+from attnviz.analysis.views import (
+    centre_cell,
+    comparison_table,
+    default_comparison,
+    evaluation_source,
+    photos_evaluated,
+)
 from attnviz.app import keys
 from attnviz.capture import CoordinateAttentionRecord
-from attnviz.results import BASELINE, DASH, as_number, model_results, results_rows
+from attnviz.results import BASELINE, DASH, results_rows
 from attnviz.viz.figures import coordinate_attention_figure, layer_summary_figure, short_layer_name
 from attnviz.viz.overlays import blend_heatmap, blend_labels
 
@@ -58,88 +68,98 @@ def column_config(photos) -> dict:
     return config
 
 
-st.title(t("compare.title"))
-st.markdown(t("compare.intuition"))
-st.markdown(t("compare.notice"))
-selection = app.page_selection()
-if selection.source == "timm":
-    st.info(t("compare.timm_note", model=selection.model_name))
-names = list(app.catalogue())
-default = [n for n in ("fcn-none", "fcn-se", "fcn-eca", "fcn-cbam") if n in names][:4] or names[:2]
-chosen = st.multiselect(t("compare.models"), names, default=default, max_selections=4, key=keys.COMPARE_MODELS)
-if len(chosen) < 2:
-    st.info(t("compare.pick_two"))
-    app.stop_page()
+def introduction() -> None:
+    st.title(t("compare.title"))
+    st.markdown(t("compare.intuition"))
+    st.markdown(t("compare.notice"))
 
-timings, device = [], None
-columns = st.columns(len(chosen))
-for column, name in zip(columns, chosen):
-    analysis = app.analysis_for(selection, name)
-    if analysis is None:
-        continue
-    timings.append(t("compare.researchers.timing_item", model=name, ms=analysis.forward_s * 1000))
-    device = analysis.device
-    with column:
-        st.subheader(name)
-        st.image(blend_labels(selection.image, analysis.prediction), caption=t("compare.prediction"))
-        if selection.label is not None:
-            scores = score_prediction(analysis.prediction, selection.label)
-            st.metric(t("compare.miou_photo"), f"{scores['miou']:.1%}")
-        channel = analysis.channel_layers()
-        coords = analysis.of_type(CoordinateAttentionRecord)
-        if analysis.position is not None:
-            _, pam = analysis.position
-            h, w = selection.image.shape[:2]
-            centre = feature_index(w // 2, h // 2, (h, w), (pam.height, pam.width))
-            st.image(
-                blend_heatmap(selection.image, pam.row(centre).numpy()),
-                caption=t("compare.pam_caption", alpha=pam.alpha),
-            )
-        if channel:
-            app.chart(
-                st,
-                layer_summary_figure(
-                    list(channel),
-                    [r.weights[0].numpy() for r in channel.values()],
-                    t("compare.weights_title"),
-                    language=app.language(),
-                ),
-                key=keys.compare_chart("weights", name),
-                caption=app.figure_caption(t("compare.weights_module"), model=name),
-            )
-            spread = mean_weight_spread(channel.values())
-            st.caption(t("compare.spread", count=len(channel), spread=spread))
-        if coords:
-            last_name, last = list(coords.items())[-1]
-            app.chart(
-                st,
-                coordinate_attention_figure(
-                    last.height_weights[0].numpy(),
-                    last.width_weights[0].numpy(),
-                    short_layer_name(last_name),
-                    language=app.language(),
-                ),
-                key=keys.compare_chart("coords", name),
-                caption=app.figure_caption(
-                    t("compare.ca_module"), t("figures.caption_layer", layer=last_name), model=name
-                ),
-            )
-        if not (channel or coords or analysis.position):
-            st.caption(t("compare.baseline"))
 
-results = app.results()
-st.subheader(t("compare.table_title"))
-rows = results_rows(results)
-if not rows:
-    st.warning(t("compare.no_results"))
-else:
-    table = pd.DataFrame(rows)
-    table.insert(1, "shown", table["model"].isin(chosen))
-    # compact forms for the first table: the difference without its interval, yes / no in the page's language
-    table["difference"] = table[f"vs {BASELINE} (points)"].str.split(" [", n=1, regex=False).str[0]
-    table["beyond"] = table["beyond test noise"].map({"yes": t("compare.yes"), "no": t("compare.no")}).fillna(DASH)
-    photos = max((as_number(model_results(results, name).get("images")) or 0 for name in table["model"]), default=0)
-    photos = int(photos) if photos else "?"
+def models_to_compare(selection) -> list[str]:
+    """The models picked (2 to 4); the page stops with a note while fewer than two are."""
+    if selection.source == "timm":
+        st.info(t("compare.timm_note", model=selection.model_name))
+    names = list(app.catalogue())
+    chosen = st.multiselect(
+        t("compare.models"), names, default=default_comparison(names), max_selections=4, key=keys.COMPARE_MODELS
+    )
+    if len(chosen) < 2:
+        st.info(t("compare.pick_two"))
+        app.stop_page()
+    return chosen
+
+
+def model_column(selection, name: str, analysis) -> None:
+    """One model on the photo: its prediction and score, its position attention from the centre pixel, its
+    channel weights and its last coordinate attention (or a note that it has no attention module)."""
+    st.subheader(name)
+    st.image(blend_labels(selection.image, analysis.prediction), caption=t("compare.prediction"))
+    if selection.label is not None:
+        scores = score_prediction(analysis.prediction, selection.label)
+        st.metric(t("compare.miou_photo"), f"{scores['miou']:.1%}")
+    channel = analysis.channel_layers()
+    coords = analysis.of_type(CoordinateAttentionRecord)
+    if analysis.position is not None:
+        _, pam = analysis.position
+        centre = centre_cell(selection.image.shape[:2], (pam.height, pam.width))
+        st.image(
+            blend_heatmap(selection.image, pam.row(centre).numpy()),
+            caption=t("compare.pam_caption", alpha=pam.alpha),
+        )
+    if channel:
+        app.chart(
+            st,
+            layer_summary_figure(
+                list(channel),
+                [r.weights[0].numpy() for r in channel.values()],
+                t("compare.weights_title"),
+                language=app.language(),
+            ),
+            key=keys.compare_chart("weights", name),
+            caption=app.figure_caption(t("compare.weights_module"), model=name),
+        )
+        spread = mean_weight_spread(channel.values())
+        st.caption(t("compare.spread", count=len(channel), spread=spread))
+    if coords:
+        last_name, last = list(coords.items())[-1]
+        app.chart(
+            st,
+            coordinate_attention_figure(
+                last.height_weights[0].numpy(),
+                last.width_weights[0].numpy(),
+                short_layer_name(last_name),
+                language=app.language(),
+            ),
+            key=keys.compare_chart("coords", name),
+            caption=app.figure_caption(t("compare.ca_module"), t("figures.caption_layer", layer=last_name), model=name),
+        )
+    if not (channel or coords or analysis.position):
+        st.caption(t("compare.baseline"))
+
+
+def side_by_side(selection, chosen: list[str]) -> tuple[list[str], str | None]:
+    """The chosen models in columns; returns their forward timings in words and the device they ran on."""
+    timings, device = [], None
+    for column, name in zip(st.columns(len(chosen)), chosen):
+        analysis = app.analysis_for(selection, name)
+        if analysis is None:
+            continue
+        timings.append(t("compare.researchers.timing_item", model=name, ms=analysis.forward_s * 1000))
+        device = analysis.device
+        with column:
+            model_column(selection, name, analysis)
+    return timings, device
+
+
+def results_table(results: dict, chosen: list[str], timings: list[str], device: str | None) -> None:
+    """Every evaluated model's accuracy, size and speed, and for researchers the intervals, the DANet quality
+    figures, the cost and where the figures come from."""
+    st.subheader(t("compare.table_title"))
+    rows = results_rows(results)
+    if not rows:
+        st.warning(t("compare.no_results"))
+        return
+    table = comparison_table(rows, chosen, t("compare.yes"), t("compare.no"))
+    photos = photos_evaluated(results, table["model"])
     config = column_config(photos)
     st.dataframe(table, hide_index=True, column_order=MAIN, column_config=config)
     st.markdown(t("compare.table_notice", baseline=BASELINE))
@@ -155,14 +175,11 @@ else:
             st.dataframe(danet, hide_index=True, column_order=PAM, column_config=config)
         st.markdown(t("compare.researchers.cost"))
         st.dataframe(table, hide_index=True, column_order=COST, column_config=config)
-        meta = results["meta"] if isinstance(results.get("meta"), dict) else {}
-        machine = meta["machine"] if isinstance(meta.get("machine"), dict) else {}
-        st.caption(
-            t(
-                "compare.researchers.source",
-                command=str(meta.get("command", "python -m attnviz.evaluate")).strip(),
-                cpu=machine.get("cpu", "?"),
-                threads=meta.get("latency_threads", "?"),
-                repeats=meta.get("latency_repeats", "?"),
-            )
-        )
+        st.caption(t("compare.researchers.source", **evaluation_source(results)))
+
+
+introduction()
+selection = app.page_selection()
+chosen = models_to_compare(selection)
+timings, device = side_by_side(selection, chosen)
+results_table(app.results(), chosen, timings, device)
