@@ -1,4 +1,9 @@
-"""DANet channel attention: the C x C map X, clickable."""
+"""DANet channel attention: the C x C map X, clickable.
+
+The page reads as its contents, called in order at the bottom: the introduction, the formula of the form
+shown, what to notice, the live map with its channel picker, the chosen row's numbers, the worked formula
+with the features it mixes, and the second layer for researchers. attnviz.analysis.views summarises X and
+reads its rows; the functions here lay them out."""
 
 from functools import partial
 
@@ -6,157 +11,194 @@ import numpy as np
 import streamlit as st
 
 from attnviz import app
-from attnviz.analysis.forward import top_locations
+from attnviz.analysis.views import ChannelMapSummary, ChannelRow, channel_energy, channel_map_summary, channel_row
 from attnviz.app import keys
 from attnviz.viz.exports import vector_csv
 from attnviz.viz.figures import feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
 
-language = app.language()
-st.title(app.t("channel_map.title"))
-st.markdown(app.t("channel_map.intuition"))
-selection, analysis = app.page_analysis(
-    prefixes=("danet",), what=app.t("channel_map.what"), needs=lambda a: a.channel_map is not None
-)
-module_name, record = analysis.channel_map
-attention = record.attention[0].numpy()
-channels = attention.shape[0]
-module = app.t("channel_map.module")
+BETA_SMALL = 0.1  # below this |β|, E is mostly A: the mixed-in channels barely change it
+RELATED = 6  # the row's largest entries listed (the first is the partner in the worked formula)
 
-if record.form == "paper":
-    st.latex(r"""\begin{aligned}
+
+def introduction() -> None:
+    st.title(app.t("channel_map.title"))
+    st.markdown(app.t("channel_map.intuition"))
+
+
+def formula(record) -> None:
+    """X and E in the form the module computes (the paper's, or the official code's)."""
+    if record.form == "paper":
+        st.latex(r"""\begin{aligned}
 X_{cj} &= \mathrm{softmax}_j\big(A_c\cdot A_j\big)\\
 E &= \beta\, XA + A
 \end{aligned}""")
-else:
-    st.latex(r"""\begin{aligned}
+    else:
+        st.latex(r"""\begin{aligned}
 X_{cj} &= \mathrm{softmax}_j\big(\max_m A_c\cdot A_m\\
 &\qquad\qquad - A_c\cdot A_j\big)\\
 E &= \beta\, XA + A
 \end{aligned}""")
-st.markdown(app.t("channel_map.formula_terms"))
+    st.markdown(app.t("channel_map.formula_terms"))
 
-one_hot = float(np.mean(attention.max(1) > 0.99))
-notice = [
-    app.t(
-        "channel_map.notice_one_hot" if one_hot >= 0.5 else "channel_map.notice_spread",
-        one_hot=one_hot,
-        channels=channels,
-    )
-]
-energy = None
-if record.features is not None:
-    flat = record.features[0].flatten(1).double()
-    energy = (flat @ flat.T).numpy()
-    if one_hot >= 0.5:
+
+def what_to_notice(record, summary: ChannelMapSummary, energy: np.ndarray | None) -> None:
+    """How peaked the rows are (and why, from the energies), the form, and how much β lets through."""
+    notice = [
+        app.t(
+            "channel_map.notice_one_hot" if summary.mostly_one_hot else "channel_map.notice_spread",
+            one_hot=summary.one_hot,
+            channels=summary.channels,
+        )
+    ]
+    if energy is not None and summary.mostly_one_hot:
         notice.append(app.t("channel_map.notice_energy", energy=float(np.abs(energy).max())))
-notice.append(app.t("channel_map.notice_paper" if record.form == "paper" else "channel_map.notice_official"))
-notice.append(
-    app.t(
-        "channel_map.notice_beta_small" if abs(record.beta) < 0.1 else "channel_map.notice_beta",
-        beta=float(record.beta),
+    notice.append(app.t("channel_map.notice_paper" if record.form == "paper" else "channel_map.notice_official"))
+    notice.append(
+        app.t(
+            "channel_map.notice_beta_small" if abs(record.beta) < BETA_SMALL else "channel_map.notice_beta",
+            beta=float(record.beta),
+        )
     )
-)
-st.markdown(f"**{app.t('channel_map.notice_title')}** " + " ".join(notice))
+    st.markdown(f"**{app.t('channel_map.notice_title')}** " + " ".join(notice))
 
-app.apply_link(
-    "channel",
-    keys.CAM_CHANNEL,
-    lambda c: 0 <= c < channels,
-    convert=int,
-    what=app.t("channel_map.link_channels", last=channels - 1),
-)
-if keys.CAM_CHANNEL not in st.session_state or st.session_state[keys.CAM_CHANNEL] >= channels:
-    st.session_state[keys.CAM_CHANNEL] = int(attention.max(1).argmax())
-st.markdown(app.t("channel_map.hover_hint"))
-app.channel_canvas(
-    payload=app.channel_data(selection.source, selection.model_name, selection.image_key, module_name, record),
-    version=f"{selection.source}|{selection.model_name}|{selection.image_key}|{module_name}",
-    channel=st.session_state[keys.CAM_CHANNEL],
-    on_channel=partial(st.session_state.__setitem__, keys.CAM_CHANNEL),
-    key=keys.CAM_CANVAS,
-)
-channel = st.number_input(app.t("channel_map.channel_input"), 0, channels - 1, key=keys.CAM_CHANNEL, step=1)
 
-row = attention[channel]
-related = top_locations(row, 6)
-app.download(
-    st,
-    app.t("channel_map.download_row", channel=channel),
-    vector_csv({f"X_{channel}_j": row}, index_name="j"),
-    f"{selection.model_name}-row{channel}-of-X.csv",
-    key=keys.CAM_CSV,
-)
-st.markdown(
-    app.t(
-        "channel_map.row_sum",
-        channel=channel,
-        total=float(row.sum()),
-        related=app.t("channel_map.list_separator").join(f"{j} ({row[j]:.3f})" for j in related),
+def live_map(selection, module_name: str, record, summary: ChannelMapSummary) -> int:
+    """X drawn in the browser (hovering a row picks it) and the channel box; returns the chosen channel (the
+    most peaked row until one is chosen)."""
+    channels = summary.channels
+    app.apply_link(
+        "channel",
+        keys.CAM_CHANNEL,
+        lambda c: 0 <= c < channels,
+        convert=int,
+        what=app.t("channel_map.link_channels", last=channels - 1),
     )
-)
-researchers = [
-    app.t("channel_map.res_source", form=record.form),
-    app.t(
-        "channel_map.res_forms",
-        paper=r"$\mathrm{softmax}(AA^\top)$",
-        official=r"$\mathrm{softmax}(\mathrm{rowmax}(AA^\top) - AA^\top)$",
-        equivalent=r"$\mathrm{softmax}(-AA^\top)$",
-    ),
-    app.t("channel_map.res_uniform", uniform=1 / channels),
-]
-channel_caption = app.t("figures.caption_channel", channel=channel)
-if record.features is not None:
-    features = record.features[0]
-    top_j = int(related[0])
-    argument_j, log_z = record.softmax_terms(channel, top_j)
-    st.markdown(app.t("channel_map.numbers", channel=channel, partner=top_j))
+    if keys.CAM_CHANNEL not in st.session_state or st.session_state[keys.CAM_CHANNEL] >= channels:
+        st.session_state[keys.CAM_CHANNEL] = summary.most_peaked
+    st.markdown(app.t("channel_map.hover_hint"))
+    app.channel_canvas(
+        payload=app.channel_data(selection.source, selection.model_name, selection.image_key, module_name, record),
+        version=f"{selection.source}|{selection.model_name}|{selection.image_key}|{module_name}",
+        channel=st.session_state[keys.CAM_CHANNEL],
+        on_channel=partial(st.session_state.__setitem__, keys.CAM_CHANNEL),
+        key=keys.CAM_CANVAS,
+    )
+    return st.number_input(app.t("channel_map.channel_input"), 0, channels - 1, key=keys.CAM_CHANNEL, step=1)
+
+
+def row_numbers(selection, row: ChannelRow) -> None:
+    """The chosen row's download, its sum and the channels it mixes in most."""
+    channel = row.channel
+    app.download(
+        st,
+        app.t("channel_map.download_row", channel=channel),
+        vector_csv({f"X_{channel}_j": row.values}, index_name="j"),
+        f"{selection.model_name}-row{channel}-of-X.csv",
+        key=keys.CAM_CSV,
+    )
+    st.markdown(
+        app.t(
+            "channel_map.row_sum",
+            channel=channel,
+            total=row.total,
+            related=app.t("channel_map.list_separator").join(f"{j} ({row.values[j]:.3f})" for j in row.related),
+        )
+    )
+
+
+def worked_formula(record, row: ChannelRow, energy: np.ndarray, module: str) -> None:
+    """X_cj for the row's partner j with this photo's numbers, and the feature maps the row mixes."""
+    channel, partner = row.channel, row.partner
+    argument, log_z = record.softmax_terms(channel, partner)
+    st.markdown(app.t("channel_map.numbers", channel=channel, partner=partner))
     if record.form == "paper":
-        st.latex(rf"A_{{{channel}}}\cdot A_{{{top_j}}} = {argument_j:.1f}")
+        st.latex(rf"A_{{{channel}}}\cdot A_{{{partner}}} = {argument:.1f}")
     else:
         st.latex(rf"""\begin{{aligned}}
-&\max_m A_{{{channel}}}\cdot A_m - A_{{{channel}}}\cdot A_{{{top_j}}}\\
-&= {energy[channel].max():.1f} - {energy[channel, top_j]:.1f} = {argument_j:.1f}
+&\max_m A_{{{channel}}}\cdot A_m - A_{{{channel}}}\cdot A_{{{partner}}}\\
+&= {energy[channel].max():.1f} - {energy[channel, partner]:.1f} = {argument:.1f}
 \end{{aligned}}""")
-    st.latex(rf"X_{{{channel},{top_j}}} = \exp({argument_j:.1f} - {log_z:.1f}) = {row[top_j]:.4f}")
-    st.markdown(app.t("channel_map.numbers_terms", argument=argument_j, log_normaliser=log_z))
+    st.latex(rf"X_{{{channel},{partner}}} = \exp({argument:.1f} - {log_z:.1f}) = {row.values[partner]:.4f}")
+    st.markdown(app.t("channel_map.numbers_terms", argument=argument, log_normaliser=log_z))
     most, least = record.similar_channels(channel)
-    st.caption(app.t("channel_map.similar", channel=channel, most=most, least=least, partner=top_j))
-    maps = [feature_to_image(features[channel].numpy())] + [feature_to_image(features[j].numpy()) for j in related[:5]]
+    st.caption(app.t("channel_map.similar", channel=channel, most=most, least=least, partner=partner))
+    features = record.features[0]
+    mixed = row.related[:5]
+    maps = [feature_to_image(features[channel].numpy())] + [feature_to_image(features[j].numpy()) for j in mixed]
     titles = [app.t("channel_map.feature_output", channel=channel)] + [
-        app.t("channel_map.feature_mixed", channel=int(j), value=float(row[j])) for j in related[:5]
+        app.t("channel_map.feature_mixed", channel=int(j), value=float(row.values[j])) for j in mixed
     ]
     st.markdown(app.t("channel_map.features_intro"))
     app.chart(
         st,
         feature_grid_figure(maps, titles, columns=6),
         key=keys.CAM_FEATURES,
-        caption=app.figure_caption(module, channel_caption),
-    )
-    height, width = features.shape[-2:]
-    researchers.append(
-        app.t("channel_map.res_cost", channels=channels, pixels=height * width, entries=channels * channels)
+        caption=app.figure_caption(module, app.t("figures.caption_channel", channel=channel)),
     )
 
-with st.expander(app.t("common.for_researchers")):
-    for text in researchers:
-        st.markdown(text)
+
+def researchers_notes(record, summary: ChannelMapSummary) -> list[str]:
+    """What researchers read: where the form comes from, the forms, an even row, and the cost of X."""
+    notes = [
+        app.t("channel_map.res_source", form=record.form),
+        app.t(
+            "channel_map.res_forms",
+            paper=r"$\mathrm{softmax}(AA^\top)$",
+            official=r"$\mathrm{softmax}(\mathrm{rowmax}(AA^\top) - AA^\top)$",
+            equivalent=r"$\mathrm{softmax}(-AA^\top)$",
+        ),
+        app.t("channel_map.res_uniform", uniform=summary.uniform),
+    ]
     if record.features is not None:
+        height, width = record.features.shape[-2:]
+        notes.append(
+            app.t("channel_map.res_cost", channels=summary.channels, pixels=height * width, entries=summary.entries)
+        )
+    return notes
+
+
+def for_researchers(record, row: ChannelRow, notes: list[str], module: str) -> None:
+    """The notes, and the chosen row in the other form beside this one."""
+    with st.expander(app.t("common.for_researchers")):
+        for text in notes:
+            st.markdown(text)
+        if record.features is None:
+            return
         other_form = "paper" if record.form == "official" else "official"
-        other = record.row(channel, other_form).numpy()
+        other = record.row(row.channel, other_form).numpy()
         form_name = {"official": app.t("channel_map.form_official"), "paper": app.t("channel_map.form_paper")}
         app.chart(
             st,
             row_comparison_figure(
                 {
-                    app.t("channel_map.this_form", form=form_name.get(record.form, record.form)): row,
+                    app.t("channel_map.this_form", form=form_name.get(record.form, record.form)): row.values,
                     app.t("channel_map.other_form", form=form_name[other_form]): other,
                 },
-                app.t("channel_map.forms_title", channel=channel),
-                language=language,
+                app.t("channel_map.forms_title", channel=row.channel),
+                language=app.language(),
             ),
             key=keys.CAM_FORMS,
-            caption=app.figure_caption(module, channel_caption),
+            caption=app.figure_caption(module, app.t("figures.caption_channel", channel=row.channel)),
         )
         st.caption(app.t("channel_map.forms_caption"))
+
+
+introduction()
+selection, analysis = app.page_analysis(
+    prefixes=("danet",), what=app.t("channel_map.what"), needs=lambda a: a.channel_map is not None
+)
+module_name, record = analysis.channel_map
+attention = record.attention[0].numpy()
+summary = channel_map_summary(attention)
+energy = channel_energy(record.features) if record.features is not None else None
+module = app.t("channel_map.module")
+formula(record)
+what_to_notice(record, summary, energy)
+channel = live_map(selection, module_name, record, summary)
+row = channel_row(attention, channel, RELATED)
+row_numbers(selection, row)
+if record.features is not None:
+    worked_formula(record, row, energy, module)
+for_researchers(record, row, researchers_notes(record, summary), module)
 app.link_params(channel=channel)
