@@ -1,9 +1,14 @@
-"""Flexible attention (CBAM's channel branch) and SE: weights, and both pooling branches where there are two."""
+"""Flexible attention (CBAM's channel branch) and SE: weights, and both pooling branches where there are two.
 
-import numpy as np
+The page reads as its contents, called in order at the bottom: the introduction with the formulas, the layer
+picked, what to notice, every layer's weights, the picked layer's branches (or SE's sorted weights) with
+their worked formula, CBAM's spatial gate, the channels on the photo, and the second layer for researchers.
+attnviz.analysis.views computes the shares, spreads and sums; the functions here lay them out."""
+
 import streamlit as st
 
 from attnviz import app
+from attnviz.analysis.views import bracketed, saturated_share, spatial_partner, spread, strongest_branch_sum
 from attnviz.app import keys
 from attnviz.capture import SpatialAttentionRecord
 from attnviz.kinds import AttentionKind
@@ -12,127 +17,142 @@ from attnviz.modules.se import pre_sigmoid
 from attnviz.viz.exports import vector_csv
 from attnviz.viz.figures import attention_map_figure, branches_figure, layer_weights_heatmap, sorted_weights_figure
 
-language = app.language()
-st.title(app.t("flexible.title"))
-st.markdown(app.t("flexible.intuition"))
-st.latex(r"""\begin{aligned}
+KINDS = (AttentionKind.FLEXIBLE, AttentionKind.SE)  # the layers this page draws
+UNIFORM_GATE = 0.9  # a spatial gate whose lowest value is above this barely changes the map
+
+
+def introduction() -> None:
+    st.title(app.t("flexible.title"))
+    st.markdown(app.t("flexible.intuition"))
+    st.latex(r"""\begin{aligned}
 \omega &= \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F))\\
 &\qquad + \mathrm{MLP}(\mathrm{MaxPool}(F))\big)\\
 F' &= \omega \odot F
 \end{aligned}""")
-st.latex(r"\omega_{\mathrm{SE}} = \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F))\big)")
-st.markdown(app.t("flexible.formula_terms"))
-selection, analysis = app.page_analysis(
-    attention=(AttentionKind.FLEXIBLE, AttentionKind.CBAM, AttentionKind.SE),
-    what=app.t("flexible.what"),
-    needs=lambda a: bool(a.channel_layers((AttentionKind.FLEXIBLE, AttentionKind.SE))),
-)
-layers = analysis.channel_layers((AttentionKind.FLEXIBLE, AttentionKind.SE))
-names = list(layers)
-kind_name = {AttentionKind.SE: app.t("flexible.kind_se"), AttentionKind.FLEXIBLE: app.t("flexible.kind_flexible")}
-tr = app.bound_t()  # the options' texts in this run's language, whenever Streamlit formats them
-selected = app.layer_picker(
-    names,
-    keys.FLEX_LAYER,
-    format_func=lambda n: tr(
-        "flexible.layer_option", name=n, kind=kind_name[layers[n].kind], channels=layers[n].channels
-    ),
-)
-record = layers[selected]
-w = record.weights[0].numpy()
-is_se = record.kind == AttentionKind.SE
-module = app.t("flexible.module_se" if is_se else "flexible.module_flexible")
-layer_caption = app.t("figures.caption_layer", layer=selected)
-saturated = float(np.mean((w < 0.05) | (w > 0.95)))
+    st.latex(r"\omega_{\mathrm{SE}} = \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F))\big)")
+    st.markdown(app.t("flexible.formula_terms"))
 
-notice = (
-    app.t("flexible.notice_se")
-    if is_se
-    else app.t(
-        "flexible.notice_saturated" if saturated >= 0.5 else "flexible.notice_between",
-        saturated=saturated,
-        channels=len(w),
+
+def picked_layer(layers: dict) -> str:
+    """The layer box (each layer named with its kind and channels)."""
+    kind_name = {AttentionKind.SE: app.t("flexible.kind_se"), AttentionKind.FLEXIBLE: app.t("flexible.kind_flexible")}
+    tr = app.bound_t()  # the options' texts in this run's language, whenever Streamlit formats them
+    return app.layer_picker(
+        list(layers),
+        keys.FLEX_LAYER,
+        format_func=lambda n: tr(
+            "flexible.layer_option", name=n, kind=kind_name[layers[n].kind], channels=layers[n].channels
+        ),
     )
-)
-st.markdown(f"**{app.t('flexible.notice_title')}** {notice}")
-app.chart(
-    st,
-    layer_weights_heatmap(names, [layers[n].weights[0].numpy() for n in names], selected, language=language),
-    key=keys.FLEX_HEATMAP,
-    caption=app.figure_caption(module, layer_caption),
-)
-researchers = [app.t("flexible.res_sources"), app.t("flexible.res_mlp")]
-if "avg_branch" in record.parts and "max_branch" in record.parts:
+
+
+def what_to_notice(record, weights) -> None:
+    """SE's note, or how many of flexible attention's weights are saturated."""
+    if record.kind == AttentionKind.SE:
+        notice = app.t("flexible.notice_se")
+    else:
+        saturated = saturated_share(weights)
+        notice = app.t(
+            "flexible.notice_saturated" if saturated >= 0.5 else "flexible.notice_between",
+            saturated=saturated,
+            channels=len(weights),
+        )
+    st.markdown(f"**{app.t('flexible.notice_title')}** {notice}")
+
+
+def every_layer(layers: dict, selected: str, module: str, layer_caption: str) -> None:
+    app.chart(
+        st,
+        layer_weights_heatmap(
+            list(layers), [r.weights[0].numpy() for r in layers.values()], selected, language=app.language()
+        ),
+        key=keys.FLEX_HEATMAP,
+        caption=app.figure_caption(module, layer_caption),
+    )
+
+
+def branches(selection, selected: str, record, weights, module: str, layer_caption: str) -> list[str]:
+    """Flexible attention's two branches: their download and chart, which dominates, and the most weighted
+    channel's ω worked out; returns what researchers read of them."""
     avg = record.parts["avg_branch"][0].numpy()
     mx = record.parts["max_branch"][0].numpy()
     app.download(
         st,
         app.t("flexible.download_branches", layer=selected),
-        vector_csv({"weight": w, "mlp_avg_branch": avg, "mlp_max_branch": mx}),
+        vector_csv({"weight": weights, "mlp_avg_branch": avg, "mlp_max_branch": mx}),
         f"{selection.model_name}-{selected}-flexible-weights.csv",
         key=keys.FLEX_CSV,
     )
     app.chart(
         st,
-        branches_figure(avg, mx, w, app.t("flexible.branches_title", layer=selected), language=language),
+        branches_figure(avg, mx, weights, app.t("flexible.branches_title", layer=selected), language=app.language()),
         key=keys.FLEX_BRANCHES,
         caption=app.figure_caption(module, layer_caption),
     )
     dominant, correlation = branch_statistics(avg, mx)
     st.caption(app.t("flexible.dominant", dominant=dominant))
-    top = int(w.argmax())
-    st.markdown(app.t("flexible.numbers_flexible", channel=top, avg=float(avg[top]), max=float(mx[top])))
-    max_term = f"({mx[top]:.3f})" if mx[top] < 0 else f"{mx[top]:.3f}"
+    top = strongest_branch_sum(avg, mx, weights)
+    st.markdown(app.t("flexible.numbers_flexible", channel=top.channel, avg=top.avg, max=top.max))
     st.latex(rf"""\begin{{aligned}}
-\omega_{{{top}}} &= \sigma(\underbrace{{{avg[top]:.3f}}}_{{\text{{avg}}}}
-  + \underbrace{{{max_term}}}_{{\text{{max}}}})\\
-&= \sigma({avg[top] + mx[top]:.3f}) = {w[top]:.4f}
+\omega_{{{top.channel}}} &= \sigma(\underbrace{{{top.avg:.3f}}}_{{\text{{avg}}}}
+  + \underbrace{{{bracketed(top.max)}}}_{{\text{{max}}}})\\
+&= \sigma({top.argument:.3f}) = {top.weight:.4f}
 \end{{aligned}}""")
-    researchers.append(app.t("flexible.res_correlation", layer=selected, correlation=correlation))
-else:
+    return [app.t("flexible.res_correlation", layer=selected, correlation=correlation)]
+
+
+def se_weights(selection, selected: str, record, weights, module: str, layer_caption: str) -> list[str]:
+    """An SE layer's sorted weights and their download, and the most weighted channel's ω worked out where
+    its squeezed input was recorded; returns what researchers read of it."""
     st.markdown(app.t("flexible.se_layer", layer=selected))
     app.download(
         st,
         app.t("flexible.download_se", layer=selected),
-        vector_csv({"weight": w}),
+        vector_csv({"weight": weights}),
         f"{selection.model_name}-{selected}-se-weights.csv",
         key=keys.FLEX_CSV,
     )
     app.chart(
         st,
-        sorted_weights_figure(w, app.t("flexible.sorted_title", layer=selected), language=language),
+        sorted_weights_figure(weights, app.t("flexible.sorted_title", layer=selected), language=app.language()),
         key=keys.FLEX_SORTED,
         caption=app.figure_caption(module, layer_caption),
     )
-    st.caption(app.t("flexible.spread", lowest=float(w.min()), highest=float(w.max())))
-    if "pooled" in record.parts:
-        top = int(w.argmax())
-        squeezed = float(record.parts["pooled"][0, top])
-        st.markdown(app.t("flexible.numbers_se", channel=top, pooled=squeezed))
-        st.latex(rf"""\begin{{aligned}}
+    weights_spread = spread(weights)
+    st.caption(app.t("flexible.spread", lowest=weights_spread.lowest, highest=weights_spread.highest))
+    if "pooled" not in record.parts:
+        return []
+    top = int(weights.argmax())
+    squeezed = float(record.parts["pooled"][0, top])
+    st.markdown(app.t("flexible.numbers_se", channel=top, pooled=squeezed))
+    st.latex(rf"""\begin{{aligned}}
 z_{{{top}}} &= \tfrac{{1}}{{HW}}\textstyle\sum_{{h,w}} x_{{{top},h,w}} = {squeezed:.3f}\\
 \omega_{{{top}}} &= \sigma\big(W_2\,\delta(W_1 z)\big)_{{{top}}}\\
-&= \sigma({pre_sigmoid(w[top]):.3f}) = {w[top]:.4f}
+&= \sigma({pre_sigmoid(weights[top]):.3f}) = {weights[top]:.4f}
 \end{{aligned}}""")
-        researchers.append(app.t("flexible.res_pre_sigmoid"))
+    return [app.t("flexible.res_pre_sigmoid")]
 
-spatial_name = selected.rsplit(".", 1)[0] + ".spatial"
-spatial = analysis.records.get(spatial_name)
-if isinstance(spatial, SpatialAttentionRecord):
+
+def spatial_gate(analysis, selected: str) -> list[str]:
+    """CBAM's spatial gate after the picked channel gate, where there is one; returns what researchers read."""
+    spatial_name = spatial_partner(selected)
+    spatial = analysis.records.get(spatial_name)
+    if not isinstance(spatial, SpatialAttentionRecord):
+        return []
     st.markdown(app.t("flexible.spatial_intro"))
     st.latex(r"""\begin{aligned}
 M_s = \sigma\big(f^{7\times 7}(&[\mathrm{AvgPool}_c(F');\\
 &\ \mathrm{MaxPool}_c(F')])\big)
 \end{aligned}""")
     gate = spatial.map[0].numpy()
-    lowest, highest, mean = float(gate.min()), float(gate.max()), float(gate.astype(np.float64).mean())
+    gate_spread = spread(gate)
     app.chart(
         st,
         attention_map_figure(
             gate,
-            app.t("flexible.spatial_title", layer=spatial_name, lowest=lowest, highest=highest),
+            app.t("flexible.spatial_title", layer=spatial_name, lowest=gate_spread.lowest, highest=gate_spread.highest),
             colour_title="M_s",
-            language=language,
+            language=app.language(),
         ),
         key=keys.FLEX_SPATIAL,
         theme=None,
@@ -141,17 +161,42 @@ M_s = \sigma\big(f^{7\times 7}(&[\mathrm{AvgPool}_c(F');\\
     )
     st.caption(
         app.t(
-            "flexible.spatial_uniform" if lowest > 0.9 else "flexible.spatial_varied",
-            lowest=lowest,
-            highest=highest,
-            mean=mean,
+            "flexible.spatial_uniform" if gate_spread.lowest > UNIFORM_GATE else "flexible.spatial_varied",
+            lowest=gate_spread.lowest,
+            highest=gate_spread.highest,
+            mean=gate_spread.mean,
         )
     )
-    researchers.append(app.t("flexible.res_spatial"))
+    return [app.t("flexible.res_spatial")]
 
-app.channel_focus(selection, selected, record, w, "flex", app.weights_on_photos(selection))
-app.extreme_channels(record.features, w, keys.FLEX_FEATURES)
-with st.expander(app.t("common.for_researchers")):
-    for text in researchers:
-        st.markdown(text)
+
+def for_researchers(notes: list[str]) -> None:
+    with st.expander(app.t("common.for_researchers")):
+        for text in notes:
+            st.markdown(text)
+
+
+introduction()
+selection, analysis = app.page_analysis(
+    attention=(AttentionKind.FLEXIBLE, AttentionKind.CBAM, AttentionKind.SE),
+    what=app.t("flexible.what"),
+    needs=lambda a: bool(a.channel_layers(KINDS)),
+)
+layers = analysis.channel_layers(KINDS)
+selected = picked_layer(layers)
+record = layers[selected]
+weights = record.weights[0].numpy()
+module = app.t("flexible.module_se" if record.kind == AttentionKind.SE else "flexible.module_flexible")
+layer_caption = app.t("figures.caption_layer", layer=selected)
+what_to_notice(record, weights)
+every_layer(layers, selected, module, layer_caption)
+researchers = [app.t("flexible.res_sources"), app.t("flexible.res_mlp")]
+if "avg_branch" in record.parts and "max_branch" in record.parts:
+    researchers += branches(selection, selected, record, weights, module, layer_caption)
+else:
+    researchers += se_weights(selection, selected, record, weights, module, layer_caption)
+researchers += spatial_gate(analysis, selected)
+app.channel_focus(selection, selected, record, weights, "flex", app.weights_on_photos(selection))
+app.extreme_channels(record.features, weights, keys.FLEX_FEATURES)
+for_researchers(researchers)
 app.link_params(layer=selected)
