@@ -719,10 +719,11 @@ class Spread:
 
 
 def spread(values: np.ndarray) -> Spread:
-    """The spread of `values` (the mean and median in float64)."""
+    """The spread of `values` (the mean summed in float64; the median, a middle value, in their own precision)."""
     values = np.asarray(values)
-    wide = values.astype(np.float64)
-    return Spread(float(values.min()), float(values.max()), float(wide.mean()), float(np.median(wide)))
+    return Spread(
+        float(values.min()), float(values.max()), float(values.astype(np.float64).mean()), float(np.median(values))
+    )
 
 
 @dataclass(frozen=True)
