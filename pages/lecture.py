@@ -1,57 +1,87 @@
-"""The guided lecture: the article's seven modules in its order, one screen each (attnviz.analysis.lecture)."""
+"""The guided lecture: the article's seven modules in its order, one screen each (attnviz.analysis.lecture).
+
+The page reads as its contents, called in order at the bottom: the presentation switch and the heading, the
+step's intuition, its live figure with what to notice and its formula with this photo's numbers, and the
+buttons to the step before and after. attnviz.analysis.lecture computes each step's numbers and
+attnviz.app.lecture draws its figure."""
 
 import streamlit as st
 
 from attnviz import app
 from attnviz.analysis.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
+from attnviz.analysis.views import neighbours
 from attnviz.app import keys
 from attnviz.app.language import t
 from attnviz.app.lecture import presentation_style, step_figure
 
+
+def controls() -> bool:
+    """The step and presentation mode from the link, and the presentation switch; returns whether it is on."""
+    app.apply_link("step", keys.LECTURE_STEP, STEPS, what=f"steps are {', '.join(STEPS)}")
+    app.apply_link("present", keys.LECTURE_PRESENT, (True, False), convert=lambda v: v == "1", what="use present=1")
+    st.session_state.setdefault(keys.LECTURE_STEP, STEPS[0])
+    present = st.toggle(t("lecture.presentation"), key=keys.LECTURE_PRESENT, help=t("lecture.presentation_help"))
+    if present:
+        presentation_style()
+    else:
+        st.title(t("lecture.title"))
+        st.caption(t("lecture.intro"))
+    return present
+
+
+def introduction(step: str) -> None:
+    """Which step of how many, and its intuition."""
+    number = STEPS.index(step)
+    st.subheader(t("lecture.step_of", number=number + 1, total=len(STEPS), name=t(f"lecture.{step}.name")))
+    st.markdown(t(f"lecture.{step}.intuition"))
+
+
+def live_step(selection, step: str) -> None:
+    """The step's model on the sidebar's photo: its figure, what to notice and the formula with its numbers
+    (the page stops with a note when the model is not shipped)."""
+    model_name = STEP_MODELS[step]
+    if model_name not in app.catalogue():
+        st.warning(t("lecture.missing_model", model=model_name))
+        app.stop_page()
+    analysis = app.analysis_for(selection, model_name)
+    if analysis is None:
+        app.stop_page()
+    numbers = step_numbers(step, analysis)
+    st.caption(t("lecture.model_note", model=model_name, photo=selection.image_title))
+    step_figure(step, selection, analysis, numbers)
+    st.markdown(f"**{t('lecture.notice_title')}:** " + t(f"lecture.{step}.notice", **numbers.terms))
+    st.latex(FORMULAS[step])
+    st.markdown(
+        f"**{t('lecture.numbers_title')}:** " + t(f"lecture.{step}.terms", layer=numbers.layer, **numbers.terms)
+    )
+
+
+def navigation(step: str) -> None:
+    """The buttons to the step before and after (off at the ends)."""
+    number, previous, following = neighbours(STEPS, step)
+    back, _, forward = st.columns([1, 4, 1])
+    back.button(
+        t("lecture.previous"),
+        key=keys.LECTURE_PREVIOUS,
+        disabled=number == 0,
+        icon=":material/arrow_back:",
+        on_click=st.session_state.__setitem__,
+        args=(keys.LECTURE_STEP, previous),
+    )
+    forward.button(
+        t("lecture.next"),
+        key=keys.LECTURE_NEXT,
+        disabled=number == len(STEPS) - 1,
+        icon=":material/arrow_forward:",
+        on_click=st.session_state.__setitem__,
+        args=(keys.LECTURE_STEP, following),
+    )
+
+
 selection = app.page_selection()
-app.apply_link("step", keys.LECTURE_STEP, STEPS, what=f"steps are {', '.join(STEPS)}")
-app.apply_link("present", keys.LECTURE_PRESENT, (True, False), convert=lambda v: v == "1", what="use present=1")
-st.session_state.setdefault(keys.LECTURE_STEP, STEPS[0])
-present = st.toggle(t("lecture.presentation"), key=keys.LECTURE_PRESENT, help=t("lecture.presentation_help"))
-if present:
-    presentation_style()
-else:
-    st.title(t("lecture.title"))
-    st.caption(t("lecture.intro"))
+present = controls()
 step = st.session_state[keys.LECTURE_STEP]
-number = STEPS.index(step)
-st.subheader(t("lecture.step_of", number=number + 1, total=len(STEPS), name=t(f"lecture.{step}.name")))
-st.markdown(t(f"lecture.{step}.intuition"))
-
-model_name = STEP_MODELS[step]
-if model_name not in app.catalogue():
-    st.warning(t("lecture.missing_model", model=model_name))
-    app.stop_page()
-analysis = app.analysis_for(selection, model_name)
-if analysis is None:
-    app.stop_page()
-numbers = step_numbers(step, analysis)
-st.caption(t("lecture.model_note", model=model_name, photo=selection.image_title))
-step_figure(step, selection, analysis, numbers)
-st.markdown(f"**{t('lecture.notice_title')}:** " + t(f"lecture.{step}.notice", **numbers.terms))
-st.latex(FORMULAS[step])
-st.markdown(f"**{t('lecture.numbers_title')}:** " + t(f"lecture.{step}.terms", layer=numbers.layer, **numbers.terms))
-
-back, _, forward = st.columns([1, 4, 1])
-back.button(
-    t("lecture.previous"),
-    key=keys.LECTURE_PREVIOUS,
-    disabled=number == 0,
-    icon=":material/arrow_back:",
-    on_click=st.session_state.__setitem__,
-    args=(keys.LECTURE_STEP, STEPS[max(number - 1, 0)]),
-)
-forward.button(
-    t("lecture.next"),
-    key=keys.LECTURE_NEXT,
-    disabled=number == len(STEPS) - 1,
-    icon=":material/arrow_forward:",
-    on_click=st.session_state.__setitem__,
-    args=(keys.LECTURE_STEP, STEPS[min(number + 1, len(STEPS) - 1)]),
-)
+introduction(step)
+live_step(selection, step)
+navigation(step)
 app.link_params(step=step, present="1" if present else None)
