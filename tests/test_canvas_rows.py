@@ -3,7 +3,7 @@ it is a distribution whatever the forward pass recorded; a column by the recorde
 
 The payload's recorded log-normalisers are shifted by hand, as a forward pass that summed its energies in
 another order would shift them (by far less): a row must still sum to 1, a column must follow the shifted values.
-The canvas script is loaded as it is in the app (attnviz.app.page_arrays.page_script) into a bare Chromium page."""
+The canvas script is loaded as it is in the app (attnviz.viz.canvas.page_script) into a bare Chromium page."""
 
 from pathlib import Path
 
@@ -70,8 +70,8 @@ def _view(page, script, record, mode, cell):
 
 @pytest.mark.parametrize("kind", ["pam", "cross"])
 def test_canvas_rows_sum_to_one_and_columns_follow_the_recorded_normalisers(kind):
-    from attnviz.app.page_arrays import page_script
     from attnviz.browser import CHROMIUM, chromium_page
+    from attnviz.viz.canvas import page_script
 
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")

@@ -125,9 +125,9 @@ _RENDER = """async ({script, data}) => {
 
 @pytest.mark.browser
 def test_the_live_canvas_shows_the_figures_colour_at_each_value():
-    from attnviz.app.page_arrays import page_script
     from attnviz.browser import CHROMIUM, chromium_page
     from attnviz.i18n import section
+    from attnviz.viz.canvas import page_script
 
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")

@@ -65,7 +65,18 @@ def test_the_library_folders_say_their_layers():
     analysis = {p.stem for p in (PACKAGE / "analysis").glob("*.py")}
     assert {"forward", "geometry", "quality", "affinity", "attribution", "metrics", "uncertainty", "views"} <= analysis
     top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    tools = {"bench", "evaluate", "train", "results", "screenshots", "app_bench", "load_bench", "serve", "cluster"}
+    tools = {
+        "bench",
+        "evaluate",
+        "train",
+        "results",
+        "screenshots",
+        "app_bench",
+        "load_bench",
+        "serve",
+        "cluster",
+        "export_html",
+    }
     basics = {"kinds", "i18n", "text", "machine", "browser", "workpool"}
     assert top == tools | basics, sorted(top ^ (tools | basics))
     for tool in tools:

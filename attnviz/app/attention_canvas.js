@@ -5,6 +5,20 @@
 // Every pointer move computes the hovered cell's row (or column) for each panel and draws it over the photo: no
 // message goes to the server.
 // A click (a tap on a phone) pins the point: one trigger value, which the server answers with its numbers.
+//
+// The contract with a host (Streamlit's components v2, the notebook widget, the standalone HTML file of
+// attnviz.viz.standalone): the default export takes {data, parentElement, setTriggerValue, setStateValue} and is
+// called again with new data whenever the host's settings change (data.version unchanged: the panels are kept).
+// - data.local_pins false or absent (the Streamlit app): a click calls setTriggerValue("pin", {x, y}) and
+//   nothing else; the host adds the pin and calls again with data.pins and data.pixel.
+// - data.local_pins true: a click adds the pin in the page itself, by the server's rule
+//   (attnviz.analysis.views.with_pin: the point becomes the newest pin, an equal older one is dropped, at most
+//   data.max_pins, the oldest replaced) and redraws at once; the point shown while the pointer is away is the
+//   newest pin (data.pixel until there is one). It still calls setTriggerValue("pin", {x, y}), then
+//   setStateValue("pins", [[x, y], ...]) (oldest first) when the host gave one. A later call's data.pins, when
+//   given, replaces the page's pins; left out, the page keeps its own.
+// The pins are also written to the root element's data-pins (JSON), and each drawn view to its readout's
+// data-view, for tests and hosts.
 
 const INSTANCES = new WeakMap();
 const TOP_K = 5;
@@ -384,6 +398,19 @@ function render(state, x0, y0, source) {
   root.dataset.drawTimes = state.drawTimes.slice(-200).map((t) => t.toFixed(3)).join(" ");
 }
 
+// the pins after a click on `pixel`: attnviz.analysis.views.with_pin, the rule the server follows
+function withPin(pins, pixel, most) {
+  const others = pins.filter(([x, y]) => x !== pixel[0] || y !== pixel[1]);
+  return [...others, [pixel[0], pixel[1]]].slice(-most);
+}
+
+// every pin's map computed and drawn, and the pins written to the root for tests and hosts
+function showPins(state) {
+  computePins(state);
+  drawAllPins(state);
+  state.root.dataset.pins = JSON.stringify(state.pins);
+}
+
 function setup(parentElement) {
   const root = parentElement.querySelector(".attnviz-canvas");
   const state = { root, panels: [], version: null, drawTimes: [], hovering: false };
@@ -402,18 +429,33 @@ function setup(parentElement) {
     state.hovering = false;
     render(state, ...state.pixel, "server");
   };
+  // a click pins the pixel where the press began: a pointer event's coordinates are fractional as the hover's
+  // are, a click's whole CSS pixels (the pin could otherwise be a pixel off the one the readout showed)
+  const onDown = (event) => {
+    const stack = event.target.closest && event.target.closest(".stack");
+    state.pressed = stack ? pointerPixel(state, event, stack) : null;
+  };
   const onClick = (event) => {
     const stack = event.target.closest && event.target.closest(".stack");
     if (!stack) return;
-    const pixel = pointerPixel(state, event, stack);
+    const pixel = state.pressed || pointerPixel(state, event, stack);
+    state.pressed = null;
     if (!pixel) return;
+    if (state.localPins) {
+      state.pins = withPin(state.pins, pixel, state.maxPins);
+      state.pixel = pixel;
+      showPins(state);
+    }
     render(state, ...pixel, "pin");
     state.setTriggerValue("pin", { x: pixel[0], y: pixel[1] });
+    if (state.localPins && state.setStateValue) state.setStateValue("pins", state.pins.map((p) => [...p]));
   };
   root.addEventListener("pointermove", onMove);
   root.addEventListener("pointerleave", onLeave);
+  root.addEventListener("pointerdown", onDown);
   root.addEventListener("click", onClick);
   state.cleanup = () => {
+    root.removeEventListener("pointerdown", onDown);
     root.removeEventListener("pointermove", onMove);
     root.removeEventListener("pointerleave", onLeave);
     root.removeEventListener("click", onClick);
@@ -422,18 +464,22 @@ function setup(parentElement) {
 }
 
 export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
+  const { data, parentElement, setTriggerValue, setStateValue } = component;
   let state = INSTANCES.get(parentElement);
   if (!state) {
     state = setup(parentElement);
     INSTANCES.set(parentElement, state);
   }
   state.setTriggerValue = setTriggerValue;
+  state.setStateValue = setStateValue;
+  state.localPins = Boolean(data.local_pins);
+  state.maxPins = data.max_pins;
   state.mode = data.mode;
   state.opacity = data.opacity;
   state.scale = data.scale;
-  state.pins = data.pins || [];
-  state.pixel = data.pixel;
+  if (!state.localPins || data.pins !== undefined || !state.pins) state.pins = data.pins || [];
+  // the point shown while the pointer is away: the host's, or in the page's own pinning its newest pin
+  state.pixel = state.localPins && state.pins.length ? state.pins[state.pins.length - 1] : data.pixel;
   state.imageHW = data.image_hw;
   state.labels = data.labels;
   if (state.version !== data.version) {
@@ -452,8 +498,7 @@ export default function (component) {
     state.root.classList.toggle("several", state.panels.length > 1);
   }
   state.root.dataset.ready = "1";
-  computePins(state);
-  drawAllPins(state);
+  showPins(state);
   for (const panel of state.panels) panel.photo.onload = () => drawAllPins(state);
   // new data (a pin, a setting): redraw where the pointer is, else at the server's pixel
   if (state.hovering && state.latest) render(state, ...state.latest, "hover");

@@ -14,38 +14,24 @@ numbers (the pins themselves are kept by `attnviz.app.links`).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from functools import partial
-from pathlib import Path
 
-import cv2
 import numpy as np
 import streamlit as st
 
 from attnviz.analysis.geometry import parse_pixel
-from attnviz.app.page_arrays import page_script
-from attnviz.i18n import DEFAULT_LANGUAGE, section
-from attnviz.viz.colours import ATTENTION_COLOURS, page_table
+from attnviz.i18n import DEFAULT_LANGUAGE
+from attnviz.viz.canvas import SCRIPT_DIR, attention_canvas_data, canvas_style, page_script, photo_data_url
 
-__all__ = ["attention_canvas", "photo_data_url"]
+__all__ = ["attention_canvas"]
 
-_HERE = Path(__file__).resolve().parent
-_COLOURS = page_table(ATTENTION_COLOURS)  # the attention colour map, sent to the script with every draw (768 bytes)
 _COMPONENT = st.components.v2.component(
     "attnviz_attention_canvas",
     html='<div class="attnviz-canvas"></div>',
-    css=(_HERE / "attention_canvas.css").read_text(encoding="utf-8"),
-    js=page_script(_HERE / "attention_canvas.js"),
+    css=canvas_style("attention_canvas"),
+    js=page_script(SCRIPT_DIR / "attention_canvas.js"),
 )
-
-
-def photo_data_url(image: np.ndarray, quality: int = 90) -> str:
-    """An RGB uint8 photo as a JPEG data URL (what the component's <img> shows)."""
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("the photo could not be encoded as JPEG")
-    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
 def _take_pin(component_key: str, image_hw: tuple[int, int], on_pin) -> None:
@@ -81,19 +67,18 @@ def attention_canvas(
     [canvas] section of attnviz/locales)."""
     image_hw = image.shape[:2]
     version = hashlib.sha1("|".join([photo_key, *(p["id"] for p in panels)]).encode()).hexdigest()[:16]
-    data = {
-        "version": version,
-        "photo": _photo(photo_key, image),
-        "image_hw": list(image_hw),
-        "panels": [_panel_data(p, photo_key) for p in panels],
-        "mode": mode,
-        "opacity": float(opacity),
-        "scale": scale,
-        "pixel": [int(pixel[0]), int(pixel[1])],
-        "pins": [list(p) for p in pins],
-        "labels": section("canvas", language),
-        "colours": _COLOURS,
-    }
+    data = attention_canvas_data(
+        version=version,
+        photo=_photo(photo_key, image),
+        image_hw=image_hw,
+        panels=[_panel_data(p, photo_key) for p in panels],
+        mode=mode,
+        opacity=opacity,
+        scale=scale,
+        pixel=pixel,
+        pins=pins,
+        language=language,
+    )
     _COMPONENT(data=data, key=key, on_pin_change=partial(_take_pin, key, image_hw, on_pin))
 
 

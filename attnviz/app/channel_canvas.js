@@ -4,6 +4,15 @@
 // drawn as bars, its largest entries listed, and X[c, j] = exp(a_cj - L_c) written with this photo's
 // numbers (a: the softmax argument of the model's form, L: the row's log-normaliser). Nothing goes to
 // the server while hovering; a click pins row c (one trigger value).
+//
+// The contract with a host (as attention_canvas.js's): the default export takes {data, parentElement,
+// setTriggerValue, setStateValue} and is called again whenever the host's data change.
+// - data.local_pins false or absent (the Streamlit app): a click calls setTriggerValue("channel", c) and nothing
+//   else; the host chooses the row and calls again with data.channel.
+// - data.local_pins true: a click also chooses row c in the page itself (the row shown while the pointer is away,
+//   marked on X) and calls setStateValue("channel", c) when the host gave one. A later call's data.channel, when
+//   given, replaces the page's choice; left out, the page keeps its own.
+// The chosen row is written to the root element's data-chosen, each drawn row to the readout's data-view.
 
 const INSTANCES = new WeakMap();
 const TOP_K = 5;
@@ -92,6 +101,11 @@ function channelAt(state, event, element, vertical) {
   return Math.min(Math.max(Math.floor(along * C), 0), C - 1);
 }
 
+function choose(state, c) {
+  state.channel = c;
+  state.root.dataset.chosen = String(c);
+}
+
 function setup(parentElement) {
   const root = parentElement.querySelector(".attnviz-channels");
   root.innerHTML = `
@@ -113,18 +127,22 @@ function setup(parentElement) {
   state.matrix.addEventListener("pointerleave", () => { state.hovering = false; render(state, state.channel, "server"); });
   state.matrix.addEventListener("click", (event) => {
     const c = channelAt(state, event, state.matrix, true);
+    if (state.localChoice) choose(state, c);
     render(state, c, "pin");
     state.setTriggerValue("channel", c);
+    if (state.localChoice && state.setStateValue) state.setStateValue("channel", c);
   });
   return state;
 }
 
 export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
+  const { data, parentElement, setTriggerValue, setStateValue } = component;
   let state = INSTANCES.get(parentElement);
   if (!state) { state = setup(parentElement); INSTANCES.set(parentElement, state); }
   state.setTriggerValue = setTriggerValue;
-  state.channel = data.channel;
+  state.setStateValue = setStateValue;
+  state.localChoice = Boolean(data.local_pins);
+  if (!state.localChoice || data.channel !== undefined || state.channel === undefined) choose(state, data.channel);
   state.labels = data.labels;   // the page's language (attnviz/locales, section [channel_canvas])
   state.root.querySelector(".axis-y").textContent = data.labels.axis_y;
   state.root.querySelector(".axis-x").textContent = data.labels.axis_x;

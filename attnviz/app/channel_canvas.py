@@ -10,24 +10,19 @@ trigger value handed to the page's `on_channel(c)`.
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import streamlit as st
 
 from attnviz.app.language import language
-from attnviz.app.page_arrays import page_script
-from attnviz.i18n import section
-from attnviz.viz.colours import CHANNEL_COLOURS, page_table
+from attnviz.viz.canvas import SCRIPT_DIR, canvas_style, channel_canvas_data, page_script
 
 __all__ = ["channel_canvas"]
 
-_HERE = Path(__file__).resolve().parent
-_COLOURS = page_table(CHANNEL_COLOURS)  # X's colour map (attnviz.viz.colours), sent with the data (768 bytes)
 _COMPONENT = st.components.v2.component(
     "attnviz_channel_canvas",
     html='<div class="attnviz-channels"></div>',
-    css=(_HERE / "channel_canvas.css").read_text(encoding="utf-8"),
-    js=page_script(_HERE / "channel_canvas.js"),
+    css=canvas_style("channel_canvas"),
+    js=page_script(SCRIPT_DIR / "channel_canvas.js"),
 )
 
 
@@ -45,13 +40,7 @@ def _take_channel(component_key: str, channels: int, on_channel) -> None:
 def channel_canvas(*, payload: dict, version: str, channel: int, on_channel, key: str) -> None:
     """Draw X with row `channel` marked; `version` changes whenever the payload does (model, photo)."""
     _COMPONENT(
-        data={
-            "payload": payload,
-            "version": version,
-            "channel": int(channel),
-            "labels": section("channel_canvas", language()),
-            "colours": _COLOURS,
-        },
+        data=channel_canvas_data(payload=payload, version=version, channel=channel, language=language()),
         key=key,
         on_channel_change=partial(_take_channel, key, payload["channels"], on_channel),
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import streamlit as st
 
 from attnviz.analysis.forward import click_to_image_point, parse_image_point
+from attnviz.analysis.views import MAX_PINS, with_pin
 from attnviz.app import keys
 from attnviz.app.language import t
 from attnviz.app.selection import run_state
@@ -132,9 +133,6 @@ def _take_click(click_key: str, image_hw: tuple[int, int]) -> None:
         st.session_state[keys.PIXEL] = click_to_image_point(click, image_hw)
 
 
-MAX_PINS = 4
-
-
 def pins_text(pins) -> str:
     """Pins for the link: "x1xy1,x2xy2" (e.g. "100x200,52x60")."""
     return ",".join(f"{x}x{y}" for x, y in pins)
@@ -180,9 +178,7 @@ def pinned_pixels(
         _take_click(click_key, image_hw)
     x, y, chosen = _current_pixel(image_hw)
     pins = [p for p in st.session_state.get(keys.PAM_PINS, []) if parse_image_point(*p, image_hw) is not None]
-    if chosen and (not pins or pins[-1] != (x, y)):
-        pins = [p for p in pins if p != (x, y)] + [(x, y)]
-    pins = pins[-MAX_PINS:]
+    pins = with_pin(pins, (x, y)) if chosen else pins[-MAX_PINS:]
     st.session_state[keys.PAM_PINS] = pins
     return pins, (x, y), chosen
 

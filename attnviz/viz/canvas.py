@@ -1,0 +1,111 @@
+"""The live canvases' scripts, styles and data, for any host: the Streamlit app (attnviz.app.attention_canvas,
+attnviz.app.channel_canvas), the standalone HTML file (attnviz.viz.standalone) and the notebook widget.
+
+The scripts and styles are files beside the app's wrappers (attnviz/app/attention_canvas.js, channel_canvas.js and
+their .css); each script is one ES module whose default export draws from a `data` dict, with the host contract
+written at its top (`data.local_pins`: the page pins by itself). A components-v2 script is one module with no
+imports of its own, so the functions the two share (page_arrays.js: base64 arrays, top-k) are prepended to each
+(`page_script`). The `data` dicts are built here, once for every host.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from attnviz.analysis.views import MAX_PINS
+from attnviz.i18n import DEFAULT_LANGUAGE, section
+from attnviz.viz.colours import ATTENTION_COLOURS, CHANNEL_COLOURS, page_table
+
+__all__ = [
+    "SCRIPT_DIR",
+    "page_script",
+    "canvas_style",
+    "photo_data_url",
+    "attention_canvas_data",
+    "channel_canvas_data",
+]
+
+SCRIPT_DIR = Path(__file__).resolve().parents[1] / "app"
+_SHARED = SCRIPT_DIR / "page_arrays.js"
+_ATTENTION_COLOURS = page_table(ATTENTION_COLOURS)  # 768 bytes as base64, sent with every draw
+_CHANNEL_COLOURS = page_table(CHANNEL_COLOURS)
+
+
+def page_script(path: Path) -> str:
+    """The shared functions (page_arrays.js), then the component's own script at `path`."""
+    return _SHARED.read_text(encoding="utf-8") + "\n" + Path(path).read_text(encoding="utf-8")
+
+
+def canvas_style(name: str) -> str:
+    """The style of canvas `name` ("attention_canvas" or "channel_canvas")."""
+    return (SCRIPT_DIR / f"{name}.css").read_text(encoding="utf-8")
+
+
+def photo_data_url(image: np.ndarray, quality: int = 90) -> str:
+    """An RGB uint8 photo as a JPEG data URL (what the canvas's <img> shows)."""
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("the photo could not be encoded as JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+def attention_canvas_data(
+    *,
+    version: str,
+    photo: str,
+    image_hw: tuple[int, int],
+    panels: list[dict],
+    mode: str = "row",
+    opacity: float = 0.75,
+    scale: str = "own",
+    pixel: tuple[int, int] | None = None,
+    pins: list[tuple[int, int]] | None = None,
+    language: str = DEFAULT_LANGUAGE,
+    local_pins: bool = False,
+) -> dict:
+    """attention_canvas.js's data. `panels`: each a payload of `attnviz.analysis.hover.hover_payload` with its
+    "title" (and "photo", a data URL, for a panel on a photo of its own); `photo`: the photo's data URL;
+    `version`: a text that changes whenever the panels do; `pixel`: the point shown while the pointer is away
+    (default: the photo's centre, as the Position page); `pins`: the pinned pixels, oldest first (None with
+    `local_pins`: the page keeps its own); `local_pins`: a click pins in the page (the script's contract)."""
+    height, width = image_hw
+    data = {
+        "version": version,
+        "photo": photo,
+        "image_hw": [int(height), int(width)],
+        "panels": panels,
+        "mode": mode,
+        "opacity": float(opacity),
+        "scale": scale,
+        "pixel": [int(v) for v in (pixel if pixel is not None else (width // 2, height // 2))],
+        "labels": section("canvas", language),
+        "colours": _ATTENTION_COLOURS,
+        "local_pins": bool(local_pins),
+        "max_pins": MAX_PINS,
+    }
+    if pins is not None or not local_pins:
+        data["pins"] = [[int(x), int(y)] for x, y in pins or []]
+    return data
+
+
+def channel_canvas_data(
+    *, payload: dict, version: str, channel: int | None = None, language: str = DEFAULT_LANGUAGE, local_pins=False
+) -> dict:
+    """channel_canvas.js's data. `payload`: `attnviz.analysis.hover.channel_payload`'s; `channel`: the chosen
+    row (None: the row whose largest entry is largest, as the Channel page starts; with `local_pins` a click
+    chooses in the page)."""
+    if channel is None:
+        x = np.frombuffer(base64.b64decode(payload["x"]), "<f4").reshape(payload["channels"], -1)
+        channel = int(x.max(1).argmax())
+    return {
+        "payload": payload,
+        "version": version,
+        "channel": int(channel),
+        "labels": section("channel_canvas", language),
+        "colours": _CHANNEL_COLOURS,
+        "local_pins": bool(local_pins),
+    }
