@@ -196,6 +196,7 @@ module = app.t("channel_map.module")
 formula(record)
 what_to_notice(record, summary, energy)
 channel = live_map(selection, module_name, record, summary)
+app.view_download(selection, analysis, keys.CAM_HTML)
 row = channel_row(attention, channel, RELATED)
 row_numbers(selection, row)
 if record.features is not None:

@@ -446,6 +446,7 @@ image_hw = selection.image.shape[:2]
 pins, pixel, chosen = app.pinned_pixels(image_hw, selection.image_key, keys.PAM_CLICK)
 panels = [app.main_panel(selection, module_name, record)] + ([others[beside]()] if beside in others else [])
 live_view(selection, panels, pins, pixel, mode, scale, opacity)
+app.view_download(selection, analysis, keys.PAM_HTML, module_name, panels[1:], mode)
 views = panel_views(panels, pins, image_hw, mode)
 pin_numbers(panels, views, pins, mode, opacity)
 view = (

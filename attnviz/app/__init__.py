@@ -51,6 +51,7 @@ from attnviz.app.resources import (
 )
 from attnviz.app.selection import Selection, begin_run, current
 from attnviz.app.sidebar import sidebar
+from attnviz.app.view_download import view_download
 from attnviz.app.widgets import (
     channel_focus,
     chart,
@@ -64,6 +65,7 @@ from attnviz.app.widgets import (
 )
 
 __all__ = [
+    "view_download",
     "pooled",
     "bound_t",
     "pins_slide",

@@ -44,6 +44,7 @@ PAM_HEAD = "pam_head"  # select box: the mean of a multi-head map or one of its 
 PAM_OPACITY = "pam_opacity"
 PAM_CLICK = "pam_click"
 PAM_PNG = "pam_png"
+PAM_HTML = "pam_html"  # the position page's interactive HTML download
 PAM_CSV = "pam_csv"
 PAM_MAP = "pam_map"
 PAM_CANVAS = "pam_canvas"  # the live photo (attnviz.app.attention_canvas)
@@ -58,6 +59,7 @@ PAM_SLIDE_FIGURE = "pam_slide_figure"
 CAM_CHANNEL = "cam_channel"
 CAM_CANVAS = "cam_canvas"  # X in the page (attnviz.app.channel_canvas)
 CAM_CSV = "cam_csv"
+CAM_HTML = "cam_html"  # the channel page's interactive HTML download
 CAM_FEATURES = "cam_features"
 CAM_FORMS = "cam_forms"
 
