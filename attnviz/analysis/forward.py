@@ -18,6 +18,7 @@ import torch
 
 from attnviz.analysis import geometry
 from attnviz.capture import capture, families
+from attnviz.capture.interventions import Intervention, intervened
 from attnviz.capture.recorder import split_name
 from attnviz.capture.records import (
     BranchWeightRecord,
@@ -107,6 +108,7 @@ class Analysis:
     class_names: tuple[str, ...] | None = None  # a user model's classes (None: CamVid's, or not given)
     checks: list[Check] | None = None  # user models: every module found, drawn or not, by every reader
     lookalikes: list[str] | None = None  # user models: "path (Class)" of modules that look like attention, no family
+    intervention: Intervention | None = None  # the modules switched in this pass (None: the model as it is)
 
     def of_type(self, record_type) -> dict[str, Record]:
         return of_type(self.records, record_type)
@@ -132,10 +134,13 @@ class Analysis:
 
 
 @torch.no_grad()
-def _captured_forward(model: torch.nn.Module, x: torch.Tensor, keep_features: bool):
-    """(output, every attention record moved to the CPU, seconds) of one forward pass with capture."""
+def _captured_forward(
+    model: torch.nn.Module, x: torch.Tensor, keep_features: bool, intervention: Intervention | None = None
+):
+    """(output, every attention record moved to the CPU, seconds) of one forward pass with capture, with
+    `intervention`'s modules switched (attnviz.capture.interventions) when one is given."""
     started = time.perf_counter()
-    with capture(model, keep_features=keep_features) as rec:
+    with capture(model, keep_features=keep_features) as rec, intervened(model, intervention):
         output = model(x)
     if x.device.type == "cuda":
         torch.cuda.synchronize()
@@ -143,34 +148,50 @@ def _captured_forward(model: torch.nn.Module, x: torch.Tensor, keep_features: bo
     return output, {name: _to_cpu(r) for name, r in rec.records().items()}, elapsed
 
 
-def analyse(model: torch.nn.Module, image: np.ndarray, model_name: str = "", keep_features: bool = True) -> Analysis:
-    """One forward pass with capture: prediction and every attention record, moved to the CPU."""
+def analyse(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    model_name: str = "",
+    keep_features: bool = True,
+    intervention: Intervention | None = None,
+) -> Analysis:
+    """One forward pass with capture: prediction and every attention record, moved to the CPU (with
+    `intervention`'s modules switched off or flattened, when one is given)."""
     device = next(model.parameters()).device
-    logits, records, elapsed = _captured_forward(model, image_to_tensor(image, device), keep_features)
+    logits, records, elapsed = _captured_forward(model, image_to_tensor(image, device), keep_features, intervention)
     prediction = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
-    return Analysis(model_name, str(device), image, prediction, records, elapsed)
+    return Analysis(model_name, str(device), image, prediction, records, elapsed, intervention=intervention)
 
 
 def analyse_classifier(
-    model: torch.nn.Module, image: np.ndarray, model_name: str = "", keep_features: bool = True
+    model: torch.nn.Module,
+    image: np.ndarray,
+    model_name: str = "",
+    keep_features: bool = True,
+    intervention: Intervention | None = None,
 ) -> Analysis:
     """One forward pass of a timm ImageNet classifier, with timm's own preprocessing: the top-5 classes
-    and every attention record (read through the modules' own gates)."""
+    and every attention record (read through the modules' own gates); `intervention` as for `analyse`."""
     from attnviz.models.imagenet import preprocess, top_classes
 
     device = next(model.parameters()).device
-    logits, records, elapsed = _captured_forward(model, preprocess(model, image).to(device), keep_features)
-    return Analysis(model_name, str(device), image, None, records, elapsed, top_classes(logits.cpu()))
+    x = preprocess(model, image).to(device)
+    logits, records, elapsed = _captured_forward(model, x, keep_features, intervention)
+    top = top_classes(logits.cpu())
+    return Analysis(model_name, str(device), image, None, records, elapsed, top, intervention=intervention)
 
 
 @torch.no_grad()
-def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> Analysis:
+def analyse_user_model(
+    user_model, image: np.ndarray, model_name: str = "", intervention: Intervention | None = None
+) -> Analysis:
     """One forward pass of a user's model (`attnviz.models.user.UserModel`) with capture.
 
     Segmentation models run on the photo at its own size (so that a photo pixel maps to a feature cell as
     for our models), their logits resized to the photo if they come out smaller; classifiers run on the
     photo resized to the model's input size. `checks` lists every attention module found, with its family,
-    map size and reconstruction error, drawn or not; only the drawn ones are in `records`.
+    map size and reconstruction error, drawn or not; only the drawn ones are in `records`. `intervention` as
+    for `analyse`.
     """
     x = image_to_tensor(image, user_model.device)
     if user_model.task == "classification":
@@ -178,7 +199,7 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
             x, size=user_model.input_size, mode="bilinear", antialias=True, align_corners=False
         )
     started = time.perf_counter()
-    with capture(user_model.model) as rec:
+    with capture(user_model.model) as rec, intervened(user_model.model, intervention):
         logits = user_model.forward_logits(x)
     if x.device.type == "cuda":
         torch.cuda.synchronize()
@@ -196,13 +217,27 @@ def analyse_user_model(user_model, image: np.ndarray, model_name: str = "") -> A
         probabilities = torch.softmax(logits.float()[0], dim=0).cpu()
         values, indices = probabilities.topk(min(5, probabilities.numel()))
         top = [(int(i), names[int(i)] if names else f"class {int(i)}", float(v)) for v, i in zip(values, indices)]
-        return Analysis(model_name, user_model.device, image, None, records, elapsed, top, names, checks, lookalikes)
+        return Analysis(
+            model_name, user_model.device, image, None, records, elapsed, top, names, checks, lookalikes, intervention
+        )
     if logits.shape[-2:] != x.shape[-2:]:
         logits = torch.nn.functional.interpolate(
             logits.float(), size=x.shape[-2:], mode="bilinear", align_corners=False
         )
     prediction = logits.argmax(1)[0].cpu().numpy().astype(np.int32)
-    return Analysis(model_name, user_model.device, image, prediction, records, elapsed, None, names, checks, lookalikes)
+    return Analysis(
+        model_name,
+        user_model.device,
+        image,
+        prediction,
+        records,
+        elapsed,
+        None,
+        names,
+        checks,
+        lookalikes,
+        intervention,
+    )
 
 
 def _checks(recorder) -> list[Check]:
