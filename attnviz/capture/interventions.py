@@ -65,12 +65,15 @@ class Intervention:
 
 
 def switchable(records: Iterable[tuple[str, object]]) -> list[str]:
-    """The module paths among `records` (name, record) that an intervention can switch: one record a call of
-    a type `flat` knows (`off` needs no more), in call order, each path once."""
+    """The module paths among `records` (name, record) that an intervention can switch: modules read with known
+    maths (own, library, structure readers) that make one record a call of a type `flat` knows, in call order,
+    each path once. The dataflow reader's records are not among them: the module that holds such a gate need
+    not compute y = x * gate, so its output cannot stand for the gate's."""
     paths = []
     for name, record in records:
         path, part, _ = split_name(name)
-        if part == "" and isinstance(record, _FLAT_TYPES) and path not in paths:
+        known = getattr(record, "reader", "own") != "dataflow"
+        if part == "" and known and isinstance(record, _FLAT_TYPES) and path not in paths:
             paths.append(path)
     return paths
 
