@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_the_your_model_notebook_runs_and_draws_a_row_of_s_and_the_se_weights():
+def test_the_your_model_notebook_runs_and_draws_a_row_of_s_the_live_view_and_the_se_weights():
     notebook = nbformat.read(ROOT / "examples" / "your_model.ipynb", as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
@@ -26,5 +26,8 @@ def test_the_your_model_notebook_runs_and_draws_a_row_of_s_and_the_se_weights():
         if o.output_type in ("display_data", "execute_result") and "application/vnd.plotly.v1+json" in o.get("data", {})
     ]
     assert len(figures) == 2
+    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 1  # the live view of the same module (attnviz.notebook.show)
+    assert "pin (300, 150): cell (18, 37), its row sums to 1.000000" in text, text  # (150 // 8, 300 // 8)
     heatmap = figures[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]
     assert heatmap["type"] == "heatmap" and heatmap["z"]["shape"].replace(" ", "") == "45,60"  # plotly's typed array
