@@ -214,15 +214,24 @@ def _module_as_function(name: str, script: str) -> str:
 
 def _scoped(css: str, scope: str) -> str:
     """A canvas's style with every selector under `scope`, so that the two canvases' rules (both name
-    .readout, .readout-top, ...) apply each to its own view in one page. The styles are flat rule lists."""
+    .readout, .readout-top, ...) apply each to its own view in one page. The styles are flat rule lists, and
+    @media blocks of flat rules (their rules are scoped, the query kept)."""
     css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
-    if "@" in css:
-        raise ValueError("a canvas style with at-rules cannot be scoped by prefixing")
-    return re.sub(
-        r"([^{}]+)\{",
-        lambda m: ", ".join(f"{scope} {s.strip()}" for s in m.group(1).split(",")) + " {",
-        css,
-    )
+
+    def flat(rules: str) -> str:
+        if "@" in rules:
+            raise ValueError("a canvas style may hold only flat rules and @media blocks of flat rules")
+        return re.sub(
+            r"([^{}]+)\{",
+            lambda m: ", ".join(f"{scope} {s.strip()}" for s in m.group(1).split(",")) + " {",
+            rules,
+        )
+
+    parts, at = [], 0
+    for media in re.finditer(r"(@media[^{]*)\{((?:[^{}]*\{[^{}]*\})*)\s*\}", css):
+        parts += [flat(css[at : media.start()]), f"{media.group(1).strip()} {{{flat(media.group(2))}}}"]
+        at = media.end()
+    return "".join(parts + [flat(css[at:])])
 
 
 _PAGE = """<!DOCTYPE html>
