@@ -338,3 +338,40 @@ class S2Attention(nn.Module):
         hat_a = F.softmax(a.reshape(b, 3, c), dim=1)  # over the 3 branches
         out = (hat_a.unsqueeze(-2) * x_all).sum(1).reshape(b, h, w, c)
         return self.mlp2(out).permute(0, 3, 1, 2)
+
+
+class SRM(nn.Module):
+    """SRM (Lee et al., ICCV 2019), a channel gate written with torch.sigmoid: style pooling (each channel's mean
+    and standard deviation), a fully connected layer per channel, batch norm, g = sigmoid(...), y = x * g."""
+
+    def __init__(self, channel=32):
+        super().__init__()
+        self.cfc = nn.Parameter(torch.zeros(channel, 2))
+        self.bn = nn.BatchNorm1d(channel)
+
+    def gate(self, x):
+        b, c, _, _ = x.shape
+        flat = x.view(b, c, -1)
+        style = torch.stack((flat.mean(-1), flat.std(-1)), -1)  # b, c, 2
+        return torch.sigmoid(self.bn((style * self.cfc).sum(-1))).view(b, c, 1, 1)
+
+    def forward(self, x):
+        return x * self.gate(x)
+
+
+class StripGate(nn.Module):
+    """Coordinate attention (Hou et al., CVPR 2021) without its shared transform: a row gate from the rows'
+    means and a column gate from the columns' means, each from its own 1x1 conv and torch.sigmoid;
+    y = x * a_h * a_w."""
+
+    def __init__(self, channel=32):
+        super().__init__()
+        self.rows = nn.Conv2d(channel, channel, 1)
+        self.columns = nn.Conv2d(channel, channel, 1)
+
+    def gates(self, x):
+        return torch.sigmoid(self.rows(x.mean(3, keepdim=True))), torch.sigmoid(self.columns(x.mean(2, keepdim=True)))
+
+    def forward(self, x):
+        a_h, a_w = self.gates(x)
+        return x * a_h * a_w

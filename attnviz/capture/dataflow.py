@@ -35,13 +35,30 @@ What differs from a reading by structure: nothing here checks the module's outpu
 softmax or gate the module computes and then discards would still be drawn; a softmax inside
 `F.scaled_dot_product_attention` or a fused kernel is not a separate call and is not seen; blocked local
 attention (HaloNet's windows) is found and listed but not drawn.
+
+Switching a gate (attnviz issue 30; `attnviz.capture.interventions` hands the reader a `GateSwitch` through
+`switching`): a gate is named by the key of the record it makes ("1.cw", "block.attn:channel"), and the reader
+replaces its values where they meet the features, in that multiplication, leaving every other op as it runs:
+"off" by ones (the features pass unscaled: BAM's (1 + w) * x becomes x), "flat" by their mean over the axes the
+gate selects on, kept for broadcasting: a channel gate over C, a pixel gate over H and W, a plane gate
+(TripletAttention) over its plane, an element gate (SimAM, BAM) over C, H and W, coordinate attention's row
+gate over H and its column gate over W, each per channel; a gate whose groups sit in the batch axis (SGE,
+ShuffleAttention) is averaged group by group. The multiplication, not the sigmoid, is where it is done because
+only there does a gate show which axes it selects on (its shape beside the features') and which record it
+makes. Its record keeps the gate's own values, as a module-level switch keeps the module's. The key is
+foreseen from the recorder's keys so far: it assumes that a module's calls make the same records in every pass,
+and a gate switched by its module's key ("1.cw") whose call then makes several records is reported in
+`GateSwitch.refused`. A gate that is itself the target of an in-place product (`gate.mul_(x)`) is not switched.
 """
 
 from __future__ import annotations
 
 import contextvars
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -60,7 +77,16 @@ from attnviz.capture.records import (
 )
 from attnviz.i18n import Phrase
 
-__all__ = ["DataflowReader", "register_frames", "DENSE_LIMIT_BYTES", "MAX_BRANCHES", "is_candidate_owner"]
+__all__ = [
+    "DataflowReader",
+    "register_frames",
+    "DENSE_LIMIT_BYTES",
+    "MAX_BRANCHES",
+    "is_candidate_owner",
+    "GateSwitch",
+    "switching",
+    "is_gate_record",
+]
 
 DENSE_LIMIT_BYTES = 64 * 2**20  # a spatial map without factors is kept up to this size (float32, all heads)
 MAX_BRANCHES = 8  # a softmax over this many entries or fewer, beside a channel axis: branches
@@ -119,6 +145,7 @@ _SPATIAL_OPS = {
     "interpolate",
 }
 _MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
+_GATE_KINDS = ("gate", "plane", "elements")  # the kinds of the records made from gates (the others: softmaxes)
 
 
 @dataclass
@@ -133,6 +160,7 @@ class _Frame:
     found: list[tuple[str, object]] = field(default_factory=list)  # (part, record)
     gates: list[_Gate] = field(default_factory=list)
     skipped: list[Phrase] = field(default_factory=list)  # what was seen and not drawn, and why
+    switched: list[tuple[str, bool]] = field(default_factory=list)  # (key, foreseen as the call's only record)
 
     def see(self, tensor: torch.Tensor) -> None:
         if tensor.dim() == 4:
@@ -142,12 +170,47 @@ class _Frame:
                 self.grids.setdefault(height * width, (int(height), int(width)))
 
 
+class _Multiplied(NamedTuple):
+    """How a gate met the features: its values as laid out there (before any expand), the features' shape."""
+
+    values: torch.Tensor
+    features: tuple[int, ...]
+    derived: bool  # changed by arithmetic with numbers on the way (BAM's 1 + w)
+
+
 @dataclass
 class _Gate:
     op: str
     output: torch.Tensor  # the op's own output (detached)
     source: torch.Tensor | None  # the op's input (a gate on its own input is swish)
-    multiplied: tuple | None = None  # (the gate's values as multiplied, feature shape, changed by numbers: bool)
+    multiplied: _Multiplied | None = None
+
+
+class _Tracked(NamedTuple):
+    """A tensor derived from a gate: the gate, its values as laid out here (before any expand or arithmetic),
+    and whether arithmetic with numbers changed them on the way."""
+
+    tensor: torch.Tensor
+    gate: _Gate
+    logical: torch.Tensor
+    derived: bool
+
+
+@dataclass
+class GateSwitch:
+    """The gates one intervention switches, by the keys of the records they make, and what came of it over the
+    passes it ran in: the keys switched, and why a key could not be (module docstring)."""
+
+    flat: bool  # False: "off", the gate becomes 1; True: "flat", its mean over the axes it selects on
+    keys: frozenset[str]
+    switched: set[str] = field(default_factory=set)
+    refused: list[str] = field(default_factory=list)
+
+
+def is_gate_record(record) -> bool:
+    """Whether `record` was made by this reader from a gate that multiplies the features (so it can be switched
+    by its key), not from a softmax."""
+    return getattr(record, "reader", "") == "dataflow" and getattr(record, "kind", "") in _GATE_KINDS
 
 
 def is_candidate_owner(module: nn.Module) -> bool:
@@ -202,7 +265,9 @@ def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
             return
         frame = stack.pop()
         if not frame.claimed:
+            before = len(reader.recorder)
             waiting = _finish(reader.recorder, frame, [f.x.shape for f in reversed(stack) if f.x is not None])
+            reader.confirm_switched(frame, len(reader.recorder) - before)
             if waiting and stack and not stack[-1].claimed:  # a gate module (timm's Sigmoid) returns its output:
                 stack[-1].gates.extend(waiting)  # the caller multiplies, so the caller owns it
 
@@ -222,10 +287,9 @@ class DataflowReader(TorchFunctionMode):
         self.recorder = recorder
         self.frames: list[_Frame] = []  # the running modules' forwards, innermost last (register_frames' hooks)
         self._token: contextvars.Token | None = None
-        # gate-derived tensors: id -> (tensor, gate, the gate's values as laid out here (before any expand or
-        # arithmetic), changed by arithmetic with numbers)
-        self.tracked: dict[int, tuple[torch.Tensor, _Gate, torch.Tensor, bool]] = {}
+        self.tracked: dict[int, _Tracked] = {}  # gate-derived tensors by id
         self.products: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]] = {}  # a @ b (x scale)
+        self.switch: GateSwitch | None = None  # the gates to switch in this context's passes (`switching`)
 
     def __enter__(self):
         self._token = _active_reader.set(self)
@@ -240,12 +304,14 @@ class DataflowReader(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if not self.frames or self.frames[-1].claimed:
+        name = getattr(func, "__name__", "")
+        watched = bool(self.frames) and not self.frames[-1].claimed
+        switched = self.switch is not None and watched and name in _MULTIPLY
+        out = func(*(self._switched(args) if switched else args), **kwargs)
+        if not watched:
             return out
         frame = self.frames[-1]
         if isinstance(out, torch.Tensor):
-            name = getattr(func, "__name__", "")
             if name in _SPATIAL_OPS:
                 frame.see(out)
             try:
@@ -267,7 +333,7 @@ class DataflowReader(TorchFunctionMode):
         elif name in _GATES:
             gate = _Gate(name, out.detach(), None if name.endswith("_") else first)
             frame.gates.append(gate)
-            self.tracked[id(out)] = (out, gate, out, False)
+            self.tracked[id(out)] = _Tracked(out, gate, out, False)
         elif name in _PRODUCTS and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]):
             a, b = args[0], args[1]
             if name == "__rmatmul__":
@@ -282,24 +348,85 @@ class DataflowReader(TorchFunctionMode):
             self._follow_product(name, args, out)
 
     def _follow_gate(self, name: str, args, out: torch.Tensor) -> None:
-        tensor, gate, logical, arithmetic = self.tracked[id(args[0])]
-        if tensor is not args[0]:
+        tracked = self.tracked[id(args[0])]
+        if tracked.tensor is not args[0]:
             return
+        gate, logical, derived = tracked.gate, tracked.logical, tracked.derived
         other = args[1] if len(args) > 1 else None
         if name in _MULTIPLY and isinstance(other, torch.Tensor) and other.dim() >= 3 and id(other) not in self.tracked:
-            if gate.source is not None and other is gate.source:
-                return  # x * sigmoid(x): an activation
-            if gate.multiplied is None:
-                gate.multiplied = (logical.detach(), tuple(other.shape), arithmetic)
+            if self._applies_to(tracked, other) and gate.multiplied is None:
+                gate.multiplied = _Multiplied(logical.detach(), tuple(other.shape), derived)
             return
         if name in _VIEWS:
-            self.tracked[id(out)] = (out, gate, logical if arithmetic else out, arithmetic)
+            self.tracked[id(out)] = _Tracked(out, gate, logical if derived else out, derived)
         elif name in _EXPANDS:
-            self.tracked[id(out)] = (out, gate, logical, arithmetic)  # the logical gate keeps its own size
+            self.tracked[id(out)] = _Tracked(out, gate, logical, derived)  # the logical gate keeps its own size
         elif name in _SCALAR and (
             other is None or isinstance(other, (int, float)) or (isinstance(other, torch.Tensor) and other.dim() == 0)
         ):
-            self.tracked[id(out)] = (out, gate, logical, True)
+            self.tracked[id(out)] = _Tracked(out, gate, logical, True)
+
+    def _applies_to(self, tracked: _Tracked, other) -> bool:
+        """Whether multiplying the tracked gate by `other` applies it to features: a tensor with a channel axis
+        and a grid, not another gate, and not the gate's own input (x * sigmoid(x) is an activation)."""
+        return (
+            isinstance(other, torch.Tensor)
+            and other.dim() >= 3
+            and id(other) not in self.tracked
+            and not (tracked.gate.source is not None and other is tracked.gate.source)
+        )
+
+    # -- switching a gate (module docstring)
+
+    def _switched(self, args) -> tuple:
+        """`args` of a multiplication, with the operand that is a switched gate meeting the features replaced."""
+        for index in (0, 1) if len(args) >= 2 else ():
+            tracked = self.tracked.get(id(args[index]))
+            other = args[1 - index]
+            if tracked is None or tracked.tensor is not args[index] or not self._applies_to(tracked, other):
+                continue
+            owner = next((i for i in reversed(range(len(self.frames))) if _holds(self.frames[i], tracked.gate)), None)
+            if owner is None:
+                continue
+            own = _own_shape(self.frames, owner)
+            kind = _gate_kind(tuple(tracked.logical.shape), tuple(other.shape), own)
+            if kind is None or not self._is_switched(owner, tracked.gate, kind, own):
+                continue
+            operand = args[index]
+            replaced = (
+                operand.mean(_selecting_axes(kind), keepdim=True) if self.switch.flat else torch.ones_like(operand)
+            )
+            return (*args[:index], replaced, *args[index + 1 :])
+        return args
+
+    def _is_switched(self, owner: int, gate: _Gate, kind: str, own: tuple[int, ...] | None) -> bool:
+        """Whether the record `gate` will make in the frame `owner` has a key to switch: foreseen as `_finish`
+        and `Recorder.add` will name it, as its call's only record or as one of several (the part its kind
+        gives, counting the earlier gates of its call with the same part)."""
+        frame = self.frames[owner]
+        path = self.recorder.name_of(frame.module)
+        alone = _free_key(self.recorder, path, 0)
+        part = _record_part(kind)
+        earlier = 0
+        if part != "coordinate":
+            for before in frame.gates[: next(i for i, g in enumerate(frame.gates) if g is gate)]:
+                made = before.multiplied
+                earlier += made is not None and _gate_kind(tuple(made.values.shape), made.features, own) == kind
+        several = _free_key(self.recorder, f"{path}:{part}", earlier)
+        for key, is_alone in ((alone, True), (several, False)):
+            if key in self.switch.keys:
+                self.switch.switched.add(key)
+                frame.switched.append((key, is_alone))
+                return True
+        return False
+
+    def confirm_switched(self, frame: _Frame, records: int) -> None:
+        """After `frame`'s call made `records` records: a gate switched as its call's only record must have been
+        (and one switched as one of several, too); otherwise the key named something else in the pass it came
+        from, and the switch is refused."""
+        for key, alone in frame.switched:
+            if alone != (records == 1) and self.switch is not None:
+                self.switch.refused.append(f"{key}: its call made {records} records in this pass")
 
     def _follow_product(self, name: str, args, out: torch.Tensor) -> None:
         tensor, a, b, scale = self.products[id(args[0])]
@@ -542,38 +669,76 @@ def _axis_names(sizes: tuple[int, ...], own: tuple[int, ...] | None) -> tuple[st
     return tuple(names)
 
 
+def _gate_kind(shape: tuple[int, ...], features: tuple[int, ...], own: tuple[int, ...] | None) -> str | None:
+    """What a gate of `shape` (as multiplied) does to features of shape `features`: "channel" (one weight per
+    channel), "spatial" (one per pixel of the module's grid), "plane" (one per cell of another plane), "height" or
+    "width" (coordinate attention's row or column factor), "elements" (one per element); None for none of these."""
+    if len(shape) != 4 or len(features) != 4:
+        return None
+    _, c, h, w = shape
+    _, fc, fh, fw = features
+    if (h, w) == (1, 1) and c == fc:
+        return "channel"
+    if c == 1 and (h, w) == (fh, fw):
+        return "spatial" if own is None or (h, w) == tuple(own[-2:]) else "plane"
+    if c == fc and (h == 1) != (w == 1) and (h, w) in ((fh, 1), (1, fw)):
+        return "width" if h == 1 else "height"
+    return "elements" if shape == features else None
+
+
+def _record_part(kind: str) -> str:
+    """The part of the record a gate of `kind` makes (a row and a column factor make one "coordinate")."""
+    return "coordinate" if kind in ("height", "width") else kind
+
+
+def _selecting_axes(kind: str) -> tuple[int, ...]:
+    """The axes a gate of `kind` selects on, counted from the end of its (B, C, H, W) layout (module docstring)."""
+    match kind:
+        case "channel":
+            return (-3,)
+        case "spatial" | "plane":
+            return (-2, -1)
+        case "height":
+            return (-2,)
+        case "width":
+            return (-1,)
+    return (-3, -2, -1)
+
+
 def _gate_record(gate: _Gate, batch: int, own: tuple[int, ...] | None):
     """(part, record) for one gate that multiplied the features, or (None, why not)."""
     values, features, derived = gate.multiplied
     shape = tuple(values.shape)
-    if len(shape) != 4 or len(features) != 4:
-        return None, _not_drawn("gate_axes", op=gate.op, shape=_shape(shape), axes=len(features))
+    kind = _gate_kind(shape, features, own)
+    if kind is None:
+        if len(shape) != 4 or len(features) != 4:
+            return None, _not_drawn("gate_axes", op=gate.op, shape=_shape(shape), axes=len(features))
+        return None, _not_drawn("gate_shape", op=gate.op, shape=_shape(shape), features=_shape(features))
     b, c, h, w = shape
-    _, fc, fh, fw = features
     how = _found("gate_changed" if derived else "gate_itself")
-    if (h, w) == (1, 1) and c == fc:
+    if kind == "channel":
         weights = values.reshape(b, c).reshape(batch, -1)
         groups = _found("channel_groups", count=b // batch) if b != batch else ""
-        return "channel", ChannelAttentionRecord(
+        return kind, ChannelAttentionRecord(
             "gate",
             weights,
             found_by=_found("channel_gate", op=gate.op, channels=weights.shape[1], groups=groups, how=how),
         )
-    if c == 1 and (h, w) == (fh, fw):
+    if kind == "spatial":
+        maps = values[:, 0].reshape(batch, -1, h, w)
+        groups = maps if maps.shape[1] > 1 else None
+        words = _found(
+            "pixel_gate",
+            op=gate.op,
+            height=h,
+            width=w,
+            how=how,
+            groups="" if groups is None else _found("pixel_groups", count=maps.shape[1]),
+        )
+        return kind, SpatialAttentionRecord("gate", maps.mean(1), groups=groups, found_by=words)
+    if kind == "plane":
         plane_names = _axis_names((h, w), own)
-        if own is None or (h, w) == tuple(own[-2:]):
-            maps = values[:, 0].reshape(batch, -1, h, w)
-            groups = maps if maps.shape[1] > 1 else None
-            words = _found(
-                "pixel_gate",
-                op=gate.op,
-                height=h,
-                width=w,
-                how=how,
-                groups="" if groups is None else _found("pixel_groups", count=maps.shape[1]),
-            )
-            return "spatial", SpatialAttentionRecord("gate", maps.mean(1), groups=groups, found_by=words)
-        return "plane", GateRecord(
+        return kind, GateRecord(
             "plane",
             values[:, 0].reshape(batch, -1, h, w).mean(1),
             plane_names,
@@ -581,18 +746,53 @@ def _gate_record(gate: _Gate, batch: int, own: tuple[int, ...] | None):
                 "plane_gate", op=gate.op, rows=plane_names[0], columns=plane_names[1], height=h, width=w, how=how
             ),
         )
-    if c == fc and (h == 1) != (w == 1) and (h, w) in ((fh, 1), (1, fw)):
-        return ("width" if h == 1 else "height"), values
-    if shape == features:
-        gate_values = values.reshape(batch, -1, h, w)
-        names = _axis_names((gate_values.shape[1], h, w), own)
-        return "elements", GateRecord(
-            "elements",
-            gate_values,
-            names,
-            found_by=_found("element_gate", op=gate.op, channels=gate_values.shape[1], height=h, width=w, how=how),
-        )
-    return None, _not_drawn("gate_shape", op=gate.op, shape=_shape(shape), features=_shape(features))
+    if kind in ("height", "width"):
+        return kind, values
+    gate_values = values.reshape(batch, -1, h, w)
+    names = _axis_names((gate_values.shape[1], h, w), own)
+    return kind, GateRecord(
+        "elements",
+        gate_values,
+        names,
+        found_by=_found("element_gate", op=gate.op, channels=gate_values.shape[1], height=h, width=w, how=how),
+    )
+
+
+def _holds(frame: _Frame, gate: _Gate) -> bool:
+    return any(held is gate for held in frame.gates)
+
+
+def _own_shape(frames: list[_Frame], index: int) -> tuple[int, ...] | None:
+    """The input shape the gates of `frames[index]` name their axes by (`_unpermuted`)."""
+    frame = frames[index]
+    own = tuple(frame.x.shape) if frame.x is not None else None
+    return _unpermuted(own, [f.x.shape for f in reversed(frames[:index]) if f.x is not None])
+
+
+def _free_key(recorder: Recorder, name: str, skip: int) -> str:
+    """The key `Recorder.add` will give the (skip + 1)-th record named `name` added from now on: `name`, then
+    "name#1", "name#2", ..., the first not taken."""
+    key, n = name, 1
+    while key in recorder or skip:
+        if key not in recorder:
+            skip -= 1
+        key, n = f"{name}#{n}", n + 1
+    return key
+
+
+@contextmanager
+def switching(switch: GateSwitch) -> Iterator[bool]:
+    """Let this context's dataflow reader switch `switch`'s gates in the passes of the block; yields whether a
+    reader is watching (a capture of a model is open here)."""
+    reader = _active_reader.get()
+    if reader is None:
+        yield False
+        return
+    previous, reader.switch = reader.switch, switch
+    try:
+        yield True
+    finally:
+        reader.switch = previous
 
 
 def _unpermuted(own: tuple[int, ...] | None, enclosing: list) -> tuple[int, ...] | None:

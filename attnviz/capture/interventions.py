@@ -19,6 +19,15 @@ unchanged to the last bit.
 
 What differs from "replace the module": `off` on a module whose output is not its input's shape is refused
 (`InterventionError`), as is `flat` on a record type it is not defined for; the error names the module.
+
+Gates the dataflow reader finds (attnviz.capture.dataflow) are switched on the op itself, not through their
+module (which need not compute y = x * gate): an intervention names such a gate by its record's key, as
+`switchable` lists it ("1.cw" for a module whose only record it is, "block.attn:channel" for one of several,
+"...#1" for a later call), and the reader replaces the gate's values where they multiply the features, by ones
+(off) or by their mean over the axes the gate selects on (flat; the axes of each kind of gate are in the
+dataflow module's docstring). It needs an open capture (the reader runs only there). A name that is a module
+read by the dataflow reader but names none of its gates, or a gate key no pass met, is refused when the block
+ends, as is a key that named a different record in this pass.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from attnviz.capture.dataflow import GateSwitch, is_gate_record, switching
 from attnviz.capture.recorder import Recorder, current_recorder, split_name
 from attnviz.capture.records import (
     ChannelAttentionRecord,
@@ -51,8 +61,9 @@ class InterventionError(ValueError):
 
 @dataclass(frozen=True)
 class Intervention:
-    """Switch `modules` (paths in the model, as records name them: "backbone.layer3.1.attn", "head.pam")
-    `mode` ("off" or "flat") for one forward pass. Hashable: a cache key with the model and the photo."""
+    """Switch `modules` (paths in the model, as records name them: "backbone.layer3.1.attn", "head.pam"; for a
+    gate the dataflow reader found, its record's key: "1:channel") `mode` ("off" or "flat") for one forward
+    pass. Hashable: a cache key with the model and the photo."""
 
     mode: str
     modules: tuple[str, ...]
@@ -65,17 +76,20 @@ class Intervention:
 
 
 def switchable(records: Iterable[tuple[str, object]]) -> list[str]:
-    """The module paths among `records` (name, record) that an intervention can switch: modules read with known
-    maths (own, library, structure readers) that make one record a call of a type `flat` knows, in call order,
-    each path once. The dataflow reader's records are not among them: the module that holds such a gate need
-    not compute y = x * gate, so its output cannot stand for the gate's."""
-    paths = []
+    """What an intervention can switch among `records` (name, record), in call order, each once: the paths of
+    modules read with known maths (own, library, structure readers) that make one record a call of a type
+    `flat` knows, and the record keys of the gates the dataflow reader found ("1.cw", "1:channel", with their
+    "#n" for a later call). The dataflow reader's records are not switched through their module, which need
+    not compute y = x * gate: their gates are switched on the op itself."""
+    names = []
     for name, record in records:
         path, part, _ = split_name(name)
-        known = getattr(record, "reader", "own") != "dataflow"
-        if part == "" and known and isinstance(record, _FLAT_TYPES) and path not in paths:
-            paths.append(path)
-    return paths
+        if is_gate_record(record):
+            names.append(name)
+        elif part == "" and getattr(record, "reader", "own") != "dataflow" and isinstance(record, _FLAT_TYPES):
+            if path not in names:
+                names.append(path)
+    return names
 
 
 def _first(output):
@@ -88,6 +102,12 @@ def _replace_first(output, value: torch.Tensor):
     if isinstance(output, list):
         return [value, *output[1:]]
     return value
+
+
+def _read_by_dataflow(recorder: Recorder, module: nn.Module) -> bool:
+    """Whether `module`'s records are the dataflow reader's (its gates are switched on the op, not here)."""
+    name = recorder.name_of(module)
+    return any(split_name(key)[0] == name and getattr(recorder[key], "reader", "own") == "dataflow" for key in recorder)
 
 
 def _last_record(recorder: Recorder, module: nn.Module):
@@ -139,15 +159,18 @@ _FLAT = {
 _FLAT_TYPES = tuple(_FLAT)
 
 
-def _hook(mode: str, path: str):
+def _hook(mode: str, path: str, deferred: set[str]):
     def hook(module: nn.Module, args, output):
+        recorder = current_recorder()
+        if recorder is not None and _read_by_dataflow(recorder, module):
+            deferred.add(path)  # the dataflow reader switches its gate by this key, or the block refuses it
+            return None
         x = args[0] if args else None
         out = _first(output)
         if not isinstance(x, torch.Tensor) or not isinstance(out, torch.Tensor) or x.shape != out.shape:
             raise InterventionError(f"{path}: its output is not its input's shape, so it cannot be switched")
         if mode == OFF:
             return _replace_first(output, x)
-        recorder = current_recorder()
         record = None if recorder is None else _last_record(recorder, module)
         flat = _FLAT.get(type(record))
         if flat is None:
@@ -161,19 +184,31 @@ def _hook(mode: str, path: str):
 @contextmanager
 def intervened(model: nn.Module, intervention: Intervention | None) -> Iterator[None]:
     """Apply `intervention` to `model`'s forward passes inside the block (nothing when None). Open it inside
-    `capture(model)`, so that `flat` finds the records the modules make, and the hooks run after the readers'."""
+    `capture(model)`, so that `flat` finds the records the modules make, the hooks run after the readers' and
+    the dataflow reader switches the gates it finds."""
     if intervention is None:
         yield
         return
     modules = dict(model.named_modules())
-    missing = [path for path in intervention.modules if path not in modules]
+    paths = [name for name in intervention.modules if name in modules]
+    gates = [name for name in intervention.modules if name not in modules]
+    missing = [name for name in gates if split_name(name)[0] not in modules]
     if missing:
         raise InterventionError(f"no module {', '.join(map(repr, missing))} in this model")
     if intervention.mode == FLAT and current_recorder() is None:
         raise InterventionError("flat reads what the module records: open capture(model) first")
-    handles = [modules[path].register_forward_hook(_hook(intervention.mode, path)) for path in intervention.modules]
+    switch = GateSwitch(intervention.mode == FLAT, frozenset(intervention.modules))
+    deferred = set(gates)  # the names only the dataflow reader can switch
+    handles = [modules[path].register_forward_hook(_hook(intervention.mode, path, deferred)) for path in paths]
     try:
-        yield
+        with switching(switch) as watching:
+            if gates and not watching:
+                raise InterventionError(f"{gates[0]!r} is a gate the dataflow reader finds: open capture(model) first")
+            yield
     finally:
         for handle in handles:
             handle.remove()
+    unswitched = sorted(deferred - switch.switched)
+    if unswitched or switch.refused:
+        problems = [f"{name}: no gate the dataflow reader found has this key" for name in unswitched]
+        raise InterventionError("; ".join(problems + switch.refused))
