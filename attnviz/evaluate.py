@@ -16,6 +16,11 @@ entropy and near mass, on the same seeded query cells.
 
 Writes checkpoints/results.json (the table of the compare page) and adds an
 "evaluation" section to each model card.
+
+With --interventions: what each attention module contributes (`attnviz.analysis.contribution`): the change in
+test mIoU when every module of one kind is switched off or flattened at once, for every model, and stage by stage
+for the --stages models, each with its paired-bootstrap interval over the photos; written into results.json's
+"interventions" section. Resumable: finished passes are kept under --cache, and a rerun computes only the others.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from attnviz.analysis.affinity import query_cells
+from attnviz.analysis.contribution import ConfusionCache, run_contributions
 from attnviz.analysis.forward import image_to_tensor
 from attnviz.analysis.metrics import confusion_matrix, summarise_confusion
 from attnviz.analysis.quality import query_measures, summarise_measures
 from attnviz.analysis.uncertainty import DEFAULT_RESAMPLES, bootstrap_interval, paired_difference_interval
 from attnviz.capture import PositionAttentionRecord, capture
+from attnviz.capture.interventions import FLAT, OFF
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, SPLITS, CamVid, default_data_root
 from attnviz.machine import machine_info, time_calls
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, load_checkpoint, scan_checkpoints
@@ -52,6 +59,10 @@ __all__ = [
     "paired_differences",
     "main",
 ]
+
+# one model per attention kind, switched stage by stage with --interventions (which stages matter)
+STAGE_MODELS = ("fcn-eca", "fcn-se", "fcn-flexible", "fcn-cbam", "fcn-ca")
+DEFAULT_CACHE = Path("runs/interventions")
 
 
 def attention_parameters(model: SegmentationModel) -> int:
@@ -204,6 +215,16 @@ def _parse(argv):
         help="bootstrap resamples of the test photos for the mIoU intervals",
     )
     parser.add_argument("--out", type=Path, default=None, help="default: <checkpoints>/results.json")
+    parser.add_argument(
+        "--interventions",
+        action="store_true",
+        help="instead of the model table: the change in mIoU with each attention kind (and stage) switched off "
+        "or flattened, into results.json's 'interventions' section",
+    )
+    parser.add_argument(
+        "--stages", nargs="*", default=list(STAGE_MODELS), help="--interventions: models switched stage by stage"
+    )
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="--interventions: finished passes")
     return parser, parser.parse_args(argv)
 
 
@@ -268,6 +289,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     out = args.out or args.checkpoints / "results.json"
+    command = "python -m attnviz.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.interventions:
+        _evaluate_interventions(args, names, dataset, out, command)
+        return 0
     previous = read_results(out)
     models = previous.get("models") or {}
     confusions = {}
@@ -289,7 +314,7 @@ def main(argv=None) -> int:
     differences.update(paired_differences({name: np.stack(c) for name, c in confusions.items()}, args.resamples))
     results = {
         "meta": {
-            "command": "python -m attnviz.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": command,
             "machine": machine_info(),
             "split": args.split,
             "latency_threads": args.threads,
@@ -307,9 +332,64 @@ def main(argv=None) -> int:
             key: value for key, value in sorted(differences.items()) if set(key.split(" - ")) <= set(loadable)
         },
     }
+    if "interventions" in previous:
+        results["interventions"] = previous["interventions"]
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
+
+
+def _evaluate_interventions(args, names: list[str], dataset, out: Path, command: str) -> None:
+    """Run (or resume) every switch of `names` and write results.json's "interventions" section after each
+    finished pass; models of an earlier run that this one leaves out (--names) keep their entries."""
+    models = {name: load_checkpoint(name, args.checkpoints)[0] for name in names}
+    count = min(len(dataset), args.limit) if args.limit else len(dataset)
+    stages = tuple(name for name in args.stages if name in names)
+
+    def write(summary: dict) -> None:
+        results = read_results(out)
+        previous = (results.get("interventions") or {}).get("models") or {}
+        kept = {name: entry for name, entry in previous.items() if name not in names}
+        results["interventions"] = {
+            "meta": {
+                "command": command,
+                "machine": machine_info(),
+                "split": args.split,
+                "photos": count,
+                "stage_models": list(stages),
+                "difference": "mIoU with the modules switched minus the plain model's, on the same photos "
+                "(negative: the model needs them)",
+                "modes": {
+                    OFF: "the module's effect removed: a gate set to 1, DANet's alpha (PAM) or beta (CAM) set to 0",
+                    FLAT: "the module keeps its average effect, not its selectivity: a gate set to its own mean "
+                    "over the axis it selects on, PAM's S and CAM's X made uniform",
+                },
+                "interval_note": (
+                    f"95% paired percentile bootstrap over the test photos ({args.resamples} resamples, seed 0; "
+                    "the same draws for both arms). Covers test sampling only, for this one trained network."
+                ),
+                "missing": summary["missing"],
+            },
+            "models": dict(sorted({**kept, **summary["models"]}.items())),
+        }
+        out.write_text(json.dumps(results, indent=2) + "\n")
+
+    summary = run_contributions(
+        models, dataset, count, ConfusionCache(args.cache), args.split, args.resamples, stages, on_update=write
+    )
+    write(summary)
+    for name, entry in summary["models"].items():
+        for section in ("kinds", "stages"):
+            for group, figures in entry[section].items():
+                cells = ", ".join(
+                    f"{mode} {100 * figures[mode]['difference']:+.2f} "
+                    f"[{100 * figures[mode]['low']:+.2f}, {100 * figures[mode]['high']:+.2f}]"
+                    for mode in (OFF, FLAT)
+                    if mode in figures
+                )
+                print(f"{name} {group}: {cells} (mIoU points)", flush=True)
+    missing = summary["missing"]
+    print(f"wrote {out}" + (f"; missing: {', '.join(missing)}" if missing else ""))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from attnviz.i18n import translate
+
 __all__ = [
     "BASELINE",
     "COLUMN_HELP",
@@ -21,6 +23,11 @@ __all__ = [
     "results_rows",
     "class_figure",
     "markdown_tables",
+    "EFFECTS",
+    "switch_figures",
+    "switch_text",
+    "interventions_source",
+    "interventions_tables",
 ]
 
 
@@ -237,10 +244,100 @@ def markdown_tables(results: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- interventions
+# results.json's "interventions" section (python -m attnviz.evaluate --interventions): per model, the change in
+# mIoU with each attention kind ("kinds") or each kind's stage ("stages") switched off or flattened
+
+SWITCH_MODES = ("off", "flat")
+# what a switch's interval says: below 0 (the model needs the module), above 0, or it includes 0
+EFFECTS = ("lower", "higher", "unmeasurable")
+
+
+def _switch_figure(block) -> dict | None:
+    """{"difference", "low", "high", "effect"} of one switch (mIoU fractions), None when absent or malformed."""
+    if not isinstance(block, dict):
+        return None
+    difference, low, high = (as_number(block.get(key)) for key in ("difference", "low", "high"))
+    if difference is None or low is None or high is None:
+        return None
+    effect = "lower" if high < 0 else "higher" if low > 0 else "unmeasurable"
+    return {"difference": difference, "low": low, "high": high, "effect": effect}
+
+
+def switch_figures(results: dict, section: str = "kinds") -> list[dict]:
+    """One row per model and switched group of `section` ("kinds": every module of a kind at once; "stages":
+    one kind's modules in one stage), models by name: {"model", "module", "miou" (the plain model's), "off",
+    "flat"} with each mode's `_switch_figure` (None where missing)."""
+    block = results.get("interventions")
+    models = block.get("models") if isinstance(block, dict) else None
+    rows = []
+    for name, entry in sorted(models.items() if isinstance(models, dict) else []):
+        groups = entry.get(section) if isinstance(entry, dict) else None
+        for group, figures in groups.items() if isinstance(groups, dict) else []:
+            figures = figures if isinstance(figures, dict) else {}
+            rows.append(
+                {
+                    "model": name,
+                    "module": group,
+                    "miou": as_number(entry.get("miou")),
+                    **{mode: _switch_figure(figures.get(mode)) for mode in SWITCH_MODES},
+                }
+            )
+    return rows
+
+
+def switch_text(figure: dict | None) -> str:
+    """ "-1.23 [-1.80, -0.70]": the change in mIoU points with its 95% interval; a dash when missing."""
+    if figure is None:
+        return DASH
+    return f"{100 * figure['difference']:+.2f} [{100 * figure['low']:+.2f}, {100 * figure['high']:+.2f}]"
+
+
+def interventions_source(results: dict) -> dict[str, object]:
+    """How the interventions section was made: {"command", "cpu", "threads", "photos", "missing" (the passes
+    not yet run)}; "?" where unsaid."""
+    block = results.get("interventions")
+    meta = block.get("meta") if isinstance(block, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    machine = meta["machine"] if isinstance(meta.get("machine"), dict) else {}
+    missing = meta.get("missing")
+    return {
+        "command": str(meta.get("command", "python -m attnviz.evaluate --interventions")).strip(),
+        "cpu": machine.get("cuda") or machine.get("cpu", "?"),
+        "threads": machine.get("threads", "?"),
+        "photos": meta.get("photos", "?"),
+        "missing": [str(item) for item in missing] if isinstance(missing, list) else [],
+    }
+
+
+def interventions_tables(results: dict) -> str:
+    """The README's tables of the interventions section: every kind switched at once, then stage by stage;
+    "" without the section."""
+    words = {effect: translate(f"compare.switches.effects.{effect}", "en") for effect in EFFECTS}
+    tables = []
+    for section, title in (("kinds", "switched (all at once)"), ("stages", "switched (one stage)")):
+        rows = switch_figures(results, section)
+        if not rows:
+            continue
+        lines = [
+            f"| model | {title} | off: Δ mIoU (points) [95%] | off | flat: Δ mIoU (points) [95%] | flat |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in rows:
+            cells = [row["model"], row["module"]]
+            for mode in SWITCH_MODES:
+                figure = row[mode]
+                cells += [switch_text(figure), DASH if figure is None else words[figure["effect"]]]
+            lines.append("| " + " | ".join(cells) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
+
+
 if __name__ == "__main__":
     import sys
 
     source = (
         Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "checkpoints" / "results.json"
     )
-    print(markdown_tables(read_results(source)))
+    results = read_results(source)
+    print("\n\n".join(filter(None, (markdown_tables(results), interventions_tables(results)))))

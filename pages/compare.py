@@ -2,8 +2,10 @@
 the DANet quality figures and the evaluation settings for researchers at the end.
 
 The page reads as its contents, called in order at the bottom: the introduction, the models picked, each
-model's column, and the results table with its second layer for researchers. attnviz.analysis.views builds
-the table and picks the centre cell; the functions here lay them out."""
+model's column, what each module contributes (its models' mIoU with the module switched off or flattened,
+over the test split: the first answer to "which module helps"), and the table of the separately trained
+models, each with its second layer for researchers. attnviz.analysis.views builds the tables and picks the
+centre cell; the functions here lay them out."""
 
 import streamlit as st
 
@@ -11,15 +13,18 @@ from attnviz import app
 from attnviz.analysis.forward import mean_weight_spread
 from attnviz.analysis.metrics import score_prediction
 from attnviz.analysis.views import (
+    SWITCH_COLUMNS,
     centre_cell,
     comparison_table,
     default_comparison,
     evaluation_source,
     photos_evaluated,
+    switch_summary,
+    switch_table,
 )
 from attnviz.app import keys
 from attnviz.capture import CoordinateAttentionRecord
-from attnviz.results import BASELINE, DASH, results_rows
+from attnviz.results import BASELINE, DASH, EFFECTS, interventions_source, results_rows, switch_figures
 from attnviz.viz.figures import coordinate_attention_figure, layer_summary_figure, short_layer_name
 from attnviz.viz.overlays import blend_heatmap, blend_labels
 
@@ -150,6 +155,41 @@ def side_by_side(selection, chosen: list[str]) -> tuple[list[str], str | None]:
     return timings, device
 
 
+def switch_column_config() -> dict:
+    return {
+        column: st.column_config.TextColumn(
+            t(f"compare.switches.columns.{column}"), help=t(f"compare.switches.help.{column}")
+        )
+        for column in SWITCH_COLUMNS
+    }
+
+
+def module_contributions(results: dict) -> None:
+    """Every model's attention kinds switched off and flattened over the test split: the change in mIoU with its
+    paired interval, what the interval says, and for researchers the same stage by stage and its source."""
+    st.subheader(t("compare.switches.title"))
+    figures = switch_figures(results, "kinds")
+    source = interventions_source(results)
+    if not figures:
+        st.info(t("compare.switches.no_results"))
+        return
+    st.markdown(t("compare.switches.intuition", photos=source["photos"]))
+    words = {effect: t(f"compare.switches.effects.{effect}") for effect in EFFECTS}
+    config = switch_column_config()
+    st.dataframe(switch_table(figures, words), hide_index=True, column_config=config)
+    summary = switch_summary(figures)
+    st.markdown(t("compare.switches.summary", **{**summary, "mode": t(f"compare.switches.modes.{summary['mode']}")}))
+    st.markdown(t("compare.switches.notice"))
+    with st.expander(t("common.for_researchers")):
+        stages = switch_figures(results, "stages")
+        if stages:
+            st.markdown(t("compare.switches.stages"))
+            st.dataframe(switch_table(stages, words), hide_index=True, column_config=config)
+        st.caption(t("compare.switches.source", **source))
+        if source["missing"]:
+            st.caption(t("compare.switches.missing", missing=", ".join(source["missing"])))
+
+
 def results_table(results: dict, chosen: list[str], timings: list[str], device: str | None) -> None:
     """Every evaluated model's accuracy, size and speed, and for researchers the intervals, the DANet quality
     figures, the cost and where the figures come from."""
@@ -182,4 +222,5 @@ introduction()
 selection = app.page_selection()
 chosen = models_to_compare(selection)
 timings, device = side_by_side(selection, chosen)
+module_contributions(app.results())
 results_table(app.results(), chosen, timings, device)

@@ -519,3 +519,47 @@ def test_a_cells_middle_and_a_steps_neighbours():
     assert neighbours("abc", "a") == (0, "a", "b")
     assert neighbours("abc", "b") == (1, "a", "c")
     assert neighbours("abc", "c") == (2, "b", "c")
+
+
+def _switch_results() -> dict:
+    """An interventions section by hand: fcn-eca's ECA off costs 2 points beyond noise, flat is inside noise."""
+    eca = {
+        "modules": ["backbone.layer1.0.attn"],
+        "off": {"difference": -0.02, "low": -0.03, "high": -0.01},
+        "flat": {"difference": 0.001, "low": -0.004, "high": 0.006},
+    }
+    pam = {"modules": ["head.pam"], "off": {"difference": 0.005, "low": 0.001, "high": 0.009}}
+    return {
+        "interventions": {
+            "meta": {"command": "python -m attnviz.evaluate --interventions", "photos": 233, "missing": ["x"]},
+            "models": {
+                "fcn-eca": {"miou": 0.56, "kinds": {"eca": eca}, "stages": {"eca @ backbone.layer1": eca}},
+                "danet-none": {"miou": 0.55, "kinds": {"pam": pam}, "stages": {}},
+            },
+        }
+    }
+
+
+def test_the_switch_table_says_what_each_interval_says():
+    from attnviz.analysis.views import SWITCH_COLUMNS, switch_summary, switch_table
+    from attnviz.results import DASH, EFFECTS, switch_figures
+
+    words = dict(zip(EFFECTS, ("下降", "上升", "测不出")))
+    figures = switch_figures(_switch_results())
+    table = switch_table(figures, words)
+    assert list(table.columns) == list(SWITCH_COLUMNS)
+    assert table.values.tolist() == [  # models by name; a mode that is missing is a dash
+        ["danet-none", "pam", "+0.50 [+0.10, +0.90]", "上升", DASH, DASH],
+        ["fcn-eca", "eca", "-2.00 [-3.00, -1.00]", "下降", "+0.10 [-0.40, +0.60]", "测不出"],
+    ]
+    summary = switch_summary(figures)
+    assert summary == {
+        "switches": 3,
+        "unmeasurable": 1,
+        "model": "fcn-eca",
+        "module": "eca",
+        "mode": "off",
+        "difference": pytest.approx(-2.0),
+    }
+    assert switch_figures(_switch_results(), "stages")[0]["module"] == "eca @ backbone.layer1"
+    assert switch_summary([]) is None and switch_figures({}) == [] and switch_figures({"interventions": 3}) == []

@@ -36,7 +36,7 @@ from attnviz.capture.records import (
 )
 from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.i18n import DEFAULT_LANGUAGE, translate
-from attnviz.results import BASELINE, DASH, as_number, model_results
+from attnviz.results import BASELINE, DASH, as_number, model_results, switch_text
 
 __all__ = [
     "MAX_PINS",
@@ -78,6 +78,9 @@ __all__ = [
     "comparison_table",
     "photos_evaluated",
     "evaluation_source",
+    "SWITCH_COLUMNS",
+    "switch_table",
+    "switch_summary",
     "ChannelMapSummary",
     "channel_map_summary",
     "channel_energy",
@@ -631,6 +634,39 @@ def evaluation_source(results: dict) -> dict[str, object]:
         "cpu": machine.get("cpu", "?"),
         "threads": meta.get("latency_threads", "?"),
         "repeats": meta.get("latency_repeats", "?"),
+    }
+
+
+SWITCH_COLUMNS = ("model", "module", "off", "off_effect", "flat", "flat_effect")
+
+
+def switch_table(figures: list[dict], effect_words: dict[str, str]) -> pd.DataFrame:
+    """results.switch_figures as the page's table (SWITCH_COLUMNS): each mode's change in mIoU points with its
+    interval, and what that interval says in `effect_words` (keyed by results.EFFECTS); a dash where missing."""
+    rows = []
+    for figure in figures:
+        row = {"model": figure["model"], "module": figure["module"]}
+        for mode in ("off", "flat"):
+            row[mode] = switch_text(figure[mode])
+            row[f"{mode}_effect"] = DASH if figure[mode] is None else effect_words[figure[mode]["effect"]]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(SWITCH_COLUMNS))
+
+
+def switch_summary(figures: list[dict]) -> dict | None:
+    """The switches in a sentence: {"switches" (with a figure), "unmeasurable" (whose interval includes 0),
+    "model", "module", "mode", "difference" (in points)} of the largest change by size; None without figures."""
+    found = [(row, mode) for row in figures for mode in ("off", "flat") if row[mode] is not None]
+    if not found:
+        return None
+    row, mode = max(found, key=lambda item: abs(item[0][item[1]]["difference"]))
+    return {
+        "switches": len(found),
+        "unmeasurable": sum(row_[mode_]["effect"] == "unmeasurable" for row_, mode_ in found),
+        "model": row["model"],
+        "module": row["module"],
+        "mode": mode,
+        "difference": 100 * row[mode]["difference"],
     }
 
 
