@@ -13,6 +13,7 @@ import streamlit as st
 from attnviz import app
 from attnviz.analysis.views import ChannelMapSummary, ChannelRow, channel_energy, channel_map_summary, channel_row
 from attnviz.app import keys
+from attnviz.kinds import AttentionKind
 from attnviz.viz.exports import vector_csv
 from attnviz.viz.figures import feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
@@ -201,5 +202,6 @@ row = channel_row(attention, channel, RELATED)
 row_numbers(selection, row)
 if record.features is not None:
     worked_formula(record, row, energy, module)
+app.switch_section(selection, analysis, (AttentionKind.CAM,), context="channel_map")
 for_researchers(record, row, researchers_notes(record, summary), module)
 app.link_params(channel=channel)

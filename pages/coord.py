@@ -122,5 +122,6 @@ with left:
 with right:
     profiles(view, layer)
 formula(view, (x, y), chosen)
+app.switch_section(selection, analysis, (AttentionKind.CA,), context="coord")
 for_researchers()
 app.link_params(layer=layer, channel=channel, x=x if chosen else None, y=y if chosen else None)

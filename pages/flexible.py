@@ -198,5 +198,6 @@ else:
 researchers += spatial_gate(analysis, selected)
 app.channel_focus(selection, selected, record, weights, "flex", app.weights_on_photos(selection))
 app.extreme_channels(record.features, weights, keys.FLEX_FEATURES)
+app.switch_section(selection, analysis, (*KINDS, AttentionKind.CBAM), context="flexible")
 for_researchers(researchers)
 app.link_params(layer=selected)

@@ -54,6 +54,7 @@ def live_step(selection, step: str) -> None:
     st.markdown(
         f"**{t('lecture.numbers_title')}:** " + t(f"lecture.{step}.terms", layer=numbers.layer, **numbers.terms)
     )
+    app.switch_section(selection, analysis, (step,), context=f"lecture_{step}", model_name=model_name)
 
 
 def navigation(step: str) -> None:

@@ -287,6 +287,7 @@ def user_model(selection, analysis) -> None:
     findings(analysis)
     recognised_modules(selection.image, analysis)
     found_by_what_they_compute(selection.image, analysis)
+    app.switchable_modules(selection, analysis)
     with st.expander(t("common.for_researchers")):
         st.caption(t("overview.user.timing", ms=analysis.forward_s * 1000, device=analysis.device))
 

@@ -13,6 +13,7 @@ import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import app
+from attnviz.analysis.switch import kinds_of
 from attnviz.analysis.views import (
     MODES,
     PositionView,
@@ -458,6 +459,7 @@ with left:
 with right:
     attention_map(view, views, module_name, scale, pins)
 formula(view, record, image_hw)
+app.switch_section(selection, analysis, kinds_of(modules), context="position")
 for_researchers(record, researchers)
 app.link_params(
     x=pixel[0],

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from attnviz.analysis.forward import Analysis, analyse
+from attnviz.capture.interventions import FLAT, OFF, Intervention
 from attnviz.i18n import LANGUAGES, catalog, translate
 from attnviz.models import list_checkpoints, load_checkpoint
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
@@ -95,9 +96,9 @@ def test_a_selection_of_each_kind_reaches_its_analysis_in_one_pool_job(monkeypat
         calls.append(("load", self.key, name, device))
         return LoadedModel(f"{self.key} model", Weights(None))
 
-    def analyse_stub(self, model, image, name):
-        calls.append(("analyse", self.key, model, name))
-        return f"{name}'s analysis"
+    def analyse_stub(self, model, image, name, intervention=None):
+        calls.append(("analyse", self.key, model, name) + ((intervention,) if intervention else ()))
+        return f"{name}'s analysis" + (f" {intervention.mode}" if intervention else "")
 
     monkeypatch.setattr(guards, "pooled", pooled)
     for source in SOURCES:
@@ -116,9 +117,21 @@ def test_a_selection_of_each_kind_reaches_its_analysis_in_one_pool_job(monkeypat
         source=key,
     )
     assert guards.analysis_for(selection) == "m's analysis"
-    assert len(jobs) == 1 and jobs[0][0].key == key and jobs[0][1:] == ("m", "cpu", "photo")
+    assert len(jobs) == 1 and jobs[0][0].key == key and jobs[0][1:] == ("m", "cpu", "photo", None)
     assert calls == [("load", key, "m", "cpu"), ("analyse", key, f"{key} model", "m")]
     assert guards.analysis_for(selection) == "m's analysis" and len(calls) == 2  # cached: nothing runs again
+    # a switch (attnviz.app.switch) is one more pass, keyed by its intervention, run once however often asked
+    switch = Intervention(OFF, ("head.pam",))
+    for _ in range(2):
+        assert guards.analysis_for(selection, intervention=switch) == "m's analysis off"
+    assert calls[2:] == [("analyse", key, f"{key} model", "m", switch)] and jobs[-1][1:] == (
+        "m",
+        "cpu",
+        "photo",
+        switch,
+    )
+    assert guards.analysis_for(selection, intervention=Intervention(FLAT, ("head.pam",))) == "m's analysis flat"
+    assert len(calls) == 4
     resources.loaded_model.clear()
     resources.model_analysis.clear()
 

@@ -8,7 +8,17 @@ import pytest
 import torch
 
 from attnviz.analysis.forward import analyse
-from attnviz.analysis.switch import effect_words, stage_of, switch_effect, switch_groups
+from attnviz.analysis.switch import (
+    cbam_parents,
+    changed_grid,
+    effect_words,
+    kinds_of,
+    largest_iou_changes,
+    stage_of,
+    switch_choices,
+    switch_effect,
+    switch_groups,
+)
 from attnviz.capture.interventions import OFF, Intervention
 from attnviz.models import build_model
 from attnviz.modules import CBAM
@@ -84,3 +94,49 @@ def test_an_analysis_with_an_intervention_says_so_and_differs():
     assert set(switched.records) == set(plain.records)  # the intervened pass is captured too
     again = analyse(model, image, "fcn-eca", keep_features=False)
     assert np.array_equal(again.prediction, plain.prediction)  # no intervention left behind
+
+
+def test_choices_offer_the_kind_its_stages_and_its_layers_cbams_two_gates_as_one():
+    _, _, cbams, analysis = _analysis("fcn-cbam")
+    assert cbam_parents(analysis.records) == cbams  # found from the records alone
+    choices = switch_choices(analysis.records)
+    assert choices["cbam"].paths == switch_groups(analysis.records, cbams)["cbam"]
+    stages = [key for key in choices if " @ " in key]
+    assert stages == [f"cbam @ backbone.layer{i}" for i in range(1, 5)]
+    layer = choices["cbam: backbone.layer2.0.attn"]
+    assert layer.paths == ("backbone.layer2.0.attn.channel", "backbone.layer2.0.attn.spatial")
+    assert len(choices) == 1 + 4 + 4
+    _, _, _, analysis = _analysis("danet-eca")
+    assert list(switch_choices(analysis.records, ("pam",))) == ["pam"]  # one module: nothing more to pick
+    assert kinds_of(analysis.spatial_attention) == ("pam",)
+
+
+def test_the_changed_grid_samples_each_blocks_middle_pixel():
+    before = np.zeros((5, 7), np.uint8)
+    after = before.copy()
+    after[1, 1], after[4, 6] = 3, 2  # (1, 1) is a block's middle at step 2; (4, 6) is not
+    grid = changed_grid(before, after, max_side=4)  # 7 columns over at most 4 cells: step 2
+    assert grid.step == 2 and grid.rows.tolist() == [1, 3] and grid.cols.tolist() == [1, 3, 5]
+    assert grid.changed.tolist() == [[True, False, False], [False, False, False]] and grid.new[0, 0] == 3
+
+
+def test_iou_changes_are_listed_largest_first():
+    effect = SimpleNamespace(class_iou_change={"Sky": 0.01, "Road": -0.2, "Car": 0.1})
+    assert [name for name, _ in largest_iou_changes(effect)] == ["Road", "Car", "Sky"]
+
+
+def test_groups_name_the_dataflow_readers_gates_by_their_record_keys():
+    """A module nobody recognises that makes several gates (ShuffleAttention: a channel and an element gate) is
+    switched gate by gate, each under its record's key, grouped by the record's kind."""
+    import fixtures_dataflow as ea
+    from torch import nn
+
+    from attnviz.capture import capture
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), ea.ShuffleAttention(16, G=2)).eval()
+    with torch.no_grad(), capture(model) as rec:
+        model(torch.rand(1, 3, 8, 8))
+    groups = switch_groups(rec.records())
+    keys = [key for paths in groups.values() for key in paths]
+    assert keys and all(key.startswith("1:") for key in keys), groups

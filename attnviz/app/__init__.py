@@ -8,6 +8,7 @@
     links       the address bar: read once, applied to widgets, written once per run after the page
     widgets     charts, downloads, the layer picker, switch buttons
     guards      what a page needs before it draws; stop_page
+    switch      "switch it off": a module page's answer with and without its modules (attnviz.analysis.switch)
     keys        every session-state key
     pagesmode   the one touch of Streamlit internals (leaving its pages/-folder mode)
 
@@ -51,6 +52,7 @@ from attnviz.app.resources import (
 )
 from attnviz.app.selection import Selection, begin_run, current
 from attnviz.app.sidebar import sidebar
+from attnviz.app.switch import switch_section, switchable_modules
 from attnviz.app.view_download import view_download
 from attnviz.app.widgets import (
     channel_focus,
@@ -65,6 +67,8 @@ from attnviz.app.widgets import (
 )
 
 __all__ = [
+    "switch_section",
+    "switchable_modules",
     "view_download",
     "pooled",
     "bound_t",

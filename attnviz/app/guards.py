@@ -21,6 +21,7 @@ from attnviz.app.resources import catalogue, model_analysis, photo_key, sample
 from attnviz.app.selection import Selection, current
 from attnviz.app.sources import model_source
 from attnviz.app.widgets import switch_button
+from attnviz.capture.interventions import Intervention
 from attnviz.data.samples import list_samples
 from attnviz.models.sources import CamVidSource, ModelSource
 from attnviz.text import markdown_literal
@@ -54,20 +55,32 @@ def page_selection() -> Selection:
     return selection
 
 
-def analysis_for(selection: Selection, name: str | None = None) -> Analysis | None:
-    """The analysis of the selected model on the selected photo, or of CamVid checkpoint `name`; None, with one
-    message, when the model cannot be loaded or run."""
+def analysis_for(
+    selection: Selection, name: str | None = None, intervention: Intervention | None = None
+) -> Analysis | None:
+    """The analysis of the selected model on the selected photo, or of CamVid checkpoint `name`, with
+    `intervention`'s modules switched when one is given; None, with one message, when the model cannot be
+    loaded or run."""
     source = model_source(CamVidSource.key if name else selection.source)
-    return _analysis(source, name or selection.model_name, selection.device, selection.image_key, selection.image)
+    name = name or selection.model_name
+    return _analysis(source, name, selection.device, selection.image_key, selection.image, intervention)
 
 
-def _analysis(source: ModelSource, name: str, device: str, image_key: str, image: np.ndarray) -> Analysis | None:
-    """Model `name` of `source` on a photo: one job of the shared pool (attnviz.app.queueing), which loads the model
-    and runs it (both cached, attnviz.app.resources); None, with the source's message, when it cannot."""
+def _analysis(
+    source: ModelSource,
+    name: str,
+    device: str,
+    image_key: str,
+    image: np.ndarray,
+    intervention: Intervention | None = None,
+) -> Analysis | None:
+    """Model `name` of `source` on a photo (`intervention`: its modules switched): one job of the shared pool
+    (attnviz.app.queueing), which loads the model and runs it (both cached, attnviz.app.resources, keyed by the
+    intervention too); None, with the source's message, when it cannot."""
     try:
         return pooled(
-            (source, name, device, image_key),
-            lambda: model_analysis(source, name, device, image_key, image),
+            (source, name, device, image_key, intervention),
+            lambda: model_analysis(source, name, device, image_key, image, intervention),
             t(source.running_key),
         )
     except source.failures as error:

@@ -104,6 +104,15 @@ LECTURE_PREVIOUS = "lecture_previous"
 LECTURE_NEXT = "lecture_next"
 LECTURE_CANVAS = "lecture_canvas"
 
+# ---- "Switch it off" (attnviz.app.switch), on every module page, lecture step and a user model's Overview
+
+
+def switch(context: str, part: str) -> str:
+    """A widget of the switch section shown in `context` (a page or a lecture step): part "mode" (the radio),
+    "modules" (the picker), "changed" (the map of changed pixels)."""
+    return f"switch_{context}_{part}"
+
+
 # ---- Overview and Compare pages
 PREDICTION_PNG = "prediction_png"
 TRAINING_CURVE = "training_curve"

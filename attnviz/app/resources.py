@@ -31,6 +31,7 @@ from attnviz.analysis.hover import HoverPayload, channel_payload, hover_payload
 from attnviz.app.language import t
 from attnviz.app.settings import settings
 from attnviz.app.sources import model_source
+from attnviz.capture.interventions import Intervention
 from attnviz.capture.recorder import split_name
 from attnviz.data.images import decode_image
 from attnviz.data.samples import load_sample
@@ -114,9 +115,17 @@ def loaded_model(source: ModelSource, name: str, device: str) -> LoadedModel:
 
 
 @st.cache_resource(max_entries=48, show_spinner=False)
-def model_analysis(source: ModelSource, name: str, device: str, image_key: str, _image: np.ndarray) -> Analysis:
-    """The analysis of model `name` of `source` on a photo (one forward pass with capture), once per photo."""
-    return source.analyse(loaded_model(source, name, device).model, _image, name)
+def model_analysis(
+    source: ModelSource,
+    name: str,
+    device: str,
+    image_key: str,
+    _image: np.ndarray,
+    intervention: Intervention | None = None,
+) -> Analysis:
+    """The analysis of model `name` of `source` on a photo (one forward pass with capture), once per photo and
+    intervention (None: the model as it is; else its modules switched off or flat, one more cached pass)."""
+    return source.analyse(loaded_model(source, name, device).model, _image, name, intervention=intervention)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from attnviz.analysis.forward import Analysis, analyse, analyse_classifier, analyse_user_model
+from attnviz.capture.interventions import Intervention
 from attnviz.i18n import Phrase
 from attnviz.models.checkpoint import CheckpointError, load_checkpoint, weights_path
 from attnviz.models.imagenet import load_imagenet_model
@@ -73,8 +74,9 @@ class ModelSource(ABC):
         """Model `name` in eval mode on `device`."""
 
     @abstractmethod
-    def analyse(self, model: Any, image: np.ndarray, name: str) -> Analysis:
-        """One forward pass with capture of `model` (a LoadedModel's model) on `image` (H, W, 3 uint8)."""
+    def analyse(self, model: Any, image: np.ndarray, name: str, intervention: Intervention | None = None) -> Analysis:
+        """One forward pass with capture of `model` (a LoadedModel's model) on `image` (H, W, 3 uint8), with
+        `intervention`'s modules switched off or flattened when one is given (attnviz.capture.interventions)."""
 
     def failure(self, error: BaseException) -> str:
         """What went wrong, for the message `sources.failed_<key>`."""
@@ -95,8 +97,8 @@ class CamVidSource(ModelSource):
             model, Weights(Phrase.of("sources.weights_checkpoint", file=weights_path(card, name, self.directory).name))
         )
 
-    def analyse(self, model: Any, image: np.ndarray, name: str) -> Analysis:
-        return analyse(model, image, name)
+    def analyse(self, model: Any, image: np.ndarray, name: str, intervention: Intervention | None = None) -> Analysis:
+        return analyse(model, image, name, intervention=intervention)
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,8 @@ class TimmSource(ModelSource):
         model, weights = load_imagenet_model(name, self.weights_folder or None)
         return LoadedModel(model.to(device), Weights(Phrase.of(f"sources.weights_{weights.origin}"), weights.trained))
 
-    def analyse(self, model: Any, image: np.ndarray, name: str) -> Analysis:
-        return analyse_classifier(model, image, name)
+    def analyse(self, model: Any, image: np.ndarray, name: str, intervention: Intervention | None = None) -> Analysis:
+        return analyse_classifier(model, image, name, intervention=intervention)
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,8 @@ class UserSource(ModelSource):
         )
         return LoadedModel(model, Weights(phrase))
 
-    def analyse(self, model: Any, image: np.ndarray, name: str) -> Analysis:
-        return analyse_user_model(model, image, name)
+    def analyse(self, model: Any, image: np.ndarray, name: str, intervention: Intervention | None = None) -> Analysis:
+        return analyse_user_model(model, image, name, intervention=intervention)
 
     def failure(self, error: BaseException) -> str:
         """Our own UserModelError says what went wrong; anything else came from the user's code: its type too."""
