@@ -24,6 +24,7 @@ from attnviz.analysis.views import (
 )
 from attnviz.app import keys
 from attnviz.capture import CoordinateAttentionRecord
+from attnviz.kinds import AttentionKind
 from attnviz.results import BASELINE, DASH, EFFECTS, interventions_source, results_rows, switch_figures
 from attnviz.viz.figures import coordinate_attention_figure, layer_summary_figure, short_layer_name
 from attnviz.viz.overlays import blend_heatmap, blend_labels
@@ -31,6 +32,7 @@ from attnviz.viz.overlays import blend_heatmap, blend_labels
 t = app.t
 
 # results_rows' columns -> their short header and help text (compare.columns / compare.help)
+KIND_WORDS = [kind.value for kind in AttentionKind if kind != AttentionKind.NONE]  # switch.kinds in the catalogs
 COLUMNS = {
     "model": "model",
     "shown": "shown",
@@ -175,16 +177,20 @@ def module_contributions(results: dict) -> None:
         return
     st.markdown(t("compare.switches.intuition", photos=source["photos"]))
     words = {effect: t(f"compare.switches.effects.{effect}") for effect in EFFECTS}
+    kinds = {kind: t(f"switch.kinds.{kind}") for kind in KIND_WORDS}
     config = switch_column_config()
-    st.dataframe(switch_table(figures, words), hide_index=True, column_config=config)
+    st.dataframe(switch_table(figures, words, kinds), hide_index=True, column_config=config)
     summary = switch_summary(figures)
-    st.markdown(t("compare.switches.summary", **{**summary, "mode": t(f"compare.switches.modes.{summary['mode']}")}))
+    kind, at, stage = summary["module"].partition(" @ ")
+    module = kinds.get(kind, kind) + (f" @ {stage}" if at else "")
+    mode = t(f"compare.switches.modes.{summary['mode']}")
+    st.markdown(t("compare.switches.summary", **{**summary, "mode": mode, "module": module}))
     st.markdown(t("compare.switches.notice"))
     with st.expander(t("common.for_researchers")):
         stages = switch_figures(results, "stages")
         if stages:
             st.markdown(t("compare.switches.stages"))
-            st.dataframe(switch_table(stages, words), hide_index=True, column_config=config)
+            st.dataframe(switch_table(stages, words, kinds), hide_index=True, column_config=config)
         st.caption(t("compare.switches.source", **source))
         if source["missing"]:
             st.caption(t("compare.switches.missing", missing=", ".join(source["missing"])))

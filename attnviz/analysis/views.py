@@ -640,12 +640,17 @@ def evaluation_source(results: dict) -> dict[str, object]:
 SWITCH_COLUMNS = ("model", "module", "off", "off_effect", "flat", "flat_effect")
 
 
-def switch_table(figures: list[dict], effect_words: dict[str, str]) -> pd.DataFrame:
+def switch_table(
+    figures: list[dict], effect_words: dict[str, str], kind_words: dict[str, str] | None = None
+) -> pd.DataFrame:
     """results.switch_figures as the page's table (SWITCH_COLUMNS): each mode's change in mIoU points with its
-    interval, and what that interval says in `effect_words` (keyed by results.EFFECTS); a dash where missing."""
+    interval, and what that interval says in `effect_words` (keyed by results.EFFECTS); a dash where missing.
+    A group ("eca", or "eca @ backbone.layer2" by stage) is named by its kind's word in `kind_words`."""
     rows = []
     for figure in figures:
-        row = {"model": figure["model"], "module": figure["module"]}
+        kind, at, stage = figure["module"].partition(" @ ")
+        module = (kind_words or {}).get(kind, kind) + (f" @ {stage}" if at else "")
+        row = {"model": figure["model"], "module": module}
         for mode in ("off", "flat"):
             row[mode] = switch_text(figure[mode])
             row[f"{mode}_effect"] = DASH if figure[mode] is None else effect_words[figure[mode]["effect"]]
