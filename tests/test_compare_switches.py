@@ -28,9 +28,10 @@ def test_the_compare_page_shows_what_switching_each_module_does_in_both_language
             "compare.switches.title", language
         )  # after the models' columns, before the table of the separately trained models
         shown = at.dataframe[0].value
-        assert shown.equals(switch_table(switch_figures(results), words))
+        kinds = {kind: translate(f"switch.kinds.{kind}", language) for kind in ("eca", "pam")}
+        assert shown.equals(switch_table(switch_figures(results), words, kinds))
         assert (shown["off_effect"] == translate("compare.switches.effects.higher", language)).sum() == 1
         assert translate("compare.switches.effects.unmeasurable", language) in shown["flat_effect"].tolist()
         text = "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
         assert translate("compare.switches.modes.off", language) in text and "-2.00" in text
-        assert at.dataframe[1].value.equals(switch_table(switch_figures(results, "stages"), words))
+        assert at.dataframe[1].value.equals(switch_table(switch_figures(results, "stages"), words, kinds))

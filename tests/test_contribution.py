@@ -188,3 +188,15 @@ def test_flat_over_the_photos_equals_the_librarys_analysis_with_a_whole_capture(
         for image, label in photos
     ]
     assert len(modules) == 8 and np.array_equal(np.load(flat_file)["confusions"], np.stack(expected))
+
+
+def test_the_readme_switch_tables_are_what_python_m_attnviz_results_prints():
+    """Every number of the README's switch-it-off tables comes from results.json through one command."""
+    from pathlib import Path
+
+    from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tables = interventions_tables(read_results(DEFAULT_CHECKPOINT_DIR / "results.json"))
+    for table in tables.split("\n\n"):
+        assert table in readme, table.splitlines()[0]

@@ -561,5 +561,6 @@ def test_the_switch_table_says_what_each_interval_says():
         "mode": "off",
         "difference": pytest.approx(-2.0),
     }
-    assert switch_figures(_switch_results(), "stages")[0]["module"] == "eca @ backbone.layer1"
+    stages = switch_table(switch_figures(_switch_results(), "stages"), words, {"eca": "ECA"})
+    assert stages["module"].tolist() == ["ECA @ backbone.layer1"]  # named by its kind's word, its stage kept
     assert switch_summary([]) is None and switch_figures({}) == [] and switch_figures({"interventions": 3}) == []
