@@ -17,6 +17,8 @@ python -m attnviz.app_bench, into the same file.)
            structure (attnviz.capture.families), vs its plain forward; the bytes the record keeps.
 - train:   training steps of danet-eca (width 0.5, 360x480, batch 8): augmentation time and step time with
            the data on the host vs on the device, with and without the PAM affinity loss; GPU peak memory.
+- interventions: a forward with every module of one attention kind switched off or flat, against the plain
+           forward with capture (danet-eca's ECA, PAM and CAM; fcn-cbam's CBAM), interleaved.
 """
 
 from __future__ import annotations
@@ -376,7 +378,56 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
     return {"rows": rows}
 
 
+def _case_interventions(names: tuple[str, ...], device: str, repeats: int = 7) -> dict:
+    """A switched forward (attnviz.capture.interventions: every module of each attention kind off, then flat)
+    against the plain forward with capture, on a sample photo at 360x480, batch 1: interleaved rounds, the median
+    of each and the median ratio of the pairs."""
+    import numpy as np
+
+    from attnviz.analysis.forward import analyse, image_to_tensor
+    from attnviz.analysis.switch import cbam_parents, switch_groups
+    from attnviz.capture import capture
+    from attnviz.capture.interventions import MODES, Intervention, intervened
+    from attnviz.data.samples import list_samples, load_sample
+    from attnviz.models import load_checkpoint
+
+    image = load_sample(list_samples()[0]).image
+    rows = []
+    for name in names:
+        model = load_checkpoint(name)[0].eval().to(device)
+        x = image_to_tensor(image, device)
+        records = analyse(model, image, keep_features=False).records
+        for kind, paths in switch_groups(records, cbam_parents(records)).items():
+            for mode in MODES:
+                switch = Intervention(mode, paths)
+
+                def timed(intervention, model=model, x=x):
+                    started = time.perf_counter()
+                    with torch.no_grad(), capture(model), intervened(model, intervention):
+                        model(x)
+                    _sync(device)
+                    return time.perf_counter() - started
+
+                timed(None), timed(switch)  # warm up both
+                pairs = [(timed(None), timed(switch)) for _ in range(repeats)]
+                plain, switched = np.array(pairs).T
+                rows.append(
+                    {
+                        "model": name,
+                        "kind": kind,
+                        "mode": mode,
+                        "modules": len(paths),
+                        "device": device,
+                        "captured_s": float(np.median(plain)),
+                        "switched_s": float(np.median(switched)),
+                        "ratio": statistics.median(b / a for a, b in pairs),
+                    }
+                )
+    return {"image": [360, 480], "repeats": repeats, "rows": rows}
+
+
 _CASES = {
+    "interventions": _case_interventions,
     "readers": _case_readers,
     "pam": _case_pam,
     "click": _case_click,
@@ -453,6 +504,12 @@ def main(argv=None) -> int:
     if "readers" in args.only:
         report["readers"] = _run_child("readers", device=args.device)
         print(json.dumps(report["readers"]), flush=True)
+    if "interventions" in args.only:
+        report["interventions"] = {
+            **_run_child("interventions", names=["danet-eca", "fcn-cbam"], device=args.device),
+            "machine": machine_info(),  # the section's own: other sections may come from other machines
+        }
+        print(json.dumps(report["interventions"]), flush=True)
     if "train" in args.only:
         steps = args.train_steps or (20 if args.device == "cuda" else 3)
         rows = []
