@@ -249,8 +249,10 @@ def markdown_tables(results: dict) -> str:
 # mIoU with each attention kind ("kinds") or each kind's stage ("stages") switched off or flattened
 
 SWITCH_MODES = ("off", "flat")
-# what a switch's interval says: below 0 (the model needs the module), above 0, or it includes 0
-EFFECTS = ("lower", "higher", "unmeasurable")
+# what a switch's interval says: below 0 (the model needs the module), above 0, beyond noise but under
+# NEGLIGIBLE in size, or it includes 0
+EFFECTS = ("lower", "higher", "negligible", "unmeasurable")
+NEGLIGIBLE = 0.001  # an mIoU change under 0.1 points, even beyond the test photos' noise, is next to nothing
 
 
 def _switch_figure(block) -> dict | None:
@@ -261,6 +263,8 @@ def _switch_figure(block) -> dict | None:
     if difference is None or low is None or high is None:
         return None
     effect = "lower" if high < 0 else "higher" if low > 0 else "unmeasurable"
+    if effect != "unmeasurable" and abs(difference) < NEGLIGIBLE:
+        effect = "negligible"
     return {"difference": difference, "low": low, "high": high, "effect": effect}
 
 

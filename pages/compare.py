@@ -32,6 +32,14 @@ from attnviz.viz.overlays import blend_heatmap, blend_labels
 t = app.t
 
 # results_rows' columns -> their short header and help text (compare.columns / compare.help)
+ROW_PX = 35  # a Streamlit data frame's row (and header) height
+
+
+def whole_table_height(rows: int) -> int:
+    """A data frame's height that shows every row, with no scrolling inside it (a teacher's screen shows all)."""
+    return (rows + 1) * ROW_PX + 3
+
+
 KIND_WORDS = [kind.value for kind in AttentionKind if kind != AttentionKind.NONE]  # switch.kinds in the catalogs
 COLUMNS = {
     "model": "model",
@@ -179,7 +187,8 @@ def module_contributions(results: dict) -> None:
     words = {effect: t(f"compare.switches.effects.{effect}") for effect in EFFECTS}
     kinds = {kind: t(f"switch.kinds.{kind}") for kind in KIND_WORDS}
     config = switch_column_config()
-    st.dataframe(switch_table(figures, words, kinds), hide_index=True, column_config=config)
+    table = switch_table(figures, words, kinds)
+    st.dataframe(table, hide_index=True, column_config=config, height=whole_table_height(len(table)))
     summary = switch_summary(figures)
     kind, at, stage = summary["module"].partition(" @ ")
     module = kinds.get(kind, kind) + (f" @ {stage}" if at else "")
@@ -190,7 +199,8 @@ def module_contributions(results: dict) -> None:
         stages = switch_figures(results, "stages")
         if stages:
             st.markdown(t("compare.switches.stages"))
-            st.dataframe(switch_table(stages, words, kinds), hide_index=True, column_config=config)
+            table = switch_table(stages, words, kinds)
+            st.dataframe(table, hide_index=True, column_config=config, height=whole_table_height(len(table)))
         st.caption(t("compare.switches.source", **source))
         if source["missing"]:
             st.caption(t("compare.switches.missing", missing=", ".join(source["missing"])))

@@ -119,31 +119,32 @@ def test_each_module_page_switches_its_modules_as_the_library_does(page, model, 
         at.session_state["language"] = language
         at.run()
         assert not at.exception, [e.value for e in at.exception]
-        every = translate("switch.all", language, kind=translate(f"switch.kinds.{kind}", language), count=count)
+        words = dict(kind=translate(f"switch.kinds.{kind}", language), count=count)
+        every = translate("switch.all" if count > 1 else "switch.only", language, **words)
         action = translate(f"switch.action.{mode}", language, module=every)
         _assert_segmentation_shown(at, effect, before, after, language, action)
 
 
-def test_a_lecture_step_says_what_switching_its_module_off_showed():
+def test_a_lecture_step_says_what_flattening_its_module_showed():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
     at.switch_page("pages/lecture.py")
     at.session_state["lecture_step"] = "pam"
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.radio(key="switch_lecture_pam_mode").value == OFF  # a lecture step shows the switch at once
+    assert at.radio(key="switch_lecture_pam_mode").value == FLAT  # a lecture step shows the switch at once
     sample = load_sample(list_samples()[0])
     network, _ = load_checkpoint("danet-eca-affinity")
     before, after, effect, count = _effect(
         lambda switch: analyse(network, sample.image, "danet-eca-affinity", intervention=switch),
         "pam",
-        OFF,
+        FLAT,
         sample.label,
     )
     for language in LANGUAGES:
         at.session_state["language"] = language
         at.run()
-        action = translate("switch.action.off", language, module=translate("switch.all", language, kind="PAM", count=1))
+        action = translate("switch.action.flat", language, module=translate("switch.only", language, kind="PAM"))
         _assert_segmentation_shown(at, effect, before, after, language, action)
 
 

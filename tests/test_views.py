@@ -544,7 +544,7 @@ def test_the_switch_table_says_what_each_interval_says():
     from attnviz.analysis.views import SWITCH_COLUMNS, switch_summary, switch_table
     from attnviz.results import DASH, EFFECTS, switch_figures
 
-    words = dict(zip(EFFECTS, ("下降", "上升", "测不出")))
+    words = dict(zip(EFFECTS, ("下降", "上升", "几乎不变", "测不出")))
     figures = switch_figures(_switch_results())
     table = switch_table(figures, words)
     assert list(table.columns) == list(SWITCH_COLUMNS)
@@ -556,6 +556,7 @@ def test_the_switch_table_says_what_each_interval_says():
     assert summary == {
         "switches": 3,
         "unmeasurable": 1,
+        "negligible": 0,
         "model": "fcn-eca",
         "module": "eca",
         "mode": "off",
@@ -564,3 +565,25 @@ def test_the_switch_table_says_what_each_interval_says():
     stages = switch_table(switch_figures(_switch_results(), "stages"), words, {"eca": "ECA"})
     assert stages["module"].tolist() == ["ECA @ backbone.layer1"]  # named by its kind's word, its stage kept
     assert switch_summary([]) is None and switch_figures({}) == [] and switch_figures({"interventions": 3}) == []
+
+
+def test_a_change_beyond_noise_but_under_a_tenth_of_a_point_is_next_to_nothing():
+    from attnviz.results import switch_figures
+
+    results = {
+        "interventions": {
+            "models": {
+                "m": {
+                    "miou": 0.5,
+                    "kinds": {
+                        "cam": {
+                            "off": {"difference": 0.0003, "low": 0.0002, "high": 0.0004},
+                            "flat": {"difference": -0.002, "low": -0.003, "high": -0.001},
+                        }
+                    },
+                }
+            }
+        }
+    }
+    (row,) = switch_figures(results, "kinds")
+    assert row["off"]["effect"] == "negligible" and row["flat"]["effect"] == "lower"

@@ -668,6 +668,7 @@ def switch_summary(figures: list[dict]) -> dict | None:
     return {
         "switches": len(found),
         "unmeasurable": sum(row_[mode_]["effect"] == "unmeasurable" for row_, mode_ in found),
+        "negligible": sum(row_[mode_]["effect"] == "negligible" for row_, mode_ in found),
         "model": row["model"],
         "module": row["module"],
         "mode": mode,

@@ -53,7 +53,9 @@ def choice_label(choice: SwitchChoice, tr=None) -> str:
         return choice.layer
     tr = tr or t
     words = dict(kind=kind_name(choice.kind, tr), count=len(choice.paths))
-    return tr("switch.stage", stage=choice.stage, **words) if choice.stage else tr("switch.all", **words)
+    if choice.stage:
+        return tr("switch.stage", stage=choice.stage, **words)
+    return tr("switch.all" if len(choice.paths) > 1 else "switch.only", **words)
 
 
 def _controls(choices: dict[str, SwitchChoice], context: str, start: str) -> tuple[str, str]:
@@ -89,7 +91,9 @@ def switch_section(
         return
     st.subheader(t("switch.title"))
     st.markdown(t("switch.intro"))
-    mode, picked = _controls(choices, context, OFF if context.startswith("lecture") else AS_TRAINED)
+    # a lecture step shows a switch at once: flat, which keeps the features' scale (off also feeds the next
+    # layers a scale they never saw, the most dramatic answer and not the most telling one)
+    mode, picked = _controls(choices, context, FLAT if context.startswith("lecture") else AS_TRAINED)
     if mode == AS_TRAINED:
         st.caption(t("switch.pick"))
         return
