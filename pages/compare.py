@@ -19,6 +19,7 @@ from attnviz.analysis.views import (
     default_comparison,
     evaluation_source,
     photos_evaluated,
+    switch_group_label,
     switch_summary,
     switch_table,
 )
@@ -190,8 +191,7 @@ def module_contributions(results: dict) -> None:
     table = switch_table(figures, words, kinds)
     st.dataframe(table, hide_index=True, column_config=config, height=whole_table_height(len(table)))
     summary = switch_summary(figures)
-    kind, at, stage = summary["module"].partition(" @ ")
-    module = kinds.get(kind, kind) + (f" @ {stage}" if at else "")
+    module = switch_group_label(summary["module"], kinds)
     mode = t(f"compare.switches.modes.{summary['mode']}")
     st.markdown(t("compare.switches.summary", **{**summary, "mode": mode, "module": module}))
     st.markdown(t("compare.switches.notice"))

@@ -640,6 +640,12 @@ def evaluation_source(results: dict) -> dict[str, object]:
 SWITCH_COLUMNS = ("model", "module", "off", "off_effect", "flat", "flat_effect")
 
 
+def switch_group_label(group: str, kind_words: dict[str, str] | None = None) -> str:
+    """A switched group ("eca", or "eca @ backbone.layer2" by stage) named by its kind's word in `kind_words`."""
+    kind, at, stage = group.partition(" @ ")
+    return (kind_words or {}).get(kind, kind) + (f" @ {stage}" if at else "")
+
+
 def switch_table(
     figures: list[dict], effect_words: dict[str, str], kind_words: dict[str, str] | None = None
 ) -> pd.DataFrame:
@@ -648,9 +654,7 @@ def switch_table(
     A group ("eca", or "eca @ backbone.layer2" by stage) is named by its kind's word in `kind_words`."""
     rows = []
     for figure in figures:
-        kind, at, stage = figure["module"].partition(" @ ")
-        module = (kind_words or {}).get(kind, kind) + (f" @ {stage}" if at else "")
-        row = {"model": figure["model"], "module": module}
+        row = {"model": figure["model"], "module": switch_group_label(figure["module"], kind_words)}
         for mode in ("off", "flat"):
             row[mode] = switch_text(figure[mode])
             row[f"{mode}_effect"] = DASH if figure[mode] is None else effect_words[figure[mode]["effect"]]
