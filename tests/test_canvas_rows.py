@@ -46,24 +46,19 @@ def _records():
 
 
 def _view(page, script, record, mode, cell):
-    from attnviz.i18n import section
-    from attnviz.viz.colours import page_table
+    from attnviz.viz.canvas import attention_canvas_data  # the app's own data for the script
 
     tables = grid_tables(IMAGE_HW, GRID_HW)
-    pixel = [tables["centre_x"][cell[1]], tables["centre_y"][cell[0]]]
-    data = {
-        "version": "1",
-        "photo": "data:image/gif;base64,R0lGODlhAQABAAAAACw=",
-        "image_hw": list(IMAGE_HW),
-        "panels": [{**hover_payload(record, IMAGE_HW).data, "title": ""}],
-        "mode": mode,
-        "opacity": 0.8,
-        "scale": "own",
-        "pixel": pixel,
-        "pins": [],
-        "labels": section("canvas", "en"),
-        "colours": page_table(),
-    }
+    data = attention_canvas_data(
+        version="1",
+        photo="data:image/gif;base64,R0lGODlhAQABAAAAACw=",
+        image_hw=IMAGE_HW,
+        panels=[{**hover_payload(record, IMAGE_HW).data, "title": ""}],
+        mode=mode,
+        opacity=0.8,
+        pixel=(tables["centre_x"][cell[1]], tables["centre_y"][cell[0]]),
+        pins=[],
+    )
     page.set_content('<div id="parent"><div class="attnviz-canvas"></div></div>')
     return page.evaluate(_RENDER, {"script": script, "data": data})
 
