@@ -1,9 +1,9 @@
 """The guided lecture: the article's seven modules in its order, each with this photo's numbers.
 
 The article the project grew from is a Chinese lecture in two parts: SE, CBAM and Coordinate
-Attention; then ECA, DANet's position and channel attention and "flexible" attention (CBAM's channel
-branch). The lecture follows it, with flexible attention before DANet (it is one half of CBAM, and DANet
-closes the lecture): SE, CBAM, CA, ECA, flexible, PAM, CAM. Each step is shown on the shipped model that
+Attention (part one); then ECA, DANet's 空间注意力模块 (position attention, PAM) and 通道注意力模块 (channel
+attention, CAM), then 柔性注意力 ("flexible" attention, CBAM's channel branch). The lecture follows it step by
+step: SE, CBAM, CA, ECA, PAM, CAM, flexible. Each step is shown on the shipped model that
 teaches it (`STEP_MODELS`) and names the terms of its formula with the numbers of the photo at hand
 (`step_numbers`, computed from the captured records only: the tests rebuild each number independently).
 
@@ -25,15 +25,15 @@ from attnviz.modules.se import pre_sigmoid
 
 __all__ = ["STEPS", "STEP_MODELS", "FORMULAS", "StepNumbers", "step_numbers"]
 
-STEPS = ("se", "cbam", "ca", "eca", "flexible", "pam", "cam")
+STEPS = ("se", "cbam", "ca", "eca", "pam", "cam", "flexible")
 STEP_MODELS = {
     "se": "fcn-se",
     "cbam": "fcn-cbam",
     "ca": "fcn-ca",
     "eca": "fcn-eca",
-    "flexible": "fcn-flexible",
     "pam": "danet-eca-affinity",
     "cam": "danet-eca",
+    "flexible": "fcn-flexible",
 }
 
 # each step's formula (LaTeX, the same in every language), one equation per line so that a phone's 390 px
