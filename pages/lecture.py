@@ -5,10 +5,12 @@ step's intuition, its live figure with what to notice and its formula with this 
 buttons to the step before and after. attnviz.analysis.lecture computes each step's numbers and
 attnviz.app.lecture draws its figure."""
 
+import math
+
 import streamlit as st
 
 from attnviz import app
-from attnviz.analysis.lecture import FORMULAS, STEP_MODELS, STEPS, step_numbers
+from attnviz.analysis.lecture import FORMULAS, STEP_COMPANIONS, STEP_MODELS, STEPS, far_key_median, step_numbers
 from attnviz.analysis.views import neighbours
 from attnviz.app import keys
 from attnviz.app.language import t
@@ -46,15 +48,37 @@ def live_step(selection, step: str) -> None:
     analysis = app.analysis_for(selection, model_name)
     if analysis is None:
         app.stop_page()
-    numbers = step_numbers(step, analysis)
+    numbers = step_numbers(step, analysis, label=selection.label)
+    companion = companion_analysis(selection, step)
     st.caption(t("lecture.model_note", model=model_name, photo=selection.image_title))
-    step_figure(step, selection, analysis, numbers)
-    st.markdown(f"**{t('lecture.notice_title')}:** " + t(f"lecture.{step}.notice", **numbers.terms))
+    step_figure(step, selection, analysis, numbers, companion)
+    st.markdown(f"**{t('lecture.notice_title')}** " + t(f"lecture.{step}.notice", **numbers.terms))
+    if companion is not None:
+        side_by_side(selection, analysis, companion, numbers)
     st.latex(FORMULAS[step])
-    st.markdown(
-        f"**{t('lecture.numbers_title')}:** " + t(f"lecture.{step}.terms", layer=numbers.layer, **numbers.terms)
-    )
+    st.markdown(f"**{t('lecture.numbers_title')}** " + t(f"lecture.{step}.terms", layer=numbers.layer, **numbers.terms))
     app.switch_section(selection, analysis, (step,), context=f"lecture_{step}", model_name=model_name)
+
+
+def companion_analysis(selection, step: str):
+    """The analysis of the model the step draws beside its own (STEP_COMPANIONS), or None (none, or not
+    shipped)."""
+    name = STEP_COMPANIONS.get(step)
+    return app.analysis_for(selection, name) if name in app.catalogue() else None
+
+
+def side_by_side(selection, analysis, companion, numbers) -> None:
+    """The PAM step's two models: which is which and what the affinity loss is, their test-split medians and
+    this pixel's own-class ratios (each sentence only where its numbers exist)."""
+    catalogue = app.catalogue()
+    sentences = [t("lecture.pam.which", plain=companion.model_name, affinity=analysis.model_name)]
+    medians = [far_key_median(catalogue[a.model_name].card) for a in (companion, analysis)]
+    if None not in medians:
+        sentences.append(t("lecture.pam.medians", plain=medians[0], affinity=medians[1]))
+    plain = step_numbers("pam", companion, label=selection.label).terms["own_ratio"]
+    if not (math.isnan(plain) or math.isnan(numbers.terms["own_ratio"])):  # the pixel is labelled
+        sentences.append(t("lecture.pam.this_pixel", plain=plain, affinity=numbers.terms["own_ratio"]))
+    st.markdown(" ".join(sentences))
 
 
 def navigation(step: str) -> None:

@@ -23,7 +23,7 @@ from attnviz.kinds import AttentionKind
 from attnviz.modules.eca import eca_formula_terms
 from attnviz.modules.se import pre_sigmoid
 
-__all__ = ["STEPS", "STEP_MODELS", "FORMULAS", "StepNumbers", "step_numbers"]
+__all__ = ["STEPS", "STEP_MODELS", "STEP_COMPANIONS", "FORMULAS", "StepNumbers", "step_numbers", "far_key_median"]
 
 STEPS = ("se", "cbam", "ca", "eca", "pam", "cam", "flexible")
 STEP_MODELS = {
@@ -35,6 +35,9 @@ STEP_MODELS = {
     "cam": "danet-eca",
     "flexible": "fcn-flexible",
 }
+# the model drawn beside a step's own, on the same pixel: the PAM step's affinity-trained DANet (which groups a
+# class because its loss told it to) beside the plain DANet it was fine-tuned from (segmentation loss only)
+STEP_COMPANIONS = {"pam": "danet-eca"}
 
 # each step's formula (LaTeX, the same in every language), one equation per line so that a phone's 390 px
 # column holds it (python -m attnviz.screenshots measures it)
@@ -74,9 +77,21 @@ def _last(records: dict, what: str):
     return list(records.items())[-1]
 
 
-def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> StepNumbers:
+def far_key_median(card: dict) -> float | None:
+    """A DANet's test-split median of the far-key own-class ratio (attnviz.evaluate's pam_quality: the share of
+    a row of S on the query's class over far keys, / chance), from its model card; None where it was not
+    measured."""
+    block = card.get("evaluation", {}).get("pam_quality", {}).get("far_key_ratio", {})
+    median = block.get("median") if isinstance(block, dict) else None
+    return float(median) if isinstance(median, (int, float)) else None
+
+
+def step_numbers(
+    step: str, analysis, pixel: tuple[int, int] | None = None, label: np.ndarray | None = None
+) -> StepNumbers:
     """The named terms of step `step`'s formula for the analysed photo; `pixel` (x, y): the PAM step's query
-    pixel and the CA step's point (default: the photo's centre)."""
+    pixel and the CA step's point (default: the photo's centre); `label`: the photo's classes, for the PAM
+    step's own-class ratios (NaN without one)."""
     if step not in STEPS:
         raise ValueError(f"step must be one of {STEPS}, got {step!r}")
     height, width = analysis.image.shape[:2]
@@ -161,9 +176,10 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
         )
     if step == "pam":
         name, record = analysis.position
-        view = position_view(record, (x, y), (height, width))
+        view = position_view(record, (x, y), (height, width), label=label)
         query, key, energy, log_z, entry = view.formula
         top_row, top_col, _ = view.top_cells[0]
+        share = view.class_share
         return StepNumbers(
             name,
             {
@@ -180,6 +196,7 @@ def step_numbers(step: str, analysis, pixel: tuple[int, int] | None = None) -> S
                 "key_row": top_row,
                 "key_col": top_col,
                 "num_pixels": record.num_pixels,
+                "own_ratio": share.ratio if share is not None else float("nan"),
             },
         )
     name, record = _last(analysis.of_type(ChannelMapRecord), "DANet channel attention")

@@ -3,7 +3,8 @@
 Each step draws the figure that shows its module best, on the step's own shipped model and the sidebar's
 photo: SE and ECA their sorted channel weights, CBAM its spatial gate (with its colour bar, whose tiny
 range is the lesson), CA one channel's a_h·a_w, flexible attention both branches, DANet's position
-attention the live photo of attnviz.app.attention_canvas and its channel map the hovered X.
+attention the live photo of attnviz.app.attention_canvas (plain DANet and the class-affinity DANet side by side,
+one pointer for both) and its channel map the hovered X.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from attnviz.app import keys
 from attnviz.app.attention_canvas import attention_canvas
 from attnviz.app.channel_canvas import channel_canvas
 from attnviz.app.language import language, t
-from attnviz.app.resources import channel_data, hover_data
+from attnviz.app.resources import catalogue, channel_data, hover_data
 from attnviz.app.widgets import chart, figure_caption
 from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.viz.figures import attention_map_figure, branches_figure, sorted_weights_figure
 
-__all__ = ["step_figure", "presentation_style"]
+__all__ = ["step_figure", "pam_panels", "presentation_style"]
 
 _PRESENTATION_CSS = Path(__file__).resolve().parent / "presentation.css"
 
@@ -31,8 +32,29 @@ def presentation_style() -> None:
     st.html(f"<style>{_PRESENTATION_CSS.read_text(encoding='utf-8')}</style>")
 
 
-def step_figure(step: str, selection, analysis, numbers) -> None:
-    """Draw step `step`'s live figure for `analysis` (the step's model on the selection's photo)."""
+def pam_panels(selection, analyses: list) -> list[dict]:
+    """The PAM step's canvas panels, one per analysis (plain DANet first, then the class-affinity one), each
+    titled with which it is: the same photo, pixel and pointer for all."""
+    image_hw = selection.image.shape[:2]
+    panels = []
+    for analysis in analyses:
+        layer, record = analysis.position
+        payload = hover_data("camvid", analysis.model_name, selection.image_key, layer, image_hw, record)
+        info = catalogue().get(analysis.model_name)
+        which = "panel_affinity" if info is not None and info.pam_affinity > 0 else "panel_plain"
+        panels.append(
+            {
+                **payload.data,
+                "title": t(f"lecture.pam.{which}", model=analysis.model_name),
+                "id": f"lecture|{analysis.model_name}|{layer}",
+            }
+        )
+    return panels
+
+
+def step_figure(step: str, selection, analysis, numbers, companion=None) -> None:
+    """Draw step `step`'s live figure for `analysis` (the step's model on the selection's photo); `companion`:
+    the analysis of the model drawn beside it (attnviz.analysis.lecture.STEP_COMPANIONS), or None."""
     layer = numbers.layer
     lang = language()
     module = t(f"lecture.{step}.name")
@@ -96,9 +118,7 @@ def step_figure(step: str, selection, analysis, numbers) -> None:
             width="content",
         )
     elif step == "pam":
-        record = analysis.records[layer]
         image_hw = selection.image.shape[:2]
-        payload = hover_data("camvid", analysis.model_name, selection.image_key, layer, image_hw, record)
         st.caption(t("lecture.hover_hint"))
         attention_canvas(
             image=selection.image,
@@ -111,7 +131,7 @@ def step_figure(step: str, selection, analysis, numbers) -> None:
             on_pin=lambda x, y: None,
             key=f"{keys.LECTURE_CANVAS}_pam",
             language=language(),
-            panels=[{**payload.data, "title": "", "id": f"lecture|{analysis.model_name}|{layer}"}],
+            panels=pam_panels(selection, [a for a in (companion, analysis) if a is not None]),
         )
     elif step == "cam":
         record = analysis.records[layer]
