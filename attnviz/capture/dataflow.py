@@ -11,14 +11,23 @@ per capture, in the recorder).
 
 What it watches, and how it reads it, by shapes only (no names):
 
-- softmax, over any axis. Over the H*W positions of a grid seen in the module (its input's, or any 4-D
-  tensor's inside it): with a second axis over a grid's positions, a spatial attention S (queries x keys;
-  heads kept apart, folded out of the batch axis); without one, pooling maps (GCNet-style: every query gets
-  the same map). When the softmax's input is a product `a @ b` (matmul / bmm, optionally times a number), the
-  factors are kept and S is never stored (O(N C') memory, as for DANet's PAM); otherwise S itself is kept
-  when it fits `DENSE_LIMIT_BYTES`, and the Overview says when it did not. Over at most `MAX_BRANCHES`
-  entries beside a channel axis: branch weights (SKNet, ResNeSt, EPSANet). Over one axis with every other
-  axis 1: channel weights.
+- softmax, over any axis. Over the H*W positions of a grid seen in the module (its input's, or the input or
+  output of a convolution, pooling or resampling inside it): with a second axis over a grid's positions, a
+  spatial attention S (queries x keys; heads kept apart, folded out of the batch axis). The keys may lie on a
+  coarser grid than the queries: spatial-reduction attention (PVT v2, Wang et al., CVMJ 2022; SegFormer, Xie
+  et al., NeurIPS 2021) makes its keys with a strided convolution (or a pooling) of the token grid, whose input
+  shows the queries' grid; each query then has a row of its own over the reduced keys, as in a sub-sampled
+  non-local block. Without a second axis over a grid, pooling maps (GCNet-style: every query gets the same
+  map), but only when the softmax's input has no query axis in the module's own computation: it is not made
+  by a product with rows on both sides (`a @ b`, or an einsum, with more than one row and column, followed
+  through views, reshapes and arithmetic such as an added bias), and no other axis has as many entries as the
+  module's input has tokens. A softmax with a query axis whose grid is not seen is listed, not drawn: its rows
+  are per query, and their mean drawn for every query would be no row the module computed. When the
+  softmax's input is a product `a @ b` (matmul / bmm, optionally times a number), the factors are kept and S
+  is never stored (O(N C') memory, as for DANet's PAM); otherwise S itself is kept when it fits
+  `DENSE_LIMIT_BYTES`, and the Overview says when it did not. Over at most `MAX_BRANCHES` entries beside a
+  channel axis: branch weights (SKNet, ResNeSt, EPSANet). Over one axis with every other axis 1: channel
+  weights.
 - sigmoid, hard-sigmoid (and their in-place forms), followed through views, reshapes and arithmetic with
   numbers (BAM's (1 + w) * x) to the multiplication with the features: one weight per channel, per pixel
   (per channel group when the batch axis holds groups, as in SGE and ShuffleAttention), a pair of row and
@@ -55,6 +64,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -145,6 +155,8 @@ _SPATIAL_OPS = {
     "interpolate",
 }
 _MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
+# the ops that keep the query axis of a product's rows: views, expands, arithmetic (an added bias), masking
+_FOLLOWS_QUERIES = _VIEWS | _EXPANDS | _SCALAR | {"masked_fill", "masked_fill_"}
 _GATE_KINDS = ("gate", "plane", "elements")  # the kinds of the records made from gates (the others: softmaxes)
 
 
@@ -162,10 +174,11 @@ class _Frame:
     skipped: list[Phrase] = field(default_factory=list)  # what was seen and not drawn, and why
     switched: list[tuple[str, bool]] = field(default_factory=list)  # (key, foreseen as the call's only record)
 
-    def see(self, tensor: torch.Tensor) -> None:
+    def see(self, tensor: torch.Tensor, channels: bool = True) -> None:
         if tensor.dim() == 4:
             height, width = tensor.shape[-2:]
-            self.channels.add(int(tensor.shape[1]))
+            if channels:
+                self.channels.add(int(tensor.shape[1]))
             if height * width >= 4:
                 self.grids.setdefault(height * width, (int(height), int(width)))
 
@@ -289,6 +302,8 @@ class DataflowReader(TorchFunctionMode):
         self._token: contextvars.Token | None = None
         self.tracked: dict[int, _Tracked] = {}  # gate-derived tensors by id
         self.products: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]] = {}  # a @ b (x scale)
+        # tensors made by a product with rows on both sides, and what is derived from them (by id; not kept alive)
+        self.queried: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
         self.switch: GateSwitch | None = None  # the gates to switch in this context's passes (`switching`)
 
     def __enter__(self):
@@ -300,6 +315,7 @@ class DataflowReader(TorchFunctionMode):
         self.frames.clear()
         self.tracked.clear()
         self.products.clear()
+        self.queried.clear()
         return super().__exit__(*exc)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -313,6 +329,8 @@ class DataflowReader(TorchFunctionMode):
         frame = self.frames[-1]
         if isinstance(out, torch.Tensor):
             if name in _SPATIAL_OPS:
+                if args and isinstance(args[0], torch.Tensor):  # the grid it reads (a token grid reshaped for it)
+                    frame.see(args[0], channels=False)
                 frame.see(out)
             try:
                 with torch.no_grad():
@@ -340,12 +358,31 @@ class DataflowReader(TorchFunctionMode):
                 a, b = b, a
             if a.dim() >= 2 and b.dim() >= 2:
                 self.products[id(out)] = (out, a.detach(), b.detach(), 1.0)
+                if a.shape[-2] > 1 and b.shape[-1] > 1:
+                    self.queried[id(out)] = out
+        elif name == "einsum" and _einsum_has_rows(args):
+            self.queried[id(out)] = out
         elif isinstance(first, torch.Tensor) and id(first) in self.tracked:
             self._follow_gate(name, args, out)
         elif len(args) >= 2 and isinstance(args[1], torch.Tensor) and id(args[1]) in self.tracked:
             self._follow_gate(name, (args[1], args[0]), out)
         if isinstance(first, torch.Tensor) and id(first) in self.products and first is not out:
             self._follow_product(name, args, out)
+        if name in _FOLLOWS_QUERIES and any(self._is_queried(a) for a in args[:2]):
+            self.queried[id(out)] = out
+
+    def _is_queried(self, tensor) -> bool:
+        """Whether `tensor` was made by a product with rows on both sides, or derived from one (module docstring)."""
+        return isinstance(tensor, torch.Tensor) and self.queried.get(id(tensor)) is tensor
+
+    def _has_query_axis(self, frame: _Frame, inp: torch.Tensor, shape: tuple[int, ...], dim: int) -> bool:
+        """Whether a softmax of `inp` over `dim` has a query axis in the module's own computation: its input came
+        from a product with rows on both sides, or another axis has as many entries as the module's input has
+        tokens ((B, N, C)). Pooling maps (GCNet's softmax of a 1-channel convolution over H*W) have neither."""
+        if self._is_queried(inp):
+            return True
+        tokens = int(frame.x.shape[1]) if frame.x is not None and frame.x.dim() == 3 else 0
+        return tokens > 1 and any(shape[i] == tokens for i in range(1, len(shape)) if i != dim)
 
     def _follow_gate(self, name: str, args, out: torch.Tensor) -> None:
         tracked = self.tracked[id(args[0])]
@@ -512,6 +549,12 @@ class DataflowReader(TorchFunctionMode):
         if own is not None and own[0] * own[1] == shape[dim]:
             key_hw = own
         candidates = [i for i in (dim - 1, dim + 1) if 0 < i < len(shape) and shape[i] in grids]
+        if not candidates and self._has_query_axis(frame, inp, shape, dim):  # rows per query, on no grid seen
+            rows = math.prod(shape) // (batch * shape[dim])
+            frame.skipped.append(
+                _not_drawn("queries_unplaced", height=key_hw[0], width=key_hw[1], rows=rows, shape=_shape(shape))
+            )
+            return
         if not candidates:  # pooling maps: every query gets the same map
             maps = out.detach().movedim(dim, -1).reshape(shape[0], -1, shape[dim])
             maps = _fold_batch(maps, batch).reshape(batch, -1, *key_hw)
@@ -650,6 +693,32 @@ def _softmax_rtol(query: torch.Tensor, key: torch.Tensor, unit: float) -> float:
     gamma = depth * unit / (1 - depth * unit)
     delta = (gamma + 2 * unit) * float((query.abs() @ key.abs().transpose(-1, -2)).max())
     return math.expm1(2 * delta) + keys * unit / (1 - keys * unit) + 4 * unit
+
+
+def _einsum_has_rows(args) -> bool:
+    """Whether `torch.einsum(equation, a, b)` is a product with rows on both sides: its output keeps more than
+    one entry of an index only `a` has and of an index only `b` has (q k^T's queries and keys)."""
+    if len(args) < 2 or not isinstance(args[0], str):
+        return False
+    operands = list(args[1]) if len(args) == 2 and isinstance(args[1], (list, tuple)) else list(args[1:])
+    equation = args[0].replace(" ", "")
+    if len(operands) != 2 or "->" not in equation:
+        return False
+    inputs, output = equation.split("->")
+    specs = inputs.split(",")
+    if len(specs) != 2:
+        return False
+    sizes = [_index_sizes(spec, tuple(t.shape)) for spec, t in zip(specs, operands)]
+    own = [[c for c in output if c in sizes[side] and c not in sizes[1 - side]] for side in (0, 1)]
+    return all(own) and all(math.prod(sizes[side][c] for c in own[side]) > 1 for side in (0, 1))
+
+
+def _index_sizes(spec: str, shape: tuple[int, ...]) -> dict[str, int]:
+    """The size of each index letter of one einsum operand (an ellipsis stands for the axes it leaves)."""
+    if "..." in spec:
+        head, tail = spec.split("...")
+        return {**dict(zip(head, shape[: len(head)])), **dict(zip(tail, shape[len(shape) - len(tail) :]))}
+    return dict(zip(spec, shape))
 
 
 def _fold_batch(tensor: torch.Tensor, batch: int) -> torch.Tensor:
