@@ -5,11 +5,13 @@ picked, what to notice, every layer's weights, the picked layer's branches (or S
 their worked formula, CBAM's spatial gate, the channels on the photo, and the second layer for researchers.
 attnviz.analysis.views computes the shares, spreads and sums; the functions here lay them out."""
 
+import numpy as np
 import streamlit as st
 
 from attnviz import app
-from attnviz.analysis.views import bracketed, saturated_share, spatial_partner, spread, strongest_branch_sum
+from attnviz.analysis.views import BranchSum, bracketed, saturated_share, spatial_partner, spread, telling_channel
 from attnviz.app import keys
+from attnviz.app.guards import layer_weights_on_photos
 from attnviz.capture import SpatialAttentionRecord
 from attnviz.kinds import AttentionKind
 from attnviz.modules.flexible import branch_statistics
@@ -71,9 +73,30 @@ def every_layer(layers: dict, selected: str, module: str, layer_caption: str) ->
     )
 
 
+def example_channel(selection, layer: str, weights) -> tuple[int, str, int]:
+    """The worked example's channel, how it was chosen and over how many photos: "telling" (a weight within
+    (0.05, 0.95) here that changes across the first sample photos, attnviz.analysis.views.telling_channel),
+    "none" (no channel is, so the most weighted one is shown) or "top" (the most weighted: weights on other
+    photos need a CamVid model)."""
+    across = layer_weights_on_photos(selection, layer)
+    if not across:
+        return int(weights.argmax()), "top", 0
+    channel = telling_channel(weights, np.stack(list(across.values())))
+    return (int(weights.argmax()), "none", len(across)) if channel is None else (channel, "telling", len(across))
+
+
+def focus_on(selection, layer: str, channel: int) -> None:
+    """Start the one-channel view below at the worked example's channel, once per model, photo and layer (the
+    user's own choice stays until then)."""
+    example = (selection.model_name, selection.image_key, layer)
+    if st.session_state.get(keys.FLEX_EXAMPLE) != example:
+        st.session_state[keys.FLEX_EXAMPLE] = example
+        st.session_state[keys.channel_focus("flex", "channel")] = channel
+
+
 def branches(selection, selected: str, record, weights, module: str, layer_caption: str) -> list[str]:
-    """Flexible attention's two branches: their download and chart, which dominates, and the most weighted
-    channel's ω worked out; returns what researchers read of them."""
+    """Flexible attention's two branches: their download and chart, which dominates, and the example channel's
+    ω worked out (`example_channel`); returns what researchers read of them."""
     avg = record.parts["avg_branch"][0].numpy()
     mx = record.parts["max_branch"][0].numpy()
     app.download(
@@ -91,8 +114,10 @@ def branches(selection, selected: str, record, weights, module: str, layer_capti
     )
     dominant, correlation = branch_statistics(avg, mx)
     st.caption(app.t("flexible.dominant", dominant=dominant))
-    top = strongest_branch_sum(avg, mx, weights)
-    st.markdown(app.t("flexible.numbers_flexible", channel=top.channel, avg=top.avg, max=top.max))
+    c, chosen, photos = example_channel(selection, selected, weights)
+    focus_on(selection, selected, c)
+    top = BranchSum(c, float(avg[c]), float(mx[c]), float(avg[c] + mx[c]), float(weights[c]))
+    st.markdown(app.t(f"flexible.numbers_flexible_{chosen}", channel=c, avg=top.avg, max=top.max, photos=photos))
     st.latex(rf"""\begin{{aligned}}
 \omega_{{{top.channel}}} &= \sigma(\underbrace{{{top.avg:.3f}}}_{{\text{{avg}}}}
   + \underbrace{{{bracketed(top.max)}}}_{{\text{{max}}}})\\

@@ -5,14 +5,17 @@ step's intuition, its live figure with what to notice and its formula with this 
 buttons to the step before and after. attnviz.analysis.lecture computes each step's numbers and
 attnviz.app.lecture draws its figure."""
 
+import dataclasses
 import math
 
+import numpy as np
 import streamlit as st
 
 from attnviz import app
 from attnviz.analysis.lecture import FORMULAS, STEP_COMPANIONS, STEP_MODELS, STEPS, far_key_median, step_numbers
-from attnviz.analysis.views import neighbours
+from attnviz.analysis.views import neighbours, telling_channel
 from attnviz.app import keys
+from attnviz.app.guards import layer_weights_on_photos
 from attnviz.app.language import t
 from attnviz.app.lecture import presentation_style, step_figure
 
@@ -49,15 +52,43 @@ def live_step(selection, step: str) -> None:
     if analysis is None:
         app.stop_page()
     numbers = step_numbers(step, analysis, label=selection.label)
+    example = ""
+    if step == "flexible":
+        numbers, example = flexible_example(selection, analysis, numbers)
     companion = companion_analysis(selection, step)
     st.caption(t("lecture.model_note", model=model_name, photo=selection.image_title))
     step_figure(step, selection, analysis, numbers, companion)
-    st.markdown(f"**{t('lecture.notice_title')}** " + t(f"lecture.{step}.notice", **numbers.terms))
+    notice = t(f"lecture.{step}.notice", **numbers.terms)
+    st.markdown(f"**{t('lecture.notice_title')}** " + " ".join(filter(None, (notice, example))))
     if companion is not None:
         side_by_side(selection, analysis, companion, numbers)
     st.latex(FORMULAS[step])
     st.markdown(f"**{t('lecture.numbers_title')}** " + t(f"lecture.{step}.terms", layer=numbers.layer, **numbers.terms))
     app.switch_section(selection, analysis, (step,), context=f"lecture_{step}", model_name=model_name)
+
+
+def flexible_example(selection, analysis, numbers):
+    """The flexible step's numbers on its example channel, one whose weight is within (0.05, 0.95) here and
+    changes across the first sample photos (attnviz.analysis.views.telling_channel), and the sentence that
+    shows it, or says that no channel is (the numbers then stay on the most weighted channel)."""
+    on_samples = dataclasses.replace(selection, model_name=analysis.model_name, source="camvid")
+    across = layer_weights_on_photos(on_samples, numbers.layer)
+    if not across:
+        return numbers, ""
+    weights = analysis.records[numbers.layer].weights[0].double().numpy()
+    table = np.stack(list(across.values()))
+    channel = telling_channel(weights, table)
+    if channel is None:
+        return numbers, t("lecture.flexible.no_example", layer=numbers.layer, photos=len(across))
+    sentence = t(
+        "lecture.flexible.example",
+        channel=channel,
+        weight=float(weights[channel]),
+        photo_lowest=float(table[:, channel].min()),
+        photo_highest=float(table[:, channel].max()),
+        photos=len(across),
+    )
+    return step_numbers("flexible", analysis, channel=channel), sentence
 
 
 def companion_analysis(selection, step: str):

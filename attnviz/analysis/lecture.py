@@ -87,11 +87,16 @@ def far_key_median(card: dict) -> float | None:
 
 
 def step_numbers(
-    step: str, analysis, pixel: tuple[int, int] | None = None, label: np.ndarray | None = None
+    step: str,
+    analysis,
+    pixel: tuple[int, int] | None = None,
+    label: np.ndarray | None = None,
+    channel: int | None = None,
 ) -> StepNumbers:
     """The named terms of step `step`'s formula for the analysed photo; `pixel` (x, y): the PAM step's query
     pixel and the CA step's point (default: the photo's centre); `label`: the photo's classes, for the PAM
-    step's own-class ratios (NaN without one)."""
+    step's own-class ratios (NaN without one); `channel`: the SE and flexible steps' example channel (default:
+    the most weighted; attnviz.analysis.views.telling_channel picks one that shows the gate at work)."""
     if step not in STEPS:
         raise ValueError(f"step must be one of {STEPS}, got {step!r}")
     height, width = analysis.image.shape[:2]
@@ -100,7 +105,7 @@ def step_numbers(
         kind = AttentionKind.SE if step == "se" else AttentionKind.FLEXIBLE
         name, record = _last(analysis.channel_layers((kind,)), f"{kind} layer")
         w = record.weights[0].double().numpy()
-        c = int(w.argmax())
+        c = int(w.argmax()) if channel is None else int(channel)
         terms = {
             "channel": c,
             "channels": int(w.size),
@@ -191,6 +196,7 @@ def step_numbers(
                 "uniform": 1 / record.num_keys,
                 "ratio": entry * record.num_keys,
                 "alpha": float(record.alpha),
+                "branch": float("nan") if record.branch_size() is None else record.branch_size(),  # ‖α D Sᵀ‖ / ‖A‖
                 "row": view.cell[0],
                 "col": view.cell[1],
                 "key_row": top_row,
@@ -213,6 +219,7 @@ def step_numbers(
             "log_normaliser": log_z,
             "entry": float(attention[c, j]),
             "beta": float(record.beta),
+            "branch": float("nan") if record.branch_size() is None else record.branch_size(),  # ‖β X A‖ / ‖A‖
             "form": record.form,
             "channels": int(attention.shape[0]),
             "one_hot": float(np.mean(attention.max(1) > 0.99)),

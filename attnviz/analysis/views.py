@@ -87,6 +87,7 @@ __all__ = [
     "ChannelRow",
     "channel_row",
     "saturated_share",
+    "telling_channel",
     "Spread",
     "spread",
     "BranchSum",
@@ -752,6 +753,23 @@ def saturated_share(weights: np.ndarray, bounds: tuple[float, float] = SATURATED
     """The share of `weights` below bounds[0] or above bounds[1]."""
     low, high = bounds
     return float(np.mean((weights < low) | (weights > high)))
+
+
+VARIES = 0.05  # a channel's weight "changes with the photo" when its photos' weights span at least this
+
+
+def telling_channel(
+    weights: np.ndarray, across: np.ndarray, bounds: tuple[float, float] = SATURATED, varies: float = VARIES
+) -> int | None:
+    """The channel a worked example should show: its weight on this photo (`weights`, (C,)) lies within
+    `bounds` (neither switched off nor passed whole, so ω_c·x_c differs visibly from x_c), and its weights on
+    the photos of `across` ((P, C)) span at least `varies`; of those, the one whose weight changes most across
+    the photos. None when no channel qualifies (the page then says so)."""
+    low, high = bounds
+    weights, across = np.asarray(weights, dtype=float), np.asarray(across, dtype=float).reshape(-1, len(weights))
+    span = across.max(0) - across.min(0) if len(across) else np.zeros(len(weights))
+    fits = (weights >= low) & (weights <= high) & (span >= varies)
+    return int(np.flatnonzero(fits)[span[fits].argmax()]) if fits.any() else None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ __all__ = [
     "main_panel",
     "Panel",
     "weights_on_photos",
+    "layer_weights_on_photos",
 ]
 
 
@@ -234,15 +235,21 @@ def weights_on_photos(selection: Selection, count: int = 4):
     model of the selection (each photo analysed once, cached); {} for other sources."""
 
     def weights(layer: str, channel: int) -> dict[str, float]:
-        if selection.source != "camvid":
-            return {}
-        found = {}
-        for photo in list_samples()[:count]:
-            analysed = _sample_analysis(selection, photo)
-            record = None if analysed is None else analysed[3].records.get(layer)
-            if record is None or not hasattr(record, "weights"):
-                return {}
-            found[photo] = float(record.weights[0, channel])
-        return found
+        return {photo: float(w[channel]) for photo, w in layer_weights_on_photos(selection, layer, count).items()}
 
     return weights
+
+
+def layer_weights_on_photos(selection: Selection, layer: str, count: int = 4) -> dict[str, np.ndarray]:
+    """{photo: layer `layer`'s channel weights (C,)} over the first `count` sample photos, for the CamVid model
+    of the selection (each photo analysed once, cached); {} for other sources or a layer without weights."""
+    if selection.source != "camvid":
+        return {}
+    found = {}
+    for photo in list_samples()[:count]:
+        analysed = _sample_analysis(selection, photo)
+        record = None if analysed is None else analysed[3].records.get(layer)
+        if record is None or not hasattr(record, "weights"):
+            return {}
+        found[photo] = record.weights[0].double().numpy()
+    return found

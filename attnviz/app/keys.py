@@ -89,6 +89,7 @@ FLEX_HEATMAP = "flex_heatmap"
 FLEX_SORTED = "flex_sorted"
 FLEX_SPATIAL = "flex_spatial"
 FLEX_FEATURES = "flex"
+FLEX_EXAMPLE = "flex_example"  # the (model, photo, layer) whose worked-example channel the one-channel view was set to
 
 # ---- Coordinate Attention page
 CA_LAYER = "ca_layer"
