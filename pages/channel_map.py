@@ -18,7 +18,7 @@ from attnviz.viz.exports import vector_csv
 from attnviz.viz.figures import feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
 
-BETA_SMALL = 0.1  # below this |β|, E is mostly A: the mixed-in channels barely change it
+BRANCH_SMALL = 0.05  # below this ‖βXA‖ / ‖A‖ on the photo, E is within 5% of A: the mix barely changes it
 RELATED = 6  # the row's largest entries listed (the first is the partner in the worked formula)
 
 
@@ -44,7 +44,8 @@ E &= \beta\, XA + A
 
 
 def what_to_notice(record, summary: ChannelMapSummary, energy: np.ndarray | None) -> None:
-    """How peaked the rows are (and why, from the energies), the form, and how much β lets through."""
+    """How peaked the rows are (and why, from the energies), the form, and how much the mix β XA changes the
+    features on this photo (‖βXA‖ / ‖A‖, recorded at capture), with what β's sign says."""
     notice = [
         app.t(
             "channel_map.notice_one_hot" if summary.mostly_one_hot else "channel_map.notice_spread",
@@ -55,12 +56,13 @@ def what_to_notice(record, summary: ChannelMapSummary, energy: np.ndarray | None
     if energy is not None and summary.mostly_one_hot:
         notice.append(app.t("channel_map.notice_energy", energy=float(np.abs(energy).max())))
     notice.append(app.t("channel_map.notice_paper" if record.form == "paper" else "channel_map.notice_official"))
-    notice.append(
-        app.t(
-            "channel_map.notice_beta_small" if abs(record.beta) < BETA_SMALL else "channel_map.notice_beta",
-            beta=float(record.beta),
-        )
-    )
+    branch = record.branch_size()
+    if branch is None:
+        beta_text = "channel_map.notice_beta_alone"
+    else:
+        beta_text = "channel_map.notice_beta_small" if branch < BRANCH_SMALL else "channel_map.notice_beta"
+    notice.append(app.t(beta_text, beta=float(record.beta), branch=branch))
+    notice.append(app.t("channel_map.notice_beta_sign"))
     st.markdown(f"**{app.t('channel_map.notice_title')}** " + " ".join(notice))
 
 

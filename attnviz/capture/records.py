@@ -12,8 +12,17 @@ The spatial records (PositionAttentionRecord, CrissCrossAttentionRecord, GlobalC
 DenseAttentionRecord) share one
 interface, `SpatialMap`: row / column / entry-free reading of S, the key grid and its size, the
 normalisation ("softmax" or "dot"), the baseline a row is compared with (the number of keys; H + W - 1 for
-the cross), whether every query shares one row (GCNet), and the residual weight alpha (None where the
-module has none). Views and pages read these, never `getattr` with a default.
+the cross), whether every query shares one row (GCNet), the residual weight alpha (None where the
+module has none) and the size of the branch it scales, `branch_size` (below). Views and pages read these,
+never `getattr` with a default.
+
+The branch size. DANet adds each attention branch to its input, E = α (D Sᵀ) + A (PAM) and E = β (X A) + A
+(CAM). In PAM, D is a learned 1x1 convolution, so α D = (−α)(−D): the sign and the size of α mean nothing on
+their own; what does is how large the branch is against the features it is added to, on this photo:
+‖α D Sᵀ‖ / ‖A‖ = ‖E − A‖ / ‖A‖ (Frobenius norms over one batch item's whole feature map). The modules that
+have such a residual weight record it at capture (`branch_ratio`, one number per batch item, from the branch
+tensor the module computed; `branch_ratios` computes it); `branch_size(batch)` reads it, None where it was not
+recorded.
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ __all__ = [
     "of_type",
     "SpatialMap",
     "Provenance",
+    "ResidualBranch",
+    "branch_ratios",
 ]
 
 
@@ -68,6 +79,7 @@ class SpatialMap(Protocol):
     def baseline(self) -> int: ...
     @property
     def alpha(self) -> float | None: ...
+    def branch_size(self, batch: int = 0) -> float | None: ...
     def row(self, index: int, batch: int = 0) -> torch.Tensor: ...
     def column(self, index: int, batch: int = 0) -> torch.Tensor: ...
 
@@ -83,6 +95,29 @@ class Provenance:
     found_by: Phrase | None = None  # how the dataflow reader found it, in no language ("its softmax over 45x60 ...")
     reader: str = "own"  # the reader that found it (attnviz.capture.readers): "own" (attnviz's modules
     #                                record themselves), "library" (timm / torchvision), "structure", "dataflow"
+
+
+def branch_ratios(branch: torch.Tensor, features: torch.Tensor) -> tuple[float, ...]:
+    """‖branch_b‖ / ‖features_b‖ for each batch item b (Frobenius norms over all its other axes), accumulated
+    in float64; nan where ‖features_b‖ = 0. `branch` is what a module adds to its input `features`
+    (α D Sᵀ for DANet's PAM, β X A for its CAM): cheap, O(C·N), no N x N."""
+    norms = [torch.linalg.vector_norm(t.flatten(1), dim=1, dtype=torch.float64) for t in (branch, features)]
+    return tuple(float(b / a) if a > 0 else math.nan for b, a in zip(*(n.tolist() for n in norms)))
+
+
+@dataclass(kw_only=True)
+class ResidualBranch:
+    """The size of the branch a residual weight scales, E = weight · branch + A: ‖E − A‖ / ‖A‖ for each batch
+    item, as the module computed it (see the module docstring); None where the module was not read so."""
+
+    branch_ratio: tuple[float, ...] | None = None
+
+    def branch_size(self, batch: int = 0) -> float | None:
+        """‖E − A‖ / ‖A‖ for batch item `batch`; None when not recorded or not finite (‖A‖ = 0)."""
+        if self.branch_ratio is None:
+            return None
+        value = self.branch_ratio[batch]
+        return value if math.isfinite(value) else None
 
 
 @dataclass
@@ -127,7 +162,7 @@ class CoordinateAttentionRecord(Provenance):
 
 
 @dataclass
-class PositionAttentionRecord(Provenance):
+class PositionAttentionRecord(ResidualBranch, Provenance):
     """DANet position attention, S = softmax(Q K^T) over the last axis, kept implicit.
 
     query: (B, N, C'), key: (B, N, C'), log_normaliser: (B, N) with
@@ -256,7 +291,7 @@ class PositionAttentionRecord(Provenance):
 
 
 @dataclass
-class ChannelMapRecord(Provenance):
+class ChannelMapRecord(ResidualBranch, Provenance):
     """DANet channel attention X (C x C), row c = how channel c mixes the others."""
 
     kind: str
@@ -324,7 +359,7 @@ class _KeysOnTheQueryGrid:
 
 
 @dataclass
-class CrissCrossAttentionRecord(_KeysOnTheQueryGrid, Provenance):
+class CrissCrossAttentionRecord(_KeysOnTheQueryGrid, ResidualBranch, Provenance):
     """CCNet criss-cross attention (Huang et al., ICCV 2019), kept implicit like PositionAttentionRecord.
 
     Pixel i = (h, w) attends only to its cross: the H pixels of its column and the W pixels of its row,
@@ -425,6 +460,10 @@ class GlobalContextRecord(_KeysOnTheQueryGrid, Provenance):
     alpha = None
     columns_use_recorded_normalisers = False  # the map is kept as it ran
 
+    def branch_size(self, batch: int = 0) -> None:
+        """None: no residual weight to explain (the transform's output is added as it is)."""
+        return None
+
     @property
     def height(self) -> int:
         return self.map.shape[1]
@@ -477,6 +516,10 @@ class DenseAttentionRecord(_KeysOnTheQueryGrid, Provenance):
     shared_by_all_queries = False
     alpha = None
     columns_use_recorded_normalisers = False  # the maps are kept as they ran
+
+    def branch_size(self, batch: int = 0) -> None:
+        """None: the dataflow reader does not know what the map's output is added to."""
+        return None
 
     @property
     def key_grid(self) -> tuple[int, int]:

@@ -55,7 +55,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from attnviz.capture.recorder import is_recording, record, wants_features
-from attnviz.capture.records import ChannelMapRecord, PositionAttentionRecord
+from attnviz.capture.records import ChannelMapRecord, PositionAttentionRecord, branch_ratios
 from attnviz.kinds import AttentionKind
 
 __all__ = [
@@ -163,6 +163,7 @@ class PositionAttention(nn.Module):
                 want_log_normaliser=recording,
                 recompute=not self.training,
             )
+        branch = self.alpha * out.view(batch, channels, height, width).to(x.dtype)
         if recording:
             record(
                 self,
@@ -174,9 +175,10 @@ class PositionAttention(nn.Module):
                     height,
                     width,
                     float(self.alpha.detach()),
+                    branch_ratio=branch_ratios(branch.detach(), x.detach()),
                 ),
             )
-        return self.alpha * out.view(batch, channels, height, width).to(x.dtype) + x
+        return branch + x
 
 
 def channel_attention_map(x: torch.Tensor, form: str = "official") -> torch.Tensor:
@@ -206,6 +208,7 @@ class ChannelAttention(nn.Module):
             xf = x.float()
             attention = channel_attention_map(xf, self.form)
             out = (attention @ xf.flatten(2)).view(batch, channels, height, width)
+        branch = self.beta * out.to(x.dtype)
         if is_recording():
             record(
                 self,
@@ -215,9 +218,10 @@ class ChannelAttention(nn.Module):
                     self.form,
                     float(self.beta.detach()),
                     features=x.detach() if wants_features() else None,
+                    branch_ratio=branch_ratios(branch.detach(), x.detach()),
                 ),
             )
-        return self.beta * out.to(x.dtype) + x
+        return branch + x
 
     def extra_repr(self) -> str:
         return f"form={self.form!r}"

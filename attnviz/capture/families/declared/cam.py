@@ -23,7 +23,7 @@ from attnviz.capture.families.verify import (
     relative_error,
     tolerance,
 )
-from attnviz.capture.records import ChannelMapRecord
+from attnviz.capture.records import ChannelMapRecord, branch_ratios
 
 __all__ = ["FAMILY", "build_cam"]
 
@@ -72,7 +72,14 @@ def build_cam(call: Call, form: str) -> Outcome:
         term = torch.bmm(attention, x)
         note = gamma_note(gamma, term, out)
     error = max(error, relative_error((gamma * term + x).view(out.shape), out))
-    record = ChannelMapRecord("cam", attention, form, gamma, features=call.x.detach() if call.keep_features else None)
+    record = ChannelMapRecord(
+        "cam",
+        attention,
+        form,
+        gamma,
+        features=call.x.detach() if call.keep_features else None,
+        branch_ratio=branch_ratios(gamma * term, x),
+    )
     return Outcome(record, error, note)
 
 

@@ -8,7 +8,8 @@ Self_Attn, and CCNet's criss-cross attention, which hides behind the same attrib
   (speedinghzl/CCNet CrissCrossAttention): each pixel attends to its column (itself masked) and its row in one
   softmax. Told apart by an `INF` helper or a Softmax(dim=3); tried first then.
 
-Both records keep Q, K and each row's log-sum-exp (S is never stored).
+Both records keep Q, K and each row's log-sum-exp (S is never stored), and the branch's size
+‖gamma · term‖ / ‖x‖ (attnviz.capture.records.branch_ratios) from the term rebuilt to verify the output.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from attnviz.capture.families.verify import (
     relative_error,
     worse,
 )
-from attnviz.capture.records import CrissCrossAttentionRecord, PositionAttentionRecord
+from attnviz.capture.records import CrissCrossAttentionRecord, PositionAttentionRecord, branch_ratios
 
 __all__ = ["FAMILY", "build_pam", "build_criss_cross"]
 
@@ -82,7 +83,9 @@ def build_pam(call: Call, form: str) -> Outcome:
         error = max(error, compare_rows(query, key, log_normaliser, ran[0]))
     else:
         note = gamma_note(gamma, term, out)
-    record = PositionAttentionRecord("pam", query, key, log_normaliser, height, width, gamma)
+    record = PositionAttentionRecord(
+        "pam", query, key, log_normaliser, height, width, gamma, branch_ratio=branch_ratios(gamma * term, x)
+    )
     return Outcome(record, error, note)
 
 
@@ -126,6 +129,7 @@ def build_criss_cross(call: Call, form: str) -> Outcome:
         height,
         width,
         gamma,
+        branch_ratio=branch_ratios(gamma * term, x),
     )
     return Outcome(record, error, note)
 
