@@ -26,7 +26,16 @@ from attnviz.analysis.views import (
 from attnviz.app import keys
 from attnviz.capture import CoordinateAttentionRecord
 from attnviz.kinds import AttentionKind
-from attnviz.results import BASELINE, DASH, EFFECTS, interventions_source, results_rows, switch_figures
+from attnviz.results import (
+    BASELINE,
+    DASH,
+    EFFECTS,
+    as_number,
+    interventions_source,
+    model_results,
+    results_rows,
+    switch_figures,
+)
 from attnviz.viz.figures import coordinate_attention_figure, layer_summary_figure, short_layer_name
 from attnviz.viz.overlays import blend_heatmap, blend_labels
 
@@ -104,13 +113,14 @@ def models_to_compare(selection) -> list[str]:
     return chosen
 
 
-def model_column(selection, name: str, analysis) -> None:
+def model_column(selection, name: str, analysis) -> float | None:
     """One model on the photo: its prediction and score, its position attention from the centre pixel, its
-    channel weights and its last coordinate attention (or a note that it has no attention module)."""
+    channel weights and its last coordinate attention (or a note that it has no attention module); returns
+    its mIoU on the photo (None without labels)."""
     st.subheader(name)
     st.image(blend_labels(selection.image, analysis.prediction), caption=t("compare.prediction"))
-    if selection.label is not None:
-        scores = score_prediction(analysis.prediction, selection.label)
+    scores = None if selection.label is None else score_prediction(analysis.prediction, selection.label)
+    if scores is not None:
         st.metric(t("compare.miou_photo"), f"{scores['miou']:.1%}")
     channel = analysis.channel_layers()
     coords = analysis.of_type(CoordinateAttentionRecord)
@@ -150,11 +160,13 @@ def model_column(selection, name: str, analysis) -> None:
         )
     if not (channel or coords or analysis.position):
         st.caption(t("compare.baseline"))
+    return None if scores is None else float(scores["miou"])
 
 
-def side_by_side(selection, chosen: list[str]) -> tuple[list[str], str | None]:
-    """The chosen models in columns; returns their forward timings in words and the device they ran on."""
-    timings, device = [], None
+def side_by_side(selection, chosen: list[str]) -> tuple[list[str], str | None, dict[str, float]]:
+    """The chosen models in columns; returns their forward timings in words, the device they ran on and their
+    mIoU on the photo (where it has labels)."""
+    timings, device, scores = [], None, {}
     for column, name in zip(st.columns(len(chosen)), chosen):
         analysis = app.analysis_for(selection, name)
         if analysis is None:
@@ -162,8 +174,32 @@ def side_by_side(selection, chosen: list[str]) -> tuple[list[str], str | None]:
         timings.append(t("compare.researchers.timing_item", model=name, ms=analysis.forward_s * 1000))
         device = analysis.device
         with column:
-            model_column(selection, name, analysis)
-    return timings, device
+            score = model_column(selection, name, analysis)
+        if score is not None:
+            scores[name] = score
+    return timings, device, scores
+
+
+def photo_against_test(scores: dict[str, float], results: dict) -> None:
+    """Which shown model scores best on this photo and which on the test split: one sentence (none without
+    the photo's labels or a model's test mIoU). One photo and one seed per model cannot rank the modules."""
+    test = {name: as_number(model_results(results, name).get("miou")) for name in scores}
+    if len(scores) < 2 or None in test.values():
+        return
+    photo_best, test_best = max(scores, key=scores.get), max(test, key=test.get)
+    if photo_best == test_best:
+        st.markdown(t("compare.ranking_same", model=photo_best, photo=scores[photo_best], test=test[test_best]))
+        return
+    st.markdown(
+        t(
+            "compare.ranking_differs",
+            photo_best=photo_best,
+            photo=scores[photo_best],
+            test_best=test_best,
+            test=test[test_best],
+            photo_best_test=test[photo_best],
+        )
+    )
 
 
 def switch_column_config() -> dict:
@@ -237,6 +273,7 @@ def results_table(results: dict, chosen: list[str], timings: list[str], device: 
 introduction()
 selection = app.page_selection()
 chosen = models_to_compare(selection)
-timings, device = side_by_side(selection, chosen)
+timings, device, scores = side_by_side(selection, chosen)
+photo_against_test(scores, app.results())
 module_contributions(app.results())
 results_table(app.results(), chosen, timings, device)
