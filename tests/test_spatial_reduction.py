@@ -260,3 +260,35 @@ def test_the_position_page_shows_the_clicked_querys_own_row_on_the_reduced_grid(
     assert view.index == 6 * 40 + 12 and view.values_hw == (4, 5)
     mine = own[0, 1, view.index].double()
     assert torch.allclose(torch.from_numpy(view.values).flatten().double(), mine, rtol=reorder_rtol(record, 0), atol=0)
+
+
+def test_a_whole_pvt_v2_places_every_stages_queries_on_its_own_grid():
+    """timm's pvt_v2_b0 (random weights) on a 128x160 photo: stages at strides 4, 8, 16 attend from 32x40, 16x20
+    and 8x10 queries onto 4x5 keys (sr ratios 8, 4, 2; 1, 2 and 5 heads). Its stages hand their blocks channels-last
+    (B, H, W, C) features; at stride 4, with 32 channels, W x C = 40 x 32 has as many entries as the 32x40 grid and
+    must not be taken for it. The last stage (no reduction, no grid seen in it) is listed, not drawn."""
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("pvt_v2_b0", pretrained=False).eval()
+    for module in model.modules():
+        if hasattr(module, "fused_attn"):
+            module.fused_attn = False
+    x = torch.randn(1, 3, 128, 160)
+    with torch.no_grad():
+        with KeepSoftmax() as hook:
+            model(x)
+        with capture(model) as rec:
+            model(x)
+    records = rec.records()
+    owners = [name for name, module in model.named_modules() if name.endswith(".attn")]  # in call order
+    grids = {"stages.0": (32, 40), "stages.1": (16, 20), "stages.2": (8, 10)}
+    assert len(records) == 2 * (1 + 2 + 5)  # 2 blocks a stage, one record a head
+    for key, record in records.items():
+        owner, _, head = key.partition(":head")
+        own = hook.outputs[owners.index(owner)][0, int(head or 0)].double()
+        assert isinstance(record, PositionAttentionRecord) and not record.shared_by_all_queries
+        assert (record.height, record.width, record.key_grid) == (*grids[owner[:8]], (4, 5)), key
+        rows = record.rows(torch.arange(record.num_pixels)).flatten(1).double()
+        assert torch.allclose(rows, own, rtol=reorder_rtol(record, 0), atol=0), key
+    assert {s.module for s in rec.skipped} == {"stages.3.blocks.0.attn", "stages.3.blocks.1.attn"}

@@ -174,13 +174,20 @@ class _Frame:
     skipped: list[Phrase] = field(default_factory=list)  # what was seen and not drawn, and why
     switched: list[tuple[str, bool]] = field(default_factory=list)  # (key, foreseen as the call's only record)
 
-    def see(self, tensor: torch.Tensor, channels: bool = True) -> None:
+    def see(self, tensor: torch.Tensor, channels: bool = True, by_op: bool = False) -> None:
+        """Note a 4-D tensor's grid (and channel count). A grid a convolution or pooling reads or makes (`by_op`)
+        is (B, C, H, W) by the op's own meaning and replaces a guess of the same size: the module's input, or its
+        caller's, may be channels-last (timm's PVT v2 stages hand on (B, H, W, C), whose W x C would otherwise
+        turn a 32x40 query grid into 40x32)."""
         if tensor.dim() == 4:
             height, width = tensor.shape[-2:]
             if channels:
                 self.channels.add(int(tensor.shape[1]))
             if height * width >= 4:
-                self.grids.setdefault(height * width, (int(height), int(width)))
+                if by_op:
+                    self.grids[height * width] = (int(height), int(width))
+                else:
+                    self.grids.setdefault(height * width, (int(height), int(width)))
 
 
 class _Multiplied(NamedTuple):
@@ -330,8 +337,8 @@ class DataflowReader(TorchFunctionMode):
         if isinstance(out, torch.Tensor):
             if name in _SPATIAL_OPS:
                 if args and isinstance(args[0], torch.Tensor):  # the grid it reads (a token grid reshaped for it)
-                    frame.see(args[0], channels=False)
-                frame.see(out)
+                    frame.see(args[0], channels=False, by_op=True)
+                frame.see(out, by_op=True)
             try:
                 with torch.no_grad():
                     self._watch(frame, name, args, kwargs, out)
