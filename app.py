@@ -7,10 +7,10 @@ from attnviz.app.language import starting_language
 from attnviz.app.sidebar import show_notices
 from attnviz.i18n import translate
 
-st.set_page_config(page_title="attnviz: attention in CNNs", layout="wide")
+language = starting_language()
+st.set_page_config(page_title=translate("nav.tab_title", language), layout="wide")  # the browser tab, in language
 
 begin_run()
-language = starting_language()
 
 
 def title(key: str) -> str:

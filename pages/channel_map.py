@@ -144,7 +144,7 @@ def worked_formula(record, row: ChannelRow, energy: np.ndarray, module: str) -> 
 def researchers_notes(record, summary: ChannelMapSummary) -> list[str]:
     """What researchers read: where the form comes from, the forms, an even row, and the cost of X."""
     notes = [
-        app.t("channel_map.res_source", form=record.form),
+        app.t("channel_map.res_source", form=app.t(f"channel_map.form_{record.form}")),
         app.t(
             "channel_map.res_forms",
             paper=r"$\mathrm{softmax}(AA^\top)$",

@@ -22,8 +22,10 @@ from attnviz.app.lecture import presentation_style, step_figure
 
 def controls() -> bool:
     """The step and presentation mode from the link, and the presentation switch; returns whether it is on."""
-    app.apply_link("step", keys.LECTURE_STEP, STEPS, what=f"steps are {', '.join(STEPS)}")
-    app.apply_link("present", keys.LECTURE_PRESENT, (True, False), convert=lambda v: v == "1", what="use present=1")
+    app.apply_link("step", keys.LECTURE_STEP, STEPS, what=t("lecture.link_step", steps=", ".join(STEPS)))
+    app.apply_link(
+        "present", keys.LECTURE_PRESENT, (True, False), convert=lambda v: v == "1", what=t("lecture.link_present")
+    )
     st.session_state.setdefault(keys.LECTURE_STEP, STEPS[0])
     present = st.toggle(t("lecture.presentation"), key=keys.LECTURE_PRESENT, help=t("lecture.presentation_help"))
     if present:

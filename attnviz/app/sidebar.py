@@ -267,7 +267,8 @@ def sidebar() -> Selection | None:
     if model_fields is None:
         return None
     image, label, title = _photo_picker(bar)
-    bar.caption(t("sidebar.attribution"))
+    sampled = title in list_samples()  # a CamVid photo is credited to CamVid; an upload is the user's own
+    bar.caption(t("sidebar.attribution") if sampled else t("sidebar.attribution_upload", name=markdown_literal(title)))
     bar.radio(
         t("sidebar.figure_format"),
         list(FIGURE_FORMATS),

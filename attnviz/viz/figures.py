@@ -200,7 +200,7 @@ def sorted_weights_figure(
         margin=_MARGIN,
         height=320,
         xaxis_title=t("channels_sorted"),
-        yaxis_title=t("weight") + " w_c",
+        yaxis_title=t("weight") + " ω_c",  # the formulas' symbol
         yaxis_range=[0, top],
     )
     return fig
@@ -409,7 +409,7 @@ def attention_map_figure(
 def branches_figure(
     avg_branch: np.ndarray, max_branch: np.ndarray, weights: np.ndarray, title: str, language: str = DEFAULT_LANGUAGE
 ) -> go.Figure:
-    """Per channel (sorted by final weight): MLP(avg) and MLP(max) logits, and w = sigmoid(sum)."""
+    """Per channel (sorted by final weight): MLP(avg) and MLP(max) logits, and ω = sigmoid(sum)."""
     t = _labels(language)
     order = np.argsort(-weights)
     x = list(range(len(weights)))
@@ -438,11 +438,11 @@ def branches_figure(
         go.Scatter(
             x=x,
             y=weights[order],
-            name="w = σ(avg + max)",
+            name="ω = σ(avg + max)",
             mode="lines",
             customdata=order,
             line=dict(color="black", width=2),
-            hovertemplate=t("channel") + " %{customdata}<br>w = %{y:.4f}<extra></extra>",
+            hovertemplate=t("channel") + " %{customdata}<br>ω = %{y:.4f}<extra></extra>",
         ),
         secondary_y=True,
     )
@@ -457,7 +457,7 @@ def branches_figure(
     fig.update_yaxes(title_text=t("branch_logit"), secondary_y=False)
     # ticks of its own (0, 0.25, ... 1), not ones aligned to the logit axis's grid (0.088, 0.686, ...)
     fig.update_yaxes(
-        title_text=t("weight") + " w",
+        title_text=t("weight") + " ω",
         range=[0, 1],
         tickmode="linear",
         tick0=0,

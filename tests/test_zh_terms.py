@@ -1,0 +1,44 @@
+"""Chinese terms as the article uses them, one name per thing, and phrasings a native reader flagged."""
+
+import re
+
+from attnviz.i18n import catalog
+
+ZH = catalog("zh")
+
+
+def test_pam_is_the_articles_spatial_attention_module_and_cbams_halves_are_gates():
+    """空间注意力 names PAM only (空间注意力模块); CBAM's halves are 通道门控 and 空间门控. The one generic use
+    left is a user model's token attention found by what it computes (dataflow.not_drawn.too_big)."""
+    loose = {key for key, text in ZH.items() if re.search(r"空间注意力(?!模块)", text)}
+    assert loose <= {"dataflow.not_drawn.too_big"}, loose
+    assert ZH["lecture.pam.name"].count("空间注意力模块") == 1 and "CBAM" not in ZH["lecture.pam.name"]
+    assert "空间门控" in ZH["lecture.cbam.notice"] and "通道门控" in ZH["lecture.cbam.notice"]
+
+
+def test_the_sidebar_group_and_danets_x_have_different_names():
+    group, x_page, pam_page = ZH["nav.channel"], ZH["nav.channel_map"], ZH["nav.position"]
+    assert "通道注意力" not in group
+    assert x_page.startswith("通道注意力模块") and pam_page.startswith("空间注意力模块")
+    assert len({group, x_page, pam_page}) == 3
+
+
+def test_the_app_name_of_pam_appears_once_beside_the_articles_on_its_pages():
+    for key in ("position.title", "lecture.pam.intuition"):
+        assert ZH[key].count("空间注意力模块") == 1 and ZH[key].count("位置注意力") == 1, ZH[key]
+
+
+def test_phrasings_a_native_reader_changed_are_gone():
+    flagged = ("注意什么", "超出噪声", "加回的很少", "exp(x − x)", "使用的是 {")
+    found = {key: word for key, text in ZH.items() for word in flagged if word in text}
+    assert not found, found
+    for key in ("lecture.notice_title", "flexible.notice_title", "channel_map.notice_title"):
+        assert ZH[key] == "观察要点：", key  # the full-width colon, as everywhere else
+
+
+def test_the_tab_title_and_the_upload_credit_are_in_both_catalogs():
+    assert re.search(r"[\u4e00-\u9fff]", ZH["nav.tab_title"])
+    for language in ("en", "zh"):
+        texts = catalog(language)
+        assert "{name}" in texts["sidebar.attribution_upload"]  # credited to its own file, not to CamVid
+        assert texts["sidebar.attribution_upload"] != texts["sidebar.attribution"]
