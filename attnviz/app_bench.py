@@ -3,7 +3,9 @@
 
 The Position page of app.py in headless Chromium against a bare Streamlit app
 that holds only the same `streamlit-image-coordinates` component on a photo of
-the same size and writes the clicked point as text. Both servers run at once;
+the same size and writes the clicked point as text, run with the app's own
+`.streamlit/config.toml` (the same runner settings: no forced garbage
+collection after a run in either). Both servers run at once;
 clicks alternate between them (app, bare, app, bare, ...) so that whatever
 else the machine does falls on both alike. A click is timed from Playwright's
 click to the moment the page's text shows the new pixel (the app: its "Chosen
@@ -11,7 +13,9 @@ pixel" line; the bare app: its one line), after the first run of each has
 loaded and cached everything. The ratio of the medians is what the app's own
 work adds to a click over Streamlit's floor (a rerun of a script with one
 component). It goes into bench.json under "page_click", beside the library's
-figures. The app's click is a pin on its live photo (attnviz.app.attention_canvas).
+figures. The app's click is a pin on its live photo (attnviz.app.attention_canvas), which reruns only the
+page's fragment. Also the bytes the browser receives per pin (every websocket frame from the click until the
+page has settled), median and largest, for the app and the bare app.
 
 The hover (`--hover MOVES`): the pointer moves to MOVES cells of the Position page's live photo, one at a
 time; the page records each pointermove's own time stamp and, polled each animation frame, the moment
@@ -27,13 +31,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from attnviz.browser import chromium_page, settled, streamlit_server
+from attnviz.browser import COUNT_RECEIVED_JS, chromium_page, settled, streamlit_server
 from attnviz.data.samples import list_samples
 from attnviz.machine import machine_info
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
@@ -73,13 +78,15 @@ _TEXT_WITH = (
 )
 
 
-def _timed_click(page, marker: str, fraction: tuple[float, float], live: bool = False) -> float:
-    """Seconds from a click at `fraction` of the shown photo (the live photo if `live`, else the image
-    component's) to the text with `marker` changing."""
+def _timed_click(page, marker: str, fraction: tuple[float, float], live: bool = False) -> tuple[float, int]:
+    """(seconds, bytes): from a click at `fraction` of the shown photo (the live photo if `live`, else the
+    image component's) to the text with `marker` changing, and the bytes the page received from the click
+    until it settled."""
     page.bring_to_front()
     image = page.locator(_LIVE_PHOTO).first if live else page.frame_locator(_COMPONENT).locator("img")
     box = image.bounding_box()
     before = page.evaluate(f"(marker) => {_TEXT_WITH}", marker)
+    received = page.evaluate("window.__received.bytes")
     start = time.perf_counter()
     if live:
         page.mouse.click(box["x"] + box["width"] * fraction[0], box["y"] + box["height"] * fraction[1])
@@ -92,7 +99,7 @@ def _timed_click(page, marker: str, fraction: tuple[float, float], live: bool = 
     )
     elapsed = time.perf_counter() - start
     settled(page, start_wait_ms=200, quiet_ms=100)
-    return elapsed
+    return elapsed, page.evaluate("window.__received.bytes") - received
 
 
 def click_ratio(model: str = "danet-eca", clicks: int = 30, checkpoints: Path | None = None) -> dict:
@@ -100,25 +107,30 @@ def click_ratio(model: str = "danet-eca", clicks: int = 30, checkpoints: Path | 
     args = ("--checkpoints", str(checkpoints)) if checkpoints else ()
     photo = list_samples()[0]
     with tempfile.TemporaryDirectory() as folder:
-        # the bare app runs from an empty folder: no pages/ beside it, no .streamlit/config.toml
+        # the bare app runs from a folder of its own (no pages/ beside it) with the app's .streamlit/config.toml
+        (Path(folder) / ".streamlit").mkdir()
+        shutil.copy(ROOT / ".streamlit" / "config.toml", Path(folder) / ".streamlit" / "config.toml")
         with (
             streamlit_server(ROOT / "app.py", ROOT, args) as app_url,
             streamlit_server(BARE_APP, Path(folder)) as bare_url,
             chromium_page() as app_page,
         ):
+            app_page.context.add_init_script(COUNT_RECEIVED_JS)
             bare_page = app_page.context.new_page()
             app_page.goto(f"{app_url}/position?model={model}&photo={photo}")
             settled(app_page)
             bare_page.goto(bare_url)
             settled(bare_page)
-            times = {"app": [], "bare": []}
+            times, received = {"app": [], "bare": []}, {"app": [], "bare": []}
             for i in range(clicks + 1):  # the first pair warms both up and is not counted
                 fraction = (0.1 + 0.8 * ((i * 0.37) % 1), 0.1 + 0.8 * ((i * 0.61) % 1))
-                app_s = _timed_click(app_page, "Chosen pixel", fraction, live=True)
-                bare_s = _timed_click(bare_page, "Clicked:", fraction)
+                app_s, app_bytes = _timed_click(app_page, "Chosen pixel", fraction, live=True)
+                bare_s, bare_bytes = _timed_click(bare_page, "Clicked:", fraction)
                 if i:
                     times["app"].append(app_s)
                     times["bare"].append(bare_s)
+                    received["app"].append(app_bytes)
+                    received["bare"].append(bare_bytes)
     app_median, bare_median = statistics.median(times["app"]), statistics.median(times["bare"])
     return {
         "model": model,
@@ -128,6 +140,10 @@ def click_ratio(model: str = "danet-eca", clicks: int = 30, checkpoints: Path | 
         "ratio": round(app_median / bare_median, 3),
         "app_max_s": round(max(times["app"]), 4),
         "bare_max_s": round(max(times["bare"]), 4),
+        "app_bytes_per_pin_median": int(statistics.median(received["app"])),
+        "app_bytes_per_pin_max": max(received["app"]),
+        "bare_bytes_per_click_median": int(statistics.median(received["bare"])),
+        "bare_config": ".streamlit/config.toml (the app's)",
     }
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "SCRIPT_STATE",
+    "COUNT_RECEIVED_JS",
     "wait_until_up",
     "streamlit_server",
     "chromium",
@@ -39,6 +40,24 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # The app root carries the script state of the session: running / notRunning / rerunRequested.
+# Before any page script (page.add_init_script): count what the page's websockets receive, in
+# window.__received = {bytes, frames} (Streamlit's messages are binary frames: their byteLength)
+COUNT_RECEIVED_JS = """
+(() => {
+  window.__received = { bytes: 0, frames: 0 };
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (event) => {
+        const data = event.data;
+        window.__received.frames += 1;
+        window.__received.bytes += data.byteLength ?? data.size ?? new TextEncoder().encode(data).length;
+      });
+    }
+  };
+})();
+"""
 SCRIPT_STATE = "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
 
 

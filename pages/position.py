@@ -38,6 +38,10 @@ from attnviz.viz.overlays import position_overlay
 t = app.t
 
 NOTHING = "(nothing)"  # the side-by-side box's first option
+OPACITY = 0.75  # the overlay's opacity until the slider moves
+# The page's two parts that rerun alone (st.fragment keys): the live photo with its controls, and the numbers.
+# A pin reruns the numbers only (the canvas draws the pin itself); a control reruns both.
+LIVE_PART, NUMBERS_PART = "position_live", "position_numbers"
 FEW_QUERIES = 50  # below this many test queries of a class, its figure is called rough
 
 
@@ -79,6 +83,23 @@ def split_figures_text(entry: dict) -> str | None:
     return t("position.researchers.model_figure", figure=figure)
 
 
+def rerun_both_parts() -> None:
+    """A control's callback: rerun the live photo and the numbers, not the page."""
+    st.rerun([LIVE_PART, NUMBERS_PART])
+
+
+def pin_and_show_numbers(x: int, y: int) -> None:
+    """A pin on the live photo (which drew it already): the numbers rerun, not the photo."""
+    app.take_pin(x, y)
+    st.rerun(NUMBERS_PART)
+
+
+def clear_pins() -> None:
+    """The clear button: no pins, on the photo and in the numbers."""
+    app.remove_pins()
+    st.rerun([LIVE_PART, NUMBERS_PART])
+
+
 def introduction() -> None:
     st.title(t("position.title"))
     st.markdown(t("position.intuition"))
@@ -115,7 +136,11 @@ def controls(others: dict) -> tuple[str, str, str, float]:
     columns = st.columns([3, 3, 2, 2])
     app.apply_link("mode", keys.PAM_MODE, MODES, what=t("position.link_mode"))
     mode = columns[0].radio(
-        t("position.mode_label"), MODES, key=keys.PAM_MODE, format_func=lambda name: tr(f"position.mode_{name}")
+        t("position.mode_label"),
+        MODES,
+        key=keys.PAM_MODE,
+        format_func=lambda name: tr(f"position.mode_{name}"),
+        on_change=rerun_both_parts,
     )
     app.apply_link("beside", keys.PAM_COMPARE, list(others), what=t("position.link_beside"))
     beside = columns[1].selectbox(
@@ -123,6 +148,7 @@ def controls(others: dict) -> tuple[str, str, str, float]:
         [NOTHING, *others],
         key=keys.PAM_COMPARE,
         help=t("position.beside_help"),
+        on_change=rerun_both_parts,
         format_func=lambda option: (
             tr("position.beside_nothing") if option == NOTHING else app.companion_label(option, tr)
         ),
@@ -132,9 +158,28 @@ def controls(others: dict) -> tuple[str, str, str, float]:
         ("own", "shared"),  # the canvas's names (attnviz.app.attention_canvas)
         key=keys.PAM_SCALE,
         format_func=lambda name: tr(f"position.scale_{name}"),
+        on_change=rerun_both_parts,
     )
-    opacity = columns[3].slider(t("position.opacity"), 0.0, 1.0, 0.75, 0.05, key=keys.PAM_OPACITY)
+    opacity = columns[3].slider(
+        t("position.opacity"), 0.0, 1.0, OPACITY, 0.05, key=keys.PAM_OPACITY, on_change=rerun_both_parts
+    )
     return mode, beside, scale, opacity
+
+
+def settings() -> tuple[str, str, str, float]:
+    """(mode, beside, scale, opacity) as the controls (in the live part, run before) left them."""
+    state = st.session_state
+    return (
+        state.get(keys.PAM_MODE, MODES[0]),
+        state.get(keys.PAM_COMPARE, NOTHING),
+        state.get(keys.PAM_SCALE, "own"),
+        state.get(keys.PAM_OPACITY, OPACITY),
+    )
+
+
+def shown_panels(selection, module_name: str, record, others: dict, beside: str) -> list:
+    """The page's panel, and the one chosen beside it."""
+    return [app.main_panel(selection, module_name, record)] + ([others[beside]()] if beside in others else [])
 
 
 def live_view(selection, panels, pins, pixel, mode: str, scale: str, opacity: float) -> None:
@@ -154,7 +199,7 @@ def live_view(selection, panels, pins, pixel, mode: str, scale: str, opacity: fl
             scale=scale,
             pixel=pixel,
             pins=pins,
-            on_pin=app.take_pin,
+            on_pin=pin_and_show_numbers,
             key=keys.PAM_CANVAS,
             language=app.language(),
             panels=[
@@ -175,6 +220,7 @@ def live_view(selection, panels, pins, pixel, mode: str, scale: str, opacity: fl
     streamlit_image_coordinates(
         position_overlay(selection.image, view, opacity),
         key=keys.PAM_CLICK,
+        on_click=rerun_both_parts,
         use_column_width="always",
         cursor="crosshair",
         image_format="JPEG",
@@ -188,7 +234,7 @@ def pin_numbers(panels, views, pins, mode: str, opacity: float) -> None:
         return
     head = st.columns([6, 1])
     head[0].markdown(t("position.pins_head", count=len(pins), most=MAX_PINS))
-    head[1].button(t("position.clear_pins"), key=keys.PAM_CLEAR_PINS, on_click=app.remove_pins)
+    head[1].button(t("position.clear_pins"), key=keys.PAM_CLEAR_PINS, on_click=clear_pins)
     st.markdown(
         "  \n".join(
             t(
@@ -229,7 +275,9 @@ def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
         )
     )
     if record.alpha is not None and math.isfinite(record.alpha):
-        st.markdown(t("position.alpha", alpha=record.alpha))
+        branch = record.branch_size()  # ‖α D Sᵀ‖ / ‖A‖ on this photo: what α alone cannot say
+        alpha_text = "position.alpha" if branch is not None else "position.alpha_alone"
+        st.markdown(t(alpha_text, alpha=record.alpha, branch=branch))
     reading = sum_reading(view, record)
     if record.normalisation == "dot":
         st.markdown(t(f"position.dot_{view.mode}", total=reading.total))
@@ -344,7 +392,9 @@ def chosen_pixel(selection, view: PositionView, record, chosen: bool, opacity: f
 
 def attention_map(view: PositionView, views, module_name: str, scale: str, pins) -> None:
     """Row or column i as a chart, its cell and top locations marked (one colour range for every pin's map
-    when asked)."""
+    when asked), while its toggle is on (the live photo draws the same map; the chart costs a pin 22 KB)."""
+    if not st.toggle(t("position.map_chart"), key=keys.PAM_MAP_CHART, help=t("position.map_chart_help")):
+        return
     grid = "key" if view.values_hw != view.feature_hw else "feature"
     zrange = shared_colour_range(views) if scale == "shared" and pins else None
     figure = attention_map_figure(
@@ -432,6 +482,50 @@ def for_researchers(record, researchers: list[str]) -> None:
         )
 
 
+@st.fragment(key=LIVE_PART)
+def live_part(selection, analysis, module_name: str, record, others: dict) -> None:
+    """The controls, the live photo and its download: what a control changes. A fragment: its payload is not
+    sent again while it reruns (attnviz.app.attention_canvas), and a pin does not rerun it."""
+    app.continue_run(selection)
+    mode, beside, scale, opacity = controls(others)
+    pins, pixel, _ = app.pinned_pixels(selection.image.shape[:2], selection.image_key, keys.PAM_CLICK)
+    panels = shown_panels(selection, module_name, record, others, beside)
+    live_view(selection, panels, pins, pixel, mode, scale, opacity)
+    app.view_download(selection, analysis, keys.PAM_HTML, module_name, panels[1:], mode)
+
+
+@st.fragment(key=NUMBERS_PART)
+def numbers_part(selection, module_name: str, record, others: dict, several_modules: bool) -> None:
+    """What a pin changes: the pins' and the chosen pixel's numbers, its map and formula, the researchers'
+    layer, and the link. A fragment: a pin reruns this alone."""
+    app.continue_run(selection)
+    mode, beside, scale, opacity = settings()
+    image_hw = selection.image.shape[:2]
+    pins, pixel, chosen = app.pinned_pixels(image_hw, selection.image_key, keys.PAM_CLICK)
+    panels = shown_panels(selection, module_name, record, others, beside)
+    views = panel_views(panels, pins, image_hw, mode)
+    pin_numbers(panels, views, pins, mode, opacity)
+    view = (
+        views[0][-1] if pins and pins[-1] == pixel else position_view(record, pixel, image_hw, mode, selection.label)
+    )  # the chosen pixel's, in full
+    left, right = st.columns([1, 1])
+    with left:
+        researchers = chosen_pixel(selection, view, record, chosen, opacity)
+    with right:
+        attention_map(view, views, module_name, scale, pins)
+    formula(view, record, image_hw)
+    for_researchers(record, researchers)
+    app.link_params(
+        x=pixel[0],
+        y=pixel[1],
+        mode=mode,
+        pins=app.pins_text(pins) if len(pins) > 1 else None,
+        beside=beside if beside in others else None,
+        module=module_name if several_modules else None,
+    )
+    app.write_link()  # a rerun of this part alone writes the address bar itself (app.py's run did not run)
+
+
 introduction()
 selection, analysis = app.page_analysis(
     prefixes=("danet",), what=t("position.what"), needs=lambda a: bool(a.spatial_attention)
@@ -442,30 +536,6 @@ module_name = app.spatial_module_picker(st, modules)
 record = modules[module_name]
 module_notes(record)
 others = app.companion_panels(selection, analysis, module_name)
-mode, beside, scale, opacity = controls(others)
-image_hw = selection.image.shape[:2]
-pins, pixel, chosen = app.pinned_pixels(image_hw, selection.image_key, keys.PAM_CLICK)
-panels = [app.main_panel(selection, module_name, record)] + ([others[beside]()] if beside in others else [])
-live_view(selection, panels, pins, pixel, mode, scale, opacity)
-app.view_download(selection, analysis, keys.PAM_HTML, module_name, panels[1:], mode)
-views = panel_views(panels, pins, image_hw, mode)
-pin_numbers(panels, views, pins, mode, opacity)
-view = (
-    views[0][-1] if pins and pins[-1] == pixel else position_view(record, pixel, image_hw, mode, selection.label)
-)  # the chosen pixel's, in full
-left, right = st.columns([1, 1])
-with left:
-    researchers = chosen_pixel(selection, view, record, chosen, opacity)
-with right:
-    attention_map(view, views, module_name, scale, pins)
-formula(view, record, image_hw)
+live_part(selection, analysis, module_name, record, others)
+numbers_part(selection, module_name, record, others, several_modules=len(modules) > 1)
 app.switch_section(selection, analysis, kinds_of(modules), context="position")
-for_researchers(record, researchers)
-app.link_params(
-    x=pixel[0],
-    y=pixel[1],
-    mode=mode,
-    pins=app.pins_text(pins) if len(pins) > 1 else None,
-    module=module_name if len(modules) > 1 else None,
-    beside=beside if beside in others else None,
-)

@@ -367,7 +367,7 @@ def test_position_notes_fit_the_model_shown_in_the_pages_language():
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     shown = [m.value for m in at.markdown]
-    assert _notice("zh", "affinity") in shown and "注意什么" in _notice("zh", "affinity")
+    assert _notice("zh", "affinity") in shown and "观察要点" in _notice("zh", "affinity")
     at.selectbox(key="model").set_value("danet-eca").run()  # a plain DANet: no claim of the affinity's grouping
     assert not at.exception, [e.value for e in at.exception]
     shown = "\n".join(m.value for m in at.markdown)

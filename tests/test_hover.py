@@ -215,6 +215,7 @@ def test_hovering_x_shows_the_row_of_the_library(server, page):
     attention = record.attention[0].numpy()
     channels = attention.shape[0]
     matrix = page.locator(".matrix")
+    matrix.evaluate("m => m.scrollIntoView({block: 'center'})")  # every row on the screen, whatever is above
     box = matrix.bounding_box()
     sent = page.evaluate("window.__sent")
     page.evaluate("window.__states = []")

@@ -50,7 +50,7 @@ from attnviz.app.resources import (
     pixel_integrated_gradients,
     results,
 )
-from attnviz.app.selection import Selection, begin_run, current
+from attnviz.app.selection import Selection, begin_run, continue_run, current
 from attnviz.app.sidebar import sidebar
 from attnviz.app.switch import switch_section, switchable_modules
 from attnviz.app.view_download import view_download
@@ -88,6 +88,7 @@ __all__ = [
     "hover_data",
     "Selection",
     "begin_run",
+    "continue_run",
     "current",
     "sidebar",
     "page_selection",

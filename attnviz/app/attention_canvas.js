@@ -17,6 +17,10 @@
 //   newest pin (data.pixel until there is one). It still calls setTriggerValue("pin", {x, y}), then
 //   setStateValue("pins", [[x, y], ...]) (oldest first) when the host gave one. A later call's data.pins, when
 //   given, replaces the page's pins; left out, the page keeps its own.
+// - data.pin_state false: no setStateValue (the Streamlit app, whose trigger already reruns the part of the page
+//   that shows the pins' numbers; a state value would rerun it twice).
+// - data.payload_version instead of data.photo and data.panels: the payload comes apart, from canvas_payload.js
+//   (the Streamlit app: the page's registry by version); the canvas draws once it is there.
 // The pins are also written to the root element's data-pins (JSON), and each drawn view to its readout's
 // data-view, for tests and hosts.
 
@@ -67,6 +71,21 @@ function softmaxInPlace(energies, keys) {
   return energies;
 }
 
+// the same over every entry, with index loops (no list of keys: this runs on every pointer move)
+function softmaxDense(energies) {
+  const n = energies.length;
+  let peak = -Infinity;
+  for (let j = 0; j < n; j++) if (energies[j] > peak) peak = energies[j];
+  let total = 0;
+  for (let j = 0; j < n; j++) {
+    const e = Math.exp(energies[j] - peak);
+    energies[j] = e;
+    total += e;
+  }
+  for (let j = 0; j < n; j++) energies[j] /= total;
+  return energies;
+}
+
 function range(n) {
   return Array.from({ length: n }, (_, i) => i);
 }
@@ -93,7 +112,7 @@ function attention(p, mode, index) {
     const out = new Float64Array(p.numKeys);
     for (let j = 0; j < p.numKeys; j++) out[j] = dot(p.q, index, p.k, j, c);
     if (p.form === "dot") return out.map((energy) => energy / p.numKeys);
-    return softmaxInPlace(out, range(p.numKeys));
+    return softmaxDense(out);
   }
   const out = new Float64Array(p.numQueries);
   for (let i = 0; i < p.numQueries; i++) out[i] = weight(p, dot(p.q, i, p.k, index, c), i);
@@ -463,15 +482,62 @@ function setup(parentElement) {
   return state;
 }
 
-export default function (component) {
-  const { data, parentElement, setTriggerValue, setStateValue } = component;
+// the payload sent apart (canvas_payload.js), or null until it is there
+function payloadOf(version) {
+  return canvasRegistry().byVersion.get(version) || null;
+}
+
+// draw `component` once the payload of data.payload_version is in the page's registry
+function whenPayloadArrives(component) {
+  const registry = canvasRegistry();
+  const version = component.data.payload_version;
+  const listener = (arrived) => {
+    if (arrived !== version) return;
+    registry.listeners.delete(listener);
+    if (PENDING.get(component.parentElement) === component) draw(component);
+  };
+  PENDING.set(component.parentElement, component);
+  registry.listeners.add(listener);
+}
+
+// the canvas's style, when it came with the payload: into the canvas's own root (its shadow root in Streamlit)
+function adoptStyle(parentElement, css) {
+  if (!css || parentElement.querySelector("style[data-attnviz-canvas]")) return;
+  const style = document.createElement("style");
+  style.dataset.attnvizCanvas = "1";
+  style.textContent = css;
+  parentElement.prepend(style);
+}
+
+const PENDING = new WeakMap();  // parent element -> the latest call still waiting for its payload
+
+function attentionCanvas(component) {
+  PENDING.delete(component.parentElement);
+  const version = component.data.payload_version;
+  if (version !== undefined && !payloadOf(version)) {
+    whenPayloadArrives(component);
+    return () => {};
+  }
+  return draw(component);
+}
+
+function draw(component) {
+  PENDING.delete(component.parentElement);
+  const { parentElement, setTriggerValue, setStateValue } = component;
+  let data = component.data;
+  if (data.payload_version !== undefined) {
+    const payload = payloadOf(data.payload_version);
+    data = { ...data, version: payload.version, photo: payload.photo, panels: payload.panels,
+             labels: payload.labels, colours: payload.colours };
+    adoptStyle(parentElement, payload.css);
+  }
   let state = INSTANCES.get(parentElement);
   if (!state) {
     state = setup(parentElement);
     INSTANCES.set(parentElement, state);
   }
   state.setTriggerValue = setTriggerValue;
-  state.setStateValue = setStateValue;
+  state.setStateValue = data.pin_state === false ? null : setStateValue;
   state.localPins = Boolean(data.local_pins);
   state.maxPins = data.max_pins;
   state.mode = data.mode;
@@ -505,3 +571,5 @@ export default function (component) {
   else render(state, ...state.pixel, "server");
   return () => {};
 }
+
+export default attentionCanvas;

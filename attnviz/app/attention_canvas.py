@@ -7,9 +7,18 @@ their own beside this module. It gets the photo, each panel's payload from
 server: the hovered cell's row (or column) of S blended over the photo where it
 is high (the colour map and rule of `attnviz.viz.colours`, its table sent with the data), the top 5 marked, a
 colour bar, and a readout of the cell and its top locations. Several panels (two models, or two modules of a
-user's model) share the photo and the pointer. A click or tap pins the point: one trigger value,
-handed to the page's `on_pin`, which the page answers with the server's exact
-numbers (the pins themselves are kept by `attnviz.app.links`).
+user's model) share the photo and the pointer. A click or tap pins the point: the canvas draws the pin at once
+(its `local_pins` rule, the server's), and one trigger value is handed to the page's `on_pin`, which the page
+answers with the server's exact numbers (the pins themselves are kept by `attnviz.app.links`).
+
+Two elements, so that a pin or a setting sends a few hundred bytes, not the payload: the payload (photo, Q, K,
+L) and the drawing script go in an element of its own (canvas_payload.js), whose message is the same on every
+run until the model, photo, module or panels change, and which Streamlit therefore sends again as a reference
+to the copy the browser holds (its forward-message cache, for messages of at least
+`global.minCachedMessageSize`). The canvas element holds a stub script (a components-v2 element carries its
+script in every message) and its own data (pins, pixel, mode, scale, opacity, texts), which names the payload
+by version. A page calls this inside an
+`st.fragment`, so that a pin reruns only that part of the page (pages/position.py).
 """
 
 from __future__ import annotations
@@ -22,15 +31,31 @@ import streamlit as st
 
 from attnviz.analysis.geometry import parse_pixel
 from attnviz.i18n import DEFAULT_LANGUAGE
-from attnviz.viz.canvas import SCRIPT_DIR, attention_canvas_data, canvas_style, page_script, photo_data_url
+from attnviz.viz.canvas import (
+    SCRIPT_DIR,
+    attention_canvas_data,
+    canvas_payload_data,
+    canvas_style,
+    page_script,
+    photo_data_url,
+)
 
 __all__ = ["attention_canvas"]
 
+# the canvas: a stub script (canvas_stub.js) that draws with the script and style the payload element brings
 _COMPONENT = st.components.v2.component(
     "attnviz_attention_canvas",
     html='<div class="attnviz-canvas"></div>',
-    css=canvas_style("attention_canvas"),
-    js=page_script(SCRIPT_DIR / "attention_canvas.js"),
+    js=(SCRIPT_DIR / "canvas_registry.js").read_text(encoding="utf-8")
+    + (SCRIPT_DIR / "canvas_stub.js").read_text(encoding="utf-8"),
+)
+_STYLE = canvas_style("attention_canvas")
+# the payload element: attention_canvas.js and canvas_payload.js as one module, and the photo's payload as data
+_PAYLOAD = st.components.v2.component(
+    "attnviz_canvas_payload",
+    html='<div class="attnviz-canvas-payload" hidden></div>',
+    js=page_script(SCRIPT_DIR / "attention_canvas.js", default_export=False)
+    + (SCRIPT_DIR / "canvas_payload.js").read_text(encoding="utf-8"),
 )
 
 
@@ -66,18 +91,28 @@ def attention_canvas(
     map its own range) or "shared" (one range for all maps shown); `language`: of the readout's texts (the
     [canvas] section of attnviz/locales)."""
     image_hw = image.shape[:2]
-    version = hashlib.sha1("|".join([photo_key, *(p["id"] for p in panels)]).encode()).hexdigest()[:16]
-    data = attention_canvas_data(
+    version = hashlib.sha1("|".join([photo_key, language, *(p["id"] for p in panels)]).encode()).hexdigest()[:16]
+    payload = canvas_payload_data(
         version=version,
         photo=_photo(photo_key, image),
-        image_hw=image_hw,
         panels=[_panel_data(p, photo_key) for p in panels],
+        language=language,
+        css=_STYLE,
+    )
+    _PAYLOAD(data=payload, key=f"{key}_payload")
+    data = attention_canvas_data(
+        version=version,
+        photo=None,
+        image_hw=image_hw,
+        panels=None,
         mode=mode,
         opacity=opacity,
         scale=scale,
         pixel=pixel,
         pins=pins,
         language=language,
+        local_pins=True,
+        pin_state=False,
     )
     _COMPONENT(data=data, key=key, on_pin_change=partial(_take_pin, key, image_hw, on_pin))
 

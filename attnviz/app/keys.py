@@ -47,6 +47,7 @@ PAM_PNG = "pam_png"
 PAM_HTML = "pam_html"  # the position page's interactive HTML download
 PAM_CSV = "pam_csv"
 PAM_MAP = "pam_map"
+PAM_MAP_CHART = "pam_map_chart"  # toggle: the chosen pixel's map as a chart too (off: the live photo shows it)
 PAM_CANVAS = "pam_canvas"  # the live photo (attnviz.app.attention_canvas)
 PAM_PINS = "pam_pins"  # the pinned photo pixels [(x, y), ...], oldest first
 PAM_COMPARE = "pam_compare"  # the second model (or module) the hover drives beside the first

@@ -15,7 +15,7 @@ import numpy as np
 
 from attnviz.app.pagesmode import leave_pages_directory_mode
 
-__all__ = ["Selection", "RunState", "begin_run", "run_state", "current"]
+__all__ = ["Selection", "RunState", "begin_run", "continue_run", "run_state", "current"]
 
 
 @dataclass
@@ -53,6 +53,18 @@ def begin_run() -> RunState:
     """A fresh state for the run that is starting (app.py calls this first)."""
     state = RunState(entry=True)
     _run.set(state)
+    return state
+
+
+def continue_run(selection: Selection) -> RunState:
+    """The state of a fragment's run (st.fragment: a part of a page that reruns alone, without app.py): the
+    full run's when Streamlit runs the fragment in its context, else a new one for `selection`; either way the
+    address bar is to be written again (the fragment says all of its page's link parameters itself)."""
+    state = _run.get()
+    if state is None or state.selection is None:
+        state = RunState(selection=selection, entry=True)
+        _run.set(state)
+    state.link_written = False
     return state
 
 

@@ -19,6 +19,7 @@ from attnviz.viz.figures import (
     weight_across_photos_figure,
     with_caption,
 )
+from attnviz.viz.plotly_locale import toolbar_config
 
 __all__ = [
     "FIGURE_FORMATS",
@@ -46,6 +47,7 @@ def chart(where, figure, key: str, caption: str = "", **kwargs):
     config = {
         "toImageButtonOptions": {"format": fmt, "filename": f"attnviz-{key}", "scale": 2 if fmt == "png" else 1},
         "displaylogo": False,
+        **toolbar_config(language()),  # Plotly's toolbar in the page's language (attnviz.viz.plotly_locale)
     }
     return where.plotly_chart(figure, key=key, config=config, **kwargs)
 
@@ -196,6 +198,7 @@ def channel_focus(selection, layer: str, record, weights, prefix: str, weights_o
 def _switch_model(name: str) -> None:
     st.session_state[keys.SOURCE] = CamVidSource.key
     st.session_state[keys.MODEL] = name
+    st.rerun()  # the whole app, sidebar included, even from a button inside a page's fragment (st.fragment)
 
 
 def switch_button(where, name: str, label: str | None = None) -> None:

@@ -4,8 +4,9 @@ attnviz.app.channel_canvas), the standalone HTML file (attnviz.viz.standalone) a
 The scripts and styles are files beside the app's wrappers (attnviz/app/attention_canvas.js, channel_canvas.js and
 their .css); each script is one ES module whose default export draws from a `data` dict, with the host contract
 written at its top (`data.local_pins`: the page pins by itself). A components-v2 script is one module with no
-imports of its own, so the functions the two share (page_arrays.js: base64 arrays, top-k) are prepended to each
-(`page_script`). The `data` dicts are built here, once for every host.
+imports of its own, so the functions the two share (page_arrays.js: base64 arrays, top-k; canvas_registry.js:
+the parts of the Streamlit app's live photo sent apart) are prepended to each (`page_script`). The `data` dicts
+are built here, once for every host.
 """
 
 from __future__ import annotations
@@ -26,18 +27,26 @@ __all__ = [
     "canvas_style",
     "photo_data_url",
     "attention_canvas_data",
+    "canvas_payload_data",
     "channel_canvas_data",
 ]
 
 SCRIPT_DIR = Path(__file__).resolve().parents[1] / "app"
-_SHARED = SCRIPT_DIR / "page_arrays.js"
+_SHARED = (SCRIPT_DIR / "page_arrays.js", SCRIPT_DIR / "canvas_registry.js")
 _ATTENTION_COLOURS = page_table(ATTENTION_COLOURS)  # 768 bytes as base64, sent with every draw
 _CHANNEL_COLOURS = page_table(CHANNEL_COLOURS)
 
 
-def page_script(path: Path) -> str:
-    """The shared functions (page_arrays.js), then the component's own script at `path`."""
-    return _SHARED.read_text(encoding="utf-8") + "\n" + Path(path).read_text(encoding="utf-8")
+def page_script(path: Path, default_export: bool = True) -> str:
+    """The shared functions (page_arrays.js, canvas_registry.js), then the component's own script at `path`;
+    `default_export` False: without its last line, `export default <name>;` (to be part of another module)."""
+    script = Path(path).read_text(encoding="utf-8")
+    if not default_export:
+        body, _, last = script.rstrip().rpartition("\n")
+        if not last.startswith("export default "):
+            raise ValueError(f"{path} does not end with `export default <name>;`")
+        script = body + "\n"
+    return "\n".join(shared.read_text(encoding="utf-8") for shared in _SHARED) + "\n" + script
 
 
 def canvas_style(name: str) -> str:
@@ -56,9 +65,9 @@ def photo_data_url(image: np.ndarray, quality: int = 90) -> str:
 def attention_canvas_data(
     *,
     version: str,
-    photo: str,
+    photo: str | None,
     image_hw: tuple[int, int],
-    panels: list[dict],
+    panels: list[dict] | None,
     mode: str = "row",
     opacity: float = 0.75,
     scale: str = "own",
@@ -66,30 +75,52 @@ def attention_canvas_data(
     pins: list[tuple[int, int]] | None = None,
     language: str = DEFAULT_LANGUAGE,
     local_pins: bool = False,
+    pin_state: bool = True,
 ) -> dict:
     """attention_canvas.js's data. `panels`: each a payload of `attnviz.analysis.hover.hover_payload` with its
     "title" (and "photo", a data URL, for a panel on a photo of its own); `photo`: the photo's data URL;
     `version`: a text that changes whenever the panels do; `pixel`: the point shown while the pointer is away
     (default: the photo's centre, as the Position page); `pins`: the pinned pixels, oldest first (None with
-    `local_pins`: the page keeps its own); `local_pins`: a click pins in the page (the script's contract)."""
+    `local_pins`: the page keeps its own); `local_pins`: a click pins in the page (the script's contract);
+    `pin_state`: report the page's pins as a state value too. `photo` and `panels` None: the payload, the
+    texts and the colours are sent apart (`canvas_payload_data`) and this names them by `version`."""
     height, width = image_hw
-    data = {
-        "version": version,
-        "photo": photo,
-        "image_hw": [int(height), int(width)],
-        "panels": panels,
-        "mode": mode,
-        "opacity": float(opacity),
-        "scale": scale,
-        "pixel": [int(v) for v in (pixel if pixel is not None else (width // 2, height // 2))],
-        "labels": section("canvas", language),
-        "colours": _ATTENTION_COLOURS,
-        "local_pins": bool(local_pins),
-        "max_pins": MAX_PINS,
-    }
+    data = {"version": version}
+    if photo is None and panels is None:
+        data["payload_version"] = version
+    else:
+        data.update(photo=photo, panels=panels, labels=section("canvas", language), colours=_ATTENTION_COLOURS)
+    data.update(
+        {
+            "image_hw": [int(height), int(width)],
+            "mode": mode,
+            "opacity": float(opacity),
+            "scale": scale,
+            "pixel": [int(v) for v in (pixel if pixel is not None else (width // 2, height // 2))],
+            "local_pins": bool(local_pins),
+            "pin_state": bool(pin_state),
+            "max_pins": MAX_PINS,
+        }
+    )
     if pins is not None or not local_pins:
         data["pins"] = [[int(x), int(y)] for x, y in pins or []]
     return data
+
+
+def canvas_payload_data(
+    *, version: str, photo: str, panels: list[dict], language: str = DEFAULT_LANGUAGE, css: str = ""
+) -> dict:
+    """canvas_payload.js's data: what attention_canvas_data leaves out when its `photo` and `panels` are None
+    (the same `version`): the photo, the panels, the readout's texts, the colour table, and the canvas's
+    style `css` (which the canvas then puts in its own root), for an element of its own."""
+    return {
+        "version": version,
+        "photo": photo,
+        "panels": panels,
+        "labels": section("canvas", language),
+        "colours": _ATTENTION_COLOURS,
+        "css": css,
+    }
 
 
 def channel_canvas_data(

@@ -206,9 +206,10 @@ def _module_as_function(name: str, script: str) -> str:
     """A canvas script as a classic script: the ES module's default export becomes `name` (a module cannot be
     imported from a file:// page without fetching it; the script text is otherwise the app's, unchanged)."""
     text = page_script(SCRIPT_DIR / script)
-    if text.count("export default function") != 1 or re.search(r"</script", text, re.IGNORECASE):
+    exports = re.findall(r"^export default (?:function\b|\w+;\s*$)", text, re.MULTILINE)
+    if len(exports) != 1 or re.search(r"</script", text, re.IGNORECASE):
         raise ValueError(f"{script} must hold one default export and no closing script tag")
-    body = text.replace("export default function", "return function")
+    body = re.sub(r"^export default (function\b|\w+;\s*$)", r"return \1", text, flags=re.MULTILINE)
     return f'const {name} = (() => {{\n"use strict";\n{body}\n}})();\n'
 
 
