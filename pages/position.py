@@ -88,9 +88,9 @@ def rerun_both_parts() -> None:
     st.rerun([LIVE_PART, NUMBERS_PART])
 
 
-def pin_and_show_numbers(x: int, y: int) -> None:
+def pin_and_show_numbers(x: int, y: int, pins=None) -> None:
     """A pin on the live photo (which drew it already): the numbers rerun, not the photo."""
-    app.take_pin(x, y)
+    app.take_pin(x, y, pins)
     st.rerun(NUMBERS_PART)
 
 
@@ -259,9 +259,11 @@ def pin_numbers(panels, views, pins, mode: str, opacity: float) -> None:
 
 
 def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
-    """The chosen pixel's cell, α, the sum of its row or column against even attention, its top locations."""
+    """The chosen pixel's cell, α, the sum of its row or column against even attention, its top locations (one
+    Markdown block: each element a pin redraws costs the browser time)."""
+    parts = []
     grid_name = "grid_key" if view.feature_hw != (record.height, record.width) else "grid_feature"
-    st.markdown(
+    parts.append(
         t(
             "position.chosen",
             centre="" if chosen else t("position.centre"),
@@ -277,12 +279,12 @@ def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
     if record.alpha is not None and math.isfinite(record.alpha):
         branch = record.branch_size()  # ‖α D Sᵀ‖ / ‖A‖ on this photo: what α alone cannot say
         alpha_text = "position.alpha" if branch is not None else "position.alpha_alone"
-        st.markdown(t(alpha_text, alpha=record.alpha, branch=branch))
+        parts.append(t(alpha_text, alpha=record.alpha, branch=branch))
     reading = sum_reading(view, record)
     if record.normalisation == "dot":
-        st.markdown(t(f"position.dot_{view.mode}", total=reading.total))
+        parts.append(t(f"position.dot_{view.mode}", total=reading.total))
     elif view.mode == "row":
-        st.markdown(
+        parts.append(
             t(
                 "position.row_sum",
                 total=reading.total,
@@ -292,7 +294,7 @@ def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
             )
         )
     else:
-        st.markdown(
+        parts.append(
             t(
                 "position.column_sum",
                 total=reading.total,
@@ -300,13 +302,14 @@ def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
                 ratio=reading.total_over_average,
             )
         )
-    st.markdown(
+    parts.append(
         t("position.top_title")
         + "  \n"
         + "  \n".join(
             t("position.top_item", rank=rank, row=r, col=c, value=v) for rank, (r, c, v) in enumerate(view.top_cells, 1)
         )
     )
+    st.markdown("\n\n".join(parts))
 
 
 def class_notes(view: PositionView, image_hw, entry: dict) -> list[str]:
@@ -421,15 +424,20 @@ def formula(view: PositionView, record, image_hw) -> None:
     if pair is None or record.normalisation != "softmax":
         return
     i, j = pair.query, pair.key
-    st.markdown(t("position.formula_title"))
-    st.latex(
+    (i_row, i_col), (j_row, j_col) = pair.query_cell, pair.key_cell
+    general = (
         r"\begin{aligned} S_{ij} &= \frac{\exp(B_i^\top C_j)}{Z_i} \\ Z_i &= \sum_m \exp(B_i^\top C_m) \\"
         r" E_i &= \alpha \sum_j S_{ij}\, D_j + A_i \end{aligned}"
     )
-    st.markdown(t("position.formula_names"))
-    (i_row, i_col), (j_row, j_col) = pair.query_cell, pair.key_cell
-    st.markdown(t(f"position.formula_{view.mode}", i=i, j=j, i_row=i_row, i_col=i_col, j_row=j_row, j_col=j_col))
-    st.markdown(
+    energies = (
+        rf"\begin{{aligned}} B_{{{i}}}^\top C_{{{j}}} &= {pair.energy:.3f} \\"
+        rf" \log Z_{{{i}}} &= {pair.log_z:.3f} \end{{aligned}}"
+    )
+    lines = [
+        t("position.formula_title"),
+        f"$$\n{general}\n$$",
+        t("position.formula_names"),
+        t(f"position.formula_{view.mode}", i=i, j=j, i_row=i_row, i_col=i_col, j_row=j_row, j_col=j_col),
         t(
             "position.formula_cells",
             cell_h=pair.key_cell_size[0],
@@ -438,12 +446,10 @@ def formula(view: PositionView, record, image_hw) -> None:
             j_col=j_col,
             width=pair.key_grid[1],
             j=j,
-        )
-    )
-    st.latex(
-        rf"\begin{{aligned}} B_{{{i}}}^\top C_{{{j}}} &= {pair.energy:.3f} \\"
-        rf" \log Z_{{{i}}} &= {pair.log_z:.3f} \end{{aligned}}"
-    )
+        ),
+        f"$$\n{energies}\n$$",
+    ]
+    st.markdown("\n\n".join(lines))  # one block: each element a pin redraws costs the browser time
     st.latex(rf"S_{{{i},{j}}} = e^{{{pair.energy:.3f} - {pair.log_z:.3f}}} = {pair.entry:.4f}")
     st.markdown(
         t(

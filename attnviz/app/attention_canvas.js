@@ -14,7 +14,8 @@
 // - data.local_pins true: a click adds the pin in the page itself, by the server's rule
 //   (attnviz.analysis.views.with_pin: the point becomes the newest pin, an equal older one is dropped, at most
 //   data.max_pins, the oldest replaced) and redraws at once; the point shown while the pointer is away is the
-//   newest pin (data.pixel until there is one). It still calls setTriggerValue("pin", {x, y}), then
+//   newest pin (data.pixel until there is one). It still calls setTriggerValue("pin", {x, y, pins}) (pins: the
+//   page's pins after the click, oldest first, so that a host that missed a trigger still ends with them), then
 //   setStateValue("pins", [[x, y], ...]) (oldest first) when the host gave one. A later call's data.pins, when
 //   given, replaces the page's pins; left out, the page keeps its own.
 // - data.pin_state false: no setStateValue (the Streamlit app, whose trigger already reruns the part of the page
@@ -466,7 +467,9 @@ function setup(parentElement) {
       showPins(state);
     }
     render(state, ...pixel, "pin");
-    state.setTriggerValue("pin", { x: pixel[0], y: pixel[1] });
+    const trigger = { x: pixel[0], y: pixel[1] };
+    if (state.localPins) trigger.pins = state.pins.map((p) => [...p]);
+    state.setTriggerValue("pin", trigger);
     if (state.localPins && state.setStateValue) state.setStateValue("pins", state.pins.map((p) => [...p]));
   };
   root.addEventListener("pointermove", onMove);

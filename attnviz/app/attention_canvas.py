@@ -60,13 +60,23 @@ _PAYLOAD = st.components.v2.component(
 
 
 def _take_pin(component_key: str, image_hw: tuple[int, int], on_pin) -> None:
-    """The click callback: hand the pinned pixel to `on_pin(x, y)` if it lies on the photo (the link's rule,
-    attnviz.analysis.geometry.parse_pixel)."""
+    """The click callback: hand the pinned pixel to `on_pin(x, y, pins)` if it lies on the photo (the link's
+    rule, attnviz.analysis.geometry.parse_pixel), with the page's pins after the click (None when any is not
+    a pixel of the photo): the page pins by itself, so a trigger the server missed (clicks faster than its
+    runs) leaves no pin behind."""
     event = st.session_state.get(component_key) or {}
     point = event.get("pin") if hasattr(event, "get") else None
     pixel = parse_pixel(point.get("x"), point.get("y"), image_hw) if isinstance(point, dict) else None
     if pixel is not None:
-        on_pin(*pixel)
+        on_pin(*pixel, pins=_page_pins(point.get("pins"), image_hw))
+
+
+def _page_pins(raw, image_hw: tuple[int, int]) -> list[tuple[int, int]] | None:
+    """The page's pins from a trigger, each a pixel of the photo, or None."""
+    if not isinstance(raw, list) or not raw:
+        return None
+    pins = [parse_pixel(*p, image_hw) if isinstance(p, list) and len(p) == 2 else None for p in raw]
+    return None if None in pins else pins
 
 
 def attention_canvas(
@@ -87,7 +97,8 @@ def attention_canvas(
     text that changes whenever the payload does: model, photo, module), and, for a panel on a photo of its
     own, "image" and "image_key"; `pixel`: the point shown while
     the pointer is away (the last pin, or the photo's centre); `pins`: the pinned pixels, numbered on the
-    photo; `on_pin(x, y)`: called (before the next run) when the user clicks or taps; `scale`: "own" (each
+    photo; `on_pin(x, y, pins=)`: called (before the next run) when the user clicks or taps, with the page's pins
+    after the click (oldest first; None if unreadable); `scale`: "own" (each
     map its own range) or "shared" (one range for all maps shown); `language`: of the readout's texts (the
     [canvas] section of attnviz/locales)."""
     image_hw = image.shape[:2]

@@ -41,7 +41,7 @@ attention_canvas(
     scale="own",
     pixel=(photo_w // 2, photo_h // 2),
     pins=st.session_state["pins"],
-    on_pin=lambda x, y: st.session_state["pins"].append((x, y)),
+    on_pin=lambda x, y, pins=None: st.session_state["pins"].append((x, y)),
     key="canvas",
 )
 st.markdown(f"Pins: {len(st.session_state['pins'])}")

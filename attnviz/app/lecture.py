@@ -20,16 +20,63 @@ from attnviz.app.language import language, t
 from attnviz.app.resources import catalogue, channel_data, hover_data
 from attnviz.app.widgets import chart, figure_caption
 from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord
-from attnviz.viz.figures import attention_map_figure, branches_figure, sorted_weights_figure
+from attnviz.viz.figures import attention_map_figure, branches_figure, sorted_weights_figure, with_caption
 
-__all__ = ["step_figure", "pam_panels", "presentation_style"]
+__all__ = [
+    "PAGE_KEY_SUFFIX",
+    "PREFETCH_KEY",
+    "ROOM_FONT_PX",
+    "for_the_room",
+    "step_figure",
+    "pam_panels",
+    "presentation_style",
+]
 
 _PRESENTATION_CSS = Path(__file__).resolve().parent / "presentation.css"
+PAGE_KEY_SUFFIX = "page"  # the Previous / Next buttons that PageUp / PageDown press (hidden by presentation.css)
+PREFETCH_KEY = "lecture_prefetch"  # the hidden container the next step is computed in
+# The presentation view's text on a 1280 x 720 slide (presentation.css zooms larger screens): the body's 22 px,
+# the figures' ticks, legends and readouts no smaller than ROOM_FONT_PX, their titles a little larger
+ROOM_FONT_PX = 18
+_ROOM_FIGURE_HEIGHT_PX = 420
 
 
 def presentation_style() -> None:
-    """The presentation view: larger type and no sidebar (presentation.css, beside this module)."""
+    """The presentation view: slides for a projector, larger type and no sidebar (presentation.css, beside this
+    module)."""
     st.html(f"<style>{_PRESENTATION_CSS.read_text(encoding='utf-8')}</style>")
+
+
+def for_the_room(figure, caption: str):
+    """`figure` with `caption` (attnviz.viz.figures.with_caption) and text that carries to the back of a room:
+    ticks, axis titles, legend, colour bar and annotations at ROOM_FONT_PX, the title and caption a step
+    above and below it, and a height that leaves the slide room for the formula beside it."""
+    figure = with_caption(figure, caption)
+    width, height = figure.layout.width, figure.layout.height
+    if width and height:  # a map drawn at its own aspect: keep it
+        figure.update_layout(width=round(width * _ROOM_FIGURE_HEIGHT_PX / height))
+    lines = str(figure.layout.title.subtitle.text or "").count("<br>") + 1 if caption else 0
+    figure.update_layout(
+        font=dict(size=ROOM_FONT_PX),
+        title=dict(font=dict(size=ROOM_FONT_PX + 2), subtitle=dict(font=dict(size=ROOM_FONT_PX - 4))),
+        legend=dict(font=dict(size=ROOM_FONT_PX)),
+        margin=dict(t=12 + (ROOM_FONT_PX + 8) + (ROOM_FONT_PX - 1) * lines + 10),
+        height=_ROOM_FIGURE_HEIGHT_PX,
+    )
+    figure.update_xaxes(tickfont=dict(size=ROOM_FONT_PX), title=dict(font=dict(size=ROOM_FONT_PX)))
+    figure.update_yaxes(tickfont=dict(size=ROOM_FONT_PX), title=dict(font=dict(size=ROOM_FONT_PX)))
+    figure.update_annotations(font=dict(size=ROOM_FONT_PX))
+    figure.for_each_trace(
+        lambda trace: trace.update(colorbar=dict(tickfont=dict(size=ROOM_FONT_PX))) if "colorbar" in trace else None
+    )
+    return figure
+
+
+def _chart(figure, caption: str, present: bool, **kwargs) -> None:
+    """The step's chart (attnviz.app.widgets.chart): in the presentation view sized for the room."""
+    if present:
+        figure, caption = for_the_room(figure, caption), ""
+    chart(st, figure, key=keys.LECTURE_FIGURE, caption=caption, **kwargs)
 
 
 def pam_panels(selection, analyses: list) -> list[dict]:
@@ -52,25 +99,22 @@ def pam_panels(selection, analyses: list) -> list[dict]:
     return panels
 
 
-def step_figure(step: str, selection, analysis, numbers, companion=None) -> None:
+def step_figure(step: str, selection, analysis, numbers, companion=None, present: bool = False) -> None:
     """Draw step `step`'s live figure for `analysis` (the step's model on the selection's photo); `companion`:
-    the analysis of the model drawn beside it (attnviz.analysis.lecture.STEP_COMPANIONS), or None."""
+    the analysis of the model drawn beside it (attnviz.analysis.lecture.STEP_COMPANIONS), or None; `present`:
+    sized for a slide (`for_the_room`)."""
     layer = numbers.layer
     lang = language()
     module = t(f"lecture.{step}.name")
     caption = figure_caption(module, t("figures.caption_layer", layer=layer), model=analysis.model_name)
     if step in ("se", "eca"):
         weights = analysis.records[layer].weights[0].numpy()
-        chart(
-            st,
-            sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer), language=lang),
-            key=keys.LECTURE_FIGURE,
-            caption=caption,
+        _chart(
+            sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer), language=lang), caption, present
         )
     elif step == "flexible":
         record = analysis.records[layer]
-        chart(
-            st,
+        _chart(
             branches_figure(
                 record.parts["avg_branch"][0].numpy(),
                 record.parts["max_branch"][0].numpy(),
@@ -78,19 +122,18 @@ def step_figure(step: str, selection, analysis, numbers, companion=None) -> None
                 t("lecture.flexible.figure", layer=layer),
                 language=lang,
             ),
-            key=keys.LECTURE_FIGURE,
-            caption=caption,
+            caption,
+            present,
         )
     elif step == "cbam":
         gate = analysis.records[layer]
         assert isinstance(gate, SpatialAttentionRecord)
-        chart(
-            st,
+        _chart(
             attention_map_figure(
                 gate.map[0].numpy(), t("lecture.cbam.figure", layer=layer), colour_title="M_s", language=lang
             ),
-            key=keys.LECTURE_FIGURE,
-            caption=caption,
+            caption,
+            present,
             theme=None,
             width="content",
         )
@@ -99,8 +142,7 @@ def step_figure(step: str, selection, analysis, numbers, companion=None) -> None
         assert isinstance(record, CoordinateAttentionRecord)
         c = numbers.terms["channel"]
         product = (record.height_weights[0, c][:, None] * record.width_weights[0, c][None, :]).numpy()
-        chart(
-            st,
+        _chart(
             attention_map_figure(
                 product,
                 t("lecture.ca.figure", channel=c, layer=layer),
@@ -108,12 +150,12 @@ def step_figure(step: str, selection, analysis, numbers, companion=None) -> None
                 colour_title="a_h·a_w",
                 language=lang,
             ),
-            key=keys.LECTURE_FIGURE,
-            caption=figure_caption(
+            figure_caption(
                 module,
                 " · ".join((t("figures.caption_layer", layer=layer), t("figures.caption_channel", channel=c))),
                 model=analysis.model_name,
             ),
+            present,
             theme=None,
             width="content",
         )
@@ -128,7 +170,7 @@ def step_figure(step: str, selection, analysis, numbers, companion=None) -> None
             scale="own",
             pixel=(image_hw[1] // 2, image_hw[0] // 2),
             pins=[],
-            on_pin=lambda x, y: None,
+            on_pin=lambda x, y, pins=None: None,
             key=f"{keys.LECTURE_CANVAS}_pam",
             language=language(),
             panels=pam_panels(selection, [a for a in (companion, analysis) if a is not None]),

@@ -183,8 +183,12 @@ def pinned_pixels(
     return pins, (x, y), chosen
 
 
-def take_pin(x: int, y: int) -> None:
-    """A click on the live photo: (x, y) becomes the chosen pixel and the newest pin."""
+def take_pin(x: int, y: int, pins: list[tuple[int, int]] | None = None) -> None:
+    """A click on the live photo: (x, y) becomes the chosen pixel and the newest pin. `pins`: the page's own
+    pins after the click (the live photo pins by itself), which replace the server's: a click whose run the
+    server skipped (clicks faster than its runs) is then not lost."""
+    if pins:
+        st.session_state[keys.PAM_PINS] = [(int(px), int(py)) for px, py in pins][-MAX_PINS:]
     st.session_state[keys.PIXEL] = (int(x), int(y))
 
 
