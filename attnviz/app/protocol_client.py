@@ -10,8 +10,14 @@ does (an upload URL asked over the socket, an HTTP PUT with the XSRF cookie). Li
 cookies of its first request (a sticky proxy's route, Streamlit's XSRF token) and sends them with the
 websocket and every upload, so it stays on one app process behind attnviz.cluster's nginx.
 
+Like a browser it also speaks fragments (st.fragment): an event of a widget inside one names its fragment, and
+the server reruns only that part (the run's deltas are then that part's alone; the widgets of the rest of the
+page are kept from earlier runs). And it reports the hashes of the large messages it holds (the forward-message
+cache), so that an unchanged large element comes back as a reference, as to a browser; a reference is not
+resolved (this client reads texts, and large elements hold none).
+
 Used by attnviz.load_bench and the warm start of attnviz.serve; tested against a real server in
-tests/test_classroom.py. Not a general client: no fragments, no forward-message cache, no reconnection.
+tests/test_classroom.py. Not a general client: no reconnection, references to cached messages not resolved.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class Run:
     widgets: dict[str, tuple[str, object]] = field(default_factory=dict)  # user key -> (kind, element proto)
     exceptions: list[str] = field(default_factory=list)
     page: str = ""  # the url path of the page that ran
+    fragments: dict[str, str] = field(default_factory=dict)  # user key -> id of the fragment the widget is in
 
     @property
     def text(self) -> str:
@@ -70,17 +77,21 @@ def _read_run(messages: list[ForwardMsg], seconds: float) -> Run:
         element = message.delta.new_element
         element_kind = element.WhichOneof("type")
         if element_kind:  # the last write to a place wins (placeholders, progress loops)
-            by_path[tuple(message.metadata.delta_path)] = (element_kind, getattr(element, element_kind))
+            path = tuple(message.metadata.delta_path)
+            by_path[path] = (element_kind, getattr(element, element_kind), message.delta.fragment_id)
     run = Run(seconds, page=pages.get(page_hash, ""))
     for path in sorted(by_path):
-        kind, proto = by_path[path]
+        kind, proto, fragment = by_path[path]
         if kind == "exception":
             run.exceptions.append(f"{proto.type}: {proto.message}")
         elif kind in _TEXT:
             run.texts.append((kind, getattr(proto, _TEXT[kind])))
         widget_id = getattr(proto, "id", "")
         if isinstance(widget_id, str) and widget_id.startswith("$$ID-") and not widget_id.endswith("-None"):
-            run.widgets[widget_id.rsplit("-", 1)[-1]] = (kind, proto)
+            key = widget_id.rsplit("-", 1)[-1]
+            run.widgets[key] = (kind, proto)
+            if fragment:
+                run.fragments[key] = fragment
     return run
 
 
@@ -93,6 +104,9 @@ class Session:
         self.session_id = ""
         self.page_hash = ""
         self.last: Run | None = None
+        self.widgets: dict[str, tuple[str, object]] = {}  # the page's widgets, fragments' reruns merged in
+        self.fragments: dict[str, str] = {}  # user key -> its fragment's id
+        self.cached: set[str] = set()  # hashes of the cacheable messages received (the forward-message cache)
 
     @classmethod
     async def open(cls, url: str, page: str = "", query: str = "", timeout_s: float = 300) -> Session:
@@ -132,6 +146,8 @@ class Session:
             message = ForwardMsg()
             message.ParseFromString(await asyncio.wait_for(self._socket.recv(), timeout_s))
             messages.append(message)
+            if message.metadata.cacheable and message.hash:
+                self.cached.add(message.hash)
             kind = message.WhichOneof("type")
             if kind == "new_session":
                 self.session_id = message.new_session.initialize.session_id or self.session_id
@@ -141,11 +157,18 @@ class Session:
                 return messages
 
     async def _rerun(
-        self, widgets: list[WidgetState], page_name: str | None = None, query: str = "", timeout_s: float = 300
+        self,
+        widgets: list[WidgetState],
+        page_name: str | None = None,
+        query: str = "",
+        timeout_s: float = 300,
+        fragment: str = "",
     ) -> Run:
         message = BackMsg()
         state = message.rerun_script
         state.query_string = query
+        state.fragment_id = fragment  # "" : the whole page
+        state.cached_message_hashes.extend(sorted(self.cached))
         if page_name is not None:
             state.page_name = page_name  # a new page by its url path ("" = the default page)
         else:
@@ -157,14 +180,17 @@ class Session:
         await self._socket.send(message.SerializeToString())
         messages = await self._receive_until_finished(timeout_s)
         self.last = _read_run(messages, time.perf_counter() - started)
+        if not fragment:  # a whole page: its widgets replace the last page's
+            self.widgets, self.fragments = {}, {}
+        self.widgets.update(self.last.widgets)
+        self.fragments.update(self.last.fragments)
         return self.last
 
     def widget(self, key: str) -> tuple[str, object]:
-        """(kind, element proto) of the widget with user key `key` in the last run."""
-        if self.last is None or key not in self.last.widgets:
-            shown = sorted(self.last.widgets) if self.last else []
-            raise ProtocolError(f"no widget with key {key!r} on this page; there are {shown}")
-        return self.last.widgets[key]
+        """(kind, element proto) of the widget with user key `key` on the page (its last run that drew it)."""
+        if key not in self.widgets:
+            raise ProtocolError(f"no widget with key {key!r} on this page; there are {sorted(self.widgets)}")
+        return self.widgets[key]
 
     async def goto(self, page: str, query: str = "") -> Run:
         """Open another page of the app by its url path, as a link in the navigation does."""
@@ -178,7 +204,7 @@ class Session:
         kind, proto = self.widget(key)
         if option not in list(proto.options):
             raise ProtocolError(f"{key!r} has no option {option!r}; it has {list(proto.options)}")
-        return await self._rerun([WidgetState(id=proto.id, string_value=option)])
+        return await self._rerun([WidgetState(id=proto.id, string_value=option)], fragment=self.fragments.get(key, ""))
 
     def options(self, key: str) -> list[str]:
         return list(self.widget(key)[1].options)
@@ -186,7 +212,7 @@ class Session:
     async def click(self, key: str) -> Run:
         """Press the button `key`."""
         _, proto = self.widget(key)
-        return await self._rerun([WidgetState(id=proto.id, trigger_value=True)])
+        return await self._rerun([WidgetState(id=proto.id, trigger_value=True)], fragment=self.fragments.get(key, ""))
 
     async def trigger(self, key: str, event: str, value) -> Run:
         """A components-v2 event (`setTriggerValue(event, value)` in the component's script), e.g. a pin."""
@@ -195,7 +221,7 @@ class Session:
             id=f"$$STREAMLIT_INTERNAL_KEY_{proto.id}__events",
             json_trigger_value=json.dumps([{"event": event, "value": value}]),
         )
-        return await self._rerun([state])
+        return await self._rerun([state], fragment=self.fragments.get(key, ""))
 
     async def upload(self, key: str, name: str, data: bytes, content_type: str = "image/jpeg") -> Run:
         """Put a file into the file uploader `key`, as the browser does: ask the server for an upload URL over
@@ -218,7 +244,7 @@ class Session:
         info = state.file_uploader_state_value.uploaded_file_info.add()
         info.file_id, info.name, info.size = urls.file_id, name, len(data)
         info.file_urls.CopyFrom(urls)
-        return await self._rerun([state])
+        return await self._rerun([state], fragment=self.fragments.get(key, ""))
 
     def _put(self, upload_url: str, name: str, data: bytes, content_type: str) -> None:
         token = self._http.cookies.get("_streamlit_xsrf", "")  # set by the first request, as in a browser
