@@ -170,3 +170,91 @@ def test_the_flexible_pages_worked_example_and_channel_view_start_at_the_telling
     record = analyses[0].records[layer]
     avg, mx = (float(record.parts[part][0, channel]) for part in ("avg_branch", "max_branch"))
     assert translate("flexible.numbers_flexible_telling", "en", channel=channel, avg=avg, max=mx, photos=4) in text
+
+
+# ---- S and X in the article's notation, with the code's convention beside them
+
+
+def _article_s(b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The article's s_ji = exp(B_i·C_j) / Σ_i exp(B_i·C_j), written out entry by entry ([j, i])."""
+    n = len(b)
+    s = np.empty((n, n))
+    for j in range(n):
+        column = [np.exp(b[i] @ c[j]) for i in range(n)]
+        for i in range(n):
+            s[j, i] = column[i] / sum(column)
+    return s
+
+
+def test_the_pam_slide_writes_s_ji_normalised_over_i_and_the_codes_s_is_it_with_b_and_c_swapped():
+    """FORMULAS["pam"] is the article's s_ji (sum over i); the convention sentence's claim holds: the code's
+    S = softmax_j(B_i·C_j) (attnviz.modules.danet.PositionAttention) equals the article's s with B and C named
+    the other way round, and each E_j = α Σ_i s_ji D_i + A_j is the module's output."""
+    import torch
+
+    from attnviz.analysis.lecture import FORMULAS, convention_key
+    from attnviz.modules.danet import PositionAttention, position_attention_reference
+
+    assert r"s_{ji} = \frac{\exp(B_i\cdot C_j)}{\sum_{i=1}^{N}" in FORMULAS["pam"]
+    assert r"E_j = \alpha \sum_{i=1}^{N} s_{ji} D_i + A_j" in FORMULAS["pam"]
+    torch.manual_seed(0)
+    module = PositionAttention(16, reduction=4).double().eval()
+    with torch.no_grad():
+        module.alpha.fill_(0.7)
+        x = torch.randn(1, 16, 3, 4, dtype=torch.float64)
+        query, key, value = module.projections(x)
+        _, code_s = position_attention_reference(query, key, value)
+        out = module(x)
+    b, c = query[0].numpy(), key[0].numpy()
+    article = _article_s(c, b)  # the article's B is the code's key projection, its C the code's query
+    np.testing.assert_allclose(article, code_s[0].numpy(), rtol=1e-10, atol=1e-14)
+    assert np.allclose(article.sum(axis=1), 1)  # normalised over i
+    d, a = value[0].numpy(), x[0].flatten(1).numpy()  # (C, N)
+    e = np.stack([0.7 * sum(article[j, i] * d[:, i] for i in range(len(b))) + a[:, j] for j in range(len(b))], 1)
+    # the module runs the attention product in float32 (query.float(), ... in PositionAttention.forward): each
+    # entry agrees to float32's 2^-23 per term summed, relative to the entries' size
+    np.testing.assert_allclose(e, out[0].flatten(1).numpy(), rtol=0, atol=len(b) * 2.0**-23 * np.abs(e).max())
+    for language in LANGUAGES:
+        sentence = translate(convention_key("pam", None), language)
+        assert "S_ij = exp(B_i·C_j) / Σ_j exp(B_i·C_j)" in sentence
+
+
+def test_the_cam_slide_shows_x_in_the_articles_and_the_official_form_and_says_which_the_model_uses():
+    """Both rows of X from the formulas' lines, each against a hand-written softmax of a random A's Gram
+    matrix: the article's x_ji (normalised over i) and the official X′ (softmax_j(rowmax − energy)); the
+    sentence beside them names the form the shipped model's record says it uses, in both languages."""
+    import torch
+
+    from attnviz.analysis.lecture import FORMULAS, convention_key
+    from attnviz.modules.danet import channel_attention_map
+
+    assert r"x_{ji} = \frac{\exp(A_i\cdot A_j)}{\sum_{i=1}^{C}" in FORMULAS["cam"]
+    assert r"X'_{cj} = \mathrm{softmax}_j\big(\max_m (AA^\top)_{cm} - (AA^\top)_{cj}\big)" in FORMULAS["cam"]
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(6, 10)) * 0.5  # C x N
+    energy = a @ a.T
+    article = np.array([[np.exp(energy[i, j]) / np.exp(energy[:, j]).sum() for i in range(6)] for j in range(6)])
+    official = np.exp(energy.max(1, keepdims=True) - energy)
+    official /= official.sum(1, keepdims=True)
+    x = torch.from_numpy(a).reshape(1, 6, 2, 5)
+    np.testing.assert_allclose(channel_attention_map(x, "paper")[0].numpy(), article, rtol=1e-10)
+    np.testing.assert_allclose(channel_attention_map(x, "official")[0].numpy(), official, rtol=1e-10)
+    for form in ("official", "paper"):
+        numbers = step_numbers.__globals__["StepNumbers"]("layer", {"form": form})
+        for language in LANGUAGES:
+            sentence = translate(convention_key("cam", numbers), language)
+            assert "softmax(AAᵀ)" in sentence and "X′ = softmax(" in sentence
+            assert ("X′（" in sentence or "X′ (" in sentence) == (form == "official"), sentence
+    assert convention_key("se", None) is None
+
+
+@needs_danets
+def test_the_cam_step_names_the_form_of_the_shipped_model():
+    network, _ = load_checkpoint(STEP_MODELS["cam"])
+    analysis = analyse(network, load_sample(list_samples()[0]).image, STEP_MODELS["cam"])
+    numbers = step_numbers("cam", analysis)
+    forms = {m.form for m in network.modules() if hasattr(m, "form") and isinstance(m.form, str)}
+    assert forms == {numbers.terms["form"]}  # the sentence shown is chosen by the form the network computes
+    assert numbers.terms["symbol"] == ("X′" if numbers.terms["form"] == "official" else "x")
+    text = translate("lecture.cam.terms", "en", layer=numbers.layer, **numbers.terms)
+    assert f"{numbers.terms['symbol']}_cj = exp(" in text

@@ -23,7 +23,16 @@ from attnviz.kinds import AttentionKind
 from attnviz.modules.eca import eca_formula_terms
 from attnviz.modules.se import pre_sigmoid
 
-__all__ = ["STEPS", "STEP_MODELS", "STEP_COMPANIONS", "FORMULAS", "StepNumbers", "step_numbers", "far_key_median"]
+__all__ = [
+    "STEPS",
+    "STEP_MODELS",
+    "STEP_COMPANIONS",
+    "FORMULAS",
+    "StepNumbers",
+    "convention_key",
+    "step_numbers",
+    "far_key_median",
+]
 
 STEPS = ("se", "cbam", "ca", "eca", "pam", "cam", "flexible")
 STEP_MODELS = {
@@ -51,11 +60,27 @@ FORMULAS = {
     r"k = \Big|\frac{\log_2 C}{\gamma} + \frac{b}{\gamma}\Big|_{\mathrm{odd}} \end{gathered}",
     "flexible": r"\begin{aligned} \omega = \sigma\big(&\mathrm{MLP}(\mathrm{AvgPool}(F)) \\ "
     r"&+ \mathrm{MLP}(\mathrm{MaxPool}(F))\big) \end{aligned}",
-    "pam": r"\begin{gathered} S_{ij} = \frac{\exp(B_i\cdot C_j)}{\sum_m \exp(B_i\cdot C_m)} \\ "
-    r"E = \alpha\, D S^\top + A \end{gathered}",
-    "cam": r"\begin{gathered} X_{cj} = \mathrm{softmax}_j\big(\max_m (AA^\top)_{cm} - (AA^\top)_{cj}\big) \\ "
-    r"E = \beta\, X A + A \end{gathered}",
+    # the article's (and the paper's) notation: s_ji is position i's share in position j's output, normalised
+    # over i; the code's S_ij is the same map with B and C named the other way round (convention_key says so)
+    "pam": r"\begin{gathered} s_{ji} = \frac{\exp(B_i\cdot C_j)}{\sum_{i=1}^{N} \exp(B_i\cdot C_j)} \\ "
+    r"E_j = \alpha \sum_{i=1}^{N} s_{ji} D_i + A_j \end{gathered}",
+    # X in both forms: the article's softmax(A Aᵀ) (x_ji), then the official code's softmax(rowmax − energy) (X′)
+    "cam": r"\begin{gathered} x_{ji} = \frac{\exp(A_i\cdot A_j)}{\sum_{i=1}^{C} \exp(A_i\cdot A_j)} \\ "
+    r"X'_{cj} = \mathrm{softmax}_j\big(\max_m (AA^\top)_{cm} - (AA^\top)_{cj}\big) \\ "
+    r"E_j = \beta \sum_{i=1}^{C} x_{ji} A_i + A_j \end{gathered}",
 }
+
+
+def convention_key(step: str, numbers) -> str | None:
+    """The catalog key of the sentence that relates step `step`'s formula (the article's notation) to the
+    code's, or None where they agree. PAM: the code's S_ij = exp(B_i·C_j) / Σ_j exp(B_i·C_j), normalised over j,
+    is the article's s with B and C named the other way round (attnviz.modules.danet). CAM: which of the two
+    forms of X the shipped model uses (`numbers.terms["form"]`, its ChannelMapRecord's form)."""
+    if step == "pam":
+        return "lecture.pam.convention"
+    if step == "cam":
+        return f"lecture.cam.form_{numbers.terms['form']}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -221,6 +246,7 @@ def step_numbers(
             "beta": float(record.beta),
             "branch": float("nan") if record.branch_size() is None else record.branch_size(),  # ‖β X A‖ / ‖A‖
             "form": record.form,
+            "symbol": "X′" if record.form == "official" else "x",  # FORMULAS["cam"]'s name for this form
             "channels": int(attention.shape[0]),
             "one_hot": float(np.mean(attention.max(1) > 0.99)),
         },
