@@ -161,7 +161,8 @@ def step_figure(step: str, selection, analysis, numbers, companion=None, present
         )
     elif step == "pam":
         image_hw = selection.image.shape[:2]
-        st.caption(t("lecture.hover_hint"))
+        if not present:  # a slide has no room for it: the lecturer shows what the pointer does
+            st.caption(t("lecture.hover_hint"))
         attention_canvas(
             image=selection.image,
             photo_key=selection.image_key,
@@ -177,7 +178,8 @@ def step_figure(step: str, selection, analysis, numbers, companion=None, present
         )
     elif step == "cam":
         record = analysis.records[layer]
-        st.caption(t("lecture.channel_hint"))
+        if not present:
+            st.caption(t("lecture.channel_hint"))
         channel_canvas(
             payload=channel_data("camvid", analysis.model_name, selection.image_key, layer, record),
             version=f"lecture|{analysis.model_name}|{selection.image_key}|{layer}",
