@@ -2,7 +2,8 @@
 
 The page reads as its contents, called in order at the bottom: the introduction, the formula of the form
 shown, what to notice, the live map with its channel picker, the chosen row's numbers, the worked formula
-with the features it mixes, and the second layer for researchers. attnviz.analysis.views summarises X and
+with the features it mixes, DANet's fusion of its two modules by a sum (with each branch's size on this
+photo), and the second layer for researchers. attnviz.analysis.views summarises X and
 reads its rows; the functions here lay them out."""
 
 from functools import partial
@@ -15,7 +16,7 @@ from attnviz.analysis.views import ChannelMapSummary, ChannelRow, channel_energy
 from attnviz.app import keys
 from attnviz.kinds import AttentionKind
 from attnviz.viz.exports import vector_csv
-from attnviz.viz.figures import feature_grid_figure, row_comparison_figure
+from attnviz.viz.figures import branch_sizes_figure, feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
 
 BRANCH_SMALL = 0.05  # below this ‖βXA‖ / ‖A‖ on the photo, E is within 5% of A: the mix barely changes it
@@ -141,6 +142,44 @@ def worked_formula(record, row: ChannelRow, energy: np.ndarray, module: str) -> 
     )
 
 
+def fusion(selection, analysis, record) -> None:
+    """DANet's two modules and their sum (Fu et al., CVPR 2019, §3.4 "Attention Module Embedding with
+    Networks"): each output passes through a convolution and the two are added. Each branch's size on this
+    photo (‖αDSᵀ‖ / ‖A‖, ‖βXA‖ / ‖A‖, recorded at capture) is drawn where both modules recorded it. The exact
+    head is stated for this project's models (attnviz.modules.danet.DANetHead); for another model, only the
+    paper's description, since the app does not read how a model adds the two."""
+    position = analysis.position
+    pam_size = position[1].branch_size() if position is not None else None
+    cam_size = record.branch_size()
+    if pam_size is None or cam_size is None:
+        return
+    st.markdown(app.t("channel_map.fusion_title"))
+    if selection.source == "camvid":
+        st.latex(r"""\begin{aligned}
+A_p &= f_p(F),\quad A_c = f_c(F)\\
+E_{\mathrm{PAM}} &= \alpha\, D S^\top + A_p\\
+E_{\mathrm{CAM}} &= \beta\, X A_c + A_c\\
+Y &= \mathrm{cls}\big(g_p(E_{\mathrm{PAM}}) + g_c(E_{\mathrm{CAM}})\big)
+\end{aligned}""")
+        st.markdown(app.t("channel_map.fusion_project"))
+    else:
+        st.markdown(app.t("channel_map.fusion_other"))
+    app.chart(
+        st,
+        branch_sizes_figure(
+            {
+                app.t("channel_map.fusion_pam"): pam_size,
+                app.t("channel_map.fusion_cam"): cam_size,
+            },
+            app.t("channel_map.fusion_chart_title"),
+            language=app.language(),
+        ),
+        key=keys.CAM_FUSION,
+        caption=app.figure_caption(app.t("channel_map.fusion_module")),
+    )
+    st.markdown(app.t("channel_map.fusion_reading", pam=pam_size, cam=cam_size))
+
+
 def researchers_notes(record, summary: ChannelMapSummary) -> list[str]:
     """What researchers read: where the form comes from, the forms, an even row, and the cost of X."""
     notes = [
@@ -204,6 +243,7 @@ row = channel_row(attention, channel, RELATED)
 row_numbers(selection, row)
 if record.features is not None:
     worked_formula(record, row, energy, module)
+fusion(selection, analysis, record)
 app.switch_section(selection, analysis, (AttentionKind.CAM,), context="channel_map")
 for_researchers(record, row, researchers_notes(record, summary), module)
 app.link_params(channel=channel)

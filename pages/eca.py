@@ -1,19 +1,26 @@
 """ECA: the channel weights of every ECA layer for this photo.
 
 The page reads as its contents, called in order at the bottom: the introduction, the layer picked, what to
-notice, the charts (every layer, the picked layer sorted, its kernel), the formula with this photo's
-numbers, the channels on the photo, and the second layer for researchers. attnviz.analysis.views and
+notice, the charts (every layer, its kernel), one channel's weight drawn from its k neighbours (unsorted, so
+that the neighbourhood shows) with the formula in this photo's numbers, the channels on the photo, and the
+second layer for researchers. attnviz.analysis.views and
 attnviz.modules.eca compute the numbers; the functions here lay them out."""
 
 import streamlit as st
 
 from attnviz import app
-from attnviz.analysis.views import bracketed, plain_eca_layers, se_parameters, spread
+from attnviz.analysis.views import (
+    EcaNeighbourhoods,
+    bracketed,
+    eca_neighbourhoods,
+    plain_eca_layers,
+    se_parameters,
+    spread,
+)
 from attnviz.app import keys
 from attnviz.kinds import AttentionKind
-from attnviz.modules.eca import eca_formula_terms
 from attnviz.viz.exports import vector_csv
-from attnviz.viz.figures import kernel_figure, layer_weights_heatmap, sorted_weights_figure
+from attnviz.viz.figures import eca_neighbourhood_figure, kernel_figure, layer_weights_heatmap
 
 
 def introduction() -> None:
@@ -47,9 +54,8 @@ def what_to_notice(selected: str, weights, untrained: bool) -> None:
 
 
 def charts(selection, layers: dict, selected: str, weights, kernel, untrained: bool) -> None:
-    """Every layer's weights, the download, the picked layer's weights sorted, and its kernel."""
+    """Every layer's weights, the download, and the picked layer's kernel."""
     language = app.language()
-    layer_caption = app.t("figures.caption_layer", layer=selected)
     app.chart(
         st,
         layer_weights_heatmap(
@@ -65,24 +71,76 @@ def charts(selection, layers: dict, selected: str, weights, kernel, untrained: b
         f"{selection.model_name}-{selected}-eca-weights.csv",
         key=keys.ECA_CSV,
     )
-    left, right = st.columns([3, 2])
-    app.chart(
-        left,
-        sorted_weights_figure(weights, app.t("eca.sorted_title", layer=selected), language=language),
-        key=keys.ECA_SORTED,
-        caption=app.figure_caption(app.t("eca.module"), layer_caption),
-    )
     title = app.t("eca.kernel_title_untrained" if untrained else "eca.kernel_title", k=len(kernel))
     app.chart(
-        right,
+        st,
         kernel_figure(kernel, language=language, title=title),
         key=keys.ECA_KERNEL_CHART,
-        caption=app.figure_caption(app.t("eca.module"), layer_caption),
+        caption=app.figure_caption(app.t("eca.module"), app.t("figures.caption_layer", layer=selected)),
     )
 
 
-def formula(selected: str, record, weights) -> None:
-    """ECA's formula, and the most weighted channel's ω worked out term by term."""
+def picked_channel(selection, selected: str, weights) -> int:
+    """The channel whose weight is unrolled: the most weighted one for each new model, photo and layer, then
+    the user's choice."""
+    channels = len(weights)
+    shown = (selection.model_name, selection.image_key, selected)
+    if st.session_state.get(keys.ECA_CHANNEL_FOR) != shown or st.session_state.get(keys.ECA_CHANNEL) is None:
+        st.session_state[keys.ECA_CHANNEL_FOR] = shown
+        st.session_state[keys.ECA_CHANNEL] = int(weights.argmax())
+    return int(
+        st.number_input(app.t("eca.channel_input", last=channels - 1), 0, channels - 1, key=keys.ECA_CHANNEL, step=1)
+    )
+
+
+def neighbourhood(selection, selected: str, weights, unrolled: EcaNeighbourhoods) -> int:
+    """One channel's weight drawn from its k neighbours, the channels in their own order; its download and
+    the check against the weight the layer recorded. Returns the channel."""
+    k = len(unrolled.offsets)
+    st.markdown(app.t("eca.neighbours_intro", k=k, half=k // 2))
+    channel = picked_channel(selection, selected, weights)
+    layer_caption = app.t("figures.caption_layer", layer=selected)
+    app.chart(
+        st,
+        eca_neighbourhood_figure(
+            unrolled, channel, app.t("eca.neighbours_title", channel=channel, k=k), language=app.language()
+        ),
+        key=keys.ECA_NEIGHBOURS,
+        caption=app.figure_caption(
+            app.t("eca.module"), f"{layer_caption} · {app.t('figures.caption_channel', channel=channel)}"
+        ),
+    )
+    padded = int(unrolled.padded[channel].sum())
+    st.caption(
+        app.t(
+            "eca.neighbours_check",
+            channel=channel,
+            weight=float(unrolled.weights[channel]),
+            recorded=float(weights[channel]),
+        )
+        + (" " + app.t("eca.neighbours_padded", padded=padded) if padded else "")
+    )
+    app.download(
+        st,
+        app.t("eca.neighbours_csv", channel=channel, k=len(unrolled.offsets)),
+        vector_csv(
+            {
+                "offset_j": unrolled.offsets,
+                "neighbour_channel": unrolled.sources[channel],
+                "pooled_y": unrolled.values[channel],
+                "kernel": unrolled.kernel,
+                "product": unrolled.products[channel],
+            },
+            index_name="term",
+        ),
+        f"{selection.model_name}-{selected}-eca-channel{channel}-neighbours.csv",
+        key=keys.ECA_NEIGHBOURS_CSV,
+    )
+    return channel
+
+
+def formula(selected: str, record, weights, unrolled: EcaNeighbourhoods, channel: int) -> None:
+    """ECA's formula, and the chosen channel's ω worked out term by term (the figure's numbers)."""
     k = len(record.kernel)
     st.markdown(app.t("eca.formula_title"))
     st.latex(
@@ -91,19 +149,21 @@ def formula(selected: str, record, weights) -> None:
         r"\tilde x_c &= \omega_c\, x_c\end{aligned}"
     )
     st.markdown(app.t("eca.formula_terms", k=k))
-    top = int(weights.argmax())
-    terms, total = eca_formula_terms(record.kernel, record.parts["pooled"][0], top, record.kernel_bias)
-    shown = [rf"{weight:+.3f}\cdot{bracketed(value)}" for weight, value in terms]
-    if record.kernel_bias:
-        shown.append(f"{record.kernel_bias:+.3f}")  # the convolution's bias (a copy that kept nn.Conv1d's default)
-    st.markdown(app.t("eca.numbers_title", channel=top, layer=selected))
+    shown = [
+        rf"{weight:+.3f}\cdot{bracketed(value)}" for weight, value in zip(unrolled.kernel, unrolled.values[channel])
+    ]
+    if unrolled.bias:
+        shown.append(f"{unrolled.bias:+.3f}")  # the convolution's bias (a copy that kept nn.Conv1d's default)
+    top = channel == int(weights.argmax())
+    st.markdown(app.t("eca.numbers_title" if top else "eca.numbers_title_chosen", channel=channel, layer=selected))
     # one term a line: two a line were 21 px wider than a phone's column (390 px; attnviz.screenshots)
     terms_lines = r"\\ &\qquad ".join(shown)
+    total = float(unrolled.sums[channel])
     st.latex(
-        rf"\begin{{aligned}}\omega_{{{top}}} &= \sigma\big({terms_lines}\big)\\ "
-        rf"&= \sigma({total:.3f}) = {weights[top]:.4f}\end{{aligned}}"
+        rf"\begin{{aligned}}\omega_{{{channel}}} &= \sigma\big({terms_lines}\big)\\ "
+        rf"&= \sigma({total:.3f}) = {weights[channel]:.4f}\end{{aligned}}"
     )
-    st.markdown(app.t("eca.numbers_terms", k=k, total=total, weight=float(weights[top])))
+    st.markdown(app.t("eca.numbers_terms", k=k, total=total, weight=float(weights[channel])))
 
 
 def for_researchers(selected: str, record) -> None:
@@ -132,7 +192,9 @@ record = layers[selected]
 weights = record.weights[0].numpy()
 what_to_notice(selected, weights, untrained)
 charts(selection, layers, selected, weights, record.kernel.numpy(), untrained)
-formula(selected, record, weights)
+unrolled = eca_neighbourhoods(record.kernel.numpy(), record.parts["pooled"][0].numpy(), record.kernel_bias)
+channel = neighbourhood(selection, selected, weights, unrolled)
+formula(selected, record, weights, unrolled, channel)
 app.channel_focus(selection, selected, record, weights, "eca", app.weights_on_photos(selection))
 app.extreme_channels(record.features, weights, keys.ECA_FEATURES)
 app.switch_section(selection, analysis, (AttentionKind.ECA,), context="eca")

@@ -1,15 +1,21 @@
 """ECA kernel size explorer: k as a function of C.
 
 The page reads as its contents, called in order at the bottom: the introduction with γ and b, the rules
-plotted (with the shown model's ECA layers marked), the formula worked out for one C, and the second layer
-for researchers (the rounding rules side by side). attnviz.modules.eca holds the rules and
-attnviz.analysis.views picks and tabulates; the functions here lay them out."""
+plotted (with the shown model's ECA layers marked), the paper's derivation of ψ in three lines, worked out
+for one layer's C, and the second layer for researchers (the rounding rules side by side). attnviz.modules.eca
+holds the rules and attnviz.analysis.views picks and tabulates; the functions here lay them out."""
 
 import pandas as pd
 import streamlit as st
 
 from attnviz import app
-from attnviz.analysis.views import KernelLayer, distinct_kernel_layers, kernel_rule_rows, released_kernels_text
+from attnviz.analysis.views import (
+    KernelLayer,
+    distinct_kernel_layers,
+    kernel_derivation,
+    kernel_rule_rows,
+    released_kernels_text,
+)
 from attnviz.app import keys
 from attnviz.kinds import AttentionKind
 from attnviz.modules.eca import (
@@ -74,25 +80,44 @@ def rules_chart(rules: dict, gamma: float, b: float, model_layers: list[KernelLa
     st.caption(app.t("eca_kernel.released_marks"))
 
 
-def formula(gamma: float, b: float, model_layers: list[KernelLayer], selection) -> None:
-    """ψ(C), worked out for the model's widest ECA layer (else a typical last stage)."""
-    st.markdown(app.t("eca_kernel.formula_title"))
-    st.latex(rf"k = \psi(C) = \left|\frac{{\log_2 C}}{{{gamma:g}}} + \frac{{{b:g}}}{{{gamma:g}}}\right|_{{odd}}")
-    st.markdown(app.t("eca_kernel.formula_terms", odd=r"$|t|_{odd}$"))
+def example_layer(model_layers: list[KernelLayer], selection) -> tuple[int, str, KernelLayer | None]:
+    """(C, the sentence that names it, the layer) of the worked example: the model's widest ECA layer, else a
+    typical last stage."""
     widest = max(model_layers, key=lambda layer: layer.channels) if model_layers else None
-    if widest is not None:
-        channels = widest.channels
-        example = app.t("eca_kernel.example_layer", layer=widest.name, model=selection.model_name, channels=channels)
-    else:
-        channels = TYPICAL_CHANNELS
-        example = app.t("eca_kernel.example_plain", channels=channels)
-    t_value, k_value = kernel_t(channels, gamma, b), eca_kernel_size(channels, gamma, b)
+    if widest is None:
+        return TYPICAL_CHANNELS, app.t("eca_kernel.example_plain", channels=TYPICAL_CHANNELS), None
+    text = app.t("eca_kernel.example_layer", layer=widest.name, model=selection.model_name, channels=widest.channels)
+    return widest.channels, text, widest
+
+
+def derivation(gamma: float, b: float, channels: int, example: str, widest: KernelLayer | None) -> None:
+    """ECA-Net §3.2.3 in three lines (Wang et al., CVPR 2020), each with the sliders' γ and b and the example's
+    C and k = ψ(C): the linear mapping and why it is too limited, the exponential one, and its inverse ψ, worked
+    out; then what the rounding leaves, and the layer's own k where it was built with other γ, b."""
+    steps = kernel_derivation(channels, gamma, b, kernel_t, eca_kernel_size)
+    k, g, bb = steps.k, f"{gamma:g}", f"{b:g}"
+    st.markdown(app.t("eca_kernel.derivation_title"))
     st.markdown(example)
+    st.markdown(app.t("eca_kernel.derivation_linear", k=k, channels=channels))
     st.latex(
-        rf"\begin{{aligned}}k = \psi({channels}) &= \left|\frac{{\log_2 {channels}}}{{{gamma:g}}} + "
-        rf"\frac{{{b:g}}}{{{gamma:g}}}\right|_{{odd}}\\ &= |{t_value:.3f}|_{{odd}} = {k_value}\end{{aligned}}"
+        rf"\begin{{aligned}}C = \phi(k) &= \gamma k - b\\ \phi({k}) &= {g}\cdot {k} - {bb} = {steps.linear_channels:g}"
+        rf"\\ C = {channels}:\ k = \tfrac{{C + b}}{{\gamma}} &= \tfrac{{{channels} + {bb}}}{{{g}}} = "
+        rf"{steps.linear_kernel:g}\end{{aligned}}"
     )
-    st.markdown(app.t("eca_kernel.example_terms", t=t_value, k=k_value, channels=channels))
+    st.markdown(app.t("eca_kernel.derivation_exponential", factor=f"{2**gamma:g}"))
+    st.latex(
+        rf"\begin{{aligned}}C = \phi(k) &= 2^{{\gamma k - b}}\\ \phi({k}) &= 2^{{{g}\cdot {k} - {bb}}} = "
+        rf"{steps.exponential_channels:.0f}\end{{aligned}}"
+    )
+    st.markdown(app.t("eca_kernel.derivation_inverse", odd=r"$|t|_{odd}$", channels=channels))
+    st.latex(
+        rf"\begin{{aligned}}k = \psi(C) &= \left|\frac{{\log_2 C}}{{\gamma}} + \frac{{b}}{{\gamma}}\right|_{{odd}}\\ "
+        rf"\psi({channels}) &= \left|\frac{{{steps.log2_channels:.4g}}}{{{g}}} + \frac{{{bb}}}{{{g}}}\right|_{{odd}}"
+        rf" = |{steps.t:.3f}|_{{odd}} = {k}\end{{aligned}}"
+    )
+    st.markdown(app.t("eca_kernel.formula_terms", odd=r"$|t|_{odd}$"))
+    st.markdown(app.t("eca_kernel.example_terms", t=steps.t, k=k, channels=channels))
+    st.caption(app.t("eca_kernel.derivation_check", t=steps.t, channels=channels, k=k, back=steps.exponential_channels))
     if widest is not None:
         st.caption(app.t("eca_kernel.example_own", layer=widest.name, k=widest.k))
 
@@ -112,5 +137,6 @@ gamma, b = introduction()
 selection = app.current()
 model_layers = shown_model_layers(selection)
 rules_chart(rules, gamma, b, model_layers, selection)
-formula(gamma, b, model_layers, selection)
+channels, example, widest = example_layer(model_layers, selection)
+derivation(gamma, b, channels, example, widest)
 for_researchers(rules, gamma, b)

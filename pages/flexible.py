@@ -17,7 +17,7 @@ from attnviz.kinds import AttentionKind
 from attnviz.modules.flexible import branch_statistics
 from attnviz.modules.se import pre_sigmoid
 from attnviz.viz.exports import vector_csv
-from attnviz.viz.figures import attention_map_figure, branches_figure, layer_weights_heatmap, sorted_weights_figure
+from attnviz.viz.figures import branches_figure, gate_over_photo_figure, layer_weights_heatmap, sorted_weights_figure
 
 KINDS = (AttentionKind.FLEXIBLE, AttentionKind.SE)  # the layers this page draws
 UNIFORM_GATE = 0.9  # a spatial gate whose lowest value is above this barely changes the map
@@ -159,7 +159,8 @@ z_{{{top}}} &= \tfrac{{1}}{{HW}}\textstyle\sum_{{h,w}} x_{{{top},h,w}} = {squeez
 
 
 def spatial_gate(analysis, selected: str) -> list[str]:
-    """CBAM's spatial gate after the picked channel gate, where there is one; returns what researchers read."""
+    """CBAM's spatial gate after the picked channel gate, where there is one, laid over the photo on its own
+    colour range (stated under it); returns what researchers read."""
     spatial_name = spatial_partner(selected)
     spatial = analysis.records.get(spatial_name)
     if not isinstance(spatial, SpatialAttentionRecord):
@@ -171,9 +172,12 @@ M_s = \sigma\big(f^{7\times 7}(&[\mathrm{AvgPool}_c(F');\\
 \end{aligned}""")
     gate = spatial.map[0].numpy()
     gate_spread = spread(gate)
+    # over the photo, on the gate's own range: a gate of 0.978 to 1.000 shows where it is lower, and says how
+    # narrow it is (a flat square on 0 to 1 showed neither)
     app.chart(
         st,
-        attention_map_figure(
+        gate_over_photo_figure(
+            analysis.image,
             gate,
             app.t("flexible.spatial_title", layer=spatial_name, lowest=gate_spread.lowest, highest=gate_spread.highest),
             colour_title="M_s",
@@ -184,8 +188,11 @@ M_s = \sigma\big(f^{7\times 7}(&[\mathrm{AvgPool}_c(F');\\
         width="content",
         caption=app.figure_caption(app.t("flexible.module_cbam"), app.t("figures.caption_layer", layer=spatial_name)),
     )
+    width = gate_spread.highest - gate_spread.lowest
     st.caption(
-        app.t(
+        app.t("flexible.spatial_range", width=width, percent=100 * width)
+        + " "
+        + app.t(
             "flexible.spatial_uniform" if gate_spread.lowest > UNIFORM_GATE else "flexible.spatial_varied",
             lowest=gate_spread.lowest,
             highest=gate_spread.highest,

@@ -100,6 +100,10 @@ __all__ = [
     "distinct_kernel_layers",
     "kernel_rule_rows",
     "released_kernels_text",
+    "EcaNeighbourhoods",
+    "eca_neighbourhoods",
+    "KernelDerivation",
+    "kernel_derivation",
     "cell_middle",
     "neighbours",
 ]
@@ -867,6 +871,83 @@ def kernel_rule_rows(gamma: float, b: float, rules: dict, kernel_t, channels=TAB
 def released_kernels_text(released: dict) -> str:
     """The kernel sizes of the released models, "name: k1, k2, ...; name: ...", from name -> [(stage, k)]."""
     return "; ".join(f"{name}: {', '.join(str(k) for _, k in stages)}" for name, stages in released.items())
+
+
+@dataclass(frozen=True)
+class EcaNeighbourhoods:
+    """ECA's 1D convolution across the channels, unrolled: what channel c reads from its k neighbours.
+
+    Wang et al., CVPR 2020 (ECA-Net), eq. (4): ω_c = σ(Σ_j κ_j y_{c+j}), j = -(k-1)/2 .. (k-1)/2, with y the
+    channels' averages. As the layer's Conv1d (zero padding (k-1)/2, no bias), a neighbour beyond either end of
+    the channel axis reads 0. `bias` is a copy's Conv1d bias (0 in the paper's code). Row c of each (C, k) array
+    is channel c's neighbourhood, in the kernel's order."""
+
+    offsets: np.ndarray  # (k,) j = -(k-1)/2 .. (k-1)/2
+    sources: np.ndarray  # (C, k) c + j: the neighbour's channel (below 0 or from C on: the padding)
+    values: np.ndarray  # (C, k) y_{c+j}, 0 in the padding
+    kernel: np.ndarray  # (k,) κ_j
+    products: np.ndarray  # (C, k) κ_j · y_{c+j}
+    bias: float
+    sums: np.ndarray  # (C,) Σ_j κ_j · y_{c+j} + bias, the sigmoid's argument
+    weights: np.ndarray  # (C,) ω_c = σ(sums)
+
+    @property
+    def padded(self) -> np.ndarray:
+        """(C, k) True where the neighbour lies beyond the channel axis (a zero of the padding)."""
+        return (self.sources < 0) | (self.sources >= len(self.sums))
+
+
+def eca_neighbourhoods(kernel, pooled, bias: float = 0.0) -> EcaNeighbourhoods:
+    """Every channel's neighbourhood of an ECA layer, in float64: `kernel` (k,) odd, `pooled` (C,) the averages
+    y the layer recorded. The weights equal the layer's own within float32 rounding (tests/test_eca_views.py)."""
+    kernel = np.asarray(kernel, dtype=np.float64).reshape(-1)
+    pooled = np.asarray(pooled, dtype=np.float64).reshape(-1)
+    if len(kernel) % 2 == 0:
+        raise ValueError(f"ECA's kernel has an odd size, got {len(kernel)}")
+    half = len(kernel) // 2
+    offsets = np.arange(-half, half + 1)
+    sources = np.arange(len(pooled))[:, None] + offsets[None, :]
+    values = np.lib.stride_tricks.sliding_window_view(np.pad(pooled, half), len(kernel))
+    products = values * kernel
+    sums = products.sum(1) + bias
+    return EcaNeighbourhoods(offsets, sources, values, kernel, products, float(bias), sums, 1 / (1 + np.exp(-sums)))
+
+
+@dataclass(frozen=True)
+class KernelDerivation:
+    """ECA-Net's three steps to its kernel size (Wang et al., CVPR 2020, §3.2.3), with one layer's numbers.
+
+    1. A linear mapping C = φ(k) = γk - b is too limited: inverted, k = (C + b) / γ grows as fast as C.
+    2. Channel counts are powers of 2, so the paper takes C = φ(k) = 2^(γk - b).
+    3. Inverted: k = ψ(C) = |log2(C)/γ + b/γ|_odd. The unrounded t = (log2 C + b) / γ gives back C = 2^(γt - b);
+       the rounding to an odd k (attnviz.modules.eca) moves it to 2^(γk - b)."""
+
+    channels: int  # C
+    gamma: float
+    b: float
+    k: int  # ψ(C), the paper's rule
+    linear_channels: float  # γk - b: the channels a linear φ gives this k
+    linear_kernel: float  # (C + b) / γ: the kernel a linear φ needs for this C
+    exponential_channels: float  # 2^(γk - b): the channels the exponential φ gives this k
+    log2_channels: float  # log2 C
+    t: float  # (log2 C + b) / γ, ψ before rounding
+
+
+def kernel_derivation(channels: int, gamma: float, b: float, kernel_t, kernel_size) -> KernelDerivation:
+    """The derivation's numbers for C = `channels` (`kernel_t` and `kernel_size`: attnviz.modules.eca's t and
+    rule, functions of (C, γ, b))."""
+    k = kernel_size(channels, gamma, b)
+    return KernelDerivation(
+        channels,
+        gamma,
+        b,
+        k,
+        gamma * k - b,
+        (channels + b) / gamma,
+        2.0 ** (gamma * k - b),
+        float(np.log2(channels)),
+        kernel_t(channels, gamma, b),
+    )
 
 
 # ----------------------------------------------------------------------------- Coordinate attention and steps

@@ -63,6 +63,7 @@ CAM_CSV = "cam_csv"
 CAM_HTML = "cam_html"  # the channel page's interactive HTML download
 CAM_FEATURES = "cam_features"
 CAM_FORMS = "cam_forms"
+CAM_FUSION = "cam_fusion"  # the two DANet branches' sizes before their sum
 
 # ---- Attribution page
 ATTR_CLICK = "attr_click"
@@ -79,6 +80,10 @@ ECA_CSV = "eca_csv"
 ECA_HEATMAP = "eca_heatmap"
 ECA_KERNEL_CHART = "eca_kernel"
 ECA_SORTED = "eca_sorted"
+ECA_CHANNEL = "eca_channel"  # the channel whose neighbourhood the ECA page unrolls
+ECA_CHANNEL_FOR = "eca_channel_for"  # the (model, photo, layer) ECA_CHANNEL was last reset to the top channel for
+ECA_NEIGHBOURS = "eca_neighbours"
+ECA_NEIGHBOURS_CSV = "eca_neighbours_csv"
 ECA_FEATURES = "eca"  # prefix of the extreme-channels widgets
 KERNEL_GAMMA = "gamma"
 KERNEL_B = "b"

@@ -41,6 +41,9 @@ __all__ = [
     "with_caption",
     "caption_lines",
     "pinned_maps_figure",
+    "eca_neighbourhood_figure",
+    "gate_over_photo_figure",
+    "branch_sizes_figure",
 ]
 
 _MARGIN = dict(l=10, r=10, t=40, b=10)
@@ -845,5 +848,182 @@ def pinned_maps_figure(
         width=panel_width * columns + 110,
         height=int(len(rows) * (panel_width * aspect + 40)) + 60,
         showlegend=False,
+    )
+    return fig
+
+
+NEIGHBOUR = "#ff7f0e"  # the chosen channel's k neighbours (the terms of its sum)
+OTHER_CHANNELS = "#c7c7c7"
+
+
+def _neighbourhood_window(channels: int, channel: int, half: int, around: int) -> np.ndarray:
+    """The channel indices an ECA neighbourhood figure shows: `around` on each side of `channel` within the
+    layer, widened to the whole neighbourhood where it reaches into the padding (indices below 0 or from C)."""
+    low = min(max(channel - around, 0), channel - half)
+    high = max(min(channel + around, channels - 1), channel + half)
+    return np.arange(low, high + 1)
+
+
+def eca_neighbourhood_figure(
+    neighbourhoods, channel: int, title: str, language: str = DEFAULT_LANGUAGE, around: int | None = None
+) -> go.Figure:
+    """How ECA's weight ω_c comes from channel c's k neighbours (Wang et al., CVPR 2020, eq. 4), in four rows
+    over the same channel axis, in the channels' own order (sorting would scatter a neighbourhood): the
+    averages y, the kernel κ laid at c, their products κ_j · y_{c+j}, and every channel's ω, with c's
+    neighbourhood shaded through all four. `neighbourhoods`: attnviz.analysis.views.EcaNeighbourhoods. Beyond
+    either end of the channel axis the averages are the padding's zeros, drawn as empty places. Hover a weight
+    for its sum and σ."""
+    t = _labels(language)
+    offsets, half = neighbourhoods.offsets, len(neighbourhoods.offsets) // 2
+    channels = len(neighbourhoods.sums)
+    around = max(3 * len(offsets), 16) if around is None else around
+    shown = _neighbourhood_window(channels, channel, half, around)
+    inside = (shown >= 0) & (shown < channels)
+    pooled = np.zeros(len(shown))
+    pooled[inside] = neighbourhoods.values[shown[inside], half]  # y_c' is the middle of c's own window
+    weights = np.full(len(shown), np.nan)
+    weights[inside] = neighbourhoods.weights[shown[inside]]
+    sums = np.full(len(shown), np.nan)
+    sums[inside] = neighbourhoods.sums[shown[inside]]
+    terms = channel + offsets
+    total, weight = float(neighbourhoods.sums[channel]), float(neighbourhoods.weights[channel])
+    fig = make_subplots(
+        rows=4,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.07,
+        subplot_titles=[
+            t("eca_pooled"),
+            t("eca_kernel_at", channel=channel),
+            t("eca_products", total=total),
+            t("eca_weights", channel=channel, total=total, weight=weight),
+        ],
+    )
+    is_term = np.isin(shown, terms)
+    fig.add_trace(
+        go.Bar(
+            x=shown,
+            y=pooled,
+            marker_color=np.where(is_term, NEIGHBOUR, OTHER_CHANNELS).tolist(),
+            hovertemplate=t("channel") + " %{x}: y = %{y:.4f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=terms,
+            y=neighbourhoods.kernel,
+            customdata=offsets,
+            marker_color=["#d62728" if v < 0 else "#1f77b4" for v in neighbourhoods.kernel],
+            hovertemplate="κ<sub>%{customdata}</sub> = %{y:.4f}<extra></extra>",
+        ),
+        row=2,
+        col=1,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=terms,
+            y=neighbourhoods.products[channel],
+            customdata=np.stack([offsets, neighbourhoods.kernel, neighbourhoods.values[channel]], 1),
+            marker_color=NEIGHBOUR,
+            hovertemplate="κ<sub>%{customdata[0]}</sub> · y<sub>%{x}</sub> = %{customdata[1]:.4f} · "
+            "%{customdata[2]:.4f} = %{y:.4f}<extra></extra>",
+        ),
+        row=3,
+        col=1,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=shown,
+            y=weights,
+            customdata=sums,
+            marker_color=np.where(shown == channel, NEIGHBOUR, "#2a788e").tolist(),
+            hovertemplate="ω<sub>%{x}</sub> = σ(%{customdata:.3f}) = %{y:.4f}<extra></extra>",
+        ),
+        row=4,
+        col=1,
+    )
+    fig.add_vrect(x0=channel - half - 0.5, x1=channel + half + 0.5, fillcolor=NEIGHBOUR, opacity=0.12, line_width=0)
+    fig.update_annotations(font_size=12)
+    fig.update_xaxes(range=[shown[0] - 0.5, shown[-1] + 0.5])
+    fig.update_xaxes(title_text=t("channel") + " c", row=4, col=1)
+    fig.update_yaxes(title_text="y", row=1, col=1)
+    fig.update_yaxes(title_text="κ", row=2, col=1)
+    fig.update_yaxes(title_text="κ·y", row=3, col=1)
+    fig.update_yaxes(title_text="ω_c", range=[0, 1], row=4, col=1)
+    fig.update_layout(title=title, margin=dict(l=50, r=10, t=60, b=40), height=620, showlegend=False, bargap=0.15)
+    return fig
+
+
+def gate_over_photo_figure(
+    photo: np.ndarray,
+    gate: np.ndarray,
+    title: str,
+    colour_title: str = "M_s",
+    opacity: float = 0.75,
+    panel_width: int = 640,
+    language: str = DEFAULT_LANGUAGE,
+) -> go.Figure:
+    """A spatial gate (h, w) laid over the photo (H, W, 3) as the live canvas lays a map
+    (attnviz.viz.overlays.blend_heatmap), on the gate's OWN range, lowest to highest, with a colour bar that
+    says so: a gate of 0.978 to 1.000 then shows where it is lower, and the bar's ticks how narrow its range
+    is. The first trace is an invisible heatmap over the photo at the gate's resolution, for the colour bar and
+    the exact value on hover; the photo with the gate is a raster under it."""
+    t = _labels(language)
+    low, high = float(np.nanmin(gate)), float(np.nanmax(gate))
+    blended = blend_heatmap(photo, gate, opacity, vmin=low, vmax=high)
+    width = min(panel_width, photo.shape[1])
+    height = max(1, round(photo.shape[0] * width / photo.shape[1]))
+    rows, cols = gate.shape[-2:]
+    heat = go.Heatmap(
+        z=gate,
+        x=(np.arange(cols) + 0.5) * width / cols - 0.5,
+        y=(np.arange(rows) + 0.5) * height / rows - 0.5,
+        customdata=np.stack(np.meshgrid(np.arange(cols), np.arange(rows)), -1),
+        colorscale=plotly_scale(),
+        zmin=low,
+        zmax=high if high > low else low + 1e-12,
+        opacity=0,
+        colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14, xpad=4, tickformat=".4f"),
+        hovertemplate=t("row")
+        + " %{customdata[1]}, "
+        + t("col")
+        + " %{customdata[0]}<br>"
+        + colour_title
+        + " = %{z:.5f}<extra></extra>",
+    )
+    fig = go.Figure([heat, go.Image(source=_data_url(blended, width), hoverinfo="skip")])
+    fig.update_xaxes(visible=False, range=[-0.5, width - 0.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    fig.update_layout(
+        title=title, margin=dict(l=5, r=10, t=50, b=5), width=width + 110, height=height + 70, showlegend=False
+    )
+    return fig
+
+
+def branch_sizes_figure(sizes: dict[str, float], title: str, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+    """The size of each attention branch before a sum, relative to the features it is added to (DANet's
+    ‖α D Sᵀ‖ / ‖A‖ and ‖β X A‖ / ‖A‖, attnviz.capture.records.branch_ratios), one horizontal bar each, with its
+    number."""
+    names = list(sizes)
+    values = [sizes[n] for n in names]
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=names,
+            orientation="h",
+            text=[f"{v:.3f}" for v in values],
+            textposition="outside",
+            marker_color=["#1f77b4", "#ff7f0e", "#2ca02c"][: len(names)] or None,
+            hovertemplate="%{y}: %{x:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        margin=dict(l=10, r=30, t=50, b=40),
+        height=120 + 45 * len(names),
+        xaxis=dict(title=_labels(language)("branch_over_input"), range=[0, max(values + [0.05]) * 1.25]),
+        yaxis=dict(autorange="reversed"),
     )
     return fig
