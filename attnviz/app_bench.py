@@ -208,15 +208,60 @@ def hover_latency(model: str = "danet-eca", moves: int = 120, checkpoints: Path 
     return report
 
 
+def lecture_next(language: str = "en", checkpoints: Path | None = None) -> dict:
+    """Seconds from an arrow key to the next lecture step on the screen (present mode, 1280 x 720): the first
+    step is loaded and left to finish its run (which computes the next step ahead, pages/lecture.py
+    prefetch), then ArrowRight six times and ArrowLeft once, each after the page has settled; a step is on
+    the screen when its title shows and its two expanders (drawn after its figure and formula) are there."""
+    from attnviz.analysis.lecture import STEPS
+    from attnviz.i18n import translate
+
+    args = ("--checkpoints", str(checkpoints)) if checkpoints else ()
+    moves = [("ArrowRight", i + 1) for i in range(len(STEPS) - 1)] + [("ArrowLeft", len(STEPS) - 2)]
+    times = []
+    with streamlit_server(ROOT / "app.py", ROOT, args) as url, chromium_page(viewport=(1280, 720)) as page:
+        page.goto(f"{url}/lecture?step={STEPS[0]}&present=1&lang={language}")
+        settled(page)
+        for key, target in moves:
+            settled(page, start_wait_ms=200)
+            title = translate(
+                "lecture.step_of",
+                language,
+                number=target + 1,
+                total=len(STEPS),
+                name=translate(f"lecture.{STEPS[target]}.name", language),
+            )
+            start = time.perf_counter()
+            page.keyboard.press(key)
+            page.wait_for_function(
+                "(title) => [...document.querySelectorAll('h3')].some(h => h.innerText.includes(title))"
+                " && document.querySelectorAll('[data-testid=\"stExpander\"]').length >= 2",
+                arg=title,
+                polling="raf",
+            )
+            times.append(time.perf_counter() - start)
+    return {
+        "language": language,
+        "viewport": "1280x720",
+        "moves": [f"{key} to {STEPS[target]}" for key, target in moves],
+        "seconds": [round(s, 3) for s in times],
+        "median_s": round(statistics.median(times), 3),
+        "max_s": round(max(times), 3),
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnviz.app_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="danet-eca")
     parser.add_argument("--clicks", type=int, default=30, help="clicks (pins) to time; 0: none")
     parser.add_argument("--hover", type=int, default=120, help="pointer moves to time; 0: none")
     parser.add_argument("--checkpoints", type=Path, default=None, help="the app's checkpoint folder")
+    parser.add_argument("--lecture", action="store_true", help="time the lecture's Next (page_lecture) only")
     parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT_DIR / "bench.json")
     args = parser.parse_args(argv)
-    if args.clicks < 0 or args.hover < 0 or not (args.clicks or args.hover):
+    if args.lecture:
+        args.clicks = args.hover = 0
+    elif args.clicks < 0 or args.hover < 0 or not (args.clicks or args.hover):
         parser.error("--clicks and --hover must be 0 or more, and not both 0")
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
     about = {
@@ -230,6 +275,9 @@ def main(argv=None) -> int:
     if args.clicks:
         report["page_click"] = {**click_ratio(args.model, args.clicks, args.checkpoints), **about}
         print(json.dumps(report["page_click"]), flush=True)
+    if args.lecture:
+        report["page_lecture"] = {**lecture_next(checkpoints=args.checkpoints), **about}
+        print(json.dumps(report["page_lecture"]), flush=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
