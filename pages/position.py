@@ -2,9 +2,15 @@
 self-attention found in a user's model).
 
 The page reads as its contents, called in order at the bottom: the introduction, the note that fits the
-model shown, the controls, the live view, the pins' numbers, the chosen pixel's numbers beside its map, the
-formula with this photo's numbers, and the second layer for researchers. attnviz.analysis.views computes
-every number; the functions here lay them out."""
+model shown and its training, the live part (the controls, the live view and its download), the numbers (the
+chosen pixel's numbers beside its map, then every pin's), the formula with this photo's numbers, the second
+layer for researchers, and "switch it off". attnviz.analysis.views computes every number; the functions here
+lay them out.
+
+The live part, the numbers, the formula's numbers and the researchers' notes on the pixel are fragments
+(st.fragment) that rerun alone: a pin (drawn at once by the live photo) reruns the last three, a control all
+four; the module picker, the sidebar and "switch it off" rerun the page (they change the record, the model or
+the photo)."""
 
 import math
 from functools import partial
@@ -39,9 +45,14 @@ t = app.t
 
 NOTHING = "(nothing)"  # the side-by-side box's first option
 OPACITY = 0.75  # the overlay's opacity until the slider moves
-# The page's two parts that rerun alone (st.fragment keys): the live photo with its controls, and the numbers.
-# A pin reruns the numbers only (the canvas draws the pin itself); a control reruns both.
+# The page's parts that rerun alone (st.fragment keys): the live photo with its controls, the numbers, the
+# formula's numbers and the researchers' notes on the pixel. A pin reruns all but the live photo (the canvas
+# draws the pin itself); a control reruns them all. The formula and the researchers' notes on the module sit
+# between them, drawn once per page run: KaTeX in the browser is most of what a redrawn element costs.
 LIVE_PART, NUMBERS_PART = "position_live", "position_numbers"
+FORMULA_PART, RESEARCHERS_PART = "position_formula", "position_researchers"
+PIN_PARTS = [NUMBERS_PART, FORMULA_PART, RESEARCHERS_PART]  # what a pin reruns
+ALL_PARTS = [LIVE_PART, *PIN_PARTS]  # what a control reruns
 FEW_QUERIES = 50  # below this many test queries of a class, its figure is called rough
 
 
@@ -83,21 +94,21 @@ def split_figures_text(entry: dict) -> str | None:
     return t("position.researchers.model_figure", figure=figure)
 
 
-def rerun_both_parts() -> None:
-    """A control's callback: rerun the live photo and the numbers, not the page."""
-    st.rerun([LIVE_PART, NUMBERS_PART])
+def rerun_all_parts() -> None:
+    """A control's callback: rerun the live photo and every part a pin reruns, not the page."""
+    st.rerun(ALL_PARTS)
 
 
 def pin_and_show_numbers(x: int, y: int, pins=None) -> None:
     """A pin on the live photo (which drew it already): the numbers rerun, not the photo."""
     app.take_pin(x, y, pins)
-    st.rerun(NUMBERS_PART)
+    st.rerun(PIN_PARTS)
 
 
 def clear_pins() -> None:
     """The clear button: no pins, on the photo and in the numbers."""
     app.remove_pins()
-    st.rerun([LIVE_PART, NUMBERS_PART])
+    st.rerun(ALL_PARTS)
 
 
 def introduction() -> None:
@@ -140,7 +151,7 @@ def controls(others: dict) -> tuple[str, str, str, float]:
         MODES,
         key=keys.PAM_MODE,
         format_func=lambda name: tr(f"position.mode_{name}"),
-        on_change=rerun_both_parts,
+        on_change=rerun_all_parts,
     )
     app.apply_link("beside", keys.PAM_COMPARE, list(others), what=t("position.link_beside"))
     beside = columns[1].selectbox(
@@ -148,7 +159,7 @@ def controls(others: dict) -> tuple[str, str, str, float]:
         [NOTHING, *others],
         key=keys.PAM_COMPARE,
         help=t("position.beside_help"),
-        on_change=rerun_both_parts,
+        on_change=rerun_all_parts,
         format_func=lambda option: (
             tr("position.beside_nothing") if option == NOTHING else app.companion_label(option, tr)
         ),
@@ -158,10 +169,10 @@ def controls(others: dict) -> tuple[str, str, str, float]:
         ("own", "shared"),  # the canvas's names (attnviz.app.attention_canvas)
         key=keys.PAM_SCALE,
         format_func=lambda name: tr(f"position.scale_{name}"),
-        on_change=rerun_both_parts,
+        on_change=rerun_all_parts,
     )
     opacity = columns[3].slider(
-        t("position.opacity"), 0.0, 1.0, OPACITY, 0.05, key=keys.PAM_OPACITY, on_change=rerun_both_parts
+        t("position.opacity"), 0.0, 1.0, OPACITY, 0.05, key=keys.PAM_OPACITY, on_change=rerun_all_parts
     )
     return mode, beside, scale, opacity
 
@@ -220,7 +231,7 @@ def live_view(selection, panels, pins, pixel, mode: str, scale: str, opacity: fl
     streamlit_image_coordinates(
         position_overlay(selection.image, view, opacity),
         key=keys.PAM_CLICK,
-        on_click=rerun_both_parts,
+        on_click=rerun_all_parts,
         use_column_width="always",
         cursor="crosshair",
         image_format="JPEG",
@@ -259,7 +270,7 @@ def pin_numbers(panels, views, pins, mode: str, opacity: float) -> None:
 
 
 def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
-    """The chosen pixel's cell, α, the sum of its row or column against even attention, its top locations (one
+    """The chosen pixel's cell, the sum of its row or column against even attention, its top locations (one
     Markdown block: each element a pin redraws costs the browser time)."""
     parts = []
     grid_name = "grid_key" if view.feature_hw != (record.height, record.width) else "grid_feature"
@@ -276,10 +287,6 @@ def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
             grid=t(f"position.{grid_name}", rows=view.feature_hw[0], cols=view.feature_hw[1]),
         )
     )
-    if record.alpha is not None and math.isfinite(record.alpha):
-        branch = record.branch_size()  # ‖α D Sᵀ‖ / ‖A‖ on this photo: what α alone cannot say
-        alpha_text = "position.alpha" if branch is not None else "position.alpha_alone"
-        parts.append(t(alpha_text, alpha=record.alpha, branch=branch))
     reading = sum_reading(view, record)
     if record.normalisation == "dot":
         parts.append(t(f"position.dot_{view.mode}", total=reading.total))
@@ -312,19 +319,17 @@ def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
     st.markdown("\n\n".join(parts))
 
 
-def class_notes(view: PositionView, image_hw, entry: dict) -> list[str]:
-    """The chosen pixel's class and the share of its row on it; returns the figures for researchers."""
+def class_texts(view: PositionView, image_hw, entry: dict) -> tuple[str, list[str]]:
+    """The chosen pixel's class and the share of its row on it ("" when unknown), and the figures for
+    researchers."""
     shares = view.class_share
     if shares is None:
-        return []
+        return "", []
     if shares.class_id == IGNORE_INDEX:
-        st.markdown(t("position.unlabelled"))
-        return []
+        return t("position.unlabelled"), []
     shown = class_name(shares.class_id, app.language())
     cell_h, cell_w = cell_size(image_hw, view.feature_hw)
-    st.markdown(
-        t("position.class_share", name=shown, cell_h=cell_h, cell_w=cell_w, share=shares.share, chance=shares.chance)
-    )
+    text = t("position.class_share", name=shown, cell_h=cell_h, cell_w=cell_w, share=shares.share, chance=shares.chance)
     researchers = [t("position.researchers.class_chance", ratio=shares.ratio, name=shown)]
     if math.isfinite(shares.far_key_ratio):
         researchers.append(t("position.researchers.far_key", ratio=shares.far_key_ratio))
@@ -341,7 +346,22 @@ def class_notes(view: PositionView, image_hw, entry: dict) -> list[str]:
                 caution=caution,
             )
         )
+    return text, researchers
+
+
+def pixel_researchers(selection, view: PositionView) -> list[str]:
+    """What researchers read of the chosen pixel: its class's figures and the model's (row mode)."""
+    entry = model_entry(selection)
+    researchers = class_texts(view, selection.image.shape[:2], entry)[1]
+    model_figure = split_figures_text(entry)
+    if model_figure and view.mode == "row":  # figures of rows of S: not shown beside a column
+        researchers.append(model_figure)
     return researchers
+
+
+def model_entry(selection) -> dict:
+    """The shipped model's results.json entry ({} for other sources)."""
+    return model_results(app.results(), selection.model_name) if selection.source == "camvid" else {}
 
 
 def training_notes(selection) -> list[str]:
@@ -379,18 +399,13 @@ def downloads(selection, view: PositionView, opacity: float) -> None:
     )
 
 
-def chosen_pixel(selection, view: PositionView, record, chosen: bool, opacity: float) -> list[str]:
-    """The chosen pixel's numbers, its class and the model's training, the downloads; returns what
-    researchers read of them."""
+def chosen_pixel(selection, view: PositionView, record, chosen: bool, opacity: float) -> None:
+    """The chosen pixel's numbers, its class, the downloads."""
     pixel_numbers(view, record, chosen)
-    entry = model_results(app.results(), selection.model_name) if selection.source == "camvid" else {}
-    researchers = class_notes(view, selection.image.shape[:2], entry)
-    model_figure = split_figures_text(entry)
-    if model_figure and view.mode == "row":  # figures of rows of S: not shown beside a column
-        researchers.append(model_figure)
-    researchers += training_notes(selection)
+    class_text = class_texts(view, selection.image.shape[:2], model_entry(selection))[0]
+    if class_text:
+        st.markdown(class_text)
     downloads(selection, view, opacity)
-    return researchers
 
 
 def attention_map(view: PositionView, views, module_name: str, scale: str, pins) -> None:
@@ -418,25 +433,37 @@ def attention_map(view: PositionView, views, module_name: str, scale: str, pins)
     )
 
 
-def formula(view: PositionView, record, image_hw) -> None:
-    """The formula, its terms named, with this photo's numbers for the largest value shown."""
+def formula_header(record) -> None:
+    """The formula and its terms named, and the size of the branch α scales on this photo: the same for every
+    pixel, so drawn once per page run, not on every pin."""
+    if record.normalisation != "softmax":
+        return
+    general = (
+        r"\begin{aligned} S_{ij} &= \frac{\exp(B_i^\top C_j)}{Z_i} \\ Z_i &= \sum_m \exp(B_i^\top C_m) \\"
+        r" E_i &= \alpha \sum_j S_{ij}\, D_j + A_i \end{aligned}"
+    )
+    lines = [t("position.formula_title"), f"$$\n{general}\n$$", t("position.formula_names")]
+    if record.alpha is not None and math.isfinite(record.alpha):
+        branch = record.branch_size()  # ‖α D Sᵀ‖ / ‖A‖ on this photo: what α alone cannot say
+        lines.append(
+            t("position.alpha" if branch is not None else "position.alpha_alone", alpha=record.alpha, branch=branch)
+        )
+    st.markdown("\n\n".join(lines))
+
+
+def formula_numbers(view: PositionView, record, image_hw) -> None:
+    """The formula's terms for the chosen pixel and the key it weights most (or, for a column, the query that
+    weights it most), with this photo's numbers."""
     pair = formula_pair(view, record.baseline, image_hw)
     if pair is None or record.normalisation != "softmax":
         return
     i, j = pair.query, pair.key
     (i_row, i_col), (j_row, j_col) = pair.query_cell, pair.key_cell
-    general = (
-        r"\begin{aligned} S_{ij} &= \frac{\exp(B_i^\top C_j)}{Z_i} \\ Z_i &= \sum_m \exp(B_i^\top C_m) \\"
-        r" E_i &= \alpha \sum_j S_{ij}\, D_j + A_i \end{aligned}"
-    )
     energies = (
         rf"\begin{{aligned}} B_{{{i}}}^\top C_{{{j}}} &= {pair.energy:.3f} \\"
         rf" \log Z_{{{i}}} &= {pair.log_z:.3f} \end{{aligned}}"
     )
     lines = [
-        t("position.formula_title"),
-        f"$$\n{general}\n$$",
-        t("position.formula_names"),
         t(f"position.formula_{view.mode}", i=i, j=j, i_row=i_row, i_col=i_col, j_row=j_row, j_col=j_col),
         t(
             "position.formula_cells",
@@ -463,29 +490,56 @@ def formula(view: PositionView, record, image_hw) -> None:
     )
 
 
-def for_researchers(record, researchers: list[str]) -> None:
-    with st.expander(t("common.for_researchers")):
-        st.markdown(
-            "\n\n".join(
-                [
-                    t(
-                        "position.researchers.notation",
-                        s_formula=r"$S = \mathrm{softmax}(B^\top C)$",
-                        e_formula=r"$E = \alpha\,(D\,S^\top) + A$",
-                        paper_entry=r"$s_{ji} = \exp(B_i \cdot C_j) / \sum_i \exp(B_i \cdot C_j)$",
-                        paper_matrix=r"$\mathrm{softmax}(C^\top B)$",
-                    ),
-                    *researchers,
-                    t(
-                        "position.researchers.complexity",
-                        n=record.num_pixels,
-                        keys=record.num_keys,
-                        total=f"{full_map_size(record):,}",
-                    ),
-                    *([t("position.researchers.normalisers")] if record.columns_use_recorded_normalisers else []),
-                ]
-            )
+def researchers_notes(record, model_notes: list[str]) -> None:
+    """The researchers' layer of the module and model (the notation, the model's training, the cost of S, the
+    normalisers); the chosen pixel's part is `pixel_researchers_part`, drawn inside the same expander."""
+    st.markdown(
+        "\n\n".join(
+            [
+                t(
+                    "position.researchers.notation",
+                    s_formula=r"$S = \mathrm{softmax}(B^\top C)$",
+                    e_formula=r"$E = \alpha\,(D\,S^\top) + A$",
+                    paper_entry=r"$s_{ji} = \exp(B_i \cdot C_j) / \sum_i \exp(B_i \cdot C_j)$",
+                    paper_matrix=r"$\mathrm{softmax}(C^\top B)$",
+                ),
+                *model_notes,
+                t(
+                    "position.researchers.complexity",
+                    n=record.num_pixels,
+                    keys=record.num_keys,
+                    total=f"{full_map_size(record):,}",
+                ),
+                *([t("position.researchers.normalisers")] if record.columns_use_recorded_normalisers else []),
+            ]
         )
+    )
+
+
+def remembered_views(panels, pins, image_hw, mode: str) -> list[list[PositionView]]:
+    """panel_views, each pin's view kept in the session until the panels, photo or mode change: a new pin
+    computes its own view only (a view is a row of S with its statistics, a few ms each)."""
+    context = (tuple((p.model_name, p.image_key, p.module, id(p.record)) for p in panels), image_hw, mode)
+    memo = st.session_state.get(keys.PAM_VIEWS)
+    if memo is None or memo[0] != context:
+        memo = (context, {})
+        st.session_state[keys.PAM_VIEWS] = memo
+    views = memo[1]
+    missing = [pin for pin in pins if pin not in views]
+    for pin, row in zip(missing, zip(*panel_views(panels, missing, image_hw, mode))) if missing else ():
+        views[pin] = row
+    for pin in [pin for pin in views if pin not in pins]:
+        del views[pin]  # only the pins shown are kept
+    return [[views[pin][k] for pin in pins] for k in range(len(panels))]
+
+
+def chosen_view(selection, record) -> tuple[PositionView, list, tuple[int, int], bool]:
+    """(the chosen pixel's view in full, the pins, the pixel, whether one was chosen), as the controls left the
+    mode: what each part that a pin reruns starts from."""
+    mode = settings()[0]
+    image_hw = selection.image.shape[:2]
+    pins, pixel, chosen = app.pinned_pixels(image_hw, selection.image_key, keys.PAM_CLICK)
+    return position_view(record, pixel, image_hw, mode, selection.label), pins, pixel, chosen
 
 
 @st.fragment(key=LIVE_PART)
@@ -502,25 +556,23 @@ def live_part(selection, analysis, module_name: str, record, others: dict) -> No
 
 @st.fragment(key=NUMBERS_PART)
 def numbers_part(selection, module_name: str, record, others: dict, several_modules: bool) -> None:
-    """What a pin changes: the pins' and the chosen pixel's numbers, its map and formula, the researchers'
-    layer, and the link. A fragment: a pin reruns this alone."""
+    """What a pin changes first: the chosen pixel's numbers and map, every pin's numbers, and the link. A fragment:
+    a pin reruns this (and the two small parts below) alone."""
     app.continue_run(selection)
     mode, beside, scale, opacity = settings()
     image_hw = selection.image.shape[:2]
     pins, pixel, chosen = app.pinned_pixels(image_hw, selection.image_key, keys.PAM_CLICK)
     panels = shown_panels(selection, module_name, record, others, beside)
-    views = panel_views(panels, pins, image_hw, mode)
-    pin_numbers(panels, views, pins, mode, opacity)
+    views = remembered_views(panels, pins, image_hw, mode)
     view = (
         views[0][-1] if pins and pins[-1] == pixel else position_view(record, pixel, image_hw, mode, selection.label)
     )  # the chosen pixel's, in full
     left, right = st.columns([1, 1])
     with left:
-        researchers = chosen_pixel(selection, view, record, chosen, opacity)
+        chosen_pixel(selection, view, record, chosen, opacity)
     with right:
         attention_map(view, views, module_name, scale, pins)
-    formula(view, record, image_hw)
-    for_researchers(record, researchers)
+    pin_numbers(panels, views, pins, mode, opacity)  # after the newest pin's own numbers, which show first
     app.link_params(
         x=pixel[0],
         y=pixel[1],
@@ -532,11 +584,28 @@ def numbers_part(selection, module_name: str, record, others: dict, several_modu
     app.write_link()  # a rerun of this part alone writes the address bar itself (app.py's run did not run)
 
 
+@st.fragment(key=FORMULA_PART)
+def formula_part(selection, record) -> None:
+    """The formula's numbers for the chosen pixel (a pin reruns this alone; the formula itself is above it)."""
+    app.continue_run(selection)
+    formula_numbers(chosen_view(selection, record)[0], record, selection.image.shape[:2])
+
+
+@st.fragment(key=RESEARCHERS_PART)
+def pixel_researchers_part(selection, record) -> None:
+    """What researchers read of the chosen pixel (a pin reruns this alone, inside the researchers' layer)."""
+    app.continue_run(selection)
+    notes = pixel_researchers(selection, chosen_view(selection, record)[0])
+    if notes:
+        st.markdown("\n\n".join(notes))
+
+
 introduction()
 selection, analysis = app.page_analysis(
     prefixes=("danet",), what=t("position.what"), needs=lambda a: bool(a.spatial_attention)
 )
 what_to_notice(selection)
+model_notes = training_notes(selection)
 modules = analysis.spatial_attention
 module_name = app.spatial_module_picker(st, modules)
 record = modules[module_name]
@@ -544,4 +613,9 @@ module_notes(record)
 others = app.companion_panels(selection, analysis, module_name)
 live_part(selection, analysis, module_name, record, others)
 numbers_part(selection, module_name, record, others, several_modules=len(modules) > 1)
+formula_header(record)
+formula_part(selection, record)
+with st.expander(t("common.for_researchers")):
+    researchers_notes(record, model_notes)
+    pixel_researchers_part(selection, record)
 app.switch_section(selection, analysis, kinds_of(modules), context="position")

@@ -461,16 +461,20 @@ function setup(parentElement) {
     const pixel = state.pressed || pointerPixel(state, event, stack);
     state.pressed = null;
     if (!pixel) return;
+    // the host first (the server's numbers start while the page draws), then the pin drawn here
     if (state.localPins) {
       state.pins = withPin(state.pins, pixel, state.maxPins);
       state.pixel = pixel;
-      showPins(state);
     }
-    render(state, ...pixel, "pin");
     const trigger = { x: pixel[0], y: pixel[1] };
     if (state.localPins) trigger.pins = state.pins.map((p) => [...p]);
     state.setTriggerValue("pin", trigger);
     if (state.localPins && state.setStateValue) state.setStateValue("pins", state.pins.map((p) => [...p]));
+    if (state.localPins) state.root.dataset.pins = JSON.stringify(state.pins);
+    setTimeout(() => {  // after the host has sent the trigger (it may send from a task of its own)
+      if (state.localPins) showPins(state);
+      render(state, ...pixel, "pin");
+    }, 0);
   };
   root.addEventListener("pointermove", onMove);
   root.addEventListener("pointerleave", onLeave);

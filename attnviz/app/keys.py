@@ -49,6 +49,7 @@ PAM_CSV = "pam_csv"
 PAM_MAP = "pam_map"
 PAM_MAP_CHART = "pam_map_chart"  # toggle: the chosen pixel's map as a chart too (off: the live photo shows it)
 PAM_CANVAS = "pam_canvas"  # the live photo (attnviz.app.attention_canvas)
+PAM_VIEWS = "pam_views"  # (panels, photo size, mode) and each pin's PositionView per panel, for the next pin
 PAM_PINS = "pam_pins"  # the pinned photo pixels [(x, y), ...], oldest first
 PAM_COMPARE = "pam_compare"  # the second model (or module) the hover drives beside the first
 PAM_SCALE = "pam_scale"  # each map its own colour range, or one for all maps shown

@@ -26,12 +26,15 @@ from attnviz.workpool import WorkPool
 __all__ = ["pooled"]
 
 _POOL = WorkPool()  # this process's pool (its size: attnviz.workpool.default_size)
-# the last keys finished: their results are most likely still cached. Fewer than the smallest cache of such
-# results holds (st.cache_data / st.cache_resource max_entries in attnviz.app.resources), so that a key
-# the caches have dropped is not run outside the pool
+# the last keys finished or asked for again: their results are most likely still cached. Fewer than the
+# smallest cache of such results holds (st.cache_resource max_entries=48 of model_analysis, st.cache_data 64 of
+# pixel_grad_cam in attnviz.app.resources; both drop the least recently used, as this does), so that a key the
+# caches have dropped is not run outside the pool. It was 8: in a class where a few students upload photos,
+# a sample photo's analysis fell out of these 8 while still cached, and switching to it queued behind the
+# uploads' forward passes and Integrated Gradients (python -m attnviz.load_bench, photo p95 4.8 s at 30 sessions)
 _finished: OrderedDict[Hashable, None] = OrderedDict()
 _finished_lock = threading.Lock()
-_MAX_FINISHED = 8
+_MAX_FINISHED = 40
 _POLL_S = 0.25
 
 
@@ -56,6 +59,8 @@ def pooled(
     bar that stops it (its click reruns the page, which drops this session's wait; on_click says why)."""
     with _finished_lock:
         known = not stoppable and key in _finished  # stoppable work always goes through the pool
+        if known:
+            _finished.move_to_end(key)  # asked for again: the caches' least-recently-used order too
     if known:
         return work()
     owner = _session_token()
