@@ -1,12 +1,14 @@
 """DANet channel attention: the C x C map X, clickable.
 
 The page reads as its contents, called in order at the bottom: the introduction, the formula of the form
-shown, what to notice, the live map with its channel picker, the chosen row's numbers, the worked formula
-with the features it mixes, DANet's fusion of its two modules by a sum (with each branch's size on this
-photo), and the second layer for researchers. attnviz.analysis.views summarises X and
-reads its rows; the functions here lay them out."""
+shown, what to notice, the live map, the chosen row (its box, numbers, the worked formula with the features
+it mixes), DANet's fusion of its two modules by a sum (with each branch's size on this photo), "switch it
+off", and the second layer for researchers. attnviz.analysis.views summarises X and reads its rows; the
+functions here lay them out.
 
-from functools import partial
+The live map and the chosen row's parts are fragments (st.fragment) that rerun alone: a click on X (marked at
+once by the live map) reruns the row's parts, the channel box all of them; the sidebar and "switch it off"
+rerun the page."""
 
 import numpy as np
 import streamlit as st
@@ -21,6 +23,11 @@ from attnviz.viz.overlays import feature_to_image
 
 BRANCH_SMALL = 0.05  # below this ‖βXA‖ / ‖A‖ on the photo, E is within 5% of A: the mix barely changes it
 RELATED = 6  # the row's largest entries listed (the first is the partner in the worked formula)
+
+# The page's parts that rerun alone (st.fragment keys): X in the page, the chosen row's numbers, and the row in
+# the other form (inside the researchers' layer). A click on X reruns the row's parts; the channel box all.
+LIVE_PART, ROW_PART, ROW_FORMS_PART = "channel_live", "channel_row", "channel_row_forms"
+ROW_PARTS = [ROW_PART, ROW_FORMS_PART]
 
 
 def introduction() -> None:
@@ -85,10 +92,41 @@ def live_map(selection, module_name: str, record, summary: ChannelMapSummary) ->
         payload=app.channel_data(selection.source, selection.model_name, selection.image_key, module_name, record),
         version=f"{selection.source}|{selection.model_name}|{selection.image_key}|{module_name}",
         channel=st.session_state[keys.CAM_CHANNEL],
-        on_channel=partial(st.session_state.__setitem__, keys.CAM_CHANNEL),
+        on_channel=choose_row,
         key=keys.CAM_CANVAS,
     )
-    return st.number_input(app.t("channel_map.channel_input"), 0, channels - 1, key=keys.CAM_CHANNEL, step=1)
+    return st.session_state[keys.CAM_CHANNEL]
+
+
+def choose_row(channel: int) -> None:
+    """A click on X (the live map marked the row already): only the row's parts rerun."""
+    st.session_state[keys.CAM_CHANNEL] = channel
+    st.rerun(ROW_PARTS)
+
+
+def box_changed(box_key: str) -> None:
+    """The channel box: its row becomes the chosen one, and the live map marks it too."""
+    st.session_state[keys.CAM_CHANNEL] = int(st.session_state[box_key])
+    st.rerun([LIVE_PART, *ROW_PARTS])
+
+
+def channel_box(channels: int) -> int:
+    """The chosen row as a number box (in the row's part, so that a click on X updates it without rerunning the
+    map). One box per chosen row (its key names the row): a box redrawn by a part's rerun keeps the value the
+    browser holds, so the box of a row chosen by a click is a new one that starts at it."""
+    channel = st.session_state[keys.CAM_CHANNEL]
+    box_key = keys.cam_channel_box(channel)
+    st.number_input(
+        app.t("channel_map.channel_input"),
+        0,
+        channels - 1,
+        value=channel,
+        key=box_key,
+        step=1,
+        on_change=box_changed,
+        args=(box_key,),
+    )
+    return channel
 
 
 def row_numbers(selection, row: ChannelRow) -> None:
@@ -200,13 +238,9 @@ def researchers_notes(record, summary: ChannelMapSummary) -> list[str]:
     return notes
 
 
-def for_researchers(record, row: ChannelRow, notes: list[str], module: str) -> None:
-    """The notes, and the chosen row in the other form beside this one."""
-    with st.expander(app.t("common.for_researchers")):
-        for text in notes:
-            st.markdown(text)
-        if record.features is None:
-            return
+def other_form_row(record, row: ChannelRow, module: str) -> None:
+    """The chosen row in the other form beside this one (for researchers)."""
+    if record.features is not None:
         other_form = "paper" if record.form == "official" else "official"
         other = record.row(row.channel, other_form).numpy()
         form_name = {"official": app.t("channel_map.form_official"), "paper": app.t("channel_map.form_paper")}
@@ -226,6 +260,33 @@ def for_researchers(record, row: ChannelRow, notes: list[str], module: str) -> N
         st.caption(app.t("channel_map.forms_caption"))
 
 
+@st.fragment(key=LIVE_PART)
+def live_part(selection, analysis, module_name: str, record, summary: ChannelMapSummary) -> None:
+    """X in the page and the view's download: a click on X does not rerun this."""
+    app.continue_run(selection)
+    live_map(selection, module_name, record, summary)
+    app.view_download(selection, analysis, keys.CAM_HTML)
+
+
+@st.fragment(key=ROW_PART)
+def row_part(selection, record, attention: np.ndarray, energy, module: str) -> None:
+    """The chosen row: its box, numbers and worked formula, and the link (a click on X reruns this alone)."""
+    app.continue_run(selection)
+    row = channel_row(attention, channel_box(attention.shape[0]), RELATED)
+    row_numbers(selection, row)
+    if record.features is not None:
+        worked_formula(record, row, energy, module)
+    app.link_params(channel=row.channel)
+    app.write_link()  # a rerun of this part alone writes the address bar itself (app.py's run did not run)
+
+
+@st.fragment(key=ROW_FORMS_PART)
+def row_forms_part(selection, record, attention: np.ndarray, module: str) -> None:
+    """The chosen row in the other form, inside the researchers' layer (a click on X reruns this too)."""
+    app.continue_run(selection)
+    other_form_row(record, channel_row(attention, st.session_state[keys.CAM_CHANNEL], RELATED), module)
+
+
 introduction()
 selection, analysis = app.page_analysis(
     prefixes=("danet",), what=app.t("channel_map.what"), needs=lambda a: a.channel_map is not None
@@ -237,13 +298,11 @@ energy = channel_energy(record.features) if record.features is not None else Non
 module = app.t("channel_map.module")
 formula(record)
 what_to_notice(record, summary, energy)
-channel = live_map(selection, module_name, record, summary)
-app.view_download(selection, analysis, keys.CAM_HTML)
-row = channel_row(attention, channel, RELATED)
-row_numbers(selection, row)
-if record.features is not None:
-    worked_formula(record, row, energy, module)
+live_part(selection, analysis, module_name, record, summary)
+row_part(selection, record, attention, energy, module)
 fusion(selection, analysis, record)
 app.switch_section(selection, analysis, (AttentionKind.CAM,), context="channel_map")
-for_researchers(record, row, researchers_notes(record, summary), module)
-app.link_params(channel=channel)
+with st.expander(app.t("common.for_researchers")):
+    for text in researchers_notes(record, summary):
+        st.markdown(text)
+    row_forms_part(selection, record, attention, module)

@@ -136,7 +136,7 @@ def test_channel_map_chosen_row_shows_its_numbers():
     at.session_state["cam_channel"] = 5  # what a click on row 5 of X in the page sets (a browser test clicks)
     at.run()
     assert not at.exception
-    assert at.number_input(key="cam_channel").value == 5
+    assert at.number_input(key="cam_channel_box_5").value == 5
     text = _text(at)
     assert "**Row c = 5** sums to 1.000000" in text
     # the formula with this photo's numbers reproduces the recorded X
@@ -226,7 +226,7 @@ def test_a_link_that_does_not_fit_is_ignored_with_a_note():
     at = _linked({"model": "danet-eca", "channel": "100000"}, "pages/channel_map.py")
     assert "channel=100000 ignored" in " ".join(t.value for t in at.toast)
     at = _linked({"model": "danet-eca", "channel": "3"}, "pages/channel_map.py")
-    assert at.number_input(key="cam_channel").value == 3
+    assert at.number_input(key="cam_channel_box_3").value == 3
 
 
 def test_bad_checkpoints_are_listed_with_a_reason_and_every_page_still_works(tmp_path, monkeypatch):

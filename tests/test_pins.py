@@ -80,6 +80,8 @@ def test_a_pin_reruns_only_the_numbers_and_receives_under_20_kib(server, page):
         settled(page, TIMEOUT_MS, start_wait_ms=200, quiet_ms=200)
         received.append(page.evaluate("window.__received.bytes") - before)
         assert f"x={x}&y={y}" in page.url  # the link follows the pin
+        # the live photo was not sent again: its last draw is still the pin's own, not a new run's
+        assert page.locator(".attnviz-canvas").get_attribute("data-source") == "pin"
     assert max(received) <= MAX_BYTES_PER_PIN, received
     # the photo's payload (photo, Q, K, L: about 350 KB) was not sent again: a pin is a small fraction of it
     assert all(r > 1000 for r in received), received  # and the numbers did come
@@ -124,3 +126,22 @@ def test_150_clicks_each_pin_the_pixel_under_the_pointer(server, page):
     assert len(local) == 4 and local[-1] == [x, y]
     page.get_by_text(f"Chosen pixel: x = {x}, y = {y}").first.wait_for()
     assert _server_pins(page) == local  # the server ends with the page's pins: no click was lost
+
+
+def test_a_click_on_x_reruns_only_the_rows_numbers(server, page):
+    photo = list_samples()[0]
+    page.goto(f"{server}/channel_map?model=danet-eca&photo={photo}")
+    settled(page, TIMEOUT_MS)
+    page.wait_for_selector(".attnviz-channels[data-ready='1'] .matrix")
+    matrix = page.locator(".matrix")
+    matrix.evaluate("m => m.scrollIntoView({block: 'center'})")
+    box = matrix.bounding_box()
+    channels = 64  # danet-eca (width 0.5): its CAM mixes 64 channels
+    for channel in (4, 40):
+        page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + (channel + 0.5) * box["height"] / channels)
+        page.get_by_text(f"Row c = {channel} sums to").first.wait_for()
+        settled(page, TIMEOUT_MS, start_wait_ms=200, quiet_ms=200)
+        assert page.locator("input[type='number']").first.input_value() == str(channel)  # the box follows
+        assert f"channel={channel}" in page.url
+        # X was not sent again: the map's last draw is the click's own, not a new run's
+        assert page.locator(".attnviz-channels").get_attribute("data-source") == "pin"

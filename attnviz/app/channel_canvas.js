@@ -12,6 +12,7 @@
 // - data.local_pins true: a click also chooses row c in the page itself (the row shown while the pointer is away,
 //   marked on X) and calls setStateValue("channel", c) when the host gave one. A later call's data.channel, when
 //   given, replaces the page's choice; left out, the page keeps its own.
+// - data.pin_state false: no setStateValue (the Streamlit app: its trigger already reruns the row's numbers).
 // The chosen row is written to the root element's data-chosen, each drawn row to the readout's data-view.
 
 const INSTANCES = new WeakMap();
@@ -127,10 +128,14 @@ function setup(parentElement) {
   state.matrix.addEventListener("pointerleave", () => { state.hovering = false; render(state, state.channel, "server"); });
   state.matrix.addEventListener("click", (event) => {
     const c = channelAt(state, event, state.matrix, true);
-    if (state.localChoice) choose(state, c);
-    render(state, c, "pin");
+    // the host first (its numbers start while the page draws), then the row drawn here
     state.setTriggerValue("channel", c);
     if (state.localChoice && state.setStateValue) state.setStateValue("channel", c);
+    if (state.localChoice) state.root.dataset.chosen = String(c);
+    setTimeout(() => {
+      if (state.localChoice) choose(state, c);
+      render(state, c, "pin");
+    }, 0);
   });
   return state;
 }
@@ -140,7 +145,7 @@ export default function (component) {
   let state = INSTANCES.get(parentElement);
   if (!state) { state = setup(parentElement); INSTANCES.set(parentElement, state); }
   state.setTriggerValue = setTriggerValue;
-  state.setStateValue = setStateValue;
+  state.setStateValue = data.pin_state === false ? null : setStateValue;
   state.localChoice = Boolean(data.local_pins);
   if (!state.localChoice || data.channel !== undefined || state.channel === undefined) choose(state, data.channel);
   state.labels = data.labels;   // the page's language (attnviz/locales, section [channel_canvas])

@@ -3,8 +3,9 @@
 Its script (channel_canvas.js) and style (channel_canvas.css) are files of their own beside this module.
 X is small (C x C, 128 x 128 for the shipped models): it is sent whole with the softmax arguments and
 log-normalisers of `attnviz.analysis.hover.channel_payload`, and a pointer move over a row draws that row, its
-largest entries and the formula with numbers, with no message to the server. A click picks row c: one
-trigger value handed to the page's `on_channel(c)`.
+largest entries and the formula with numbers, with no message to the server. A click picks row c in the page
+at once (its `local_pins` rule) and hands one trigger value to the page's `on_channel(c)`, which may rerun only
+the part of the page that shows the row's numbers (pages/channel_map.py).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def _take_channel(component_key: str, channels: int, on_channel) -> None:
 def channel_canvas(*, payload: dict, version: str, channel: int, on_channel, key: str) -> None:
     """Draw X with row `channel` marked; `version` changes whenever the payload does (model, photo)."""
     _COMPONENT(
-        data=channel_canvas_data(payload=payload, version=version, channel=channel, language=language()),
+        data=channel_canvas_data(
+            payload=payload, version=version, channel=channel, language=language(), local_pins=True, pin_state=False
+        ),
         key=key,
         on_channel_change=partial(_take_channel, key, payload["channels"], on_channel),
     )

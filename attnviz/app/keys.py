@@ -58,7 +58,7 @@ PAM_SLIDE = "pam_slide"  # the toggle of the pins' one-figure slide
 PAM_SLIDE_FIGURE = "pam_slide_figure"
 
 # ---- Channel map page
-CAM_CHANNEL = "cam_channel"
+CAM_CHANNEL = "cam_channel"  # the chosen row of X (a click on X, the link, or the box)
 CAM_CANVAS = "cam_canvas"  # X in the page (attnviz.app.channel_canvas)
 CAM_CSV = "cam_csv"
 CAM_HTML = "cam_html"  # the channel page's interactive HTML download
@@ -155,3 +155,8 @@ def user_chart(module_name: str) -> str:
 
 
 WORK_OWNER = "work_owner"  # this session's token in the shared work pool (attnviz.app.queueing)
+
+
+def cam_channel_box(channel: int) -> str:
+    """The Channel page's number box while row `channel` is chosen (pages/channel_map.channel_box)."""
+    return f"cam_channel_box_{channel}"

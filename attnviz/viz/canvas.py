@@ -124,11 +124,17 @@ def canvas_payload_data(
 
 
 def channel_canvas_data(
-    *, payload: dict, version: str, channel: int | None = None, language: str = DEFAULT_LANGUAGE, local_pins=False
+    *,
+    payload: dict,
+    version: str,
+    channel: int | None = None,
+    language: str = DEFAULT_LANGUAGE,
+    local_pins=False,
+    pin_state: bool = True,
 ) -> dict:
     """channel_canvas.js's data. `payload`: `attnviz.analysis.hover.channel_payload`'s; `channel`: the chosen
     row (None: the row whose largest entry is largest, as the Channel page starts; with `local_pins` a click
-    chooses in the page)."""
+    chooses in the page); `pin_state`: report the page's choice as a state value too."""
     if channel is None:
         x = np.frombuffer(base64.b64decode(payload["x"]), "<f4").reshape(payload["channels"], -1)
         channel = int(x.max(1).argmax())
@@ -139,4 +145,5 @@ def channel_canvas_data(
         "labels": section("channel_canvas", language),
         "colours": _CHANNEL_COLOURS,
         "local_pins": bool(local_pins),
+        "pin_state": bool(pin_state),
     }
