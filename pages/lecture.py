@@ -26,12 +26,13 @@ from attnviz.analysis.views import neighbours, telling_channel
 from attnviz.app import keys
 from attnviz.app.guards import layer_weights_on_photos
 from attnviz.app.language import t
-from attnviz.app.lecture import PAGE_KEY_SUFFIX, PREFETCH_KEY, presentation_style, step_figure
+from attnviz.app.lecture import PAGE_KEY_SUFFIX, PREFETCH_KEY, deck_button, presentation_style, step_figure
 from attnviz.capture.interventions import FLAT, Intervention
 
 
-def controls():
-    """The step and presentation mode from the link, and the presentation switch. Returns whether it is on
+def controls(selection):
+    """The step and presentation mode from the link, the presentation switch and, outside the presentation view,
+    the button that downloads the lecture as PDF slides (attnviz.app.lecture.deck_button). Returns whether it is on
     and, in the presentation view, the slide's top row (title, Previous, Next) with the switch at its end,
     so that the step keeps the whole screen below; else None."""
     app.apply_link("step", keys.LECTURE_STEP, STEPS, what=t("lecture.link_step", steps=", ".join(STEPS)))
@@ -53,6 +54,7 @@ def controls():
     else:
         st.title(t("lecture.title"))
         st.caption(t("lecture.intro"))
+        deck_button(selection)
     return present, (row[:3] if row and present else None)
 
 
@@ -222,7 +224,7 @@ def prefetch(selection, step: str, present: bool) -> None:
 
 
 selection = app.page_selection()
-present, row = controls()
+present, row = controls(selection)
 step = st.session_state[keys.LECTURE_STEP]
 heading(step, row)
 live_step(selection, step, row is not None)

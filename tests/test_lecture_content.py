@@ -80,6 +80,9 @@ def test_the_pam_step_draws_plain_danet_and_the_affinity_danet_on_the_same_pixel
         medians = [far_key_median(load_checkpoint(name)[1]) for name in (plain, affinity)]
         assert medians[0] < 1 < medians[1]  # plain DANet's far keys: below chance on the test split
         assert translate("lecture.pam.medians", language, plain=medians[0], affinity=medians[1]) in text
+        (deck,) = at.main.get("download_button")  # the lecture as PDF slides (attnviz.deck), made on press
+        assert deck.proto.label == translate("lecture.deck_download", language)
+        assert deck.proto.deferred_file_id or not deck.proto.url  # a callable: nothing made before the press
 
 
 # ---- the flexible example: a channel whose weight shows the gate at work

@@ -13,13 +13,17 @@ from pathlib import Path
 
 import streamlit as st
 
+from attnviz.analysis.lecture import STEP_COMPANIONS, STEP_MODELS
 from attnviz.app import keys
 from attnviz.app.attention_canvas import attention_canvas
 from attnviz.app.channel_canvas import channel_canvas
 from attnviz.app.language import language, t
+from attnviz.app.queueing import pooled_quietly
 from attnviz.app.resources import catalogue, channel_data, hover_data
 from attnviz.app.widgets import chart, figure_caption
 from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord
+from attnviz.data.samples import list_samples
+from attnviz.deck import deck_file_name, deck_pdf
 from attnviz.viz.figures import attention_map_figure, branches_figure, sorted_weights_figure, with_caption
 
 __all__ = [
@@ -30,6 +34,7 @@ __all__ = [
     "step_figure",
     "pam_panels",
     "presentation_style",
+    "deck_button",
 ]
 
 _PRESENTATION_CSS = Path(__file__).resolve().parent / "presentation.css"
@@ -45,6 +50,33 @@ def presentation_style() -> None:
     """The presentation view: slides for a projector, larger type and no sidebar (presentation.css, beside this
     module)."""
     st.html(f"<style>{_PRESENTATION_CSS.read_text(encoding='utf-8')}</style>")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _deck(photo_key: str, title: str, lang: str, _image, _label) -> bytes:
+    """The lecture deck (attnviz.deck.deck_pdf) on the photo `photo_key` in `lang`, made once per photo and
+    language in the shared pool: a sample by its name (its labels and credit its own), an upload as `_image`."""
+    sample = title in list_samples()
+    image, label = (None, None) if sample else (_image, _label)
+    return pooled_quietly(("deck", photo_key, lang), lambda: deck_pdf(title, lang, image, label))
+
+
+def deck_button(selection) -> None:
+    """The button that downloads the lecture as PDF slides on the sidebar's photo, in the page's language: the
+    deck is made when it is pressed (Streamlit runs the callable apart from the page, which therefore cannot
+    show its progress; the help says how long it takes). Off while a step's shipped model is missing."""
+    lang = language()
+    needed = {*STEP_MODELS.values(), *STEP_COMPANIONS.values()}
+    st.download_button(
+        t("lecture.deck_download"),
+        data=lambda: _deck(selection.image_key, selection.image_title, lang, selection.image, selection.label),
+        file_name=deck_file_name(selection.image_title, lang),
+        mime="application/pdf",
+        icon=":material/picture_as_pdf:",
+        help=t("lecture.deck_help"),
+        on_click="ignore",
+        disabled=not needed <= set(catalogue()),
+    )
 
 
 def for_the_room(figure, caption: str):

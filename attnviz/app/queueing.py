@@ -23,7 +23,7 @@ from attnviz.app import keys
 from attnviz.app.language import t
 from attnviz.workpool import WorkPool
 
-__all__ = ["pooled"]
+__all__ = ["pooled", "pooled_quietly"]
 
 _POOL = WorkPool()  # this process's pool (its size: attnviz.workpool.default_size)
 # the last keys finished or asked for again: their results are most likely still cached. Fewer than the
@@ -91,3 +91,12 @@ def pooled(
         while len(_finished) > _MAX_FINISHED:
             _finished.popitem(last=False)
     return result
+
+
+def pooled_quietly(key: Hashable, work: Callable[[], Any]) -> Any:
+    """`work()`'s result, computed in the shared pool, for a caller that can show nothing while it waits (a
+    download button's callable, which Streamlit runs outside the page's script): the same key asked for by
+    several sessions at once is one job, and the work queues behind the forward passes instead of beside them."""
+    job = _POOL.submit(key, work, owner=uuid.uuid4().hex)
+    job.wait()
+    return job.result()
