@@ -16,7 +16,6 @@ step shows X whole, with the row the numbers read marked, where the page lets th
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 import time
@@ -33,10 +32,11 @@ from attnviz.analysis.lecture import (
     STEP_MODELS,
     STEPS,
     StepNumbers,
-    far_key_median,
+    flexible_example,
+    pam_sentences,
     step_numbers,
 )
-from attnviz.analysis.views import position_view, telling_channel
+from attnviz.analysis.views import position_view
 from attnviz.browser import chromium
 from attnviz.data.samples import list_samples, load_sample
 from attnviz.deck_html import FONT_STACK, SLIDE_PX, SlideContent, deck_document
@@ -55,8 +55,6 @@ __all__ = [
     "LectureRun",
     "StepContent",
     "run_lecture",
-    "flexible_example",
-    "pam_sentences",
     "step_figures",
     "slides",
     "render_pdfs",
@@ -106,43 +104,6 @@ def _load(name: str, directory: Path):
         return load_checkpoint(name, directory)
     except CheckpointError as error:
         raise DeckError(f"{name}: {error}") from None
-
-
-def flexible_example(analysis: Analysis, numbers: StepNumbers, across: dict[str, np.ndarray]):
-    """(numbers, sentence) of the flexible step, as the Lecture page shows them: the numbers on a channel
-    whose weight is neither saturated here nor constant over the sample photos `across` ({photo: weights};
-    attnviz.analysis.views.telling_channel), with the sentence that shows it, or, when no channel is, the
-    most weighted channel's numbers and the sentence that says so (no sentence without photos)."""
-    if not across:
-        return numbers, None
-    weights = analysis.records[numbers.layer].weights[0].double().numpy()
-    table = np.stack(list(across.values()))
-    channel = telling_channel(weights, table)
-    if channel is None:
-        return numbers, Phrase.of("lecture.flexible.no_example", layer=numbers.layer, photos=len(across))
-    sentence = Phrase.of(
-        "lecture.flexible.example",
-        channel=channel,
-        weight=float(weights[channel]),
-        photo_lowest=float(table[:, channel].min()),
-        photo_highest=float(table[:, channel].max()),
-        photos=len(across),
-    )
-    return step_numbers("flexible", analysis, channel=channel), sentence
-
-
-def pam_sentences(plain: Analysis, affinity: Analysis, cards: dict, pixel, label) -> tuple[Phrase, ...]:
-    """The PAM step's paragraph on its two models, as the Lecture page says it: which is which and what the
-    affinity loss is, their test-split far-key medians (from the model cards) and this pixel's own-class
-    ratios (each sentence only where its numbers exist)."""
-    sentences = [Phrase.of("lecture.pam.which", plain=plain.model_name, affinity=affinity.model_name)]
-    medians = [far_key_median(cards[a.model_name]) for a in (plain, affinity)]
-    if None not in medians:
-        sentences.append(Phrase.of("lecture.pam.medians", plain=medians[0], affinity=medians[1]))
-    ratios = [step_numbers("pam", a, pixel=pixel, label=label).terms["own_ratio"] for a in (plain, affinity)]
-    if not any(math.isnan(r) for r in ratios):  # the pixel is labelled
-        sentences.append(Phrase.of("lecture.pam.this_pixel", plain=ratios[0], affinity=ratios[1]))
-    return tuple(sentences)
 
 
 def _weights_on_samples(model, name: str, layer: str, known: dict[str, Analysis]) -> dict[str, np.ndarray]:

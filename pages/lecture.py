@@ -6,26 +6,24 @@ buttons to the step before and after. attnviz.analysis.lecture computes each ste
 attnviz.app.lecture draws its figure."""
 
 import dataclasses
-import math
 
-import numpy as np
 import streamlit as st
 
 from attnviz import app
+from attnviz.analysis import lecture
 from attnviz.analysis.lecture import (
     FORMULAS,
     STEP_COMPANIONS,
     STEP_MODELS,
     STEPS,
     convention_key,
-    far_key_median,
     step_numbers,
 )
 from attnviz.analysis.switch import switch_choices
-from attnviz.analysis.views import neighbours, telling_channel
+from attnviz.analysis.views import neighbours
 from attnviz.app import keys
 from attnviz.app.guards import layer_weights_on_photos
-from attnviz.app.language import t
+from attnviz.app.language import language, t
 from attnviz.app.lecture import PAGE_KEY_SUFFIX, PREFETCH_KEY, deck_button, presentation_style, step_figure
 from attnviz.capture.interventions import FLAT, Intervention
 
@@ -110,7 +108,7 @@ def live_step(selection, step: str, present: bool) -> None:
             st.caption(model_note)
             st.markdown(notes)
             if companion is not None:
-                side_by_side(selection, analysis, companion, numbers)
+                side_by_side(selection, analysis, companion)
         with st.expander(t("switch.title"), key=f"{keys.LECTURE_CANVAS}_switch_{step}", on_change="rerun") as box:
             if box.open:
                 app.switch_section(selection, analysis, (step,), context=f"lecture_{step}", model_name=model_name)
@@ -120,7 +118,7 @@ def live_step(selection, step: str, present: bool) -> None:
     step_figure(step, selection, analysis, numbers, companion)
     st.markdown(notes)
     if companion is not None:
-        side_by_side(selection, analysis, companion, numbers)
+        side_by_side(selection, analysis, companion)
     formula(step, numbers)
     app.switch_section(selection, analysis, (step,), context=f"lecture_{step}", model_name=model_name)
 
@@ -137,27 +135,11 @@ def formula(step: str, numbers, present: bool = False) -> None:
 
 
 def flexible_example(selection, analysis, numbers):
-    """The flexible step's numbers on its example channel, one whose weight is within (0.05, 0.95) here and
-    changes across the first sample photos (attnviz.analysis.views.telling_channel), and the sentence that
-    shows it, or says that no channel is (the numbers then stay on the most weighted channel)."""
+    """The flexible step's numbers on its example channel and the sentence that shows it, or says that no
+    channel does (attnviz.analysis.lecture.flexible_example), over the first sample photos."""
     on_samples = dataclasses.replace(selection, model_name=analysis.model_name, source="camvid")
-    across = layer_weights_on_photos(on_samples, numbers.layer)
-    if not across:
-        return numbers, ""
-    weights = analysis.records[numbers.layer].weights[0].double().numpy()
-    table = np.stack(list(across.values()))
-    channel = telling_channel(weights, table)
-    if channel is None:
-        return numbers, t("lecture.flexible.no_example", layer=numbers.layer, photos=len(across))
-    sentence = t(
-        "lecture.flexible.example",
-        channel=channel,
-        weight=float(weights[channel]),
-        photo_lowest=float(table[:, channel].min()),
-        photo_highest=float(table[:, channel].max()),
-        photos=len(across),
-    )
-    return step_numbers("flexible", analysis, channel=channel), sentence
+    numbers, sentence = lecture.flexible_example(analysis, numbers, layer_weights_on_photos(on_samples, numbers.layer))
+    return numbers, sentence.text(language()) if sentence else ""
 
 
 def companion_analysis(selection, step: str):
@@ -167,18 +149,12 @@ def companion_analysis(selection, step: str):
     return app.analysis_for(selection, name) if name in app.catalogue() else None
 
 
-def side_by_side(selection, analysis, companion, numbers) -> None:
-    """The PAM step's two models: which is which and what the affinity loss is, their test-split medians and
-    this pixel's own-class ratios (each sentence only where its numbers exist)."""
-    catalogue = app.catalogue()
-    sentences = [t("lecture.pam.which", plain=companion.model_name, affinity=analysis.model_name)]
-    medians = [far_key_median(catalogue[a.model_name].card) for a in (companion, analysis)]
-    if None not in medians:
-        sentences.append(t("lecture.pam.medians", plain=medians[0], affinity=medians[1]))
-    plain = step_numbers("pam", companion, label=selection.label).terms["own_ratio"]
-    if not (math.isnan(plain) or math.isnan(numbers.terms["own_ratio"])):  # the pixel is labelled
-        sentences.append(t("lecture.pam.this_pixel", plain=plain, affinity=numbers.terms["own_ratio"]))
-    st.markdown(" ".join(sentences))
+def side_by_side(selection, analysis, companion) -> None:
+    """The PAM step's two models: which is which, their test-split medians and this pixel's own-class ratios
+    (attnviz.analysis.lecture.pam_sentences)."""
+    cards = {a.model_name: app.catalogue()[a.model_name].card for a in (companion, analysis)}
+    sentences = lecture.pam_sentences(companion, analysis, cards, label=selection.label)
+    st.markdown(" ".join(p.text(language()) for p in sentences))
 
 
 def navigation(step: str, present: bool, back=None, forward=None) -> None:

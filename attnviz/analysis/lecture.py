@@ -13,12 +13,14 @@ numbers are read at the last layer of each kind, whose weights vary most from ph
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from attnviz.analysis.views import position_view
+from attnviz.analysis.views import position_view, telling_channel
 from attnviz.capture.records import ChannelMapRecord, CoordinateAttentionRecord, SpatialAttentionRecord
+from attnviz.i18n import Phrase
 from attnviz.kinds import AttentionKind
 from attnviz.modules.eca import eca_formula_terms
 from attnviz.modules.se import pre_sigmoid
@@ -32,6 +34,8 @@ __all__ = [
     "convention_key",
     "step_numbers",
     "far_key_median",
+    "flexible_example",
+    "pam_sentences",
 ]
 
 STEPS = ("se", "cbam", "ca", "eca", "pam", "cam", "flexible")
@@ -251,3 +255,41 @@ def step_numbers(
             "one_hot": float(np.mean(attention.max(1) > 0.99)),
         },
     )
+
+
+def flexible_example(analysis, numbers: StepNumbers, across: dict[str, np.ndarray]):
+    """(numbers, sentence) of the flexible step, for the Lecture page and the deck alike: the numbers on a
+    channel whose weight is neither saturated here nor constant over the sample photos `across` ({photo: the
+    layer's weights}; attnviz.analysis.views.telling_channel) with the Phrase that shows it, or, when no channel
+    is, the most weighted channel's `numbers` and the Phrase that says so; without photos, no Phrase (None)."""
+    if not across:
+        return numbers, None
+    weights = analysis.records[numbers.layer].weights[0].double().numpy()
+    table = np.stack(list(across.values()))
+    channel = telling_channel(weights, table)
+    if channel is None:
+        return numbers, Phrase.of("lecture.flexible.no_example", layer=numbers.layer, photos=len(across))
+    sentence = Phrase.of(
+        "lecture.flexible.example",
+        channel=channel,
+        weight=float(weights[channel]),
+        photo_lowest=float(table[:, channel].min()),
+        photo_highest=float(table[:, channel].max()),
+        photos=len(across),
+    )
+    return step_numbers("flexible", analysis, channel=channel), sentence
+
+
+def pam_sentences(plain, affinity, cards: dict[str, dict], pixel=None, label=None) -> tuple[Phrase, ...]:
+    """The PAM step's paragraph on its two models (plain DANet, the class-affinity DANet), for the Lecture page
+    and the deck alike: which is which and what the affinity loss is, their test-split far-key medians (from
+    `cards`, {model: model card}) and the own-class ratios at `pixel` (default: the photo's centre) of the
+    photo labelled `label`; each sentence only where its numbers exist."""
+    sentences = [Phrase.of("lecture.pam.which", plain=plain.model_name, affinity=affinity.model_name)]
+    medians = [far_key_median(cards.get(a.model_name, {})) for a in (plain, affinity)]
+    if None not in medians:
+        sentences.append(Phrase.of("lecture.pam.medians", plain=medians[0], affinity=medians[1]))
+    ratios = [step_numbers("pam", a, pixel=pixel, label=label).terms["own_ratio"] for a in (plain, affinity)]
+    if not any(math.isnan(r) for r in ratios):  # the pixel is labelled
+        sentences.append(Phrase.of("lecture.pam.this_pixel", plain=ratios[0], affinity=ratios[1]))
+    return tuple(sentences)
