@@ -17,7 +17,7 @@ import torch
 from attnviz.analysis.hover import grid_tables, hover_payload
 from attnviz.capture.records import GlobalContextRecord
 from attnviz.viz.colours import ATTENTION_COLOURS, CHANNEL_COLOURS, page_table
-from attnviz.viz.exports import overlay_png
+from attnviz.viz.exports import overlay_export, overlay_png
 from attnviz.viz.figures import (
     attention_map_figure,
     branch_weights_figure,
@@ -81,9 +81,12 @@ def test_each_table_is_matplotlibs_map_of_its_name(table, name):
 
 
 def test_the_downloaded_overlay_shows_the_figures_colour_at_each_value():
-    view = SimpleNamespace(values=_row(), top_centres=[], pixel_centre=(4, 4))  # the marks away from the blocks
-    png = overlay_png(_photo(), view, OPACITY)
-    overlay = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    view = SimpleNamespace(values=_row(), top_centres=[], pixel_centre=(4, 4), pixel=(4, 4), mode="row", index=0)
+    png = overlay_png(_photo(), view, OPACITY)  # the marks away from the blocks; the photo framed, zoomed
+    framed = overlay_export(_photo(), view, OPACITY)
+    top, left, height, width = framed.body
+    image = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    overlay = image[top : top + height : framed.zoom, left : left + width : framed.zoom]
     for (x, y), expected in zip(_middles(), _plotly_expected(), strict=True):
         np.testing.assert_allclose(overlay[y, x], expected, atol=PLOTLY_TOLERANCE)
 

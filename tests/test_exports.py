@@ -2,13 +2,26 @@
 
 import csv
 import io
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
 from attnviz.analysis.forward import click_to_image_point, parse_image_point
-from attnviz.viz.exports import grid_csv, png_bytes, vector_csv
+from attnviz.viz.colours import ATTENTION_COLOURS, CHANNEL_COLOURS
+from attnviz.viz.exports import (
+    channel_map_export,
+    channel_map_png,
+    channel_ticks,
+    grid_csv,
+    nice_ticks,
+    overlay_export,
+    overlay_png,
+    png_bytes,
+    vector_csv,
+)
+from attnviz.viz.overlays import position_overlay
 
 
 def test_grid_csv_round_trips_every_cell_at_full_precision():
@@ -42,3 +55,95 @@ def test_clicks_and_link_points_map_onto_the_photo():
     assert parse_image_point("100", "200", (360, 480)) == (100.0, 200.0)
     for x, y in (("480", "10"), ("-1", "10"), ("abc", "10"), (None, "10"), ("10", "360")):
         assert parse_image_point(x, y, (360, 480)) is None
+
+
+def _decoded(png: bytes) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _bar_follows(framed, table: np.ndarray) -> None:
+    """The bar's middle column, bottom to top, is the table from its first entry to its last, in order."""
+    top, left, height, width = framed.bar
+    column = framed.image[top : top + height, left + width // 2].astype(int)[::-1]
+    distance = np.abs(column[:, None, :] - table[None].astype(int)).sum(-1)
+    nearest = distance.argmin(1)
+    assert distance.min(1).max() == 0  # every pixel is an entry of the table itself
+    assert nearest[0] == 0 and nearest[-1] == 255 and np.all(np.diff(nearest) >= 0)
+
+
+def _caption_inked(framed) -> int:
+    strip = framed.image[framed.caption_top :]
+    return int((strip.min(-1) < 128).sum())
+
+
+def _view(mode: str = "row"):
+    values = np.random.default_rng(2).random((9, 12)) ** 4
+    return SimpleNamespace(
+        values=values / values.sum(),
+        top_centres=[(100, 60)],
+        pixel_centre=(200, 150),
+        pixel=(203, 148),
+        mode=mode,
+        index=57,
+    )
+
+
+def test_the_overlay_png_is_the_overlay_twice_with_its_colour_bar_and_caption():
+    photo = np.random.default_rng(3).integers(0, 256, (360, 480, 3), dtype=np.uint8)
+    view = _view()
+    framed = overlay_export(photo, view, 0.6, "DANet PAM · model m · photo p")
+    image = _decoded(overlay_png(photo, view, 0.6, "DANet PAM · model m · photo p"))
+    np.testing.assert_array_equal(image, framed.image)  # the file is the framed image
+    top, left, height, width = framed.body
+    assert (height, width) == (720, 960) and framed.zoom == 2  # a 480 x 360 photo twice
+    # the rest (bar, ticks, caption) adds a border, not another photo's worth
+    assert 960 < image.shape[1] < 960 + 240 and 720 < image.shape[0] < 720 + 240
+    body = image[top : top + height, left : left + width]
+    overlay = position_overlay(photo, view, 0.6)
+    np.testing.assert_array_equal(body[::2, ::2], overlay)
+    np.testing.assert_array_equal(body[1::2, 1::2], overlay)
+    _bar_follows(framed, ATTENTION_COLOURS)
+    assert framed.bar[0] == top and framed.bar[2] == height and framed.bar[1] >= left + width
+    assert _caption_inked(framed) > 200  # text under the photo
+    zh = overlay_export(photo, view, 0.6, "", "zh")
+    assert _caption_inked(zh) > 50
+
+
+def test_the_overlay_png_of_a_large_photo_is_not_enlarged():
+    photo = np.zeros((600, 1000, 3), np.uint8)
+    framed = overlay_export(photo, _view("column"), 0.6)
+    assert framed.zoom == 1 and framed.body[2:] == (600, 1000)
+
+
+def test_the_x_png_draws_x_in_the_channel_colours_with_ticks_bar_and_caption():
+    rng = np.random.default_rng(4)
+    x = rng.random((64, 64))
+    x /= x.sum(1, keepdims=True)
+    framed = channel_map_export(x, "DANet CAM · model m · photo p", "zh")
+    np.testing.assert_array_equal(_decoded(channel_map_png(x, "DANet CAM · model m · photo p", "zh")), framed.image)
+    top, left, height, width = framed.body
+    zoom = framed.zoom
+    assert height == width == 64 * zoom and width >= 0.8 * 960
+    # each entry is its block, coloured by the canvas's rule on X's own range (channel_canvas.js)
+    t = (x - x.min()) / (x.max() - x.min())
+    expected = CHANNEL_COLOURS[np.floor(t * 255 + 0.5).astype(int)]
+    np.testing.assert_array_equal(framed.image[top : top + height : zoom, left : left + width : zoom], expected)
+    _bar_follows(framed, CHANNEL_COLOURS)
+    # ticks: ink left of the map and under it, at the ticked channels' rows and columns
+    step = channel_ticks(64, zoom)
+    assert step * zoom >= 48 and (step == 1 or step // 2 * zoom < 48)
+    for channel in range(0, 64, step):
+        y = top + channel * zoom + zoom // 2
+        assert (framed.image[y, left - 6 : left - 1].min(-1) < 128).all()
+        x_pixel = left + channel * zoom + zoom // 2
+        assert (framed.image[top + height : top + height + 5, x_pixel].min(-1) < 128).all()
+    assert _caption_inked(framed) > 100
+
+
+def test_nice_ticks_are_round_and_inside_the_range():
+    assert nice_ticks(0.0, 1.0) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ticks = nice_ticks(0.00013, 0.0213)
+    assert all(0.00013 <= v <= 0.0213 for v in ticks) and 3 <= len(ticks) <= 8
+    steps = np.diff(ticks)
+    np.testing.assert_allclose(steps, steps[0])
+    assert nice_ticks(2.0, 2.0) == [2.0]
