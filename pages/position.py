@@ -519,12 +519,7 @@ def researchers_notes(record, model_notes: list[str]) -> None:
 def remembered_views(panels, pins, image_hw, mode: str) -> list[list[PositionView]]:
     """panel_views, each pin's view kept in the session until the panels, photo or mode change: a new pin
     computes its own view only (a view is a row of S with its statistics, a few ms each)."""
-    context = (tuple((p.model_name, p.image_key, p.module, id(p.record)) for p in panels), image_hw, mode)
-    memo = st.session_state.get(keys.PAM_VIEWS)
-    if memo is None or memo[0] != context:
-        memo = (context, {})
-        st.session_state[keys.PAM_VIEWS] = memo
-    views = memo[1]
+    views = _kept_views(panels, image_hw, mode)
     missing = [pin for pin in pins if pin not in views]
     for pin, row in zip(missing, zip(*panel_views(panels, missing, image_hw, mode))) if missing else ():
         views[pin] = row
@@ -533,13 +528,32 @@ def remembered_views(panels, pins, image_hw, mode: str) -> list[list[PositionVie
     return [[views[pin][k] for pin in pins] for k in range(len(panels))]
 
 
-def chosen_view(selection, record) -> tuple[PositionView, list, tuple[int, int], bool]:
+def _kept_views(panels, image_hw, mode: str) -> dict:
+    """The session's pin -> (view per panel) for these panels (their records by identity), photo size and mode;
+    a new, empty one when any of them changed."""
+    context = (tuple(_panel_id(p) for p in panels), image_hw, mode)
+    kept = st.session_state.get(keys.PAM_VIEWS)
+    if kept is None or kept[0] != context:
+        kept = (context, {})
+        st.session_state[keys.PAM_VIEWS] = kept
+    return kept[1]
+
+
+def chosen_view(selection, module_name: str, record) -> tuple[PositionView, list, tuple[int, int], bool]:
     """(the chosen pixel's view in full, the pins, the pixel, whether one was chosen), as the controls left the
-    mode: what each part that a pin reruns starts from."""
+    mode: what each part that a pin reruns starts from (the numbers' part computed it first when it is a pin)."""
     mode = settings()[0]
     image_hw = selection.image.shape[:2]
     pins, pixel, chosen = app.pinned_pixels(image_hw, selection.image_key, keys.PAM_CLICK)
+    main = app.main_panel(selection, module_name, record)
+    kept = st.session_state.get(keys.PAM_VIEWS)
+    if kept is not None and kept[0][1:] == (image_hw, mode) and kept[0][0][0] == _panel_id(main) and pixel in kept[1]:
+        return kept[1][pixel][0], pins, pixel, chosen
     return position_view(record, pixel, image_hw, mode, selection.label), pins, pixel, chosen
+
+
+def _panel_id(panel) -> tuple:
+    return (panel.model_name, panel.image_key, panel.module, id(panel.record))
 
 
 @st.fragment(key=LIVE_PART)
@@ -585,17 +599,17 @@ def numbers_part(selection, module_name: str, record, others: dict, several_modu
 
 
 @st.fragment(key=FORMULA_PART)
-def formula_part(selection, record) -> None:
+def formula_part(selection, module_name: str, record) -> None:
     """The formula's numbers for the chosen pixel (a pin reruns this alone; the formula itself is above it)."""
     app.continue_run(selection)
-    formula_numbers(chosen_view(selection, record)[0], record, selection.image.shape[:2])
+    formula_numbers(chosen_view(selection, module_name, record)[0], record, selection.image.shape[:2])
 
 
 @st.fragment(key=RESEARCHERS_PART)
-def pixel_researchers_part(selection, record) -> None:
+def pixel_researchers_part(selection, module_name: str, record) -> None:
     """What researchers read of the chosen pixel (a pin reruns this alone, inside the researchers' layer)."""
     app.continue_run(selection)
-    notes = pixel_researchers(selection, chosen_view(selection, record)[0])
+    notes = pixel_researchers(selection, chosen_view(selection, module_name, record)[0])
     if notes:
         st.markdown("\n\n".join(notes))
 
@@ -614,8 +628,8 @@ others = app.companion_panels(selection, analysis, module_name)
 live_part(selection, analysis, module_name, record, others)
 numbers_part(selection, module_name, record, others, several_modules=len(modules) > 1)
 formula_header(record)
-formula_part(selection, record)
+formula_part(selection, module_name, record)
 with st.expander(t("common.for_researchers")):
     researchers_notes(record, model_notes)
-    pixel_researchers_part(selection, record)
+    pixel_researchers_part(selection, module_name, record)
 app.switch_section(selection, analysis, kinds_of(modules), context="position")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from attnviz.app import keys
 from attnviz.app.language import language, t
 from attnviz.app.resources import channel_data, hover_data
 from attnviz.viz.standalone import ChannelPanel, ViewPanel, ViewTooLarge, standalone_html
@@ -34,13 +35,23 @@ def view_download(selection, analysis, key: str, module: str | None = None, besi
         payload = channel_data(source, selection.model_name, selection.image_key, channel_module, record)
         channels.append(ChannelPanel(selection.model_name, channel_module, payload))
     try:
-        text = standalone_html(
-            panels=view_panels,
-            photo=image,
-            photo_name=selection.image_key,
-            channels=channels,
-            language=language(),
-            mode=mode,
+        text = _remembered(
+            (
+                source,
+                selection.image_key,
+                tuple((p.model, p.module) for p in view_panels),
+                len(channels),
+                mode,
+                language(),
+            ),
+            lambda: standalone_html(
+                panels=view_panels,
+                photo=image,
+                photo_name=selection.image_key,
+                channels=channels,
+                language=language(),
+                mode=mode,
+            ),
         )
     except ViewTooLarge as error:
         st.caption(
@@ -57,3 +68,13 @@ def view_download(selection, analysis, key: str, module: str | None = None, besi
         icon=":material/download:",
         help=t("standalone.download_help"),
     )
+
+
+def _remembered(key: tuple, build) -> str:
+    """The file for `key`, built once per session until the view changes (a page run that changes nothing of
+    the view, a pin or a photo's first open, does not build it again: about 8 ms)."""
+    kept = st.session_state.get(keys.VIEW_HTML)
+    if kept is None or kept[0] != key:
+        kept = (key, build())
+        st.session_state[keys.VIEW_HTML] = kept
+    return kept[1]
