@@ -10,6 +10,8 @@ The live map and the chosen row's parts are fragments (st.fragment) that rerun a
 once by the live map) reruns the row's parts, the channel box all of them; the sidebar and "switch it off"
 rerun the page."""
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -17,7 +19,7 @@ from attnviz import app
 from attnviz.analysis.views import ChannelMapSummary, ChannelRow, channel_energy, channel_map_summary, channel_row
 from attnviz.app import keys
 from attnviz.kinds import AttentionKind
-from attnviz.viz.exports import vector_csv
+from attnviz.viz.exports import channel_map_png, vector_csv
 from attnviz.viz.figures import branch_sizes_figure, feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
 
@@ -266,6 +268,14 @@ def live_part(selection, analysis, module_name: str, record, summary: ChannelMap
     app.continue_run(selection)
     live_map(selection, module_name, record, summary)
     app.view_download(selection, analysis, keys.CAM_HTML)
+    caption = app.figure_caption(app.t("channel_map.module"), app.t("figures.caption_layer", layer=module_name))
+    app.download(
+        st,
+        app.t("channel_map.download_x_png"),
+        partial(channel_map_png, record.attention[0].numpy(), caption, app.language()),
+        f"{selection.model_name}-{selection.image_key}-X-channel-attention.png",
+        key=keys.CAM_PNG,
+    )
 
 
 @st.fragment(key=ROW_PART)

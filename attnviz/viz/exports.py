@@ -170,7 +170,7 @@ def _frame(
     bar = np.repeat(table_colours(levels, table)[:, None], bar_width, axis=1)
     canvas.paste(Image.fromarray(np.ascontiguousarray(bar)), (bar_left, top))
     draw = ImageDraw.Draw(canvas)
-    draw.text((bar_left, top - size // 3), bar_title, fill=INK, font=font, anchor="lb")
+    draw.text((bar_left, top - round(size * 0.7)), bar_title, fill=INK, font=font, anchor="lb")
     span = high - low if high > low else 1.0
     for value, text in zip(ticks, tick_labels):
         y = top + round((1 - (value - low) / span) * (height - 1))
