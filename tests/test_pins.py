@@ -67,7 +67,7 @@ def _server_pins(page):
     return [[int(v) for v in pin.split("x")] for pin in query.get("pins", [""])[0].split(",") if pin]
 
 
-def test_a_pin_reruns_only_the_numbers_and_receives_under_20_kib(server, page):
+def test_a_pin_reruns_only_the_numbers_and_receives_under_20_kib_and_a_control_not_the_payload(server, page):
     photo = list_samples()[0]
     _open(page, f"{server}/position?model=danet-eca&photo={photo}")
     image_hw = load_sample(photo).image.shape[:2]
@@ -83,8 +83,16 @@ def test_a_pin_reruns_only_the_numbers_and_receives_under_20_kib(server, page):
         # the live photo was not sent again: its last draw is still the pin's own, not a new run's
         assert page.locator(".attnviz-canvas").get_attribute("data-source") == "pin"
     assert max(received) <= MAX_BYTES_PER_PIN, received
-    # the photo's payload (photo, Q, K, L: about 350 KB) was not sent again: a pin is a small fraction of it
     assert all(r > 1000 for r in received), received  # and the numbers did come
+    # a control reruns the live photo's part, whose payload (photo, Q, K, L: about 350 KB) comes back as a
+    # reference to the browser's copy (Streamlit's forward-message cache), not again
+    before = page.evaluate("window.__received.bytes")
+    page.get_by_text("who attends to it (column i of S)").click()
+    page.get_by_text("Column i sums to").first.wait_for()
+    settled(page, TIMEOUT_MS, start_wait_ms=200, quiet_ms=200)
+    control = page.evaluate("window.__received.bytes") - before
+    assert control <= 2 * MAX_BYTES_PER_PIN, control
+    assert page.locator(".attnviz-canvas").get_attribute("data-source") != "pin"  # the live photo did rerun
 
 
 def test_the_photo_holds_still_while_hovering_in_both_modes_and_beside_another(server, page):
