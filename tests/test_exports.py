@@ -147,3 +147,19 @@ def test_nice_ticks_are_round_and_inside_the_range():
     steps = np.diff(ticks)
     np.testing.assert_allclose(steps, steps[0])
     assert nice_ticks(2.0, 2.0) == [2.0]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_the_flexible_charts_legend_sits_whole_below_the_axis_title(language):
+    """The exported legend was cut and ran into the axis title when it hung under the plot at y = -0.25 of the
+    plot's height: it now sits on the figure's bottom edge, in a bottom margin with room for the ticks, the axis
+    title and two rows of legend at a slide's 18 px (3 lines of 18 px and their gaps, about 26 px each, and
+    the ticks' 18 px)."""
+    from attnviz.viz.figures import branches_figure
+
+    weights = np.linspace(0.1, 0.9, 8)
+    figure = branches_figure(np.zeros(8), np.zeros(8), weights, "t", language=language)
+    legend, margin = figure.layout.legend, figure.layout.margin
+    assert (legend.orientation, legend.yref, legend.y, legend.yanchor) == ("h", "container", 0, "bottom")
+    assert margin.b >= 18 + 3 * 26 and figure.layout.height - margin.t - margin.b >= 200  # the plot keeps its room
+    assert [trace.name for trace in figure.data][-1] == "ω = σ(avg + max)"

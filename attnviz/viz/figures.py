@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 _MARGIN = dict(l=10, r=10, t=40, b=10)
+_LEGEND_BELOW_PX = 130  # a legend along the bottom: ticks, axis title and two legend rows at a slide's 18 px font
 
 
 def with_caption(figure: go.Figure, caption: str) -> go.Figure:
@@ -449,13 +450,16 @@ def branches_figure(
         ),
         secondary_y=True,
     )
+    # the legend in one or two rows along the figure's bottom edge (the container's, not the plot's: placed
+    # under the plot in its fraction it ran into the axis title and off the edge of an exported PNG at a
+    # slide's font size), in a bottom margin that holds the ticks, the axis title and both rows
     fig.update_layout(
         title=title,
         barmode="relative",
-        margin=_MARGIN,
-        height=380,
+        margin=dict(l=70, r=70, t=40, b=_LEGEND_BELOW_PX),
+        height=380 + _LEGEND_BELOW_PX - _MARGIN["b"],
         xaxis_title=t("channels_sorted"),
-        legend=dict(orientation="h", y=-0.25),
+        legend=dict(orientation="h", x=0.01, xanchor="left", xref="container", y=0, yanchor="bottom", yref="container"),
     )
     fig.update_yaxes(title_text=t("branch_logit"), secondary_y=False)
     # ticks of its own (0, 0.25, ... 1), not ones aligned to the logit axis's grid (0.088, 0.686, ...)
