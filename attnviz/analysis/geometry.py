@@ -58,6 +58,7 @@ __all__ = [
     "check_pixel",
     "same_place",
     "axis_cells",
+    "token_grid",
     "cell_map",
     "pixel_counts",
     "cell_counts",
@@ -291,3 +292,31 @@ def cell_means(values, feature_hw: Size):
     cells = cell_map(image_hw, (fh, fw)).ravel()
     sums = np.stack([np.bincount(cells, weights=row, minlength=fh * fw) for row in flat])
     return (sums / per_cell.reshape(-1)).reshape(*lead, fh, fw)
+
+
+def _strides(pixels: int, cells: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The integer strides s (inclusive ranges) that make `cells` cells of an axis of `pixels`: floor(n / s)
+    (a convolution with kernel = stride, no padding) and ceil(n / s) (padded to whole patches)."""
+    floor = (pixels // (cells + 1) + 1, pixels // cells)
+    ceil = (-(-pixels // cells), -(-pixels // (cells - 1)) - 1 if cells > 1 else pixels)
+    return floor, ceil
+
+
+def token_grid(tokens: int, image_hw: Size, max_prefix: int = 16) -> tuple[int, Size] | None:
+    """(prefix, (h, w)) for a sequence of `tokens` tokens of a vision transformer on a photo of `image_hw`, when
+    the model does not say how they lie: the fewest prefix tokens p <= max_prefix (CLS, a distillation token,
+    registers) such that tokens - p = h w is the patch grid of one integer stride s on both axes, rounded the
+    same way on both: (floor(H / s), floor(W / s)) or (ceil(H / s), ceil(W / s)). The photo's aspect ratio
+    decides between the factorisations of h w (196 on a square photo is 14 x 14, not 7 x 28); None when no
+    count fits (the tokens are not a patch grid over this photo)."""
+    height, width = _size(image_hw)
+    for prefix in range(min(max_prefix, tokens - 1) + 1):
+        cells = tokens - prefix
+        for rows in (r for r in range(1, math.isqrt(cells) + 1) if cells % r == 0):
+            for h, w in {(rows, cells // rows), (cells // rows, rows)}:
+                if h > height or w > width:
+                    continue
+                for (low_h, high_h), (low_w, high_w) in zip(_strides(height, h), _strides(width, w)):
+                    if max(low_h, low_w, 1) <= min(high_h, high_w):
+                        return prefix, (h, w)
+    return None

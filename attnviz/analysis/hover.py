@@ -103,6 +103,8 @@ def hover_payload(
             4 * record.maps[batch].numel(),
             "its map was kept as the module computed it (no factors to send), so the page draws it on click",
         )
+    if getattr(record, "bias", None) is not None or getattr(record, "causal", False):  # a masked token attention
+        return HoverPayload(None, 0, "its rows add a mask that the page's formula has no term for: drawn on click")
     form = _form(record)
     num_bytes = _size_in_bytes(record)
     if num_bytes > max_bytes:

@@ -28,6 +28,19 @@ What it watches, and how it reads it, by shapes only (no names):
   `DENSE_LIMIT_BYTES`, and the Overview says when it did not. Over at most `MAX_BRANCHES` entries beside a
   channel axis: branch weights (SKNet, ResNeSt, EPSANet). Over one axis with every other axis 1: channel
   weights.
+- `F.scaled_dot_product_attention` (timm's `Attention` and the transformers that call the fused kernel; and
+  `nn.MultiheadAttention` off its fast path, whose `F.multi_head_attention_forward` hides its SDPA call inside its
+  own handling: q, k, v are made again there as that function makes them, SDPA is run on them, and they are read
+  only when the module's output is rebuilt from it bit for bit). The fused call runs unchanged; its arguments are
+  kept as factors: per head q · scale (default 1 / sqrt(d)) and k, the mask as an additive bias (a boolean one as
+  0 / -inf, at the mask's own size) and is_causal, and each row's log-sum-exp over all key tokens, computed a
+  block of rows at a time (O(heads N d) kept, S never stored). Each call is verified on `_CHECK_ROWS` rows: S V
+  equals the op's own output within float32's bound (`_check_sdpa`). The tokens are placed as the model says
+  (timm's `patch_embed.grid_size` and `num_prefix_tokens`: CLS, DeiT's distillation token, registers;
+  torchvision's `patch_size` and class token), else after the fewest prefix tokens that leave a grid a
+  convolution or pooling of the pass made, else by the photo's aspect ratio (`geometry.token_grid`); a patch's row
+  is drawn over the patch keys, the prefix tokens kept apart (`TokenAttentionRecord`). A call whose first axis is
+  not the batch (Swin's windows), with dropout, or whose tokens fit no grid, is listed, not drawn.
 - sigmoid, hard-sigmoid (and their in-place forms), followed through views, reshapes and arithmetic with
   numbers (BAM's (1 + w) * x) to the multiplication with the features: one weight per channel, per pixel
   (per channel group when the batch axis holds groups, as in SGE and ShuffleAttention), a pair of row and
@@ -41,8 +54,8 @@ over 16x16 positions ..., 4 heads" in English); what the reader saw and did not 
 with its reason, the same way.
 
 What differs from a reading by structure: nothing here checks the module's output against a formula, so a
-softmax or gate the module computes and then discards would still be drawn; a softmax inside
-`F.scaled_dot_product_attention` or a fused kernel is not a separate call and is not seen; blocked local
+softmax or gate the module computes and then discards would still be drawn; a softmax inside a fused kernel
+other than `F.scaled_dot_product_attention` is not a separate call and is not seen; blocked local
 attention (HaloNet's windows) is found and listed but not drawn.
 
 Switching a gate (attnviz issue 30; `attnviz.capture.interventions` hands the reader a `GateSwitch` through
@@ -71,9 +84,11 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from attnviz.analysis.geometry import token_grid
 from attnviz.capture.recorder import Recorder
 from attnviz.capture.records import (
     BranchWeightRecord,
@@ -84,6 +99,7 @@ from attnviz.capture.records import (
     GlobalContextRecord,
     PositionAttentionRecord,
     SpatialAttentionRecord,
+    TokenAttentionRecord,
 )
 from attnviz.i18n import Phrase
 
@@ -101,6 +117,36 @@ __all__ = [
 DENSE_LIMIT_BYTES = 64 * 2**20  # a spatial map without factors is kept up to this size (float32, all heads)
 MAX_BRANCHES = 8  # a softmax over this many entries or fewer, beside a channel axis: branches
 _CHECK_ROWS = 4  # rows of a factored map compared with the op's output at capture
+MAX_PREFIX = 16  # a token sequence may start with this many tokens off the patch grid (CLS, distillation, registers)
+_SDPA = "scaled_dot_product_attention"
+_MHA = "multi_head_attention_forward"  # nn.MultiheadAttention's slow path (its SDPA call is inside this one's handling)
+_MHA_ARGUMENTS = (
+    "query",
+    "key",
+    "value",
+    "embed_dim_to_check",
+    "num_heads",
+    "in_proj_weight",
+    "in_proj_bias",
+    "bias_k",
+    "bias_v",
+    "add_zero_attn",
+    "dropout_p",
+    "out_proj_weight",
+    "out_proj_bias",
+    "training",
+    "key_padding_mask",
+    "need_weights",
+    "attn_mask",
+    "use_separate_proj_weight",
+    "q_proj_weight",
+    "k_proj_weight",
+    "v_proj_weight",
+    "static_k",
+    "static_v",
+    "average_attn_weights",
+    "is_causal",
+)
 
 _SOFTMAX = {"softmax"}
 _GATES = {"sigmoid", "sigmoid_", "hardsigmoid"}
@@ -173,6 +219,7 @@ class _Frame:
     gates: list[_Gate] = field(default_factory=list)
     skipped: list[Phrase] = field(default_factory=list)  # what was seen and not drawn, and why
     switched: list[tuple[str, bool]] = field(default_factory=list)  # (key, foreseen as the call's only record)
+    tokens: _Tokens | None = None  # the token layout a model states (its own, or an enclosing model's)
 
     def see(self, tensor: torch.Tensor, channels: bool = True, by_op: bool = False) -> None:
         """Note a 4-D tensor's grid (and channel count). A grid a convolution or pooling reads or makes (`by_op`)
@@ -272,6 +319,8 @@ def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
         stack = reader.frames
         if stack:  # the caller's grids hold here too (a token attention called on a flattened feature map)
             frame.grids.update(stack[-1].grids)
+        if not frame.claimed:
+            frame.tokens = _model_tokens(module, x) or (stack[-1].tokens if stack else None)
         if x is not None and not frame.claimed:
             frame.see(x)
         stack.append(frame)
@@ -312,6 +361,7 @@ class DataflowReader(TorchFunctionMode):
         # tensors made by a product with rows on both sides, and what is derived from them (by id; not kept alive)
         self.queried: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
         self.switch: GateSwitch | None = None  # the gates to switch in this context's passes (`switching`)
+        self.made: dict[int, tuple[int, int]] = {}  # H*W -> (H, W) of every grid a convolution or pooling made
 
     def __enter__(self):
         self._token = _active_reader.set(self)
@@ -323,6 +373,7 @@ class DataflowReader(TorchFunctionMode):
         self.tracked.clear()
         self.products.clear()
         self.queried.clear()
+        self.made.clear()
         return super().__exit__(*exc)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -334,11 +385,19 @@ class DataflowReader(TorchFunctionMode):
         if not watched:
             return out
         frame = self.frames[-1]
-        if isinstance(out, torch.Tensor):
+        if name == _MHA:
+            try:
+                with torch.no_grad():
+                    self._mha(frame, args, kwargs, out)
+            except Exception as error:  # noqa: BLE001 - reading must never break the user's forward pass
+                frame.skipped.append(_not_drawn("unreadable", op=name, error=f"{type(error).__name__}: {error}"))
+        elif isinstance(out, torch.Tensor):
             if name in _SPATIAL_OPS:
                 if args and isinstance(args[0], torch.Tensor):  # the grid it reads (a token grid reshaped for it)
                     frame.see(args[0], channels=False, by_op=True)
                 frame.see(out, by_op=True)
+                if out.dim() == 4 and out.shape[-2] * out.shape[-1] >= 4:
+                    self.made[out.shape[-2] * out.shape[-1]] = (int(out.shape[-2]), int(out.shape[-1]))
             try:
                 with torch.no_grad():
                     self._watch(frame, name, args, kwargs, out)
@@ -355,6 +414,8 @@ class DataflowReader(TorchFunctionMode):
             if dim is None:  # F.softmax's legacy implicit axis
                 dim = 0 if first.dim() in (0, 1, 3) else 1
             self._softmax(frame, first, out, dim % max(first.dim(), 1))
+        elif name == _SDPA:
+            self._sdpa(frame, args, kwargs, out)
         elif name in _GATES:
             gate = _Gate(name, out.detach(), None if name.endswith("_") else first)
             frame.gates.append(gate)
@@ -659,6 +720,124 @@ class DataflowReader(TorchFunctionMode):
                 )
             )
 
+    # -- F.scaled_dot_product_attention, read from its arguments (module docstring)
+
+    def _sdpa(self, frame: _Frame, args, kwargs, out: torch.Tensor) -> None:
+        """Record one SDPA call as factors, a TokenAttentionRecord per head, verified on a few rows: S V equals
+        the op's own output."""
+        call = _sdpa_arguments(args, kwargs)
+        batch = frame.x.shape[0] if frame.x is not None and frame.x.dim() > 0 else call.query.shape[0]
+        shape = _shape(call.query.shape)
+        if call.dropout_p > 0:
+            frame.skipped.append(_not_drawn("sdpa_dropout", shape=shape, p=call.dropout_p))
+            return
+        query, key, value, heads = _per_head(call, batch)
+        if query is None:
+            frame.skipped.append(_not_drawn("sdpa_batch", shape=shape, batch=batch))
+            return
+        photo = self.frames[0].x if self.frames and self.frames[0].x is not None else None
+        photo_hw = tuple(photo.shape[-2:]) if photo is not None and photo.dim() == 4 else None
+        queries_at = self._place(frame, query.shape[2], photo_hw)
+        keys_at = queries_at if key.shape[2] == query.shape[2] else self._place(frame, key.shape[2], photo_hw)
+        if queries_at is None or keys_at is None:
+            frame.skipped.append(_not_drawn("sdpa_unplaced", queries=query.shape[2], keys=key.shape[2], shape=shape))
+            return
+        scale = call.scale if call.scale is not None else 1 / math.sqrt(query.shape[-1])
+        dtype_query = call.query
+        query = query.detach().float() * scale
+        key, value = key.detach().float(), value.detach().float()
+        bias = _additive_bias(call.attn_mask, batch, heads, query.shape[2], key.shape[2])
+        log_normaliser = _log_normalisers(query, key, bias, call.is_causal)
+        unit = _unit_roundoff(dtype_query, out)
+        seen = out.detach().reshape(*query.shape[:3], -1)
+        error = _check_sdpa(query, key, value, bias, call.is_causal, seen, unit)
+        if error is None:
+            frame.skipped.append(_not_drawn("sdpa_mismatch", shape=shape))
+            return
+        prefix_q, prefix_k = queries_at.prefix, keys_at.prefix
+        names = _found("heads", count=heads) if heads > 1 else ""
+        found_by = _found(
+            "sdpa",
+            tokens=key.shape[2],
+            layout=_layout_words(keys_at),
+            queries=_found("sdpa_queries", layout=_layout_words(queries_at)) if keys_at is not queries_at else "",
+            heads=names,
+            mask=_found("sdpa_mask") if bias is not None else _found("sdpa_causal") if call.is_causal else "",
+            source=_found(f"tokens_from_{queries_at.source}"),
+        )
+        for head in range(heads):
+            frame.found.append(
+                (
+                    f"head{head}" if heads > 1 else "map",
+                    TokenAttentionRecord(
+                        "dataflow",
+                        query[:, head, prefix_q:],
+                        key[:, head, prefix_k:],
+                        log_normaliser[:, head, prefix_q:],
+                        *queries_at.grid,
+                        math.nan,
+                        key_height=keys_at.grid[0],
+                        key_width=keys_at.grid[1],
+                        prefix_query=query[:, head, :prefix_q] if prefix_q else None,
+                        prefix_key=key[:, head, :prefix_k] if prefix_k else None,
+                        prefix_log_normaliser=log_normaliser[:, head, :prefix_q] if prefix_q else None,
+                        prefix_names=keys_at.names,
+                        bias=None if bias is None else bias[:, min(head, bias.shape[1] - 1)],
+                        causal=bool(call.is_causal),
+                        scale=float(scale),
+                        head=head if heads > 1 else None,
+                        heads=heads,
+                        max_error=error,
+                        found_by=found_by,
+                    ),
+                )
+            )
+
+    def _mha(self, frame: _Frame, args, kwargs, out) -> None:
+        """`nn.MultiheadAttention` off its fast path calls `F.multi_head_attention_forward`, whose SDPA call runs
+        inside this call's handling and is not seen: its q, k, v are made here as that function makes them (the
+        same ops on the same inputs), SDPA is run on them, and they are read only when the module's output is
+        rebuilt from that SDPA's output bit for bit (so they were the inner call's inputs). The forms with masks,
+        extra key / value biases, separate projections, static keys or weights asked for are listed, not read."""
+        given = {**dict(zip(_MHA_ARGUMENTS, args)), **kwargs}
+        query, key, value, heads = (given[n] for n in ("query", "key", "value", "num_heads"))
+        plain = query.dim() == 3 and given.get("in_proj_weight") is not None and not given.get("need_weights", True)
+        extras = ("bias_k", "bias_v", "key_padding_mask", "attn_mask", "static_k", "static_v")
+        if (
+            not plain
+            or any(given.get(n) is not None for n in extras)
+            or given.get("add_zero_attn")
+            or (given.get("use_separate_proj_weight") or given.get("is_causal"))
+        ):
+            frame.skipped.append(_not_drawn("mha_form", shape=_shape(query.shape)))
+            return
+        tokens, batch, channels = query.shape
+        q, k, v = F._in_projection_packed(query, key, value, given["in_proj_weight"], given.get("in_proj_bias"))
+        q, k, v = (t.view(t.shape[0], batch * heads, -1).transpose(0, 1) for t in (q, k, v))
+        q, k, v = (t.view(batch, heads, t.shape[1], t.shape[2]) for t in (q, k, v))
+        dropout = given.get("dropout_p", 0.0) if given.get("training", True) else 0.0
+        attended = F.scaled_dot_product_attention(q, k, v, None, dropout, False)
+        rebuilt = attended.permute(2, 0, 1, 3).contiguous().view(batch * tokens, channels)
+        rebuilt = F.linear(rebuilt, given["out_proj_weight"], given.get("out_proj_bias")).view(tokens, batch, -1)
+        output = out[0] if isinstance(out, tuple) else out
+        if not torch.equal(rebuilt, output):
+            frame.skipped.append(_not_drawn("sdpa_mismatch", shape=_shape(q.shape)))
+            return
+        self._sdpa(frame, (q, k, v), {"dropout_p": dropout}, attended)
+
+    def _place(self, frame: _Frame, tokens: int, photo_hw: tuple[int, int] | None) -> _Tokens | None:
+        """Where `tokens` tokens lie: as the model says (its patch grid and prefix count), else the fewest prefix
+        tokens (up to `MAX_PREFIX`) that leave a grid a convolution or pooling of the pass made or read, else a
+        grid with the photo's aspect ratio (`token_grid`)."""
+        if frame.tokens is not None and frame.tokens.count == tokens:
+            return frame.tokens
+        for prefix in range(min(MAX_PREFIX, tokens - 4) + 1):
+            grid = frame.grids.get(tokens - prefix) or self.made.get(tokens - prefix)
+            if grid is not None:
+                return _Tokens(prefix, _prefix_names(prefix), grid, "grid")
+        found = None if photo_hw is None else token_grid(tokens, photo_hw, MAX_PREFIX)
+        return None if found is None else _Tokens(found[0], _prefix_names(found[0]), found[1], "photo")
+
     def _factors(self, inp: torch.Tensor, dim: int, query_axis: int, out: torch.Tensor):
         """(query (..., Nq, C'), key (..., Nk, C'), log-normaliser (..., Nq)) when the softmax's input is
         scale * (a @ b) over its last axis, with the rebuilt rows matching the op's output; else None."""
@@ -700,6 +879,152 @@ def _softmax_rtol(query: torch.Tensor, key: torch.Tensor, unit: float) -> float:
     gamma = depth * unit / (1 - depth * unit)
     delta = (gamma + 2 * unit) * float((query.abs() @ key.abs().transpose(-1, -2)).max())
     return math.expm1(2 * delta) + keys * unit / (1 - keys * unit) + 4 * unit
+
+
+class _Tokens(NamedTuple):
+    """Where a sequence's tokens lie: `prefix` tokens first (named), then a grid of patches, row by row; `source`
+    says who told: "model" (its own attributes), "grid" (a convolution or pooling of the pass), "photo"."""
+
+    prefix: int
+    names: tuple[str, ...]
+    grid: tuple[int, int]
+    source: str
+
+    @property
+    def count(self) -> int:
+        return self.prefix + self.grid[0] * self.grid[1]
+
+
+def _prefix_names(count: int) -> tuple[str, ...]:
+    return tuple(f"prefix{i}" for i in range(count))
+
+
+def _model_tokens(module: nn.Module, x: torch.Tensor | None) -> _Tokens | None:
+    """The token layout a model states: timm's vision transformers (`patch_embed.grid_size`, or its
+    `dynamic_feat_size` of the photo with `dynamic_img_size`; `num_prefix_tokens`: CLS, DeiT's distillation token,
+    registers, in this order) and torchvision's (`patch_size`, one class token); None for any other module."""
+    photo = tuple(x.shape[-2:]) if x is not None and x.dim() == 4 else None
+    embed, prefix = getattr(module, "patch_embed", None), getattr(module, "num_prefix_tokens", None)
+    if embed is not None and isinstance(prefix, int):
+        grid = getattr(embed, "grid_size", None)
+        if getattr(module, "dynamic_img_size", False) and photo is not None and hasattr(embed, "dynamic_feat_size"):
+            grid = embed.dynamic_feat_size(photo)
+        if grid is None:
+            return None
+        names = tuple(
+            name for name in ("cls", "dist") if isinstance(getattr(module, f"{name}_token", None), torch.Tensor)
+        ) + tuple(f"reg{i}" for i in range(int(getattr(module, "num_reg_tokens", 0) or 0)))
+        return _Tokens(prefix, names if len(names) == prefix else _prefix_names(prefix), tuple(map(int, grid)), "model")
+    patch = getattr(module, "patch_size", None)
+    if isinstance(patch, int) and isinstance(getattr(module, "class_token", None), torch.Tensor) and photo:
+        return _Tokens(1, ("cls",), (photo[0] // patch, photo[1] // patch), "model")  # torchvision's ViT
+    return None
+
+
+def _layout_words(tokens: _Tokens) -> Phrase:
+    prefix = _found("layout_prefix", names=" + ".join(tokens.names)) if tokens.prefix else ""
+    return _found("layout", prefix=prefix, height=tokens.grid[0], width=tokens.grid[1])
+
+
+class _SdpaCall(NamedTuple):
+    query: torch.Tensor
+    key: torch.Tensor
+    value: torch.Tensor
+    attn_mask: torch.Tensor | None
+    dropout_p: float
+    is_causal: bool
+    scale: float | None
+    enable_gqa: bool
+
+
+def _sdpa_arguments(args, kwargs) -> _SdpaCall:
+    """F.scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, *,
+    scale=None, enable_gqa=False), its arguments by name however they were passed."""
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal")
+    given = {**dict(zip(names, args)), **kwargs}
+    return _SdpaCall(
+        given["query"],
+        given["key"],
+        given["value"],
+        given.get("attn_mask"),
+        float(given.get("dropout_p", 0.0) or 0.0),
+        bool(given.get("is_causal", False)),
+        given.get("scale"),
+        bool(given.get("enable_gqa", False)),
+    )
+
+
+def _per_head(call: _SdpaCall, batch: int):
+    """(query, key, value as (B, heads, N, d), heads): a 3-D call's first axis holds the batch (and heads,
+    batch-major); key heads shared by groups of query heads (enable_gqa) are repeated. None's when the first
+    axis is not the batch (Swin's windows)."""
+    tensors = (call.query, call.key, call.value)
+    if call.query.dim() == 3 and call.query.shape[0] % batch == 0 and call.key.shape[0] == call.query.shape[0]:
+        tensors = tuple(t.reshape(batch, -1, *t.shape[-2:]) for t in tensors)
+    query, key, value = tensors
+    if query.dim() != 4 or key.dim() != 4 or value.dim() != 4 or query.shape[0] != batch or key.shape[0] != batch:
+        return None, None, None, 0
+    heads = query.shape[1]
+    if key.shape[1] != heads:
+        if not (call.enable_gqa and heads % key.shape[1] == 0):
+            return None, None, None, 0
+        key, value = (t.repeat_interleave(heads // key.shape[1], dim=1) for t in (key, value))
+    return query, key, value, heads
+
+
+def _additive_bias(mask, batch: int, heads: int, queries: int, keys: int) -> torch.Tensor | None:
+    """The op's mask as an additive float32 bias broadcastable to (B, heads, Nq, Nk): a boolean mask (True takes
+    part) as 0 / -inf, a float mask as it is; None without one. Kept at the mask's own size (no N x N per head)."""
+    if mask is None:
+        return None
+    mask = mask.detach()
+    if mask.dim() == 3 and mask.shape[0] == batch * heads > 1:  # nn.MultiheadAttention's (B * heads, Nq, Nk)
+        mask = mask.reshape(batch, heads, *mask.shape[-2:])
+    while mask.dim() < 4:
+        mask = mask.unsqueeze(0)
+    if torch.broadcast_shapes(mask.shape, (batch, heads, queries, keys)) != (batch, heads, queries, keys):
+        raise ValueError(f"attn_mask of shape {_shape(mask.shape)} does not broadcast to the attention's")
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape).masked_fill(~mask.cpu(), -math.inf).to(mask.device)
+    return mask.float()
+
+
+def _energy_rows(query, key, bias, causal: bool, rows: torch.Tensor) -> torch.Tensor:
+    """q_i · k_j · scale + bias_ij (-inf where masked) for query rows `rows`: (B, heads, R, Nk)."""
+    energy = query[:, :, rows] @ key.transpose(-1, -2)
+    if bias is not None:
+        energy = energy + (bias[:, :, rows] if bias.shape[2] > 1 else bias)
+    if causal:
+        energy = energy.masked_fill(torch.arange(key.shape[2], device=key.device)[None] > rows[:, None], -math.inf)
+    return energy
+
+
+def _log_normalisers(query, key, bias, causal: bool) -> torch.Tensor:
+    """Every row's log-sum-exp over all key tokens, (B, heads, Nq), a block of rows at a time (O(N d) memory)."""
+    batch, heads, queries, _ = query.shape
+    step = max(1, 2**22 // max(1, batch * heads * key.shape[2]))
+    rows = torch.arange(queries, device=query.device)
+    parts = [
+        torch.logsumexp(_energy_rows(query, key, bias, causal, rows[i : i + step]), -1) for i in range(0, queries, step)
+    ]
+    return torch.cat(parts, -1)
+
+
+def _check_sdpa(query, key, value, bias, causal: bool, out: torch.Tensor, unit: float) -> float | None:
+    """The largest |S V - output| on `_CHECK_ROWS` rows (S rebuilt from the op's arguments), or None when any
+    entry is off by more than float32 arithmetic allows: the softmax's bound (`_softmax_rtol`, plus the bias's
+    rounding) on each weight, and gamma_Nk on each side's sum of S_ij v_j, so |diff| <= (rtol + 2 gamma_Nk) S |V|."""
+    rows = torch.linspace(0, query.shape[2] - 1, _CHECK_ROWS, device=query.device).long().unique()
+    weights = torch.softmax(_energy_rows(query, key, bias, causal, rows), dim=-1)
+    rebuilt, seen = weights @ value, out[:, :, rows].float()
+    keys = key.shape[2]
+    rtol = _softmax_rtol(query[:, :, rows], key, unit)
+    if bias is not None:
+        finite = bias[torch.isfinite(bias)]
+        rtol += math.expm1(2 * unit * float(finite.abs().max())) if finite.numel() else 0.0
+    bound = (rtol + 2 * keys * unit / (1 - keys * unit)) * (weights @ value.abs()) + torch.finfo(torch.float32).tiny
+    diff = (rebuilt - seen).abs()
+    return float(diff.max()) if bool((diff <= bound).all()) else None
 
 
 def _einsum_has_rows(args) -> bool:

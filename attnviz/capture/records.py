@@ -45,6 +45,7 @@ __all__ = [
     "CrissCrossAttentionRecord",
     "GlobalContextRecord",
     "DenseAttentionRecord",
+    "TokenAttentionRecord",
     "BranchWeightRecord",
     "GateRecord",
     "Record",
@@ -555,6 +556,139 @@ class DenseAttentionRecord(_KeysOnTheQueryGrid, Provenance):
 
 
 @dataclass
+class TokenAttentionRecord(PositionAttentionRecord):
+    """One head of a transformer's attention over tokens, read from `F.scaled_dot_product_attention`'s arguments
+    (attnviz.capture.dataflow): S = softmax(q Kᵀ · scale + bias) over every key token, kept implicit.
+
+    The tokens are a few prefix tokens (CLS, DeiT's distillation token, registers; Darcet et al., "Vision
+    Transformers Need Registers", ICLR 2024), first, then the patch grid (height x width queries, key_height x
+    key_width keys). As for DANet's S (the parent class), `query` (scaled: q · scale) and `key` are the patch tokens'
+    (B, h·w, d) and `log_normaliser` their rows' log-sum-exp as the capture computed it from the op's inputs; what
+    differs: a row is normalised over *all* key tokens, prefix keys and bias included, so `row(i)` (the patch keys
+    on their grid) sums to 1 minus the share patch i gives the prefix tokens (`prefix_share`), and `baseline` is
+    the number of all key tokens. The prefix tokens' own rows (DINO's CLS map, Caron et al., ICCV 2021) are read by
+    `prefix_row`, the share every patch gives each prefix token by `prefix_shares`.
+
+    `bias` is the additive mask as the op applied it to this head (a boolean mask as 0 / -inf), broadcastable to
+    (B, all query tokens, all key tokens), or None; `causal` is SDPA's is_causal (key j > query i masked, counted
+    over all tokens).
+    """
+
+    prefix_query: torch.Tensor | None = field(default=None, kw_only=True)  # (B, P_q, d), scaled
+    prefix_key: torch.Tensor | None = field(default=None, kw_only=True)  # (B, P_k, d)
+    prefix_log_normaliser: torch.Tensor | None = field(default=None, kw_only=True)  # (B, P_q)
+    prefix_names: tuple[str, ...] = field(default=(), kw_only=True)  # of the prefix key tokens ("cls", "reg0", ...)
+    bias: torch.Tensor | None = field(default=None, kw_only=True)
+    causal: bool = field(default=False, kw_only=True)
+    scale: float = field(default=1.0, kw_only=True)  # the scale the op used (already in `query`)
+    head: int | None = field(default=None, kw_only=True)
+    heads: int = field(default=1, kw_only=True)
+
+    @property
+    def prefix_queries(self) -> int:
+        return 0 if self.prefix_query is None else int(self.prefix_query.shape[1])
+
+    @property
+    def prefix_keys(self) -> int:
+        return 0 if self.prefix_key is None else int(self.prefix_key.shape[1])
+
+    @property
+    def baseline(self) -> int:
+        """A uniform row gives 1 / (all key tokens) to each: prefix keys count too."""
+        return self.prefix_keys + self.num_keys
+
+    @property
+    def columns_use_recorded_normalisers(self) -> bool:
+        return True
+
+    def _all(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(every query token's scaled q, every key token's k), prefix tokens first, in float32."""
+        parts = [(self.prefix_query, self.query), (self.prefix_key, self.key)]
+        return tuple(
+            torch.cat([prefix[batch].float(), patches[batch].float()]) if prefix is not None else patches[batch].float()
+            for prefix, patches in parts
+        )
+
+    def _energies(self, tokens: torch.Tensor, batch: int, key_tokens=None, queries=None, keys=None) -> torch.Tensor:
+        """q_t · k_j · scale + bias_tj (-inf where masked) for query tokens `tokens` over key tokens `key_tokens`
+        (all when None); `queries` / `keys`: `_all(batch)` when already at hand (e.g. in float64)."""
+        if queries is None:
+            queries, keys = self._all(batch)
+        if key_tokens is None:
+            key_tokens = torch.arange(keys.shape[0])
+        energy = queries[tokens] @ keys[key_tokens].T
+        if self.bias is not None:
+            bias = self.bias[min(batch, self.bias.shape[0] - 1)].to(energy.dtype)
+            bias = bias[tokens] if bias.shape[0] > 1 else bias
+            energy = energy + (bias[:, key_tokens] if bias.shape[1] > 1 else bias)
+        if self.causal:
+            energy = energy.masked_fill(key_tokens[None] > tokens[:, None], -math.inf)
+        return energy
+
+    def _patch_rows(self, indices: torch.Tensor, batch: int) -> torch.Tensor:
+        energy = self._energies(indices + self.prefix_queries, batch)
+        return torch.softmax(energy, dim=-1)[:, self.prefix_keys :]
+
+    def row(self, index: int, batch: int = 0) -> torch.Tensor:
+        """Patch i's row over the patch keys, (key_height, key_width): sums to 1 - its prefix share."""
+        index = self._check_index(index)
+        return self._patch_rows(torch.tensor([index]), batch)[0].view(*self.key_grid)
+
+    def rows(self, indices: torch.Tensor, batch: int = 0) -> torch.Tensor:
+        indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        if indices.numel() and not (0 <= int(indices.min()) and int(indices.max()) < self.num_pixels):
+            raise IndexError(f"pixel indices outside 0..{self.num_pixels - 1}")
+        return self._patch_rows(indices, batch).view(-1, *self.key_grid)
+
+    def token_rows(self, tokens: torch.Tensor, batch: int = 0) -> torch.Tensor:
+        """Whole rows (R, all key tokens, prefix first) for query tokens `tokens` (prefix first): sum to 1."""
+        return torch.softmax(self._energies(torch.as_tensor(tokens, dtype=torch.long).reshape(-1), batch), dim=-1)
+
+    def prefix_row(self, prefix: int = 0, batch: int = 0) -> torch.Tensor:
+        """Prefix query token `prefix`'s row (the CLS map for 0 in a ViT) over the patch keys, (key_height,
+        key_width): its share of the patch keys, the rest going to the prefix keys."""
+        if not 0 <= prefix < self.prefix_queries:
+            raise IndexError(f"prefix token {prefix} outside 0..{self.prefix_queries - 1}")
+        return self.token_rows(torch.tensor([prefix]), batch)[0, self.prefix_keys :].view(*self.key_grid)
+
+    def prefix_share(self, index: int, batch: int = 0) -> torch.Tensor:
+        """(P_k,): the share of patch i's row that goes to each prefix key token."""
+        index = self._check_index(index)
+        return self.token_rows(torch.tensor([index + self.prefix_queries]), batch)[0, : self.prefix_keys]
+
+    def prefix_shares(self, batch: int = 0) -> torch.Tensor:
+        """(P_k, height, width): the share every patch query gives each prefix key token, from the recorded
+        log-normalisers (a column of S per prefix key: O(N d), no N x N)."""
+        return torch.stack([self._column(token, batch) for token in range(self.prefix_keys)])
+
+    def _column(self, key_token: int, batch: int) -> torch.Tensor:
+        """S[:, key token] over the patch queries, (height, width), normalised by the recorded log-sum-exps."""
+        patches = torch.arange(self.num_pixels) + self.prefix_queries
+        energy = self._energies(patches, batch, torch.tensor([key_token]))[:, 0]
+        return torch.exp(energy - self.log_normaliser[batch].float()).view(self.height, self.width)
+
+    def column(self, index: int, batch: int = 0) -> torch.Tensor:
+        """S[:, key] over the patch queries, (height, width), each entry normalised by its row's recorded
+        log-sum-exp (over all key tokens)."""
+        return self._column(self.prefix_keys + self._check_key(index), batch)
+
+    def entry(self, i: int, j: int, batch: int = 0) -> tuple[float, float, float]:
+        """(energy q_i · k_j · scale + bias, row i's log-sum-exp over all key tokens, S[i, j]) in float64."""
+        i, j = self._check_index(i), self._check_key(j)
+        queries, keys = (t.double() for t in self._all(batch))
+        energies = self._energies(torch.tensor([i + self.prefix_queries]), batch, None, queries, keys)[0]
+        energy = float(energies[self.prefix_keys + j])
+        log_normaliser = float(torch.logsumexp(energies, 0))
+        return energy, log_normaliser, math.exp(energy - log_normaliser)
+
+    def matrix(self, batch: int = 0, max_pixels: int = 4096) -> torch.Tensor:
+        """S over the patch tokens (h·w x key h·w; rows sum to 1 - their prefix shares). Refuses when N > max_pixels."""
+        if self.num_pixels > max_pixels:
+            raise MemoryError(f"S would be {self.num_pixels} x {self.num_keys}; use row()/column()")
+        return self._patch_rows(torch.arange(self.num_pixels), batch)
+
+
+@dataclass
 class BranchWeightRecord(Provenance):
     """A softmax across K branches, per channel (SKNet's selective kernel, ResNeSt's split attention,
     EPSANet's pyramid split, S2-MLPv2): weights (B, K, C), summing to 1 over K for every channel."""
@@ -592,6 +726,7 @@ Record = (
     | CrissCrossAttentionRecord
     | GlobalContextRecord
     | DenseAttentionRecord
+    | TokenAttentionRecord
     | BranchWeightRecord
     | GateRecord
 )
