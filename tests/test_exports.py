@@ -163,3 +163,66 @@ def test_the_flexible_charts_legend_sits_whole_below_the_axis_title(language):
     assert (legend.orientation, legend.yref, legend.y, legend.yanchor) == ("h", "container", 0, "bottom")
     assert margin.b >= 18 + 3 * 26 and figure.layout.height - margin.t - margin.b >= 200  # the plot keeps its room
     assert [trace.name for trace in figure.data][-1] == "ω = σ(avg + max)"
+
+
+def _panels(figure) -> list[np.ndarray]:
+    """The RGB rasters of a pinned-maps figure, in order."""
+    import base64
+
+    sources = [trace.source for trace in figure.data if trace.type == "image"]
+    return [_decoded(base64.b64decode(source.split(",", 1)[1])) for source in sources]
+
+
+def _pins_rows(photo):
+    """Two pins: a 2 x 2 block of cells at the top of its map (whose middle pixel is exactly the block's value
+    after bilinear upsampling), the second map half the first; the pins far from the block."""
+    first = np.zeros((4, 4))
+    first[1:3, 1:3] = 0.02
+    return [("", photo, [("pin 1", first, (2, 2)), ("pin 2", first / 2, (3, 3))])]
+
+
+@pytest.mark.parametrize(("scale", "second_level"), [("own", 1.0), ("shared", 0.5)])
+def test_the_pins_figure_draws_each_map_on_the_pages_colour_scale(scale, second_level):
+    """ "own": each map's highest value takes the top of the colour map (no panel dark for a small maximum);
+    "shared": the second map, half the first, takes the middle. Expected colours from the table and the canvas's
+    rule (attnviz.viz.colours): t = (v - low) / (high - low), entry round(255 t) at opacity `opacity * t`."""
+    from attnviz.viz.figures import pinned_maps_figure
+
+    photo = np.full((256, 256, 3), 128, np.uint8)
+    opacity = 0.8
+    figure = pinned_maps_figure(_pins_rows(photo), opacity, panel_width=256, scale=scale)
+    for panel, level in zip(_panels(figure), (1.0, second_level), strict=True):
+        alpha = np.floor(255 * opacity * level + 0.5) / 255
+        expected = 128 * (1 - alpha) + ATTENTION_COLOURS[int(np.floor(255 * level + 0.5))] * alpha
+        np.testing.assert_allclose(panel[128, 128], expected, atol=1.0)
+        # where the map is at its lowest the photo shows as it is (colour only where attention is high)
+        np.testing.assert_array_equal(panel[250, 128], [128, 128, 128])
+    bar = figure.layout.coloraxis
+    if scale == "shared":
+        assert (bar.cmin, bar.cmax) == (0.0, 0.02)
+    else:
+        assert (bar.cmin, bar.cmax) == (0.0, 1.0) and len(bar.colorbar.ticktext) == 2
+        titles = [annotation.text for annotation in figure.layout.annotations]
+        assert "0 – 0.02" in titles[0] and "0 – 0.01" in titles[1]
+
+
+@pytest.mark.parametrize("scale", ["own", "shared"])
+def test_the_pins_figures_panels_fill_their_plots_under_their_titles(scale):
+    """No gap under a title: each panel's plot is exactly the photo at panel_width pixels (its image fills it),
+    and a title sits on its plot's top edge."""
+    from attnviz.viz.figures import pinned_maps_figure
+
+    photo = np.full((360, 480, 3), 128, np.uint8)
+    rows = _pins_rows(photo) + [("beside", photo, _pins_rows(photo)[0][2][:1])]
+    figure = pinned_maps_figure(rows, panel_width=320, scale=scale)
+    layout = figure.layout
+    plot_width = layout.width - layout.margin.l - layout.margin.r
+    plot_height = layout.height - layout.margin.t - layout.margin.b
+    for n in (1, 2, 3):
+        x_domain = layout[f"xaxis{n if n > 1 else ''}"].domain
+        y_domain = layout[f"yaxis{n if n > 1 else ''}"].domain
+        assert abs((x_domain[1] - x_domain[0]) * plot_width - 320) < 0.5
+        assert abs((y_domain[1] - y_domain[0]) * plot_height - 240) < 0.5
+    tops = {round(layout[f"yaxis{n if n > 1 else ''}"].domain[1], 6) for n in (1, 2, 3)}
+    title_heights = {round(annotation.y, 6) for annotation in layout.annotations if annotation.text}
+    assert title_heights and title_heights <= tops

@@ -794,20 +794,34 @@ def _data_url(image: np.ndarray, width: int) -> str:
     return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
+def _range_text(low: float, high: float) -> str:
+    return f"{low:.2g} – {high:.3g}"
+
+
 def pinned_maps_figure(
     rows: Sequence[tuple[str, np.ndarray, Sequence[tuple[str, np.ndarray, tuple[float, float]]]]],
     opacity: float = 0.75,
     colour_title: str = "S",
     panel_width: int = 320,
     language: str = DEFAULT_LANGUAGE,
+    scale: str = "shared",
 ) -> go.Figure:
     """Pinned points as one multi-panel figure, for a slide: one row per model or photo shown side by side,
     one column per pin. `rows`: (row title, photo (H, W, 3), [(panel title, map (h, w), pin (x, y) in the
-    photo)]). Every map on ONE colour scale (from 0, or the lowest value when below 0, to the highest), with
-    its colour bar, so that panels compare; each panel is the photo with its map laid over it and the pin as
-    a green cross. The panels are rasters (PNG) inside the figure, so the SVG stays small."""
+    photo)]). Each panel is the photo with its map laid over it as the live canvas draws it (blend_heatmap: colour
+    and opacity grow with the value, so the photo shows where attention is low) and the pin as a green cross; the
+    panels are rasters (PNG) inside the figure, so the SVG stays small.
+
+    `scale` is the Position page's choice, as its canvas applies it (attention_canvas.js, drawPins): "shared", every
+    map on ONE range (from 0, or the lowest value when below 0, to the highest) with its colour bar, so that panels
+    compare; "own", each map on its own range (its lowest to its highest value), stated under its title, the bar
+    running from each map's lowest to its highest. Each panel's plot is exactly the photo's size at `panel_width`,
+    hung from its title (no gap under a title)."""
+    if scale not in ("shared", "own"):
+        raise ValueError(f"unknown colour scale {scale!r}")
     if not rows or not any(panels for _, _, panels in rows):
         raise ValueError("no pinned maps to draw")
+    t = _labels(language)
     values = [m for _, _, panels in rows for _, m, _ in panels]
     low, high = min(0.0, min(float(np.nanmin(m)) for m in values)), max(float(np.nanmax(m)) for m in values)
     high = high if high > low else low + 1.0
@@ -815,45 +829,72 @@ def pinned_maps_figure(
     titles = []
     for row_title, _, panels in rows:
         for column in range(columns):
-            titles.append((f"{row_title}<br>" if row_title else "") + panels[column][0] if column < len(panels) else "")
+            if column >= len(panels):
+                titles.append("")
+                continue
+            lines = ([row_title] if row_title else []) + [panels[column][0]]
+            if scale == "own":
+                own = panels[column][1]
+                lines.append(t("pins_own_range", name=colour_title, range=_range_text(*_own_range(own))))
+            titles.append("<br>".join(lines))
+    # the geometry in pixels: each panel's plot `panel_width` wide and the photo's height, the title's lines
+    # (12 px font) in the space above it (the top margin for the first row, the spacing between rows after)
+    aspect = rows[0][1].shape[0] / rows[0][1].shape[1]
+    panel_height = round(panel_width * aspect)
+    gap, bar_space = 12, 110
+    title_lines = (1 if any(title for title, _, _ in rows) else 0) + 1 + (scale == "own")
+    title_space = 16 * title_lines + 6
+    plot_width = columns * panel_width + (columns - 1) * gap
+    plot_height = len(rows) * panel_height + (len(rows) - 1) * title_space
     fig = make_subplots(
         rows=len(rows),
         cols=columns,
         subplot_titles=titles,
-        horizontal_spacing=0.03,
-        vertical_spacing=0.12 if any(title for title, _, _ in rows) else 0.06,
+        horizontal_spacing=gap / plot_width if columns > 1 else 0.0,
+        vertical_spacing=title_space / plot_height if len(rows) > 1 else 0.0,
     )
     fig.update_annotations(font_size=12)
     for r, (_, photo, panels) in enumerate(rows, 1):
         for c, (_, values_map, (x, y)) in enumerate(panels, 1):
+            vmin, vmax = (low, high) if scale == "shared" else _own_range(values_map)
             blended = draw_markers(
-                blend_heatmap(photo, values_map, opacity, vmin=low, vmax=high),
+                blend_heatmap(photo, values_map, opacity, vmin=vmin, vmax=vmax),
                 [(x, y)],
                 colour=(0, 255, 0),
                 radius=max(6, photo.shape[1] // 60),
                 cross=True,
             )
             fig.add_trace(go.Image(source=_data_url(blended, panel_width), hoverinfo="skip"), row=r, col=c)
-    # the shared colour bar: a transparent two-value heatmap on the colour axis every panel was drawn with
+    # the colour bar: a transparent two-value heatmap on the colour axis every panel was drawn with
+    bar_low, bar_high = (low, high) if scale == "shared" else (0.0, 1.0)
     fig.add_trace(
-        go.Heatmap(z=[[low, high]], coloraxis="coloraxis", opacity=0, hoverinfo="skip", showscale=True), row=1, col=1
+        go.Heatmap(z=[[bar_low, bar_high]], coloraxis="coloraxis", opacity=0, hoverinfo="skip", showscale=True),
+        row=1,
+        col=1,
     )
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    aspect = rows[0][1].shape[0] / rows[0][1].shape[1]
+    fig.update_yaxes(visible=False, constraintoward="top")
+    colorbar = dict(title=dict(text=colour_title, side="right"), thickness=14)
+    if scale == "own":
+        colorbar.update(
+            title=dict(text=t("pins_own_bar", name=colour_title), side="right"),
+            tickvals=[0.0, 1.0],
+            ticktext=[t("pins_own_low"), t("pins_own_high")],
+        )
+    top = 10 + title_space
     fig.update_layout(
-        coloraxis=dict(
-            colorscale=plotly_scale(),
-            cmin=low,
-            cmax=high,
-            colorbar=dict(title=dict(text=colour_title, side="right"), thickness=14),
-        ),
-        margin=dict(l=5, r=5, t=50, b=5),
-        width=panel_width * columns + 110,
-        height=int(len(rows) * (panel_width * aspect + 40)) + 60,
+        coloraxis=dict(colorscale=plotly_scale(), cmin=bar_low, cmax=bar_high, colorbar=colorbar),
+        margin=dict(l=5, r=bar_space, t=top, b=5),
+        width=plot_width + 5 + bar_space,
+        height=plot_height + top + 5,
         showlegend=False,
     )
     return fig
+
+
+def _own_range(values: np.ndarray) -> tuple[float, float]:
+    """A map's own colour range, as the live canvas's "each map its own": its lowest to its highest value."""
+    return float(np.nanmin(values)), float(np.nanmax(values))
 
 
 NEIGHBOUR = "#ff7f0e"  # the chosen channel's k neighbours (the terms of its sum)
