@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from attnviz.analysis.lecture import STEP_COMPANIONS, STEP_MODELS
@@ -30,6 +31,8 @@ __all__ = [
     "PAGE_KEY_SUFFIX",
     "PREFETCH_KEY",
     "ROOM_FONT_PX",
+    "ROOM_ZOOMS",
+    "ROOM_KEY",
     "for_the_room",
     "step_figure",
     "pam_panels",
@@ -40,10 +43,16 @@ __all__ = [
 _PRESENTATION_CSS = Path(__file__).resolve().parent / "presentation.css"
 PAGE_KEY_SUFFIX = "page"  # the Previous / Next buttons that PageUp / PageDown press (hidden by presentation.css)
 PREFETCH_KEY = "lecture_prefetch"  # the hidden container the next step is computed in
-# The presentation view's text on a 1280 x 720 slide (presentation.css zooms larger screens): the body's 22 px,
-# the figures' ticks, legends and readouts no smaller than ROOM_FONT_PX, their titles a little larger
+# The presentation view's text on a 1280 x 720 slide: the body's 22 px, the figures' ticks, legends and readouts
+# no smaller than ROOM_FONT_PX, their titles a little larger
 ROOM_FONT_PX = 18
 _ROOM_FIGURE_HEIGHT_PX = 420
+# presentation.css zooms the slide on larger screens (1.25 at 1600 x 900, 1.5 at 1920 x 1080). Plotly measures
+# its box on the screen but draws in the zoomed CSS pixels, so a zoomed chart came out 1.5 times too large and
+# was cut off at the bottom. Each chart is therefore drawn once per zoom, in ROOM_KEY_<i> containers whose zoom
+# presentation.css undoes, at that screen's size and type; the css shows the one for the screen.
+ROOM_ZOOMS = (1.0, 1.25, 1.5)
+ROOM_KEY = "lecture_room"
 
 
 def presentation_style() -> None:
@@ -79,36 +88,54 @@ def deck_button(selection) -> None:
     )
 
 
-def for_the_room(figure, caption: str):
+def for_the_room(figure, caption: str, zoom: float = 1.0):
     """`figure` with `caption` (attnviz.viz.figures.with_caption) and text that carries to the back of a room:
     ticks, axis titles, legend, colour bar and annotations at ROOM_FONT_PX, the title and caption a step
-    above and below it, and a height that leaves the slide room for the formula beside it."""
-    figure = with_caption(figure, caption)
-    width, height = figure.layout.width, figure.layout.height
-    if width and height:  # a map drawn at its own aspect: keep it
-        figure.update_layout(width=round(width * _ROOM_FIGURE_HEIGHT_PX / height))
+    above and below it, and a height that leaves the slide room for the formula beside it; all of it `zoom`
+    times larger, for a screen presentation.css zooms by as much (ROOM_ZOOMS)."""
+    figure = with_caption(go.Figure(figure), caption)  # a copy: one figure is drawn at every zoom
+    font, height = round(ROOM_FONT_PX * zoom), round(_ROOM_FIGURE_HEIGHT_PX * zoom)
+    width, own_height = figure.layout.width, figure.layout.height
+    if width and own_height:  # a map drawn at its own aspect: keep it
+        figure.update_layout(width=round(width * height / own_height))
     lines = str(figure.layout.title.subtitle.text or "").count("<br>") + 1 if caption else 0
+    step = round(2 * zoom)
+    title = str(figure.layout.title.text or "")
+    if figure.layout.width and _text_px(title, font + step) > figure.layout.width and " (" in title:
+        figure.update_layout(title_text=title.replace(" (", "<br>(", 1))  # a map's long title on two lines
+    title_lines = str(figure.layout.title.text or "").count("<br>") + 1
     figure.update_layout(
-        font=dict(size=ROOM_FONT_PX),
-        title=dict(font=dict(size=ROOM_FONT_PX + 2), subtitle=dict(font=dict(size=ROOM_FONT_PX - 4))),
-        legend=dict(font=dict(size=ROOM_FONT_PX)),
-        margin=dict(t=12 + (ROOM_FONT_PX + 8) + (ROOM_FONT_PX - 1) * lines + 10),
-        height=_ROOM_FIGURE_HEIGHT_PX,
+        font=dict(size=font),
+        title=dict(font=dict(size=font + step), subtitle=dict(font=dict(size=font - 2 * step))),
+        legend=dict(font=dict(size=font)),
+        margin=dict(t=round((12 + 10) * zoom) + (font + 4 * step) * title_lines + (font - step // 2) * lines),
+        height=height,
     )
-    figure.update_xaxes(tickfont=dict(size=ROOM_FONT_PX), title=dict(font=dict(size=ROOM_FONT_PX)))
-    figure.update_yaxes(tickfont=dict(size=ROOM_FONT_PX), title=dict(font=dict(size=ROOM_FONT_PX)))
-    figure.update_annotations(font=dict(size=ROOM_FONT_PX))
+    if figure.layout.xaxis.title.text:  # room under the ticks for the axis title (the figure's margin is for 12 px)
+        figure.update_layout(margin=dict(b=max(figure.layout.margin.b or 0, round(2.6 * font))))
+    figure.update_xaxes(tickfont=dict(size=font), title=dict(font=dict(size=font)))
+    figure.update_yaxes(tickfont=dict(size=font), title=dict(font=dict(size=font)))
+    figure.update_annotations(font=dict(size=font))
     figure.for_each_trace(
-        lambda trace: trace.update(colorbar=dict(tickfont=dict(size=ROOM_FONT_PX))) if "colorbar" in trace else None
+        lambda trace: trace.update(colorbar=dict(tickfont=dict(size=font))) if "colorbar" in trace else None
     )
     return figure
 
 
+def _text_px(text: str, font_px: float) -> float:
+    """About how wide `text` is set in `font_px`: a CJK character a square, another character half of one."""
+    return sum(font_px if ord(ch) >= 0x2E80 else 0.55 * font_px for ch in text)
+
+
 def _chart(figure, caption: str, present: bool, **kwargs) -> None:
-    """The step's chart (attnviz.app.widgets.chart): in the presentation view sized for the room."""
-    if present:
-        figure, caption = for_the_room(figure, caption), ""
-    chart(st, figure, key=keys.LECTURE_FIGURE, caption=caption, **kwargs)
+    """The step's chart (attnviz.app.widgets.chart); in the presentation view one per zoom of the slide
+    (ROOM_ZOOMS), each sized for its screen (`for_the_room`), of which presentation.css shows one."""
+    if not present:
+        chart(st, figure, key=keys.LECTURE_FIGURE, caption=caption, **kwargs)
+        return
+    for index, zoom in enumerate(ROOM_ZOOMS):
+        with st.container(key=f"{ROOM_KEY}_{index}"):
+            chart(st, for_the_room(figure, caption, zoom), key=f"{keys.LECTURE_FIGURE}_{index}", **kwargs)
 
 
 def pam_panels(selection, analyses: list) -> list[dict]:
