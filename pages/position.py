@@ -549,7 +549,24 @@ def chosen_view(selection, module_name: str, record) -> tuple[PositionView, list
     kept = st.session_state.get(keys.PAM_VIEWS)
     if kept is not None and kept[0][1:] == (image_hw, mode) and kept[0][0][0] == _panel_id(main) and pixel in kept[1]:
         return kept[1][pixel][0], pins, pixel, chosen
-    return position_view(record, pixel, image_hw, mode, selection.label), pins, pixel, chosen
+    return centre_view(selection, module_name, record, pixel, mode), pins, pixel, chosen
+
+
+def centre_view(selection, module_name: str, record, pixel: tuple[int, int], mode: str) -> PositionView:
+    """The view of a pixel that is not a pin (the photo's centre until one is chosen), shared by every session
+    (attnviz.app.resources.pixel_view): a class opening a photo reads its centre once."""
+    image = selection.image
+    return app.pixel_view(
+        selection.source,
+        selection.model_name,
+        selection.image_key,
+        module_name,
+        tuple(pixel),
+        mode,
+        record,
+        image.shape[:2],
+        selection.label,
+    )
 
 
 def _panel_id(panel) -> tuple:
@@ -578,9 +595,7 @@ def numbers_part(selection, module_name: str, record, others: dict, several_modu
     pins, pixel, chosen = app.pinned_pixels(image_hw, selection.image_key, keys.PAM_CLICK)
     panels = shown_panels(selection, module_name, record, others, beside)
     views = remembered_views(panels, pins, image_hw, mode)
-    view = (
-        views[0][-1] if pins and pins[-1] == pixel else position_view(record, pixel, image_hw, mode, selection.label)
-    )  # the chosen pixel's, in full
+    view = views[0][-1] if pins and pins[-1] == pixel else centre_view(selection, module_name, record, pixel, mode)
     left, right = st.columns([1, 1])
     with left:
         chosen_pixel(selection, view, record, chosen, opacity)

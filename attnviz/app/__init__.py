@@ -48,6 +48,7 @@ from attnviz.app.resources import (
     hover_data,
     pixel_grad_cam,
     pixel_integrated_gradients,
+    pixel_view,
     results,
 )
 from attnviz.app.selection import Selection, begin_run, continue_run, current
@@ -86,6 +87,7 @@ __all__ = [
     "channel_data",
     "companion_panels",
     "hover_data",
+    "pixel_view",
     "Selection",
     "begin_run",
     "continue_run",

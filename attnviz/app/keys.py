@@ -44,7 +44,6 @@ PAM_HEAD = "pam_head"  # select box: the mean of a multi-head map or one of its 
 PAM_OPACITY = "pam_opacity"
 PAM_CLICK = "pam_click"
 PAM_PNG = "pam_png"
-VIEW_HTML = "view_html"  # (the view's key, its interactive HTML file), the last one built (attnviz.app.view_download)
 PAM_HTML = "pam_html"  # the position page's interactive HTML download
 PAM_CSV = "pam_csv"
 PAM_MAP = "pam_map"

@@ -28,6 +28,7 @@ import streamlit as st
 from attnviz.analysis.attribution import UserLogits, grad_cam, integrated_gradients
 from attnviz.analysis.forward import Analysis, image_to_tensor
 from attnviz.analysis.hover import HoverPayload, channel_payload, hover_payload
+from attnviz.analysis.views import PositionView, position_view
 from attnviz.app.language import t
 from attnviz.app.settings import settings
 from attnviz.app.sources import model_source
@@ -133,6 +134,15 @@ def hover_data(source: str, name: str, image_key: str, module: str, image_hw: tu
     """What the live photo needs of one spatial record (attnviz.analysis.hover), built once per (model, photo, module)
     and shared read-only by every session that shows it."""
     return hover_payload(_record, image_hw)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def pixel_view(
+    source: str, name: str, image_key: str, module: str, pixel: tuple[int, int], mode: str, _record, _image_hw, _label
+) -> PositionView:
+    """The Position page's view of one pixel (attnviz.analysis.views.position_view), once per (model, photo,
+    module, pixel, mode) and shared read-only by every session: a class opening a photo reads its centre once."""
+    return position_view(_record, pixel, _image_hw, mode, _label)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from attnviz.app import keys
 from attnviz.app.language import language, t
 from attnviz.app.resources import channel_data, hover_data
 from attnviz.viz.standalone import ChannelPanel, ViewPanel, ViewTooLarge, standalone_html
@@ -35,16 +34,14 @@ def view_download(selection, analysis, key: str, module: str | None = None, besi
         payload = channel_data(source, selection.model_name, selection.image_key, channel_module, record)
         channels.append(ChannelPanel(selection.model_name, channel_module, payload))
     try:
-        text = _remembered(
-            (
-                source,
-                selection.image_key,
-                tuple((p.model, p.module) for p in view_panels),
-                len(channels),
-                mode,
-                language(),
-            ),
-            lambda: standalone_html(
+        text = _view_file(
+            source,
+            selection.image_key,
+            tuple((p.model, p.module) for p in view_panels),
+            tuple((c.model, c.module) for c in channels),
+            mode,
+            language(),
+            _build=lambda: standalone_html(
                 panels=view_panels,
                 photo=image,
                 photo_name=selection.image_key,
@@ -70,11 +67,9 @@ def view_download(selection, analysis, key: str, module: str | None = None, besi
     )
 
 
-def _remembered(key: tuple, build) -> str:
-    """The file for `key`, built once per session until the view changes (a page run that changes nothing of
-    the view, a pin or a photo's first open, does not build it again: about 8 ms)."""
-    kept = st.session_state.get(keys.VIEW_HTML)
-    if kept is None or kept[0] != key:
-        kept = (key, build())
-        st.session_state[keys.VIEW_HTML] = kept
-    return kept[1]
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _view_file(source: str, image_key: str, panels: tuple, channels: tuple, mode: str, language: str, _build) -> str:
+    """The view's file, built once per (source, photo, panels, channel maps, mode, language) and shared by every
+    session that shows it (about 8 ms each; a class opening the same page builds it once). ViewTooLarge is
+    raised again, not kept."""
+    return _build()
