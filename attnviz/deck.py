@@ -61,6 +61,7 @@ __all__ = [
     "deck_pdfs",
     "deck_pdf",
     "deck_file_name",
+    "photo_stem",
     "main",
 ]
 
@@ -345,10 +346,14 @@ def deck_pdf(
     return deck_pdfs(photo, (language,), image, label)[language].pdf
 
 
+def photo_stem(photo: str) -> str:
+    """A photo's name (a sample's, or an upload's file name) reduced to a stem safe in a file name."""
+    return re.sub(r"[^\w.-]+", "_", Path(photo).stem).strip("._") or "photo"
+
+
 def deck_file_name(photo: str, language: str) -> str:
     """What the file is: attnviz-lecture-<photo>-<language>.pdf (the photo's name reduced to a safe stem)."""
-    stem = re.sub(r"[^\w.-]+", "_", Path(photo).stem).strip("._") or "photo"
-    return f"attnviz-lecture-{stem}-{language}.pdf"
+    return f"attnviz-lecture-{photo_stem(photo)}-{language}.pdf"
 
 
 def _parse(argv):

@@ -1,6 +1,7 @@
 """The lecture says what the article says, in its order: part one's SE, CBAM and CA, then ECA, DANet's
 空间注意力模块 (PAM) and 通道注意力模块 (CAM), then 柔性注意力 (flexible attention)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,8 @@ def test_the_flexible_steps_example_channel_is_unsaturated_here_and_changes_acro
         numbers = step_numbers("flexible", analyses[0], channel=channel)
         assert numbers.terms["channel"] == channel and 0.05 <= numbers.terms["weight"] <= 0.95
         assert translate("lecture.flexible.terms", language, layer=layer, **numbers.terms) in text
+        saved = [json.loads(c.proto.config)["toImageButtonOptions"]["filename"] for c in at.main.get("plotly_chart")]
+        assert f"attnviz-lecture-flexible-{name}-{photos[0]}" in saved  # the step's figure: step, model, photo
 
 
 @pytest.mark.skipif(STEP_MODELS["flexible"] not in list_checkpoints(), reason="needs the shipped fcn-flexible")

@@ -24,7 +24,7 @@ from attnviz.app.resources import catalogue, channel_data, hover_data
 from attnviz.app.widgets import chart, figure_caption
 from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.data.samples import list_samples
-from attnviz.deck import deck_file_name, deck_pdf
+from attnviz.deck import deck_file_name, deck_pdf, photo_stem
 from attnviz.viz.figures import attention_map_figure, branches_figure, sorted_weights_figure, with_caption
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "pam_panels",
     "presentation_style",
     "deck_button",
+    "figure_file_name",
 ]
 
 _PRESENTATION_CSS = Path(__file__).resolve().parent / "presentation.css"
@@ -127,15 +128,22 @@ def _text_px(text: str, font_px: float) -> float:
     return sum(font_px if ord(ch) >= 0x2E80 else 0.55 * font_px for ch in text)
 
 
-def _chart(figure, caption: str, present: bool, **kwargs) -> None:
-    """The step's chart (attnviz.app.widgets.chart); in the presentation view one per zoom of the slide
-    (ROOM_ZOOMS), each sized for its screen (`for_the_room`), of which presentation.css shows one."""
+def figure_file_name(step: str, model: str, photo: str) -> str:
+    """What a step's saved figure is: attnviz-lecture-<step>-<model>-<photo> (the extension is the format's)."""
+    return f"attnviz-lecture-{step}-{photo_stem(model)}-{photo_stem(photo)}"
+
+
+def _chart(figure, caption: str, present: bool, file_name: str, **kwargs) -> None:
+    """The step's chart (attnviz.app.widgets.chart), saved as `file_name`; in the presentation view one per
+    zoom of the slide (ROOM_ZOOMS), each sized for its screen (`for_the_room`), of which presentation.css
+    shows one."""
     if not present:
-        chart(st, figure, key=keys.LECTURE_FIGURE, caption=caption, **kwargs)
+        chart(st, figure, key=keys.LECTURE_FIGURE, caption=caption, file_name=file_name, **kwargs)
         return
     for index, zoom in enumerate(ROOM_ZOOMS):
         with st.container(key=f"{ROOM_KEY}_{index}"):
-            chart(st, for_the_room(figure, caption, zoom), key=f"{keys.LECTURE_FIGURE}_{index}", **kwargs)
+            figure_now = for_the_room(figure, caption, zoom)
+            chart(st, figure_now, key=f"{keys.LECTURE_FIGURE}_{index}", file_name=file_name, **kwargs)
 
 
 def pam_panels(selection, analyses: list) -> list[dict]:
@@ -165,11 +173,15 @@ def step_figure(step: str, selection, analysis, numbers, companion=None, present
     layer = numbers.layer
     lang = language()
     module = t(f"lecture.{step}.name")
+    name = figure_file_name(step, analysis.model_name, selection.image_title)
     caption = figure_caption(module, t("figures.caption_layer", layer=layer), model=analysis.model_name)
     if step in ("se", "eca"):
         weights = analysis.records[layer].weights[0].numpy()
         _chart(
-            sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer), language=lang), caption, present
+            sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer), language=lang),
+            caption,
+            present,
+            name,
         )
     elif step == "flexible":
         record = analysis.records[layer]
@@ -183,6 +195,7 @@ def step_figure(step: str, selection, analysis, numbers, companion=None, present
             ),
             caption,
             present,
+            name,
         )
     elif step == "cbam":
         gate = analysis.records[layer]
@@ -193,6 +206,7 @@ def step_figure(step: str, selection, analysis, numbers, companion=None, present
             ),
             caption,
             present,
+            name,
             theme=None,
             width="content",
         )
@@ -215,6 +229,7 @@ def step_figure(step: str, selection, analysis, numbers, companion=None, present
                 model=analysis.model_name,
             ),
             present,
+            name,
             theme=None,
             width="content",
         )
