@@ -239,7 +239,7 @@ def live_view(selection, panels, pins, pixel, mode: str, scale: str, opacity: fl
     )
 
 
-def pin_numbers(panels, views, pins, mode: str, opacity: float) -> None:
+def pin_numbers(panels, views, pins, mode: str, opacity: float, scale: str) -> None:
     """The server's numbers for every pin of every panel (one pin of one model: the chosen pixel's, below)."""
     if not pins or (len(pins) == 1 and len(panels) == 1):
         return
@@ -266,7 +266,7 @@ def pin_numbers(panels, views, pins, mode: str, opacity: float) -> None:
             for n, v in enumerate(row, 1)
         )
     )
-    app.pins_slide(panels, views, mode, opacity)
+    app.pins_slide(panels, views, mode, opacity, scale)
 
 
 def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
@@ -380,13 +380,15 @@ def training_notes(selection) -> list[str]:
     return [t("position.researchers.trained_with")]
 
 
-def downloads(selection, view: PositionView, opacity: float) -> None:
-    stem = f"{selection.model_name}-{view.mode}{view.index}-of-S"
+def downloads(selection, view: PositionView, opacity: float, module_name: str) -> None:
+    """The chosen pixel's map over the photo (PNG, with its colour bar and a caption) and as numbers (CSV), made
+    when pressed; their names say what they are (model, photo, row or column i of S)."""
+    stem = f"{selection.model_name}-{selection.image_key}-{view.mode}{view.index}-of-S"
     buttons = st.columns(2)
     app.download(
         buttons[0],
         t("position.overlay_png"),
-        partial(overlay_png, selection.image, view, opacity),
+        partial(overlay_png, selection.image, view, opacity, app.figure_caption(module_name), app.language()),
         f"{stem}.png",
         key=keys.PAM_PNG,
     )
@@ -399,13 +401,13 @@ def downloads(selection, view: PositionView, opacity: float) -> None:
     )
 
 
-def chosen_pixel(selection, view: PositionView, record, chosen: bool, opacity: float) -> None:
+def chosen_pixel(selection, view: PositionView, record, chosen: bool, opacity: float, module_name: str) -> None:
     """The chosen pixel's numbers, its class, the downloads."""
     pixel_numbers(view, record, chosen)
     class_text = class_texts(view, selection.image.shape[:2], model_entry(selection))[0]
     if class_text:
         st.markdown(class_text)
-    downloads(selection, view, opacity)
+    downloads(selection, view, opacity, module_name)
 
 
 def attention_map(view: PositionView, views, module_name: str, scale: str, pins) -> None:
@@ -598,10 +600,10 @@ def numbers_part(selection, module_name: str, record, others: dict, several_modu
     view = views[0][-1] if pins and pins[-1] == pixel else centre_view(selection, module_name, record, pixel, mode)
     left, right = st.columns([1, 1])
     with left:
-        chosen_pixel(selection, view, record, chosen, opacity)
+        chosen_pixel(selection, view, record, chosen, opacity, module_name)
     with right:
         attention_map(view, views, module_name, scale, pins)
-    pin_numbers(panels, views, pins, mode, opacity)  # after the newest pin's own numbers, which show first
+    pin_numbers(panels, views, pins, mode, opacity, scale)  # after the newest pin's own numbers, which show first
     app.link_params(
         x=pixel[0],
         y=pixel[1],

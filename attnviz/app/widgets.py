@@ -38,14 +38,18 @@ __all__ = [
 FIGURE_FORMATS = {"PNG": "png", "SVG": "svg"}
 
 
-def chart(where, figure, key: str, caption: str = "", **kwargs):
+def chart(where, figure, key: str, caption: str = "", file_name: str | None = None, **kwargs):
     """st.plotly_chart in `where` (st, a column, ...), its camera button saving in the sidebar's format: PNG
-    at twice the shown size, or SVG. `caption` (see `figure_caption`) is drawn under the title, so it is in
-    the saved file too."""
+    at twice the shown size, or SVG, as `file_name` (no extension; default attnviz-<key>). `caption` (see
+    `figure_caption`) is drawn under the title, so it is in the saved file too."""
     figure = with_caption(figure, caption)
     fmt = FIGURE_FORMATS.get(st.session_state.get(keys.FIGURE_FORMAT, "PNG"), "png")
     config = {
-        "toImageButtonOptions": {"format": fmt, "filename": f"attnviz-{key}", "scale": 2 if fmt == "png" else 1},
+        "toImageButtonOptions": {
+            "format": fmt,
+            "filename": file_name or f"attnviz-{key}",
+            "scale": 2 if fmt == "png" else 1,
+        },
         "displaylogo": False,
         **toolbar_config(language()),  # Plotly's toolbar in the page's language (attnviz.viz.plotly_locale)
     }
@@ -206,11 +210,13 @@ def switch_button(where, name: str, label: str | None = None) -> None:
     where.button(label or name, key=keys.switch_button(name), on_click=_switch_model, args=(name,))
 
 
-def pins_slide(panels, views, mode: str, opacity: float) -> None:
+def pins_slide(panels, views, mode: str, opacity: float, scale: str = "own") -> None:
     """The Position page's pins (and the panel beside them) as one multi-panel figure for a slide, drawn only
     while its toggle is on (a figure of photos on every pin would slow each pin down): `panels` the page's
-    Panels, `views[p][n]` pin n's PositionView on panel p, `mode` "row" or "column"."""
-    if not any(views) or not st.toggle(t("widgets.slide_toggle"), key=keys.PAM_SLIDE, help=t("widgets.slide_help")):
+    Panels, `views[p][n]` pin n's PositionView on panel p, `mode` "row" or "column", `scale` the page's colour
+    scale ("own": each map on its own range, stated under its title; "shared": one range and its colour bar)."""
+    help_text = t("widgets.slide_help_scales")
+    if not any(views) or not st.toggle(t("widgets.slide_toggle"), key=keys.PAM_SLIDE, help=help_text):
         return
     rows = [
         (
@@ -226,7 +232,7 @@ def pins_slide(panels, views, mode: str, opacity: float) -> None:
     module = t(f"widgets.slide_{mode}")
     chart(
         st,
-        pinned_maps_figure(rows, opacity, language=language()),
+        pinned_maps_figure(rows, opacity, language=language(), scale=scale),
         key=keys.PAM_SLIDE_FIGURE,
         caption=figure_caption(module, panels[0].module, model=panels[0].model_name),
         theme=None,
