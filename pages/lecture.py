@@ -93,6 +93,10 @@ def live_step(selection, step: str, present: bool) -> None:
     notice = t(f"lecture.{step}.notice", **numbers.terms)
     notes = f"**{t('lecture.notice_title')}** " + " ".join(filter(None, (notice, example)))
     model_note = t("lecture.model_note", model=model_name, photo=selection.image_title)
+    if selection.model_name != model_name:  # the step's model is its own: say that the sidebar's is not used
+        model_note = t(
+            "lecture.model_note_own", model=model_name, sidebar=selection.model_name, photo=selection.image_title
+        )
     if present:
         tall = step in TALL_FIGURES
         left, right = st.columns([13, 7] if tall else [11, 9], gap="medium")

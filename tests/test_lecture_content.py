@@ -81,6 +81,11 @@ def test_the_pam_step_draws_plain_danet_and_the_affinity_danet_on_the_same_pixel
         medians = [far_key_median(load_checkpoint(name)[1]) for name in (plain, affinity)]
         assert medians[0] < 1 < medians[1]  # plain DANet's far keys: below chance on the test split
         assert translate("lecture.pam.medians", language, plain=medians[0], affinity=medians[1]) in text
+        sidebar, photo = at.session_state["model"], list_samples()[0]
+        assert sidebar != affinity  # the step's model is its own, and its caption says so
+        captions = [c.value for c in at.main.caption]
+        own = translate("lecture.model_note_own", language, model=affinity, sidebar=sidebar, photo=photo)
+        assert own in captions, captions
         (deck,) = at.main.get("download_button")  # the lecture as PDF slides (attnviz.deck), made on press
         assert deck.proto.label == translate("lecture.deck_download", language)
         assert deck.proto.deferred_file_id or not deck.proto.url  # a callable: nothing made before the press
