@@ -376,7 +376,7 @@ def training_notes(selection) -> list[str]:
     st.caption(t("position.plain"))
     supervised = [name for name, info in app.catalogue().items() if info.pam_affinity > 0]
     if supervised:
-        app.switch_button(st, supervised[0], t("position.switch", model=supervised[0]))
+        app.switch_button(st, supervised[0], t("position.switch", model=supervised[0]), place="training")
     return [t("position.researchers.trained_with")]
 
 

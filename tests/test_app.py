@@ -336,7 +336,7 @@ def test_plain_danet_offers_the_affinity_model_and_keeps_the_pixel():
     at = _app("danet-eca", "pages/position.py")
     at.session_state["pam_click"] = {"x": 300, "y": 250, "width": 480, "height": 360}
     at.run()
-    at.button(key="switch-danet-eca-affinity").click().run()
+    at.button(key="switch-danet-eca-affinity-training").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="model").value == "danet-eca-affinity"
     text = _text(at)

@@ -7,6 +7,7 @@ pages call st.stop() only through it, so a stopped page still leaves a link.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from attnviz.app.language import t
 from attnviz.app.links import write_link
 from attnviz.app.queueing import pooled
 from attnviz.app.resources import catalogue, model_analysis, photo_key, sample
-from attnviz.app.selection import Selection, current
+from attnviz.app.selection import Selection, current, run_state
 from attnviz.app.sources import model_source
 from attnviz.app.widgets import switch_button
 from attnviz.capture.interventions import Intervention
@@ -105,9 +106,9 @@ def page_analysis(
     if (
         selection.source != "user"
         and (prefixes or attention)
-        and not require_models(selection, prefixes, attention, what)
+        and not _fits(prefixes, attention, selection.head, selection.attention)
     ):
-        stop_page()
+        selection = stand_in(selection, prefixes, attention, what)
     analysis = analysis_for(selection)
     if analysis is None:
         stop_page()
@@ -131,6 +132,29 @@ def offer_models(prefixes: tuple[str, ...] = (), attention: tuple[str, ...] = ()
         st.warning(t("guards.none_shipped"))
     for column, name in zip(st.columns(max(1, len(options))), options):
         switch_button(column, name)
+
+
+def stand_in(selection: Selection, prefixes: tuple[str, ...], attention: tuple[str, ...], what: str) -> Selection:
+    """A CamVid model lacking what the page draws: the page shows the first shipped model that has it, on the
+    same photo, and says so (with buttons that switch the sidebar); this run's selection becomes that model's,
+    so that captions, downloads and the link name what is shown. Another source: the page says what to switch
+    to and stops."""
+    fitting = [
+        name
+        for name, info in catalogue().items()
+        if _fits(prefixes, attention, info.config.head, info.config.attention)
+    ]
+    if selection.source != CamVidSource.key or not fitting:
+        require_models(selection, prefixes, attention, what)
+        stop_page()
+    info = catalogue()[fitting[0]]
+    st.info(t("guards.model_lacks_shown", model=markdown_literal(selection.model_name), what=what, shown=fitting[0]))
+    offer_models(prefixes, attention)
+    shown = dataclasses.replace(
+        selection, model_name=fitting[0], head=info.config.head, attention=info.config.attention, card=info.card
+    )
+    run_state().selection = shown
+    return shown
 
 
 def require_models(

@@ -31,9 +31,10 @@ def last_click(click_key: str) -> str:
     return f"{click_key}_last"
 
 
-def switch_button(model_name: str) -> str:
-    """The key of the button that switches the sidebar to `model_name`."""
-    return f"switch-{model_name}"
+def switch_button(model_name: str, place: str = "") -> str:
+    """The key of the button that switches the sidebar to `model_name` (`place`: which of a page's buttons to
+    that model, where it has several)."""
+    return f"switch-{model_name}" + (f"-{place}" if place else "")
 
 
 # ---- Position page

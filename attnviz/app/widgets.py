@@ -205,9 +205,9 @@ def _switch_model(name: str) -> None:
     st.rerun()  # the whole app, sidebar included, even from a button inside a page's fragment (st.fragment)
 
 
-def switch_button(where, name: str, label: str | None = None) -> None:
-    """A button that switches the sidebar to CamVid checkpoint `name`."""
-    where.button(label or name, key=keys.switch_button(name), on_click=_switch_model, args=(name,))
+def switch_button(where, name: str, label: str | None = None, place: str = "") -> None:
+    """A button that switches the sidebar to CamVid checkpoint `name` (`place`: see keys.switch_button)."""
+    where.button(label or name, key=keys.switch_button(name, place), on_click=_switch_model, args=(name,))
 
 
 def pins_slide(panels, views, mode: str, opacity: float, scale: str = "own") -> None:
