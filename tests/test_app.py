@@ -89,6 +89,17 @@ def test_page_explains_when_model_lacks_the_module():
     assert "Row i sums to" in _text(at)
 
 
+@pytest.mark.parametrize(("page", "shown"), [("pages/flexible.py", "fcn-flexible"), ("pages/coord.py", "fcn-ca")])
+def test_a_page_the_default_model_lacks_shows_a_model_that_has_it_and_says_so(page, shown):
+    if shown not in list_checkpoints():
+        pytest.skip(f"needs the {shown} checkpoint")
+    at = _app("danet-eca", page)
+    assert any(f"so this page shows **{shown}** on the same photo" in i.value for i in at.info)
+    assert at.selectbox(key="model").value == "danet-eca"  # the sidebar is left as it was
+    assert len(at.get("plotly_chart")) > 0  # the page is drawn, not only the buttons
+    assert any(b.key == f"switch-{shown}" for b in at.button)
+
+
 def test_position_pins_are_kept_per_photo_and_a_new_photo_starts_at_its_centre():
     at = _app("danet-eca", "pages/position.py")
     for point in [(10, 20), (200, 100), (300, 250)]:

@@ -139,11 +139,10 @@ def stand_in(selection: Selection, prefixes: tuple[str, ...], attention: tuple[s
     same photo, and says so (with buttons that switch the sidebar); this run's selection becomes that model's,
     so that captions, downloads and the link name what is shown. Another source: the page says what to switch
     to and stops."""
-    fitting = [
-        name
-        for name, info in catalogue().items()
-        if _fits(prefixes, attention, info.config.head, info.config.attention)
-    ]
+    fitting = sorted(  # the page's first attention kind first (the Flexible page: fcn-flexible, then CBAM, SE)
+        (n for n, info in catalogue().items() if _fits(prefixes, attention, info.config.head, info.config.attention)),
+        key=lambda n: list(attention).index(catalogue()[n].config.attention) if attention else 0,
+    )
     if selection.source != CamVidSource.key or not fitting:
         require_models(selection, prefixes, attention, what)
         stop_page()
