@@ -13,7 +13,8 @@ KEPT_NAMES = (
     r"SE|CBAM|CA|ECA|DANet|PAM|CAM|SAGAN|GCNet|CCNet|MLP|ReLU|ImageNet|CamVid|timm|torchvision|PyTorch|Grad-CAM|"
     r"IG|PNG|SVG|CSV|JPEG|WebP|BMP|URL|GPU|CPU|FCN|ResNet|mIoU|IoU|FLOPs|ms|MB|GB|B_i|C_j|S_ij|X_cj|k|C|c|i|j|N|"
     r"H|W|x|y|h|w|log2|b|γ|r|M_s|M_c|exp|softmax|sigmoid|rowmax|argmax|"
-    r"CC BY-NC|SegNet|Brostow"  # the photos' licence and source
+    r"CC BY-NC|SegNet|Brostow|"  # the photos' licence and source
+    r"attnviz"  # the app's own name
 )
 _NAMES = re.compile(
     r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`|"  # formulas and code

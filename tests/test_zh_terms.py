@@ -44,6 +44,7 @@ def test_phrasings_a_native_reader_changed_are_gone():
 
 def test_the_tab_title_and_the_upload_credit_are_in_both_catalogs():
     assert re.search(r"[\u4e00-\u9fff]", ZH["nav.tab_title"])
+    assert chinese_share(ZH["nav.tab_title"]) >= 0.9, ZH["nav.tab_title"]  # the page measure's bound
     for language in ("en", "zh"):
         texts = catalog(language)
         assert "{name}" in texts["sidebar.attribution_upload"]  # credited to its own file, not to CamVid
