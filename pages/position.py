@@ -412,9 +412,7 @@ def chosen_pixel(selection, view: PositionView, record, chosen: bool, opacity: f
 
 def attention_map(view: PositionView, views, module_name: str, scale: str, pins) -> None:
     """Row or column i as a chart, its cell and top locations marked (one colour range for every pin's map
-    when asked), while its toggle is on (the live photo draws the same map; the chart costs a pin 22 KB)."""
-    if not st.toggle(t("position.map_chart"), key=keys.PAM_MAP_CHART, help=t("position.map_chart_help")):
-        return
+    when asked): drawn while its toggle is on (the live photo draws the same map; the chart costs a pin 22 KB)."""
     grid = "key" if view.values_hw != view.feature_hw else "feature"
     zrange = shared_colour_range(views) if scale == "shared" and pins else None
     figure = attention_map_figure(
@@ -598,11 +596,14 @@ def numbers_part(selection, module_name: str, record, others: dict, several_modu
     panels = shown_panels(selection, module_name, record, others, beside)
     views = remembered_views(panels, pins, image_hw, mode)
     view = views[0][-1] if pins and pins[-1] == pixel else centre_view(selection, module_name, record, pixel, mode)
-    left, right = st.columns([1, 1])
-    with left:
+    if st.toggle(t("position.map_chart"), key=keys.PAM_MAP_CHART, help=t("position.map_chart_help")):
+        left, right = st.columns([1, 1])
+        with left:
+            chosen_pixel(selection, view, record, chosen, opacity, module_name)
+        with right:
+            attention_map(view, views, module_name, scale, pins)
+    else:  # the live photo above draws the map: the numbers take the page's width
         chosen_pixel(selection, view, record, chosen, opacity, module_name)
-    with right:
-        attention_map(view, views, module_name, scale, pins)
     pin_numbers(panels, views, pins, mode, opacity, scale)  # after the newest pin's own numbers, which show first
     app.link_params(
         x=pixel[0],
