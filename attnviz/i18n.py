@@ -9,7 +9,7 @@ missing in one language is a test failure, never an English text shown to a Chin
 stay LaTeX and live with the code that fills them (attnviz.analysis.lecture).
 
 Terms follow the article the project grew from: 压缩-激励 (SE), 卷积块注意力模块 (CBAM), 坐标注意力 (CA),
-有效通道注意力 (ECA), 柔性注意力 (flexible attention), 双重注意力网络 (DANet), 空间注意力模块 (PAM; the
+高效通道注意力 (ECA), 柔性注意力 (flexible attention), 双重注意力网络 (DANet), 空间注意力模块 (PAM; the
 app's own name 位置注意力 appears once beside it on a page), 通道注意力模块 (CAM). One name per thing: CBAM's
 two halves are 通道门控 and 空间门控 (never 空间注意力, which is PAM's), and the sidebar's group of SE, ECA,
 flexible attention and CA is 通道门控 (never 通道注意力, which is DANet's X).
