@@ -31,12 +31,14 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def _save(page, chart) -> bytes:
-    """Click the chart's camera button and return the file it saves."""
+def _save(page, chart, name: str | None = None) -> bytes:
+    """Click the chart's camera button and return the file it saves (named `name`, when given)."""
     chart.hover()
-    button = chart.locator(".modebar-btn[data-title^='Download plot']").first
+    button = chart.locator(".modebar-btn").first  # the camera: its title is in the page's language
     with page.expect_download(timeout=TIMEOUT_MS) as download:
         button.click()
+    if name is not None:
+        assert download.value.suggested_filename == name
     return Path(download.value.path()).read_bytes()
 
 
@@ -54,7 +56,8 @@ def test_a_lecture_figure_saves_as_png_at_twice_its_size_and_as_svg_with_its_cap
         chart = page.locator("[data-testid='stPlotlyChart']").first
         chart.wait_for()
         shown = chart.locator(".js-plotly-plot").first.evaluate("el => [el._fullLayout.width, el._fullLayout.height]")
-        width, height = _png_size(_save(page, chart))
+        name = f"attnviz-lecture-se-{STEP_MODELS['se']}-{list_samples()[0]}.png"  # what it is: step, model, photo
+        width, height = _png_size(_save(page, chart, name))
         assert (width, height) == (2 * shown[0], 2 * shown[1])
 
         page.get_by_text("SVG", exact=True).click()  # the sidebar's figure format
@@ -69,6 +72,31 @@ def test_a_lecture_figure_saves_as_png_at_twice_its_size_and_as_svg_with_its_cap
             translate("figures.caption_photo", language, photo=list_samples()[0]),
         ):
             assert part in text, part
+
+
+# each Plotly chart shown in present mode: its drawing's box on the screen against its container's (a chart
+# drawn larger than its box is cut off), and the container's bottom against the screen's
+_CHART_BOXES_JS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+  .filter(el => el.getBoundingClientRect().height > 0)
+  .map(el => {
+    const box = el.getBoundingClientRect(), svg = el.querySelector('.main-svg').getBoundingClientRect();
+    return {width: svg.width - box.width, height: svg.height - box.height, bottom: box.bottom - innerHeight};
+  })"""
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_a_present_mode_chart_fits_its_box_and_the_screen_at_the_projectors_sizes(server, size):
+    """presentation.css zooms the slide at 1920 x 1080; the chart shown is the one drawn for that screen, its
+    drawing no larger than its box (Plotly under a CSS zoom drew 1.5 times too large and was cut off) and
+    its box on the screen. The CBAM step: a map with a colour bar and an axis title."""
+    with chromium_page(TIMEOUT_MS, size) as page:
+        page.goto(f"{server}/lecture?step=cbam&present=1&lang=en")
+        _settle(page)
+        shown_bar = "[...document.querySelectorAll('.colorbar')].some(el => el.getBoundingClientRect().height > 0)"
+        page.wait_for_function(f"() => {shown_bar}", timeout=30_000)
+        (shown,) = page.evaluate(_CHART_BOXES_JS)  # one of the copies per zoom is shown
+        assert shown["width"] <= 1 and shown["height"] <= 1, shown
+        assert shown["bottom"] <= 0, shown
 
 
 def test_the_pins_and_the_panel_beside_them_save_as_one_figure_with_one_colour_bar(server):
