@@ -4,7 +4,7 @@ One PDF page per lecture step (attnviz.analysis.lecture.STEPS, in the article's 
 step's title, its figure on the step's shipped model (STEP_MODELS; the PAM step beside its companion, plain
 DANet), the Lecture page's texts (the catalogs' lecture.* keys, attnviz.i18n) with this photo's numbers
 (step_numbers), the formula typeset by KaTeX, and a caption that says what the page is: step, model, photo.
-The document is HTML (attnviz.deck_html) printed by Debian's Chromium (attnviz.browser); nothing is
+The document is HTML (attnviz.viz.deck_html) printed by Debian's Chromium (attnviz.browser); nothing is
 downloaded and no new system software is needed.
 
 What differs from the page: the figures are static. The PAM step shows the row of S of the photo's centre
@@ -39,9 +39,9 @@ from attnviz.analysis.lecture import (
 from attnviz.analysis.views import position_view
 from attnviz.browser import chromium
 from attnviz.data.samples import list_samples, load_sample
-from attnviz.deck_html import FONT_STACK, SLIDE_PX, SlideContent, deck_document
 from attnviz.i18n import LANGUAGES, Phrase, translate
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR, CheckpointError, list_checkpoints, load_checkpoint
+from attnviz.viz.deck_html import FONT_STACK, SLIDE_PX, SlideContent, deck_document
 from attnviz.viz.figures import (
     attention_map_figure,
     branches_figure,
@@ -68,7 +68,7 @@ __all__ = [
 # the flexible step's example channel changes across the first sample photos, as on the Lecture page
 # (attnviz.app.guards.layer_weights_on_photos, count 4)
 EXAMPLE_PHOTOS = 4
-FIGURE_BOX = (640, 540)  # the figure column of a slide (attnviz.deck_html's .figures), in CSS pixels
+FIGURE_BOX = (640, 540)  # the figure column of a slide (attnviz.viz.deck_html's .figures), in CSS pixels
 PAM_PANEL_WIDTH = 240  # two maps of a 4:3 photo stacked in the box, each with its titles above
 
 
@@ -299,7 +299,7 @@ class Printed:
 
 
 def render_pdfs(documents: dict[str, str], timeout_ms: int = 120_000) -> dict[str, Printed]:
-    """Each HTML document (attnviz.deck_html) printed to PDF by one headless Chromium, one page per slide."""
+    """Each HTML document (attnviz.viz.deck_html) printed to PDF by one headless Chromium, one page per slide."""
     printed = {}
     with chromium(timeout_ms, viewport=SLIDE_PX) as open_page:
         page = open_page()

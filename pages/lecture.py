@@ -24,7 +24,7 @@ from attnviz.analysis.views import neighbours
 from attnviz.app import keys
 from attnviz.app.guards import layer_weights_on_photos
 from attnviz.app.language import language, t
-from attnviz.app.lecture import PAGE_KEY_SUFFIX, PREFETCH_KEY, deck_button, presentation_style, step_figure
+from attnviz.app.lecture import PREFETCH_KEY, deck_button, presentation_style, step_figure
 from attnviz.capture.interventions import FLAT, Intervention
 
 
@@ -113,7 +113,7 @@ def live_step(selection, step: str, present: bool) -> None:
             st.markdown(notes)
             if companion is not None:
                 side_by_side(selection, analysis, companion)
-        with st.expander(t("switch.title"), key=f"{keys.LECTURE_CANVAS}_switch_{step}", on_change="rerun") as box:
+        with st.expander(t("switch.title"), key=keys.lecture_switch(step), on_change="rerun") as box:
             if box.open:
                 app.switch_section(selection, analysis, (step,), context=f"lecture_{step}", model_name=model_name)
         return
@@ -177,7 +177,7 @@ def navigation(step: str, present: bool, back=None, forward=None) -> None:
             t(f"lecture.{label}"), key=key, icon=f":material/{icon}:", shortcut=arrow if present else None, **go
         )
         if present:
-            where.button(t(f"lecture.{label}"), key=f"{key}_{PAGE_KEY_SUFFIX}", shortcut=page, **go)
+            where.button(t(f"lecture.{label}"), key=keys.lecture_page_button(key), shortcut=page, **go)
 
 
 def prefetch(selection, step: str, present: bool) -> None:

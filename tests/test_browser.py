@@ -45,7 +45,7 @@ def _open(page, url, link_text):
 
 def test_click_on_photo_moves_position_attention(server, browser_page):
     page = browser_page
-    _open(page, server, "Position attention (S)")
+    _open(page, server, "Position attention module (S)")
     page.get_by_text("the centre until you click").wait_for()
     stack = page.locator(".attnviz-canvas .stack").first  # the live photo (a component in a shadow root)
     stack.wait_for()
@@ -131,7 +131,7 @@ def test_a_fresh_server_opened_at_a_page_url_runs_the_app_entry(browser_page):
         _settled(page)
         page.get_by_text("ECA kernel size").first.wait_for()
         navigation = page.locator("[data-testid='stSidebarNav']").inner_text()
-        assert "Position attention (S)" in navigation and "eca kernel" not in navigation, navigation
+        assert "Position attention module (S)" in navigation and "eca kernel" not in navigation, navigation
         assert page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").count() == 2
 
 

@@ -76,6 +76,8 @@ def test_the_library_folders_say_their_layers():
         "serve",
         "cluster",
         "export_html",
+        "deck",
+        "slide_shots",
     }
     basics = {"kinds", "i18n", "text", "machine", "browser", "workpool"}
     assert top == tools | basics, sorted(top ^ (tools | basics))

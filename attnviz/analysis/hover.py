@@ -36,6 +36,7 @@ from attnviz.capture.records import (
     DenseAttentionRecord,
     GlobalContextRecord,
     PositionAttentionRecord,
+    TokenAttentionRecord,
 )
 
 __all__ = ["MAX_PAYLOAD_BYTES", "HoverPayload", "hover_payload", "grid_tables", "encode_floats", "channel_payload"]
@@ -103,7 +104,7 @@ def hover_payload(
             4 * record.maps[batch].numel(),
             "its map was kept as the module computed it (no factors to send), so the page draws it on click",
         )
-    if getattr(record, "bias", None) is not None or getattr(record, "causal", False):  # a masked token attention
+    if isinstance(record, TokenAttentionRecord) and (record.bias is not None or record.causal):  # masked tokens
         return HoverPayload(None, 0, "its rows add a mask that the page's formula has no term for: drawn on click")
     form = _form(record)
     num_bytes = _size_in_bytes(record)

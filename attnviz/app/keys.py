@@ -114,6 +114,17 @@ LECTURE_PREVIOUS = "lecture_previous"
 LECTURE_NEXT = "lecture_next"
 LECTURE_CANVAS = "lecture_canvas"
 
+
+def lecture_switch(step: str) -> str:
+    """The lecture's collapsed "switch it off" box of `step` in present mode."""
+    return f"{LECTURE_CANVAS}_switch_{step}"
+
+
+def lecture_page_button(button_key: str) -> str:
+    """The twin of a lecture Previous / Next button that PageUp / PageDown press (a presenter's clicker)."""
+    return f"{button_key}_page"
+
+
 # ---- "Switch it off" (attnviz.app.switch), on every module page, lecture step and a user model's Overview
 
 

@@ -28,7 +28,6 @@ from attnviz.deck import deck_file_name, deck_pdf, photo_stem
 from attnviz.viz.figures import attention_map_figure, branches_figure, sorted_weights_figure, with_caption
 
 __all__ = [
-    "PAGE_KEY_SUFFIX",
     "PREFETCH_KEY",
     "ROOM_FONT_PX",
     "ROOM_ZOOMS",
@@ -42,7 +41,6 @@ __all__ = [
 ]
 
 _PRESENTATION_CSS = Path(__file__).resolve().parent / "presentation.css"
-PAGE_KEY_SUFFIX = "page"  # the Previous / Next buttons that PageUp / PageDown press (hidden by presentation.css)
 PREFETCH_KEY = "lecture_prefetch"  # the hidden container the next step is computed in
 # The presentation view's text on a 1280 x 720 slide: the body's 22 px, the figures' ticks, legends and readouts
 # no smaller than ROOM_FONT_PX, their titles a little larger

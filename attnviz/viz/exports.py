@@ -91,8 +91,8 @@ class Framed:
 
 @lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """A face at `size` pixels: the CJK face fontconfig finds (the deck's, attnviz.deck_html), else PIL's own."""
-    from attnviz.deck_html import _font_file
+    """A face at `size` pixels: the CJK face fontconfig finds (the deck's, attnviz.viz.deck_html), else PIL's own."""
+    from attnviz.viz.deck_html import _font_file
 
     found = _font_file("Noto Sans CJK SC")
     if found is not None:

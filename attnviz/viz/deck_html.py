@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.util
 import io
 import json
 import re
@@ -58,11 +59,12 @@ class SlideContent:
 
 
 def _streamlit_static() -> Path | None:
-    try:
-        import streamlit
-    except ImportError:
+    """Streamlit's static files (KaTeX's script, style and fonts; Source Sans), found without importing it:
+    only the app layer imports Streamlit."""
+    spec = importlib.util.find_spec("streamlit")
+    if spec is None or spec.origin is None:
         return None
-    folder = Path(streamlit.__file__).resolve().parent / "static" / "static"
+    folder = Path(spec.origin).resolve().parent / "static" / "static"
     return folder if folder.is_dir() else None
 
 
