@@ -36,7 +36,7 @@ from attnviz.analysis.lecture import (
     pam_sentences,
     step_numbers,
 )
-from attnviz.analysis.views import position_view
+from attnviz.analysis.views import eca_neighbourhoods, position_view
 from attnviz.browser import chromium
 from attnviz.data.samples import list_samples, load_sample
 from attnviz.i18n import LANGUAGES, Phrase, translate
@@ -45,6 +45,7 @@ from attnviz.viz.deck_html import FONT_STACK, SLIDE_PX, SlideContent, deck_docum
 from attnviz.viz.figures import (
     attention_map_figure,
     branches_figure,
+    eca_neighbourhood_figure,
     pinned_maps_figure,
     sorted_weights_figure,
     with_caption,
@@ -187,8 +188,16 @@ def step_figures(content: StepContent, language: str, photo: str, image: np.ndar
     model, where = t("figures.caption_model", model=analysis.model_name), t("figures.caption_photo", photo=photo)
     at_layer = t("figures.caption_layer", layer=layer)
     record = analysis.records[layer]
-    if step in ("se", "eca"):
-        figure = sorted_weights_figure(record.weights[0].numpy(), t(f"lecture.{step}.figure", layer=layer), language)
+    if step == "eca":  # as the lecture page: the channel's weight from its k neighbours, channels in their order
+        unrolled = eca_neighbourhoods(record.kernel.numpy(), record.parts["pooled"][0].numpy(), record.kernel_bias)
+        channel = terms["channel"]
+        title = t("lecture.eca.figure", layer=layer, channel=channel, k=len(unrolled.offsets))
+        figure = eca_neighbourhood_figure(unrolled, channel, title, language)
+        figure.update_layout(width=FIGURE_BOX[0], height=FIGURE_BOX[1])
+        at_channel = t("figures.caption_channel", channel=channel)
+        figures = [with_caption(figure, _caption(module, model, where, f"{at_layer} · {at_channel}"))]
+    elif step == "se":
+        figure = sorted_weights_figure(record.weights[0].numpy(), t("lecture.se.figure", layer=layer), language)
         figure.update_layout(width=FIGURE_BOX[0], height=FIGURE_BOX[1])
         figures = [with_caption(figure, _caption(module, model, where, at_layer))]
     elif step == "flexible":

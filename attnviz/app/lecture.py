@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from attnviz.analysis.lecture import STEP_COMPANIONS, STEP_MODELS
+from attnviz.analysis.views import eca_neighbourhoods
 from attnviz.app import keys
 from attnviz.app.attention_canvas import attention_canvas
 from attnviz.app.channel_canvas import channel_canvas
@@ -25,7 +26,13 @@ from attnviz.app.widgets import chart, figure_caption
 from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord
 from attnviz.data.samples import list_samples
 from attnviz.deck import deck_file_name, deck_pdf, photo_stem
-from attnviz.viz.figures import attention_map_figure, branches_figure, sorted_weights_figure, with_caption
+from attnviz.viz.figures import (
+    attention_map_figure,
+    branches_figure,
+    eca_neighbourhood_figure,
+    sorted_weights_figure,
+    with_caption,
+)
 
 __all__ = [
     "PREFETCH_KEY",
@@ -173,7 +180,26 @@ def step_figure(step: str, selection, analysis, numbers, companion=None, present
     module = t(f"lecture.{step}.name")
     name = figure_file_name(step, analysis.model_name, selection.image_title)
     caption = figure_caption(module, t("figures.caption_layer", layer=layer), model=analysis.model_name)
-    if step in ("se", "eca"):
+    if step == "eca":  # the chosen channel's weight from its k neighbours, the channels in their own order
+        record = analysis.records[layer]
+        unrolled = eca_neighbourhoods(record.kernel.numpy(), record.parts["pooled"][0].numpy(), record.kernel_bias)
+        channel = numbers.terms["channel"]
+        _chart(
+            eca_neighbourhood_figure(
+                unrolled,
+                channel,
+                t("lecture.eca.figure", layer=layer, channel=channel, k=len(unrolled.offsets)),
+                language=lang,
+            ),
+            figure_caption(
+                module,
+                f"{t('figures.caption_layer', layer=layer)} · {t('figures.caption_channel', channel=channel)}",
+                model=analysis.model_name,
+            ),
+            present,
+            name,
+        )
+    elif step == "se":
         weights = analysis.records[layer].weights[0].numpy()
         _chart(
             sorted_weights_figure(weights, t(f"lecture.{step}.figure", layer=layer), language=lang),
