@@ -563,6 +563,7 @@ def centre_view(selection, module_name: str, record, pixel: tuple[int, int], mod
         module_name,
         tuple(pixel),
         mode,
+        selection.label is not None,
         record,
         image.shape[:2],
         selection.label,

@@ -153,3 +153,48 @@ def test_a_click_on_x_reruns_only_the_rows_numbers(server, page):
         assert f"channel={channel}" in page.url
         # X was not sent again: the map's last draw is the click's own, not a new run's
         assert page.locator(".attnviz-channels").get_attribute("data-source") == "pin"
+
+
+def test_clear_empties_the_photos_pins_and_the_next_click_starts_again(server, page):
+    """The canvas pins in the page, so its last data from the server can equal what a clear sends (no pins, the
+    centre): the clear must still reach the page, and the next click must not bring the cleared pins back."""
+    photo = list_samples()[3]
+    _open(page, f"{server}/position?model=danet-eca&photo={photo}")
+    image_hw = load_sample(photo).image.shape[:2]
+    box = _boxes(page)[0]
+    for x, y in [(50, 40), (400, 300)]:
+        page.mouse.click(*_centre_of_pixel(box, image_hw, x, y))
+        page.get_by_text(f"Chosen pixel: x = {x}, y = {y}").first.wait_for()
+        settled(page, TIMEOUT_MS, start_wait_ms=200, quiet_ms=200)
+    page.get_by_role("button", name="Clear pins").click()
+    page.get_by_text("the centre until you click").first.wait_for()
+    settled(page, TIMEOUT_MS, start_wait_ms=200, quiet_ms=200)
+    assert _local_pins(page) == []  # the photo's pins are gone too
+    page.locator(".stack").first.evaluate("s => s.scrollIntoView({block: 'center'})")  # the button scrolled it
+    box = _boxes(page)[0]
+    page.mouse.click(*_centre_of_pixel(box, image_hw, 200, 100))
+    page.get_by_text("Chosen pixel: x = 200, y = 100").first.wait_for()
+    settled(page, TIMEOUT_MS, start_wait_ms=200, quiet_ms=200)
+    assert _local_pins(page) == [[200, 100]] and _server_pins(page) == []  # one pin: the link has x, y only
+    assert "x=200&y=100" in page.url
+
+
+def test_a_row_typed_in_the_box_is_the_one_x_marks(server, page):
+    photo = list_samples()[0]
+    page.goto(f"{server}/channel_map?model=danet-eca&photo={photo}")
+    settled(page, TIMEOUT_MS)
+    page.wait_for_selector(".attnviz-channels[data-ready='1'] .matrix")
+    first = page.locator(".attnviz-channels").get_attribute("data-chosen")
+    matrix = page.locator(".matrix")
+    matrix.evaluate("m => m.scrollIntoView({block: 'center'})")
+    box = matrix.bounding_box()
+    clicked = 40 if first != "40" else 41
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + (clicked + 0.5) * box["height"] / 64)
+    page.get_by_text(f"Row c = {clicked} sums to").first.wait_for()
+    settled(page, TIMEOUT_MS, start_wait_ms=200, quiet_ms=200)
+    field = page.locator("input[type='number']").first
+    field.fill(first)
+    field.press("Enter")
+    page.get_by_text(f"Row c = {first} sums to").first.wait_for()
+    settled(page, TIMEOUT_MS, start_wait_ms=200, quiet_ms=200)
+    assert page.locator(".attnviz-channels").get_attribute("data-chosen") == first  # X marks the typed row

@@ -343,7 +343,7 @@ def test_the_findings_table_says_each_check_in_the_pages_language():
     chinese = findings_rows(checks, "zh")
     assert [row["drawn"] for row in chinese] == ["是", "否", "是", "是", "否"]
     assert chinese[0]["check"] == "已核验（最大误差 3.2e-07）" and chinese[3]["check"] == "它对 16 个通道做的 softmax"
-    assert chinese[1]["check"] == "已识别，未通过核验（最大误差 3.1e-01，容许 1e-05）"
+    assert chinese[1]["check"] == "已识别，未通过核验（最大误差 3.1e-01，上限 1e-05）"
     assert [row["module"] for row in chinese] == [row["module"] for row in english]
     # a family is a name; the type of a record found by what it computes is a word of the page's language
     assert [row["family"] for row in chinese] == ["pam", "non-local (embedded)", "eca", "通道权重", "–"]

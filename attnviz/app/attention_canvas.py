@@ -40,7 +40,7 @@ from attnviz.viz.canvas import (
     photo_data_url,
 )
 
-__all__ = ["attention_canvas"]
+__all__ = ["attention_canvas", "next_run"]
 
 # the canvas: a stub script (canvas_stub.js) that draws with the script and style the payload element brings
 _COMPONENT = st.components.v2.component(
@@ -125,7 +125,18 @@ def attention_canvas(
         local_pins=True,
         pin_state=False,
     )
+    data["run"] = next_run(key)
     _COMPONENT(data=data, key=key, on_pin_change=partial(_take_pin, key, image_hw, on_pin))
+
+
+def next_run(component_key: str) -> int:
+    """A number that changes on every run that draws the canvas. The page pins (and the channel map chooses) in
+    the browser without a run, so the server's last data can fall behind what the page shows; Streamlit skips a
+    component whose data equals its last, and a run that sends the server's state again (pins cleared, a row
+    typed back) would then not reach the page."""
+    counter = f"{component_key}__run"
+    st.session_state[counter] = st.session_state.get(counter, 0) + 1
+    return st.session_state[counter]
 
 
 def _panel_data(panel: dict, photo_key: str) -> dict:

@@ -14,6 +14,7 @@ from functools import partial
 
 import streamlit as st
 
+from attnviz.app.attention_canvas import next_run
 from attnviz.app.language import language
 from attnviz.viz.canvas import SCRIPT_DIR, canvas_style, channel_canvas_data, page_script
 
@@ -40,10 +41,12 @@ def _take_channel(component_key: str, channels: int, on_channel) -> None:
 
 def channel_canvas(*, payload: dict, version: str, channel: int, on_channel, key: str) -> None:
     """Draw X with row `channel` marked; `version` changes whenever the payload does (model, photo)."""
+    data = channel_canvas_data(
+        payload=payload, version=version, channel=channel, language=language(), local_pins=True, pin_state=False
+    )
+    data["run"] = next_run(key)  # the server's choice reaches the page even when it equals its last data
     _COMPONENT(
-        data=channel_canvas_data(
-            payload=payload, version=version, channel=channel, language=language(), local_pins=True, pin_state=False
-        ),
+        data=data,
         key=key,
         on_channel_change=partial(_take_channel, key, payload["channels"], on_channel),
     )

@@ -138,10 +138,20 @@ def hover_data(source: str, name: str, image_key: str, module: str, image_hw: tu
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def pixel_view(
-    source: str, name: str, image_key: str, module: str, pixel: tuple[int, int], mode: str, _record, _image_hw, _label
+    source: str,
+    name: str,
+    image_key: str,
+    module: str,
+    pixel: tuple[int, int],
+    mode: str,
+    labelled: bool,
+    _record,
+    _image_hw,
+    _label,
 ) -> PositionView:
     """The Position page's view of one pixel (attnviz.analysis.views.position_view), once per (model, photo,
-    module, pixel, mode) and shared read-only by every session: a class opening a photo reads its centre once."""
+    module, pixel, mode, and whether the photo has labels: an upload of a sample's pixels has none) and shared
+    read-only by every session: a class opening a photo reads its centre once."""
     return position_view(_record, pixel, _image_hw, mode, _label)
 
 

@@ -12,6 +12,7 @@ import contextvars
 from dataclasses import dataclass, field
 
 import numpy as np
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from attnviz.app.pagesmode import leave_pages_directory_mode
 
@@ -57,11 +58,14 @@ def begin_run() -> RunState:
 
 
 def continue_run(selection: Selection) -> RunState:
-    """The state of a fragment's run (st.fragment: a part of a page that reruns alone, without app.py): the
-    full run's when Streamlit runs the fragment in its context, else a new one for `selection`; either way the
-    address bar is to be written again (the fragment says all of its page's link parameters itself)."""
+    """The state of a fragment's part of a run (st.fragment: a part of a page that reruns alone, without
+    app.py): within a whole run, that run's; in a run of parts alone, a new one for `selection` (Streamlit may
+    run it in the thread of an earlier run, whose link parameters, a pin since cleared, must not be written
+    again). Either way the address bar is to be written again (the part says all of its page's parameters)."""
     state = _run.get()
-    if state is None or state.selection is None:
+    ctx = get_script_run_ctx()
+    parts_alone = bool(ctx is not None and ctx.fragment_ids_this_run)
+    if parts_alone or state is None or state.selection is None:
         state = RunState(selection=selection, entry=True)
         _run.set(state)
     state.link_written = False
