@@ -1,4 +1,5 @@
-"""The one place that touches Streamlit internals: leaving its pages/-folder mode.
+"""The one place that touches Streamlit internals: leaving its pages/-folder mode, and telling a run of a page's
+fragments alone from a whole run (`running_parts_alone`).
 
 app.py is the one entry. Streamlit, seeing a pages/ folder beside it, runs a
 page file on its own (its older multipage mode) until the first st.navigation
@@ -20,7 +21,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-__all__ = ["leave_pages_directory_mode"]
+__all__ = ["leave_pages_directory_mode", "running_parts_alone"]
 
 
 def leave_pages_directory_mode(run_by_entry: bool = True) -> None:
@@ -32,3 +33,9 @@ def leave_pages_directory_mode(run_by_entry: bool = True) -> None:
     if PagesManager.uses_pages_directory or (not run_by_entry and entry_is_app):
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def running_parts_alone() -> bool:
+    """Whether this run reruns some of the page's fragments (st.fragment) alone, not the whole script."""
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)

@@ -12,9 +12,8 @@ import contextvars
 from dataclasses import dataclass, field
 
 import numpy as np
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from attnviz.app.pagesmode import leave_pages_directory_mode
+from attnviz.app.pagesmode import leave_pages_directory_mode, running_parts_alone
 
 __all__ = ["Selection", "RunState", "begin_run", "continue_run", "run_state", "current"]
 
@@ -63,9 +62,7 @@ def continue_run(selection: Selection) -> RunState:
     run it in the thread of an earlier run, whose link parameters, a pin since cleared, must not be written
     again). Either way the address bar is to be written again (the part says all of its page's parameters)."""
     state = _run.get()
-    ctx = get_script_run_ctx()
-    parts_alone = bool(ctx is not None and ctx.fragment_ids_this_run)
-    if parts_alone or state is None or state.selection is None:
+    if running_parts_alone() or state is None or state.selection is None:
         state = RunState(selection=selection, entry=True)
         _run.set(state)
     state.link_written = False
