@@ -21,7 +21,7 @@ from pathlib import Path
 
 from attnviz.browser import SCRIPT_STATE, chromium, settled, streamlit_server
 
-__all__ = ["PAGES", "SIZES", "Shot", "MISSING_GLYPHS_JS", "overflowing", "shoot"]
+__all__ = ["write_report", "PAGES", "SIZES", "Shot", "MISSING_GLYPHS_JS", "overflowing", "shoot"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,10 +174,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with streamlit_server(ROOT / "app.py", ROOT) as url:
         shots = shoot(url, args.out, args.pages, args.languages, args.sizes)
-    report = [asdict(s) for s in shots]
-    (args.out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
-    json.dump(report, sys.stdout, indent=1, ensure_ascii=False)
+    write_report(args.out, shots)
     return 1 if any(s.overflowing or s.errors or s.missing_glyphs for s in shots) else 0
+
+
+def write_report(out: Path, shots) -> None:
+    """The shots' measures (dataclasses) as `out`/report.json and on standard output."""
+    report = [asdict(s) for s in shots]
+    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    json.dump(report, sys.stdout, indent=1, ensure_ascii=False)
 
 
 if __name__ == "__main__":

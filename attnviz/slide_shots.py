@@ -23,7 +23,7 @@ from pathlib import Path
 
 from attnviz.analysis.lecture import STEPS
 from attnviz.browser import SCRIPT_STATE, chromium, settled, streamlit_server
-from attnviz.screenshots import MISSING_GLYPHS_JS, overflowing
+from attnviz.screenshots import MISSING_GLYPHS_JS, overflowing, write_report
 
 __all__ = ["SLIDE_SIZES", "Slide", "below_the_screen", "smallest_text", "shoot_slides"]
 
@@ -144,9 +144,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with streamlit_server(ROOT / "app.py", ROOT) as url:
         slides = shoot_slides(url, args.out, args.steps, args.languages, args.sizes)
-    report = [asdict(s) for s in slides]
-    (args.out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
-    json.dump(report, sys.stdout, indent=1, ensure_ascii=False)
+    write_report(args.out, slides)
     return 1 if any(s.below or s.overflowing or s.errors or s.missing_glyphs for s in slides) else 0
 
 
