@@ -193,7 +193,8 @@ def test_the_saved_file_hovers_pins_and_shows_two_models_offline(analyses, tmp_p
             assert abs(pins[-1][0] - pixel[0]) <= 1 and abs(pins[-1][1] - pixel[1]) <= 1
             page.mouse.click(*point)
         assert json.loads(page.get_attribute(".attnviz-canvas", "data-pins")) == [list(p) for p in pins]
-        # each panel draws a map of each pin, captioned with its pixel
+        # each panel draws a map of each pin, captioned with its pixel (drawn in the task after the click)
+        page.wait_for_function("n => document.querySelectorAll('.pin-map figcaption').length >= n", arg=2 * len(pins))
         captions = page.eval_on_selector_all(".pin-map figcaption", "f => f.map(e => e.textContent)")
         assert len(captions) == 2 * len(pins)
         assert all(
