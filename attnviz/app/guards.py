@@ -18,7 +18,7 @@ from attnviz.analysis.forward import Analysis
 from attnviz.app.language import t
 from attnviz.app.links import write_link
 from attnviz.app.queueing import pooled
-from attnviz.app.resources import catalogue, model_analysis, photo_key, sample
+from attnviz.app.resources import ANALYSES, analysis_key, catalogue, model_analysis, photo_key, sample
 from attnviz.app.selection import Selection, current, run_state
 from attnviz.app.sources import model_source
 from attnviz.app.widgets import switch_button
@@ -79,11 +79,13 @@ def _analysis(
     """Model `name` of `source` on a photo (`intervention`: its modules switched): one job of the shared pool
     (attnviz.app.queueing), which loads the model and runs it (both cached, attnviz.app.resources, keyed by the
     intervention too); None, with the source's message, when it cannot."""
+    key = analysis_key(source, name, device, image_key, intervention)
     try:
         return pooled(
-            (source, name, device, image_key, intervention),
+            key,
             lambda: model_analysis(source, name, device, image_key, image, intervention),
             t(source.running_key),
+            cached=ANALYSES.holds(key),
         )
     except source.failures as error:
         st.error(t(source.failed_key, model=markdown_literal(name), error=markdown_literal(source.failure(error), 400)))

@@ -167,6 +167,7 @@ def user_chart(module_name: str) -> str:
     return f"user_{module_name}"
 
 
+PAGE_SHOWN = "page_shown"  # this session has run a page before (attnviz.admission: later runs go first)
 WORK_OWNER = "work_owner"  # this session's token in the shared work pool (attnviz.app.queueing)
 
 

@@ -2,14 +2,17 @@
 
 Models are cached per (source, name, device) with st.cache_resource (the
 source, attnviz.models.sources, holds its folder); the analysis of a photo (one
-forward pass with capture) per (model, device, image hash); attributions per
+forward pass with capture) per (model, device, image hash), in a cache bounded
+by the bytes it holds (ANALYSES, attnviz.sizedcache); attributions per
 (model, photo, pixel). A click then only computes one
 row or column from the cached analysis.
 
 The checkpoint catalogue and results.json are read once per state of the
 folder: the cache key is each file's name, size and modification time (one
-`os.scandir`, well under a millisecond), so a model trained or evaluated while
-the app runs shows up on the next run, and a click reads no model card.
+`os.scandir`), so a model trained or evaluated while the app runs shows up
+within a second, and a click reads no model card. The scan itself is kept for
+FOLDER_CHECK_S: a page asks for the catalogue a dozen times per run, and at 200
+sessions those scans were 15% of the server's time (py-spy, issue 31).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import copy
 import dataclasses
 import hashlib
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,6 +43,7 @@ from attnviz.data.samples import load_sample
 from attnviz.models.checkpoint import CheckpointInfo, scan_checkpoints
 from attnviz.models.sources import LoadedModel, ModelSource
 from attnviz.results import read_results
+from attnviz.sizedcache import SizedCache
 
 __all__ = [
     "working",
@@ -47,6 +52,8 @@ __all__ = [
     "catalogue_problems",
     "results",
     "loaded_model",
+    "ANALYSES",
+    "analysis_key",
     "model_analysis",
     "pixel_grad_cam",
     "pixel_integrated_gradients",
@@ -63,12 +70,23 @@ def checkpoint_dir() -> Path:
     return settings().checkpoint_dir
 
 
+FOLDER_CHECK_S = 1.0  # how long a scan of the checkpoint folder stands for its state
+_scans: dict[Path, tuple[float, tuple]] = {}
+
+
 def _fingerprint(directory: Path) -> tuple:
+    """(name, size, mtime) of the folder's files, scanned again once FOLDER_CHECK_S has passed."""
+    now = time.monotonic()
+    kept = _scans.get(directory)
+    if kept is not None and now - kept[0] < FOLDER_CHECK_S:
+        return kept[1]
     try:
         with os.scandir(directory) as entries:
-            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file()))
+            state = tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file()))
     except OSError:
-        return ()
+        state = ()
+    _scans[directory] = (now, state)  # (one dict store: safe across the sessions' threads)
+    return state
 
 
 @lru_cache(maxsize=8)
@@ -115,18 +133,43 @@ def loaded_model(source: ModelSource, name: str, device: str) -> LoadedModel:
     return source.load(name, device)
 
 
-@st.cache_resource(max_entries=48, show_spinner=False)
+ANALYSES_ENV = "ATTNVIZ_ANALYSES_MB"
+
+
+def analyses_budget_mib() -> int:
+    """The bytes the shared analyses may hold, in MiB: $ATTNVIZ_ANALYSES_MB, else 1024 (the 32 analyses of the
+    8 shipped models on the 4 sample photos hold about 0.2 GB; each 768x1024 upload about 39 MB more)."""
+    chosen = os.environ.get(ANALYSES_ENV, "").strip()
+    if not chosen:
+        return 1024
+    if not chosen.isdigit():
+        raise ValueError(f"${ANALYSES_ENV} must be a whole number of MiB, got {chosen!r}")
+    return int(chosen)
+
+
+ANALYSES = SizedCache(analyses_budget_mib() * 2**20)  # shared by every session of the process (attnviz.sizedcache)
+
+
+def analysis_key(source: ModelSource, name: str, device: str, image_key: str, intervention: Intervention | None):
+    """What decides an analysis: the cache key of `model_analysis`, and its job's key in the pool."""
+    return (source, name, device, image_key, intervention)
+
+
 def model_analysis(
     source: ModelSource,
     name: str,
     device: str,
     image_key: str,
-    _image: np.ndarray,
+    image: np.ndarray,
     intervention: Intervention | None = None,
 ) -> Analysis:
     """The analysis of model `name` of `source` on a photo (one forward pass with capture), once per photo and
-    intervention (None: the model as it is; else its modules switched off or flat, one more cached pass)."""
-    return source.analyse(loaded_model(source, name, device).model, _image, name, intervention=intervention)
+    intervention (None: the model as it is; else its modules switched off or flat, one more cached pass), kept
+    in ANALYSES while the budget allows."""
+    return ANALYSES.get_or_compute(
+        analysis_key(source, name, device, image_key, intervention),
+        lambda: source.analyse(loaded_model(source, name, device).model, image, name, intervention=intervention),
+    )
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

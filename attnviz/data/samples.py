@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,17 @@ class Sample:
 
 
 def list_samples() -> list[str]:
-    return sorted(p.stem for p in SAMPLE_DIR.glob("*.png") if not p.stem.endswith("_label"))
+    """The sample photos' names, read again only when the folder changes (a page asks several times a run)."""
+    try:
+        state = SAMPLE_DIR.stat().st_mtime_ns
+    except OSError:
+        state = None
+    return list(_sample_names(state))
+
+
+@lru_cache(maxsize=2)
+def _sample_names(folder_state) -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in SAMPLE_DIR.glob("*.png") if not p.stem.endswith("_label")))
 
 
 def load_sample(name: str) -> Sample:

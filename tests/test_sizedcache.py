@@ -1,0 +1,48 @@
+"""The byte-bounded cache of shared results (attnviz.sizedcache): what it counts and what it drops."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from attnviz.sizedcache import SizedCache, held_bytes
+
+
+@dataclass
+class Holder:
+    tensor: torch.Tensor
+    view: torch.Tensor
+    arrays: dict
+
+
+def test_held_bytes_counts_each_storage_once():
+    tensor = torch.zeros(10, 25)  # 1000 bytes
+    array = np.zeros(300, np.uint8)
+    holder = Holder(tensor, tensor[2:5], {"a": array, "b": array[100:], "name": "abcd"})
+    assert held_bytes(holder) == 1000 + 300 + 4 + len("a") + len("b") + len("name")
+    assert held_bytes([holder, holder]) == held_bytes(holder)
+    assert held_bytes(torch.nn.Linear(100, 100)) == 0  # models are cached apart
+
+
+def test_least_recently_used_is_dropped_past_the_budget():
+    cache = SizedCache(100, size_of=len)
+    cache.put("a", b"x" * 40)
+    cache.put("b", b"x" * 40)
+    assert cache.get("a") is not None  # a is now the most recently used
+    cache.put("c", b"x" * 40)
+    assert (cache.holds("a"), cache.holds("b"), cache.holds("c")) == (True, False, True)
+    assert cache.held == 80
+    cache.put("huge", b"x" * 500)  # alone over the budget: kept, everything older dropped
+    assert len(cache) == 1 and cache.holds("huge") and cache.held == 500
+    cache.put("huge", b"x" * 10)  # a key put again replaces its size
+    assert cache.held == 10
+
+
+def test_get_or_compute_computes_once():
+    calls = []
+    cache = SizedCache(1000, size_of=len)
+    for _ in range(3):
+        assert cache.get_or_compute("k", lambda: calls.append(1) or b"abc") == b"abc"
+    assert calls == [1]
+    cache.clear()
+    assert len(cache) == 0 and cache.held == 0
