@@ -308,7 +308,7 @@ energy = channel_energy(record.features) if record.features is not None else Non
 module = app.t("channel_map.module")
 formula(record)
 what_to_notice(record, summary, energy)
-live_part(selection, analysis, module_name, record, summary)
+live_part(selection, analysis.view_only(), module_name, record, summary)
 row_part(selection, record, attention, energy, module)
 fusion(selection, analysis, record)
 app.switch_section(selection, analysis, (AttentionKind.CAM,), context="channel_map")

@@ -644,7 +644,7 @@ module_name = app.spatial_module_picker(st, modules)
 record = modules[module_name]
 module_notes(record)
 others = app.companion_panels(selection, analysis, module_name)
-live_part(selection, analysis, module_name, record, others)
+live_part(selection, analysis.view_only(), module_name, record, others)
 numbers_part(selection, module_name, record, others, several_modules=len(modules) > 1)
 formula_header(record)
 formula_part(selection, module_name, record)

@@ -46,3 +46,21 @@ def test_get_or_compute_computes_once():
     assert calls == [1]
     cache.clear()
     assert len(cache) == 0 and cache.held == 0
+
+
+def test_what_a_live_part_keeps_of_an_analysis():
+    """A page's live part keeps its arguments for its session: given view_only(), it keeps the maps it draws,
+    not the channel layers' input features (most of an analysis's bytes)."""
+    from attnviz.analysis.forward import analyse
+    from attnviz.data.samples import list_samples, load_sample
+    from attnviz.models import load_checkpoint
+
+    model, _ = load_checkpoint("danet-eca")
+    analysis = analyse(model.eval(), load_sample(list_samples()[0]).image)
+    view = analysis.view_only()
+    assert set(view.records) == {"head.pam", "head.cam"}
+    assert view.spatial_attention.keys() == analysis.spatial_attention.keys()
+    assert view.channel_map == analysis.channel_map
+    features = sum(r.features.numel() * 4 for r in analysis.channel_layers().values())
+    left_out = held_bytes(analysis) - held_bytes(view)
+    assert 0 <= left_out - features < 0.01 * features  # the ECA layers' inputs, and their few weights and names

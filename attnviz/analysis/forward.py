@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -131,6 +131,15 @@ class Analysis:
     def channel_map(self) -> tuple[str, ChannelMapRecord] | None:
         found = self.of_type(ChannelMapRecord)
         return next(iter(found.items())) if found else None
+
+    def view_only(self) -> Analysis:
+        """This analysis with only the records the interactive view draws (the spatial maps and X). What a page's
+        live part (st.fragment) is given: Streamlit keeps a part's arguments for its session until the next
+        whole run, and a part given the whole analysis kept the channel layers' input features alive (54 MB of
+        a 768x1024 upload's 61 MB) after the shared cache had dropped them: 200 sessions of which 40 upload
+        reached 5.2 GB (python -m attnviz.load_bench, issue 31)."""
+        kept = set(self.spatial_attention) | ({self.channel_map[0]} if self.channel_map else set())
+        return replace(self, records={name: r for name, r in self.records.items() if name in kept})
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ import streamlit as st
 
 from attnviz.analysis.geometry import parse_pixel
 from attnviz.i18n import DEFAULT_LANGUAGE
+from attnviz.sizedcache import SizedCache
 from attnviz.viz.canvas import (
     SCRIPT_DIR,
     attention_canvas_data,
@@ -146,11 +147,10 @@ def _panel_data(panel: dict, photo_key: str) -> dict:
     return data
 
 
+_PHOTOS = SizedCache(64 * 2**20, size_of=len)  # photo key -> data URL, shared by every session of the process
+
+
 def _photo(photo_key: str, image: np.ndarray) -> str:
-    """The photo's data URL, encoded once per photo and session (the last few photos are kept)."""
-    cache = st.session_state.setdefault("_attention_canvas_photo", {})
-    if photo_key not in cache:
-        while len(cache) >= 3:
-            cache.pop(next(iter(cache)))
-        cache[photo_key] = photo_data_url(image)
-    return cache[photo_key]
+    """The photo's data URL, encoded once per photo for every session (a class opening a sample photo encodes it
+    once; it was once per session, 3 ms of each first page)."""
+    return _PHOTOS.get_or_compute(photo_key, lambda: photo_data_url(image))
