@@ -14,6 +14,7 @@ import streamlit as st
 from attnviz import app
 from attnviz.analysis.forward import classes_present
 from attnviz.analysis.metrics import score_prediction
+from attnviz.analysis.tokens import token_layout
 from attnviz.analysis.views import (
     branch_weights,
     card_rows,
@@ -24,8 +25,10 @@ from attnviz.analysis.views import (
     recognised_by_structure,
 )
 from attnviz.app import keys
-from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord
+from attnviz.capture.recorder import split_name
+from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord, TokenAttentionRecord
 from attnviz.models.checkpoint import card_summary
+from attnviz.models.imagenet import input_side
 from attnviz.text import markdown_literal
 from attnviz.viz.exports import png_bytes
 from attnviz.viz.figures import (
@@ -296,20 +299,33 @@ def imagenet_classifier(selection, analysis) -> None:
     """An ImageNet classifier from timm: the photo, its top five classes, and the pages that show its layers."""
     left, right = st.columns([3, 2])
     left.image(selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title)))
+    tokens = analysis.of_type(TokenAttentionRecord)
     with right:
         st.markdown(t("overview.timm.top5", model=selection.model_name))
         top_classes_table(st, analysis.top_classes, progress=True)
-        st.caption(
-            t(
-                "overview.timm.layers",
-                weights=selection.weights_note,
-                count=len(analysis.channel_layers()),
-                attention=selection.attention.upper(),
+        if tokens:
+            first = next(iter(tokens.values()))
+            layout = token_layout(first)
+            patches = t("position.patches", rows=layout.grid[0], cols=layout.grid[1])
+            layers = len({split_name(name)[0] for name in tokens})
+            words = dict(layers=layers, heads=layout.heads, tokens=layout.tokens, parts=layout.parts(patches))
+            st.caption(t("overview.timm.token_layers", weights=selection.weights_note, **words))
+        else:
+            st.caption(
+                t(
+                    "overview.timm.layers",
+                    weights=selection.weights_note,
+                    count=len(analysis.channel_layers()),
+                    attention=selection.attention.upper(),
+                )
             )
-        )
-    st.markdown(t("overview.timm.pages"))
+    st.markdown(t("overview.timm.token_pages" if tokens else "overview.timm.pages"))
     with st.expander(t("common.for_researchers")):
-        st.caption(t("overview.timm.details", ms=analysis.forward_s * 1000, device=analysis.device))
+        if tokens:
+            size, ms = input_side(selection.model_name), analysis.forward_s * 1000
+            st.caption(t("overview.timm.token_details", size=size, ms=ms, device=analysis.device))
+        else:
+            st.caption(t("overview.timm.details", ms=analysis.forward_s * 1000, device=analysis.device))
 
 
 def segmentation(selection, analysis) -> None:

@@ -20,6 +20,7 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import app
 from attnviz.analysis.switch import kinds_of
+from attnviz.analysis.tokens import token_layout
 from attnviz.analysis.views import (
     MODES,
     PositionView,
@@ -34,8 +35,9 @@ from attnviz.analysis.views import (
 )
 from attnviz.app import keys
 from attnviz.app.links import MAX_PINS
-from attnviz.capture.records import CrissCrossAttentionRecord
+from attnviz.capture.records import CrissCrossAttentionRecord, TokenAttentionRecord
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
+from attnviz.models.imagenet import TOKEN_KIND
 from attnviz.results import as_number, class_figure, model_results
 from attnviz.viz.exports import grid_csv, overlay_png
 from attnviz.viz.figures import attention_map_figure, class_name
@@ -129,9 +131,35 @@ def what_to_notice(selection) -> None:
     st.markdown(t("position.notice", model=t(f"position.notice_{fits}")))
 
 
+def token_words(record) -> dict:
+    """A transformer's token layout in the page's words (attnviz.analysis.tokens)."""
+    layout = token_layout(record)
+    patches = t("position.patches", rows=layout.grid[0], cols=layout.grid[1])
+    return dict(
+        tokens=layout.tokens,
+        parts=layout.parts(patches),
+        prefix=" + ".join(layout.prefix) or "—",
+        head=layout.head if layout.head is not None else 0,
+        heads=layout.heads,
+    )
+
+
+def prefix_share_text(record, index: int) -> str:
+    """What patch `index` gives each token in front of the patches (CLS, DIST, registers)."""
+    shares = record.prefix_share(index).tolist()
+    names = token_layout(record).prefix
+    return t(
+        "position.prefix_share",
+        shares=", ".join(f"{name} {share:.4f}" for name, share in zip(names, shares)),
+        keys=record.num_keys,
+    )
+
+
 def module_notes(record) -> None:
     """What kind of spatial attention the chosen module is, where that changes how to read it."""
-    if record.shared_by_all_queries:
+    if isinstance(record, TokenAttentionRecord):
+        st.info(t("position.tokens", **token_words(record)))
+    elif record.shared_by_all_queries:
         st.info(t("position.gcnet"))
     elif isinstance(record, CrissCrossAttentionRecord):
         st.info(t("position.criss_cross"))
@@ -300,6 +328,8 @@ def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
                 keys=reading.baseline,
             )
         )
+        if isinstance(record, TokenAttentionRecord) and record.prefix_keys:
+            parts.append(prefix_share_text(record, view.index))
     else:
         parts.append(
             t(
@@ -438,6 +468,15 @@ def formula_header(record) -> None:
     pixel, so drawn once per page run, not on every pin."""
     if record.normalisation != "softmax":
         return
+    if isinstance(record, TokenAttentionRecord):
+        tokens = (
+            r"\begin{aligned} S_{ij} &= \frac{\exp(q_i^\top k_j / \sqrt{d})}{Z_i} \\"
+            r" Z_i &= \sum_{m \in \text{all tokens}} \exp(q_i^\top k_m / \sqrt{d}) \\"
+            r" o_i &= \sum_j S_{ij}\, v_j \end{aligned}"
+        )
+        names = t("position.formula_tokens", **token_words(record))
+        st.markdown("\n\n".join([t("position.formula_title"), f"$$\n{tokens}\n$$", names]))
+        return
     general = (
         r"\begin{aligned} S_{ij} &= \frac{\exp(B_i^\top C_j)}{Z_i} \\ Z_i &= \sum_m \exp(B_i^\top C_m) \\"
         r" E_i &= \alpha \sum_j S_{ij}\, D_j + A_i \end{aligned}"
@@ -459,10 +498,9 @@ def formula_numbers(view: PositionView, record, image_hw) -> None:
         return
     i, j = pair.query, pair.key
     (i_row, i_col), (j_row, j_col) = pair.query_cell, pair.key_cell
-    energies = (
-        rf"\begin{{aligned}} B_{{{i}}}^\top C_{{{j}}} &= {pair.energy:.3f} \\"
-        rf" \log Z_{{{i}}} &= {pair.log_z:.3f} \end{{aligned}}"
-    )
+    tokens = isinstance(record, TokenAttentionRecord)
+    energy = rf"q_{{{i}}}^\top k_{{{j}}} / \sqrt{{d}}" if tokens else rf"B_{{{i}}}^\top C_{{{j}}}"
+    energies = rf"\begin{{aligned}} {energy} &= {pair.energy:.3f} \\ \log Z_{{{i}}} &= {pair.log_z:.3f} \end{{aligned}}"
     lines = [
         t(f"position.formula_{view.mode}", i=i, j=j, i_row=i_row, i_col=i_col, j_row=j_row, j_col=j_col),
         t(
@@ -480,7 +518,7 @@ def formula_numbers(view: PositionView, record, image_hw) -> None:
     st.latex(rf"S_{{{i},{j}}} = e^{{{pair.energy:.3f} - {pair.log_z:.3f}}} = {pair.entry:.4f}")
     st.markdown(
         t(
-            "position.formula_numbers",
+            "position.formula_numbers_tokens" if tokens else "position.formula_numbers",
             energy=pair.energy,
             log_z=pair.log_z,
             entry=pair.entry,
@@ -496,7 +534,9 @@ def researchers_notes(record, model_notes: list[str]) -> None:
     st.markdown(
         "\n\n".join(
             [
-                t(
+                t("position.researchers.tokens", row=r"$\exp(q_i^\top k_j / \sqrt{d} - \log Z_i)$")
+                if isinstance(record, TokenAttentionRecord)
+                else t(
                     "position.researchers.notation",
                     s_formula=r"$S = \mathrm{softmax}(B^\top C)$",
                     e_formula=r"$E = \alpha\,(D\,S^\top) + A$",
@@ -635,7 +675,7 @@ def pixel_researchers_part(selection, module_name: str, record) -> None:
 
 introduction()
 selection, analysis = app.page_analysis(
-    prefixes=("danet",), what=t("position.what"), needs=lambda a: bool(a.spatial_attention)
+    prefixes=("danet",), what=t("position.what"), needs=lambda a: bool(a.spatial_attention), also=(TOKEN_KIND,)
 )
 what_to_notice(selection)
 model_notes = training_notes(selection)

@@ -180,11 +180,13 @@ def analyse_classifier(
     intervention: Intervention | None = None,
 ) -> Analysis:
     """One forward pass of a timm ImageNet classifier, with timm's own preprocessing: the top-5 classes
-    and every attention record (read through the modules' own gates); `intervention` as for `analyse`."""
-    from attnviz.models.imagenet import preprocess, top_classes
+    and every attention record (read through the modules' own gates, or from SDPA's arguments); a transformer
+    sees the whole photo resized (attnviz.models.imagenet), so that its patch grid covers the photo; `intervention`
+    as for `analyse`."""
+    from attnviz.models.imagenet import IMAGENET_MODELS, TOKEN_KIND, preprocess, top_classes
 
     device = next(model.parameters()).device
-    x = preprocess(model, image).to(device)
+    x = preprocess(model, image, whole_photo=IMAGENET_MODELS.get(model_name, ("",))[0] == TOKEN_KIND).to(device)
     logits, records, elapsed = _captured_forward(model, x, keep_features, intervention)
     top = top_classes(logits.cpu())
     return Analysis(model_name, str(device), image, None, records, elapsed, top, intervention=intervention)

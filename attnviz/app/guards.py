@@ -97,17 +97,20 @@ def page_analysis(
     attention: tuple[str, ...] = (),
     what: str = "",
     needs: Callable[[Analysis], bool] | None = None,
+    also: tuple[str, ...] = (),
 ) -> tuple[Selection, Analysis]:
     """The selection and its analysis for a page; stops the page (with an explanation) when there is none.
 
     Our models fit a page by their head (`prefixes`) and attention kind (`attention`), known without
-    running them; a user's model fits when its analysis has what the page draws (`needs`): a recognised
-    and verified module of the right family.
+    running them, or by an attention kind the page draws whatever the head (`also`: the ImageNet transformers'
+    "token" on the Position page); a user's model fits when its analysis has what the page draws (`needs`):
+    a recognised and verified module of the right family.
     """
     selection = page_selection()
     if (
         selection.source != "user"
         and (prefixes or attention)
+        and selection.attention not in also
         and not _fits(prefixes, attention, selection.head, selection.attention)
     ):
         selection = stand_in(selection, prefixes, attention, what)

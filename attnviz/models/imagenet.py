@@ -1,12 +1,17 @@
-"""Real ImageNet classifiers with channel attention, from timm, and what they predict.
+"""Real ImageNet classifiers with channel attention or attention over tokens, from timm, and what they predict.
 
-The ECA and SE layers people read about live in ImageNet models. These are
-built by timm (`timm.create_model`) and read by `attnviz.capture` through
-hooks on their own gates (`attnviz.capture.adapters`):
+The ECA and SE layers people read about live in ImageNet models, and so do the
+vision transformers people inspect today. These are built by timm
+(`timm.create_model`) and read by `attnviz.capture`, the gates through hooks on
+their own modules (`attnviz.capture.adapters`), the transformers' attention from
+the arguments of `F.scaled_dot_product_attention` (`attnviz.capture.dataflow`):
 
     ecaresnet26t, ecaresnet50d, ecaresnet101d, eca_nfnet_l0   ECA (Wang et al., CVPR 2020)
     seresnet50, efficientnet_b0, mobilenetv3_large_100        SE (Hu et al., CVPR 2018); MobileNetV3 and
                                                               EfficientNet gate with a hard / plain sigmoid
+    vit_small_patch16_224                                     ViT (Dosovitskiy et al., ICLR 2021): CLS + 14x14
+    deit_small_distilled_patch16_224                          DeiT (Touvron et al., ICML 2021): CLS, distillation
+    vit_small_r26_s32_224                                     a hybrid: ResNet-26 stem, then ViT over 7x7 tokens
 
 Weights, in order: a local file for the architecture in the folder
 $ATTNVIZ_TIMM_WEIGHTS (`<arch>.safetensors`, `.pth` or `.bin`, or a folder
@@ -20,7 +25,11 @@ else timm's own pretrained weights from the Hugging Face hub when it can be
 reached (checked first with a probe bounded as a whole, name lookup included, by
 3 seconds, so an offline machine does not wait for the hub client's retries);
 else random weights, and the app says so. Preprocessing is timm's own for each
-model (`resolve_model_data_config`, `create_transform`).
+model (`resolve_model_data_config`, `create_transform`), with one difference for
+the transformers (`kind` "token"): the whole photo is resized to the model's input
+size, not resized and then centre-cropped, so that the patch grid covers the photo
+the page draws on and a patch's row lands on the pixels it came from (the aspect
+ratio is not kept: a 360x480 photo's patches are 25.7 x 34.3 photo pixels).
 """
 
 from __future__ import annotations
@@ -40,11 +49,13 @@ from attnviz.models.checkpoint import CheckpointError, state_dict_mismatch
 
 __all__ = [
     "IMAGENET_MODELS",
+    "TOKEN_KIND",
     "WEIGHTS_ENV",
     "ClassifierWeights",
     "ImageNetWeightsError",
     "find_weights_file",
     "hub_reachable",
+    "input_side",
     "load_imagenet_model",
     "preprocess",
     "top_classes",
@@ -59,7 +70,11 @@ IMAGENET_MODELS: dict[str, tuple[str, str]] = {
     "seresnet50": ("se", "SE-ResNet-50"),
     "efficientnet_b0": ("se", "EfficientNet-B0"),
     "mobilenetv3_large_100": ("se", "MobileNetV3-Large 1.0"),
+    "vit_small_patch16_224": ("token", "ViT-S/16"),
+    "deit_small_distilled_patch16_224": ("token", "DeiT-S/16 distilled"),
+    "vit_small_r26_s32_224": ("token", "ViT-S hybrid (ResNet-26 stem)"),
 }
+TOKEN_KIND = "token"  # IMAGENET_MODELS' kind of the transformers: attention over tokens, drawn on the photo
 WEIGHTS_ENV = "ATTNVIZ_TIMM_WEIGHTS"
 _SUFFIXES = (".safetensors", ".pth", ".bin")
 _HUB = ("huggingface.co", 443)
@@ -173,11 +188,24 @@ def _model_from_file(timm, arch: str, path: Path) -> torch.nn.Module:
     return model
 
 
-def preprocess(model: torch.nn.Module, image: np.ndarray) -> torch.Tensor:
-    """timm's evaluation transform for `model` applied to an RGB uint8 photo: (1, 3, S, S)."""
+def input_side(arch: str) -> int:
+    """The side of the square photo timm's `arch` takes (its pretrained config's input size)."""
+    import timm
+
+    config = timm.get_pretrained_cfg(arch)
+    if config is None:
+        raise ValueError(f"timm has no pretrained config for {arch!r}")
+    return int(config.input_size[-1])
+
+
+def preprocess(model: torch.nn.Module, image: np.ndarray, whole_photo: bool = False) -> torch.Tensor:
+    """timm's evaluation transform for `model` applied to an RGB uint8 photo: (1, 3, S, S). `whole_photo`: the
+    whole photo resized to S x S (timm's interpolation, mean and std) instead of resized and centre-cropped."""
     import timm.data
 
     config = timm.data.resolve_model_data_config(model)
+    if whole_photo:
+        config = {**config, "crop_pct": 1.0, "crop_mode": "squash"}  # timm's own "squash": resize to S x S
     transform = timm.data.create_transform(**config, is_training=False)
     return transform(Image.fromarray(np.asarray(image, dtype=np.uint8))).unsqueeze(0)
 

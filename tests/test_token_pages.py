@@ -1,0 +1,102 @@
+"""Transformers from the ImageNet source on the pages (issue 32): each head's map over the photo on the Position
+page, the token layout on the Overview, and a patch grid that covers the photo the page draws on."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from streamlit.testing.v1 import AppTest
+
+from attnviz.analysis.forward import analyse_classifier
+from attnviz.app import resources
+from attnviz.app.sources import model_source
+from attnviz.capture.records import TokenAttentionRecord
+from attnviz.data.samples import list_samples, load_sample
+from attnviz.models import imagenet
+from attnviz.models.imagenet import IMAGENET_MODELS, TOKEN_KIND, preprocess
+
+ROOT = Path(__file__).resolve().parents[1]  # the project: app.py, pages/
+
+TRANSFORMERS = [arch for arch, (kind, _) in IMAGENET_MODELS.items() if kind == TOKEN_KIND]
+
+
+def test_a_transformer_sees_the_whole_photo():
+    """The patch grid must cover the photo the page draws on: a white left quarter of a 360x480 photo is the
+    left quarter of the model's input (56 of 224 columns), where timm's centre crop would keep about 30."""
+    model = timm.create_model("vit_small_patch16_224", pretrained=False).eval()
+    photo = np.zeros((360, 480, 3), np.uint8)
+    photo[:, :120] = 255
+    mean = torch.tensor(model.pretrained_cfg["mean"])
+    std = torch.tensor(model.pretrained_cfg["std"])
+
+    def white_columns(x):
+        pixels = x[0] * std[:, None, None] + mean[:, None, None]  # back to 0..1
+        return int((pixels[:, 112].mean(0) > 0.5).sum())  # along the middle row
+
+    assert preprocess(model, photo, whole_photo=True).shape == (1, 3, 224, 224)
+    assert abs(white_columns(preprocess(model, photo, whole_photo=True)) - 56) <= 1  # bicubic edge: one column
+    assert white_columns(preprocess(model, photo)) < 40  # timm's own evaluation crops the sides away
+
+
+@pytest.mark.parametrize("arch", TRANSFORMERS)
+def test_every_listed_transformer_is_read_head_by_head(arch):
+    torch.manual_seed(0)
+    model = timm.create_model(arch, pretrained=False).eval()
+    analysis = analyse_classifier(model, load_sample(list_samples()[0]).image, arch)
+    tokens = analysis.of_type(TokenAttentionRecord)
+    blocks = [m for m in model.modules() if type(m).__name__ == "Attention"]
+    heads = blocks[0].num_heads
+    assert len(tokens) == len(blocks) * heads  # every head of every layer
+    first = next(iter(tokens.values()))
+    prefix = 2 if "distilled" in arch else 1
+    assert (first.prefix_keys, first.heads) == (prefix, heads)
+    assert first.key_grid == ((7, 7) if "r26_s32" in arch else (14, 14))
+
+
+def _position_page(arch: str, language: str = "en") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params["source"] = "timm"
+    at.query_params["model"] = arch
+    at.query_params["lang"] = language
+    at.switch_page("pages/position.py")
+    return at.run()
+
+
+@pytest.mark.parametrize(
+    "arch,layout",
+    [
+        ("vit_small_patch16_224", "197 tokens: CLS + 14x14 patches; head 0 of 6"),
+        ("deit_small_distilled_patch16_224", "198 tokens: CLS + DIST + 14x14 patches; head 0 of 6"),
+    ],
+)
+def test_the_position_page_draws_a_heads_map_with_the_librarys_numbers(arch, layout, monkeypatch):
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: False)  # offline: random weights, said so
+    at = _position_page(arch)
+    assert not at.exception, at.exception[0].value
+    assert any(layout in info.value for info in at.info)
+    # the page's numbers are the library's for the model the app loaded (random weights: read back its copy)
+    model = resources.loaded_model(model_source("timm"), arch, "cpu").model
+    analysis = analyse_classifier(model, load_sample(list_samples()[0]).image, arch)
+    record = analysis.spatial_attention["blocks.0.attn:head0"]
+    text = "\n".join(m.value for m in at.markdown)
+    index = int(re.search(r"index i = (\d+) of N = 196", text).group(1))
+    total = float(re.search(r"Row i sums to \*\*([0-9.]+)\*\*", text).group(1))
+    assert abs(total - float(record.row(index).sum())) <= 1e-6 + 1e-6  # printed to 6 decimals; float32 sum
+    shares = record.prefix_share(index).tolist()
+    printed = [float(v) for v in re.findall(r"(?:CLS|DIST) ([0-9.]+)", text)]
+    assert printed == pytest.approx(shares, abs=5e-5)  # printed to 4 decimals
+    assert abs(total + sum(shares) - 1) <= 1e-5  # the patches' share and the prefix's make the whole row
+
+
+def test_the_pages_speak_of_tokens_in_chinese(monkeypatch):
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: False)
+    at = _position_page("vit_small_patch16_224", "zh")
+    assert not at.exception, at.exception[0].value
+    assert any("197 个词元：CLS + 14x14 个图块" in info.value for info in at.info)
+    at.switch_page("pages/overview.py").run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "12 个注意力层，每层 6 个头：197 个词元，CLS + 14x14 个图块" in captions
