@@ -367,3 +367,38 @@ def tempfile_dir():
     import tempfile
 
     return tempfile.gettempdir()
+
+
+def test_a_vit_patch_is_hovered_like_the_library_with_nothing_sent(open_page, tmp_path_factory):
+    """Issue 32: a ViT from the ImageNet source (its weights a file this test writes, read the way the app reads
+    local weights), hovered patch by patch: the page's row and top 5 are the library's, computed in the page."""
+    import os
+
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    from attnviz.analysis.forward import analyse_classifier
+    from attnviz.models.imagenet import load_imagenet_model
+
+    arch, folder = "vit_small_patch16_224", tmp_path_factory.mktemp("timm-weights")
+    torch.manual_seed(0)
+    state = timm.create_model(arch, pretrained=False).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / f"{arch}.safetensors"))
+    model, weights = load_imagenet_model(arch, folder, allow_download=False)
+    assert weights.origin == "file"
+    photo = list_samples()[0]
+    image = load_sample(photo).image
+    record = analyse_classifier(model, image, arch).spatial_attention["blocks.0.attn:head0"]
+    env = {**os.environ, "ATTNVIZ_TIMM_WEIGHTS": str(folder)}
+    with streamlit_server(ROOT / "app.py", ROOT, env=env) as url:
+        page = open_page()
+        _open(page, f"{url}/position?source=timm&model={arch}&photo={photo}")
+        sent = page.evaluate("window.__sent")
+        page.evaluate("window.__states = []")
+        for fraction in POINTS:
+            (shown,) = _hover(page, fraction)
+            _assert_view_equals_library(shown, record, image.shape[:2])
+            assert len(shown["top"]) >= 5
+        _server_quiet_since(page, sent)
+        page.close()

@@ -130,6 +130,8 @@ def hover_payload(
         data["query"] = encode_floats(record.query[batch].float().cpu().numpy())
         data["key"] = encode_floats(record.key[batch].float().cpu().numpy())
         data["lse"] = encode_floats(record.log_normaliser[batch].float().cpu().numpy())
+        if isinstance(record, TokenAttentionRecord) and record.prefix_keys:  # CLS, DIST, registers: in every row
+            data["prefix_key"] = encode_floats(record.prefix_key[batch].float().cpu().numpy())
     return HoverPayload(data, num_bytes)
 
 

@@ -42,6 +42,9 @@ function prepare(payload) {
     p.q = decode(payload.query, Float32Array);
     p.k = decode(payload.key, Float32Array);
     p.lse = decode(payload.lse, Float32Array);
+    // a transformer's tokens in front of the patches (CLS, DIST, registers): keys of every row, not drawn
+    p.pk = payload.prefix_key ? decode(payload.prefix_key, Float32Array) : null;
+    p.numPrefix = p.pk ? p.pk.length / payload.channels : 0;
   }
   return p;
 }
@@ -72,12 +75,16 @@ function softmaxInPlace(energies, keys) {
   return energies;
 }
 
-// the same over every entry, with index loops (no list of keys: this runs on every pointer move)
-function softmaxDense(energies) {
+// the same over every entry, with index loops (no list of keys: this runs on every pointer move); `extra`: the
+// energies of keys that share the row but are not drawn (a transformer's prefix tokens), so the drawn entries
+// sum to 1 minus their share, as in attnviz.capture.records.TokenAttentionRecord.row
+function softmaxDense(energies, extra = []) {
   const n = energies.length;
   let peak = -Infinity;
   for (let j = 0; j < n; j++) if (energies[j] > peak) peak = energies[j];
+  for (const e of extra) if (e > peak) peak = e;
   let total = 0;
+  for (const e of extra) total += Math.exp(e - peak);
   for (let j = 0; j < n; j++) {
     const e = Math.exp(energies[j] - peak);
     energies[j] = e;
@@ -113,7 +120,8 @@ function attention(p, mode, index) {
     const out = new Float64Array(p.numKeys);
     for (let j = 0; j < p.numKeys; j++) out[j] = dot(p.q, index, p.k, j, c);
     if (p.form === "dot") return out.map((energy) => energy / p.numKeys);
-    return softmaxDense(out);
+    const prefix = range(p.numPrefix).map((t) => dot(p.q, index, p.pk, t, c));
+    return softmaxDense(out, prefix);
   }
   const out = new Float64Array(p.numQueries);
   for (let i = 0; i < p.numQueries; i++) out[i] = weight(p, dot(p.q, i, p.k, index, c), i);
