@@ -20,7 +20,7 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import app
 from attnviz.analysis.switch import kinds_of
-from attnviz.analysis.tokens import token_layout
+from attnviz.analysis.tokens import HeadsMean, token_layout
 from attnviz.analysis.views import (
     MODES,
     PositionView,
@@ -132,8 +132,8 @@ def what_to_notice(selection) -> None:
 
 
 def token_words(record) -> dict:
-    """A transformer's token layout in the page's words (attnviz.analysis.tokens)."""
-    layout = token_layout(record)
+    """A transformer's token layout in the page's words (attnviz.analysis.tokens); a heads' mean by its first head."""
+    layout = token_layout(record.heads[0] if isinstance(record, HeadsMean) else record)
     patches = t("position.patches", rows=layout.grid[0], cols=layout.grid[1])
     return dict(
         tokens=layout.tokens,
@@ -147,7 +147,7 @@ def token_words(record) -> dict:
 def prefix_share_text(record, index: int) -> str:
     """What patch `index` gives each token in front of the patches (CLS, DIST, registers)."""
     shares = record.prefix_share(index).tolist()
-    names = token_layout(record).prefix
+    names = token_layout(record.heads[0] if isinstance(record, HeadsMean) else record).prefix
     return t(
         "position.prefix_share",
         shares=", ".join(f"{name} {share:.4f}" for name, share in zip(names, shares)),
@@ -159,6 +159,8 @@ def module_notes(record) -> None:
     """What kind of spatial attention the chosen module is, where that changes how to read it."""
     if isinstance(record, TokenAttentionRecord):
         st.info(t("position.tokens", **token_words(record)))
+    elif isinstance(record, HeadsMean):
+        st.info(t("position.heads_mean", **token_words(record)))
     elif record.shared_by_all_queries:
         st.info(t("position.gcnet"))
     elif isinstance(record, CrissCrossAttentionRecord):
@@ -328,7 +330,7 @@ def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
                 keys=reading.baseline,
             )
         )
-        if isinstance(record, TokenAttentionRecord) and record.prefix_keys:
+        if isinstance(record, (TokenAttentionRecord, HeadsMean)) and record.prefix_keys:
             parts.append(prefix_share_text(record, view.index))
     else:
         parts.append(
@@ -535,7 +537,7 @@ def researchers_notes(record, model_notes: list[str]) -> None:
         "\n\n".join(
             [
                 t("position.researchers.tokens", row=r"$\exp(q_i^\top k_j / \sqrt{d} - \log Z_i)$")
-                if isinstance(record, TokenAttentionRecord)
+                if isinstance(record, (TokenAttentionRecord, HeadsMean))
                 else t(
                     "position.researchers.notation",
                     s_formula=r"$S = \mathrm{softmax}(B^\top C)$",

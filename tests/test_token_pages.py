@@ -100,3 +100,33 @@ def test_the_pages_speak_of_tokens_in_chinese(monkeypatch):
     assert not at.exception
     captions = " ".join(c.value for c in at.caption)
     assert "12 个注意力层，每层 6 个头：197 个词元，CLS + 14x14 个图块" in captions
+
+
+def test_the_mean_of_a_layers_heads_is_the_rollout_modules_mean_and_a_map_of_its_own(monkeypatch):
+    """HeadsMean (attnviz.analysis.tokens) against attnviz.analysis.rollout.mean_rows, written apart (float64,
+    from whole token rows): the patch part of the heads' mean row, and what is left for the prefix tokens."""
+    from attnviz.analysis.rollout import mean_rows, token_layers
+    from attnviz.analysis.tokens import HeadsMean
+
+    torch.manual_seed(0)
+    arch = "deit_small_distilled_patch16_224"
+    model = timm.create_model(arch, pretrained=False).eval()
+    analysis = analyse_classifier(model, load_sample(list_samples()[0]).image, arch)
+    mean = analysis.spatial_attention["blocks.2.attn:mean"]
+    assert (
+        isinstance(mean, HeadsMean)
+        and list(analysis.records).index("blocks.2.attn:mean")
+        == list(analysis.records).index("blocks.2.attn:head5") + 1
+    )  # after the layer's six heads
+    layer = token_layers(analysis.records)["blocks.2.attn"]
+    for index in (0, 97, 195):
+        expected = mean_rows(layer, [index + 2])[0]  # 2 prefix query tokens (CLS, DIST) before the patches
+        row = mean.row(index).double().flatten()
+        np.testing.assert_allclose(row.numpy(), expected[2:].numpy(), rtol=0, atol=2e-7)  # float32 rows, 6 heads
+        np.testing.assert_allclose(mean.prefix_share(index).double().numpy(), expected[:2].numpy(), atol=2e-7)
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params.update(source="timm", model="vit_small_patch16_224", module="blocks.3.attn:mean")
+    at.switch_page("pages/position.py").run()
+    assert not at.exception, at.exception[0].value
+    assert any("The mean of a layer's 6 heads" in info.value for info in at.info)

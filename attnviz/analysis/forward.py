@@ -183,12 +183,14 @@ def analyse_classifier(
     and every attention record (read through the modules' own gates, or from SDPA's arguments); a transformer
     sees the whole photo resized (attnviz.models.imagenet), so that its patch grid covers the photo; `intervention`
     as for `analyse`."""
+    from attnviz.analysis.tokens import with_heads_means
     from attnviz.models.imagenet import IMAGENET_MODELS, TOKEN_KIND, preprocess, top_classes
 
     device = next(model.parameters()).device
     x = preprocess(model, image, whole_photo=IMAGENET_MODELS.get(model_name, ("",))[0] == TOKEN_KIND).to(device)
     logits, records, elapsed = _captured_forward(model, x, keep_features, intervention)
     top = top_classes(logits.cpu())
+    records = with_heads_means(records)  # each transformer layer's heads, then their mean (attnviz.analysis.tokens)
     return Analysis(model_name, str(device), image, None, records, elapsed, top, intervention=intervention)
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attnviz.analysis import geometry
+from attnviz.analysis.tokens import HeadsMean
 from attnviz.capture.records import (
     CrissCrossAttentionRecord,
     DenseAttentionRecord,
@@ -106,6 +107,8 @@ def hover_payload(
         )
     if isinstance(record, TokenAttentionRecord) and (record.bias is not None or record.causal):  # masked tokens
         return HoverPayload(None, 0, "its rows add a mask that the page's formula has no term for: drawn on click")
+    if isinstance(record, HeadsMean):  # a mean of softmax rows: no q and k of its own
+        return HoverPayload(None, 0, "it is the mean of the layer's heads, not one softmax: drawn on click")
     form = _form(record)
     num_bytes = _size_in_bytes(record)
     if num_bytes > max_bytes:

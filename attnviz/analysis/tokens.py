@@ -1,17 +1,27 @@
-"""How a transformer's token attention is laid out, in words a page can print: "197 tokens: CLS + 14x14
-patches, 6 heads".
+"""How a transformer's token attention is laid out, in words a page can print ("197 tokens: CLS + 14x14
+patches, 6 heads"), and the mean of a layer's heads as a map of its own.
 
 A ViT's rows are over 1 + h·w tokens (Dosovitskiy et al., ICLR 2021): a class token first (CLS), in DeiT a
 distillation token after it (Touvron et al., ICML 2021), sometimes registers (Darcet et al., ICLR 2024), then the
 patch grid. attnviz.capture reads each head of each layer as a `TokenAttentionRecord` with the prefix tokens
-apart; this module only names what the record holds (no Streamlit, no maths beyond counting).
+apart; `token_layout` names what a record holds. `HeadsMean` is the mean over a layer's heads of their rows,
+(1/H) Σ_h S_h: what a reader of one layer's attention usually looks at first (as in DINO's figures, Caron et
+al., ICCV 2021, which show each head and their mean). It is a map over the same patch grid, computed from the
+heads' records when asked (no N x N kept); a mean of softmax rows is not one softmax, so it has no energies,
+no formula, and the page draws it on click, not under the pointer. `with_heads_means` adds one per layer to a
+records dict, under "<layer>:mean", after the layer's heads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["TokenLayout", "token_layout", "prefix_label"]
+import torch
+
+from attnviz.capture.recorder import split_name
+from attnviz.capture.records import TokenAttentionRecord
+
+__all__ = ["TokenLayout", "token_layout", "prefix_label", "HeadsMean", "with_heads_means"]
 
 _PREFIX_LABELS = {"cls": "CLS", "dist": "DIST"}
 
@@ -44,3 +54,70 @@ def token_layout(record) -> TokenLayout:
         heads=record.heads,
         head=record.head,
     )
+
+
+@dataclass
+class HeadsMean:
+    """The mean of one layer's heads (TokenAttentionRecords of one SDPA call, same tokens): a spatial map."""
+
+    heads: list[TokenAttentionRecord]
+    normalisation: str = "mean"  # not one softmax: no energies, no formula (the page reads this)
+    shared_by_all_queries: bool = False
+    family: str = ""
+    max_error: float | None = None
+    prefix_names: tuple[str, ...] = field(default=())
+    kind: str = ""  # how the heads were read ("dataflow"), as theirs
+    found_by: object = None
+
+    def __post_init__(self):
+        first = self.heads[0]
+        if any(
+            (h.height, h.width, h.key_grid, h.prefix_keys)
+            != (first.height, first.width, first.key_grid, first.prefix_keys)
+            for h in self.heads
+        ):
+            raise ValueError("the heads of one layer must share their tokens")
+        self.prefix_names, self.kind, self.found_by = first.prefix_names, first.kind, first.found_by
+
+    height = property(lambda self: self.heads[0].height)
+    width = property(lambda self: self.heads[0].width)
+    num_pixels = property(lambda self: self.heads[0].num_pixels)
+    key_grid = property(lambda self: self.heads[0].key_grid)
+    num_keys = property(lambda self: self.heads[0].num_keys)
+    baseline = property(lambda self: self.heads[0].baseline)
+    prefix_keys = property(lambda self: self.heads[0].prefix_keys)
+    columns_use_recorded_normalisers = property(lambda self: True)
+    alpha = property(lambda self: None)
+
+    def branch_size(self, batch: int = 0) -> None:
+        return None
+
+    def row(self, index: int, batch: int = 0) -> torch.Tensor:
+        """(1/H) Σ_h row_h(i) over the patch keys: sums to 1 minus the heads' mean share to the prefix tokens."""
+        return torch.stack([h.row(index, batch) for h in self.heads]).mean(0)
+
+    def rows(self, indices, batch: int = 0) -> torch.Tensor:
+        return torch.stack([h.rows(indices, batch) for h in self.heads]).mean(0)
+
+    def column(self, index: int, batch: int = 0) -> torch.Tensor:
+        return torch.stack([h.column(index, batch) for h in self.heads]).mean(0)
+
+    def prefix_share(self, index: int, batch: int = 0) -> torch.Tensor:
+        return torch.stack([h.prefix_share(index, batch) for h in self.heads]).mean(0)
+
+
+def with_heads_means(records: dict) -> dict:
+    """`records` with a HeadsMean after the heads of each token layer that has more than one ("<layer>:mean")."""
+    layers: dict[tuple[str, int], list[str]] = {}  # (module path, its call) -> the names of its heads
+    for name, record in records.items():
+        if isinstance(record, TokenAttentionRecord) and record.heads > 1:
+            path, _, call = split_name(name)
+            layers.setdefault((path, call), []).append(name)
+    out = {}
+    for name, record in records.items():
+        out[name] = record
+        path, _, call = split_name(name)
+        names = layers.get((path, call))
+        if names and name == names[-1] and len(names) == records[names[0]].heads:
+            out[f"{path}:mean" + (f"#{call}" if call else "")] = HeadsMean([records[n] for n in names])
+    return out
