@@ -7,6 +7,8 @@ over the process's state just before the case) is its own.
 Cases:
 - pam:     DANet position attention, naive (builds S) vs chunked, C = 512,
            N up to 32768 (a 1/8 feature map of a 1024x2048 image).
+- transformers: capture of ViT-S/16 and DeiT-S/16 (timm, 224 px) from SDPA's arguments vs their plain
+           forward, and a layer's records against the S they stand for (issue 32).
 - click:   what a click on the position page costs: one row / column of S
            from a cached capture of a shipped DANet model, vs a full forward.
 (The app's own cost of a click, the whole position-page rerun, is measured by the app layer:
@@ -378,6 +380,56 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
     return {"rows": rows}
 
 
+def _case_transformers(device: str, repeats: int = 9) -> dict:
+    """Capture of a ViT's attention from SDPA's arguments (issue 32) against its plain forward: timm's ViT-S/16
+    and DeiT-S/16 distilled at 224x224, batch 1, random weights; and what a layer's records hold (q·scale, k and
+    the rows' log-sum-exp per head: O(heads · N · d)) against the S they stand for (heads · N², never stored)."""
+    import timm
+
+    from attnviz.capture import capture
+    from attnviz.capture.records import TokenAttentionRecord
+    from attnviz.sizedcache import held_bytes
+
+    rows = []
+    for arch in ("vit_small_patch16_224", "deit_small_distilled_patch16_224"):
+        model = timm.create_model(arch, pretrained=False).eval().to(device)
+        x = torch.rand(1, 3, 224, 224, device=device)
+
+        def plain(model=model, x=x):
+            with torch.no_grad():
+                model(x)
+            _sync(device)
+
+        def captured(model=model, x=x):
+            with torch.no_grad(), capture(model) as rec:
+                model(x)
+            _sync(device)
+            return rec
+
+        captured()  # warm up both
+        plain()
+        with torch.no_grad(), capture(model) as rec:
+            model(x)
+        tokens = [r for r in rec.values() if isinstance(r, TokenAttentionRecord)]
+        layer = [rec[name] for name in rec if name.startswith("blocks.0.attn:")]  # the first layer's heads
+        n = tokens[0].num_pixels + tokens[0].prefix_queries
+        a, b = time_calls(plain, repeats), time_calls(captured, repeats)
+        rows.append(
+            {
+                "model": arch,
+                "device": device,
+                "records": len(tokens),
+                "tokens": n,
+                "plain_s": a["median_s"],
+                "captured_s": b["median_s"],
+                "ratio": b["median_s"] / a["median_s"],
+                "layer_record_bytes": held_bytes(layer),
+                "layer_s_bytes": 4 * len(layer) * n * n,
+            }
+        )
+    return {"rows": rows, "repeats": repeats}
+
+
 def _case_interventions(names: tuple[str, ...], device: str, repeats: int = 7) -> dict:
     """A switched forward (attnviz.capture.interventions: every module of each attention kind off, then flat)
     against the plain forward with capture, on a sample photo at 360x480, batch 1: interleaved rounds, the median
@@ -429,6 +481,7 @@ def _case_interventions(names: tuple[str, ...], device: str, repeats: int = 7) -
 _CASES = {
     "interventions": _case_interventions,
     "readers": _case_readers,
+    "transformers": _case_transformers,
     "pam": _case_pam,
     "click": _case_click,
     "capture": _case_capture,
@@ -504,6 +557,9 @@ def main(argv=None) -> int:
     if "readers" in args.only:
         report["readers"] = _run_child("readers", device=args.device)
         print(json.dumps(report["readers"]), flush=True)
+    if "transformers" in args.only:
+        report["transformers"] = {**_run_child("transformers", device=args.device), "machine": machine_info()}
+        print(json.dumps(report["transformers"]), flush=True)
     if "interventions" in args.only:
         report["interventions"] = {
             **_run_child("interventions", names=["danet-eca", "fcn-cbam"], device=args.device),
