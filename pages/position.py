@@ -114,8 +114,12 @@ def clear_pins() -> None:
 
 
 def introduction() -> None:
-    st.title(t("position.title"))
-    st.markdown(t("position.intuition"))
+    """The title and the intuition: of DANet's position attention, or of a transformer's attention over tokens
+    when the sidebar's model is one (attnviz.models.imagenet's kind "token")."""
+    selection = app.current()
+    tokens = "_tokens" if selection is not None and selection.attention == TOKEN_KIND else ""
+    st.title(t(f"position.title{tokens}"))
+    st.markdown(t(f"position.intuition{tokens}"))
     st.markdown(t("position.how", pins=MAX_PINS))
 
 
