@@ -199,3 +199,4 @@ class WorkPool:
                 if self._jobs.get(job.key) is job:  # (a stopped job may have been asked for anew meanwhile)
                     del self._jobs[job.key]
             job._finish(*outcome)
+            job = outcome = None  # the result is the callers' now: this thread must not keep it until the next job

@@ -316,3 +316,8 @@ with st.expander(app.t("common.for_researchers")):
     for text in researchers_notes(record, summary):
         st.markdown(text)
     row_forms_part(selection, record, attention, module)
+
+# The parts above (st.fragment) keep this page's namespace for the session (their globals): it must not hold the
+# whole analysis (the channel layers' input features, 61 MB for a 768x1024 upload) once the page has run, or
+# every session keeps its own after the shared cache dropped it (python -m attnviz.load_bench, issue 31).
+del analysis

@@ -698,3 +698,8 @@ with st.expander(t("common.for_researchers")):
     researchers_notes(record, model_notes)
     pixel_researchers_part(selection, module_name, record)
 app.switch_section(selection, analysis, kinds_of(modules), context="position")
+
+# The parts above (st.fragment) keep this page's namespace for the session (their globals): it must not hold the
+# whole analysis (the channel layers' input features, 61 MB for a 768x1024 upload) once the page has run, or
+# every session keeps its own after the shared cache dropped it (python -m attnviz.load_bench, issue 31).
+del analysis

@@ -64,3 +64,26 @@ def test_what_a_live_part_keeps_of_an_analysis():
     features = sum(r.features.numel() * 4 for r in analysis.channel_layers().values())
     left_out = held_bytes(analysis) - held_bytes(view)
     assert 0 <= left_out - features < 0.01 * features  # the ECA layers' inputs, and their few weights and names
+
+
+def test_a_session_on_the_position_page_keeps_no_whole_analysis():
+    """What the shared cache drops is gone: a session on the Position page (its parts keep the page's namespace)
+    holds the maps it draws, not the analysis with the channel layers' input features (issue 31)."""
+    import gc
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from attnviz.analysis.forward import Analysis
+    from attnviz.app import resources
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=180)
+    at.query_params["model"] = "danet-eca"
+    at.switch_page("pages/position.py").run()
+    assert not at.exception
+    resources.ANALYSES.clear()
+    gc.unfreeze()  # (the app freezes what is alive after its first runs: look at everything)
+    gc.collect()
+    whole = [o for o in gc.get_objects() if isinstance(o, Analysis) and o.channel_layers()]
+    assert whole == [], f"{len(whole)} whole analyses kept"
+    assert at.session_state is not None  # the session is alive to the end

@@ -137,11 +137,12 @@ ANALYSES_ENV = "ATTNVIZ_ANALYSES_MB"
 
 
 def analyses_budget_mib() -> int:
-    """The bytes the shared analyses may hold, in MiB: $ATTNVIZ_ANALYSES_MB, else 1024 (the 32 analyses of the
-    8 shipped models on the 4 sample photos hold about 0.2 GB; each 768x1024 upload about 39 MB more)."""
+    """The bytes the shared analyses may hold, in MiB: $ATTNVIZ_ANALYSES_MB, else 768 (an analysis of a sample
+    photo holds about 13 MB, most of it the channel layers' input features, so the 32 of the 8 shipped models on
+    the 4 sample photos about 0.43 GB; one of a 768x1024 upload about 61 MB)."""
     chosen = os.environ.get(ANALYSES_ENV, "").strip()
     if not chosen:
-        return 1024
+        return 768
     if not chosen.isdigit():
         raise ValueError(f"${ANALYSES_ENV} must be a whole number of MiB, got {chosen!r}")
     return int(chosen)
