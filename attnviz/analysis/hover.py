@@ -38,6 +38,7 @@ from attnviz.capture.records import (
     GlobalContextRecord,
     PositionAttentionRecord,
     TokenAttentionRecord,
+    WindowAttentionRecord,
 )
 
 __all__ = ["MAX_PAYLOAD_BYTES", "HoverPayload", "hover_payload", "grid_tables", "encode_floats", "channel_payload"]
@@ -107,6 +108,8 @@ def hover_payload(
         )
     if isinstance(record, TokenAttentionRecord) and (record.bias is not None or record.causal):  # masked tokens
         return HoverPayload(None, 0, "its rows add a mask that the page's formula has no term for: drawn on click")
+    if isinstance(record, WindowAttentionRecord):  # Swin: a softmax per window, placed with the shift undone
+        return HoverPayload(None, 0, "its rows are per-window softmaxes, not the page's formula: drawn on click")
     if isinstance(record, HeadsMean):  # a mean of softmax rows: no q and k of its own
         return HoverPayload(None, 0, "it is the mean of the layer's heads, not one softmax: drawn on click")
     form = _form(record)

@@ -39,8 +39,23 @@ What it watches, and how it reads it, by shapes only (no names):
   (timm's `patch_embed.grid_size` and `num_prefix_tokens`: CLS, DeiT's distillation token, registers;
   torchvision's `patch_size` and class token), else after the fewest prefix tokens that leave a grid a
   convolution or pooling of the pass made, else by the photo's aspect ratio (`geometry.token_grid`); a patch's row
-  is drawn over the patch keys, the prefix tokens kept apart (`TokenAttentionRecord`). A call whose first axis is
-  not the batch (Swin's windows), with dropout, or whose tokens fit no grid, is listed, not drawn.
+  is drawn over the patch keys, the prefix tokens kept apart (`TokenAttentionRecord`). Inside a block that states
+  windows (Swin, Liu et al., ICCV 2021: timm's `SwinTransformerBlock` with its `window_size`, `shift_size` and the
+  grid of its input), the first axis holds the batch's windows: the call is read window by window
+  (`WindowAttentionRecord` per head: q · scale, k, the mask (relative position bias and shift mask) and the
+  log-sum-exps kept per window, no H·W x H·W) when the attention module's input is, bit for bit, a token map of the
+  block rolled by -shift, padded and cut into windows as the block states (`_Windows.cut`), so that each row lands
+  on the block's grid with the roll undone; otherwise it is listed with the reason (timm's Swin calls SDPA only in
+  its experimental fused mode, TIMM_FUSED_ATTN=2; its default softmax within each window is listed, not drawn). Any
+  other call whose first axis is not the batch, with dropout, or whose tokens fit no grid, is listed, not drawn.
+- attention over channels made from two token factors (XCiT's cross-covariance attention, El-Nouby et al.,
+  NeurIPS 2021: per head X = softmax(τ q̂ k̂ᵀ), q̂ and k̂ (d, N) of unit length over the N tokens), whether a softmax
+  of scale · (a @ b) or an SDPA call on (B, heads, d, N) (timm's fused path): the product sums over the module's
+  tokens (or positions), heads · d are its channels and d ≠ N. One `CrossCovarianceRecord` per head (a d x d
+  `ChannelMapRecord`, drawn as DANet's X), with its head, its temperature (the product's scale; on the fused path
+  the length of q's rows) and its energy; every row is rebuilt from the factors and checked against the softmax's
+  output (`_softmax_rtol`), or X V against the SDPA's output (`_check_sdpa`, every row), else listed, not drawn.
+  This comes before the readings over positions and tokens, which would take d channels for d tokens.
 - sigmoid, hard-sigmoid (and their in-place forms), followed through views, reshapes and arithmetic with
   numbers (BAM's (1 + w) * x) to the multiplication with the features: one weight per channel, per pixel
   (per channel group when the batch axis holds groups, as in SGE and ShuffleAttention), a pair of row and
@@ -94,12 +109,14 @@ from attnviz.capture.records import (
     BranchWeightRecord,
     ChannelAttentionRecord,
     CoordinateAttentionRecord,
+    CrossCovarianceRecord,
     DenseAttentionRecord,
     GateRecord,
     GlobalContextRecord,
     PositionAttentionRecord,
     SpatialAttentionRecord,
     TokenAttentionRecord,
+    WindowAttentionRecord,
 )
 from attnviz.i18n import Phrase
 
@@ -220,6 +237,7 @@ class _Frame:
     skipped: list[Phrase] = field(default_factory=list)  # what was seen and not drawn, and why
     switched: list[tuple[str, bool]] = field(default_factory=list)  # (key, foreseen as the call's only record)
     tokens: _Tokens | None = None  # the token layout a model states (its own, or an enclosing model's)
+    block_tokens: list[torch.Tensor] = field(default_factory=list)  # a window block's first token maps (`_Windows`)
 
     def see(self, tensor: torch.Tensor, channels: bool = True, by_op: bool = False) -> None:
         """Note a 4-D tensor's grid (and channel count). A grid a convolution or pooling reads or makes (`by_op`)
@@ -409,6 +427,8 @@ class DataflowReader(TorchFunctionMode):
 
     def _watch(self, frame: _Frame, name: str, args, kwargs, out: torch.Tensor) -> None:
         first = args[0] if args else None
+        if _is_block_tokens(frame, out):  # what a window block may cut into windows (`_sdpa_windows` checks which)
+            frame.block_tokens.append(out.detach())
         if name in _SOFTMAX:
             dim = kwargs.get("dim", args[1] if len(args) > 1 and isinstance(args[1], int) else None)
             if dim is None:  # F.softmax's legacy implicit axis
@@ -536,12 +556,16 @@ class DataflowReader(TorchFunctionMode):
     def _follow_product(self, name: str, args, out: torch.Tensor) -> None:
         tensor, a, b, scale = self.products[id(args[0])]
         other = args[1] if len(args) > 1 else None
-        if not isinstance(other, (int, float)):
+        if _per_matrix(other, out):  # one number per matrix of the product (XCiT's temperature, one per head)
+            other = other.detach()
+        elif not isinstance(other, (int, float)):
             return
+        else:
+            other = float(other)
         if name in ("mul", "__mul__", "__rmul__"):
-            self.products[id(out)] = (out, a, b, scale * float(other))
+            self.products[id(out)] = (out, a, b, scale * other)
         elif name in ("div", "__truediv__"):
-            self.products[id(out)] = (out, a, b, scale / float(other))
+            self.products[id(out)] = (out, a, b, scale / other)
 
     # -- softmax by shapes
 
@@ -560,6 +584,8 @@ class DataflowReader(TorchFunctionMode):
             frame.skipped.append(_not_drawn("not_batch", shape=_shape(shape)))
             return
         size = shape[dim]
+        if self._channel_map(frame, inp, out, dim, batch):
+            return
         if self._is_positions(frame, size):
             self._over_positions(frame, inp, out, dim, batch)
         elif dim == 1 and size <= MAX_BRANCHES and math.prod(shape[2:]) in frame.grids:
@@ -597,6 +623,75 @@ class DataflowReader(TorchFunctionMode):
             frame.skipped.append(_not_drawn("local", size=size, queries=shape[2], blocks=shape[1]))
         else:
             frame.skipped.append(_not_drawn("no_grid", size=size, shape=_shape(shape)))
+
+    def _channel_map(self, frame: _Frame, inp: torch.Tensor, out: torch.Tensor, dim: int, batch: int) -> bool:
+        """A softmax over channels of a product of two token factors, made here into a `CrossCovarianceRecord` per
+        head (XCiT's XCA: softmax(τ q̂ k̂ᵀ) over its last axis, q̂ and k̂ (d, N) per head): True when it was one
+        (recorded, or listed when its rows did not verify). Its input must be scale · (a @ b) with `a` (..., d, N)
+        and `b` (..., N, d), N the module's tokens (or positions) and heads · d its channels, d ≠ N (a product
+        over the channels, as q kᵀ of token attention, is the other reading). Every row of softmax(scale · a b)
+        rebuilt from the factors in float32 must equal the op's output within `_softmax_rtol`'s bound."""
+        entry = self.products.get(id(inp))
+        counts = _tokens_and_channels(frame.x)
+        if entry is None or entry[0] is not inp or dim != inp.dim() - 1 or counts is None or inp.dim() < 3:
+            return False
+        _, a, b, scale = entry
+        (tokens, channels), size = counts, inp.shape[-1]
+        if not (a.shape[-2:] == (size, tokens) and b.shape[-2:] == (tokens, size) and inp.shape[-2] == size != tokens):
+            return False
+        heads = inp.numel() // (batch * size * size)
+        if heads * size != channels or a.numel() != batch * heads * size * tokens or b.numel() != a.numel():
+            return False
+        scales = torch.as_tensor(scale, dtype=torch.float32).broadcast_to((*inp.shape[:-2], 1, 1)).reshape(batch, heads)
+        query = a.float().reshape(batch, heads, size, tokens) * scales[..., None, None]
+        key = b.float().reshape(batch, heads, tokens, size).transpose(-1, -2)
+        unit = _unit_roundoff(inp, out)
+        seen = out.detach().reshape(batch, heads, size, size).float()
+        rebuilt = torch.softmax(query @ key.transpose(-1, -2), dim=-1)
+        rtol = _softmax_rtol(query, key, unit)
+        if not (
+            torch.allclose(rebuilt, seen, rtol=rtol, atol=float(torch.finfo(out.dtype).tiny))
+            and bool((scales == scales[:1]).all())
+        ):
+            frame.skipped.append(_not_drawn("channel_mismatch", size=size, shape=_shape(inp.shape), tokens=tokens))
+            return True
+        normalised = _unit_rows(a.float().reshape(-1, tokens), unit) and _unit_rows(b.float().transpose(-1, -2), unit)
+        energy = inp.detach().float().reshape(batch, heads, size, size)
+        error = float((rebuilt - seen).abs().max())
+        self._add_channel_maps(frame, seen, energy, scales[0], normalised, ("channel_map", tokens, error))
+        return True
+
+    @staticmethod
+    def _add_channel_maps(frame, attention, energy, temperatures, normalised: bool, how) -> None:
+        """One `CrossCovarianceRecord` per head of `attention` (B, heads, d, d), its `energy` and temperature;
+        `how`: (the found_by words' key, the tokens summed over, the largest error of the check)."""
+        (words, tokens, error), heads, size = how, attention.shape[1], attention.shape[-1]
+        found_by = _found(
+            words,
+            size=size,
+            heads=_found("heads", count=heads) if heads > 1 else "",
+            tokens=tokens,
+            how=_found("channel_unit" if normalised else "channel_plain"),
+        )
+        for head in range(heads):
+            frame.found.append(
+                (
+                    f"head{head}" if heads > 1 else "map",
+                    CrossCovarianceRecord(
+                        "dataflow",
+                        attention[:, head],
+                        "paper",
+                        math.nan,
+                        energy=energy[:, head],
+                        temperature=float(temperatures[head]),
+                        head=head if heads > 1 else None,
+                        heads=heads,
+                        normalised=normalised,
+                        max_error=error,
+                        found_by=found_by,
+                    ),
+                )
+            )
 
     @staticmethod
     def _is_positions(frame: _Frame, size: int) -> bool:
@@ -731,9 +826,15 @@ class DataflowReader(TorchFunctionMode):
         if call.dropout_p > 0:
             frame.skipped.append(_not_drawn("sdpa_dropout", shape=shape, p=call.dropout_p))
             return
+        block = next((f for f in reversed(self.frames) if _states_windows(f.module) is not None), None)
+        if block is not None:  # inside a block that states windows (Swin): its windows, or listed with the reason
+            self._sdpa_windows(frame, block, call, out)
+            return
         query, key, value, heads = _per_head(call, batch)
         if query is None:
             frame.skipped.append(_not_drawn("sdpa_batch", shape=shape, batch=batch))
+            return
+        if self._sdpa_channels(frame, call, (query, key, value), out):
             return
         photo = self.frames[0].x if self.frames and self.frames[0].x is not None else None
         photo_hw = tuple(photo.shape[-2:]) if photo is not None and photo.dim() == 4 else None
@@ -784,6 +885,135 @@ class DataflowReader(TorchFunctionMode):
                         prefix_names=keys_at.names,
                         bias=None if bias is None else bias[:, min(head, bias.shape[1] - 1)],
                         causal=bool(call.is_causal),
+                        scale=float(scale),
+                        head=head if heads > 1 else None,
+                        heads=heads,
+                        max_error=error,
+                        found_by=found_by,
+                    ),
+                )
+            )
+
+    def _sdpa_channels(self, frame: _Frame, call: _SdpaCall, per_head, out: torch.Tensor) -> bool:
+        """SDPA over channels (XCiT's XCA on timm's fused path: q̂ · τ, k̂ and v as (B, heads, d, N), scale 1): True
+        when the module's tokens (or positions) are the last axis of q, k and v, heads · d its channels, d ≠ N (one
+        `CrossCovarianceRecord` per head, or listed). X = softmax(scale · q kᵀ) is rebuilt from q and k, S never
+        being made by the op, and read only when X V equals the op's output on every row within `_check_sdpa`'s
+        bound. τ is the length of q's rows where every row of a head has that one length and k's rows length 1
+        (XCA's q̂ · τ and k̂), else the scale alone (`normalised` False)."""
+        query, key, value = per_head
+        counts = _tokens_and_channels(frame.x)
+        if counts is None:
+            return False
+        (tokens, channels), heads, size = counts, query.shape[1], query.shape[2]
+        if not (query.shape[-1] == key.shape[-1] == value.shape[-1] == tokens and key.shape[2] == size != tokens):
+            return False
+        if heads * size != channels:
+            return False
+        shape = _shape(call.query.shape)
+        if call.attn_mask is not None or call.is_causal:
+            frame.skipped.append(_not_drawn("channel_masked", size=size, shape=shape))
+            return True
+        scale = call.scale if call.scale is not None else 1 / math.sqrt(tokens)
+        scaled = query.detach().float() * scale
+        key, value = key.detach().float(), value.detach().float()
+        unit = _unit_roundoff(call.query, out)
+        seen = out.detach().reshape(*scaled.shape[:3], -1)
+        rows = torch.arange(size, device=scaled.device)
+        error = _check_sdpa(scaled, key, value, None, False, seen, unit, rows)
+        if error is None:
+            frame.skipped.append(_not_drawn("sdpa_mismatch", shape=shape))
+            return True
+        energy = scaled @ key.transpose(-1, -2)
+        lengths = torch.linalg.vector_norm(query.detach().float()[:1, :, :1], dim=-1)  # (1, heads, 1): τ if XCA's
+        normalised = bool((lengths > 0).all()) and _unit_rows(key, unit)
+        normalised = normalised and _unit_rows(query.detach().float() / lengths[..., None], 2 * unit)
+        temperatures = lengths.reshape(heads) * scale if normalised else torch.full((heads,), float(scale))
+        maps = torch.softmax(energy, dim=-1)
+        self._add_channel_maps(frame, maps, energy, temperatures, normalised, ("channel_map_sdpa", tokens, error))
+        return True
+
+    def _sdpa_windows(self, frame: _Frame, block: _Frame, call: _SdpaCall, out: torch.Tensor) -> None:
+        """Record one SDPA call made inside a block that states windows (Swin's `SwinTransformerBlock`: its
+        `window_size`, `shift_size` and the grid of its input) as a `WindowAttentionRecord` per head, when (1) the
+        call is self-attention within (B · windows) windows of window tokens each, as the block's grid cut into
+        windows gives; (2) the attention module's input is, bit for bit, a token map of the block (its input, or
+        one of the first maps of its shape made in it: the normed tokens) rolled by -shift, padded and cut into
+        windows as `_Windows.cut` does: so the windows lie where the record puts them; (3) S V equals the op's
+        output on a few rows of windows, as for any SDPA call. Otherwise listed with the reason."""
+        shape = _shape(call.query.shape)
+        window, shift = _states_windows(block.module)
+        layout = _block_windows(block)
+        if layout is None:
+            given = _shape(block.x.shape) if block.x is not None else "?"
+            frame.skipped.append(_not_drawn("windows_grid", shape=shape, window=_shape(window), input=given))
+            return
+        query, key, value, heads = _per_head(call, int(call.query.shape[0])) if call.query.dim() == 4 else (None,) * 4
+        if query is None or call.is_causal or key.shape[2] != query.shape[2]:
+            frame.skipped.append(_not_drawn("windows_form", shape=shape))
+            return
+        tokens = window[0] * window[1]
+        if query.shape[0] != layout.batch * layout.count or query.shape[2] != tokens:
+            frame.skipped.append(
+                _not_drawn(
+                    "windows_shape",
+                    shape=shape,
+                    height=layout.grid[0],
+                    width=layout.grid[1],
+                    window=_shape(window),
+                    windows=layout.count,
+                    batch=layout.batch,
+                    tokens=tokens,
+                )
+            )
+            return
+        cut = frame.x if frame is not block else None
+        sources = [layout.tokens(t) for t in (block.x, *block.block_tokens)]
+        if cut is None or not any(t is not None and _equal(layout.cut(t), cut) for t in sources):
+            frame.skipped.append(
+                _not_drawn("windows_layout", shape=shape, window=_shape(window), shift=", ".join(map(str, shift)))
+            )
+            return
+        scale = call.scale if call.scale is not None else 1 / math.sqrt(query.shape[-1])
+        dtype_query = call.query
+        query = query.detach().float() * scale
+        key, value = key.detach().float(), value.detach().float()
+        bias = _additive_bias(call.attn_mask, query.shape[0], heads, tokens, tokens)
+        log_normaliser = _log_normalisers(query, key, bias, False)
+        seen, unit = out.detach().reshape(*query.shape[:3], -1), _unit_roundoff(dtype_query, out)
+        error = _check_sdpa(query, key, value, bias, False, seen, unit)
+        if error is None:
+            frame.skipped.append(_not_drawn("sdpa_mismatch", shape=shape))
+            return
+        batch, count = layout.batch, layout.count
+        query, key = (t.reshape(batch, count, heads, tokens, -1) for t in (query, key))
+        log_normaliser = log_normaliser.reshape(batch, count, heads, tokens)
+        if bias is not None:  # (B · windows or 1, heads or 1, tokens or 1, tokens or 1) -> (B or 1, windows or 1, ...)
+            bias = bias.reshape(batch, count, *bias.shape[1:]) if bias.shape[0] > 1 else bias[None]
+        found_by = _found(
+            "sdpa_windows",
+            windows=count,
+            window_height=window[0],
+            window_width=window[1],
+            height=layout.grid[0],
+            width=layout.grid[1],
+            shift=_found("windows_shift", rows=shift[0], columns=shift[1]) if any(shift) else _found("windows_still"),
+            heads=_found("heads", count=heads) if heads > 1 else "",
+            mask=_found("sdpa_mask") if bias is not None else "",
+        )
+        for head in range(heads):
+            frame.found.append(
+                (
+                    f"head{head}" if heads > 1 else "map",
+                    WindowAttentionRecord(
+                        "dataflow",
+                        query[:, :, head],
+                        key[:, :, head],
+                        log_normaliser[:, :, head],
+                        *layout.grid,
+                        window,
+                        shift,
+                        bias=None if bias is None else bias[:, :, min(head, bias.shape[2] - 1)],
                         scale=float(scale),
                         head=head if heads > 1 else None,
                         heads=heads,
@@ -861,6 +1091,33 @@ class DataflowReader(TorchFunctionMode):
         return query, key, log_normaliser
 
 
+def _per_matrix(other, out: torch.Tensor) -> bool:
+    """Whether `other` is a tensor of one number per matrix of the product `out` (a single number, or its last two
+    axes of size 1, as XCiT's temperature (heads, 1, 1)) that broadcasts into `out` without changing its shape."""
+    if not isinstance(other, torch.Tensor) or out.dim() < 2:
+        return False
+    if other.numel() != 1 and (other.dim() < 2 or tuple(other.shape[-2:]) != (1, 1)):
+        return False
+    try:
+        return torch.broadcast_shapes(other.shape, out.shape) == out.shape
+    except RuntimeError:
+        return False
+
+
+def _tokens_and_channels(x: torch.Tensor | None) -> tuple[int, int] | None:
+    """(tokens, channels) of a module's input: (N, C) of tokens (B, N, C), (H·W, C) of a feature map (B, C, H, W)."""
+    if x is None or x.dim() not in (3, 4):
+        return None
+    return (int(x.shape[1]), int(x.shape[2])) if x.dim() == 3 else (int(x.shape[2] * x.shape[3]), int(x.shape[1]))
+
+
+def _unit_rows(rows: torch.Tensor, unit: float) -> bool:
+    """Whether every row (..., n) has length 1 within rounding: a row scaled to unit length (F.normalize) and
+    measured again is off by at most (2n + 2) u."""
+    length = rows.shape[-1]
+    return bool(((torch.linalg.vector_norm(rows, dim=-1) - 1).abs() <= (2 * length + 2) * unit).all())
+
+
 def _unit_roundoff(inp: torch.Tensor, out: torch.Tensor) -> float:
     """The unit roundoff of the least precise arithmetic the softmax and its energies ran in: the tensors'
     dtypes, and TF32 (a 10-bit mantissa) for float32 matrix products on a GPU that allows it."""
@@ -924,6 +1181,100 @@ def _model_tokens(module: nn.Module, x: torch.Tensor | None) -> _Tokens | None:
 def _layout_words(tokens: _Tokens) -> Phrase:
     prefix = _found("layout_prefix", names=" + ".join(tokens.names)) if tokens.prefix else ""
     return _found("layout", prefix=prefix, height=tokens.grid[0], width=tokens.grid[1])
+
+
+MAX_BLOCK_TOKENS = 4  # a window block's first token maps kept, to find the one it cuts into windows
+
+
+def _pair(value) -> tuple[int, int] | None:
+    """(a, b) of an int or a pair of ints (timm's `to_2tuple` forms); None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, (tuple, list, torch.Size)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return int(value[0]), int(value[1])
+    return None
+
+
+def _states_windows(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """(window, shift) a block states (Swin's `window_size` and `shift_size`), each (rows, columns); None if not,
+    or if the shift is not less than the window (no cyclic shift the paper describes)."""
+    window, shift = _pair(getattr(module, "window_size", None)), _pair(getattr(module, "shift_size", None))
+    if window is None or shift is None or min(window) < 1:
+        return None
+    return (window, shift) if all(0 <= s < w for s, w in zip(shift, window)) else None
+
+
+class _Windows(NamedTuple):
+    """A block's grid cut into windows (Liu et al., ICCV 2021, sec. 3.2): `batch` token maps of `grid` rows x
+    columns, rolled by -`shift` (the cyclic shift), padded at the bottom and right to whole windows of `window`,
+    cut row by row of windows, each batch item's in turn. The layout timm's `SwinTransformerBlock` (and the
+    paper's code) states; `cut` makes it, to compare with what the attention module was given."""
+
+    batch: int
+    grid: tuple[int, int]
+    window: tuple[int, int]
+    shift: tuple[int, int]
+
+    @property
+    def padded(self) -> tuple[int, int]:
+        return tuple(-(-size // step) * step for size, step in zip(self.grid, self.window))
+
+    @property
+    def count(self) -> int:
+        return (self.padded[0] // self.window[0]) * (self.padded[1] // self.window[1])
+
+    def tokens(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
+        """`tensor` as (batch, rows, columns, C) tokens of the grid, channels last; None if it is not so."""
+        if tensor is None or tensor.shape[0] != self.batch:
+            return None
+        height, width = self.grid
+        if tensor.dim() == 4 and tuple(tensor.shape[1:3]) == (height, width):
+            return tensor
+        if tensor.dim() == 3 and tensor.shape[1] == height * width:  # (B, H·W, C), the paper's code
+            return tensor.reshape(self.batch, height, width, -1)
+        return None
+
+    def cut(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(batch · windows, window tokens, C): the tokens rolled by -shift, padded and cut into windows."""
+        (height, width), (rows, cols), (padded_h, padded_w) = self.grid, self.window, self.padded
+        if any(self.shift):
+            tokens = torch.roll(tokens, (-self.shift[0], -self.shift[1]), (1, 2))
+        tokens = F.pad(tokens, (0, 0, 0, padded_w - width, 0, padded_h - height))
+        channels = tokens.shape[-1]
+        tokens = tokens.reshape(self.batch, padded_h // rows, rows, padded_w // cols, cols, channels)
+        return tokens.permute(0, 1, 3, 2, 4, 5).reshape(-1, rows * cols, channels)
+
+
+def _block_windows(frame: _Frame) -> _Windows | None:
+    """The windows of a block that states them, on the grid of its input: (B, H, W, C) channels last (timm), or
+    (B, H·W, C) with `input_resolution` (H, W) (the paper's code); None when the block states none or its grid is
+    not known."""
+    stated = _states_windows(frame.module)
+    x = frame.x
+    if stated is None or x is None or x.dim() not in (3, 4):
+        return None
+    if x.dim() == 4:
+        grid = (int(x.shape[1]), int(x.shape[2]))
+    else:
+        grid = _pair(getattr(frame.module, "input_resolution", None))
+        if grid is None or grid[0] * grid[1] != x.shape[1]:
+            return None
+    return _Windows(int(x.shape[0]), grid, *stated)
+
+
+def _is_block_tokens(frame: _Frame, out) -> bool:
+    """Whether `out`, made directly in `frame`, is one of the first (`MAX_BLOCK_TOKENS`) token maps of a window
+    block: (B, H, W, C) as many entries as its input, its batch and channels."""
+    if len(frame.block_tokens) >= MAX_BLOCK_TOKENS or frame.x is None or not isinstance(out, torch.Tensor):
+        return False
+    if out.dim() != 4 or _states_windows(frame.module) is None:
+        return False
+    x = frame.x
+    return out.shape[0] == x.shape[0] and out.shape[-1] == x.shape[-1] and out.numel() == x.numel()
+
+
+def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
 
 
 class _SdpaCall(NamedTuple):
@@ -1010,11 +1361,13 @@ def _log_normalisers(query, key, bias, causal: bool) -> torch.Tensor:
     return torch.cat(parts, -1)
 
 
-def _check_sdpa(query, key, value, bias, causal: bool, out: torch.Tensor, unit: float) -> float | None:
+def _check_sdpa(query, key, value, bias, causal: bool, out: torch.Tensor, unit: float, rows=None) -> float | None:
     """The largest |S V - output| on `_CHECK_ROWS` rows (S rebuilt from the op's arguments), or None when any
     entry is off by more than float32 arithmetic allows: the softmax's bound (`_softmax_rtol`, plus the bias's
-    rounding) on each weight, and gamma_Nk on each side's sum of S_ij v_j, so |diff| <= (rtol + 2 gamma_Nk) S |V|."""
-    rows = torch.linspace(0, query.shape[2] - 1, _CHECK_ROWS, device=query.device).long().unique()
+    rounding) on each weight, and gamma_Nk on each side's sum of S_ij v_j, so |diff| <= (rtol + 2 gamma_Nk) S |V|.
+    `rows`: the query rows to check instead (every row of a small map)."""
+    if rows is None:
+        rows = torch.linspace(0, query.shape[2] - 1, _CHECK_ROWS, device=query.device).long().unique()
     weights = torch.softmax(_energy_rows(query, key, bias, causal, rows), dim=-1)
     rebuilt, seen = weights @ value, out[:, :, rows].float()
     keys = key.shape[2]

@@ -42,10 +42,12 @@ __all__ = [
     "CoordinateAttentionRecord",
     "PositionAttentionRecord",
     "ChannelMapRecord",
+    "CrossCovarianceRecord",
     "CrissCrossAttentionRecord",
     "GlobalContextRecord",
     "DenseAttentionRecord",
     "TokenAttentionRecord",
+    "WindowAttentionRecord",
     "BranchWeightRecord",
     "GateRecord",
     "Record",
@@ -341,6 +343,43 @@ class ChannelMapRecord(ResidualBranch, Provenance):
         if form is None or form == self.form:
             return self.attention[batch, channel]
         return torch.softmax(self.softmax_argument(channel, form, batch), dim=0).float()
+
+
+@dataclass
+class CrossCovarianceRecord(ChannelMapRecord):
+    """One head of a softmax over channels made from two token factors, as XCiT's cross-covariance attention
+    (El-Nouby et al., "XCiT: Cross-Covariance Image Transformers", NeurIPS 2021, §3.2; timm's `XCA`), read by
+    attnviz.capture.dataflow: X = softmax_j(τ q̂_c · k̂_j), a d x d map over the head's d channels, where q̂_c and
+    k̂_j are channel c's query and channel j's key over the N tokens, each scaled to unit length (so q̂_c · k̂_j is a
+    cosine), and τ the head's learned temperature. X mixes the head's value channels: out_c = Σ_j X_cj v_j.
+
+    Drawn as DANet's X (the parent): row c = how channel c of this head mixes the head's channels. What differs
+    from DANet's: the energy is not A_c · A_j of the module's features but τ q̂_c · k̂_j of learned projections,
+    kept in `energy` (the softmax's input as the op computed it, τ included; the paper's q̂ᵀk̂ up to its
+    transposes: timm lays q out as (d, N), so rows are query channels and columns key channels), which
+    `similarity`, `softmax_argument` and `similar_channels` read instead of the features (`features` stays None:
+    the module's input is tokens, not a feature map); there is one form, softmax of the energy itself (`form`
+    "paper", no rowmax flip); XCiT's residual weight is the block's per-channel layer scale γ1, outside the
+    module, so `beta` is nan. `head` (None with one head) indexes the head, whose channels are head·d to
+    head·d + d − 1 of the module's C; `temperature` is τ of this head; `normalised` says whether both factors had
+    unit length (else the energy is τ times a plain dot product over the tokens).
+    """
+
+    energy: torch.Tensor = field(kw_only=True)  # (B, d, d): the softmax's argument, τ q̂_c · k̂_j
+    temperature: float = field(kw_only=True)
+    head: int | None = field(default=None, kw_only=True)
+    heads: int = field(default=1, kw_only=True)
+    normalised: bool = field(default=True, kw_only=True)
+
+    def similarity(self, channel: int, batch: int = 0) -> torch.Tensor:
+        """(d,) q̂_c · k̂_j of row `channel` (a cosine when `normalised`): the energy without τ, float64."""
+        return self.energy[batch, channel].double() / self.temperature
+
+    def softmax_argument(self, channel: int, form: str | None = None, batch: int = 0) -> torch.Tensor:
+        """(d,) the recorded softmax argument τ q̂_c · k̂_j of row `channel`, float64 (only the form it computes)."""
+        if form not in (None, self.form):
+            raise ValueError(f"a softmax over channels of token factors has one form ({self.form!r}), got {form!r}")
+        return self.energy[batch, channel].double()
 
 
 class _KeysOnTheQueryGrid:
@@ -689,6 +728,179 @@ class TokenAttentionRecord(PositionAttentionRecord):
 
 
 @dataclass
+class WindowAttentionRecord(Provenance):
+    """One head of (shifted) window attention, Swin's W-MSA and SW-MSA (Liu et al., "Swin Transformer: Hierarchical
+    Vision Transformer using Shifted Windows", ICCV 2021, sec. 3.2), read from `F.scaled_dot_product_attention`'s
+    arguments (attnviz.capture.dataflow) and kept implicit, window by window.
+
+    The block rolls its height x width grid of tokens by -shift (the paper's cyclic shift; zero in W-MSA), pads it
+    at the bottom and right to whole windows, and cuts it into windows of window[0] x window[1] tokens, row by row
+    of windows, each batch item's windows in turn. Each token attends to the tokens of its own window only:
+    S_w = softmax(q Kᵀ · scale + bias) with the relative position bias and, in a shifted block, the mask that keeps
+    apart the regions the roll brought together (timm adds -100, not -inf: such entries are about e^-100 of the
+    row's largest, negligible, not always zero). `query` (scaled: q · scale) and `key` are (B, windows, tokens, d),
+    `log_normaliser` (B, windows, tokens) each row's log-sum-exp as the capture computed it from the op's inputs,
+    `bias` the op's additive mask for this head, broadcastable to (B, windows, tokens, tokens), or None.
+
+    What differs from DANet's S (PositionAttentionRecord, whose reading this record offers): `row(i)` is placed on
+    the block's grid with the roll undone, so its map lands on the pixels the window holds, zero elsewhere; a
+    window on the padding has keys that are no pixel, so a row there sums to 1 minus its share on the padding
+    (`padding_share`); `column(j)` is nonzero only inside key j's window; `baseline` is the window's token count,
+    not H·W. The N x N matrix is never stored: a row costs one window's energies.
+    """
+
+    kind: str
+    query: torch.Tensor  # (B, windows, tokens, d), scaled
+    key: torch.Tensor  # (B, windows, tokens, d)
+    log_normaliser: torch.Tensor  # (B, windows, tokens)
+    height: int
+    width: int
+    window: tuple[int, int]
+    shift: tuple[int, int] = (0, 0)
+    bias: torch.Tensor | None = field(default=None, kw_only=True)  # broadcastable to (B, windows, tokens, tokens)
+    scale: float = field(default=1.0, kw_only=True)  # the scale the op used (already in `query`)
+    head: int | None = field(default=None, kw_only=True)
+    heads: int = field(default=1, kw_only=True)
+
+    normalisation = "softmax"  # class constants: one softmax per window row, no residual weight read here
+    shared_by_all_queries = False
+    alpha = None
+    columns_use_recorded_normalisers = True
+
+    def branch_size(self, batch: int = 0) -> None:
+        """None: the dataflow reader does not know what the attention's output is added to."""
+        return None
+
+    @property
+    def num_pixels(self) -> int:
+        return self.height * self.width
+
+    @property
+    def key_grid(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def num_keys(self) -> int:
+        return self.num_pixels
+
+    @property
+    def window_tokens(self) -> int:
+        return self.window[0] * self.window[1]
+
+    @property
+    def baseline(self) -> int:
+        """A uniform row gives 1 / (the window's tokens) to each of its keys."""
+        return self.window_tokens
+
+    @property
+    def padded(self) -> tuple[int, int]:
+        """The grid rounded up to whole windows (the rolled grid's padding lies past height and width)."""
+        return tuple(-(-size // step) * step for size, step in zip((self.height, self.width), self.window))
+
+    def _pixels(self) -> torch.Tensor:
+        """(windows, tokens): the flat grid pixel each window token holds (the roll undone), -1 for padding."""
+        (window_h, window_w), (padded_h, padded_w) = self.window, self.padded
+        rows, cols = torch.arange(padded_h)[:, None], torch.arange(padded_w)[None, :]
+        pixel = ((rows + self.shift[0]) % self.height) * self.width + (cols + self.shift[1]) % self.width
+        pixel = pixel.masked_fill((rows >= self.height) | (cols >= self.width), -1)
+        across = padded_w // window_w
+        pixel = pixel.reshape(padded_h // window_h, window_h, across, window_w).transpose(1, 2)
+        return pixel.reshape(-1, window_h * window_w)
+
+    def _slots(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(window, token in the window) of flat grid pixels `indices`: where the rolled, cut grid put them."""
+        window_h, window_w = self.window
+        row, col = indices // self.width, indices % self.width
+        row, col = (row - self.shift[0]) % self.height, (col - self.shift[1]) % self.width
+        across = self.padded[1] // window_w
+        return (row // window_h) * across + col // window_w, (row % window_h) * window_w + col % window_w
+
+    def _check(self, indices, what: str = "pixel") -> torch.Tensor:
+        indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        if indices.numel() and not (0 <= int(indices.min()) and int(indices.max()) < self.num_pixels):
+            raise IndexError(f"{what} indices outside 0..{self.num_pixels - 1}")
+        return indices
+
+    def _bias(self, batch: int, windows: torch.Tensor, queries, keys) -> torch.Tensor | float:
+        """The bias of (window, query token, key token) triples, broadcast (0 without one)."""
+        if self.bias is None:
+            return 0.0
+        bias = self.bias[min(batch, self.bias.shape[0] - 1)]
+        pick = [windows, queries, keys]
+        pick = [index if bias.shape[axis] > 1 else torch.zeros_like(index) for axis, index in enumerate(pick)]
+        return bias[pick[0], pick[1], pick[2]]
+
+    def _energies(self, windows: torch.Tensor, tokens: torch.Tensor, batch: int, dtype=torch.float32) -> torch.Tensor:
+        """q_t · k_j · scale + bias_tj of query tokens `tokens` of `windows` over their window's keys: (R, tokens)."""
+        query = self.query[batch, windows, tokens].to(dtype)  # (R, d)
+        key = self.key[batch, windows].to(dtype)  # (R, tokens, d)
+        energy = (key @ query[:, :, None])[:, :, 0]
+        keys = torch.arange(self.window_tokens)[None]
+        return energy + self._bias(batch, windows[:, None], tokens[:, None], keys)
+
+    def _on_grid(self, values: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """(R, tokens) values of window tokens placed on the grid, (R, height, width); padding tokens dropped."""
+        pixels = self._pixels()[windows]
+        pixels = pixels.masked_fill(pixels < 0, self.num_pixels)  # padding goes to one spare column, then dropped
+        grid = torch.zeros(values.shape[0], self.num_pixels + 1, dtype=values.dtype)
+        grid.scatter_(1, pixels, values)
+        return grid[:, : self.num_pixels].view(-1, self.height, self.width)
+
+    def rows(self, indices, batch: int = 0) -> torch.Tensor:
+        """S[indices, :] as (R, H, W): where each pixel attends, its window's keys on the grid, zero elsewhere."""
+        indices = self._check(indices)
+        windows, tokens = self._slots(indices)
+        weights = torch.softmax(self._energies(windows, tokens, batch), dim=-1)
+        return self._on_grid(weights, windows)
+
+    def row(self, index: int, batch: int = 0) -> torch.Tensor:
+        """S[index, :] as (H, W): sums to 1 (minus its share on the padding, `padding_share`)."""
+        return self.rows([int(index)], batch)[0]
+
+    def padding_share(self, index: int, batch: int = 0) -> float:
+        """The share of pixel `index`'s row on its window's padding keys (0 where the window holds no padding)."""
+        indices = self._check([int(index)])
+        windows, tokens = self._slots(indices)
+        weights = torch.softmax(self._energies(windows, tokens, batch, torch.float64), dim=-1)[0]
+        return float(weights[self._pixels()[windows[0]] < 0].sum())
+
+    def window_pixels(self, index: int) -> torch.Tensor:
+        """The flat grid pixels of pixel `index`'s window (the roll undone, padding left out), in window order."""
+        windows, _ = self._slots(self._check([int(index)]))
+        pixels = self._pixels()[windows[0]]
+        return pixels[pixels >= 0]
+
+    def column(self, index: int, batch: int = 0) -> torch.Tensor:
+        """S[:, index] as (H, W): how much every pixel attends to key pixel `index`; only pixels of its window can
+        (each entry normalised by its row's recorded log-sum-exp)."""
+        indices = self._check([int(index)], "key")
+        windows, tokens = self._slots(indices)
+        window, token = windows[0], tokens[0]
+        queries = torch.arange(self.window_tokens)
+        energy = self.query[batch, window].float() @ self.key[batch, window, token].float()
+        energy = energy + self._bias(batch, window, queries, token)
+        weights = torch.exp(energy - self.log_normaliser[batch, window].float())
+        return self._on_grid(weights[None], windows)[0]
+
+    def entry(self, i: int, j: int, batch: int = 0) -> tuple[float, float, float]:
+        """(energy q_i · k_j · scale + bias, row i's log-sum-exp over its window, S[i, j]) in float64; a key j
+        outside i's window has no energy in i's row: (-inf, the log-sum-exp, 0.0)."""
+        windows, tokens = self._slots(self._check([int(i), int(j)]))
+        energies = self._energies(windows[:1], tokens[:1], batch, torch.float64)[0]
+        log_normaliser = float(torch.logsumexp(energies, 0))
+        if windows[1] != windows[0]:
+            return -math.inf, log_normaliser, 0.0
+        energy = float(energies[tokens[1]])
+        return energy, log_normaliser, math.exp(energy - log_normaliser)
+
+    def matrix(self, batch: int = 0, max_pixels: int = 4096) -> torch.Tensor:
+        """The full S (N x N), zero outside the windows. Refuses when N > max_pixels."""
+        if self.num_pixels > max_pixels:
+            raise MemoryError(f"S would be {self.num_pixels} x {self.num_pixels}; use row()/column()")
+        return self.rows(torch.arange(self.num_pixels), batch).flatten(1)
+
+
+@dataclass
 class BranchWeightRecord(Provenance):
     """A softmax across K branches, per channel (SKNet's selective kernel, ResNeSt's split attention,
     EPSANet's pyramid split, S2-MLPv2): weights (B, K, C), summing to 1 over K for every channel."""
@@ -723,10 +935,12 @@ Record = (
     | CoordinateAttentionRecord
     | PositionAttentionRecord
     | ChannelMapRecord
+    | CrossCovarianceRecord
     | CrissCrossAttentionRecord
     | GlobalContextRecord
     | DenseAttentionRecord
     | TokenAttentionRecord
+    | WindowAttentionRecord
     | BranchWeightRecord
     | GateRecord
 )
