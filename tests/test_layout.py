@@ -79,7 +79,7 @@ def test_the_library_folders_say_their_layers():
         "deck",
         "slide_shots",
     }
-    basics = {"kinds", "i18n", "text", "machine", "browser", "workpool"}
+    basics = {"kinds", "i18n", "text", "machine", "browser", "workpool", "admission", "sizedcache"}
     assert top == tools | basics, sorted(top ^ (tools | basics))
     for tool in tools:
         assert 'if __name__ == "__main__"' in (PACKAGE / f"{tool}.py").read_text(), tool
