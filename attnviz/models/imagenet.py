@@ -159,8 +159,9 @@ def load_imagenet_model(
     where = f"${WEIGHTS_ENV}" + (f" ({folder})" if folder else " (not set)")
     return model.eval(), ClassifierWeights(
         "random",
-        f"random weights: the hub cannot be reached and {where} has no {arch} file, so the channel "
-        "weights below are those of an untrained network",
+        f"random weights: the hub cannot be reached and {where} has no {arch} file, so the "
+        + ("attention maps" if IMAGENET_MODELS[arch][0] == TOKEN_KIND else "channel weights")
+        + " below are those of an untrained network",
     )
 
 
