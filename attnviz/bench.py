@@ -318,6 +318,27 @@ def _case_families(device: str) -> dict:
     return bench_family_capture(sizes=((32, 64), (64, 128)), channels=64, repeats=5, device=device)
 
 
+def _capture_cost(model, x, device: str, repeats: int) -> tuple[dict, float, float]:
+    """(one capture's records, median seconds of the plain forward, of the forward with capture), each warmed up
+    once and timed `repeats` times (attnviz.machine.time_calls)."""
+    from attnviz.capture import capture
+
+    def plain():
+        with torch.no_grad():
+            model(x)
+        _sync(device)
+
+    def captured():
+        with torch.no_grad(), capture(model) as rec:
+            model(x)
+        _sync(device)
+        return rec
+
+    rec = captured()  # warms both up
+    plain()
+    return rec, time_calls(plain, repeats)["median_s"], time_calls(captured, repeats)["median_s"]
+
+
 def _case_readers(device: str, repeats: int = 9) -> dict:
     """Capture with every reader (own modules, adapters, families, the dataflow reader) against the plain
     forward: timm's resnet50 (no attention: the readers' cost on a plain network) and a net of four timm
@@ -329,8 +350,6 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
     from timm.layers.non_local_attn import NonLocalAttn
     from timm.layers.selective_kernel import SelectiveKernel
     from torch import nn
-
-    from attnviz.capture import capture
 
     def long_tail() -> nn.Module:
         return nn.Sequential(
@@ -351,30 +370,15 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
         model = model.eval().to(device)
         x = torch.rand(1, 3, 224, 224, device=device)
 
-        def plain(model=model, x=x):
-            with torch.no_grad():
-                model(x)
-            _sync(device)
-
-        def captured(model=model, x=x):
-            with torch.no_grad(), capture(model) as rec:
-                model(x)
-            _sync(device)
-            return rec
-
-        captured()  # warm up both
-        plain()
-        with torch.no_grad(), capture(model) as rec:
-            model(x)
-        a, b = time_calls(plain, repeats), time_calls(captured, repeats)
+        rec, plain_s, captured_s = _capture_cost(model, x, device, repeats)
         rows.append(
             {
                 "model": name,
                 "device": device,
                 "records": len(rec),
-                "plain_s": a["median_s"],
-                "captured_s": b["median_s"],
-                "ratio": b["median_s"] / a["median_s"],
+                "plain_s": plain_s,
+                "captured_s": captured_s,
+                "ratio": captured_s / plain_s,
             }
         )
     return {"rows": rows}
@@ -386,7 +390,6 @@ def _case_transformers(device: str, repeats: int = 9) -> dict:
     the rows' log-sum-exp per head: O(heads · N · d)) against the S they stand for (heads · N², never stored)."""
     import timm
 
-    from attnviz.capture import capture
     from attnviz.capture.records import TokenAttentionRecord
     from attnviz.sizedcache import held_bytes
 
@@ -395,34 +398,19 @@ def _case_transformers(device: str, repeats: int = 9) -> dict:
         model = timm.create_model(arch, pretrained=False).eval().to(device)
         x = torch.rand(1, 3, 224, 224, device=device)
 
-        def plain(model=model, x=x):
-            with torch.no_grad():
-                model(x)
-            _sync(device)
-
-        def captured(model=model, x=x):
-            with torch.no_grad(), capture(model) as rec:
-                model(x)
-            _sync(device)
-            return rec
-
-        captured()  # warm up both
-        plain()
-        with torch.no_grad(), capture(model) as rec:
-            model(x)
+        rec, plain_s, captured_s = _capture_cost(model, x, device, repeats)
         tokens = [r for r in rec.values() if isinstance(r, TokenAttentionRecord)]
         layer = [rec[name] for name in rec if name.startswith("blocks.0.attn:")]  # the first layer's heads
         n = tokens[0].num_pixels + tokens[0].prefix_queries
-        a, b = time_calls(plain, repeats), time_calls(captured, repeats)
         rows.append(
             {
                 "model": arch,
                 "device": device,
                 "records": len(tokens),
                 "tokens": n,
-                "plain_s": a["median_s"],
-                "captured_s": b["median_s"],
-                "ratio": b["median_s"] / a["median_s"],
+                "plain_s": plain_s,
+                "captured_s": captured_s,
+                "ratio": captured_s / plain_s,
                 "layer_record_bytes": held_bytes(layer),
                 "layer_s_bytes": 4 * len(layer) * n * n,
             }
