@@ -728,7 +728,7 @@ class TokenAttentionRecord(PositionAttentionRecord):
 
 
 @dataclass
-class WindowAttentionRecord(Provenance):
+class WindowAttentionRecord(_KeysOnTheQueryGrid, Provenance):
     """One head of (shifted) window attention, Swin's W-MSA and SW-MSA (Liu et al., "Swin Transformer: Hierarchical
     Vision Transformer using Shifted Windows", ICCV 2021, sec. 3.2), read from `F.scaled_dot_product_attention`'s
     arguments (attnviz.capture.dataflow) and kept implicit, window by window.
@@ -770,18 +770,6 @@ class WindowAttentionRecord(Provenance):
     def branch_size(self, batch: int = 0) -> None:
         """None: the dataflow reader does not know what the attention's output is added to."""
         return None
-
-    @property
-    def num_pixels(self) -> int:
-        return self.height * self.width
-
-    @property
-    def key_grid(self) -> tuple[int, int]:
-        return self.height, self.width
-
-    @property
-    def num_keys(self) -> int:
-        return self.num_pixels
 
     @property
     def window_tokens(self) -> int:
