@@ -21,6 +21,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from sdpa_calls import KeptSdpa
 from tolerances import UNIT_ROUNDOFF_32, gamma, softmax_row_sum_tolerance
 from torch import nn
 
@@ -32,22 +33,8 @@ UNIT_ROUNDOFF_64 = 2.0**-53
 PHOTO = (32, 48)  # a 4x6 grid of 8-pixel patches: not square, so a transposed grid would show
 
 
-class KeepSdpa:
-    """The independent hook: wraps F.scaled_dot_product_attention and keeps each call's inputs."""
-
-    def __init__(self, monkeypatch):
-        self.calls = []
-        original = F.scaled_dot_product_attention
-
-        def kept(*args, **kwargs):
-            self.calls.append((args, kwargs))
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(F, "scaled_dot_product_attention", kept)
-
-
 def given(call) -> dict:
-    args, kwargs = call
+    args, kwargs, _ = call
     names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal")
     return {**dict(zip(names, args)), **kwargs}
 
@@ -99,7 +86,7 @@ def captured_vit(reg_tokens: int, monkeypatch):
     model = vit(reg_tokens)
     torch.manual_seed(1)
     x = torch.randn(2, 3, *PHOTO)
-    hook = KeepSdpa(monkeypatch)
+    hook = KeptSdpa(monkeypatch)
     with torch.no_grad(), capture(model) as rec:
         model(x)
     assert rec.skipped == [] and len(hook.calls) == 3

@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from sdpa_calls import KeptSdpa
 from tolerances import gamma
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -23,21 +24,6 @@ from attnviz.capture.records import TokenAttentionRecord
 
 FLOAT64_ATOL = 1e-5  # issue 32's bound for a row against a float64 softmax built from the op's inputs
 PHOTO = (48, 64)  # not square: a 3x4 patch grid at stride 16 must not come out as 4x3
-
-
-class CountSdpa:
-    """The independent hook: wraps F.scaled_dot_product_attention, keeping every call's inputs and output."""
-
-    def __init__(self, monkeypatch):
-        self.calls = []
-        original = F.scaled_dot_product_attention
-
-        def counted(*args, **kwargs):
-            out = original(*args, **kwargs)
-            self.calls.append((args, kwargs, out.detach().clone()))
-            return out
-
-        monkeypatch.setattr(F, "scaled_dot_product_attention", counted)  # also the name MHA's slow path calls
 
 
 class Observe(TorchFunctionMode):
@@ -99,7 +85,7 @@ def captured(model: nn.Module, x: torch.Tensor, monkeypatch):
         plain = model(x)
         with Observe():
             observed = model(x)
-        count = CountSdpa(monkeypatch)
+        count = KeptSdpa(monkeypatch)
         with capture(model) as rec:
             logits = model(x)
     return plain, observed, logits, rec.records(), rec.skipped, count.calls
@@ -210,7 +196,7 @@ def test_bias_mask_and_causal_rows_and_a_layout_from_the_photo(mode, monkeypatch
     x = torch.randn(2, 3, 32, 56)  # 4x7 patches of 8 pixels, one CLS
     with torch.no_grad():
         plain = model(x)
-        count = CountSdpa(monkeypatch)
+        count = KeptSdpa(monkeypatch)
         with capture(model) as rec:
             out = model(x)
     assert torch.equal(out, plain)

@@ -18,6 +18,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from sdpa_calls import KeptSdpa
 from torch import nn
 
 from attnviz.analysis.hover import hover_payload
@@ -26,21 +27,6 @@ from attnviz.capture import capture
 from attnviz.capture.records import WindowAttentionRecord
 
 FLOAT64_ATOL = 1e-5  # issue 32's bound for a row against a float64 softmax built from the op's inputs
-
-
-class CountSdpa:
-    """The independent hook: wraps F.scaled_dot_product_attention, keeping every call's inputs and output."""
-
-    def __init__(self, monkeypatch):
-        self.calls = []
-        original = F.scaled_dot_product_attention
-
-        def counted(*args, **kwargs):
-            out = original(*args, **kwargs)
-            self.calls.append((args, kwargs))
-            return out
-
-        monkeypatch.setattr(F, "scaled_dot_product_attention", counted)
 
 
 def swin(img_size) -> nn.Module:
@@ -66,7 +52,7 @@ def blocks(model: nn.Module) -> list:
 
 def reference(call) -> torch.Tensor:
     """softmax(q kᵀ · scale + attn_mask) in float64 from one call's own inputs: (B · windows, heads, N, N)."""
-    args, kwargs = call
+    args, kwargs, _ = call
     query, key = args[0].double(), args[1].double()
     energy = query @ key.transpose(-1, -2) / math.sqrt(query.shape[-1])
     return torch.softmax(energy + kwargs["attn_mask"].double(), dim=-1)
@@ -103,7 +89,7 @@ def on_grid(exact: torch.Tensor, pixels: torch.Tensor, num_pixels: int) -> torch
 def captured(model, x, monkeypatch):
     with torch.no_grad():
         plain = model(x)
-        count = CountSdpa(monkeypatch)
+        count = KeptSdpa(monkeypatch)
         with capture(model) as rec:
             logits = model(x)
     return plain, logits, rec, count.calls
