@@ -154,6 +154,7 @@ def _freeze_long_lived() -> None:
         return
     _frozen_modules[0] = modules
     gc.collect()
+    _last_full_collection[0] = time.monotonic()  # (the collection just run counts: not another one at once)
     gc.freeze()
 
 
