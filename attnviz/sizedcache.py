@@ -31,7 +31,9 @@ _MAX_DEPTH = 12
 
 
 def held_bytes(value: Any) -> int:
-    """The bytes of the arrays, tensors and strings `value` holds (each storage once)."""
+    """The bytes of the arrays, tensors and strings `value` holds now (each storage once). Objects are walked
+    through their `__dict__`, not their properties: a part computed when first read (a token record's
+    log-sum-exps) counts once it is computed and is never computed to be counted."""
     seen: set[int] = set()  # ids of the objects walked
     storages: set[int] = set()  # addresses of the tensor storages counted
 
@@ -55,7 +57,7 @@ def held_bytes(value: Any) -> int:
             return sum(walk(k, depth + 1) + walk(v, depth + 1) for k, v in item.items())
         if isinstance(item, (list, tuple, set, frozenset)):
             return sum(walk(v, depth + 1) for v in item)
-        if dataclasses.is_dataclass(item):
+        if dataclasses.is_dataclass(item) and not hasattr(item, "__dict__"):  # slots: its fields are what it holds
             return sum(walk(getattr(item, f.name, None), depth + 1) for f in dataclasses.fields(item))
         if isinstance(item, torch.nn.Module):
             return 0  # a model is shared and cached apart (attnviz.app.resources.loaded_model)

@@ -103,6 +103,30 @@ def test_every_family_recognised_without_running(user_net):
     assert [(found.path, found.class_name) for found in lookalikes] == [("odd", "FancyAttention")]
 
 
+def test_a_survey_is_kept_per_structure_and_redone_when_the_model_changes():
+    """Each capture attaches its readers anew, and a model is surveyed once per structure: what it finds must be
+    what a fresh survey finds after an attribute is set or a module replaced; and a kept survey
+    must not keep the model alive."""
+    import gc
+    import weakref
+
+    def found(model):
+        return [(f.path, f.family) for f in families.find_attention(model)]
+
+    model = nn.Sequential(EcaLike(16), nn.ReLU())
+    assert found(model) == found(model) == [("0", "eca")]
+    model[0].avg_pool.output_size = 3  # no longer a global pooling: no ECA
+    assert found(model) == []
+    model[0].avg_pool.output_size = 1
+    assert found(model) == [("0", "eca")]
+    model[0].conv = nn.Linear(3, 3)  # a child replaced
+    assert found(model) == []
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None, "the survey kept the model alive"
+
+
 def test_recognition_ignores_class_names():
     renamed = type("TotallyUnrelatedName", (Blob,), {})(16)
     assert families.recognise(renamed).name == "pam"

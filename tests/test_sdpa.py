@@ -236,3 +236,36 @@ def test_token_grid_takes_the_fewest_prefix_tokens_that_fit_the_photos_aspect_ra
     assert token_grid(1 + 7 * 4, (56, 32)) == (1, (7, 4))  # portrait: rows before columns
     assert token_grid(1 + 7 * 4, (32, 56)) == (1, (4, 7))
     assert token_grid(30, (64, 64), max_prefix=0) is None
+
+
+def test_log_sum_exps_are_computed_when_first_read_not_by_capture_nor_by_counting_bytes(monkeypatch):
+    """The capture keeps q and k, not the rows' log-sum-exps (as costly as the attention): counting what a record
+    holds (the analyses' cache does) must not compute them; reading them gives float64 logsumexp of the op's own
+    energies within float32's energy error, for the patch queries and the prefix queries alike."""
+    from tolerances import energy_error_bound
+
+    from attnviz.sizedcache import held_bytes
+
+    model = timm_model("deit")
+    torch.manual_seed(1)
+    with torch.no_grad():
+        count = KeptSdpa(monkeypatch)
+        with capture(model) as rec:
+            model(torch.randn(2, 3, *PHOTO))
+    record = rec.records()["blocks.0.attn:head1"]
+    assert record._log_normalisers is None, "capture computed the log-sum-exps"
+    factors = record.query.numel() + record.key.numel() + record.prefix_query.numel() + record.prefix_key.numel()
+    assert held_bytes(record) >= 4 * factors and record._log_normalisers is None, "counting bytes computed them"
+
+    args, kwargs, _ = count.calls[0]
+    query, key = args[0][:, 1].double(), args[1][:, 1].double()
+    expected = torch.logsumexp(query @ key.transpose(-1, -2) / math.sqrt(query.shape[-1]), dim=-1)  # (B, 2 + 12)
+    # each energy is off by at most (gamma_d + 2u) |q|.|k| scale (the dot product, and the scale folded into q);
+    # a log-sum-exp moves by no more than its energies do, plus its own float32 rounding of the sum and the log
+    depth, u = query.shape[-1], 2.0**-24
+    magnitude = energy_error_bound(args[0][:, 1], args[1][:, 1]) / gamma(depth)  # max |q|.|k|
+    bound = (gamma(depth) + 2 * u) * magnitude / math.sqrt(depth)
+    bound += gamma(key.shape[1]) + 2 * u * float(expected.abs().max())
+    assert float((record.log_normaliser.double() - expected[:, 2:]).abs().max()) <= bound
+    assert float((record.prefix_log_normaliser.double() - expected[:, :2]).abs().max()) <= bound
+    assert record._log_normalisers is not None and held_bytes(record) >= 4 * (factors + expected.numel())

@@ -316,13 +316,18 @@ def _map_size(record: Record | None) -> dict[str, str]:
 
 
 def _to_cpu(record):
-    changes = {}
-    for field_name, value in vars(record).items():
+    """A copy of `record` with its tensors as float32 on the CPU: its state copied as it is (a part a record
+    computes when first read, a token record's log-sum-exps, stays unread)."""
+    state = {}
+    for name, value in vars(record).items():
         if isinstance(value, torch.Tensor):
-            changes[field_name] = value.float().cpu()
+            value = value.float().cpu()
         elif isinstance(value, dict):
-            changes[field_name] = {k: v.float().cpu() for k, v in value.items()}
-    return type(record)(**{**vars(record), **changes})
+            value = {k: v.float().cpu() if isinstance(v, torch.Tensor) else v for k, v in value.items()}
+        state[name] = value
+    copy = object.__new__(type(record))
+    copy.__dict__.update(state)
+    return copy
 
 
 # the photo <-> feature grid geometry lives in attnviz.analysis.geometry; these names are kept for the pages

@@ -94,7 +94,7 @@ import contextvars
 import math
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -351,6 +351,8 @@ def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
         if not stack or stack[-1].module is not module:
             return
         frame = stack.pop()
+        if not (frame.found or frame.gates or frame.skipped or frame.switched):
+            return  # nothing seen in it (most modules): nothing to record, note or hand on
         if not frame.claimed:
             before = len(reader.recorder)
             waiting = _finish(reader.recorder, frame, [f.x.shape for f in reversed(stack) if f.x is not None])
@@ -380,6 +382,7 @@ class DataflowReader(TorchFunctionMode):
         self.queried: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
         self.switch: GateSwitch | None = None  # the gates to switch in this context's passes (`switching`)
         self.made: dict[int, tuple[int, int]] = {}  # H*W -> (H, W) of every grid a convolution or pooling made
+        self.windows: dict[int, tuple | None] = {}  # id(module) -> the windows it states (`_windows_of`)
 
     def __enter__(self):
         self._token = _active_reader.set(self)
@@ -392,35 +395,35 @@ class DataflowReader(TorchFunctionMode):
         self.products.clear()
         self.queried.clear()
         self.made.clear()
+        self.windows.clear()
         return super().__exit__(*exc)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        # called for every op of the forward pass: the common cases first, and no_grad entered only when needed
         kwargs = kwargs or {}
+        frames = self.frames
+        if not frames or frames[-1].claimed:
+            return func(*args, **kwargs)
+        frame = frames[-1]
         name = getattr(func, "__name__", "")
-        watched = bool(self.frames) and not self.frames[-1].claimed
-        switched = self.switch is not None and watched and name in _MULTIPLY
+        switched = self.switch is not None and name in _MULTIPLY
         out = func(*(self._switched(args) if switched else args), **kwargs)
-        if not watched:
+        if name != _MHA and not isinstance(out, torch.Tensor):
             return out
-        frame = self.frames[-1]
-        if name == _MHA:
-            try:
-                with torch.no_grad():
+        if name in _SPATIAL_OPS:
+            if args and isinstance(args[0], torch.Tensor):  # the grid it reads (a token grid reshaped for it)
+                frame.see(args[0], channels=False, by_op=True)
+            frame.see(out, by_op=True)
+            if out.dim() == 4 and out.shape[-2] * out.shape[-1] >= 4:
+                self.made[out.shape[-2] * out.shape[-1]] = (int(out.shape[-2]), int(out.shape[-1]))
+        try:
+            with torch.no_grad() if torch.is_grad_enabled() else nullcontext():
+                if name == _MHA:
                     self._mha(frame, args, kwargs, out)
-            except Exception as error:  # noqa: BLE001 - reading must never break the user's forward pass
-                frame.skipped.append(_not_drawn("unreadable", op=name, error=f"{type(error).__name__}: {error}"))
-        elif isinstance(out, torch.Tensor):
-            if name in _SPATIAL_OPS:
-                if args and isinstance(args[0], torch.Tensor):  # the grid it reads (a token grid reshaped for it)
-                    frame.see(args[0], channels=False, by_op=True)
-                frame.see(out, by_op=True)
-                if out.dim() == 4 and out.shape[-2] * out.shape[-1] >= 4:
-                    self.made[out.shape[-2] * out.shape[-1]] = (int(out.shape[-2]), int(out.shape[-1]))
-            try:
-                with torch.no_grad():
+                else:
                     self._watch(frame, name, args, kwargs, out)
-            except Exception as error:  # noqa: BLE001 - reading must never break the user's forward pass
-                frame.skipped.append(_not_drawn("unreadable", op=name, error=f"{type(error).__name__}: {error}"))
+        except Exception as error:  # noqa: BLE001 - reading must never break the user's forward pass
+            frame.skipped.append(_not_drawn("unreadable", op=name, error=f"{type(error).__name__}: {error}"))
         return out
 
     # -- what each call means
@@ -458,6 +461,13 @@ class DataflowReader(TorchFunctionMode):
             self._follow_product(name, args, out)
         if name in _FOLLOWS_QUERIES and any(self._is_queried(a) for a in args[:2]):
             self.queried[id(out)] = out
+
+    def _windows_of(self, module: nn.Module) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """`_states_windows(module)`, asked once per module in this capture (it is asked at every SDPA call)."""
+        key = id(module)
+        if key not in self.windows:
+            self.windows[key] = _states_windows(module)
+        return self.windows[key]
 
     def _is_queried(self, tensor) -> bool:
         """Whether `tensor` was made by a product with rows on both sides, or derived from one (module docstring)."""
@@ -826,7 +836,7 @@ class DataflowReader(TorchFunctionMode):
         if call.dropout_p > 0:
             frame.skipped.append(_not_drawn("sdpa_dropout", shape=shape, p=call.dropout_p))
             return
-        block = next((f for f in reversed(self.frames) if _states_windows(f.module) is not None), None)
+        block = next((f for f in reversed(self.frames) if self._windows_of(f.module) is not None), None)
         if block is not None:  # inside a block that states windows (Swin): its windows, or listed with the reason
             self._sdpa_windows(frame, block, call, out)
             return
@@ -846,12 +856,13 @@ class DataflowReader(TorchFunctionMode):
         scale = call.scale if call.scale is not None else 1 / math.sqrt(query.shape[-1])
         dtype_query = call.query
         query = query.detach().float() * scale
-        key, value = key.detach().float(), value.detach().float()
+        # k in storage of its own: a view into the fused qkv projection (timm's) would keep all of it alive
+        key, value = key.detach().float().contiguous(), value.detach().float()
         bias = _additive_bias(call.attn_mask, batch, heads, query.shape[2], key.shape[2])
-        log_normaliser = _log_normalisers(query, key, bias, call.is_causal)
         unit = _unit_roundoff(dtype_query, out)
-        seen = out.detach().reshape(*query.shape[:3], -1)
-        error = _check_sdpa(query, key, value, bias, call.is_causal, seen, unit)
+        rows = _check_rows(query.shape[2])
+        seen = out.detach().reshape(*query.shape[:3], -1)[:, :, rows].float()
+        error = _check_sdpa(query, key, value, bias, call.is_causal, seen, unit, rows)
         if error is None:
             frame.skipped.append(_not_drawn("sdpa_mismatch", shape=shape))
             return
@@ -866,33 +877,33 @@ class DataflowReader(TorchFunctionMode):
             mask=_found("sdpa_mask") if bias is not None else _found("sdpa_causal") if call.is_causal else "",
             source=_found(f"tokens_from_{queries_at.source}"),
         )
-        for head in range(heads):
-            frame.found.append(
-                (
-                    f"head{head}" if heads > 1 else "map",
-                    TokenAttentionRecord(
-                        "dataflow",
-                        query[:, head, prefix_q:],
-                        key[:, head, prefix_k:],
-                        log_normaliser[:, head, prefix_q:],
-                        *queries_at.grid,
-                        math.nan,
-                        key_height=keys_at.grid[0],
-                        key_width=keys_at.grid[1],
-                        prefix_query=query[:, head, :prefix_q] if prefix_q else None,
-                        prefix_key=key[:, head, :prefix_k] if prefix_k else None,
-                        prefix_log_normaliser=log_normaliser[:, head, :prefix_q] if prefix_q else None,
-                        prefix_names=keys_at.names,
-                        bias=None if bias is None else bias[:, min(head, bias.shape[1] - 1)],
-                        causal=bool(call.is_causal),
-                        scale=float(scale),
-                        head=head if heads > 1 else None,
-                        heads=heads,
-                        max_error=error,
-                        found_by=found_by,
-                    ),
-                )
+        # each head's prefix and patch tokens, as views: one split and one unbind per tensor, not four slices a head
+        prefix_queries, patch_queries = (p.unbind(1) for p in query.split([prefix_q, query.shape[2] - prefix_q], 2))
+        prefix_keys, patch_keys = (p.unbind(1) for p in key.split([prefix_k, key.shape[2] - prefix_k], 2))
+        records = [
+            TokenAttentionRecord(
+                "dataflow",
+                patch_queries[head],
+                patch_keys[head],
+                None,  # the log-sum-exps: computed when first read (TokenAttentionRecord)
+                *queries_at.grid,
+                math.nan,
+                key_height=keys_at.grid[0],
+                key_width=keys_at.grid[1],
+                prefix_query=prefix_queries[head] if prefix_q else None,
+                prefix_key=prefix_keys[head] if prefix_k else None,
+                prefix_names=keys_at.names,
+                bias=None if bias is None else bias[:, min(head, bias.shape[1] - 1)],
+                causal=bool(call.is_causal),
+                scale=float(scale),
+                head=head if heads > 1 else None,
+                heads=heads,
+                max_error=error,
+                found_by=found_by,
             )
+            for head in range(heads)
+        ]
+        frame.found += [(f"head{head}" if heads > 1 else "map", record) for head, record in enumerate(records)]
 
     def _sdpa_channels(self, frame: _Frame, call: _SdpaCall, per_head, out: torch.Tensor) -> bool:
         """SDPA over channels (XCiT's XCA on timm's fused path: q̂ · τ, k̂ and v as (B, heads, d, N), scale 1): True
@@ -919,8 +930,8 @@ class DataflowReader(TorchFunctionMode):
         key, value = key.detach().float(), value.detach().float()
         unit = _unit_roundoff(call.query, out)
         seen = out.detach().reshape(*scaled.shape[:3], -1)
-        rows = torch.arange(size, device=scaled.device)
-        error = _check_sdpa(scaled, key, value, None, False, seen, unit, rows)
+        rows = slice(None)
+        error = _check_sdpa(scaled, key, value, None, False, seen, unit, rows)  # every row: seen as it is
         if error is None:
             frame.skipped.append(_not_drawn("sdpa_mismatch", shape=shape))
             return True
@@ -981,7 +992,8 @@ class DataflowReader(TorchFunctionMode):
         bias = _additive_bias(call.attn_mask, query.shape[0], heads, tokens, tokens)
         log_normaliser = _log_normalisers(query, key, bias, False)
         seen, unit = out.detach().reshape(*query.shape[:3], -1), _unit_roundoff(dtype_query, out)
-        error = _check_sdpa(query, key, value, bias, False, seen, unit)
+        rows = _check_rows(query.shape[2])
+        error = _check_sdpa(query, key, value, bias, False, seen[:, :, rows], unit, rows)
         if error is None:
             frame.skipped.append(_not_drawn("sdpa_mismatch", shape=shape))
             return
@@ -1132,10 +1144,14 @@ def _softmax_rtol(query: torch.Tensor, key: torch.Tensor, unit: float) -> float:
     each energy q . k is off by at most (gamma_d + 2u) |q| . |k| (Higham's bound for a dot product of length d,
     and the scale's rounding), so an entry, a ratio of two exps, by exp(2 delta) - 1; plus the exps' and the
     sum's rounding (gamma_Nk + 4u). Energies of a few hundred give ~1e-4; of thousands, a few 1e-3."""
-    depth, keys = query.shape[-1], key.shape[-2]
+    products = float((query.abs() @ key.abs().transpose(-1, -2)).max())
+    return _softmax_rtol_of(products, query.shape[-1], key.shape[-2], unit)
+
+
+def _softmax_rtol_of(products: float, depth: int, keys: int, unit: float) -> float:
+    """`_softmax_rtol` from `products`, a bound on every |q_i| . |k_j| (the sum of |q_ic| |k_jc| over the depth)."""
     gamma = depth * unit / (1 - depth * unit)
-    delta = (gamma + 2 * unit) * float((query.abs() @ key.abs().transpose(-1, -2)).max())
-    return math.expm1(2 * delta) + keys * unit / (1 - keys * unit) + 4 * unit
+    return math.expm1(2 * (gamma + 2 * unit) * products) + keys * unit / (1 - keys * unit) + 4 * unit
 
 
 class _Tokens(NamedTuple):
@@ -1160,6 +1176,10 @@ def _model_tokens(module: nn.Module, x: torch.Tensor | None) -> _Tokens | None:
     """The token layout a model states: timm's vision transformers (`patch_embed.grid_size`, or its
     `dynamic_feat_size` of the photo with `dynamic_img_size`; `num_prefix_tokens`: CLS, DeiT's distillation token,
     registers, in this order) and torchvision's (`patch_size`, one class token); None for any other module."""
+    # asked of every module a capture runs, and most say neither: answered without nn.Module's slow getattr
+    stated = "patch_embed" in module._modules or "patch_size" in module.__dict__
+    if not stated and not hasattr(type(module), "patch_size"):
+        return None
     photo = tuple(x.shape[-2:]) if x is not None and x.dim() == 4 else None
     embed, prefix = getattr(module, "patch_embed", None), getattr(module, "num_prefix_tokens", None)
     if embed is not None and isinstance(prefix, int):
@@ -1340,44 +1360,58 @@ def _additive_bias(mask, batch: int, heads: int, queries: int, keys: int) -> tor
     return mask.float()
 
 
-def _energy_rows(query, key, bias, causal: bool, rows: torch.Tensor) -> torch.Tensor:
+def _mask_rows(bias, causal: bool, queries: int, keys: int, rows: slice, device) -> torch.Tensor | None:
+    """The additive mask on query rows `rows` of (B, heads, queries, keys) energies: the bias's rows, -inf where
+    is_causal masks (key j > query i); None when there is neither."""
+    mask = None if bias is None else bias[:, :, rows] if bias.shape[2] > 1 else bias
+    if causal:
+        after = torch.arange(keys, device=device)[None] > torch.arange(queries, device=device)[rows][:, None]
+        blocked = torch.zeros(after.shape, device=device).masked_fill(after, -math.inf)
+        mask = blocked if mask is None else mask + blocked
+    return mask
+
+
+def _energy_rows(query, key, bias, causal: bool, rows: slice) -> torch.Tensor:
     """q_i · k_j · scale + bias_ij (-inf where masked) for query rows `rows`: (B, heads, R, Nk)."""
     energy = query[:, :, rows] @ key.transpose(-1, -2)
-    if bias is not None:
-        energy = energy + (bias[:, :, rows] if bias.shape[2] > 1 else bias)
-    if causal:
-        energy = energy.masked_fill(torch.arange(key.shape[2], device=key.device)[None] > rows[:, None], -math.inf)
-    return energy
+    mask = _mask_rows(bias, causal, query.shape[2], key.shape[2], rows, key.device)
+    return energy if mask is None else energy + mask
 
 
 def _log_normalisers(query, key, bias, causal: bool) -> torch.Tensor:
     """Every row's log-sum-exp over all key tokens, (B, heads, Nq), a block of rows at a time (O(N d) memory)."""
     batch, heads, queries, _ = query.shape
     step = max(1, 2**22 // max(1, batch * heads * key.shape[2]))
-    rows = torch.arange(queries, device=query.device)
     parts = [
-        torch.logsumexp(_energy_rows(query, key, bias, causal, rows[i : i + step]), -1) for i in range(0, queries, step)
+        torch.logsumexp(_energy_rows(query, key, bias, causal, slice(i, i + step)), -1) for i in range(0, queries, step)
     ]
     return torch.cat(parts, -1)
 
 
-def _check_sdpa(query, key, value, bias, causal: bool, out: torch.Tensor, unit: float, rows=None) -> float | None:
-    """The largest |S V - output| on `_CHECK_ROWS` rows (S rebuilt from the op's arguments), or None when any
-    entry is off by more than float32 arithmetic allows: the softmax's bound (`_softmax_rtol`, plus the bias's
-    rounding) on each weight, and gamma_Nk on each side's sum of S_ij v_j, so |diff| <= (rtol + 2 gamma_Nk) S |V|.
-    `rows`: the query rows to check instead (every row of a small map)."""
-    if rows is None:
-        rows = torch.linspace(0, query.shape[2] - 1, _CHECK_ROWS, device=query.device).long().unique()
-    weights = torch.softmax(_energy_rows(query, key, bias, causal, rows), dim=-1)
-    rebuilt, seen = weights @ value, out[:, :, rows].float()
-    keys = key.shape[2]
-    rtol = _softmax_rtol(query[:, :, rows], key, unit)
+def _check_rows(queries: int) -> slice:
+    """About `_CHECK_ROWS` query rows evenly spread from the first, as a slice (views, no copies)."""
+    return slice(0, queries, max(1, (queries - 1) // max(1, _CHECK_ROWS - 1)))
+
+
+def _check_sdpa(query, key, value, bias, causal: bool, seen: torch.Tensor, unit: float, rows) -> float | None:
+    """The largest |S V - output| on query rows `rows` (S rebuilt from the op's arguments; `seen`, the op's output
+    on those rows, (B, heads, R, d)), or None when any entry is off by more than float32 arithmetic allows: the
+    softmax's bound (`_softmax_rtol_of`, with |q_i| . |k_j| <= ||q_i||_1 max|k|, plus the bias's rounding) on
+    each weight, and gamma_Nk on each side's sum of S_ij v_j, so |diff| <= (rtol + 2 gamma_Nk) S |V| <=
+    (rtol + 2 gamma_Nk) max|v| (a row of S sums to 1). The maxima of |k| and |v| are one pass over each (this
+    runs at every SDPA call of a capture: a product with |K| and |V| cost twice that, `python -m attnviz.bench
+    --only transformers`). `rows`: `_check_rows`, or every row of a small map."""
+    picked = query[:, :, rows]
+    weights = torch.softmax(_energy_rows(query, key, bias, causal, rows), dim=-1)  # as the record's rows are made
+    diff = (weights @ value - seen.float()).abs()
+    keys, depth = key.shape[2], key.shape[-1]
+    key_max, value_max = (max(-float(low), float(high)) for low, high in map(torch.aminmax, (key, value)))
+    rtol = _softmax_rtol_of(float(picked.abs().sum(-1).max()) * key_max, depth, keys, unit)
     if bias is not None:
         finite = bias[torch.isfinite(bias)]
         rtol += math.expm1(2 * unit * float(finite.abs().max())) if finite.numel() else 0.0
-    bound = (rtol + 2 * keys * unit / (1 - keys * unit)) * (weights @ value.abs()) + torch.finfo(torch.float32).tiny
-    diff = (rebuilt - seen).abs()
-    return float(diff.max()) if bool((diff <= bound).all()) else None
+    largest = float(diff.max())
+    return largest if largest <= (rtol + 2 * keys * unit / (1 - keys * unit)) * value_max else None
 
 
 def _einsum_has_rows(args) -> bool:

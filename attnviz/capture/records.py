@@ -602,11 +602,14 @@ class TokenAttentionRecord(PositionAttentionRecord):
     The tokens are a few prefix tokens (CLS, DeiT's distillation token, registers; Darcet et al., "Vision
     Transformers Need Registers", ICLR 2024), first, then the patch grid (height x width queries, key_height x
     key_width keys). As for DANet's S (the parent class), `query` (scaled: q · scale) and `key` are the patch tokens'
-    (B, h·w, d) and `log_normaliser` their rows' log-sum-exp as the capture computed it from the op's inputs; what
-    differs: a row is normalised over *all* key tokens, prefix keys and bias included, so `row(i)` (the patch keys
-    on their grid) sums to 1 minus the share patch i gives the prefix tokens (`prefix_share`), and `baseline` is
-    the number of all key tokens. The prefix tokens' own rows (DINO's CLS map, Caron et al., ICCV 2021) are read by
-    `prefix_row`, the share every patch gives each prefix token by `prefix_shares`.
+    (B, h·w, d) and `log_normaliser` their rows' log-sum-exp over all key tokens. What differs: the capture does
+    not compute the log-sum-exps (as costly as the attention itself, and only a column or the page's payload needs
+    them): they are computed from the recorded q, k and bias when first read, then kept
+    (`_whole_log_normalisers`); a row is normalised over *all* key tokens, prefix keys and bias included, so
+    `row(i)` (the patch keys on their grid) sums to 1 minus the share patch i gives the prefix tokens
+    (`prefix_share`), and `baseline` is the number of all key tokens. The prefix tokens' own rows (DINO's CLS map,
+    Caron et al., ICCV 2021) are read by `prefix_row`, the share every patch gives each prefix token by
+    `prefix_shares`.
 
     `bias` is the additive mask as the op applied it to this head (a boolean mask as 0 / -inf), broadcastable to
     (B, all query tokens, all key tokens), or None; `causal` is SDPA's is_causal (key j > query i masked, counted
@@ -615,13 +618,46 @@ class TokenAttentionRecord(PositionAttentionRecord):
 
     prefix_query: torch.Tensor | None = field(default=None, kw_only=True)  # (B, P_q, d), scaled
     prefix_key: torch.Tensor | None = field(default=None, kw_only=True)  # (B, P_k, d)
-    prefix_log_normaliser: torch.Tensor | None = field(default=None, kw_only=True)  # (B, P_q)
     prefix_names: tuple[str, ...] = field(default=(), kw_only=True)  # of the prefix key tokens ("cls", "reg0", ...)
     bias: torch.Tensor | None = field(default=None, kw_only=True)
     causal: bool = field(default=False, kw_only=True)
     scale: float = field(default=1.0, kw_only=True)  # the scale the op used (already in `query`)
     head: int | None = field(default=None, kw_only=True)
     heads: int = field(default=1, kw_only=True)
+
+    @property
+    def log_normaliser(self) -> torch.Tensor:
+        """(B, h·w): each patch query's log-sum-exp over all key tokens (prefix keys and bias included)."""
+        return self._whole_log_normalisers()[:, self.prefix_queries :]
+
+    @log_normaliser.setter
+    def log_normaliser(self, given: torch.Tensor | None) -> None:
+        """None (computed when first read), or every query token's log-sum-exp (B, all query tokens, prefix first)."""
+        self._log_normalisers = given
+
+    @property
+    def prefix_log_normaliser(self) -> torch.Tensor | None:
+        """(B, P_q): the prefix query tokens' log-sum-exps, or None without prefix queries."""
+        return self._whole_log_normalisers()[:, : self.prefix_queries] if self.prefix_queries else None
+
+    def _whole_log_normalisers(self) -> torch.Tensor:
+        """(B, all query tokens, prefix first) log-sum-exps, computed once from q, k and bias, a block of rows at a
+        time (O(N d) memory). Sessions sharing the record may both compute it once: the same numbers either way."""
+        if self._log_normalisers is None:
+            batches, tokens = self.query.shape[0], self.prefix_queries + self.num_pixels
+            step = max(1, 2**22 // max(1, self.baseline))
+            self._log_normalisers = torch.stack(
+                [
+                    torch.cat(
+                        [
+                            torch.logsumexp(self._energies(torch.arange(start, min(start + step, tokens)), batch), -1)
+                            for start in range(0, tokens, step)
+                        ]
+                    )
+                    for batch in range(batches)
+                ]
+            )
+        return self._log_normalisers
 
     @property
     def prefix_queries(self) -> int:

@@ -4,6 +4,8 @@ look like attention but match no family (for the app's Overview)."""
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from dataclasses import dataclass
 
 from torch import nn
@@ -73,8 +75,50 @@ def _adapted(model: nn.Module) -> dict[int, object]:
     return {id(module): adapter for module, adapter in adapted_modules(model)}
 
 
+_PLAIN = (int, float, bool, str, type(None))
+# model -> {excluded: (structure key, [(path, reader, what)])}: paths, not modules, so that the model can die
+_surveyed: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+_surveyed_lock = threading.Lock()
+
+
+def _structure_key(model: nn.Module) -> tuple:
+    """Everything a survey reads, as one value, to survey a model once for every capture (each capture attaches
+    its readers anew): every module's identity, class, children's names, parameters' and buffers' identities
+    and plain attributes (numbers, strings, tuples of them: a pooling's output size, a kernel size), the
+    families known. A module, parameter or buffer replaced, or such an attribute set, gives a new key; a
+    tensor's values changed in place never change what a survey finds."""
+    parts: list = [len(FAMILIES)]
+    for module in model.modules():
+        parts += (id(module), type(module), tuple(module._modules))
+        parts += map(id, module._parameters.values())
+        parts += map(id, module._buffers.values())
+        for name, value in module.__dict__.items():
+            if name[0] != "_" and (
+                isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value))
+            ):
+                parts += (name, value)
+    return tuple(parts)
+
+
 def _survey(model: nn.Module, exclude: set[int] | None = None) -> list[tuple[str, nn.Module, str, object]]:
-    """(path, module, reader, family or adapter or own entry) for every module capture records, in module order."""
+    """(path, module, reader, family or adapter or own entry) for every module capture records, in module order;
+    surveyed once per structure (`_structure_key`)."""
+    key, excluded = _structure_key(model), None if exclude is None else frozenset(exclude)
+    with _surveyed_lock:
+        known = _surveyed.get(model, {}).get(excluded)
+    if known is not None and known[0] == key:
+        modules = dict(model.named_modules())
+        return [(path, modules[path], reader, what) for path, reader, what in known[1]]
+    found = _survey_now(model, exclude)
+    with _surveyed_lock:
+        surveys = _surveyed.setdefault(model, {})
+        if len(surveys) >= 4:  # a few sets of claimed modules per model: the capture's and the Overview's
+            surveys.clear()
+        surveys[excluded] = (key, [(path, reader, what) for path, _, reader, what in found])
+    return found
+
+
+def _survey_now(model: nn.Module, exclude: set[int] | None = None) -> list[tuple[str, nn.Module, str, object]]:
     adapted = _adapted(model) if exclude is None else {i: None for i in exclude}
     found, skipped = [], []
     for path, module in model.named_modules():
