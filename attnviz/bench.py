@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from attnviz.machine import machine_info, memory_mib, time_calls
+from attnviz.machine import machine_info, memory_mib, time_alternating, time_calls
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
 
 __all__ = ["main"]
@@ -320,7 +320,8 @@ def _case_families(device: str) -> dict:
 
 def _capture_cost(model, x, device: str, repeats: int) -> tuple[dict, float, float]:
     """(one capture's records, median seconds of the plain forward, of the forward with capture), each warmed up
-    once and timed `repeats` times (attnviz.machine.time_calls)."""
+    once and timed `repeats` times, in turn (attnviz.machine.time_alternating: a drift weighs on both alike).
+    Each capture's records are dropped before the next, as a caller that keeps none would."""
     from attnviz.capture import capture
 
     def plain():
@@ -334,9 +335,9 @@ def _capture_cost(model, x, device: str, repeats: int) -> tuple[dict, float, flo
         _sync(device)
         return rec
 
-    rec = captured()  # warms both up
-    plain()
-    return rec, time_calls(plain, repeats)["median_s"], time_calls(captured, repeats)["median_s"]
+    rec = captured()  # warms both up (and is returned: the records of one capture)
+    plain_timing, captured_timing = time_alternating((plain, captured), repeats, warmup=1)
+    return rec, plain_timing["median_s"], captured_timing["median_s"]
 
 
 def _case_readers(device: str, repeats: int = 9) -> dict:
@@ -384,7 +385,7 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
     return {"rows": rows}
 
 
-def _case_transformers(device: str, repeats: int = 9) -> dict:
+def _case_transformers(device: str, repeats: int = 21) -> dict:
     """Capture of a ViT's attention from SDPA's arguments (issue 32) against its plain forward: timm's ViT-S/16
     and DeiT-S/16 distilled at 224x224, batch 1, random weights; and what a layer's records hold (q·scale, k and
     the rows' log-sum-exp per head: O(heads · N · d)) against the S they stand for (heads · N², never stored)."""

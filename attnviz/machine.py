@@ -45,6 +45,22 @@ def time_calls(fn, repeats: int, warmup: int = 1) -> dict:
     return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
 
 
+def time_alternating(fns, repeats: int, warmup: int = 1) -> list[dict]:
+    """`time_calls` for several functions at once, called in turn within each repeat (a, b, a, b, ...), so that
+    a drift of the machine (its clock, another process, the allocator's state) weighs on each alike when their
+    times are compared: one {"median_s", "min_s", "repeats"} per function."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, kept in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            kept.append(time.perf_counter() - start)
+    return [{"median_s": statistics.median(t), "min_s": min(t), "repeats": repeats} for t in times]
+
+
 def memory_mib(field: str = "VmRSS", pid: int | str = "self") -> float | None:
     """A process's memory figure from Linux's /proc/<pid>/status in MiB ("VmRSS" now, "VmHWM" its peak since
     it started or since "5" was written to /proc/<pid>/clear_refs); None where there is no such process."""

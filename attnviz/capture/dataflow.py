@@ -218,6 +218,7 @@ _SPATIAL_OPS = {
     "interpolate",
 }
 _MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
+_STARTS = _SOFTMAX | _GATES | _PRODUCTS | {_SDPA, "einsum"}  # the ops `_watch` reads with nothing followed yet
 # the ops that keep the query axis of a product's rows: views, expands, arithmetic (an added bias), masking
 _FOLLOWS_QUERIES = _VIEWS | _EXPANDS | _SCALAR | {"masked_fill", "masked_fill_"}
 _GATE_KINDS = ("gate", "plane", "elements")  # the kinds of the records made from gates (the others: softmaxes)
@@ -432,6 +433,8 @@ class DataflowReader(TorchFunctionMode):
         first = args[0] if args else None
         if _is_block_tokens(frame, out):  # what a window block may cut into windows (`_sdpa_windows` checks which)
             frame.block_tokens.append(out.detach())
+        if name not in _STARTS and not (self.tracked or self.products or self.queried):
+            return  # an op that starts nothing, while nothing is followed: most ops of a transformer
         if name in _SOFTMAX:
             dim = kwargs.get("dim", args[1] if len(args) > 1 and isinstance(args[1], int) else None)
             if dim is None:  # F.softmax's legacy implicit axis
