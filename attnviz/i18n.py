@@ -69,8 +69,10 @@ def placeholders(text: str) -> set[str]:
 
 
 def translate(key: str, language: str = DEFAULT_LANGUAGE, /, **values) -> str:
-    """The text `key` in `language`, its placeholders filled from `values` (KeyError for an unknown key)."""
+    """The text `key` in `language`, its placeholders filled from `values` (KeyError for an unknown key); a value
+    that is a Phrase is shown in the same language."""
     text = catalog(language)[key]
+    values = {name: value.text(language) if isinstance(value, Phrase) else value for name, value in values.items()}
     return text.format(**values) if values or placeholders(text) else text
 
 

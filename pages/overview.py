@@ -26,7 +26,12 @@ from attnviz.analysis.views import (
 )
 from attnviz.app import keys
 from attnviz.capture.recorder import split_name
-from attnviz.capture.records import CoordinateAttentionRecord, SpatialAttentionRecord, TokenAttentionRecord
+from attnviz.capture.records import (
+    CoordinateAttentionRecord,
+    SpatialAttentionRecord,
+    TokenAttentionRecord,
+    WindowAttentionRecord,
+)
 from attnviz.models.checkpoint import card_summary
 from attnviz.models.imagenet import input_side
 from attnviz.text import markdown_literal
@@ -295,15 +300,38 @@ def user_model(selection, analysis) -> None:
         st.caption(t("overview.user.timing", ms=analysis.forward_s * 1000, device=analysis.device))
 
 
+def window_stages(windows: dict) -> dict:
+    """Swin's window-attention layers in words: how many, and each stage's grid and heads (in the order run)."""
+    layers: dict[str, object] = {}
+    for name, record in windows.items():
+        layers.setdefault(split_name(name)[0], record)
+    stages: dict[tuple, int] = {}
+    for record in layers.values():
+        stage = (record.height, record.width, record.heads)
+        stages[stage] = stages.get(stage, 0) + 1
+    first = next(iter(layers.values()))
+    return dict(
+        layers=len(layers),
+        window=f"{first.window[0]}x{first.window[1]}",
+        stages=t("overview.timm.window_stage_separator").join(
+            t("overview.timm.window_stage", height=h, width=w, heads=heads, layers=count)
+            for (h, w, heads), count in stages.items()
+        ),
+    )
+
+
 def imagenet_classifier(selection, analysis) -> None:
     """An ImageNet classifier from timm: the photo, its top five classes, and the pages that show its layers."""
     left, right = st.columns([3, 2])
     left.image(selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title)))
     tokens = analysis.of_type(TokenAttentionRecord)
+    windows = analysis.of_type(WindowAttentionRecord)
     with right:
         st.markdown(t("overview.timm.top5", model=selection.model_name))
         top_classes_table(st, analysis.top_classes, progress=True)
-        if tokens:
+        if windows and not tokens:
+            st.caption(t("overview.timm.window_layers", weights=selection.weights_note, **window_stages(windows)))
+        elif tokens:
             first = next(iter(tokens.values()))
             layout = token_layout(first)
             patches = t("position.patches", rows=layout.grid[0], cols=layout.grid[1])
@@ -319,9 +347,13 @@ def imagenet_classifier(selection, analysis) -> None:
                     attention=selection.attention.upper(),
                 )
             )
-    st.markdown(t("overview.timm.token_pages" if tokens else "overview.timm.pages"))
+    st.markdown(
+        t("overview.timm.window_pages" if windows and not tokens else "overview.timm.token_pages")
+        if tokens or windows
+        else t("overview.timm.pages")
+    )
     with st.expander(t("common.for_researchers")):
-        if tokens:
+        if tokens or windows:
             size, ms = input_side(selection.model_name), analysis.forward_s * 1000
             st.caption(t("overview.timm.token_details", size=size, ms=ms, device=analysis.device))
         else:

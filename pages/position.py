@@ -35,9 +35,14 @@ from attnviz.analysis.views import (
 )
 from attnviz.app import keys
 from attnviz.app.links import MAX_PINS
-from attnviz.capture.records import CrissCrossAttentionRecord, TokenAttentionRecord
+from attnviz.capture.records import (
+    CrissCrossAttentionRecord,
+    TokenAttentionRecord,
+    WindowAttentionRecord,
+    WindowEnergiesRecord,
+)
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
-from attnviz.models.imagenet import TOKEN_KIND
+from attnviz.models.imagenet import TOKEN_KIND, TRANSFORMER_KINDS, WINDOW_KIND
 from attnviz.results import as_number, class_figure, model_results
 from attnviz.viz.exports import grid_csv, overlay_png
 from attnviz.viz.figures import attention_map_figure, class_name
@@ -114,12 +119,12 @@ def clear_pins() -> None:
 
 
 def introduction() -> None:
-    """The title and the intuition: of DANet's position attention, or of a transformer's attention over tokens
-    when the sidebar's model is one (attnviz.models.imagenet's kind "token")."""
+    """The title and the intuition: of DANet's position attention, or of a transformer's attention over tokens or
+    in windows when the sidebar's model is one (attnviz.models.imagenet's kinds "token" and "window")."""
     selection = app.current()
-    tokens = "_tokens" if selection is not None and selection.attention == TOKEN_KIND else ""
-    st.title(t(f"position.title{tokens}"))
-    st.markdown(t(f"position.intuition{tokens}"))
+    kind = {TOKEN_KIND: "_tokens", WINDOW_KIND: "_windows"}.get(selection.attention if selection else None, "")
+    st.title(t(f"position.title{kind}"))
+    st.markdown(t(f"position.intuition{kind}"))
     st.markdown(t("position.how", pins=MAX_PINS))
 
 
@@ -131,6 +136,9 @@ def affinity_weight(selection) -> float:
 
 def what_to_notice(selection) -> None:
     """What to look for, with the note on classes that is true of the model shown."""
+    if selection.attention == WINDOW_KIND:  # a row never leaves its window: "far away" cannot happen in one block
+        st.markdown(t("position.notice_windows"))
+        return
     fits = position_notice(selection.source, affinity_weight(selection))
     st.markdown(t("position.notice", model=t(f"position.notice_{fits}")))
 
@@ -145,6 +153,23 @@ def token_words(record) -> dict:
         prefix=" + ".join(layout.prefix) or "—",
         head=layout.head if layout.head is not None else 0,
         heads=layout.heads,
+    )
+
+
+def window_words(record: WindowAttentionRecord) -> dict:
+    """Swin's windows in the page's words: the grid, the window, its shift and the head."""
+    shifted = any(record.shift)
+    return dict(
+        height=record.height,
+        width=record.width,
+        window=f"{record.window[0]}x{record.window[1]}",
+        tokens=record.window_tokens,
+        shift=t("position.windows_shifted", rows=record.shift[0], cols=record.shift[1])
+        if shifted
+        else t("position.windows_still"),
+        mask=t("position.windows_mask") if shifted else "",
+        head=record.head if record.head is not None else 0,
+        heads=record.heads,
     )
 
 
@@ -163,6 +188,8 @@ def module_notes(record) -> None:
     """What kind of spatial attention the chosen module is, where that changes how to read it."""
     if isinstance(record, TokenAttentionRecord):
         st.info(t("position.tokens", **token_words(record)))
+    elif isinstance(record, WindowAttentionRecord):
+        st.info(t("position.windows", **window_words(record)))
     elif isinstance(record, HeadsMean):
         st.info(t("position.heads_mean", **token_words(record)))
     elif record.shared_by_all_queries:
@@ -260,7 +287,7 @@ def live_view(selection, panels, pins, pixel, mode: str, scale: str, opacity: fl
         )
         st.caption(t("position.canvas_caption"))
         return
-    st.info(t("position.too_big", reason=too_big.reason))
+    st.info(t("position.too_big", reason=too_big.reason))  # a Phrase: said in the page's language
     view = position_view(panels[0].record, pixel, selection.image.shape[:2], mode)
     streamlit_image_coordinates(
         position_overlay(selection.image, view, opacity),
@@ -483,6 +510,15 @@ def formula_header(record) -> None:
         names = t("position.formula_tokens", **token_words(record))
         st.markdown("\n\n".join([t("position.formula_title"), f"$$\n{tokens}\n$$", names]))
         return
+    if isinstance(record, WindowAttentionRecord):
+        windows = (
+            r"\begin{aligned} S_{ij} &= \frac{\exp(q_i^\top k_j / \sqrt{d} + B_{ij})}{Z_i} \\"
+            r" Z_i &= \sum_{m \in \text{window}(i)} \exp(q_i^\top k_m / \sqrt{d} + B_{im}) \\"
+            r" o_i &= \sum_{j \in \text{window}(i)} S_{ij}\, v_j \end{aligned}"
+        )
+        names = t("position.formula_windows", **window_words(record))
+        st.markdown("\n\n".join([t("position.formula_title"), f"$$\n{windows}\n$$", names]))
+        return
     general = (
         r"\begin{aligned} S_{ij} &= \frac{\exp(B_i^\top C_j)}{Z_i} \\ Z_i &= \sum_m \exp(B_i^\top C_m) \\"
         r" E_i &= \alpha \sum_j S_{ij}\, D_j + A_i \end{aligned}"
@@ -504,8 +540,9 @@ def formula_numbers(view: PositionView, record, image_hw) -> None:
         return
     i, j = pair.query, pair.key
     (i_row, i_col), (j_row, j_col) = pair.query_cell, pair.key_cell
-    tokens = isinstance(record, TokenAttentionRecord)
-    energy = rf"q_{{{i}}}^\top k_{{{j}}} / \sqrt{{d}}" if tokens else rf"B_{{{i}}}^\top C_{{{j}}}"
+    tokens, windows = isinstance(record, TokenAttentionRecord), isinstance(record, WindowAttentionRecord)
+    energy = rf"q_{{{i}}}^\top k_{{{j}}} / \sqrt{{d}}" if tokens or windows else rf"B_{{{i}}}^\top C_{{{j}}}"
+    energy += rf" + B_{{{i},{j}}}" if windows else ""
     energies = rf"\begin{{aligned}} {energy} &= {pair.energy:.3f} \\ \log Z_{{{i}}} &= {pair.log_z:.3f} \end{{aligned}}"
     lines = [
         t(f"position.formula_{view.mode}", i=i, j=j, i_row=i_row, i_col=i_col, j_row=j_row, j_col=j_col),
@@ -524,7 +561,11 @@ def formula_numbers(view: PositionView, record, image_hw) -> None:
     st.latex(rf"S_{{{i},{j}}} = e^{{{pair.energy:.3f} - {pair.log_z:.3f}}} = {pair.entry:.4f}")
     st.markdown(
         t(
-            "position.formula_numbers_tokens" if tokens else "position.formula_numbers",
+            "position.formula_numbers_tokens"
+            if tokens
+            else "position.formula_numbers_windows"
+            if windows
+            else "position.formula_numbers",
             energy=pair.energy,
             log_z=pair.log_z,
             entry=pair.entry,
@@ -542,6 +583,16 @@ def researchers_notes(record, model_notes: list[str]) -> None:
             [
                 t("position.researchers.tokens", row=r"$\exp(q_i^\top k_j / \sqrt{d} - \log Z_i)$")
                 if isinstance(record, (TokenAttentionRecord, HeadsMean))
+                else t(
+                    "position.researchers.windows",
+                    how=t(
+                        "position.researchers.windows_softmax"
+                        if isinstance(record, WindowEnergiesRecord)
+                        else "position.researchers.windows_sdpa"
+                    ),
+                    n=record.num_pixels,
+                )
+                if isinstance(record, WindowAttentionRecord)
                 else t(
                     "position.researchers.notation",
                     s_formula=r"$S = \mathrm{softmax}(B^\top C)$",
@@ -681,7 +732,7 @@ def pixel_researchers_part(selection, module_name: str, record) -> None:
 
 introduction()
 selection, analysis = app.page_analysis(
-    prefixes=("danet",), what=t("position.what"), needs=lambda a: bool(a.spatial_attention), also=(TOKEN_KIND,)
+    prefixes=("danet",), what=t("position.what"), needs=lambda a: bool(a.spatial_attention), also=TRANSFORMER_KINDS
 )
 what_to_notice(selection)
 model_notes = training_notes(selection)

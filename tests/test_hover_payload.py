@@ -78,7 +78,7 @@ def test_too_big_a_record_is_not_sent_and_says_why():
     record = _pam()
     payload = hover_payload(record, (30, 40), max_bytes=100)
     assert payload.data is None and payload.num_bytes == 4 * (35 * 3 * 2 + 35)
-    assert "over the" in payload.reason
+    assert "over the" in payload.reason.text() and "超过" in payload.reason.text("zh")
 
 
 @pytest.mark.parametrize("form", ["official", "paper"])

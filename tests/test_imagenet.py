@@ -12,7 +12,7 @@ from attnviz.capture import capture
 from attnviz.models import CheckpointError, imagenet
 from attnviz.models.imagenet import (
     IMAGENET_MODELS,
-    TOKEN_KIND,
+    TRANSFORMER_KINDS,
     ImageNetWeightsError,
     find_weights_file,
     load_imagenet_model,
@@ -22,7 +22,7 @@ from attnviz.models.imagenet import (
 GATED = {"EcaModule", "SEModule", "SqueezeExcite"}
 
 
-@pytest.mark.parametrize("arch", [a for a, (kind, _) in IMAGENET_MODELS.items() if kind != TOKEN_KIND])
+@pytest.mark.parametrize("arch", [a for a, (kind, _) in IMAGENET_MODELS.items() if kind not in TRANSFORMER_KINDS])
 def test_every_listed_architecture_gives_one_record_per_attention_module(arch):
     torch.manual_seed(0)
     model = timm.create_model(arch, pretrained=False).eval()

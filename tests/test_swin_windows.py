@@ -213,3 +213,48 @@ def test_windows_cut_otherwise_than_the_block_states_are_listed_not_drawn():
     assert rec.records() == {}
     (skipped,) = rec.skipped
     assert "where its windows lie is not known" in skipped.what.text("en")
+
+
+@pytest.mark.parametrize("photo", [(64, 64), (40, 56)], ids=["16x16 grid", "10x14 grid, padded windows"])
+def test_timms_default_explicit_softmax_is_read_as_the_same_windows(photo, monkeypatch):
+    """timm's default Swin path (fused_attn off: q kᵀ · scale + relative position bias + shift mask, then
+    nn.Softmax) kept its energies as computed: every row and column equals the float64 reference from the fused
+    path's own SDPA inputs (the same weights and photo; the two paths' block inputs differ by float32 rounding
+    only), on the grid with the roll undone; capture leaves the explicit path's logits unchanged."""
+    from timm.models.swin_transformer import WindowAttention
+
+    from attnviz.capture.records import WindowEnergiesRecord
+
+    model = swin(photo)
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, *photo)
+    _, _, _, calls = captured(model, x, monkeypatch)  # the fused path: the reference's inputs
+    for module in model.modules():
+        if isinstance(module, WindowAttention):
+            module.fused_attn = False
+    plain, logits, rec, explicit_calls = captured(model, x, monkeypatch)
+    assert explicit_calls == [], "the explicit path calls no SDPA"
+    assert torch.equal(logits, plain), "capture changed the logits"
+    assert rec.skipped == [], rec.skipped
+    records = list(rec.records().items())
+    grids = [(photo[0] // 4, photo[1] // 4)] * 2 + [(-(-photo[0] // 8), -(-photo[1] // 8))] * 2
+    start = 0
+    for block, call, grid in zip(blocks(model), calls, grids):
+        heads = call[0][0].shape[1]
+        exact = on_grid(reference(call), pixel_windows(block, grid), grid[0] * grid[1])
+        for head in range(heads):
+            key, record = records[start + head]
+            assert key.endswith(f":head{head}") and isinstance(record, WindowEnergiesRecord)
+            assert (record.height, record.width, record.window, record.shift) == (*grid, (4, 4), block.shift_size)
+            assert "softmax within" in record.found_by.text("en") and record.max_error < 1e-6
+            everyone = torch.arange(record.num_pixels)
+            for batch in range(2):
+                s = exact[batch, head]
+                rows = record.rows(everyone, batch=batch).flatten(1).double()
+                columns = torch.stack([record.column(j, batch=batch).flatten() for j in everyone]).double()
+                assert float((rows - s).abs().max()) <= FLOAT64_ATOL
+                assert float((columns - s.T).abs().max()) <= FLOAT64_ATOL
+                energy, log_normaliser, entry = record.entry(5, grid[1] + 5, batch=batch)
+                assert abs(entry - float(s[5, grid[1] + 5])) <= FLOAT64_ATOL
+        start += heads
+    assert start == len(records) == 2 * 2 + 2 * 4

@@ -137,3 +137,47 @@ def test_the_mean_of_a_layers_heads_is_the_rollout_modules_mean_and_a_map_of_its
     at.switch_page("pages/position.py").run()
     assert not at.exception, at.exception[0].value
     assert any("The mean of a layer's 6 heads" in info.value for info in at.info)
+
+
+def test_swin_on_the_position_page_its_windows_numbers_and_both_languages(monkeypatch):
+    """timm's Swin-T on its default path (explicit softmax in each window): the Position page names its windows,
+    prints the library's energy, log Z and entry for the pair it shows (which lies in the chosen patch's window),
+    and says what to notice about windows; the Overview lists the stages; the same in Chinese."""
+    from attnviz.capture.records import WindowEnergiesRecord
+
+    arch = "swin_tiny_patch4_window7_224"
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: False)
+    at = _position_page(arch)
+    assert not at.exception, at.exception[0].value
+    info = " ".join(i.value for i in at.info)
+    assert "a 56x56 grid of patches cut into windows of 7x7, not shifted; head 0 of 3" in info
+    assert "softmaxes within windows" in info  # drawn on click, and why
+    text = "\n".join(m.value for m in at.markdown)
+    assert "only inside the pointed patch's window" in text
+    model = resources.loaded_model(model_source("timm"), arch, "cpu").model
+    record = analyse_classifier(model, load_sample(list_samples()[0]).image, arch).spatial_attention[
+        "layers.0.blocks.0.attn:head0"
+    ]
+    assert isinstance(record, WindowEnergiesRecord)
+    i = int(re.search(r"index i = (\d+) of N = 3136", text).group(1))
+    j = int(re.search(r"and j = (\d+) is the pixel its row weights most", text).group(1))
+    assert int(j) in record.window_pixels(i).tolist()
+    energy, log_z, entry = record.entry(i, j)
+    printed = re.search(
+        r"energy \$q_i\^\\top k_j / \\sqrt\{d\} \+ B_\{ij\}\$ is (-?[0-9.]+) and the row's "
+        r"\$\\log Z_i\$ is (-?[0-9.]+), so patch i takes the share ([0-9.]+)",
+        text,
+    )
+    assert [float(v) for v in printed.groups()] == pytest.approx([energy, log_z, entry], abs=5e-4)  # printed rounded
+    at.switch_page("pages/overview.py").run()
+    captions = " ".join(c.value for c in at.caption)
+    assert (
+        "12 window-attention layers, windows of 7x7 patches" in captions and "7x7 grid, 24 heads (2 layers)" in captions
+    )
+
+    at = _position_page(arch, "zh")
+    assert not at.exception, at.exception[0].value
+    assert any("56x56 的图块网格，按 7x7 切成窗口，未平移" in i.value for i in at.info)
+    assert "只在所选图块的窗口内发亮" in "\n".join(m.value for m in at.markdown)
+    at.switch_page("pages/overview.py").run()
+    assert "56x56 的网格，3 个头（2 层）；28x28" in " ".join(c.value for c in at.caption)

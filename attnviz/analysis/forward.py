@@ -184,10 +184,10 @@ def analyse_classifier(
     sees the whole photo resized (attnviz.models.imagenet), so that its patch grid covers the photo; `intervention`
     as for `analyse`."""
     from attnviz.analysis.tokens import with_heads_means
-    from attnviz.models.imagenet import IMAGENET_MODELS, TOKEN_KIND, preprocess, top_classes
+    from attnviz.models.imagenet import IMAGENET_MODELS, TRANSFORMER_KINDS, preprocess, top_classes
 
     device = next(model.parameters()).device
-    x = preprocess(model, image, whole_photo=IMAGENET_MODELS.get(model_name, ("",))[0] == TOKEN_KIND).to(device)
+    x = preprocess(model, image, whole_photo=IMAGENET_MODELS.get(model_name, ("",))[0] in TRANSFORMER_KINDS).to(device)
     logits, records, elapsed = _captured_forward(model, x, keep_features, intervention)
     top = top_classes(logits.cpu())
     records = with_heads_means(records)  # each transformer layer's heads, then their mean (attnviz.analysis.tokens)

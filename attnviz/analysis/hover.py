@@ -40,6 +40,7 @@ from attnviz.capture.records import (
     TokenAttentionRecord,
     WindowAttentionRecord,
 )
+from attnviz.i18n import Phrase
 
 __all__ = ["MAX_PAYLOAD_BYTES", "HoverPayload", "hover_payload", "grid_tables", "encode_floats", "channel_payload"]
 
@@ -49,11 +50,16 @@ MAX_PAYLOAD_BYTES = 16 * 2**20  # Q and K (and L) above this go by the click pat
 @dataclass(frozen=True)
 class HoverPayload:
     """`data`: the JSON the page script reads (None when too big); `num_bytes`: what Q, K, L would cost;
-    `reason`: why it was not built (empty when it was)."""
+    `reason`: why it was not built, a Phrase shown in the page's language (empty when it was built)."""
 
     data: dict | None
     num_bytes: int
-    reason: str = ""
+    reason: Phrase | str = ""
+
+
+def _click_only(why: str, /, **values) -> Phrase:
+    """Why a map is drawn on click, not under the pointer: the catalog's "position.click_only.<why>"."""
+    return Phrase.of(f"position.click_only.{why}", **values)
 
 
 def encode_floats(array, dtype=np.float32) -> str:
@@ -101,25 +107,17 @@ def hover_payload(
 ) -> HoverPayload:
     """The page's payload for one spatial record on a photo of `image_hw` (see the module docstring)."""
     if isinstance(record, DenseAttentionRecord):  # S kept as it ran (attnviz.capture.dataflow): drawn by the click path
-        return HoverPayload(
-            None,
-            4 * record.maps[batch].numel(),
-            "its map was kept as the module computed it (no factors to send), so the page draws it on click",
-        )
+        return HoverPayload(None, 4 * record.maps[batch].numel(), _click_only("dense"))
     if isinstance(record, TokenAttentionRecord) and (record.bias is not None or record.causal):  # masked tokens
-        return HoverPayload(None, 0, "its rows add a mask that the page's formula has no term for: drawn on click")
+        return HoverPayload(None, 0, _click_only("masked"))
     if isinstance(record, WindowAttentionRecord):  # Swin: a softmax per window, placed with the shift undone
-        return HoverPayload(None, 0, "its rows are per-window softmaxes, not the page's formula: drawn on click")
+        return HoverPayload(None, 0, _click_only("windows"))
     if isinstance(record, HeadsMean):  # a mean of softmax rows: no q and k of its own
-        return HoverPayload(None, 0, "it is the mean of the layer's heads, not one softmax: drawn on click")
+        return HoverPayload(None, 0, _click_only("heads_mean"))
     form = _form(record)
     num_bytes = _size_in_bytes(record)
     if num_bytes > max_bytes:
-        return HoverPayload(
-            None,
-            num_bytes,
-            f"its projections are {num_bytes / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB the page is sent",
-        )
+        return HoverPayload(None, num_bytes, _click_only("too_big", size=num_bytes / 2**20, limit=max_bytes / 2**20))
     query_hw = (record.height, record.width)
     key_hw = tuple(record.key_grid)
     data = {

@@ -117,6 +117,7 @@ from attnviz.capture.records import (
     SpatialAttentionRecord,
     TokenAttentionRecord,
     WindowAttentionRecord,
+    WindowEnergiesRecord,
 )
 from attnviz.i18n import Phrase
 
@@ -136,6 +137,7 @@ MAX_BRANCHES = 8  # a softmax over this many entries or fewer, beside a channel 
 _CHECK_ROWS = 4  # rows of a factored map compared with the op's output at capture
 MAX_PREFIX = 16  # a token sequence may start with this many tokens off the patch grid (CLS, distillation, registers)
 _SDPA = "scaled_dot_product_attention"
+_SDPA_NAME = "F.scaled_dot_product_attention"  # as the notes name it
 _MHA = "multi_head_attention_forward"  # nn.MultiheadAttention's slow path (its SDPA call is inside this one's handling)
 _MHA_ARGUMENTS = (
     "query",
@@ -597,6 +599,8 @@ class DataflowReader(TorchFunctionMode):
             frame.skipped.append(_not_drawn("not_batch", shape=_shape(shape)))
             return
         size = shape[dim]
+        if self._softmax_windows(frame, inp, out, dim):
+            return
         if self._channel_map(frame, inp, out, dim, batch):
             return
         if self._is_positions(frame, size):
@@ -636,6 +640,88 @@ class DataflowReader(TorchFunctionMode):
             frame.skipped.append(_not_drawn("local", size=size, queries=shape[2], blocks=shape[1]))
         else:
             frame.skipped.append(_not_drawn("no_grid", size=size, shape=_shape(shape)))
+
+    def _softmax_windows(self, frame: _Frame, inp: torch.Tensor, out: torch.Tensor, dim: int) -> bool:
+        """A softmax over the last axis of (B · windows, heads, tokens, tokens) energies made from a product, inside
+        a block that states windows: Swin's window attention on its explicit path (timm's default: q kᵀ · scale
+        plus the relative position bias and, shifted, the mask, then `nn.Softmax`). True when it was one: a
+        `WindowEnergiesRecord` per head (the energies kept as computed), or listed with the reason (the same
+        checks as `_sdpa_windows`: the block's grid, the shape its windows give, its input cut from the block's
+        tokens). The rows rebuilt from the kept energies must equal the op's output within float32's bound."""
+        block = next((f for f in reversed(self.frames) if self._windows_of(f.module) is not None), None)
+        if block is None or out.dim() != 4 or dim != 3 or not self._is_queried(inp):
+            return False
+        shape, (window, shift) = _shape(out.shape), self._windows_of(block.module)
+        layout, tokens = _block_windows(block), window[0] * window[1]
+        if layout is None:
+            given = _shape(block.x.shape) if block.x is not None else "?"
+            words = dict(shape=shape, window=_shape(window), input=given)
+            frame.skipped.append(_not_drawn("windows_grid", op="softmax", **words))
+            return True
+        if out.shape[0] != layout.batch * layout.count or out.shape[2] != tokens or out.shape[3] != tokens:
+            frame.skipped.append(
+                _not_drawn(
+                    "windows_shape",
+                    op="softmax",
+                    shape=shape,
+                    height=layout.grid[0],
+                    width=layout.grid[1],
+                    window=_shape(window),
+                    windows=layout.count,
+                    batch=layout.batch,
+                    tokens=tokens,
+                )
+            )
+            return True
+        if not _cuts_block_tokens(frame, block, layout):
+            shift_words = ", ".join(map(str, shift))
+            frame.skipped.append(
+                _not_drawn("windows_layout", op="softmax", shape=shape, window=_shape(window), shift=shift_words)
+            )
+            return True
+        heads, (batch, count) = out.shape[1], (layout.batch, layout.count)
+        energy = inp.detach().float()
+        rows = _check_rows(tokens)
+        # the same softmax of the same energies: off only by the exps' and the sum's rounding (delta = 0)
+        rtol = _softmax_rtol_of(0.0, 1, tokens, _unit_roundoff(inp, out))
+        rebuilt, seen = torch.softmax(energy[:, :, rows], dim=-1), out.detach()[:, :, rows].float()
+        difference = (rebuilt - seen).abs()
+        if not bool((difference <= rtol * seen + torch.finfo(torch.float32).tiny).all()):
+            frame.skipped.append(_not_drawn("windows_mismatch", shape=shape))
+            return True
+        energy = energy.reshape(batch, count, heads, tokens, tokens)
+        log_normaliser = torch.logsumexp(energy, dim=-1)  # (B, windows, heads, tokens): one window's keys a row
+        found_by = _found(
+            "softmax_windows",
+            windows=count,
+            window_height=window[0],
+            window_width=window[1],
+            height=layout.grid[0],
+            width=layout.grid[1],
+            shift=_found("windows_shift", rows=shift[0], columns=shift[1]) if any(shift) else _found("windows_still"),
+            heads=_found("heads", count=heads) if heads > 1 else "",
+        )
+        for head in range(heads):
+            frame.found.append(
+                (
+                    f"head{head}" if heads > 1 else "map",
+                    WindowEnergiesRecord(
+                        "dataflow",
+                        None,
+                        None,
+                        log_normaliser[:, :, head],
+                        *layout.grid,
+                        window,
+                        shift,
+                        energy=energy[:, :, head],
+                        head=head if heads > 1 else None,
+                        heads=heads,
+                        max_error=float(difference.max()),
+                        found_by=found_by,
+                    ),
+                )
+            )
+        return True
 
     def _channel_map(self, frame: _Frame, inp: torch.Tensor, out: torch.Tensor, dim: int, batch: int) -> bool:
         """A softmax over channels of a product of two token factors, made here into a `CrossCovarianceRecord` per
@@ -960,17 +1046,19 @@ class DataflowReader(TorchFunctionMode):
         layout = _block_windows(block)
         if layout is None:
             given = _shape(block.x.shape) if block.x is not None else "?"
-            frame.skipped.append(_not_drawn("windows_grid", shape=shape, window=_shape(window), input=given))
+            words = dict(shape=shape, window=_shape(window), input=given)
+            frame.skipped.append(_not_drawn("windows_grid", op=_SDPA_NAME, **words))
             return
         query, key, value, heads = _per_head(call, int(call.query.shape[0])) if call.query.dim() == 4 else (None,) * 4
         if query is None or call.is_causal or key.shape[2] != query.shape[2]:
-            frame.skipped.append(_not_drawn("windows_form", shape=shape))
+            frame.skipped.append(_not_drawn("windows_form", op=_SDPA_NAME, shape=shape))
             return
         tokens = window[0] * window[1]
         if query.shape[0] != layout.batch * layout.count or query.shape[2] != tokens:
             frame.skipped.append(
                 _not_drawn(
                     "windows_shape",
+                    op=_SDPA_NAME,
                     shape=shape,
                     height=layout.grid[0],
                     width=layout.grid[1],
@@ -981,11 +1069,10 @@ class DataflowReader(TorchFunctionMode):
                 )
             )
             return
-        cut = frame.x if frame is not block else None
-        sources = [layout.tokens(t) for t in (block.x, *block.block_tokens)]
-        if cut is None or not any(t is not None and _equal(layout.cut(t), cut) for t in sources):
+        if not _cuts_block_tokens(frame, block, layout):
+            shift_words = ", ".join(map(str, shift))
             frame.skipped.append(
-                _not_drawn("windows_layout", shape=shape, window=_shape(window), shift=", ".join(map(str, shift)))
+                _not_drawn("windows_layout", op=_SDPA_NAME, shape=shape, window=_shape(window), shift=shift_words)
             )
             return
         scale = call.scale if call.scale is not None else 1 / math.sqrt(query.shape[-1])
@@ -1283,6 +1370,15 @@ def _block_windows(frame: _Frame) -> _Windows | None:
         if grid is None or grid[0] * grid[1] != x.shape[1]:
             return None
     return _Windows(int(x.shape[0]), grid, *stated)
+
+
+def _cuts_block_tokens(frame: _Frame, block: _Frame, layout: _Windows) -> bool:
+    """Whether the attention module's input (`frame`'s) is, bit for bit, one of `block`'s token maps (its input,
+    or one of the first maps of its shape made in it: the normed tokens) rolled, padded and cut into windows as
+    `layout` says: then its windows lie where a window record puts them."""
+    cut = frame.x if frame is not block else None
+    sources = [layout.tokens(t) for t in (block.x, *block.block_tokens)]
+    return cut is not None and any(t is not None and _equal(layout.cut(t), cut) for t in sources)
 
 
 def _is_block_tokens(frame: _Frame, out) -> bool:

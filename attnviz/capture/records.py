@@ -48,6 +48,7 @@ __all__ = [
     "DenseAttentionRecord",
     "TokenAttentionRecord",
     "WindowAttentionRecord",
+    "WindowEnergiesRecord",
     "BranchWeightRecord",
     "GateRecord",
     "Record",
@@ -922,6 +923,30 @@ class WindowAttentionRecord(_KeysOnTheQueryGrid, Provenance):
         if self.num_pixels > max_pixels:
             raise MemoryError(f"S would be {self.num_pixels} x {self.num_pixels}; use row()/column()")
         return self.rows(torch.arange(self.num_pixels), batch).flatten(1)
+
+
+@dataclass
+class WindowEnergiesRecord(WindowAttentionRecord):
+    """Swin's window attention read from its explicit softmax (timm's default path, and the paper's code:
+    attn = q kᵀ · scale + relative position bias (+ the shift mask), then softmax), with each window's energies
+    kept as the module computed them: `energy` (B, windows, tokens, tokens) for this head, the bias and mask in
+    it; `query`, `key` and `bias` are None. Read as WindowAttentionRecord reads its factors (the same placement
+    with the roll undone, the same padding and baseline); what differs is only where a row's energies come from.
+    A window's energies are tokens² numbers, as many as its q and k hold once tokens = 2 d (49 against 64 for
+    Swin-T's 7x7 windows of d = 32)."""
+
+    energy: torch.Tensor = field(default=None, kw_only=True)  # (B, windows, tokens, tokens)
+
+    def _energies(self, windows: torch.Tensor, tokens: torch.Tensor, batch: int, dtype=torch.float32) -> torch.Tensor:
+        return self.energy[batch, windows, tokens].to(dtype)
+
+    def column(self, index: int, batch: int = 0) -> torch.Tensor:
+        """S[:, index] as (H, W): the key's window's energies for it over their rows' log-sum-exps."""
+        windows, tokens = self._slots(self._check([int(index)], "key"))
+        window, token = windows[0], tokens[0]
+        energy = self.energy[batch, window, :, token].float()
+        weights = torch.exp(energy - self.log_normaliser[batch, window].float())
+        return self._on_grid(weights[None], windows)[0]
 
 
 @dataclass

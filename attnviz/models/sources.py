@@ -25,7 +25,7 @@ from attnviz.analysis.forward import Analysis, analyse, analyse_classifier, anal
 from attnviz.capture.interventions import Intervention
 from attnviz.i18n import Phrase
 from attnviz.models.checkpoint import CheckpointError, load_checkpoint, weights_path
-from attnviz.models.imagenet import IMAGENET_MODELS, TOKEN_KIND, load_imagenet_model
+from attnviz.models.imagenet import IMAGENET_MODELS, TRANSFORMER_KINDS, load_imagenet_model
 from attnviz.models.user import UserModelError, UserModelSpec
 
 __all__ = ["Weights", "LoadedModel", "ModelSource", "CamVidSource", "TimmSource", "UserSource", "SOURCE_KEYS"]
@@ -112,7 +112,8 @@ class TimmSource(ModelSource):
 
     def load(self, name: str, device: str) -> LoadedModel:
         model, weights = load_imagenet_model(name, self.weights_folder or None)
-        maps = "_tokens" if weights.origin == "random" and IMAGENET_MODELS[name][0] == TOKEN_KIND else ""  # not gates
+        transformer = IMAGENET_MODELS[name][0] in TRANSFORMER_KINDS
+        maps = "_tokens" if weights.origin == "random" and transformer else ""  # attention maps, not gates
         return LoadedModel(
             model.to(device), Weights(Phrase.of(f"sources.weights_{weights.origin}{maps}"), weights.trained)
         )
