@@ -19,8 +19,9 @@ import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from attnviz import app
+from attnviz.analysis.rollout import Rollout
 from attnviz.analysis.switch import kinds_of
-from attnviz.analysis.tokens import HeadsMean, token_layout
+from attnviz.analysis.tokens import HeadsMean, prefix_label, token_layout
 from attnviz.analysis.views import (
     MODES,
     PositionView,
@@ -143,9 +144,14 @@ def what_to_notice(selection) -> None:
     st.markdown(t("position.notice", model=t(f"position.notice_{fits}")))
 
 
+def one_head(record):
+    """The head whose token layout a map has: itself, a heads' mean's first head, a rollout's last layer's."""
+    return record.heads[0] if isinstance(record, HeadsMean) else record.last if isinstance(record, Rollout) else record
+
+
 def token_words(record) -> dict:
-    """A transformer's token layout in the page's words (attnviz.analysis.tokens); a heads' mean by its first head."""
-    layout = token_layout(record.heads[0] if isinstance(record, HeadsMean) else record)
+    """A transformer's token layout in the page's words (attnviz.analysis.tokens), of `one_head(record)`."""
+    layout = token_layout(one_head(record))
     patches = t("position.patches", rows=layout.grid[0], cols=layout.grid[1])
     return dict(
         tokens=layout.tokens,
@@ -176,7 +182,7 @@ def window_words(record: WindowAttentionRecord) -> dict:
 def prefix_share_text(record, index: int) -> str:
     """What patch `index` gives each token in front of the patches (CLS, DIST, registers)."""
     shares = record.prefix_share(index).tolist()
-    names = token_layout(record.heads[0] if isinstance(record, HeadsMean) else record).prefix
+    names = token_layout(one_head(record)).prefix
     return t(
         "position.prefix_share",
         shares=", ".join(f"{name} {share:.4f}" for name, share in zip(names, shares)),
@@ -192,6 +198,9 @@ def module_notes(record) -> None:
         st.info(t("position.windows", **window_words(record)))
     elif isinstance(record, HeadsMean):
         st.info(t("position.heads_mean", **token_words(record)))
+    elif isinstance(record, Rollout):
+        first = prefix_label(record.prefix_names[0]) if record.prefix_names else "t0"
+        st.info(t("position.rollout", layers=len(record.layers), first=first, **token_words(record)))
     elif record.shared_by_all_queries:
         st.info(t("position.gcnet"))
     elif isinstance(record, CrissCrossAttentionRecord):
@@ -361,7 +370,7 @@ def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
                 keys=reading.baseline,
             )
         )
-        if isinstance(record, (TokenAttentionRecord, HeadsMean)) and record.prefix_keys:
+        if isinstance(record, (TokenAttentionRecord, HeadsMean, Rollout)) and record.prefix_keys:
             parts.append(prefix_share_text(record, view.index))
     else:
         parts.append(
@@ -575,13 +584,28 @@ def formula_numbers(view: PositionView, record, image_hw) -> None:
     )
 
 
+def rollout_prefix_map(record: Rollout, module_name: str) -> None:
+    """The first prefix token's row of the rollout (CLS's in a ViT) over the patch grid: the map that papers and
+    tools show as "the rollout" (Abnar & Zuidema, ACL 2020)."""
+    name = prefix_label(record.prefix_names[0]) if record.prefix_names else "t0"
+    figure = attention_map_figure(
+        record.prefix_row(0).numpy(),
+        t("position.rollout_prefix_title", name=name),
+        colour_title="R",
+        language=app.language(),
+    )
+    app.chart(st, figure, key=keys.ROLLOUT_MAP, theme=None, width="content", caption=app.figure_caption(module_name))
+
+
 def researchers_notes(record, model_notes: list[str]) -> None:
     """The researchers' layer of the module and model (the notation, the model's training, the cost of S, the
     normalisers); the chosen pixel's part is `pixel_researchers_part`, drawn inside the same expander."""
     st.markdown(
         "\n\n".join(
             [
-                t("position.researchers.tokens", row=r"$\exp(q_i^\top k_j / \sqrt{d} - \log Z_i)$")
+                t("position.researchers.rollout", n=record.num_pixels + record.prefix_keys)
+                if isinstance(record, Rollout)
+                else t("position.researchers.tokens", row=r"$\exp(q_i^\top k_j / \sqrt{d} - \log Z_i)$")
                 if isinstance(record, (TokenAttentionRecord, HeadsMean))
                 else t(
                     "position.researchers.windows",
@@ -747,6 +771,8 @@ formula_header(record)
 formula_part(selection, module_name, record)
 with st.expander(t("common.for_researchers")):
     researchers_notes(record, model_notes)
+    if isinstance(record, Rollout) and record.prefix_keys:
+        rollout_prefix_map(record, module_name)
     pixel_researchers_part(selection, module_name, record)
 app.switch_section(selection, analysis, kinds_of(modules), context="position")
 

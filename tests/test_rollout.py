@@ -240,3 +240,34 @@ def test_hand_values_of_identity_and_uniform_attention(modes, names, identity, u
         assert abs(float(cls_map.sum()) - uniform * 28 / tokens) <= 28 * tolerance  # the rest stays on CLS
         patch_map = rollout_map(layers, 1 + 9, batch).flatten()
         assert abs(float(patch_map[9]) - identity - uniform / tokens) <= tolerance
+
+
+@pytest.mark.parametrize("reg_tokens", [0, 4])
+def test_the_rollout_map_the_page_draws_is_the_float64_product_row_by_row(reg_tokens, monkeypatch):
+    """`Rollout` (what the Position page draws, "rollout" after the layers): a patch's row and column of the naive
+    float64 product, its share to the prefix tokens, CLS's row; made only from whole, alike layers."""
+    from attnviz.analysis.rollout import Rollout, with_rollout
+
+    model, records, calls = captured_vit(reg_tokens, monkeypatch)
+    prefix, tokens = 1 + reg_tokens, 1 + reg_tokens + 24
+    per_layer = [2 * entry_rtol(call) + 2 * gamma(tokens + 2, UNIT_ROUNDOFF_64) for call in calls]
+    rtol = math.prod(1 + eta for eta in per_layer) - 1 + UNIT_ROUNDOFF_32  # and the map's float32 rounding
+    drawn = with_rollout(records)
+    assert list(drawn)[-1] == "rollout" and list(drawn)[:-1] == list(records)
+    rolled = drawn["rollout"]
+    assert isinstance(rolled, Rollout) and (rolled.height, rolled.width, rolled.baseline) == (4, 6, tokens)
+    for batch in range(2):
+        exact = naive_rollout([reference_mean(call)[batch] for call in calls])
+        for patch in (0, 7, 23):
+            row, column = rolled.row(patch, batch).double(), rolled.column(patch, batch).double()
+            want_row, want_column = exact[prefix + patch, prefix:].reshape(4, 6), exact[prefix:, prefix + patch]
+            assert bool(((row - want_row).abs() <= rtol * want_row).all())
+            assert bool(((column.flatten() - want_column).abs() <= rtol * want_column).all())
+            share = rolled.prefix_share(patch, batch).double()
+            assert bool(((share - exact[prefix + patch, :prefix]).abs() <= rtol * exact[prefix + patch, :prefix]).all())
+        cls = rolled.prefix_row(0, batch)
+        assert bool(((cls - exact[0, prefix:].reshape(4, 6)).abs() <= rtol * exact[0, prefix:].reshape(4, 6)).all())
+    # a layer missing a head is no layer: no rollout (rather than one over the layers left)
+    assert "rollout" not in with_rollout({k: v for k, v in records.items() if k != "blocks.1.attn:head2"})
+    one_layer = {k: v for k, v in records.items() if k.startswith("blocks.0.")}
+    assert "rollout" not in with_rollout(one_layer)

@@ -181,3 +181,34 @@ def test_swin_on_the_position_page_its_windows_numbers_and_both_languages(monkey
     assert "只在所选图块的窗口内发亮" in "\n".join(m.value for m in at.markdown)
     at.switch_page("pages/overview.py").run()
     assert "56x56 的网格，3 个头（2 层）；28x28" in " ".join(c.value for c in at.caption)
+
+
+def test_the_rollout_on_the_position_page_with_its_limits_and_cls_row(monkeypatch):
+    """Attention rollout is offered after the layers ("rollout"): its definition on the page, what it assumes and
+    ignores in the researchers' layer, CLS's row of R drawn there, equal to the library's; both languages."""
+    from attnviz.analysis.rollout import Rollout, rollout_map, token_layers
+
+    arch = "vit_small_patch16_224"
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: False)
+    for language, words in (
+        ("en", ("Attention rollout", "What rollout assumes")),
+        ("zh", ("注意力展开", "注意力展开的假设")),
+    ):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        at.query_params.update(source="timm", model=arch, module="rollout", lang=language)
+        at.switch_page("pages/position.py").run()
+        assert not at.exception, at.exception[0].value
+        assert any(words[0] in i.value and "R = \\tilde A_L \\cdots \\tilde A_1" in i.value for i in at.info)
+        assert any(words[1] in m.value and "Chefer" in m.value for m in at.markdown)
+    model = resources.loaded_model(model_source("timm"), arch, "cpu").model
+    analysis = analyse_classifier(model, load_sample(list_samples()[0]).image, arch)
+    rolled = analysis.spatial_attention["rollout"]
+    assert isinstance(rolled, Rollout) and len(rolled.layers) == 12
+    (chart,) = at.get("plotly_chart")
+    import base64
+    import json
+
+    z = json.loads(chart.proto.spec)["data"][0]["z"]  # Plotly's typed array: base64 of little-endian float64
+    drawn = np.frombuffer(base64.b64decode(z["bdata"]), dtype="<f8").reshape(14, 14) if "bdata" in z else np.array(z)
+    expected = rollout_map(token_layers(analysis.records), 0).numpy()
+    assert drawn.shape == (14, 14) and np.allclose(drawn, expected, rtol=0, atol=1e-12)  # the same float64 values

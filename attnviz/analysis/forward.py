@@ -146,15 +146,16 @@ class Analysis:
 def _captured_forward(
     model: torch.nn.Module, x: torch.Tensor, keep_features: bool, intervention: Intervention | None = None
 ):
-    """(output, every attention record moved to the CPU, seconds) of one forward pass with capture, with
-    `intervention`'s modules switched (attnviz.capture.interventions) when one is given."""
+    """(output, every attention record moved to the CPU, seconds, what the readers saw and did not record) of one
+    forward pass with capture, with `intervention`'s modules switched (attnviz.capture.interventions) when one
+    is given."""
     started = time.perf_counter()
     with capture(model, keep_features=keep_features) as rec, intervened(model, intervention):
         output = model(x)
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
-    return output, {name: _to_cpu(r) for name, r in rec.records().items()}, elapsed
+    return output, {name: _to_cpu(r) for name, r in rec.records().items()}, elapsed, list(rec.skipped)
 
 
 def analyse(
@@ -167,7 +168,7 @@ def analyse(
     """One forward pass with capture: prediction and every attention record, moved to the CPU (with
     `intervention`'s modules switched off or flattened, when one is given)."""
     device = next(model.parameters()).device
-    logits, records, elapsed = _captured_forward(model, image_to_tensor(image, device), keep_features, intervention)
+    logits, records, elapsed, _ = _captured_forward(model, image_to_tensor(image, device), keep_features, intervention)
     prediction = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
     return Analysis(model_name, str(device), image, prediction, records, elapsed, intervention=intervention)
 
@@ -183,14 +184,17 @@ def analyse_classifier(
     and every attention record (read through the modules' own gates, or from SDPA's arguments); a transformer
     sees the whole photo resized (attnviz.models.imagenet), so that its patch grid covers the photo; `intervention`
     as for `analyse`."""
+    from attnviz.analysis.rollout import with_rollout
     from attnviz.analysis.tokens import with_heads_means
     from attnviz.models.imagenet import IMAGENET_MODELS, TRANSFORMER_KINDS, preprocess, top_classes
 
     device = next(model.parameters()).device
     x = preprocess(model, image, whole_photo=IMAGENET_MODELS.get(model_name, ("",))[0] in TRANSFORMER_KINDS).to(device)
-    logits, records, elapsed = _captured_forward(model, x, keep_features, intervention)
+    logits, records, elapsed, skipped = _captured_forward(model, x, keep_features, intervention)
     top = top_classes(logits.cpu())
     records = with_heads_means(records)  # each transformer layer's heads, then their mean (attnviz.analysis.tokens)
+    if not skipped:  # rollout over every layer, or none: a layer left unread would drop out of the product silently
+        records = with_rollout(records)
     return Analysis(model_name, str(device), image, None, records, elapsed, top, intervention=intervention)
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attnviz.analysis import geometry
+from attnviz.analysis.rollout import Rollout
 from attnviz.analysis.tokens import HeadsMean
 from attnviz.capture.records import (
     CrissCrossAttentionRecord,
@@ -114,6 +115,8 @@ def hover_payload(
         return HoverPayload(None, 0, _click_only("windows"))
     if isinstance(record, HeadsMean):  # a mean of softmax rows: no q and k of its own
         return HoverPayload(None, 0, _click_only("heads_mean"))
+    if isinstance(record, Rollout):  # a product of the layers' means
+        return HoverPayload(None, 0, _click_only("rollout"))
     form = _form(record)
     num_bytes = _size_in_bytes(record)
     if num_bytes > max_bytes:

@@ -46,7 +46,7 @@ from torch import nn
 from attnviz.capture.recorder import split_name
 from attnviz.capture.records import TokenAttentionRecord
 
-__all__ = ["MAX_TOKENS", "token_layers", "mean_row", "mean_rows", "rollout", "rollout_map"]
+__all__ = ["MAX_TOKENS", "token_layers", "mean_row", "mean_rows", "rollout", "rollout_map", "Rollout", "with_rollout"]
 
 MAX_TOKENS = 1024  # a full token x token matrix above this is refused (1024² float64 = 8 MiB a layer)
 
@@ -188,3 +188,96 @@ def rollout_map(
         raise IndexError(f"token {token} outside 0..{result.shape[0] - 1}")
     record = layers[-1][0]
     return result[token, record.prefix_keys :].reshape(*record.key_grid)
+
+
+class Rollout:
+    """Attention rollout as a map the Position page draws like a layer's (the `SpatialMap` reading of
+    attnviz.capture.records): `row(i)` is patch i's row of R = Ã_L ··· Ã_1 over the patches (how much of its
+    last layer's output is traced back to each input patch), `prefix_share(i)` what the row traces to the prefix
+    tokens, `column(j)` how much of every patch traces to patch j, `prefix_row(0)` the row of CLS (the map
+    usually shown as "the rollout"). R is computed from the layers' records when first read (`rollout`), then
+    kept (N x N float64 per photo of the batch: 0.3 MB at N = 197). It is a product of means of softmax rows,
+    not one softmax: no energies, no formula; the page draws it on click."""
+
+    normalisation = "rollout"  # not one softmax: no energies, no formula (the page reads this)
+    shared_by_all_queries = False
+    columns_use_recorded_normalisers = False
+    family = ""
+    max_error = None
+    alpha = None
+
+    def __init__(self, layers: Mapping | Iterable[Layer]):
+        self.layers = _as_layers(layers)
+        if not self.layers:
+            raise ValueError("rollout needs at least one layer")
+        self._kept: dict[int, torch.Tensor] = {}
+        last = self.layers[-1][0]
+        self.prefix_names, self.kind, self.found_by = last.prefix_names, last.kind, last.found_by
+        self.last = last  # its layout is the map's: patch grid, prefix tokens
+
+    height = property(lambda self: self.last.height)
+    width = property(lambda self: self.last.width)
+    num_pixels = property(lambda self: self.last.num_pixels)
+    key_grid = property(lambda self: self.last.key_grid)
+    num_keys = property(lambda self: self.last.num_keys)
+    baseline = property(lambda self: self.last.baseline)
+    prefix_keys = property(lambda self: self.last.prefix_keys)
+
+    def branch_size(self, batch: int = 0) -> None:
+        return None
+
+    def matrix(self, batch: int = 0) -> torch.Tensor:
+        """R over all tokens, prefix first (N, N) in float64: rows sum to 1."""
+        if batch not in self._kept:
+            self._kept[batch] = rollout(self.layers, batch)
+        return self._kept[batch]
+
+    def _patch(self, index: int) -> int:
+        index = int(index)
+        if not 0 <= index < self.num_pixels:
+            raise IndexError(f"pixel index {index} outside 0..{self.num_pixels - 1}")
+        return self.prefix_keys + index
+
+    def row(self, index: int, batch: int = 0) -> torch.Tensor:
+        """Patch i's row of R over the patches (height, width), float32: sums to 1 minus its prefix share."""
+        return self.matrix(batch)[self._patch(index), self.prefix_keys :].float().view(*self.key_grid)
+
+    def rows(self, indices, batch: int = 0) -> torch.Tensor:
+        return torch.stack([self.row(i, batch) for i in torch.as_tensor(indices).reshape(-1).tolist()])
+
+    def column(self, index: int, batch: int = 0) -> torch.Tensor:
+        """R[:, patch j] over the patch queries (height, width): how much of each patch traces back to patch j."""
+        key = self._patch(index)
+        return self.matrix(batch)[self.prefix_keys :, key].float().view(self.height, self.width)
+
+    def prefix_share(self, index: int, batch: int = 0) -> torch.Tensor:
+        """(P,): what patch i's row of R traces back to each prefix token."""
+        return self.matrix(batch)[self._patch(index), : self.prefix_keys].float()
+
+    def prefix_row(self, prefix: int = 0, batch: int = 0) -> torch.Tensor:
+        """Prefix token `prefix`'s row of R over the patches (0: CLS), (height, width) in float64."""
+        if not 0 <= prefix < self.prefix_keys:
+            raise IndexError(f"prefix token {prefix} outside 0..{self.prefix_keys - 1}")
+        return self.matrix(batch)[prefix, self.prefix_keys :].reshape(*self.key_grid)
+
+
+def with_rollout(records: dict) -> dict:
+    """`records` with a `Rollout` of all their token layers last, under "rollout", where one can be made: more
+    than one layer, each self-attention over the same tokens (prefix, then the patch grid), at most MAX_TOKENS
+    of them (as `rollout` requires; checked here without computing R)."""
+    try:
+        layers = token_layers(records)
+    except ValueError:  # a layer without all its heads: no rollout
+        return records
+    if len(layers) < 2:
+        return records
+    first = next(iter(layers.values()))[0]
+    shapes = {
+        (*_tokens(r), r.prefix_keys, r.prefix_queries, r.key_grid, (r.height, r.width))
+        for r in (layer[0] for layer in layers.values())
+    }
+    queries, keys = _tokens(first)
+    same = len(shapes) == 1 and queries == keys and first.key_grid == (first.height, first.width)
+    if not same or queries > MAX_TOKENS or first.prefix_keys != first.prefix_queries:
+        return records
+    return {**records, "rollout": Rollout(layers)}
