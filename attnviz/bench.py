@@ -8,7 +8,7 @@ Cases:
 - pam:     DANet position attention, naive (builds S) vs chunked, C = 512,
            N up to 32768 (a 1/8 feature map of a 1024x2048 image).
 - transformers: capture of ViT-S/16 and DeiT-S/16 (timm, 224 px) from SDPA's arguments vs their plain
-           forward, and a layer's records against the S they stand for (issue 32).
+           forward and a bare observer's, and a layer's records against the S they stand for (issue 32).
 - click:   what a click on the position page costs: one row / column of S
            from a cached capture of a shipped DANet model, vs a full forward.
 (The app's own cost of a click, the whole position-page rerun, is measured by the app layer:
@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from attnviz.machine import machine_info, memory_mib, time_alternating, time_calls
 from attnviz.models.checkpoint import DEFAULT_CHECKPOINT_DIR
@@ -318,10 +319,18 @@ def _case_families(device: str) -> dict:
     return bench_family_capture(sizes=((32, 64), (64, 128)), channels=64, repeats=5, device=device)
 
 
-def _capture_cost(model, x, device: str, repeats: int) -> tuple[dict, float, float]:
-    """(one capture's records, median seconds of the plain forward, of the forward with capture), each warmed up
-    once and timed `repeats` times, in turn (attnviz.machine.time_alternating: a drift weighs on both alike).
-    Each capture's records are dropped before the next, as a caller that keeps none would."""
+class _Observer(TorchFunctionMode):
+    """A TorchFunctionMode that only passes each op on: what observing every op from Python costs by itself."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def _capture_cost(model, x, device: str, repeats: int) -> tuple[dict, float, float, float]:
+    """(one capture's records, median seconds of the plain forward, of the forward with capture, of the forward
+    under a bare observer `_Observer`), each warmed up once and timed `repeats` times, in turn
+    (attnviz.machine.time_alternating: a drift weighs on each alike). Each capture's records are dropped before
+    the next, as a caller that keeps none would."""
     from attnviz.capture import capture
 
     def plain():
@@ -335,9 +344,14 @@ def _capture_cost(model, x, device: str, repeats: int) -> tuple[dict, float, flo
         _sync(device)
         return rec
 
-    rec = captured()  # warms both up (and is returned: the records of one capture)
-    plain_timing, captured_timing = time_alternating((plain, captured), repeats, warmup=1)
-    return rec, plain_timing["median_s"], captured_timing["median_s"]
+    def observed():
+        with torch.no_grad(), _Observer():
+            model(x)
+        _sync(device)
+
+    rec = captured()  # warms it up (and is returned: the records of one capture)
+    timings = time_alternating((plain, captured, observed), repeats, warmup=1)
+    return rec, *(timing["median_s"] for timing in timings)
 
 
 def _case_readers(device: str, repeats: int = 9) -> dict:
@@ -371,7 +385,7 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
         model = model.eval().to(device)
         x = torch.rand(1, 3, 224, 224, device=device)
 
-        rec, plain_s, captured_s = _capture_cost(model, x, device, repeats)
+        rec, plain_s, captured_s, _ = _capture_cost(model, x, device, repeats)
         rows.append(
             {
                 "model": name,
@@ -387,8 +401,9 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
 
 def _case_transformers(device: str, repeats: int = 21) -> dict:
     """Capture of a ViT's attention from SDPA's arguments (issue 32) against its plain forward: timm's ViT-S/16
-    and DeiT-S/16 distilled at 224x224, batch 1, random weights; and what a layer's records hold (q·scale, k and
-    the rows' log-sum-exp per head: O(heads · N · d)) against the S they stand for (heads · N², never stored)."""
+    and DeiT-S/16 distilled at 224x224, batch 1, random weights, beside the same forward under a bare observer
+    (`_Observer`: what seeing every op from Python costs before anything is read); and what a layer's records
+    hold (q·scale and k per head: O(heads · N · d)) against the S they stand for (heads · N², never stored)."""
     import timm
 
     from attnviz.capture.records import TokenAttentionRecord
@@ -399,7 +414,7 @@ def _case_transformers(device: str, repeats: int = 21) -> dict:
         model = timm.create_model(arch, pretrained=False).eval().to(device)
         x = torch.rand(1, 3, 224, 224, device=device)
 
-        rec, plain_s, captured_s = _capture_cost(model, x, device, repeats)
+        rec, plain_s, captured_s, observed_s = _capture_cost(model, x, device, repeats)
         tokens = [r for r in rec.values() if isinstance(r, TokenAttentionRecord)]
         layer = [rec[name] for name in rec if name.startswith("blocks.0.attn:")]  # the first layer's heads
         n = tokens[0].num_pixels + tokens[0].prefix_queries
@@ -412,6 +427,8 @@ def _case_transformers(device: str, repeats: int = 21) -> dict:
                 "plain_s": plain_s,
                 "captured_s": captured_s,
                 "ratio": captured_s / plain_s,
+                "observed_s": observed_s,  # under a bare TorchFunctionMode: what observing every op costs alone
+                "observed_ratio": observed_s / plain_s,
                 "layer_record_bytes": held_bytes(layer),
                 "layer_s_bytes": 4 * len(layer) * n * n,
             }

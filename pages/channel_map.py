@@ -18,7 +18,9 @@ import streamlit as st
 from attnviz import app
 from attnviz.analysis.views import ChannelMapSummary, ChannelRow, channel_energy, channel_map_summary, channel_row
 from attnviz.app import keys
+from attnviz.capture.records import CrossCovarianceRecord
 from attnviz.kinds import AttentionKind
+from attnviz.models.imagenet import XCIT_KIND
 from attnviz.viz.exports import channel_map_png, vector_csv
 from attnviz.viz.figures import branch_sizes_figure, feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
@@ -32,13 +34,22 @@ LIVE_PART, ROW_PART, ROW_FORMS_PART = "channel_live", "channel_row", "channel_ro
 ROW_PARTS = [ROW_PART, ROW_FORMS_PART]
 
 
-def introduction() -> None:
-    st.title(app.t("channel_map.title"))
-    st.markdown(app.t("channel_map.intuition"))
+def introduction(xcit: bool) -> None:
+    """DANet's channel attention, or XCiT's cross-covariance attention where the sidebar's model is one."""
+    st.title(app.t("channel_map.title_xcit" if xcit else "channel_map.title"))
+    st.markdown(app.t("channel_map.intuition_xcit" if xcit else "channel_map.intuition"))
 
 
 def formula(record) -> None:
-    """X and E in the form the module computes (the paper's, or the official code's)."""
+    """X and E in the form the module computes (the paper's, or the official code's); XCiT's own."""
+    if isinstance(record, CrossCovarianceRecord):
+        st.latex(r"""\begin{aligned}
+X_{cj} &= \mathrm{softmax}_j\big(\tau\,\hat q_c\cdot\hat k_j\big)\\
+o_c &= \textstyle\sum_j X_{cj}\, v_j
+\end{aligned}""")
+        words = dict(channels=record.attention.shape[-1], head=record.head or 0, heads=record.heads)
+        st.markdown(app.t("channel_map.formula_terms_xcit", temperature=record.temperature, **words))
+        return
     if record.form == "paper":
         st.latex(r"""\begin{aligned}
 X_{cj} &= \mathrm{softmax}_j\big(A_c\cdot A_j\big)\\
@@ -63,6 +74,10 @@ def what_to_notice(record, summary: ChannelMapSummary, energy: np.ndarray | None
             channels=summary.channels,
         )
     ]
+    if isinstance(record, CrossCovarianceRecord):  # no β, no second form: what bounds its rows is τ
+        notice.append(app.t("channel_map.notice_xcit", temperature=record.temperature))
+        st.markdown(f"**{app.t('channel_map.notice_title')}** " + " ".join(notice))
+        return
     if energy is not None and summary.mostly_one_hot:
         notice.append(app.t("channel_map.notice_energy", energy=float(np.abs(energy).max())))
     notice.append(app.t("channel_map.notice_paper" if record.form == "paper" else "channel_map.notice_official"))
@@ -182,6 +197,18 @@ def worked_formula(record, row: ChannelRow, energy: np.ndarray, module: str) -> 
     )
 
 
+def worked_formula_xcit(record: CrossCovarianceRecord, row: ChannelRow) -> None:
+    """X_cj of XCiT's head for the row's largest entry, with this photo's numbers: τ, the cosine, log Z."""
+    channel, partner = row.channel, row.partner
+    argument, log_z = record.softmax_terms(channel, partner)
+    cosine = float(record.similarity(channel)[partner])
+    st.markdown(app.t("channel_map.numbers", channel=channel, partner=partner))
+    product = rf"\tau\,\hat q_{{{channel}}}\cdot\hat k_{{{partner}}}"
+    st.latex(rf"{product} = {record.temperature:.3f} \times {cosine:.4f} = {argument:.3f}")
+    st.latex(rf"X_{{{channel},{partner}}} = \exp({argument:.3f} - {log_z:.3f}) = {row.values[partner]:.4f}")
+    st.markdown(app.t("channel_map.numbers_terms_xcit", argument=argument, log_normaliser=log_z))
+
+
 def fusion(selection, analysis, record) -> None:
     """DANet's two modules and their sum (Fu et al., CVPR 2019, §3.4 "Attention Module Embedding with
     Networks"): each output passes through a convolution and the two are added. Each branch's size on this
@@ -222,6 +249,11 @@ Y &= \mathrm{cls}\big(g_p(E_{\mathrm{PAM}}) + g_c(E_{\mathrm{CAM}})\big)
 
 def researchers_notes(record, summary: ChannelMapSummary) -> list[str]:
     """What researchers read: where the form comes from, the forms, an even row, and the cost of X."""
+    if isinstance(record, CrossCovarianceRecord):
+        return [
+            app.t("channel_map.res_xcit", normalised=app.t(f"channel_map.res_xcit_unit_{record.normalised}")),
+            app.t("channel_map.res_uniform", uniform=summary.uniform),
+        ]
     notes = [
         app.t("channel_map.res_source", form=app.t(f"channel_map.form_{record.form}")),
         app.t(
@@ -267,7 +299,7 @@ def live_part(selection, analysis, module_name: str, record, summary: ChannelMap
     """X in the page and the view's download: a click on X does not rerun this."""
     app.continue_run(selection)
     live_map(selection, module_name, record, summary)
-    app.view_download(selection, analysis, keys.CAM_HTML)
+    app.view_download(selection, analysis, keys.CAM_HTML, channel=module_name)
     caption = app.figure_caption(app.t("channel_map.module"), app.t("figures.caption_layer", layer=module_name))
     app.download(
         st,
@@ -284,7 +316,9 @@ def row_part(selection, record, attention: np.ndarray, energy, module: str) -> N
     app.continue_run(selection)
     row = channel_row(attention, channel_box(attention.shape[0]), RELATED)
     row_numbers(selection, row)
-    if record.features is not None:
+    if isinstance(record, CrossCovarianceRecord):
+        worked_formula_xcit(record, row)
+    elif record.features is not None:
         worked_formula(record, row, energy, module)
     app.link_params(channel=row.channel)
     app.write_link()  # a rerun of this part alone writes the address bar itself (app.py's run did not run)
@@ -297,11 +331,14 @@ def row_forms_part(selection, record, attention: np.ndarray, module: str) -> Non
     other_form_row(record, channel_row(attention, st.session_state[keys.CAM_CHANNEL], RELATED), module)
 
 
-introduction()
+selection = app.current()
+introduction(selection is not None and selection.attention == XCIT_KIND)
 selection, analysis = app.page_analysis(
-    prefixes=("danet",), what=app.t("channel_map.what"), needs=lambda a: a.channel_map is not None
+    prefixes=("danet",), what=app.t("channel_map.what"), needs=lambda a: bool(a.channel_maps), also=(XCIT_KIND,)
 )
-module_name, record = analysis.channel_map
+maps = analysis.channel_maps
+module_name = app.channel_map_picker(st, maps)
+record = maps[module_name]
 attention = record.attention[0].numpy()
 summary = channel_map_summary(attention)
 energy = channel_energy(record.features) if record.features is not None else None

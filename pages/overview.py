@@ -28,6 +28,7 @@ from attnviz.app import keys
 from attnviz.capture.recorder import split_name
 from attnviz.capture.records import (
     CoordinateAttentionRecord,
+    CrossCovarianceRecord,
     SpatialAttentionRecord,
     TokenAttentionRecord,
     WindowAttentionRecord,
@@ -326,10 +327,18 @@ def imagenet_classifier(selection, analysis) -> None:
     left.image(selection.image, caption=t("overview.photo_caption", photo=markdown_literal(selection.image_title)))
     tokens = analysis.of_type(TokenAttentionRecord)
     windows = analysis.of_type(WindowAttentionRecord)
+    channels = analysis.of_type(CrossCovarianceRecord)
     with right:
         st.markdown(t("overview.timm.top5", model=selection.model_name))
         top_classes_table(st, analysis.top_classes, progress=True)
-        if windows and not tokens:
+        if channels:  # XCiT: its channel maps; its class attention (CLS alone asks) is no map of the photo
+            first = next(iter(channels.values()))
+            layers = len({split_name(name)[0] for name in channels})
+            class_layers = len({split_name(name)[0] for name in tokens})
+            size = first.attention.shape[-1]
+            words = dict(layers=layers, heads=first.heads, size=size, class_layers=class_layers)
+            st.caption(t("overview.timm.xcit_layers", weights=selection.weights_note, **words))
+        elif windows and not tokens:
             st.caption(t("overview.timm.window_layers", weights=selection.weights_note, **window_stages(windows)))
         elif tokens:
             first = next(iter(tokens.values()))
@@ -347,13 +356,14 @@ def imagenet_classifier(selection, analysis) -> None:
                     attention=selection.attention.upper(),
                 )
             )
-    st.markdown(
-        t("overview.timm.window_pages" if windows and not tokens else "overview.timm.token_pages")
-        if tokens or windows
-        else t("overview.timm.pages")
-    )
+    if channels:
+        st.markdown(t("overview.timm.xcit_pages"))
+    elif tokens or windows:
+        st.markdown(t("overview.timm.window_pages" if windows and not tokens else "overview.timm.token_pages"))
+    else:
+        st.markdown(t("overview.timm.pages"))
     with st.expander(t("common.for_researchers")):
-        if tokens or windows:
+        if tokens or windows or channels:
             size, ms = input_side(selection.model_name), analysis.forward_s * 1000
             st.caption(t("overview.timm.token_details", size=size, ms=ms, device=analysis.device))
         else:

@@ -43,7 +43,7 @@ from attnviz.capture.records import (
     WindowEnergiesRecord,
 )
 from attnviz.data.camvid import CLASS_NAMES, IGNORE_INDEX
-from attnviz.models.imagenet import TOKEN_KIND, TRANSFORMER_KINDS, WINDOW_KIND
+from attnviz.models.imagenet import POSITION_KINDS, TOKEN_KIND, WINDOW_KIND
 from attnviz.results import as_number, class_figure, model_results
 from attnviz.viz.exports import grid_csv, overlay_png
 from attnviz.viz.figures import attention_map_figure, class_name
@@ -756,7 +756,7 @@ def pixel_researchers_part(selection, module_name: str, record) -> None:
 
 introduction()
 selection, analysis = app.page_analysis(
-    prefixes=("danet",), what=t("position.what"), needs=lambda a: bool(a.spatial_attention), also=TRANSFORMER_KINDS
+    prefixes=("danet",), what=t("position.what"), needs=lambda a: bool(a.spatial_attention), also=POSITION_KINDS
 )
 what_to_notice(selection)
 model_notes = training_notes(selection)

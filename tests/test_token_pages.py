@@ -212,3 +212,38 @@ def test_the_rollout_on_the_position_page_with_its_limits_and_cls_row(monkeypatc
     drawn = np.frombuffer(base64.b64decode(z["bdata"]), dtype="<f8").reshape(14, 14) if "bdata" in z else np.array(z)
     expected = rollout_map(token_layers(analysis.records), 0).numpy()
     assert drawn.shape == (14, 14) and np.allclose(drawn, expected, rtol=0, atol=1e-12)  # the same float64 values
+
+
+def test_xcit_on_the_channel_page_a_layer_and_head_picked_by_link_with_its_own_words(monkeypatch):
+    """XCiT from the ImageNet source: the Channel page shows the head the link names (module=blocks.3.attn:head2),
+    in XCiT's words (τ, cosines; no β, no DANet form), with the library's softmax argument and log-normaliser for
+    the row it shows; the Overview says what was read; the Position page has nothing to draw and says so."""
+    from attnviz.capture.records import CrossCovarianceRecord
+
+    arch = "xcit_nano_12_p16_224"
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params.update(source="timm", model=arch, module="blocks.3.attn:head2", channel="5")
+    at.switch_page("pages/channel_map.py").run()
+    assert not at.exception, at.exception[0].value
+    assert at.title[0].value == "XCiT's cross-covariance attention: how channels mix"
+    assert [box.value for box in at.selectbox][:2] == ["blocks.3.attn", "blocks.3.attn:head2"]
+    text = "\n".join(m.value for m in at.markdown)
+    assert "τ = 1.00" in text and "no β is read" in text and "official" not in text  # no DANet β, no second form
+    model = resources.loaded_model(model_source("timm"), arch, "cpu").model
+    record = analyse_classifier(model, load_sample(list_samples()[0]).image, arch).channel_maps["blocks.3.attn:head2"]
+    assert isinstance(record, CrossCovarianceRecord) and record.head == 2
+    partner = int(re.search(r"for row c = 5 and its largest entry j = (\d+)", text).group(1))
+    assert partner == int(record.attention[0, 5].argmax())
+    argument, log_z = record.softmax_terms(5, partner)
+    printed = re.search(r"([-0-9.]+) is the softmax argument of entry j .* and ([-0-9.]+) the row's", text)
+    assert [float(v) for v in printed.groups()] == pytest.approx([argument, log_z], abs=5e-4)  # printed to 3 places
+    at.switch_page("pages/overview.py").run()
+    assert "12 cross-covariance attention layers of 4 heads, each a 32x32 map" in " ".join(c.value for c in at.caption)
+    at.switch_page("pages/position.py").run()
+    assert not at.exception, at.exception[0].value
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params.update(source="timm", model=arch, lang="zh")
+    at.switch_page("pages/channel_map.py").run()
+    assert not at.exception and at.title[0].value == "XCiT 的交叉协方差注意力：通道如何混合"

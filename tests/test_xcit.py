@@ -135,13 +135,40 @@ def test_every_channel_map_equals_a_float64_softmax_of_the_modules_q_k_and_the_l
 
 def test_the_class_attention_blocks_are_read_as_token_attention_and_the_channel_page_can_show_a_head(monkeypatch):
     """The CLS token attending over the patches (CaiT's class attention, timm's SDPA call) is token attention:
-    one query onto the CLS key and the 3x4 patch keys. A head's map is what the Channel page's canvas reads."""
+    one query, CLS itself (not a 1x1 "patch" grid), onto the CLS key and the 3x4 patch keys, as the model states
+    them; CLS's row equals a float64 softmax of the module's own q and k. A map with no patch query is no map of
+    the Position page. A head's channel map is what the Channel page's canvas reads."""
+    from timm.models.cait import ClassAttn
+
+    from attnviz.analysis.forward import Analysis
+
     model = xcit(False)
+    inputs = {}
+    (attention,) = [m for m in model.modules() if isinstance(m, ClassAttn)]
+    hook = attention.register_forward_pre_hook(lambda m, args: inputs.__setitem__("x", args[0].detach().clone()))
     torch.manual_seed(1)
     _, _, records, _, _, _ = run(model, torch.randn(1, 3, *PHOTO), monkeypatch)
+    hook.remove()
     tokens = [r for key, r in records.items() if key.startswith("cls_attn_blocks.0.attn:")]
     assert len(tokens) == len(TEMPERATURES) and all(isinstance(r, TokenAttentionRecord) for r in tokens)
     assert all(r.key_grid == (3, 4) and r.baseline == 1 + 12 for r in tokens)
+    assert all((r.prefix_queries, r.num_pixels, r.prefix_names) == (1, 0, ("cls",)) for r in tokens)
+    assert "cls only, over every token (class attention)" in tokens[0].found_by.text("en")
+    x = inputs["x"].double()  # (B, 1 + 12, C): CLS, then the patches
+    b, n, c = x.shape
+    heads = attention.num_heads
+    q = F.linear(x[:, :1], attention.q.weight.detach().double(), attention.q.bias.detach().double()).reshape(
+        b, 1, heads, -1
+    )
+    k = F.linear(x, attention.k.weight.detach().double(), attention.k.bias.detach().double()).reshape(b, n, heads, -1)
+    q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, heads, tokens, d)
+    exact = torch.softmax(q @ k.transpose(-1, -2) * attention.scale, dim=-1)  # (B, heads, 1, 13)
+    for head, record in enumerate(tokens):
+        mine = record.token_rows(torch.tensor([0]))[0].double()
+        assert float((mine - exact[0, head, 0]).abs().max()) <= FLOAT64_ATOL
+        assert float((record.prefix_row(0).double().flatten() - exact[0, head, 0, 1:]).abs().max()) <= FLOAT64_ATOL
+    shown = Analysis("xcit", "cpu", None, None, records, 0.0, None).spatial_attention
+    assert not any(key.startswith("cls_attn") for key in shown)
     record = records["blocks.1.attn:head2"]
     payload = channel_payload(record)
     assert payload["channels"] == 32 and payload["form"] == "paper" and "argument" not in payload

@@ -124,13 +124,20 @@ class Analysis:
     @property
     def spatial_attention(self) -> dict[str, Record]:
         """Every spatial self-attention of the pass: DANet / SAGAN / non-local (PositionAttentionRecord),
-        criss-cross (CrissCrossAttentionRecord) and GCNet's one map (GlobalContextRecord), by module name."""
-        return {name: r for name, r in self.records.items() if isinstance(r, SpatialMap)}
+        criss-cross (CrissCrossAttentionRecord) and GCNet's one map (GlobalContextRecord), by module name; a
+        transformer's heads, their means and rollout. Not a map no patch queries (class attention: CLS alone asks,
+        `TokenAttentionRecord.prefix_row` reads it): the Position page draws a pixel's row."""
+        return {name: r for name, r in self.records.items() if isinstance(r, SpatialMap) and r.num_pixels > 0}
 
     @property
     def channel_map(self) -> tuple[str, ChannelMapRecord] | None:
         found = self.of_type(ChannelMapRecord)
         return next(iter(found.items())) if found else None
+
+    @property
+    def channel_maps(self) -> dict[str, ChannelMapRecord]:
+        """Every channel map of the pass (DANet's X; each head of each XCiT layer), by record name."""
+        return self.of_type(ChannelMapRecord)
 
     def view_only(self) -> Analysis:
         """This analysis with only the records the interactive view draws (the spatial maps and X). What a page's
@@ -138,7 +145,7 @@ class Analysis:
         whole run, and a part given the whole analysis kept the channel layers' input features alive (54 MB of
         a 768x1024 upload's 61 MB) after the shared cache had dropped them: 200 sessions of which 40 upload
         reached 5.2 GB (python -m attnviz.load_bench, issue 31)."""
-        kept = set(self.spatial_attention) | ({self.channel_map[0]} if self.channel_map else set())
+        kept = set(self.spatial_attention) | set(self.channel_maps)
         return replace(self, records={name: r for name, r in self.records.items() if name in kept})
 
 

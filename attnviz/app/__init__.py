@@ -57,6 +57,7 @@ from attnviz.app.switch import switch_section, switchable_modules
 from attnviz.app.view_download import view_download
 from attnviz.app.widgets import (
     channel_focus,
+    channel_map_picker,
     chart,
     download,
     extreme_channels,
@@ -107,6 +108,7 @@ __all__ = [
     "download",
     "layer_picker",
     "spatial_module_picker",
+    "channel_map_picker",
     "extreme_channels",
     "switch_button",
     "apply_link",

@@ -60,6 +60,9 @@ PAM_SLIDE = "pam_slide"  # the toggle of the pins' one-figure slide
 PAM_SLIDE_FIGURE = "pam_slide_figure"
 
 # ---- Channel map page
+CAM_MODULE = "cam_module"  # which channel map record (full name, heads included: XCiT's "blocks.3.attn:head2")
+CAM_MODULE_GROUP = "cam_module_group"  # select box: the module (its heads grouped under one entry)
+CAM_HEAD = "cam_head"  # select box: one of the module's heads
 CAM_CHANNEL = "cam_channel"  # the chosen row of X (a click on X, the link, or the box)
 CAM_CANVAS = "cam_canvas"  # X in the page (attnviz.app.channel_canvas)
 CAM_CSV = "cam_csv"

@@ -13,11 +13,17 @@ from attnviz.viz.standalone import ChannelPanel, ViewPanel, ViewTooLarge, standa
 __all__ = ["view_download"]
 
 
-def view_download(selection, analysis, key: str, module: str | None = None, beside=(), mode: str = "row") -> None:
+def view_download(
+    selection, analysis, key: str, module: str | None = None, beside=(), mode: str = "row", channel: str | None = None
+) -> None:
     """The button under the live view: the model's spatial attention `module` (default its first) with the
-    `beside` panels (attnviz.app.guards.Panel, on the same photo) and the model's channel map X, `mode` first."""
+    `beside` panels (attnviz.app.guards.Panel, on the same photo) and the model's channel map `channel` (default
+    its first), `mode` first. None without a spatial map: the file is built around one (XCiT has channel maps
+    only)."""
     source, image = selection.source, selection.image
     spatial = analysis.spatial_attention
+    if not spatial:
+        return
     name = module or next(iter(spatial))
     shown = [(selection.model_name, name, spatial[name])] + [
         (p.model_name, p.module, p.record) for p in beside if p.image_key == selection.image_key
@@ -29,8 +35,9 @@ def view_download(selection, analysis, key: str, module: str | None = None, besi
         return  # too big for the page already: the page says so
     view_panels = [ViewPanel(model, m, payload.data) for (model, m, _), payload in zip(shown, payloads)]
     channels = []
-    if analysis.channel_map is not None:
-        channel_module, record = analysis.channel_map
+    if analysis.channel_maps:
+        channel_module = channel if channel in analysis.channel_maps else next(iter(analysis.channel_maps))
+        record = analysis.channel_maps[channel_module]
         payload = channel_data(source, selection.model_name, selection.image_key, channel_module, record)
         channels.append(ChannelPanel(selection.model_name, channel_module, payload))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -98,12 +99,27 @@ def layer_picker(names: list[str], key: str, format_func) -> str:
     )
 
 
-def _pick_group(groups: dict[str, list[str]]) -> None:
-    st.session_state[keys.PAM_MODULE] = groups[st.session_state[keys.PAM_MODULE_GROUP]][0]
+@dataclass(frozen=True)
+class PickerKeys:
+    """Where a page's module picker keeps its choice: the record's full name (heads included: "attn:head2"), the
+    module box (heads grouped under one entry), the head box; and the link parameter that restores the name."""
+
+    record: str
+    group: str
+    head: str
+    link: str = "module"
 
 
-def _pick_head() -> None:
-    st.session_state[keys.PAM_MODULE] = st.session_state[keys.PAM_HEAD]
+SPATIAL_PICKER = PickerKeys(keys.PAM_MODULE, keys.PAM_MODULE_GROUP, keys.PAM_HEAD)
+CHANNEL_PICKER = PickerKeys(keys.CAM_MODULE, keys.CAM_MODULE_GROUP, keys.CAM_HEAD)
+
+
+def _pick_group(groups: dict[str, list[str]], state: PickerKeys) -> None:
+    st.session_state[state.record] = groups[st.session_state[state.group]][0]
+
+
+def _pick_head(state: PickerKeys) -> None:
+    st.session_state[state.record] = st.session_state[state.head]
 
 
 def spatial_module_picker(where, modules: dict) -> str:
@@ -111,11 +127,23 @@ def spatial_module_picker(where, modules: dict) -> str:
     link writes and restores): a module box when the model has several, and a head box when the module's
     map has heads (the dataflow reader's "attn:head0", ...; their mean "attn:mean" first where S itself was
     kept: the mean of factored heads has no factors)."""
-    apply_link("module", keys.PAM_MODULE, list(modules), what=t("position.link_module"))
-    if st.session_state.get(keys.PAM_MODULE) not in modules:
-        st.session_state[keys.PAM_MODULE] = next(iter(modules))
+    return module_picker(where, modules, SPATIAL_PICKER)
+
+
+def channel_map_picker(where, maps: dict) -> str:
+    """The channel map the Channel page shows (DANet's X, or one head of XCiT's cross-covariance attention in one
+    of its layers), as `spatial_module_picker` picks a spatial one; nothing drawn for a single map."""
+    return module_picker(where, maps, CHANNEL_PICKER)
+
+
+def module_picker(where, modules: dict, state: PickerKeys) -> str:
+    """A record of `modules` by name: a module box when there are several modules, a head box when the chosen
+    module has heads; the choice kept under `state`, written to and restored from the page's link."""
+    apply_link(state.link, state.record, list(modules), what=t("position.link_module"))
+    if st.session_state.get(state.record) not in modules:
+        st.session_state[state.record] = next(iter(modules))
     groups = module_heads(modules)
-    chosen = st.session_state[keys.PAM_MODULE]
+    chosen = st.session_state[state.record]
     group = head_of(chosen)[0]  # module_heads groups every name under this
     tr = bound_t()
 
@@ -132,24 +160,25 @@ def spatial_module_picker(where, modules: dict) -> str:
     has_heads = len(groups[group]) > 1
     module_box, head_box = where.columns(2) if has_heads else (where, None)
     if len(groups) > 1 or has_heads:  # with heads, the module's name is shown even when it is the only one
-        st.session_state[keys.PAM_MODULE_GROUP] = group
+        st.session_state[state.group] = group
         module_box.selectbox(
             t("position.module_label"),
             list(groups),
-            key=keys.PAM_MODULE_GROUP,
+            key=state.group,
             format_func=module_label,
             on_change=_pick_group,
-            args=(groups,),
+            args=(groups, state),
             disabled=len(groups) == 1,
         )
     if has_heads:
-        st.session_state[keys.PAM_HEAD] = chosen
+        st.session_state[state.head] = chosen
         head_box.selectbox(
             t("position.head_label"),
             groups[group],
-            key=keys.PAM_HEAD,
+            key=state.head,
             format_func=head_label,
             on_change=_pick_head,
+            args=(state,),
             help=t("position.head_help"),
         )
     return chosen

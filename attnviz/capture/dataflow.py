@@ -937,8 +937,15 @@ class DataflowReader(TorchFunctionMode):
             return
         photo = self.frames[0].x if self.frames and self.frames[0].x is not None else None
         photo_hw = tuple(photo.shape[-2:]) if photo is not None and photo.dim() == 4 else None
-        queries_at = self._place(frame, query.shape[2], photo_hw)
-        keys_at = queries_at if key.shape[2] == query.shape[2] else self._place(frame, key.shape[2], photo_hw)
+        keys_at = self._place(frame, key.shape[2], photo_hw)
+        if keys_at is not None and query.shape[2] < key.shape[2] and query.shape[2] <= keys_at.prefix:
+            # fewer queries than the keys' prefix tokens: the prefix tokens query (class attention, CaiT's and XCiT's
+            # CLS over every token), no patch does; read as a grid, one CLS query would pass for a 1x1 "patch" map
+            queries_at = _Tokens(query.shape[2], keys_at.names[: query.shape[2]], (0, 0), "prefix")
+        elif keys_at is not None and key.shape[2] == query.shape[2]:
+            queries_at = keys_at
+        else:
+            queries_at = self._place(frame, query.shape[2], photo_hw)
         if queries_at is None or keys_at is None:
             frame.skipped.append(_not_drawn("sdpa_unplaced", queries=query.shape[2], keys=key.shape[2], shape=shape))
             return
@@ -961,10 +968,16 @@ class DataflowReader(TorchFunctionMode):
             "sdpa",
             tokens=key.shape[2],
             layout=_layout_words(keys_at),
-            queries=_found("sdpa_queries", layout=_layout_words(queries_at)) if keys_at is not queries_at else "",
+            queries=(
+                _found("sdpa_prefix_queries", names=" + ".join(queries_at.names))
+                if queries_at.source == "prefix"
+                else _found("sdpa_queries", layout=_layout_words(queries_at))
+                if keys_at is not queries_at
+                else ""
+            ),
             heads=names,
             mask=_found("sdpa_mask") if bias is not None else _found("sdpa_causal") if call.is_causal else "",
-            source=_found(f"tokens_from_{queries_at.source}"),
+            source=_found(f"tokens_from_{keys_at.source}"),
         )
         # each head's prefix and patch tokens, as views: one split and one unbind per tensor, not four slices a head
         prefix_queries, patch_queries = (p.unbind(1) for p in query.split([prefix_q, query.shape[2] - prefix_q], 2))
@@ -1276,6 +1289,9 @@ def _model_tokens(module: nn.Module, x: torch.Tensor | None) -> _Tokens | None:
         grid = getattr(embed, "grid_size", None)
         if getattr(module, "dynamic_img_size", False) and photo is not None and hasattr(embed, "dynamic_feat_size"):
             grid = embed.dynamic_feat_size(photo)
+        elif grid is None and photo is not None and _pair(getattr(embed, "patch_size", None)) is not None:
+            patch = _pair(embed.patch_size)  # XCiT's ConvPatchEmbed: any photo size, its patch size stated
+            grid = (photo[0] // patch[0], photo[1] // patch[1])
         if grid is None:
             return None
         names = tuple(

@@ -14,6 +14,8 @@ the arguments of `F.scaled_dot_product_attention` (`attnviz.capture.dataflow`):
     vit_small_r26_s32_224                                     a hybrid: ResNet-26 stem, then ViT over 7x7 tokens
     swin_tiny_patch4_window7_224                              Swin-T (Liu et al., ICCV 2021): 7x7 windows, shifted
                                                               every other block, on a 56x56 to 7x7 grid
+    xcit_nano_12_p16_224                                      XCiT (El-Nouby et al., NeurIPS 2021): attention over
+                                                              channels, a d x d map per head, then CLS attention
 
 Weights, in order: a local file for the architecture in the folder
 $ATTNVIZ_TIMM_WEIGHTS (`<arch>.safetensors`, `.pth` or `.bin`, or a folder
@@ -28,7 +30,7 @@ reached (checked first with a probe bounded as a whole, name lookup included, by
 3 seconds, so an offline machine does not wait for the hub client's retries);
 else random weights, and the app says so. Preprocessing is timm's own for each
 model (`resolve_model_data_config`, `create_transform`), with one difference for
-the transformers (`kind` "token" or "window"): the whole photo is resized to the model's input
+the transformers (`kind` "token", "window" or "xcit"): the whole photo is resized to the model's input
 size, not resized and then centre-cropped, so that the patch grid covers the photo
 the page draws on and a patch's row lands on the pixels it came from (the aspect
 ratio is not kept: a 360x480 photo's patches are 25.7 x 34.3 photo pixels).
@@ -51,9 +53,11 @@ from attnviz.models.checkpoint import CheckpointError, state_dict_mismatch
 
 __all__ = [
     "IMAGENET_MODELS",
+    "POSITION_KINDS",
     "TOKEN_KIND",
     "TRANSFORMER_KINDS",
     "WINDOW_KIND",
+    "XCIT_KIND",
     "WEIGHTS_ENV",
     "ClassifierWeights",
     "ImageNetWeightsError",
@@ -78,10 +82,13 @@ IMAGENET_MODELS: dict[str, tuple[str, str]] = {
     "deit_small_distilled_patch16_224": ("token", "DeiT-S/16 distilled"),
     "vit_small_r26_s32_224": ("token", "ViT-S hybrid (ResNet-26 stem)"),
     "swin_tiny_patch4_window7_224": ("window", "Swin-T (shifted windows)"),
+    "xcit_nano_12_p16_224": ("xcit", "XCiT-N12/16 (cross-covariance attention)"),
 }
 TOKEN_KIND = "token"  # IMAGENET_MODELS' kind of the transformers: attention over tokens, drawn on the photo
 WINDOW_KIND = "window"  # of Swin: attention over the tokens of (shifted) windows, drawn on the photo
-TRANSFORMER_KINDS = (TOKEN_KIND, WINDOW_KIND)  # the whole photo goes in (`preprocess`); attention maps, not gates
+XCIT_KIND = "xcit"  # of XCiT: attention over channels, a d x d map per head (the Channel page)
+TRANSFORMER_KINDS = (TOKEN_KIND, WINDOW_KIND, XCIT_KIND)  # the whole photo goes in (`preprocess`); maps, not gates
+POSITION_KINDS = (TOKEN_KIND, WINDOW_KIND)  # attention over the photo's positions: the Position page draws it
 WEIGHTS_ENV = "ATTNVIZ_TIMM_WEIGHTS"
 _SUFFIXES = (".safetensors", ".pth", ".bin")
 _HUB = ("huggingface.co", 443)
