@@ -600,6 +600,10 @@ def rollout_prefix_map(record: Rollout, module_name: str) -> None:
 def researchers_notes(record, model_notes: list[str]) -> None:
     """The researchers' layer of the module and model (the notation, the model's training, the cost of S, the
     normalisers); the chosen pixel's part is `pixel_researchers_part`, drawn inside the same expander."""
+    transformer = isinstance(record, (TokenAttentionRecord, HeadsMean, Rollout, WindowAttentionRecord))
+    complexity = t(
+        "position.researchers.complexity", n=record.num_pixels, keys=record.num_keys, total=f"{full_map_size(record):,}"
+    )
     st.markdown(
         "\n\n".join(
             [
@@ -625,13 +629,12 @@ def researchers_notes(record, model_notes: list[str]) -> None:
                     paper_matrix=r"$\mathrm{softmax}(C^\top B)$",
                 ),
                 *model_notes,
-                t(
-                    "position.researchers.complexity",
-                    n=record.num_pixels,
-                    keys=record.num_keys,
-                    total=f"{full_map_size(record):,}",
+                *([] if transformer else [complexity]),  # DANet's B and C: a transformer's text says its own
+                *(
+                    [t("position.researchers.normalisers")]
+                    if record.columns_use_recorded_normalisers and not transformer
+                    else []
                 ),
-                *([t("position.researchers.normalisers")] if record.columns_use_recorded_normalisers else []),
             ]
         )
     )
