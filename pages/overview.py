@@ -214,17 +214,20 @@ def picked_module_chart(what: str, records: dict, picker_key: str, describe, fig
 
 def top_classes_table(where, top_classes, progress: bool) -> None:
     frame = pd.DataFrame([{"class": name, "index": index, "probability": p} for index, name, p in top_classes])
-    probability = (
-        st.column_config.ProgressColumn(t("overview.timm.probability"), format="percent", min_value=0.0, max_value=1.0)
+    probability = (  # narrow columns: ImageNet's long class names beside them made the table scroll sideways
+        st.column_config.ProgressColumn(
+            t("overview.timm.probability"), format="percent", min_value=0.0, max_value=1.0, width="small"
+        )
         if progress
-        else st.column_config.NumberColumn(t("overview.timm.probability"))
+        else st.column_config.NumberColumn(t("overview.timm.probability"), width="small")
     )
     where.dataframe(
         frame,
         hide_index=True,
+        width="stretch",
         column_config={
-            "class": st.column_config.TextColumn(t("overview.timm.class")),
-            "index": st.column_config.NumberColumn(t("overview.timm.index")),
+            "class": st.column_config.TextColumn(t("overview.timm.class"), width="medium"),
+            "index": st.column_config.NumberColumn(t("overview.timm.index"), width="small"),
             "probability": probability,
         },
     )
