@@ -48,7 +48,8 @@ X_{cj} &= \mathrm{softmax}_j\big(\tau\,\hat q_c\cdot\hat k_j\big)\\
 o_c &= \textstyle\sum_j X_{cj}\, v_j
 \end{aligned}""")
         words = dict(channels=record.attention.shape[-1], head=record.head or 0, heads=record.heads)
-        st.markdown(app.t("channel_map.formula_terms_xcit", temperature=record.temperature, **words))
+        plain = "" if record.normalised else "_plain"  # unit-length factors: cosines; else plain dot products
+        st.markdown(app.t(f"channel_map.formula_terms_xcit{plain}", temperature=record.temperature, **words))
         return
     if record.form == "paper":
         st.latex(r"""\begin{aligned}
@@ -75,7 +76,8 @@ def what_to_notice(record, summary: ChannelMapSummary, energy: np.ndarray | None
         )
     ]
     if isinstance(record, CrossCovarianceRecord):  # no β, no second form: what bounds its rows is τ
-        notice.append(app.t("channel_map.notice_xcit", temperature=record.temperature))
+        plain = "" if record.normalised else "_plain"
+        notice.append(app.t(f"channel_map.notice_xcit{plain}", temperature=record.temperature))
         st.markdown(f"**{app.t('channel_map.notice_title')}** " + " ".join(notice))
         return
     if energy is not None and summary.mostly_one_hot:
@@ -201,12 +203,13 @@ def worked_formula_xcit(record: CrossCovarianceRecord, row: ChannelRow) -> None:
     """X_cj of XCiT's head for the row's largest entry, with this photo's numbers: τ, the cosine, log Z."""
     channel, partner = row.channel, row.partner
     argument, log_z = record.softmax_terms(channel, partner)
-    cosine = float(record.similarity(channel)[partner])
+    cosine = float(record.similarity(channel)[partner])  # a cosine when `normalised`, else a dot product
     st.markdown(app.t("channel_map.numbers", channel=channel, partner=partner))
     product = rf"\tau\,\hat q_{{{channel}}}\cdot\hat k_{{{partner}}}"
     st.latex(rf"{product} = {record.temperature:.3f} \times {cosine:.4f} = {argument:.3f}")
     st.latex(rf"X_{{{channel},{partner}}} = \exp({argument:.3f} - {log_z:.3f}) = {row.values[partner]:.4f}")
-    st.markdown(app.t("channel_map.numbers_terms_xcit", argument=argument, log_normaliser=log_z))
+    plain = "" if record.normalised else "_plain"
+    st.markdown(app.t(f"channel_map.numbers_terms_xcit{plain}", argument=argument, log_normaliser=log_z))
 
 
 def fusion(selection, analysis, record) -> None:
@@ -299,7 +302,10 @@ def live_part(selection, analysis, module_name: str, record, summary: ChannelMap
     """X in the page and the view's download: a click on X does not rerun this."""
     app.continue_run(selection)
     live_map(selection, module_name, record, summary)
-    app.view_download(selection, analysis, keys.CAM_HTML, channel=module_name)
+    if analysis.spatial_attention:
+        app.view_download(selection, analysis, keys.CAM_HTML, channel=module_name)
+    else:
+        st.caption(app.t("channel_map.no_view_download"))
     caption = app.figure_caption(app.t("channel_map.module"), app.t("figures.caption_layer", layer=module_name))
     app.download(
         st,
@@ -311,7 +317,7 @@ def live_part(selection, analysis, module_name: str, record, summary: ChannelMap
 
 
 @st.fragment(key=ROW_PART)
-def row_part(selection, record, attention: np.ndarray, energy, module: str) -> None:
+def row_part(selection, record, attention: np.ndarray, energy, module: str, record_name: str | None = None) -> None:
     """The chosen row: its box, numbers and worked formula, and the link (a click on X reruns this alone)."""
     app.continue_run(selection)
     row = channel_row(attention, channel_box(attention.shape[0]), RELATED)
@@ -320,7 +326,7 @@ def row_part(selection, record, attention: np.ndarray, energy, module: str) -> N
         worked_formula_xcit(record, row)
     elif record.features is not None:
         worked_formula(record, row, energy, module)
-    app.link_params(channel=row.channel)
+    app.link_params(channel=row.channel, module=record_name)  # the map, where the page offers several
     app.write_link()  # a rerun of this part alone writes the address bar itself (app.py's run did not run)
 
 
@@ -346,7 +352,7 @@ module = app.t("channel_map.module")
 formula(record)
 what_to_notice(record, summary, energy)
 live_part(selection, analysis.view_only(), module_name, record, summary)
-row_part(selection, record, attention, energy, module)
+row_part(selection, record, attention, energy, module, module_name if len(maps) > 1 else None)
 fusion(selection, analysis, record)
 app.switch_section(selection, analysis, (AttentionKind.CAM,), context="channel_map")
 with st.expander(app.t("common.for_researchers")):

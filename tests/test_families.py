@@ -103,24 +103,32 @@ def test_every_family_recognised_without_running(user_net):
     assert [(found.path, found.class_name) for found in lookalikes] == [("odd", "FancyAttention")]
 
 
-def test_a_survey_is_kept_per_structure_and_redone_when_the_model_changes():
+def test_a_survey_is_kept_per_structure_and_redone_when_the_model_changes(monkeypatch):
     """Each capture attaches its readers anew, and a model is surveyed once per structure: what it finds must be
     what a fresh survey finds after an attribute is set or a module replaced; and a kept survey
     must not keep the model alive."""
     import gc
     import weakref
 
+    from attnviz.capture.families import survey
+
+    surveys = []
+    original = survey._survey_now
+    monkeypatch.setattr(survey, "_survey_now", lambda *args: surveys.append(1) or original(*args))
+
     def found(model):
         return [(f.path, f.family) for f in families.find_attention(model)]
 
     model = nn.Sequential(EcaLike(16), nn.ReLU())
     assert found(model) == found(model) == [("0", "eca")]
+    assert len(surveys) == 1, "the second survey of an unchanged model was not the kept one"
     model[0].avg_pool.output_size = 3  # no longer a global pooling: no ECA
     assert found(model) == []
     model[0].avg_pool.output_size = 1
     assert found(model) == [("0", "eca")]
     model[0].conv = nn.Linear(3, 3)  # a child replaced
     assert found(model) == []
+    assert len(surveys) == 4  # each change surveyed anew, the restored structure too (one kept survey a model)
     alive = weakref.ref(model)
     del model
     gc.collect()

@@ -269,3 +269,42 @@ def test_log_sum_exps_are_computed_when_first_read_not_by_capture_nor_by_countin
     assert float((record.log_normaliser.double() - expected[:, 2:]).abs().max()) <= bound
     assert float((record.prefix_log_normaliser.double() - expected[:, :2]).abs().max()) <= bound
     assert record._log_normalisers is not None and held_bytes(record) >= 4 * (factors + expected.numel())
+
+
+def test_the_check_rejects_a_wrong_scale_where_one_channel_of_k_and_of_v_is_large():
+    """The S V check's bound is per entry (row i's own |q_i|.|k_j|, and S|V| entry by entry): with bounds from
+    maxima over whole tensors, one large channel of k (x10) and of v (+100), as ViTs have, loosened the check for
+    every head until an output made with a 10% wrong scale passed (found in review; checked: it passed that bound).
+    ViT-S's shapes."""
+    from attnviz.capture.dataflow import _check_rows, _check_sdpa
+
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 6, 197, 64, generator=generator) for _ in range(3))
+    k[..., 5] *= 10
+    v[..., 9] += 100
+    scale, rows = 64**-0.5, _check_rows(197)
+    right = F.scaled_dot_product_attention(q, k, v)[:, :, rows]
+    wrong = F.scaled_dot_product_attention(q, k, v, scale=1.1 * scale)[:, :, rows]
+    unit = 2.0**-24
+    assert _check_sdpa(q * scale, k, v, None, False, right, unit, rows) is not None
+    assert _check_sdpa(q * scale, k, v, None, False, wrong, unit, rows) is None
+
+
+def test_a_token_record_copied_by_dataclasses_replace_keeps_its_log_sum_exps(monkeypatch):
+    """`log_normaliser` reads the patch queries' log-sum-exps; `dataclasses.replace` passes them back to the
+    setter, which must not take them for every query token's (prefix first): the copy's columns equal the
+    original's (found in review: they were shifted by one row)."""
+    import dataclasses
+
+    model = timm_model("deit")
+    torch.manual_seed(1)
+    with torch.no_grad(), capture(model) as rec:
+        model(torch.randn(1, 3, *PHOTO))
+    record = rec.records()["blocks.1.attn:head0"]
+    copy = dataclasses.replace(record, max_error=0.0)
+    assert torch.equal(copy.log_normaliser, record.log_normaliser)
+    assert torch.equal(copy.prefix_log_normaliser, record.prefix_log_normaliser)
+    for key in (0, 5, 11):
+        assert torch.equal(copy.column(key), record.column(key))
+    with pytest.raises(ValueError, match="rows"):
+        dataclasses.replace(record, log_normaliser=torch.zeros(1, 3)).column(0)

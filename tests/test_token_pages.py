@@ -228,6 +228,7 @@ def test_xcit_on_the_channel_page_a_layer_and_head_picked_by_link_with_its_own_w
     assert not at.exception, at.exception[0].value
     assert at.title[0].value == "XCiT's cross-covariance attention: how channels mix"
     assert [box.value for box in at.selectbox][:2] == ["blocks.3.attn", "blocks.3.attn:head2"]
+    assert at.query_params.get("module") in ("blocks.3.attn:head2", ["blocks.3.attn:head2"])  # the link keeps it
     text = "\n".join(m.value for m in at.markdown)
     assert "τ = 1.00" in text and "no β is read" in text and "official" not in text  # no DANet β, no second form
     model = resources.loaded_model(model_source("timm"), arch, "cpu").model
@@ -242,6 +243,8 @@ def test_xcit_on_the_channel_page_a_layer_and_head_picked_by_link_with_its_own_w
     assert "12 cross-covariance attention layers of 4 heads, each a 32x32 map" in " ".join(c.value for c in at.caption)
     at.switch_page("pages/position.py").run()
     assert not at.exception, at.exception[0].value
+    shown = " ".join(e.value for e in [*at.info, *at.warning, *at.markdown])
+    assert "has no position attention module. Switch to a CamVid model" in shown, shown[:500]
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.query_params.update(source="timm", model=arch, lang="zh")

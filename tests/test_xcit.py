@@ -153,7 +153,7 @@ def test_the_class_attention_blocks_are_read_as_token_attention_and_the_channel_
     assert len(tokens) == len(TEMPERATURES) and all(isinstance(r, TokenAttentionRecord) for r in tokens)
     assert all(r.key_grid == (3, 4) and r.baseline == 1 + 12 for r in tokens)
     assert all((r.prefix_queries, r.num_pixels, r.prefix_names) == (1, 0, ("cls",)) for r in tokens)
-    assert "cls only, over every token (class attention)" in tokens[0].found_by.text("en")
+    assert "1 token(s) that are no patch, over every token (CLS in class attention" in tokens[0].found_by.text("en")
     x = inputs["x"].double()  # (B, 1 + 12, C): CLS, then the patches
     b, n, c = x.shape
     heads = attention.num_heads

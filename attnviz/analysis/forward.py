@@ -193,6 +193,7 @@ def analyse_classifier(
     as for `analyse`."""
     from attnviz.analysis.rollout import with_rollout
     from attnviz.analysis.tokens import with_heads_means
+    from attnviz.capture.dataflow import is_attention_call
     from attnviz.models.imagenet import IMAGENET_MODELS, TRANSFORMER_KINDS, preprocess, top_classes
 
     device = next(model.parameters()).device
@@ -200,8 +201,8 @@ def analyse_classifier(
     logits, records, elapsed, skipped = _captured_forward(model, x, keep_features, intervention)
     top = top_classes(logits.cpu())
     records = with_heads_means(records)  # each transformer layer's heads, then their mean (attnviz.analysis.tokens)
-    if not skipped:  # rollout over every layer, or none: a layer left unread would drop out of the product silently
-        records = with_rollout(records)
+    if not any(is_attention_call(item.what) for item in skipped):  # rollout over every layer, or none: a layer
+        records = with_rollout(records)  # left unread would drop out of the product without a word
     return Analysis(model_name, str(device), image, None, records, elapsed, top, intervention=intervention)
 
 

@@ -262,13 +262,15 @@ class Rollout:
 
 
 def with_rollout(records: dict) -> dict:
-    """`records` with a `Rollout` of all their token layers last, under "rollout", where one can be made: more
-    than one layer, each self-attention over the same tokens (prefix, then the patch grid), at most MAX_TOKENS
-    of them (as `rollout` requires; checked here without computing R)."""
+    """`records` with a `Rollout` of their self-attention layers last, under "rollout", where one can be made:
+    more than one layer, each over the same tokens it queries (prefix, then the patch grid), at most MAX_TOKENS
+    of them (as `rollout` requires; checked here without computing R). Layers where fewer tokens query (class
+    attention at the end of CaiT and XCiT, attention pooling) are left out of the product."""
     try:
         layers = token_layers(records)
     except ValueError:  # a layer without all its heads: no rollout
         return records
+    layers = {name: layer for name, layer in layers.items() if _tokens(layer[0])[0] == _tokens(layer[0])[1]}
     if len(layers) < 2:
         return records
     first = next(iter(layers.values()))[0]

@@ -107,11 +107,12 @@ class PickerKeys:
     record: str
     group: str
     head: str
+    head_help: str  # the catalog key of the head box's help
     link: str = "module"
 
 
-SPATIAL_PICKER = PickerKeys(keys.PAM_MODULE, keys.PAM_MODULE_GROUP, keys.PAM_HEAD)
-CHANNEL_PICKER = PickerKeys(keys.CAM_MODULE, keys.CAM_MODULE_GROUP, keys.CAM_HEAD)
+SPATIAL_PICKER = PickerKeys(keys.PAM_MODULE, keys.PAM_MODULE_GROUP, keys.PAM_HEAD, "position.head_help")
+CHANNEL_PICKER = PickerKeys(keys.CAM_MODULE, keys.CAM_MODULE_GROUP, keys.CAM_HEAD, "channel_map.head_help")
 
 
 def _pick_group(groups: dict[str, list[str]], state: PickerKeys) -> None:
@@ -179,7 +180,7 @@ def module_picker(where, modules: dict, state: PickerKeys) -> str:
             format_func=head_label,
             on_change=_pick_head,
             args=(state,),
-            help=t("position.head_help"),
+            help=t(state.head_help),
         )
     return chosen
 

@@ -295,6 +295,14 @@ class GateSwitch:
     refused: list[str] = field(default_factory=list)
 
 
+def is_attention_call(what: Phrase) -> bool:
+    """Whether a note of what this reader left unread (`Recorder.skipped`) is about a call of attention over
+    tokens (SDPA, nn.MultiheadAttention, Swin's windows), not a softmax or gate elsewhere: then the pass's
+    attention layers were not all read (attnviz.analysis.rollout needs them all)."""
+    key = what.key.removeprefix("dataflow.not_drawn.")
+    return key.startswith(("sdpa", "mha", "windows")) or (key == "unreadable" and dict(what.values).get("op") == _SDPA)
+
+
 def is_gate_record(record) -> bool:
     """Whether `record` was made by this reader from a gate that multiplies the features (so it can be switched
     by its key), not from a softmax."""
@@ -686,7 +694,7 @@ class DataflowReader(TorchFunctionMode):
         rtol = _softmax_rtol_of(0.0, 1, tokens, _unit_roundoff(inp, out))
         rebuilt, seen = torch.softmax(energy[:, :, rows], dim=-1), out.detach()[:, :, rows].float()
         difference = (rebuilt - seen).abs()
-        if not bool((difference <= rtol * seen + torch.finfo(torch.float32).tiny).all()):
+        if not bool((difference <= rtol * seen + torch.finfo(out.dtype).tiny).all()):  # a half softmax: its subnormals
             frame.skipped.append(_not_drawn("windows_mismatch", shape=shape))
             return True
         energy = energy.reshape(batch, count, heads, tokens, tokens)
@@ -939,8 +947,9 @@ class DataflowReader(TorchFunctionMode):
         photo_hw = tuple(photo.shape[-2:]) if photo is not None and photo.dim() == 4 else None
         keys_at = self._place(frame, key.shape[2], photo_hw)
         if keys_at is not None and query.shape[2] < key.shape[2] and query.shape[2] <= keys_at.prefix:
-            # fewer queries than the keys' prefix tokens: the prefix tokens query (class attention, CaiT's and XCiT's
-            # CLS over every token), no patch does; read as a grid, one CLS query would pass for a 1x1 "patch" map
+            # fewer queries than the keys' prefix tokens: no patch queries (class attention, CaiT's and XCiT's CLS
+            # over every token; a learned query pooling them); read as a grid, one would pass for a 1x1 "patch" map.
+            # Named as the keys' first prefix tokens: in class attention CLS asks (the SDPA call cannot tell)
             queries_at = _Tokens(query.shape[2], keys_at.names[: query.shape[2]], (0, 0), "prefix")
         elif keys_at is not None and key.shape[2] == query.shape[2]:
             queries_at = keys_at
@@ -969,7 +978,7 @@ class DataflowReader(TorchFunctionMode):
             tokens=key.shape[2],
             layout=_layout_words(keys_at),
             queries=(
-                _found("sdpa_prefix_queries", names=" + ".join(queries_at.names))
+                _found("sdpa_prefix_queries", count=queries_at.prefix)
                 if queries_at.source == "prefix"
                 else _found("sdpa_queries", layout=_layout_words(queries_at))
                 if keys_at is not queries_at
@@ -1251,10 +1260,12 @@ def _softmax_rtol(query: torch.Tensor, key: torch.Tensor, unit: float) -> float:
     return _softmax_rtol_of(products, query.shape[-1], key.shape[-2], unit)
 
 
-def _softmax_rtol_of(products: float, depth: int, keys: int, unit: float) -> float:
-    """`_softmax_rtol` from `products`, a bound on every |q_i| . |k_j| (the sum of |q_ic| |k_jc| over the depth)."""
+def _softmax_rtol_of(products, depth: int, keys: int, unit: float):
+    """`_softmax_rtol` from `products`, a bound on |q_i| . |k_j| (the sum of |q_ic| |k_jc| over the depth): a
+    number, or a tensor of them (one per row: then a tensor of bounds)."""
     gamma = depth * unit / (1 - depth * unit)
-    return math.expm1(2 * (gamma + 2 * unit) * products) + keys * unit / (1 - keys * unit) + 4 * unit
+    expm1 = torch.expm1 if isinstance(products, torch.Tensor) else math.expm1
+    return expm1(2 * (gamma + 2 * unit) * products) + keys * unit / (1 - keys * unit) + 4 * unit
 
 
 class _Tokens(NamedTuple):
@@ -1510,23 +1521,23 @@ def _check_rows(queries: int) -> slice:
 
 def _check_sdpa(query, key, value, bias, causal: bool, seen: torch.Tensor, unit: float, rows) -> float | None:
     """The largest |S V - output| on query rows `rows` (S rebuilt from the op's arguments; `seen`, the op's output
-    on those rows, (B, heads, R, d)), or None when any entry is off by more than float32 arithmetic allows: the
-    softmax's bound (`_softmax_rtol_of`, with |q_i| . |k_j| <= ||q_i||_1 max|k|, plus the bias's rounding) on
-    each weight, and gamma_Nk on each side's sum of S_ij v_j, so |diff| <= (rtol + 2 gamma_Nk) S |V| <=
-    (rtol + 2 gamma_Nk) max|v| (a row of S sums to 1). The maxima of |k| and |v| are one pass over each (this
-    runs at every SDPA call of a capture: a product with |K| and |V| cost twice that, `python -m attnviz.bench
-    --only transformers`). `rows`: `_check_rows`, or every row of a small map."""
+    on those rows, (B, heads, R, d)), or None when any entry is off by more than float32 arithmetic allows, entry
+    by entry: row i's weights by the softmax's bound (`_softmax_rtol_of` with row i's own largest |q_i| . |k_j|,
+    plus the bias's rounding), and gamma_Nk on each side's sum of S_ij v_j, so |diff_ic| <= (rtol_i + 2 gamma_Nk)
+    (S |V|)_ic. Bounds from maxima over a whole tensor (max|k|, max|v|) were cheaper, and let a 10% error of the
+    scale pass wherever one channel of k and one of v were large (as ViTs' are). `rows`: `_check_rows`, or every
+    row of a small map."""
     picked = query[:, :, rows]
     weights = torch.softmax(_energy_rows(query, key, bias, causal, rows), dim=-1)  # as the record's rows are made
     diff = (weights @ value - seen.float()).abs()
     keys, depth = key.shape[2], key.shape[-1]
-    key_max, value_max = (max(-float(low), float(high)) for low, high in map(torch.aminmax, (key, value)))
-    rtol = _softmax_rtol_of(float(picked.abs().sum(-1).max()) * key_max, depth, keys, unit)
+    products = (picked.abs() @ key.abs().transpose(-1, -2)).amax(-1, keepdim=True)  # (B, heads, R, 1)
+    rtol = _softmax_rtol_of(products, depth, keys, unit)
     if bias is not None:
         finite = bias[torch.isfinite(bias)]
-        rtol += math.expm1(2 * unit * float(finite.abs().max())) if finite.numel() else 0.0
-    largest = float(diff.max())
-    return largest if largest <= (rtol + 2 * keys * unit / (1 - keys * unit)) * value_max else None
+        rtol = rtol + (math.expm1(2 * unit * float(finite.abs().max())) if finite.numel() else 0.0)
+    bound = (rtol + 2 * keys * unit / (1 - keys * unit)) * (weights @ value.abs()) + torch.finfo(torch.float32).tiny
+    return float(diff.max()) if bool((diff <= bound).all()) else None
 
 
 def _einsum_has_rows(args) -> bool:

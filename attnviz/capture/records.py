@@ -633,7 +633,9 @@ class TokenAttentionRecord(PositionAttentionRecord):
 
     @log_normaliser.setter
     def log_normaliser(self, given: torch.Tensor | None) -> None:
-        """None (computed when first read), or every query token's log-sum-exp (B, all query tokens, prefix first)."""
+        """None (computed when first read), every query token's log-sum-exp (B, all query tokens, prefix first),
+        or the patch queries' alone (B, h·w), as this property reads them (what `dataclasses.replace` passes):
+        the prefix tokens' are then computed when first read."""
         self._log_normalisers = given
 
     @property
@@ -644,21 +646,31 @@ class TokenAttentionRecord(PositionAttentionRecord):
     def _whole_log_normalisers(self) -> torch.Tensor:
         """(B, all query tokens, prefix first) log-sum-exps, computed once from q, k and bias, a block of rows at a
         time (O(N d) memory). Sessions sharing the record may both compute it once: the same numbers either way."""
-        if self._log_normalisers is None:
-            batches, tokens = self.query.shape[0], self.prefix_queries + self.num_pixels
-            step = max(1, 2**22 // max(1, self.baseline))
-            self._log_normalisers = torch.stack(
-                [
-                    torch.cat(
-                        [
-                            torch.logsumexp(self._energies(torch.arange(start, min(start + step, tokens)), batch), -1)
-                            for start in range(0, tokens, step)
-                        ]
-                    )
-                    for batch in range(batches)
-                ]
-            )
+        tokens = self.prefix_queries + self.num_pixels
+        given = self._log_normalisers
+        if given is None:
+            self._log_normalisers = self._log_sum_exps(0, tokens)
+        elif given.shape[-1] != tokens:
+            if given.shape[-1] != self.num_pixels:
+                raise ValueError(f"log_normaliser has {given.shape[-1]} rows, not {tokens} (or {self.num_pixels})")
+            self._log_normalisers = torch.cat([self._log_sum_exps(0, self.prefix_queries).to(given), given], -1)
         return self._log_normalisers
+
+    def _log_sum_exps(self, first: int, stop: int) -> torch.Tensor:
+        """(B, stop - first): the log-sum-exps of query tokens first..stop-1 (prefix first) over all key tokens."""
+        step = max(1, 2**22 // max(1, self.baseline))
+        return torch.stack(
+            [
+                torch.cat(
+                    [
+                        torch.logsumexp(self._energies(torch.arange(start, min(start + step, stop)), batch), -1)
+                        for start in range(first, stop, step)
+                    ]
+                    or [torch.zeros(0)]
+                )
+                for batch in range(self.query.shape[0])
+            ]
+        )
 
     @property
     def prefix_queries(self) -> int:
