@@ -31,6 +31,7 @@ from attnviz.analysis.views import (
     panel_views,
     position_notice,
     position_view,
+    row_baseline,
     shared_colour_range,
     sum_reading,
 )
@@ -126,7 +127,14 @@ def introduction() -> None:
     kind = {TOKEN_KIND: "_tokens", WINDOW_KIND: "_windows"}.get(selection.attention if selection else None, "")
     st.title(t(f"position.title{kind}"))
     st.markdown(t(f"position.intuition{kind}"))
-    st.markdown(t("position.how", pins=MAX_PINS))
+
+
+def how_to_read(selection, module_name: str, record) -> None:
+    """Hover or click: a map the page computes under the pointer, or one the server draws where you click."""
+    payload = app.hover_data(
+        selection.source, selection.model_name, selection.image_key, module_name, selection.image.shape[:2], record
+    )
+    st.markdown(t("position.how" if payload.data is not None else "position.how_click", pins=MAX_PINS))
 
 
 def affinity_weight(selection) -> float:
@@ -391,7 +399,7 @@ def pixel_numbers(view: PositionView, record, chosen: bool) -> None:
     st.markdown("\n\n".join(parts))
 
 
-def class_texts(view: PositionView, image_hw, entry: dict) -> tuple[str, list[str]]:
+def class_texts(view: PositionView, image_hw, entry: dict, windowed: bool = False) -> tuple[str, list[str]]:
     """The chosen pixel's class and the share of its row on it ("" when unknown), and the figures for
     researchers."""
     shares = view.class_share
@@ -402,6 +410,8 @@ def class_texts(view: PositionView, image_hw, entry: dict) -> tuple[str, list[st
     shown = class_name(shares.class_id, app.language())
     cell_h, cell_w = cell_size(image_hw, view.feature_hw)
     text = t("position.class_share", name=shown, cell_h=cell_h, cell_w=cell_w, share=shares.share, chance=shares.chance)
+    if windowed:  # a Swin row reaches its window only: chance over the whole photo, or far keys, say nothing of it
+        return text, []
     researchers = [t("position.researchers.class_chance", ratio=shares.ratio, name=shown)]
     if math.isfinite(shares.far_key_ratio):
         researchers.append(t("position.researchers.far_key", ratio=shares.far_key_ratio))
@@ -421,10 +431,11 @@ def class_texts(view: PositionView, image_hw, entry: dict) -> tuple[str, list[st
     return text, researchers
 
 
-def pixel_researchers(selection, view: PositionView) -> list[str]:
-    """What researchers read of the chosen pixel: its class's figures and the model's (row mode)."""
+def pixel_researchers(selection, view: PositionView, windowed: bool = False) -> list[str]:
+    """What researchers read of the chosen pixel: its class's figures and the model's (row mode); none of the
+    photo-wide ones for a row of Swin's windows (`windowed`)."""
     entry = model_entry(selection)
-    researchers = class_texts(view, selection.image.shape[:2], entry)[1]
+    researchers = class_texts(view, selection.image.shape[:2], entry, windowed)[1]
     model_figure = split_figures_text(entry)
     if model_figure and view.mode == "row":  # figures of rows of S: not shown beside a column
         researchers.append(model_figure)
@@ -544,7 +555,8 @@ def formula_header(record) -> None:
 def formula_numbers(view: PositionView, record, image_hw) -> None:
     """The formula's terms for the chosen pixel and the key it weights most (or, for a column, the query that
     weights it most), with this photo's numbers."""
-    pair = formula_pair(view, record.baseline, image_hw)
+    keys = row_baseline(record, view)  # a Swin row cut by the shift mask spreads over fewer keys
+    pair = formula_pair(view, keys, image_hw)
     if pair is None or record.normalisation != "softmax":
         return
     i, j = pair.query, pair.key
@@ -579,7 +591,7 @@ def formula_numbers(view: PositionView, record, image_hw) -> None:
             log_z=pair.log_z,
             entry=pair.entry,
             ratio=pair.even_ratio,
-            keys=record.baseline,
+            keys=keys,
         )
     )
 
@@ -752,7 +764,8 @@ def formula_part(selection, module_name: str, record) -> None:
 def pixel_researchers_part(selection, module_name: str, record) -> None:
     """What researchers read of the chosen pixel (a pin reruns this alone, inside the researchers' layer)."""
     app.continue_run(selection)
-    notes = pixel_researchers(selection, chosen_view(selection, module_name, record)[0])
+    windowed = isinstance(record, WindowAttentionRecord)
+    notes = pixel_researchers(selection, chosen_view(selection, module_name, record)[0], windowed)
     if notes:
         st.markdown("\n\n".join(notes))
 
@@ -766,6 +779,7 @@ model_notes = training_notes(selection)
 modules = analysis.spatial_attention
 module_name = app.spatial_module_picker(st, modules)
 record = modules[module_name]
+how_to_read(selection, module_name, record)
 module_notes(record)
 others = app.companion_panels(selection, analysis, module_name)
 live_part(selection, analysis.view_only(), module_name, record, others)

@@ -172,9 +172,11 @@ def test_a_query_at_a_shifted_windows_edge_attends_to_its_window_only_with_the_r
         assert set(torch.nonzero(column).flatten().tolist()) <= window
         assert float((column.double() - exact[batch, :, query]).abs().max()) <= FLOAT64_ATOL
     # the pages read it as any spatial map: the clicked photo pixel's row, its top key inside the window, the
-    # formula of that entry, the window's 16 keys as the even share; no hover formula (drawn on click)
+    # formula of that entry, the 4 keys its mask leaves it as the even share; no hover formula (drawn on click)
     view = position_view(record, (63, 63), (64, 64))
-    assert view.index == query and set(view.top) <= window and sum_reading(view, record).baseline == 16
+    assert (
+        view.index == query and set(view.top) <= window and sum_reading(view, record).baseline == 4
+    )  # the 2x2 corner region its mask leaves
     assert abs(view.formula[-1] - float(exact[0, query, view.top[0]])) <= FLOAT64_ATOL
     assert hover_payload(record, (64, 64)).data is None
 
@@ -258,3 +260,30 @@ def test_timms_default_explicit_softmax_is_read_as_the_same_windows(photo, monke
                 assert abs(entry - float(s[5, grid[1] + 5])) <= FLOAT64_ATOL
         start += heads
     assert start == len(records) == 2 * 2 + 2 * 4
+
+
+def test_a_row_of_a_shifted_window_at_the_edge_spreads_over_the_keys_its_mask_leaves(monkeypatch):
+    """The even share a Swin row is compared with is 1 over the keys it can reach: all 16 of a 4x4 window, or, in a
+    shifted block's window at the grid's edge, the keys timm's own `attn_mask` leaves it (0, not -100), counted
+    here from that mask (found in review: the page said "5.6x the uniform 1/49" of a row over 9 keys)."""
+    from timm.models.swin_transformer import WindowAttention
+
+    from attnviz.analysis.views import position_view, row_baseline, sum_reading
+
+    model = swin((64, 64))
+    for module in model.modules():
+        if isinstance(module, WindowAttention):
+            module.fused_attn = False  # timm's default path (the energies kept as computed)
+    torch.manual_seed(1)
+    _, _, rec, _ = captured(model, torch.randn(1, 3, 64, 64), monkeypatch)
+    block = blocks(model)[1]  # shifted by (2, 2) on the 16x16 grid
+    record = rec.records()["layers.0.blocks.1.attn:head0"]
+    counts = []
+    for pixel in (0, 15, 16 * 15, 16 * 15 + 15, 16 * 7 + 7):  # the corners, and one inside
+        window, token = (int(t[0]) for t in record._slots(torch.tensor([pixel])))
+        expected = int((block.attn_mask[window, token] == 0).sum())  # timm's mask: 0 where allowed, -100 apart
+        assert record.reachable_keys(pixel) == expected
+        view = position_view(record, ((pixel % 16) * 4 + 2, (pixel // 16) * 4 + 2), (64, 64), "row")
+        assert view.index == pixel and row_baseline(record, view) == expected == sum_reading(view, record).baseline
+        counts.append(expected)
+    assert counts[-1] == 16 and min(counts) < 16, counts  # a window inside is whole; some at the edge are cut

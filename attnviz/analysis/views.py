@@ -33,6 +33,7 @@ from attnviz.capture.records import (
     CoordinateAttentionRecord,
     GateRecord,
     SpatialAttentionRecord,
+    WindowAttentionRecord,
 )
 from attnviz.data.camvid import IGNORE_INDEX
 from attnviz.i18n import DEFAULT_LANGUAGE, translate
@@ -49,6 +50,7 @@ __all__ = [
     "cell_size",
     "SumReading",
     "sum_reading",
+    "row_baseline",
     "FormulaPair",
     "formula_pair",
     "full_map_size",
@@ -267,9 +269,19 @@ class SumReading:
         return self.total / self.column_average
 
 
+def row_baseline(record, view: PositionView) -> int:
+    """The keys the view's row spreads over (an even row gives 1 / this to each): the record's baseline, or, for
+    a row of a Swin window, the keys that row can reach (`WindowAttentionRecord.reachable_keys`: fewer than the
+    window's where a shifted block's mask cuts it)."""
+    if view.mode == "row" and isinstance(record, WindowAttentionRecord):
+        return record.reachable_keys(view.index)
+    return record.baseline
+
+
 def sum_reading(view: PositionView, record) -> SumReading:
     """How the view's row or column compares with even attention, for any spatial record (SpatialMap)."""
-    return SumReading(view.total, float(view.values.max()), record.baseline, record.num_pixels / record.num_keys)
+    baseline = row_baseline(record, view)
+    return SumReading(view.total, float(view.values.max()), baseline, record.num_pixels / record.num_keys)
 
 
 @dataclass(frozen=True)

@@ -901,6 +901,17 @@ class WindowAttentionRecord(_KeysOnTheQueryGrid, Provenance):
         weights = torch.softmax(self._energies(windows, tokens, batch, torch.float64), dim=-1)[0]
         return float(weights[self._pixels()[windows[0]] < 0].sum())
 
+    REACHABLE = 1e-30  # of a row's largest weight: below it a key is masked out (timm's -100: e^-100 ≈ 4e-44)
+
+    def reachable_keys(self, index: int, batch: int = 0) -> int:
+        """How many keys of pixel `index`'s window its row can attend to (padding keys included): all the window's
+        tokens, or fewer in a shifted block's window at the grid's edge, where the mask keeps apart the regions
+        the roll brought together (timm adds -100 there, not -inf: those weights are about e^-100 of the largest,
+        counted out below `REACHABLE` of it). A uniform row would give 1 / this to each."""
+        windows, tokens = self._slots(self._check([int(index)]))
+        weights = torch.softmax(self._energies(windows, tokens, batch, torch.float64), dim=-1)[0]
+        return int((weights >= self.REACHABLE * weights.max()).sum())
+
     def window_pixels(self, index: int) -> torch.Tensor:
         """The flat grid pixels of pixel `index`'s window (the roll undone, padding left out), in window order."""
         windows, _ = self._slots(self._check([int(index)]))
