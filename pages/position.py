@@ -516,6 +516,11 @@ def attention_map(view: PositionView, views, module_name: str, scale: str, pins)
     )
 
 
+def formula_block(tex: str, *lines: str) -> None:
+    """The formula's title, the formula, and what its terms are: one block (each element costs the browser)."""
+    st.markdown("\n\n".join([t("position.formula_title"), f"$$\n{tex}\n$$", *lines]))
+
+
 def formula_header(record) -> None:
     """The formula and its terms named, and the size of the branch α scales on this photo: the same for every
     pixel, so drawn once per page run, not on every pin."""
@@ -527,8 +532,7 @@ def formula_header(record) -> None:
             r" Z_i &= \sum_{m \in \text{all tokens}} \exp(q_i^\top k_m / \sqrt{d}) \\"
             r" o_i &= \sum_j S_{ij}\, v_j \end{aligned}"
         )
-        names = t("position.formula_tokens", **token_words(record))
-        st.markdown("\n\n".join([t("position.formula_title"), f"$$\n{tokens}\n$$", names]))
+        formula_block(tokens, t("position.formula_tokens", **token_words(record)))
         return
     if isinstance(record, WindowAttentionRecord):
         windows = (
@@ -536,20 +540,19 @@ def formula_header(record) -> None:
             r" Z_i &= \sum_{m \in \text{window}(i)} \exp(q_i^\top k_m / \sqrt{d} + B_{im}) \\"
             r" o_i &= \sum_{j \in \text{window}(i)} S_{ij}\, v_j \end{aligned}"
         )
-        names = t("position.formula_windows", **window_words(record))
-        st.markdown("\n\n".join([t("position.formula_title"), f"$$\n{windows}\n$$", names]))
+        formula_block(windows, t("position.formula_windows", **window_words(record)))
         return
     general = (
         r"\begin{aligned} S_{ij} &= \frac{\exp(B_i^\top C_j)}{Z_i} \\ Z_i &= \sum_m \exp(B_i^\top C_m) \\"
         r" E_i &= \alpha \sum_j S_{ij}\, D_j + A_i \end{aligned}"
     )
-    lines = [t("position.formula_title"), f"$$\n{general}\n$$", t("position.formula_names")]
+    lines = [t("position.formula_names")]
     if record.alpha is not None and math.isfinite(record.alpha):
         branch = record.branch_size()  # ‖α D Sᵀ‖ / ‖A‖ on this photo: what α alone cannot say
         lines.append(
             t("position.alpha" if branch is not None else "position.alpha_alone", alpha=record.alpha, branch=branch)
         )
-    st.markdown("\n\n".join(lines))
+    formula_block(general, *lines)
 
 
 def formula_numbers(view: PositionView, record, image_hw) -> None:

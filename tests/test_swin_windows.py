@@ -86,6 +86,20 @@ def on_grid(exact: torch.Tensor, pixels: torch.Tensor, num_pixels: int) -> torch
     return full
 
 
+def stage_grids(photo: tuple[int, int]) -> list[tuple[int, int]]:
+    """The grid of each of `swin`'s four blocks on `photo`: patches of 4, then merged 2x2 (rounded up)."""
+    return [(photo[0] // 4, photo[1] // 4)] * 2 + [(-(-photo[0] // 8), -(-photo[1] // 8))] * 2
+
+
+def assert_rows_and_columns(record, exact: torch.Tensor, batch: int) -> None:
+    """Every row and every column of `record` within FLOAT64_ATOL of `exact` (N x N, float64) on the grid."""
+    everyone = torch.arange(record.num_pixels)
+    rows = record.rows(everyone, batch=batch).flatten(1).double()
+    columns = torch.stack([record.column(j, batch=batch).flatten() for j in everyone]).double()
+    assert float((rows - exact).abs().max()) <= FLOAT64_ATOL
+    assert float((columns - exact.T).abs().max()) <= FLOAT64_ATOL
+
+
 def captured(model, x, monkeypatch):
     with torch.no_grad():
         plain = model(x)
@@ -105,7 +119,7 @@ def test_every_row_and_column_equals_a_float64_softmax_of_the_ops_inputs_on_the_
     assert len(calls) == 4, "the fused call ran while capturing, once a block"
     assert rec.skipped == [], rec.skipped
     records = list(rec.records().items())
-    grids = [(photo[0] // 4, photo[1] // 4)] * 2 + [(-(-photo[0] // 8), -(-photo[1] // 8))] * 2
+    grids = stage_grids(photo)
     shifts = [block.shift_size for block in blocks(model)]
     assert shifts == [(0, 0), (2, 2), (0, 0), (2, 2)]
     start = 0
@@ -122,10 +136,7 @@ def test_every_row_and_column_equals_a_float64_softmax_of_the_ops_inputs_on_the_
             everyone = torch.arange(record.num_pixels)
             for batch in range(2):
                 s = exact[batch, head]
-                rows = record.rows(everyone, batch=batch).flatten(1).double()
-                columns = torch.stack([record.column(j, batch=batch).flatten() for j in everyone]).double()
-                assert float((rows - s).abs().max()) <= FLOAT64_ATOL
-                assert float((columns - s.T).abs().max()) <= FLOAT64_ATOL
+                assert_rows_and_columns(record, s, batch)
                 assert float((record.row(7, batch=batch).double() - s[7].view(*grid)).abs().max()) <= FLOAT64_ATOL
                 # a row sums to 1 but for its share on the padding keys (keys that are no pixel; up to 3/4 of a
                 # row in the 5x7 stage, padded to 8x8). The share is a float64 softmax of the recorded float32
@@ -239,7 +250,7 @@ def test_timms_default_explicit_softmax_is_read_as_the_same_windows(photo, monke
     assert torch.equal(logits, plain), "capture changed the logits"
     assert rec.skipped == [], rec.skipped
     records = list(rec.records().items())
-    grids = [(photo[0] // 4, photo[1] // 4)] * 2 + [(-(-photo[0] // 8), -(-photo[1] // 8))] * 2
+    grids = stage_grids(photo)
     start = 0
     for block, call, grid in zip(blocks(model), calls, grids):
         heads = call[0][0].shape[1]
@@ -249,13 +260,9 @@ def test_timms_default_explicit_softmax_is_read_as_the_same_windows(photo, monke
             assert key.endswith(f":head{head}") and isinstance(record, WindowEnergiesRecord)
             assert (record.height, record.width, record.window, record.shift) == (*grid, (4, 4), block.shift_size)
             assert "softmax within" in record.found_by.text("en") and record.max_error < 1e-6
-            everyone = torch.arange(record.num_pixels)
             for batch in range(2):
                 s = exact[batch, head]
-                rows = record.rows(everyone, batch=batch).flatten(1).double()
-                columns = torch.stack([record.column(j, batch=batch).flatten() for j in everyone]).double()
-                assert float((rows - s).abs().max()) <= FLOAT64_ATOL
-                assert float((columns - s.T).abs().max()) <= FLOAT64_ATOL
+                assert_rows_and_columns(record, s, batch)
                 energy, log_normaliser, entry = record.entry(5, grid[1] + 5, batch=batch)
                 assert abs(entry - float(s[5, grid[1] + 5])) <= FLOAT64_ATOL
         start += heads

@@ -660,32 +660,9 @@ class DataflowReader(TorchFunctionMode):
         if block is None or out.dim() != 4 or dim != 3 or not self._is_queried(inp):
             return False
         shape, (window, shift) = _shape(out.shape), self._windows_of(block.module)
-        layout, tokens = _block_windows(block), window[0] * window[1]
-        if layout is None:
-            given = _shape(block.x.shape) if block.x is not None else "?"
-            words = dict(shape=shape, window=_shape(window), input=given)
-            frame.skipped.append(_not_drawn("windows_grid", op="softmax", **words))
-            return True
-        if out.shape[0] != layout.batch * layout.count or out.shape[2] != tokens or out.shape[3] != tokens:
-            frame.skipped.append(
-                _not_drawn(
-                    "windows_shape",
-                    op="softmax",
-                    shape=shape,
-                    height=layout.grid[0],
-                    width=layout.grid[1],
-                    window=_shape(window),
-                    windows=layout.count,
-                    batch=layout.batch,
-                    tokens=tokens,
-                )
-            )
-            return True
-        if not _cuts_block_tokens(frame, block, layout):
-            shift_words = ", ".join(map(str, shift))
-            frame.skipped.append(
-                _not_drawn("windows_layout", op="softmax", shape=shape, window=_shape(window), shift=shift_words)
-            )
+        tokens = window[0] * window[1]
+        layout = _block_grid(frame, block, "softmax", shape)
+        if layout is None or not _windows_in_place(frame, block, layout, "softmax", shape, out.shape[0], out.shape[2:]):
             return True
         heads, (batch, count) = out.shape[1], (layout.batch, layout.count)
         energy = inp.detach().float()
@@ -699,16 +676,7 @@ class DataflowReader(TorchFunctionMode):
             return True
         energy = energy.reshape(batch, count, heads, tokens, tokens)
         log_normaliser = torch.logsumexp(energy, dim=-1)  # (B, windows, heads, tokens): one window's keys a row
-        found_by = _found(
-            "softmax_windows",
-            windows=count,
-            window_height=window[0],
-            window_width=window[1],
-            height=layout.grid[0],
-            width=layout.grid[1],
-            shift=_found("windows_shift", rows=shift[0], columns=shift[1]) if any(shift) else _found("windows_still"),
-            heads=_found("heads", count=heads) if heads > 1 else "",
-        )
+        found_by = _found("softmax_windows", **_window_words(layout, heads))
         for head in range(heads):
             frame.found.append(
                 (
@@ -1065,37 +1033,15 @@ class DataflowReader(TorchFunctionMode):
         output on a few rows of windows, as for any SDPA call. Otherwise listed with the reason."""
         shape = _shape(call.query.shape)
         window, shift = _states_windows(block.module)
-        layout = _block_windows(block)
+        layout = _block_grid(frame, block, _SDPA_NAME, shape)
         if layout is None:
-            given = _shape(block.x.shape) if block.x is not None else "?"
-            words = dict(shape=shape, window=_shape(window), input=given)
-            frame.skipped.append(_not_drawn("windows_grid", op=_SDPA_NAME, **words))
             return
         query, key, value, heads = _per_head(call, int(call.query.shape[0])) if call.query.dim() == 4 else (None,) * 4
         if query is None or call.is_causal or key.shape[2] != query.shape[2]:
             frame.skipped.append(_not_drawn("windows_form", op=_SDPA_NAME, shape=shape))
             return
         tokens = window[0] * window[1]
-        if query.shape[0] != layout.batch * layout.count or query.shape[2] != tokens:
-            frame.skipped.append(
-                _not_drawn(
-                    "windows_shape",
-                    op=_SDPA_NAME,
-                    shape=shape,
-                    height=layout.grid[0],
-                    width=layout.grid[1],
-                    window=_shape(window),
-                    windows=layout.count,
-                    batch=layout.batch,
-                    tokens=tokens,
-                )
-            )
-            return
-        if not _cuts_block_tokens(frame, block, layout):
-            shift_words = ", ".join(map(str, shift))
-            frame.skipped.append(
-                _not_drawn("windows_layout", op=_SDPA_NAME, shape=shape, window=_shape(window), shift=shift_words)
-            )
+        if not _windows_in_place(frame, block, layout, _SDPA_NAME, shape, query.shape[0], (query.shape[2],)):
             return
         scale = call.scale if call.scale is not None else 1 / math.sqrt(query.shape[-1])
         dtype_query = call.query
@@ -1114,17 +1060,8 @@ class DataflowReader(TorchFunctionMode):
         log_normaliser = log_normaliser.reshape(batch, count, heads, tokens)
         if bias is not None:  # (B · windows or 1, heads or 1, tokens or 1, tokens or 1) -> (B or 1, windows or 1, ...)
             bias = bias.reshape(batch, count, *bias.shape[1:]) if bias.shape[0] > 1 else bias[None]
-        found_by = _found(
-            "sdpa_windows",
-            windows=count,
-            window_height=window[0],
-            window_width=window[1],
-            height=layout.grid[0],
-            width=layout.grid[1],
-            shift=_found("windows_shift", rows=shift[0], columns=shift[1]) if any(shift) else _found("windows_still"),
-            heads=_found("heads", count=heads) if heads > 1 else "",
-            mask=_found("sdpa_mask") if bias is not None else "",
-        )
+        mask = _found("sdpa_mask") if bias is not None else ""
+        found_by = _found("sdpa_windows", **_window_words(layout, heads), mask=mask)
         for head in range(heads):
             frame.found.append(
                 (
@@ -1205,7 +1142,7 @@ class DataflowReader(TorchFunctionMode):
         if query.shape[0] != math.prod(lead) or key.shape[0] != query.shape[0]:
             return None
         log_normaliser = torch.logsumexp(inp.detach().float(), dim=-1).reshape(query.shape[0], -1)
-        rows = torch.linspace(0, query.shape[1] - 1, _CHECK_ROWS).long().unique()
+        rows = _check_rows(query.shape[1])
         rebuilt = torch.softmax(query[:, rows] @ key.transpose(-1, -2), dim=-1)  # as the record's rows are made
         seen = out.detach().reshape(query.shape[0], query.shape[1], -1)[:, rows].float()
         unit = _unit_roundoff(inp, out)
@@ -1397,6 +1334,61 @@ def _block_windows(frame: _Frame) -> _Windows | None:
         if grid is None or grid[0] * grid[1] != x.shape[1]:
             return None
     return _Windows(int(x.shape[0]), grid, *stated)
+
+
+def _block_grid(frame: _Frame, block: _Frame, op: str, shape: str) -> _Windows | None:
+    """`block`'s windows on its grid (`_block_windows`), or None with the reason noted in `frame` (`op` of `shape`
+    read inside it: SDPA's call, or a softmax)."""
+    layout = _block_windows(block)
+    if layout is None:
+        window = _shape(_states_windows(block.module)[0])
+        given = _shape(block.x.shape) if block.x is not None else "?"
+        frame.skipped.append(_not_drawn("windows_grid", op=op, shape=shape, window=window, input=given))
+    return layout
+
+
+def _windows_in_place(
+    frame: _Frame, block: _Frame, layout: _Windows, op: str, shape: str, windows: int, token_axes
+) -> bool:
+    """Whether the attention `op` (of `shape`) lies in `block`'s windows as `layout` cuts them: its `windows` axis
+    holds every window of every photo, each of its `token_axes` a window's tokens, and its input is the block's
+    tokens cut so (`_cuts_block_tokens`); else the reason is noted in `frame`."""
+    window, shift = layout.window, layout.shift
+    tokens = window[0] * window[1]
+    if windows != layout.batch * layout.count or any(size != tokens for size in token_axes):
+        frame.skipped.append(
+            _not_drawn(
+                "windows_shape",
+                op=op,
+                shape=shape,
+                height=layout.grid[0],
+                width=layout.grid[1],
+                window=_shape(window),
+                windows=layout.count,
+                batch=layout.batch,
+                tokens=tokens,
+            )
+        )
+        return False
+    if not _cuts_block_tokens(frame, block, layout):
+        shift_words = ", ".join(map(str, shift))
+        frame.skipped.append(_not_drawn("windows_layout", op=op, shape=shape, window=_shape(window), shift=shift_words))
+        return False
+    return True
+
+
+def _window_words(layout: _Windows, heads: int) -> dict:
+    """What a window record's found-by phrase says of its windows: how many, their size, the grid, the shift."""
+    window, shift = layout.window, layout.shift
+    return dict(
+        windows=layout.count,
+        window_height=window[0],
+        window_width=window[1],
+        height=layout.grid[0],
+        width=layout.grid[1],
+        shift=_found("windows_shift", rows=shift[0], columns=shift[1]) if any(shift) else _found("windows_still"),
+        heads=_found("heads", count=heads) if heads > 1 else "",
+    )
 
 
 def _cuts_block_tokens(frame: _Frame, block: _Frame, layout: _Windows) -> bool:
