@@ -210,7 +210,7 @@ def test_long_tail_modules_found_by_what_they_compute(name):
 
 def test_a_factored_map_at_energies_of_tens_of_thousands_is_kept_and_its_rows_are_distributions():
     """The reader's check of the factors against the op's output allows what float32 allows at these energies
-    (dataflow._softmax_rtol), so a trained model's PAM with large energies is not lost; its rows still sum to 1."""
+    (bounds.softmax_rtol), so a trained model's PAM with large energies is not lost; its rows still sum to 1."""
     torch.manual_seed(0)
     net = randomise(nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), ea.PositionAttentionModule(32)))
     records, skipped, _ = run(net, torch.randn(2, 3, 8, 8) * 6)

@@ -276,18 +276,18 @@ def test_the_check_rejects_a_wrong_scale_where_one_channel_of_k_and_of_v_is_larg
     maxima over whole tensors, one large channel of k (x10) and of v (+100), as ViTs have, loosened the check for
     every head until an output made with a 10% wrong scale passed (found in review; checked: it passed that bound).
     ViT-S's shapes."""
-    from attnviz.capture.dataflow import _check_rows, _check_sdpa
+    from attnviz.capture.bounds import check_rows, check_sdpa
 
     generator = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 6, 197, 64, generator=generator) for _ in range(3))
     k[..., 5] *= 10
     v[..., 9] += 100
-    scale, rows = 64**-0.5, _check_rows(197)
+    scale, rows = 64**-0.5, check_rows(197)
     right = F.scaled_dot_product_attention(q, k, v)[:, :, rows]
     wrong = F.scaled_dot_product_attention(q, k, v, scale=1.1 * scale)[:, :, rows]
     unit = 2.0**-24
-    assert _check_sdpa(q * scale, k, v, None, False, right, unit, rows) is not None
-    assert _check_sdpa(q * scale, k, v, None, False, wrong, unit, rows) is None
+    assert check_sdpa(q * scale, k, v, None, False, right, unit, rows) is not None
+    assert check_sdpa(q * scale, k, v, None, False, wrong, unit, rows) is None
 
 
 def test_a_token_record_copied_by_dataclasses_replace_keeps_its_log_sum_exps(monkeypatch):

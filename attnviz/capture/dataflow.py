@@ -34,8 +34,8 @@ What it watches, and how it reads it, by shapes only (no names):
   only when the module's output is rebuilt from it bit for bit). The fused call runs unchanged; its arguments are
   kept as factors: per head q · scale (default 1 / sqrt(d)) and k, the mask as an additive bias (a boolean one as
   0 / -inf, at the mask's own size) and is_causal, and each row's log-sum-exp over all key tokens, computed a
-  block of rows at a time (O(heads N d) kept, S never stored). Each call is verified on `_CHECK_ROWS` rows: S V
-  equals the op's own output within float32's bound (`_check_sdpa`). The tokens are placed as the model says
+  block of rows at a time (O(heads N d) kept, S never stored). Each call is verified on `bounds.CHECK_ROWS` rows: S V
+  equals the op's own output within float32's bound (`check_sdpa`). The tokens are placed as the model says
   (timm's `patch_embed.grid_size` and `num_prefix_tokens`: CLS, DeiT's distillation token, registers;
   torchvision's `patch_size` and class token), else after the fewest prefix tokens that leave a grid a
   convolution or pooling of the pass made, else by the photo's aspect ratio (`geometry.token_grid`); a patch's row
@@ -54,7 +54,7 @@ What it watches, and how it reads it, by shapes only (no names):
   tokens (or positions), heads · d are its channels and d ≠ N. One `CrossCovarianceRecord` per head (a d x d
   `ChannelMapRecord`, drawn as DANet's X), with its head, its temperature (the product's scale; on the fused path
   the length of q's rows) and its energy; every row is rebuilt from the factors and checked against the softmax's
-  output (`_softmax_rtol`), or X V against the SDPA's output (`_check_sdpa`, every row), else listed, not drawn.
+  output (`softmax_rtol`), or X V against the SDPA's output (`check_sdpa`, every row), else listed, not drawn.
   This comes before the readings over positions and tokens, which would take d channels for d tokens.
 - sigmoid, hard-sigmoid (and their in-place forms), followed through views, reshapes and arithmetic with
   numbers (BAM's (1 + w) * x) to the multiplication with the features: one weight per channel, per pixel
@@ -104,6 +104,16 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from attnviz.analysis.geometry import token_grid
+from attnviz.capture.bounds import (
+    check_rows,
+    check_sdpa,
+    log_normalisers,
+    softmax_rtol,
+    softmax_rtol_of,
+    unit_roundoff,
+    unit_rows,
+)
+from attnviz.capture.factor_pool import factor_storage
 from attnviz.capture.recorder import Recorder
 from attnviz.capture.records import (
     BranchWeightRecord,
@@ -134,7 +144,6 @@ __all__ = [
 
 DENSE_LIMIT_BYTES = 64 * 2**20  # a spatial map without factors is kept up to this size (float32, all heads)
 MAX_BRANCHES = 8  # a softmax over this many entries or fewer, beside a channel axis: branches
-_CHECK_ROWS = 4  # rows of a factored map compared with the op's output at capture
 MAX_PREFIX = 16  # a token sequence may start with this many tokens off the patch grid (CLS, distillation, registers)
 _SDPA = "scaled_dot_product_attention"
 _SDPA_NAME = "F.scaled_dot_product_attention"  # as the notes name it
@@ -241,6 +250,7 @@ class _Frame:
     switched: list[tuple[str, bool]] = field(default_factory=list)  # (key, foreseen as the call's only record)
     tokens: _Tokens | None = None  # the token layout a model states (its own, or an enclosing model's)
     block_tokens: list[torch.Tensor] = field(default_factory=list)  # a window block's first token maps (`_Windows`)
+    window_block: bool = False  # the module states windows (`_states_windows`): its token maps are kept
 
     def see(self, tensor: torch.Tensor, channels: bool = True, by_op: bool = False) -> None:
         """Note a 4-D tensor's grid (and channel count). A grid a convolution or pooling reads or makes (`by_op`)
@@ -345,6 +355,7 @@ def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
             return
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         frame = _Frame(module, id(module) in claimed_ids, None if x is None else x.detach())
+        frame.window_block = reader.windows_of(module) is not None
         stack = reader.frames
         if stack:  # the caller's grids hold here too (a token attention called on a flattened feature map)
             frame.grids.update(stack[-1].grids)
@@ -393,7 +404,7 @@ class DataflowReader(TorchFunctionMode):
         self.queried: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
         self.switch: GateSwitch | None = None  # the gates to switch in this context's passes (`switching`)
         self.made: dict[int, tuple[int, int]] = {}  # H*W -> (H, W) of every grid a convolution or pooling made
-        self.windows: dict[int, tuple | None] = {}  # id(module) -> the windows it states (`_windows_of`)
+        self.windows: dict[int, tuple | None] = {}  # id(module) -> the windows it states (`windows_of`)
 
     def __enter__(self):
         self._token = _active_reader.set(self)
@@ -419,14 +430,17 @@ class DataflowReader(TorchFunctionMode):
         name = getattr(func, "__name__", "")
         switched = self.switch is not None and name in _MULTIPLY
         out = func(*(self._switched(args) if switched else args), **kwargs)
-        if name != _MHA and not isinstance(out, torch.Tensor):
-            return out
-        if name in _SPATIAL_OPS:
-            if args and isinstance(args[0], torch.Tensor):  # the grid it reads (a token grid reshaped for it)
-                frame.see(args[0], channels=False, by_op=True)
-            frame.see(out, by_op=True)
-            if out.dim() == 4 and out.shape[-2] * out.shape[-1] >= 4:
-                self.made[out.shape[-2] * out.shape[-1]] = (int(out.shape[-2]), int(out.shape[-1]))
+        if name != _MHA:
+            if not isinstance(out, torch.Tensor):
+                return out
+            if name in _SPATIAL_OPS:
+                if args and isinstance(args[0], torch.Tensor):  # the grid it reads (a token grid reshaped for it)
+                    frame.see(args[0], channels=False, by_op=True)
+                frame.see(out, by_op=True)
+                if out.dim() == 4 and out.shape[-2] * out.shape[-1] >= 4:
+                    self.made[out.shape[-2] * out.shape[-1]] = (int(out.shape[-2]), int(out.shape[-1]))
+            if name not in _STARTS and not (self.tracked or self.products or self.queried or frame.window_block):
+                return out  # an op that starts nothing, while nothing is followed: most ops of a transformer
         try:
             with torch.no_grad() if torch.is_grad_enabled() else nullcontext():
                 if name == _MHA:
@@ -444,7 +458,7 @@ class DataflowReader(TorchFunctionMode):
         if _is_block_tokens(frame, out):  # what a window block may cut into windows (`_sdpa_windows` checks which)
             frame.block_tokens.append(out.detach())
         if name not in _STARTS and not (self.tracked or self.products or self.queried):
-            return  # an op that starts nothing, while nothing is followed: most ops of a transformer
+            return  # an op that starts nothing, while nothing is followed (in a window block)
         if name in _SOFTMAX:
             dim = kwargs.get("dim", args[1] if len(args) > 1 and isinstance(args[1], int) else None)
             if dim is None:  # F.softmax's legacy implicit axis
@@ -475,7 +489,7 @@ class DataflowReader(TorchFunctionMode):
         if name in _FOLLOWS_QUERIES and any(self._is_queried(a) for a in args[:2]):
             self.queried[id(out)] = out
 
-    def _windows_of(self, module: nn.Module) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    def windows_of(self, module: nn.Module) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """`_states_windows(module)`, asked once per module in this capture (it is asked at every SDPA call)."""
         key = id(module)
         if key not in self.windows:
@@ -656,19 +670,19 @@ class DataflowReader(TorchFunctionMode):
         `WindowEnergiesRecord` per head (the energies kept as computed), or listed with the reason (the same
         checks as `_sdpa_windows`: the block's grid, the shape its windows give, its input cut from the block's
         tokens). The rows rebuilt from the kept energies must equal the op's output within float32's bound."""
-        block = next((f for f in reversed(self.frames) if self._windows_of(f.module) is not None), None)
+        block = next((f for f in reversed(self.frames) if f.window_block), None)
         if block is None or out.dim() != 4 or dim != 3 or not self._is_queried(inp):
             return False
-        shape, (window, shift) = _shape(out.shape), self._windows_of(block.module)
+        shape, (window, shift) = _shape(out.shape), self.windows_of(block.module)
         tokens = window[0] * window[1]
         layout = _block_grid(frame, block, "softmax", shape)
         if layout is None or not _windows_in_place(frame, block, layout, "softmax", shape, out.shape[0], out.shape[2:]):
             return True
         heads, (batch, count) = out.shape[1], (layout.batch, layout.count)
         energy = inp.detach().float()
-        rows = _check_rows(tokens)
+        rows = check_rows(tokens)
         # the same softmax of the same energies: off only by the exps' and the sum's rounding (delta = 0)
-        rtol = _softmax_rtol_of(0.0, 1, tokens, _unit_roundoff(inp, out))
+        rtol = softmax_rtol_of(0.0, 1, tokens, unit_roundoff(inp, out))
         rebuilt, seen = torch.softmax(energy[:, :, rows], dim=-1), out.detach()[:, :, rows].float()
         difference = (rebuilt - seen).abs()
         if not bool((difference <= rtol * seen + torch.finfo(out.dtype).tiny).all()):  # a half softmax: its subnormals
@@ -705,7 +719,7 @@ class DataflowReader(TorchFunctionMode):
         (recorded, or listed when its rows did not verify). Its input must be scale · (a @ b) with `a` (..., d, N)
         and `b` (..., N, d), N the module's tokens (or positions) and heads · d its channels, d ≠ N (a product
         over the channels, as q kᵀ of token attention, is the other reading). Every row of softmax(scale · a b)
-        rebuilt from the factors in float32 must equal the op's output within `_softmax_rtol`'s bound."""
+        rebuilt from the factors in float32 must equal the op's output within `softmax_rtol`'s bound."""
         entry = self.products.get(id(inp))
         counts = _tokens_and_channels(frame.x)
         if entry is None or entry[0] is not inp or dim != inp.dim() - 1 or counts is None or inp.dim() < 3:
@@ -720,17 +734,17 @@ class DataflowReader(TorchFunctionMode):
         scales = torch.as_tensor(scale, dtype=torch.float32).broadcast_to((*inp.shape[:-2], 1, 1)).reshape(batch, heads)
         query = a.float().reshape(batch, heads, size, tokens) * scales[..., None, None]
         key = b.float().reshape(batch, heads, tokens, size).transpose(-1, -2)
-        unit = _unit_roundoff(inp, out)
+        unit = unit_roundoff(inp, out)
         seen = out.detach().reshape(batch, heads, size, size).float()
         rebuilt = torch.softmax(query @ key.transpose(-1, -2), dim=-1)
-        rtol = _softmax_rtol(query, key, unit)
+        rtol = softmax_rtol(query, key, unit)
         if not (
             torch.allclose(rebuilt, seen, rtol=rtol, atol=float(torch.finfo(out.dtype).tiny))
             and bool((scales == scales[:1]).all())
         ):
             frame.skipped.append(_not_drawn("channel_mismatch", size=size, shape=_shape(inp.shape), tokens=tokens))
             return True
-        normalised = _unit_rows(a.float().reshape(-1, tokens), unit) and _unit_rows(b.float().transpose(-1, -2), unit)
+        normalised = unit_rows(a.float().reshape(-1, tokens), unit) and unit_rows(b.float().transpose(-1, -2), unit)
         energy = inp.detach().float().reshape(batch, heads, size, size)
         error = float((rebuilt - seen).abs().max())
         self._add_channel_maps(frame, seen, energy, scales[0], normalised, ("channel_map", tokens, error))
@@ -901,7 +915,7 @@ class DataflowReader(TorchFunctionMode):
         if call.dropout_p > 0:
             frame.skipped.append(_not_drawn("sdpa_dropout", shape=shape, p=call.dropout_p))
             return
-        block = next((f for f in reversed(self.frames) if self._windows_of(f.module) is not None), None)
+        block = next((f for f in reversed(self.frames) if f.window_block), None)
         if block is not None:  # inside a block that states windows (Swin): its windows, or listed with the reason
             self._sdpa_windows(frame, block, call, out)
             return
@@ -928,14 +942,20 @@ class DataflowReader(TorchFunctionMode):
             return
         scale = call.scale if call.scale is not None else 1 / math.sqrt(query.shape[-1])
         dtype_query = call.query
-        query = query.detach().float() * scale
-        # k in storage of its own: a view into the fused qkv projection (timm's) would keep all of it alive
-        key, value = key.detach().float().contiguous(), value.detach().float()
+        # q · scale and k in storage of their own (a view into timm's fused qkv projection would keep all of it
+        # alive), one block for both from the factor pool (no new memory to touch at every capture)
+        factors = factor_storage(2, *query.shape, device=query.device) if query.shape == key.shape else None
+        if factors is None:
+            query, key = query.detach().float() * scale, key.detach().float().contiguous()
+        else:
+            torch.mul(query.detach().float(), scale, out=factors[0])
+            query, key = factors[0], factors[1].copy_(key.detach())
+        value = value.detach().float()
         bias = _additive_bias(call.attn_mask, batch, heads, query.shape[2], key.shape[2])
-        unit = _unit_roundoff(dtype_query, out)
-        rows = _check_rows(query.shape[2])
+        unit = unit_roundoff(dtype_query, out)
+        rows = check_rows(query.shape[2])
         seen = out.detach().reshape(*query.shape[:3], -1)[:, :, rows].float()
-        error = _check_sdpa(query, key, value, bias, call.is_causal, seen, unit, rows)
+        error = check_sdpa(query, key, value, bias, call.is_causal, seen, unit, rows)
         if error is None:
             frame.skipped.append(_not_drawn("sdpa_mismatch", shape=shape))
             return
@@ -988,7 +1008,7 @@ class DataflowReader(TorchFunctionMode):
         """SDPA over channels (XCiT's XCA on timm's fused path: q̂ · τ, k̂ and v as (B, heads, d, N), scale 1): True
         when the module's tokens (or positions) are the last axis of q, k and v, heads · d its channels, d ≠ N (one
         `CrossCovarianceRecord` per head, or listed). X = softmax(scale · q kᵀ) is rebuilt from q and k, S never
-        being made by the op, and read only when X V equals the op's output on every row within `_check_sdpa`'s
+        being made by the op, and read only when X V equals the op's output on every row within `check_sdpa`'s
         bound. τ is the length of q's rows where every row of a head has that one length and k's rows length 1
         (XCA's q̂ · τ and k̂), else the scale alone (`normalised` False)."""
         query, key, value = per_head
@@ -1007,17 +1027,17 @@ class DataflowReader(TorchFunctionMode):
         scale = call.scale if call.scale is not None else 1 / math.sqrt(tokens)
         scaled = query.detach().float() * scale
         key, value = key.detach().float(), value.detach().float()
-        unit = _unit_roundoff(call.query, out)
+        unit = unit_roundoff(call.query, out)
         seen = out.detach().reshape(*scaled.shape[:3], -1)
         rows = slice(None)
-        error = _check_sdpa(scaled, key, value, None, False, seen, unit, rows)  # every row: seen as it is
+        error = check_sdpa(scaled, key, value, None, False, seen, unit, rows)  # every row: seen as it is
         if error is None:
             frame.skipped.append(_not_drawn("sdpa_mismatch", shape=shape))
             return True
         energy = scaled @ key.transpose(-1, -2)
         lengths = torch.linalg.vector_norm(query.detach().float()[:1, :, :1], dim=-1)  # (1, heads, 1): τ if XCA's
-        normalised = bool((lengths > 0).all()) and _unit_rows(key, unit)
-        normalised = normalised and _unit_rows(query.detach().float() / lengths[..., None], 2 * unit)
+        normalised = bool((lengths > 0).all()) and unit_rows(key, unit)
+        normalised = normalised and unit_rows(query.detach().float() / lengths[..., None], 2 * unit)
         temperatures = lengths.reshape(heads) * scale if normalised else torch.full((heads,), float(scale))
         maps = torch.softmax(energy, dim=-1)
         self._add_channel_maps(frame, maps, energy, temperatures, normalised, ("channel_map_sdpa", tokens, error))
@@ -1048,10 +1068,10 @@ class DataflowReader(TorchFunctionMode):
         query = query.detach().float() * scale
         key, value = key.detach().float(), value.detach().float()
         bias = _additive_bias(call.attn_mask, query.shape[0], heads, tokens, tokens)
-        log_normaliser = _log_normalisers(query, key, bias, False)
-        seen, unit = out.detach().reshape(*query.shape[:3], -1), _unit_roundoff(dtype_query, out)
-        rows = _check_rows(query.shape[2])
-        error = _check_sdpa(query, key, value, bias, False, seen[:, :, rows], unit, rows)
+        log_normaliser = log_normalisers(query, key, bias, False)
+        seen, unit = out.detach().reshape(*query.shape[:3], -1), unit_roundoff(dtype_query, out)
+        rows = check_rows(query.shape[2])
+        error = check_sdpa(query, key, value, bias, False, seen[:, :, rows], unit, rows)
         if error is None:
             frame.skipped.append(_not_drawn("sdpa_mismatch", shape=shape))
             return
@@ -1142,11 +1162,11 @@ class DataflowReader(TorchFunctionMode):
         if query.shape[0] != math.prod(lead) or key.shape[0] != query.shape[0]:
             return None
         log_normaliser = torch.logsumexp(inp.detach().float(), dim=-1).reshape(query.shape[0], -1)
-        rows = _check_rows(query.shape[1])
+        rows = check_rows(query.shape[1])
         rebuilt = torch.softmax(query[:, rows] @ key.transpose(-1, -2), dim=-1)  # as the record's rows are made
         seen = out.detach().reshape(query.shape[0], query.shape[1], -1)[:, rows].float()
-        unit = _unit_roundoff(inp, out)
-        rtol = _softmax_rtol(query[:, rows], key, unit)
+        unit = unit_roundoff(inp, out)
+        rtol = softmax_rtol(query[:, rows], key, unit)
         if not torch.allclose(rebuilt, seen, rtol=rtol, atol=float(torch.finfo(out.dtype).tiny)):
             return None
         return query, key, log_normaliser
@@ -1170,39 +1190,6 @@ def _tokens_and_channels(x: torch.Tensor | None) -> tuple[int, int] | None:
     if x is None or x.dim() not in (3, 4):
         return None
     return (int(x.shape[1]), int(x.shape[2])) if x.dim() == 3 else (int(x.shape[2] * x.shape[3]), int(x.shape[1]))
-
-
-def _unit_rows(rows: torch.Tensor, unit: float) -> bool:
-    """Whether every row (..., n) has length 1 within rounding: a row scaled to unit length (F.normalize) and
-    measured again is off by at most (2n + 2) u."""
-    length = rows.shape[-1]
-    return bool(((torch.linalg.vector_norm(rows, dim=-1) - 1).abs() <= (2 * length + 2) * unit).all())
-
-
-def _unit_roundoff(inp: torch.Tensor, out: torch.Tensor) -> float:
-    """The unit roundoff of the least precise arithmetic the softmax and its energies ran in: the tensors'
-    dtypes, and TF32 (a 10-bit mantissa) for float32 matrix products on a GPU that allows it."""
-    unit = max(torch.finfo(t.dtype).eps / 2 for t in (inp, out))
-    if inp.is_cuda and inp.dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
-        unit = max(unit, 2.0**-11)
-    return unit
-
-
-def _softmax_rtol(query: torch.Tensor, key: torch.Tensor, unit: float) -> float:
-    """How far (relative) the op's softmax may be from the same softmax of energies summed in another order:
-    each energy q . k is off by at most (gamma_d + 2u) |q| . |k| (Higham's bound for a dot product of length d,
-    and the scale's rounding), so an entry, a ratio of two exps, by exp(2 delta) - 1; plus the exps' and the
-    sum's rounding (gamma_Nk + 4u). Energies of a few hundred give ~1e-4; of thousands, a few 1e-3."""
-    products = float((query.abs() @ key.abs().transpose(-1, -2)).max())
-    return _softmax_rtol_of(products, query.shape[-1], key.shape[-2], unit)
-
-
-def _softmax_rtol_of(products, depth: int, keys: int, unit: float):
-    """`_softmax_rtol` from `products`, a bound on |q_i| . |k_j| (the sum of |q_ic| |k_jc| over the depth): a
-    number, or a tensor of them (one per row: then a tensor of bounds)."""
-    gamma = depth * unit / (1 - depth * unit)
-    expm1 = torch.expm1 if isinstance(products, torch.Tensor) else math.expm1
-    return expm1(2 * (gamma + 2 * unit) * products) + keys * unit / (1 - keys * unit) + 4 * unit
 
 
 class _Tokens(NamedTuple):
@@ -1405,7 +1392,7 @@ def _is_block_tokens(frame: _Frame, out) -> bool:
     block: (B, H, W, C) as many entries as its input, its batch and channels."""
     if len(frame.block_tokens) >= MAX_BLOCK_TOKENS or frame.x is None or not isinstance(out, torch.Tensor):
         return False
-    if out.dim() != 4 or _states_windows(frame.module) is None:
+    if out.dim() != 4 or not frame.window_block:
         return False
     x = frame.x
     return out.shape[0] == x.shape[0] and out.shape[-1] == x.shape[-1] and out.numel() == x.numel()
@@ -1476,60 +1463,6 @@ def _additive_bias(mask, batch: int, heads: int, queries: int, keys: int) -> tor
     if mask.dtype == torch.bool:
         return torch.zeros(mask.shape).masked_fill(~mask.cpu(), -math.inf).to(mask.device)
     return mask.float()
-
-
-def _mask_rows(bias, causal: bool, queries: int, keys: int, rows: slice, device) -> torch.Tensor | None:
-    """The additive mask on query rows `rows` of (B, heads, queries, keys) energies: the bias's rows, -inf where
-    is_causal masks (key j > query i); None when there is neither."""
-    mask = None if bias is None else bias[:, :, rows] if bias.shape[2] > 1 else bias
-    if causal:
-        after = torch.arange(keys, device=device)[None] > torch.arange(queries, device=device)[rows][:, None]
-        blocked = torch.zeros(after.shape, device=device).masked_fill(after, -math.inf)
-        mask = blocked if mask is None else mask + blocked
-    return mask
-
-
-def _energy_rows(query, key, bias, causal: bool, rows: slice) -> torch.Tensor:
-    """q_i · k_j · scale + bias_ij (-inf where masked) for query rows `rows`: (B, heads, R, Nk)."""
-    energy = query[:, :, rows] @ key.transpose(-1, -2)
-    mask = _mask_rows(bias, causal, query.shape[2], key.shape[2], rows, key.device)
-    return energy if mask is None else energy + mask
-
-
-def _log_normalisers(query, key, bias, causal: bool) -> torch.Tensor:
-    """Every row's log-sum-exp over all key tokens, (B, heads, Nq), a block of rows at a time (O(N d) memory)."""
-    batch, heads, queries, _ = query.shape
-    step = max(1, 2**22 // max(1, batch * heads * key.shape[2]))
-    parts = [
-        torch.logsumexp(_energy_rows(query, key, bias, causal, slice(i, i + step)), -1) for i in range(0, queries, step)
-    ]
-    return torch.cat(parts, -1)
-
-
-def _check_rows(queries: int) -> slice:
-    """About `_CHECK_ROWS` query rows evenly spread from the first, as a slice (views, no copies)."""
-    return slice(0, queries, max(1, (queries - 1) // max(1, _CHECK_ROWS - 1)))
-
-
-def _check_sdpa(query, key, value, bias, causal: bool, seen: torch.Tensor, unit: float, rows) -> float | None:
-    """The largest |S V - output| on query rows `rows` (S rebuilt from the op's arguments; `seen`, the op's output
-    on those rows, (B, heads, R, d)), or None when any entry is off by more than float32 arithmetic allows, entry
-    by entry: row i's weights by the softmax's bound (`_softmax_rtol_of` with row i's own largest |q_i| . |k_j|,
-    plus the bias's rounding), and gamma_Nk on each side's sum of S_ij v_j, so |diff_ic| <= (rtol_i + 2 gamma_Nk)
-    (S |V|)_ic. Bounds from maxima over a whole tensor (max|k|, max|v|) were cheaper, and let a 10% error of the
-    scale pass wherever one channel of k and one of v were large (as ViTs' are). `rows`: `_check_rows`, or every
-    row of a small map."""
-    picked = query[:, :, rows]
-    weights = torch.softmax(_energy_rows(query, key, bias, causal, rows), dim=-1)  # as the record's rows are made
-    diff = (weights @ value - seen.float()).abs()
-    keys, depth = key.shape[2], key.shape[-1]
-    products = (picked.abs() @ key.abs().transpose(-1, -2)).amax(-1, keepdim=True)  # (B, heads, R, 1)
-    rtol = _softmax_rtol_of(products, depth, keys, unit)
-    if bias is not None:
-        finite = bias[torch.isfinite(bias)]
-        rtol = rtol + (math.expm1(2 * unit * float(finite.abs().max())) if finite.numel() else 0.0)
-    bound = (rtol + 2 * keys * unit / (1 - keys * unit)) * (weights @ value.abs()) + torch.finfo(torch.float32).tiny
-    return float(diff.max()) if bool((diff <= bound).all()) else None
 
 
 def _einsum_has_rows(args) -> bool:
