@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -59,9 +60,15 @@ def softmax_rtol(query: torch.Tensor, key: torch.Tensor, unit: float) -> float:
 
 def softmax_rtol_of(products, depth: int, keys: int, unit: float):
     """`softmax_rtol` from `products`, a bound on |q_i| . |k_j| (the sum of |q_ic| |k_jc| over the depth): a
-    number, or a tensor of them (one per row: then a tensor of bounds)."""
+    number, or a tensor or numpy array of them (one per row: then as many bounds)."""
     gamma = depth * unit / (1 - depth * unit)
-    expm1 = torch.expm1 if isinstance(products, torch.Tensor) else math.expm1
+    expm1 = (
+        torch.expm1
+        if isinstance(products, torch.Tensor)
+        else np.expm1
+        if isinstance(products, np.ndarray)
+        else math.expm1
+    )
     return expm1(2 * (gamma + 2 * unit) * products) + keys * unit / (1 - keys * unit) + 4 * unit
 
 
@@ -105,19 +112,29 @@ def check_sdpa(query, key, value, bias, causal: bool, seen: torch.Tensor, unit: 
     plus the bias's rounding), and gamma_Nk on each side's sum of S_ij v_j, so |diff_ic| <= (rtol_i + 2 gamma_Nk)
     (S |V|)_ic. Bounds from maxima over a whole tensor (max|k|, max|v|) were cheaper, and let a 10% error of the
     scale pass wherever one channel of k and one of v were large (as ViTs' are). `rows`: `check_rows`, or every
-    row of a small map. |K| and |V| are made in this thread's scratch (`_absolute`)."""
+    row of a small map.
+
+    The products over the keys run in torch (|K| and |V| in this thread's scratch, `_absolute`); the bound's
+    arithmetic on their small results (R rows per head) in numpy, in float64: a capture checks every SDPA call,
+    and a dozen small torch ops cost more there than the products themselves."""
     picked = query[:, :, rows]
     weights = torch.softmax(energy_rows(query, key, bias, causal, rows), dim=-1)  # as the record's rows are made
-    diff = (weights @ value - seen.float()).abs()
-    keys, depth = key.shape[2], key.shape[-1]
+    rebuilt = weights @ value
+    spread = weights @ _absolute(value)  # S |V|
     products = (picked.abs() @ _absolute(key).transpose(-1, -2)).amax(-1, keepdim=True)  # (B, heads, R, 1)
+    rebuilt, spread, products, seen = (_numpy(t) for t in (rebuilt, spread, products, seen))
+    keys, depth = key.shape[2], key.shape[-1]
     rtol = softmax_rtol_of(products, depth, keys, unit)
     if bias is not None:
         finite = bias[torch.isfinite(bias)]
         rtol = rtol + (math.expm1(2 * unit * float(finite.abs().max())) if finite.numel() else 0.0)
-    tiny = torch.finfo(torch.float32).tiny
-    bound = (rtol + 2 * keys * unit / (1 - keys * unit)) * (weights @ _absolute(value)) + tiny
+    diff = np.abs(rebuilt - seen)
+    bound = (rtol + 2 * keys * unit / (1 - keys * unit)) * spread + float(np.finfo(np.float32).tiny)
     return float(diff.max()) if bool((diff <= bound).all()) else None
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().double().numpy() if tensor.dtype != torch.float32 else tensor.cpu().numpy()
 
 
 SCRATCH_LIMIT = 2**22  # float32 entries of scratch a thread keeps between checks (16 MiB); larger ones are made anew

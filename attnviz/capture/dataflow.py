@@ -133,6 +133,7 @@ from attnviz.i18n import Phrase
 
 __all__ = [
     "DataflowReader",
+    "frame_modules",
     "register_frames",
     "DENSE_LIMIT_BYTES",
     "MAX_BRANCHES",
@@ -344,9 +345,16 @@ _active_reader: contextvars.ContextVar[DataflowReader | None] = contextvars.Cont
 )
 
 
-def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
-    """Forward hooks that keep the stack of running modules for the reader: every candidate owner of
-    `model` pushes a frame, every claimed module (and so everything inside it) pushes a claimed one."""
+def frame_modules(model: nn.Module, claimed: list[nn.Module]) -> list[nn.Module]:
+    """The modules of `model` whose forwards push a frame (`register_frames`): every candidate owner and every
+    claimed module, in module order."""
+    claimed_ids = {id(m) for m in claimed}
+    return [module for module in model.modules() if id(module) in claimed_ids or is_candidate_owner(module)]
+
+
+def register_frames(modules: list[nn.Module], claimed: list[nn.Module]) -> list:
+    """Forward hooks that keep the stack of running modules for the reader, on `modules` (`frame_modules`):
+    every candidate owner pushes a frame, every claimed module (and so everything inside it) a claimed one."""
     claimed_ids = {id(m) for m in claimed}
 
     def push(module, args):
@@ -383,10 +391,9 @@ def register_frames(model: nn.Module, claimed: list[nn.Module]) -> list:
                 stack[-1].gates.extend(waiting)  # the caller multiplies, so the caller owns it
 
     handles = []
-    for module in model.modules():
-        if id(module) in claimed_ids or is_candidate_owner(module):
-            handles.append(module.register_forward_pre_hook(push))
-            handles.append(module.register_forward_hook(pop))
+    for module in modules:
+        handles.append(module.register_forward_pre_hook(push))
+        handles.append(module.register_forward_hook(pop))
     return handles
 
 

@@ -32,11 +32,13 @@ from attnviz.capture.families.survey import (
     Lookalike,
     find_attention,
     recognised_modules,
+    structure_key,
     unrecognised_attention,
 )
 from attnviz.capture.families.verify import RESOLUTION, TOLERANCE
 
 __all__ = [
+    "structure_key",
     "FAMILIES",
     "Family",
     "Tap",

@@ -23,7 +23,7 @@ from attnviz.capture.records import (
 )
 from attnviz.kinds import AttentionKind
 
-__all__ = ["Finding", "Lookalike", "find_attention", "unrecognised_attention", "recognised_modules"]
+__all__ = ["Finding", "Lookalike", "find_attention", "unrecognised_attention", "recognised_modules", "structure_key"]
 
 # our own modules (attnviz.modules), which record themselves: class name -> (kind, record class)
 _OWN = {
@@ -81,12 +81,13 @@ _surveyed: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionar
 _surveyed_lock = threading.Lock()
 
 
-def _structure_key(model: nn.Module) -> tuple:
+def structure_key(model: nn.Module) -> tuple:
     """Everything a survey reads, as one value, to survey a model once for every capture (each capture attaches
     its readers anew): every module's identity, class, children's names, parameters' and buffers' identities
     and plain attributes (numbers, strings, tuples of them: a pooling's output size, a kernel size), the
     families known. A module, parameter or buffer replaced, or such an attribute set, gives a new key; a
-    tensor's values changed in place never change what a survey finds."""
+    tensor's values changed in place never change what a survey finds. The readers' plan of hooks is kept by the
+    same key (attnviz.capture.readers)."""
     parts: list = [len(FAMILIES)]
     for module in model.modules():
         parts += (id(module), type(module), tuple(module._modules))
@@ -102,8 +103,8 @@ def _structure_key(model: nn.Module) -> tuple:
 
 def _survey(model: nn.Module, exclude: set[int] | None = None) -> list[tuple[str, nn.Module, str, object]]:
     """(path, module, reader, family or adapter or own entry) for every module capture records, in module order;
-    surveyed once per structure (`_structure_key`)."""
-    key, excluded = _structure_key(model), None if exclude is None else frozenset(exclude)
+    surveyed once per structure (`structure_key`)."""
+    key, excluded = structure_key(model), None if exclude is None else frozenset(exclude)
     with _surveyed_lock:
         known = _surveyed.get(model, {}).get(excluded)
     if known is not None and known[0] == key:
