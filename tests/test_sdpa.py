@@ -288,6 +288,9 @@ def test_the_check_rejects_a_wrong_scale_where_one_channel_of_k_and_of_v_is_larg
     unit = 2.0**-24
     assert check_sdpa(q * scale, k, v, None, False, right, unit, rows) is not None
     assert check_sdpa(q * scale, k, v, None, False, wrong, unit, rows) is None
+    # the bound on |q_i| . |k_j| is Cauchy-Schwarz's (5x the products here): still far below a 0.1% wrong scale
+    slightly = F.scaled_dot_product_attention(q, k, v, scale=1.001 * scale)[:, :, rows]
+    assert check_sdpa(q * scale, k, v, None, False, slightly, unit, rows) is None
 
 
 def test_a_token_record_copied_by_dataclasses_replace_keeps_its_log_sum_exps(monkeypatch):

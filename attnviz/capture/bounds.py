@@ -12,7 +12,6 @@ applies (the tensors' dtypes; TF32 on a GPU that allows it); `softmax_rtol` boun
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 import torch
@@ -108,23 +107,21 @@ def check_rows(queries: int) -> slice:
 def check_sdpa(query, key, value, bias, causal: bool, seen: torch.Tensor, unit: float, rows) -> float | None:
     """The largest |S V - output| on query rows `rows` (S rebuilt from the op's arguments; `seen`, the op's output
     on those rows, (B, heads, R, d)), or None when any entry is off by more than float32 arithmetic allows, entry
-    by entry: row i's weights by the softmax's bound (`softmax_rtol_of` with row i's own largest |q_i| . |k_j|,
+    by entry: row i's weights by the softmax's bound (`softmax_rtol_of` with a bound on row i's own largest
+    |q_i| . |k_j|: Cauchy-Schwarz, |q_i|_2 max_j |k_j|_2, one norm per token rather than a product of |Q| and |K|;
     plus the bias's rounding), and gamma_Nk on each side's sum of S_ij v_j, so |diff_ic| <= (rtol_i + 2 gamma_Nk)
     (S |V|)_ic. Bounds from maxima over a whole tensor (max|k|, max|v|) were cheaper, and let a 10% error of the
     scale pass wherever one channel of k and one of v were large (as ViTs' are). `rows`: `check_rows`, or every
-    row of a small map.
-
-    The products over the keys run in torch (|K| and |V| in this thread's scratch, `_absolute`); the bound's
-    arithmetic on their small results (R rows per head) in numpy, in float64: a capture checks every SDPA call,
-    and a dozen small torch ops cost more there than the products themselves."""
+    row of a small map. The bound's arithmetic on the small results (R rows per head) runs in numpy, in float64: a
+    capture checks every SDPA call, and there each small torch op costs as much as a product over the keys."""
     picked = query[:, :, rows]
     weights = torch.softmax(energy_rows(query, key, bias, causal, rows), dim=-1)  # as the record's rows are made
     rebuilt = weights @ value
-    spread = weights @ _absolute(value)  # S |V|
-    products = (picked.abs() @ _absolute(key).transpose(-1, -2)).amax(-1, keepdim=True)  # (B, heads, R, 1)
-    rebuilt, spread, products, seen = (_numpy(t) for t in (rebuilt, spread, products, seen))
+    spread = weights @ value.abs()  # S |V|
+    lengths = torch.linalg.vector_norm(picked, dim=-1) * torch.linalg.vector_norm(key, dim=-1).amax(-1, keepdim=True)
+    rebuilt, spread, lengths, seen = (_numpy(t) for t in (rebuilt, spread, lengths, seen))
     keys, depth = key.shape[2], key.shape[-1]
-    rtol = softmax_rtol_of(products, depth, keys, unit)
+    rtol = softmax_rtol_of(lengths[..., None], depth, keys, unit)  # (B, heads, R, 1)
     if bias is not None:
         finite = bias[torch.isfinite(bias)]
         rtol = rtol + (math.expm1(2 * unit * float(finite.abs().max())) if finite.numel() else 0.0)
@@ -135,24 +132,3 @@ def check_sdpa(query, key, value, bias, causal: bool, seen: torch.Tensor, unit: 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().double().numpy() if tensor.dtype != torch.float32 else tensor.cpu().numpy()
-
-
-SCRATCH_LIMIT = 2**22  # float32 entries of scratch a thread keeps between checks (16 MiB); larger ones are made anew
-_scratch = threading.local()
-
-
-def _absolute(tensor: torch.Tensor) -> torch.Tensor:
-    """|tensor| in float32, written into this thread's scratch (valid until the next call in this thread). A check
-    runs at every SDPA call of a capture, and a fresh |K| each time cost more in page faults (new memory touched
-    for the first time: ~1,400 per ViT-S capture here) than in arithmetic."""
-    size = tensor.numel()
-    if size > SCRATCH_LIMIT:
-        return tensor.abs().float()
-    buffers = getattr(_scratch, "buffers", None)
-    if buffers is None:
-        buffers = _scratch.buffers = {}
-    buffer = buffers.get(tensor.device)
-    if buffer is None or buffer.numel() < size:
-        buffer = buffers[tensor.device] = torch.empty(max(size, 2**16), device=tensor.device)
-    out = buffer[:size].view(tensor.shape)
-    return torch.abs(tensor, out=out) if tensor.dtype == torch.float32 else out.copy_(tensor).abs_()
