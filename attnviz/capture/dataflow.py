@@ -236,7 +236,7 @@ _FOLLOWS_QUERIES = _VIEWS | _EXPANDS | _SCALAR | {"masked_fill", "masked_fill_"}
 _GATE_KINDS = ("gate", "plane", "elements")  # the kinds of the records made from gates (the others: softmaxes)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Frame:
     """One running module's forward: the owner of the calls made directly in it."""
 
@@ -251,7 +251,12 @@ class _Frame:
     switched: list[tuple[str, bool]] = field(default_factory=list)  # (key, foreseen as the call's only record)
     tokens: _Tokens | None = None  # the token layout a model states (its own, or an enclosing model's)
     block_tokens: list[torch.Tensor] = field(default_factory=list)  # a window block's first token maps (`_Windows`)
-    window_block: bool = False  # the module states windows (`_states_windows`): its token maps are kept
+    windows: tuple[tuple[int, int], tuple[int, int]] | None = None  # (window, shift) it states (`_states_windows`)
+
+    @property
+    def window_block(self) -> bool:
+        """Whether the module states windows: its first token maps are kept (`_is_block_tokens`)."""
+        return self.windows is not None
 
     def see(self, tensor: torch.Tensor, channels: bool = True, by_op: bool = False) -> None:
         """Note a 4-D tensor's grid (and channel count). A grid a convolution or pooling reads or makes (`by_op`)
@@ -345,32 +350,42 @@ _active_reader: contextvars.ContextVar[DataflowReader | None] = contextvars.Cont
 )
 
 
-def frame_modules(model: nn.Module, claimed: list[nn.Module]) -> list[nn.Module]:
-    """The modules of `model` whose forwards push a frame (`register_frames`): every candidate owner and every
-    claimed module, in module order."""
+def frame_modules(model: nn.Module, claimed: list[nn.Module]) -> list[tuple]:
+    """The modules of `model` whose forwards push a frame (`register_frames`), each with what a frame needs to know
+    of it that only its structure says: (module, claimed, the windows it states, whether it may state a token
+    layout). Every candidate owner and every claimed module, in module order."""
     claimed_ids = {id(m) for m in claimed}
-    return [module for module in model.modules() if id(module) in claimed_ids or is_candidate_owner(module)]
+    return [
+        (module, id(module) in claimed_ids, _states_windows(module), _may_state_tokens(module))
+        for module in model.modules()
+        if id(module) in claimed_ids or is_candidate_owner(module)
+    ]
 
 
-def register_frames(modules: list[nn.Module], claimed: list[nn.Module]) -> list:
+def register_frames(modules: list[tuple]) -> list:
     """Forward hooks that keep the stack of running modules for the reader, on `modules` (`frame_modules`):
     every candidate owner pushes a frame, every claimed module (and so everything inside it) a claimed one."""
-    claimed_ids = {id(m) for m in claimed}
+    facts = {id(module): rest for module, *rest in modules}
 
     def push(module, args):
         reader = _active_reader.get()
         if reader is None:
             return
-        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        frame = _Frame(module, id(module) in claimed_ids, None if x is None else x.detach())
-        frame.window_block = reader.windows_of(module) is not None
+        x = None
+        for arg in args:
+            if isinstance(arg, torch.Tensor):
+                x = arg.detach()
+                break
+        claimed, windows, states_tokens = facts[id(module)]
+        frame = _Frame(module, claimed, x, windows=windows)
         stack = reader.frames
-        if stack:  # the caller's grids hold here too (a token attention called on a flattened feature map)
-            frame.grids.update(stack[-1].grids)
-        if not frame.claimed:
-            frame.tokens = _model_tokens(module, x) or (stack[-1].tokens if stack else None)
-        if x is not None and not frame.claimed:
-            frame.see(x)
+        caller = stack[-1] if stack else None
+        if caller is not None and caller.grids:  # the caller's grids hold here too (a token attention on a map)
+            frame.grids.update(caller.grids)
+        if not claimed:
+            frame.tokens = (states_tokens and _model_tokens(module, x)) or (caller.tokens if caller else None)
+            if x is not None:
+                frame.see(x)
         stack.append(frame)
 
     def pop(module, args, output):
@@ -391,7 +406,7 @@ def register_frames(modules: list[nn.Module], claimed: list[nn.Module]) -> list:
                 stack[-1].gates.extend(waiting)  # the caller multiplies, so the caller owns it
 
     handles = []
-    for module in modules:
+    for module, *_ in modules:
         handles.append(module.register_forward_pre_hook(push))
         handles.append(module.register_forward_hook(pop))
     return handles
@@ -411,7 +426,6 @@ class DataflowReader(TorchFunctionMode):
         self.queried: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
         self.switch: GateSwitch | None = None  # the gates to switch in this context's passes (`switching`)
         self.made: dict[int, tuple[int, int]] = {}  # H*W -> (H, W) of every grid a convolution or pooling made
-        self.windows: dict[int, tuple | None] = {}  # id(module) -> the windows it states (`windows_of`)
 
     def __enter__(self):
         self._token = _active_reader.set(self)
@@ -424,7 +438,6 @@ class DataflowReader(TorchFunctionMode):
         self.products.clear()
         self.queried.clear()
         self.made.clear()
-        self.windows.clear()
         return super().__exit__(*exc)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -495,13 +508,6 @@ class DataflowReader(TorchFunctionMode):
             self._follow_product(name, args, out)
         if name in _FOLLOWS_QUERIES and any(self._is_queried(a) for a in args[:2]):
             self.queried[id(out)] = out
-
-    def windows_of(self, module: nn.Module) -> tuple[tuple[int, int], tuple[int, int]] | None:
-        """`_states_windows(module)`, asked once per module in this capture (it is asked at every SDPA call)."""
-        key = id(module)
-        if key not in self.windows:
-            self.windows[key] = _states_windows(module)
-        return self.windows[key]
 
     def _is_queried(self, tensor) -> bool:
         """Whether `tensor` was made by a product with rows on both sides, or derived from one (module docstring)."""
@@ -680,7 +686,7 @@ class DataflowReader(TorchFunctionMode):
         block = next((f for f in reversed(self.frames) if f.window_block), None)
         if block is None or out.dim() != 4 or dim != 3 or not self._is_queried(inp):
             return False
-        shape, (window, shift) = _shape(out.shape), self.windows_of(block.module)
+        shape, (window, shift) = _shape(out.shape), block.windows
         tokens = window[0] * window[1]
         layout = _block_grid(frame, block, "softmax", shape)
         if layout is None or not _windows_in_place(frame, block, layout, "softmax", shape, out.shape[0], out.shape[2:]):
@@ -1059,7 +1065,7 @@ class DataflowReader(TorchFunctionMode):
         windows as `_Windows.cut` does: so the windows lie where the record puts them; (3) S V equals the op's
         output on a few rows of windows, as for any SDPA call. Otherwise listed with the reason."""
         shape = _shape(call.query.shape)
-        window, shift = _states_windows(block.module)
+        window, shift = block.windows
         layout = _block_grid(frame, block, _SDPA_NAME, shape)
         if layout is None:
             return
@@ -1221,9 +1227,7 @@ def _model_tokens(module: nn.Module, x: torch.Tensor | None) -> _Tokens | None:
     """The token layout a model states: timm's vision transformers (`patch_embed.grid_size`, or its
     `dynamic_feat_size` of the photo with `dynamic_img_size`; `num_prefix_tokens`: CLS, DeiT's distillation token,
     registers, in this order) and torchvision's (`patch_size`, one class token); None for any other module."""
-    # asked of every module a capture runs, and most say neither: answered without nn.Module's slow getattr
-    stated = "patch_embed" in module._modules or "patch_size" in module.__dict__
-    if not stated and not hasattr(type(module), "patch_size"):
+    if not _may_state_tokens(module):
         return None
     photo = tuple(x.shape[-2:]) if x is not None and x.dim() == 4 else None
     embed, prefix = getattr(module, "patch_embed", None), getattr(module, "num_prefix_tokens", None)
@@ -1244,6 +1248,12 @@ def _model_tokens(module: nn.Module, x: torch.Tensor | None) -> _Tokens | None:
     if isinstance(patch, int) and isinstance(getattr(module, "class_token", None), torch.Tensor) and photo:
         return _Tokens(1, ("cls",), (photo[0] // patch, photo[1] // patch), "model")  # torchvision's ViT
     return None
+
+
+def _may_state_tokens(module: nn.Module) -> bool:
+    """Whether `module` has what `_model_tokens` reads (a `patch_embed` child or a `patch_size`): most have
+    neither, answered without nn.Module's slow getattr."""
+    return "patch_embed" in module._modules or "patch_size" in module.__dict__ or hasattr(type(module), "patch_size")
 
 
 def _layout_words(tokens: _Tokens) -> Phrase:
@@ -1317,7 +1327,7 @@ def _block_windows(frame: _Frame) -> _Windows | None:
     """The windows of a block that states them, on the grid of its input: (B, H, W, C) channels last (timm), or
     (B, H·W, C) with `input_resolution` (H, W) (the paper's code); None when the block states none or its grid is
     not known."""
-    stated = _states_windows(frame.module)
+    stated = frame.windows
     x = frame.x
     if stated is None or x is None or x.dim() not in (3, 4):
         return None
@@ -1335,7 +1345,7 @@ def _block_grid(frame: _Frame, block: _Frame, op: str, shape: str) -> _Windows |
     read inside it: SDPA's call, or a softmax)."""
     layout = _block_windows(block)
     if layout is None:
-        window = _shape(_states_windows(block.module)[0])
+        window = _shape(block.windows[0])
         given = _shape(block.x.shape) if block.x is not None else "?"
         frame.skipped.append(_not_drawn("windows_grid", op=op, shape=shape, window=window, input=given))
     return layout

@@ -65,14 +65,14 @@ def _structure(model: nn.Module, claimed: list[nn.Module]) -> tuple[list[nn.Modu
 
 
 def _dataflow(model: nn.Module, claimed: list[nn.Module]) -> tuple[list[nn.Module], object]:
-    return [], (frame_modules(model, claimed), list(claimed))
+    return [], frame_modules(model, claimed)
 
 
 READERS: tuple[Reader, ...] = (
     Reader("own", _own, lambda _: []),
     Reader("library", _library, register_library_hooks),
     Reader("structure", _structure, register_family_hooks),
-    Reader("dataflow", _dataflow, lambda frames: register_frames(*frames)),
+    Reader("dataflow", _dataflow, register_frames),
 )
 
 

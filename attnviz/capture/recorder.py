@@ -11,6 +11,7 @@ context, so two threads running the same model each fill their own recorder.
 from __future__ import annotations
 
 import contextvars
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class Recorder(Mapping):
         self._model = model
         self.keep_features = keep_features
         self._names: dict[int, str] | None = None
+        self._named: set[int] = set()  # ids whose kept name this recorder has checked
         self._records: dict[str, Record] = {}
         self.scratch: dict[int, dict] = {}  # per-module parts gathered by readers' hooks during one call, by id
         self.skipped: list[Skipped] = []  # what a reader saw and did not record, in call order
@@ -71,11 +73,14 @@ class Recorder(Mapping):
     def name_of(self, module: nn.Module) -> str:
         """The module's path in the model ("layer3.0.attn"); the class name and id for one outside it."""
         if self._names is None:
-            self._names = {}
-            if self._model is not None:
-                for name, sub in self._model.named_modules():
-                    self._names.setdefault(id(sub), name or type(sub).__name__)
-        return self._names.get(id(module), f"{type(module).__name__}@{id(module):x}")
+            self._names = _names_in(self._model) if self._model is not None else {}
+        name = self._names.get(id(module))
+        if name is not None and id(module) not in self._named:
+            if not _still_at(self._model, name, module):
+                self._names = _names_in(self._model, fresh=True)  # the model changed since the names were kept
+                name = self._names.get(id(module))
+            self._named.add(id(module))
+        return name if name is not None else f"{type(module).__name__}@{id(module):x}"
 
     def add(self, module: nn.Module, rec: Record, part: str = "") -> None:
         """Keep `rec` under the module's name ("name:part" for one of several records of one call)."""
@@ -109,6 +114,31 @@ class Recorder(Mapping):
     def of_type(self, record_type: type) -> dict[str, Record]:
         """The records of one type, in call order."""
         return of_type(self._records, record_type)
+
+
+# model -> {id(module): its path}: every capture names its records, and walking the model for it cost as much as
+# reading a layer; kept weakly, and checked at each use (`_still_at`)
+_model_names: weakref.WeakKeyDictionary[nn.Module, dict[int, str]] = weakref.WeakKeyDictionary()
+
+
+def _names_in(model: nn.Module, fresh: bool = False) -> dict[int, str]:
+    names = None if fresh else _model_names.get(model)
+    if names is None:
+        names = {}
+        for name, sub in model.named_modules():
+            names.setdefault(id(sub), name or type(sub).__name__)
+        _model_names[model] = names
+    return names
+
+
+def _still_at(model: nn.Module, path: str, module: nn.Module) -> bool:
+    """Whether `module` is still the model's submodule at `path` (a kept name is right only then)."""
+    if module is model:
+        return True
+    try:
+        return model.get_submodule(path) is module
+    except AttributeError:
+        return False
 
 
 def is_recording() -> bool:
