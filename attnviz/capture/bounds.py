@@ -85,8 +85,9 @@ def mask_rows(bias, causal: bool, queries: int, keys: int, rows: slice, device) 
 def energy_rows(query, key, bias, causal: bool, rows: slice) -> torch.Tensor:
     """q_i · k_j · scale + bias_ij (-inf where masked) for query rows `rows`: (B, heads, R, Nk)."""
     energy = query[:, :, rows] @ key.transpose(-1, -2)
-    mask = mask_rows(bias, causal, query.shape[2], key.shape[2], rows, key.device)
-    return energy if mask is None else energy + mask
+    if bias is None and not causal:
+        return energy
+    return energy + mask_rows(bias, causal, query.shape[2], key.shape[2], rows, key.device)
 
 
 def log_normalisers(query, key, bias, causal: bool) -> torch.Tensor:
@@ -131,4 +132,6 @@ def check_sdpa(query, key, value, bias, causal: bool, seen: torch.Tensor, unit: 
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().cpu().double().numpy() if tensor.dtype != torch.float32 else tensor.cpu().numpy()
+    if tensor.device.type == "cpu" and tensor.dtype == torch.float32:
+        return tensor.numpy()  # no copy, no op
+    return tensor.detach().double().cpu().numpy()
