@@ -20,6 +20,8 @@ __all__ = [
     "CHECK_ROWS",
     "check_rows",
     "check_sdpa",
+    "sdpa_error",
+    "sdpa_rows",
     "energy_rows",
     "log_normalisers",
     "mask_rows",
@@ -107,18 +109,28 @@ def check_rows(queries: int) -> slice:
 
 def check_sdpa(query, key, value, bias, causal: bool, seen: torch.Tensor, unit: float, rows) -> float | None:
     """The largest |S V - output| on query rows `rows` (S rebuilt from the op's arguments; `seen`, the op's output
-    on those rows, (B, heads, R, d)), or None when any entry is off by more than float32 arithmetic allows, entry
-    by entry: row i's weights by the softmax's bound (`softmax_rtol_of` with a bound on row i's own largest
-    |q_i| . |k_j|: Cauchy-Schwarz, |q_i|_2 max_j |k_j|_2, one norm per token rather than a product of |Q| and |K|;
-    plus the bias's rounding), and gamma_Nk on each side's sum of S_ij v_j, so |diff_ic| <= (rtol_i + 2 gamma_Nk)
-    (S |V|)_ic. Bounds from maxima over a whole tensor (max|k|, max|v|) were cheaper, and let a 10% error of the
-    scale pass wherever one channel of k and one of v were large (as ViTs' are). `rows`: `check_rows`, or every
-    row of a small map. The bound's arithmetic on the small results (R rows per head) runs in numpy, in float64: a
-    capture checks every SDPA call, and there each small torch op costs as much as a product over the keys."""
+    on those rows, (B, heads, R, d)), or None when any entry is off by more than float32 arithmetic allows
+    (`sdpa_error`). `rows`: `check_rows`, or every row of a small map."""
+    rebuilt, spread = sdpa_rows(query, key, value, bias, causal, rows)
+    return sdpa_error(query, key, bias, rows, rebuilt, spread, seen, unit)
+
+
+def sdpa_rows(query, key, value, bias, causal: bool, rows) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S V, S |V|) on query rows `rows`, S rebuilt from the factors as a record's rows are: what of a check needs
+    v, which the op's caller may free once the op returns (`sdpa_error` bounds the rest)."""
+    weights = torch.softmax(energy_rows(query, key, bias, causal, rows), dim=-1)
+    return weights @ value, weights @ value.abs()
+
+
+def sdpa_error(query, key, bias, rows, rebuilt, spread, seen, unit: float) -> float | None:
+    """The largest |S V - output| (`rebuilt` - `seen`), or None when any entry is off by more than float32
+    arithmetic allows, entry by entry: row i's weights by the softmax's bound (`softmax_rtol_of` with a bound on
+    row i's own largest |q_i| . |k_j|: Cauchy-Schwarz, |q_i|_2 max_j |k_j|_2, one norm per token rather than a
+    product of |Q| and |K|; plus the bias's rounding), and gamma_Nk on each side's sum of S_ij v_j, so
+    |diff_ic| <= (rtol_i + 2 gamma_Nk) (S |V|)_ic (`spread`). Bounds from maxima over a whole tensor (max|k|,
+    max|v|) were cheaper, and let a 10% error of the scale pass wherever one channel of k and one of v were large
+    (as ViTs' are). The bound's arithmetic on these small results (R rows per head) runs in numpy, in float64."""
     picked = query[:, :, rows]
-    weights = torch.softmax(energy_rows(query, key, bias, causal, rows), dim=-1)  # as the record's rows are made
-    rebuilt = weights @ value
-    spread = weights @ value.abs()  # S |V|
     lengths = torch.linalg.vector_norm(picked, dim=-1) * torch.linalg.vector_norm(key, dim=-1).amax(-1, keepdim=True)
     rebuilt, spread, lengths, seen = (_numpy(t) for t in (rebuilt, spread, lengths, seen))
     keys, depth = key.shape[2], key.shape[-1]

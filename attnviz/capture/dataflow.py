@@ -29,25 +29,26 @@ What it watches, and how it reads it, by shapes only (no names):
   channel axis: branch weights (SKNet, ResNeSt, EPSANet). Over one axis with every other axis 1: channel
   weights.
 - `F.scaled_dot_product_attention` (timm's `Attention` and the transformers that call the fused kernel; and
-  `nn.MultiheadAttention` off its fast path, whose `F.multi_head_attention_forward` hides its SDPA call inside its
-  own handling: q, k, v are made again there as that function makes them, SDPA is run on them, and they are read
-  only when the module's output is rebuilt from it bit for bit). The fused call runs unchanged; its arguments are
-  kept as factors: per head q · scale (default 1 / sqrt(d)) and k, the mask as an additive bias (a boolean one as
-  0 / -inf, at the mask's own size) and is_causal, and each row's log-sum-exp over all key tokens, computed a
-  block of rows at a time (O(heads N d) kept, S never stored). Each call is verified on `bounds.CHECK_ROWS` rows: S V
-  equals the op's own output within float32's bound (`check_sdpa`). The tokens are placed as the model says
-  (timm's `patch_embed.grid_size` and `num_prefix_tokens`: CLS, DeiT's distillation token, registers;
-  torchvision's `patch_size` and class token), else after the fewest prefix tokens that leave a grid a
-  convolution or pooling of the pass made, else by the photo's aspect ratio (`geometry.token_grid`); a patch's row
-  is drawn over the patch keys, the prefix tokens kept apart (`TokenAttentionRecord`). Inside a block that states
-  windows (Swin, Liu et al., ICCV 2021: timm's `SwinTransformerBlock` with its `window_size`, `shift_size` and the
-  grid of its input), the first axis holds the batch's windows: the call is read window by window
-  (`WindowAttentionRecord` per head: q · scale, k, the mask (relative position bias and shift mask) and the
-  log-sum-exps kept per window, no H·W x H·W) when the attention module's input is, bit for bit, a token map of the
-  block rolled by -shift, padded and cut into windows as the block states (`_Windows.cut`), so that each row lands
-  on the block's grid with the roll undone; otherwise it is listed with the reason (timm's Swin calls SDPA only in
-  its experimental fused mode, TIMM_FUSED_ATTN=2; its default softmax within each window is listed, not drawn). Any
-  other call whose first axis is not the batch, with dropout, or whose tokens fit no grid, is listed, not drawn.
+  `nn.MultiheadAttention` off its fast path, whose `F.multi_head_attention_forward` hides its SDPA call inside its own
+  handling: q, k, v are made again there as that function makes them, SDPA is run on them, and they are read only when
+  the module's output is rebuilt from it bit for bit). The fused call runs unchanged; its arguments are kept as
+  factors: per head q · scale (default 1 / sqrt(d)) and k, the mask as an additive bias (a boolean one as 0 / -inf, at
+  the mask's own size) and is_causal; each row's log-sum-exp over all key tokens is computed from them when first read
+  (O(heads N d) kept, S never stored). Each call is verified on `bounds.CHECK_ROWS` rows: S V equals the op's own
+  output within float32's bound (`bounds.check_sdpa`; S V and S |V| at the call, while v is there, the bound and the
+  records when the pass returns, put in call order by the recorder's tickets). The tokens are placed as the model says
+  (timm's `patch_embed.grid_size` and `num_prefix_tokens`: CLS, DeiT's distillation token, registers; torchvision's
+  `patch_size` and class token), else after the fewest prefix tokens that leave a grid a convolution or pooling of the
+  pass made, else by the photo's aspect ratio (`geometry.token_grid`); a patch's row is drawn over the patch keys, the
+  prefix tokens kept apart (`TokenAttentionRecord`). Inside a block that states windows (Swin, Liu et al., ICCV 2021:
+  timm's `SwinTransformerBlock` with its `window_size`, `shift_size` and the grid of its input), the first axis holds
+  the batch's windows: the call is read window by window (`WindowAttentionRecord` per head: q · scale, k, the mask
+  (relative position bias and shift mask) and the log-sum-exps kept per window, no H·W x H·W) when the attention
+  module's input is, bit for bit, a token map of the block rolled by -shift, padded and cut into windows as the block
+  states (`_Windows.cut`), so that each row lands on the block's grid with the roll undone; otherwise it is listed
+  with the reason (timm's Swin calls SDPA only in its experimental fused mode, TIMM_FUSED_ATTN=2; its default softmax
+  within each window is listed, not drawn). Any other call whose first axis is not the batch, with dropout, or whose
+  tokens fit no grid, is listed, not drawn.
 - attention over channels made from two token factors (XCiT's cross-covariance attention, El-Nouby et al.,
   NeurIPS 2021: per head X = softmax(τ q̂ k̂ᵀ), q̂ and k̂ (d, N) of unit length over the N tokens), whether a softmax
   of scale · (a @ b) or an SDPA call on (B, heads, d, N) (timm's fused path): the product sums over the module's
@@ -108,6 +109,8 @@ from attnviz.capture.bounds import (
     check_rows,
     check_sdpa,
     log_normalisers,
+    sdpa_error,
+    sdpa_rows,
     softmax_rtol,
     softmax_rtol_of,
     unit_roundoff,
@@ -396,14 +399,11 @@ def register_frames(modules: list[tuple]) -> list:
         if not stack or stack[-1].module is not module:
             return
         frame = stack.pop()
-        if not (frame.found or frame.gates or frame.skipped or frame.switched):
-            return  # nothing seen in it (most modules): nothing to record, note or hand on
-        if not frame.claimed:
-            before = len(reader.recorder)
-            waiting = _finish(reader.recorder, frame, [f.x.shape for f in reversed(stack) if f.x is not None])
-            reader.confirm_switched(frame, len(reader.recorder) - before)
-            if waiting and stack and not stack[-1].claimed:  # a gate module (timm's Sigmoid) returns its output:
-                stack[-1].gates.extend(waiting)  # the caller multiplies, so the caller owns it
+        # nothing seen in most modules: nothing to record, note or hand on
+        if (frame.found or frame.gates or frame.skipped or frame.switched) and not frame.claimed:
+            reader.finish(frame, [f.x.shape for f in reversed(stack) if f.x is not None])
+        if not stack and reader.unfinished:  # the pass has returned: its SDPA calls are checked and recorded
+            reader.flush()
 
     handles = []
     for module, *_ in modules:
@@ -426,12 +426,16 @@ class DataflowReader(TorchFunctionMode):
         self.queried: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
         self.switch: GateSwitch | None = None  # the gates to switch in this context's passes (`switching`)
         self.made: dict[int, tuple[int, int]] = {}  # H*W -> (H, W) of every grid a convolution or pooling made
+        # finished modules whose records wait for the pass to return (`finish`): (frame, enclosing shapes, ticket)
+        self.unfinished: list[tuple[_Frame, list, int]] = []
 
     def __enter__(self):
         self._token = _active_reader.set(self)
         return super().__enter__()
 
     def __exit__(self, *exc):
+        if self.unfinished:  # a pass that raised, or a model whose outermost module is not a frame
+            self.flush()
         _active_reader.reset(self._token)
         self.frames.clear()
         self.tracked.clear()
@@ -470,6 +474,37 @@ class DataflowReader(TorchFunctionMode):
         except Exception as error:  # noqa: BLE001 - reading must never break the user's forward pass
             frame.skipped.append(_not_drawn("unreadable", op=name, error=f"{type(error).__name__}: {error}"))
         return out
+
+    # -- a module returns
+
+    def finish(self, frame: _Frame, enclosing: list) -> None:
+        """`frame`'s module has returned: its gates that multiplied nothing go to its caller, its records and notes
+        to the recorder, now, or when the pass returns (`flush`) if it made an SDPA call (or a module before it in
+        this pass did): then its calls are checked and made records together, at the place its return took."""
+        stack = self.frames
+        waiting = [gate for gate in frame.gates if gate.multiplied is None]
+        if waiting and stack and not stack[-1].claimed:  # a gate module (timm's Sigmoid) returns its output:
+            stack[-1].gates.extend(waiting)  # the caller multiplies, so the caller owns it
+        frame.gates = [gate for gate in frame.gates if gate.multiplied is not None]
+        if self.switch is None and (self.unfinished or any(isinstance(what, _SdpaRead) for _, what in frame.found)):
+            self.unfinished.append((frame, enclosing, self.recorder.reserve()))
+            return
+        _resolve_sdpa(frame)
+        before = len(self.recorder)
+        _finish(self.recorder, frame, enclosing)
+        self.confirm_switched(frame, len(self.recorder) - before)
+
+    def flush(self) -> None:
+        """Record the modules `finish` kept waiting, at the places their returns took (the recorder's tickets). Their
+        SDPA calls' checks are finished here and their records made: inside the pass, between a transformer layer's
+        large products, this reader's own small ops ran two to three times slower than in a row (measured with
+        perf_counter around them; `python -m attnviz.bench --only transformers` for the whole capture)."""
+        unfinished, self.unfinished = self.unfinished, []
+        # called from the outermost module's forward hook, while this mode is on: its ops are this reader's own
+        with torch.no_grad(), torch._C.DisableTorchFunction():
+            for frame, enclosing, ticket in unfinished:
+                _resolve_sdpa(frame)
+                _finish(self.recorder, frame, enclosing, ticket=ticket)
 
     # -- what each call means
 
@@ -920,8 +955,8 @@ class DataflowReader(TorchFunctionMode):
     # -- F.scaled_dot_product_attention, read from its arguments (module docstring)
 
     def _sdpa(self, frame: _Frame, args, kwargs, out: torch.Tensor) -> None:
-        """Record one SDPA call as factors, a TokenAttentionRecord per head, verified on a few rows: S V equals
-        the op's own output."""
+        """Read one SDPA call as factors (`_SdpaRead`): a TokenAttentionRecord per head once verified on a few rows
+        (S V equals the op's own output), when its module's records are made (`finish`)."""
         call = _sdpa_arguments(args, kwargs)
         batch = frame.x.shape[0] if frame.x is not None and frame.x.dim() > 0 else call.query.shape[0]
         shape = _shape(call.query.shape)
@@ -954,7 +989,7 @@ class DataflowReader(TorchFunctionMode):
             frame.skipped.append(_not_drawn("sdpa_unplaced", queries=query.shape[2], keys=key.shape[2], shape=shape))
             return
         scale = call.scale if call.scale is not None else 1 / math.sqrt(query.shape[-1])
-        dtype_query = call.query
+        unit = unit_roundoff(call.query, out)
         # q · scale and k in storage of their own (a view into timm's fused qkv projection would keep all of it
         # alive), one block for both from the factor pool (no new memory to touch at every capture)
         factors = factor_storage(2, *query.shape, device=query.device) if query.shape == key.shape else None
@@ -963,59 +998,15 @@ class DataflowReader(TorchFunctionMode):
         else:
             torch.mul(query.detach().float(), scale, out=factors[0])
             query, key = factors[0], factors[1].copy_(key.detach())
-        value = value.detach().float()
         bias = _additive_bias(call.attn_mask, batch, heads, query.shape[2], key.shape[2])
-        unit = unit_roundoff(dtype_query, out)
+        # what of the check needs v, now (S V and S |V| on a few rows); the bound when the pass returns
         rows = check_rows(query.shape[2])
-        seen = out.detach().reshape(*query.shape[:3], -1)[:, :, rows].float()
-        error = check_sdpa(query, key, value, bias, call.is_causal, seen, unit, rows)
-        if error is None:
-            frame.skipped.append(_not_drawn("sdpa_mismatch", shape=shape))
-            return
-        prefix_q, prefix_k = queries_at.prefix, keys_at.prefix
-        names = _found("heads", count=heads) if heads > 1 else ""
-        found_by = _found(
-            "sdpa",
-            tokens=key.shape[2],
-            layout=_layout_words(keys_at),
-            queries=(
-                _found("sdpa_prefix_queries", count=queries_at.prefix)
-                if queries_at.source == "prefix"
-                else _found("sdpa_queries", layout=_layout_words(queries_at))
-                if keys_at is not queries_at
-                else ""
-            ),
-            heads=names,
-            mask=_found("sdpa_mask") if bias is not None else _found("sdpa_causal") if call.is_causal else "",
-            source=_found(f"tokens_from_{keys_at.source}"),
+        rebuilt, spread = sdpa_rows(query, key, value.detach().float(), bias, bool(call.is_causal), rows)
+        seen = out.detach().reshape(*query.shape[:3], -1)[:, :, rows].clone()
+        read = _SdpaRead(
+            query, key, bias, bool(call.is_causal), scale, rows, rebuilt, spread, seen, unit, queries_at, keys_at, shape
         )
-        # each head's prefix and patch tokens, as views: one split and one unbind per tensor, not four slices a head
-        prefix_queries, patch_queries = (p.unbind(1) for p in query.split([prefix_q, query.shape[2] - prefix_q], 2))
-        prefix_keys, patch_keys = (p.unbind(1) for p in key.split([prefix_k, key.shape[2] - prefix_k], 2))
-        records = [
-            TokenAttentionRecord(
-                "dataflow",
-                patch_queries[head],
-                patch_keys[head],
-                None,  # the log-sum-exps: computed when first read (TokenAttentionRecord)
-                *queries_at.grid,
-                math.nan,
-                key_height=keys_at.grid[0],
-                key_width=keys_at.grid[1],
-                prefix_query=prefix_queries[head] if prefix_q else None,
-                prefix_key=prefix_keys[head] if prefix_k else None,
-                prefix_names=keys_at.names,
-                bias=None if bias is None else bias[:, min(head, bias.shape[1] - 1)],
-                causal=bool(call.is_causal),
-                scale=float(scale),
-                head=head if heads > 1 else None,
-                heads=heads,
-                max_error=error,
-                found_by=found_by,
-            )
-            for head in range(heads)
-        ]
-        frame.found += [(f"head{head}" if heads > 1 else "map", record) for head, record in enumerate(records)]
+        frame.found.append(("", read))  # checked and made records when the module's records are (`_resolve_sdpa`)
 
     def _sdpa_channels(self, frame: _Frame, call: _SdpaCall, per_head, out: torch.Tensor) -> bool:
         """SDPA over channels (XCiT's XCA on timm's fused path: q̂ · τ, k̂ and v as (B, heads, d, N), scale 1): True
@@ -1430,6 +1421,101 @@ class _SdpaCall(NamedTuple):
     enable_gqa: bool
 
 
+class _SdpaRead(NamedTuple):
+    """An SDPA call over tokens as read at the call (`DataflowReader._sdpa`): its factors, per head q · scale and k
+    (B, heads, N, d), and what of the check needed v (S V and S |V| on a few rows, and the op's output there): the
+    check's bound and the records are made when the pass returns (`DataflowReader.flush`)."""
+
+    query: torch.Tensor
+    key: torch.Tensor
+    bias: torch.Tensor | None
+    causal: bool
+    scale: float
+    rows: slice  # the query rows checked
+    rebuilt: torch.Tensor  # S V on them from the factors, (B, heads, R, d) (`sdpa_rows`)
+    spread: torch.Tensor  # S |V| on them
+    seen: torch.Tensor  # the op's output on them
+    unit: float
+    queries_at: _Tokens
+    keys_at: _Tokens
+    shape: str  # the op's query, as the notes name it
+
+
+def _resolve_sdpa(frame: _Frame) -> None:
+    """Each SDPA call read in `frame` (an `_SdpaRead` in its found list) checked: its records put in its place, one
+    per head, or the reason it is not drawn noted."""
+    found = []
+    for part, what in frame.found:
+        if not isinstance(what, _SdpaRead):
+            found.append((part, what))
+            continue
+        try:
+            made = _sdpa_records(what)
+        except Exception as error:  # noqa: BLE001 - reading must never break the user's forward pass
+            made = _not_drawn("unreadable", op=_SDPA, error=f"{type(error).__name__}: {error}")
+        if isinstance(made, Phrase):
+            frame.skipped.append(made)
+        else:
+            found += made
+    frame.found = found
+
+
+def _sdpa_records(read: _SdpaRead) -> list[tuple[str, TokenAttentionRecord]] | Phrase:
+    """(part, record) per head of one SDPA call once S V from its factors equals the op's output on the rows
+    checked (`sdpa_error`), else why it is not drawn."""
+    query, key, queries_at, keys_at = read.query, read.key, read.queries_at, read.keys_at
+    heads = query.shape[1]
+    error = sdpa_error(query, key, read.bias, read.rows, read.rebuilt, read.spread, read.seen, read.unit)
+    if error is None:
+        return _not_drawn("sdpa_mismatch", shape=read.shape)
+    prefix_q, prefix_k = queries_at.prefix, keys_at.prefix
+    found_by = _found(
+        "sdpa",
+        tokens=key.shape[2],
+        layout=_layout_words(keys_at),
+        queries=(
+            _found("sdpa_prefix_queries", count=queries_at.prefix)
+            if queries_at.source == "prefix"
+            else _found("sdpa_queries", layout=_layout_words(queries_at))
+            if keys_at is not queries_at
+            else ""
+        ),
+        heads=_found("heads", count=heads) if heads > 1 else "",
+        mask=_found("sdpa_mask") if read.bias is not None else _found("sdpa_causal") if read.causal else "",
+        source=_found(f"tokens_from_{keys_at.source}"),
+    )
+    # each head's prefix and patch tokens, as views: one split and one unbind per tensor, not four slices a head
+    prefix_queries, patch_queries = (p.unbind(1) for p in query.split([prefix_q, query.shape[2] - prefix_q], 2))
+    prefix_keys, patch_keys = (p.unbind(1) for p in key.split([prefix_k, key.shape[2] - prefix_k], 2))
+    bias = read.bias
+    return [
+        (
+            f"head{head}" if heads > 1 else "map",
+            TokenAttentionRecord(
+                "dataflow",
+                patch_queries[head],
+                patch_keys[head],
+                None,  # the log-sum-exps: computed when first read (TokenAttentionRecord)
+                *queries_at.grid,
+                math.nan,
+                key_height=keys_at.grid[0],
+                key_width=keys_at.grid[1],
+                prefix_query=prefix_queries[head] if prefix_q else None,
+                prefix_key=prefix_keys[head] if prefix_k else None,
+                prefix_names=keys_at.names,
+                bias=None if bias is None else bias[:, min(head, bias.shape[1] - 1)],
+                causal=read.causal,
+                scale=float(read.scale),
+                head=head if heads > 1 else None,
+                heads=heads,
+                max_error=error,
+                found_by=found_by,
+            ),
+        )
+        for head in range(heads)
+    ]
+
+
 def _sdpa_arguments(args, kwargs) -> _SdpaCall:
     """F.scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, *,
     scale=None, enable_gqa=False), its arguments by name however they were passed."""
@@ -1664,7 +1750,7 @@ def _unpermuted(own: tuple[int, ...] | None, enclosing: list) -> tuple[int, ...]
     return own
 
 
-def _finish(recorder: Recorder, frame: _Frame, enclosing: list | None = None) -> list[_Gate]:
+def _finish(recorder: Recorder, frame: _Frame, enclosing: list | None = None, ticket: int | None = None) -> list[_Gate]:
     """Turn a finished module's softmaxes and gates into records (in call order) and notes; returns the gates
     that have not multiplied anything yet (the module returned them to its caller)."""
     batch = frame.x.shape[0] if frame.x is not None and frame.x.dim() > 0 else 1
@@ -1699,7 +1785,7 @@ def _finish(recorder: Recorder, frame: _Frame, enclosing: list | None = None) ->
         frame.skipped.append(_not_drawn("one_axis"))
     for part, record in found:
         record.reader = "dataflow"
-        recorder.add(frame.module, record, part=part if len(found) > 1 else "")
+        recorder.add(frame.module, record, part=part if len(found) > 1 else "", ticket=ticket)
     for what in frame.skipped:
-        recorder.skip(frame.module, what)
+        recorder.skip(frame.module, what, ticket=ticket)
     return waiting

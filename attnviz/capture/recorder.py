@@ -59,6 +59,10 @@ class Recorder(Mapping):
     """The attention records of one forward call, keyed by module name, and what the readers left unrecorded.
 
     A module called twice in one forward gets keys "name" and "name#1".
+
+    Records and notes are kept in call order. A reader that makes a module's records after the module has returned
+    (the dataflow reader checks SDPA calls when the pass ends) takes a ticket when it returns (`reserve`) and
+    gives it with them: they are then put where the module's return put them.
     """
 
     def __init__(self, model: nn.Module | None = None, keep_features: bool = False):
@@ -67,6 +71,11 @@ class Recorder(Mapping):
         self._names: dict[int, str] | None = None
         self._named: set[int] = set()  # ids whose kept name this recorder has checked
         self._records: dict[str, Record] = {}
+        self._tickets: dict[str, int] = {}  # key -> its place in call order
+        self._skip_tickets: list[int] = []  # of `skipped`, entry by entry
+        self._issued = 0  # the last ticket given
+        self._last = 0  # the latest place of a record so far
+        self._in_order = True  # whether `_records` is in call order
         self.scratch: dict[int, dict] = {}  # per-module parts gathered by readers' hooks during one call, by id
         self.skipped: list[Skipped] = []  # what a reader saw and did not record, in call order
 
@@ -82,38 +91,63 @@ class Recorder(Mapping):
             self._named.add(id(module))
         return name if name is not None else f"{type(module).__name__}@{id(module):x}"
 
-    def add(self, module: nn.Module, rec: Record, part: str = "") -> None:
-        """Keep `rec` under the module's name ("name:part" for one of several records of one call)."""
+    def reserve(self) -> int:
+        """A place in call order, for records and notes given later (`add` and `skip` with `ticket`)."""
+        self._issued += 1
+        return self._issued
+
+    def add(self, module: nn.Module, rec: Record, part: str = "", ticket: int | None = None) -> None:
+        """Keep `rec` under the module's name ("name:part" for one of several records of one call), in call order
+        (at `ticket`'s place when given)."""
         name = self.name_of(module) + (f":{part}" if part else "")
         key, n = name, 1
         while key in self._records:
             key, n = f"{name}#{n}", n + 1
+        place = self._place(ticket)
+        self._in_order = self._in_order and place >= self._last
+        self._last = max(self._last, place)
         self._records[key] = rec
+        self._tickets[key] = place
 
-    def skip(self, module: nn.Module, what: Phrase) -> None:
-        """Note that a reader saw `what` in `module` and did not record it."""
-        self.skipped.append(Skipped(self.name_of(module), what))
+    def skip(self, module: nn.Module, what: Phrase, ticket: int | None = None) -> None:
+        """Note that a reader saw `what` in `module` and did not record it (at `ticket`'s place when given)."""
+        place = self._place(ticket)
+        at = len(self._skip_tickets)
+        while at and self._skip_tickets[at - 1] > place:  # a late note goes back to its place (a short walk)
+            at -= 1
+        self._skip_tickets.insert(at, place)
+        self.skipped.insert(at, Skipped(self.name_of(module), what))
+
+    def _place(self, ticket: int | None) -> int:
+        return self.reserve() if ticket is None else ticket
+
+    def _ordered(self) -> dict[str, Record]:
+        if not self._in_order:
+            keys = sorted(self._records, key=self._tickets.__getitem__)  # stable: one call's records keep their order
+            self._records = {key: self._records[key] for key in keys}
+            self._in_order = True
+        return self._records
 
     def __getitem__(self, key: str) -> Record:
         try:
             return self._records[key]
         except KeyError:
-            known = ", ".join(self._records) or "none"
+            known = ", ".join(self._ordered()) or "none"
             raise KeyError(f"no attention recorded for {key!r}; recorded: {known}") from None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._records)
+        return iter(self._ordered())
 
     def __len__(self) -> int:
         return len(self._records)
 
     def records(self) -> dict[str, Record]:
-        """A plain dict of the records (holds no reference to the model)."""
-        return dict(self._records)
+        """A plain dict of the records, in call order (holds no reference to the model)."""
+        return dict(self._ordered())
 
     def of_type(self, record_type: type) -> dict[str, Record]:
         """The records of one type, in call order."""
-        return of_type(self._records, record_type)
+        return of_type(self._ordered(), record_type)
 
 
 # model -> {id(module): its path}: every capture names its records, and walking the model for it cost as much as
