@@ -463,7 +463,7 @@ class DataflowReader(TorchFunctionMode):
                 frame.see(out, by_op=True)
                 if out.dim() == 4 and out.shape[-2] * out.shape[-1] >= 4:
                     self.made[out.shape[-2] * out.shape[-1]] = (int(out.shape[-2]), int(out.shape[-1]))
-            if name not in _STARTS and not (self.tracked or self.products or self.queried or frame.window_block):
+            if name not in _STARTS and frame.windows is None and not (self.tracked or self.products or self.queried):
                 return out  # an op that starts nothing, while nothing is followed: most ops of a transformer
         try:
             with torch.no_grad() if torch.is_grad_enabled() else nullcontext():

@@ -14,6 +14,7 @@ pool holds, lent or idle, is at most `POOL_BYTES`; past that, and on other devic
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -64,10 +65,8 @@ def _free_room(needed: int) -> bool:
 def factor_storage(*shape: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """An uninitialised float32 tensor of `shape` for factors a record keeps: an idle block of the pool on the CPU
     (or a new one while the pool holds less than `POOL_BYTES`), else `torch.empty`."""
-    size = 1
-    for length in shape:
-        size *= int(length)
-    if torch.device(device).type != "cpu" or size == 0:
+    size = math.prod(shape)
+    if (device.type if isinstance(device, torch.device) else torch.device(device).type) != "cpu" or size == 0:
         return torch.empty(shape, device=device)
     with _lock:
         blocks = _blocks.get(size, [])
