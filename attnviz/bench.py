@@ -399,7 +399,7 @@ def _case_readers(device: str, repeats: int = 9) -> dict:
     return {"rows": rows}
 
 
-def _case_transformers(device: str, repeats: int = 21) -> dict:
+def _case_transformers(device: str, repeats: int = 41) -> dict:
     """Capture of a ViT's attention from SDPA's arguments (issue 32) against its plain forward: timm's ViT-S/16
     and DeiT-S/16 distilled at 224x224, batch 1, random weights, beside the same forward under a bare observer
     (`_Observer`: what seeing every op from Python costs before anything is read); and what a layer's records
@@ -426,7 +426,7 @@ def _case_transformers(device: str, repeats: int = 21) -> dict:
                 "tokens": n,
                 "plain_s": plain_s,
                 "captured_s": captured_s,
-                "ratio": captured_s / plain_s,
+                "ratio": captured_s / plain_s,  # of the medians
                 "observed_s": observed_s,  # under a bare TorchFunctionMode: what observing every op costs alone
                 "observed_ratio": observed_s / plain_s,
                 "layer_record_bytes": held_bytes(layer),
