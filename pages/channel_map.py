@@ -26,7 +26,8 @@ from attnviz.viz.figures import branch_sizes_figure, feature_grid_figure, row_co
 from attnviz.viz.overlays import feature_to_image
 
 BRANCH_SMALL = 0.05  # below this ‖βXA‖ / ‖A‖ on the photo, E is within 5% of A: the mix barely changes it
-RELATED = 6  # the row's largest entries listed (the first is the partner in the worked formula)
+RELATED = 5  # the row's largest entries listed, as many as the live map marks (TOP_K in attention_canvas.js); the
+# first is the partner in the worked formula
 
 # The page's parts that rerun alone (st.fragment keys): X in the page, the chosen row's numbers, and the row in
 # the other form (inside the researchers' layer). A click on X reruns the row's parts; the channel box all.
@@ -70,8 +71,13 @@ def what_to_notice(record, summary: ChannelMapSummary, energy: np.ndarray | None
     features on this photo (‖βXA‖ / ‖A‖, recorded at capture), with what β's sign says."""
     notice = [
         app.t(
-            "channel_map.notice_one_hot" if summary.mostly_one_hot else "channel_map.notice_spread",
+            "channel_map.notice_one_hot"
+            if summary.mostly_one_hot
+            else "channel_map.notice_spread"
+            if round(summary.one_hot * summary.channels) > 0
+            else "channel_map.notice_spread_none",
             one_hot=summary.one_hot,
+            count=round(summary.one_hot * summary.channels),
             channels=summary.channels,
         )
     ]
@@ -185,7 +191,7 @@ def worked_formula(record, row: ChannelRow, energy: np.ndarray, module: str) -> 
     most, least = record.similar_channels(channel)
     st.caption(app.t("channel_map.similar", channel=channel, most=most, least=least, partner=partner))
     features = record.features[0]
-    mixed = row.related[:5]
+    mixed = row.related
     maps = [feature_to_image(features[channel].numpy())] + [feature_to_image(features[j].numpy()) for j in mixed]
     titles = [app.t("channel_map.feature_output", channel=channel)] + [
         app.t("channel_map.feature_mixed", channel=int(j), value=float(row.values[j])) for j in mixed

@@ -68,6 +68,20 @@ def test_without_file_or_hub_the_weights_are_random_and_say_so(tmp_path, monkeyp
         load_imagenet_model("resnet18", tmp_path)
 
 
+def test_random_weights_are_the_same_in_every_load_and_leave_the_global_generator_alone(tmp_path, monkeypatch):
+    """Two processes (or two loads) show the same untrained network, so a shared link shows the same maps; the
+    caller's random stream goes on as if nothing had been drawn."""
+    monkeypatch.setattr(imagenet, "hub_reachable", lambda *a, **k: False)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    first, weights = load_imagenet_model("mobilenetv3_large_100", tmp_path)
+    assert torch.equal(torch.rand(3), expected_next)
+    second, _ = load_imagenet_model("mobilenetv3_large_100", tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert f"seed {imagenet.RANDOM_WEIGHTS_SEED}" in weights.description
+
+
 def test_hub_probe_honours_offline_mode(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert imagenet.hub_reachable() is False

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from attnviz.analysis.tokens import OnTokensOf
 from attnviz.capture.recorder import split_name
 from attnviz.capture.records import TokenAttentionRecord
 
@@ -190,7 +191,7 @@ def rollout_map(
     return result[token, record.prefix_keys :].reshape(*record.key_grid)
 
 
-class Rollout:
+class Rollout(OnTokensOf):
     """Attention rollout as a map the Position page draws like a layer's (the `SpatialMap` reading of
     attnviz.capture.records): `row(i)` is patch i's row of R = Ã_L ··· Ã_1 over the patches (how much of its
     last layer's output is traced back to each input patch), `prefix_share(i)` what the row traces to the prefix
@@ -204,7 +205,6 @@ class Rollout:
     columns_use_recorded_normalisers = False
     family = ""
     max_error = None
-    alpha = None
 
     def __init__(self, layers: Mapping | Iterable[Layer]):
         self.layers = _as_layers(layers)
@@ -215,16 +215,7 @@ class Rollout:
         self.prefix_names, self.kind, self.found_by = last.prefix_names, last.kind, last.found_by
         self.last = last  # its layout is the map's: patch grid, prefix tokens
 
-    height = property(lambda self: self.last.height)
-    width = property(lambda self: self.last.width)
-    num_pixels = property(lambda self: self.last.num_pixels)
-    key_grid = property(lambda self: self.last.key_grid)
-    num_keys = property(lambda self: self.last.num_keys)
-    baseline = property(lambda self: self.last.baseline)
-    prefix_keys = property(lambda self: self.last.prefix_keys)
-
-    def branch_size(self, batch: int = 0) -> None:
-        return None
+    _tokens = property(lambda self: self.last)
 
     def matrix(self, batch: int = 0) -> torch.Tensor:
         """R over all tokens, prefix first (N, N) in float64: rows sum to 1."""

@@ -56,8 +56,28 @@ def token_layout(record) -> TokenLayout:
     )
 
 
+class OnTokensOf:
+    """A map drawn on the tokens of one token record (`_tokens`): its patch grid, key grid, prefix tokens and
+    baseline are that record's; it has no residual weight. What HeadsMean and attnviz.analysis.rollout.Rollout,
+    which are no softmax of their own, share of a SpatialMap (attnviz.capture.records)."""
+
+    _tokens: TokenAttentionRecord  # set by each subclass (a property)
+    alpha = None
+
+    height = property(lambda self: self._tokens.height)
+    width = property(lambda self: self._tokens.width)
+    num_pixels = property(lambda self: self._tokens.num_pixels)
+    key_grid = property(lambda self: self._tokens.key_grid)
+    num_keys = property(lambda self: self._tokens.num_keys)
+    baseline = property(lambda self: self._tokens.baseline)
+    prefix_keys = property(lambda self: self._tokens.prefix_keys)
+
+    def branch_size(self, batch: int = 0) -> None:
+        return None
+
+
 @dataclass
-class HeadsMean:
+class HeadsMean(OnTokensOf):
     """The mean of one layer's heads (TokenAttentionRecords of one SDPA call, same tokens): a spatial map."""
 
     heads: list[TokenAttentionRecord]
@@ -79,18 +99,8 @@ class HeadsMean:
             raise ValueError("the heads of one layer must share their tokens")
         self.prefix_names, self.kind, self.found_by = first.prefix_names, first.kind, first.found_by
 
-    height = property(lambda self: self.heads[0].height)
-    width = property(lambda self: self.heads[0].width)
-    num_pixels = property(lambda self: self.heads[0].num_pixels)
-    key_grid = property(lambda self: self.heads[0].key_grid)
-    num_keys = property(lambda self: self.heads[0].num_keys)
-    baseline = property(lambda self: self.heads[0].baseline)
-    prefix_keys = property(lambda self: self.heads[0].prefix_keys)
+    _tokens = property(lambda self: self.heads[0])
     columns_use_recorded_normalisers = property(lambda self: True)
-    alpha = property(lambda self: None)
-
-    def branch_size(self, batch: int = 0) -> None:
-        return None
 
     def row(self, index: int, batch: int = 0) -> torch.Tensor:
         """(1/H) Σ_h row_h(i) over the patch keys: sums to 1 minus the heads' mean share to the prefix tokens."""

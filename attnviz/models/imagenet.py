@@ -90,6 +90,7 @@ XCIT_KIND = "xcit"  # of XCiT: attention over channels, a d x d map per head (th
 TRANSFORMER_KINDS = (TOKEN_KIND, WINDOW_KIND, XCIT_KIND)  # the whole photo goes in (`preprocess`); maps, not gates
 POSITION_KINDS = (TOKEN_KIND, WINDOW_KIND)  # attention over the photo's positions: the Position page draws it
 WEIGHTS_ENV = "ATTNVIZ_TIMM_WEIGHTS"
+RANDOM_WEIGHTS_SEED = 0  # untrained weights: timm's initialisation from this seed (`load_imagenet_model`)
 _SUFFIXES = (".safetensors", ".pth", ".bin")
 _HUB = ("huggingface.co", 443)
 
@@ -169,13 +170,16 @@ def load_imagenet_model(
             return model.eval(), ClassifierWeights("hub", "timm's ImageNet weights (downloaded from the hub)")
         except Exception:  # noqa: BLE001 - any hub or file error falls back to random weights, said so below
             pass
-    model = timm.create_model(arch, pretrained=False)
+    with torch.random.fork_rng(devices=[]):  # the same untrained network in every process (links, classrooms)
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        model = timm.create_model(arch, pretrained=False)
     where = f"${WEIGHTS_ENV}" + (f" ({folder})" if folder else " (not set)")
     return model.eval(), ClassifierWeights(
         "random",
         f"random weights: the hub cannot be reached and {where} has no {arch} file, so the "
         + ("attention maps" if IMAGENET_MODELS[arch][0] in TRANSFORMER_KINDS else "channel weights")
-        + " below are those of an untrained network",
+        + f" below are those of an untrained network (timm's initialisation from seed {RANDOM_WEIGHTS_SEED},"
+        + " the same in every process)",
     )
 
 

@@ -185,7 +185,12 @@ def _controls(mode: str, several: bool, t) -> str:
         return f"<fieldset><legend>{html.escape(legend)}</legend>{inputs}</fieldset>"
 
     parts = [
-        radios("mode", t("position.mode_label"), {m: t(f"position.mode_{m}") for m in ("row", "column")}, mode),
+        radios(
+            "mode",
+            t("position.mode_label"),
+            {m: t(f"position.mode_{m}", matrix=t("position.matrix_s")) for m in ("row", "column")},
+            mode,
+        ),
         radios("scale", t("position.scale_label"), {s: t(f"position.scale_{s}") for s in ("own", "shared")}, "own"),
         f"<label>{html.escape(t('position.opacity'))} "
         '<input type="range" name="opacity" min="0" max="1" step="0.05" value="0.75"></label>',
