@@ -151,8 +151,10 @@ def module_picker(where, modules: dict, state: PickerKeys) -> str:
     def module_label(name: str) -> str:
         record = modules[groups[name][0]]
         heads = sum(head_of(member)[1] != "mean" for member in groups[name])
-        what = record.family or record.kind
-        return f"{name} ({what}, {tr('position.heads', count=heads)})" if heads > 1 else f"{name} ({what})"
+        # the family or kind it was read as; not the dataflow reader's name (the Overview says how each was found)
+        what = [record.family or record.kind] if (record.family or record.kind) != "dataflow" else []
+        parts = what + ([tr("position.heads", count=heads)] if heads > 1 else [])
+        return f"{name} ({', '.join(parts)})" if parts else name
 
     def head_label(name: str) -> str:
         part = head_of(name)[1]

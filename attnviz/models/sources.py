@@ -25,7 +25,7 @@ from attnviz.analysis.forward import Analysis, analyse, analyse_classifier, anal
 from attnviz.capture.interventions import Intervention
 from attnviz.i18n import Phrase
 from attnviz.models.checkpoint import CheckpointError, load_checkpoint, weights_path
-from attnviz.models.imagenet import IMAGENET_MODELS, TRANSFORMER_KINDS, load_imagenet_model
+from attnviz.models.imagenet import IMAGENET_MODELS, RANDOM_WEIGHTS_SEED, TRANSFORMER_KINDS, load_imagenet_model
 from attnviz.models.user import UserModelError, UserModelSpec
 
 __all__ = ["Weights", "LoadedModel", "ModelSource", "CamVidSource", "TimmSource", "UserSource", "SOURCE_KEYS"]
@@ -114,9 +114,8 @@ class TimmSource(ModelSource):
         model, weights = load_imagenet_model(name, self.weights_folder or None)
         transformer = IMAGENET_MODELS[name][0] in TRANSFORMER_KINDS
         maps = "_tokens" if weights.origin == "random" and transformer else ""  # attention maps, not gates
-        return LoadedModel(
-            model.to(device), Weights(Phrase.of(f"sources.weights_{weights.origin}{maps}"), weights.trained)
-        )
+        said = Phrase.of(f"sources.weights_{weights.origin}{maps}", seed=RANDOM_WEIGHTS_SEED)
+        return LoadedModel(model.to(device), Weights(said, weights.trained))
 
     def analyse(self, model: Any, image: np.ndarray, name: str, intervention: Intervention | None = None) -> Analysis:
         return analyse_classifier(model, image, name, intervention=intervention)
