@@ -1,10 +1,10 @@
 """DANet channel attention: the C x C map X, clickable.
 
-The page reads as its contents, called in order at the bottom: the introduction, the formula of the form
-shown, what to notice, the live map, the chosen row (its box, numbers, the worked formula with the features
-it mixes), DANet's fusion of its two modules by a sum (with each branch's size on this photo), "switch it
-off", and the second layer for researchers. attnviz.analysis.views summarises X and reads its rows; the
-functions here lay them out.
+The page reads as its contents, called in order at the bottom: the introduction, the formula of the form shown, what
+to notice, the live map, the chosen row (its box, numbers, the worked formula with the features it mixes), XCiT's
+class attention (where CLS looks) when the model has it, DANet's fusion of its two modules by a sum (with each
+branch's size on this photo), "switch it off", and the second layer for researchers. attnviz.analysis.views
+summarises X and reads its rows; the functions here lay them out.
 
 The live map and the chosen row's parts are fragments (st.fragment) that rerun alone: a click on X (marked at
 once by the live map) reruns the row's parts, the channel box all of them; the sidebar and "switch it off"
@@ -16,13 +16,14 @@ import numpy as np
 import streamlit as st
 
 from attnviz import app
+from attnviz.analysis.tokens import class_attention_layers, class_row
 from attnviz.analysis.views import ChannelMapSummary, ChannelRow, channel_energy, channel_map_summary, channel_row
 from attnviz.app import keys
 from attnviz.capture.records import CrossCovarianceRecord
 from attnviz.kinds import AttentionKind
 from attnviz.models.imagenet import XCIT_KIND
 from attnviz.viz.exports import channel_map_png, vector_csv
-from attnviz.viz.figures import branch_sizes_figure, feature_grid_figure, row_comparison_figure
+from attnviz.viz.figures import attention_map_figure, branch_sizes_figure, feature_grid_figure, row_comparison_figure
 from attnviz.viz.overlays import feature_to_image
 
 BRANCH_SMALL = 0.05  # below this ‖βXA‖ / ‖A‖ on the photo, E is within 5% of A: the mix barely changes it
@@ -218,6 +219,29 @@ def worked_formula_xcit(record: CrossCovarianceRecord, row: ChannelRow) -> None:
     st.markdown(app.t(f"channel_map.numbers_terms_xcit{plain}", argument=argument, log_normaliser=log_z))
 
 
+def class_attention(analysis) -> None:
+    """XCiT's last layers, class attention: only CLS asks, so each head has one row, drawn over the patches (the
+    heads' mean), one chart per layer; none for a model without such layers."""
+    layers = class_attention_layers(analysis.records)
+    if not layers:
+        return
+    first = next(iter(layers.values()))[0]
+    st.subheader(app.t("channel_map.class_title"))
+    height, width = first.key_grid
+    st.markdown(app.t("channel_map.class_text", layers=len(layers), heads=first.heads, height=height, width=width))
+    columns = st.columns(min(len(layers), 3))
+    for index, (layer, heads) in enumerate(layers.items()):
+        row = class_row(heads)
+        figure = attention_map_figure(
+            row.numpy(),
+            app.t("channel_map.class_map_title", layer=layer, share=1 - float(row.sum())),
+            colour_title="S",
+            language=app.language(),
+        )
+        where = columns[index % len(columns)]
+        app.chart(where, figure, key=f"{keys.CLASS_MAP}_{layer}", theme=None, caption=app.figure_caption(layer))
+
+
 def fusion(selection, analysis, record) -> None:
     """DANet's two modules and their sum (Fu et al., CVPR 2019, §3.4 "Attention Module Embedding with
     Networks"): each output passes through a convolution and the two are added. Each branch's size on this
@@ -359,6 +383,7 @@ formula(record)
 what_to_notice(record, summary, energy)
 live_part(selection, analysis.view_only(), module_name, record, summary)
 row_part(selection, record, attention, energy, module, module_name if len(maps) > 1 else None)
+class_attention(analysis)
 fusion(selection, analysis, record)
 app.switch_section(selection, analysis, (AttentionKind.CAM,), context="channel_map")
 with st.expander(app.t("common.for_researchers")):

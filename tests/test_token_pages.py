@@ -1,6 +1,8 @@
 """Transformers from the ImageNet source on the pages (issue 32): each head's map over the photo on the Position
 page, the token layout on the Overview, and a patch grid that covers the photo the page draws on."""
 
+import base64
+import json
 import re
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from tolerances import gamma, softmax_entry_rtol, softmax_row_sum_tolerance
 
 from attnviz.analysis.forward import analyse_classifier
+from attnviz.analysis.tokens import class_attention_layers, class_row
 from attnviz.app import resources
 from attnviz.app.sources import model_source
 from attnviz.capture.records import TokenAttentionRecord
@@ -205,13 +208,17 @@ def test_the_rollout_on_the_position_page_with_its_limits_and_cls_row(monkeypatc
     rolled = analysis.spatial_attention["rollout"]
     assert isinstance(rolled, Rollout) and len(rolled.layers) == 12
     (chart,) = at.get("plotly_chart")
-    import base64
-    import json
-
-    z = json.loads(chart.proto.spec)["data"][0]["z"]  # Plotly's typed array: base64 of little-endian float64
-    drawn = np.frombuffer(base64.b64decode(z["bdata"]), dtype="<f8").reshape(14, 14) if "bdata" in z else np.array(z)
+    drawn = plotted(json.loads(chart.proto.spec)["data"][0]["z"], (14, 14))
     expected = rollout_map(token_layers(analysis.records), 0).numpy()
     assert drawn.shape == (14, 14) and np.allclose(drawn, expected, rtol=0, atol=1e-12)  # the same float64 values
+
+
+def plotted(z, shape) -> np.ndarray:
+    """A heatmap's values as Plotly keeps them: a typed array (base64 of little-endian float32 or float64) or a list."""
+    if not isinstance(z, dict):
+        return np.array(z, dtype=float).reshape(shape)
+    dtype = {"f4": "<f4", "f8": "<f8"}[z.get("dtype", "f8")]
+    return np.frombuffer(base64.b64decode(z["bdata"]), dtype=dtype).reshape(shape).astype(float)
 
 
 def test_xcit_on_the_channel_page_a_layer_and_head_picked_by_link_with_its_own_words(monkeypatch):
@@ -239,6 +246,17 @@ def test_xcit_on_the_channel_page_a_layer_and_head_picked_by_link_with_its_own_w
     argument, log_z = record.softmax_terms(5, partner)
     printed = re.search(r"([-0-9.]+) is the softmax argument of entry j .* and ([-0-9.]+) the row's", text)
     assert [float(v) for v in printed.groups()] == pytest.approx([argument, log_z], abs=5e-4)  # printed to 3 places
+    # its last two layers, class attention: CLS's row over the 14x14 patches, the heads' mean, one chart a layer
+    assert "Where the class token looks (class attention)" in [h.value for h in at.subheader]
+    assert "XCiT ends with 2 layers of **class attention**" in text
+    layers = class_attention_layers(analyse_classifier(model, load_sample(list_samples()[0]).image, arch).records)
+    assert list(layers) == ["cls_attn_blocks.0.attn", "cls_attn_blocks.1.attn"]
+    charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    for layer, heads in layers.items():
+        (spec,) = [spec for spec in charts.values() if spec["layout"]["title"]["text"].startswith(layer + " ·")]
+        expected = class_row(heads).numpy()
+        assert np.allclose(plotted(spec["data"][0]["z"], expected.shape), expected, rtol=0, atol=1e-7)
+        assert f"{1 - expected.sum():.0%} to CLS" in spec["layout"]["title"]["text"]
     at.switch_page("pages/overview.py").run()
     assert "12 cross-covariance attention layers of 4 heads, each a 32x32 map" in " ".join(c.value for c in at.caption)
     at.switch_page("pages/position.py").run()
@@ -250,3 +268,4 @@ def test_xcit_on_the_channel_page_a_layer_and_head_picked_by_link_with_its_own_w
     at.query_params.update(source="timm", model=arch, lang="zh")
     at.switch_page("pages/channel_map.py").run()
     assert not at.exception and at.title[0].value == "XCiT 的交叉协方差注意力：通道如何混合"
+    assert "类别词元在看哪里（类别注意力）" in [h.value for h in at.subheader]

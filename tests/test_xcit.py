@@ -141,6 +141,7 @@ def test_the_class_attention_blocks_are_read_as_token_attention_and_the_channel_
     from timm.models.cait import ClassAttn
 
     from attnviz.analysis.forward import Analysis
+    from attnviz.analysis.tokens import class_attention_layers, class_row
 
     model = xcit(False)
     inputs = {}
@@ -167,6 +168,9 @@ def test_the_class_attention_blocks_are_read_as_token_attention_and_the_channel_
         mine = record.token_rows(torch.tensor([0]))[0].double()
         assert float((mine - exact[0, head, 0]).abs().max()) <= FLOAT64_ATOL
         assert float((record.prefix_row(0).double().flatten() - exact[0, head, 0, 1:]).abs().max()) <= FLOAT64_ATOL
+    (layer,) = [heads for name, heads in class_attention_layers(records).items() if name == "cls_attn_blocks.0.attn"]
+    mean = class_row(layer).double().flatten()  # what the Channel page draws: the heads' mean of CLS's row
+    assert float((mean - exact[0, :, 0, 1:].mean(0)).abs().max()) <= FLOAT64_ATOL
     shown = Analysis("xcit", "cpu", None, None, records, 0.0, None).spatial_attention
     assert not any(key.startswith("cls_attn") for key in shown)
     record = records["blocks.1.attn:head2"]

@@ -21,7 +21,15 @@ import torch
 from attnviz.capture.recorder import split_name
 from attnviz.capture.records import TokenAttentionRecord
 
-__all__ = ["TokenLayout", "token_layout", "prefix_label", "HeadsMean", "with_heads_means"]
+__all__ = [
+    "TokenLayout",
+    "token_layout",
+    "prefix_label",
+    "HeadsMean",
+    "with_heads_means",
+    "class_attention_layers",
+    "class_row",
+]
 
 _PREFIX_LABELS = {"cls": "CLS", "dist": "DIST"}
 
@@ -131,3 +139,21 @@ def with_heads_means(records: dict) -> dict:
         if names and name == names[-1] and len(names) == records[names[0]].heads:
             out[f"{path}:mean" + (f"#{call}" if call else "")] = HeadsMean([records[n] for n in names])
     return out
+
+
+def class_attention_layers(records: dict) -> dict[str, list[TokenAttentionRecord]]:
+    """Layer -> its heads, for the token records with no patch queries: class attention, where the prefix tokens
+    alone ask, over every token (CaiT, Touvron et al., ICCV 2021; XCiT's last layers, El-Nouby et al., NeurIPS
+    2021, sec. 3.3). Such a record has one row per prefix query, not a map per patch (`prefix_row`)."""
+    layers: dict[str, list[TokenAttentionRecord]] = {}
+    for name, record in records.items():
+        if isinstance(record, TokenAttentionRecord) and record.num_pixels == 0 and record.prefix_queries:
+            path, _, call = split_name(name)
+            layers.setdefault(path + (f"#{call}" if call else ""), []).append(record)
+    return layers
+
+
+def class_row(heads: list[TokenAttentionRecord], batch: int = 0) -> torch.Tensor:
+    """The heads' mean of the first prefix token's row (CLS's) over the patch keys, (key_height, key_width): sums
+    to 1 minus the mean share the heads give the prefix keys."""
+    return torch.stack([head.prefix_row(0, batch) for head in heads]).mean(0)

@@ -49,6 +49,7 @@ PAM_HTML = "pam_html"  # the position page's interactive HTML download
 PAM_CSV = "pam_csv"
 PAM_MAP = "pam_map"
 ROLLOUT_MAP = "rollout_map"  # the researchers' layer: CLS's row of the attention rollout
+CLASS_MAP = "class_map"  # the Channel page (XCiT): CLS's row of a class-attention layer, + the layer's path
 PAM_MAP_CHART = "pam_map_chart"  # toggle: the chosen pixel's map as a chart too (off: the live photo shows it)
 PAM_CANVAS = "pam_canvas"  # the live photo (attnviz.app.attention_canvas)
 PAM_VIEWS = "pam_views"  # (panels, photo size, mode) and each pin's PositionView per panel, for the next pin
