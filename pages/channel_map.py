@@ -239,7 +239,7 @@ def class_attention(analysis) -> None:
             language=app.language(),
         )
         where = columns[index % len(columns)]
-        app.chart(where, figure, key=f"{keys.CLASS_MAP}_{layer}", theme=None, caption=app.figure_caption(layer))
+        app.chart(where, figure, key=keys.class_map(layer), theme=None, caption=app.figure_caption(layer))
 
 
 def fusion(selection, analysis, record) -> None:

@@ -8,6 +8,7 @@ nn.Sequential), that a call whose check fails is listed and not drawn, and that 
 only once nothing holds it (attnviz.capture.factor_pool).
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -177,3 +178,96 @@ def test_the_factor_pool_holds_at_most_its_limit_and_drops_idle_blocks_of_other_
 def test_the_factor_pool_leaves_other_devices_to_torch():
     block = factor_pool.factor_storage(2, 3, device="cuda")
     assert block.device.type == "cuda" and factor_pool.pooled_bytes() == factor_pool.pooled_bytes()
+
+
+def test_a_module_added_after_a_capture_is_named_by_its_path():
+    """The recorder keeps a model's module names between captures: a module set afterwards gets its path, not
+    its class and id (found in review)."""
+    torch.manual_seed(0)
+    model = Tokens().eval()
+    with torch.no_grad(), capture(model):
+        model(_photo())
+    model.last = Gate()
+    with torch.no_grad(), capture(model) as rec:
+        model(_photo())
+    assert list(rec) == ["first", "attention:head0", "attention:head1", "last"]
+
+
+class BadGate(nn.Module):
+    """A gate whose first tensor argument is not the features: reading its record fails."""
+
+    def forward(self, aux, features):
+        return features * torch.sigmoid(features.mean((2, 3), keepdim=True))
+
+
+class GateAfterAttention(nn.Module):
+    def __init__(self, fail: bool):
+        super().__init__()
+        self.embed, self.attention, self.gate = nn.Conv2d(3, 16, 4, stride=4), TokenAttention(), BadGate()
+        self.fail = fail
+
+    def forward(self, photo):
+        features = self.gate(torch.zeros(3, 1), self.attention(self.embed(photo)))
+        if self.fail:
+            raise ValueError("the user's own error")
+        return features
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_an_error_in_reading_or_in_the_forward_leaves_no_reader_behind(fail):
+    """A record that cannot be made is noted for its module; the user's own error reaches the user unchanged;
+    either way no mode and no reader stay on this thread once the block ends (found in review)."""
+    from torch.overrides import _get_current_function_mode_stack
+
+    torch.manual_seed(0)
+    model = GateAfterAttention(fail).eval()
+    with pytest.raises(ValueError, match="the user's own error") if fail else contextlib.nullcontext():
+        with torch.no_grad(), capture(model) as rec:
+            model(torch.randn(2, 3, 16, 16))
+    assert _get_current_function_mode_stack() == [] and dataflow._active_reader.get() is None
+    assert list(rec) == ["attention:head0", "attention:head1"]
+    assert [(item.module, item.what.key) for item in rec.skipped] == [("gate", "dataflow.not_drawn.unreadable")]
+
+
+def test_a_pass_that_raised_leaves_no_frame_and_the_next_pass_is_recorded_when_it_returns():
+    class Flaky(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.boom = Tokens(), True
+
+        def forward(self, photo):
+            out = self.inner(photo)
+            if self.boom:
+                self.boom = False
+                raise RuntimeError("boom")
+            return out
+
+    torch.manual_seed(0)
+    model = Flaky().eval()
+    with torch.no_grad(), capture(model) as rec:
+        with pytest.raises(RuntimeError):
+            model(_photo())
+        model(_photo())
+        inside = list(rec)
+        assert dataflow._active_reader.get().frames == []
+    names = ["inner.first", "inner.attention:head0", "inner.attention:head1", "inner.last"]
+    assert inside == names + [name + "#1" for name in names]
+
+
+def test_float64_models_and_a_float64_default_dtype_are_read(monkeypatch):
+    """The check's bound counts the rebuild's float32 arithmetic (a float64 op is no longer 'off'), and the
+    factors are float32 wherever they are made (the pool full, a float64 default dtype; found in review)."""
+    monkeypatch.setattr(factor_pool, "POOL_BYTES", 0)
+    torch.manual_seed(0)
+    model = Tokens().eval()
+    previous = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        with torch.no_grad(), capture(model) as rec:
+            model(_photo().float())
+        assert list(rec) == ["first", "attention:head0", "attention:head1", "last"]
+    finally:
+        torch.set_default_dtype(previous)
+    with torch.no_grad(), capture(model.double()) as rec:
+        model(_photo().double())
+    assert list(rec) == ["first", "attention:head0", "attention:head1", "last"] and not rec.skipped

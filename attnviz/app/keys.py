@@ -49,7 +49,7 @@ PAM_HTML = "pam_html"  # the position page's interactive HTML download
 PAM_CSV = "pam_csv"
 PAM_MAP = "pam_map"
 ROLLOUT_MAP = "rollout_map"  # the researchers' layer: CLS's row of the attention rollout
-CLASS_MAP = "class_map"  # the Channel page (XCiT): CLS's row of a class-attention layer, + the layer's path
+CLASS_MAP = "class_map"  # the Channel page (XCiT): CLS's row of a class-attention layer (`class_map`)
 PAM_MAP_CHART = "pam_map_chart"  # toggle: the chosen pixel's map as a chart too (off: the live photo shows it)
 PAM_CANVAS = "pam_canvas"  # the live photo (attnviz.app.attention_canvas)
 PAM_VIEWS = "pam_views"  # (panels, photo size, mode) and each pin's PositionView per panel, for the next pin
@@ -179,3 +179,8 @@ WORK_OWNER = "work_owner"  # this session's token in the shared work pool (attnv
 def cam_channel_box(channel: int) -> str:
     """The Channel page's number box while row `channel` is chosen (pages/channel_map.channel_box)."""
     return f"cam_channel_box_{channel}"
+
+
+def class_map(layer: str) -> str:
+    """The chart of CLS's row in class-attention layer `layer` (the Channel page, XCiT)."""
+    return f"{CLASS_MAP}_{layer}"

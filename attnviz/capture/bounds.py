@@ -42,9 +42,10 @@ def unit_rows(rows: torch.Tensor, unit: float) -> bool:
 
 
 def unit_roundoff(inp: torch.Tensor, out: torch.Tensor) -> float:
-    """The unit roundoff of the least precise arithmetic the softmax and its energies ran in: the tensors'
-    dtypes, and TF32 (a 10-bit mantissa) for float32 matrix products on a GPU that allows it."""
-    unit = max(torch.finfo(t.dtype).eps / 2 for t in (inp, out))
+    """The unit roundoff of the least precise arithmetic on either side of a check: the op's (its tensors' dtypes,
+    and TF32, a 10-bit mantissa, for float32 matrix products on a GPU that allows it) and the rebuild's, float32
+    (what the records keep): a float64 model's op is then checked against float32 arithmetic's bound."""
+    unit = max(2.0**-24, *(torch.finfo(t.dtype).eps / 2 for t in (inp, out)))
     if inp.is_cuda and inp.dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
         unit = max(unit, 2.0**-11)
     return unit
@@ -144,6 +145,7 @@ def sdpa_error(query, key, bias, rows, rebuilt, spread, seen, unit: float) -> fl
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    tensor = tensor.detach()
     if tensor.device.type == "cpu" and tensor.dtype == torch.float32:
-        return tensor.numpy()  # no copy, no op
-    return tensor.detach().double().cpu().numpy()
+        return tensor.numpy()  # no copy
+    return tensor.double().cpu().numpy()

@@ -7,7 +7,8 @@ call of the forward pass without touching the user's code, and acts only inside 
 claims (our own modules, the timm / torchvision adapters and the families recognised by structure: those and
 everything inside them are left alone, so nothing is drawn twice). The module a call belongs to is the
 innermost module, of a class not defined by torch.nn, whose forward is running (forward hooks keep that stack
-per capture, in the recorder).
+per capture, in the recorder; a childless subclass of a torch.nn normalisation layer, timm's LayerNorm, counts as
+torch.nn's: a gate inside one would be named after its caller).
 
 What it watches, and how it reads it, by shapes only (no names):
 
@@ -427,7 +428,7 @@ def register_frames(modules: list[tuple]) -> list:
     handles = []
     for module, *_ in modules:
         handles.append(module.register_forward_pre_hook(push))
-        handles.append(module.register_forward_hook(pop))
+        handles.append(module.register_forward_hook(pop, always_call=True))  # a forward that raises pops too
     return handles
 
 
@@ -453,15 +454,17 @@ class DataflowReader(TorchFunctionMode):
         return super().__enter__()
 
     def __exit__(self, *exc):
-        if self.unfinished:  # a pass that raised, or a model whose outermost module is not a frame
-            self.flush()
-        _active_reader.reset(self._token)
-        self.frames.clear()
-        self.tracked.clear()
-        self.products.clear()
-        self.queried.clear()
-        self.made.clear()
-        return super().__exit__(*exc)
+        try:
+            if self.unfinished:  # records not made yet (flush never raises: each module's are made apart)
+                self.flush()
+        finally:  # whatever happened, this context is left as it was found: no reader, no mode, no frames
+            _active_reader.reset(self._token)
+            self.frames.clear()
+            self.tracked.clear()
+            self.products.clear()
+            self.queried.clear()
+            self.made.clear()
+            super().__exit__(*exc)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         # called for every op of the forward pass: the common cases first, and no_grad entered only when needed
@@ -506,12 +509,12 @@ class DataflowReader(TorchFunctionMode):
             stack[-1].gates.extend(waiting)  # the caller multiplies, so the caller owns it
         frame.gates = [gate for gate in frame.gates if gate.multiplied is not None]
         if self.switch is None and (self.unfinished or any(isinstance(what, _SdpaRead) for _, what in frame.found)):
+            # kept until the pass returns without what only the pass needed: the input's shape, not its values
+            frame.x = None if frame.x is None else torch.empty(frame.x.shape, device="meta")
+            frame.block_tokens.clear()
             self.unfinished.append((frame, enclosing, self.recorder.reserve()))
             return
-        _resolve_sdpa(frame)
-        before = len(self.recorder)
-        _finish(self.recorder, frame, enclosing)
-        self.confirm_switched(frame, len(self.recorder) - before)
+        self._record(frame, enclosing)
 
     def flush(self) -> None:
         """Record the modules `finish` kept waiting, at the places their returns took (the recorder's tickets). Their
@@ -519,11 +522,24 @@ class DataflowReader(TorchFunctionMode):
         large products, this reader's own small ops ran two to three times slower than in a row (measured with
         perf_counter around them; `python -m attnviz.bench --only transformers` for the whole capture)."""
         unfinished, self.unfinished = self.unfinished, []
-        # called from the outermost module's forward hook, while this mode is on: its ops are this reader's own
-        with torch.no_grad(), torch._C.DisableTorchFunction():
-            for frame, enclosing, ticket in unfinished:
+        for frame, enclosing, ticket in unfinished:
+            self._record(frame, enclosing, ticket)
+
+    def _record(self, frame: _Frame, enclosing: list, ticket: int | None = None) -> None:
+        """`frame`'s SDPA calls checked and its records and notes given to the recorder (at `ticket`'s place). Its
+        ops are this reader's own: run with no torch function mode (this one is on while a module returns), so that
+        none of them is read as the caller's. An error here is noted for the module; it never reaches the forward."""
+        try:
+            with torch.no_grad(), torch._C.DisableTorchFunction():
                 _resolve_sdpa(frame)
+                before = len(self.recorder)
                 _finish(self.recorder, frame, enclosing, ticket=ticket)
+        except Exception as error:  # noqa: BLE001 - reading must never break the user's forward pass
+            note = _not_drawn("unreadable", op="records", error=f"{type(error).__name__}: {error}")
+            self.recorder.skip(frame.module, note, ticket=ticket)
+            return
+        if self.switch is not None:
+            self.confirm_switched(frame, len(self.recorder) - before)
 
     # -- what each call means
 
@@ -1769,14 +1785,13 @@ def _unpermuted(own: tuple[int, ...] | None, enclosing: list) -> tuple[int, ...]
     return own
 
 
-def _finish(recorder: Recorder, frame: _Frame, enclosing: list | None = None, ticket: int | None = None) -> list[_Gate]:
-    """Turn a finished module's softmaxes and gates into records (in call order) and notes; returns the gates
-    that have not multiplied anything yet (the module returned them to its caller)."""
+def _finish(recorder: Recorder, frame: _Frame, enclosing: list | None = None, ticket: int | None = None) -> None:
+    """Turn a finished module's softmaxes and gates into records (in call order) and notes, at `ticket`'s place
+    when given. Its gates that multiplied nothing went to its caller already (`DataflowReader.finish`)."""
     batch = frame.x.shape[0] if frame.x is not None and frame.x.dim() > 0 else 1
     own = _unpermuted(tuple(frame.x.shape) if frame.x is not None else None, enclosing or [])
     found = list(frame.found)
     halves: dict[str, torch.Tensor] = {}
-    waiting = [gate for gate in frame.gates if gate.multiplied is None]
     for gate in frame.gates:
         if gate.multiplied is None:
             continue
@@ -1807,4 +1822,3 @@ def _finish(recorder: Recorder, frame: _Frame, enclosing: list | None = None, ti
         recorder.add(frame.module, record, part=part if len(found) > 1 else "", ticket=ticket)
     for what in frame.skipped:
         recorder.skip(frame.module, what, ticket=ticket)
-    return waiting

@@ -67,7 +67,7 @@ def factor_storage(*shape: int, device: torch.device | str = "cpu") -> torch.Ten
     (or a new one while the pool holds less than `POOL_BYTES`), else `torch.empty`."""
     size = math.prod(shape)
     if (device.type if isinstance(device, torch.device) else torch.device(device).type) != "cpu" or size == 0:
-        return torch.empty(shape, device=device)
+        return torch.empty(shape, device=device, dtype=torch.float32)
     with _lock:
         blocks = _blocks.get(size, [])
         for index in range(len(blocks)):
@@ -78,4 +78,4 @@ def factor_storage(*shape: int, device: torch.device | str = "cpu") -> torch.Ten
             _blocks.setdefault(size, []).append(block)
             _held[0] += block.nbytes
             return torch.from_numpy(block).view(shape)
-    return torch.empty(shape)
+    return torch.empty(shape, dtype=torch.float32)

@@ -84,9 +84,9 @@ class Recorder(Mapping):
         if self._names is None:
             self._names = _names_in(self._model) if self._model is not None else {}
         name = self._names.get(id(module))
-        if name is not None and id(module) not in self._named:
-            if not _still_at(self._model, name, module):
-                self._names = _names_in(self._model, fresh=True)  # the model changed since the names were kept
+        if id(module) not in self._named and self._model is not None:
+            if name is None or not _still_at(self._model, name, module):  # the model changed since they were kept
+                self._names = _names_in(self._model, fresh=True)
                 name = self._names.get(id(module))
             self._named.add(id(module))
         return name if name is not None else f"{type(module).__name__}@{id(module):x}"

@@ -84,7 +84,7 @@ _surveyed_lock = threading.Lock()
 def structure_key(model: nn.Module) -> tuple:
     """Everything a survey reads, as one value, to survey a model once for every capture (each capture attaches
     its readers anew): every module's identity, class, children's names, parameters' and buffers' identities
-    and plain attributes (numbers, strings, tuples of them: a pooling's output size, a kernel size), the
+    and plain attributes (numbers, strings, tuples or lists of them: a pooling's output size, a kernel size), the
     families known. A module, parameter or buffer replaced, or such an attribute set, gives a new key; a
     tensor's values changed in place never change what a survey finds. The readers' plan of hooks is kept by the
     same key (attnviz.capture.readers)."""
@@ -95,9 +95,10 @@ def structure_key(model: nn.Module) -> tuple:
         parts += map(id, module._buffers.values())
         for name, value in module.__dict__.items():
             if name[0] != "_" and (
-                isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value))
+                isinstance(value, _PLAIN)
+                or (isinstance(value, (tuple, list)) and all(isinstance(v, _PLAIN) for v in value))
             ):
-                parts += (name, value)
+                parts += (name, tuple(value) if isinstance(value, list) else value)
     return tuple(parts)
 
 
