@@ -130,7 +130,9 @@ def sdpa_error(query, key, bias, rows, rebuilt, spread, seen, unit: float) -> fl
     product of |Q| and |K|; plus the bias's rounding), and gamma_Nk on each side's sum of S_ij v_j, so
     |diff_ic| <= (rtol_i + 2 gamma_Nk) (S |V|)_ic (`spread`). Bounds from maxima over a whole tensor (max|k|,
     max|v|) were cheaper, and let a 10% error of the scale pass wherever one channel of k and one of v were large
-    (as ViTs' are). The bound's arithmetic on these small results (R rows per head) runs in numpy, in float64."""
+    (as ViTs' are). Cauchy-Schwarz is looser where one key is far longer than the others (an attention sink):
+    with one key 30x the others' length, a 1% wrong scale is still rejected, 0.1% no longer is. The bound's
+    arithmetic on these small results (R rows per head) runs in numpy, in float64."""
     picked = query[:, :, rows]
     lengths = torch.linalg.vector_norm(picked, dim=-1) * torch.linalg.vector_norm(key, dim=-1).amax(-1, keepdim=True)
     rebuilt, spread, lengths, seen = (_numpy(t) for t in (rebuilt, spread, lengths, seen))
