@@ -228,18 +228,21 @@ def class_attention(analysis) -> None:
     first = next(iter(layers.values()))[0]
     st.subheader(app.t("channel_map.class_title"))
     height, width = first.key_grid
-    st.markdown(app.t("channel_map.class_text", layers=len(layers), heads=first.heads, height=height, width=width))
+    tokens = first.baseline  # every key token: CLS and the patches
+    words = dict(layers=len(layers), heads=first.heads, height=height, width=width, tokens=tokens)
+    st.markdown(app.t("channel_map.class_text", **words))
     columns = st.columns(min(len(layers), 3))
     for index, (layer, heads) in enumerate(layers.items()):
         row = class_row(heads)
+        title = app.t(
+            "channel_map.class_map_title", layer=layer, share=1 - float(row.sum()), ratio=float(row.max()) * tokens
+        )
         figure = attention_map_figure(
-            row.numpy(),
-            app.t("channel_map.class_map_title", layer=layer, share=1 - float(row.sum())),
-            colour_title="S",
-            language=app.language(),
+            row.numpy(), title, colour_title=app.t("channel_map.class_colour"), language=app.language()
         )
         where = columns[index % len(columns)]
-        app.chart(where, figure, key=keys.class_map(layer), theme=None, caption=app.figure_caption(layer))
+        caption = app.figure_caption(app.t("channel_map.class_colour"))
+        app.chart(where, figure, key=keys.class_map(layer), theme=None, caption=caption)
 
 
 def fusion(selection, analysis, record) -> None:

@@ -219,25 +219,17 @@ def module_notes(record) -> None:
         st.caption(t("position.found", family=record.family, error=record.max_error))
 
 
-def matrix_name(record) -> str:
-    """The catalog key of what the map's rows and columns belong to: S, or the heads' mean, or the rollout (neither
-    of the last two is an S any module computed)."""
-    if isinstance(record, HeadsMean):
-        return "position.matrix_mean"
-    return "position.matrix_rollout" if isinstance(record, Rollout) else "position.matrix_s"
-
-
-def controls(others: dict, record) -> tuple[str, str, str, float]:
+def controls(others: dict) -> tuple[str, str, str, float]:
     """(mode, what is shown beside, colour scale, opacity), from the row of controls above the photo."""
     tr = app.bound_t()  # the options' texts in this run's language, whenever Streamlit formats them
     columns = st.columns([3, 3, 2, 2])
     app.apply_link("mode", keys.PAM_MODE, MODES, what=t("position.link_mode"))
-    matrix = matrix_name(record)
     mode = columns[0].radio(
         t("position.mode_label"),
         MODES,
         key=keys.PAM_MODE,
-        format_func=lambda name: tr(f"position.mode_{name}", matrix=tr(matrix)),
+        format_func=lambda name: tr(f"position.mode_{name}"),  # the same labels for every map: a label that
+        # changed with the map (S, the heads' mean) made Streamlit draw the radio anew with nothing chosen
         on_change=rerun_all_parts,
     )
     app.apply_link("beside", keys.PAM_COMPARE, list(others), what=t("position.link_beside"))
@@ -727,7 +719,7 @@ def live_part(selection, analysis, module_name: str, record, others: dict) -> No
     """The controls, the live photo and its download: what a control changes. A fragment: its payload is not
     sent again while it reruns (attnviz.app.attention_canvas), and a pin does not rerun it."""
     app.continue_run(selection)
-    mode, beside, scale, opacity = controls(others, record)
+    mode, beside, scale, opacity = controls(others)
     pins, pixel, _ = app.pinned_pixels(selection.image.shape[:2], selection.image_key, keys.PAM_CLICK)
     panels = shown_panels(selection, module_name, record, others, beside)
     live_view(selection, panels, pins, pixel, mode, scale, opacity)

@@ -217,7 +217,7 @@ def test_a_link_restores_model_photo_pixel_and_mode():
     at = _linked({"model": "danet-none", "photo": photo, "x": "100", "y": "200", "mode": "column"}, "pages/position.py")
     assert at.selectbox(key="model").value == "danet-none" and at.selectbox(key="sample").value == photo
     mode = at.radio(key="pam_mode")  # the option's key, its text from the catalog
-    assert mode.value == "column" and mode.options[1] == "who attends to it (column i of S)"
+    assert mode.value == "column" and mode.options[1] == "who attends to it (column i)"
     assert "x = 100, y = 200 in the photo" in _text(at)
     assert not at.toast
     # the address bar follows the view

@@ -82,7 +82,7 @@ def test_a_link_restores_the_view_and_the_csv_download_holds_the_library_numbers
         "inputs => inputs.map(i => i.value)"
     )
     assert chosen == ["danet-none", photo]
-    assert page.get_by_role("radio", name="who attends to it (column i of S)").is_checked()
+    assert page.get_by_role("radio", name="who attends to it (column i)").is_checked()
     assert "mode=column" in page.url and "x=100" in page.url  # the address bar keeps the view
 
     with page.expect_download() as download:

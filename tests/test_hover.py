@@ -136,7 +136,7 @@ def test_hover_computes_the_librarys_rows_in_the_page_and_sends_nothing(server, 
     _server_quiet_since(page, sent)
     assert box == page.locator(".stack").first.bounding_box()  # nothing moved: no rerun redrew the page
     # column mode: who attends to the hovered pixel; the readout says column, not row, statistics
-    page.get_by_text("who attends to it (column i of S)").click()
+    page.get_by_text("who attends to it (column i)").click()
     _settled(page)
     (shown,) = _hover(page, POINTS[1])
     _assert_view_equals_library(shown, record, image_hw, mode="column")

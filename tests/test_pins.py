@@ -87,7 +87,7 @@ def test_a_pin_reruns_only_the_numbers_and_receives_under_20_kib_and_a_control_n
     # a control reruns the live photo's part, whose payload (photo, Q, K, L: about 350 KB) comes back as a
     # reference to the browser's copy (Streamlit's forward-message cache), not again
     before = page.evaluate("window.__received.bytes")
-    page.get_by_text("who attends to it (column i of S)").click()
+    page.get_by_text("who attends to it (column i)").click()
     page.get_by_text("Column i sums to").first.wait_for()
     settled(page, TIMEOUT_MS, start_wait_ms=200, quiet_ms=200)
     control = page.evaluate("window.__received.bytes") - before

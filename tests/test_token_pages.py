@@ -248,7 +248,7 @@ def test_xcit_on_the_channel_page_a_layer_and_head_picked_by_link_with_its_own_w
     assert [float(v) for v in printed.groups()] == pytest.approx([argument, log_z], abs=5e-4)  # printed to 3 places
     # its last two layers, class attention: CLS's row over the 14x14 patches, the heads' mean, one chart a layer
     assert "Where the class token looks (class attention)" in [h.value for h in at.subheader]
-    assert "XCiT ends with 2 layers of **class attention**" in text
+    assert "XCiT ends with 2 layers of **class attention**" in text and "1/197" in text
     layers = class_attention_layers(analyse_classifier(model, load_sample(list_samples()[0]).image, arch).records)
     assert list(layers) == ["cls_attn_blocks.0.attn", "cls_attn_blocks.1.attn"]
     charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
@@ -256,7 +256,9 @@ def test_xcit_on_the_channel_page_a_layer_and_head_picked_by_link_with_its_own_w
         (spec,) = [spec for spec in charts.values() if spec["layout"]["title"]["text"].startswith(layer + " ·")]
         expected = class_row(heads).numpy()
         assert np.allclose(plotted(spec["data"][0]["z"], expected.shape), expected, rtol=0, atol=1e-7)
-        assert f"{1 - expected.sum():.0%} to CLS" in spec["layout"]["title"]["text"]
+        title = spec["layout"]["title"]["text"]
+        assert f"CLS keeps {1 - expected.sum():.1%}" in title
+        assert f"largest {expected.max() * 197:.2f}x uniform" in title
     at.switch_page("pages/overview.py").run()
     assert "12 cross-covariance attention layers of 4 heads, each a 32x32 map" in " ".join(c.value for c in at.caption)
     at.switch_page("pages/position.py").run()

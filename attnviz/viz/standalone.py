@@ -188,7 +188,7 @@ def _controls(mode: str, several: bool, t) -> str:
         radios(
             "mode",
             t("position.mode_label"),
-            {m: t(f"position.mode_{m}", matrix=t("position.matrix_s")) for m in ("row", "column")},
+            {m: t(f"position.mode_{m}") for m in ("row", "column")},
             mode,
         ),
         radios("scale", t("position.scale_label"), {s: t(f"position.scale_{s}") for s in ("own", "shared")}, "own"),
